@@ -1,0 +1,13 @@
+//! The SIP gateway: the only part of dialcrm that speaks to VoIP providers.
+//!
+//! It owns SIP signalling towards trunks and RTP media. It does not depend on
+//! the CRM: what crosses into it is a `DialRequest` (number, caller ID, trunk,
+//! ring timeout, opaque call reference) and nothing else.
+//!
+//! - [`sip`]: sans-IO SIP: message parsing, transactions, dialogs, digest
+//!   authentication and SDP offer/answer.
+//! - [`media`]: sans-IO RTP: packets, G.711, DTMF events, relaying between
+//!   legs, and recording.
+
+pub mod media;
+pub mod sip;

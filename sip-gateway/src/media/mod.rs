@@ -1,0 +1,1 @@
+//! Sans-IO RTP media: packets, codecs, relaying and recording.
