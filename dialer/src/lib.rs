@@ -2,3 +2,5 @@
 //!
 //! Its cores (pacer, compliance ledger, calling hours) are sans-IO state
 //! machines: inputs and the current `Instant` go in, orders come out.
+
+pub mod compliance;
