@@ -1,7 +1,10 @@
 //! Sans-IO RTP media: packets, codecs, relaying and recording.
 
+pub mod dtmf;
 pub mod g711;
 pub mod rtp;
+pub mod tone;
 
+pub use dtmf::{Dtmf, DtmfDetector};
 pub use g711::G711;
 pub use rtp::{RtpBuilder, RtpError, RtpHeader, RtpPacket};
