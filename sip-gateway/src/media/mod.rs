@@ -2,9 +2,11 @@
 
 pub mod dtmf;
 pub mod g711;
+pub mod relay;
 pub mod rtp;
 pub mod tone;
 
 pub use dtmf::{Dtmf, DtmfDetector};
 pub use g711::G711;
+pub use relay::{PayloadTypeMap, Relay, RelayConfig, RelayError, SourceId};
 pub use rtp::{RtpBuilder, RtpError, RtpHeader, RtpPacket};
