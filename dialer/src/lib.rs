@@ -4,3 +4,4 @@
 //! machines: inputs and the current `Instant` go in, orders come out.
 
 pub mod compliance;
+pub mod hours;
