@@ -1,1 +1,23 @@
-pub fn placeholder() {}
+//! The CRM: accounts, users, contacts, lists, campaigns, call attempts,
+//! interactions, suppression and the audit log, kept in one [`Store`].
+//!
+//! - [`model`] holds the domain types every other crate speaks in.
+//! - [`store`] is the single storage API with two backends, SQLite (the
+//!   embedded default) and PostgreSQL; the URL scheme picks one. Every method
+//!   that touches customer data takes the caller's [`model::AccountId`] and
+//!   scopes its query by it, so one account can never reach another's rows.
+//! - [`password`] hashes and verifies passwords with argon2id.
+//! - [`privacy`] holds the keyed hash that keeps an erased number suppressed.
+//! - [`demo`] seeds the demo account a first start creates.
+
+pub mod demo;
+pub mod error;
+pub mod model;
+pub mod password;
+pub mod privacy;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::StoreError;
+pub use store::{Backend, Store};

@@ -1,0 +1,52 @@
+//! The audit log: who did what, to what, from where.
+
+use chrono::{DateTime, Utc};
+
+use super::rows::AuditRow;
+use super::{on_pool, Store};
+use crate::model::{AccountId, Actor, AuditEntry};
+use crate::StoreError;
+
+impl Store {
+    /// Writes one audit entry.
+    pub async fn audit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        target: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO audit_log (account_id, user_id, action, target, ip, user_agent, \
+             occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        )
+        .bind(actor.account_id.map(|a| a.0))
+        .bind(actor.user_id.map(|u| u.0))
+        .bind(action)
+        .bind(target)
+        .bind(&actor.ip)
+        .bind(&actor.user_agent)
+        .bind(now)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Returns the account's most recent audit entries, newest first.
+    pub async fn audit_entries(
+        &self,
+        account: AccountId,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows: Vec<AuditRow> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT account_id, user_id, action, target, ip, user_agent, occurred_at \
+             FROM audit_log WHERE account_id = $1 ORDER BY occurred_at DESC, id DESC LIMIT $2"
+        )
+        .bind(account.0)
+        .bind(limit.clamp(0, 10_000))
+        .fetch_all(pool)
+        .await?);
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+}

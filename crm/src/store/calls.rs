@@ -1,0 +1,194 @@
+//! Call attempts and interactions.
+
+use chrono::{DateTime, Utc};
+
+use super::rows::{AttemptRow, InteractionRow};
+use super::{on_pool, Store};
+use crate::model::{
+    AccountId, AttemptId, CallAttempt, CampaignId, ContactId, Interaction, InteractionId,
+    NewInteraction,
+};
+use crate::StoreError;
+
+const ATTEMPT_COLUMNS: &str = "id, account_id, call_ref, campaign_id, contact_id, started_at, \
+     answered_at, ended_at, outcome";
+const INTERACTION_COLUMNS: &str =
+    "id, account_id, contact_id, user_id, attempt_id, kind, disposition, notes, occurred_at";
+
+impl Store {
+    /// Records a call being placed under an opaque call reference.
+    pub async fn create_attempt(
+        &self,
+        account: AccountId,
+        call_ref: &str,
+        campaign: Option<CampaignId>,
+        contact: Option<ContactId>,
+        now: DateTime<Utc>,
+    ) -> Result<CallAttempt, StoreError> {
+        if let Some(c) = contact {
+            // A foreign contact id must not be linkable into this account.
+            self.contact(account, c).await?;
+        }
+        if let Some(c) = campaign {
+            self.campaign(account, c).await?;
+        }
+        let sql = format!(
+            "INSERT INTO call_attempts (account_id, call_ref, campaign_id, contact_id, started_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING {ATTEMPT_COLUMNS}"
+        );
+        let row: AttemptRow = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(account.0)
+            .bind(call_ref)
+            .bind(campaign.map(|c| c.0))
+            .bind(contact.map(|c| c.0))
+            .bind(now)
+            .fetch_one(pool)
+            .await?);
+        Ok(row.into())
+    }
+
+    /// Returns the attempt with this call reference.
+    pub async fn attempt_by_ref(
+        &self,
+        account: AccountId,
+        call_ref: &str,
+    ) -> Result<CallAttempt, StoreError> {
+        let sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM call_attempts WHERE call_ref = $1 AND account_id = $2"
+        );
+        let row: AttemptRow = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(call_ref)
+            .bind(account.0)
+            .fetch_one(pool)
+            .await?);
+        Ok(row.into())
+    }
+
+    /// Marks an attempt answered.
+    pub async fn mark_answered(
+        &self,
+        account: AccountId,
+        id: AttemptId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let n = on_pool!(self, |pool| sqlx::query(
+            "UPDATE call_attempts SET answered_at = $1 WHERE id = $2 AND account_id = $3"
+        )
+        .bind(at)
+        .bind(id.0)
+        .bind(account.0)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Marks an attempt ended with its outcome.
+    pub async fn mark_ended(
+        &self,
+        account: AccountId,
+        id: AttemptId,
+        outcome: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let n = on_pool!(self, |pool| {
+            sqlx::query(
+            "UPDATE call_attempts SET ended_at = $1, outcome = $2 WHERE id = $3 AND account_id = $4"
+        )
+        .bind(at)
+        .bind(outcome)
+        .bind(id.0)
+        .bind(account.0)
+        .execute(pool)
+        .await?
+        .rows_affected()
+        });
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Returns a contact's attempts, oldest first.
+    pub async fn attempts_for_contact(
+        &self,
+        account: AccountId,
+        contact: ContactId,
+    ) -> Result<Vec<CallAttempt>, StoreError> {
+        let sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM call_attempts WHERE contact_id = $1 AND account_id = $2 \
+             ORDER BY started_at, id"
+        );
+        let rows: Vec<AttemptRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(contact.0)
+            .bind(account.0)
+            .fetch_all(pool)
+            .await?);
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Records an interaction with a contact of the account.
+    pub async fn record_interaction(
+        &self,
+        account: AccountId,
+        new: &NewInteraction,
+        now: DateTime<Utc>,
+    ) -> Result<Interaction, StoreError> {
+        self.contact(account, new.contact_id).await?;
+        let sql = format!(
+            "INSERT INTO interactions (account_id, contact_id, user_id, attempt_id, kind, \
+             disposition, notes, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             RETURNING {INTERACTION_COLUMNS}"
+        );
+        let row: InteractionRow = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(account.0)
+            .bind(new.contact_id.0)
+            .bind(new.user_id.map(|u| u.0))
+            .bind(new.attempt_id.map(|a| a.0))
+            .bind(&new.kind)
+            .bind(&new.disposition)
+            .bind(&new.notes)
+            .bind(now)
+            .fetch_one(pool)
+            .await?);
+        Ok(row.into())
+    }
+
+    /// Returns a contact's interactions, oldest first.
+    pub async fn interactions_for_contact(
+        &self,
+        account: AccountId,
+        contact: ContactId,
+    ) -> Result<Vec<Interaction>, StoreError> {
+        let sql = format!(
+            "SELECT {INTERACTION_COLUMNS} FROM interactions \
+             WHERE contact_id = $1 AND account_id = $2 ORDER BY occurred_at, id"
+        );
+        let rows: Vec<InteractionRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(contact.0)
+            .bind(account.0)
+            .fetch_all(pool)
+            .await?);
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Returns one interaction of the account.
+    pub async fn interaction(
+        &self,
+        account: AccountId,
+        id: InteractionId,
+    ) -> Result<Interaction, StoreError> {
+        let sql = format!(
+            "SELECT {INTERACTION_COLUMNS} FROM interactions WHERE id = $1 AND account_id = $2"
+        );
+        let row: InteractionRow = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(id.0)
+            .bind(account.0)
+            .fetch_one(pool)
+            .await?);
+        Ok(row.into())
+    }
+}
