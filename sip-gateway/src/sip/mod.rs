@@ -7,8 +7,10 @@
 //! - [`digest`]: answers to 401/407 digest challenges (MD5, SHA-256).
 //! - [`sdp`]: G.711 and telephone-event offer/answer.
 
+pub mod dialog;
 pub mod digest;
 pub mod message;
+pub mod outbound;
 pub mod parse;
 pub mod sdp;
 pub mod transaction;
