@@ -333,6 +333,49 @@ mod tests {
         assert_eq!(digits[1].duration, Duration::from_millis(80));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn one_event_per_press_despite_repeats_and_lost_packets(
+            presses in proptest::collection::vec(
+                (0u8..16, 2u64..20, proptest::collection::vec(0u8..4, 0..30)),
+                1..10,
+            ),
+        ) {
+            let t0 = Instant::now();
+            let mut det = DtmfDetector::new(8000);
+            let mut now = t0;
+            let mut expected = Vec::new();
+            for (k, (event, frames, fate)) in presses.iter().enumerate() {
+                let digit = event_to_digit(*event).unwrap();
+                expected.push(digit);
+                let duration = MS20 * *frames as u32;
+                let packets = encode_digit(digit, duration, MS20, 8000, 10).unwrap();
+                for (i, p) in packets.iter().enumerate() {
+                    now += MS20;
+                    // 0: lost, 1: once, 2 and 3: repeated.
+                    let copies = fate.get(i).copied().unwrap_or(1);
+                    for _ in 0..copies {
+                        det.handle_packet(k as u32 * 80_000, &p.payload, now).unwrap();
+                    }
+                }
+                now += Duration::from_secs(1);
+                det.handle_timeout(now);
+            }
+            let got: Vec<char> = std::iter::from_fn(|| det.poll_event()).map(|d| d.digit).collect();
+            // A press whose every packet was lost cannot be seen.
+            let seen: Vec<char> = presses
+                .iter()
+                .zip(&expected)
+                .filter(|((_, frames, fate), _)| {
+                    let n = *frames as usize + 2;
+                    (0..n).any(|i| fate.get(i).copied().unwrap_or(1) > 0)
+                })
+                .map(|(_, d)| *d)
+                .collect();
+            proptest::prop_assert_eq!(got, seen);
+        }
+    }
+
     #[test]
     fn ignores_flash_and_rejects_bad_digits() {
         let t0 = Instant::now();

@@ -1,4 +1,15 @@
 //! Sans-IO RTP media: packets, codecs, relaying and recording.
+//!
+//! Incoming datagrams pass the [`latch`] (which learns where to send and
+//! notices dead media), are viewed as [`rtp`] packets, and go through a
+//! [`relay`] per outgoing leg that keeps that leg's stream continuous across
+//! bridges. A [`playback`] player is just another relay source. [`dtmf`]
+//! turns telephone events into key presses; [`recorder`] writes both sides
+//! to a stereo WAV off the forwarding path, lined up by [`align`]. [`g711`]
+//! and [`tone`] are the small signal pieces underneath.
+//!
+//! Nothing here reads the clock or touches a socket; the one thread is the
+//! recorder's WAV writer.
 
 pub mod align;
 pub mod dtmf;
