@@ -253,11 +253,18 @@ impl Relay {
         state.highest_timestamp = input.timestamp;
         self.source = Some(state);
         self.next_sequence = out.sequence.wrapping_add(1);
-        self.last_sent = Some(LastSent {
-            timestamp: out.timestamp,
-            at: now,
-            frame,
-        });
+        match &mut self.last_sent {
+            // Telephone-event packets repeat their start timestamp; keeping
+            // the start's arrival time lets a source change skip the event.
+            Some(last) if last.timestamp == out.timestamp => last.frame = frame,
+            last => {
+                *last = Some(LastSent {
+                    timestamp: out.timestamp,
+                    at: now,
+                    frame,
+                })
+            }
+        }
     }
 
     fn clock_units(&self, d: Duration) -> u32 {

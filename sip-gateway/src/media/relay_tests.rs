@@ -66,6 +66,22 @@ fn source_change_continues_the_stream_and_sets_the_marker() {
 }
 
 #[test]
+fn a_source_change_after_a_key_press_starts_after_the_event() {
+    let mut r = relay();
+    let t0 = Instant::now();
+    let mut p = packet(0, 1, 0, 7);
+    let audio = r.relay(A, &mut p, t0).unwrap();
+    // A 200 ms event: eleven packets sharing the start timestamp 160.
+    for i in 0..11u16 {
+        let mut p = packet(101, 2 + i, 160, 7);
+        r.relay(A, &mut p, t0 + MS20 * u32::from(i + 1)).unwrap();
+    }
+    let mut p = packet(0, 9000, 0, 8);
+    let next = r.relay(B, &mut p, t0 + MS20 * 12).unwrap();
+    assert_eq!(next.timestamp, audio.timestamp.wrapping_add(160 + 160 * 11));
+}
+
+#[test]
 fn losses_stay_visible_and_late_packets_map_into_place() {
     let mut r = relay();
     let t0 = Instant::now();
