@@ -6,7 +6,11 @@
 //! - [`transaction`]: RFC 3261 client and server transactions with their timers.
 //! - [`digest`]: answers to 401/407 digest challenges (MD5, SHA-256).
 //! - [`sdp`]: G.711 and telephone-event offer/answer.
+//! - [`outbound`]: INVITE, OPTIONS and REGISTER towards a trunk, from a header whitelist.
+//! - [`dialog`]: the dialog a 2xx creates: ACK, BYE, in-dialog answers; CANCEL.
+//! - [`call`]: the per-call state machine the gateway shell drives, built on all of the above.
 
+pub mod call;
 pub mod dialog;
 pub mod digest;
 pub mod message;
@@ -15,5 +19,6 @@ pub mod parse;
 pub mod sdp;
 pub mod transaction;
 
+pub use call::{Call, CallEvent, CallParams, EndCause};
 pub use message::{OutgoingRequest, OutgoingResponse, Transmit, Transport};
 pub use parse::{parse_message, ParseError};
