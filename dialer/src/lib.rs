@@ -5,4 +5,5 @@
 
 pub mod compliance;
 pub mod hours;
+pub mod pacer;
 pub mod zone;

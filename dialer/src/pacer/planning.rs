@@ -1,0 +1,118 @@
+//! How many lines each mode opens.
+
+use super::model::{lines_to_open, Plan};
+use super::*;
+
+impl Pacer {
+    /// Orders whatever lines the mode calls for now.
+    pub(super) fn plan(&mut self, now: Instant) {
+        if let Some(until) = self.starved_until {
+            if now < until {
+                return;
+            }
+            self.starved_until = None;
+        }
+        match self.config.mode {
+            Mode::Preview => {}
+            Mode::Progressive => self.plan_progressive(now),
+            Mode::Predictive => self.plan_predictive(now),
+        }
+    }
+
+    /// Gives every Ready agent without a line one reserved line.
+    fn plan_progressive(&mut self, now: Instant) {
+        let mut uncovered: Vec<(Instant, AgentId)> = self
+            .agents
+            .iter()
+            .filter(|(_, a)| a.state == AgentState::Ready && a.line.is_none())
+            .map(|(&id, a)| (a.since, id))
+            .collect();
+        uncovered.sort_unstable();
+        let limit = self.line_limit();
+        let mut in_flight = self.lines_in_flight();
+        for (_, agent) in uncovered {
+            // A line orphaned by an agent who paused covers the next one.
+            let orphan = self.lines.iter_mut().find(|(_, l)| {
+                l.reserved.is_none() && matches!(l.state, LineState::Ordered | LineState::Ringing)
+            });
+            if let Some((&id, line)) = orphan {
+                line.reserved = Some(agent);
+                if let Some(a) = self.agents.get_mut(&agent) {
+                    a.line = Some(id);
+                }
+                continue;
+            }
+            if in_flight >= limit {
+                return;
+            }
+            self.order(Some(agent), now);
+            in_flight += 1;
+        }
+    }
+
+    /// Opens unreserved lines as the model allows.
+    fn plan_predictive(&mut self, now: Instant) {
+        let pending = self.lines_in_flight();
+        let limit = self.line_limit();
+        if pending >= limit {
+            return;
+        }
+        let free_agents = self
+            .agents
+            .values()
+            .filter(|a| a.state == AgentState::Ready && a.line.is_none())
+            .count();
+        let waiting = self
+            .lines
+            .values()
+            .filter(|l| matches!(l.state, LineState::Waiting { .. }))
+            .count();
+        let free = free_agents as i64 - waiting as i64;
+        let at_least = usize::try_from(free).unwrap_or(0).saturating_sub(pending);
+        let at_most = limit - pending;
+        let target = self.planning_target();
+        let estimates = self.history.estimates(self.config.min_history);
+        let count = match estimates {
+            Some(est) if target > 0.0 => {
+                let soon_free: Vec<f64> = self
+                    .agents
+                    .values()
+                    .filter_map(|a| match a.state {
+                        AgentState::WrapUp => Some(est.wrap_free()),
+                        AgentState::InCall => Some(est.call_free()),
+                        _ => None,
+                    })
+                    .collect();
+                let plan = Plan {
+                    pending,
+                    free,
+                    soon_free: &soon_free,
+                    target,
+                    at_least,
+                    at_most,
+                };
+                lines_to_open(&plan, est.answer)
+            }
+            _ => at_least.min(at_most),
+        };
+        for _ in 0..count {
+            self.order(None, now);
+        }
+    }
+
+    /// Returns the share of live answers the planner may expect to abandon now.
+    fn planning_target(&self) -> f64 {
+        if self.compliance.headroom() == 0 {
+            return 0.0;
+        }
+        let target = self.config.target.fraction();
+        let rate = self.compliance.worst_rate();
+        let slow_from = target * self.config.backoff_from;
+        let scale = if rate <= slow_from {
+            1.0
+        } else {
+            ((target - rate) / (target - slow_from)).clamp(0.0, 1.0)
+        };
+        target * self.config.safety * scale
+    }
+}

@@ -1,0 +1,392 @@
+use super::*;
+use crate::compliance::Counts;
+use proptest::prelude::*;
+
+struct Harness {
+    pacer: Pacer,
+    start: Instant,
+    now: Instant,
+}
+
+impl Harness {
+    fn new(mode: Mode) -> Self {
+        let start = Instant::now();
+        let config = PacerConfig {
+            mode,
+            ..PacerConfig::default()
+        };
+        Self {
+            pacer: Pacer::new(config, start),
+            start,
+            now: start,
+        }
+    }
+
+    fn at(&mut self, secs: f64) {
+        self.now = self.start + Duration::from_secs_f64(secs);
+    }
+
+    fn input(&mut self, input: PacerInput) {
+        self.pacer.handle_input(input, self.now);
+    }
+
+    fn agent(&mut self, id: u64, state: AgentState) {
+        self.input(PacerInput::Agent {
+            agent: AgentId(id),
+            state,
+        });
+    }
+
+    fn call(&mut self, line: LineId, event: CallEvent) {
+        self.input(PacerInput::Call { line, event });
+    }
+
+    fn orders(&mut self) -> Vec<DialOrder> {
+        std::iter::from_fn(|| self.pacer.poll_dial()).collect()
+    }
+
+    fn events(&mut self) -> Vec<PacerEvent> {
+        std::iter::from_fn(|| self.pacer.poll_event()).collect()
+    }
+
+    fn healthy_ledger(&mut self) {
+        let counts = Counts {
+            live: 1_000,
+            abandoned: 0,
+        };
+        let snapshot = ComplianceSnapshot {
+            target: AbandonTarget::default(),
+            day: counts,
+            month: counts,
+        };
+        self.input(PacerInput::Compliance(snapshot));
+    }
+
+    /// Gives the pacer a history of 100 results, one in four answered live.
+    fn learn(&mut self) {
+        for i in 0..100u64 {
+            let line = self.pacer.next_line;
+            self.pacer.order(None, self.now);
+            let event = if i % 4 == 0 {
+                CallEvent::AnsweredLive
+            } else {
+                CallEvent::NoAnswer
+            };
+            self.call(LineId(line), event);
+            self.call(
+                LineId(line),
+                CallEvent::Ended {
+                    talk: Duration::from_secs(90),
+                },
+            );
+        }
+        self.orders();
+        self.events();
+    }
+}
+
+#[test]
+fn progressive_reserves_one_line_per_ready_agent() {
+    let mut h = Harness::new(Mode::Progressive);
+    for id in 0..3 {
+        h.agent(id, AgentState::Ready);
+    }
+    let orders = h.orders();
+    let agents: Vec<_> = orders.iter().map(|o| o.agent).collect();
+    assert_eq!(
+        agents,
+        [Some(AgentId(0)), Some(AgentId(1)), Some(AgentId(2))]
+    );
+
+    h.call(orders[1].line, CallEvent::AnsweredLive);
+    assert_eq!(
+        h.events(),
+        [PacerEvent::Connect {
+            line: orders[1].line,
+            agent: AgentId(1)
+        }]
+    );
+    assert!(h.orders().is_empty());
+
+    h.call(orders[0].line, CallEvent::NoAnswer);
+    assert_eq!(
+        h.orders().iter().map(|o| o.agent).collect::<Vec<_>>(),
+        [Some(AgentId(0))]
+    );
+}
+
+#[test]
+fn progressive_hands_a_paused_agents_line_to_the_next_ready_agent() {
+    let mut h = Harness::new(Mode::Progressive);
+    h.agent(0, AgentState::Ready);
+    h.agent(1, AgentState::InCall);
+    let line = h.orders()[0].line;
+    h.agent(0, AgentState::Paused);
+    h.agent(1, AgentState::Ready);
+    assert!(h.orders().is_empty(), "the orphaned line covers agent 1");
+    h.call(line, CallEvent::AnsweredLive);
+    assert_eq!(
+        h.events(),
+        [PacerEvent::Connect {
+            line,
+            agent: AgentId(1)
+        }]
+    );
+}
+
+#[test]
+fn preview_dials_only_when_an_agent_asks() {
+    let mut h = Harness::new(Mode::Preview);
+    h.agent(7, AgentState::Ready);
+    assert!(h.orders().is_empty());
+    h.input(PacerInput::PreviewDial { agent: AgentId(7) });
+    h.input(PacerInput::PreviewDial { agent: AgentId(7) });
+    let orders = h.orders();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0].agent, Some(AgentId(7)));
+}
+
+#[test]
+fn answered_call_without_agent_is_abandoned_after_two_seconds() {
+    let mut h = Harness::new(Mode::Predictive);
+    h.agent(0, AgentState::Ready);
+    let line = h.orders()[0].line;
+    h.agent(0, AgentState::Paused);
+    h.at(5.0);
+    h.call(line, CallEvent::AnsweredLive);
+    assert!(h.events().is_empty());
+    assert_eq!(
+        h.pacer.poll_timeout(),
+        Some(h.start + Duration::from_secs(7))
+    );
+    h.pacer
+        .handle_timeout(h.start + Duration::from_millis(6_999));
+    assert!(h.events().is_empty());
+    h.pacer.handle_timeout(h.start + Duration::from_secs(7));
+    assert_eq!(h.events(), [PacerEvent::Abandon { line }]);
+    assert_eq!(h.pacer.poll_timeout(), None);
+}
+
+#[test]
+fn waiting_call_goes_to_an_agent_who_becomes_ready_in_time() {
+    let mut h = Harness::new(Mode::Predictive);
+    h.agent(0, AgentState::Ready);
+    let line = h.orders()[0].line;
+    h.agent(0, AgentState::WrapUp);
+    h.call(line, CallEvent::AnsweredLive);
+    h.at(1.5);
+    h.agent(0, AgentState::Ready);
+    assert_eq!(
+        h.events(),
+        [PacerEvent::Connect {
+            line,
+            agent: AgentId(0)
+        }]
+    );
+    h.pacer.handle_timeout(h.start + Duration::from_secs(3));
+    assert!(h.events().is_empty());
+}
+
+#[test]
+fn predictive_without_history_opens_one_line_per_free_agent() {
+    let mut h = Harness::new(Mode::Predictive);
+    h.healthy_ledger();
+    for id in 0..4 {
+        h.agent(id, AgentState::Ready);
+    }
+    let orders = h.orders();
+    assert_eq!(orders.len(), 4);
+    assert!(orders.iter().all(|o| o.agent.is_none()));
+}
+
+#[test]
+fn predictive_overdials_with_history_and_backs_off_at_the_cap() {
+    let mut h = Harness::new(Mode::Predictive);
+    for id in 0..10 {
+        h.agent(id, AgentState::InCall);
+    }
+    h.learn();
+    h.healthy_ledger();
+    for id in 0..10 {
+        h.agent(id, AgentState::Ready);
+    }
+    let lines = h.orders().len();
+    assert!(
+        lines > 15,
+        "a 25% answer rate needs more than one line per agent: {lines}"
+    );
+
+    let mut h = Harness::new(Mode::Predictive);
+    for id in 0..10 {
+        h.agent(id, AgentState::InCall);
+    }
+    h.learn();
+    let at_cap = Counts {
+        live: 1_000,
+        abandoned: 30,
+    };
+    let snapshot = ComplianceSnapshot {
+        target: AbandonTarget::default(),
+        day: at_cap,
+        month: at_cap,
+    };
+    h.input(PacerInput::Compliance(snapshot));
+    for id in 0..10 {
+        h.agent(id, AgentState::Ready);
+    }
+    assert_eq!(h.orders().len(), 10);
+}
+
+#[test]
+fn supervisor_cap_limits_lines_per_staffed_agent() {
+    let mut h = Harness::new(Mode::Predictive);
+    for id in 0..4 {
+        h.agent(id, AgentState::InCall);
+    }
+    h.learn();
+    h.healthy_ledger();
+    h.input(PacerInput::DialLevelCap(1.5));
+    for id in 0..4 {
+        h.agent(id, AgentState::Ready);
+    }
+    assert_eq!(h.orders().len(), 6);
+    assert_eq!(h.pacer.lines_in_flight(), 6);
+}
+
+#[test]
+fn nothing_to_dial_pauses_ordering() {
+    let mut h = Harness::new(Mode::Progressive);
+    h.agent(0, AgentState::Ready);
+    let line = h.orders()[0].line;
+    h.call(line, CallEvent::NotDialled);
+    assert!(h.orders().is_empty());
+    assert_eq!(
+        h.pacer.poll_timeout(),
+        Some(h.start + Duration::from_secs(5))
+    );
+    h.pacer.handle_timeout(h.start + Duration::from_secs(5));
+    assert_eq!(h.orders().len(), 1);
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Agent(u64, AgentState),
+    Call(usize, CallEvent),
+    Preview(u64),
+    Cap(f64),
+    Ledger(u64, u64),
+    Wait(u64),
+}
+
+fn ops() -> impl Strategy<Value = Vec<Op>> {
+    let state = prop_oneof![
+        Just(AgentState::Ready),
+        Just(AgentState::Paused),
+        Just(AgentState::InCall),
+        Just(AgentState::WrapUp),
+        Just(AgentState::LoggedOut),
+    ];
+    let event = prop_oneof![
+        Just(CallEvent::Dialled),
+        Just(CallEvent::NotDialled),
+        Just(CallEvent::AnsweredLive),
+        Just(CallEvent::AnsweredMachine),
+        Just(CallEvent::NoAnswer),
+        Just(CallEvent::Busy),
+        Just(CallEvent::Failed),
+        (0u64..8).prop_map(|a| CallEvent::Connected { agent: AgentId(a) }),
+        Just(CallEvent::Abandoned),
+        (0u64..300).prop_map(|s| CallEvent::Ended {
+            talk: Duration::from_secs(s)
+        }),
+    ];
+    let op = prop_oneof![
+        3 => (0u64..8, state).prop_map(|(a, s)| Op::Agent(a, s)),
+        6 => (any::<usize>(), event).prop_map(|(i, e)| Op::Call(i, e)),
+        1 => (0u64..8).prop_map(Op::Preview),
+        1 => (0.0f64..6.0).prop_map(Op::Cap),
+        1 => (0u64..2_000, 0u64..100).prop_map(|(l, a)| Op::Ledger(l, a.min(l))),
+        2 => (0u64..5_000).prop_map(Op::Wait),
+    ];
+    prop::collection::vec(op, 1..400)
+}
+
+/// Runs random inputs and checks what must hold after every step that ordered lines.
+fn check(mode: Mode, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let mut h = Harness::new(mode);
+    let mut lines: Vec<LineId> = Vec::new();
+    let mut previews = 0;
+    for op in ops {
+        match op {
+            Op::Agent(a, s) => h.agent(a, s),
+            Op::Call(_, _) if lines.is_empty() => {}
+            Op::Call(i, e) => h.call(lines[i % lines.len()], e),
+            Op::Preview(a) => {
+                previews += 1;
+                h.input(PacerInput::PreviewDial { agent: AgentId(a) });
+            }
+            Op::Cap(c) => h.input(PacerInput::DialLevelCap(c)),
+            Op::Ledger(live, abandoned) => {
+                let counts = Counts { live, abandoned };
+                let snapshot = ComplianceSnapshot {
+                    target: AbandonTarget::default(),
+                    day: counts,
+                    month: counts,
+                };
+                h.input(PacerInput::Compliance(snapshot));
+            }
+            Op::Wait(ms) => {
+                h.now += Duration::from_millis(ms);
+                h.pacer.handle_timeout(h.now);
+            }
+        }
+        h.events();
+        let orders = h.orders();
+        if orders.is_empty() {
+            continue;
+        }
+        let in_flight = h.pacer.lines_in_flight();
+        prop_assert!(
+            in_flight <= h.pacer.line_limit(),
+            "{in_flight} over the limit"
+        );
+        prop_assert!(in_flight <= h.pacer.config.max_lines);
+        match mode {
+            Mode::Preview => prop_assert!(orders.len() <= 1 && previews > 0),
+            Mode::Progressive => prop_assert!(in_flight <= h.pacer.ready_agents()),
+            Mode::Predictive => {}
+        }
+        lines.extend(orders.iter().map(|o| o.line));
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn predictive_never_exceeds_its_ceiling_or_the_cap(ops in ops()) {
+        check(Mode::Predictive, ops)?;
+    }
+
+    #[test]
+    fn progressive_never_has_more_lines_than_ready_agents(ops in ops()) {
+        check(Mode::Progressive, ops)?;
+    }
+
+    #[test]
+    fn preview_dials_only_on_request(ops in ops()) {
+        let no_requests: Vec<Op> = ops.into_iter().filter(|o| !matches!(o, Op::Preview(_))).collect();
+        let mut h = Harness::new(Mode::Preview);
+        for op in no_requests {
+            if let Op::Agent(a, s) = op {
+                h.agent(a, s);
+            }
+            h.pacer.handle_timeout(h.now);
+            prop_assert!(h.orders().is_empty());
+        }
+    }
+
+    #[test]
+    fn preview_stays_under_the_cap(ops in ops()) {
+        check(Mode::Preview, ops)?;
+    }
+}
