@@ -240,6 +240,31 @@ fn provisional_stops_timer_b_and_cancel_guard_ends_it() {
 }
 
 #[test]
+fn cancel_guard_survives_a_later_provisional() {
+    // Found by the property below: a 1xx after the CANCEL must not clear the guard.
+    let start = Instant::now();
+    let mut layer = TransactionLayer::new(TimerConfig::default());
+    let key = layer
+        .send_request(
+            request(Method::Invite, "z9hG4bK6"),
+            peer(),
+            Transport::Udp,
+            start,
+        )
+        .unwrap();
+    layer.cancel_sent(&key, start);
+    layer.handle_message(
+        response(100, "z9hG4bK6", Method::Invite),
+        peer(),
+        Transport::Udp,
+        start,
+    );
+    assert_eq!(layer.poll_timeout(), Some(start + T1 * 64));
+    run_until(&mut layer, start, start + T1 * 64);
+    assert!(!layer.is_active(&key));
+}
+
+#[test]
 fn server_non_invite_resends_its_response_until_timer_j() {
     let start = Instant::now();
     let mut layer = TransactionLayer::new(TimerConfig::default());
