@@ -6,4 +6,5 @@
 pub mod compliance;
 pub mod hours;
 pub mod pacer;
+pub mod simulation;
 pub mod zone;

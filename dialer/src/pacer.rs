@@ -21,7 +21,10 @@
 //!   times a safety factor, scaled down linearly to zero as the worse of the
 //!   ledger's 24-hour and 30-day rates climbs from `backoff_from` of the
 //!   target to the target itself; with no headroom left, or too little
-//!   history, it opens one line per free agent.
+//!   history, it opens one line per free agent. Lines beyond the free agents
+//!   never exceed the ledger's headroom plus one, so even if every line were
+//!   answered at once the rolling rate could pass the target by at most one
+//!   call; this costs utilisation while a campaign's windows are nearly empty.
 //!
 //! Every mode stays under the hard ceiling (`max_lines`, and `max_dial_level`
 //! lines per staffed agent) and the supervisor's dial-level cap. A call

@@ -3,6 +3,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use crate::compliance::ABANDON_GRACE;
+
 /// The last `capacity` samples of something, with their running sum.
 #[derive(Clone, Debug)]
 pub(crate) struct Recent {
@@ -75,7 +77,8 @@ impl History {
         }
         Some(Estimates {
             answer: self.answered.mean()?.clamp(0.01, 1.0),
-            horizon: self.answer_wait.mean().unwrap_or(10.0),
+            // An answer may wait out the grace period for an agent.
+            horizon: self.answer_wait.mean().unwrap_or(10.0) + ABANDON_GRACE.as_secs_f64(),
             talk: self.talk.mean().unwrap_or(60.0).max(1.0),
             wrap: self.wrap.mean().unwrap_or(0.0),
         })
@@ -96,13 +99,14 @@ pub(crate) struct Estimates {
 }
 
 impl Estimates {
-    /// Probability that an agent in wrap-up is free within the horizon.
-    pub(crate) fn wrap_free(&self) -> f64 {
-        if self.wrap <= 0.0 {
-            1.0
-        } else {
-            1.0 - (-self.horizon / self.wrap).exp()
-        }
+    /// Probability that an agent `elapsed` seconds into wrap-up is free within the horizon.
+    ///
+    /// The remaining wrap-up is taken as exponential with the mean wrap-up
+    /// time less what has passed (at least a second): memoryless enough for
+    /// agents who linger, yet an agent near the usual end counts as nearly free.
+    pub(crate) fn wrap_free(&self, elapsed: f64) -> f64 {
+        let remaining = (self.wrap - elapsed).max(1.0);
+        1.0 - (-self.horizon / remaining).exp()
     }
 
     /// Probability that an agent in a call is free within the horizon.

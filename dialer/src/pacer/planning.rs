@@ -69,7 +69,11 @@ impl Pacer {
             .count();
         let free = free_agents as i64 - waiting as i64;
         let at_least = usize::try_from(free).unwrap_or(0).saturating_sub(pending);
-        let at_most = limit - pending;
+        // Even if every line in flight were answered and no busy agent came
+        // free, abandons could not pass the ledger's headroom by more than one.
+        let headroom = i64::try_from(self.compliance.headroom()).unwrap_or(i64::MAX);
+        let worst_case = free.saturating_add(headroom).saturating_add(1) - pending as i64;
+        let at_most = (limit - pending).min(usize::try_from(worst_case).unwrap_or(0).max(at_least));
         let target = self.planning_target();
         let estimates = self.history.estimates(self.config.min_history);
         let count = match estimates {
@@ -78,7 +82,7 @@ impl Pacer {
                     .agents
                     .values()
                     .filter_map(|a| match a.state {
-                        AgentState::WrapUp => Some(est.wrap_free()),
+                        AgentState::WrapUp => Some(est.wrap_free((now - a.since).as_secs_f64())),
                         AgentState::InCall => Some(est.call_free()),
                         _ => None,
                     })
