@@ -1,1 +1,94 @@
+//! The dashboard: the HTTP face of dialcrm.
+//!
+//! - [`router`] builds the axum router: login and sessions ([`auth`]), the
+//!   REST API ([`api`]), health and metrics ([`ops`]) and the static pages
+//!   ([`pages`]), wrapped in security headers and request metrics.
+//! - [`AppState`] holds what every handler shares: the Store, the clock, the
+//!   login throttle and the metrics.
+//! - [`throttle`] is the sans-IO login throttle; [`clock`] lets tests move
+//!   time without sleeping.
+//!
+//! Every handler that touches customer data takes the caller's account from
+//! the session, never from the request, and every role check is made here on
+//! the server.
 
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod error;
+pub mod json;
+pub mod metrics;
+pub mod ops;
+pub mod pages;
+pub mod throttle;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::ApiError;
+
+/// Settings of the HTTP side.
+#[derive(Debug, Clone)]
+pub struct DashboardConfig {
+    /// How long a login session lasts.
+    pub session_ttl: Duration,
+    /// Whether the session cookie is marked `Secure` (set behind HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig {
+            session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookies: false,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The CRM store.
+    pub store: crm::Store,
+    /// The HTTP settings.
+    pub config: Arc<DashboardConfig>,
+    /// The wall clock (a manual one in tests).
+    pub clock: Arc<dyn Clock>,
+    /// Failed-login tracking per username and per IP.
+    pub throttle: Arc<Mutex<throttle::LoginThrottle>>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+impl AppState {
+    /// Builds the shared state over a store.
+    pub fn new(store: crm::Store, config: DashboardConfig, clock: Arc<dyn Clock>) -> Self {
+        AppState {
+            store,
+            config: Arc::new(config),
+            clock,
+            throttle: Arc::new(Mutex::new(throttle::LoginThrottle::new(
+                throttle::ThrottlePolicy::default(),
+            ))),
+            metrics: Arc::new(metrics::Metrics::default()),
+        }
+    }
+}
+
+/// Builds the whole HTTP router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(auth::routes())
+        .merge(api::routes())
+        .merge(ops::routes())
+        .merge(pages::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_requests,
+        ))
+        .layer(axum::middleware::from_fn(pages::security_headers))
+        .with_state(state)
+}

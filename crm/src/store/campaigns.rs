@@ -28,9 +28,8 @@ impl Store {
                 "caller_id must be an E.164 number: + and 2 to 15 digits".into(),
             ));
         }
-        let id: i64 =
-            on_pool!(self, |pool| {
-                sqlx::query_scalar(
+        let id: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar(
             "INSERT INTO campaigns (account_id, name, caller_id, status, created_at, updated_at) \
              VALUES ($1, $2, $3, 'paused', $4, $4) RETURNING id"
         )
@@ -44,7 +43,7 @@ impl Store {
             StoreError::Conflict(_) => StoreError::Conflict(format!("campaign {name:?} exists")),
             other => other,
         })?
-            });
+        });
         self.campaign(account, CampaignId(id)).await
     }
 
@@ -117,9 +116,8 @@ impl Store {
         status: CampaignStatus,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let n =
-            on_pool!(self, |pool| {
-                sqlx::query(
+        let n = on_pool!(self, |pool| {
+            sqlx::query(
             "UPDATE campaigns SET status = $1, updated_at = $2 WHERE id = $3 AND account_id = $4"
         )
         .bind(status.as_str())
@@ -129,7 +127,7 @@ impl Store {
         .execute(pool)
         .await?
         .rows_affected()
-            });
+        });
         if n == 0 {
             return Err(StoreError::NotFound);
         }

@@ -103,9 +103,8 @@ impl Store {
             user: UserRow,
             expires_at: DateTime<Utc>,
         }
-        let row: Option<Row> =
-            on_pool!(self, |pool| {
-                sqlx::query_as(
+        let row: Option<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT u.id, u.account_id, u.username, u.role, u.active, u.created_at, s.expires_at \
              FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.active = TRUE"
@@ -114,7 +113,7 @@ impl Store {
         .bind(now)
         .fetch_optional(pool)
         .await?
-            });
+        });
         match row {
             Some(r) => Ok(Some(Session {
                 user: r.user.try_into()?,
@@ -166,9 +165,8 @@ impl Store {
         account: AccountId,
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        let n: i64 =
-            on_pool!(self, |pool| {
-                sqlx::query_scalar(
+        let n: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar(
             "SELECT COUNT(DISTINCT s.user_id) FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.account_id = $1 AND u.role = 'agent' AND s.expires_at > $2"
         )
@@ -176,7 +174,7 @@ impl Store {
         .bind(now)
         .fetch_one(pool)
         .await?
-            });
+        });
         Ok(n)
     }
 

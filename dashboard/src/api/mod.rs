@@ -1,0 +1,20 @@
+//! The REST API. Each handler takes the caller from the session, checks the
+//! role, and scopes every query by the caller's account.
+
+mod campaigns;
+mod contacts;
+mod lists;
+mod users;
+
+use axum::Router;
+
+use crate::AppState;
+
+/// Returns the API routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .merge(users::routes())
+        .merge(lists::routes())
+        .merge(contacts::routes())
+        .merge(campaigns::routes())
+}

@@ -1,0 +1,135 @@
+//! Users of the caller's account, and the account itself.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use crm::model::{Account, Role, User, UserId};
+use crm::password;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::CurrentUser;
+use crate::json::ApiJson;
+use crate::{ApiError, AppState};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/account", get(account))
+        .route("/api/users", get(list_users).post(add_user))
+        .route("/api/users/{id}", get(get_user))
+        .route("/api/users/{id}/active", post(set_active))
+}
+
+#[derive(Serialize)]
+struct AccountView {
+    #[serde(flatten)]
+    account: Account,
+    agents_logged_in: i64,
+}
+
+async fn account(
+    State(state): State<AppState>,
+    me: CurrentUser,
+) -> Result<Json<AccountView>, ApiError> {
+    me.require(&[Role::Supervisor, Role::Admin])?;
+    let account = state.store.account(me.account()).await?;
+    let agents_logged_in = state
+        .store
+        .logged_in_agents(me.account(), state.clock.now())
+        .await?;
+    Ok(Json(AccountView {
+        account,
+        agents_logged_in,
+    }))
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    me: CurrentUser,
+) -> Result<Json<Vec<User>>, ApiError> {
+    me.require(&[Role::Supervisor, Role::Admin])?;
+    Ok(Json(state.store.users(me.account()).await?))
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Json<User>, ApiError> {
+    me.require(&[Role::Supervisor, Role::Admin])?;
+    Ok(Json(state.store.user(me.account(), UserId(id)).await?))
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    username: String,
+    password: String,
+    role: Role,
+}
+
+async fn add_user(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    ApiJson(body): ApiJson<NewUser>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    me.require(&[Role::Admin])?;
+    password::check_policy(&body.password).map_err(ApiError::BadRequest)?;
+    let pw = body.password;
+    let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
+        .await
+        .map_err(|e| ApiError::Internal(format!("hashing panicked: {e}")))??;
+    let now = state.clock.now();
+    let user = state
+        .store
+        .create_user(me.account(), &body.username, &hash, body.role, now)
+        .await?;
+    state
+        .store
+        .audit(
+            &me.actor(),
+            "user.create",
+            Some(&format!("user:{}", user.id)),
+            now,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+#[derive(Deserialize)]
+struct ActiveBody {
+    active: bool,
+}
+
+async fn set_active(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<i64>,
+    ApiJson(body): ApiJson<ActiveBody>,
+) -> Result<Json<User>, ApiError> {
+    me.require(&[Role::Admin])?;
+    let id = UserId(id);
+    if id == me.user.id && !body.active {
+        return Err(ApiError::BadRequest(
+            "you cannot deactivate yourself".into(),
+        ));
+    }
+    state
+        .store
+        .set_user_active(me.account(), id, body.active)
+        .await?;
+    let action = if body.active {
+        "user.activate"
+    } else {
+        "user.deactivate"
+    };
+    state
+        .store
+        .audit(
+            &me.actor(),
+            action,
+            Some(&format!("user:{id}")),
+            state.clock.now(),
+        )
+        .await?;
+    Ok(Json(state.store.user(me.account(), id).await?))
+}

@@ -1,0 +1,79 @@
+//! Counters exposed in Prometheus text format at `/metrics`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::AppState;
+
+/// The service's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: [AtomicU64; 5],
+    logins_ok: AtomicU64,
+    logins_failed: AtomicU64,
+    logins_throttled: AtomicU64,
+    logins_seat_limit: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one login outcome.
+    pub fn login(&self, outcome: &str) {
+        let c = match outcome {
+            "ok" => &self.logins_ok,
+            "failed" => &self.logins_failed,
+            "throttled" => &self.logins_throttled,
+            _ => &self.logins_seat_limit,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one HTTP response by its status class.
+    pub fn response(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.requests[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Renders the counters, plus the given gauges, as Prometheus text.
+    pub fn render(&self, db_up: bool, live_sessions: i64) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP dialcrm_http_responses_total HTTP responses by status class.\n");
+        out.push_str("# TYPE dialcrm_http_responses_total counter\n");
+        for (i, c) in self.requests.iter().enumerate() {
+            out.push_str(&format!(
+                "dialcrm_http_responses_total{{class=\"{}xx\"}} {}\n",
+                i + 1,
+                c.load(Ordering::Relaxed)
+            ));
+        }
+        out.push_str("# HELP dialcrm_logins_total Login attempts by outcome.\n");
+        out.push_str("# TYPE dialcrm_logins_total counter\n");
+        for (name, c) in [
+            ("ok", &self.logins_ok),
+            ("failed", &self.logins_failed),
+            ("throttled", &self.logins_throttled),
+            ("seat_limit", &self.logins_seat_limit),
+        ] {
+            out.push_str(&format!(
+                "dialcrm_logins_total{{outcome=\"{name}\"}} {}\n",
+                c.load(Ordering::Relaxed)
+            ));
+        }
+        out.push_str("# HELP dialcrm_database_up Whether the database answers.\n");
+        out.push_str("# TYPE dialcrm_database_up gauge\n");
+        out.push_str(&format!("dialcrm_database_up {}\n", u8::from(db_up)));
+        out.push_str("# HELP dialcrm_sessions Live login sessions.\n");
+        out.push_str("# TYPE dialcrm_sessions gauge\n");
+        out.push_str(&format!("dialcrm_sessions {live_sessions}\n"));
+        out
+    }
+}
+
+/// Middleware counting every response.
+pub async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    state.metrics.response(response.status().as_u16());
+    response
+}

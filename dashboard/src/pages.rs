@@ -1,0 +1,122 @@
+//! The static pages: plain HTML, CSS and JavaScript compiled into the binary.
+//!
+//! A role's page is only served to a live session of that role (admins may
+//! also open the supervisor's); anyone else is sent to the login page.
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use crm::model::Role;
+
+use crate::auth::{hash_token, session_token};
+use crate::AppState;
+
+/// Returns the page routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/login") }))
+        .route("/login", get(|| async { Html(LOGIN_HTML) }))
+        .route("/agent", get(agent))
+        .route("/supervisor", get(supervisor))
+        .route("/admin", get(admin))
+        .route(
+            "/static/app.js",
+            get(|| async { asset(APP_JS, "text/javascript") }),
+        )
+        .route(
+            "/static/login.js",
+            get(|| async { asset(LOGIN_JS, "text/javascript") }),
+        )
+        .route(
+            "/static/style.css",
+            get(|| async { asset(STYLE_CSS, "text/css") }),
+        )
+}
+
+const LOGIN_HTML: &str = include_str!("../static/login.html");
+const AGENT_HTML: &str = include_str!("../static/agent.html");
+const SUPERVISOR_HTML: &str = include_str!("../static/supervisor.html");
+const ADMIN_HTML: &str = include_str!("../static/admin.html");
+const APP_JS: &str = include_str!("../static/app.js");
+const LOGIN_JS: &str = include_str!("../static/login.js");
+const STYLE_CSS: &str = include_str!("../static/style.css");
+
+async fn agent(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    role_page(&state, &headers, &[Role::Agent], AGENT_HTML).await
+}
+
+async fn supervisor(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    role_page(
+        &state,
+        &headers,
+        &[Role::Supervisor, Role::Admin],
+        SUPERVISOR_HTML,
+    )
+    .await
+}
+
+async fn admin(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    role_page(&state, &headers, &[Role::Admin], ADMIN_HTML).await
+}
+
+async fn role_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    roles: &[Role],
+    html: &'static str,
+) -> Response {
+    let Some(token) = session_token(headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    match state.store.session(&hash_token(&token), state.clock.now()).await {
+        Ok(Some(s)) if roles.contains(&s.user.role) => Html(html).into_response(),
+        Ok(Some(_)) => (
+            StatusCode::FORBIDDEN,
+            Html("<!doctype html><title>Forbidden</title><p>Your role may not open this page. <a href=\"/login\">Back</a>"),
+        )
+            .into_response(),
+        Ok(None) => Redirect::to("/login").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "session lookup failed");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Middleware adding the security headers to every response.
+pub async fn security_headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; media-src 'self'; object-src 'none'; base-uri 'none'; \
+             form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}

@@ -1,0 +1,246 @@
+//! The operator's command line.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use crm::model::Role;
+
+use crate::{redact_url, App, Overrides, Settings};
+
+/// dialcrm: an open contact-centre dialler and telephony CRM.
+#[derive(Debug, Parser)]
+#[command(name = "dialcrm", version, about)]
+pub struct Cli {
+    /// A TOML config file; flags and DIALCRM_… variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The database URL: sqlite://FILE (created if absent) or postgres://…
+    #[arg(
+        long,
+        global = true,
+        env = "DIALCRM_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the service.
+    Serve(ServeArgs),
+    /// Applies the database migrations and exits.
+    Migrate,
+    /// Manages accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Manages users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// Flags of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where the HTTP server listens.
+    #[arg(long, env = "DIALCRM_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Do not create the demo account on an empty database.
+    #[arg(long)]
+    pub no_demo: bool,
+}
+
+/// `account …`
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Creates an account.
+    Create {
+        /// The account's unique name.
+        name: String,
+        /// How many agents may be logged in at once.
+        #[arg(long)]
+        seats: i64,
+    },
+}
+
+/// `user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Adds a user; the password is read from standard input or
+    /// DIALCRM_PASSWORD.
+    Add {
+        /// The account's name.
+        #[arg(long)]
+        account: String,
+        /// The login name.
+        #[arg(long)]
+        username: String,
+        /// agent, supervisor or admin.
+        #[arg(long)]
+        role: Role,
+    },
+    /// Lists an account's users.
+    List {
+        /// The account's name.
+        #[arg(long)]
+        account: String,
+    },
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let mut overrides = Overrides {
+        database_url: cli.database_url.clone(),
+        ..Overrides::default()
+    };
+    if let Command::Serve(args) = &cli.command {
+        overrides.http_addr = args.http_addr;
+        overrides.no_demo = args.no_demo;
+    }
+    let settings = Settings::load(cli.config.as_deref(), &overrides)?;
+    match cli.command {
+        Command::Serve(_) => serve(&settings).await,
+        Command::Migrate => {
+            let store = open(&settings).await?;
+            store
+                .migrate()
+                .await
+                .context("applying database migrations")?;
+            println!(
+                "migrations applied to {}",
+                redact_url(settings.database_url.expose())
+            );
+            Ok(())
+        }
+        Command::Account(AccountCommand::Create { name, seats }) => {
+            let store = open_migrated(&settings).await?;
+            let a = store
+                .create_account(&name, seats, chrono::Utc::now())
+                .await?;
+            println!(
+                "account {} created with {} seats (id {})",
+                a.name, a.seats, a.id
+            );
+            Ok(())
+        }
+        Command::User(UserCommand::Add {
+            account,
+            username,
+            role,
+        }) => {
+            let password = read_password()?;
+            crm::password::check_policy(&password).map_err(anyhow::Error::msg)?;
+            let store = open_migrated(&settings).await?;
+            let acc = store
+                .account_by_name(&account)
+                .await
+                .with_context(|| format!("finding account {account:?}"))?;
+            let hash = crm::password::hash(&password)?;
+            let u = store
+                .create_user(acc.id, &username, &hash, role, chrono::Utc::now())
+                .await?;
+            println!("user {} ({}) added to {}", u.username, u.role, acc.name);
+            Ok(())
+        }
+        Command::User(UserCommand::List { account }) => {
+            let store = open_migrated(&settings).await?;
+            let acc = store
+                .account_by_name(&account)
+                .await
+                .with_context(|| format!("finding account {account:?}"))?;
+            println!("{:<24} {:<11} active", "username", "role");
+            for u in store.users(acc.id).await? {
+                let active = if u.active { "yes" } else { "no" };
+                println!("{:<24} {:<11} {active}", u.username, u.role.as_str());
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: &Settings) -> Result<()> {
+    let app = App::start(settings).await?;
+    let base = format!("http://{}", app.http_addr);
+    println!("dialcrm is listening on {base}");
+    println!("  log in:     {base}/login");
+    println!("  health:     {base}/healthz");
+    println!("  metrics:    {base}/metrics");
+    if let Some(demo) = &app.demo {
+        println!(
+            "Demo account {:?} created with a campaign and {} contacts.",
+            demo.account.name, demo.contacts
+        );
+        println!("These passwords are shown only this once:");
+        for l in &demo.logins {
+            println!("  {:<12} {:<18} {}", l.username, l.password, l.role);
+        }
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    app.stop().await?;
+    println!("dialcrm stopped");
+    Ok(())
+}
+
+async fn open(settings: &Settings) -> Result<crm::Store> {
+    let url = settings.database_url.expose();
+    crm::Store::connect(url)
+        .await
+        .with_context(|| format!("opening the database ({})", redact_url(url)))
+}
+
+async fn open_migrated(settings: &Settings) -> Result<crm::Store> {
+    let store = open(settings).await?;
+    store
+        .migrate()
+        .await
+        .context("applying database migrations")?;
+    Ok(store)
+}
+
+fn read_password() -> Result<String> {
+    if let Ok(pw) = std::env::var("DIALCRM_PASSWORD") {
+        return Ok(pw);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+    if pw.is_empty() {
+        bail!("no password given: pipe it on standard input or set DIALCRM_PASSWORD");
+    }
+    Ok(pw)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,152 @@
+//! The `dialcrm` binary's wiring: settings, start-up, shutdown. No business
+//! logic lives here; it connects the CRM store, the dashboard and (as they
+//! land) the dialler and the SIP gateway.
+
+pub mod cli;
+pub mod settings;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use settings::{Overrides, Settings};
+
+/// A running service, as `serve` and the end-to-end tests start it.
+pub struct App {
+    /// The address the HTTP server is bound to.
+    pub http_addr: SocketAddr,
+    /// The store the service uses.
+    pub store: crm::Store,
+    /// The demo account created by this start, if it created one.
+    pub demo: Option<crm::demo::Demo>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+    housekeeping: JoinHandle<()>,
+}
+
+impl App {
+    /// Connects the database, migrates it, seeds the demo on an empty one
+    /// (if asked), and starts serving HTTP.
+    pub async fn start(settings: &Settings) -> Result<App> {
+        Self::start_with_clock(settings, Arc::new(dashboard::SystemClock)).await
+    }
+
+    /// Starts the service with a given clock (tests use a manual one).
+    pub async fn start_with_clock(
+        settings: &Settings,
+        clock: Arc<dyn dashboard::Clock>,
+    ) -> Result<App> {
+        let url = settings.database_url.expose();
+        let store = crm::Store::connect(url)
+            .await
+            .with_context(|| format!("opening the database ({})", redact_url(url)))?;
+        store
+            .migrate()
+            .await
+            .context("applying database migrations")?;
+        let demo = if settings.demo && store.is_empty().await? {
+            Some(
+                crm::demo::seed(&store, clock.now())
+                    .await
+                    .context("creating the demo account")?,
+            )
+        } else {
+            None
+        };
+        let listener = tokio::net::TcpListener::bind(settings.http_addr)
+            .await
+            .with_context(|| format!("listening for HTTP on {}", settings.http_addr))?;
+        let http_addr = listener.local_addr()?;
+        let config = dashboard::DashboardConfig {
+            session_ttl: settings.session_ttl,
+            secure_cookies: settings.secure_cookies,
+        };
+        let state = dashboard::AppState::new(store.clone(), config, clock.clone());
+        let router = dashboard::router(state);
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+        });
+        let housekeeping = tokio::spawn(housekeeping(store.clone(), clock));
+        tracing::info!(%http_addr, backend = ?store.backend(), "dialcrm started");
+        Ok(App {
+            http_addr,
+            store,
+            demo,
+            shutdown: Some(tx),
+            server,
+            housekeeping,
+        })
+    }
+
+    /// Stops accepting requests, lets running ones finish, and closes the
+    /// database.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.housekeeping.abort();
+        (&mut self.server)
+            .await
+            .context("the HTTP server task failed")?
+            .context("the HTTP server failed")?;
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+/// Periodic chores: expired sessions are deleted every minute.
+async fn housekeeping(store: crm::Store, clock: Arc<dyn dashboard::Clock>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        match store.purge_expired_sessions(clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(sessions = n, "purged expired sessions"),
+            Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+        }
+    }
+}
+
+/// Hides the password of a database URL for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_in_urls_are_hidden() {
+        assert_eq!(
+            super::redact_url("postgres://app:s3cret@db:5432/crm"),
+            "postgres://app:***@db:5432/crm"
+        );
+        assert_eq!(
+            super::redact_url("sqlite://dialcrm.db"),
+            "sqlite://dialcrm.db"
+        );
+        assert_eq!(
+            super::redact_url("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+    }
+}

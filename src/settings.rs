@@ -1,0 +1,160 @@
+//! The service's settings: defaults, then a TOML file, then `DIALCRM_…`
+//! environment variables and command-line flags.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// A value that never shows in `Debug` output or logs.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    /// Wraps a secret value.
+    pub fn new(value: T) -> Self {
+        Secret(value)
+    }
+
+    /// Returns the secret; call sites are where it is deliberately used.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Everything the service needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The database URL; its scheme picks SQLite or PostgreSQL. It may hold a
+    /// password, so it is kept secret.
+    pub database_url: Secret<String>,
+    /// Where the HTTP server listens.
+    pub http_addr: SocketAddr,
+    /// Whether a first start seeds the demo account.
+    pub demo: bool,
+    /// How long a login session lasts.
+    pub session_ttl: Duration,
+    /// Whether the session cookie is marked `Secure` (behind HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: Secret::new("sqlite://dialcrm.db".into()),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            demo: true,
+            session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookies: false,
+        }
+    }
+}
+
+/// The optional TOML file; every key may be left out.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    database_url: Option<String>,
+    http_addr: Option<SocketAddr>,
+    demo: Option<bool>,
+    session_ttl_secs: Option<u64>,
+    secure_cookies: Option<bool>,
+}
+
+/// Values from flags or the environment, which override the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--database-url` / `DIALCRM_DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// `--http-addr` / `DIALCRM_HTTP_ADDR`.
+    pub http_addr: Option<SocketAddr>,
+    /// `--no-demo`.
+    pub no_demo: bool,
+}
+
+impl Settings {
+    /// Loads the defaults, then the file if given, then the overrides.
+    pub fn load(config: Option<&Path>, overrides: &Overrides) -> Result<Settings> {
+        let mut s = Settings::default();
+        if let Some(path) = config {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the config file {}", path.display()))?;
+            let file: FileSettings = toml::from_str(&text)
+                .with_context(|| format!("parsing the config file {}", path.display()))?;
+            s.apply_file(file);
+        }
+        if let Some(url) = &overrides.database_url {
+            s.database_url = Secret::new(url.clone());
+        }
+        if let Some(addr) = overrides.http_addr {
+            s.http_addr = addr;
+        }
+        if overrides.no_demo {
+            s.demo = false;
+        }
+        Ok(s)
+    }
+
+    fn apply_file(&mut self, file: FileSettings) {
+        if let Some(v) = file.database_url {
+            self.database_url = Secret::new(v);
+        }
+        if let Some(v) = file.http_addr {
+            self.http_addr = v;
+        }
+        if let Some(v) = file.demo {
+            self.demo = v;
+        }
+        if let Some(v) = file.session_ttl_secs {
+            self.session_ttl = Duration::from_secs(v);
+        }
+        if let Some(v) = file.secure_cookies {
+            self.secure_cookies = v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_overrides() {
+        let dir = std::env::temp_dir().join(format!("dialcrm-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("dialcrm.toml");
+        std::fs::write(
+            &path,
+            "database_url = \"postgres://u:hunter2@db/x\"\nhttp_addr = \"0.0.0.0:9000\"\nsession_ttl_secs = 60\n",
+        )
+        .expect("write");
+        let s = Settings::load(Some(&path), &Overrides::default()).expect("loads");
+        assert_eq!(s.database_url.expose(), "postgres://u:hunter2@db/x");
+        assert_eq!(s.http_addr.port(), 9000);
+        assert_eq!(s.session_ttl, Duration::from_secs(60));
+        assert!(!format!("{s:?}").contains("hunter2"), "Debug hides the URL");
+
+        let o = Overrides {
+            database_url: Some("sqlite://other.db".into()),
+            http_addr: None,
+            no_demo: true,
+        };
+        let s = Settings::load(Some(&path), &o).expect("loads");
+        assert_eq!(s.database_url.expose(), "sqlite://other.db");
+        assert_eq!(s.http_addr.port(), 9000);
+        assert!(!s.demo);
+
+        std::fs::write(&path, "no_such_key = 1\n").expect("write");
+        let err = Settings::load(Some(&path), &Overrides::default()).expect_err("unknown key");
+        assert!(format!("{err:#}").contains("no_such_key"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

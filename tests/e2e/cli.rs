@@ -1,0 +1,216 @@
+//! The `dialcrm` binary as an operator runs it.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+use crate::helpers::client;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dialcrm");
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dialcrm-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn dialcrm(dir: &PathBuf) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir)
+        .env_remove("DIALCRM_DATABASE_URL")
+        .env_remove("DIALCRM_HTTP_ADDR")
+        .env_remove("DIALCRM_PASSWORD")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    c
+}
+
+#[tokio::test]
+async fn serve_starts_with_the_demo_and_its_printed_logins_work() {
+    let dir = temp_dir("serve");
+    let mut child = dialcrm(&dir)
+        .args(["serve", "--http-addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut base = None;
+    let mut logins = Vec::new();
+    let read = async {
+        while let Some(line) = lines.next_line().await.expect("stdout readable") {
+            if let Some(url) = line.strip_prefix("dialcrm is listening on ") {
+                base = Some(url.to_owned());
+            }
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if words.len() == 3 && ["admin", "supervisor", "agent"].contains(&words[2]) {
+                logins.push((words[0].to_owned(), words[1].to_owned()));
+            }
+            if logins.len() == 4 {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("serve prints its URL and the demo logins");
+    let base = base.expect("the URL was printed");
+    assert!(dir.join("dialcrm.db").exists(), "the default SQLite file");
+    for (username, password) in &logins {
+        let c = client();
+        let r = c
+            .post(format!("{base}/api/login"))
+            .json(&serde_json::json!({ "username": username, "password": password }))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(r.status(), 200, "demo login {username}");
+    }
+    let health = client()
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(health.status(), 200);
+
+    let pid = child.id().expect("running").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("stops on SIGTERM")
+        .expect("wait");
+    assert!(status.success(), "clean shutdown exits 0: {status:?}");
+    let mut rest = String::new();
+    while let Ok(Some(line)) = lines.next_line().await {
+        rest.push_str(&line);
+    }
+    assert!(rest.contains("dialcrm stopped"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn bad_database_urls_exit_with_a_clear_message() {
+    let dir = temp_dir("badurl");
+    let cases = [
+        (
+            "mysql://root@127.0.0.1/x",
+            "unsupported database URL scheme",
+        ),
+        (
+            "postgres://postgres@127.0.0.1:1/nothing",
+            "opening the database",
+        ),
+        ("sqlite:///no/such/folder/x.db", "opening the database"),
+    ];
+    for (url, expect) in cases {
+        let out = dialcrm(&dir)
+            .args(["serve", "--no-demo", "--http-addr", "127.0.0.1:0"])
+            .args(["--database-url", url])
+            .output()
+            .await
+            .expect("runs");
+        assert!(!out.status.success(), "{url} must fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expect), "{url}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{url}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn accounts_and_users_are_managed_from_the_command_line() {
+    let dir = temp_dir("users");
+    let db = format!("sqlite://{}", dir.join("ops.db").display());
+    let out = dialcrm(&dir)
+        .args(["migrate", "--database-url", &db])
+        .output()
+        .await
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = dialcrm(&dir)
+        .args([
+            "account",
+            "create",
+            "acme",
+            "--seats",
+            "3",
+            "--database-url",
+            &db,
+        ])
+        .output()
+        .await
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 seats"));
+
+    let add = |username: &'static str, role: &'static str, password: &'static str| {
+        let mut c = dialcrm(&dir);
+        c.args(["user", "add", "--account", "acme", "--username", username])
+            .args(["--role", role, "--database-url", &db])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        async move {
+            let mut child = c.spawn().expect("runs");
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin
+                .write_all(format!("{password}\n").as_bytes())
+                .await
+                .expect("write");
+            drop(stdin);
+            child.wait_with_output().await.expect("output")
+        }
+    };
+    let ok = add("carol", "supervisor", "Str0ng-enough").await;
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let weak = add("dave", "agent", "weak").await;
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("8 characters"));
+    let bad_role = add("erin", "boss", "Str0ng-enough").await;
+    assert!(!bad_role.status.success());
+    assert!(String::from_utf8_lossy(&bad_role.stderr).contains("unknown role"));
+    let dup = add("carol", "agent", "Str0ng-enough").await;
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("taken"));
+
+    let out = dialcrm(&dir)
+        .args(["user", "list", "--account", "acme", "--database-url", &db])
+        .output()
+        .await
+        .expect("runs");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("carol") && listing.contains("supervisor"));
+    assert!(!listing.contains("dave"));
+
+    // The user just added logs in to a served instance over HTTP.
+    let store = crm::Store::connect(&db).await.expect("open");
+    let (user, hash) = store
+        .credentials("carol")
+        .await
+        .expect("q")
+        .expect("carol exists");
+    assert!(crm::password::verify("Str0ng-enough", &hash));
+    assert_eq!(user.role, crm::model::Role::Supervisor);
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,159 @@
+//! Starts the service for a test and talks to it like a client would.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use crm::model::{Account, Role};
+use crm::testing::{TestBackend, TestDb};
+use dashboard::ManualClock;
+use dialcrm::{App, Settings};
+
+/// A running service with its own database and a clock the test moves.
+pub struct TestApp {
+    pub app: App,
+    pub db: TestDb,
+    pub clock: Arc<ManualClock>,
+    pub base: String,
+}
+
+/// Runs each named test once on SQLite and once on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                $crate::helpers::run(crm::testing::TestBackend::Sqlite, super::$name).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                $crate::helpers::run(crm::testing::TestBackend::Postgres, super::$name).await
+            })*
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
+/// Starts an app on the backend, runs the test, and tears everything down.
+pub async fn run<F, Fut>(backend: TestBackend, test: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let Some(app) = spawn_app(backend, false).await else {
+        return;
+    };
+    let app = test(app).await;
+    app.app.stop().await.expect("clean shutdown");
+    app.db.finish().await;
+}
+
+/// Starts the service on a free port over a fresh, migrated database.
+pub async fn spawn_app(backend: TestBackend, demo: bool) -> Option<TestApp> {
+    let db = TestDb::new(backend).await?;
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0)
+            .single()
+            .expect("valid time"),
+    ));
+    let settings = Settings {
+        database_url: dialcrm::settings::Secret::new(db.url.clone()),
+        http_addr: "127.0.0.1:0".parse().expect("valid address"),
+        demo,
+        ..Settings::default()
+    };
+    let app = App::start_with_clock(&settings, clock.clone())
+        .await
+        .expect("the service starts");
+    let base = format!("http://{}", app.http_addr);
+    Some(TestApp {
+        app,
+        db,
+        clock,
+        base,
+    })
+}
+
+impl TestApp {
+    /// Returns the full URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Creates an account directly in the store.
+    pub async fn account(&self, name: &str, seats: i64) -> Account {
+        self.db
+            .store
+            .create_account(name, seats, self.clock.now_utc())
+            .await
+            .expect("account")
+    }
+
+    /// Creates a user with a known password directly in the store.
+    pub async fn user(&self, account: &Account, username: &str, role: Role) -> String {
+        let password = format!("Pw-{username}-1234");
+        let hash = crm::password::hash(&password).expect("hash");
+        self.db
+            .store
+            .create_user(account.id, username, &hash, role, self.clock.now_utc())
+            .await
+            .expect("user");
+        password
+    }
+
+    /// Logs in with a fresh cookie-keeping client and returns it.
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Client {
+        let client = client();
+        let r = self.try_login(&client, username, password).await;
+        assert_eq!(r.status(), 200, "login of {username} failed");
+        client
+    }
+
+    /// Posts a login and returns the raw response.
+    pub async fn try_login(
+        &self,
+        client: &reqwest::Client,
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        client
+            .post(self.url("/api/login"))
+            .json(&serde_json::json!({ "username": username, "password": password }))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Returns the status of a GET with the client's session.
+    pub async fn get_status(&self, client: &reqwest::Client, path: &str) -> u16 {
+        client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+            .status()
+            .as_u16()
+    }
+}
+
+/// Returns a client that keeps cookies and does not follow redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client builds")
+}
+
+/// Reads the `now` of a manual clock as UTC.
+pub trait NowUtc {
+    fn now_utc(&self) -> chrono::DateTime<Utc>;
+}
+
+impl NowUtc for ManualClock {
+    fn now_utc(&self) -> chrono::DateTime<Utc> {
+        dashboard::Clock::now(self)
+    }
+}

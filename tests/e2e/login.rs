@@ -1,0 +1,222 @@
+//! Login, sessions, throttling and bad request bodies.
+
+use chrono::Duration;
+use crm::model::Role;
+
+use crate::helpers::{client, on_both_backends, NowUtc, TestApp};
+
+on_both_backends!(
+    login_sets_a_strict_httponly_cookie_and_me_answers,
+    wrong_password_and_unknown_user_get_the_same_401,
+    repeated_failures_are_slowed_down,
+    logout_ends_the_session_and_logout_everywhere_ends_all,
+    sessions_expire,
+    deactivated_users_cannot_log_in,
+    seat_limit_refuses_the_next_agent_by_name,
+    malformed_bodies_get_400_naming_the_problem,
+);
+
+async fn login_sets_a_strict_httponly_cookie_and_me_answers(t: TestApp) -> TestApp {
+    let acme = t.account("acme", 5).await;
+    let pw = t.user(&acme, "sue", Role::Supervisor).await;
+    let c = client();
+    let r = t.try_login(&c, "sue", &pw).await;
+    assert_eq!(r.status(), 200);
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie")
+        .to_owned();
+    assert!(cookie.starts_with("dialcrm_session="));
+    assert!(cookie.contains("HttpOnly"));
+    assert!(cookie.contains("SameSite=Strict"));
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["home"], "/supervisor");
+    let me: serde_json::Value = c
+        .get(t.url("/api/me"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["username"], "sue");
+    assert_eq!(me["role"], "supervisor");
+    assert_eq!(me["account"], "acme");
+    assert_eq!(t.get_status(&client(), "/api/me").await, 401);
+    // The token is stored only as a hash.
+    let token = cookie["dialcrm_session=".len()..]
+        .split(';')
+        .next()
+        .expect("value");
+    assert!(t
+        .db
+        .store
+        .session(token, t.clock.now_utc())
+        .await
+        .expect("q")
+        .is_none());
+    t
+}
+
+async fn wrong_password_and_unknown_user_get_the_same_401(t: TestApp) -> TestApp {
+    let acme = t.account("acme", 5).await;
+    t.user(&acme, "sue", Role::Supervisor).await;
+    let c = client();
+    let wrong = t.try_login(&c, "sue", "Not-the-1-password").await;
+    assert_eq!(wrong.status(), 401);
+    let wrong_body = wrong.text().await.expect("body");
+    let unknown = t.try_login(&c, "nobody", "Not-the-1-password").await;
+    assert_eq!(unknown.status(), 401);
+    assert_eq!(unknown.text().await.expect("body"), wrong_body);
+    assert!(wrong_body.contains("wrong username or password"));
+    t
+}
+
+async fn repeated_failures_are_slowed_down(t: TestApp) -> TestApp {
+    let acme = t.account("acme", 5).await;
+    let pw = t.user(&acme, "sue", Role::Supervisor).await;
+    let c = client();
+    for _ in 0..5 {
+        assert_eq!(t.try_login(&c, "sue", "Wrong-guess-1").await.status(), 401);
+    }
+    // Now even the right password must wait.
+    let retry = retry_after(t.try_login(&c, "sue", &pw).await);
+    assert_eq!(retry, 1);
+    t.clock.advance(Duration::seconds(1));
+    assert_eq!(t.try_login(&c, "sue", "Wrong-guess-1").await.status(), 401);
+    // Each further failure doubles the wait.
+    assert_eq!(retry_after(t.try_login(&c, "sue", &pw).await), 2);
+    t.clock.advance(Duration::seconds(2));
+    assert_eq!(t.try_login(&c, "sue", &pw).await.status(), 200);
+    let metrics = client()
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("dialcrm_logins_total{outcome=\"throttled\"} 2"));
+    assert!(metrics.contains("dialcrm_logins_total{outcome=\"failed\"} 6"));
+    t
+}
+
+async fn logout_ends_the_session_and_logout_everywhere_ends_all(t: TestApp) -> TestApp {
+    let acme = t.account("acme", 5).await;
+    let pw = t.user(&acme, "sue", Role::Supervisor).await;
+    let one = t.login("sue", &pw).await;
+    let two = t.login("sue", &pw).await;
+    let three = t.login("sue", &pw).await;
+    let r = one.post(t.url("/api/logout")).send().await.expect("sent");
+    assert_eq!(r.status(), 204);
+    assert_eq!(t.get_status(&one, "/api/me").await, 401);
+    assert_eq!(t.get_status(&two, "/api/me").await, 200);
+    let r = two
+        .post(t.url("/api/logout-everywhere"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 204);
+    assert_eq!(t.get_status(&two, "/api/me").await, 401);
+    assert_eq!(t.get_status(&three, "/api/me").await, 401);
+    t
+}
+
+async fn sessions_expire(t: TestApp) -> TestApp {
+    let acme = t.account("acme", 5).await;
+    let pw = t.user(&acme, "sue", Role::Supervisor).await;
+    let c = t.login("sue", &pw).await;
+    t.clock.advance(Duration::hours(11));
+    assert_eq!(t.get_status(&c, "/api/me").await, 200);
+    t.clock.advance(Duration::hours(1));
+    assert_eq!(t.get_status(&c, "/api/me").await, 401);
+    assert_eq!(t.get_status(&c, "/supervisor").await, 303);
+    t
+}
+
+async fn deactivated_users_cannot_log_in(t: TestApp) -> TestApp {
+    let acme = t.account("acme", 5).await;
+    let admin_pw = t.user(&acme, "ada", Role::Admin).await;
+    let pw = t.user(&acme, "al", Role::Agent).await;
+    let agent = t.login("al", &pw).await;
+    let admin = t.login("ada", &admin_pw).await;
+    let users: Vec<serde_json::Value> = admin
+        .get(t.url("/api/users"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let al = users
+        .iter()
+        .find(|u| u["username"] == "al")
+        .expect("al listed");
+    let r = admin
+        .post(t.url(&format!("/api/users/{}/active", al["id"])))
+        .json(&serde_json::json!({ "active": false }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    assert_eq!(t.get_status(&agent, "/api/me").await, 401, "sessions end");
+    assert_eq!(t.try_login(&client(), "al", &pw).await.status(), 401);
+    t
+}
+
+async fn seat_limit_refuses_the_next_agent_by_name(t: TestApp) -> TestApp {
+    let acme = t.account("acme", 1).await;
+    let a1 = t.user(&acme, "al", Role::Agent).await;
+    let a2 = t.user(&acme, "bo", Role::Agent).await;
+    let sup = t.user(&acme, "sue", Role::Supervisor).await;
+    let al = t.login("al", &a1).await;
+    let r = t.try_login(&client(), "bo", &a2).await;
+    assert_eq!(r.status(), 403);
+    let msg = r.text().await.expect("body");
+    assert!(msg.contains("seat limit"), "{msg}");
+    assert!(msg.contains("1 agent seats"), "{msg}");
+    t.login("sue", &sup).await;
+    al.post(t.url("/api/logout")).send().await.expect("sent");
+    t.login("bo", &a2).await;
+    t
+}
+
+async fn malformed_bodies_get_400_naming_the_problem(t: TestApp) -> TestApp {
+    let c = client();
+    let cases: [(&str, Option<&str>, &str); 4] = [
+        ("{\"username\": \"x\"", Some("application/json"), "EOF"),
+        (
+            "{\"username\": \"x\"}",
+            Some("application/json"),
+            "password",
+        ),
+        (
+            "{\"username\": 5, \"password\": \"y\"}",
+            Some("application/json"),
+            "username",
+        ),
+        ("username=x&password=y", None, "Content-Type"),
+    ];
+    for (body, content_type, expect) in cases {
+        let mut req = c.post(t.url("/api/login")).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let r = req.send().await.expect("sent");
+        assert_eq!(r.status(), 400, "body {body}");
+        let msg = r.text().await.expect("text");
+        assert!(msg.contains(expect), "{body} → {msg}");
+    }
+    t
+}
+
+fn retry_after(r: reqwest::Response) -> u64 {
+    assert_eq!(r.status(), 429);
+    r.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After")
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the whole service on free ports with a fresh database,
+//! driven over HTTP and through the `dialcrm` binary, on both backends.
+
+mod cli;
+mod helpers;
+mod login;
+mod ops;
+mod tenancy;
