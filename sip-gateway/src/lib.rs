@@ -8,6 +8,11 @@
 //!   authentication and SDP offer/answer.
 //! - [`media`]: sans-IO RTP: packets, G.711, DTMF events, relaying between
 //!   legs, and recording.
+//! - [`gateway`]: the tokio shell that drives both over real sockets, and the
+//!   Rust API the dialler calls: dial, hang up, play, record, bridge, events.
+//! - [`carrier`]: a simulated carrier on loopback for the demo and benchmarks.
 
+pub mod carrier;
+pub mod gateway;
 pub mod media;
 pub mod sip;

@@ -23,6 +23,8 @@ pub enum EndCause {
     RemoteHangup,
     /// We hung up.
     LocalHangup,
+    /// RTP stopped arriving for longer than the media timeout, so we hung up.
+    MediaTimeout,
 }
 
 /// Maps a final failure status to a cause.

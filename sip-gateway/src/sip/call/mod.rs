@@ -201,8 +201,18 @@ impl Call {
 
     /// Hangs up: CANCEL before answer, BYE after.
     pub fn hangup(&mut self, now: Instant) {
-        self.stop(EndCause::LocalHangup, now);
+        self.terminate(EndCause::LocalHangup, now);
+    }
+
+    /// Hangs up as `hangup` does, reporting `cause` in the `Ended` event.
+    pub fn terminate(&mut self, cause: EndCause, now: Instant) {
+        self.stop(cause, now);
         self.process(now);
+    }
+
+    /// Returns the Call-ID of the call, which routes the trunk's messages to it.
+    pub fn call_id(&self) -> &str {
+        self.invite.header("Call-ID").unwrap_or_default()
     }
 
     /// Reports that the transport failed to deliver to the trunk.

@@ -1,0 +1,257 @@
+//! A simulated carrier: a SIP UAS on loopback that answers, rings out, is busy or plays an
+//! answering machine by a configured mix, and plays audio over RTP (PCMU or PCMA).
+//!
+//! The demo and the benchmarks dial it; interop tests use sipp instead. [`uas`] holds the
+//! signalling, built on the same transaction layer as the gateway; [`media`] the RTP side.
+
+mod media;
+mod uas;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+
+use crate::media::playback::{load_wav, PlaybackError};
+use crate::media::tone::sine;
+
+/// How the carrier treats an incoming call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Rings, answers after the answer delay, and plays the audio.
+    Answer,
+    /// Answers with 486 Busy Here after the ring delay.
+    Busy,
+    /// Rings until the caller gives up.
+    NoAnswer,
+    /// Answers quickly, plays the audio as a greeting, then hangs up.
+    Machine,
+}
+
+/// Percentages of each outcome; they are weights, so they need not add up to 100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mix {
+    /// Weight of answered calls.
+    pub answer: u32,
+    /// Weight of busy calls.
+    pub busy: u32,
+    /// Weight of unanswered calls.
+    pub no_answer: u32,
+    /// Weight of answering machines.
+    pub machine: u32,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Mix {
+            answer: 60,
+            busy: 10,
+            no_answer: 20,
+            machine: 10,
+        }
+    }
+}
+
+impl Mix {
+    /// Returns a mix where every call has the same outcome.
+    pub fn always(outcome: Outcome) -> Self {
+        let mut mix = Mix {
+            answer: 0,
+            busy: 0,
+            no_answer: 0,
+            machine: 0,
+        };
+        match outcome {
+            Outcome::Answer => mix.answer = 1,
+            Outcome::Busy => mix.busy = 1,
+            Outcome::NoAnswer => mix.no_answer = 1,
+            Outcome::Machine => mix.machine = 1,
+        }
+        mix
+    }
+
+    /// Picks an outcome for a roll in `0..total` weight.
+    fn pick(&self, roll: u32) -> Outcome {
+        let weights = [
+            (self.answer, Outcome::Answer),
+            (self.busy, Outcome::Busy),
+            (self.no_answer, Outcome::NoAnswer),
+            (self.machine, Outcome::Machine),
+        ];
+        let mut left = roll;
+        for (weight, outcome) in weights {
+            if left < weight {
+                return outcome;
+            }
+            left -= weight;
+        }
+        Outcome::Answer
+    }
+
+    fn total(&self) -> u32 {
+        self.answer + self.busy + self.no_answer + self.machine
+    }
+}
+
+/// What the carrier plays after answering.
+#[derive(Debug, Clone)]
+pub enum CarrierAudio {
+    /// A sine tone of this frequency in Hz.
+    Tone(f64),
+    /// A mono 16-bit WAV file.
+    Wav(PathBuf),
+}
+
+/// Settings of the simulated carrier.
+#[derive(Debug, Clone)]
+pub struct CarrierConfig {
+    /// Address the SIP socket binds to; RTP sockets bind to the same IP.
+    pub sip_addr: SocketAddr,
+    /// Outcome weights.
+    pub mix: Mix,
+    /// Time from INVITE to 180 Ringing (and to 486 for busy calls).
+    pub ring_delay: Duration,
+    /// Time from INVITE to 200 OK for answered calls.
+    pub answer_delay: Duration,
+    /// Time from INVITE to 200 OK for answering machines.
+    pub machine_answer_delay: Duration,
+    /// How long a machine greets before hanging up.
+    pub machine_greeting: Duration,
+    /// Answered calls are hung up by the carrier after this long; never when absent.
+    pub hangup_after: Option<Duration>,
+    /// Audio to play after answering.
+    pub audio: CarrierAudio,
+    /// Seed of the outcome draw, for reproducible runs.
+    pub seed: u64,
+}
+
+impl Default for CarrierConfig {
+    fn default() -> Self {
+        CarrierConfig {
+            sip_addr: "127.0.0.1:5080".parse().expect("a valid literal"),
+            mix: Mix::default(),
+            ring_delay: Duration::from_millis(200),
+            answer_delay: Duration::from_secs(2),
+            machine_answer_delay: Duration::from_millis(500),
+            machine_greeting: Duration::from_secs(4),
+            hangup_after: None,
+            audio: CarrierAudio::Tone(440.0),
+            seed: 1,
+        }
+    }
+}
+
+/// Counts of what the carrier has done since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CarrierStats {
+    /// INVITEs that started a call.
+    pub calls: u64,
+    /// Calls answered (people and machines).
+    pub answered: u64,
+    /// Calls refused as busy.
+    pub busy: u64,
+    /// Calls cancelled by the caller before answer.
+    pub cancelled: u64,
+    /// RTP packets received from callers.
+    pub rtp_received: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    calls: AtomicU64,
+    answered: AtomicU64,
+    busy: AtomicU64,
+    cancelled: AtomicU64,
+    rtp_received: AtomicU64,
+}
+
+/// Why the carrier could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CarrierError {
+    /// The SIP socket could not be bound.
+    #[error("cannot bind the carrier SIP socket: {0}")]
+    Bind(#[from] std::io::Error),
+    /// The audio file could not be loaded.
+    #[error(transparent)]
+    Audio(#[from] PlaybackError),
+}
+
+/// A running simulated carrier; it stops when dropped.
+#[derive(Debug)]
+pub struct Carrier {
+    sip_addr: SocketAddr,
+    counters: Arc<Counters>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Carrier {
+    /// Binds the SIP socket and starts answering calls.
+    pub async fn start(config: CarrierConfig) -> Result<Carrier, CarrierError> {
+        let samples: Arc<[i16]> = match &config.audio {
+            CarrierAudio::Tone(hz) => sine(*hz, 8000, 8000, 8000).into(),
+            CarrierAudio::Wav(path) => load_wav(path)?,
+        };
+        let socket = UdpSocket::bind(config.sip_addr).await?;
+        let sip_addr = socket.local_addr()?;
+        let counters = Arc::new(Counters::default());
+        let (stop, stopped) = oneshot::channel();
+        let uas = uas::Uas::new(config, socket, samples, counters.clone());
+        tokio::spawn(uas.run(stopped));
+        tracing::info!(%sip_addr, "simulated carrier started");
+        Ok(Carrier {
+            sip_addr,
+            counters,
+            _stop: stop,
+        })
+    }
+
+    /// Returns the address the carrier receives SIP on.
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.sip_addr
+    }
+
+    /// Returns what the carrier has done so far.
+    pub fn stats(&self) -> CarrierStats {
+        let c = &self.counters;
+        CarrierStats {
+            calls: c.calls.load(Ordering::Relaxed),
+            answered: c.answered.load(Ordering::Relaxed),
+            busy: c.busy.load(Ordering::Relaxed),
+            cancelled: c.cancelled.load(Ordering::Relaxed),
+            rtp_received: c.rtp_received.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mix_picks_by_weight() {
+        let mix = Mix {
+            answer: 2,
+            busy: 1,
+            no_answer: 0,
+            machine: 1,
+        };
+        assert_eq!(mix.total(), 4);
+        let picks: Vec<Outcome> = (0..4).map(|r| mix.pick(r)).collect();
+        assert_eq!(
+            picks,
+            [
+                Outcome::Answer,
+                Outcome::Answer,
+                Outcome::Busy,
+                Outcome::Machine
+            ]
+        );
+        assert_eq!(Mix::always(Outcome::NoAnswer).pick(0), Outcome::NoAnswer);
+    }
+}

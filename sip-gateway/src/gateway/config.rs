@@ -1,0 +1,286 @@
+//! Gateway and trunk settings, read from the `[gateway]` and `[[trunks]]` tables of the TOML config.
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::sip::transaction::TimerConfig;
+use crate::sip::Transport;
+
+/// Settings of the gateway process as a whole.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Address the SIP UDP socket binds to (port 0 picks a free one).
+    pub sip_udp: SocketAddr,
+    /// Address the SIP TCP listener binds to; `None` disables TCP.
+    pub sip_tcp: Option<SocketAddr>,
+    /// Address trunks should reach us at, when it differs from the bound one (NAT).
+    pub advertised_ip: Option<std::net::IpAddr>,
+    /// First RTP port of the range legs take sockets from.
+    pub rtp_port_min: u16,
+    /// Last RTP port of the range.
+    pub rtp_port_max: u16,
+    /// SIP timer T1 (round-trip estimate).
+    #[serde(deserialize_with = "duration")]
+    pub t1: Duration,
+    /// SIP timer T2 (longest retransmission interval).
+    #[serde(deserialize_with = "duration")]
+    pub t2: Duration,
+    /// How long a call may go without RTP before it is ended.
+    #[serde(deserialize_with = "duration")]
+    pub media_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            sip_udp: "0.0.0.0:5060".parse().expect("a valid literal"),
+            sip_tcp: None,
+            advertised_ip: None,
+            rtp_port_min: 20000,
+            rtp_port_max: 30000,
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            media_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Returns a configuration for tests and the demo: loopback, any free ports.
+    pub fn loopback() -> Self {
+        GatewayConfig {
+            sip_udp: "127.0.0.1:0".parse().expect("a valid literal"),
+            sip_tcp: Some("127.0.0.1:0".parse().expect("a valid literal")),
+            rtp_port_min: 0,
+            rtp_port_max: 0,
+            ..GatewayConfig::default()
+        }
+    }
+
+    /// Returns the SIP timer values for the transaction layer.
+    pub fn timers(&self) -> TimerConfig {
+        TimerConfig {
+            t1: self.t1,
+            t2: self.t2,
+            ..TimerConfig::default()
+        }
+    }
+
+    /// Returns the RTP port range; `0..=0` means any free port.
+    pub fn rtp_ports(&self) -> RangeInclusive<u16> {
+        self.rtp_port_min..=self.rtp_port_max
+    }
+}
+
+/// Transport a trunk is reached over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TrunkTransport {
+    /// SIP over UDP.
+    #[default]
+    Udp,
+    /// SIP over TCP.
+    Tcp,
+}
+
+impl From<TrunkTransport> for Transport {
+    fn from(value: TrunkTransport) -> Self {
+        match value {
+            TrunkTransport::Udp => Transport::Udp,
+            TrunkTransport::Tcp => Transport::Tcp,
+        }
+    }
+}
+
+/// A password or other secret; `Debug` never prints it.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// Returns the secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// One SIP trunk of a VoIP provider; the list order is the failover order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// Name the dialler and the CLI refer to the trunk by.
+    pub name: String,
+    /// Host name or IP address of the trunk.
+    pub host: String,
+    /// SIP port of the trunk.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Transport to the trunk.
+    #[serde(default)]
+    pub transport: TrunkTransport,
+    /// Digest username, if the trunk challenges.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Digest password.
+    #[serde(default)]
+    pub password: Secret,
+    /// Domain of our From URI; the trunk host when absent.
+    #[serde(default)]
+    pub from_domain: Option<String>,
+    /// Most calls up at once through this trunk.
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: usize,
+    /// Most new calls per second through this trunk.
+    #[serde(default = "default_max_cps")]
+    pub max_cps: u32,
+    /// Interval of OPTIONS keepalives; none when absent.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub options_interval: Option<Duration>,
+    /// Whether to REGISTER with the trunk at start and keep the binding fresh.
+    #[serde(default)]
+    pub register: bool,
+    /// Expiry asked for in REGISTER.
+    #[serde(default = "default_register_expires", deserialize_with = "duration")]
+    pub register_expires: Duration,
+}
+
+impl TrunkConfig {
+    /// Returns a trunk at `address` with defaults for everything else.
+    pub fn new(name: impl Into<String>, address: SocketAddr) -> Self {
+        TrunkConfig {
+            name: name.into(),
+            host: address.ip().to_string(),
+            port: address.port(),
+            transport: TrunkTransport::Udp,
+            username: None,
+            password: Secret::default(),
+            from_domain: None,
+            max_concurrent: default_max_concurrent(),
+            max_cps: default_max_cps(),
+            options_interval: None,
+            register: false,
+            register_expires: default_register_expires(),
+        }
+    }
+}
+
+fn default_port() -> u16 {
+    5060
+}
+
+fn default_max_concurrent() -> usize {
+    100
+}
+
+fn default_max_cps() -> u32 {
+    10
+}
+
+fn default_register_expires() -> Duration {
+    Duration::from_secs(600)
+}
+
+/// Parses `"500ms"`, `"30s"`, `"5m"` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit.trim() {
+        "ms" => number / 1000.0,
+        "" | "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawDuration {
+    Seconds(u64),
+    Text(String),
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    match RawDuration::deserialize(deserializer)? {
+        RawDuration::Seconds(s) => Ok(Duration::from_secs(s)),
+        RawDuration::Text(t) => parse_duration(&t)
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid duration {t:?}"))),
+    }
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    duration(deserializer).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct File {
+        gateway: GatewayConfig,
+        trunks: Vec<TrunkConfig>,
+    }
+
+    #[test]
+    fn reads_trunks_from_toml() {
+        let file: File = toml::from_str(
+            r#"
+            [gateway]
+            sip_udp = "0.0.0.0:5070"
+            t1 = "250ms"
+            media_timeout = 20
+
+            [[trunks]]
+            name = "main"
+            host = "sip.example.net"
+            transport = "tcp"
+            username = "acct"
+            password = "hunter2"
+            max_cps = 5
+            options_interval = "30s"
+            register = true
+            "#,
+        )
+        .unwrap();
+        assert_eq!(file.gateway.t1, Duration::from_millis(250));
+        assert_eq!(file.gateway.media_timeout, Duration::from_secs(20));
+        let trunk = &file.trunks[0];
+        assert_eq!(trunk.port, 5060);
+        assert_eq!(trunk.transport, TrunkTransport::Tcp);
+        assert_eq!(trunk.options_interval, Some(Duration::from_secs(30)));
+        assert_eq!(trunk.password.expose(), "hunter2");
+        assert!(!format!("{trunk:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn durations_parse_units() {
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("10"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("ten"), None);
+        assert_eq!(parse_duration("5 fortnights"), None);
+    }
+}

@@ -1,0 +1,270 @@
+//! The gateway task: owns every call attempt and trunk, fed by sockets, commands and timers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rsip::SipMessage;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::config::GatewayConfig;
+use super::leg::{LegEvent, LegHandle};
+use super::ports::PortPool;
+use super::transport::{Inbound, SipTransport};
+use super::trunk::TrunkState;
+use super::types::{CallEvent, CallEventKind, CallRef, DialError, DialRequest, GatewayError};
+use crate::media::Recorder;
+use crate::sip::message::{header_value, OutgoingResponse};
+use crate::sip::parse::{bad_request_response, parse_message};
+use crate::sip::{Call, EndCause, Transport};
+
+/// A request from a [`super::Gateway`] handle.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Dial(DialRequest, oneshot::Sender<Result<CallRef, DialError>>),
+    Hangup(CallRef, Reply),
+    Play(CallRef, Arc<[i16]>, Reply),
+    Record(CallRef, Recorder, Reply),
+    PauseRecording(CallRef, Reply),
+    ResumeRecording(CallRef, Reply),
+    Bridge(CallRef, CallRef, Reply),
+}
+
+pub(crate) type Reply = oneshot::Sender<Result<(), GatewayError>>;
+
+/// One INVITE attempt through one trunk; a call that fails over has several.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    pub call: Call,
+    pub call_ref: CallRef,
+    pub trunk: usize,
+    pub ended: bool,
+}
+
+/// A call as the dialler sees it, across its attempts.
+#[derive(Debug)]
+pub(crate) struct CallEntry {
+    pub request: DialRequest,
+    /// Call-ID of the current attempt.
+    pub call_id: String,
+    /// Trunks still to try, in order.
+    pub fallbacks: Vec<usize>,
+    pub leg: LegHandle,
+    pub span: tracing::Span,
+    pub answered: bool,
+    /// Set once the call is over; `Ended` goes out when the leg has closed.
+    pub ending: Option<EndCause>,
+}
+
+/// State of the gateway task.
+pub(crate) struct Engine {
+    pub config: GatewayConfig,
+    pub trunks: Vec<TrunkState>,
+    pub attempts: HashMap<String, Attempt>,
+    pub calls: BTreeMap<CallRef, CallEntry>,
+    pub transport: SipTransport,
+    pub ports: PortPool,
+    pub events: broadcast::Sender<CallEvent>,
+    pub leg_events: mpsc::UnboundedSender<LegEvent>,
+    pub next_leg_id: u64,
+}
+
+impl Engine {
+    /// Runs until every gateway handle is dropped.
+    pub async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut leg_events: mpsc::UnboundedReceiver<LegEvent>,
+    ) {
+        loop {
+            let deadline = self.poll_timeout().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.on_command(command).await,
+                    None => break,
+                },
+                Some(input) = inbound.recv() => self.on_inbound(input, now()),
+                Some(event) = leg_events.recv() => self.on_leg_event(event, now()),
+                _ = sleep_until(deadline), if deadline.is_some() => self.on_timeout(now()),
+            }
+        }
+        let now = now();
+        let refs: Vec<CallRef> = self.calls.keys().copied().collect();
+        for call_ref in refs {
+            self.hangup(call_ref, now);
+        }
+        tracing::debug!("gateway stopped");
+    }
+
+    /// Publishes an event; having no subscriber is normal.
+    pub fn emit(&self, call_ref: CallRef, kind: CallEventKind) {
+        let _ = self.events.send(CallEvent { call_ref, kind });
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let calls = self.attempts.values().filter_map(|a| a.call.poll_timeout());
+        let trunks = self.trunks.iter().filter_map(TrunkState::poll_timeout);
+        calls.chain(trunks).min()
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        let due: Vec<String> = self
+            .attempts
+            .iter()
+            .filter(|(_, a)| a.call.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for call_id in due {
+            if let Some(attempt) = self.attempts.get_mut(&call_id) {
+                attempt.call.handle_timeout(now);
+            }
+            self.drive(&call_id, now);
+        }
+        for index in 0..self.trunks.len() {
+            if self.trunks[index].poll_timeout().is_some_and(|t| t <= now) {
+                self.trunks[index].handle_timeout(now);
+                self.flush_trunk(index);
+            }
+        }
+    }
+
+    fn on_inbound(&mut self, input: Inbound, now: Instant) {
+        match input {
+            Inbound::Connected { peer, writer } => self.transport.connected(peer, writer),
+            Inbound::Disconnected { peer } => {
+                self.transport.disconnected(peer);
+                let hit: Vec<String> = self
+                    .attempts
+                    .iter()
+                    .filter(|(_, a)| {
+                        let trunk = &self.trunks[a.trunk].trunk;
+                        trunk.transport == Transport::Tcp && trunk.address == peer
+                    })
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for call_id in hit {
+                    if let Some(attempt) = self.attempts.get_mut(&call_id) {
+                        attempt.call.transport_error(now);
+                    }
+                    self.drive(&call_id, now);
+                }
+            }
+            Inbound::Message {
+                bytes,
+                source,
+                transport,
+            } => self.on_message(&bytes, source, transport, now),
+        }
+    }
+
+    fn on_message(&mut self, bytes: &[u8], source: SocketAddr, transport: Transport, now: Instant) {
+        let Some(trunk) = self.trunk_for(source) else {
+            return self.refuse(bytes, source, transport);
+        };
+        let message = match parse_message(bytes) {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::debug!(%error, %source, "malformed SIP message");
+                if let Some(reply) = bad_request_response(bytes, &error.to_string()) {
+                    self.transport.send(crate::sip::Transmit {
+                        destination: source,
+                        transport,
+                        payload: reply,
+                    });
+                }
+                return;
+            }
+        };
+        let headers = match &message {
+            SipMessage::Request(r) => &r.headers,
+            SipMessage::Response(r) => &r.headers,
+        };
+        let call_id = header_value(headers, "Call-ID").unwrap_or_default();
+        match self.attempts.get_mut(&call_id) {
+            Some(attempt) => {
+                attempt.call.handle_message(message, now);
+                self.drive(&call_id, now);
+            }
+            None => {
+                self.trunks[trunk].handle_message(message, now);
+                self.flush_trunk(trunk);
+            }
+        }
+    }
+
+    /// Returns the trunk a packet from `source` belongs to; trunks are known by IP address.
+    fn trunk_for(&self, source: SocketAddr) -> Option<usize> {
+        let exact = self.trunks.iter().position(|t| t.trunk.address == source);
+        exact.or_else(|| {
+            self.trunks
+                .iter()
+                .position(|t| t.trunk.address.ip() == source.ip())
+        })
+    }
+
+    /// Answers a stranger's request with 403, keeping no state; anything else is dropped.
+    fn refuse(&mut self, bytes: &[u8], source: SocketAddr, transport: Transport) {
+        tracing::debug!(%source, "SIP from an address that is not a trunk");
+        let Ok(SipMessage::Request(request)) = parse_message(bytes) else {
+            return;
+        };
+        if request.method == rsip::Method::Ack {
+            return;
+        }
+        let tag = format!("{:016x}", rand::random::<u64>());
+        let response = OutgoingResponse::to_request(&request, 403, Some(&tag));
+        let mut response = response;
+        response.reason = "Forbidden".into();
+        self.transport.send(crate::sip::Transmit {
+            destination: source,
+            transport,
+            payload: response.to_bytes(),
+        });
+    }
+
+    fn flush_trunk(&mut self, index: usize) {
+        while let Some(transmit) = self.trunks[index].poll_transmit() {
+            self.transport.send(transmit);
+        }
+    }
+
+    fn on_leg_event(&mut self, event: LegEvent, now: Instant) {
+        match event {
+            LegEvent::Dtmf(call_ref, digit) => self.emit(call_ref, CallEventKind::Dtmf { digit }),
+            LegEvent::PlaybackFinished(call_ref) => {
+                self.emit(call_ref, CallEventKind::PlaybackFinished)
+            }
+            LegEvent::MediaTimeout(call_ref) => {
+                let Some(entry) = self.calls.get(&call_ref) else {
+                    return;
+                };
+                tracing::info!(parent: &entry.span, "media timeout");
+                let call_id = entry.call_id.clone();
+                if let Some(attempt) = self.attempts.get_mut(&call_id) {
+                    attempt.call.terminate(EndCause::MediaTimeout, now);
+                }
+                self.drive(&call_id, now);
+            }
+            LegEvent::Closed(call_ref) => {
+                if let Some(entry) = self.calls.remove(&call_ref) {
+                    let cause = entry.ending.unwrap_or(EndCause::LocalHangup);
+                    tracing::info!(parent: &entry.span, ?cause, "call ended");
+                    self.emit(call_ref, CallEventKind::Ended { cause });
+                }
+            }
+        }
+    }
+}
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,412 @@
+//! One call's RTP leg: a socket and the task that latches, records, plays, relays and detects DTMF.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::types::CallRef;
+use crate::media::playback::{Player, PlayerConfig, PlayerEvent};
+use crate::media::recorder::{Recorder, RecorderTap, Side};
+use crate::media::relay::{PayloadTypeMap, Relay, RelayConfig, SourceId};
+use crate::media::rtp::{is_rtcp, RtpPacket};
+use crate::media::{DtmfDetector, Latch, LatchConfig, LatchEvent, G711};
+use crate::sip::sdp::{Codec, Direction, NegotiatedMedia};
+
+/// Packets a bridged leg may queue towards its peer before new ones are dropped.
+const BRIDGE_QUEUE: usize = 64;
+/// The relay source id of playback; bridged legs use their own ids, which start at 1.
+const PLAYER: SourceId = SourceId(0);
+
+/// What the engine tells a leg to do.
+#[derive(Debug)]
+pub(crate) enum LegCommand {
+    /// Media was agreed or changed; `answered` turns the media timeout on.
+    Media {
+        media: NegotiatedMedia,
+        answered: bool,
+    },
+    /// Plays samples into the leg, replacing any playback.
+    Play(Arc<[i16]>),
+    /// Records both directions of the leg.
+    Record(Recorder),
+    /// Records silence until resumed.
+    PauseRecording,
+    /// Records audio again.
+    ResumeRecording,
+    /// Forwards received audio to another leg.
+    Bridge { peer: mpsc::Sender<BridgedPacket> },
+    /// Stops the leg, finishing any recording.
+    Close,
+}
+
+/// An RTP packet received on one leg, on its way out through another.
+#[derive(Debug)]
+pub(crate) struct BridgedPacket {
+    source: SourceId,
+    codec: Codec,
+    telephone_event: Option<u8>,
+    bytes: Vec<u8>,
+}
+
+/// What a leg reports to the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LegEvent {
+    /// A key press arrived.
+    Dtmf(CallRef, char),
+    /// RTP stopped arriving.
+    MediaTimeout(CallRef),
+    /// Playback reached its end.
+    PlaybackFinished(CallRef),
+    /// The leg has stopped and its recording is complete.
+    Closed(CallRef),
+}
+
+/// The engine's handle on a running leg.
+#[derive(Debug, Clone)]
+pub(crate) struct LegHandle {
+    pub commands: mpsc::UnboundedSender<LegCommand>,
+    pub inbox: mpsc::Sender<BridgedPacket>,
+    /// Where the leg receives RTP, as written in our SDP.
+    pub local: SocketAddr,
+}
+
+impl LegHandle {
+    /// Sends a command; a leg that has already stopped needs none.
+    pub fn send(&self, command: LegCommand) {
+        let _ = self.commands.send(command);
+    }
+}
+
+/// Starts the task of a leg whose socket is bound; `advertised` is the address put in SDP.
+pub(crate) fn spawn(
+    call_ref: CallRef,
+    id: u64,
+    socket: UdpSocket,
+    advertised: SocketAddr,
+    media_timeout: Duration,
+    events: mpsc::UnboundedSender<LegEvent>,
+) -> LegHandle {
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let (inbox, inbox_rx) = mpsc::channel(BRIDGE_QUEUE);
+    let leg = Leg {
+        call_ref,
+        source: SourceId(id),
+        socket,
+        media: None,
+        latch: None,
+        media_timeout,
+        relay: Relay::new(RelayConfig::narrowband(
+            rand::random(),
+            rand::random(),
+            rand::random(),
+        )),
+        player: None,
+        pending_play: None,
+        recorder: None,
+        tap: None,
+        dtmf: DtmfDetector::new(8000),
+        peer: None,
+        events,
+    };
+    let span = tracing::debug_span!("leg", %call_ref);
+    tokio::spawn(tracing::Instrument::instrument(
+        leg.run(command_rx, inbox_rx),
+        span,
+    ));
+    LegHandle {
+        commands,
+        inbox,
+        local: advertised,
+    }
+}
+
+struct Leg {
+    call_ref: CallRef,
+    source: SourceId,
+    socket: UdpSocket,
+    media: Option<NegotiatedMedia>,
+    latch: Option<Latch>,
+    media_timeout: Duration,
+    relay: Relay,
+    player: Option<Player>,
+    pending_play: Option<Arc<[i16]>>,
+    recorder: Option<Recorder>,
+    tap: Option<RecorderTap>,
+    dtmf: DtmfDetector,
+    peer: Option<mpsc::Sender<BridgedPacket>>,
+    events: mpsc::UnboundedSender<LegEvent>,
+}
+
+impl Leg {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<LegCommand>,
+        mut inbox: mpsc::Receiver<BridgedPacket>,
+    ) {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let deadline = self.next_timeout().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((n, from)) => self.on_datagram(&buf[..n], from, now()),
+                    Err(error) => tracing::trace!(%error, "rtp receive failed"),
+                },
+                command = commands.recv() => match command {
+                    None | Some(LegCommand::Close) => break,
+                    Some(command) => self.on_command(command, now()),
+                },
+                Some(packet) = inbox.recv() => self.on_bridged(packet, now()),
+                _ = sleep_until(deadline), if deadline.is_some() => self.on_timeout(now()),
+            }
+        }
+        if let Some(recorder) = self.recorder.take() {
+            self.tap = None;
+            let finished = tokio::task::spawn_blocking(move || recorder.finish()).await;
+            match finished {
+                Ok(Ok(stats)) => tracing::debug!(?stats, "recording finished"),
+                Ok(Err(error)) => tracing::warn!(%error, "recording failed"),
+                Err(error) => tracing::warn!(%error, "recording task failed"),
+            }
+        }
+        let _ = self.events.send(LegEvent::Closed(self.call_ref));
+    }
+
+    fn next_timeout(&self) -> Option<Instant> {
+        [
+            self.latch.as_ref().and_then(Latch::poll_timeout),
+            self.player.as_ref().and_then(Player::poll_timeout),
+            self.dtmf.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn on_command(&mut self, command: LegCommand, now: Instant) {
+        match command {
+            LegCommand::Media { media, answered } => self.set_media(media, answered, now),
+            LegCommand::Play(samples) => match self.media {
+                Some(_) => self.start_player(samples, now),
+                None => self.pending_play = Some(samples),
+            },
+            LegCommand::Record(recorder) => {
+                self.tap = Some(recorder.tap());
+                self.recorder = Some(recorder);
+            }
+            LegCommand::PauseRecording => self.recorder.iter().for_each(Recorder::pause),
+            LegCommand::ResumeRecording => self.recorder.iter().for_each(Recorder::resume),
+            LegCommand::Bridge { peer } => self.peer = Some(peer),
+            LegCommand::Close => {}
+        }
+    }
+
+    fn set_media(&mut self, media: NegotiatedMedia, answered: bool, now: Instant) {
+        let watching = answered && media.remote_direction == Direction::SendRecv;
+        let same_remote = self.media.is_some_and(|m| m.remote_rtp == media.remote_rtp);
+        match self.latch.as_mut() {
+            Some(latch) if same_remote => latch.set_watching(watching, now),
+            _ => {
+                let mut payload_types = vec![media.codec.payload_type()];
+                payload_types.extend(media.telephone_event);
+                let mut latch = Latch::new(
+                    LatchConfig {
+                        sdp_addr: Some(media.remote_rtp),
+                        prefer_sdp: false,
+                        payload_types,
+                        media_timeout: self.media_timeout,
+                    },
+                    now,
+                );
+                latch.set_watching(watching, now);
+                self.latch = Some(latch);
+            }
+        }
+        self.media = Some(media);
+        if let Some(samples) = self.pending_play.take() {
+            self.start_player(samples, now);
+        }
+    }
+
+    fn start_player(&mut self, samples: Arc<[i16]>, now: Instant) {
+        let Some(media) = self.media else { return };
+        let codec = g711(media.codec);
+        let config = PlayerConfig {
+            codec,
+            payload_type: codec.payload_type(),
+            ssrc: rand::random(),
+            initial_sequence: rand::random(),
+            initial_timestamp: rand::random(),
+            looping: false,
+        };
+        self.player = Some(Player::new(samples, config, now));
+        self.on_timeout(now);
+    }
+
+    fn on_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
+        let (Some(latch), Some(media)) = (self.latch.as_mut(), self.media) else {
+            return;
+        };
+        if is_rtcp(datagram) {
+            return;
+        }
+        if latch.handle_packet(from, datagram, now) != crate::media::latch::Verdict::Accepted {
+            return;
+        }
+        self.drain_latch();
+        let Ok(packet) = RtpPacket::parse(datagram) else {
+            return;
+        };
+        if Some(packet.payload_type()) == media.telephone_event {
+            if let Err(error) = self
+                .dtmf
+                .handle_packet(packet.timestamp(), packet.payload(), now)
+            {
+                tracing::trace!(%error, "bad telephone event");
+            }
+            self.drain_dtmf();
+        } else if let Some(tap) = &self.tap {
+            tap.push_g711(
+                Side::Customer,
+                packet.timestamp(),
+                g711(media.codec),
+                packet.payload(),
+                now,
+            );
+        }
+        if let Some(peer) = &self.peer {
+            let forwarded = BridgedPacket {
+                source: self.source,
+                codec: media.codec,
+                telephone_event: media.telephone_event,
+                bytes: datagram.to_vec(),
+            };
+            if let Err(mpsc::error::TrySendError::Closed(_)) = peer.try_send(forwarded) {
+                self.peer = None;
+            }
+        }
+    }
+
+    fn on_bridged(&mut self, mut packet: BridgedPacket, now: Instant) {
+        let Some(media) = self.media else { return };
+        if self.player.is_some() || !sends(media) {
+            return;
+        }
+        let Ok(view) = RtpPacket::parse(&packet.bytes) else {
+            return;
+        };
+        let pt = view.payload_type();
+        let is_audio = pt == packet.codec.payload_type();
+        if is_audio && packet.codec != media.codec && !view.has_padding() {
+            let start = packet.bytes.len() - view.payload().len();
+            g711(packet.codec).transcode_in_place(g711(media.codec), &mut packet.bytes[start..]);
+        }
+        let mut map = PayloadTypeMap::default();
+        map.insert(packet.codec.payload_type(), media.codec.payload_type());
+        if let (Some(from), Some(to)) = (packet.telephone_event, media.telephone_event) {
+            map.insert(from, to);
+        } else if !is_audio {
+            return;
+        }
+        self.relay.set_payload_map(packet.source, map);
+        self.send_relayed(packet.source, packet.bytes, is_audio, now);
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        if let Some(latch) = self.latch.as_mut() {
+            latch.handle_timeout(now);
+        }
+        self.drain_latch();
+        self.dtmf.handle_timeout(now);
+        self.drain_dtmf();
+        let Some(player) = self.player.as_mut() else {
+            return;
+        };
+        player.handle_timeout(now);
+        let mut frames = Vec::new();
+        while let Some(frame) = player.poll_transmit() {
+            frames.push(frame.as_bytes().to_vec());
+        }
+        let finished =
+            std::iter::from_fn(|| player.poll_event()).any(|e| e == PlayerEvent::Finished);
+        let sending = self.media.is_some_and(sends);
+        for frame in frames.into_iter().filter(|_| sending) {
+            self.send_relayed(PLAYER, frame, true, now);
+        }
+        if finished {
+            self.player = None;
+            self.relay.remove_source(PLAYER);
+            let _ = self.events.send(LegEvent::PlaybackFinished(self.call_ref));
+        }
+    }
+
+    fn send_relayed(&mut self, source: SourceId, mut bytes: Vec<u8>, audio: bool, now: Instant) {
+        let (Some(media), Some(remote)) = (self.media, self.latch.as_ref().and_then(Latch::remote))
+        else {
+            return;
+        };
+        let Ok(header) = self.relay.relay(source, &mut bytes, now) else {
+            return;
+        };
+        if let (true, Some(tap), Ok(packet)) = (audio, &self.tap, RtpPacket::parse(&bytes)) {
+            tap.push_g711(
+                Side::Agent,
+                header.timestamp,
+                g711(media.codec),
+                packet.payload(),
+                now,
+            );
+        }
+        if let Err(error) = self.socket.try_send_to(&bytes, remote) {
+            tracing::trace!(%error, "rtp send failed");
+        }
+    }
+
+    fn drain_latch(&mut self) {
+        let Some(latch) = self.latch.as_mut() else {
+            return;
+        };
+        while let Some(event) = latch.poll_event() {
+            match event {
+                LatchEvent::Latched(addr) => tracing::debug!(%addr, "media latched"),
+                LatchEvent::MediaTimeout => {
+                    let _ = self.events.send(LegEvent::MediaTimeout(self.call_ref));
+                }
+            }
+        }
+    }
+
+    fn drain_dtmf(&mut self) {
+        while let Some(press) = self.dtmf.poll_event() {
+            let _ = self.events.send(LegEvent::Dtmf(self.call_ref, press.digit));
+        }
+    }
+}
+
+/// Tells whether the far end wants our audio in this media state.
+fn sends(media: NegotiatedMedia) -> bool {
+    matches!(
+        media.remote_direction,
+        Direction::SendRecv | Direction::RecvOnly
+    )
+}
+
+fn g711(codec: Codec) -> G711 {
+    match codec {
+        Codec::Pcmu => G711::Pcmu,
+        Codec::Pcma => G711::Pcma,
+    }
+}
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,258 @@
+//! The tokio shell around the sans-IO cores: the gateway's Rust API.
+//!
+//! [`Gateway::start`] binds the SIP sockets and spawns one engine task that owns every call
+//! attempt (a [`crate::sip::Call`] each) and every trunk (keepalives, registration), fed by
+//! the socket tasks in [`transport`], by commands from [`Gateway`] handles, and by
+//! `sleep_until` the cores' next timeout. Each call has one RTP leg task ([`leg`]) on its own
+//! socket from the port range. Calls are reported as [`CallEvent`]s on a broadcast channel.
+//!
+//! - [`config`]: [`GatewayConfig`] and [`TrunkConfig`], read from TOML.
+//! - [`types`]: [`DialRequest`], [`CallRef`], [`CallEvent`] and the errors.
+
+mod calls;
+pub mod config;
+mod engine;
+mod leg;
+mod ports;
+mod transport;
+mod trunk;
+pub mod types;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+pub use config::{GatewayConfig, Secret, TrunkConfig, TrunkTransport};
+pub use types::GatewayError;
+pub use types::{Audio, CallEvent, CallEventKind, CallRef, DialError, DialRequest, EndCause};
+
+use crate::media::playback::load_wav;
+use crate::media::{Recorder, RecorderConfig};
+use crate::sip::outbound::Trunk;
+use engine::{Command, Engine, Reply};
+use transport::SipTransport;
+use trunk::TrunkState;
+
+/// Events buffered for a slow subscriber before it starts missing them.
+const EVENT_CAPACITY: usize = 4096;
+
+/// A handle on the running gateway; clones share it, and it stops when the last is dropped.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    commands: mpsc::UnboundedSender<Command>,
+    events: broadcast::Sender<CallEvent>,
+    sip_udp: SocketAddr,
+    sip_tcp: Option<SocketAddr>,
+}
+
+impl Gateway {
+    /// Binds the SIP sockets, resolves the trunks and starts the engine.
+    pub async fn start(
+        config: GatewayConfig,
+        trunks: Vec<TrunkConfig>,
+    ) -> Result<Gateway, GatewayError> {
+        let io = |context: &str| {
+            let context = context.to_string();
+            move |source| GatewayError::Io { context, source }
+        };
+        let udp = UdpSocket::bind(config.sip_udp)
+            .await
+            .map_err(io("binding the SIP UDP socket"))?;
+        let sip_udp = udp
+            .local_addr()
+            .map_err(io("reading the SIP UDP address"))?;
+        let tcp = match config.sip_tcp {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(io("binding the SIP TCP listener"))?,
+            ),
+            None => None,
+        };
+        let sip_tcp = match &tcp {
+            Some(listener) => Some(
+                listener
+                    .local_addr()
+                    .map_err(io("reading the SIP TCP address"))?,
+            ),
+            None => None,
+        };
+        let now = tokio::time::Instant::now().into_std();
+        let mut states = Vec::new();
+        for trunk in trunks {
+            if states
+                .iter()
+                .any(|s: &TrunkState| s.config.name == trunk.name)
+            {
+                return Err(GatewayError::Config(format!(
+                    "trunk {:?} appears twice",
+                    trunk.name
+                )));
+            }
+            let resolved = resolve(&trunk).await?;
+            let port = match trunk.transport {
+                TrunkTransport::Udp => sip_udp.port(),
+                TrunkTransport::Tcp => sip_tcp
+                    .ok_or_else(|| {
+                        GatewayError::Config(format!(
+                            "trunk {:?} uses TCP but sip_tcp is off",
+                            trunk.name
+                        ))
+                    })?
+                    .port(),
+            };
+            let ip = local_ip(&config, sip_udp.ip(), resolved.address);
+            states.push(TrunkState::new(
+                trunk,
+                resolved,
+                SocketAddr::new(ip, port),
+                config.timers(),
+                now,
+            ));
+        }
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (inbound_tx, inbound_rx) = mpsc::channel(1024);
+        let (leg_tx, leg_rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let engine = Engine {
+            ports: ports::PortPool::new(config.sip_udp.ip(), config.rtp_ports()),
+            config,
+            trunks: states,
+            attempts: HashMap::new(),
+            calls: BTreeMap::new(),
+            transport: SipTransport::start(udp, tcp, inbound_tx),
+            events: events.clone(),
+            leg_events: leg_tx,
+            next_leg_id: 0,
+        };
+        tokio::spawn(engine.run(command_rx, inbound_rx, leg_rx));
+        tracing::info!(%sip_udp, ?sip_tcp, "gateway started");
+        Ok(Gateway {
+            commands,
+            events,
+            sip_udp,
+            sip_tcp,
+        })
+    }
+
+    /// Places a call; its progress arrives on [`Gateway::events`].
+    pub async fn dial(&self, request: DialRequest) -> Result<CallRef, DialError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Dial(request, reply))
+            .map_err(|_| DialError::Stopped)?;
+        answer.await.map_err(|_| DialError::Stopped)?
+    }
+
+    /// Subscribes to the events of every call from now on.
+    pub fn events(&self) -> broadcast::Receiver<CallEvent> {
+        self.events.subscribe()
+    }
+
+    /// Hangs up a call: CANCEL while it rings, BYE once answered.
+    pub async fn hangup(&self, call_ref: CallRef) -> Result<(), GatewayError> {
+        self.ask(|reply| Command::Hangup(call_ref, reply)).await
+    }
+
+    /// Plays audio into a call, from its start if media is not yet up.
+    pub async fn play(&self, call_ref: CallRef, audio: Audio) -> Result<(), GatewayError> {
+        let samples = match audio {
+            Audio::Samples(samples) => samples,
+            Audio::File(path) => tokio::task::spawn_blocking(move || load_wav(&path))
+                .await
+                .map_err(|_| GatewayError::Stopped)??,
+        };
+        self.ask(|reply| Command::Play(call_ref, samples, reply))
+            .await
+    }
+
+    /// Records a call to a stereo WAV: what we send on the left, the customer on the right.
+    ///
+    /// The file is complete when the call's `Ended` event arrives.
+    pub async fn record(
+        &self,
+        call_ref: CallRef,
+        path: impl AsRef<Path>,
+    ) -> Result<(), GatewayError> {
+        let path = path.as_ref().to_path_buf();
+        let start = tokio::time::Instant::now().into_std();
+        let recorder = tokio::task::spawn_blocking(move || {
+            Recorder::create(&path, RecorderConfig::default(), start)
+        })
+        .await
+        .map_err(|_| GatewayError::Stopped)??;
+        self.ask(|reply| Command::Record(call_ref, recorder, reply))
+            .await
+    }
+
+    /// Records silence until [`Gateway::resume_recording`], e.g. while a card number is read out.
+    pub async fn pause_recording(&self, call_ref: CallRef) -> Result<(), GatewayError> {
+        self.ask(|reply| Command::PauseRecording(call_ref, reply))
+            .await
+    }
+
+    /// Records audio again after [`Gateway::pause_recording`].
+    pub async fn resume_recording(&self, call_ref: CallRef) -> Result<(), GatewayError> {
+        self.ask(|reply| Command::ResumeRecording(call_ref, reply))
+            .await
+    }
+
+    /// Relays RTP both ways between two calls.
+    pub async fn bridge(&self, a: CallRef, b: CallRef) -> Result<(), GatewayError> {
+        self.ask(|reply| Command::Bridge(a, b, reply)).await
+    }
+
+    /// Returns the bound SIP UDP address.
+    pub fn sip_udp_addr(&self) -> SocketAddr {
+        self.sip_udp
+    }
+
+    /// Returns the bound SIP TCP address, if TCP is on.
+    pub fn sip_tcp_addr(&self) -> Option<SocketAddr> {
+        self.sip_tcp
+    }
+
+    async fn ask(&self, command: impl FnOnce(Reply) -> Command) -> Result<(), GatewayError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .map_err(|_| GatewayError::Stopped)?;
+        answer.await.map_err(|_| GatewayError::Stopped)?
+    }
+}
+
+/// Looks up a trunk's address and builds the core's view of it.
+async fn resolve(config: &TrunkConfig) -> Result<Trunk, GatewayError> {
+    let address = tokio::net::lookup_host((config.host.as_str(), config.port))
+        .await
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| GatewayError::Config(format!("cannot resolve trunk {:?}", config.name)))?;
+    Ok(Trunk {
+        host: config.host.clone(),
+        port: (config.port != 5060).then_some(config.port),
+        address,
+        transport: config.transport.into(),
+        from_domain: config
+            .from_domain
+            .clone()
+            .unwrap_or_else(|| config.host.clone()),
+    })
+}
+
+/// Picks the IP address a trunk should send to: configured, bound, or the route's source.
+fn local_ip(config: &GatewayConfig, bound: IpAddr, trunk: SocketAddr) -> IpAddr {
+    if let Some(ip) = config.advertised_ip {
+        return ip;
+    }
+    if !bound.is_unspecified() {
+        return bound;
+    }
+    // Connecting a UDP socket sends nothing; it only asks the kernel for the route.
+    let probe = std::net::UdpSocket::bind(SocketAddr::new(bound, 0))
+        .and_then(|s| s.connect(trunk).and_then(|()| s.local_addr()));
+    probe.map(|a| a.ip()).unwrap_or(bound)
+}

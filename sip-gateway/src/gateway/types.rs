@@ -1,0 +1,168 @@
+//! What crosses the gateway's boundary: dial requests, call references, events and errors.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use crate::sip::EndCause;
+
+/// An opaque random reference to one call; it carries nothing about the lead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CallRef(u128);
+
+impl CallRef {
+    /// Returns a fresh random reference.
+    pub fn random() -> Self {
+        CallRef(rand::random())
+    }
+
+    /// Returns the reference as a number, for storage.
+    pub fn as_u128(self) -> u128 {
+        self.0
+    }
+
+    /// Rebuilds a reference from its stored number.
+    pub fn from_u128(value: u128) -> Self {
+        CallRef(value)
+    }
+}
+
+impl std::fmt::Display for CallRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl std::str::FromStr for CallRef {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        u128::from_str_radix(s, 16).map(CallRef)
+    }
+}
+
+/// Everything the gateway is told about a call to place; nothing else crosses in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DialRequest {
+    /// Number to dial, E.164 (`+` and digits).
+    pub number: String,
+    /// Caller ID to present, E.164.
+    pub caller_id: String,
+    /// Name of the trunk to try first.
+    pub trunk: String,
+    /// How long to let the call ring.
+    pub ring_timeout: Duration,
+    /// The caller's reference for the call.
+    pub call_ref: CallRef,
+}
+
+impl std::fmt::Debug for DialRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The dialled number is personal data: logs above DEBUG must not carry it.
+        f.debug_struct("DialRequest")
+            .field("trunk", &self.trunk)
+            .field("ring_timeout", &self.ring_timeout)
+            .field("call_ref", &self.call_ref)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Something that happened to a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallEvent {
+    /// The call.
+    pub call_ref: CallRef,
+    /// What happened.
+    pub kind: CallEventKind,
+}
+
+/// The kinds of [`CallEvent`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEventKind {
+    /// The trunk is working on the call (100).
+    Trying,
+    /// The far end is ringing (18x).
+    Ringing,
+    /// Audio flows before answer (183 with SDP).
+    EarlyMedia,
+    /// The call was answered.
+    Answered,
+    /// The far end pressed a key (RFC 4733).
+    Dtmf {
+        /// `0`–`9`, `*`, `#` or `A`–`D`.
+        digit: char,
+    },
+    /// A playback started with [`crate::gateway::Gateway::play`] reached its end.
+    PlaybackFinished,
+    /// The call is over, any recording is complete, and no further events follow.
+    Ended {
+        /// Why.
+        cause: EndCause,
+    },
+}
+
+/// Audio to play into a call.
+#[derive(Debug, Clone)]
+pub enum Audio {
+    /// A mono 16-bit WAV file (8, 16 or 48 kHz).
+    File(PathBuf),
+    /// Samples already loaded, 8 kHz mono.
+    Samples(Arc<[i16]>),
+}
+
+/// Why a call could not be placed.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// No trunk has this name.
+    #[error("no trunk named {0:?}")]
+    UnknownTrunk(String),
+    /// Every candidate trunk is at its concurrent-call limit.
+    #[error("trunk is at its concurrent call limit")]
+    TooManyCalls,
+    /// Every candidate trunk has used up its calls for this second.
+    #[error("trunk is at its calls-per-second limit")]
+    RateLimited,
+    /// The number or caller ID is not E.164.
+    #[error("invalid request: {0}")]
+    Invalid(#[from] crate::sip::outbound::OutboundError),
+    /// A call with this reference already exists.
+    #[error("call reference already in use")]
+    DuplicateRef,
+    /// No RTP port could be bound.
+    #[error("no RTP port available: {0}")]
+    NoMediaPort(std::io::Error),
+    /// The gateway has stopped.
+    #[error("the gateway has stopped")]
+    Stopped,
+}
+
+/// Why an operation on a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// No live call has this reference.
+    #[error("no such call")]
+    NoSuchCall,
+    /// The call has no negotiated media yet.
+    #[error("the call has no media yet")]
+    NoMedia,
+    /// A WAV file could not be loaded for playback.
+    #[error(transparent)]
+    Playback(#[from] crate::media::playback::PlaybackError),
+    /// A recording could not be started.
+    #[error(transparent)]
+    Recording(#[from] crate::media::recorder::RecorderError),
+    /// A socket could not be bound or a trunk resolved.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being attempted.
+        context: String,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The configuration is unusable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The gateway has stopped.
+    #[error("the gateway has stopped")]
+    Stopped,
+}

@@ -1,0 +1,209 @@
+//! The gateway against the simulated carrier, over real loopback sockets.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{channels, dominant, next_event, request, temp_wav, wait_for};
+use sip_gateway::carrier::{Carrier, CarrierAudio, CarrierConfig, Mix, Outcome};
+use sip_gateway::gateway::{
+    Audio, CallEventKind, DialError, EndCause, Gateway, GatewayConfig, TrunkConfig,
+};
+use sip_gateway::media::tone::sine;
+
+const LIMIT: Duration = Duration::from_secs(5);
+
+async fn carrier(outcome: Outcome, tone: f64) -> Carrier {
+    Carrier::start(CarrierConfig {
+        sip_addr: "127.0.0.1:0".parse().unwrap(),
+        mix: Mix::always(outcome),
+        ring_delay: Duration::from_millis(20),
+        answer_delay: Duration::from_millis(60),
+        machine_answer_delay: Duration::from_millis(30),
+        machine_greeting: Duration::from_millis(300),
+        audio: CarrierAudio::Tone(tone),
+        ..CarrierConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn gateway(trunks: Vec<TrunkConfig>) -> Gateway {
+    let config = GatewayConfig {
+        t1: Duration::from_millis(20),
+        ..GatewayConfig::loopback()
+    };
+    Gateway::start(config, trunks).await.unwrap()
+}
+
+fn ended(kind: &CallEventKind) -> bool {
+    matches!(kind, CallEventKind::Ended { .. })
+}
+
+#[tokio::test]
+async fn answered_call_carries_audio_both_ways_into_the_recording() {
+    let carrier = carrier(Outcome::Answer, 1000.0).await;
+    let gw = gateway(vec![TrunkConfig::new("sim", carrier.sip_addr())]).await;
+    let mut events = gw.events();
+    let call = gw.dial(request("sim", LIMIT)).await.unwrap();
+    let seen = wait_for(&mut events, call, LIMIT, |k| *k == CallEventKind::Answered).await;
+    assert!(seen.contains(&CallEventKind::Ringing), "{seen:?}");
+    let path = temp_wav("carrier");
+    gw.record(call, &path).await.unwrap();
+    let tone = sine(440.0, 8000, 8000, 8000);
+    gw.play(call, Audio::Samples(tone.into())).await.unwrap();
+    wait_for(&mut events, call, LIMIT, |k| {
+        *k == CallEventKind::PlaybackFinished
+    })
+    .await;
+    gw.hangup(call).await.unwrap();
+    let end = next_event(&mut events, call, LIMIT).await;
+    assert_eq!(
+        end,
+        CallEventKind::Ended {
+            cause: EndCause::LocalHangup
+        }
+    );
+    let (left, right) = channels(&path);
+    assert!(
+        right.len() > 4000,
+        "recording holds {} samples",
+        right.len()
+    );
+    assert_eq!(dominant(&left), Some(440.0), "what we sent, on the left");
+    assert_eq!(dominant(&right), Some(1000.0), "the customer, on the right");
+    assert!(carrier.stats().rtp_received > 20);
+}
+
+#[tokio::test]
+async fn busy_and_unanswered_calls_end_with_their_causes() {
+    let busy = carrier(Outcome::Busy, 440.0).await;
+    let silent = carrier(Outcome::NoAnswer, 440.0).await;
+    let gw = gateway(vec![
+        TrunkConfig::new("busy", busy.sip_addr()),
+        TrunkConfig::new("silent", silent.sip_addr()),
+    ])
+    .await;
+    let mut events = gw.events();
+    let call = gw.dial(request("busy", LIMIT)).await.unwrap();
+    let seen = wait_for(&mut events, call, LIMIT, ended).await;
+    assert_eq!(
+        seen.last(),
+        Some(&CallEventKind::Ended {
+            cause: EndCause::Busy
+        })
+    );
+    let call = gw
+        .dial(request("silent", Duration::from_millis(300)))
+        .await
+        .unwrap();
+    let seen = wait_for(&mut events, call, LIMIT, ended).await;
+    assert!(seen.contains(&CallEventKind::Ringing), "{seen:?}");
+    assert_eq!(
+        seen.last(),
+        Some(&CallEventKind::Ended {
+            cause: EndCause::NoAnswer
+        })
+    );
+    assert_eq!(silent.stats().cancelled, 1);
+}
+
+#[tokio::test]
+async fn answering_machine_hangs_up_after_its_greeting() {
+    let machine = carrier(Outcome::Machine, 440.0).await;
+    let gw = gateway(vec![TrunkConfig::new("sim", machine.sip_addr())]).await;
+    let mut events = gw.events();
+    let call = gw.dial(request("sim", LIMIT)).await.unwrap();
+    let seen = wait_for(&mut events, call, LIMIT, ended).await;
+    assert!(seen.contains(&CallEventKind::Answered), "{seen:?}");
+    assert_eq!(
+        seen.last(),
+        Some(&CallEventKind::Ended {
+            cause: EndCause::RemoteHangup
+        })
+    );
+}
+
+#[tokio::test]
+async fn bridged_calls_hear_each_other() {
+    let low = carrier(Outcome::Answer, 440.0).await;
+    let high = carrier(Outcome::Answer, 1000.0).await;
+    let gw = gateway(vec![
+        TrunkConfig::new("low", low.sip_addr()),
+        TrunkConfig::new("high", high.sip_addr()),
+    ])
+    .await;
+    let mut events = gw.events();
+    let a = gw.dial(request("low", LIMIT)).await.unwrap();
+    let b = gw.dial(request("high", LIMIT)).await.unwrap();
+    let mut answered = gw.events();
+    wait_for(&mut events, a, LIMIT, |k| *k == CallEventKind::Answered).await;
+    wait_for(&mut answered, b, LIMIT, |k| *k == CallEventKind::Answered).await;
+    let (path_a, path_b) = (temp_wav("bridge-a"), temp_wav("bridge-b"));
+    gw.record(a, &path_a).await.unwrap();
+    gw.record(b, &path_b).await.unwrap();
+    gw.bridge(a, b).await.unwrap();
+    // Audio flows for a fixed stretch of real time; nothing is awaited here.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    gw.hangup(a).await.unwrap();
+    gw.hangup(b).await.unwrap();
+    wait_for(&mut events, a, LIMIT, ended).await;
+    wait_for(&mut answered, b, LIMIT, ended).await;
+    let (a_sent, a_heard) = channels(&path_a);
+    let (b_sent, b_heard) = channels(&path_b);
+    assert_eq!(dominant(&a_heard), Some(440.0));
+    assert_eq!(dominant(&b_heard), Some(1000.0));
+    assert_eq!(
+        dominant(&a_sent),
+        Some(1000.0),
+        "leg A is sent leg B's audio"
+    );
+    assert_eq!(
+        dominant(&b_sent),
+        Some(440.0),
+        "leg B is sent leg A's audio"
+    );
+}
+
+#[tokio::test]
+async fn trunk_limits_refuse_extra_calls() {
+    let sim = carrier(Outcome::NoAnswer, 440.0).await;
+    let mut one_line = TrunkConfig::new("one-line", sim.sip_addr());
+    one_line.max_concurrent = 1;
+    let mut slow = TrunkConfig::new("slow", sim.sip_addr());
+    slow.max_cps = 1;
+    let gw = gateway(vec![one_line, slow]).await;
+    gw.dial(request("one-line", LIMIT)).await.unwrap();
+    let refused = gw.dial(request("one-line", LIMIT)).await;
+    assert!(
+        matches!(refused, Err(DialError::TooManyCalls)),
+        "{refused:?}"
+    );
+    gw.dial(request("slow", LIMIT)).await.unwrap();
+    let refused = gw.dial(request("slow", LIMIT)).await;
+    assert!(
+        matches!(refused, Err(DialError::RateLimited)),
+        "{refused:?}"
+    );
+    let unknown = gw.dial(request("nowhere", LIMIT)).await;
+    assert!(
+        matches!(unknown, Err(DialError::UnknownTrunk(_))),
+        "{unknown:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_trunk_fails_over_to_the_next() {
+    let sim = carrier(Outcome::Answer, 440.0).await;
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let gw = gateway(vec![
+        TrunkConfig::new("dead", dead.local_addr().unwrap()),
+        TrunkConfig::new("live", sim.sip_addr()),
+    ])
+    .await;
+    let mut events = gw.events();
+    let call = gw.dial(request("dead", LIMIT)).await.unwrap();
+    // With T1 at 20 ms, Timer B gives up on the dead trunk after 1.28 s.
+    wait_for(&mut events, call, LIMIT, |k| *k == CallEventKind::Answered).await;
+    assert_eq!(sim.stats().answered, 1);
+}
