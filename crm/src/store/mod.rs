@@ -8,8 +8,10 @@
 mod accounts;
 mod audit;
 mod calls;
+pub mod campaign_settings;
 mod campaigns;
 mod contacts;
+pub mod leads;
 mod lists;
 mod rows;
 mod sessions;

@@ -1,0 +1,571 @@
+//! Leads: one per contact of a campaign, with attempts, retries, callbacks
+//! and the lease a dialling node holds while it calls.
+//!
+//! [`Store::claim_leads`] answers "who may be called now". SQL narrows the
+//! candidates (not finished, not leased by a live node, due, attempts left)
+//! and orders them: callbacks due first, then list priority, then the
+//! earliest retry time. Rust then drops those outside the contact's local
+//! calling hours, those inside the 72-hour quiet time after an abandon and
+//! those whose number is suppressed, and the survivors are leased in the
+//! same transaction. On PostgreSQL the candidates are read `FOR UPDATE SKIP
+//! LOCKED`, so two nodes never wait on or take the same lead; on SQLite the
+//! transaction is `BEGIN IMMEDIATE`, which serialises claimers. In both, the
+//! lease is taken by a conditional update, so a lead another node holds is
+//! never taken over before its lease expires.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+use dialer::{decide_retry, may_call, may_redial_after_abandon, resolve_zone};
+use dialer::{AttemptOutcome, RetryDecision, RetryPolicy};
+use serde::{Deserialize, Serialize};
+
+use super::{on_pool, Backend, Store};
+use crate::model::{AccountId, CampaignId, CampaignStatus, ContactId, UserId};
+use crate::{privacy, StoreError};
+
+/// Identifies a lead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LeadId(pub i64);
+
+/// Where a lead stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadState {
+    /// Waiting to be dialled when due.
+    Pending,
+    /// Leased by a node that is calling it.
+    InProgress,
+    /// Finished: exhausted, ended by a disposition, or suppressed.
+    Done,
+}
+
+/// A contact's place in one campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lead {
+    /// The lead's id.
+    pub id: LeadId,
+    /// The campaign that dials it.
+    pub campaign_id: CampaignId,
+    /// The contact to call.
+    pub contact_id: ContactId,
+    /// The priority of its list in the campaign; lower dials first.
+    pub priority: i64,
+    /// Where it stands.
+    pub state: LeadState,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// How the last attempt ended.
+    pub last_outcome: Option<String>,
+    /// When the last attempt ended.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// The earliest time of the next attempt; `None` means now.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When a call to it was last abandoned.
+    pub last_abandon_at: Option<DateTime<Utc>>,
+    /// When the contact asked to be called back.
+    pub callback_at: Option<DateTime<Utc>>,
+    /// The agent who must make the callback, or `None` for anyone.
+    pub callback_user: Option<UserId>,
+    /// The node that holds it.
+    pub lease_owner: Option<String>,
+    /// When that node's hold lapses.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+/// A lead leased to a node, with what the node needs to dial it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedLead {
+    /// The lead's id.
+    pub id: LeadId,
+    /// The contact to call.
+    pub contact_id: ContactId,
+    /// The number to dial, E.164.
+    pub phone_e164: String,
+    /// The zone whose calling hours were checked.
+    pub time_zone: Tz,
+    /// Whether this is a callback that fell due.
+    pub is_callback: bool,
+    /// The agent a callback belongs to, if one.
+    pub callback_user: Option<UserId>,
+    /// When the lease lapses unless renewed.
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Creates a lead for every contact on the campaign's lists that lacks
+    /// one, and returns how many were created.
+    ///
+    /// A contact on several lists takes the best (lowest) list priority.
+    pub async fn sync_leads(
+        &self,
+        account: AccountId,
+        campaign: CampaignId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.campaign(account, campaign).await?;
+        let before = self.lead_count(account, campaign).await?;
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO leads (account_id, campaign_id, contact_id, priority, created_at, \
+             updated_at) \
+             SELECT $1, $2, m.contact_id, MIN(cl.priority), $3, $3 \
+             FROM campaign_lists cl \
+             JOIN list_members m ON m.list_id = cl.list_id AND m.account_id = cl.account_id \
+             WHERE cl.campaign_id = $2 AND cl.account_id = $1 \
+             GROUP BY m.contact_id \
+             ON CONFLICT (campaign_id, contact_id) DO UPDATE SET priority = excluded.priority"
+        )
+        .bind(account.0)
+        .bind(campaign.0)
+        .bind(now)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(self.lead_count(account, campaign).await? - before)
+    }
+
+    /// Leases up to `n` leads of a running campaign that may be dialled at
+    /// `now` to `node`, until `now + lease`.
+    pub async fn claim_leads(
+        &self,
+        account: AccountId,
+        campaign: CampaignId,
+        node: &str,
+        n: usize,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+    ) -> Result<Vec<ClaimedLead>, StoreError> {
+        if self.campaign(account, campaign).await?.status != CampaignStatus::Running || n == 0 {
+            return Ok(Vec::new());
+        }
+        let settings = self.campaign_settings(account, campaign).await?;
+        let window = settings.calling_hours.calling_window()?;
+        let default_tz = settings.time_zone()?;
+        let reserves_agent = settings.mode.reserves_agent();
+        let key = self.account_key(account).await?;
+        let expires = now + lease;
+        let batch = (n * 4).clamp(64, 1000);
+        let (begin, lock) = match self.backend() {
+            Backend::Sqlite => ("BEGIN IMMEDIATE", ""),
+            Backend::Postgres => ("BEGIN", " FOR UPDATE OF l SKIP LOCKED"),
+        };
+        let select = format!(
+            "SELECT l.id, l.contact_id, l.last_abandon_at, l.callback_at, l.callback_user_id, \
+             c.phone_e164, c.time_zone FROM leads l JOIN contacts c ON c.id = l.contact_id \
+             WHERE l.account_id = $1 AND l.campaign_id = $2 AND c.account_id = $1 \
+             AND {CLAIMABLE} \
+             AND ((l.callback_at IS NOT NULL AND l.callback_at <= $3) \
+               OR (l.callback_at IS NULL AND l.attempts < $4 \
+                   AND (l.next_attempt_at IS NULL OR l.next_attempt_at <= $3))) \
+             ORDER BY CASE WHEN l.callback_at IS NULL THEN 1 ELSE 0 END, l.callback_at, \
+             l.priority, COALESCE(l.next_attempt_at, l.created_at), l.id \
+             LIMIT $5 OFFSET $6{lock}"
+        );
+        let claimed: Vec<ClaimedLead> = on_pool!(self, |pool| {
+            let mut tx = pool.begin_with(begin).await?;
+            let mut chosen: Vec<ClaimedLead> = Vec::new();
+            for page in 0..MAX_PAGES {
+                let rows: Vec<CandidateRow> = sqlx::query_as(&select)
+                    .bind(account.0)
+                    .bind(campaign.0)
+                    .bind(now)
+                    .bind(i64::from(settings.max_attempts))
+                    .bind(batch as i64)
+                    .bind((page * batch) as i64)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let exhausted = rows.len() < batch;
+                let open: Vec<ClaimedLead> = rows
+                    .into_iter()
+                    .filter(|r| may_redial_after_abandon(r.last_abandon_at, now, reserves_agent))
+                    .filter_map(|r| r.into_claim(default_tz, expires))
+                    .filter(|c| may_call(&window, c.time_zone, now))
+                    .collect();
+                if !open.is_empty() {
+                    let hashes: Vec<String> = open
+                        .iter()
+                        .map(|c| privacy::number_hash(&key, &c.phone_e164))
+                        .collect();
+                    let sql = format!(
+                        "SELECT number_hash FROM suppression WHERE account_id = $1 \
+                         AND number_hash IN ({})",
+                        placeholders(2, hashes.len())
+                    );
+                    let mut query = sqlx::query_scalar::<_, String>(&sql).bind(account.0);
+                    for h in &hashes {
+                        query = query.bind(h);
+                    }
+                    let blocked = query.fetch_all(&mut *tx).await?;
+                    for (claim, hash) in open.into_iter().zip(&hashes) {
+                        if chosen.len() < n && !blocked.contains(hash) {
+                            chosen.push(claim);
+                        }
+                    }
+                }
+                if exhausted || chosen.len() >= n {
+                    break;
+                }
+            }
+            if chosen.is_empty() {
+                tx.commit().await?;
+                return Ok(Vec::new());
+            }
+            let sql = format!(
+                "UPDATE leads AS l SET state = 'in_progress', lease_owner = $1, \
+                 lease_expires_at = $2, updated_at = $3 \
+                 WHERE l.account_id = $4 AND {CLAIMABLE} AND l.id IN ({}) RETURNING id",
+                placeholders(5, chosen.len())
+            );
+            let mut query = sqlx::query_scalar::<_, i64>(&sql)
+                .bind(node)
+                .bind(expires)
+                .bind(now)
+                .bind(account.0);
+            for c in &chosen {
+                query = query.bind(c.id.0);
+            }
+            let leased = query.fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            chosen.retain(|c| leased.contains(&c.id.0));
+            chosen
+        });
+        tracing::debug!(%campaign, node, claimed = claimed.len(), "leads claimed");
+        Ok(claimed)
+    }
+
+    /// Extends every live lease `node` holds in the account to `now + lease`,
+    /// and returns how many it extended.
+    pub async fn renew_leases(
+        &self,
+        account: AccountId,
+        node: &str,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+    ) -> Result<u64, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query(
+            "UPDATE leads SET lease_expires_at = $1, updated_at = $2 \
+             WHERE account_id = $3 AND lease_owner = $4 AND state = 'in_progress' \
+             AND lease_expires_at > $2"
+        )
+        .bind(now + lease)
+        .bind(now)
+        .bind(account.0)
+        .bind(node)
+        .execute(pool)
+        .await?
+        .rows_affected()))
+    }
+
+    /// Gives a lead `node` holds back undialled, due at once.
+    pub async fn release_lead(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let n = on_pool!(self, |pool| sqlx::query(
+            "UPDATE leads SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
+             updated_at = $1 WHERE id = $2 AND account_id = $3 AND lease_owner = $4 \
+             AND state = 'in_progress'"
+        )
+        .bind(now)
+        .bind(lead.0)
+        .bind(account.0)
+        .bind(node)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Records an attempt that reached no conversation, and schedules the
+    /// next one or finishes the lead by the campaign's retry rules.
+    ///
+    /// The attempt fulfils any callback that was due, and ends the lease.
+    pub async fn record_outcome(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+        outcome: AttemptOutcome,
+        now: DateTime<Utc>,
+        policy: &RetryPolicy,
+    ) -> Result<Lead, StoreError> {
+        let current = self.lead(account, lead).await?;
+        let attempts = current.attempts.saturating_add(1);
+        let (state, next) = match decide_retry(policy, outcome, attempts, now, None) {
+            RetryDecision::Retry { at } => (LeadState::Pending, Some(at)),
+            RetryDecision::Exhausted | RetryDecision::Callback(_) => (LeadState::Done, None),
+        };
+        let abandoned = outcome == AttemptOutcome::Abandoned;
+        let attempt = Attempt {
+            outcome: outcome_name(outcome),
+            state,
+            next,
+            abandoned,
+        };
+        self.finish_attempt(account, &current, &attempt, now)
+            .await?;
+        self.lead(account, lead).await
+    }
+
+    /// Books a callback for a lead at `at`, for one agent or anyone; it
+    /// comes before every other lead once due, attempts left or not.
+    pub async fn schedule_callback(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+        at: DateTime<Utc>,
+        user: Option<UserId>,
+        now: DateTime<Utc>,
+    ) -> Result<Lead, StoreError> {
+        if let Some(user) = user {
+            let found: Option<i64> = on_pool!(self, |pool| sqlx::query_scalar(
+                "SELECT id FROM users WHERE id = $1 AND account_id = $2"
+            )
+            .bind(user.0)
+            .bind(account.0)
+            .fetch_optional(pool)
+            .await?);
+            if found.is_none() {
+                return Err(StoreError::Invalid("no such user for the callback".into()));
+            }
+        }
+        let n = on_pool!(self, |pool| sqlx::query(
+            "UPDATE leads SET callback_at = $1, callback_user_id = $2, state = 'pending', \
+             lease_owner = NULL, lease_expires_at = NULL, updated_at = $3 \
+             WHERE id = $4 AND account_id = $5"
+        )
+        .bind(at)
+        .bind(user.map(|u| u.0))
+        .bind(now)
+        .bind(lead.0)
+        .bind(account.0)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.lead(account, lead).await
+    }
+
+    /// Returns one lead of the account.
+    pub async fn lead(&self, account: AccountId, lead: LeadId) -> Result<Lead, StoreError> {
+        let sql = format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1 AND account_id = $2");
+        let row: LeadRow = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(lead.0)
+            .bind(account.0)
+            .fetch_one(pool)
+            .await?);
+        row.try_into()
+    }
+
+    /// Returns the lead a campaign holds for a contact.
+    pub async fn lead_for_contact(
+        &self,
+        account: AccountId,
+        campaign: CampaignId,
+        contact: ContactId,
+    ) -> Result<Lead, StoreError> {
+        let sql = format!(
+            "SELECT {LEAD_COLUMNS} FROM leads \
+             WHERE campaign_id = $1 AND contact_id = $2 AND account_id = $3"
+        );
+        let row: LeadRow = on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(campaign.0)
+            .bind(contact.0)
+            .bind(account.0)
+            .fetch_one(pool)
+            .await?);
+        row.try_into()
+    }
+
+    pub(super) async fn finish_attempt(
+        &self,
+        account: AccountId,
+        current: &Lead,
+        attempt: &Attempt<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        // The attempts guard turns a concurrent second report into a
+        // conflict instead of a lost increment.
+        let n = on_pool!(self, |pool| {
+            sqlx::query(
+            "UPDATE leads SET attempts = attempts + 1, last_outcome = $1, last_attempt_at = $2, \
+             next_attempt_at = $3, state = $4, callback_at = NULL, callback_user_id = NULL, \
+             lease_owner = NULL, lease_expires_at = NULL, updated_at = $2, \
+             last_abandon_at = CASE WHEN $8 THEN $2 ELSE last_abandon_at END \
+             WHERE id = $5 AND account_id = $6 AND attempts = $7"
+        )
+        .bind(attempt.outcome)
+        .bind(now)
+        .bind(attempt.next)
+        .bind(state_name(attempt.state))
+        .bind(current.id.0)
+        .bind(account.0)
+        .bind(i64::from(current.attempts))
+        .bind(attempt.abandoned)
+        .execute(pool)
+        .await?
+        .rows_affected()
+        });
+        if n == 0 {
+            return Err(StoreError::Conflict(format!(
+                "lead {} changed while its outcome was recorded",
+                current.id.0
+            )));
+        }
+        Ok(())
+    }
+
+    async fn lead_count(
+        &self,
+        account: AccountId,
+        campaign: CampaignId,
+    ) -> Result<u64, StoreError> {
+        let n: i64 = on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM leads WHERE campaign_id = $1 AND account_id = $2"
+        )
+        .bind(campaign.0)
+        .bind(account.0)
+        .fetch_one(pool)
+        .await?);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// What one finished attempt does to its lead.
+pub(super) struct Attempt<'a> {
+    /// How it ended, as stored.
+    pub outcome: &'a str,
+    /// Where the lead stands after it.
+    pub state: LeadState,
+    /// When to dial next, if pending.
+    pub next: Option<DateTime<Utc>>,
+    /// Whether the call was abandoned.
+    pub abandoned: bool,
+}
+
+/// How many candidate pages one claim reads before settling for fewer leads.
+const MAX_PAGES: usize = 10;
+
+/// A lead no live node holds, written against `leads l` with `now` as `$3`.
+const CLAIMABLE: &str = "l.state <> 'done' AND (l.state = 'pending' OR l.lease_expires_at <= $3)";
+
+const LEAD_COLUMNS: &str = "id, campaign_id, contact_id, priority, state, attempts, \
+     last_outcome, last_attempt_at, next_attempt_at, last_abandon_at, callback_at, \
+     callback_user_id, lease_owner, lease_expires_at";
+
+/// Returns the stored name of an attempt outcome.
+pub fn outcome_name(outcome: AttemptOutcome) -> &'static str {
+    match outcome {
+        AttemptOutcome::Busy => "busy",
+        AttemptOutcome::NoAnswer => "no_answer",
+        AttemptOutcome::Machine => "machine",
+        AttemptOutcome::Abandoned => "abandoned",
+        AttemptOutcome::Failed => "failed",
+    }
+}
+
+fn state_name(state: LeadState) -> &'static str {
+    match state {
+        LeadState::Pending => "pending",
+        LeadState::InProgress => "in_progress",
+        LeadState::Done => "done",
+    }
+}
+
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[derive(sqlx::FromRow)]
+struct CandidateRow {
+    id: i64,
+    contact_id: i64,
+    last_abandon_at: Option<DateTime<Utc>>,
+    callback_at: Option<DateTime<Utc>>,
+    callback_user_id: Option<i64>,
+    phone_e164: String,
+    time_zone: Option<String>,
+}
+
+impl CandidateRow {
+    /// Resolves the contact's zone; a lead whose zone or number is unusable is skipped.
+    fn into_claim(self, default_tz: Tz, lease_expires_at: DateTime<Utc>) -> Option<ClaimedLead> {
+        let digits = self.phone_e164.strip_prefix('+').unwrap_or("");
+        if !(2..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let zone = match resolve_zone(self.time_zone.as_deref(), &self.phone_e164, default_tz) {
+            Ok(zone) => zone,
+            Err(e) => {
+                tracing::warn!(lead = self.id, error = %e, "lead skipped: unusable time zone");
+                return None;
+            }
+        };
+        Some(ClaimedLead {
+            id: LeadId(self.id),
+            contact_id: ContactId(self.contact_id),
+            phone_e164: self.phone_e164,
+            time_zone: zone.tz,
+            is_callback: self.callback_at.is_some(),
+            callback_user: self.callback_user_id.map(UserId),
+            lease_expires_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct LeadRow {
+    id: i64,
+    campaign_id: i64,
+    contact_id: i64,
+    priority: i64,
+    state: String,
+    attempts: i64,
+    last_outcome: Option<String>,
+    last_attempt_at: Option<DateTime<Utc>>,
+    next_attempt_at: Option<DateTime<Utc>>,
+    last_abandon_at: Option<DateTime<Utc>>,
+    callback_at: Option<DateTime<Utc>>,
+    callback_user_id: Option<i64>,
+    lease_owner: Option<String>,
+    lease_expires_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<LeadRow> for Lead {
+    type Error = StoreError;
+
+    fn try_from(r: LeadRow) -> Result<Self, StoreError> {
+        let state = match r.state.as_str() {
+            "pending" => LeadState::Pending,
+            "in_progress" => LeadState::InProgress,
+            "done" => LeadState::Done,
+            other => return Err(StoreError::Invalid(format!("stored lead state {other:?}"))),
+        };
+        Ok(Lead {
+            id: LeadId(r.id),
+            campaign_id: CampaignId(r.campaign_id),
+            contact_id: ContactId(r.contact_id),
+            priority: r.priority,
+            state,
+            attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+            last_outcome: r.last_outcome,
+            last_attempt_at: r.last_attempt_at,
+            next_attempt_at: r.next_attempt_at,
+            last_abandon_at: r.last_abandon_at,
+            callback_at: r.callback_at,
+            callback_user: r.callback_user_id.map(UserId),
+            lease_owner: r.lease_owner,
+            lease_expires_at: r.lease_expires_at,
+        })
+    }
+}
