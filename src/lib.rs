@@ -20,6 +20,8 @@ pub struct App {
     pub http_addr: SocketAddr,
     /// The store the service uses.
     pub store: crm::Store,
+    /// The event bus every producer publishes on.
+    pub bus: crm::events::EventBus,
     /// The demo account created by this start, if it created one.
     pub demo: Option<crm::demo::Demo>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -63,8 +65,10 @@ impl App {
         let config = dashboard::DashboardConfig {
             session_ttl: settings.session_ttl,
             secure_cookies: settings.secure_cookies,
+            ..dashboard::DashboardConfig::default()
         };
-        let state = dashboard::AppState::new(store.clone(), config, clock.clone());
+        let bus = crm::events::EventBus::default();
+        let state = dashboard::AppState::new(store.clone(), config, clock.clone(), bus.clone());
         let router = dashboard::router(state);
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -82,6 +86,7 @@ impl App {
         Ok(App {
             http_addr,
             store,
+            bus,
             demo,
             shutdown: Some(tx),
             server,

@@ -8,10 +8,12 @@
 //!   scopes its query by it, so one account can never reach another's rows.
 //! - [`password`] hashes and verifies passwords with argon2id.
 //! - [`privacy`] holds the keyed hash that keeps an erased number suppressed.
+//! - [`events`] is the event bus that carries live state to dashboards.
 //! - [`demo`] seeds the demo account a first start creates.
 
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod model;
 pub mod password;
 pub mod privacy;

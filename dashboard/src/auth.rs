@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Duration;
+use crm::events::{AgentState, Event};
 use crm::model::{AccountId, Actor, Role, User};
 use crm::store::NewSession;
 use crm::{password, StoreError};
@@ -245,6 +246,10 @@ async fn login(
     created?;
     state.metrics.login("ok");
     state.store.audit(&actor, "login", None, now).await?;
+    if user.role == Role::Agent {
+        // An agent starts paused; the softphone makes them Ready.
+        publish_agent_state(&state, &user, AgentState::Paused, Some("login"));
+    }
     tracing::info!(user_id = %user.id, role = %user.role, "logged in");
 
     let me = me_of(&state, &user).await?;
@@ -256,6 +261,9 @@ async fn login(
 
 async fn logout(State(state): State<AppState>, me: CurrentUser) -> Result<Response, ApiError> {
     state.store.delete_session(&me.token_hash).await?;
+    if me.user.role == Role::Agent {
+        publish_agent_state(&state, &me.user, AgentState::LoggedOut, None);
+    }
     state
         .store
         .audit(&me.actor(), "logout", None, state.clock.now())
@@ -268,6 +276,9 @@ async fn logout_everywhere(
     me: CurrentUser,
 ) -> Result<Response, ApiError> {
     let n = state.store.delete_user_sessions(me.user.id).await?;
+    if me.user.role == Role::Agent {
+        publish_agent_state(&state, &me.user, AgentState::LoggedOut, None);
+    }
     state
         .store
         .audit(
@@ -294,6 +305,23 @@ async fn me_of(state: &AppState, user: &User) -> Result<Me, ApiError> {
         account: account.name,
         home: home_of(user.role),
     })
+}
+
+/// Publishes an agent's new state on the event bus.
+pub fn publish_agent_state(
+    state: &AppState,
+    user: &User,
+    agent_state: AgentState,
+    pause_code: Option<&str>,
+) {
+    state.bus.publish(Event::AgentState {
+        account: user.account_id,
+        user_id: user.id,
+        username: user.username.clone(),
+        state: agent_state,
+        pause_code: pause_code.map(str::to_owned),
+        at: state.clock.now(),
+    });
 }
 
 /// Returns the page a role works in.

@@ -5,6 +5,8 @@
 //!   ([`pages`]), wrapped in security headers and request metrics.
 //! - [`AppState`] holds what every handler shares: the Store, the clock, the
 //!   login throttle and the metrics.
+//! - [`stream`] is the supervisors' websocket: a snapshot, then numbered
+//!   deltas fed from the event bus through the [`stream::hub::StreamHub`].
 //! - [`throttle`] is the sans-IO login throttle; [`clock`] lets tests move
 //!   time without sleeping.
 //!
@@ -20,6 +22,7 @@ pub mod json;
 pub mod metrics;
 pub mod ops;
 pub mod pages;
+pub mod stream;
 pub mod throttle;
 
 use std::sync::{Arc, Mutex};
@@ -37,6 +40,8 @@ pub struct DashboardConfig {
     pub session_ttl: Duration,
     /// Whether the session cookie is marked `Secure` (set behind HTTPS).
     pub secure_cookies: bool,
+    /// Replay and per-client buffers of the supervisors' stream.
+    pub hub: stream::hub::HubConfig,
 }
 
 impl Default for DashboardConfig {
@@ -44,6 +49,7 @@ impl Default for DashboardConfig {
         DashboardConfig {
             session_ttl: Duration::from_secs(12 * 3600),
             secure_cookies: false,
+            hub: stream::hub::HubConfig::default(),
         }
     }
 }
@@ -61,12 +67,26 @@ pub struct AppState {
     pub throttle: Arc<Mutex<throttle::LoginThrottle>>,
     /// Counters for `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
+    /// The event bus producers publish on.
+    pub bus: crm::events::EventBus,
+    /// The supervisors' stream, fed from the bus.
+    pub hub: Arc<stream::hub::StreamHub>,
 }
 
 impl AppState {
-    /// Builds the shared state over a store.
-    pub fn new(store: crm::Store, config: DashboardConfig, clock: Arc<dyn Clock>) -> Self {
+    /// Builds the shared state over a store and starts feeding the stream
+    /// hub from the bus; call it inside a tokio runtime.
+    pub fn new(
+        store: crm::Store,
+        config: DashboardConfig,
+        clock: Arc<dyn Clock>,
+        bus: crm::events::EventBus,
+    ) -> Self {
+        let hub = Arc::new(stream::hub::StreamHub::new(config.hub));
+        tokio::spawn(hub.clone().run(bus.subscribe()));
         AppState {
+            bus,
+            hub,
             store,
             config: Arc::new(config),
             clock,
@@ -84,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(api::routes())
         .merge(ops::routes())
+        .merge(stream::routes())
         .merge(pages::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -157,3 +157,17 @@ impl NowUtc for ManualClock {
         dashboard::Clock::now(self)
     }
 }
+
+impl TestApp {
+    /// Logs in and returns the session cookie as a `name=value` pair.
+    pub async fn session_cookie(&self, username: &str, password: &str) -> String {
+        let r = self.try_login(&client(), username, password).await;
+        assert_eq!(r.status(), 200, "login of {username} failed");
+        r.headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .expect("a session cookie")
+            .to_owned()
+    }
+}

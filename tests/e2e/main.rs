@@ -5,4 +5,5 @@ mod cli;
 mod helpers;
 mod login;
 mod ops;
+mod stream;
 mod tenancy;

@@ -1,0 +1,189 @@
+//! The event bus: every state change that dashboards show, as typed events.
+//!
+//! In one process the bus is a `tokio::sync::broadcast` channel; producers
+//! (the dialler, the gateway's call events as the dialler maps them, the
+//! agent sessions, imports) publish without knowing who listens. Each event
+//! names its account so listeners can keep tenants apart.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::model::{AccountId, CampaignId, ListId, UserId};
+
+/// What an agent is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    /// Logged in and waiting for a call.
+    Ready,
+    /// Logged in but not taking calls.
+    Paused,
+    /// Talking to a contact.
+    InCall,
+    /// Finishing the notes of the last call.
+    WrapUp,
+    /// Not logged in.
+    LoggedOut,
+}
+
+/// Where a call is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    /// The INVITE is out.
+    Dialling,
+    /// The far end is ringing.
+    Ringing,
+    /// The far end answered.
+    Answered,
+    /// An agent is talking to the contact.
+    Connected,
+    /// Answered, but no agent was connected in time.
+    Abandoned,
+    /// The call is over.
+    Ended,
+}
+
+/// A campaign's live figures, published every second.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CampaignFigures {
+    /// Lines dialling or connected now.
+    pub lines_in_use: u32,
+    /// Agents ready.
+    pub agents_ready: u32,
+    /// Agents paused.
+    pub agents_paused: u32,
+    /// Agents in a call.
+    pub agents_in_call: u32,
+    /// Agents in wrap-up.
+    pub agents_wrap_up: u32,
+    /// Calls dialled today.
+    pub dialled: u64,
+    /// Calls answered today.
+    pub answered: u64,
+    /// Abandons over live answers in the rolling 24 hours.
+    pub abandon_rate_24h: f64,
+    /// Abandons over live answers in the rolling 30 days.
+    pub abandon_rate_30d: f64,
+    /// Share of logged-in agent time spent talking or wrapping up.
+    pub utilisation: f64,
+    /// Lines per agent the pacer is dialling at.
+    pub dial_level: f64,
+}
+
+/// One state change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// An agent's state changed.
+    AgentState {
+        /// The agent's account.
+        account: AccountId,
+        /// The agent.
+        user_id: UserId,
+        /// The agent's login name.
+        username: String,
+        /// The new state.
+        state: AgentState,
+        /// Why the agent paused, when paused.
+        pause_code: Option<String>,
+        /// When it changed.
+        at: DateTime<Utc>,
+    },
+    /// A call's state changed.
+    CallState {
+        /// The calling account.
+        account: AccountId,
+        /// The call's opaque reference.
+        call_ref: String,
+        /// The campaign that placed it.
+        campaign_id: Option<CampaignId>,
+        /// The new state.
+        state: CallState,
+        /// The agent on the call, once connected.
+        agent: Option<UserId>,
+        /// Why it ended, once ended.
+        cause: Option<String>,
+        /// When it changed.
+        at: DateTime<Utc>,
+    },
+    /// A campaign's figures.
+    CampaignFigures {
+        /// The campaign's account.
+        account: AccountId,
+        /// The campaign.
+        campaign_id: CampaignId,
+        /// The figures.
+        figures: CampaignFigures,
+        /// When they were taken.
+        at: DateTime<Utc>,
+    },
+    /// A list import advanced.
+    ImportProgress {
+        /// The importing account.
+        account: AccountId,
+        /// The list imported into.
+        list_id: ListId,
+        /// Rows read so far.
+        rows: u64,
+        /// Whether the import finished.
+        done: bool,
+    },
+    /// Something a supervisor should look at.
+    Alert {
+        /// The account concerned.
+        account: AccountId,
+        /// A short machine-readable kind, such as `login.failures`.
+        alert: String,
+        /// A sentence for people.
+        message: String,
+        /// When it was raised.
+        at: DateTime<Utc>,
+    },
+}
+
+impl Event {
+    /// Returns the account the event belongs to.
+    pub fn account(&self) -> AccountId {
+        match self {
+            Event::AgentState { account, .. }
+            | Event::CallState { account, .. }
+            | Event::CampaignFigures { account, .. }
+            | Event::ImportProgress { account, .. }
+            | Event::Alert { account, .. } => *account,
+        }
+    }
+}
+
+/// The in-process event bus.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<Arc<Event>>,
+}
+
+impl EventBus {
+    /// Creates a bus whose listeners may fall `capacity` events behind.
+    pub fn new(capacity: usize) -> Self {
+        let (tx, _) = broadcast::channel(capacity.max(16));
+        EventBus { tx }
+    }
+
+    /// Publishes an event to whoever listens; nobody listening is fine.
+    pub fn publish(&self, event: Event) {
+        let _ = self.tx.send(Arc::new(event));
+    }
+
+    /// Returns a new listener that sees events published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.tx.subscribe()
+    }
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus::new(65_536)
+    }
+}

@@ -1,0 +1,213 @@
+//! The live picture of one account: agents, calls and campaign figures,
+//! kept by applying events in order. A sans-IO core: events go in, a
+//! snapshot comes out.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use crm::events::{AgentState, CallState, CampaignFigures, Event};
+use crm::model::{CampaignId, UserId};
+use serde::Serialize;
+
+/// One agent on the wallboard.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentView {
+    /// The agent.
+    pub user_id: UserId,
+    /// The login name.
+    pub username: String,
+    /// What they are doing.
+    pub state: AgentState,
+    /// Why they paused.
+    pub pause_code: Option<String>,
+    /// Since when they are in this state.
+    pub since: DateTime<Utc>,
+}
+
+/// One live call on the wallboard.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallView {
+    /// The call's opaque reference.
+    pub call_ref: String,
+    /// The campaign that placed it.
+    pub campaign_id: Option<CampaignId>,
+    /// Where it is.
+    pub state: CallState,
+    /// The agent on it.
+    pub agent: Option<UserId>,
+    /// When the call started.
+    pub started: DateTime<Utc>,
+}
+
+/// A campaign's latest figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignView {
+    /// The campaign.
+    pub campaign_id: CampaignId,
+    /// Its figures.
+    #[serde(flatten)]
+    pub figures: CampaignFigures,
+    /// When they were taken.
+    pub at: DateTime<Utc>,
+}
+
+/// The state a snapshot shows.
+#[derive(Debug, Default, Clone)]
+pub struct Wallboard {
+    agents: BTreeMap<UserId, AgentView>,
+    calls: BTreeMap<String, CallView>,
+    campaigns: BTreeMap<CampaignId, CampaignView>,
+}
+
+/// A snapshot of a wallboard, ready to serialise.
+#[derive(Debug, Serialize)]
+pub struct Snapshot<'a> {
+    /// The agents, by id.
+    pub agents: Vec<&'a AgentView>,
+    /// The live calls, by reference.
+    pub calls: Vec<&'a CallView>,
+    /// The campaigns, by id.
+    pub campaigns: Vec<&'a CampaignView>,
+}
+
+impl Wallboard {
+    /// Applies one event.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::AgentState {
+                user_id,
+                username,
+                state,
+                pause_code,
+                at,
+                ..
+            } => {
+                if *state == AgentState::LoggedOut {
+                    self.agents.remove(user_id);
+                } else {
+                    self.agents.insert(
+                        *user_id,
+                        AgentView {
+                            user_id: *user_id,
+                            username: username.clone(),
+                            state: *state,
+                            pause_code: pause_code.clone(),
+                            since: *at,
+                        },
+                    );
+                }
+            }
+            Event::CallState {
+                call_ref,
+                campaign_id,
+                state,
+                agent,
+                at,
+                ..
+            } => {
+                if matches!(state, CallState::Ended) {
+                    self.calls.remove(call_ref);
+                } else {
+                    let view = self
+                        .calls
+                        .entry(call_ref.clone())
+                        .or_insert_with(|| CallView {
+                            call_ref: call_ref.clone(),
+                            campaign_id: *campaign_id,
+                            state: *state,
+                            agent: None,
+                            started: *at,
+                        });
+                    view.state = *state;
+                    if agent.is_some() {
+                        view.agent = *agent;
+                    }
+                }
+            }
+            Event::CampaignFigures {
+                campaign_id,
+                figures,
+                at,
+                ..
+            } => {
+                self.campaigns.insert(
+                    *campaign_id,
+                    CampaignView {
+                        campaign_id: *campaign_id,
+                        figures: figures.clone(),
+                        at: *at,
+                    },
+                );
+            }
+            Event::ImportProgress { .. } | Event::Alert { .. } => {}
+        }
+    }
+
+    /// Returns what a newly connected wallboard should show.
+    pub fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            agents: self.agents.values().collect(),
+            calls: self.calls.values().collect(),
+            campaigns: self.campaigns.values().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use crm::model::AccountId;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + s, 0)
+            .single()
+            .expect("valid")
+    }
+
+    fn call(call_ref: &str, state: CallState, agent: Option<i64>, t: i64) -> Event {
+        Event::CallState {
+            account: AccountId(1),
+            call_ref: call_ref.into(),
+            campaign_id: Some(CampaignId(7)),
+            state,
+            agent: agent.map(UserId),
+            cause: None,
+            at: at(t),
+        }
+    }
+
+    #[test]
+    fn a_call_appears_connects_and_leaves() {
+        let mut w = Wallboard::default();
+        w.apply(&call("c1", CallState::Dialling, None, 0));
+        w.apply(&call("c1", CallState::Answered, None, 5));
+        w.apply(&call("c1", CallState::Connected, Some(3), 6));
+        let s = w.snapshot();
+        assert_eq!(s.calls.len(), 1);
+        assert_eq!(s.calls[0].state, CallState::Connected);
+        assert_eq!(s.calls[0].agent, Some(UserId(3)));
+        assert_eq!(s.calls[0].started, at(0));
+        w.apply(&call("c1", CallState::Ended, None, 60));
+        assert!(w.snapshot().calls.is_empty());
+    }
+
+    #[test]
+    fn agents_come_and_go() {
+        let mut w = Wallboard::default();
+        let agent = |state, t| Event::AgentState {
+            account: AccountId(1),
+            user_id: UserId(3),
+            username: "al".into(),
+            state,
+            pause_code: None,
+            at: at(t),
+        };
+        w.apply(&agent(AgentState::Paused, 0));
+        w.apply(&agent(AgentState::Ready, 10));
+        assert_eq!(w.snapshot().agents[0].state, AgentState::Ready);
+        assert_eq!(w.snapshot().agents[0].since, at(10));
+        w.apply(&agent(AgentState::LoggedOut, 20));
+        assert!(w.snapshot().agents.is_empty());
+    }
+}

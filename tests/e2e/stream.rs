@@ -1,0 +1,252 @@
+//! The supervisors' websocket stream, driven by a websocket client.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use crm::events::{CallState, Event};
+use crm::model::{AccountId, CampaignId, Role};
+use futures_util::StreamExt;
+
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::helpers::{on_both_backends, TestApp};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+on_both_backends!(
+    a_snapshot_then_numbered_deltas,
+    a_client_resuming_gets_what_it_missed,
+    a_slow_client_gets_a_snapshot_and_slows_nobody,
+    agents_and_other_accounts_are_kept_out,
+);
+
+async fn connect(t: &TestApp, cookie: &str, query: &str) -> Result<Ws, WsError> {
+    let url = format!("ws://{}/api/stream{query}", t.app.http_addr);
+    let mut req = url.into_client_request().expect("valid request");
+    req.headers_mut()
+        .insert("cookie", cookie.parse().expect("header value"));
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("stream open")
+            .expect("frame ok");
+        if let Message::Text(text) = msg {
+            return serde_json::from_str(&text).expect("JSON frame");
+        }
+    }
+}
+
+fn call_event(account: AccountId, call_ref: &str, state: CallState) -> Event {
+    Event::CallState {
+        account,
+        call_ref: call_ref.into(),
+        campaign_id: Some(CampaignId(1)),
+        state,
+        agent: None,
+        cause: None,
+        at: Utc::now(),
+    }
+}
+
+async fn supervisor(t: &TestApp, account: &str) -> (AccountId, String) {
+    let a = t.account(account, 5).await;
+    let name = format!("{account}-sup");
+    let pw = t.user(&a, &name, Role::Supervisor).await;
+    (a.id, t.session_cookie(&name, &pw).await)
+}
+
+async fn a_snapshot_then_numbered_deltas(t: TestApp) -> TestApp {
+    let (account, cookie) = supervisor(&t, "acme").await;
+    let acme = t.db.store.account(account).await.expect("account");
+    let agent_pw = t.user(&acme, "al", Role::Agent).await;
+    let mut ws = connect(&t, &cookie, "").await.expect("connects");
+    let first = next_json(&mut ws).await;
+    assert_eq!(first["type"], "snapshot");
+    assert_eq!(first["seq"], 0);
+    assert_eq!(first["agents"], serde_json::json!([]));
+
+    t.login("al", &agent_pw).await;
+    let e = next_json(&mut ws).await;
+    assert_eq!(e["type"], "event");
+    assert_eq!(e["seq"], 1);
+    assert_eq!(e["event"]["kind"], "agent_state");
+    assert_eq!(e["event"]["username"], "al");
+    assert_eq!(e["event"]["state"], "paused");
+
+    t.app
+        .bus
+        .publish(call_event(account, "c1", CallState::Dialling));
+    t.app
+        .bus
+        .publish(call_event(account, "c1", CallState::Answered));
+    for seq in [2, 3] {
+        let e = next_json(&mut ws).await;
+        assert_eq!(e["seq"], seq);
+        assert_eq!(e["event"]["call_ref"], "c1");
+    }
+    let mut late = connect(&t, &cookie, "").await.expect("connects");
+    let snap = next_json(&mut late).await;
+    assert_eq!(snap["type"], "snapshot");
+    assert_eq!(snap["seq"], 3);
+    assert_eq!(snap["agents"][0]["username"], "al");
+    assert_eq!(snap["calls"][0]["call_ref"], "c1");
+    assert_eq!(snap["calls"][0]["state"], "answered");
+    ws.close(None).await.expect("close");
+    t
+}
+
+async fn a_client_resuming_gets_what_it_missed(t: TestApp) -> TestApp {
+    let (account, cookie) = supervisor(&t, "acme").await;
+    let mut ws = connect(&t, &cookie, "").await.expect("connects");
+    assert_eq!(next_json(&mut ws).await["type"], "snapshot");
+    t.app
+        .bus
+        .publish(call_event(account, "c1", CallState::Dialling));
+    let seen = next_json(&mut ws).await["seq"].as_u64().expect("seq");
+    drop(ws);
+    for i in 0..5 {
+        t.app
+            .bus
+            .publish(call_event(account, &format!("gap{i}"), CallState::Dialling));
+    }
+    // A marker event tells the test the hub has numbered all five.
+    let mut watcher = connect(&t, &cookie, "").await.expect("connects");
+    next_json(&mut watcher).await;
+    t.app
+        .bus
+        .publish(call_event(account, "marker", CallState::Ringing));
+    assert_eq!(next_json(&mut watcher).await["event"]["call_ref"], "marker");
+
+    let mut back = connect(&t, &cookie, &format!("?since={seen}"))
+        .await
+        .expect("reconnects");
+    let mut refs = Vec::new();
+    for expected in seen + 1..=seen + 6 {
+        let e = next_json(&mut back).await;
+        assert_eq!(e["type"], "event", "replayed, not a snapshot");
+        assert_eq!(e["seq"], expected);
+        refs.push(e["event"]["call_ref"].as_str().expect("ref").to_owned());
+    }
+    assert_eq!(refs, ["gap0", "gap1", "gap2", "gap3", "gap4", "marker"]);
+
+    // Far past the replay buffer, a fresh snapshot is sent instead.
+    let mut stale = connect(&t, &cookie, "?since=999999")
+        .await
+        .expect("connects");
+    assert_eq!(next_json(&mut stale).await["type"], "snapshot");
+    t
+}
+
+async fn a_slow_client_gets_a_snapshot_and_slows_nobody(t: TestApp) -> TestApp {
+    let (account, cookie) = supervisor(&t, "acme").await;
+    let mut fast = connect(&t, &cookie, "").await.expect("connects");
+    let mut slow = connect(&t, &cookie, "").await.expect("connects");
+    assert_eq!(next_json(&mut fast).await["type"], "snapshot");
+    assert_eq!(next_json(&mut slow).await["type"], "snapshot");
+    // The publisher keeps pace with the fast client (batches smaller than a
+    // client's buffer, each waiting for it to be read) while the slow one
+    // reads nothing, so only the slow one can fall behind.
+    const N: u64 = 40_000;
+    const BATCH: u64 = 500;
+    let (progress_tx, mut progress) = tokio::sync::watch::channel(0u64);
+    let reader = tokio::spawn(async move {
+        for expected in 1..=N {
+            let e = next_json(&mut fast).await;
+            assert_eq!(e["type"], "event", "the fast client never lags");
+            assert_eq!(e["seq"], expected, "in order, none missing");
+            if expected % BATCH == 0 {
+                let _ = progress_tx.send(expected);
+            }
+        }
+    });
+    let padding = "x".repeat(400);
+    for batch in 0..N / BATCH {
+        for i in 0..BATCH {
+            t.app.bus.publish(Event::Alert {
+                account,
+                alert: "load".into(),
+                message: format!("{} {padding}", batch * BATCH + i),
+                at: Utc::now(),
+            });
+        }
+        let target = (batch + 1) * BATCH;
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            progress.wait_for(|&seen| seen >= target),
+        )
+        .await
+        .expect("the fast client keeps up")
+        .expect("reader alive");
+    }
+    reader.await.expect("reader ok");
+    // The slow client now reads: somewhere it was sent a new snapshot
+    // instead of the events it could not take.
+    let mut last_seq = 0;
+    let mut snapshots = 0;
+    while last_seq < N {
+        let f = next_json(&mut slow).await;
+        let seq = f["seq"].as_u64().expect("seq");
+        if f["type"] == "snapshot" {
+            snapshots += 1;
+            assert!(seq >= last_seq);
+        } else {
+            assert_eq!(seq, last_seq + 1, "deltas stay contiguous after a snapshot");
+        }
+        last_seq = seq;
+    }
+    assert!(snapshots >= 1, "the slow client was resynchronised");
+    t
+}
+
+async fn agents_and_other_accounts_are_kept_out(t: TestApp) -> TestApp {
+    let (a, a_cookie) = supervisor(&t, "a").await;
+    let (b, b_cookie) = supervisor(&t, "b").await;
+    let acc = t.db.store.account(a).await.expect("account");
+    let agent_pw = t.user(&acc, "al", Role::Agent).await;
+    let agent_cookie = t.session_cookie("al", &agent_pw).await;
+    match connect(&t, &agent_cookie, "").await {
+        Err(WsError::Http(r)) => assert_eq!(r.status(), 403),
+        other => panic!("an agent must get 403, got {:?}", other.map(|_| ())),
+    }
+    match connect(&t, "dialcrm_session=forged", "").await {
+        Err(WsError::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!("no session must get 401, got {:?}", other.map(|_| ())),
+    }
+    let url = format!("ws://{}/api/stream", t.app.http_addr);
+    let mut req = url.into_client_request().expect("request");
+    req.headers_mut()
+        .insert("cookie", b_cookie.parse().expect("value"));
+    req.headers_mut()
+        .insert("origin", "http://evil.example".parse().expect("value"));
+    match tokio_tungstenite::connect_async(req).await {
+        Err(WsError::Http(r)) => assert_eq!(r.status(), 403),
+        other => panic!("cross-origin must get 403, got {:?}", other.map(|_| ())),
+    }
+
+    let mut b_ws = connect(&t, &b_cookie, "").await.expect("connects");
+    let mut a_ws = connect(&t, &a_cookie, "").await.expect("connects");
+    next_json(&mut b_ws).await;
+    next_json(&mut a_ws).await;
+    t.app
+        .bus
+        .publish(call_event(a, "secret-a", CallState::Dialling));
+    t.app
+        .bus
+        .publish(call_event(b, "mine-b", CallState::Dialling));
+    assert_eq!(next_json(&mut a_ws).await["event"]["call_ref"], "secret-a");
+    let first_b = next_json(&mut b_ws).await;
+    assert_eq!(first_b["event"]["call_ref"], "mine-b");
+    assert_eq!(first_b["seq"], 1);
+    t
+}
