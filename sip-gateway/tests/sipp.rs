@@ -1,0 +1,320 @@
+//! Interop against sipp playing the provider, with the scenarios in `tests/sipp/`.
+//!
+//! sipp (Debian package `sip-tester`) must be installed: under `CI=true` a missing sipp fails
+//! these tests; elsewhere they are skipped with a loud message.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{channels, dominant, request, temp_wav, wait_for};
+use sip_gateway::gateway::{
+    Audio, CallEventKind, EndCause, Gateway, GatewayConfig, Secret, TrunkConfig,
+};
+use sip_gateway::media::tone::sine;
+use tokio::process::{Child, Command};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// A sipp process playing one provider call; killed if the test ends early.
+struct Sipp {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Sipp {
+    /// Starts sipp as a UAS running `scenario`, or returns `None` when sipp is absent outside CI.
+    async fn start(scenario: &str) -> Option<Sipp> {
+        if !sipp_installed().await {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            assert!(
+                !ci,
+                "sipp is not installed (Debian package sip-tester) and CI=true"
+            );
+            eprintln!("!!! SKIPPING sipp interop test {scenario}: sipp is not installed (apt-get install sip-tester) !!!");
+            return None;
+        }
+        let port = free_udp_port(1);
+        let media = free_udp_port(2);
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/sipp")
+            .join(scenario);
+        let log = temp_wav(&format!("sipp-{scenario}")).with_extension("log");
+        let child = Command::new("sipp")
+            .arg("-sf")
+            .arg(&path)
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-mp", &media.to_string(), "-rtp_echo"])
+            .args(["-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"])
+            .arg("-trace_err")
+            .arg("-error_file")
+            .arg(&log)
+            .arg("-trace_msg")
+            .arg("-message_file")
+            .arg(log.with_extension("msg"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("sipp starts");
+        Some(Sipp { child, port, log })
+    }
+
+    /// Returns the trunk sipp plays, with the credentials its scenarios check.
+    fn trunk(&self) -> TrunkConfig {
+        let mut trunk =
+            TrunkConfig::new("sipp", format!("127.0.0.1:{}", self.port).parse().unwrap());
+        trunk.username = Some("acct".into());
+        trunk.password = Secret::new("s3cret");
+        trunk
+    }
+
+    /// Returns every message sipp logged, sent and received.
+    fn messages(&self) -> String {
+        std::fs::read_to_string(self.log.with_extension("msg")).unwrap_or_default()
+    }
+
+    /// Waits for sipp to finish its one call and asserts that the scenario passed.
+    async fn passed(mut self) {
+        let status = tokio::time::timeout(LIMIT, self.child.wait())
+            .await
+            .expect("sipp finishes its scenario")
+            .unwrap();
+        let errors = std::fs::read_to_string(&self.log).unwrap_or_default();
+        assert!(
+            status.success(),
+            "sipp scenario failed ({status}): {errors}"
+        );
+    }
+}
+
+async fn sipp_installed() -> bool {
+    Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok()
+}
+
+/// Returns a free UDP port on loopback whose next `span - 1` even neighbours are free too.
+fn free_udp_port(span: u16) -> u16 {
+    loop {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port() & !1;
+        let all_free = (0..span).all(|i| {
+            port.checked_add(i * 2)
+                .is_some_and(|p| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok())
+        });
+        if port > 1024 && all_free {
+            return port;
+        }
+    }
+}
+
+async fn gateway(sipp: &Sipp) -> Gateway {
+    let config = GatewayConfig {
+        t1: Duration::from_millis(100),
+        media_timeout: Duration::from_millis(800),
+        ..GatewayConfig::loopback()
+    };
+    Gateway::start(config, vec![sipp.trunk()]).await.unwrap()
+}
+
+fn ended(kind: &CallEventKind) -> bool {
+    matches!(kind, CallEventKind::Ended { .. })
+}
+
+/// Places a call through a challenging sipp, plays a tone and checks that its echo was recorded.
+async fn challenged_call_echoes_audio(scenario: &str) {
+    let Some(sipp) = Sipp::start(scenario).await else {
+        return;
+    };
+    let gw = gateway(&sipp).await;
+    let mut events = gw.events();
+    let call = gw.dial(request("sipp", LIMIT)).await.unwrap();
+    let seen = wait_for(&mut events, call, LIMIT, |k| *k == CallEventKind::Answered).await;
+    assert!(seen.contains(&CallEventKind::Ringing), "{seen:?}");
+    let path = temp_wav(scenario);
+    gw.record(call, &path).await.unwrap();
+    let tone = sine(440.0, 8000, 8000, 8000);
+    gw.play(call, Audio::Samples(tone.into())).await.unwrap();
+    wait_for(&mut events, call, LIMIT, |k| {
+        *k == CallEventKind::PlaybackFinished
+    })
+    .await;
+    gw.hangup(call).await.unwrap();
+    let seen = wait_for(&mut events, call, LIMIT, ended).await;
+    assert_eq!(
+        seen.last(),
+        Some(&CallEventKind::Ended {
+            cause: EndCause::LocalHangup
+        })
+    );
+    let (left, right) = channels(&path);
+    assert_eq!(dominant(&left), Some(440.0), "the tone we sent");
+    let echoed = &right[right.len() / 4..];
+    assert_eq!(dominant(echoed), Some(440.0), "the tone sipp echoed back");
+    if scenario == "auth_407.xml" {
+        assert_proxy_digest_is_right(&sipp.messages());
+    }
+    sipp.passed().await;
+}
+
+/// Recomputes the RFC 2617 digest of the Proxy-Authorization sipp received, independently.
+fn assert_proxy_digest_is_right(messages: &str) {
+    use md5::{Digest, Md5};
+    let line = messages
+        .lines()
+        .find(|l| l.starts_with("Proxy-Authorization:"))
+        .expect("sipp received a Proxy-Authorization");
+    let field = |name: &str| {
+        let start = line
+            .find(&format!("{name}="))
+            .unwrap_or_else(|| panic!("{name} in {line}"));
+        let value = &line[start + name.len() + 1..];
+        let value = value.split(',').next().unwrap().trim();
+        value.trim_matches('"').to_string()
+    };
+    let hex = |text: String| hex::encode(Md5::digest(text.as_bytes()));
+    let ha1 = hex(format!("acct:{}:s3cret", field("realm")));
+    let ha2 = hex(format!("INVITE:{}", field("uri")));
+    let expected = hex(format!(
+        "{ha1}:{}:{}:{}:auth:{ha2}",
+        field("nonce"),
+        field("nc"),
+        field("cnonce")
+    ));
+    assert_eq!(field("response"), expected, "digest in {line}");
+    let request_line = format!("INVITE {} SIP/2.0", field("uri"));
+    assert!(
+        messages.contains(&request_line),
+        "digest uri is the Request-URI as sent"
+    );
+}
+
+#[tokio::test]
+async fn www_authenticate_challenge_then_answer_with_echoed_audio() {
+    challenged_call_echoes_audio("auth_401.xml").await;
+}
+
+#[tokio::test]
+async fn proxy_authenticate_challenge_then_answer_with_echoed_audio() {
+    challenged_call_echoes_audio("auth_407.xml").await;
+}
+
+/// Dials sipp running `scenario` and returns every event of the call up to its end.
+async fn call_until_ended(
+    scenario: &str,
+    ring_timeout: Duration,
+) -> Option<(Vec<CallEventKind>, Sipp)> {
+    let sipp = Sipp::start(scenario).await?;
+    let gw = gateway(&sipp).await;
+    let mut events = gw.events();
+    let call = gw.dial(request("sipp", ring_timeout)).await.unwrap();
+    let seen = wait_for(&mut events, call, LIMIT, ended).await;
+    Some((seen, sipp))
+}
+
+#[tokio::test]
+async fn early_media_then_answer() {
+    let Some(sipp) = Sipp::start("early_media.xml").await else {
+        return;
+    };
+    let gw = gateway(&sipp).await;
+    let mut events = gw.events();
+    let call = gw.dial(request("sipp", LIMIT)).await.unwrap();
+    let seen = wait_for(&mut events, call, LIMIT, |k| *k == CallEventKind::Answered).await;
+    assert_eq!(
+        seen,
+        [
+            CallEventKind::Trying,
+            CallEventKind::Ringing,
+            CallEventKind::EarlyMedia,
+            CallEventKind::Answered
+        ]
+    );
+    gw.hangup(call).await.unwrap();
+    let seen = wait_for(&mut events, call, LIMIT, ended).await;
+    assert_eq!(
+        seen.last(),
+        Some(&CallEventKind::Ended {
+            cause: EndCause::LocalHangup
+        })
+    );
+    sipp.passed().await;
+}
+
+#[tokio::test]
+async fn busy_ends_with_cause_busy() {
+    let Some((seen, sipp)) = call_until_ended("busy.xml", LIMIT).await else {
+        return;
+    };
+    assert!(seen.contains(&CallEventKind::Ringing), "{seen:?}");
+    assert_eq!(
+        seen.last(),
+        Some(&CallEventKind::Ended {
+            cause: EndCause::Busy
+        })
+    );
+    sipp.passed().await;
+}
+
+#[tokio::test]
+async fn ring_timeout_cancels_and_ends_with_no_answer() {
+    let Some((seen, sipp)) = call_until_ended("no_answer.xml", Duration::from_millis(800)).await
+    else {
+        return;
+    };
+    assert!(seen.contains(&CallEventKind::Ringing), "{seen:?}");
+    assert_eq!(
+        seen.last(),
+        Some(&CallEventKind::Ended {
+            cause: EndCause::NoAnswer
+        })
+    );
+    sipp.passed().await;
+}
+
+#[tokio::test]
+async fn bye_from_the_far_end_ends_with_remote_hangup() {
+    let Some((seen, sipp)) = call_until_ended("remote_bye.xml", LIMIT).await else {
+        return;
+    };
+    assert!(seen.contains(&CallEventKind::Answered), "{seen:?}");
+    assert_eq!(
+        seen.last(),
+        Some(&CallEventKind::Ended {
+            cause: EndCause::RemoteHangup
+        })
+    );
+    sipp.passed().await;
+}
+
+#[tokio::test]
+async fn hold_by_reinvite_keeps_the_call_up() {
+    let Some(sipp) = Sipp::start("reinvite_hold.xml").await else {
+        return;
+    };
+    let gw = gateway(&sipp).await;
+    let mut events = gw.events();
+    let call = gw.dial(request("sipp", LIMIT)).await.unwrap();
+    wait_for(&mut events, call, LIMIT, |k| *k == CallEventKind::Answered).await;
+    // RTP flows (echoed) until the hold; held, none flows for longer than the media timeout.
+    let tone = sine(440.0, 8000, 8000, 8000);
+    gw.play(call, Audio::Samples(tone.into())).await.unwrap();
+    let seen = wait_for(&mut events, call, LIMIT, ended).await;
+    assert_eq!(
+        seen.last(),
+        Some(&CallEventKind::Ended {
+            cause: EndCause::RemoteHangup
+        }),
+        "the held call lasted until the provider's BYE: {seen:?}"
+    );
+    sipp.passed().await;
+}
