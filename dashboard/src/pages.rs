@@ -3,7 +3,7 @@
 //! A role's page is only served to a live session of that role (admins may
 //! also open the supervisor's); anyone else is sent to the login page.
 
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -22,27 +22,40 @@ pub fn routes() -> Router<AppState> {
         .route("/agent", get(agent))
         .route("/supervisor", get(supervisor))
         .route("/admin", get(admin))
-        .route(
-            "/static/app.js",
-            get(|| async { asset(APP_JS, "text/javascript") }),
-        )
-        .route(
-            "/static/login.js",
-            get(|| async { asset(LOGIN_JS, "text/javascript") }),
-        )
-        .route(
-            "/static/style.css",
-            get(|| async { asset(STYLE_CSS, "text/css") }),
-        )
+        .route("/static/{file}", get(static_file))
 }
 
 const LOGIN_HTML: &str = include_str!("../static/login.html");
 const AGENT_HTML: &str = include_str!("../static/agent.html");
 const SUPERVISOR_HTML: &str = include_str!("../static/supervisor.html");
 const ADMIN_HTML: &str = include_str!("../static/admin.html");
-const APP_JS: &str = include_str!("../static/app.js");
-const LOGIN_JS: &str = include_str!("../static/login.js");
-const STYLE_CSS: &str = include_str!("../static/style.css");
+
+/// The scripts and styles, by file name, with their content types.
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "app.js",
+        "text/javascript",
+        include_str!("../static/app.js"),
+    ),
+    (
+        "login.js",
+        "text/javascript",
+        include_str!("../static/login.js"),
+    ),
+    (
+        "wallboard.js",
+        "text/javascript",
+        include_str!("../static/wallboard.js"),
+    ),
+    ("style.css", "text/css", include_str!("../static/style.css")),
+];
+
+async fn static_file(Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, content_type, body)) => asset(body, content_type),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
 
 async fn agent(State(state): State<AppState>, headers: HeaderMap) -> Response {
     role_page(&state, &headers, &[Role::Agent], AGENT_HTML).await

@@ -1,0 +1,149 @@
+"use strict";
+// The live wallboard: a snapshot, then numbered events from /api/stream.
+// On a dropped connection it reconnects with ?since= so nothing is missed.
+
+const board = { seq: 0, agents: new Map(), calls: new Map(), campaigns: new Map(), names: new Map() };
+const perMinute = new Map(); // minute -> {calls, answered, abandoned}
+
+function cell(value) {
+  const td = document.createElement("td");
+  td.textContent = value;
+  return td;
+}
+
+function since(iso) {
+  const s = Math.max(0, Math.floor((Date.now() - Date.parse(iso)) / 1000));
+  const m = Math.floor(s / 60);
+  return `${m}:${String(s % 60).padStart(2, "0")}`;
+}
+
+function pct(x) {
+  return `${(100 * (x || 0)).toFixed(1)} %`;
+}
+
+function bucket(at) {
+  const minute = Math.floor(Date.parse(at) / 60000);
+  if (!perMinute.has(minute)) perMinute.set(minute, { calls: 0, answered: 0, abandoned: 0 });
+  return perMinute.get(minute);
+}
+
+function apply(ev) {
+  switch (ev.kind) {
+    case "agent_state":
+      board.names.set(ev.user_id, ev.username);
+      if (ev.state === "logged_out") board.agents.delete(ev.user_id);
+      else board.agents.set(ev.user_id, { username: ev.username, state: ev.state, pause_code: ev.pause_code, since: ev.at });
+      break;
+    case "call_state": {
+      const known = board.calls.get(ev.call_ref);
+      if (ev.state === "dialling" && !known) bucket(ev.at).calls += 1;
+      if (ev.state === "answered") bucket(ev.at).answered += 1;
+      if (ev.state === "abandoned") bucket(ev.at).abandoned += 1;
+      if (ev.state === "ended") board.calls.delete(ev.call_ref);
+      else board.calls.set(ev.call_ref, {
+        campaign_id: ev.campaign_id,
+        state: ev.state,
+        agent: ev.agent ?? (known && known.agent),
+        started: known ? known.started : ev.at,
+      });
+      break;
+    }
+    case "campaign_figures":
+      board.campaigns.set(ev.campaign_id, { ...ev.figures, at: ev.at });
+      break;
+    case "alert": {
+      const li = document.createElement("li");
+      li.textContent = `${new Date(ev.at).toLocaleTimeString()} — ${ev.message}`;
+      document.getElementById("alerts").prepend(li);
+      break;
+    }
+  }
+}
+
+function loadSnapshot(s) {
+  board.agents.clear();
+  board.calls.clear();
+  board.campaigns.clear();
+  for (const a of s.agents) {
+    board.names.set(a.user_id, a.username);
+    board.agents.set(a.user_id, { username: a.username, state: a.state, pause_code: a.pause_code, since: a.since });
+  }
+  for (const c of s.calls) board.calls.set(c.call_ref, c);
+  for (const c of s.campaigns) board.campaigns.set(c.campaign_id, c);
+}
+
+function render() {
+  const agents = [...board.agents.values()].sort((a, b) => a.username.localeCompare(b.username));
+  document.querySelector("#agents tbody").replaceChildren(...agents.map((a) => {
+    const tr = document.createElement("tr");
+    tr.dataset.state = a.state;
+    const state = a.pause_code ? `${a.state} (${a.pause_code})` : a.state;
+    tr.append(cell(a.username), cell(state), cell(since(a.since)));
+    return tr;
+  }));
+  document.querySelector("#calls tbody").replaceChildren(...[...board.calls.entries()].map(([ref, c]) => {
+    const tr = document.createElement("tr");
+    tr.dataset.callRef = ref;
+    tr.dataset.state = c.state;
+    const agent = c.agent ? board.names.get(c.agent) || `#${c.agent}` : "";
+    tr.append(cell(ref.slice(0, 8)), cell(c.campaign_id ?? ""), cell(c.state), cell(agent), cell(since(c.started)));
+    return tr;
+  }));
+  document.querySelector("#figures tbody").replaceChildren(...[...board.campaigns.entries()].map(([id, f]) => {
+    const tr = document.createElement("tr");
+    tr.append(cell(id), cell(f.lines_in_use), cell(f.agents_ready), cell(f.agents_in_call),
+      cell(f.dialled), cell(f.answered), cell(pct(f.abandon_rate_24h)), cell(pct(f.abandon_rate_30d)),
+      cell((f.dial_level || 0).toFixed(2)));
+    return tr;
+  }));
+  drawChart();
+}
+
+function drawChart() {
+  const canvas = document.getElementById("chart");
+  const ctx = canvas.getContext("2d");
+  const now = Math.floor(Date.now() / 60000);
+  for (const m of perMinute.keys()) if (m < now - 60) perMinute.delete(m);
+  const minutes = [...Array(60).keys()].map((i) => perMinute.get(now - 59 + i) || { calls: 0, answered: 0, abandoned: 0 });
+  const max = Math.max(1, ...minutes.map((m) => m.calls));
+  const w = canvas.width / 60;
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  ctx.fillStyle = "#5b7bd5";
+  minutes.forEach((m, i) => {
+    const h = (m.calls / max) * (canvas.height - 20);
+    ctx.fillRect(i * w + 1, canvas.height - h, w - 2, h);
+  });
+  ctx.strokeStyle = "#c0392b";
+  ctx.beginPath();
+  minutes.forEach((m, i) => {
+    const rate = m.answered ? m.abandoned / m.answered : 0;
+    const y = canvas.height - Math.min(1, rate / 0.1) * (canvas.height - 20);
+    if (i === 0) ctx.moveTo(i * w + w / 2, y); else ctx.lineTo(i * w + w / 2, y);
+  });
+  ctx.stroke();
+  ctx.fillStyle = "#1d2330";
+  ctx.fillText(`calls per minute (max ${max}); red: abandon rate, top = 10 %`, 4, 12);
+}
+
+function connect() {
+  const link = document.getElementById("link");
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  const query = board.seq ? `?since=${board.seq}` : "";
+  const ws = new WebSocket(`${proto}://${location.host}/api/stream${query}`);
+  ws.onopen = () => { link.dataset.state = "live"; link.textContent = "live"; };
+  ws.onmessage = (msg) => {
+    const frame = JSON.parse(msg.data);
+    if (frame.type === "snapshot") loadSnapshot(frame);
+    else if (frame.type === "event") apply(frame.event);
+    board.seq = frame.seq;
+    render();
+  };
+  ws.onclose = () => {
+    link.dataset.state = "down";
+    link.textContent = "reconnecting…";
+    setTimeout(connect, 1000);
+  };
+}
+
+connect();
+setInterval(render, 1000);
