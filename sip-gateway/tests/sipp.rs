@@ -28,6 +28,11 @@ struct Sipp {
 impl Sipp {
     /// Starts sipp as a UAS running `scenario`, or returns `None` when sipp is absent outside CI.
     async fn start(scenario: &str) -> Option<Sipp> {
+        Sipp::start_with(scenario, &[]).await
+    }
+
+    /// Starts sipp as [`Sipp::start`] does, with extra arguments such as a transport.
+    async fn start_with(scenario: &str, extra: &[&str]) -> Option<Sipp> {
         if !sipp_installed().await {
             let ci = std::env::var("CI").is_ok_and(|v| v == "true");
             assert!(
@@ -49,6 +54,7 @@ impl Sipp {
             .args(["-i", "127.0.0.1", "-p", &port.to_string()])
             .args(["-mp", &media.to_string(), "-rtp_echo"])
             .args(["-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"])
+            .args(extra)
             .arg("-trace_err")
             .arg("-error_file")
             .arg(&log)
@@ -61,6 +67,20 @@ impl Sipp {
             .kill_on_drop(true)
             .spawn()
             .expect("sipp starts");
+        if extra.contains(&"t1") {
+            // TCP has no retransmission to cover sipp's start-up, so wait for its listener.
+            let ready = async {
+                while tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_err()
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            };
+            tokio::time::timeout(LIMIT, ready)
+                .await
+                .expect("sipp listens on TCP");
+        }
         Some(Sipp { child, port, log })
     }
 
@@ -315,6 +335,31 @@ async fn hold_by_reinvite_keeps_the_call_up() {
             cause: EndCause::RemoteHangup
         }),
         "the held call lasted until the provider's BYE: {seen:?}"
+    );
+    sipp.passed().await;
+}
+
+#[tokio::test]
+async fn busy_over_tcp() {
+    let Some(sipp) = Sipp::start_with("busy.xml", &["-t", "t1"]).await else {
+        return;
+    };
+    let mut trunk = sipp.trunk();
+    trunk.transport = sip_gateway::gateway::TrunkTransport::Tcp;
+    let config = GatewayConfig {
+        t1: Duration::from_millis(100),
+        ..GatewayConfig::loopback()
+    };
+    let gw = Gateway::start(config, vec![trunk]).await.unwrap();
+    let mut events = gw.events();
+    let call = gw.dial(request("sipp", LIMIT)).await.unwrap();
+    let seen = wait_for(&mut events, call, LIMIT, ended).await;
+    assert_eq!(
+        seen.last(),
+        Some(&CallEventKind::Ended {
+            cause: EndCause::Busy
+        }),
+        "{seen:?}"
     );
     sipp.passed().await;
 }
