@@ -1,6 +1,7 @@
 //! The REST API. Each handler takes the caller from the session, checks the
 //! role, and scopes every query by the caller's account.
 
+mod campaign_settings;
 mod campaigns;
 mod contacts;
 mod lists;
@@ -17,4 +18,5 @@ pub fn routes() -> Router<AppState> {
         .merge(lists::routes())
         .merge(contacts::routes())
         .merge(campaigns::routes())
+        .merge(campaign_settings::routes())
 }
