@@ -45,6 +45,10 @@ pub enum Command {
     /// Manages users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Imports a CSV file into a call list.
+    Import(crate::lists_cli::ImportArgs),
+    /// Writes a call list as CSV.
+    Export(crate::lists_cli::ExportArgs),
 }
 
 /// Flags of `serve`.
@@ -149,6 +153,12 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .await?;
             println!("user {} ({}) added to {}", u.username, u.role, acc.name);
             Ok(())
+        }
+        Command::Import(args) => {
+            crate::lists_cli::import(&open_migrated(&settings).await?, args).await
+        }
+        Command::Export(args) => {
+            crate::lists_cli::export(&open_migrated(&settings).await?, args).await
         }
         Command::User(UserCommand::List { account }) => {
             let store = open_migrated(&settings).await?;

@@ -3,6 +3,7 @@
 //! land) the dialler and the SIP gateway.
 
 pub mod cli;
+pub mod lists_cli;
 pub mod settings;
 
 use std::net::SocketAddr;

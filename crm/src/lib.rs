@@ -14,6 +14,8 @@
 pub mod demo;
 pub mod error;
 pub mod events;
+pub mod export;
+pub mod import;
 pub mod model;
 pub mod password;
 pub mod privacy;

@@ -4,6 +4,7 @@
 mod campaigns;
 mod cli;
 mod helpers;
+mod lists;
 mod login;
 mod ops;
 mod stream;

@@ -11,6 +11,7 @@ mod calls;
 pub mod campaign_settings;
 mod campaigns;
 mod contacts;
+mod import;
 pub mod leads;
 mod lists;
 mod rows;

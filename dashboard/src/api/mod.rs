@@ -4,6 +4,7 @@
 mod campaign_settings;
 mod campaigns;
 mod contacts;
+mod imports;
 mod lists;
 mod users;
 
@@ -18,5 +19,6 @@ pub fn routes() -> Router<AppState> {
         .merge(lists::routes())
         .merge(contacts::routes())
         .merge(campaigns::routes())
+        .merge(imports::routes())
         .merge(campaign_settings::routes())
 }

@@ -1,0 +1,391 @@
+//! Streaming CSV import of contacts into a call list.
+//!
+//! A parser thread reads the file record by record and hands batches to the
+//! store, which writes each batch in one transaction: memory stays flat
+//! whatever the file's size, and the database sees one statement per batch,
+//! not per row. A bad record is reported with the line it starts on and the
+//! import goes on.
+//!
+//! An import is resumable rather than atomic: each batch commits on its own,
+//! so a file cut short or a failed connection leaves the batches before it in
+//! place, and running the same file again with [`OnDuplicate::Skip`] adds only
+//! the rows still missing. Problems with the file as a whole (empty, not CSV,
+//! no phone column) are found before anything is written.
+
+mod parse;
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::model::{AccountId, Actor, ContactFields, ListId};
+use crate::{Store, StoreError};
+use parse::{ContactReader, Row};
+
+pub use parse::e164;
+
+/// How many row errors a summary keeps; later ones are only counted.
+pub const MAX_KEPT_ERRORS: usize = 1000;
+
+/// What an import does with a number the list or account already holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDuplicate {
+    /// Keeps the existing contact as it is and puts it on the list.
+    #[default]
+    Skip,
+    /// Overwrites the existing contact's fields with the row's.
+    Update,
+}
+
+impl OnDuplicate {
+    /// Returns the choice as written in URLs and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnDuplicate::Skip => "skip",
+            OnDuplicate::Update => "update",
+        }
+    }
+}
+
+impl std::str::FromStr for OnDuplicate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "skip" => Ok(OnDuplicate::Skip),
+            "update" => Ok(OnDuplicate::Update),
+            other => Err(format!(
+                "unknown duplicate policy {other:?}: expected skip or update"
+            )),
+        }
+    }
+}
+
+/// How an import runs.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// What to do with numbers already known.
+    pub on_duplicate: OnDuplicate,
+    /// The region for numbers without a country code; the list's by default.
+    pub region: Option<String>,
+    /// Rows written per transaction.
+    pub batch_size: usize,
+    /// Roughly how many rows pass between progress reports.
+    pub progress_every: u64,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            on_duplicate: OnDuplicate::Skip,
+            region: None,
+            batch_size: 500,
+            progress_every: 10_000,
+        }
+    }
+}
+
+/// A record that was not imported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowError {
+    /// The physical line of the file where the record starts.
+    pub line: u64,
+    /// Why it was refused; never the row's contents.
+    pub reason: String,
+}
+
+/// What an import did, so far or in the end.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportSummary {
+    /// Data records read, valid or not.
+    pub rows_read: u64,
+    /// New contacts created.
+    pub imported: u64,
+    /// Existing contacts overwritten (with [`OnDuplicate::Update`]).
+    pub updated: u64,
+    /// Rows whose number was already in the file or the account, left as is.
+    pub skipped_duplicates: u64,
+    /// Rows refused.
+    pub invalid: u64,
+    /// Rows imported whose number is on the account's suppression list.
+    pub suppressed_flagged: u64,
+    /// The first refused rows, with their reasons.
+    pub errors: Vec<RowError>,
+    /// The lines of the first suppressed rows.
+    pub suppressed_lines: Vec<u64>,
+}
+
+/// Errors that stop an import.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file holds nothing, not even a header.
+    #[error("the file is empty")]
+    Empty,
+    /// The file is not CSV text.
+    #[error("not a CSV file: {0}")]
+    NotCsv(String),
+    /// No header names a phone column.
+    #[error("no phone column: name one phone, number, telephone or mobile")]
+    NoPhoneColumn,
+    /// The list's or the given default region is not a country code.
+    #[error("unknown region {0:?}: expected a two-letter country code such as GB")]
+    UnknownRegion(String),
+    /// Reading the input failed part way; batches before it are kept.
+    #[error("reading the file failed: {0}")]
+    Read(#[source] std::io::Error),
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The parser thread died, which is a bug.
+    #[error("the CSV parser stopped unexpectedly")]
+    Parser,
+}
+
+/// Imports a CSV file into a list of the actor's account.
+///
+/// `progress` is called about every `progress_every` rows and once at the
+/// end. A list of another account is [`StoreError::NotFound`].
+pub async fn import_csv<R, F>(
+    store: &Store,
+    actor: &Actor,
+    list: ListId,
+    input: R,
+    options: &ImportOptions,
+    now: DateTime<Utc>,
+    mut progress: F,
+) -> Result<ImportSummary, ImportError>
+where
+    R: Read + Send + 'static,
+    F: FnMut(&ImportSummary),
+{
+    let account = actor.account_id.ok_or(StoreError::NotFound)?;
+    let found = store.list(account, list).await?;
+    let region_name = options
+        .region
+        .clone()
+        .unwrap_or(found.default_region)
+        .to_ascii_uppercase();
+    let region: phonenumber::country::Id = region_name
+        .parse()
+        .map_err(|_| ImportError::UnknownRegion(region_name.clone()))?;
+    store
+        .audit(actor, "list.import", Some(&format!("list:{list}")), now)
+        .await?;
+
+    let batch_size = options.batch_size.clamp(1, 2000);
+    let (tx, mut rx) = mpsc::channel(4);
+    let parser = tokio::task::spawn_blocking(move || parse_batches(input, region, batch_size, tx));
+
+    let mut summary = ImportSummary::default();
+    let mut next_report = options.progress_every.max(1);
+    let mut failure = None;
+    while let Some(message) = rx.recv().await {
+        let batch = match message {
+            Ok(batch) => batch,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        if let Err(e) = apply(store, account, list, options, now, batch, &mut summary).await {
+            failure = Some(e);
+            break;
+        }
+        if summary.rows_read >= next_report {
+            progress(&summary);
+            next_report = (summary.rows_read / options.progress_every.max(1) + 1)
+                * options.progress_every.max(1);
+        }
+    }
+    // Dropping the receiver stops the parser at its next batch.
+    drop(rx);
+    let joined = parser.await;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    joined.map_err(|_| ImportError::Parser)?;
+    progress(&summary);
+    tracing::info!(
+        account = %account,
+        list = %list,
+        rows = summary.rows_read,
+        imported = summary.imported,
+        updated = summary.updated,
+        skipped = summary.skipped_duplicates,
+        invalid = summary.invalid,
+        suppressed = summary.suppressed_flagged,
+        "list import finished"
+    );
+    Ok(summary)
+}
+
+/// One batch from the parser: valid rows and the records refused among them.
+struct Batch {
+    rows: Vec<(u64, ContactFields)>,
+    errors: Vec<RowError>,
+    read: u64,
+}
+
+fn parse_batches<R: Read>(
+    input: R,
+    region: phonenumber::country::Id,
+    batch_size: usize,
+    tx: mpsc::Sender<Result<Batch, ImportError>>,
+) {
+    let mut reader = match ContactReader::open(input, region) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+    };
+    let fresh = || Batch {
+        rows: Vec::with_capacity(batch_size),
+        errors: Vec::new(),
+        read: 0,
+    };
+    let mut batch = fresh();
+    loop {
+        match reader.next_row() {
+            Ok(Some(row)) => {
+                batch.read += 1;
+                match row {
+                    Row::Contact(line, fields) => batch.rows.push((line, fields)),
+                    Row::Invalid(e) => batch.errors.push(e),
+                }
+                if batch.read as usize >= batch_size
+                    && tx
+                        .blocking_send(Ok(std::mem::replace(&mut batch, fresh())))
+                        .is_err()
+                {
+                    return;
+                }
+            }
+            Ok(None) => {
+                if batch.read > 0 {
+                    let _ = tx.blocking_send(Ok(batch));
+                }
+                return;
+            }
+            Err(e) => {
+                // Rows read before the failure are still written.
+                if tx.blocking_send(Ok(batch)).is_ok() {
+                    let _ = tx.blocking_send(Err(e));
+                }
+                return;
+            }
+        }
+    }
+}
+
+async fn apply(
+    store: &Store,
+    account: AccountId,
+    list: ListId,
+    options: &ImportOptions,
+    now: DateTime<Utc>,
+    batch: Batch,
+    summary: &mut ImportSummary,
+) -> Result<(), ImportError> {
+    summary.rows_read += batch.read;
+    summary.invalid += batch.errors.len() as u64;
+    let room = MAX_KEPT_ERRORS.saturating_sub(summary.errors.len());
+    summary.errors.extend(batch.errors.into_iter().take(room));
+
+    // A number twice in one batch: skip keeps the first, update the last.
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(batch.rows.len());
+    let mut lines = Vec::with_capacity(batch.rows.len());
+    let mut rows: Vec<ContactFields> = Vec::with_capacity(batch.rows.len());
+    for (line, fields) in batch.rows {
+        match index.get(&fields.phone_e164) {
+            Some(&i) => match options.on_duplicate {
+                OnDuplicate::Skip => summary.skipped_duplicates += 1,
+                OnDuplicate::Update => {
+                    rows[i] = fields;
+                    lines[i] = line;
+                    summary.updated += 1;
+                }
+            },
+            None => {
+                index.insert(fields.phone_e164.clone(), rows.len());
+                lines.push(line);
+                rows.push(fields);
+            }
+        }
+    }
+    let outcome = store
+        .import_batch(account, list, &rows, options.on_duplicate, now)
+        .await?;
+    summary.imported += outcome.imported;
+    summary.updated += outcome.updated;
+    summary.skipped_duplicates += outcome.skipped;
+    summary.suppressed_flagged += outcome.suppressed.len() as u64;
+    let room = MAX_KEPT_ERRORS.saturating_sub(summary.suppressed_lines.len());
+    summary
+        .suppressed_lines
+        .extend(outcome.suppressed.iter().take(room).map(|&i| lines[i]));
+    Ok(())
+}
+
+/// What the store did with one batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// New contacts created.
+    pub imported: u64,
+    /// Existing contacts overwritten.
+    pub updated: u64,
+    /// Existing contacts left as they were.
+    pub skipped: u64,
+    /// Positions in the batch of the rows whose number is suppressed.
+    pub suppressed: Vec<usize>,
+}
+
+/// Whether a background import is still going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportStatus {
+    /// Still reading the file.
+    Running,
+    /// Finished; the summary is final.
+    Done,
+    /// Stopped by an error about the whole file; batches before it are kept.
+    Failed,
+}
+
+impl ImportStatus {
+    /// Returns the status as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportStatus::Running => "running",
+            ImportStatus::Done => "done",
+            ImportStatus::Failed => "failed",
+        }
+    }
+}
+
+/// An import run in the background, as the HTTP API reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportJob {
+    /// The job's id.
+    pub id: i64,
+    /// The list imported into.
+    pub list_id: ListId,
+    /// Whether it is still going.
+    pub status: ImportStatus,
+    /// The duplicate policy chosen.
+    pub on_duplicate: OnDuplicate,
+    /// The counts and first errors so far.
+    pub summary: ImportSummary,
+    /// Why the import failed, when it did.
+    pub error: Option<String>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When its progress was last written.
+    pub updated_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
