@@ -49,6 +49,11 @@ pub enum Command {
     Import(crate::lists_cli::ImportArgs),
     /// Writes a call list as CSV.
     Export(crate::lists_cli::ExportArgs),
+    /// Places one call through a trunk and prints what happens.
+    Dial(crate::telephony::DialArgs),
+    /// Runs the simulated carrier: a SIP endpoint that answers, rings out,
+    /// returns busy or acts as an answering machine.
+    Carrier(crate::telephony::CarrierArgs),
 }
 
 /// Flags of `serve`.
@@ -112,6 +117,8 @@ pub async fn run(cli: Cli) -> Result<()> {
     let settings = Settings::load(cli.config.as_deref(), &overrides)?;
     match cli.command {
         Command::Serve(_) => serve(&settings).await,
+        Command::Dial(args) => crate::telephony::dial(&settings, args).await,
+        Command::Carrier(args) => crate::telephony::carrier(args).await,
         Command::Migrate => {
             let store = open(&settings).await?;
             store
@@ -232,7 +239,8 @@ fn read_password() -> Result<String> {
     Ok(pw)
 }
 
-async fn shutdown_signal() {
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

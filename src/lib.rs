@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod lists_cli;
 pub mod settings;
+pub mod telephony;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

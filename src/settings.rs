@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
+use sip_gateway::gateway::{GatewayConfig, TrunkConfig};
 
 /// A value that never shows in `Debug` output or logs.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -44,6 +45,12 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// Whether the session cookie is marked `Secure` (behind HTTPS).
     pub secure_cookies: bool,
+    /// The caller ID `dial` presents when none is given.
+    pub caller_id: Option<String>,
+    /// The SIP gateway's sockets and timers.
+    pub gateway: GatewayConfig,
+    /// The VoIP providers' trunks, in failover order.
+    pub trunks: Vec<TrunkConfig>,
 }
 
 impl Default for Settings {
@@ -54,6 +61,9 @@ impl Default for Settings {
             demo: true,
             session_ttl: Duration::from_secs(12 * 3600),
             secure_cookies: false,
+            caller_id: None,
+            gateway: GatewayConfig::default(),
+            trunks: Vec::new(),
         }
     }
 }
@@ -67,6 +77,10 @@ struct FileSettings {
     demo: Option<bool>,
     session_ttl_secs: Option<u64>,
     secure_cookies: Option<bool>,
+    caller_id: Option<String>,
+    gateway: Option<GatewayConfig>,
+    #[serde(default)]
+    trunks: Vec<TrunkConfig>,
 }
 
 /// Values from flags or the environment, which override the file.
@@ -119,6 +133,15 @@ impl Settings {
         if let Some(v) = file.secure_cookies {
             self.secure_cookies = v;
         }
+        if let Some(v) = file.caller_id {
+            self.caller_id = Some(v);
+        }
+        if let Some(v) = file.gateway {
+            self.gateway = v;
+        }
+        if !file.trunks.is_empty() {
+            self.trunks = file.trunks;
+        }
     }
 }
 
@@ -151,6 +174,22 @@ mod tests {
         assert_eq!(s.database_url.expose(), "sqlite://other.db");
         assert_eq!(s.http_addr.port(), 9000);
         assert!(!s.demo);
+
+        std::fs::write(
+            &path,
+            "caller_id = \"+441632960000\"\n[gateway]\nsip_udp = \"127.0.0.1:5070\"\n\
+             [[trunks]]\nname = \"main\"\nhost = \"127.0.0.1\"\nport = 5080\n\
+             username = \"acct\"\npassword = \"pa55word\"\n",
+        )
+        .expect("write");
+        let s = Settings::load(Some(&path), &Overrides::default()).expect("loads");
+        assert_eq!(s.trunks.len(), 1);
+        assert_eq!(s.trunks[0].password.expose(), "pa55word");
+        assert_eq!(s.gateway.sip_udp.port(), 5070);
+        assert!(
+            !format!("{s:?}").contains("pa55word"),
+            "Debug hides trunk passwords"
+        );
 
         std::fs::write(&path, "no_such_key = 1\n").expect("write");
         let err = Settings::load(Some(&path), &Overrides::default()).expect_err("unknown key");

@@ -3,6 +3,7 @@
 
 mod campaigns;
 mod cli;
+mod dial;
 mod helpers;
 mod lists;
 mod login;
