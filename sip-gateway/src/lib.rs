@@ -11,8 +11,11 @@
 //! - [`gateway`]: the tokio shell that drives both over real sockets, and the
 //!   Rust API the dialler calls: dial, hang up, play, record, bridge, events.
 //! - [`carrier`]: a simulated carrier on loopback for the demo and benchmarks.
+//! - [`webrtc`]: the agent's browser leg over WebRTC (str0m, ICE-lite,
+//!   DTLS-SRTP, G.711), nailed up for the shift, with its tokio driver.
 
 pub mod carrier;
 pub mod gateway;
 pub mod media;
 pub mod sip;
+pub mod webrtc;

@@ -1,0 +1,249 @@
+//! An agent leg stepped against a str0m peer playing the browser, with no sockets.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpAnswer;
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+
+use super::leg::{AgentLeg, LegEvent, LegInput, LegOutput};
+use super::WebRtcError;
+use crate::media::tone::{dominant_frequency, sine};
+use crate::media::G711;
+
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const CANDIDATES: [f64; 4] = [440.0, 697.0, 1000.0, 1336.0];
+
+struct Browser {
+    rtc: Rtc,
+    addr: SocketAddr,
+    mid: Mid,
+    received: Vec<i16>,
+    connected: bool,
+}
+
+struct Pair {
+    browser: Browser,
+    leg: AgentLeg,
+    leg_addr: SocketAddr,
+    now: Instant,
+    leg_events: Vec<LegEvent>,
+    leg_audio: Vec<(G711, Vec<i16>)>,
+}
+
+fn browser_config(g711: bool) -> RtcConfig {
+    let config = RtcConfig::new()
+        .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+        .clear_codecs();
+    if g711 {
+        config
+            .enable_opus(true, false)
+            .enable_pcma(true, false)
+            .enable_pcmu(true, false)
+    } else {
+        config.enable_opus(true, false)
+    }
+}
+
+fn offer(g711: bool, now: Instant) -> (Rtc, Mid, String, str0m::change::SdpPendingOffer) {
+    let mut rtc = browser_config(g711).build(now);
+    let addr = SocketAddr::new(LOOPBACK, 40000);
+    rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+    let mut api = rtc.sdp_api();
+    let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+    let (offer, pending) = api.apply().unwrap();
+    (rtc, mid, offer.to_sdp_string(), pending)
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let now = Instant::now();
+        let (mut rtc, mid, offer_sdp, pending) = offer(true, now);
+        let leg_addr = SocketAddr::new(LOOPBACK, 50000);
+        let (leg, answer) = AgentLeg::from_offer(&offer_sdp, LOOPBACK, leg_addr, now).unwrap();
+        let answer = SdpAnswer::from_sdp_string(&answer).unwrap();
+        rtc.sdp_api().accept_answer(pending, answer).unwrap();
+        let browser = Browser {
+            rtc,
+            addr: SocketAddr::new(LOOPBACK, 40000),
+            mid,
+            received: Vec::new(),
+            connected: false,
+        };
+        Pair {
+            browser,
+            leg,
+            leg_addr,
+            now,
+            leg_events: Vec::new(),
+            leg_audio: Vec::new(),
+        }
+    }
+
+    /// Exchanges everything both sides want to send, then advances the clock by `step`.
+    fn step(&mut self, step: Duration) {
+        let mut next = self.now + step;
+        loop {
+            match self.browser.rtc.poll_output().unwrap() {
+                Output::Transmit(t) => {
+                    let input = LegInput::Datagram {
+                        source: self.browser.addr,
+                        contents: &t.contents,
+                    };
+                    let _ = self.leg.handle_input(input, self.now);
+                }
+                Output::Event(Event::Connected) => self.browser.connected = true,
+                Output::Event(Event::MediaData(data)) => {
+                    let codec = G711::from_payload_type(*data.pt).unwrap();
+                    let mut pcm = vec![0; data.data.len()];
+                    codec.decode(&data.data, &mut pcm);
+                    self.browser.received.extend(pcm);
+                }
+                Output::Event(_) => {}
+                Output::Timeout(t) => {
+                    next = next.min(t.max(self.now));
+                    break;
+                }
+            }
+        }
+        loop {
+            match self.leg.poll_output() {
+                LegOutput::Transmit(t) => {
+                    let receive =
+                        Receive::new(Protocol::Udp, self.leg_addr, t.destination, &t.contents)
+                            .unwrap();
+                    let input = Input::Receive(self.now, receive);
+                    self.browser.rtc.handle_input(input).unwrap();
+                }
+                LegOutput::Frame(f) => {
+                    let mut pcm = vec![0; f.payload.len()];
+                    f.codec.decode(&f.payload, &mut pcm);
+                    self.leg_audio.push((f.codec, pcm));
+                }
+                LegOutput::Event(e) => self.leg_events.push(e),
+                LegOutput::Timeout(t) => {
+                    next = next.min(t.max(self.now));
+                    break;
+                }
+            }
+        }
+        self.now = next.max(self.now + Duration::from_millis(1));
+        self.browser
+            .rtc
+            .handle_input(Input::Timeout(self.now))
+            .unwrap();
+        self.leg.handle_input(LegInput::Timeout, self.now).unwrap();
+    }
+
+    fn connect(&mut self) {
+        for _ in 0..2000 {
+            if self.browser.connected && self.leg.is_connected() {
+                return;
+            }
+            self.step(Duration::from_millis(20));
+        }
+        panic!("never connected; leg events {:?}", self.leg_events);
+    }
+}
+
+#[test]
+fn g711_flows_both_ways_after_connecting() {
+    let mut pair = Pair::new();
+    pair.connect();
+    assert_eq!(pair.leg_events, [LegEvent::Connected]);
+    assert_eq!(pair.leg.send_codec_negotiated(), None);
+
+    let browser_tone = sine(1000.0, 8000, 8000, 160 * 50);
+    let leg_tone = sine(440.0, 8000, 8000, 160 * 50);
+    for (i, (b, l)) in browser_tone
+        .chunks(160)
+        .zip(leg_tone.chunks(160))
+        .enumerate()
+    {
+        let ts = 160 * i as u64;
+        let mut payload = vec![0; 160];
+        G711::Pcmu.encode(b, &mut payload);
+        let pt = pair
+            .browser
+            .rtc
+            .codec_config()
+            .find(|p| p.spec().codec == Codec::PCMU)
+            .unwrap()
+            .pt();
+        let writer = pair.browser.rtc.writer(pair.browser.mid).unwrap();
+        writer
+            .write(
+                pt,
+                pair.now,
+                MediaTime::new(ts, Frequency::EIGHT_KHZ),
+                payload,
+            )
+            .unwrap();
+        // The leg sends A-law from a source with its own timestamps; the browser gets PCMU.
+        let mut alaw = vec![0; 160];
+        G711::Pcma.encode(l, &mut alaw);
+        let now = pair.now;
+        pair.leg
+            .send_frame(G711::Pcma, &alaw, 90_000 + ts as u32, now)
+            .unwrap();
+        pair.step(Duration::from_millis(20));
+    }
+    for _ in 0..20 {
+        pair.step(Duration::from_millis(20));
+    }
+
+    assert_eq!(pair.leg.send_codec_negotiated(), Some(G711::Pcmu));
+    let heard: Vec<i16> = pair.leg_audio.iter().flat_map(|(_, p)| p.clone()).collect();
+    assert!(heard.len() >= 160 * 40, "leg got {} samples", heard.len());
+    assert!(pair.leg_audio.iter().all(|(c, _)| *c == G711::Pcmu));
+    assert_eq!(
+        dominant_frequency(&heard, &CANDIDATES, 8000, 0.001),
+        Some(1000.0)
+    );
+    let got = &pair.browser.received;
+    assert!(got.len() >= 160 * 40, "browser got {} samples", got.len());
+    assert_eq!(
+        dominant_frequency(got, &CANDIDATES, 8000, 0.001),
+        Some(440.0)
+    );
+}
+
+#[test]
+fn frames_before_connecting_are_refused() {
+    let mut pair = Pair::new();
+    let now = pair.now;
+    let err = pair.leg.send_frame(G711::Pcmu, &[0xff; 160], 0, now);
+    assert!(matches!(err, Err(WebRtcError::NotConnected)), "{err:?}");
+}
+
+#[test]
+fn an_opus_only_offer_is_refused_plainly() {
+    let now = Instant::now();
+    let (_, _, offer_sdp, _) = offer(false, now);
+    let addr = SocketAddr::new(LOOPBACK, 50000);
+    let err = AgentLeg::from_offer(&offer_sdp, LOOPBACK, addr, now).unwrap_err();
+    assert!(matches!(err, WebRtcError::NoG711), "{err:?}");
+    assert!(err.to_string().contains("Opus"));
+}
+
+#[test]
+fn garbage_is_refused_without_harm() {
+    let now = Instant::now();
+    let addr = SocketAddr::new(LOOPBACK, 50000);
+    for bad in ["", "hello", "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"] {
+        assert!(AgentLeg::from_offer(bad, LOOPBACK, addr, now).is_err());
+    }
+    let mut pair = Pair::new();
+    pair.connect();
+    let input = LegInput::Datagram {
+        source: pair.browser.addr,
+        contents: &[0x42; 7],
+    };
+    let now = pair.now;
+    assert!(pair.leg.handle_input(input, now).is_err());
+    assert!(pair.leg.is_connected());
+}
