@@ -247,3 +247,28 @@ fn garbage_is_refused_without_harm() {
     assert!(pair.leg.handle_input(input, now).is_err());
     assert!(pair.leg.is_connected());
 }
+
+#[test]
+fn a_silent_browser_is_reported_disconnected() {
+    let mut pair = Pair::new();
+    pair.connect();
+    // The browser vanishes: only the leg's own timers run from here on.
+    let mut events = Vec::new();
+    for _ in 0..3000 {
+        pair.now += Duration::from_millis(20);
+        let now = pair.now;
+        pair.leg.handle_input(LegInput::Timeout, now).unwrap();
+        loop {
+            match pair.leg.poll_output() {
+                LegOutput::Event(e) => events.push(e),
+                LegOutput::Timeout(_) => break,
+                LegOutput::Transmit(_) | LegOutput::Frame(_) => {}
+            }
+        }
+    }
+    assert_eq!(events.first(), Some(&LegEvent::Disconnected), "{events:?}");
+    assert!(!pair.leg.is_connected());
+    let now = pair.now;
+    let err = pair.leg.send_frame(G711::Pcmu, &[0xff; 160], 0, now);
+    assert!(matches!(err, Err(WebRtcError::NotConnected)), "{err:?}");
+}
