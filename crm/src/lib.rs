@@ -9,9 +9,11 @@
 //! - [`password`] hashes and verifies passwords with argon2id.
 //! - [`privacy`] holds the keyed hash that keeps an erased number suppressed.
 //! - [`events`] is the event bus that carries live state to dashboards.
+//! - [`dialling`] is the dialler's lead source over the Store.
 //! - [`demo`] seeds the demo account a first start creates.
 
 pub mod demo;
+pub mod dialling;
 pub mod error;
 pub mod events;
 pub mod export;

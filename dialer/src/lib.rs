@@ -10,18 +10,21 @@
 //! - [`pacer`] turns agent states, call events and the ledger's figures into
 //!   dial orders and connect/abandon decisions.
 //! - [`retry`] schedules the next attempt or callback after each call.
+//! - [`runner`] is the tokio shell that drives one campaign's pacer over
+//!   real calls through the SIP gateway, with leads from a [`LeadSource`].
 //! - [`simulation`] runs the pacer and ledger against a simulated population
 //!   on a virtual clock, for tests and benchmarks.
 //!
 //! Pacing runs on monotonic `Instant`s; anything stored or compared with a
 //! calendar (the ledger's windows, calling hours, retry times) uses
-//! `DateTime<Utc>`. No module reads the clock, the database or the network:
-//! a shell feeds them.
+//! `DateTime<Utc>`. No core module reads the clock, the database or the
+//! network: the runner feeds them.
 
 pub mod compliance;
 pub mod hours;
 pub mod pacer;
 pub mod retry;
+pub mod runner;
 pub mod simulation;
 pub mod zone;
 
@@ -35,5 +38,6 @@ pub use pacer::{
     PacerInput,
 };
 pub use retry::{decide_retry, AttemptOutcome, Callback, RetryDecision, RetryPolicy};
+pub use runner::LeadSource;
 pub use simulation::{simulate, SimConfig, SimReport};
 pub use zone::{resolve_zone, zone_for_number, ResolvedZone, ZoneError, ZoneSource};

@@ -4,6 +4,7 @@
 mod campaigns;
 mod cli;
 mod dial;
+mod dialler;
 mod helpers;
 mod lists;
 mod login;

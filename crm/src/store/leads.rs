@@ -312,6 +312,26 @@ impl Store {
         self.lead(account, lead).await
     }
 
+    /// Records an attempt on which an agent talked to the contact: the lead
+    /// is done unless the agent's disposition books a callback.
+    pub async fn record_conversation(
+        &self,
+        account: AccountId,
+        lead: LeadId,
+        now: DateTime<Utc>,
+    ) -> Result<Lead, StoreError> {
+        let current = self.lead(account, lead).await?;
+        let attempt = Attempt {
+            outcome: "answered",
+            state: LeadState::Done,
+            next: None,
+            abandoned: false,
+        };
+        self.finish_attempt(account, &current, &attempt, now)
+            .await?;
+        self.lead(account, lead).await
+    }
+
     /// Books a callback for a lead at `at`, for one agent or anyone; it
     /// comes before every other lead once due, attempts left or not.
     pub async fn schedule_callback(

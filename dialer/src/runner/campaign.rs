@@ -1,0 +1,418 @@
+//! The loop of one campaign's runner.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chrono::Utc;
+use sip_gateway::gateway::{
+    Audio, CallEvent as GatewayEvent, CallEventKind, CallRef, DialRequest, EndCause, Gateway,
+};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::{AgentUpdate, CallOutcome, CallPhase, Lead, LeadSource, Plan, Report};
+use crate::compliance::{ComplianceLedger, LiveAnswer};
+use crate::pacer::{AgentId, AgentState, CallEvent, LineId, Pacer, PacerEvent, PacerInput};
+use crate::retry::AttemptOutcome;
+
+/// One campaign's pacer driven over real calls.
+pub struct CampaignRunner<L> {
+    plan: Plan,
+    leads: L,
+    gateway: Gateway,
+    reports: mpsc::UnboundedSender<Report>,
+    pacer: Pacer,
+    ledger: ComplianceLedger,
+    lines: BTreeMap<LineId, Line>,
+    by_call: HashMap<CallRef, LineId>,
+    legs: BTreeMap<AgentId, CallRef>,
+    dialled: u64,
+    answered: u64,
+}
+
+struct Line {
+    lead: Lead,
+    call: CallRef,
+    answered: bool,
+    connected: Option<(AgentId, Instant)>,
+    abandoned: bool,
+}
+
+impl<L: LeadSource> CampaignRunner<L> {
+    /// Creates a runner; [`CampaignRunner::run`] drives it.
+    pub fn new(
+        plan: Plan,
+        leads: L,
+        gateway: Gateway,
+        reports: mpsc::UnboundedSender<Report>,
+    ) -> Self {
+        let now = Instant::now().into_std();
+        let ledger = ComplianceLedger::new(plan.pacer.target);
+        let mut pacer = Pacer::new(plan.pacer, now);
+        pacer.handle_input(PacerInput::Compliance(ledger.snapshot(Utc::now())), now);
+        CampaignRunner {
+            pacer,
+            ledger,
+            plan,
+            leads,
+            gateway,
+            reports,
+            lines: BTreeMap::new(),
+            by_call: HashMap::new(),
+            legs: BTreeMap::new(),
+            dialled: 0,
+            answered: 0,
+        }
+    }
+
+    /// Runs until stopped or the gateway goes away.
+    pub async fn run(
+        mut self,
+        mut agents: mpsc::UnboundedReceiver<AgentUpdate>,
+        mut stop: oneshot::Receiver<()>,
+    ) {
+        let mut events = self.gateway.events();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            self.drain_pacer().await;
+            let wake = self
+                .pacer
+                .poll_timeout()
+                .map(Instant::from_std)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = tokio::time::sleep_until(wake) => {
+                    self.pacer.handle_timeout(Instant::now().into_std());
+                }
+                update = agents.recv() => match update {
+                    Some(update) => self.agent(update),
+                    None => break,
+                },
+                event = events.recv() => match event {
+                    Ok(event) => self.call_event(event).await,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "campaign runner fell behind the gateway");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = tick.tick() => self.figures(),
+            }
+        }
+        for line in self.lines.values() {
+            let _ = self.gateway.hangup(line.call).await;
+        }
+    }
+
+    fn agent(&mut self, update: AgentUpdate) {
+        let AgentUpdate::State { agent, state, leg } = update;
+        match leg {
+            Some(leg) if state != AgentState::LoggedOut => {
+                self.legs.insert(agent, leg);
+            }
+            _ if state == AgentState::LoggedOut => {
+                self.legs.remove(&agent);
+            }
+            _ => {}
+        }
+        // An agent without a media leg cannot take calls.
+        let state = if state == AgentState::Ready && !self.legs.contains_key(&agent) {
+            AgentState::Paused
+        } else {
+            state
+        };
+        let now = Instant::now().into_std();
+        self.pacer
+            .handle_input(PacerInput::Agent { agent, state }, now);
+    }
+
+    async fn drain_pacer(&mut self) {
+        while let Some(order) = self.pacer.poll_dial() {
+            self.dial(order.line).await;
+        }
+        while let Some(event) = self.pacer.poll_event() {
+            match event {
+                PacerEvent::Connect { line, agent } => self.connect(line, agent).await,
+                PacerEvent::Abandon { line } => self.abandon(line).await,
+            }
+        }
+    }
+
+    async fn dial(&mut self, line: LineId) {
+        let now = || Instant::now().into_std();
+        let lead = match self.leads.claim(1).await {
+            Ok(mut leads) if !leads.is_empty() => leads.swap_remove(0),
+            Ok(_) => {
+                self.pacer.handle_input(
+                    PacerInput::Call {
+                        line,
+                        event: CallEvent::NotDialled,
+                    },
+                    now(),
+                );
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming a lead failed");
+                self.pacer.handle_input(
+                    PacerInput::Call {
+                        line,
+                        event: CallEvent::NotDialled,
+                    },
+                    now(),
+                );
+                return;
+            }
+        };
+        let call = CallRef::random();
+        let reference = call.to_string();
+        if let Err(e) = self.leads.placed(&lead, &reference).await {
+            tracing::warn!(error = %e, "recording a placed call failed");
+            let _ = self.leads.release(&lead).await;
+            self.pacer.handle_input(
+                PacerInput::Call {
+                    line,
+                    event: CallEvent::NotDialled,
+                },
+                now(),
+            );
+            return;
+        }
+        let request = DialRequest {
+            number: lead.number.clone(),
+            caller_id: self.plan.caller_id.clone(),
+            trunk: self.plan.trunk.clone(),
+            ring_timeout: self.plan.ring_timeout,
+            call_ref: call,
+        };
+        match self.gateway.dial(request).await {
+            Ok(_) => {
+                self.dialled += 1;
+                self.report(call, &lead, CallPhase::Dialling, None, None);
+                self.by_call.insert(call, line);
+                self.lines.insert(
+                    line,
+                    Line {
+                        lead,
+                        call,
+                        answered: false,
+                        connected: None,
+                        abandoned: false,
+                    },
+                );
+                self.pacer.handle_input(
+                    PacerInput::Call {
+                        line,
+                        event: CallEvent::Dialled,
+                    },
+                    now(),
+                );
+            }
+            Err(e) => {
+                tracing::warn!(%call, error = %e, "the gateway refused a call");
+                let outcome = CallOutcome::Unconnected(AttemptOutcome::Failed);
+                if let Err(e) = self.leads.finished(&lead, &reference, outcome).await {
+                    tracing::warn!(error = %e, "recording a failed call failed");
+                }
+                self.pacer.handle_input(
+                    PacerInput::Call {
+                        line,
+                        event: CallEvent::Failed,
+                    },
+                    now(),
+                );
+            }
+        }
+    }
+
+    async fn call_event(&mut self, event: GatewayEvent) {
+        let Some(&line_id) = self.by_call.get(&event.call_ref) else {
+            return;
+        };
+        let now = Instant::now().into_std();
+        match event.kind {
+            CallEventKind::Ringing | CallEventKind::EarlyMedia => {
+                if let Some(line) = self.lines.get(&line_id) {
+                    self.report(line.call, &line.lead, CallPhase::Ringing, None, None);
+                }
+            }
+            CallEventKind::Answered => {
+                let Some(line) = self.lines.get_mut(&line_id) else {
+                    return;
+                };
+                line.answered = true;
+                self.answered += 1;
+                let (lead, call) = (line.lead.clone(), line.call);
+                if let Err(e) = self.leads.answered(&lead, &call.to_string()).await {
+                    tracing::warn!(error = %e, "recording an answer failed");
+                }
+                self.report(call, &lead, CallPhase::Answered, None, None);
+                self.pacer.handle_input(
+                    PacerInput::Call {
+                        line: line_id,
+                        event: CallEvent::AnsweredLive,
+                    },
+                    now,
+                );
+            }
+            CallEventKind::PlaybackFinished => {
+                if self.lines.get(&line_id).is_some_and(|l| l.abandoned) {
+                    let _ = self.gateway.hangup(event.call_ref).await;
+                }
+            }
+            CallEventKind::Ended { cause } => self.ended(line_id, cause).await,
+            CallEventKind::Trying | CallEventKind::Dtmf { .. } => {}
+        }
+    }
+
+    async fn connect(&mut self, line_id: LineId, agent: AgentId) {
+        let now = Instant::now();
+        let Some(line) = self.lines.get_mut(&line_id) else {
+            return;
+        };
+        let bridged = match self.legs.get(&agent) {
+            Some(leg) => self.gateway.bridge(line.call, *leg).await.is_ok(),
+            None => false,
+        };
+        if !bridged {
+            tracing::warn!(call = %line.call, "bridging to the agent failed");
+            self.pacer.handle_input(
+                PacerInput::Call {
+                    line: line_id,
+                    event: CallEvent::Abandoned,
+                },
+                now.into_std(),
+            );
+            self.abandon(line_id).await;
+            return;
+        }
+        line.connected = Some((agent, now));
+        let (call, lead) = (line.call, line.lead.clone());
+        self.ledger.record(LiveAnswer::Connected, Utc::now());
+        self.report(call, &lead, CallPhase::Connected, Some(agent), None);
+        self.pacer.handle_input(
+            PacerInput::Call {
+                line: line_id,
+                event: CallEvent::Connected { agent },
+            },
+            now.into_std(),
+        );
+    }
+
+    async fn abandon(&mut self, line_id: LineId) {
+        let Some(line) = self.lines.get_mut(&line_id) else {
+            return;
+        };
+        if line.abandoned {
+            return;
+        }
+        line.abandoned = true;
+        let (call, lead) = (line.call, line.lead.clone());
+        self.ledger.record(LiveAnswer::Abandoned, Utc::now());
+        self.report(call, &lead, CallPhase::Abandoned, None, None);
+        let played = match &self.plan.abandon_message {
+            Some(path) => self
+                .gateway
+                .play(call, Audio::File(path.clone()))
+                .await
+                .map_err(|e| tracing::warn!(%call, error = %e, "the abandon message did not play"))
+                .is_ok(),
+            None => false,
+        };
+        if !played {
+            let _ = self.gateway.hangup(call).await;
+        }
+    }
+
+    async fn ended(&mut self, line_id: LineId, cause: EndCause) {
+        let Some(line) = self.lines.remove(&line_id) else {
+            return;
+        };
+        self.by_call.remove(&line.call);
+        let now = Instant::now();
+        let (outcome, event) = match (line.connected, line.abandoned, line.answered) {
+            (Some((agent, since)), _, _) => {
+                let talk = now.duration_since(since);
+                (
+                    CallOutcome::Conversation { agent, talk },
+                    CallEvent::Ended { talk },
+                )
+            }
+            (None, true, _) => (
+                CallOutcome::Unconnected(AttemptOutcome::Abandoned),
+                CallEvent::Abandoned,
+            ),
+            // Answered, then gone before the pacer decided: the far end hung up.
+            (None, false, true) => (
+                CallOutcome::Unconnected(AttemptOutcome::NoAnswer),
+                CallEvent::Ended {
+                    talk: Duration::ZERO,
+                },
+            ),
+            (None, false, false) => match cause {
+                EndCause::Busy => (
+                    CallOutcome::Unconnected(AttemptOutcome::Busy),
+                    CallEvent::Busy,
+                ),
+                EndCause::NoAnswer => (
+                    CallOutcome::Unconnected(AttemptOutcome::NoAnswer),
+                    CallEvent::NoAnswer,
+                ),
+                _ => (
+                    CallOutcome::Unconnected(AttemptOutcome::Failed),
+                    CallEvent::Failed,
+                ),
+            },
+        };
+        if let Err(e) = self
+            .leads
+            .finished(&line.lead, &line.call.to_string(), outcome)
+            .await
+        {
+            tracing::warn!(call = %line.call, error = %e, "recording the outcome failed");
+        }
+        let agent = line.connected.map(|(a, _)| a);
+        self.report(line.call, &line.lead, CallPhase::Ended, agent, Some(cause));
+        self.pacer.handle_input(
+            PacerInput::Call {
+                line: line_id,
+                event,
+            },
+            now.into_std(),
+        );
+    }
+
+    fn figures(&mut self) {
+        let now = Utc::now();
+        self.ledger.prune(now);
+        let compliance = self.ledger.snapshot(now);
+        self.pacer.handle_input(
+            PacerInput::Compliance(compliance),
+            Instant::now().into_std(),
+        );
+        let _ = self.reports.send(Report::Figures {
+            lines: self.pacer.lines_in_flight(),
+            ready: self.pacer.ready_agents(),
+            dialled: self.dialled,
+            answered: self.answered,
+            compliance,
+        });
+    }
+
+    fn report(
+        &self,
+        call_ref: CallRef,
+        lead: &Lead,
+        phase: CallPhase,
+        agent: Option<AgentId>,
+        cause: Option<EndCause>,
+    ) {
+        let _ = self.reports.send(Report::Call {
+            call_ref,
+            lead: lead.clone(),
+            phase,
+            agent,
+            cause,
+        });
+    }
+}

@@ -1,0 +1,381 @@
+//! The campaign runner over real calls: the gateway, two simulated carriers
+//! (one for customers, one standing in for agents' phones) and an
+//! in-memory lead source.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dialer::compliance::AbandonTarget;
+use dialer::pacer::{AgentId, AgentState, Mode, PacerConfig};
+use dialer::retry::AttemptOutcome;
+use dialer::runner::{
+    self, AgentUpdate, CallOutcome, CallPhase, Lead, LeadSource, Plan, Report, RunnerError,
+};
+use sip_gateway::carrier::{Carrier, CarrierAudio, CarrierConfig, Mix, Outcome};
+use sip_gateway::gateway::{
+    CallEventKind, CallRef, DialRequest, Gateway, GatewayConfig, TrunkConfig,
+};
+use sip_gateway::media::tone::{dominant_frequency, sine};
+use tokio::sync::mpsc;
+
+#[derive(Default)]
+struct Ledger {
+    pending: Vec<Lead>,
+    placed: Vec<String>,
+    answered: Vec<String>,
+    finished: Vec<(i64, CallOutcome)>,
+    released: Vec<i64>,
+}
+
+#[derive(Clone, Default)]
+struct MemoryLeads(Arc<Mutex<Ledger>>);
+
+impl MemoryLeads {
+    fn with(numbers: &[&str]) -> Self {
+        let leads = numbers
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Lead {
+                id: i as i64 + 1,
+                contact_id: 100 + i as i64,
+                number: (*n).to_owned(),
+            })
+            .collect();
+        MemoryLeads(Arc::new(Mutex::new(Ledger {
+            pending: leads,
+            ..Ledger::default()
+        })))
+    }
+
+    fn finished(&self) -> Vec<(i64, CallOutcome)> {
+        self.0.lock().expect("lock").finished.clone()
+    }
+
+    fn placed_and_answered(&self) -> (usize, usize) {
+        let l = self.0.lock().expect("lock");
+        (l.placed.len(), l.answered.len())
+    }
+}
+
+impl LeadSource for MemoryLeads {
+    async fn claim(&self, n: usize) -> Result<Vec<Lead>, RunnerError> {
+        let mut l = self.0.lock().expect("lock");
+        let k = n.min(l.pending.len());
+        Ok(l.pending.drain(..k).collect())
+    }
+
+    async fn placed(&self, _lead: &Lead, call_ref: &str) -> Result<(), RunnerError> {
+        self.0.lock().expect("lock").placed.push(call_ref.into());
+        Ok(())
+    }
+
+    async fn answered(&self, _lead: &Lead, call_ref: &str) -> Result<(), RunnerError> {
+        self.0.lock().expect("lock").answered.push(call_ref.into());
+        Ok(())
+    }
+
+    async fn finished(
+        &self,
+        lead: &Lead,
+        _call_ref: &str,
+        outcome: CallOutcome,
+    ) -> Result<(), RunnerError> {
+        self.0
+            .lock()
+            .expect("lock")
+            .finished
+            .push((lead.id, outcome));
+        Ok(())
+    }
+
+    async fn release(&self, lead: &Lead) -> Result<(), RunnerError> {
+        self.0.lock().expect("lock").released.push(lead.id);
+        Ok(())
+    }
+}
+
+struct Floor {
+    gateway: Gateway,
+    _customers: Carrier,
+    _agents: Carrier,
+}
+
+async fn floor(customers: Mix, hangup_after: Option<Duration>) -> Floor {
+    let customers = Carrier::start(CarrierConfig {
+        sip_addr: "127.0.0.1:0".parse().expect("addr"),
+        mix: customers,
+        ring_delay: Duration::from_millis(50),
+        answer_delay: Duration::from_millis(300),
+        hangup_after,
+        audio: CarrierAudio::Tone(440.0),
+        ..CarrierConfig::default()
+    })
+    .await
+    .expect("customer carrier");
+    let agents = Carrier::start(CarrierConfig {
+        sip_addr: "127.0.0.1:0".parse().expect("addr"),
+        mix: Mix::always(Outcome::Answer),
+        ring_delay: Duration::from_millis(10),
+        answer_delay: Duration::from_millis(20),
+        audio: CarrierAudio::Tone(1000.0),
+        ..CarrierConfig::default()
+    })
+    .await
+    .expect("agent carrier");
+    let config = GatewayConfig {
+        t1: Duration::from_millis(100),
+        ..GatewayConfig::loopback()
+    };
+    let mut cust = TrunkConfig::new("customers", customers.sip_addr());
+    cust.max_cps = 100;
+    let mut ag = TrunkConfig::new("agents", agents.sip_addr());
+    ag.max_cps = 100;
+    let gateway = Gateway::start(config, vec![cust, ag])
+        .await
+        .expect("gateway");
+    Floor {
+        gateway,
+        _customers: customers,
+        _agents: agents,
+    }
+}
+
+/// Places the agent's nailed-up media leg: here a call to a phone that
+/// answers and plays 1000 Hz.
+async fn agent_leg(gateway: &Gateway) -> CallRef {
+    let mut events = gateway.events();
+    let call = gateway
+        .dial(DialRequest {
+            number: "+441632960999".into(),
+            caller_id: "+441632960000".into(),
+            trunk: "agents".into(),
+            ring_timeout: Duration::from_secs(15),
+            call_ref: CallRef::random(),
+        })
+        .await
+        .expect("agent leg placed");
+    let answered = async {
+        loop {
+            let e = events.recv().await.expect("events");
+            if e.call_ref == call && e.kind == CallEventKind::Answered {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), answered)
+        .await
+        .expect("agent leg answered");
+    call
+}
+
+fn plan(mode: Mode, abandon_message: Option<PathBuf>) -> Plan {
+    Plan {
+        pacer: PacerConfig {
+            mode,
+            target: AbandonTarget::default(),
+            ..PacerConfig::default()
+        },
+        caller_id: "+441632960000".into(),
+        trunk: "customers".into(),
+        ring_timeout: Duration::from_secs(15),
+        abandon_message,
+    }
+}
+
+async fn next_report(reports: &mut mpsc::UnboundedReceiver<Report>) -> Report {
+    loop {
+        let r = tokio::time::timeout(Duration::from_secs(15), reports.recv())
+            .await
+            .expect("a report within 15 s")
+            .expect("runner alive");
+        if !matches!(r, Report::Figures { .. }) {
+            return r;
+        }
+    }
+}
+
+async fn phase(reports: &mut mpsc::UnboundedReceiver<Report>, wanted: CallPhase) -> Report {
+    loop {
+        let r = next_report(reports).await;
+        if let Report::Call { phase, .. } = &r {
+            if *phase == wanted {
+                return r;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn progressive_calls_are_bridged_to_the_ready_agent_with_audio_both_ways() {
+    let f = floor(Mix::always(Outcome::Answer), Some(Duration::from_secs(2))).await;
+    let leg = agent_leg(&f.gateway).await;
+    let leads = MemoryLeads::with(&["+441632960101", "+441632960102"]);
+    let (tx, mut reports) = mpsc::unbounded_channel();
+    let handle = runner::spawn(
+        plan(Mode::Progressive, None),
+        leads.clone(),
+        f.gateway.clone(),
+        tx,
+    );
+    let agent = AgentId(7);
+    handle.agent(AgentUpdate::State {
+        agent,
+        state: AgentState::Ready,
+        leg: Some(leg),
+    });
+    let dir = std::env::temp_dir().join(format!("dialcrm-runner-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    for n in 0..2 {
+        let Report::Call {
+            call_ref,
+            agent: who,
+            lead,
+            ..
+        } = phase(&mut reports, CallPhase::Connected).await
+        else {
+            unreachable!("phase returns call reports")
+        };
+        assert_eq!(who, Some(agent));
+        assert_eq!(lead.id, n + 1, "leads in order");
+        let wav = dir.join(format!("call{n}.wav"));
+        f.gateway.record(call_ref, &wav).await.expect("record");
+        phase(&mut reports, CallPhase::Ended).await;
+        let (left, right) = channels(&wav);
+        let at = |s: &[i16]| dominant_frequency(s, &[440.0, 1000.0], 8000, 1e-4);
+        assert_eq!(
+            at(&left[left.len() / 4..]),
+            Some(1000.0),
+            "the agent to the customer"
+        );
+        assert_eq!(
+            at(&right[right.len() / 4..]),
+            Some(440.0),
+            "the customer to the agent"
+        );
+        // The desk puts the agent back to Ready after wrap-up.
+        handle.agent(AgentUpdate::State {
+            agent,
+            state: AgentState::Ready,
+            leg: Some(leg),
+        });
+    }
+    let finished = leads.finished();
+    assert_eq!(finished.len(), 2);
+    for (_, outcome) in finished {
+        assert!(matches!(outcome, CallOutcome::Conversation { agent: a, .. } if a == agent));
+    }
+    assert_eq!(leads.placed_and_answered(), (2, 2));
+    handle.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_answered_call_without_an_agent_is_abandoned_with_the_message() {
+    let f = floor(Mix::always(Outcome::Answer), None).await;
+    let leg = agent_leg(&f.gateway).await;
+    let dir = std::env::temp_dir().join(format!("dialcrm-abandon-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let message = dir.join("sorry.wav");
+    write_wav(&message, &sine(697.0, 8000, 8000, 8000));
+    let leads = MemoryLeads::with(&["+441632960201"]);
+    let (tx, mut reports) = mpsc::unbounded_channel();
+    let handle = runner::spawn(
+        plan(Mode::Progressive, Some(message)),
+        leads.clone(),
+        f.gateway.clone(),
+        tx,
+    );
+    let agent = AgentId(9);
+    handle.agent(AgentUpdate::State {
+        agent,
+        state: AgentState::Ready,
+        leg: Some(leg),
+    });
+    let Report::Call { call_ref, .. } = phase(&mut reports, CallPhase::Dialling).await else {
+        unreachable!("phase returns call reports")
+    };
+    // The agent steps away while the line rings.
+    handle.agent(AgentUpdate::State {
+        agent,
+        state: AgentState::Paused,
+        leg: Some(leg),
+    });
+    let wav = dir.join("abandoned.wav");
+    let Report::Call {
+        call_ref: answered, ..
+    } = phase(&mut reports, CallPhase::Answered).await
+    else {
+        unreachable!("phase returns call reports")
+    };
+    assert_eq!(answered, call_ref);
+    f.gateway.record(call_ref, &wav).await.expect("record");
+    let started = tokio::time::Instant::now();
+    phase(&mut reports, CallPhase::Abandoned).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1800) && waited < Duration::from_secs(4),
+        "abandoned after the 2 s grace, not before: {waited:?}"
+    );
+    let Report::Call { cause, .. } = phase(&mut reports, CallPhase::Ended).await else {
+        unreachable!("phase returns call reports")
+    };
+    assert!(cause.is_some());
+    assert_eq!(
+        leads.finished(),
+        vec![(1, CallOutcome::Unconnected(AttemptOutcome::Abandoned))]
+    );
+    let (left, _) = channels(&wav);
+    let heard = dominant_frequency(&left, &[440.0, 697.0, 1000.0], 8000, 1e-4);
+    assert_eq!(heard, Some(697.0), "the customer heard the abandon message");
+    handle.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn busy_lines_are_recorded_as_busy() {
+    let f = floor(Mix::always(Outcome::Busy), None).await;
+    let leg = agent_leg(&f.gateway).await;
+    let leads = MemoryLeads::with(&["+441632960301"]);
+    let (tx, mut reports) = mpsc::unbounded_channel();
+    let handle = runner::spawn(
+        plan(Mode::Progressive, None),
+        leads.clone(),
+        f.gateway.clone(),
+        tx,
+    );
+    handle.agent(AgentUpdate::State {
+        agent: AgentId(1),
+        state: AgentState::Ready,
+        leg: Some(leg),
+    });
+    phase(&mut reports, CallPhase::Ended).await;
+    assert_eq!(
+        leads.finished(),
+        vec![(1, CallOutcome::Unconnected(AttemptOutcome::Busy))]
+    );
+    handle.stop().await;
+}
+
+fn write_wav(path: &std::path::Path, samples: &[i16]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("create");
+    for s in samples {
+        w.write_sample(*s).expect("write");
+    }
+    w.finalize().expect("finalize");
+}
+
+fn channels(path: &std::path::Path) -> (Vec<i16>, Vec<i16>) {
+    let mut r = hound::WavReader::open(path).expect("wav");
+    let s: Vec<i16> = r.samples::<i16>().map(|x| x.expect("sample")).collect();
+    (
+        s.iter().step_by(2).copied().collect(),
+        s.iter().skip(1).step_by(2).copied().collect(),
+    )
+}
