@@ -105,10 +105,10 @@ impl Cdp {
         Ok(Cdp { ws, next_id: 1 })
     }
 
-    /// Opens `url` in a new tab and returns the session id that addresses it.
+    /// Opens `url` in a new tab, once it has loaded, and returns the session id that addresses it.
     pub async fn open_page(&mut self, url: &str) -> Result<String> {
         let target = self
-            .call(None, "Target.createTarget", json!({ "url": url }))
+            .call(None, "Target.createTarget", json!({ "url": "about:blank" }))
             .await?;
         let target_id = target["targetId"].clone();
         let attached = self
@@ -118,10 +118,25 @@ impl Cdp {
                 json!({ "targetId": target_id, "flatten": true }),
             )
             .await?;
-        attached["sessionId"]
+        let session = attached["sessionId"]
             .as_str()
             .map(str::to_string)
-            .ok_or_else(|| anyhow!("no session id in {attached}"))
+            .ok_or_else(|| anyhow!("no session id in {attached}"))?;
+        // Page.navigate answers once the new document is committed, so scripts
+        // evaluated after it run in the page, not in the blank one before it.
+        let navigated = self
+            .call(Some(&session), "Page.navigate", json!({ "url": url }))
+            .await?;
+        if let Some(error) = navigated.get("errorText") {
+            bail!("opening {url} failed: {error}");
+        }
+        let loaded = "new Promise((r) => document.readyState === 'complete' ? r(location.href) \
+                      : addEventListener('load', () => r(location.href)))";
+        let href = self.evaluate(&session, loaded).await?;
+        if href.as_str() != Some(url) {
+            bail!("the page is at {href}, not {url}");
+        }
+        Ok(session)
     }
 
     /// Evaluates `expression` in the page, awaiting a promise, and returns its value.
