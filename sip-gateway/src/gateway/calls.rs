@@ -16,6 +16,9 @@ impl Engine {
             Command::Dial(request, reply) => {
                 let _ = reply.send(self.dial(request, now).await);
             }
+            Command::Hangup(call_ref, reply) if self.agents.contains_key(&call_ref) => {
+                let _ = reply.send(self.detach_agent(call_ref));
+            }
             Command::Hangup(call_ref, reply) => {
                 let found = self.calls.contains_key(&call_ref);
                 self.hangup(call_ref, now);
@@ -35,6 +38,9 @@ impl Engine {
             }
             Command::Bridge(a, b, reply) => {
                 let _ = reply.send(self.bridge(a, b));
+            }
+            Command::AttachAgent(offer, reply) => {
+                let _ = reply.send(self.attach_agent(&offer).await);
             }
         }
     }
@@ -257,14 +263,17 @@ impl Engine {
     }
 
     fn to_leg(&self, call_ref: CallRef, command: LegCommand) -> Result<(), GatewayError> {
+        if self.agents.contains_key(&call_ref) {
+            return Err(GatewayError::NotATrunkCall);
+        }
         let entry = self.calls.get(&call_ref).ok_or(GatewayError::NoSuchCall)?;
         entry.leg.send(command);
         Ok(())
     }
 
     fn bridge(&self, a: CallRef, b: CallRef) -> Result<(), GatewayError> {
-        let leg_a = &self.calls.get(&a).ok_or(GatewayError::NoSuchCall)?.leg;
-        let leg_b = &self.calls.get(&b).ok_or(GatewayError::NoSuchCall)?.leg;
+        let leg_a = self.any_leg(a).ok_or(GatewayError::NoSuchCall)?;
+        let leg_b = self.any_leg(b).ok_or(GatewayError::NoSuchCall)?;
         leg_a.send(LegCommand::Bridge {
             peer: leg_b.inbox.clone(),
         });

@@ -8,6 +8,7 @@ use std::time::Instant;
 use rsip::SipMessage;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::agent::AgentEntry;
 use super::config::GatewayConfig;
 use super::leg::{LegEvent, LegHandle};
 use super::ports::PortPool;
@@ -29,6 +30,10 @@ pub(crate) enum Command {
     PauseRecording(CallRef, Reply),
     ResumeRecording(CallRef, Reply),
     Bridge(CallRef, CallRef, Reply),
+    AttachAgent(
+        String,
+        oneshot::Sender<Result<(CallRef, String), GatewayError>>,
+    ),
 }
 
 pub(crate) type Reply = oneshot::Sender<Result<(), GatewayError>>;
@@ -63,6 +68,7 @@ pub(crate) struct Engine {
     pub trunks: Vec<TrunkState>,
     pub attempts: HashMap<String, Attempt>,
     pub calls: BTreeMap<CallRef, CallEntry>,
+    pub agents: BTreeMap<CallRef, AgentEntry>,
     pub transport: SipTransport,
     pub ports: PortPool,
     pub events: broadcast::Sender<CallEvent>,
@@ -236,6 +242,13 @@ impl Engine {
             LegEvent::PlaybackFinished(call_ref) => {
                 self.emit(call_ref, CallEventKind::PlaybackFinished)
             }
+            LegEvent::Connected(call_ref) => self.emit(call_ref, CallEventKind::Answered),
+            LegEvent::Disconnected(call_ref) => {
+                if let Some(entry) = self.agents.get(&call_ref) {
+                    tracing::info!(parent: &entry.span, "agent disconnected");
+                }
+                self.emit(call_ref, CallEventKind::Disconnected)
+            }
             LegEvent::MediaTimeout(call_ref) => {
                 let Some(entry) = self.calls.get(&call_ref) else {
                     return;
@@ -251,6 +264,10 @@ impl Engine {
                 if let Some(entry) = self.calls.remove(&call_ref) {
                     let cause = entry.ending.unwrap_or(EndCause::LocalHangup);
                     tracing::info!(parent: &entry.span, ?cause, "call ended");
+                    self.emit(call_ref, CallEventKind::Ended { cause });
+                } else if let Some(entry) = self.agents.remove(&call_ref) {
+                    let cause = entry.ending.unwrap_or(EndCause::RemoteHangup);
+                    tracing::info!(parent: &entry.span, ?cause, "agent leg ended");
                     self.emit(call_ref, CallEventKind::Ended { cause });
                 }
             }

@@ -45,10 +45,10 @@ pub(crate) enum LegCommand {
 /// An RTP packet received on one leg, on its way out through another.
 #[derive(Debug)]
 pub(crate) struct BridgedPacket {
-    source: SourceId,
-    codec: Codec,
-    telephone_event: Option<u8>,
-    bytes: Vec<u8>,
+    pub source: SourceId,
+    pub codec: Codec,
+    pub telephone_event: Option<u8>,
+    pub bytes: Vec<u8>,
 }
 
 /// What a leg reports to the engine.
@@ -60,6 +60,10 @@ pub(crate) enum LegEvent {
     MediaTimeout(CallRef),
     /// Playback reached its end.
     PlaybackFinished(CallRef),
+    /// An agent leg's connection is up.
+    Connected(CallRef),
+    /// An agent leg's browser stopped answering.
+    Disconnected(CallRef),
     /// The leg has stopped and its recording is complete.
     Closed(CallRef),
 }

@@ -5,10 +5,13 @@
 //! the socket tasks in [`transport`], by commands from [`Gateway`] handles, and by
 //! `sleep_until` the cores' next timeout. Each call has one RTP leg task ([`leg`]) on its own
 //! socket from the port range. Calls are reported as [`CallEvent`]s on a broadcast channel.
+//! An agent's browser session ([`crate::webrtc`]) joins as a leg of its own ([`agent`]), so
+//! a trunk call can be bridged into it like into any other leg.
 //!
 //! - [`config`]: [`GatewayConfig`] and [`TrunkConfig`], read from TOML.
 //! - [`types`]: [`DialRequest`], [`CallRef`], [`CallEvent`] and the errors.
 
+mod agent;
 mod calls;
 pub mod config;
 mod engine;
@@ -123,6 +126,7 @@ impl Gateway {
             trunks: states,
             attempts: HashMap::new(),
             calls: BTreeMap::new(),
+            agents: BTreeMap::new(),
             transport: SipTransport::start(udp, tcp, inbound_tx),
             events: events.clone(),
             leg_events: leg_tx,
@@ -200,9 +204,32 @@ impl Gateway {
             .await
     }
 
-    /// Relays RTP both ways between two calls.
+    /// Relays audio both ways between two calls, or a call and an agent leg.
+    ///
+    /// Bridging replaces each side's earlier peer. When a bridged call ends,
+    /// an agent leg stays up and can be bridged to the next call.
     pub async fn bridge(&self, a: CallRef, b: CallRef) -> Result<(), GatewayError> {
         self.ask(|reply| Command::Bridge(a, b, reply)).await
+    }
+
+    /// Accepts an agent browser's WebRTC offer as a new leg and returns its reference and SDP answer.
+    ///
+    /// The leg takes a socket from the RTP port range and lives until
+    /// [`Gateway::hangup`] or the browser closes it, across any number of
+    /// bridged calls. It reports `Answered` when its connection is up (and
+    /// again after a recovered `Disconnected`), and `Ended` when closed: with
+    /// `LocalHangup` after `hangup`, `RemoteHangup` when the browser went.
+    /// A reconnecting browser sends a new offer and gets a new leg; the caller
+    /// replaces the old one with it: hang the old one up and bridge any call
+    /// in progress to the new one. `play` and `record` apply to the trunk
+    /// call, not to the agent leg; a bridged call's recording has the agent on
+    /// the left and the customer on the right.
+    pub async fn attach_agent(&self, offer_sdp: &str) -> Result<(CallRef, String), GatewayError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::AttachAgent(offer_sdp.to_string(), reply))
+            .map_err(|_| GatewayError::Stopped)?;
+        answer.await.map_err(|_| GatewayError::Stopped)?
     }
 
     /// Returns the bound SIP UDP address.

@@ -85,8 +85,10 @@ pub enum CallEventKind {
     Ringing,
     /// Audio flows before answer (183 with SDP).
     EarlyMedia,
-    /// The call was answered.
+    /// The call was answered; for an agent leg, its WebRTC connection is up (again).
     Answered,
+    /// An agent leg's browser stopped answering; `Answered` follows if it comes back.
+    Disconnected,
     /// The far end pressed a key (RFC 4733).
     Dtmf {
         /// `0`–`9`, `*`, `#` or `A`–`D`.
@@ -145,6 +147,12 @@ pub enum GatewayError {
     /// The call has no negotiated media yet.
     #[error("the call has no media yet")]
     NoMedia,
+    /// The operation applies to trunk calls, and the reference is an agent leg.
+    #[error("not a trunk call")]
+    NotATrunkCall,
+    /// The browser's offer was refused.
+    #[error(transparent)]
+    WebRtc(#[from] crate::webrtc::WebRtcError),
     /// A WAV file could not be loaded for playback.
     #[error(transparent)]
     Playback(#[from] crate::media::playback::PlaybackError),

@@ -1,0 +1,263 @@
+//! An agent's WebRTC leg as a leg of the gateway, so trunk calls can be bridged into it.
+//!
+//! The leg's task sits between the browser's session ([`AgentLegHandle`]) and
+//! the gateway's bridging: RTP packets bridged in from a trunk leg go to the
+//! browser as G.711 frames, and the browser's frames go to the bridged leg as
+//! RTP packets, which that leg relays, transcodes and records as it does for
+//! any bridged leg. A bridged call that ends only stops the audio; the
+//! browser's session stays up for the next call.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::engine::Engine;
+use super::leg::{BridgedPacket, LegCommand, LegEvent, LegHandle};
+use super::types::{CallRef, GatewayError};
+use crate::media::relay::SourceId;
+use crate::media::rtp::{RtpBuilder, RtpHeader, RtpPacket};
+use crate::media::G711;
+use crate::sip::sdp::Codec;
+use crate::sip::EndCause;
+use crate::webrtc::{
+    AgentLegHandle, AgentLegStreams, LegEvent as SessionEvent, OutgoingFrame, ReceivedFrame,
+};
+
+/// Packets a bridged leg may queue towards the browser before new ones are dropped.
+const BRIDGE_QUEUE: usize = 64;
+/// How long a closing leg waits for its session to say goodbye to the browser.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// An agent leg as the engine keeps it.
+#[derive(Debug)]
+pub(crate) struct AgentEntry {
+    pub leg: LegHandle,
+    pub span: tracing::Span,
+    /// Set when we close the leg; a leg that ends without it was closed by the browser.
+    pub ending: Option<EndCause>,
+}
+
+impl Engine {
+    /// Accepts a browser's offer on a socket from the RTP range and starts its leg.
+    pub(crate) async fn attach_agent(
+        &mut self,
+        offer_sdp: &str,
+    ) -> Result<(CallRef, String), GatewayError> {
+        let ip = self.agent_ip()?;
+        let socket = self.ports.bind().await.map_err(|source| GatewayError::Io {
+            context: "binding an agent leg's socket".into(),
+            source,
+        })?;
+        let (session, answer, streams) = AgentLegHandle::accept(offer_sdp, ip, socket)?;
+        let call_ref = loop {
+            let candidate = CallRef::random();
+            if !self.calls.contains_key(&candidate) && !self.agents.contains_key(&candidate) {
+                break candidate;
+            }
+        };
+        self.next_leg_id += 1;
+        let span = tracing::info_span!("agent", %call_ref);
+        let leg = spawn(
+            call_ref,
+            SourceId(self.next_leg_id),
+            session,
+            streams,
+            self.leg_events.clone(),
+            span.clone(),
+        );
+        tracing::info!(parent: &span, local = %leg.local, "agent leg attached");
+        self.agents.insert(
+            call_ref,
+            AgentEntry {
+                leg,
+                span,
+                ending: None,
+            },
+        );
+        Ok((call_ref, answer))
+    }
+
+    /// Closes an agent leg; its `Ended` event follows once the session is down.
+    pub(crate) fn detach_agent(&mut self, call_ref: CallRef) -> Result<(), GatewayError> {
+        let entry = self
+            .agents
+            .get_mut(&call_ref)
+            .ok_or(GatewayError::NoSuchCall)?;
+        entry.ending.get_or_insert(EndCause::LocalHangup);
+        entry.leg.send(LegCommand::Close);
+        Ok(())
+    }
+
+    /// Returns the leg of a trunk call or an agent.
+    pub(crate) fn any_leg(&self, call_ref: CallRef) -> Option<&LegHandle> {
+        let call = self.calls.get(&call_ref).map(|e| &e.leg);
+        call.or_else(|| self.agents.get(&call_ref).map(|e| &e.leg))
+    }
+
+    /// Picks the address browsers reach agent legs at: advertised, else bound.
+    fn agent_ip(&self) -> Result<IpAddr, GatewayError> {
+        let ip = self
+            .config
+            .advertised_ip
+            .unwrap_or(self.config.sip_udp.ip());
+        if ip.is_unspecified() {
+            return Err(GatewayError::Config(
+                "agent legs need advertised_ip when the gateway binds a wildcard address".into(),
+            ));
+        }
+        Ok(ip)
+    }
+}
+
+/// Starts the task that bridges one agent's session into the gateway.
+fn spawn(
+    call_ref: CallRef,
+    source: SourceId,
+    session: AgentLegHandle,
+    streams: AgentLegStreams,
+    events: mpsc::UnboundedSender<LegEvent>,
+    span: tracing::Span,
+) -> LegHandle {
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let (inbox, inbox_rx) = mpsc::channel(BRIDGE_QUEUE);
+    let local = session.local_addr();
+    let bridge = AgentBridge {
+        call_ref,
+        source,
+        session: Some(session),
+        peer: None,
+        ssrc: rand::random(),
+        sequence: rand::random(),
+        events,
+    };
+    tokio::spawn(tracing::Instrument::instrument(
+        bridge.run(command_rx, inbox_rx, streams),
+        span,
+    ));
+    LegHandle {
+        commands,
+        inbox,
+        local,
+    }
+}
+
+struct AgentBridge {
+    call_ref: CallRef,
+    source: SourceId,
+    session: Option<AgentLegHandle>,
+    peer: Option<mpsc::Sender<BridgedPacket>>,
+    ssrc: u32,
+    sequence: u16,
+    events: mpsc::UnboundedSender<LegEvent>,
+}
+
+impl AgentBridge {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<LegCommand>,
+        mut inbox: mpsc::Receiver<BridgedPacket>,
+        mut streams: AgentLegStreams,
+    ) {
+        let session_closed = loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    None | Some(LegCommand::Close) => break false,
+                    Some(LegCommand::Bridge { peer }) => {
+                        tracing::debug!("bridged");
+                        self.peer = Some(peer);
+                    }
+                    // The engine refuses the others for agent legs before they get here.
+                    Some(other) => tracing::debug!(?other, "command ignored by an agent leg"),
+                },
+                Some(packet) = inbox.recv() => self.on_bridged(packet),
+                Some(frame) = streams.frames.recv() => self.on_agent_frame(frame),
+                event = streams.events.recv() => match event {
+                    Some(SessionEvent::Connected) => self.report(LegEvent::Connected(self.call_ref)),
+                    Some(SessionEvent::Disconnected) => {
+                        self.report(LegEvent::Disconnected(self.call_ref));
+                    }
+                    Some(SessionEvent::Closed) | None => break true,
+                },
+            }
+        };
+        // Dropping the session's only handle closes it; its goodbye reaches the browser first.
+        self.session = None;
+        if !session_closed {
+            let goodbye = async {
+                while let Some(event) = streams.events.recv().await {
+                    if event == SessionEvent::Closed {
+                        return;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(CLOSE_GRACE, goodbye).await;
+        }
+        tracing::debug!(by_browser = session_closed, "agent leg closed");
+        self.report(LegEvent::Closed(self.call_ref));
+    }
+
+    /// Sends the audio of a bridged packet to the browser; other payloads are dropped.
+    fn on_bridged(&mut self, packet: BridgedPacket) {
+        let Some(session) = &self.session else { return };
+        let Ok(view) = RtpPacket::parse(&packet.bytes) else {
+            return;
+        };
+        if view.payload_type() != packet.codec.payload_type() || view.has_padding() {
+            return;
+        }
+        let frame = OutgoingFrame {
+            codec: g711(packet.codec),
+            timestamp: view.timestamp(),
+            payload: Bytes::copy_from_slice(view.payload()),
+        };
+        if session.send_frame(frame).is_err() {
+            tracing::trace!("frame for a closing agent leg dropped");
+        }
+    }
+
+    /// Wraps a frame of the agent's audio in RTP for the bridged leg.
+    fn on_agent_frame(&mut self, frame: ReceivedFrame) {
+        let Some(peer) = &self.peer else { return };
+        let codec = match frame.codec {
+            G711::Pcmu => Codec::Pcmu,
+            G711::Pcma => Codec::Pcma,
+        };
+        let header = RtpHeader {
+            marker: false,
+            payload_type: codec.payload_type(),
+            sequence: self.sequence,
+            timestamp: frame.timestamp,
+            ssrc: self.ssrc,
+        };
+        self.sequence = self.sequence.wrapping_add(1);
+        let bytes = RtpBuilder {
+            header,
+            payload: &frame.payload,
+            ..RtpBuilder::default()
+        }
+        .to_vec();
+        let packet = BridgedPacket {
+            source: self.source,
+            codec,
+            telephone_event: None,
+            bytes,
+        };
+        // A closed inbox means the bridged call has ended: the agent stays, the audio stops.
+        if let Err(mpsc::error::TrySendError::Closed(_)) = peer.try_send(packet) {
+            tracing::debug!("bridged call has gone");
+            self.peer = None;
+        }
+    }
+
+    fn report(&self, event: LegEvent) {
+        let _ = self.events.send(event);
+    }
+}
+
+fn g711(codec: Codec) -> G711 {
+    match codec {
+        Codec::Pcmu => G711::Pcmu,
+        Codec::Pcma => G711::Pcma,
+    }
+}
