@@ -6,15 +6,17 @@
 
 #[path = "webrtc/cdp.rs"]
 mod cdp;
+#[path = "webrtc/support.rs"]
+mod support;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use bytes::Bytes;
 use serde_json::Value;
-use sip_gateway::media::tone::{dominant_frequency, sine, ToneGenerator};
+use sip_gateway::media::tone::{dominant_frequency, ToneGenerator};
 use sip_gateway::media::G711;
 use sip_gateway::webrtc::{AgentLegHandle, LegEvent, OutgoingFrame};
 use tokio::net::UdpSocket;
@@ -27,14 +29,10 @@ const CANDIDATES: [f64; 6] = [300.0, 440.0, 697.0, 1000.0, 1336.0, 2000.0];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_agent_hears_and_is_heard() {
-    let Some(binary) = cdp::find_chromium() else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("chromium is not installed; scripts/install-deps installs it");
-        }
-        eprintln!("SKIPPED chromium_agent_hears_and_is_heard: chromium is not installed");
+    let Some(binary) = support::chromium_or_skip("chromium_agent_hears_and_is_heard") else {
         return;
     };
-    let dir = scratch_dir();
+    let dir = support::scratch_dir("leg");
     let result = timeout(Duration::from_secs(90), run(&binary, &dir)).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -44,7 +42,7 @@ async fn chromium_agent_hears_and_is_heard() {
 
 async fn run(binary: &Path, dir: &Path) -> Result<()> {
     let tone = dir.join("tone.wav");
-    write_tone(&tone, 440.0)?;
+    support::write_tone(&tone, 440.0)?;
     let chromium = Chromium::start(binary, &dir.join("profile"), &tone).await?;
     let mut cdp = Cdp::connect(&chromium.ws_url).await?;
     // A file page is a secure context, which getUserMedia needs; about:blank is not.
@@ -108,18 +106,7 @@ async fn exchange_audio(cdp: &mut Cdp, url: &str) -> Result<()> {
     eprintln!("browser report: {report}");
     assert_eq!(report["codec"], "audio/PCMU", "PCMU was not chosen first");
     assert!(report["totalSamplesReceived"].as_u64().unwrap_or(0) > 8000);
-    let peaks = report["peaks"].as_array().context("no peaks")?;
-    let at_1000 = peaks
-        .iter()
-        .filter(|p| {
-            let hz = p["hz"].as_f64().unwrap_or(0.0);
-            let db = p["db"].as_f64().unwrap_or(f64::NEG_INFINITY);
-            (hz - 1000.0).abs() < 25.0 && db > -60.0
-        })
-        .count();
-    if at_1000 < peaks.len() / 2 {
-        bail!("the browser did not hear 1000 Hz: {peaks:?}");
-    }
+    support::assert_heard(&report, 1000.0)?;
 
     sender.abort();
     drop(leg);
@@ -156,26 +143,4 @@ async fn send_tone(leg: AgentLegHandle, frequency: f64) {
         }
         timestamp = timestamp.wrapping_add(160);
     }
-}
-
-/// Writes three seconds of a sine at 48 kHz, 16-bit mono; Chromium loops it.
-fn write_tone(path: &Path, frequency: f64) -> Result<()> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 48_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut wav = hound::WavWriter::create(path, spec)?;
-    for s in sine(frequency, 12_000, 48_000, 48_000 * 3) {
-        wav.write_sample(s)?;
-    }
-    wav.finalize()?;
-    Ok(())
-}
-
-fn scratch_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dialcrm-webrtc-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("creating the test's scratch directory");
-    dir
 }

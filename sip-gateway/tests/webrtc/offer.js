@@ -1,7 +1,11 @@
 // Opens the microphone (the fake device plays TONE.wav), creates the agent's
 // peer connection and returns its SDP offer. Remote audio is kept for later.
+// Audio processing is off: noise suppression and gain control would fade a
+// steady test tone within seconds.
 (async () => {
-  const mic = await navigator.mediaDevices.getUserMedia({ audio: true });
+  const mic = await navigator.mediaDevices.getUserMedia({
+    audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+  });
   const pc = new RTCPeerConnection();
   window.agentPc = pc;
   window.remoteStream = new Promise((resolve) => {
