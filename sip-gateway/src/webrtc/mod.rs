@@ -4,7 +4,8 @@
 //! whole shift. [`AgentLeg`] terminates it with str0m's sans-IO `Rtc`
 //! (ICE-lite, DTLS-SRTP, audio only, PCMU then PCMA); calls are bridged in and
 //! out by sending and receiving G.711 frames, never by renegotiating.
-//! [`AgentLegHandle`] drives one leg on its own UDP socket in a tokio task.
+//! [`AgentLegHandle`] drives one leg on its own UDP socket in a tokio task;
+//! `Gateway::attach_agent` wraps it as a gateway leg that calls bridge into.
 //!
 //! - [`leg`]: the sans-IO core: offer in, answer out, datagrams and timeouts
 //!   in, transmits, audio frames and state events out.
