@@ -26,6 +26,12 @@ pub struct App {
     pub bus: crm::events::EventBus,
     /// The demo account created by this start, if it created one.
     pub demo: Option<crm::demo::Demo>,
+    /// The campaigns dialling on this node.
+    pub floor: Arc<dashboard::floor::Floor>,
+    /// The SIP gateway and, without trunks, the simulated carrier.
+    pub telephony: Telephony,
+    /// The agents' media legs, as their desks connect them.
+    pub legs: Arc<dashboard::desk::Legs>,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     housekeeping: JoinHandle<()>,
@@ -70,7 +76,21 @@ impl App {
             ..dashboard::DashboardConfig::default()
         };
         let bus = crm::events::EventBus::default();
-        let state = dashboard::AppState::new(store.clone(), config, clock.clone(), bus.clone());
+        let telephony = Telephony::start(settings).await?;
+        let floor = Arc::new(dashboard::floor::Floor::new(
+            store.clone(),
+            telephony.gateway.clone(),
+            bus.clone(),
+            settings.node_id.clone(),
+            telephony.default_trunk.clone(),
+        ));
+        let resumed = floor.resume().await.context("resuming running campaigns")?;
+        if resumed > 0 {
+            tracing::info!(campaigns = resumed, "resumed dialling");
+        }
+        let state = dashboard::AppState::new(store.clone(), config, clock.clone(), bus.clone())
+            .with_floor(floor.clone());
+        let legs = state.legs.clone();
         let router = dashboard::router(state);
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -90,6 +110,9 @@ impl App {
             store,
             bus,
             demo,
+            floor,
+            telephony,
+            legs,
             shutdown: Some(tx),
             server,
             housekeeping,
@@ -103,12 +126,58 @@ impl App {
             let _ = tx.send(());
         }
         self.housekeeping.abort();
+        self.floor.shutdown().await;
         (&mut self.server)
             .await
             .context("the HTTP server task failed")?
             .context("the HTTP server failed")?;
         self.store.close().await;
         Ok(())
+    }
+}
+
+/// The telephony side of a running service.
+pub struct Telephony {
+    /// The SIP gateway.
+    pub gateway: sip_gateway::gateway::Gateway,
+    /// The in-process simulated carrier, when no trunk is configured.
+    pub carrier: Option<sip_gateway::carrier::Carrier>,
+    /// The trunk campaigns use unless they name one.
+    pub default_trunk: String,
+}
+
+impl Telephony {
+    /// Starts the gateway over the configured trunks, or over an in-process
+    /// simulated carrier when there are none, so the demo can dial at once.
+    pub async fn start(settings: &Settings) -> Result<Telephony> {
+        use sip_gateway::carrier::{Carrier, CarrierConfig};
+        use sip_gateway::gateway::{Gateway, TrunkConfig};
+        let (trunks, carrier) = if settings.trunks.is_empty() {
+            let carrier = Carrier::start(CarrierConfig {
+                sip_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                hangup_after: Some(std::time::Duration::from_secs(60)),
+                ..CarrierConfig::default()
+            })
+            .await
+            .context("starting the simulated carrier")?;
+            let mut trunk = TrunkConfig::new("simulated", carrier.sip_addr());
+            trunk.max_cps = 50;
+            (vec![trunk], Some(carrier))
+        } else {
+            (settings.trunks.clone(), None)
+        };
+        let default_trunk = trunks.first().map(|t| t.name.clone()).unwrap_or_default();
+        let gateway = Gateway::start(settings.gateway_config(), trunks)
+            .await
+            .context("starting the SIP gateway")?;
+        if let Some(c) = &carrier {
+            tracing::info!(carrier = %c.sip_addr(), "no trunks configured: dialling the simulated carrier");
+        }
+        Ok(Telephony {
+            gateway,
+            carrier,
+            default_trunk,
+        })
     }
 }
 

@@ -47,8 +47,12 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// The caller ID `dial` presents when none is given.
     pub caller_id: Option<String>,
-    /// The SIP gateway's sockets and timers.
-    pub gateway: GatewayConfig,
+    /// The SIP gateway's sockets and timers; when absent, loopback on free
+    /// ports without trunks (the demo's simulated carrier) or the standard
+    /// SIP port with them.
+    pub gateway: Option<GatewayConfig>,
+    /// This node's name in lead leases; the host name by default.
+    pub node_id: String,
     /// The VoIP providers' trunks, in failover order.
     pub trunks: Vec<TrunkConfig>,
 }
@@ -62,7 +66,8 @@ impl Default for Settings {
             session_ttl: Duration::from_secs(12 * 3600),
             secure_cookies: false,
             caller_id: None,
-            gateway: GatewayConfig::default(),
+            gateway: None,
+            node_id: default_node_id(),
             trunks: Vec::new(),
         }
     }
@@ -79,6 +84,7 @@ struct FileSettings {
     secure_cookies: Option<bool>,
     caller_id: Option<String>,
     gateway: Option<GatewayConfig>,
+    node_id: Option<String>,
     #[serde(default)]
     trunks: Vec<TrunkConfig>,
 }
@@ -137,12 +143,34 @@ impl Settings {
             self.caller_id = Some(v);
         }
         if let Some(v) = file.gateway {
-            self.gateway = v;
+            self.gateway = Some(v);
+        }
+        if let Some(v) = file.node_id {
+            self.node_id = v;
         }
         if !file.trunks.is_empty() {
             self.trunks = file.trunks;
         }
     }
+}
+
+impl Settings {
+    /// Returns the gateway settings in force.
+    pub fn gateway_config(&self) -> GatewayConfig {
+        match &self.gateway {
+            Some(g) => g.clone(),
+            None if self.trunks.is_empty() => GatewayConfig::loopback(),
+            None => GatewayConfig::default(),
+        }
+    }
+}
+
+fn default_node_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "dialcrm".into())
 }
 
 #[cfg(test)]
@@ -185,7 +213,7 @@ mod tests {
         let s = Settings::load(Some(&path), &Overrides::default()).expect("loads");
         assert_eq!(s.trunks.len(), 1);
         assert_eq!(s.trunks[0].password.expose(), "pa55word");
-        assert_eq!(s.gateway.sip_udp.port(), 5070);
+        assert_eq!(s.gateway_config().sip_udp.port(), 5070);
         assert!(
             !format!("{s:?}").contains("pa55word"),
             "Debug hides trunk passwords"

@@ -92,7 +92,7 @@ pub async fn dial(settings: &Settings, args: DialArgs) -> Result<()> {
             args.trunk
         );
     }
-    let gateway = Gateway::start(settings.gateway.clone(), settings.trunks.clone())
+    let gateway = Gateway::start(settings.gateway_config(), settings.trunks.clone())
         .await
         .context("starting the SIP gateway")?;
     let mut events = gateway.events();

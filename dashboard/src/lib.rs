@@ -7,6 +7,10 @@
 //!   login throttle and the metrics.
 //! - [`stream`] is the supervisors' websocket: a snapshot, then numbered
 //!   deltas fed from the event bus through the [`stream::hub::StreamHub`].
+//! - [`desk`] is the agent's websocket: Ready and Paused, the contact card
+//!   of a connected call, and the disposition after it.
+//! - [`floor`] runs this node's campaigns: a dialler runner per running
+//!   campaign, agents' changes passed to it, its reports put on the bus.
 //! - [`throttle`] is the sans-IO login throttle; [`clock`] lets tests move
 //!   time without sleeping.
 //!
@@ -17,7 +21,9 @@
 pub mod api;
 pub mod auth;
 pub mod clock;
+pub mod desk;
 pub mod error;
+pub mod floor;
 pub mod json;
 pub mod metrics;
 pub mod ops;
@@ -71,6 +77,10 @@ pub struct AppState {
     pub bus: crm::events::EventBus,
     /// The supervisors' stream, fed from the bus.
     pub hub: Arc<stream::hub::StreamHub>,
+    /// The campaigns dialling on this node; absent without telephony.
+    pub floor: Option<Arc<floor::Floor>>,
+    /// The agents' media legs.
+    pub legs: Arc<desk::Legs>,
 }
 
 impl AppState {
@@ -85,6 +95,8 @@ impl AppState {
         let hub = Arc::new(stream::hub::StreamHub::new(config.hub));
         tokio::spawn(hub.clone().run(bus.subscribe()));
         AppState {
+            floor: None,
+            legs: Arc::new(desk::Legs::default()),
             bus,
             hub,
             store,
@@ -98,6 +110,14 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Attaches the floor that dials this node's campaigns.
+    pub fn with_floor(mut self, floor: Arc<floor::Floor>) -> Self {
+        self.floor = Some(floor);
+        self
+    }
+}
+
 /// Builds the whole HTTP router.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -105,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes())
         .merge(ops::routes())
         .merge(stream::routes())
+        .merge(desk::routes())
         .merge(pages::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

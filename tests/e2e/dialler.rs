@@ -32,7 +32,7 @@ const ZONES: [&str; 8] = [
     "Pacific/Auckland",
 ];
 
-fn zone_where(hours: std::ops::RangeInclusive<u32>) -> &'static str {
+pub fn zone_where(hours: std::ops::RangeInclusive<u32>) -> &'static str {
     let now = Utc::now();
     ZONES
         .iter()
@@ -196,7 +196,7 @@ async fn a_campaign_dials_only_who_it_may_and_logs_every_attempt(t: TestApp) -> 
     t
 }
 
-async fn carrier(mix: Mix, tone: f64, hangup_after_secs: Option<u64>) -> Carrier {
+pub async fn carrier(mix: Mix, tone: f64, hangup_after_secs: Option<u64>) -> Carrier {
     Carrier::start(CarrierConfig {
         sip_addr: "127.0.0.1:0".parse().expect("addr"),
         mix,
@@ -211,7 +211,7 @@ async fn carrier(mix: Mix, tone: f64, hangup_after_secs: Option<u64>) -> Carrier
 }
 
 /// Calls the phone standing in for the agent's nailed-up media leg.
-async fn agent_phone(gateway: &Gateway) -> CallRef {
+pub async fn agent_phone(gateway: &Gateway) -> CallRef {
     let mut events = gateway.events();
     let call = gateway
         .dial(DialRequest {

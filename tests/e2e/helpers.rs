@@ -52,6 +52,15 @@ where
 
 /// Starts the service on a free port over a fresh, migrated database.
 pub async fn spawn_app(backend: TestBackend, demo: bool) -> Option<TestApp> {
+    spawn_app_with(backend, demo, Vec::new()).await
+}
+
+/// Starts the service as [`spawn_app`] does, dialling through `trunks`.
+pub async fn spawn_app_with(
+    backend: TestBackend,
+    demo: bool,
+    trunks: Vec<sip_gateway::gateway::TrunkConfig>,
+) -> Option<TestApp> {
     let db = TestDb::new(backend).await?;
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0)
@@ -62,6 +71,11 @@ pub async fn spawn_app(backend: TestBackend, demo: bool) -> Option<TestApp> {
         database_url: dialcrm::settings::Secret::new(db.url.clone()),
         http_addr: "127.0.0.1:0".parse().expect("valid address"),
         demo,
+        trunks,
+        gateway: Some(sip_gateway::gateway::GatewayConfig {
+            t1: std::time::Duration::from_millis(100),
+            ..sip_gateway::gateway::GatewayConfig::loopback()
+        }),
         ..Settings::default()
     };
     let app = App::start_with_clock(&settings, clock.clone())

@@ -3,6 +3,7 @@
 
 mod campaigns;
 mod cli;
+mod desk;
 mod dial;
 mod dialler;
 mod helpers;

@@ -136,6 +136,9 @@ async fn start(
         .store
         .set_campaign_status(account, id, CampaignStatus::Running, now)
         .await?;
+    if let Some(floor) = &state.floor {
+        floor.start_campaign(account, id).await?;
+    }
     audit(&state, &me, "campaign.start", id).await?;
     Ok(Json(Started {
         status: CampaignStatus::Running,
@@ -157,6 +160,9 @@ async fn pause(
         .store
         .set_campaign_status(account, id, CampaignStatus::Paused, state.clock.now())
         .await?;
+    if let Some(floor) = &state.floor {
+        floor.stop_campaign(id).await;
+    }
     audit(&state, &me, "campaign.pause", id).await?;
     Ok(Json(state.store.campaign(account, id).await?))
 }

@@ -44,7 +44,7 @@ async fn stream(
 
 /// Refuses a websocket opened by another site's page (the browser sends
 /// the cookie with the upgrade, so Origin is the check that matters).
-fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(());
     };

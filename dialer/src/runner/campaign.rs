@@ -255,13 +255,14 @@ impl<L: LeadSource> CampaignRunner<L> {
                     now,
                 );
             }
-            CallEventKind::PlaybackFinished => {
-                if self.lines.get(&line_id).is_some_and(|l| l.abandoned) {
-                    let _ = self.gateway.hangup(event.call_ref).await;
-                }
+            CallEventKind::PlaybackFinished
+                if self.lines.get(&line_id).is_some_and(|l| l.abandoned) =>
+            {
+                let _ = self.gateway.hangup(event.call_ref).await;
             }
             CallEventKind::Ended { cause } => self.ended(line_id, cause).await,
-            CallEventKind::Trying | CallEventKind::Dtmf { .. } => {}
+            // Trying, DTMF and media-leg events change nothing here.
+            _ => {}
         }
     }
 

@@ -1,0 +1,78 @@
+//! The agent's desk: `GET /api/agent/ws`, the websocket an agent's browser
+//! holds for the whole shift. Protocol version 1 is documented in
+//! `docs/api.md`: the agent goes Ready or Paused, receives the contact card
+//! when a call is connected, and saves a disposition after it.
+//!
+//! - [`protocol`] holds the message types.
+//! - [`session`] is one connected agent's loop.
+//! - [`wrapup`] writes a disposition to the CRM and acts on it.
+
+pub mod protocol;
+mod session;
+pub mod wrapup;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use crm::model::{Role, UserId};
+use sip_gateway::gateway::CallRef;
+
+use crate::auth::CurrentUser;
+use crate::{ApiError, AppState};
+
+/// Returns the desk's route.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/agent/ws", get(upgrade))
+}
+
+/// The agents' media legs, by user, as their browsers (or desk phones)
+/// connect them.
+#[derive(Debug, Default)]
+pub struct Legs(Mutex<HashMap<UserId, CallRef>>);
+
+impl Legs {
+    /// Records the agent's current media leg, replacing an older one.
+    pub fn set(&self, user: UserId, leg: CallRef) -> Option<CallRef> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(user, leg)
+    }
+
+    /// Returns the agent's media leg.
+    pub fn get(&self, user: UserId) -> Option<CallRef> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&user)
+            .copied()
+    }
+
+    /// Forgets the agent's media leg.
+    pub fn remove(&self, user: UserId) -> Option<CallRef> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&user)
+    }
+}
+
+async fn upgrade(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    me.require(&[Role::Agent])?;
+    crate::stream::same_origin(&headers)?;
+    if state.floor.is_none() {
+        return Err(ApiError::Unavailable);
+    }
+    Ok(ws.on_upgrade(move |socket| session::run(socket, state, me.user)))
+}

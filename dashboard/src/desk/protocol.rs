@@ -1,0 +1,116 @@
+//! The desk's messages, version 1. Every message is a JSON object with a
+//! `type`; unknown or malformed messages get an `error` reply and the
+//! connection stays up.
+
+use crm::model::{CampaignId, Contact, ContactId, Interaction};
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this server speaks.
+pub const VERSION: u32 = 1;
+
+/// What the agent's browser sends.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Ready to take calls of a campaign.
+    Ready {
+        /// The campaign to work.
+        campaign_id: CampaignId,
+    },
+    /// Not taking calls, with a pause code.
+    Pause {
+        /// Why, for example `break` or `training`.
+        code: String,
+    },
+    /// Hang up the call in progress.
+    Hangup,
+    /// Save the outcome of the last call.
+    Disposition {
+        /// The call it is for.
+        call_ref: String,
+        /// One of the campaign's dispositions.
+        disposition: String,
+        /// Free-text notes.
+        #[serde(default)]
+        notes: Option<String>,
+        /// When to call back, for a callback disposition (RFC 3339).
+        #[serde(default)]
+        callback_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// Whether the callback is for this agent only.
+        #[serde(default)]
+        callback_mine: bool,
+    },
+}
+
+/// What the server sends the agent's browser.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Sent first: who the agent is and what they may work.
+    Welcome {
+        /// The protocol version.
+        version: u32,
+        /// The agent's username.
+        username: String,
+        /// The campaigns dialling now that the agent may join.
+        campaigns: Vec<CampaignSummary>,
+        /// Whether the agent's audio leg is connected.
+        audio: bool,
+    },
+    /// The agent's state as the server sees it.
+    State {
+        /// `paused`, `ready`, `in_call` or `wrap_up`.
+        state: &'static str,
+        /// The campaign being worked.
+        campaign_id: Option<CampaignId>,
+        /// Why paused.
+        reason: Option<String>,
+    },
+    /// A call was connected to the agent: the contact card.
+    Call {
+        /// The call.
+        call_ref: String,
+        /// The contact's card.
+        contact: Box<ContactCard>,
+    },
+    /// The call ended; a disposition is due.
+    CallEnded {
+        /// The call.
+        call_ref: String,
+        /// Why it ended.
+        cause: Option<String>,
+        /// The dispositions to choose from.
+        dispositions: Vec<String>,
+    },
+    /// The disposition was saved.
+    Saved {
+        /// The call it was for.
+        call_ref: String,
+    },
+    /// The last message could not be acted on.
+    Error {
+        /// What went wrong, for the agent.
+        message: String,
+    },
+}
+
+/// A campaign an agent may join.
+#[derive(Debug, Clone, Serialize)]
+pub struct CampaignSummary {
+    /// Its id.
+    pub id: CampaignId,
+    /// Its name.
+    pub name: String,
+}
+
+/// What an agent sees of the contact on a call.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactCard {
+    /// The contact's id.
+    pub id: ContactId,
+    /// The contact's fields.
+    #[serde(flatten)]
+    pub contact: Contact,
+    /// Earlier interactions, oldest first.
+    pub history: Vec<Interaction>,
+}

@@ -1,0 +1,335 @@
+//! One connected agent: messages from the browser, call events from the
+//! bus, and the agent's state between them.
+
+use std::str::FromStr;
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use crm::events::{AgentState as Shown, CallState, Event};
+use crm::model::{CampaignId, CampaignStatus, User};
+use dialer::pacer::AgentState;
+use sip_gateway::gateway::CallRef;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::protocol::{CampaignSummary, ClientMessage, ContactCard, ServerMessage, VERSION};
+use super::wrapup;
+use crate::auth::publish_agent_state;
+use crate::AppState;
+
+/// Where the agent is in the cycle of calls.
+#[derive(Debug, Clone, PartialEq)]
+enum Phase {
+    Paused,
+    Ready,
+    InCall(String),
+    WrapUp(String),
+}
+
+struct Session {
+    state: AppState,
+    user: User,
+    campaign: Option<CampaignId>,
+    phase: Phase,
+}
+
+/// Serves one agent until the socket closes.
+pub async fn run(mut socket: WebSocket, state: AppState, user: User) {
+    let mut bus = state.bus.subscribe();
+    let mut s = Session {
+        state,
+        user,
+        campaign: None,
+        phase: Phase::Paused,
+    };
+    let welcome = s.welcome().await;
+    if send(&mut socket, &welcome).await.is_err() {
+        return;
+    }
+    loop {
+        let replies = tokio::select! {
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => s.message(&text).await,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => Vec::new(),
+            },
+            event = bus.recv() => match event {
+                Ok(event) => s.event(&event).await,
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "an agent's desk fell behind the bus");
+                    Vec::new()
+                }
+                Err(RecvError::Closed) => break,
+            },
+        };
+        for reply in replies {
+            if send(&mut socket, &reply).await.is_err() {
+                s.dropped().await;
+                return;
+            }
+        }
+    }
+    s.dropped().await;
+}
+
+async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), ()> {
+    let text = serde_json::to_string(message).map_err(|_| ())?;
+    socket
+        .send(Message::Text(Utf8Bytes::from(text)))
+        .await
+        .map_err(|_| ())
+}
+
+impl Session {
+    async fn welcome(&self) -> ServerMessage {
+        let account = self.user.account_id;
+        let mut campaigns = Vec::new();
+        if let (Ok(all), Some(floor)) = (
+            self.state.store.campaigns(account).await,
+            self.state.floor.as_ref(),
+        ) {
+            for c in all {
+                if c.status == CampaignStatus::Running && floor.is_running(c.id).await {
+                    campaigns.push(CampaignSummary {
+                        id: c.id,
+                        name: c.name,
+                    });
+                }
+            }
+        }
+        ServerMessage::Welcome {
+            version: VERSION,
+            username: self.user.username.clone(),
+            campaigns,
+            audio: self.state.legs.get(self.user.id).is_some(),
+        }
+    }
+
+    async fn message(&mut self, text: &str) -> Vec<ServerMessage> {
+        let message = match serde_json::from_str::<ClientMessage>(text) {
+            Ok(m) => m,
+            Err(e) => return vec![error(format!("unreadable message: {e}"))],
+        };
+        match message {
+            ClientMessage::Ready { campaign_id } => self.ready(campaign_id).await,
+            ClientMessage::Pause { code } => self.pause(code).await,
+            ClientMessage::Hangup => match &self.phase {
+                Phase::InCall(call) => {
+                    let hung = match (CallRef::from_str(call), self.state.floor.as_ref()) {
+                        (Ok(call), Some(floor)) => floor.gateway().hangup(call).await.is_ok(),
+                        _ => false,
+                    };
+                    if hung {
+                        Vec::new()
+                    } else {
+                        vec![error("the call could not be hung up".into())]
+                    }
+                }
+                _ => vec![error("there is no call to hang up".into())],
+            },
+            ClientMessage::Disposition {
+                call_ref,
+                disposition,
+                notes,
+                callback_at,
+                callback_mine,
+            } => {
+                let due = matches!(&self.phase, Phase::WrapUp(c) if *c == call_ref);
+                let Some(campaign) = self.campaign.filter(|_| due) else {
+                    return vec![error("no finished call awaits that disposition".into())];
+                };
+                let saved = wrapup::save(
+                    &self.state,
+                    &self.user,
+                    wrapup::Wrapup {
+                        campaign,
+                        call_ref: &call_ref,
+                        disposition: &disposition,
+                        notes: notes.as_deref(),
+                        callback_at,
+                        callback_mine,
+                    },
+                )
+                .await;
+                match saved {
+                    Ok(()) => {
+                        let mut out = vec![ServerMessage::Saved { call_ref }];
+                        out.extend(self.ready(campaign).await);
+                        out
+                    }
+                    Err(e) => vec![error(e.to_string())],
+                }
+            }
+        }
+    }
+
+    async fn ready(&mut self, campaign: CampaignId) -> Vec<ServerMessage> {
+        let Some(floor) = self.state.floor.clone() else {
+            return vec![error("dialling is not available on this server".into())];
+        };
+        let Some(leg) = self.state.legs.get(self.user.id) else {
+            return vec![error("connect your audio before going ready".into())];
+        };
+        if let Some(old) = self.campaign.filter(|c| *c != campaign) {
+            let _ = floor
+                .agent(
+                    self.user.account_id,
+                    old,
+                    self.user.id,
+                    AgentState::LoggedOut,
+                    None,
+                )
+                .await;
+        }
+        let joined = floor
+            .agent(
+                self.user.account_id,
+                campaign,
+                self.user.id,
+                AgentState::Ready,
+                Some(leg),
+            )
+            .await;
+        if joined.is_err() {
+            return vec![error("that campaign is not dialling".into())];
+        }
+        self.campaign = Some(campaign);
+        self.phase = Phase::Ready;
+        publish_agent_state(&self.state, &self.user, Shown::Ready, None);
+        vec![self.state_message(None)]
+    }
+
+    async fn pause(&mut self, code: String) -> Vec<ServerMessage> {
+        let code: String = code.chars().take(64).collect();
+        if let (Some(floor), Some(campaign)) = (self.state.floor.as_ref(), self.campaign) {
+            let _ = floor
+                .agent(
+                    self.user.account_id,
+                    campaign,
+                    self.user.id,
+                    AgentState::Paused,
+                    self.state.legs.get(self.user.id),
+                )
+                .await;
+        }
+        if !matches!(self.phase, Phase::InCall(_) | Phase::WrapUp(_)) {
+            self.phase = Phase::Paused;
+        }
+        publish_agent_state(&self.state, &self.user, Shown::Paused, Some(&code));
+        vec![self.state_message(Some(code))]
+    }
+
+    async fn event(&mut self, event: &Event) -> Vec<ServerMessage> {
+        let Event::CallState {
+            account,
+            call_ref,
+            state,
+            agent,
+            cause,
+            ..
+        } = event
+        else {
+            return Vec::new();
+        };
+        if *account != self.user.account_id {
+            return Vec::new();
+        }
+        match state {
+            CallState::Connected if *agent == Some(self.user.id) => {
+                self.phase = Phase::InCall(call_ref.clone());
+                publish_agent_state(&self.state, &self.user, Shown::InCall, None);
+                match self.card(call_ref).await {
+                    Some(contact) => vec![
+                        self.state_message(None),
+                        ServerMessage::Call {
+                            call_ref: call_ref.clone(),
+                            contact: Box::new(contact),
+                        },
+                    ],
+                    None => vec![self.state_message(None)],
+                }
+            }
+            CallState::Ended if self.phase == Phase::InCall(call_ref.clone()) => {
+                self.phase = Phase::WrapUp(call_ref.clone());
+                if let (Some(floor), Some(campaign)) = (self.state.floor.as_ref(), self.campaign) {
+                    let _ = floor
+                        .agent(
+                            self.user.account_id,
+                            campaign,
+                            self.user.id,
+                            AgentState::WrapUp,
+                            self.state.legs.get(self.user.id),
+                        )
+                        .await;
+                }
+                publish_agent_state(&self.state, &self.user, Shown::WrapUp, None);
+                let dispositions = match self.campaign {
+                    Some(c) => self
+                        .state
+                        .store
+                        .campaign_settings(self.user.account_id, c)
+                        .await
+                        .map(|s| s.dispositions.into_iter().map(|d| d.name).collect())
+                        .unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                vec![
+                    self.state_message(None),
+                    ServerMessage::CallEnded {
+                        call_ref: call_ref.clone(),
+                        cause: cause.clone(),
+                        dispositions,
+                    },
+                ]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    async fn card(&self, call_ref: &str) -> Option<ContactCard> {
+        let store = &self.state.store;
+        let account = self.user.account_id;
+        let attempt = store.attempt_by_ref(account, call_ref).await.ok()?;
+        let contact = store.contact(account, attempt.contact_id?).await.ok()?;
+        let history = store
+            .interactions_for_contact(account, contact.id)
+            .await
+            .unwrap_or_default();
+        Some(ContactCard {
+            id: contact.id,
+            contact,
+            history,
+        })
+    }
+
+    fn state_message(&self, reason: Option<String>) -> ServerMessage {
+        ServerMessage::State {
+            state: match self.phase {
+                Phase::Paused => "paused",
+                Phase::Ready => "ready",
+                Phase::InCall(_) => "in_call",
+                Phase::WrapUp(_) => "wrap_up",
+            },
+            campaign_id: self.campaign,
+            reason,
+        }
+    }
+
+    /// The browser went away: the agent is paused, a call in progress stays up.
+    async fn dropped(&mut self) {
+        if let (Some(floor), Some(campaign)) = (self.state.floor.as_ref(), self.campaign) {
+            let _ = floor
+                .agent(
+                    self.user.account_id,
+                    campaign,
+                    self.user.id,
+                    AgentState::Paused,
+                    self.state.legs.get(self.user.id),
+                )
+                .await;
+        }
+        publish_agent_state(&self.state, &self.user, Shown::Paused, Some("disconnected"));
+    }
+}
+
+fn error(message: String) -> ServerMessage {
+    ServerMessage::Error { message }
+}

@@ -1,0 +1,99 @@
+//! Saving an agent's disposition: the interaction, and what it sets off
+//! (do-not-call, a callback).
+
+use chrono::{DateTime, Utc};
+use crm::model::{CampaignId, NewInteraction, User};
+
+use crate::{ApiError, AppState};
+
+/// What the agent said about a finished call.
+#[derive(Debug, Clone)]
+pub struct Wrapup<'a> {
+    /// The campaign the call belonged to.
+    pub campaign: CampaignId,
+    /// The call.
+    pub call_ref: &'a str,
+    /// One of the campaign's dispositions.
+    pub disposition: &'a str,
+    /// Free-text notes.
+    pub notes: Option<&'a str>,
+    /// When to call back, for a callback disposition.
+    pub callback_at: Option<DateTime<Utc>>,
+    /// Whether the callback is for this agent only.
+    pub callback_mine: bool,
+}
+
+/// Records the interaction and acts on the disposition.
+pub async fn save(state: &AppState, user: &User, w: Wrapup<'_>) -> Result<(), ApiError> {
+    let store = &state.store;
+    let account = user.account_id;
+    let now = state.clock.now();
+    let settings = store.campaign_settings(account, w.campaign).await?;
+    let Some(disposition) = settings.disposition(w.disposition).cloned() else {
+        return Err(ApiError::BadRequest(format!(
+            "{:?} is not a disposition of this campaign",
+            w.disposition
+        )));
+    };
+    if disposition.schedules_callback && w.callback_at.is_none_or(|at| at <= now) {
+        return Err(ApiError::BadRequest(
+            "a callback needs a callback_at time in the future".into(),
+        ));
+    }
+    let notes = w.notes.map(|n| n.chars().take(10_000).collect::<String>());
+    let attempt = store.attempt_by_ref(account, w.call_ref).await?;
+    let Some(contact_id) = attempt.contact_id else {
+        return Err(ApiError::Conflict(
+            "the contact of this call no longer exists".into(),
+        ));
+    };
+    store
+        .record_interaction(
+            account,
+            &NewInteraction {
+                contact_id,
+                user_id: Some(user.id),
+                attempt_id: Some(attempt.id),
+                kind: "call".into(),
+                disposition: Some(disposition.name.clone()),
+                notes,
+            },
+            now,
+        )
+        .await?;
+    if disposition.suppresses {
+        let contact = store.contact(account, contact_id).await?;
+        store
+            .suppress(
+                account,
+                &contact.fields.phone_e164,
+                "do-not-call",
+                "agent",
+                now,
+            )
+            .await?;
+    }
+    if let (true, Some(at)) = (disposition.schedules_callback, w.callback_at) {
+        let lead = store
+            .lead_for_contact(account, w.campaign, contact_id)
+            .await?;
+        let owner = w.callback_mine.then_some(user.id);
+        store
+            .schedule_callback(account, lead.id, at, owner, now)
+            .await?;
+    }
+    let actor = crm::model::Actor {
+        account_id: Some(account),
+        user_id: Some(user.id),
+        ..crm::model::Actor::default()
+    };
+    store
+        .audit(
+            &actor,
+            "call.disposition",
+            Some(&format!("attempt:{}", attempt.id)),
+            now,
+        )
+        .await?;
+    Ok(())
+}

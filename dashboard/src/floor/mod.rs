@@ -1,0 +1,180 @@
+//! The floor: the campaigns this node is dialling and the agents working
+//! them. It starts a [`dialer::runner`] for every running campaign, passes
+//! agents' changes to it, and turns its reports into bus events.
+
+mod reports;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crm::events::EventBus;
+use crm::model::{AccountId, CampaignId, UserId};
+use crm::{Store, StoreError};
+use dialer::pacer::{AgentId, AgentState, PacerConfig};
+use dialer::runner::{self, AgentUpdate, Plan, RunnerHandle};
+use sip_gateway::gateway::{CallRef, Gateway};
+use tokio::sync::{mpsc, Mutex};
+
+/// The campaigns running on this node.
+pub struct Floor {
+    store: Store,
+    gateway: Gateway,
+    bus: EventBus,
+    node: String,
+    default_trunk: String,
+    running: Mutex<HashMap<CampaignId, Running>>,
+}
+
+struct Running {
+    account: AccountId,
+    handle: RunnerHandle,
+    forwarder: tokio::task::JoinHandle<()>,
+}
+
+impl Floor {
+    /// Creates an idle floor; `default_trunk` serves campaigns naming none.
+    pub fn new(
+        store: Store,
+        gateway: Gateway,
+        bus: EventBus,
+        node: impl Into<String>,
+        default_trunk: impl Into<String>,
+    ) -> Self {
+        Floor {
+            store,
+            gateway,
+            bus,
+            node: node.into(),
+            default_trunk: default_trunk.into(),
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Returns the gateway calls go through.
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    /// Starts every campaign the database says is running.
+    pub async fn resume(&self) -> Result<usize, StoreError> {
+        let campaigns = self.store.running_campaigns().await?;
+        let mut started = 0;
+        for (account, campaign) in campaigns {
+            match self.start_campaign(account, campaign).await {
+                Ok(()) => started += 1,
+                Err(e) => {
+                    tracing::warn!(%campaign, error = %e, "a running campaign did not resume")
+                }
+            }
+        }
+        Ok(started)
+    }
+
+    /// Starts dialling a campaign, or does nothing if it already dials here.
+    pub async fn start_campaign(
+        &self,
+        account: AccountId,
+        campaign: CampaignId,
+    ) -> Result<(), StoreError> {
+        let mut running = self.running.lock().await;
+        if running.contains_key(&campaign) {
+            return Ok(());
+        }
+        let settings = self.store.campaign_settings(account, campaign).await?;
+        let trunk = if settings.trunk.is_empty() {
+            self.default_trunk.clone()
+        } else {
+            settings.trunk.clone()
+        };
+        let plan = Plan {
+            pacer: PacerConfig {
+                mode: settings.mode.pacer_mode(),
+                target: settings.abandon_target(),
+                max_dial_level: settings.max_dial_level,
+                ..PacerConfig::default()
+            },
+            caller_id: settings.caller_id.clone(),
+            trunk,
+            ring_timeout: Duration::from_secs(u64::from(settings.ring_timeout_secs)),
+            abandon_message: settings.abandon_message_path.clone().map(PathBuf::from),
+        };
+        let leads = crm::dialling::StoreLeads::new(
+            self.store.clone(),
+            account,
+            campaign,
+            &self.node,
+            settings.retry_policy(),
+        );
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = runner::spawn(plan, leads, self.gateway.clone(), tx);
+        let forwarder = tokio::spawn(reports::forward(rx, self.bus.clone(), account, campaign));
+        tracing::info!(%campaign, "campaign dialling");
+        running.insert(
+            campaign,
+            Running {
+                account,
+                handle,
+                forwarder,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stops dialling a campaign; its calls in progress are hung up.
+    pub async fn stop_campaign(&self, campaign: CampaignId) {
+        let stopped = self.running.lock().await.remove(&campaign);
+        if let Some(r) = stopped {
+            r.handle.stop().await;
+            r.forwarder.abort();
+            tracing::info!(%campaign, "campaign stopped dialling");
+        }
+    }
+
+    /// Returns whether a campaign dials on this node.
+    pub async fn is_running(&self, campaign: CampaignId) -> bool {
+        self.running.lock().await.contains_key(&campaign)
+    }
+
+    /// Tells a campaign's runner that an agent of the account changed state.
+    pub async fn agent(
+        &self,
+        account: AccountId,
+        campaign: CampaignId,
+        user: UserId,
+        state: AgentState,
+        leg: Option<CallRef>,
+    ) -> Result<(), StoreError> {
+        let running = self.running.lock().await;
+        match running.get(&campaign) {
+            Some(r) if r.account == account => {
+                r.handle.agent(AgentUpdate::State {
+                    agent: agent_id(user),
+                    state,
+                    leg,
+                });
+                Ok(())
+            }
+            _ => Err(StoreError::NotFound),
+        }
+    }
+
+    /// Stops every campaign.
+    pub async fn shutdown(&self) {
+        let all: Vec<_> = self.running.lock().await.drain().collect();
+        for (_, r) in all {
+            r.handle.stop().await;
+            r.forwarder.abort();
+        }
+    }
+}
+
+/// Returns the pacer's id for a user.
+pub fn agent_id(user: UserId) -> AgentId {
+    AgentId(user.0.unsigned_abs())
+}
+
+/// Returns the user behind a pacer's agent id.
+pub fn user_id(agent: AgentId) -> UserId {
+    UserId(i64::try_from(agent.0).unwrap_or(i64::MAX))
+}

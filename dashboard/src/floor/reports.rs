@@ -1,0 +1,74 @@
+//! Turns a runner's reports into events on the bus.
+
+use chrono::Utc;
+use crm::events::{CallState, CampaignFigures, Event, EventBus};
+use crm::model::{AccountId, CampaignId};
+use dialer::runner::{CallPhase, Report};
+use tokio::sync::mpsc;
+
+use super::user_id;
+
+/// Forwards reports until the runner stops.
+pub async fn forward(
+    mut reports: mpsc::UnboundedReceiver<Report>,
+    bus: EventBus,
+    account: AccountId,
+    campaign: CampaignId,
+) {
+    while let Some(report) = reports.recv().await {
+        bus.publish(event(report, account, campaign));
+    }
+}
+
+fn event(report: Report, account: AccountId, campaign: CampaignId) -> Event {
+    let at = Utc::now();
+    match report {
+        Report::Call {
+            call_ref,
+            phase,
+            agent,
+            cause,
+            ..
+        } => Event::CallState {
+            account,
+            call_ref: call_ref.to_string(),
+            campaign_id: Some(campaign),
+            state: match phase {
+                CallPhase::Dialling => CallState::Dialling,
+                CallPhase::Ringing => CallState::Ringing,
+                CallPhase::Answered => CallState::Answered,
+                CallPhase::Connected => CallState::Connected,
+                CallPhase::Abandoned => CallState::Abandoned,
+                CallPhase::Ended => CallState::Ended,
+            },
+            agent: agent.map(user_id),
+            cause: cause.map(|c| format!("{c:?}")),
+            at,
+        },
+        Report::Figures {
+            lines,
+            ready,
+            dialled,
+            answered,
+            compliance,
+        } => Event::CampaignFigures {
+            account,
+            campaign_id: campaign,
+            figures: CampaignFigures {
+                lines_in_use: u32::try_from(lines).unwrap_or(u32::MAX),
+                agents_ready: u32::try_from(ready).unwrap_or(u32::MAX),
+                dialled,
+                answered,
+                abandon_rate_24h: compliance.day.rate(),
+                abandon_rate_30d: compliance.month.rate(),
+                dial_level: if ready == 0 {
+                    0.0
+                } else {
+                    lines as f64 / ready as f64
+                },
+                ..CampaignFigures::default()
+            },
+            at,
+        },
+    }
+}

@@ -1,0 +1,208 @@
+//! An agent's day over the desk websocket: Ready, a call connected with the
+//! contact card, the call ending, and a disposition saved to the CRM.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use crm::model::{ContactFields, Role};
+use crm::store::campaign_settings::{CampaignSettings, DialMode};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use sip_gateway::carrier::{Mix, Outcome};
+use sip_gateway::gateway::TrunkConfig;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::dialler::{agent_phone, carrier, zone_where};
+use crate::helpers::spawn_app_with;
+
+#[tokio::test]
+async fn an_agent_takes_a_call_and_saves_a_disposition_on_sqlite() {
+    agent_day(crm::testing::TestBackend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_agent_takes_a_call_and_saves_a_disposition_on_postgres() {
+    agent_day(crm::testing::TestBackend::Postgres).await;
+}
+
+async fn agent_day(backend: crm::testing::TestBackend) {
+    let customers = carrier(Mix::always(Outcome::Answer), 440.0, Some(2)).await;
+    let phones = carrier(Mix::always(Outcome::Answer), 1000.0, None).await;
+    let mut trunk = TrunkConfig::new("customers", customers.sip_addr());
+    trunk.max_cps = 100;
+    let trunks = vec![trunk, TrunkConfig::new("phones", phones.sip_addr())];
+    let Some(t) = spawn_app_with(backend, false, trunks).await else {
+        return;
+    };
+    let s = &t.db.store;
+    let now = Utc::now();
+    let acme = t.account("acme", 5).await;
+    let sup_pw = t.user(&acme, "sue", Role::Supervisor).await;
+    let agent_pw = t.user(&acme, "al", Role::Agent).await;
+    let agent = s.credentials("al").await.expect("q").expect("al").0;
+    let list = s.create_list(acme.id, "L", "GB", now).await.expect("list");
+    let phone = "+447700900777";
+    let contact = s
+        .create_contact(
+            acme.id,
+            &ContactFields {
+                first_name: "Philippa".into(),
+                last_name: "Oddington".into(),
+                phone_e164: phone.into(),
+                phone_raw: phone.into(),
+                time_zone: Some(zone_where(10..=18).into()),
+                custom_fields: json!({ "plan": "gold" }),
+                ..ContactFields::default()
+            },
+            now,
+        )
+        .await
+        .expect("contact");
+    s.add_to_list(acme.id, list.id, contact.id, now)
+        .await
+        .expect("member");
+    let campaign = s
+        .create_campaign(acme.id, "Spring", "+441632960000", now)
+        .await
+        .expect("campaign");
+    s.attach_list(acme.id, campaign.id, list.id, 0)
+        .await
+        .expect("attach");
+    let mut settings = CampaignSettings::defaults("+441632960000");
+    settings.mode = DialMode::Progressive;
+    s.update_campaign_settings(acme.id, campaign.id, &settings, now)
+        .await
+        .expect("settings");
+    let sup = t.login("sue", &sup_pw).await;
+    let started = sup
+        .post(t.url(&format!("/api/campaigns/{}/start", campaign.id)))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(started.status(), 200);
+
+    let cookie = t.session_cookie("al", &agent_pw).await;
+    let url = format!("ws://{}/api/agent/ws", t.app.http_addr);
+    let mut req = url.into_client_request().expect("request");
+    req.headers_mut()
+        .insert("cookie", cookie.parse().expect("header"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("the agent's websocket opens");
+    let welcome = next(&mut ws).await;
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["version"], 1);
+    assert_eq!(welcome["audio"], false);
+    assert_eq!(welcome["campaigns"][0]["id"], campaign.id.0);
+
+    say(
+        &mut ws,
+        json!({"type": "ready", "campaign_id": campaign.id.0}),
+    )
+    .await;
+    let refused = next(&mut ws).await;
+    assert_eq!(refused["type"], "error");
+    assert!(refused["message"].as_str().expect("text").contains("audio"));
+    say(&mut ws, json!({"type": "dance"})).await;
+    assert_eq!(
+        next(&mut ws).await["type"],
+        "error",
+        "bad messages are answered"
+    );
+
+    let leg = agent_phone(&t.app.telephony.gateway).await;
+    t.app.legs.set(agent.id, leg);
+    say(
+        &mut ws,
+        json!({"type": "ready", "campaign_id": campaign.id.0}),
+    )
+    .await;
+    let ready = next(&mut ws).await;
+    assert_eq!(ready["type"], "state");
+    assert_eq!(ready["state"], "ready");
+
+    let card = wait_for(&mut ws, "call").await;
+    assert_eq!(card["contact"]["first_name"], "Philippa");
+    assert_eq!(card["contact"]["custom_fields"]["plan"], "gold");
+    let call_ref = card["call_ref"].as_str().expect("ref").to_owned();
+    let ended = wait_for(&mut ws, "call_ended").await;
+    assert_eq!(ended["call_ref"], call_ref);
+    let choices: Vec<&str> = ended["dispositions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(choices.contains(&"do_not_call"));
+
+    say(
+        &mut ws,
+        json!({"type": "disposition", "call_ref": call_ref, "disposition": "callback"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut ws).await["type"],
+        "error",
+        "a callback needs a time"
+    );
+    say(
+        &mut ws,
+        json!({"type": "disposition", "call_ref": call_ref, "disposition": "do_not_call",
+               "notes": "asked not to be called again"}),
+    )
+    .await;
+    assert_eq!(wait_for(&mut ws, "saved").await["call_ref"], call_ref);
+    assert_eq!(wait_for(&mut ws, "state").await["state"], "ready");
+
+    let history = s
+        .interactions_for_contact(acme.id, contact.id)
+        .await
+        .expect("q");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].disposition.as_deref(), Some("do_not_call"));
+    assert_eq!(
+        history[0].notes.as_deref(),
+        Some("asked not to be called again")
+    );
+    assert_eq!(history[0].user_id, Some(agent.id));
+    assert!(s.is_suppressed(acme.id, phone).await.expect("q"));
+    let attempt = s.attempt_by_ref(acme.id, &call_ref).await.expect("attempt");
+    assert_eq!(attempt.outcome.as_deref(), Some("answered"));
+    assert_eq!(history[0].attempt_id, Some(attempt.id));
+    ws.close(None).await.expect("close");
+    t.app.stop().await.expect("stops");
+    t.db.finish().await;
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn say(ws: &mut Ws, message: Value) {
+    ws.send(Message::Text(message.to_string().into()))
+        .await
+        .expect("sent");
+}
+
+async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("a message within 20 s")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(text) = msg {
+            return serde_json::from_str(&text).expect("JSON");
+        }
+    }
+}
+
+async fn wait_for(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let m = next(ws).await;
+        if m["type"] == kind {
+            return m;
+        }
+        assert_ne!(m["type"], "error", "unexpected error: {m}");
+    }
+}
