@@ -104,6 +104,17 @@ async fn agent_day(backend: crm::testing::TestBackend) {
     let refused = next(&mut ws).await;
     assert_eq!(refused["type"], "error");
     assert!(refused["message"].as_str().expect("text").contains("audio"));
+    say(
+        &mut ws,
+        json!({"type": "webrtc_offer", "sdp": "v=0 not an offer"}),
+    )
+    .await;
+    let bad_offer = next(&mut ws).await;
+    assert_eq!(bad_offer["type"], "error");
+    assert!(bad_offer["message"]
+        .as_str()
+        .expect("text")
+        .contains("audio could not be set up"));
     say(&mut ws, json!({"type": "dance"})).await;
     assert_eq!(
         next(&mut ws).await["type"],

@@ -12,6 +12,11 @@ pub const VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
+    /// The browser's WebRTC offer for its audio leg, kept for the shift.
+    WebrtcOffer {
+        /// The SDP offer.
+        sdp: String,
+    },
     /// Ready to take calls of a campaign.
     Ready {
         /// The campaign to work.
@@ -56,6 +61,11 @@ pub enum ServerMessage {
         campaigns: Vec<CampaignSummary>,
         /// Whether the agent's audio leg is connected.
         audio: bool,
+    },
+    /// The answer to the browser's offer: its audio leg is being set up.
+    WebrtcAnswer {
+        /// The SDP answer.
+        sdp: String,
     },
     /// The agent's state as the server sees it.
     State {

@@ -109,6 +109,7 @@ impl Session {
             Err(e) => return vec![error(format!("unreadable message: {e}"))],
         };
         match message {
+            ClientMessage::WebrtcOffer { sdp } => self.offer(&sdp).await,
             ClientMessage::Ready { campaign_id } => self.ready(campaign_id).await,
             ClientMessage::Pause { code } => self.pause(code).await,
             ClientMessage::Hangup => match &self.phase {
@@ -159,6 +160,41 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Sets up the browser's audio leg; a new offer (after a reload)
+    /// replaces the old leg, and a call in progress moves to the new one.
+    async fn offer(&mut self, sdp: &str) -> Vec<ServerMessage> {
+        let Some(floor) = self.state.floor.clone() else {
+            return vec![error("audio is not available on this server".into())];
+        };
+        if sdp.len() > 64 * 1024 {
+            return vec![error("the offer is too large".into())];
+        }
+        let (leg, answer) = match floor.gateway().attach_agent(sdp).await {
+            Ok(attached) => attached,
+            Err(e) => return vec![error(format!("audio could not be set up: {e}"))],
+        };
+        if let Some(old) = self.state.legs.set(self.user.id, leg) {
+            let _ = floor.gateway().hangup(old).await;
+        }
+        if let Phase::InCall(call) = &self.phase {
+            if let Ok(call) = CallRef::from_str(call) {
+                let _ = floor.gateway().bridge(call, leg).await;
+            }
+        }
+        if let (Some(campaign), Phase::Ready) = (self.campaign, &self.phase) {
+            let _ = floor
+                .agent(
+                    self.user.account_id,
+                    campaign,
+                    self.user.id,
+                    AgentState::Ready,
+                    Some(leg),
+                )
+                .await;
+        }
+        vec![ServerMessage::WebrtcAnswer { sdp: answer }]
     }
 
     async fn ready(&mut self, campaign: CampaignId) -> Vec<ServerMessage> {
