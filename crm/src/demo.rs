@@ -1,8 +1,9 @@
 //! The demo account a first start creates, so a call can be tried at once.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveTime, Utc};
 
 use crate::model::{Account, ContactFields, Role};
+use crate::store::campaign_settings::{CampaignSettings, DayHours, DialMode, WeeklyHours};
 use crate::{password, Store, StoreError};
 
 /// A demo user's login, printed once at first start.
@@ -63,6 +64,26 @@ pub async fn seed(store: &Store, now: DateTime<Utc>) -> Result<Demo, StoreError>
         .await?;
     store
         .attach_list(account.id, campaign.id, list.id, 0)
+        .await?;
+    // The demo's contacts are fictitious and its carrier simulated, so its
+    // campaign may call at any hour: a newcomer can try a call at night.
+    let mut settings = CampaignSettings::defaults(&campaign.caller_id);
+    settings.mode = DialMode::Progressive;
+    let all_day = Some(DayHours {
+        start: NaiveTime::MIN,
+        end: NaiveTime::from_hms_opt(23, 59, 59).unwrap_or(NaiveTime::MIN),
+    });
+    settings.calling_hours = WeeklyHours {
+        mon: all_day,
+        tue: all_day,
+        wed: all_day,
+        thu: all_day,
+        fri: all_day,
+        sat: all_day,
+        sun: all_day,
+    };
+    store
+        .update_campaign_settings(account.id, campaign.id, &settings, now)
         .await?;
     let mut contacts = 0;
     for i in 0..50usize {

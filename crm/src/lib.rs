@@ -8,6 +8,8 @@
 //!   scopes its query by it, so one account can never reach another's rows.
 //! - [`password`] hashes and verifies passwords with argon2id.
 //! - [`privacy`] holds the keyed hash that keeps an erased number suppressed.
+//! - [`subject`] gathers everything held about one contact for a subject
+//!   access request; erasure itself is [`Store::erase_contact`].
 //! - [`events`] is the event bus that carries live state to dashboards.
 //! - [`dialling`] is the dialler's lead source over the Store.
 //! - [`demo`] seeds the demo account a first start creates.
@@ -22,6 +24,7 @@ pub mod model;
 pub mod password;
 pub mod privacy;
 pub mod store;
+pub mod subject;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -104,6 +104,23 @@ async fn demo_seeded_once(backend: crm::testing::TestBackend) {
         .await
         .expect("json");
     assert_eq!(campaigns.len(), 1);
+    // The demo campaign is ready to start at any hour over the simulated carrier.
+    let started: serde_json::Value = c
+        .post(t.url(&format!("/api/campaigns/{}/start", campaigns[0]["id"])))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(started["status"], "running");
+    assert_eq!(started["new_leads"], 50);
+    let campaign = crm::model::CampaignId(campaigns[0]["id"].as_i64().expect("id"));
+    assert!(t.app.floor.is_running(campaign).await, "the floor dials it");
+    assert!(
+        t.app.telephony.carrier.is_some(),
+        "over the simulated carrier"
+    );
     // A second start over the same database seeds nothing.
     let settings = dialcrm::Settings {
         database_url: dialcrm::settings::Secret::new(t.db.url.clone()),

@@ -7,10 +7,12 @@
 
 mod accounts;
 mod audit;
+pub mod audit_search;
 mod calls;
 pub mod campaign_settings;
 mod campaigns;
 mod contacts;
+pub mod erasure;
 mod import;
 pub mod leads;
 mod lists;
@@ -69,7 +71,8 @@ impl Store {
     /// Connects to the database the URL names; its scheme picks the backend.
     ///
     /// A SQLite file is created if absent and opened in WAL mode with a busy
-    /// timeout, so readers never block the writer.
+    /// timeout, so readers never block the writer, and with `secure_delete`
+    /// on, so deleted rows are overwritten rather than left in free space.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         match Self::backend_of(url)? {
             Backend::Sqlite => {
@@ -79,7 +82,9 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(5))
-                    .foreign_keys(true);
+                    .foreign_keys(true)
+                    // Zeroes deleted content, so erased values leave no trace in free pages.
+                    .pragma("secure_delete", "on");
                 let in_memory = url.contains(":memory:") || url.contains("mode=memory");
                 let pool = SqlitePoolOptions::new()
                     // An in-memory database lives in one connection only.

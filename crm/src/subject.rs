@@ -1,0 +1,66 @@
+//! Subject access: everything the account holds about one contact.
+
+use serde::Serialize;
+
+use crate::model::Suppression;
+use crate::model::{AccountId, CallAttempt, Contact, ContactId, ContactList, Interaction};
+use crate::store::erasure::Recording;
+use crate::{Store, StoreError};
+
+/// What a subject access request hands over about one contact.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SubjectAccess {
+    /// The contact's fields, custom fields included.
+    pub contact: Contact,
+    /// The lists the contact is on.
+    pub lists: Vec<ListMembership>,
+    /// Every call placed to the contact, with its outcome.
+    pub attempts: Vec<CallAttempt>,
+    /// Every interaction, with the agents' dispositions and notes.
+    pub interactions: Vec<Interaction>,
+    /// The do-not-call entry for the contact's number, if there is one.
+    pub suppression: Option<Suppression>,
+    /// The call recordings kept on disk.
+    pub recordings: Vec<Recording>,
+}
+
+/// A list the contact is on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListMembership {
+    /// The list's id.
+    pub list_id: crate::model::ListId,
+    /// The list's name.
+    pub name: String,
+}
+
+impl From<ContactList> for ListMembership {
+    fn from(l: ContactList) -> Self {
+        ListMembership {
+            list_id: l.id,
+            name: l.name,
+        }
+    }
+}
+
+impl Store {
+    /// Gathers everything held about a contact of the account.
+    pub async fn subject_access(
+        &self,
+        account: AccountId,
+        contact: ContactId,
+    ) -> Result<SubjectAccess, StoreError> {
+        let found = self.contact(account, contact).await?;
+        let mut lists = Vec::new();
+        for id in self.lists_of_contact(account, contact).await? {
+            lists.push(self.list(account, id).await?.into());
+        }
+        Ok(SubjectAccess {
+            lists,
+            attempts: self.attempts_for_contact(account, contact).await?,
+            interactions: self.interactions_for_contact(account, contact).await?,
+            suppression: self.suppression(account, &found.fields.phone_e164).await?,
+            recordings: self.recordings_for_contact(account, contact).await?,
+            contact: found,
+        })
+    }
+}
