@@ -10,5 +10,6 @@ mod helpers;
 mod lists;
 mod login;
 mod ops;
+mod privacy;
 mod stream;
 mod tenancy;

@@ -6,6 +6,7 @@ mod campaigns;
 mod contacts;
 mod imports;
 mod lists;
+mod privacy;
 mod users;
 
 use axum::Router;
@@ -17,6 +18,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(users::routes())
         .merge(lists::routes())
+        .merge(privacy::routes())
         .merge(contacts::routes())
         .merge(campaigns::routes())
         .merge(imports::routes())
