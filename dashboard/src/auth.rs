@@ -191,11 +191,14 @@ async fn login(
     let user = match found {
         Some((user, _)) if matches && user.active => user,
         _ => {
-            state
-                .throttle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .fail(&body.username, &ip, now);
+            let failures = {
+                let mut throttle = state.throttle.lock().unwrap_or_else(|p| p.into_inner());
+                throttle.fail(&body.username, &ip, now);
+                throttle.failures_of(&body.username)
+            };
+            if let Some((user, _)) = &found {
+                alert_on_failures(&state, user, failures, &client, now).await?;
+            }
             state.metrics.login("failed");
             tracing::info!(ip = %ip, "login failed");
             let actor = Actor {
@@ -305,6 +308,46 @@ async fn me_of(state: &AppState, user: &User) -> Result<Me, ApiError> {
         account: account.name,
         home: home_of(user.role),
     })
+}
+
+/// Failed logins in a row for one user that raise an alert (and every
+/// multiple of it after).
+const FAILURES_ALERT: u32 = 5;
+
+/// Raises an alert on the supervisors' stream and in the audit log when a
+/// user's failed logins reach the threshold.
+async fn alert_on_failures(
+    state: &AppState,
+    user: &User,
+    failures: u32,
+    client: &ClientInfo,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ApiError> {
+    if failures == 0 || failures % FAILURES_ALERT != 0 {
+        return Ok(());
+    }
+    state.bus.publish(Event::Alert {
+        account: user.account_id,
+        alert: "login.failures".into(),
+        message: format!("{failures} failed logins in a row for {}", user.username),
+        at: now,
+    });
+    let actor = Actor {
+        account_id: Some(user.account_id),
+        user_id: Some(user.id),
+        ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+    };
+    state
+        .store
+        .audit(
+            &actor,
+            "alert.login_failures",
+            Some(&format!("failures:{failures}")),
+            now,
+        )
+        .await?;
+    Ok(())
 }
 
 /// Publishes an agent's new state on the event bus.

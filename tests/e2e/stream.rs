@@ -22,6 +22,7 @@ on_both_backends!(
     a_client_resuming_gets_what_it_missed,
     a_slow_client_gets_a_snapshot_and_slows_nobody,
     agents_and_other_accounts_are_kept_out,
+    failed_logins_and_list_exports_raise_alerts,
 );
 
 async fn connect(t: &TestApp, cookie: &str, query: &str) -> Result<Ws, WsError> {
@@ -248,5 +249,43 @@ async fn agents_and_other_accounts_are_kept_out(t: TestApp) -> TestApp {
     let first_b = next_json(&mut b_ws).await;
     assert_eq!(first_b["event"]["call_ref"], "mine-b");
     assert_eq!(first_b["seq"], 1);
+    t
+}
+
+async fn failed_logins_and_list_exports_raise_alerts(t: TestApp) -> TestApp {
+    let (account, cookie) = supervisor(&t, "acme").await;
+    let acme = t.db.store.account(account).await.expect("account");
+    t.user(&acme, "al", Role::Agent).await;
+    let mut ws = connect(&t, &cookie, "").await.expect("connects");
+    assert_eq!(next_json(&mut ws).await["type"], "snapshot");
+    let c = crate::helpers::client();
+    for _ in 0..5 {
+        assert_eq!(t.try_login(&c, "al", "Wrong-guess-1").await.status(), 401);
+    }
+    let alert = next_json(&mut ws).await;
+    assert_eq!(alert["event"]["kind"], "alert");
+    assert_eq!(alert["event"]["alert"], "login.failures");
+    assert!(alert["event"]["message"]
+        .as_str()
+        .expect("text")
+        .contains("5 failed logins"));
+    let audit = t.db.store.audit_entries(account, 20).await.expect("audit");
+    assert!(audit.iter().any(|e| e.action == "alert.login_failures"));
+
+    let list =
+        t.db.store
+            .create_list(account, "L", "GB", Utc::now())
+            .await
+            .expect("list");
+    let sup = crate::helpers::client();
+    let r = sup
+        .get(t.url(&format!("/api/lists/{}/export.csv", list.id)))
+        .header("cookie", cookie.clone())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    let alert = next_json(&mut ws).await;
+    assert_eq!(alert["event"]["alert"], "list.export");
     t
 }

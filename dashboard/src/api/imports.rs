@@ -121,6 +121,13 @@ async fn export(
 ) -> Result<Response, ApiError> {
     me.require(&[Role::Supervisor, Role::Admin])?;
     let export = ListExport::open(&state.store, &me.actor(), ListId(id), state.clock.now()).await?;
+    // A whole list leaving the system is worth a supervisor's glance.
+    state.bus.publish(crm::events::Event::Alert {
+        account: me.account(),
+        alert: "list.export".into(),
+        message: format!("{} exported list {id}", me.user.username),
+        at: state.clock.now(),
+    });
     let chunks = futures_util::stream::unfold(Some(export), |export| async move {
         let mut export = export?;
         match export.next_chunk().await {
