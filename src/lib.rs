@@ -181,9 +181,11 @@ impl Telephony {
     }
 }
 
-/// Periodic chores: expired sessions are deleted every minute.
+/// Periodic chores: expired sessions are deleted every minute, and what
+/// accounts keep past their retention is purged every hour.
 async fn housekeeping(store: crm::Store, clock: Arc<dyn dashboard::Clock>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    let mut minutes = 0u64;
     loop {
         tick.tick().await;
         match store.purge_expired_sessions(clock.now()).await {
@@ -191,6 +193,21 @@ async fn housekeeping(store: crm::Store, clock: Arc<dyn dashboard::Clock>) {
             Ok(n) => tracing::debug!(sessions = n, "purged expired sessions"),
             Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
         }
+        // Retention runs at start and then hourly; each purge is audited.
+        if minutes % 60 == 0 {
+            match store.purge_retained(clock.now()).await {
+                Ok(reports) => {
+                    for (account, r) in reports
+                        .iter()
+                        .filter(|(_, r)| r.interactions + r.recordings > 0)
+                    {
+                        tracing::info!(%account, interactions = r.interactions, recordings = r.recordings, "retention purge");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "the retention purge failed"),
+            }
+        }
+        minutes += 1;
     }
 }
 

@@ -40,6 +40,7 @@ on_both_backends!(
     suppression_keeps_a_hash_after_the_number_is_forgotten,
     audit_entries_are_scoped,
     failed_migration_leaves_the_database_as_it_was,
+    retention_purges_old_recordings_and_interactions,
 );
 
 async fn run<F, Fut>(backend: TestBackend, test: F)
@@ -624,5 +625,96 @@ async fn failed_migration_leaves_the_database_as_it_was(db: TestDb) -> TestDb {
     assert_eq!(good, 1, "the good migration before it stays applied");
     assert_eq!(half, 0, "nothing of the failed migration remains");
     let _ = std::fs::remove_dir_all(&dir);
+    db
+}
+
+async fn retention_purges_old_recordings_and_interactions(db: TestDb) -> TestDb {
+    let s = &db.store;
+    let a = account(s, "a", 1).await;
+    let b = account(s, "b", 1).await;
+    assert!(matches!(
+        s.set_retention(a.id, Some(0)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    s.set_retention(a.id, Some(30)).await.expect("set");
+    assert_eq!(s.retention(a.id).await.expect("q"), Some(30));
+    let now = t0();
+    let old = now - Duration::days(31);
+    let recent = now - Duration::days(29);
+    let mut made = Vec::new();
+    for (account, when) in [(&a, old), (&a, recent), (&b, old)] {
+        let c = s
+            .create_contact(account.id, &contact_fields("+447700900401"), when)
+            .await
+            .expect("contact");
+        let new = NewInteraction {
+            contact_id: c.id,
+            user_id: None,
+            attempt_id: None,
+            kind: "call".into(),
+            disposition: Some("sale".into()),
+            notes: Some("kept or not".into()),
+        };
+        s.record_interaction(account.id, &new, when)
+            .await
+            .expect("interaction");
+        let dir = db
+            .dir()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_else(std::env::temp_dir);
+        let path = dir.join(format!("rec-{}-{}.wav", account.id, c.id));
+        std::fs::write(&path, b"RIFF").expect("file");
+        let rec = crm::store::erasure::NewRecording {
+            attempt_id: None,
+            call_ref: None,
+            contact_id: Some(c.id),
+            path: path.clone(),
+        };
+        s.add_recording(account.id, &rec, when)
+            .await
+            .expect("recording");
+        made.push((account.id, c.id, path));
+    }
+    let reports = s.purge_retained(now).await.expect("purge");
+    assert_eq!(reports.len(), 1, "only the account with retention set");
+    let (who, report) = &reports[0];
+    assert_eq!(*who, a.id);
+    assert_eq!(
+        (report.interactions, report.recordings, report.files),
+        (1, 1, 1)
+    );
+    let (_, old_contact, old_path) = &made[0];
+    let (_, recent_contact, recent_path) = &made[1];
+    let (_, other_contact, other_path) = &made[2];
+    assert!(s
+        .interactions_for_contact(a.id, *old_contact)
+        .await
+        .expect("q")
+        .is_empty());
+    assert_eq!(
+        s.interactions_for_contact(a.id, *recent_contact)
+            .await
+            .expect("q")
+            .len(),
+        1
+    );
+    assert_eq!(
+        s.interactions_for_contact(b.id, *other_contact)
+            .await
+            .expect("q")
+            .len(),
+        1
+    );
+    assert!(!old_path.exists(), "the old recording's file is gone");
+    assert!(recent_path.exists() && other_path.exists());
+    let audit = s.audit_entries(a.id, 10).await.expect("audit");
+    assert_eq!(audit[0].action, "retention.purge");
+    assert_eq!(
+        audit[0].target.as_deref(),
+        Some("interactions:1 recordings:1 files:1")
+    );
+    for (_, _, p) in &made {
+        let _ = std::fs::remove_file(p);
+    }
     db
 }

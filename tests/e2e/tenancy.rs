@@ -10,6 +10,7 @@ on_both_backends!(
     another_accounts_data_is_not_found,
     admins_add_users_who_can_then_log_in,
     pages_need_the_right_role,
+    admins_set_the_retention_period,
 );
 
 async fn roles_are_checked_on_the_server(t: TestApp) -> TestApp {
@@ -182,5 +183,41 @@ async fn pages_need_the_right_role(t: TestApp) -> TestApp {
     assert!(html.contains("/static/app.js") && !html.contains("<script>"));
     assert_eq!(t.get_status(&admin, "/supervisor").await, 200);
     assert_eq!(t.get_status(&anon, "/static/app.js").await, 200);
+    t
+}
+
+async fn admins_set_the_retention_period(t: TestApp) -> TestApp {
+    let acme = t.account("acme", 5).await;
+    let admin_pw = t.user(&acme, "ada", Role::Admin).await;
+    let sup_pw = t.user(&acme, "sue", Role::Supervisor).await;
+    let admin = t.login("ada", &admin_pw).await;
+    let sup = t.login("sue", &sup_pw).await;
+    let put = |c: &reqwest::Client, body: serde_json::Value| {
+        c.put(t.url("/api/account/retention")).json(&body).send()
+    };
+    assert_eq!(
+        put(&sup, serde_json::json!({"retention_days": 30}))
+            .await
+            .expect("sent")
+            .status(),
+        403
+    );
+    assert_eq!(
+        put(&admin, serde_json::json!({"retention_days": -1}))
+            .await
+            .expect("sent")
+            .status(),
+        400
+    );
+    assert_eq!(
+        put(&admin, serde_json::json!({"retention_days": 90}))
+            .await
+            .expect("sent")
+            .status(),
+        200
+    );
+    assert_eq!(t.db.store.retention(acme.id).await.expect("q"), Some(90));
+    let audit = t.db.store.audit_entries(acme.id, 5).await.expect("audit");
+    assert_eq!(audit[0].action, "account.retention");
     t
 }

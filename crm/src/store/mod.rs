@@ -16,6 +16,7 @@ pub mod erasure;
 mod import;
 pub mod leads;
 mod lists;
+mod retention;
 mod rows;
 mod sessions;
 mod suppression;
@@ -30,6 +31,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use crate::StoreError;
 
+pub use retention::PurgeReport;
 pub use sessions::NewSession;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");

@@ -15,6 +15,7 @@ use crate::{ApiError, AppState};
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/account", get(account))
+        .route("/api/account/retention", get(retention).put(set_retention))
         .route("/api/users", get(list_users).post(add_user))
         .route("/api/users/{id}", get(get_user))
         .route("/api/users/{id}/active", post(set_active))
@@ -132,4 +133,46 @@ async fn set_active(
         )
         .await?;
     Ok(Json(state.store.user(me.account(), id).await?))
+}
+
+#[derive(Serialize, Deserialize)]
+struct Retention {
+    /// Days recordings and interactions are kept; null keeps them.
+    retention_days: Option<i64>,
+}
+
+async fn retention(
+    State(state): State<AppState>,
+    me: CurrentUser,
+) -> Result<Json<Retention>, ApiError> {
+    me.require(&[Role::Admin])?;
+    Ok(Json(Retention {
+        retention_days: state.store.retention(me.account()).await?,
+    }))
+}
+
+async fn set_retention(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    ApiJson(body): ApiJson<Retention>,
+) -> Result<Json<Retention>, ApiError> {
+    me.require(&[Role::Admin])?;
+    state
+        .store
+        .set_retention(me.account(), body.retention_days)
+        .await?;
+    let target = match body.retention_days {
+        Some(d) => format!("days:{d}"),
+        None => "keep".to_owned(),
+    };
+    state
+        .store
+        .audit(
+            &me.actor(),
+            "account.retention",
+            Some(&target),
+            state.clock.now(),
+        )
+        .await?;
+    Ok(Json(body))
 }
