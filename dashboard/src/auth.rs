@@ -99,6 +99,34 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
+/// A caller who must be a supervisor or an admin, checked before the
+/// request body is read: a caller without the role learns nothing about
+/// what the route expects.
+pub struct Manager(pub CurrentUser);
+
+/// A caller who must be an admin, checked before the request body is read.
+pub struct Admin(pub CurrentUser);
+
+impl FromRequestParts<AppState> for Manager {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let me = CurrentUser::from_request_parts(parts, state).await?;
+        me.require(&[Role::Supervisor, Role::Admin])?;
+        Ok(Manager(me))
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let me = CurrentUser::from_request_parts(parts, state).await?;
+        me.require(&[Role::Admin])?;
+        Ok(Admin(me))
+    }
+}
+
 /// Where a request came from.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {

@@ -1,5 +1,7 @@
 //! The dashboard: the HTTP face of dialcrm.
 //!
+//! - [`access`] states who may call each API route; a test holds the
+//!   handlers to it.
 //! - [`router`] builds the axum router: login and sessions ([`auth`]), the
 //!   REST API ([`api`]), health and metrics ([`ops`]) and the static pages
 //!   ([`pages`]), wrapped in security headers and request metrics.
@@ -18,6 +20,7 @@
 //! the session, never from the request, and every role check is made here on
 //! the server.
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod clock;

@@ -1,6 +1,7 @@
 //! End-to-end tests: the whole service on free ports with a fresh database,
 //! driven over HTTP and through the `dialcrm` binary, on both backends.
 
+mod access;
 mod campaigns;
 mod cli;
 mod desk;

@@ -10,7 +10,7 @@ use crm::model::{Campaign, CampaignId, CampaignStatus, ListId, Role};
 use crm::store::campaign_settings::CampaignSettings;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::CurrentUser;
+use crate::auth::{CurrentUser, Manager};
 use crate::json::ApiJson;
 use crate::{ApiError, AppState};
 
@@ -33,7 +33,7 @@ struct NewCampaign {
 
 async fn create(
     State(state): State<AppState>,
-    me: CurrentUser,
+    Manager(me): Manager,
     ApiJson(body): ApiJson<NewCampaign>,
 ) -> Result<(StatusCode, Json<Campaign>), ApiError> {
     me.require(MANAGERS)?;
@@ -62,7 +62,7 @@ async fn settings(
 
 async fn update(
     State(state): State<AppState>,
-    me: CurrentUser,
+    Manager(me): Manager,
     Path(id): Path<i64>,
     ApiJson(body): ApiJson<CampaignSettings>,
 ) -> Result<Json<CampaignSettings>, ApiError> {
@@ -85,7 +85,7 @@ struct Attach {
 
 async fn attach(
     State(state): State<AppState>,
-    me: CurrentUser,
+    Manager(me): Manager,
     Path(id): Path<i64>,
     ApiJson(body): ApiJson<Attach>,
 ) -> Result<Json<Campaign>, ApiError> {

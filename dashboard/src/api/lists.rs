@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use crm::model::{Contact, ContactList, ListId, Role};
 use serde::Deserialize;
 
-use crate::auth::CurrentUser;
+use crate::auth::{CurrentUser, Manager};
 use crate::json::ApiJson;
 use crate::{ApiError, AppState};
 
@@ -48,7 +48,7 @@ fn default_region() -> String {
 
 async fn create(
     State(state): State<AppState>,
-    me: CurrentUser,
+    Manager(me): Manager,
     ApiJson(body): ApiJson<NewList>,
 ) -> Result<(StatusCode, Json<ContactList>), ApiError> {
     me.require(&[Role::Supervisor, Role::Admin])?;

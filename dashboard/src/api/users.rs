@@ -8,7 +8,7 @@ use crm::model::{Account, Role, User, UserId};
 use crm::password;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::CurrentUser;
+use crate::auth::{Admin, CurrentUser};
 use crate::json::ApiJson;
 use crate::{ApiError, AppState};
 
@@ -70,7 +70,7 @@ struct NewUser {
 
 async fn add_user(
     State(state): State<AppState>,
-    me: CurrentUser,
+    Admin(me): Admin,
     ApiJson(body): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     me.require(&[Role::Admin])?;
@@ -103,7 +103,7 @@ struct ActiveBody {
 
 async fn set_active(
     State(state): State<AppState>,
-    me: CurrentUser,
+    Admin(me): Admin,
     Path(id): Path<i64>,
     ApiJson(body): ApiJson<ActiveBody>,
 ) -> Result<Json<User>, ApiError> {
@@ -153,7 +153,7 @@ async fn retention(
 
 async fn set_retention(
     State(state): State<AppState>,
-    me: CurrentUser,
+    Admin(me): Admin,
     ApiJson(body): ApiJson<Retention>,
 ) -> Result<Json<Retention>, ApiError> {
     me.require(&[Role::Admin])?;
