@@ -41,6 +41,7 @@ on_both_backends!(
     audit_entries_are_scoped,
     failed_migration_leaves_the_database_as_it_was,
     retention_purges_old_recordings_and_interactions,
+    the_last_five_passwords_are_not_reused,
 );
 
 async fn run<F, Fut>(backend: TestBackend, test: F)
@@ -716,5 +717,71 @@ async fn retention_purges_old_recordings_and_interactions(db: TestDb) -> TestDb 
     for (_, _, p) in &made {
         let _ = std::fs::remove_file(p);
     }
+    db
+}
+
+async fn the_last_five_passwords_are_not_reused(db: TestDb) -> TestDb {
+    let s = &db.store;
+    let a = account(s, "a", 1).await;
+    let first = "Original-pass-0";
+    let u = s
+        .create_user(
+            a.id,
+            "pat",
+            &password::hash(first).expect("hash"),
+            Role::Agent,
+            t0(),
+        )
+        .await
+        .expect("user");
+    s.create_session(new_session("t", &u, t0(), Duration::hours(1)))
+        .await
+        .expect("session");
+    assert!(matches!(
+        s.change_password(a.id, u.id, "short", t0()).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(
+        matches!(
+            s.change_password(a.id, u.id, first, t0()).await,
+            Err(StoreError::Invalid(_))
+        ),
+        "the current password"
+    );
+    let mut used = vec![first.to_owned()];
+    for i in 1..=5 {
+        let next = format!("Next-pass-{i}");
+        let at = t0() + Duration::minutes(i);
+        s.change_password(a.id, u.id, &next, at)
+            .await
+            .expect("changed");
+        used.push(next);
+    }
+    assert!(
+        s.session("t", t0()).await.expect("q").is_none(),
+        "sessions end"
+    );
+    // The current and the four before it are refused; the sixth back is free.
+    for old in &used[1..] {
+        assert!(
+            matches!(
+                s.change_password(a.id, u.id, old, t0() + Duration::hours(1))
+                    .await,
+                Err(StoreError::Invalid(_))
+            ),
+            "{old} was one of the last five"
+        );
+    }
+    s.change_password(a.id, u.id, &used[0], t0() + Duration::hours(2))
+        .await
+        .expect("the sixth-newest may come back");
+    let (_, hash) = s.credentials("pat").await.expect("q").expect("user");
+    assert!(password::verify(&used[0], &hash));
+    let other = account(s, "b", 1).await;
+    assert!(matches!(
+        s.change_password(other.id, u.id, "Another-pass-9", t0())
+            .await,
+        Err(StoreError::NotFound)
+    ));
     db
 }

@@ -45,6 +45,7 @@ pub const RULES: &[Rule] = &[
     rule("POST", "/api/logout", Who::AnyRole),
     rule("POST", "/api/logout-everywhere", Who::AnyRole),
     rule("GET", "/api/me", Who::AnyRole),
+    rule("POST", "/api/me/password", Who::AnyRole),
     rule("GET", "/api/account", Who::Roles(MANAGERS)),
     rule("GET", "/api/account/retention", Who::Roles(ADMINS)),
     rule("PUT", "/api/account/retention", Who::Roles(ADMINS)),

@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/logout", post(logout))
         .route("/api/logout-everywhere", post(logout_everywhere))
         .route("/api/me", get(me))
+        .route("/api/me/password", post(change_password))
 }
 
 /// The logged-in caller of a request.
@@ -318,6 +319,49 @@ async fn logout_everywhere(
             Some(&format!("sessions:{n}")),
             state.clock.now(),
         )
+        .await?;
+    Ok(cleared_cookie(state.config.secure_cookies))
+}
+
+/// A password change request body.
+#[derive(Debug, Deserialize)]
+pub struct PasswordChange {
+    /// The password now in use.
+    pub current_password: String,
+    /// The password wanted.
+    pub new_password: String,
+}
+
+/// Changes the caller's own password; every session of theirs ends.
+async fn change_password(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    let (_, hash) = state
+        .store
+        .credentials(&me.user.username)
+        .await?
+        .ok_or(ApiError::Unauthorized("log in first"))?;
+    let current = body.current_password;
+    let matches = tokio::task::spawn_blocking(move || password::verify(&current, &hash))
+        .await
+        .map_err(|e| ApiError::Internal(format!("password check panicked: {e}")))?;
+    if !matches {
+        state
+            .store
+            .audit(&me.actor(), "password.change_refused", None, now)
+            .await?;
+        return Err(ApiError::Forbidden("the current password is wrong".into()));
+    }
+    state
+        .store
+        .change_password(me.account(), me.user.id, &body.new_password, now)
+        .await?;
+    state
+        .store
+        .audit(&me.actor(), "password.change", None, now)
         .await?;
     Ok(cleared_cookie(state.config.secure_cookies))
 }

@@ -14,6 +14,7 @@ on_both_backends!(
     deactivated_users_cannot_log_in,
     seat_limit_refuses_the_next_agent_by_name,
     malformed_bodies_get_400_naming_the_problem,
+    users_change_their_password_without_reusing_old_ones,
 );
 
 async fn login_sets_a_strict_httponly_cookie_and_me_answers(t: TestApp) -> TestApp {
@@ -219,4 +220,39 @@ fn retry_after(r: reqwest::Response) -> u64 {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .expect("Retry-After")
+}
+
+async fn users_change_their_password_without_reusing_old_ones(t: TestApp) -> TestApp {
+    let acme = t.account("acme", 5).await;
+    let pw = t.user(&acme, "sue", Role::Supervisor).await;
+    let c = t.login("sue", &pw).await;
+    let change = |current: &str, new: &str| {
+        c.post(t.url("/api/me/password"))
+            .json(&serde_json::json!({"current_password": current, "new_password": new}))
+            .send()
+    };
+    assert_eq!(
+        change("Wrong-1-pass", "Brand-new-1")
+            .await
+            .expect("sent")
+            .status(),
+        403
+    );
+    let weak = change(&pw, "weak").await.expect("sent");
+    assert_eq!(weak.status(), 400);
+    assert!(weak.text().await.expect("text").contains("8 characters"));
+    let same = change(&pw, &pw).await.expect("sent");
+    assert_eq!(same.status(), 400);
+    assert!(same.text().await.expect("text").contains("last 5"));
+    assert_eq!(
+        change(&pw, "Brand-new-1").await.expect("sent").status(),
+        204
+    );
+    assert_eq!(t.get_status(&c, "/api/me").await, 401, "sessions end");
+    assert_eq!(t.try_login(&client(), "sue", &pw).await.status(), 401);
+    t.login("sue", "Brand-new-1").await;
+    let audit = t.db.store.audit_entries(acme.id, 10).await.expect("audit");
+    assert!(audit.iter().any(|e| e.action == "password.change"));
+    assert!(audit.iter().any(|e| e.action == "password.change_refused"));
+    t
 }

@@ -16,6 +16,7 @@ pub mod erasure;
 mod import;
 pub mod leads;
 mod lists;
+mod passwords;
 mod retention;
 mod rows;
 mod sessions;

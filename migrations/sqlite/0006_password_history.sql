@@ -1,0 +1,9 @@
+-- Earlier password hashes of each user, so a new password cannot repeat
+-- one of the last five.
+CREATE TABLE password_history (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id       BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    password_hash TEXT   NOT NULL,
+    replaced_at   TEXT   NOT NULL
+);
+CREATE INDEX password_history_user ON password_history (user_id, replaced_at);
