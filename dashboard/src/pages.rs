@@ -43,6 +43,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../static/login.js"),
     ),
     (
+        "softphone.js",
+        "text/javascript",
+        include_str!("../static/softphone.js"),
+    ),
+    (
         "wallboard.js",
         "text/javascript",
         include_str!("../static/wallboard.js"),

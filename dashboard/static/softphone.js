@@ -1,0 +1,442 @@
+"use strict";
+// The agent's softphone: the desk websocket (protocol v1, docs/api.md), one
+// WebRTC audio leg kept for the shift, the contact card and the wrap-up form.
+//
+// `/agent?processing=off` turns the browser's echo cancellation, noise
+// suppression and gain control off, for headsets that do their own.
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const DRAFT = "dialcrm.draft.";
+  const CAMPAIGN = "dialcrm.campaign";
+  const STATES = { paused: "Paused", ready: "Ready", in_call: "In call", wrap_up: "Wrap-up" };
+
+  const desk = {
+    ws: null,
+    backoff: 500,
+    connectedOnce: false,
+    mic: null,
+    pc: null,
+    state: "paused",
+    stateSince: Date.now(),
+    call: null, // { call_ref, since, ended }
+    wrapup: null, // the call_ref the form is for
+    saving: false,
+    muted: false,
+  };
+
+  // ---- The websocket ----
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${location.host}/api/agent/ws`);
+    desk.ws = ws;
+    ws.onopen = () => {
+      desk.backoff = 500;
+      setLink("live", "online");
+    };
+    ws.onmessage = (ev) => {
+      let message;
+      try {
+        message = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      receive(message);
+    };
+    ws.onclose = () => {
+      if (desk.ws !== ws) return;
+      desk.ws = null;
+      setLink("down", "offline");
+      const wait = desk.backoff;
+      desk.backoff = Math.min(desk.backoff * 2, 15000);
+      status(`Connection lost; reconnecting in ${Math.round(wait / 1000)} s…`, true);
+      setTimeout(connect, wait);
+    };
+  }
+
+  function send(message) {
+    if (!desk.ws || desk.ws.readyState !== WebSocket.OPEN) {
+      status("Not connected to the server; your action was not sent.", true);
+      return false;
+    }
+    desk.ws.send(JSON.stringify(message));
+    return true;
+  }
+
+  function receive(m) {
+    switch (m.type) {
+      case "welcome":
+        welcome(m);
+        break;
+      case "webrtc_answer":
+        if (desk.pc) {
+          desk.pc.setRemoteDescription({ type: "answer", sdp: m.sdp }).catch((e) =>
+            status(`Audio answer rejected: ${e.message}`, true));
+        }
+        break;
+      case "state":
+        setState(m.state, m.reason);
+        break;
+      case "call":
+        showCall(m.call_ref, m.contact);
+        break;
+      case "call_ended":
+        callEnded(m);
+        break;
+      case "saved":
+        saved(m.call_ref);
+        break;
+      case "error":
+        // A refused save leaves the draft; the agent may fix it or discard it.
+        if (desk.saving && desk.wrapup) $("discard").hidden = false;
+        desk.saving = false;
+        status(m.message, true);
+        break;
+      default:
+        break;
+    }
+  }
+
+  function welcome(m) {
+    const select = $("campaign");
+    const wanted = select.value || localStorage.getItem(CAMPAIGN) || "";
+    select.replaceChildren();
+    if (m.campaigns.length === 0) {
+      select.append(new Option("No campaign is dialling", ""));
+    }
+    for (const c of m.campaigns) select.append(new Option(c.name, String(c.id)));
+    if (m.campaigns.some((c) => String(c.id) === wanted)) select.value = wanted;
+    // Every new session starts paused on the server.
+    setState("paused", desk.connectedOnce ? "reconnected" : null);
+    status(desk.connectedOnce ? "Reconnected." : `Welcome, ${m.username}.`);
+    desk.connectedOnce = true;
+    startAudio();
+  }
+
+  // ---- Audio ----
+
+  async function startAudio() {
+    setAudio("connecting", "audio…");
+    try {
+      if (!desk.mic) {
+        const raw = new URLSearchParams(location.search).get("processing") === "off";
+        const audio = raw
+          ? { echoCancellation: false, noiseSuppression: false, autoGainControl: false }
+          : true;
+        desk.mic = await navigator.mediaDevices.getUserMedia({ audio });
+        applyMute();
+      }
+      if (desk.pc) desk.pc.close();
+      // A fresh connection for every session: the server makes a new leg per offer.
+      const pc = new RTCPeerConnection();
+      desk.pc = pc;
+      pc.ontrack = (e) => {
+        const remote = $("remote");
+        remote.srcObject = e.streams[0] || new MediaStream([e.track]);
+        remote.play().catch(() => status("Click anywhere to hear audio.", true));
+      };
+      pc.onconnectionstatechange = () => {
+        if (desk.pc !== pc) return;
+        const s = pc.connectionState;
+        if (s === "connected") setAudio("live", "audio");
+        else if (s === "failed" || s === "disconnected" || s === "closed") setAudio("down", "no audio");
+        else setAudio("connecting", "audio…");
+      };
+      for (const track of desk.mic.getAudioTracks()) pc.addTrack(track, desk.mic);
+      await pc.setLocalDescription(await pc.createOffer());
+      await gathered(pc);
+      if (desk.pc === pc) send({ type: "webrtc_offer", sdp: pc.localDescription.sdp });
+    } catch (e) {
+      setAudio("down", "no audio");
+      status(`Microphone or audio unavailable: ${e.message}`, true);
+    }
+  }
+
+  // Resolves when ICE gathering is complete (the server takes no trickled candidates).
+  function gathered(pc) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        if (pc.iceGatheringState !== "complete") return;
+        pc.removeEventListener("icegatheringstatechange", done);
+        resolve();
+      };
+      pc.addEventListener("icegatheringstatechange", done);
+      setTimeout(resolve, 5000);
+    });
+  }
+
+  function toggleMute() {
+    desk.muted = !desk.muted;
+    applyMute();
+  }
+
+  function applyMute() {
+    if (desk.mic) for (const t of desk.mic.getAudioTracks()) t.enabled = !desk.muted;
+    const b = $("mute");
+    b.setAttribute("aria-pressed", String(desk.muted));
+    b.firstChild.textContent = desk.muted ? "Unmute " : "Mute ";
+  }
+
+  // ---- State and call ----
+
+  function setState(state, reason) {
+    if (state !== desk.state) desk.stateSince = Date.now();
+    desk.state = state;
+    const badge = $("state");
+    badge.dataset.state = state;
+    badge.textContent = STATES[state] || state;
+    $("state-reason").textContent = reason ? `(${reason})` : "";
+    $("hangup").disabled = state !== "in_call";
+    if (state === "ready" && !desk.wrapup) {
+      $("contact").hidden = true;
+      desk.call = null;
+    }
+    tick();
+  }
+
+  function showCall(callRef, contact) {
+    desk.call = { call_ref: callRef, since: Date.now(), ended: null };
+    clearWrapup();
+    const name = `${contact.first_name || ""} ${contact.last_name || ""}`.trim() || contact.phone_e164;
+    $("contact-name").textContent = name;
+    const dl = $("contact-fields");
+    dl.replaceChildren();
+    const field = (label, value) => {
+      if (value === null || value === undefined || value === "") return;
+      const dt = document.createElement("dt");
+      dt.textContent = label;
+      const dd = document.createElement("dd");
+      dd.textContent = typeof value === "object" ? JSON.stringify(value) : String(value);
+      dl.append(dt, dd);
+    };
+    field("Number", contact.phone_e164);
+    field("Email", contact.email);
+    field("Address", contact.postal_address);
+    field("Profession", contact.profession);
+    field("Time zone", contact.time_zone);
+    for (const [k, v] of Object.entries(contact.custom_fields || {})) field(k, v);
+    const ul = $("contact-history");
+    const history = contact.history || [];
+    ul.replaceChildren(...history.map((i) => {
+      const li = document.createElement("li");
+      const when = new Date(i.occurred_at).toLocaleString();
+      li.textContent = `${when} — ${i.kind}${i.disposition ? `: ${i.disposition}` : ""}`;
+      if (i.notes) {
+        const notes = document.createElement("div");
+        notes.className = "muted";
+        notes.textContent = i.notes;
+        li.append(notes);
+      }
+      return li;
+    }));
+    if (history.length === 0) ul.append(Object.assign(document.createElement("li"), { textContent: "None." }));
+    $("contact").hidden = false;
+    $("contact").dataset.callRef = callRef;
+    status(`Connected to ${name}.`);
+  }
+
+  function callEnded(m) {
+    if (desk.call && desk.call.call_ref === m.call_ref) desk.call.ended = Date.now();
+    const name = desk.call && desk.call.call_ref === m.call_ref ? $("contact-name").textContent : "";
+    const draft = loadDraft(m.call_ref) || { call_ref: m.call_ref, name };
+    draft.dispositions = m.dispositions;
+    storeDraft(draft);
+    showWrapup(draft, false);
+    status(m.cause ? `Call ended (${m.cause}). Choose a disposition.` : "Call ended. Choose a disposition.");
+  }
+
+  // ---- Wrap-up, kept in localStorage until the server has saved it ----
+
+  function showWrapup(draft, restored) {
+    desk.wrapup = draft.call_ref;
+    const form = $("wrapup");
+    const select = form.disposition;
+    select.replaceChildren(new Option("Choose…", ""));
+    for (const d of draft.dispositions || []) select.append(new Option(d.replaceAll("_", " "), d));
+    select.value = draft.disposition || "";
+    form.notes.value = draft.notes || "";
+    form.callback_at.value = draft.callback_at || "";
+    form.callback_mine.checked = Boolean(draft.callback_mine);
+    $("wrapup-for").textContent = draft.name ? `— ${draft.name}` : "";
+    $("discard").hidden = !restored;
+    $("wrapup-panel").hidden = false;
+    $("wrapup-panel").dataset.callRef = draft.call_ref;
+    select.focus();
+  }
+
+  function clearWrapup() {
+    desk.wrapup = null;
+    desk.saving = false;
+    $("wrapup").reset();
+    $("wrapup-panel").hidden = true;
+    delete $("wrapup-panel").dataset.callRef;
+  }
+
+  function formDraft() {
+    const form = $("wrapup");
+    const old = loadDraft(desk.wrapup) || {};
+    return {
+      ...old,
+      call_ref: desk.wrapup,
+      disposition: form.disposition.value,
+      notes: form.notes.value,
+      callback_at: form.callback_at.value,
+      callback_mine: form.callback_mine.checked,
+    };
+  }
+
+  function save() {
+    const form = $("wrapup");
+    if (!desk.wrapup || desk.saving) return;
+    if (!form.reportValidity()) return;
+    const d = formDraft();
+    storeDraft(d);
+    const message = { type: "disposition", call_ref: d.call_ref, disposition: d.disposition };
+    if (d.notes.trim()) message.notes = d.notes;
+    if (d.callback_at) {
+      message.callback_at = new Date(d.callback_at).toISOString();
+      message.callback_mine = d.callback_mine;
+    }
+    if (send(message)) {
+      desk.saving = true;
+      status("Saving…");
+    }
+  }
+
+  function saved(callRef) {
+    localStorage.removeItem(DRAFT + callRef);
+    if (desk.wrapup === callRef) clearWrapup();
+    $("contact").hidden = true;
+    desk.call = null;
+    status("Saved.");
+    restoreDraft();
+  }
+
+  function loadDraft(callRef) {
+    try {
+      return JSON.parse(localStorage.getItem(DRAFT + callRef));
+    } catch {
+      return null;
+    }
+  }
+
+  function storeDraft(draft) {
+    draft.touched = Date.now();
+    localStorage.setItem(DRAFT + draft.call_ref, JSON.stringify(draft));
+  }
+
+  // Shows the newest unsaved draft, e.g. after a reload during wrap-up.
+  function restoreDraft() {
+    let newest = null;
+    for (let i = 0; i < localStorage.length; i++) {
+      const key = localStorage.key(i);
+      if (!key.startsWith(DRAFT)) continue;
+      const d = loadDraft(key.slice(DRAFT.length));
+      if (d && (!newest || (d.touched || 0) > (newest.touched || 0))) newest = d;
+    }
+    if (newest && !desk.wrapup) {
+      showWrapup(newest, true);
+      status("An unsaved wrap-up was restored; save or discard it.");
+    }
+  }
+
+  // ---- Page furniture ----
+
+  function status(text, isError = false) {
+    const el = $("status");
+    el.textContent = text;
+    el.classList.toggle("error", isError);
+  }
+
+  function setLink(state, label) {
+    $("link").dataset.state = state;
+    $("link").textContent = label;
+  }
+
+  function setAudio(state, label) {
+    $("audio").dataset.state = state;
+    $("audio").textContent = label;
+  }
+
+  function clock(ms) {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    const h = Math.floor(s / 3600);
+    const mm = String(Math.floor((s % 3600) / 60));
+    const ss = String(s % 60).padStart(2, "0");
+    return h ? `${h}:${mm.padStart(2, "0")}:${ss}` : `${mm}:${ss}`;
+  }
+
+  function tick() {
+    const now = Date.now();
+    $("state-time").textContent = clock(now - desk.stateSince);
+    const c = desk.call;
+    $("call-time").textContent = c ? clock((c.ended || now) - c.since) : "—";
+  }
+
+  function ready() {
+    const id = Number($("campaign").value);
+    if (!id) {
+      status("Choose a campaign first.", true);
+      return;
+    }
+    if (desk.wrapup) {
+      status("Save the wrap-up before going ready.", true);
+      return;
+    }
+    localStorage.setItem(CAMPAIGN, String(id));
+    send({ type: "ready", campaign_id: id });
+  }
+
+  function pause() {
+    send({ type: "pause", code: $("pause-code").value });
+  }
+
+  function hangup() {
+    if (desk.state === "in_call") send({ type: "hangup" });
+  }
+
+  function typing(target) {
+    return target instanceof HTMLElement &&
+      (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+  }
+
+  function shortcut(ev) {
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
+      ev.preventDefault();
+      save();
+      return;
+    }
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat || typing(ev.target)) return;
+    const action = { r: ready, p: pause, h: hangup, m: toggleMute }[ev.key.toLowerCase()];
+    if (action) {
+      ev.preventDefault();
+      action();
+    }
+  }
+
+  $("ready").addEventListener("click", ready);
+  $("pause").addEventListener("click", pause);
+  $("hangup").addEventListener("click", hangup);
+  $("mute").addEventListener("click", toggleMute);
+  $("wrapup").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    save();
+  });
+  $("wrapup").addEventListener("input", () => {
+    if (desk.wrapup) storeDraft(formDraft());
+  });
+  $("discard").addEventListener("click", () => {
+    if (desk.wrapup) localStorage.removeItem(DRAFT + desk.wrapup);
+    clearWrapup();
+    status("Draft discarded.");
+    restoreDraft();
+  });
+  document.addEventListener("keydown", shortcut);
+  // A blocked autoplay starts on the first click.
+  document.addEventListener("click", () => $("remote").play().catch(() => {}), { once: true });
+  setInterval(tick, 1000);
+  restoreDraft();
+  connect();
+})();
