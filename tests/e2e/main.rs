@@ -12,5 +12,6 @@ mod lists;
 mod login;
 mod ops;
 mod privacy;
+mod softphone;
 mod stream;
 mod tenancy;

@@ -1,0 +1,524 @@
+//! The agent page in a real headless Chromium, with sipp playing the
+//! provider and echoing what it hears.
+//!
+//! Chromium's fake microphone plays 440 Hz. The agent logs in through the
+//! login form, the page sets up its WebRTC leg, goes Ready, and the campaign
+//! dials sipp, which answers and echoes. Proven by content: the call's
+//! recording holds the browser's 440 Hz on the left and sipp's echo of it on
+//! the right; the page's WebAudio analyser hears the echo; the contact card
+//! shows the contact; the wrap-up saved through the page is in the CRM.
+//!
+//! Set `DIALCRM_AGENT_SCREENSHOT=/path.png` to keep a screenshot of the page
+//! during the call.
+
+#[path = "../../sip-gateway/tests/webrtc/cdp.rs"]
+mod cdp;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use chrono::Utc;
+use crm::events::{CallState, Event, EventBus};
+use crm::model::{ContactFields, Role};
+use crm::store::campaign_settings::{CampaignSettings, DialMode};
+use crm::testing::TestBackend;
+use serde_json::{json, Value};
+use sip_gateway::gateway::{CallEventKind, CallRef, Gateway, Secret, TrunkConfig};
+use sip_gateway::media::tone::{dominant_frequency, sine};
+use tokio::process::{Child, Command};
+use tokio::sync::Mutex;
+
+use crate::dialler::zone_where;
+use crate::helpers::{spawn_app_with, TestApp};
+use cdp::{Cdp, Chromium};
+
+const CANDIDATES: [f64; 5] = [300.0, 440.0, 697.0, 1000.0, 1336.0];
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// One Chromium and one sipp at a time: two of each on two cores would
+/// starve the real-time audio the test measures.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_page_takes_a_call_in_chromium_on_sqlite() {
+    agent_page(TestBackend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_page_takes_a_call_in_chromium_on_postgres() {
+    agent_page(TestBackend::Postgres).await;
+}
+
+async fn agent_page(backend: TestBackend) {
+    let Some(chromium) = peers_or_skip().await else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = std::env::temp_dir().join(format!(
+        "dialcrm-softphone-{backend:?}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let sipp = Sipp::start(&dir);
+    let mut trunk = TrunkConfig::new(
+        "provider",
+        format!("127.0.0.1:{}", sipp.port).parse().expect("addr"),
+    );
+    trunk.username = Some("acct".into());
+    trunk.password = Secret::new("s3cret");
+    let Some(t) = spawn_app_with(backend, false, vec![trunk]).await else {
+        return;
+    };
+    let outcome = tokio::time::timeout(LIMIT, take_a_call(&t, &chromium, &dir)).await;
+    t.app.stop().await.expect("stops");
+    t.db.finish().await;
+    outcome
+        .expect("the Chromium test took longer than a minute")
+        .unwrap();
+    sipp.passed().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn take_a_call(t: &TestApp, binary: &Path, dir: &Path) -> Result<()> {
+    let s = &t.db.store;
+    let now = Utc::now();
+    let acme = t.account("acme", 5).await;
+    let sup_pw = t.user(&acme, "sue", Role::Supervisor).await;
+    let agent_pw = t.user(&acme, "al", Role::Agent).await;
+    let agent = s.credentials("al").await?.context("al exists")?.0;
+    let list = s.create_list(acme.id, "L", "GB", now).await?;
+    let phone = "+447700900777";
+    let contact = s
+        .create_contact(
+            acme.id,
+            &ContactFields {
+                first_name: "Philippa".into(),
+                last_name: "Oddington".into(),
+                phone_e164: phone.into(),
+                phone_raw: phone.into(),
+                email: Some("philippa@example.org".into()),
+                profession: Some("Beekeeper".into()),
+                time_zone: Some(zone_where(10..=18).into()),
+                custom_fields: json!({ "plan": "gold" }),
+                ..ContactFields::default()
+            },
+            now,
+        )
+        .await?;
+    s.add_to_list(acme.id, list.id, contact.id, now).await?;
+    let campaign = s
+        .create_campaign(acme.id, "Spring", "+441632960000", now)
+        .await?;
+    s.attach_list(acme.id, campaign.id, list.id, 0).await?;
+    let mut settings = CampaignSettings::defaults("+441632960000");
+    settings.mode = DialMode::Progressive;
+    settings.trunk = "provider".into();
+    s.update_campaign_settings(acme.id, campaign.id, &settings, now)
+        .await?;
+    let sup = t.login("sue", &sup_pw).await;
+    let started = sup
+        .post(t.url(&format!("/api/campaigns/{}/start", campaign.id)))
+        .send()
+        .await?;
+    assert_eq!(started.status(), 200, "the supervisor starts the campaign");
+
+    let recording = dir.join("call.wav");
+    let recorder = tokio::spawn(record_the_call(
+        t.app.bus.clone(),
+        t.app.telephony.gateway.clone(),
+        recording.clone(),
+    ));
+
+    let tone = dir.join("tone.wav");
+    write_tone(&tone, 440.0)?;
+    let chromium = Chromium::start(binary, &dir.join("profile"), &tone).await?;
+    let mut cdp = Cdp::connect(&chromium.ws_url).await?;
+    let outcome = drive_the_page(&mut cdp, t, &agent_pw, campaign.id.0).await;
+    chromium.stop(&mut cdp).await;
+    outcome?;
+
+    let call_ref = tokio::time::timeout(Duration::from_secs(10), recorder)
+        .await
+        .context("the call's recording did not finish")???;
+    let history = s.interactions_for_contact(acme.id, contact.id).await?;
+    assert_eq!(history.len(), 1, "one interaction: {history:?}");
+    assert_eq!(history[0].disposition.as_deref(), Some("sale"));
+    assert_eq!(history[0].notes.as_deref(), Some("Wants the gold plan."));
+    assert_eq!(history[0].user_id, Some(agent.id));
+    let attempt = s.attempt_by_ref(acme.id, &call_ref.to_string()).await?;
+    assert_eq!(history[0].attempt_id, Some(attempt.id));
+
+    let (left, right) = channels(&recording);
+    assert!(left.len() >= 8000, "only {} samples recorded", left.len());
+    let middle = |x: &[i16]| x[x.len() / 4..x.len() * 3 / 4].to_vec();
+    assert_eq!(
+        dominant_frequency(&middle(&left), &CANDIDATES, 8000, 1e-4),
+        Some(440.0),
+        "the browser's microphone, sent to the customer (left)"
+    );
+    assert_eq!(
+        dominant_frequency(&middle(&right), &CANDIDATES, 8000, 1e-4),
+        Some(440.0),
+        "sipp's echo of it, from the customer (right)"
+    );
+    Ok(())
+}
+
+/// Logs in through the form, takes the call, hangs up and saves the wrap-up, all on the page.
+async fn drive_the_page(cdp: &mut Cdp, t: &TestApp, password: &str, campaign: i64) -> Result<()> {
+    let page = cdp.open_page(&t.url("/login")).await?;
+    let login = format!(
+        "(() => {{ const f = document.getElementById('login'); f.username.value = 'al'; \
+         f.password.value = {}; f.requestSubmit(); return true; }})()",
+        serde_json::to_string(password)?
+    );
+    cdp.evaluate(&page, &login).await?;
+    landed_on_agent_page(cdp, &page).await?;
+    // Audio processing would fade the steady test tone, and echo
+    // cancellation would take sipp's echo for the agent's own voice.
+    let navigated = cdp
+        .call(
+            Some(&page),
+            "Page.navigate",
+            json!({ "url": t.url("/agent?processing=off") }),
+        )
+        .await?;
+    if let Some(error) = navigated.get("errorText") {
+        bail!("opening the agent page failed: {error}");
+    }
+    until(cdp, &page, "document.readyState === 'complete'").await?;
+    until(cdp, &page, "$('audio').dataset.state === 'live'").await?;
+    let pick = format!(
+        "(() => {{ const s = $('campaign'); s.value = '{campaign}'; \
+         if (s.value !== '{campaign}') return false; \
+         s.dispatchEvent(new Event('change')); $('ready').click(); return true; }})()"
+    );
+    assert_eq!(
+        cdp.evaluate(&page, &with_ids(&pick)).await?,
+        json!(true),
+        "the welcome listed the campaign"
+    );
+    until(cdp, &page, "$('state').dataset.state === 'in_call'").await?;
+    until(
+        cdp,
+        &page,
+        "$('contact-name').textContent === 'Philippa Oddington'",
+    )
+    .await?;
+    let card = cdp
+        .evaluate(&page, &with_ids("$('contact-fields').textContent"))
+        .await?;
+    let card = card.as_str().unwrap_or_default();
+    assert!(
+        card.contains("+447700900777") && card.contains("Beekeeper") && card.contains("gold"),
+        "the contact card shows the contact's fields: {card}"
+    );
+
+    let peaks: Value = serde_json::from_str(
+        cdp.evaluate(&page, LISTEN)
+            .await?
+            .as_str()
+            .context("no analyser report")?,
+    )?;
+    assert_heard(&peaks, 440.0)?;
+    screenshot(cdp, &page).await?;
+
+    cdp.evaluate(&page, &with_ids("$('hangup').click()"))
+        .await?;
+    until(
+        cdp,
+        &page,
+        "!$('wrapup-panel').hidden && [...$('wrapup').disposition.options].some((o) => o.value === 'sale')",
+    )
+    .await?;
+    let fill = "(() => { const f = $('wrapup'); f.disposition.value = 'sale'; \
+                f.notes.value = 'Wants the gold plan.'; \
+                f.dispatchEvent(new Event('input', { bubbles: true })); \
+                return Object.keys(localStorage).filter((k) => k.startsWith('dialcrm.draft.')).length; })()";
+    assert_eq!(
+        cdp.evaluate(&page, &with_ids(fill)).await?,
+        json!(1),
+        "the unsaved wrap-up is kept in localStorage"
+    );
+    cdp.evaluate(
+        &page,
+        "document.querySelector('#wrapup button[type=submit]').click()",
+    )
+    .await?;
+    until(
+        cdp,
+        &page,
+        "$('wrapup-panel').hidden && $('state').dataset.state === 'ready' \
+         && !Object.keys(localStorage).some((k) => k.startsWith('dialcrm.draft.'))",
+    )
+    .await?;
+    cdp.evaluate(&page, &with_ids("$('pause').click()")).await?;
+    until(cdp, &page, "$('state').dataset.state === 'paused'").await?;
+    Ok(())
+}
+
+/// Waits for the login form's redirect to finish loading the agent page.
+async fn landed_on_agent_page(cdp: &mut Cdp, page: &str) -> Result<()> {
+    let check = "location.pathname === '/agent' && document.readyState === 'complete'";
+    for _ in 0..100 {
+        // Evaluating fails while the document is being replaced; try again.
+        if let Ok(Value::Bool(true)) = cdp.evaluate(page, check).await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the login form did not lead to /agent")
+}
+
+/// Wraps an expression so that `$(id)` finds an element by id in it.
+fn with_ids(expression: &str) -> String {
+    format!("(() => {{ const $ = (id) => document.getElementById(id); return ({expression}); }})()")
+}
+
+/// Resolves once `condition` holds in the page, failing after 20 s with the page's status line.
+async fn until(cdp: &mut Cdp, page: &str, condition: &str) -> Result<()> {
+    let script = format!(
+        "new Promise((resolve, reject) => {{ const $ = (id) => document.getElementById(id); \
+         const start = Date.now(); const check = () => {{ \
+         if ({condition}) return resolve(true); \
+         if (Date.now() - start > 20000) return reject(new Error('status: ' + \
+         ($('status') ? $('status').textContent : document.title))); \
+         setTimeout(check, 50); }}; check(); }})"
+    );
+    cdp.evaluate(page, &script)
+        .await
+        .with_context(|| format!("waiting for {condition}"))?;
+    Ok(())
+}
+
+/// Saves a screenshot of the page where `DIALCRM_AGENT_SCREENSHOT` says.
+async fn screenshot(cdp: &mut Cdp, page: &str) -> Result<()> {
+    let Some(path) = std::env::var_os("DIALCRM_AGENT_SCREENSHOT") else {
+        return Ok(());
+    };
+    cdp.call(
+        Some(page),
+        "Emulation.setDeviceMetricsOverride",
+        json!({ "width": 1200, "height": 760, "deviceScaleFactor": 1, "mobile": false }),
+    )
+    .await?;
+    let shot = cdp
+        .call(
+            Some(page),
+            "Page.captureScreenshot",
+            json!({ "format": "png" }),
+        )
+        .await?;
+    let data = shot["data"].as_str().context("no screenshot data")?;
+    std::fs::write(PathBuf::from(path), base64_decode(data)?)?;
+    Ok(())
+}
+
+/// Listens to the page's remote audio, as the `<audio>` element plays it,
+/// and reports the loudest frequency every 100 ms for 1.5 s.
+const LISTEN: &str = "(async () => {
+  const stream = document.getElementById('remote').srcObject;
+  if (!stream) throw new Error('the page plays no remote audio');
+  const ctx = new AudioContext();
+  await ctx.resume();
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 4096;
+  analyser.smoothingTimeConstant = 0;
+  ctx.createMediaStreamSource(stream).connect(analyser);
+  const bins = new Float32Array(analyser.frequencyBinCount);
+  const peaks = [];
+  for (let i = 0; i < 15; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    analyser.getFloatFrequencyData(bins);
+    let best = 1;
+    for (let k = 2; k < bins.length; k++) if (bins[k] > bins[best]) best = k;
+    peaks.push({ hz: (best * ctx.sampleRate) / analyser.fftSize, db: bins[best] });
+  }
+  await ctx.close();
+  return JSON.stringify(peaks);
+})()";
+
+fn assert_heard(peaks: &Value, hz: f64) -> Result<()> {
+    let peaks = peaks.as_array().context("peaks")?;
+    let at_hz = peaks
+        .iter()
+        .filter(|p| {
+            let peak = p["hz"].as_f64().unwrap_or(0.0);
+            let db = p["db"].as_f64().unwrap_or(f64::NEG_INFINITY);
+            (peak - hz).abs() < 25.0 && db > -60.0
+        })
+        .count();
+    if at_hz <= peaks.len() / 2 {
+        bail!("the page did not hear {hz} Hz: {peaks:?}");
+    }
+    Ok(())
+}
+
+/// Records the first call connected to an agent; returns its reference once it has ended.
+async fn record_the_call(bus: EventBus, gateway: Gateway, path: PathBuf) -> Result<CallRef> {
+    let mut bus = bus.subscribe();
+    let mut calls = gateway.events();
+    let call = loop {
+        let event = bus.recv().await?;
+        if let Event::CallState {
+            call_ref,
+            state: CallState::Connected,
+            ..
+        } = &*event
+        {
+            break CallRef::from_str(call_ref)?;
+        }
+    };
+    gateway.record(call, &path).await?;
+    loop {
+        let e = calls.recv().await?;
+        if e.call_ref == call && matches!(e.kind, CallEventKind::Ended { .. }) {
+            return Ok(call);
+        }
+    }
+}
+
+/// Returns Chromium when it and sipp are installed; fails under `CI=true` without them.
+async fn peers_or_skip() -> Option<PathBuf> {
+    let sipp = Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok();
+    let chromium = cdp::find_chromium();
+    if sipp && chromium.is_some() {
+        return chromium;
+    }
+    let missing = if sipp {
+        "chromium"
+    } else {
+        "sipp (sip-tester)"
+    };
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "{missing} must be installed in CI; scripts/install-deps installs it"
+    );
+    eprintln!(
+        "!!! SKIPPING the agent page test: {missing} is not installed (scripts/install-deps) !!!"
+    );
+    None
+}
+
+/// sipp playing the provider: a digest challenge, then answer and echo until our BYE.
+struct Sipp {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Sipp {
+    fn start(dir: &Path) -> Sipp {
+        let port = free_port();
+        let media = free_port();
+        let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/auth_401.xml");
+        let log = dir.join("sipp-errors.log");
+        let child = Command::new("sipp")
+            .arg("-sf")
+            .arg(&scenario)
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-mp", &media.to_string(), "-rtp_echo"])
+            .args(["-m", "1", "-nostdin", "-timeout", "90s", "-timeout_error"])
+            .arg("-trace_err")
+            .arg("-error_file")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .current_dir(dir)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("sipp starts");
+        Sipp { child, port, log }
+    }
+
+    /// Waits for sipp's one call to finish and asserts its scenario passed.
+    async fn passed(mut self) {
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("sipp finishes its scenario")
+            .expect("sipp's exit status");
+        let errors = std::fs::read_to_string(&self.log).unwrap_or_default();
+        assert!(status.success(), "sipp's scenario failed: {errors}");
+    }
+}
+
+fn free_port() -> u16 {
+    loop {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = probe.local_addr().expect("addr").port() & !1;
+        drop(probe);
+        if port > 1024
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port + 1)).is_ok()
+        {
+            return port;
+        }
+    }
+}
+
+/// Writes three seconds of a sine at 48 kHz, 16-bit mono; Chromium loops it.
+fn write_tone(path: &Path, frequency: f64) -> Result<()> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut wav = hound::WavWriter::create(path, spec)?;
+    for s in sine(frequency, 12_000, 48_000, 48_000 * 3) {
+        wav.write_sample(s)?;
+    }
+    wav.finalize()?;
+    Ok(())
+}
+
+fn channels(path: &Path) -> (Vec<i16>, Vec<i16>) {
+    let mut reader = hound::WavReader::open(path).expect("a valid WAV");
+    let spec = reader.spec();
+    assert_eq!((spec.channels, spec.sample_rate), (2, 8000), "stereo 8 kHz");
+    let samples: Vec<i16> = reader
+        .samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .collect();
+    let left = samples.iter().step_by(2).copied().collect();
+    let right = samples.iter().skip(1).step_by(2).copied().collect();
+    (left, right)
+}
+
+/// Decodes standard base64, as CDP returns screenshots.
+fn base64_decode(text: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+    {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => bail!("not base64: {c}"),
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Ok(out)
+}
