@@ -145,5 +145,91 @@ function connect() {
   };
 }
 
+// Campaign and list controls. Every action is checked again on the server.
+
+async function call(path, options = {}) {
+  const r = await fetch(path, options);
+  const data = r.status === 204 ? null : await r.json().catch(() => null);
+  if (!r.ok) throw new Error((data && data.error) || `HTTP ${r.status}`);
+  return data;
+}
+
+function button(label, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+async function showCampaignControls() {
+  const status = document.getElementById("import-status");
+  const campaigns = await call("/api/campaigns");
+  document.querySelector("#campaign-controls tbody").replaceChildren(...campaigns.map((c) => {
+    const tr = document.createElement("tr");
+    const action = c.status === "running"
+      ? button("Pause", () => act(`/api/campaigns/${c.id}/pause`))
+      : button("Start", () => act(`/api/campaigns/${c.id}/start`));
+    const td = document.createElement("td");
+    td.append(action);
+    tr.append(cell(c.name), cell(c.status), td);
+    return tr;
+  }));
+  async function act(path) {
+    try {
+      await call(path, { method: "POST" });
+    } catch (e) {
+      status.textContent = e.message;
+    }
+    showCampaignControls();
+  }
+}
+
+async function showListControls() {
+  const status = document.getElementById("import-status");
+  const lists = await call("/api/lists");
+  document.querySelector("#list-controls tbody").replaceChildren(...lists.map((l) => {
+    const tr = document.createElement("tr");
+    const link = document.createElement("a");
+    link.href = `/api/lists/${l.id}/export.csv`;
+    link.textContent = "CSV";
+    const exportCell = document.createElement("td");
+    exportCell.append(link);
+    const input = document.createElement("input");
+    input.type = "file";
+    input.accept = ".csv,text/csv";
+    input.addEventListener("change", () => upload(l, input.files[0], status));
+    const importCell = document.createElement("td");
+    importCell.append(input);
+    tr.append(cell(l.name), cell(l.size), exportCell, importCell);
+    return tr;
+  }));
+}
+
+async function upload(list, file, status) {
+  if (!file) return;
+  status.textContent = `Uploading ${file.name}…`;
+  try {
+    const job = await call(`/api/lists/${list.id}/import?on_duplicate=skip`, {
+      method: "POST",
+      headers: { "Content-Type": "text/csv" },
+      body: file,
+    });
+    for (;;) {
+      const j = await call(job.status_url);
+      const s = j.summary || {};
+      status.textContent = `${list.name}: ${j.status}, ${s.rows_read ?? 0} rows read, ` +
+        `${s.imported ?? 0} imported, ${s.invalid ?? 0} invalid`;
+      if (j.status !== "running") break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    showListControls();
+  } catch (e) {
+    status.textContent = e.message;
+  }
+}
+
 connect();
 setInterval(render, 1000);
+showCampaignControls().catch((e) => console.error(e));
+showListControls().catch((e) => console.error(e));
