@@ -84,6 +84,8 @@ pub struct AppState {
     pub floor: Option<Arc<floor::Floor>>,
     /// The agents' media legs.
     pub legs: Arc<desk::Legs>,
+    /// The agents' desks as kept between connections.
+    pub desks: Arc<desk::Desks>,
 }
 
 impl AppState {
@@ -100,6 +102,7 @@ impl AppState {
         AppState {
             floor: None,
             legs: Arc::new(desk::Legs::default()),
+            desks: Arc::new(desk::Desks::default()),
             bus,
             hub,
             store,

@@ -84,7 +84,7 @@ async fn agent_day(backend: crm::testing::TestBackend) {
 
     let cookie = t.session_cookie("al", &agent_pw).await;
     let url = format!("ws://{}/api/agent/ws", t.app.http_addr);
-    let mut req = url.into_client_request().expect("request");
+    let mut req = url.clone().into_client_request().expect("request");
     req.headers_mut()
         .insert("cookie", cookie.parse().expect("header"));
     let (mut ws, _) = tokio_tungstenite::connect_async(req)
@@ -137,6 +137,24 @@ async fn agent_day(backend: crm::testing::TestBackend) {
     assert_eq!(card["contact"]["first_name"], "Philippa");
     assert_eq!(card["contact"]["custom_fields"]["plan"], "gold");
     let call_ref = card["call_ref"].as_str().expect("ref").to_owned();
+    // The page reloads mid-call: the new connection finds the call, or the
+    // wrap-up if it ended meanwhile, and the disposition is still due.
+    ws.close(None).await.expect("close");
+    drop(ws);
+    let mut req = url.clone().into_client_request().expect("request");
+    req.headers_mut()
+        .insert("cookie", cookie.parse().expect("header"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("the agent's websocket reopens");
+    assert_eq!(next(&mut ws).await["type"], "welcome");
+    let restored = next(&mut ws).await;
+    assert_eq!(restored["type"], "state");
+    assert_eq!(restored["reason"], "reconnected");
+    assert!(
+        ["in_call", "wrap_up"].contains(&restored["state"].as_str().expect("state")),
+        "{restored}"
+    );
     let ended = wait_for(&mut ws, "call_ended").await;
     assert_eq!(ended["call_ref"], call_ref);
     let choices: Vec<&str> = ended["dispositions"]

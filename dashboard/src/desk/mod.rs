@@ -63,6 +63,28 @@ impl Legs {
     }
 }
 
+/// What the server remembers of each agent's desk between connections, so
+/// a reload finds the call in progress or the wrap-up still due.
+#[derive(Debug, Default)]
+pub struct Desks(Mutex<HashMap<UserId, session::Saved>>);
+
+impl Desks {
+    pub(crate) fn load(&self, user: UserId) -> Option<session::Saved> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&user)
+            .cloned()
+    }
+
+    pub(crate) fn save(&self, user: UserId, saved: session::Saved) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(user, saved);
+    }
+}
+
 async fn upgrade(
     State(state): State<AppState>,
     me: CurrentUser,

@@ -16,12 +16,20 @@ use crate::auth::publish_agent_state;
 use crate::AppState;
 
 /// Where the agent is in the cycle of calls.
-#[derive(Debug, Clone, PartialEq)]
-enum Phase {
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) enum Phase {
+    #[default]
     Paused,
     Ready,
     InCall(String),
     WrapUp(String),
+}
+
+/// An agent's desk as kept between connections.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Saved {
+    campaign: Option<CampaignId>,
+    phase: Phase,
 }
 
 struct Session {
@@ -34,15 +42,23 @@ struct Session {
 /// Serves one agent until the socket closes.
 pub async fn run(mut socket: WebSocket, state: AppState, user: User) {
     let mut bus = state.bus.subscribe();
+    let saved = state.desks.load(user.id);
+    let returning = saved.is_some();
+    let saved = saved.unwrap_or_default();
     let mut s = Session {
         state,
         user,
-        campaign: None,
-        phase: Phase::Paused,
+        campaign: saved.campaign,
+        phase: saved.phase,
     };
-    let welcome = s.welcome().await;
-    if send(&mut socket, &welcome).await.is_err() {
-        return;
+    let mut opening = vec![s.welcome().await];
+    if returning {
+        opening.extend(s.restore().await);
+    }
+    for message in &opening {
+        if send(&mut socket, message).await.is_err() {
+            return;
+        }
     }
     loop {
         let replies = tokio::select! {
@@ -60,6 +76,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User) {
                 Err(RecvError::Closed) => break,
             },
         };
+        s.remember();
         for reply in replies {
             if send(&mut socket, &reply).await.is_err() {
                 s.dropped().await;
@@ -79,6 +96,82 @@ async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), ()>
 }
 
 impl Session {
+    fn remember(&self) {
+        self.state.desks.save(
+            self.user.id,
+            Saved {
+                campaign: self.campaign,
+                phase: self.phase.clone(),
+            },
+        );
+    }
+
+    /// Tells a reconnected page what it was doing: the call in progress
+    /// (which the next audio offer moves to the new leg) or the wrap-up
+    /// still due. A call that ended while the page was away becomes a
+    /// wrap-up.
+    async fn restore(&mut self) -> Vec<ServerMessage> {
+        if let Phase::InCall(call) = &self.phase {
+            let ended = self
+                .state
+                .store
+                .attempt_by_ref(self.user.account_id, call)
+                .await
+                .map(|a| a.ended_at.is_some())
+                .unwrap_or(true);
+            if ended {
+                self.phase = Phase::WrapUp(call.clone());
+                self.tell_floor(AgentState::WrapUp).await;
+            }
+        }
+        let mut out = vec![self.state_message(Some("reconnected".into()))];
+        match self.phase.clone() {
+            Phase::InCall(call) => {
+                if let Some(contact) = self.card(&call).await {
+                    out.push(ServerMessage::Call {
+                        call_ref: call,
+                        contact: Box::new(contact),
+                    });
+                }
+            }
+            Phase::WrapUp(call) => out.push(ServerMessage::CallEnded {
+                call_ref: call,
+                cause: None,
+                dispositions: self.dispositions().await,
+            }),
+            Phase::Ready | Phase::Paused => {}
+        }
+        self.remember();
+        out
+    }
+
+    async fn tell_floor(&self, state: AgentState) {
+        if let (Some(floor), Some(campaign)) = (self.state.floor.as_ref(), self.campaign) {
+            let _ = floor
+                .agent(
+                    self.user.account_id,
+                    campaign,
+                    self.user.id,
+                    state,
+                    self.state.legs.get(self.user.id),
+                )
+                .await;
+        }
+    }
+
+    async fn dispositions(&self) -> Vec<String> {
+        match self.campaign {
+            Some(c) => self
+                .state
+                .store
+                .campaign_settings(self.user.account_id, c)
+                .await
+                .map(|s| s.dispositions.into_iter().map(|d| d.name).collect())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
     async fn welcome(&self) -> ServerMessage {
         let account = self.user.account_id;
         let mut campaigns = Vec::new();
@@ -297,16 +390,7 @@ impl Session {
                         .await;
                 }
                 publish_agent_state(&self.state, &self.user, Shown::WrapUp, None);
-                let dispositions = match self.campaign {
-                    Some(c) => self
-                        .state
-                        .store
-                        .campaign_settings(self.user.account_id, c)
-                        .await
-                        .map(|s| s.dispositions.into_iter().map(|d| d.name).collect())
-                        .unwrap_or_default(),
-                    None => Vec::new(),
-                };
+                let dispositions = self.dispositions().await;
                 vec![
                     self.state_message(None),
                     ServerMessage::CallEnded {
@@ -349,19 +433,14 @@ impl Session {
         }
     }
 
-    /// The browser went away: the agent is paused, a call in progress stays up.
+    /// The browser went away: the agent is paused, and a call in progress
+    /// or a wrap-up due stays as it is for the page's return.
     async fn dropped(&mut self) {
-        if let (Some(floor), Some(campaign)) = (self.state.floor.as_ref(), self.campaign) {
-            let _ = floor
-                .agent(
-                    self.user.account_id,
-                    campaign,
-                    self.user.id,
-                    AgentState::Paused,
-                    self.state.legs.get(self.user.id),
-                )
-                .await;
+        if matches!(self.phase, Phase::Ready | Phase::Paused) {
+            self.tell_floor(AgentState::Paused).await;
+            self.phase = Phase::Paused;
         }
+        self.remember();
         publish_agent_state(&self.state, &self.user, Shown::Paused, Some("disconnected"));
     }
 }
