@@ -101,7 +101,10 @@ function render() {
 
 function drawChart() {
   const canvas = document.getElementById("chart");
+  const width = Math.max(240, Math.floor(canvas.clientWidth));
+  if (canvas.width !== width) canvas.width = width;
   const ctx = canvas.getContext("2d");
+  ctx.font = "12px system-ui, sans-serif";
   const now = Math.floor(Date.now() / 60000);
   for (const m of perMinute.keys()) if (m < now - 60) perMinute.delete(m);
   const minutes = [...Array(60).keys()].map((i) => perMinute.get(now - 59 + i) || { calls: 0, answered: 0, abandoned: 0 });
