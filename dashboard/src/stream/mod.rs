@@ -23,6 +23,12 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/api/stream", get(stream))
 }
 
+/// Bytes a stream's reader reserves. Supervisors send little more than a
+/// close, and tungstenite zeroes the whole buffer before every read, which
+/// happens each time a frame goes out: the 128 KiB default cost that memset
+/// per frame per client, and 128 KiB of resident memory per client.
+const READ_BUFFER: usize = 4096;
+
 #[derive(Deserialize)]
 struct StreamQuery {
     since: Option<u64>,
@@ -39,7 +45,9 @@ async fn stream(
     same_origin(&headers)?;
     let account = me.account();
     tracing::debug!(user_id = %me.user.id, since = ?q.since, "stream attached");
-    Ok(ws.on_upgrade(move |socket| serve(socket, state, account, q.since)))
+    Ok(ws
+        .read_buffer_size(READ_BUFFER)
+        .on_upgrade(move |socket| serve(socket, state, account, q.since)))
 }
 
 /// Refuses a websocket opened by another site's page (the browser sends
