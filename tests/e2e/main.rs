@@ -15,3 +15,4 @@ mod privacy;
 mod softphone;
 mod stream;
 mod tenancy;
+mod wallboard;

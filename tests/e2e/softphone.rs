@@ -12,7 +12,7 @@
 //! during the call.
 
 #[path = "../../sip-gateway/tests/webrtc/cdp.rs"]
-mod cdp;
+pub(crate) mod cdp;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -40,7 +40,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 /// One Chromium and one sipp at a time: two of each on two cores would
 /// starve the real-time audio the test measures.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+pub(crate) static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_page_takes_a_call_in_chromium_on_sqlite() {
@@ -280,7 +280,7 @@ fn with_ids(expression: &str) -> String {
 }
 
 /// Resolves once `condition` holds in the page, failing after 20 s with the page's status line.
-async fn until(cdp: &mut Cdp, page: &str, condition: &str) -> Result<()> {
+pub(crate) async fn until(cdp: &mut Cdp, page: &str, condition: &str) -> Result<()> {
     let script = format!(
         "new Promise((resolve, reject) => {{ const $ = (id) => document.getElementById(id); \
          const start = Date.now(); const check = () => {{ \
@@ -383,7 +383,7 @@ async fn record_the_call(bus: EventBus, gateway: Gateway, path: PathBuf) -> Resu
 }
 
 /// Returns Chromium when it and sipp are installed; fails under `CI=true` without them.
-async fn peers_or_skip() -> Option<PathBuf> {
+pub(crate) async fn peers_or_skip() -> Option<PathBuf> {
     let sipp = Command::new("sipp")
         .arg("-v")
         .stdout(Stdio::null())
@@ -411,14 +411,14 @@ async fn peers_or_skip() -> Option<PathBuf> {
 }
 
 /// sipp playing the provider: a digest challenge, then answer and echo until our BYE.
-struct Sipp {
+pub(crate) struct Sipp {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     log: PathBuf,
 }
 
 impl Sipp {
-    fn start(dir: &Path) -> Sipp {
+    pub(crate) fn start(dir: &Path) -> Sipp {
         let port = free_port();
         let media = free_port();
         let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/auth_401.xml");
@@ -443,7 +443,7 @@ impl Sipp {
     }
 
     /// Waits for sipp's one call to finish and asserts its scenario passed.
-    async fn passed(mut self) {
+    pub(crate) async fn passed(mut self) {
         let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
             .await
             .expect("sipp finishes its scenario")
@@ -468,7 +468,7 @@ fn free_port() -> u16 {
 }
 
 /// Writes three seconds of a sine at 48 kHz, 16-bit mono; Chromium loops it.
-fn write_tone(path: &Path, frequency: f64) -> Result<()> {
+pub(crate) fn write_tone(path: &Path, frequency: f64) -> Result<()> {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 48_000,

@@ -1,0 +1,214 @@
+//! The supervisor's wallboard in a real headless Chromium: a call placed by
+//! a campaign dialling sipp appears, connects to the agent and ends.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use crm::model::{ContactFields, Role};
+use crm::store::campaign_settings::{CampaignSettings, DialMode};
+use crm::testing::TestBackend;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use sip_gateway::carrier::{Mix, Outcome};
+use sip_gateway::gateway::{Secret, TrunkConfig};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::dialler::{agent_phone, carrier, zone_where};
+use crate::helpers::{spawn_app_with, TestApp};
+use crate::softphone::cdp::{Cdp, Chromium};
+use crate::softphone::{peers_or_skip, until, write_tone, Sipp, ONE_AT_A_TIME};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wallboard_shows_a_call_appear_connect_and_end() {
+    let Some(binary) = peers_or_skip().await else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = std::env::temp_dir().join(format!("dialcrm-wallboard-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let sipp = Sipp::start(&dir);
+    let phones = carrier(Mix::always(Outcome::Answer), 1000.0, None).await;
+    let mut provider = TrunkConfig::new(
+        "provider",
+        format!("127.0.0.1:{}", sipp.port).parse().expect("addr"),
+    );
+    provider.username = Some("acct".into());
+    provider.password = Secret::new("s3cret");
+    let trunks = vec![provider, TrunkConfig::new("phones", phones.sip_addr())];
+    let t = spawn_app_with(TestBackend::Sqlite, false, trunks)
+        .await
+        .expect("SQLite is always there");
+    let outcome = watch(&t, &binary, &dir).await;
+    t.app.stop().await.expect("stops");
+    t.db.finish().await;
+    outcome.expect("the wallboard followed the call");
+    sipp.passed().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn watch(t: &TestApp, binary: &std::path::Path, dir: &std::path::Path) -> Result<()> {
+    let s = &t.db.store;
+    let now = Utc::now();
+    let acme = t.account("acme", 5).await;
+    let sup_pw = t.user(&acme, "sue", Role::Supervisor).await;
+    let agent_pw = t.user(&acme, "al", Role::Agent).await;
+    let agent = s.credentials("al").await?.context("al exists")?.0;
+    let list = s.create_list(acme.id, "L", "GB", now).await?;
+    let contact = s
+        .create_contact(
+            acme.id,
+            &ContactFields {
+                first_name: "Wally".into(),
+                phone_e164: "+447700900888".into(),
+                phone_raw: "07700 900888".into(),
+                time_zone: Some(zone_where(10..=18).into()),
+                custom_fields: json!({}),
+                ..ContactFields::default()
+            },
+            now,
+        )
+        .await?;
+    s.add_to_list(acme.id, list.id, contact.id, now).await?;
+    let campaign = s
+        .create_campaign(acme.id, "Board", "+441632960000", now)
+        .await?;
+    s.attach_list(acme.id, campaign.id, list.id, 0).await?;
+    let mut settings = CampaignSettings::defaults("+441632960000");
+    settings.mode = DialMode::Progressive;
+    settings.trunk = "provider".into();
+    s.update_campaign_settings(acme.id, campaign.id, &settings, now)
+        .await?;
+    let sup = t.login("sue", &sup_pw).await;
+    let started = sup
+        .post(t.url(&format!("/api/campaigns/{}/start", campaign.id)))
+        .send()
+        .await?;
+    anyhow::ensure!(started.status() == 200, "the campaign starts");
+
+    let tone = dir.join("tone.wav");
+    write_tone(&tone, 440.0)?;
+    let chromium = Chromium::start(binary, &dir.join("profile"), &tone).await?;
+    let mut cdp = Cdp::connect(&chromium.ws_url).await?;
+    let result = follow(&mut cdp, t, &sup_pw, agent.id, &agent_pw).await;
+    chromium.stop(&mut cdp).await;
+    result
+}
+
+async fn follow(
+    cdp: &mut Cdp,
+    t: &TestApp,
+    sup_pw: &str,
+    agent: crm::model::UserId,
+    agent_pw: &str,
+) -> Result<()> {
+    let page = cdp.open_page(&t.url("/login")).await?;
+    let login = format!(
+        "(() => {{ const f = document.getElementById('login'); f.username.value = 'sue'; \
+         f.password.value = {}; f.requestSubmit(); return true; }})()",
+        serde_json::to_string(sup_pw)?
+    );
+    cdp.evaluate(&page, &login).await?;
+    landed_on_wallboard(cdp, &page).await?;
+
+    // The agent works from a desk phone standing in for the browser leg.
+    let leg = agent_phone(&t.app.telephony.gateway).await;
+    t.app.legs.set(agent, leg);
+    let cookie = t.session_cookie("al", agent_pw).await;
+    let mut req = format!("ws://{}/api/agent/ws", t.app.http_addr).into_client_request()?;
+    req.headers_mut().insert("cookie", cookie.parse()?);
+    let (mut desk, _) = tokio_tungstenite::connect_async(req).await?;
+    let campaign = t.db.store.campaigns(agent_account(t, agent).await?).await?[0].id;
+    desk.send(Message::Text(
+        json!({"type": "ready", "campaign_id": campaign.0})
+            .to_string()
+            .into(),
+    ))
+    .await?;
+
+    until(
+        cdp,
+        &page,
+        "document.querySelector('#agents tbody tr') !== null",
+    )
+    .await?;
+    until(
+        cdp,
+        &page,
+        "[...document.querySelectorAll('#calls tbody tr')].some(r => \
+         r.dataset.state === 'connected' && r.children[3].textContent === 'al')",
+    )
+    .await
+    .context("the call shows connected to the agent")?;
+    until(
+        cdp,
+        &page,
+        "[...document.querySelectorAll('#agents tbody tr')].some(r => \
+         r.dataset.state === 'in_call' && r.children[0].textContent === 'al')",
+    )
+    .await
+    .context("the agent shows in a call")?;
+
+    // The agent hangs up; the call leaves the board.
+    wait_for_call(&mut desk).await?;
+    desk.send(Message::Text(json!({"type": "hangup"}).to_string().into()))
+        .await?;
+    until(
+        cdp,
+        &page,
+        "document.querySelectorAll('#calls tbody tr').length === 0",
+    )
+    .await
+    .context("the ended call leaves the board")?;
+    until(
+        cdp,
+        &page,
+        "[...document.querySelectorAll('#figures tbody td')].length > 0",
+    )
+    .await
+    .context("campaign figures are shown")?;
+    Ok(())
+}
+
+async fn landed_on_wallboard(cdp: &mut Cdp, page: &str) -> Result<()> {
+    let check = "location.pathname === '/supervisor' && document.readyState === 'complete' \
+         && document.getElementById('link').dataset.state === 'live'";
+    for _ in 0..150 {
+        // Evaluating fails while the document is being replaced; try again.
+        if let Ok(serde_json::Value::Bool(true)) = cdp.evaluate(page, check).await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the login form did not lead to a live wallboard")
+}
+
+async fn agent_account(t: &TestApp, agent: crm::model::UserId) -> Result<crm::model::AccountId> {
+    let accounts = t.db.store.accounts().await?;
+    for a in accounts {
+        if t.db.store.user(a.id, agent).await.is_ok() {
+            return Ok(a.id);
+        }
+    }
+    anyhow::bail!("the agent belongs to no account")
+}
+
+type Desk =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn wait_for_call(desk: &mut Desk) -> Result<()> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), desk.next())
+            .await
+            .context("the desk got a call")?
+            .context("desk open")??;
+        if let Message::Text(text) = msg {
+            let v: serde_json::Value = serde_json::from_str(&text)?;
+            if v["type"] == "call" {
+                return Ok(());
+            }
+        }
+    }
+}
