@@ -121,6 +121,19 @@ pub enum Event {
         /// When they were taken.
         at: DateTime<Utc>,
     },
+    /// A contact offered to an agent in a preview campaign, to call or skip.
+    PreviewOffered {
+        /// The account.
+        account: AccountId,
+        /// The campaign.
+        campaign_id: CampaignId,
+        /// The agent it is offered to.
+        agent: UserId,
+        /// The lead, or `None` when nobody may be called now.
+        lead_id: Option<i64>,
+        /// The contact to show.
+        contact_id: Option<crate::model::ContactId>,
+    },
     /// A list import advanced.
     ImportProgress {
         /// The importing account.
@@ -152,6 +165,7 @@ impl Event {
             Event::AgentState { account, .. }
             | Event::CallState { account, .. }
             | Event::CampaignFigures { account, .. }
+            | Event::PreviewOffered { account, .. }
             | Event::ImportProgress { account, .. }
             | Event::Alert { account, .. } => *account,
         }

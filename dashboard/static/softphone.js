@@ -78,6 +78,9 @@
       case "state":
         setState(m.state, m.reason);
         break;
+      case "preview":
+        showPreview(m);
+        break;
       case "call":
         showCall(m.call_ref, m.contact);
         break;
@@ -199,6 +202,26 @@
   function showCall(callRef, contact) {
     desk.call = { call_ref: callRef, since: Date.now(), ended: null };
     clearWrapup();
+    $("preview-actions").hidden = true;
+    const name = renderContact(contact);
+    $("contact").dataset.callRef = callRef;
+    status(`Connected to ${name}.`);
+  }
+
+  // Preview campaigns: the contact comes first; the agent calls or skips.
+  function showPreview(m) {
+    if (!m.contact) {
+      $("contact").hidden = true;
+      $("preview-actions").hidden = true;
+      status("Nobody may be called now in this campaign.");
+      return;
+    }
+    const name = renderContact(m.contact);
+    $("preview-actions").hidden = false;
+    status(`Preview: call ${name}, or skip to the next contact.`);
+  }
+
+  function renderContact(contact) {
     const name = `${contact.first_name || ""} ${contact.last_name || ""}`.trim() || contact.phone_e164;
     $("contact-name").textContent = name;
     const dl = $("contact-fields");
@@ -233,8 +256,7 @@
     }));
     if (history.length === 0) ul.append(Object.assign(document.createElement("li"), { textContent: "None." }));
     $("contact").hidden = false;
-    $("contact").dataset.callRef = callRef;
-    status(`Connected to ${name}.`);
+    return name;
   }
 
   function callEnded(m) {
@@ -419,6 +441,10 @@
   $("ready").addEventListener("click", ready);
   $("pause").addEventListener("click", pause);
   $("hangup").addEventListener("click", hangup);
+  $("preview-call").addEventListener("click", () => {
+    if (send({ type: "preview_call" })) $("preview-actions").hidden = true;
+  });
+  $("preview-skip").addEventListener("click", () => send({ type: "preview_skip" }));
   $("mute").addEventListener("click", toggleMute);
   $("wrapup").addEventListener("submit", (ev) => {
     ev.preventDefault();

@@ -357,6 +357,75 @@ async fn busy_lines_are_recorded_as_busy() {
     handle.stop().await;
 }
 
+async fn preview(reports: &mut mpsc::UnboundedReceiver<Report>) -> Option<Lead> {
+    loop {
+        if let Report::Preview { lead, .. } = next_report(reports).await {
+            return lead;
+        }
+    }
+}
+
+#[tokio::test]
+async fn preview_shows_the_contact_first_and_dials_only_what_the_agent_chooses() {
+    let f = floor(Mix::always(Outcome::Answer), Some(Duration::from_secs(1))).await;
+    let leg = agent_leg(&f.gateway).await;
+    let leads = MemoryLeads::with(&["+441632960401", "+441632960402", "+441632960403"]);
+    let (tx, mut reports) = mpsc::unbounded_channel();
+    let handle = runner::spawn(
+        plan(Mode::Preview, None),
+        leads.clone(),
+        f.gateway.clone(),
+        tx,
+    );
+    let agent = AgentId(4);
+    handle.agent(AgentUpdate::State {
+        agent,
+        state: AgentState::Ready,
+        leg: Some(leg),
+    });
+    handle.agent(AgentUpdate::PreviewNext { agent });
+    let first = preview(&mut reports).await.expect("a lead to look at");
+    assert_eq!(first.id, 1);
+    assert_eq!(
+        leads.placed_and_answered().0,
+        0,
+        "nothing is dialled on preview"
+    );
+    handle.agent(AgentUpdate::PreviewSkip { agent });
+    handle.agent(AgentUpdate::PreviewNext { agent });
+    let second = preview(&mut reports).await.expect("another lead");
+    assert_eq!(second.id, 2, "the skipped lead is held back");
+    handle.agent(AgentUpdate::PreviewCall { agent });
+    let Report::Call {
+        lead, agent: who, ..
+    } = phase(&mut reports, CallPhase::Connected).await
+    else {
+        unreachable!("phase returns call reports")
+    };
+    assert_eq!(
+        (lead.id, who),
+        (2, Some(agent)),
+        "the chosen lead, to this agent"
+    );
+    phase(&mut reports, CallPhase::Ended).await;
+    handle.agent(AgentUpdate::State {
+        agent,
+        state: AgentState::Ready,
+        leg: Some(leg),
+    });
+    handle.agent(AgentUpdate::PreviewNext { agent });
+    let third = preview(&mut reports).await.expect("the last lead");
+    assert_eq!(third.id, 3);
+    assert_eq!(
+        leads.placed_and_answered().0,
+        1,
+        "only the chosen call was placed"
+    );
+    handle.stop().await;
+    let released = leads.0.lock().expect("lock").released.clone();
+    assert_eq!(released, vec![1, 3], "held leads are given back on stop");
+}
+
 fn write_wav(path: &std::path::Path, samples: &[i16]) {
     let spec = hound::WavSpec {
         channels: 1,

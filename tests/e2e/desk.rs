@@ -207,13 +207,13 @@ async fn agent_day(backend: crm::testing::TestBackend) {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn say(ws: &mut Ws, message: Value) {
+pub(crate) async fn say(ws: &mut Ws, message: Value) {
     ws.send(Message::Text(message.to_string().into()))
         .await
         .expect("sent");
 }
 
-async fn next(ws: &mut Ws) -> Value {
+pub(crate) async fn next(ws: &mut Ws) -> Value {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
             .await
@@ -226,7 +226,7 @@ async fn next(ws: &mut Ws) -> Value {
     }
 }
 
-async fn wait_for(ws: &mut Ws, kind: &str) -> Value {
+pub(crate) async fn wait_for(ws: &mut Ws, kind: &str) -> Value {
     loop {
         let m = next(ws).await;
         if m["type"] == kind {
@@ -234,4 +234,100 @@ async fn wait_for(ws: &mut Ws, kind: &str) -> Value {
         }
         assert_ne!(m["type"], "error", "unexpected error: {m}");
     }
+}
+
+#[tokio::test]
+async fn preview_shows_the_contact_before_the_agent_calls_or_skips() {
+    let customers = carrier(Mix::always(Outcome::Answer), 440.0, Some(1)).await;
+    let phones = carrier(Mix::always(Outcome::Answer), 1000.0, None).await;
+    let mut trunk = TrunkConfig::new("customers", customers.sip_addr());
+    trunk.max_cps = 100;
+    let trunks = vec![trunk, TrunkConfig::new("phones", phones.sip_addr())];
+    let Some(t) = spawn_app_with(crm::testing::TestBackend::Sqlite, false, trunks).await else {
+        return;
+    };
+    let s = &t.db.store;
+    let now = Utc::now();
+    let acme = t.account("acme", 5).await;
+    let sup_pw = t.user(&acme, "sue", Role::Supervisor).await;
+    let agent_pw = t.user(&acme, "al", Role::Agent).await;
+    let agent = s.credentials("al").await.expect("q").expect("al").0;
+    let list = s.create_list(acme.id, "L", "GB", now).await.expect("list");
+    for (i, name) in ["Skipped", "Chosen"].iter().enumerate() {
+        let phone = format!("+44770090091{i}");
+        let c = s
+            .create_contact(
+                acme.id,
+                &ContactFields {
+                    first_name: (*name).into(),
+                    phone_e164: phone.clone(),
+                    phone_raw: phone,
+                    time_zone: Some(zone_where(10..=18).into()),
+                    custom_fields: json!({}),
+                    ..ContactFields::default()
+                },
+                now,
+            )
+            .await
+            .expect("contact");
+        s.add_to_list(acme.id, list.id, c.id, now)
+            .await
+            .expect("member");
+    }
+    let campaign = s
+        .create_campaign(acme.id, "Look first", "+441632960000", now)
+        .await
+        .expect("campaign");
+    s.attach_list(acme.id, campaign.id, list.id, 0)
+        .await
+        .expect("attach");
+    let mut settings = CampaignSettings::defaults("+441632960000");
+    settings.mode = DialMode::Preview;
+    s.update_campaign_settings(acme.id, campaign.id, &settings, now)
+        .await
+        .expect("settings");
+    let sup = t.login("sue", &sup_pw).await;
+    let r = sup
+        .post(t.url(&format!("/api/campaigns/{}/start", campaign.id)))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    let leg = agent_phone(&t.app.telephony.gateway).await;
+    t.app.legs.set(agent.id, leg);
+    let cookie = t.session_cookie("al", &agent_pw).await;
+    let mut req = format!("ws://{}/api/agent/ws", t.app.http_addr)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut()
+        .insert("cookie", cookie.parse().expect("header"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("opens");
+    assert_eq!(next(&mut ws).await["type"], "welcome");
+    say(
+        &mut ws,
+        json!({"type": "ready", "campaign_id": campaign.id.0}),
+    )
+    .await;
+    let first = wait_for(&mut ws, "preview").await;
+    assert_eq!(first["contact"]["first_name"], "Skipped");
+    say(&mut ws, json!({"type": "preview_skip"})).await;
+    let second = wait_for(&mut ws, "preview").await;
+    assert_eq!(second["contact"]["first_name"], "Chosen");
+    assert_eq!(
+        customers.stats().calls,
+        0,
+        "nothing dialled while previewing"
+    );
+    say(&mut ws, json!({"type": "preview_call"})).await;
+    let card = wait_for(&mut ws, "call").await;
+    assert_eq!(card["contact"]["first_name"], "Chosen");
+    wait_for(&mut ws, "call_ended").await;
+    assert_eq!(
+        customers.stats().calls,
+        1,
+        "only the chosen contact was dialled"
+    );
+    ws.close(None).await.expect("close");
+    t.app.stop().await.expect("stops");
+    t.db.finish().await;
 }

@@ -29,6 +29,10 @@ pub enum ClientMessage {
     },
     /// Hang up the call in progress.
     Hangup,
+    /// In a preview campaign, call the contact on screen.
+    PreviewCall,
+    /// In a preview campaign, skip the contact on screen and see the next.
+    PreviewSkip,
     /// Save the outcome of the last call.
     Disposition {
         /// The call it is for.
@@ -75,6 +79,14 @@ pub enum ServerMessage {
         campaign_id: Option<CampaignId>,
         /// Why paused.
         reason: Option<String>,
+    },
+    /// In a preview campaign, the next contact to call or skip; `contact`
+    /// is absent when nobody may be called now.
+    Preview {
+        /// The lead on screen.
+        lead_id: Option<i64>,
+        /// The contact's card.
+        contact: Option<Box<ContactCard>>,
     },
     /// A call was connected to the agent: the contact card.
     Call {

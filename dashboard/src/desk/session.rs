@@ -7,12 +7,14 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use crm::events::{AgentState as Shown, CallState, Event};
 use crm::model::{CampaignId, CampaignStatus, User};
 use dialer::pacer::AgentState;
+use dialer::runner::AgentUpdate;
 use sip_gateway::gateway::CallRef;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::protocol::{CampaignSummary, ClientMessage, ContactCard, ServerMessage, VERSION};
 use super::wrapup;
 use crate::auth::publish_agent_state;
+use crate::floor::agent_id;
 use crate::AppState;
 
 /// Where the agent is in the cycle of calls.
@@ -30,6 +32,11 @@ pub(crate) enum Phase {
 pub(crate) struct Saved {
     campaign: Option<CampaignId>,
     phase: Phase,
+}
+
+enum PreviewChoice {
+    Call,
+    Skip,
 }
 
 struct Session {
@@ -205,6 +212,8 @@ impl Session {
             ClientMessage::WebrtcOffer { sdp } => self.offer(&sdp).await,
             ClientMessage::Ready { campaign_id } => self.ready(campaign_id).await,
             ClientMessage::Pause { code } => self.pause(code).await,
+            ClientMessage::PreviewCall => self.preview(PreviewChoice::Call).await,
+            ClientMessage::PreviewSkip => self.preview(PreviewChoice::Skip).await,
             ClientMessage::Hangup => match &self.phase {
                 Phase::InCall(call) => {
                     let hung = match (CallRef::from_str(call), self.state.floor.as_ref()) {
@@ -323,7 +332,45 @@ impl Session {
         self.campaign = Some(campaign);
         self.phase = Phase::Ready;
         publish_agent_state(&self.state, &self.user, Shown::Ready, None);
+        let previewing = self
+            .state
+            .store
+            .campaign_settings(self.user.account_id, campaign)
+            .await
+            .is_ok_and(|s| s.mode == crm::store::campaign_settings::DialMode::Preview);
+        if previewing {
+            let next = AgentUpdate::PreviewNext {
+                agent: agent_id(self.user.id),
+            };
+            let _ = floor.preview(self.user.account_id, campaign, next).await;
+        }
         vec![self.state_message(None)]
+    }
+
+    async fn preview(&mut self, choice: PreviewChoice) -> Vec<ServerMessage> {
+        let (Some(floor), Some(campaign), Phase::Ready) =
+            (self.state.floor.clone(), self.campaign, &self.phase)
+        else {
+            return vec![error("go ready in a preview campaign first".into())];
+        };
+        let agent = agent_id(self.user.id);
+        let updates = match choice {
+            PreviewChoice::Call => vec![AgentUpdate::PreviewCall { agent }],
+            PreviewChoice::Skip => vec![
+                AgentUpdate::PreviewSkip { agent },
+                AgentUpdate::PreviewNext { agent },
+            ],
+        };
+        for update in updates {
+            if floor
+                .preview(self.user.account_id, campaign, update)
+                .await
+                .is_err()
+            {
+                return vec![error("that campaign is not dialling".into())];
+            }
+        }
+        Vec::new()
     }
 
     async fn pause(&mut self, code: String) -> Vec<ServerMessage> {
@@ -347,6 +394,26 @@ impl Session {
     }
 
     async fn event(&mut self, event: &Event) -> Vec<ServerMessage> {
+        if let Event::PreviewOffered {
+            account,
+            agent,
+            lead_id,
+            contact_id,
+            ..
+        } = event
+        {
+            if *account != self.user.account_id || *agent != self.user.id {
+                return Vec::new();
+            }
+            let contact = match contact_id {
+                Some(c) => self.card_of(*c).await.map(Box::new),
+                None => None,
+            };
+            return vec![ServerMessage::Preview {
+                lead_id: *lead_id,
+                contact,
+            }];
+        }
         let Event::CallState {
             account,
             call_ref,
@@ -405,10 +472,19 @@ impl Session {
     }
 
     async fn card(&self, call_ref: &str) -> Option<ContactCard> {
+        let attempt = self
+            .state
+            .store
+            .attempt_by_ref(self.user.account_id, call_ref)
+            .await
+            .ok()?;
+        self.card_of(attempt.contact_id?).await
+    }
+
+    async fn card_of(&self, contact: crm::model::ContactId) -> Option<ContactCard> {
         let store = &self.state.store;
         let account = self.user.account_id;
-        let attempt = store.attempt_by_ref(account, call_ref).await.ok()?;
-        let contact = store.contact(account, attempt.contact_id?).await.ok()?;
+        let contact = store.contact(account, contact).await.ok()?;
         let history = store
             .interactions_for_contact(account, contact.id)
             .await

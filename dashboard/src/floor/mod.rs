@@ -159,6 +159,23 @@ impl Floor {
         }
     }
 
+    /// Passes an agent's preview choice (next, call, skip) to a campaign.
+    pub async fn preview(
+        &self,
+        account: AccountId,
+        campaign: CampaignId,
+        update: AgentUpdate,
+    ) -> Result<(), StoreError> {
+        let running = self.running.lock().await;
+        match running.get(&campaign) {
+            Some(r) if r.account == account => {
+                r.handle.agent(update);
+                Ok(())
+            }
+            _ => Err(StoreError::NotFound),
+        }
+    }
+
     /// Stops every campaign.
     pub async fn shutdown(&self) {
         let all: Vec<_> = self.running.lock().await.drain().collect();

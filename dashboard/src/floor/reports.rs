@@ -23,6 +23,13 @@ pub async fn forward(
 fn event(report: Report, account: AccountId, campaign: CampaignId) -> Event {
     let at = Utc::now();
     match report {
+        Report::Preview { agent, lead } => Event::PreviewOffered {
+            account,
+            campaign_id: campaign,
+            agent: user_id(agent),
+            lead_id: lead.as_ref().map(|l| l.id),
+            contact_id: lead.map(|l| crm::model::ContactId(l.contact_id)),
+        },
         Report::Call {
             call_ref,
             phase,

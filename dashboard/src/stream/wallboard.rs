@@ -139,7 +139,7 @@ impl Wallboard {
                     },
                 );
             }
-            Event::ImportProgress { .. } | Event::Alert { .. } => {}
+            Event::ImportProgress { .. } | Event::Alert { .. } | Event::PreviewOffered { .. } => {}
         }
     }
 

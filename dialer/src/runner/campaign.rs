@@ -26,9 +26,14 @@ pub struct CampaignRunner<L> {
     lines: BTreeMap<LineId, Line>,
     by_call: HashMap<CallRef, LineId>,
     legs: BTreeMap<AgentId, CallRef>,
+    previews: BTreeMap<AgentId, Lead>,
+    skipped: Vec<(Lead, Instant)>,
     dialled: u64,
     answered: u64,
 }
+
+/// How long a lead an agent skipped in preview stays held back.
+const SKIP_HOLD: Duration = Duration::from_secs(600);
 
 struct Line {
     lead: Lead,
@@ -60,6 +65,8 @@ impl<L: LeadSource> CampaignRunner<L> {
             lines: BTreeMap::new(),
             by_call: HashMap::new(),
             legs: BTreeMap::new(),
+            previews: BTreeMap::new(),
+            skipped: Vec::new(),
             dialled: 0,
             answered: 0,
         }
@@ -86,7 +93,7 @@ impl<L: LeadSource> CampaignRunner<L> {
                     self.pacer.handle_timeout(Instant::now().into_std());
                 }
                 update = agents.recv() => match update {
-                    Some(update) => self.agent(update),
+                    Some(update) => self.agent(update).await,
                     None => break,
                 },
                 event = events.recv() => match event {
@@ -96,16 +103,41 @@ impl<L: LeadSource> CampaignRunner<L> {
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
-                _ = tick.tick() => self.figures(),
+                _ = tick.tick() => {
+                    self.figures();
+                    self.release_skipped(false).await;
+                }
             }
         }
         for line in self.lines.values() {
             let _ = self.gateway.hangup(line.call).await;
         }
+        self.release_skipped(true).await;
+        let previews = std::mem::take(&mut self.previews);
+        for lead in previews.values() {
+            let _ = self.leads.release(lead).await;
+        }
     }
 
-    fn agent(&mut self, update: AgentUpdate) {
-        let AgentUpdate::State { agent, state, leg } = update;
+    async fn agent(&mut self, update: AgentUpdate) {
+        let (agent, state, leg) = match update {
+            AgentUpdate::State { agent, state, leg } => (agent, state, leg),
+            AgentUpdate::PreviewNext { agent } => return self.preview_next(agent).await,
+            AgentUpdate::PreviewCall { agent } => {
+                if self.previews.contains_key(&agent) {
+                    let now = Instant::now().into_std();
+                    self.pacer
+                        .handle_input(PacerInput::PreviewDial { agent }, now);
+                }
+                return;
+            }
+            AgentUpdate::PreviewSkip { agent } => {
+                if let Some(lead) = self.previews.remove(&agent) {
+                    self.skipped.push((lead, Instant::now()));
+                }
+                return;
+            }
+        };
         match leg {
             Some(leg) if state != AgentState::LoggedOut => {
                 self.legs.insert(agent, leg);
@@ -126,9 +158,44 @@ impl<L: LeadSource> CampaignRunner<L> {
             .handle_input(PacerInput::Agent { agent, state }, now);
     }
 
+    /// Offers the agent the next lead to preview, holding it for them.
+    async fn preview_next(&mut self, agent: AgentId) {
+        if let Some(lead) = self.previews.get(&agent) {
+            let lead = Some(lead.clone());
+            let _ = self.reports.send(Report::Preview { agent, lead });
+            return;
+        }
+        let lead = match self.leads.claim(1).await {
+            Ok(mut leads) => leads.pop(),
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming a lead to preview failed");
+                None
+            }
+        };
+        if let Some(lead) = &lead {
+            self.previews.insert(agent, lead.clone());
+        }
+        let _ = self.reports.send(Report::Preview { agent, lead });
+    }
+
+    /// Gives back skipped leads once held long enough, or all of them.
+    async fn release_skipped(&mut self, all: bool) {
+        let now = Instant::now();
+        let (due, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.skipped)
+            .into_iter()
+            .partition(|(_, at)| all || now.duration_since(*at) >= SKIP_HOLD);
+        self.skipped = kept;
+        for (lead, _) in due {
+            if let Err(e) = self.leads.release(&lead).await {
+                tracing::warn!(error = %e, "releasing a skipped lead failed");
+            }
+        }
+    }
+
     async fn drain_pacer(&mut self) {
         while let Some(order) = self.pacer.poll_dial() {
-            self.dial(order.line).await;
+            let previewed = order.agent.and_then(|a| self.previews.remove(&a));
+            self.dial(order.line, previewed).await;
         }
         while let Some(event) = self.pacer.poll_event() {
             match event {
@@ -138,9 +205,13 @@ impl<L: LeadSource> CampaignRunner<L> {
         }
     }
 
-    async fn dial(&mut self, line: LineId) {
+    async fn dial(&mut self, line: LineId, previewed: Option<Lead>) {
         let now = || Instant::now().into_std();
-        let lead = match self.leads.claim(1).await {
+        let claimed = match previewed {
+            Some(lead) => Ok(vec![lead]),
+            None => self.leads.claim(1).await,
+        };
+        let lead = match claimed {
             Ok(mut leads) if !leads.is_empty() => leads.swap_remove(0),
             Ok(_) => {
                 self.pacer.handle_input(

@@ -117,6 +117,22 @@ pub enum AgentUpdate {
         /// The agent's nailed-up media leg, when connected.
         leg: Option<CallRef>,
     },
+    /// In a preview campaign, the agent asks for the next contact to look at.
+    PreviewNext {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The agent chose to call the contact on screen.
+    PreviewCall {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The agent chose not to call the contact on screen; it is held back
+    /// from this agent's next previews for a while.
+    PreviewSkip {
+        /// The agent.
+        agent: AgentId,
+    },
 }
 
 /// Where a call is, as reported outward.
@@ -151,6 +167,14 @@ pub enum Report {
         agent: Option<AgentId>,
         /// Why it ended, once ended.
         cause: Option<EndCause>,
+    },
+    /// A contact offered to an agent in a preview campaign; `None` when no
+    /// lead may be called now.
+    Preview {
+        /// The agent.
+        agent: AgentId,
+        /// The lead to look at.
+        lead: Option<Lead>,
     },
     /// The campaign's figures, every second.
     Figures {
