@@ -178,3 +178,35 @@ fn replace_db_name(url: &str, name: &str) -> String {
         None => format!("{base}/{name}"),
     }
 }
+
+/// Runs one store test on a fresh database of the backend, then removes it.
+pub async fn run<F, Fut>(backend: TestBackend, test: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: std::future::Future<Output = TestDb>,
+{
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    test(db).await.finish().await;
+}
+
+/// Declares each named `async fn(TestDb) -> TestDb` as two tests, one on
+/// SQLite and one on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                $crate::testing::run($crate::testing::TestBackend::Sqlite, super::$name).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                $crate::testing::run($crate::testing::TestBackend::Postgres, super::$name).await
+            })*
+        }
+    };
+}

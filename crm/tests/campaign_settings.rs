@@ -1,47 +1,17 @@
 //! Campaign settings: defaults, validation and tenancy, on both backends.
 
-use std::future::Future;
-
 use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use crm::model::*;
 use crm::store::campaign_settings::{CampaignSettings, DayHours, DialMode, Disposition};
-use crm::testing::{TestBackend, TestDb};
+use crm::testing::TestDb;
 use crm::StoreError;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                super::run(crm::testing::TestBackend::Sqlite, super::$name).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $name() {
-                super::run(crm::testing::TestBackend::Postgres, super::$name).await
-            })*
-        }
-    };
-}
-
-on_both_backends!(
+crm::on_both_backends!(
     unsaved_settings_are_the_lawful_defaults,
     settings_round_trip,
     unlawful_settings_are_refused,
     settings_are_scoped_to_their_account,
 );
-
-async fn run<F, Fut>(backend: TestBackend, test: F)
-where
-    F: FnOnce(TestDb) -> Fut,
-    Fut: Future<Output = TestDb>,
-{
-    let Some(db) = TestDb::new(backend).await else {
-        return;
-    };
-    test(db).await.finish().await;
-}
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 14, 12, 0, 0)

@@ -1,32 +1,13 @@
 //! CSV import and export of call lists, run against both backends.
 
-use std::future::Future;
-
 use chrono::{DateTime, TimeZone, Utc};
 use crm::export::ListExport;
 use crm::import::{import_csv, ImportError, ImportOptions, ImportSummary, OnDuplicate};
 use crm::model::*;
-use crm::testing::{TestBackend, TestDb};
+use crm::testing::TestDb;
 use crm::{Store, StoreError};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                super::run(crm::testing::TestBackend::Sqlite, super::$name).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $name() {
-                super::run(crm::testing::TestBackend::Postgres, super::$name).await
-            })*
-        }
-    };
-}
-
-on_both_backends!(
+crm::on_both_backends!(
     bom_semicolons_and_custom_fields_are_read,
     quoted_newlines_keep_line_numbers_true,
     invalid_rows_are_reported_and_the_rest_goes_on,
@@ -37,17 +18,6 @@ on_both_backends!(
     progress_is_reported_across_batches,
     export_carries_history_and_imports_back_the_same,
 );
-
-async fn run<F, Fut>(backend: TestBackend, test: F)
-where
-    F: FnOnce(TestDb) -> Fut,
-    Fut: Future<Output = TestDb>,
-{
-    let Some(db) = TestDb::new(backend).await else {
-        return;
-    };
-    test(db).await.finish().await;
-}
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0)

@@ -1,36 +1,18 @@
 //! Who a campaign may call now, and leases between nodes, on both backends.
 
 use std::collections::BTreeSet;
-use std::future::Future;
 
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use crm::model::*;
 use crm::store::campaign_settings::{CampaignSettings, DayHours, DialMode};
 use crm::store::leads::{LeadId, LeadState};
-use crm::testing::{TestBackend, TestDb};
+use crm::testing::TestDb;
 use crm::{Store, StoreError};
 use dialer::AttemptOutcome;
 use rand::{Rng, SeedableRng};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::run(crm::testing::TestBackend::Sqlite, super::$name).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::run(crm::testing::TestBackend::Postgres, super::$name).await
-            })*
-        }
-    };
-}
-
-on_both_backends!(
+crm::on_both_backends!(
     nobody_is_called_outside_their_local_hours,
     suppressed_and_erased_numbers_are_skipped,
     exhausted_leads_are_skipped,
@@ -43,17 +25,6 @@ on_both_backends!(
     sync_is_idempotent_and_takes_the_best_priority,
     paused_and_foreign_campaigns_give_nothing,
 );
-
-async fn run<F, Fut>(backend: TestBackend, test: F)
-where
-    F: FnOnce(TestDb) -> Fut,
-    Fut: Future<Output = TestDb>,
-{
-    let Some(db) = TestDb::new(backend).await else {
-        return;
-    };
-    test(db).await.finish().await;
-}
 
 /// Wednesday 14 January 2026, 12:00 UTC: 12:00 in London, 07:00 in New York.
 fn t0() -> DateTime<Utc> {

@@ -1,32 +1,12 @@
 //! The Store's behaviour, run against both backends by one suite.
 
-use std::future::Future;
-
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use crm::model::*;
 use crm::store::NewSession;
-use crm::testing::{TestBackend, TestDb};
+use crm::testing::TestDb;
 use crm::{password, Store, StoreError};
 
-/// Runs each named test once on SQLite and once on PostgreSQL.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                super::run(crm::testing::TestBackend::Sqlite, super::$name).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $name() {
-                super::run(crm::testing::TestBackend::Postgres, super::$name).await
-            })*
-        }
-    };
-}
-
-on_both_backends!(
+crm::on_both_backends!(
     migrations_are_idempotent,
     accounts_have_unique_names,
     users_are_unique_and_scoped,
@@ -43,17 +23,6 @@ on_both_backends!(
     retention_purges_old_recordings_and_interactions,
     the_last_five_passwords_are_not_reused,
 );
-
-async fn run<F, Fut>(backend: TestBackend, test: F)
-where
-    F: FnOnce(TestDb) -> Fut,
-    Fut: Future<Output = TestDb>,
-{
-    let Some(db) = TestDb::new(backend).await else {
-        return;
-    };
-    test(db).await.finish().await;
-}
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0)

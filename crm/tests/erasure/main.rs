@@ -9,42 +9,11 @@
 mod cases;
 mod fixture;
 
-use std::future::Future;
-
 use cases::*;
-use crm::testing::{TestBackend, TestDb};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::run(crm::testing::TestBackend::Sqlite, super::$name).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::run(crm::testing::TestBackend::Postgres, super::$name).await
-            })*
-        }
-    };
-}
-
-on_both_backends!(
+crm::on_both_backends!(
     erased_contact_leaves_no_trace_and_is_never_dialled_again,
     subject_access_holds_everything_about_the_contact,
     an_earlier_opt_out_keeps_its_reason_but_loses_the_number,
     a_foreign_contact_cannot_be_erased,
 );
-
-async fn run<F, Fut>(backend: TestBackend, test: F)
-where
-    F: FnOnce(TestDb) -> Fut,
-    Fut: Future<Output = TestDb>,
-{
-    let Some(db) = TestDb::new(backend).await else {
-        return;
-    };
-    test(db).await.finish().await;
-}
