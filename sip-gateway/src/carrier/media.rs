@@ -50,7 +50,12 @@ pub(super) async fn play(
             _ = tokio::time::sleep_until(next.unwrap_or_else(tokio::time::Instant::now)), if next.is_some() => {
                 player.handle_timeout(tokio::time::Instant::now().into_std());
                 while let Some(frame) = player.poll_transmit() {
-                    let _ = socket.try_send_to(frame.as_bytes(), target);
+                    if counters.muted.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    if socket.try_send_to(frame.as_bytes(), target).is_ok() {
+                        counters.rtp_sent.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         }

@@ -9,7 +9,7 @@ mod uas;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -160,6 +160,8 @@ pub struct CarrierStats {
     pub cancelled: u64,
     /// RTP packets received from callers.
     pub rtp_received: u64,
+    /// RTP packets sent to callers.
+    pub rtp_sent: u64,
 }
 
 #[derive(Debug, Default)]
@@ -169,6 +171,8 @@ struct Counters {
     busy: AtomicU64,
     cancelled: AtomicU64,
     rtp_received: AtomicU64,
+    rtp_sent: AtomicU64,
+    muted: AtomicBool,
 }
 
 /// Why the carrier could not start.
@@ -216,6 +220,13 @@ impl Carrier {
         self.sip_addr
     }
 
+    /// Stops or resumes sending audio on every call, as a far end that falls silent would.
+    ///
+    /// Calls keep their place in the audio while muted; receiving is not affected.
+    pub fn set_muted(&self, muted: bool) {
+        self.counters.muted.store(muted, Ordering::Relaxed);
+    }
+
     /// Returns what the carrier has done so far.
     pub fn stats(&self) -> CarrierStats {
         let c = &self.counters;
@@ -225,6 +236,7 @@ impl Carrier {
             busy: c.busy.load(Ordering::Relaxed),
             cancelled: c.cancelled.load(Ordering::Relaxed),
             rtp_received: c.rtp_received.load(Ordering::Relaxed),
+            rtp_sent: c.rtp_sent.load(Ordering::Relaxed),
         }
     }
 }
