@@ -207,3 +207,72 @@ async fn a_silent_trunk_fails_over_to_the_next() {
     wait_for(&mut events, call, LIMIT, |k| *k == CallEventKind::Answered).await;
     assert_eq!(sim.stats().answered, 1);
 }
+
+#[tokio::test]
+async fn a_call_whose_rtp_stops_is_ended_after_the_media_timeout() {
+    let far = carrier(Outcome::Answer, 440.0).await;
+    let config = GatewayConfig {
+        t1: Duration::from_millis(20),
+        media_timeout: Duration::from_millis(600),
+        ..GatewayConfig::loopback()
+    };
+    let gw = Gateway::start(config, vec![TrunkConfig::new("far", far.sip_addr())])
+        .await
+        .unwrap();
+    let mut events = gw.events();
+    let call = gw.dial(request("far", LIMIT)).await.unwrap();
+    wait_for(&mut events, call, LIMIT, |k| *k == CallEventKind::Answered).await;
+    // Audio flows for longer than the timeout: the call stays up.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    far.set_muted(true);
+    let muted_at = tokio::time::Instant::now();
+    let seen = wait_for(&mut events, call, LIMIT, ended).await;
+    assert_eq!(
+        seen.last(),
+        Some(&CallEventKind::Ended {
+            cause: EndCause::MediaTimeout
+        })
+    );
+    let after = muted_at.elapsed();
+    assert!(
+        after >= Duration::from_millis(500) && after < Duration::from_secs(3),
+        "ended {after:?} after the far end fell silent"
+    );
+}
+
+#[tokio::test]
+async fn a_paused_recording_keeps_silence_where_the_audio_was() {
+    let far = carrier(Outcome::Answer, 440.0).await;
+    let gw = gateway(vec![TrunkConfig::new("far", far.sip_addr())]).await;
+    let mut events = gw.events();
+    let call = gw.dial(request("far", LIMIT)).await.unwrap();
+    wait_for(&mut events, call, LIMIT, |k| *k == CallEventKind::Answered).await;
+    let path = temp_wav("paused");
+    gw.record(call, &path).await.unwrap();
+    // One second recorded, one paused (a card number is read out), one more.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    gw.pause_recording(call).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    gw.resume_recording(call).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    gw.hangup(call).await.unwrap();
+    wait_for(&mut events, call, LIMIT, ended).await;
+    let (_, right) = channels(&path);
+    assert!(
+        right.len() >= 8000 * 5 / 2,
+        "about 3 s recorded: {}",
+        right.len()
+    );
+    let second = |from: f64, to: f64| &right[(from * 8000.0) as usize..(to * 8000.0) as usize];
+    assert_eq!(dominant(second(0.3, 0.8)), Some(440.0), "before the pause");
+    assert!(
+        second(1.25, 1.75).iter().all(|s| *s == 0),
+        "nothing of the paused second is kept"
+    );
+    let end = right.len() as f64 / 8000.0;
+    assert_eq!(
+        dominant(second(end - 0.7, end - 0.2)),
+        Some(440.0),
+        "after the resume"
+    );
+}
