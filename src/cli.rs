@@ -49,6 +49,9 @@ pub enum Command {
     Import(crate::lists_cli::ImportArgs),
     /// Writes a call list as CSV.
     Export(crate::lists_cli::ExportArgs),
+    /// Manages campaigns.
+    #[command(subcommand)]
+    Campaign(crate::campaigns_cli::CampaignCommand),
     /// Places one call through a trunk and prints what happens.
     Dial(crate::telephony::DialArgs),
     /// Runs the simulated carrier: a SIP endpoint that answers, rings out,
@@ -118,6 +121,9 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(_) => serve(&settings).await,
         Command::Dial(args) => crate::telephony::dial(&settings, args).await,
+        Command::Campaign(c) => {
+            crate::campaigns_cli::run(&open_migrated(&settings).await?, c).await
+        }
         Command::Carrier(args) => crate::telephony::carrier(args).await,
         Command::Migrate => {
             let store = open(&settings).await?;

@@ -2,6 +2,7 @@
 //! logic lives here; it connects the CRM store, the dashboard and (as they
 //! land) the dialler and the SIP gateway.
 
+pub mod campaigns_cli;
 pub mod cli;
 pub mod lists_cli;
 pub mod settings;
@@ -103,7 +104,7 @@ impl App {
             })
             .await
         });
-        let housekeeping = tokio::spawn(housekeeping(store.clone(), clock));
+        let housekeeping = tokio::spawn(housekeeping(store.clone(), clock, floor.clone()));
         tracing::info!(%http_addr, backend = ?store.backend(), "dialcrm started");
         Ok(App {
             http_addr,
@@ -181,13 +182,27 @@ impl Telephony {
     }
 }
 
-/// Periodic chores: expired sessions are deleted every minute, and what
-/// accounts keep past their retention is purged every hour.
-async fn housekeeping(store: crm::Store, clock: Arc<dyn dashboard::Clock>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-    let mut minutes = 0u64;
+/// Periodic chores: every 5 s the floor follows campaigns started or paused
+/// elsewhere; every minute expired sessions are deleted; every hour what
+/// accounts keep past their retention is purged.
+async fn housekeeping(
+    store: crm::Store,
+    clock: Arc<dyn dashboard::Clock>,
+    floor: Arc<dashboard::floor::Floor>,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    let mut ticks = 0u64;
     loop {
         tick.tick().await;
+        // Campaigns started or paused elsewhere (another node, the CLI).
+        if let Err(e) = floor.reconcile().await {
+            tracing::warn!(error = %e, "reconciling running campaigns failed");
+        }
+        ticks += 1;
+        if ticks % 12 != 1 {
+            continue;
+        }
+        let minutes = ticks / 12;
         match store.purge_expired_sessions(clock.now()).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(sessions = n, "purged expired sessions"),
@@ -207,7 +222,6 @@ async fn housekeeping(store: crm::Store, clock: Arc<dyn dashboard::Clock>) {
                 Err(e) => tracing::warn!(error = %e, "the retention purge failed"),
             }
         }
-        minutes += 1;
     }
 }
 

@@ -214,3 +214,101 @@ async fn accounts_and_users_are_managed_from_the_command_line() {
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn campaigns_started_from_the_command_line_dial_on_a_running_service_sqlite() {
+    campaign_cli(crm::testing::TestBackend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn campaigns_started_from_the_command_line_dial_on_a_running_service_postgres() {
+    campaign_cli(crm::testing::TestBackend::Postgres).await;
+}
+
+async fn campaign_cli(backend: crm::testing::TestBackend) {
+    let Some(t) = crate::helpers::spawn_app(backend, false).await else {
+        return;
+    };
+    let dir = temp_dir(&format!("campaign-{backend:?}"));
+    let acme = t.account("acme", 5).await;
+    let now = chrono::Utc::now();
+    t.db.store
+        .create_list(acme.id, "Leads", "GB", now)
+        .await
+        .expect("list");
+    let cli = |args: &[&str]| {
+        let mut c = dialcrm(&dir);
+        c.args(args).args(["--database-url", &t.db.url]);
+        async move { c.output().await.expect("runs") }
+    };
+    let out = cli(&[
+        "campaign",
+        "create",
+        "--account",
+        "acme",
+        "--name",
+        "Autumn",
+        "--caller-id",
+        "+441632960000",
+        "--mode",
+        "preview",
+        "--list",
+        "Leads",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = cli(&[
+        "campaign",
+        "create",
+        "--account",
+        "acme",
+        "--name",
+        "Bad",
+        "--caller-id",
+        "+441632960000",
+        "--list",
+        "Nope",
+    ])
+    .await;
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no list named"));
+    let campaign = t.db.store.campaigns(acme.id).await.expect("q")[0].clone();
+    assert_eq!(campaign.name, "Autumn");
+    assert!(!t.app.floor.is_running(campaign.id).await);
+
+    let out = cli(&["campaign", "start", "--account", "acme", "--name", "Autumn"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The running service follows the database on its next reconcile.
+    t.app.floor.reconcile().await.expect("reconcile");
+    assert!(
+        t.app.floor.is_running(campaign.id).await,
+        "the service dials it"
+    );
+    let listing = cli(&["campaign", "list", "--account", "acme"]).await;
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        text.contains("Autumn") && text.contains("running") && text.contains("preview"),
+        "{text}"
+    );
+
+    let out = cli(&["campaign", "pause", "--account", "acme", "--name", "Autumn"]).await;
+    assert!(out.status.success());
+    t.app.floor.reconcile().await.expect("reconcile");
+    assert!(
+        !t.app.floor.is_running(campaign.id).await,
+        "the service stops dialling"
+    );
+    let audit = t.db.store.audit_entries(acme.id, 10).await.expect("audit");
+    assert!(audit.iter().any(|e| e.action == "campaign.start"));
+    t.app.stop().await.expect("stops");
+    t.db.finish().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -56,11 +56,40 @@ impl Floor {
         &self.gateway
     }
 
+    /// Brings this node in line with the database: starts campaigns marked
+    /// running (by another node, the CLI or an API call) and stops those no
+    /// longer running. The service calls it every few seconds.
+    pub async fn reconcile(&self) -> Result<(), StoreError> {
+        let wanted: std::collections::HashSet<CampaignId> = self
+            .store
+            .running_campaigns()
+            .await?
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
+        let stale: Vec<CampaignId> = self
+            .running
+            .lock()
+            .await
+            .keys()
+            .filter(|c| !wanted.contains(c))
+            .copied()
+            .collect();
+        for campaign in stale {
+            self.stop_campaign(campaign).await;
+        }
+        self.resume().await?;
+        Ok(())
+    }
+
     /// Starts every campaign the database says is running.
     pub async fn resume(&self) -> Result<usize, StoreError> {
         let campaigns = self.store.running_campaigns().await?;
         let mut started = 0;
         for (account, campaign) in campaigns {
+            if self.is_running(campaign).await {
+                continue;
+            }
             match self.start_campaign(account, campaign).await {
                 Ok(()) => started += 1,
                 Err(e) => {
