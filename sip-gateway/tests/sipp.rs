@@ -363,3 +363,26 @@ async fn busy_over_tcp() {
     );
     sipp.passed().await;
 }
+
+#[tokio::test]
+async fn digits_pressed_at_the_far_end_arrive_as_dtmf_events() {
+    let Some(sipp) = Sipp::start("dtmf.xml").await else {
+        return;
+    };
+    let gw = gateway(&sipp).await;
+    let mut events = gw.events();
+    let call = gw.dial(request("sipp", LIMIT)).await.unwrap();
+    wait_for(&mut events, call, LIMIT, |k| *k == CallEventKind::Answered).await;
+    let seen = wait_for(&mut events, call, LIMIT, |k| {
+        matches!(k, CallEventKind::Dtmf { .. })
+    })
+    .await;
+    assert_eq!(
+        seen.last(),
+        Some(&CallEventKind::Dtmf { digit: '1' }),
+        "sipp sent the digit 1"
+    );
+    gw.hangup(call).await.unwrap();
+    wait_for(&mut events, call, LIMIT, ended).await;
+    sipp.passed().await;
+}
