@@ -285,16 +285,9 @@ impl Session {
                 let _ = floor.gateway().bridge(call, leg).await;
             }
         }
-        if let (Some(campaign), Phase::Ready) = (self.campaign, &self.phase) {
-            let _ = floor
-                .agent(
-                    self.user.account_id,
-                    campaign,
-                    self.user.id,
-                    AgentState::Ready,
-                    Some(leg),
-                )
-                .await;
+        // The leg just recorded is the one tell_floor passes on.
+        if self.phase == Phase::Ready {
+            self.tell_floor(AgentState::Ready).await;
         }
         vec![ServerMessage::WebrtcAnswer { sdp: answer }]
     }
@@ -342,7 +335,7 @@ impl Session {
             let next = AgentUpdate::PreviewNext {
                 agent: agent_id(self.user.id),
             };
-            let _ = floor.preview(self.user.account_id, campaign, next).await;
+            let _ = floor.update(self.user.account_id, campaign, next).await;
         }
         vec![self.state_message(None)]
     }
@@ -363,7 +356,7 @@ impl Session {
         };
         for update in updates {
             if floor
-                .preview(self.user.account_id, campaign, update)
+                .update(self.user.account_id, campaign, update)
                 .await
                 .is_err()
             {
@@ -375,17 +368,7 @@ impl Session {
 
     async fn pause(&mut self, code: String) -> Vec<ServerMessage> {
         let code: String = code.chars().take(64).collect();
-        if let (Some(floor), Some(campaign)) = (self.state.floor.as_ref(), self.campaign) {
-            let _ = floor
-                .agent(
-                    self.user.account_id,
-                    campaign,
-                    self.user.id,
-                    AgentState::Paused,
-                    self.state.legs.get(self.user.id),
-                )
-                .await;
-        }
+        self.tell_floor(AgentState::Paused).await;
         if !matches!(self.phase, Phase::InCall(_) | Phase::WrapUp(_)) {
             self.phase = Phase::Paused;
         }
@@ -445,17 +428,7 @@ impl Session {
             }
             CallState::Ended if self.phase == Phase::InCall(call_ref.clone()) => {
                 self.phase = Phase::WrapUp(call_ref.clone());
-                if let (Some(floor), Some(campaign)) = (self.state.floor.as_ref(), self.campaign) {
-                    let _ = floor
-                        .agent(
-                            self.user.account_id,
-                            campaign,
-                            self.user.id,
-                            AgentState::WrapUp,
-                            self.state.legs.get(self.user.id),
-                        )
-                        .await;
-                }
+                self.tell_floor(AgentState::WrapUp).await;
                 publish_agent_state(&self.state, &self.user, Shown::WrapUp, None);
                 let dispositions = self.dispositions().await;
                 vec![

@@ -174,22 +174,17 @@ impl Floor {
         state: AgentState,
         leg: Option<CallRef>,
     ) -> Result<(), StoreError> {
-        let running = self.running.lock().await;
-        match running.get(&campaign) {
-            Some(r) if r.account == account => {
-                r.handle.agent(AgentUpdate::State {
-                    agent: agent_id(user),
-                    state,
-                    leg,
-                });
-                Ok(())
-            }
-            _ => Err(StoreError::NotFound),
-        }
+        let update = AgentUpdate::State {
+            agent: agent_id(user),
+            state,
+            leg,
+        };
+        self.update(account, campaign, update).await
     }
 
-    /// Passes an agent's preview choice (next, call, skip) to a campaign.
-    pub async fn preview(
+    /// Passes an agent's change (a state, or a preview choice: next, call,
+    /// skip) to a campaign of the account running on this node.
+    pub async fn update(
         &self,
         account: AccountId,
         campaign: CampaignId,

@@ -7,7 +7,7 @@ pub mod wallboard;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -53,16 +53,10 @@ async fn stream(
 /// Refuses a websocket opened by another site's page (the browser sends
 /// the cookie with the upgrade, so Origin is the check that matters).
 pub(crate) fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return Ok(());
-    };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    match origin.split_once("://") {
-        Some((_, h)) if !host.is_empty() && h == host => Ok(()),
-        _ => Err(ApiError::Forbidden("cross-origin websocket refused".into())),
+    if crate::auth::origin_is_own(headers) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("cross-origin websocket refused".into()))
     }
 }
 
