@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use crm::model::{ContactFields, Role};
-use crm::store::campaign_settings::{CampaignSettings, DialMode};
+use crm::store::campaign_settings::DialMode;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use sip_gateway::carrier::{Mix, Outcome};
@@ -62,25 +62,16 @@ async fn agent_day(backend: crm::testing::TestBackend) {
     s.add_to_list(acme.id, list.id, contact.id, now)
         .await
         .expect("member");
-    let campaign = s
-        .create_campaign(acme.id, "Spring", "+441632960000", now)
-        .await
-        .expect("campaign");
-    s.attach_list(acme.id, campaign.id, list.id, 0)
-        .await
-        .expect("attach");
-    let mut settings = CampaignSettings::defaults("+441632960000");
-    settings.mode = DialMode::Progressive;
-    s.update_campaign_settings(acme.id, campaign.id, &settings, now)
-        .await
-        .expect("settings");
-    let sup = t.login("sue", &sup_pw).await;
-    let started = sup
-        .post(t.url(&format!("/api/campaigns/{}/start", campaign.id)))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(started.status(), 200);
+    let campaign = t
+        .start_campaign(
+            &acme,
+            list.id,
+            "Spring",
+            DialMode::Progressive,
+            None,
+            ("sue", &sup_pw),
+        )
+        .await;
 
     let cookie = t.session_cookie("al", &agent_pw).await;
     let url = format!("ws://{}/api/agent/ws", t.app.http_addr);
@@ -274,25 +265,16 @@ async fn preview_shows_the_contact_before_the_agent_calls_or_skips() {
             .await
             .expect("member");
     }
-    let campaign = s
-        .create_campaign(acme.id, "Look first", "+441632960000", now)
-        .await
-        .expect("campaign");
-    s.attach_list(acme.id, campaign.id, list.id, 0)
-        .await
-        .expect("attach");
-    let mut settings = CampaignSettings::defaults("+441632960000");
-    settings.mode = DialMode::Preview;
-    s.update_campaign_settings(acme.id, campaign.id, &settings, now)
-        .await
-        .expect("settings");
-    let sup = t.login("sue", &sup_pw).await;
-    let r = sup
-        .post(t.url(&format!("/api/campaigns/{}/start", campaign.id)))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(r.status(), 200);
+    let campaign = t
+        .start_campaign(
+            &acme,
+            list.id,
+            "Look first",
+            DialMode::Preview,
+            None,
+            ("sue", &sup_pw),
+        )
+        .await;
     let leg = agent_phone(&t.app.telephony.gateway).await;
     t.app.legs.set(agent.id, leg);
     let cookie = t.session_cookie("al", &agent_pw).await;

@@ -185,3 +185,44 @@ impl TestApp {
             .to_owned()
     }
 }
+
+impl TestApp {
+    /// Creates a campaign dialling `list` in `mode` (through `trunk`, or the
+    /// default trunk), and has the supervisor start it over HTTP.
+    pub async fn start_campaign(
+        &self,
+        account: &Account,
+        list: crm::model::ListId,
+        name: &str,
+        mode: crm::store::campaign_settings::DialMode,
+        trunk: Option<&str>,
+        supervisor: (&str, &str),
+    ) -> crm::model::Campaign {
+        let s = &self.db.store;
+        let now = Utc::now();
+        let campaign = s
+            .create_campaign(account.id, name, "+441632960000", now)
+            .await
+            .expect("campaign");
+        s.attach_list(account.id, campaign.id, list, 0)
+            .await
+            .expect("attach");
+        let mut settings =
+            crm::store::campaign_settings::CampaignSettings::defaults("+441632960000");
+        settings.mode = mode;
+        if let Some(trunk) = trunk {
+            settings.trunk = trunk.into();
+        }
+        s.update_campaign_settings(account.id, campaign.id, &settings, now)
+            .await
+            .expect("settings");
+        let sup = self.login(supervisor.0, supervisor.1).await;
+        let started = sup
+            .post(self.url(&format!("/api/campaigns/{}/start", campaign.id)))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(started.status(), 200, "the supervisor starts the campaign");
+        campaign
+    }
+}

@@ -23,7 +23,7 @@ use anyhow::{bail, Context, Result};
 use chrono::Utc;
 use crm::events::{CallState, Event, EventBus};
 use crm::model::{ContactFields, Role};
-use crm::store::campaign_settings::{CampaignSettings, DialMode};
+use crm::store::campaign_settings::DialMode;
 use crm::testing::TestBackend;
 use serde_json::{json, Value};
 use sip_gateway::gateway::{CallEventKind, CallRef, Gateway, Secret, TrunkConfig};
@@ -110,21 +110,16 @@ async fn take_a_call(t: &TestApp, binary: &Path, dir: &Path) -> Result<()> {
         )
         .await?;
     s.add_to_list(acme.id, list.id, contact.id, now).await?;
-    let campaign = s
-        .create_campaign(acme.id, "Spring", "+441632960000", now)
-        .await?;
-    s.attach_list(acme.id, campaign.id, list.id, 0).await?;
-    let mut settings = CampaignSettings::defaults("+441632960000");
-    settings.mode = DialMode::Progressive;
-    settings.trunk = "provider".into();
-    s.update_campaign_settings(acme.id, campaign.id, &settings, now)
-        .await?;
-    let sup = t.login("sue", &sup_pw).await;
-    let started = sup
-        .post(t.url(&format!("/api/campaigns/{}/start", campaign.id)))
-        .send()
-        .await?;
-    assert_eq!(started.status(), 200, "the supervisor starts the campaign");
+    let campaign = t
+        .start_campaign(
+            &acme,
+            list.id,
+            "Spring",
+            DialMode::Progressive,
+            Some("provider"),
+            ("sue", &sup_pw),
+        )
+        .await;
 
     let recording = dir.join("call.wav");
     let recorder = tokio::spawn(record_the_call(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use chrono::Utc;
 use crm::model::{ContactFields, Role};
-use crm::store::campaign_settings::{CampaignSettings, DialMode};
+use crm::store::campaign_settings::DialMode;
 use crm::testing::TestBackend;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -72,21 +72,15 @@ async fn watch(t: &TestApp, binary: &std::path::Path, dir: &std::path::Path) -> 
         )
         .await?;
     s.add_to_list(acme.id, list.id, contact.id, now).await?;
-    let campaign = s
-        .create_campaign(acme.id, "Board", "+441632960000", now)
-        .await?;
-    s.attach_list(acme.id, campaign.id, list.id, 0).await?;
-    let mut settings = CampaignSettings::defaults("+441632960000");
-    settings.mode = DialMode::Progressive;
-    settings.trunk = "provider".into();
-    s.update_campaign_settings(acme.id, campaign.id, &settings, now)
-        .await?;
-    let sup = t.login("sue", &sup_pw).await;
-    let started = sup
-        .post(t.url(&format!("/api/campaigns/{}/start", campaign.id)))
-        .send()
-        .await?;
-    anyhow::ensure!(started.status() == 200, "the campaign starts");
+    t.start_campaign(
+        &acme,
+        list.id,
+        "Board",
+        DialMode::Progressive,
+        Some("provider"),
+        ("sue", &sup_pw),
+    )
+    .await;
 
     let tone = dir.join("tone.wav");
     write_tone(&tone, 440.0)?;
