@@ -112,21 +112,7 @@ pub async fn run(store: &Store, command: CampaignCommand) -> Result<()> {
         }
         CampaignCommand::Start(n) => {
             let (account, campaign) = named(store, &n).await?;
-            if campaign.status == CampaignStatus::Stopped {
-                bail!("a stopped campaign cannot start");
-            }
-            if campaign.list_ids.is_empty() {
-                bail!("attach a list before starting the campaign");
-            }
-            store
-                .campaign_settings(account.id, campaign.id)
-                .await?
-                .validate()
-                .context("the campaign cannot start")?;
-            let new = store.sync_leads(account.id, campaign.id, now).await?;
-            store
-                .set_campaign_status(account.id, campaign.id, CampaignStatus::Running, now)
-                .await?;
+            let new = store.start_campaign(account.id, campaign.id, now).await?;
             audit(store, &account, "campaign.start", &campaign, now).await?;
             println!("campaign {} running ({new} new leads)", campaign.name);
         }

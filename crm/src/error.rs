@@ -21,6 +21,9 @@ pub enum StoreError {
     /// The value given is not acceptable (for example an unknown role).
     #[error("invalid value: {0}")]
     Invalid(String),
+    /// The row exists but its state forbids the change asked for.
+    #[error("{0}")]
+    Refused(String),
     /// The account's licence seats are all taken by logged-in agents.
     #[error("licence seat limit reached: the account has {seats} agent seats and all are in use")]
     SeatLimit {

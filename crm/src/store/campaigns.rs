@@ -134,6 +134,36 @@ impl Store {
         Ok(())
     }
 
+    /// Starts a campaign: refused when it is stopped, has no list, or its
+    /// settings break a rule; otherwise creates the leads of its lists and
+    /// marks it running. Returns how many leads were new.
+    pub async fn start_campaign(
+        &self,
+        account: AccountId,
+        id: CampaignId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let campaign = self.campaign(account, id).await?;
+        if campaign.status == CampaignStatus::Stopped {
+            return Err(StoreError::Refused(
+                "a stopped campaign cannot start".into(),
+            ));
+        }
+        if campaign.list_ids.is_empty() {
+            return Err(StoreError::Refused(
+                "attach a list before starting the campaign".into(),
+            ));
+        }
+        self.campaign_settings(account, id)
+            .await?
+            .validate()
+            .map_err(|e| StoreError::Refused(format!("the campaign cannot start: {e}")))?;
+        let new_leads = self.sync_leads(account, id, now).await?;
+        self.set_campaign_status(account, id, CampaignStatus::Running, now)
+            .await?;
+        Ok(new_leads)
+    }
+
     /// Returns every running campaign of every account, for a node that
     /// starts up and resumes dialling.
     pub async fn running_campaigns(&self) -> Result<Vec<(AccountId, CampaignId)>, StoreError> {

@@ -116,26 +116,7 @@ async fn start(
 ) -> Result<Json<Started>, ApiError> {
     me.require(MANAGERS)?;
     let (account, id, now) = (me.account(), CampaignId(id), state.clock.now());
-    let campaign = state.store.campaign(account, id).await?;
-    if campaign.status == CampaignStatus::Stopped {
-        return Err(ApiError::Conflict("a stopped campaign cannot start".into()));
-    }
-    if campaign.list_ids.is_empty() {
-        return Err(ApiError::Conflict(
-            "attach a list before starting the campaign".into(),
-        ));
-    }
-    state
-        .store
-        .campaign_settings(account, id)
-        .await?
-        .validate()
-        .map_err(|e| ApiError::Conflict(format!("the campaign cannot start: {e}")))?;
-    let new_leads = state.store.sync_leads(account, id, now).await?;
-    state
-        .store
-        .set_campaign_status(account, id, CampaignStatus::Running, now)
-        .await?;
+    let new_leads = state.store.start_campaign(account, id, now).await?;
     if let Some(floor) = &state.floor {
         floor.start_campaign(account, id).await?;
     }
