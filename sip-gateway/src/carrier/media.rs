@@ -1,30 +1,33 @@
-//! The carrier's RTP side of one answered call: plays its audio, counts what arrives.
+//! The carrier's RTP side of one answered call: plays its audio, counts (and, when asked,
+//! captures) what arrives.
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
-use super::Counters;
+use super::{CapturedEvent, Counters};
+use crate::media::dtmf::{DtmfDetector, TelephoneEvent};
 use crate::media::playback::{Player, PlayerConfig};
+use crate::media::rtp::RtpPacket;
 use crate::media::G711;
-use crate::sip::sdp::Codec;
+use crate::sip::sdp::{Codec, NegotiatedMedia};
 
 /// Plays `samples` in a loop to the caller until `stop` fires or is dropped.
 pub(super) async fn play(
     socket: UdpSocket,
-    remote: SocketAddr,
-    codec: Codec,
+    media: NegotiatedMedia,
     samples: Arc<[i16]>,
     counters: Arc<Counters>,
     mut stop: oneshot::Receiver<()>,
 ) {
-    let codec = match codec {
+    let remote = media.remote_rtp;
+    let codec = match media.codec {
         Codec::Pcmu => G711::Pcmu,
         Codec::Pcma => G711::Pcma,
     };
+    let mut detector = DtmfDetector::new(8000);
     let config = PlayerConfig {
         codec,
         payload_type: codec.payload_type(),
@@ -42,9 +45,11 @@ pub(super) async fn play(
         tokio::select! {
             _ = &mut stop => return,
             received = socket.recv_from(&mut buf) => {
-                if let Ok((_, from)) = received {
+                if let Ok((len, from)) = received {
                     target = from;
                     counters.rtp_received.fetch_add(1, Ordering::Relaxed);
+                    let packet = &buf[..len];
+                    counters.capture(|c| capture(c, packet, codec, media.telephone_event, &mut detector));
                 }
             }
             _ = tokio::time::sleep_until(next.unwrap_or_else(tokio::time::Instant::now)), if next.is_some() => {
@@ -58,6 +63,40 @@ pub(super) async fn play(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Adds one received packet to the capture: audio decoded, telephone events decoded to digits.
+fn capture(
+    into: &mut super::Capture,
+    datagram: &[u8],
+    codec: G711,
+    telephone_event: Option<u8>,
+    detector: &mut DtmfDetector,
+) {
+    let Ok(packet) = RtpPacket::parse(datagram) else {
+        return;
+    };
+    let now = tokio::time::Instant::now().into_std();
+    if packet.payload_type() == codec.payload_type() {
+        let start = into.audio.len();
+        into.audio.resize(start + packet.payload().len(), 0);
+        codec.decode(packet.payload(), &mut into.audio[start..]);
+    } else if Some(packet.payload_type()) == telephone_event {
+        let Ok(event) = TelephoneEvent::parse(packet.payload()) else {
+            return;
+        };
+        into.events.push(CapturedEvent {
+            marker: packet.marker(),
+            sequence: packet.sequence(),
+            timestamp: packet.timestamp(),
+            event,
+            at: now,
+        });
+        let _ = detector.handle_packet(packet.timestamp(), packet.payload(), now);
+        while let Some(press) = detector.poll_event() {
+            into.digits.push(press.digit);
         }
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! The demo and the benchmarks dial it; interop tests use sipp instead. [`uas`] holds the
 //! signalling, built on the same transaction layer as the gateway; [`media`] the RTP side.
+//! Tests can ask it to keep what callers send ([`Carrier::start_capture`]): their audio and
+//! their RFC 4733 digits, to check what a customer would have heard.
 
 mod media;
 mod uas;
@@ -10,13 +12,14 @@ mod uas;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
+use crate::media::dtmf::TelephoneEvent;
 use crate::media::playback::{load_wav, PlaybackError};
 use crate::media::tone::sine;
 
@@ -164,6 +167,35 @@ pub struct CarrierStats {
     pub rtp_sent: u64,
 }
 
+/// What callers sent while the carrier was capturing, across all its calls.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capture {
+    /// The callers' audio decoded to 8 kHz samples, in arrival order (at most five minutes).
+    pub audio: Vec<i16>,
+    /// Telephone-event packets (RFC 4733) as they arrived.
+    pub events: Vec<CapturedEvent>,
+    /// The digits those packets carried, one per key press, in order.
+    pub digits: Vec<char>,
+}
+
+/// One RFC 4733 packet as the carrier received it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapturedEvent {
+    /// The RTP marker bit.
+    pub marker: bool,
+    /// The RTP sequence number.
+    pub sequence: u16,
+    /// The RTP timestamp: the start of the event.
+    pub timestamp: u32,
+    /// The event block.
+    pub event: TelephoneEvent,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+/// Audio samples a capture keeps at most: five minutes.
+const CAPTURE_SAMPLES: usize = 8000 * 300;
+
 #[derive(Debug, Default)]
 struct Counters {
     calls: AtomicU64,
@@ -173,6 +205,24 @@ struct Counters {
     rtp_received: AtomicU64,
     rtp_sent: AtomicU64,
     muted: AtomicBool,
+    /// Set to answer without telephone-event, so callers must send digits in band.
+    no_telephone_events: AtomicBool,
+    capturing: AtomicBool,
+    capture: Mutex<Capture>,
+}
+
+impl Counters {
+    /// Adds to the capture, if one is running.
+    fn capture(&self, add: impl FnOnce(&mut Capture)) {
+        if !self.capturing.load(Ordering::Relaxed) {
+            return;
+        }
+        // A poisoned lock only means a test thread panicked; the data is still usable.
+        let mut capture = self.capture.lock().unwrap_or_else(|p| p.into_inner());
+        add(&mut capture);
+        let excess = capture.audio.len().saturating_sub(CAPTURE_SAMPLES);
+        capture.audio.drain(..excess);
+    }
 }
 
 /// Why the carrier could not start.
@@ -225,6 +275,30 @@ impl Carrier {
     /// Calls keep their place in the audio while muted; receiving is not affected.
     pub fn set_muted(&self, muted: bool) {
         self.counters.muted.store(muted, Ordering::Relaxed);
+    }
+
+    /// Answers later calls with telephone-event (the default) or without it.
+    ///
+    /// Without it a caller can send digits only as in-band tones.
+    pub fn set_telephone_events(&self, offered: bool) {
+        self.counters
+            .no_telephone_events
+            .store(!offered, Ordering::Relaxed);
+    }
+
+    /// Starts keeping what callers send, on every call, for [`Carrier::take_capture`].
+    pub fn start_capture(&self) {
+        self.counters.capturing.store(true, Ordering::Relaxed);
+    }
+
+    /// Returns what was captured since the last call, and goes on capturing.
+    pub fn take_capture(&self) -> Capture {
+        let mut capture = self
+            .counters
+            .capture
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut *capture)
     }
 
     /// Returns what the carrier has done so far.

@@ -259,7 +259,12 @@ impl Uas {
             rtp,
             session_id: self.ids.number(),
         };
-        let Ok((answer, media)) = sdp::answer(&local, 1, &invite.body) else {
+        let offer = if self.counters.no_telephone_events.load(Ordering::Relaxed) {
+            without_telephone_event(&invite.body)
+        } else {
+            invite.body.clone()
+        };
+        let Ok((answer, media)) = sdp::answer(&local, 1, &offer) else {
             let refused = self.response(&invite, 488, &tag);
             let _ = self.layer.respond(&key, &refused, now);
             self.calls.remove(call_id);
@@ -272,8 +277,7 @@ impl Uas {
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(super::media::play(
             socket,
-            media.remote_rtp,
-            media.codec,
+            media,
             self.samples.clone(),
             self.counters.clone(),
             stopped,
@@ -340,6 +344,32 @@ impl Uas {
         }
         response
     }
+}
+
+/// Returns an offer with its telephone-event format taken out, so the answer leaves it out.
+fn without_telephone_event(offer: &[u8]) -> Vec<u8> {
+    let Some(pt) = sdp::negotiate(offer).ok().and_then(|m| m.telephone_event) else {
+        return offer.to_vec();
+    };
+    let text = String::from_utf8_lossy(offer);
+    let format = pt.to_string();
+    let mut out = String::new();
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end();
+        let about_pt = [format!("a=rtpmap:{pt} "), format!("a=fmtp:{pt} ")]
+            .iter()
+            .any(|prefix| bare.starts_with(prefix.as_str()));
+        if about_pt {
+            continue;
+        }
+        if let Some(media) = bare.strip_prefix("m=audio ") {
+            let kept: Vec<&str> = media.split(' ').filter(|f| *f != format).collect();
+            out.push_str(&format!("m=audio {}\r\n", kept.join(" ")));
+            continue;
+        }
+        out.push_str(line);
+    }
+    out.into_bytes()
 }
 
 fn set_body(response: &mut OutgoingResponse, sdp: String) {

@@ -39,6 +39,12 @@ impl Engine {
             Command::Bridge(a, b, reply) => {
                 let _ = reply.send(self.bridge(a, b));
             }
+            Command::Hold(call_ref, on, reply) => {
+                let held = self
+                    .answered_leg(call_ref)
+                    .map(|leg| leg.send(LegCommand::Hold(on)));
+                let _ = reply.send(held);
+            }
             Command::AttachAgent(offer, reply) => {
                 let _ = reply.send(self.attach_agent(&offer).await);
             }
@@ -269,6 +275,18 @@ impl Engine {
         let entry = self.calls.get(&call_ref).ok_or(GatewayError::NoSuchCall)?;
         entry.leg.send(command);
         Ok(())
+    }
+
+    /// Returns the leg of a trunk call that is answered and not ending.
+    fn answered_leg(&self, call_ref: CallRef) -> Result<&leg::LegHandle, GatewayError> {
+        if self.agents.contains_key(&call_ref) {
+            return Err(GatewayError::NotATrunkCall);
+        }
+        let entry = self.calls.get(&call_ref).ok_or(GatewayError::NoSuchCall)?;
+        if !entry.answered || entry.ending.is_some() {
+            return Err(GatewayError::NotAnswered);
+        }
+        Ok(&entry.leg)
     }
 
     fn bridge(&self, a: CallRef, b: CallRef) -> Result<(), GatewayError> {

@@ -30,6 +30,7 @@ pub(crate) enum Command {
     PauseRecording(CallRef, Reply),
     ResumeRecording(CallRef, Reply),
     Bridge(CallRef, CallRef, Reply),
+    Hold(CallRef, bool, Reply),
     AttachAgent(
         String,
         oneshot::Sender<Result<(CallRef, String), GatewayError>>,

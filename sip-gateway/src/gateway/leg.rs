@@ -1,4 +1,5 @@
-//! One call's RTP leg: a socket and the task that latches, records, plays, relays and detects DTMF.
+//! One call's RTP leg: a socket and the task that latches, records, plays, holds, relays and
+//! detects DTMF.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::types::CallRef;
+use crate::media::hold::hold_tone;
 use crate::media::playback::{Player, PlayerConfig, PlayerEvent};
 use crate::media::recorder::{Recorder, RecorderTap, Side};
 use crate::media::relay::{PayloadTypeMap, Relay, RelayConfig, SourceId};
@@ -19,6 +21,8 @@ use crate::sip::sdp::{Codec, Direction, NegotiatedMedia};
 const BRIDGE_QUEUE: usize = 64;
 /// The relay source id of playback; bridged legs use their own ids, which start at 1.
 const PLAYER: SourceId = SourceId(0);
+/// The relay source id of the hold tone, far above any leg's id.
+const HOLD: SourceId = SourceId(u64::MAX);
 
 /// What the engine tells a leg to do.
 #[derive(Debug)]
@@ -36,6 +40,9 @@ pub(crate) enum LegCommand {
     PauseRecording,
     /// Records audio again.
     ResumeRecording,
+    /// Puts the call on hold (the customer hears the hold tone, the two sides
+    /// hear nothing of each other) or takes it off.
+    Hold(bool),
     /// Forwards received audio to another leg.
     Bridge { peer: mpsc::Sender<BridgedPacket> },
     /// Stops the leg, finishing any recording.
@@ -108,6 +115,7 @@ pub(crate) fn spawn(
             rand::random(),
         )),
         player: None,
+        hold: None,
         pending_play: None,
         recorder: None,
         tap: None,
@@ -136,6 +144,8 @@ struct Leg {
     media_timeout: Duration,
     relay: Relay,
     player: Option<Player>,
+    /// The looping hold tone, while the call is on hold.
+    hold: Option<Player>,
     pending_play: Option<Arc<[i16]>>,
     recorder: Option<Recorder>,
     tap: Option<RecorderTap>,
@@ -182,6 +192,7 @@ impl Leg {
         [
             self.latch.as_ref().and_then(Latch::poll_timeout),
             self.player.as_ref().and_then(Player::poll_timeout),
+            self.hold.as_ref().and_then(Player::poll_timeout),
             self.dtmf.poll_timeout(),
         ]
         .into_iter()
@@ -202,6 +213,7 @@ impl Leg {
             }
             LegCommand::PauseRecording => self.recorder.iter().for_each(Recorder::pause),
             LegCommand::ResumeRecording => self.recorder.iter().for_each(Recorder::resume),
+            LegCommand::Hold(on) => self.set_hold(on, now),
             LegCommand::Bridge { peer } => self.peer = Some(peer),
             LegCommand::Close => {}
         }
@@ -236,17 +248,26 @@ impl Leg {
 
     fn start_player(&mut self, samples: Arc<[i16]>, now: Instant) {
         let Some(media) = self.media else { return };
-        let codec = g711(media.codec);
-        let config = PlayerConfig {
-            codec,
-            payload_type: codec.payload_type(),
-            ssrc: rand::random(),
-            initial_sequence: rand::random(),
-            initial_timestamp: rand::random(),
-            looping: false,
-        };
-        self.player = Some(Player::new(samples, config, now));
+        self.player = Some(new_player(samples, media.codec, false, now));
         self.on_timeout(now);
+    }
+
+    /// Starts or stops the hold tone; while it plays, neither side's audio reaches the other.
+    fn set_hold(&mut self, on: bool, now: Instant) {
+        match (on, self.hold.is_some(), self.media) {
+            (true, false, Some(media)) => {
+                tracing::debug!("call held");
+                let tone: Arc<[i16]> = hold_tone().into();
+                self.hold = Some(new_player(tone, media.codec, true, now));
+                self.on_timeout(now);
+            }
+            (false, true, _) => {
+                tracing::debug!("call taken off hold");
+                self.hold = None;
+                self.relay.remove_source(HOLD);
+            }
+            _ => {}
+        }
     }
 
     fn on_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
@@ -280,7 +301,7 @@ impl Leg {
                 now,
             );
         }
-        if let Some(peer) = &self.peer {
+        if let (Some(peer), None) = (&self.peer, &self.hold) {
             let forwarded = BridgedPacket {
                 source: self.source,
                 codec: media.codec,
@@ -295,7 +316,7 @@ impl Leg {
 
     fn on_bridged(&mut self, mut packet: BridgedPacket, now: Instant) {
         let Some(media) = self.media else { return };
-        if self.player.is_some() || !sends(media) {
+        if self.player.is_some() || self.hold.is_some() || !sends(media) {
             return;
         }
         let Ok(view) = RtpPacket::parse(&packet.bytes) else {
@@ -325,6 +346,20 @@ impl Leg {
         self.drain_latch();
         self.dtmf.handle_timeout(now);
         self.drain_dtmf();
+        let sending = self.media.is_some_and(sends);
+        let held = match self.hold.as_mut() {
+            Some(hold) => {
+                hold.handle_timeout(now);
+                let frames: Vec<Vec<u8>> = std::iter::from_fn(|| hold.poll_transmit())
+                    .map(|f| f.as_bytes().to_vec())
+                    .collect();
+                for frame in frames.into_iter().filter(|_| sending) {
+                    self.send_relayed(HOLD, frame, true, now);
+                }
+                true
+            }
+            None => false,
+        };
         let Some(player) = self.player.as_mut() else {
             return;
         };
@@ -335,8 +370,8 @@ impl Leg {
         }
         let finished =
             std::iter::from_fn(|| player.poll_event()).any(|e| e == PlayerEvent::Finished);
-        let sending = self.media.is_some_and(sends);
-        for frame in frames.into_iter().filter(|_| sending) {
+        // Playback carries on under the hold tone, unheard, so it still finishes on time.
+        for frame in frames.into_iter().filter(|_| sending && !held) {
             self.send_relayed(PLAYER, frame, true, now);
         }
         if finished {
@@ -395,6 +430,20 @@ fn sends(media: NegotiatedMedia) -> bool {
         media.remote_direction,
         Direction::SendRecv | Direction::RecvOnly
     )
+}
+
+/// Creates a player of `samples` in the call's codec, starting now.
+fn new_player(samples: Arc<[i16]>, codec: Codec, looping: bool, now: Instant) -> Player {
+    let codec = g711(codec);
+    let config = PlayerConfig {
+        codec,
+        payload_type: codec.payload_type(),
+        ssrc: rand::random(),
+        initial_sequence: rand::random(),
+        initial_timestamp: rand::random(),
+        looping,
+    };
+    Player::new(samples, config, now)
 }
 
 fn g711(codec: Codec) -> G711 {

@@ -212,6 +212,20 @@ impl Gateway {
         self.ask(|reply| Command::Bridge(a, b, reply)).await
     }
 
+    /// Puts an answered trunk call on hold at the gateway, or takes it off (`on` false).
+    ///
+    /// Media stays anchored here, so the trunk sees no re-INVITE. While held
+    /// the customer hears the hold tone ([`crate::media::hold`]), nothing of
+    /// the agent reaches the customer and nothing of the customer reaches the
+    /// agent; a recording carries on with what is actually sent and received.
+    /// Hold belongs to the call, so it lasts across a `bridge` to a new agent
+    /// leg. Holding a held call, or releasing one that is not, does nothing.
+    /// Errors: `NoSuchCall`, `NotATrunkCall`, or `NotAnswered` for a call that
+    /// is still ringing or already ending.
+    pub async fn hold(&self, call: CallRef, on: bool) -> Result<(), GatewayError> {
+        self.ask(|reply| Command::Hold(call, on, reply)).await
+    }
+
     /// Accepts an agent browser's WebRTC offer as a new leg and returns its reference and SDP answer.
     ///
     /// The leg takes a socket from the RTP port range and lives until

@@ -3,7 +3,8 @@
 //! Incoming datagrams pass the [`latch`] (which learns where to send and
 //! notices dead media), are viewed as [`rtp`] packets, and go through a
 //! [`relay`] per outgoing leg that keeps that leg's stream continuous across
-//! bridges. A [`playback`] player is just another relay source. [`dtmf`]
+//! bridges. A [`playback`] player is just another relay source, and so is
+//! the [`hold`] tone a held customer hears. [`dtmf`]
 //! turns telephone events into key presses; [`recorder`] writes both sides
 //! to a stereo WAV off the forwarding path, lined up by [`align`]. [`g711`]
 //! and [`tone`] are the small signal pieces underneath.
@@ -14,6 +15,7 @@
 pub mod align;
 pub mod dtmf;
 pub mod g711;
+pub mod hold;
 pub mod latch;
 pub mod playback;
 pub mod recorder;
