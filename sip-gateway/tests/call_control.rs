@@ -1,5 +1,5 @@
 //! What an agent's softphone does to a live call, against the simulated carrier as the
-//! customer and str0m softphones as agents: hold.
+//! customer and str0m softphones as agents: hold and DTMF.
 //!
 //! The carrier plays the customer's 1000 Hz and keeps what it receives, so each test
 //! checks what the customer actually heard; the softphones play their own tones and
@@ -231,4 +231,186 @@ async fn hold_refuses_unknown_ringing_and_agent_references() {
         matches!(refused, Err(GatewayError::NotATrunkCall)),
         "{refused:?}"
     );
+}
+
+/// Waits until the customer has received `count` digits and their last packets, or `LIMIT`;
+/// returns the capture.
+async fn customer_digits(customer: &Carrier, count: usize) -> sip_gateway::carrier::Capture {
+    let mut all = sip_gateway::carrier::Capture::default();
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let mut settled = false;
+    while !settled && tokio::time::Instant::now() < deadline {
+        // A digit counts at its first end packet; the next 100 ms bring its repeats.
+        settled = all.digits.len() >= count;
+        let wait = if settled { 100 } else { 50 };
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let more = customer.take_capture();
+        all.audio.extend(more.audio);
+        all.events.extend(more.events);
+        all.digits.extend(more.digits);
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digits_reach_the_customer_as_rfc_4733_events_in_order() {
+    let Setup {
+        gateway, customer, ..
+    } = setup().await;
+    let agent = Softphone::attach(&gateway, AGENT).await.unwrap();
+    let call = answered_call(&gateway).await;
+    gateway.bridge(call, agent.call_ref).await.unwrap();
+    let heard = customer_hears(&customer, Duration::from_millis(400)).await;
+    assert!(
+        power(&heard, AGENT) > PRESENT,
+        "the customer hears the agent"
+    );
+
+    customer.take_capture();
+    gateway.send_dtmf(call, "123*#0").await.unwrap();
+    gateway.send_dtmf(call, "d").await.unwrap();
+    let capture = customer_digits(&customer, 7).await;
+    assert_eq!(capture.digits, ['1', '2', '3', '*', '#', '0', 'D']);
+
+    // Each digit: one timestamp, the marker first, growing durations, the end sent three times.
+    let mut digits = Vec::new();
+    for event in &capture.events {
+        match digits.last_mut() {
+            Some((ts, group)) if *ts == event.timestamp => Vec::push(group, *event),
+            _ => digits.push((event.timestamp, vec![*event])),
+        }
+    }
+    assert_eq!(digits.len(), 7, "one event per digit");
+    for (_, group) in &digits {
+        assert!(group[0].marker && group[1..].iter().all(|e| !e.marker));
+        let durations: Vec<u16> = group.iter().map(|e| e.event.duration).collect();
+        assert!(durations.windows(2).all(|w| w[0] <= w[1]), "{durations:?}");
+        assert_eq!(group.iter().filter(|e| e.event.end).count(), 3);
+        assert!(!group[0].event.end);
+        let last = group[group.len() - 1].event.duration;
+        assert!((720..=880).contains(&last), "a digit of {last} samples");
+        for pair in group.windows(2) {
+            assert_eq!(pair[1].sequence, pair[0].sequence.wrapping_add(1));
+        }
+    }
+    // Tone and gap: digits start 160 to 220 ms apart.
+    for pair in digits.windows(2) {
+        let apart = pair[1].1[0].at - pair[0].1[0].at;
+        assert!(
+            (Duration::from_millis(160)..=Duration::from_millis(260)).contains(&apart),
+            "digits {apart:?} apart"
+        );
+    }
+    // While digits play, the agent's audio is replaced: the gaps are silence.
+    let blocks = block_powers(&capture.audio, AGENT);
+    let during = &blocks[1..blocks.len().saturating_sub(3)];
+    assert!(!during.is_empty());
+    assert!(
+        during.iter().all(|p| *p < ABSENT),
+        "the agent was heard between digits: {blocks:?}"
+    );
+    let heard = customer_hears(&customer, Duration::from_millis(400)).await;
+    assert!(
+        power(&heard, AGENT) > PRESENT,
+        "after the digits, the agent again"
+    );
+}
+
+/// Finds DTMF keys in audio by Goertzel over 20 ms frames; a key counts once per run of frames.
+fn decode_in_band(samples: &[i16]) -> String {
+    const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
+    const COLUMNS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+    const KEYS: [&str; 4] = ["123A", "456B", "789C", "*0#D"];
+    let strongest = |frame: &[i16], set: &[f64; 4]| {
+        let mut powers: Vec<(usize, f64)> = set
+            .iter()
+            .map(|&hz| goertzel_power(frame, hz, 8000))
+            .enumerate()
+            .collect();
+        powers.sort_by(|a, b| b.1.total_cmp(&a.1));
+        (powers[0].1 > 0.002 && powers[1].1 < powers[0].1 / 10.0).then_some(powers[0].0)
+    };
+    let mut keys = String::new();
+    let mut run: Option<(char, usize)> = None;
+    for frame in samples.chunks_exact(160) {
+        let key = strongest(frame, &ROWS)
+            .zip(strongest(frame, &COLUMNS))
+            .and_then(|(r, c)| KEYS[r].chars().nth(c));
+        run = match (run, key) {
+            (Some((k, n)), Some(now)) if k == now => Some((k, n + 1)),
+            (previous, now) => {
+                if let Some((k, _)) = previous.filter(|(_, n)| *n >= 2) {
+                    keys.push(k);
+                }
+                now.map(|k| (k, 1))
+            }
+        };
+    }
+    if let Some((k, _)) = run.filter(|(_, n)| *n >= 2) {
+        keys.push(k);
+    }
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_telephone_event_digits_are_sent_as_tones() {
+    let Setup {
+        gateway, customer, ..
+    } = setup().await;
+    customer.set_telephone_events(false);
+    let call = answered_call(&gateway).await;
+    customer.take_capture();
+    gateway.send_dtmf(call, "159#A0").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(6 * 180 + 400)).await;
+    let capture = customer.take_capture();
+    assert!(capture.events.is_empty(), "no telephone events were agreed");
+    assert_eq!(decode_in_band(&capture.audio), "159#A0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_digits_and_bad_calls_are_refused_and_nothing_is_sent() {
+    let setup = setup().await;
+    let (gateway, customer) = (&setup.gateway, &setup.customer);
+    let call = answered_call(gateway).await;
+    customer.take_capture();
+    for bad in ["12x4", "", "1 2", "٣", &"1".repeat(33)] {
+        let refused = gateway.send_dtmf(call, bad).await;
+        assert!(
+            matches!(refused, Err(GatewayError::InvalidDigits(_))),
+            "{bad:?}: {refused:?}"
+        );
+    }
+    let unknown = gateway.send_dtmf(CallRef::random(), "1").await;
+    assert!(
+        matches!(unknown, Err(GatewayError::NoSuchCall)),
+        "{unknown:?}"
+    );
+    let agent = Softphone::attach(gateway, AGENT).await.unwrap();
+    let refused = gateway.send_dtmf(agent.call_ref, "1").await;
+    assert!(
+        matches!(refused, Err(GatewayError::NotATrunkCall)),
+        "{refused:?}"
+    );
+
+    let mut events = gateway.events();
+    let ringing = gateway.dial(request("ring", LIMIT)).await.unwrap();
+    wait_for(&mut events, ringing, LIMIT, |k| {
+        *k == CallEventKind::Ringing
+    })
+    .await;
+    let refused = gateway.send_dtmf(ringing, "1").await;
+    assert!(
+        matches!(refused, Err(GatewayError::NotAnswered)),
+        "{refused:?}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        customer.take_capture().events.is_empty(),
+        "a refused digit went out"
+    );
+    // The largest allowed string goes through whole.
+    gateway.send_dtmf(call, &"7".repeat(32)).await.unwrap();
+    let capture = customer_digits(customer, 32).await;
+    assert_eq!(capture.digits, vec!['7'; 32]);
 }

@@ -45,6 +45,12 @@ impl Engine {
                     .map(|leg| leg.send(LegCommand::Hold(on)));
                 let _ = reply.send(held);
             }
+            Command::SendDtmf(call_ref, digits, reply) => {
+                let sent = self
+                    .answered_leg(call_ref)
+                    .map(|leg| leg.send(LegCommand::SendDtmf(digits)));
+                let _ = reply.send(sent);
+            }
             Command::AttachAgent(offer, reply) => {
                 let _ = reply.send(self.attach_agent(&offer).await);
             }

@@ -31,6 +31,7 @@ pub(crate) enum Command {
     ResumeRecording(CallRef, Reply),
     Bridge(CallRef, CallRef, Reply),
     Hold(CallRef, bool, Reply),
+    SendDtmf(CallRef, String, Reply),
     AttachAgent(
         String,
         oneshot::Sender<Result<(CallRef, String), GatewayError>>,

@@ -9,6 +9,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::types::CallRef;
+use crate::media::dtmf_sender::{DtmfMode, DtmfSender, DtmfSenderConfig};
 use crate::media::hold::hold_tone;
 use crate::media::playback::{Player, PlayerConfig, PlayerEvent};
 use crate::media::recorder::{Recorder, RecorderTap, Side};
@@ -23,6 +24,8 @@ const BRIDGE_QUEUE: usize = 64;
 const PLAYER: SourceId = SourceId(0);
 /// The relay source id of the hold tone, far above any leg's id.
 const HOLD: SourceId = SourceId(u64::MAX);
+/// The relay source id of digits being sent.
+const DIGITS: SourceId = SourceId(u64::MAX - 1);
 
 /// What the engine tells a leg to do.
 #[derive(Debug)]
@@ -43,6 +46,8 @@ pub(crate) enum LegCommand {
     /// Puts the call on hold (the customer hears the hold tone, the two sides
     /// hear nothing of each other) or takes it off.
     Hold(bool),
+    /// Sends DTMF digits to the far end, already checked, after any still being sent.
+    SendDtmf(String),
     /// Forwards received audio to another leg.
     Bridge { peer: mpsc::Sender<BridgedPacket> },
     /// Stops the leg, finishing any recording.
@@ -116,6 +121,7 @@ pub(crate) fn spawn(
         )),
         player: None,
         hold: None,
+        digits: None,
         pending_play: None,
         recorder: None,
         tap: None,
@@ -146,6 +152,8 @@ struct Leg {
     player: Option<Player>,
     /// The looping hold tone, while the call is on hold.
     hold: Option<Player>,
+    /// Digits being sent; they replace every other audio towards the far end.
+    digits: Option<DtmfSender>,
     pending_play: Option<Arc<[i16]>>,
     recorder: Option<Recorder>,
     tap: Option<RecorderTap>,
@@ -193,6 +201,7 @@ impl Leg {
             self.latch.as_ref().and_then(Latch::poll_timeout),
             self.player.as_ref().and_then(Player::poll_timeout),
             self.hold.as_ref().and_then(Player::poll_timeout),
+            self.digits.as_ref().and_then(DtmfSender::poll_timeout),
             self.dtmf.poll_timeout(),
         ]
         .into_iter()
@@ -214,6 +223,7 @@ impl Leg {
             LegCommand::PauseRecording => self.recorder.iter().for_each(Recorder::pause),
             LegCommand::ResumeRecording => self.recorder.iter().for_each(Recorder::resume),
             LegCommand::Hold(on) => self.set_hold(on, now),
+            LegCommand::SendDtmf(digits) => self.send_digits(&digits, now),
             LegCommand::Bridge { peer } => self.peer = Some(peer),
             LegCommand::Close => {}
         }
@@ -270,6 +280,30 @@ impl Leg {
         }
     }
 
+    /// Queues digits: as telephone events if the far end took them, else as in-band tones.
+    fn send_digits(&mut self, digits: &str, now: Instant) {
+        let Some(media) = self.media else { return };
+        let sender = self.digits.get_or_insert_with(|| {
+            let mode = match media.telephone_event {
+                Some(payload_type) => DtmfMode::Events { payload_type },
+                None => DtmfMode::InBand,
+            };
+            tracing::debug!(?mode, "sending digits");
+            let config = DtmfSenderConfig::new(
+                mode,
+                g711(media.codec),
+                rand::random(),
+                rand::random(),
+                rand::random(),
+            );
+            DtmfSender::new(config, now)
+        });
+        if let Err(error) = sender.push(digits, now) {
+            tracing::debug!(%error, "digits refused");
+        }
+        self.on_timeout(now);
+    }
+
     fn on_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
         let (Some(latch), Some(media)) = (self.latch.as_mut(), self.media) else {
             return;
@@ -316,7 +350,8 @@ impl Leg {
 
     fn on_bridged(&mut self, mut packet: BridgedPacket, now: Instant) {
         let Some(media) = self.media else { return };
-        if self.player.is_some() || self.hold.is_some() || !sends(media) {
+        let replaced = self.player.is_some() || self.hold.is_some() || self.digits.is_some();
+        if replaced || !sends(media) {
             return;
         }
         let Ok(view) = RtpPacket::parse(&packet.bytes) else {
@@ -347,13 +382,30 @@ impl Leg {
         self.dtmf.handle_timeout(now);
         self.drain_dtmf();
         let sending = self.media.is_some_and(sends);
+        // Digits go out over everything else; the hold tone over playback.
+        let dialling = match self.digits.as_mut() {
+            Some(digits) => {
+                digits.handle_timeout(now);
+                let frames: Vec<_> = std::iter::from_fn(|| digits.poll_transmit()).collect();
+                let idle = digits.is_idle();
+                for frame in frames.into_iter().filter(|_| sending) {
+                    self.send_relayed(DIGITS, frame.bytes, frame.audio, now);
+                }
+                if idle {
+                    self.digits = None;
+                    self.relay.remove_source(DIGITS);
+                }
+                !idle
+            }
+            None => false,
+        };
         let held = match self.hold.as_mut() {
             Some(hold) => {
                 hold.handle_timeout(now);
                 let frames: Vec<Vec<u8>> = std::iter::from_fn(|| hold.poll_transmit())
                     .map(|f| f.as_bytes().to_vec())
                     .collect();
-                for frame in frames.into_iter().filter(|_| sending) {
+                for frame in frames.into_iter().filter(|_| sending && !dialling) {
                     self.send_relayed(HOLD, frame, true, now);
                 }
                 true
@@ -371,7 +423,7 @@ impl Leg {
         let finished =
             std::iter::from_fn(|| player.poll_event()).any(|e| e == PlayerEvent::Finished);
         // Playback carries on under the hold tone, unheard, so it still finishes on time.
-        for frame in frames.into_iter().filter(|_| sending && !held) {
+        for frame in frames.into_iter().filter(|_| sending && !held && !dialling) {
             self.send_relayed(PLAYER, frame, true, now);
         }
         if finished {

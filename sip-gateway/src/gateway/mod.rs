@@ -32,12 +32,16 @@ pub use config::{GatewayConfig, Secret, TrunkConfig, TrunkTransport};
 pub use types::GatewayError;
 pub use types::{Audio, CallEvent, CallEventKind, CallRef, DialError, DialRequest, EndCause};
 
+use crate::media::dtmf_sender::is_key;
 use crate::media::playback::load_wav;
 use crate::media::{Recorder, RecorderConfig};
 use crate::sip::outbound::Trunk;
 use engine::{Command, Engine, Reply};
 use transport::SipTransport;
 use trunk::TrunkState;
+
+/// The most digits one [`Gateway::send_dtmf`] may send.
+pub const MAX_DTMF_DIGITS: usize = 32;
 
 /// Events buffered for a slow subscriber before it starts missing them.
 const EVENT_CAPACITY: usize = 4096;
@@ -226,6 +230,21 @@ impl Gateway {
         self.ask(|reply| Command::Hold(call, on, reply)).await
     }
 
+    /// Sends DTMF digits to the customer's side of an answered trunk call.
+    ///
+    /// Up to [`MAX_DTMF_DIGITS`] of `0`-`9`, `*`, `#` and `A`-`D` (either
+    /// case); anything else is refused whole with `InvalidDigits`, and nothing
+    /// is sent. When the trunk's answer negotiated telephone-event the digits
+    /// go as RFC 4733 events, otherwise as in-band tones; each sounds for
+    /// 100 ms with an 80 ms gap, and replaces the agent's audio to the
+    /// customer while it plays. Digits sent while earlier ones are still going
+    /// out follow them. Errors otherwise as for [`Gateway::hold`].
+    pub async fn send_dtmf(&self, call: CallRef, digits: &str) -> Result<(), GatewayError> {
+        check_digits(digits)?;
+        self.ask(|reply| Command::SendDtmf(call, digits.to_ascii_uppercase(), reply))
+            .await
+    }
+
     /// Accepts an agent browser's WebRTC offer as a new leg and returns its reference and SDP answer.
     ///
     /// The leg takes a socket from the RTP port range and lives until
@@ -262,6 +281,26 @@ impl Gateway {
             .send(command(reply))
             .map_err(|_| GatewayError::Stopped)?;
         answer.await.map_err(|_| GatewayError::Stopped)?
+    }
+}
+
+/// Refuses a digit string that is empty, too long, or holds anything but DTMF keys.
+fn check_digits(digits: &str) -> Result<(), GatewayError> {
+    let count = digits.chars().count();
+    if count == 0 {
+        return Err(GatewayError::InvalidDigits("no digits given".into()));
+    }
+    if count > MAX_DTMF_DIGITS {
+        return Err(GatewayError::InvalidDigits(format!(
+            "{count} digits, at most {MAX_DTMF_DIGITS} at once"
+        )));
+    }
+    match digits.chars().enumerate().find(|(_, c)| !is_key(*c)) {
+        Some((at, c)) => Err(GatewayError::InvalidDigits(format!(
+            "{c:?} (character {}) is not one of 0-9 * # A-D",
+            at + 1
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -153,6 +153,9 @@ pub enum GatewayError {
     /// The operation needs an answered call, and this one is still ringing or ending.
     #[error("the call is not answered")]
     NotAnswered,
+    /// The digits to send are empty, too many, or not DTMF keys; none were sent.
+    #[error("invalid DTMF digits: {0}")]
+    InvalidDigits(String),
     /// The browser's offer was refused.
     #[error(transparent)]
     WebRtc(#[from] crate::webrtc::WebRtcError),

@@ -5,7 +5,8 @@
 //! [`relay`] per outgoing leg that keeps that leg's stream continuous across
 //! bridges. A [`playback`] player is just another relay source, and so is
 //! the [`hold`] tone a held customer hears. [`dtmf`]
-//! turns telephone events into key presses; [`recorder`] writes both sides
+//! turns telephone events into key presses and [`dtmf_sender`] sends them (or
+//! their in-band tones); [`recorder`] writes both sides
 //! to a stereo WAV off the forwarding path, lined up by [`align`]. [`g711`]
 //! and [`tone`] are the small signal pieces underneath.
 //!
@@ -14,6 +15,7 @@
 
 pub mod align;
 pub mod dtmf;
+pub mod dtmf_sender;
 pub mod g711;
 pub mod hold;
 pub mod latch;
