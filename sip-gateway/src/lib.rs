@@ -9,7 +9,8 @@
 //! - [`media`]: sans-IO RTP: packets, G.711, DTMF events, relaying between
 //!   legs, and recording.
 //! - [`gateway`]: the tokio shell that drives both over real sockets, and the
-//!   Rust API the dialler calls: dial, hang up, play, record, bridge, events.
+//!   Rust API the dialler calls: dial, hang up, play, record, bridge, hold,
+//!   send DTMF, listen in, events.
 //! - [`carrier`]: a simulated carrier on loopback for the demo and benchmarks.
 //! - [`webrtc`]: the agent's browser leg over WebRTC (str0m, ICE-lite,
 //!   DTLS-SRTP, G.711), nailed up for the shift, with its tokio driver.

@@ -1,5 +1,5 @@
 //! What an agent's softphone does to a live call, against the simulated carrier as the
-//! customer and str0m softphones as agents: hold and DTMF.
+//! customer and str0m softphones as agents and supervisors: hold, DTMF and listening in.
 //!
 //! The carrier plays the customer's 1000 Hz and keeps what it receives, so each test
 //! checks what the customer actually heard; the softphones play their own tones and
@@ -25,25 +25,33 @@ const LIMIT: Duration = Duration::from_secs(10);
 const CUSTOMER: f64 = 1000.0;
 const AGENT: f64 = 440.0;
 const SECOND_AGENT: f64 = 697.0;
+const SECOND_CUSTOMER: f64 = 1400.0;
+const SUPERVISOR: f64 = 350.0;
+const SECOND_SUPERVISOR: f64 = 852.0;
 /// Goertzel power of a tone that is clearly there (a sine of ~1000 peak gives 0.00023).
 const PRESENT: f64 = 0.0005;
 /// Goertzel power below which a tone is absent.
 const ABSENT: f64 = 0.0001;
 
-/// A gateway with two trunks: "answer" to a carrier that answers, "ring" to one that never does.
+/// A gateway with three trunks: "answer" to a carrier that answers, "ring" to one that
+/// never does, and "second" to another that answers with [`SECOND_CUSTOMER`].
 struct Setup {
     gateway: Gateway,
     customer: Carrier,
+    second: Carrier,
     _ringing: Carrier,
 }
 
 async fn setup() -> Setup {
-    let customer = carrier(Outcome::Answer).await;
+    let customer = carrier(Outcome::Answer, CUSTOMER).await;
     customer.start_capture();
-    let ringing = carrier(Outcome::NoAnswer).await;
+    let second = carrier(Outcome::Answer, SECOND_CUSTOMER).await;
+    second.start_capture();
+    let ringing = carrier(Outcome::NoAnswer, CUSTOMER).await;
     let trunks = vec![
         TrunkConfig::new("answer", customer.sip_addr()),
         TrunkConfig::new("ring", ringing.sip_addr()),
+        TrunkConfig::new("second", second.sip_addr()),
     ];
     let config = GatewayConfig {
         t1: Duration::from_millis(20),
@@ -53,17 +61,18 @@ async fn setup() -> Setup {
     Setup {
         gateway,
         customer,
+        second,
         _ringing: ringing,
     }
 }
 
-async fn carrier(outcome: Outcome) -> Carrier {
+async fn carrier(outcome: Outcome, tone: f64) -> Carrier {
     Carrier::start(CarrierConfig {
         sip_addr: "127.0.0.1:0".parse().unwrap(),
         mix: Mix::always(outcome),
         ring_delay: Duration::from_millis(20),
         answer_delay: Duration::from_millis(60),
-        audio: CarrierAudio::Tone(CUSTOMER),
+        audio: CarrierAudio::Tone(tone),
         ..CarrierConfig::default()
     })
     .await
@@ -72,8 +81,13 @@ async fn carrier(outcome: Outcome) -> Carrier {
 
 /// Dials the answering carrier and waits for the answer.
 async fn answered_call(gateway: &Gateway) -> CallRef {
+    answered_call_through(gateway, "answer").await
+}
+
+/// Dials through `trunk` and waits for the answer.
+async fn answered_call_through(gateway: &Gateway, trunk: &str) -> CallRef {
     let mut events = gateway.events();
-    let call = gateway.dial(request("answer", LIMIT)).await.unwrap();
+    let call = gateway.dial(request(trunk, LIMIT)).await.unwrap();
     wait_for(&mut events, call, LIMIT, |k| *k == CallEventKind::Answered).await;
     call
 }
@@ -413,4 +427,131 @@ async fn bad_digits_and_bad_calls_are_refused_and_nothing_is_sent() {
     gateway.send_dtmf(call, &"7".repeat(32)).await.unwrap();
     let capture = customer_digits(customer, 32).await;
     assert_eq!(capture.digits, vec!['7'; 32]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisors_hear_both_sides_and_no_one_hears_them() {
+    let setup = setup().await;
+    let (gateway, customer) = (&setup.gateway, &setup.customer);
+    let agent = Softphone::attach(gateway, AGENT).await.unwrap();
+    let call = answered_call(gateway).await;
+    gateway.bridge(call, agent.call_ref).await.unwrap();
+    let supervisor = Softphone::attach(gateway, SUPERVISOR).await.unwrap();
+    let other = Softphone::attach(gateway, SECOND_SUPERVISOR).await.unwrap();
+    gateway.listen(call, supervisor.call_ref).await.unwrap();
+    gateway.listen(call, other.call_ref).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    for (who, listener) in [("first", &supervisor), ("second", &other)] {
+        let heard = listener.hear_for(Duration::from_millis(600)).await;
+        assert!(
+            power(&heard, CUSTOMER) > PRESENT,
+            "{who} hears the customer"
+        );
+        assert!(power(&heard, AGENT) > PRESENT, "{who} hears the agent");
+    }
+    let heard = customer_hears(customer, Duration::from_millis(600)).await;
+    assert!(
+        power(&heard, AGENT) > PRESENT,
+        "the customer hears the agent"
+    );
+    for hz in [SUPERVISOR, SECOND_SUPERVISOR] {
+        assert!(
+            power(&heard, hz) < ABSENT,
+            "the customer heard a supervisor"
+        );
+    }
+    let heard = agent.hear_for(Duration::from_millis(400)).await;
+    assert!(
+        power(&heard, CUSTOMER) > PRESENT,
+        "the agent hears the customer"
+    );
+    for hz in [SUPERVISOR, SECOND_SUPERVISOR] {
+        assert!(power(&heard, hz) < ABSENT, "the agent heard a supervisor");
+    }
+
+    // The first supervisor moves to another call, and hears only that one.
+    let second = answered_call_through(gateway, "second").await;
+    gateway.listen(second, supervisor.call_ref).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let heard = supervisor.hear_for(Duration::from_millis(500)).await;
+    assert!(
+        power(&heard, SECOND_CUSTOMER) > PRESENT,
+        "the new call is heard"
+    );
+    assert!(
+        power(&heard, CUSTOMER) < ABSENT,
+        "the old call is still heard"
+    );
+    assert!(
+        power(&heard, AGENT) < ABSENT,
+        "the old agent is still heard"
+    );
+    let heard = other.hear_for(Duration::from_millis(400)).await;
+    assert!(
+        power(&heard, CUSTOMER) > PRESENT,
+        "the other one still listens"
+    );
+    let heard = customer_hears(&setup.second, Duration::from_millis(400)).await;
+    assert!(
+        power(&heard, SUPERVISOR) < ABSENT,
+        "the new customer heard the supervisor"
+    );
+
+    // The second supervisor hangs up; the call goes on.
+    let mut events = gateway.events();
+    gateway.hangup(other.call_ref).await.unwrap();
+    wait_for(&mut events, other.call_ref, LIMIT, |k| {
+        matches!(k, CallEventKind::Ended { .. })
+    })
+    .await;
+    let heard = agent.hear_for(Duration::from_millis(300)).await;
+    assert!(power(&heard, CUSTOMER) > PRESENT, "the call goes on");
+
+    // The listened call ends; the supervisor's leg stays up and listens again.
+    gateway.hangup(second).await.unwrap();
+    wait_for(&mut events, second, LIMIT, |k| {
+        matches!(k, CallEventKind::Ended { .. })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while let Ok(event) = events.try_recv() {
+        assert_ne!(event.call_ref, supervisor.call_ref, "{:?}", event.kind);
+    }
+    gateway.listen(call, supervisor.call_ref).await.unwrap();
+    let heard = supervisor.hear_for(Duration::from_millis(500)).await;
+    assert!(
+        power(&heard, CUSTOMER) > PRESENT,
+        "listening again after a call ended"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_refuses_unknown_and_mismatched_references() {
+    let setup = setup().await;
+    let gateway = &setup.gateway;
+    let call = answered_call(gateway).await;
+    let supervisor = Softphone::attach(gateway, SUPERVISOR).await.unwrap();
+    let cases = [
+        (CallRef::random(), supervisor.call_ref, "unknown call"),
+        (call, CallRef::random(), "unknown listener"),
+        (
+            supervisor.call_ref,
+            supervisor.call_ref,
+            "a leg as the call",
+        ),
+        (call, call, "a call as the listener"),
+    ];
+    for (listened, listener, what) in cases {
+        let refused = gateway.listen(listened, listener).await;
+        let expected = match what {
+            "a leg as the call" => matches!(refused, Err(GatewayError::NotATrunkCall)),
+            "a call as the listener" => matches!(refused, Err(GatewayError::NotAnAgentLeg)),
+            _ => matches!(refused, Err(GatewayError::NoSuchCall)),
+        };
+        assert!(expected, "{what}: {refused:?}");
+    }
+    // Nothing was set up by the refusals: the supervisor hears nothing.
+    let heard = supervisor.hear_for(Duration::from_millis(300)).await;
+    assert!(power(&heard, CUSTOMER) < ABSENT);
 }

@@ -89,6 +89,42 @@ impl Engine {
         Ok(())
     }
 
+    /// Makes an agent leg hear a mix of both sides of a trunk call, and be heard by no one.
+    ///
+    /// The leg stops hearing whatever it heard before: a bridged call or another listened one.
+    pub(crate) fn listen(&mut self, call: CallRef, listener: CallRef) -> Result<(), GatewayError> {
+        let listening = match self.agents.get(&listener) {
+            Some(entry) => entry.leg.clone(),
+            None if self.calls.contains_key(&listener) => return Err(GatewayError::NotAnAgentLeg),
+            None => return Err(GatewayError::NoSuchCall),
+        };
+        let Some(entry) = self.calls.get(&call) else {
+            if self.agents.contains_key(&call) {
+                return Err(GatewayError::NotATrunkCall);
+            }
+            return Err(GatewayError::NoSuchCall);
+        };
+        if entry.ending.is_some() {
+            return Err(GatewayError::NoSuchCall);
+        }
+        tracing::info!(parent: &entry.span, %listener, "listener joined");
+        self.forget_everywhere(&listening, &[listener]);
+        listening.send(LegCommand::Unbridge);
+        entry
+            .leg
+            .send(LegCommand::AddListener(listening.inbox.clone()));
+        Ok(())
+    }
+
+    /// Tells every leg but `except` to stop sending to `leg`, as its peer or as a listener.
+    pub(crate) fn forget_everywhere(&self, leg: &LegHandle, except: &[CallRef]) {
+        let calls = self.calls.iter().map(|(r, e)| (r, &e.leg));
+        let agents = self.agents.iter().map(|(r, e)| (r, &e.leg));
+        for (_, other) in calls.chain(agents).filter(|(r, _)| !except.contains(r)) {
+            other.send(LegCommand::Forget(leg.inbox.clone()));
+        }
+    }
+
     /// Returns the leg of a trunk call or an agent.
     pub(crate) fn any_leg(&self, call_ref: CallRef) -> Option<&LegHandle> {
         let call = self.calls.get(&call_ref).map(|e| &e.leg);
@@ -166,6 +202,12 @@ impl AgentBridge {
                     Some(LegCommand::Bridge { peer }) => {
                         tracing::debug!("bridged");
                         self.peer = Some(peer);
+                    }
+                    Some(LegCommand::Unbridge) => self.peer = None,
+                    Some(LegCommand::Forget(leg)) => {
+                        if self.peer.as_ref().is_some_and(|p| p.same_channel(&leg)) {
+                            self.peer = None;
+                        }
                     }
                     // The engine refuses the others for agent legs before they get here.
                     Some(other) => tracing::debug!(?other, "command ignored by an agent leg"),

@@ -45,6 +45,9 @@ impl Engine {
                     .map(|leg| leg.send(LegCommand::Hold(on)));
                 let _ = reply.send(held);
             }
+            Command::Listen(call, listener, reply) => {
+                let _ = reply.send(self.listen(call, listener));
+            }
             Command::SendDtmf(call_ref, digits, reply) => {
                 let sent = self
                     .answered_leg(call_ref)
@@ -298,6 +301,9 @@ impl Engine {
     fn bridge(&self, a: CallRef, b: CallRef) -> Result<(), GatewayError> {
         let leg_a = self.any_leg(a).ok_or(GatewayError::NoSuchCall)?;
         let leg_b = self.any_leg(b).ok_or(GatewayError::NoSuchCall)?;
+        // Each side now hears only the other: not an earlier peer, nor a call it listened to.
+        self.forget_everywhere(leg_a, &[a, b]);
+        self.forget_everywhere(leg_b, &[a, b]);
         leg_a.send(LegCommand::Bridge {
             peer: leg_b.inbox.clone(),
         });

@@ -32,6 +32,7 @@ pub(crate) enum Command {
     Bridge(CallRef, CallRef, Reply),
     Hold(CallRef, bool, Reply),
     SendDtmf(CallRef, String, Reply),
+    Listen(CallRef, CallRef, Reply),
     AttachAgent(
         String,
         oneshot::Sender<Result<(CallRef, String), GatewayError>>,

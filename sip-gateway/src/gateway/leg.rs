@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use super::types::CallRef;
 use crate::media::dtmf_sender::{DtmfMode, DtmfSender, DtmfSenderConfig};
 use crate::media::hold::hold_tone;
+use crate::media::mix::Mixer;
 use crate::media::playback::{Player, PlayerConfig, PlayerEvent};
 use crate::media::recorder::{Recorder, RecorderTap, Side};
 use crate::media::relay::{PayloadTypeMap, Relay, RelayConfig, SourceId};
@@ -26,6 +27,8 @@ const PLAYER: SourceId = SourceId(0);
 const HOLD: SourceId = SourceId(u64::MAX);
 /// The relay source id of digits being sent.
 const DIGITS: SourceId = SourceId(u64::MAX - 1);
+/// The source id of the mix sent to listeners.
+const MIX: SourceId = SourceId(u64::MAX - 2);
 
 /// What the engine tells a leg to do.
 #[derive(Debug)]
@@ -50,6 +53,12 @@ pub(crate) enum LegCommand {
     SendDtmf(String),
     /// Forwards received audio to another leg.
     Bridge { peer: mpsc::Sender<BridgedPacket> },
+    /// Stops forwarding to the bridged leg, if any.
+    Unbridge,
+    /// Sends a mix of both sides of the call to a listening leg.
+    AddListener(mpsc::Sender<BridgedPacket>),
+    /// Stops sending anything to this leg, as its peer or as a listener.
+    Forget(mpsc::Sender<BridgedPacket>),
     /// Stops the leg, finishing any recording.
     Close,
 }
@@ -127,6 +136,8 @@ pub(crate) fn spawn(
         tap: None,
         dtmf: DtmfDetector::new(8000),
         peer: None,
+        listeners: Vec::new(),
+        mixer: None,
         events,
     };
     let span = tracing::debug_span!("leg", %call_ref);
@@ -159,6 +170,10 @@ struct Leg {
     tap: Option<RecorderTap>,
     dtmf: DtmfDetector,
     peer: Option<mpsc::Sender<BridgedPacket>>,
+    /// Legs that hear both sides of the call and are heard by no one.
+    listeners: Vec<mpsc::Sender<BridgedPacket>>,
+    /// Mixes both sides while anyone listens.
+    mixer: Option<Mixer>,
     events: mpsc::UnboundedSender<LegEvent>,
 }
 
@@ -202,6 +217,7 @@ impl Leg {
             self.player.as_ref().and_then(Player::poll_timeout),
             self.hold.as_ref().and_then(Player::poll_timeout),
             self.digits.as_ref().and_then(DtmfSender::poll_timeout),
+            self.mixer.as_ref().map(Mixer::poll_timeout),
             self.dtmf.poll_timeout(),
         ]
         .into_iter()
@@ -225,6 +241,26 @@ impl Leg {
             LegCommand::Hold(on) => self.set_hold(on, now),
             LegCommand::SendDtmf(digits) => self.send_digits(&digits, now),
             LegCommand::Bridge { peer } => self.peer = Some(peer),
+            LegCommand::Unbridge => self.peer = None,
+            LegCommand::AddListener(listener) => {
+                if !self.listeners.iter().any(|l| l.same_channel(&listener)) {
+                    self.listeners.push(listener);
+                }
+                if self.mixer.is_none() {
+                    let codec = self.media.map_or(G711::Pcmu, |m| g711(m.codec));
+                    let (ssrc, seq, ts) = (rand::random(), rand::random(), rand::random());
+                    self.mixer = Some(Mixer::new(codec, ssrc, seq, ts, now));
+                }
+            }
+            LegCommand::Forget(leg) => {
+                if self.peer.as_ref().is_some_and(|p| p.same_channel(&leg)) {
+                    self.peer = None;
+                }
+                self.listeners.retain(|l| !l.same_channel(&leg));
+                if self.listeners.is_empty() {
+                    self.mixer = None;
+                }
+            }
             LegCommand::Close => {}
         }
     }
@@ -326,14 +362,19 @@ impl Leg {
                 tracing::trace!(%error, "bad telephone event");
             }
             self.drain_dtmf();
-        } else if let Some(tap) = &self.tap {
-            tap.push_g711(
-                Side::Customer,
-                packet.timestamp(),
-                g711(media.codec),
-                packet.payload(),
-                now,
-            );
+        } else if packet.payload_type() == media.codec.payload_type() {
+            if let Some(tap) = &self.tap {
+                tap.push_g711(
+                    Side::Customer,
+                    packet.timestamp(),
+                    g711(media.codec),
+                    packet.payload(),
+                    now,
+                );
+            }
+            if let Some(mixer) = self.mixer.as_mut() {
+                mixer.push_g711(Side::Customer, g711(media.codec), packet.payload());
+            }
         }
         if let (Some(peer), None) = (&self.peer, &self.hold) {
             let forwarded = BridgedPacket {
@@ -381,6 +422,7 @@ impl Leg {
         self.drain_latch();
         self.dtmf.handle_timeout(now);
         self.drain_dtmf();
+        self.feed_listeners(now);
         let sending = self.media.is_some_and(sends);
         // Digits go out over everything else; the hold tone over playback.
         let dialling = match self.digits.as_mut() {
@@ -441,17 +483,51 @@ impl Leg {
         let Ok(header) = self.relay.relay(source, &mut bytes, now) else {
             return;
         };
-        if let (true, Some(tap), Ok(packet)) = (audio, &self.tap, RtpPacket::parse(&bytes)) {
-            tap.push_g711(
-                Side::Agent,
-                header.timestamp,
-                g711(media.codec),
-                packet.payload(),
-                now,
-            );
+        if let (true, Ok(packet)) = (audio, RtpPacket::parse(&bytes)) {
+            if let Some(tap) = &self.tap {
+                tap.push_g711(
+                    Side::Agent,
+                    header.timestamp,
+                    g711(media.codec),
+                    packet.payload(),
+                    now,
+                );
+            }
+            if let Some(mixer) = self.mixer.as_mut() {
+                mixer.push_g711(Side::Agent, g711(media.codec), packet.payload());
+            }
         }
         if let Err(error) = self.socket.try_send_to(&bytes, remote) {
             tracing::trace!(%error, "rtp send failed");
+        }
+    }
+
+    /// Sends the mix that is due to every listener, forgetting listeners that have gone.
+    fn feed_listeners(&mut self, now: Instant) {
+        let Some(mixer) = self.mixer.as_mut() else {
+            return;
+        };
+        mixer.handle_timeout(now);
+        let codec = match mixer.codec() {
+            G711::Pcmu => Codec::Pcmu,
+            G711::Pcma => Codec::Pcma,
+        };
+        while let Some(bytes) = mixer.poll_transmit() {
+            self.listeners.retain(|listener| {
+                let packet = BridgedPacket {
+                    source: MIX,
+                    codec,
+                    telephone_event: None,
+                    bytes: bytes.clone(),
+                };
+                !matches!(
+                    listener.try_send(packet),
+                    Err(mpsc::error::TrySendError::Closed(_))
+                )
+            });
+        }
+        if self.listeners.is_empty() {
+            self.mixer = None;
         }
     }
 

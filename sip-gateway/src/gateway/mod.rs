@@ -6,7 +6,9 @@
 //! `sleep_until` the cores' next timeout. Each call has one RTP leg task ([`leg`]) on its own
 //! socket from the port range. Calls are reported as [`CallEvent`]s on a broadcast channel.
 //! An agent's browser session ([`crate::webrtc`]) joins as a leg of its own ([`agent`]), so
-//! a trunk call can be bridged into it like into any other leg.
+//! a trunk call can be bridged into it like into any other leg. A trunk call's leg also
+//! holds it (playing the hold tone), sends its DTMF, and mixes both sides for supervisors
+//! listening in.
 //!
 //! - [`config`]: [`GatewayConfig`] and [`TrunkConfig`], read from TOML.
 //! - [`types`]: [`DialRequest`], [`CallRef`], [`CallEvent`] and the errors.
@@ -242,6 +244,22 @@ impl Gateway {
     pub async fn send_dtmf(&self, call: CallRef, digits: &str) -> Result<(), GatewayError> {
         check_digits(digits)?;
         self.ask(|reply| Command::SendDtmf(call, digits.to_ascii_uppercase(), reply))
+            .await
+    }
+
+    /// Lets a supervisor listen in silently: `listener`, a leg from
+    /// [`Gateway::attach_agent`], hears a mix of both sides of the trunk `call`.
+    ///
+    /// The mix is what the customer says and what is sent to the customer
+    /// (the agent, or the hold tone, playback and digits), decoded, summed and
+    /// re-encoded for the listener's browser. Nothing the listener sends
+    /// reaches anyone. Any number of listeners may hear one call. A listener
+    /// stops with [`Gateway::hangup`], by listening to another call, or by
+    /// being bridged; when the call ends the listener's leg stays up, as an
+    /// agent's does. Errors: `NoSuchCall`, `NotATrunkCall` for `call`, and
+    /// `NotAnAgentLeg` for a `listener` that is a trunk call.
+    pub async fn listen(&self, call: CallRef, listener: CallRef) -> Result<(), GatewayError> {
+        self.ask(|reply| Command::Listen(call, listener, reply))
             .await
     }
 

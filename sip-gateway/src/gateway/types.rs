@@ -150,6 +150,9 @@ pub enum GatewayError {
     /// The operation applies to trunk calls, and the reference is an agent leg.
     #[error("not a trunk call")]
     NotATrunkCall,
+    /// The operation applies to agent legs, and the reference is a trunk call.
+    #[error("not an agent leg")]
+    NotAnAgentLeg,
     /// The operation needs an answered call, and this one is still ringing or ending.
     #[error("the call is not answered")]
     NotAnswered,

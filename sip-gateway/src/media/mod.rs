@@ -7,7 +7,8 @@
 //! the [`hold`] tone a held customer hears. [`dtmf`]
 //! turns telephone events into key presses and [`dtmf_sender`] sends them (or
 //! their in-band tones); [`recorder`] writes both sides
-//! to a stereo WAV off the forwarding path, lined up by [`align`]. [`g711`]
+//! to a stereo WAV off the forwarding path, lined up by [`align`]; [`mix`]
+//! sums both sides for a supervisor listening in. [`g711`]
 //! and [`tone`] are the small signal pieces underneath.
 //!
 //! Nothing here reads the clock or touches a socket; the one thread is the
@@ -19,6 +20,7 @@ pub mod dtmf_sender;
 pub mod g711;
 pub mod hold;
 pub mod latch;
+pub mod mix;
 pub mod playback;
 pub mod recorder;
 pub mod relay;
