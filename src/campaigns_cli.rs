@@ -18,6 +18,9 @@ pub enum CampaignCommand {
     Start(Named),
     /// Stops dialling a campaign for now.
     Pause(Named),
+    /// Sets which agents work a campaign, replacing those assigned before;
+    /// without `--agent` nobody is assigned.
+    Assign(Assign),
 }
 
 /// The account.
@@ -57,6 +60,20 @@ pub struct Create {
     /// Lists to attach, by name, in priority order.
     #[arg(long = "list")]
     pub lists: Vec<String>,
+}
+
+/// Flags of `campaign assign`.
+#[derive(Debug, Args)]
+pub struct Assign {
+    /// The account's name.
+    #[arg(long)]
+    pub account: String,
+    /// The campaign's name.
+    #[arg(long)]
+    pub name: String,
+    /// An agent's username; repeat for each agent.
+    #[arg(long = "agent")]
+    pub agents: Vec<String>,
 }
 
 /// Runs a campaign command.
@@ -123,6 +140,37 @@ pub async fn run(store: &Store, command: CampaignCommand) -> Result<()> {
                 .await?;
             audit(store, &account, "campaign.pause", &campaign, now).await?;
             println!("campaign {} paused", campaign.name);
+        }
+        CampaignCommand::Assign(a) => {
+            let named_campaign = Named {
+                account: a.account,
+                name: a.name,
+            };
+            let (account, campaign) = named(store, &named_campaign).await?;
+            let users = store.users(account.id).await?;
+            let mut ids = Vec::new();
+            for name in &a.agents {
+                match users.iter().find(|u| &u.username == name) {
+                    Some(u) => ids.push(u.id),
+                    None => bail!("no user named {name:?} in account {}", account.name),
+                }
+            }
+            store
+                .assign_agents(account.id, campaign.id, &ids)
+                .await
+                .with_context(|| format!("assigning agents to campaign {}", campaign.name))?;
+            audit(store, &account, "campaign.assign_agents", &campaign, now).await?;
+            let assigned = store.campaign_agents(account.id, campaign.id).await?;
+            let names: Vec<&str> = users
+                .iter()
+                .filter(|u| assigned.contains(&u.id))
+                .map(|u| u.username.as_str())
+                .collect();
+            if names.is_empty() {
+                println!("campaign {}: no agent assigned", campaign.name);
+            } else {
+                println!("campaign {}: {}", campaign.name, names.join(", "));
+            }
         }
     }
     Ok(())

@@ -35,11 +35,13 @@ const LAST_NAMES: [&str; 5] = ["Ashdown", "Brightwater", "Calloway", "Dunmore", 
 const PROFESSIONS: [&str; 5] = ["Teacher", "Engineer", "Nurse", "Carpenter", "Accountant"];
 
 /// Creates the demo account: an admin, a supervisor and two agents with
-/// random passwords, a paused demo campaign, and a list of 50 fictitious
-/// contacts whose numbers lie in Ofcom's range reserved for drama.
+/// random passwords, a paused demo campaign both agents are assigned to,
+/// and a list of 50 fictitious contacts whose numbers lie in Ofcom's range
+/// reserved for drama.
 pub async fn seed(store: &Store, now: DateTime<Utc>) -> Result<Demo, StoreError> {
     let account = store.create_account("demo", 10, now).await?;
     let mut logins = Vec::new();
+    let mut agents = Vec::new();
     for (username, role) in [
         ("admin", Role::Admin),
         ("supervisor", Role::Supervisor),
@@ -47,9 +49,12 @@ pub async fn seed(store: &Store, now: DateTime<Utc>) -> Result<Demo, StoreError>
         ("agent2", Role::Agent),
     ] {
         let pw = password::generate();
-        store
+        let user = store
             .create_user(account.id, username, &password::hash(&pw)?, role, now)
             .await?;
+        if role == Role::Agent {
+            agents.push(user.id);
+        }
         logins.push(DemoLogin {
             username: username.into(),
             password: pw,
@@ -64,6 +69,10 @@ pub async fn seed(store: &Store, now: DateTime<Utc>) -> Result<Demo, StoreError>
         .await?;
     store
         .attach_list(account.id, campaign.id, list.id, 0)
+        .await?;
+    // A new campaign has nobody assigned; the demo's agents work this one.
+    store
+        .assign_agents(account.id, campaign.id, &agents)
         .await?;
     // The demo's contacts are fictitious and its carrier simulated, so its
     // campaign may call at any hour: a newcomer can try a call at night.

@@ -66,6 +66,8 @@ pub const RULES: &[Rule] = &[
     rule("GET", "/api/campaigns", Who::AnyRole),
     rule("POST", "/api/campaigns", Who::Roles(MANAGERS)),
     rule("GET", "/api/campaigns/{id}", Who::AnyRole),
+    rule("GET", "/api/campaigns/{id}/agents", Who::Roles(MANAGERS)),
+    rule("PUT", "/api/campaigns/{id}/agents", Who::Roles(MANAGERS)),
     rule("GET", "/api/campaigns/{id}/settings", Who::Roles(MANAGERS)),
     rule("PUT", "/api/campaigns/{id}/settings", Who::Roles(MANAGERS)),
     rule("POST", "/api/campaigns/{id}/lists", Who::Roles(MANAGERS)),

@@ -179,7 +179,7 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
                 other => panic!("no test for method {other}"),
             };
             if rule.method != "GET" {
-                req = req.json(&body_for(rule.path, list.id.0));
+                req = req.json(&body_for(rule.path, list.id.0, user.id.0));
             }
             if path.ends_with("/ws") || path == "/api/stream" {
                 req = req
@@ -201,6 +201,11 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
                 (false, _) => status == 403,
                 // Another account's row is indistinguishable from a missing one.
                 (true, Caller::ForeignAdmin) if rule.path.contains("{id}") => status == 404,
+                // So is a row of a campaign the agent is not assigned to: this
+                // one is assigned to none.
+                (true, Caller::Own(Role::Agent)) if hidden_from_unassigned(rule.path) => {
+                    status == 404
+                }
                 (true, _) => status != 401 && status != 403,
             };
             if !ok {
@@ -219,9 +224,15 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
     t
 }
 
+/// Whether a route's row is hidden from an agent who is not assigned to
+/// its campaign.
+fn hidden_from_unassigned(path: &str) -> bool {
+    matches!(path, "/api/contacts/{id}" | "/api/campaigns/{id}")
+}
+
 /// A well-formed body for the routes that take one, so that a foreign
 /// caller's refusal comes from the account scope, not from the body.
-fn body_for(path: &str, list: i64) -> serde_json::Value {
+fn body_for(path: &str, list: i64, agent: i64) -> serde_json::Value {
     match path {
         "/api/users/{id}/active" => serde_json::json!({ "active": true }),
         "/api/campaigns/{id}/settings" => serde_json::to_value(
@@ -229,6 +240,8 @@ fn body_for(path: &str, list: i64) -> serde_json::Value {
         )
         .expect("settings serialise"),
         "/api/campaigns/{id}/lists" => serde_json::json!({ "list_id": list, "priority": 0 }),
+        "/api/campaigns/{id}/dial-level" => serde_json::json!({ "max_dial_level": 2.0 }),
+        "/api/campaigns/{id}/agents" => serde_json::json!({ "user_ids": [agent] }),
         _ => serde_json::json!({}),
     }
 }

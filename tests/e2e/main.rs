@@ -2,6 +2,7 @@
 //! driven over HTTP and through the `dialcrm` binary, on both backends.
 
 mod access;
+mod assignment;
 mod campaigns;
 mod cli;
 mod desk;

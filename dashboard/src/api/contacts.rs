@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use crm::model::{CallAttempt, Contact, ContactId, Interaction, ListId};
+use crm::model::{CallAttempt, Contact, ContactId, Interaction, ListId, Role};
 use serde::Serialize;
 
 use crate::auth::CurrentUser;
@@ -23,8 +23,10 @@ struct ContactCard {
     suppressed: bool,
 }
 
-/// Returns a contact card. Any role of the account may read it for now; the
-/// privacy work narrows agents to the contacts of their campaigns.
+/// Returns a contact card. Supervisors and admins read any contact of the
+/// account. An agent reads only a lead of a campaign they are assigned to,
+/// and only its history in those campaigns; any other contact is a 404, as
+/// another account's would be.
 async fn one(
     State(state): State<AppState>,
     me: CurrentUser,
@@ -32,15 +34,34 @@ async fn one(
 ) -> Result<Json<ContactCard>, ApiError> {
     let account = me.account();
     let id = ContactId(id);
+    let agent = me.user.role == Role::Agent;
+    if agent
+        && !state
+            .store
+            .is_contact_of_agent(account, me.user.id, id)
+            .await?
+    {
+        return Err(ApiError::NotFound);
+    }
     let contact = state.store.contact(account, id).await?;
     let suppressed = state
         .store
         .is_suppressed(account, &contact.fields.phone_e164)
         .await?;
+    let mut attempts = state.store.attempts_for_contact(account, id).await?;
+    let mut interactions = state.store.interactions_for_contact(account, id).await?;
+    if agent {
+        let mine = state.store.agent_campaigns(account, me.user.id).await?;
+        attempts.retain(|a| a.campaign_id.is_some_and(|c| mine.contains(&c)));
+        interactions.retain(|i| {
+            i.attempt_id
+                .is_some_and(|at| attempts.iter().any(|a| a.id == at))
+        });
+    }
     Ok(Json(ContactCard {
         lists: state.store.lists_of_contact(account, id).await?,
-        attempts: state.store.attempts_for_contact(account, id).await?,
-        interactions: state.store.interactions_for_contact(account, id).await?,
+        attempts,
+        interactions,
         suppressed,
         contact,
     }))
