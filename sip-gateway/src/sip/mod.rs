@@ -1,6 +1,8 @@
 //! Sans-IO SIP signalling towards trunks.
 //!
-//! - [`parse`]: bytes from the network to validated `rsip` messages, never panicking.
+//! - [`parse`]: bytes from the network to validated `rsip` messages, never panicking; its
+//!   `canonical` helper first unfolds and tidies the head as RFC 3261 allows senders to write it.
+//! - [`screen`]: the RFC 3261 §8.2 checks a UAS makes before acting on a request.
 //! - [`message`]: what we send ([`OutgoingRequest`], [`OutgoingResponse`], [`Transmit`]) and
 //!   header helpers.
 //! - [`transaction`]: RFC 3261 client and server transactions with their timers.
@@ -11,11 +13,13 @@
 //! - [`call`]: the per-call state machine the gateway shell drives, built on all of the above.
 
 pub mod call;
+mod canonical;
 pub mod dialog;
 pub mod digest;
 pub mod message;
 pub mod outbound;
 pub mod parse;
+pub mod screen;
 pub mod sdp;
 pub mod transaction;
 

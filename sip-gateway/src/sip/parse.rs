@@ -3,7 +3,9 @@
 use rsip::headers::UntypedHeader;
 use rsip::{Header, SipMessage};
 
+use super::canonical::{canonical_head, canonical_request_line, unfold};
 use super::message::{canonical_name, header_value, param, reason_phrase};
+use super::outbound::ALLOW;
 
 /// Largest message accepted, in bytes.
 pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
@@ -35,17 +37,56 @@ pub enum ParseError {
     /// The status code is outside 100..=699.
     #[error("invalid status code")]
     InvalidStatus,
+    /// The request line names another SIP version than 2.0.
+    #[error("unsupported SIP version")]
+    UnsupportedVersion,
+    /// The request's method is a valid token but not one we know.
+    #[error("unknown method")]
+    UnknownMethod,
+    /// The Request-URI's scheme is not sip, sips or tel.
+    #[error("unsupported URI scheme")]
+    UnsupportedScheme,
+    /// A header that a message carries once appears twice.
+    #[error("more than one {0} header")]
+    DuplicateHeader(&'static str),
+}
+
+impl ParseError {
+    /// Returns the status a request failing this way is answered with (RFC 3261 §8.2, §21).
+    pub fn status(&self) -> u16 {
+        match self {
+            ParseError::TooLarge(_) => 413,
+            ParseError::UnsupportedVersion => 505,
+            ParseError::UnknownMethod => 501,
+            ParseError::UnsupportedScheme => 416,
+            _ => 400,
+        }
+    }
 }
 
 /// Parses one complete SIP message (one UDP datagram, or one framed TCP message).
+///
+/// The head is first put into plain form ([`canonical_head`]): folded lines joined, whitespace
+/// around colons and inside Via removed. Octets after the body that Content-Length announces
+/// are dropped, as RFC 3261 §18.3 asks for datagrams. A request's top Via may lack the
+/// `z9hG4bK` cookie (an RFC 2543 peer); a response's may not, as it could match nothing of ours.
 pub fn parse_message(bytes: &[u8]) -> Result<SipMessage, ParseError> {
     if bytes.len() > MAX_MESSAGE_SIZE {
         return Err(ParseError::TooLarge(bytes.len()));
     }
     let head_end = find(bytes, b"\r\n\r\n")
         .ok_or_else(|| ParseError::Malformed("no end of headers".into()))?;
-    let body_len = bytes.len() - head_end - 4;
-    let mut message = tokenize(bytes)?;
+    let head = canonical_head(&bytes[..head_end])?;
+    let body = &bytes[head_end + 4..];
+    let body = match head.content_length {
+        Some(length) if length > body.len() => return Err(ParseError::Truncated),
+        Some(length) => &body[..length],
+        None => body,
+    };
+    let mut plain = head.text.into_bytes();
+    plain.extend_from_slice(b"\r\n\r\n");
+    plain.extend_from_slice(body);
+    let mut message = tokenize(&plain)?;
     normalise_compact_headers(&mut message);
     let headers = match &message {
         SipMessage::Request(r) => &r.headers,
@@ -57,7 +98,8 @@ pub fn parse_message(bytes: &[u8]) -> Result<SipMessage, ParseError> {
         }
     }
     let via = header_value(headers, "Via").unwrap_or_default();
-    if !param(&via, "branch").is_some_and(|b| b.starts_with("z9hG4bK")) {
+    let cookie = param(&via, "branch").is_some_and(|b| b.starts_with("z9hG4bK"));
+    if !cookie && matches!(message, SipMessage::Response(_)) {
         return Err(ParseError::MissingBranch);
     }
     let cseq = header_value(headers, "CSeq").unwrap_or_default();
@@ -74,18 +116,6 @@ pub fn parse_message(bytes: &[u8]) -> Result<SipMessage, ParseError> {
             return Err(ParseError::InvalidStatus);
         }
         _ => {}
-    }
-    if let Some(length) = header_value(headers, "Content-Length") {
-        let length: usize = length
-            .trim()
-            .parse()
-            .map_err(|_| ParseError::BadContentLength)?;
-        if length > body_len {
-            return Err(ParseError::Truncated);
-        }
-        if length < body_len {
-            return Err(ParseError::BadContentLength);
-        }
     }
     Ok(message)
 }
@@ -117,21 +147,29 @@ pub fn frame_length(buffer: &[u8]) -> Result<Option<usize>, ParseError> {
     Ok((buffer.len() >= total).then_some(total))
 }
 
-/// Builds a 400 response for a malformed request, when enough of its headers survive.
+/// Builds the error response for a request that failed to parse, when enough of it survives.
 ///
-/// It scans the raw lines itself, since the message failed to parse. Returns `None` for
+/// The status follows RFC 3261: 505 for another SIP version, 501 (with Allow) for an unknown
+/// method, 416 for an unknown URI scheme, 413 for an oversized message, 400 otherwise. It
+/// scans the raw lines itself, since the message failed to parse. Returns `None` for
 /// responses, ACKs (which are never answered) and requests missing a mandatory header.
 pub fn bad_request_response(bytes: &[u8], reason: &str) -> Option<Vec<u8>> {
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_MESSAGE_SIZE)]);
     let head = text.split("\r\n\r\n").next().unwrap_or("");
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next()?;
+    let lines = unfold(head);
+    let (request_line, fields) = lines.split_first()?;
     let method = request_line.split(' ').next()?;
     if method.is_empty() || method.starts_with("SIP/") || method.eq_ignore_ascii_case("ACK") {
         return None;
     }
+    let status = match bytes.len() > MAX_MESSAGE_SIZE {
+        true => 413,
+        false => canonical_request_line(request_line)
+            .err()
+            .map_or(400, |e| e.status()),
+    };
     let mut copied: Vec<(&'static str, String)> = Vec::new();
-    for line in lines {
+    for line in fields {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
@@ -144,7 +182,8 @@ pub fn bad_request_response(bytes: &[u8], reason: &str) -> Option<Vec<u8>> {
             _ => continue,
         };
         let value = value.trim();
-        if value.is_empty() || value.chars().any(|c| c.is_control()) {
+        // A bare CR or LF copied back could start a header of the sender's choosing.
+        if value.is_empty() || value.contains(['\r', '\n']) {
             return None;
         }
         copied.push((name, value.to_string()));
@@ -155,13 +194,16 @@ pub fn bad_request_response(bytes: &[u8], reason: &str) -> Option<Vec<u8>> {
         }
     }
     let reason: String = reason.chars().filter(|c| !c.is_control()).collect();
-    let mut out = format!("SIP/2.0 400 {}\r\n", reason_phrase(400));
+    let mut out = format!("SIP/2.0 {status} {}\r\n", reason_phrase(status));
     for (name, value) in copied {
         let value = match name == "To" && param(&value, "tag").is_none() {
             true => format!("{value};tag={:016x}", rand::random::<u64>()),
             false => value,
         };
         out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if status == 501 {
+        out.push_str(&format!("Allow: {ALLOW}\r\n"));
     }
     out.push_str(&format!(
         "Warning: 399 - \"{}\"\r\n",
@@ -176,7 +218,9 @@ fn tokenize(bytes: &[u8]) -> Result<SipMessage, ParseError> {
     // unwind guard remains because a panic here would be triggered by any packet from outside.
     match std::panic::catch_unwind(|| SipMessage::try_from(bytes)) {
         Ok(Ok(message)) => Ok(message),
-        Ok(Err(e)) => Err(ParseError::Malformed(e.to_string())),
+        // rsip's error text quotes the message, which may hold numbers: it is neither logged
+        // nor echoed in a Warning header.
+        Ok(Err(_)) => Err(ParseError::Malformed("unparseable syntax".into())),
         Err(_) => Err(ParseError::Malformed("parser failure".into())),
     }
 }
@@ -263,11 +307,12 @@ mod tests {
             parse_message(truncated.as_bytes()),
             Err(ParseError::Truncated)
         );
+        // Octets past Content-Length in a datagram are dropped (RFC 3261 §18.3), not an error.
         let short = INVITE.replace("Content-Length: 4", "Content-Length: 2");
-        assert_eq!(
-            parse_message(short.as_bytes()),
-            Err(ParseError::BadContentLength)
-        );
+        let SipMessage::Request(r) = parse_message(short.as_bytes()).unwrap() else {
+            panic!("expected a request")
+        };
+        assert_eq!(r.body, b"v=");
         let nonsense = INVITE.replace("Content-Length: 4", "Content-Length: x");
         assert_eq!(
             parse_message(nonsense.as_bytes()),
@@ -275,10 +320,18 @@ mod tests {
         );
         let cseq = INVITE.replace("CSeq: 1 INVITE", "CSeq: 1 BYE");
         assert_eq!(parse_message(cseq.as_bytes()), Err(ParseError::InvalidCSeq));
-        let branch = INVITE.replace("branch=z9hG4bKabc123", "branch=old");
+        let ok =
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\n\
+            To: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let branch = ok.replace("branch=z9hG4bK1", "branch=old");
         assert_eq!(
             parse_message(branch.as_bytes()),
             Err(ParseError::MissingBranch)
+        );
+        let twice = INVITE.replace("CSeq: 1 INVITE", "CSeq: 1 INVITE\r\nCall-ID: again");
+        assert_eq!(
+            parse_message(twice.as_bytes()),
+            Err(ParseError::DuplicateHeader("Call-ID"))
         );
     }
 
@@ -292,14 +345,17 @@ mod tests {
 
     #[test]
     fn builds_400_for_a_malformed_request() {
-        let broken = INVITE.replace("SIP/2.0\r\nVia", "SIP/9.9\r\nVia");
+        let broken = INVITE.replace("Content-Length: 4", "Content-Length: 40");
         assert!(parse_message(broken.as_bytes()).is_err());
-        let reply = bad_request_response(broken.as_bytes(), "bad version").unwrap();
+        let reply = bad_request_response(broken.as_bytes(), "truncated").unwrap();
         let parsed = parse_message(&reply).unwrap();
         let SipMessage::Response(r) = parsed else {
             panic!("expected a response")
         };
         assert_eq!(r.status_code.code(), 400);
+        let version = INVITE.replace("SIP/2.0\r\nVia", "SIP/9.9\r\nVia");
+        let reply = bad_request_response(version.as_bytes(), "version").unwrap();
+        assert!(reply.starts_with(b"SIP/2.0 505 "));
         let to = header_values(&r.headers, "To").remove(0);
         assert!(param(&to, "tag").is_some());
         let no_via = broken.replace(

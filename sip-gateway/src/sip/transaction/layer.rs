@@ -12,6 +12,7 @@ use super::{TimerConfig, TransactionError, TransactionEvent, TransactionKey};
 use crate::sip::message::{
     header_value, param, OutgoingRequest, OutgoingResponse, Transmit, Transport,
 };
+use crate::sip::screen::screen;
 
 /// All live transactions of one endpoint, sans-IO.
 #[derive(Debug)]
@@ -191,11 +192,7 @@ impl TransactionLayer {
         transport: Transport,
         now: Instant,
     ) {
-        let Some(branch) = header_value(&request.headers, "Via")
-            .and_then(|via| param(&via, "branch").map(str::to_string))
-        else {
-            return;
-        };
+        let branch = request_branch(&request);
         let method = match request.method {
             Method::Ack => Method::Invite,
             m => m,
@@ -224,7 +221,14 @@ impl TransactionLayer {
             return;
         }
         let invite = request.method == Method::Invite;
-        let tx = ServerTransaction::new(invite, transport.is_reliable(), self.config, dialog_match);
+        let mut tx =
+            ServerTransaction::new(invite, transport.is_reliable(), self.config, dialog_match);
+        if let Some(response) = screen(&request) {
+            // Answered here, so a retransmission of the request gets the same answer.
+            tx.respond(response.status, response.to_bytes(), now);
+            self.servers.insert(key, (tx, source, transport));
+            return;
+        }
         self.servers.insert(key.clone(), (tx, source, transport));
         self.events.push_back(TransactionEvent::Request {
             key: Some(key),
@@ -285,6 +289,29 @@ fn response_key(response: &rsip::Response) -> Option<TransactionKey> {
     let cseq = header_value(&response.headers, "CSeq")?;
     let method: Method = cseq.split_whitespace().nth(1)?.parse().ok()?;
     Some(TransactionKey { branch, method })
+}
+
+/// Returns the key branch of a server transaction (RFC 3261 §17.2.3).
+///
+/// With the RFC 3261 cookie and an identifier, that is the top Via's branch and sent-by, since
+/// two senders may pick the same branch. Without, it is built from the fields RFC 2543
+/// requests are matched by (an ACK shares its INVITE's Request-URI, From tag, Call-ID, CSeq
+/// number and top Via).
+fn request_branch(request: &rsip::Request) -> String {
+    let via = header_value(&request.headers, "Via").unwrap_or_default();
+    let sent_by = via.split([';', ',']).next().unwrap_or("");
+    if let Some(branch) = param(&via, "branch").filter(|b| b.len() > "z9hG4bK".len()) {
+        if branch.starts_with("z9hG4bK") {
+            return format!("{branch};{sent_by}");
+        }
+    }
+    let from = header_value(&request.headers, "From").unwrap_or_default();
+    let (call_id, cseq) = dialog_match(request);
+    format!(
+        "rfc2543;{};{};{call_id};{cseq};{sent_by}",
+        request.uri,
+        param(&from, "tag").unwrap_or("")
+    )
 }
 
 fn dialog_match(request: &rsip::Request) -> (String, u32) {

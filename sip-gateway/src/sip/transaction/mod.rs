@@ -54,7 +54,8 @@ impl TimerConfig {
 /// Identifies a transaction: the top Via branch and the method (ACK counts as INVITE).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionKey {
-    /// Branch parameter, starting with `z9hG4bK`.
+    /// Top Via branch (`z9hG4bK…`); for a server transaction followed by the Via's sent-by, or
+    /// for an RFC 2543 request a key built from its fields.
     pub branch: String,
     /// Method of the request that created the transaction.
     pub method: Method,
