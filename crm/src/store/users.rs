@@ -19,12 +19,7 @@ impl Store {
         role: Role,
         now: DateTime<Utc>,
     ) -> Result<User, StoreError> {
-        let username = username.trim();
-        if username.is_empty() || username.len() > 64 || username.chars().any(char::is_whitespace) {
-            return Err(StoreError::Invalid(
-                "a username is 1 to 64 characters without spaces".into(),
-            ));
-        }
+        let username = valid_username(username)?;
         let sql = format!(
             "INSERT INTO users (account_id, username, password_hash, role, active, created_at) \
              VALUES ($1, $2, $3, $4, TRUE, $5) RETURNING {USER_COLUMNS}"
@@ -133,4 +128,15 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Returns the trimmed username, or why it cannot be one.
+pub(super) fn valid_username(username: &str) -> Result<&str, StoreError> {
+    let username = username.trim();
+    if username.is_empty() || username.len() > 64 || username.chars().any(char::is_whitespace) {
+        return Err(StoreError::Invalid(
+            "a username is 1 to 64 characters without spaces".into(),
+        ));
+    }
+    Ok(username)
 }
