@@ -77,14 +77,23 @@ impl App {
             ..dashboard::DashboardConfig::default()
         };
         let bus = crm::events::EventBus::default();
+        std::fs::create_dir_all(&settings.recordings_dir).with_context(|| {
+            format!(
+                "creating the recordings folder {}",
+                settings.recordings_dir.display()
+            )
+        })?;
         let telephony = Telephony::start(settings).await?;
-        let floor = Arc::new(dashboard::floor::Floor::new(
-            store.clone(),
-            telephony.gateway.clone(),
-            bus.clone(),
-            settings.node_id.clone(),
-            telephony.default_trunk.clone(),
-        ));
+        let floor = Arc::new(
+            dashboard::floor::Floor::new(
+                store.clone(),
+                telephony.gateway.clone(),
+                bus.clone(),
+                settings.node_id.clone(),
+                telephony.default_trunk.clone(),
+            )
+            .with_recordings(&settings.recordings_dir),
+        );
         let resumed = floor.resume().await.context("resuming running campaigns")?;
         if resumed > 0 {
             tracing::info!(campaigns = resumed, "resumed dialling");

@@ -2,7 +2,7 @@
 //! environment variables and command-line flags.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -55,6 +55,9 @@ pub struct Settings {
     pub node_id: String,
     /// The VoIP providers' trunks, in failover order.
     pub trunks: Vec<TrunkConfig>,
+    /// Where call recordings are written (stereo WAVs, one per connected
+    /// call of a campaign that records).
+    pub recordings_dir: PathBuf,
 }
 
 impl Default for Settings {
@@ -69,6 +72,7 @@ impl Default for Settings {
             gateway: None,
             node_id: default_node_id(),
             trunks: Vec::new(),
+            recordings_dir: PathBuf::from("recordings"),
         }
     }
 }
@@ -85,6 +89,7 @@ struct FileSettings {
     caller_id: Option<String>,
     gateway: Option<GatewayConfig>,
     node_id: Option<String>,
+    recordings_dir: Option<PathBuf>,
     #[serde(default)]
     trunks: Vec<TrunkConfig>,
 }
@@ -147,6 +152,9 @@ impl Settings {
         }
         if let Some(v) = file.node_id {
             self.node_id = v;
+        }
+        if let Some(v) = file.recordings_dir {
+            self.recordings_dir = v;
         }
         if !file.trunks.is_empty() {
             self.trunks = file.trunks;

@@ -133,6 +133,30 @@ impl LeadSource for StoreLeads {
         }
     }
 
+    async fn recorded(
+        &self,
+        lead: &Lead,
+        call_ref: &str,
+        path: &std::path::Path,
+    ) -> Result<(), RunnerError> {
+        let attempt = self
+            .store
+            .attempt_by_ref(self.account, call_ref)
+            .await
+            .map_err(failed)?;
+        let recording = crate::store::erasure::NewRecording {
+            attempt_id: Some(attempt.id),
+            call_ref: Some(call_ref.to_owned()),
+            contact_id: Some(ContactId(lead.contact_id)),
+            path: path.to_path_buf(),
+        };
+        self.store
+            .add_recording(self.account, &recording, Utc::now())
+            .await
+            .map(|_| ())
+            .map_err(failed)
+    }
+
     async fn release(&self, lead: &Lead) -> Result<(), RunnerError> {
         self.store
             .release_lead(self.account, LeadId(lead.id), &self.node, Utc::now())

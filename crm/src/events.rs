@@ -134,6 +134,15 @@ pub enum Event {
         /// The contact to show.
         contact_id: Option<crate::model::ContactId>,
     },
+    /// An agent's manual dial could not be placed; nothing was dialled.
+    DialRefused {
+        /// The account.
+        account: AccountId,
+        /// The campaign.
+        campaign_id: CampaignId,
+        /// The agent who dialled.
+        agent: UserId,
+    },
     /// A list import advanced.
     ImportProgress {
         /// The importing account.
@@ -166,6 +175,7 @@ impl Event {
             | Event::CallState { account, .. }
             | Event::CampaignFigures { account, .. }
             | Event::PreviewOffered { account, .. }
+            | Event::DialRefused { account, .. }
             | Event::ImportProgress { account, .. }
             | Event::Alert { account, .. } => *account,
         }

@@ -49,6 +49,8 @@ pub const RULES: &[Rule] = &[
     rule("GET", "/api/account", Who::Roles(MANAGERS)),
     rule("GET", "/api/account/retention", Who::Roles(ADMINS)),
     rule("PUT", "/api/account/retention", Who::Roles(ADMINS)),
+    rule("GET", "/api/account/pause-codes", Who::AnyRole),
+    rule("PUT", "/api/account/pause-codes", Who::Roles(MANAGERS)),
     rule("GET", "/api/users", Who::Roles(MANAGERS)),
     rule("POST", "/api/users", Who::Roles(ADMINS)),
     rule("GET", "/api/users/{id}", Who::Roles(MANAGERS)),

@@ -9,7 +9,10 @@
   const $ = (id) => document.getElementById(id);
   const DRAFT = "dialcrm.draft.";
   const CAMPAIGN = "dialcrm.campaign";
-  const STATES = { paused: "Paused", ready: "Ready", in_call: "In call", wrap_up: "Wrap-up" };
+  const STATES = {
+    paused: "Paused", ready: "Ready", dialling: "Dialling", in_call: "In call", wrap_up: "Wrap-up",
+  };
+  const RECORDING = { on: "recording", paused: "paused", off: "off" };
 
   const desk = {
     ws: null,
@@ -23,6 +26,8 @@
     wrapup: null, // the call_ref the form is for
     saving: false,
     muted: false,
+    held: false,
+    recording: "off",
   };
 
   // ---- The websocket ----
@@ -90,6 +95,20 @@
       case "saved":
         saved(m.call_ref);
         break;
+      case "call_controls":
+        controls(m);
+        break;
+      case "dial_check":
+        dialCheck(m);
+        break;
+      case "dialling":
+        $("dial-warnings").replaceChildren();
+        $("dial-anyway").hidden = true;
+        status(`Dialling ${m.number}…`);
+        break;
+      case "not_connected":
+        status(m.cause ? `The call was not connected (${m.cause}).` : "The call was not connected.", true);
+        break;
       case "error":
         // A refused save leaves the draft; the agent may fix it or discard it.
         if (desk.saving && desk.wrapup) $("discard").hidden = false;
@@ -110,6 +129,10 @@
     }
     for (const c of m.campaigns) select.append(new Option(c.name, String(c.id)));
     if (m.campaigns.some((c) => String(c.id) === wanted)) select.value = wanted;
+    const codes = $("pause-code");
+    const code = codes.value;
+    codes.replaceChildren(...(m.pause_codes || []).map((c) => new Option(c.label, c.code)));
+    if ((m.pause_codes || []).some((c) => c.code === code)) codes.value = code;
     // Every new session starts paused on the server.
     setState("paused", desk.connectedOnce ? "reconnected" : null);
     status(desk.connectedOnce ? "Reconnected." : `Welcome, ${m.username}.`);
@@ -191,7 +214,8 @@
     badge.dataset.state = state;
     badge.textContent = STATES[state] || state;
     $("state-reason").textContent = reason ? `(${reason})` : "";
-    $("hangup").disabled = state !== "in_call";
+    $("hangup").disabled = state !== "in_call" && state !== "dialling";
+    if (state !== "in_call") controls({ held: false, recording: "off" });
     if (state === "ready" && !desk.wrapup) {
       $("contact").hidden = true;
       desk.call = null;
@@ -257,6 +281,56 @@
     if (history.length === 0) ul.append(Object.assign(document.createElement("li"), { textContent: "None." }));
     $("contact").hidden = false;
     return name;
+  }
+
+  // Hold and recording of the call in progress, as the server has them.
+  function controls(m) {
+    desk.held = Boolean(m.held);
+    desk.recording = m.recording || "off";
+    const inCall = desk.state === "in_call";
+    const hold = $("hold");
+    hold.disabled = !inCall;
+    hold.setAttribute("aria-pressed", String(desk.held));
+    hold.firstChild.textContent = desk.held ? "Resume " : "Hold ";
+    const record = $("record");
+    record.disabled = !inCall || desk.recording === "off";
+    record.setAttribute("aria-pressed", String(desk.recording === "paused"));
+    record.firstChild.textContent = desk.recording === "paused" ? "Resume recording " : "Pause recording ";
+    const badge = $("recording");
+    badge.dataset.state = desk.recording;
+    badge.textContent = RECORDING[desk.recording] || desk.recording;
+    for (const b of $("keypad").querySelectorAll("button")) b.disabled = !inCall || desk.held;
+  }
+
+  function toggleHold() {
+    if (desk.state === "in_call") send({ type: "hold", on: !desk.held });
+  }
+
+  function toggleRecording() {
+    if (desk.state === "in_call" && desk.recording !== "off") {
+      send({ type: "recording", paused: desk.recording === "on" });
+    }
+  }
+
+  function digit(d) {
+    if (desk.state === "in_call" && !desk.held && send({ type: "dtmf", digits: d })) status(`Sent ${d}.`);
+  }
+
+  // ---- Manual dial ----
+
+  function dial(confirm) {
+    const number = $("manual").number.value.trim();
+    if (!number) return;
+    $("dial-warnings").replaceChildren();
+    $("dial-anyway").hidden = true;
+    send({ type: "manual_dial", number, confirm });
+  }
+
+  function dialCheck(m) {
+    $("dial-warnings").replaceChildren(...m.warnings.map((w) =>
+      Object.assign(document.createElement("li"), { textContent: w })));
+    $("dial-anyway").hidden = !m.may_confirm;
+    status(m.may_confirm ? `Check before dialling ${m.number}.` : `${m.number} may not be dialled.`, true);
   }
 
   function callEnded(m) {
@@ -416,7 +490,7 @@
   }
 
   function hangup() {
-    if (desk.state === "in_call") send({ type: "hangup" });
+    if (desk.state === "in_call" || desk.state === "dialling") send({ type: "hangup" });
   }
 
   function typing(target) {
@@ -431,7 +505,15 @@
       return;
     }
     if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat || typing(ev.target)) return;
-    const action = { r: ready, p: pause, h: hangup, m: toggleMute }[ev.key.toLowerCase()];
+    if (/^[0-9*#]$/.test(ev.key) && desk.state === "in_call") {
+      ev.preventDefault();
+      digit(ev.key);
+      return;
+    }
+    const focusDial = () => $("manual").number.focus();
+    const action = {
+      r: ready, p: pause, h: hangup, m: toggleMute, o: toggleHold, e: toggleRecording, d: focusDial,
+    }[ev.key.toLowerCase()];
     if (action) {
       ev.preventDefault();
       action();
@@ -446,6 +528,17 @@
   });
   $("preview-skip").addEventListener("click", () => send({ type: "preview_skip" }));
   $("mute").addEventListener("click", toggleMute);
+  $("hold").addEventListener("click", toggleHold);
+  $("record").addEventListener("click", toggleRecording);
+  $("keypad").addEventListener("click", (ev) => {
+    const d = ev.target instanceof HTMLElement ? ev.target.dataset.digit : null;
+    if (d) digit(d);
+  });
+  $("manual").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    dial(false);
+  });
+  $("dial-anyway").addEventListener("click", () => dial(true));
   $("wrapup").addEventListener("submit", (ev) => {
     ev.preventDefault();
     save();
@@ -463,6 +556,7 @@
   // A blocked autoplay starts on the first click.
   document.addEventListener("click", () => $("remote").play().catch(() => {}), { once: true });
   setInterval(tick, 1000);
+  controls({ held: false, recording: "off" });
   restoreDraft();
   connect();
 })();

@@ -126,6 +126,13 @@ pub enum PacerInput {
         /// The agent.
         agent: AgentId,
     },
+    /// A Paused agent dials a number by hand in any mode: one line is
+    /// ordered for them alone, past the dial level, and they stay Paused
+    /// (out of the dialler's reach) until it connects or fails.
+    ManualDial {
+        /// The agent.
+        agent: AgentId,
+    },
     /// The supervisor's cap on lines ordered or ringing per staffed agent.
     DialLevelCap(f64),
     /// The campaign's ledger figures as of now.

@@ -26,6 +26,7 @@ struct Ledger {
     answered: Vec<String>,
     finished: Vec<(i64, CallOutcome)>,
     released: Vec<i64>,
+    recorded: Vec<(String, PathBuf)>,
 }
 
 #[derive(Clone, Default)]
@@ -91,6 +92,17 @@ impl LeadSource for MemoryLeads {
 
     async fn release(&self, lead: &Lead) -> Result<(), RunnerError> {
         self.0.lock().expect("lock").released.push(lead.id);
+        Ok(())
+    }
+
+    async fn recorded(
+        &self,
+        _lead: &Lead,
+        call_ref: &str,
+        path: &std::path::Path,
+    ) -> Result<(), RunnerError> {
+        let entry = (call_ref.to_owned(), path.to_path_buf());
+        self.0.lock().expect("lock").recorded.push(entry);
         Ok(())
     }
 }
@@ -180,6 +192,7 @@ fn plan(mode: Mode, abandon_message: Option<PathBuf>) -> Plan {
         trunk: "customers".into(),
         ring_timeout: Duration::from_secs(15),
         abandon_message,
+        recordings: None,
     }
 }
 
@@ -211,9 +224,14 @@ async fn progressive_calls_are_bridged_to_the_ready_agent_with_audio_both_ways()
     let f = floor(Mix::always(Outcome::Answer), Some(Duration::from_secs(2))).await;
     let leg = agent_leg(&f.gateway).await;
     let leads = MemoryLeads::with(&["+441632960101", "+441632960102"]);
+    let dir = std::env::temp_dir().join(format!("dialcrm-runner-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
     let (tx, mut reports) = mpsc::unbounded_channel();
     let handle = runner::spawn(
-        plan(Mode::Progressive, None),
+        Plan {
+            recordings: Some(dir.clone()),
+            ..plan(Mode::Progressive, None)
+        },
         leads.clone(),
         f.gateway.clone(),
         tx,
@@ -224,8 +242,6 @@ async fn progressive_calls_are_bridged_to_the_ready_agent_with_audio_both_ways()
         state: AgentState::Ready,
         leg: Some(leg),
     });
-    let dir = std::env::temp_dir().join(format!("dialcrm-runner-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
     for n in 0..2 {
         let Report::Call {
             call_ref,
@@ -238,9 +254,11 @@ async fn progressive_calls_are_bridged_to_the_ready_agent_with_audio_both_ways()
         };
         assert_eq!(who, Some(agent));
         assert_eq!(lead.id, n + 1, "leads in order");
-        let wav = dir.join(format!("call{n}.wav"));
-        f.gateway.record(call_ref, &wav).await.expect("record");
+        // The runner records every connected call and says where.
+        let wav = dir.join(format!("{call_ref}.wav"));
         phase(&mut reports, CallPhase::Ended).await;
+        let recorded = leads.0.lock().expect("lock").recorded.clone();
+        assert_eq!(recorded.last(), Some(&(call_ref.to_string(), wav.clone())));
         let (left, right) = channels(&wav);
         let at = |s: &[i16]| dominant_frequency(s, &[440.0, 1000.0], 8000, 1e-4);
         assert_eq!(
@@ -262,6 +280,7 @@ async fn progressive_calls_are_bridged_to_the_ready_agent_with_audio_both_ways()
     }
     let finished = leads.finished();
     assert_eq!(finished.len(), 2);
+    assert_eq!(leads.0.lock().expect("lock").recorded.len(), 2);
     for (_, outcome) in finished {
         assert!(matches!(outcome, CallOutcome::Conversation { agent: a, .. } if a == agent));
     }
@@ -447,4 +466,68 @@ fn channels(path: &std::path::Path) -> (Vec<i16>, Vec<i16>) {
         s.iter().step_by(2).copied().collect(),
         s.iter().skip(1).step_by(2).copied().collect(),
     )
+}
+
+#[tokio::test]
+async fn a_paused_agent_dials_by_hand_and_takes_the_call() {
+    let f = floor(Mix::always(Outcome::Answer), Some(Duration::from_secs(1))).await;
+    let leg = agent_leg(&f.gateway).await;
+    // Nothing to claim: whatever is dialled here is the agent's own choice.
+    let leads = MemoryLeads::with(&[]);
+    let (tx, mut reports) = mpsc::unbounded_channel();
+    let handle = runner::spawn(
+        plan(Mode::Predictive, None),
+        leads.clone(),
+        f.gateway.clone(),
+        tx,
+    );
+    let agent = AgentId(11);
+    let lead = Lead {
+        id: 42,
+        contact_id: 420,
+        number: "+441632960420".into(),
+    };
+    handle.agent(AgentUpdate::State {
+        agent,
+        state: AgentState::Ready,
+        leg: Some(leg),
+    });
+    // Ready agents are the dialler's: a manual dial is refused and the
+    // lead goes back.
+    handle.agent(AgentUpdate::ManualDial {
+        agent,
+        lead: lead.clone(),
+    });
+    assert_eq!(
+        next_report(&mut reports).await,
+        Report::ManualRefused { agent }
+    );
+    assert_eq!(leads.0.lock().expect("lock").released, [42]);
+    handle.agent(AgentUpdate::State {
+        agent,
+        state: AgentState::Paused,
+        leg: Some(leg),
+    });
+    handle.agent(AgentUpdate::ManualDial {
+        agent,
+        lead: lead.clone(),
+    });
+    for wanted in [CallPhase::Dialling, CallPhase::Connected, CallPhase::Ended] {
+        let Report::Call {
+            agent: who,
+            lead: called,
+            ..
+        } = phase(&mut reports, wanted).await
+        else {
+            unreachable!("phase returns call reports")
+        };
+        assert_eq!(who, Some(agent), "{wanted:?} names the dialling agent");
+        assert_eq!(called, lead);
+    }
+    let finished = leads.finished();
+    assert!(
+        matches!(finished[..], [(42, CallOutcome::Conversation { agent: a, .. })] if a == agent),
+        "{finished:?}"
+    );
+    handle.stop().await;
 }

@@ -72,6 +72,10 @@ pub async fn spawn_app_with(
         http_addr: "127.0.0.1:0".parse().expect("valid address"),
         demo,
         trunks,
+        recordings_dir: db.dir().map_or_else(
+            || std::env::temp_dir().join(format!("dialcrm-recordings-{}", std::process::id())),
+            |d| d.join("recordings"),
+        ),
         gateway: Some(sip_gateway::gateway::GatewayConfig {
             t1: std::time::Duration::from_millis(100),
             ..sip_gateway::gateway::GatewayConfig::loopback()

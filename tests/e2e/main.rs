@@ -11,6 +11,7 @@ mod dialler;
 mod helpers;
 mod lists;
 mod login;
+mod manual;
 mod ops;
 mod privacy;
 mod softphone;

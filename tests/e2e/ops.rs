@@ -126,6 +126,7 @@ async fn demo_seeded_once(backend: crm::testing::TestBackend) {
         database_url: dialcrm::settings::Secret::new(t.db.url.clone()),
         http_addr: "127.0.0.1:0".parse().expect("addr"),
         demo: true,
+        recordings_dir: std::env::temp_dir().join(format!("dialcrm-ops-{}", std::process::id())),
         ..dialcrm::Settings::default()
     };
     let again = dialcrm::App::start(&settings).await.expect("starts again");

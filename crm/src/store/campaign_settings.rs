@@ -199,6 +199,14 @@ pub struct CampaignSettings {
     pub wrap_up_limit_secs: u32,
     /// The most lines the pacer opens per ready agent.
     pub max_dial_level: f64,
+    /// Whether calls connected to agents are recorded (a stereo WAV per
+    /// call, linked to its attempt and contact).
+    #[serde(default = "recorded_by_default")]
+    pub record_calls: bool,
+}
+
+fn recorded_by_default() -> bool {
+    true
 }
 
 impl CampaignSettings {
@@ -238,6 +246,7 @@ impl CampaignSettings {
             abandon_message_path: None,
             wrap_up_limit_secs: 60,
             max_dial_level: 3.0,
+            record_calls: true,
         }
     }
 
@@ -365,7 +374,7 @@ impl Store {
             sqlx::query(&format!(
                 "INSERT INTO campaign_settings (campaign_id, account_id, {SETTINGS_COLUMNS}, \
                  updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                 $14, $15, $16, $17, $18, $19) ON CONFLICT (campaign_id) DO UPDATE SET \
+                 $14, $15, $16, $17, $18, $19, $20) ON CONFLICT (campaign_id) DO UPDATE SET \
                  mode = excluded.mode, trunk = excluded.trunk, \
                  calling_hours = excluded.calling_hours, \
                  default_time_zone = excluded.default_time_zone, \
@@ -380,7 +389,8 @@ impl Store {
                  ring_timeout_secs = excluded.ring_timeout_secs, \
                  abandon_message_path = excluded.abandon_message_path, \
                  wrap_up_limit_secs = excluded.wrap_up_limit_secs, \
-                 max_dial_level = excluded.max_dial_level, updated_at = excluded.updated_at"
+                 max_dial_level = excluded.max_dial_level, \
+                 record_calls = excluded.record_calls, updated_at = excluded.updated_at"
             ))
             .bind(campaign.0)
             .bind(account.0)
@@ -400,6 +410,7 @@ impl Store {
             .bind(&settings.abandon_message_path)
             .bind(i64::from(settings.wrap_up_limit_secs))
             .bind(settings.max_dial_level)
+            .bind(settings.record_calls)
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -412,7 +423,7 @@ impl Store {
 const SETTINGS_COLUMNS: &str = "mode, trunk, calling_hours, default_time_zone, max_attempts, \
      retry_busy_secs, retry_no_answer_secs, retry_machine_secs, retry_abandoned_secs, \
      retry_failed_secs, dispositions, abandon_target_bp, ring_timeout_secs, \
-     abandon_message_path, wrap_up_limit_secs, max_dial_level";
+     abandon_message_path, wrap_up_limit_secs, max_dial_level, record_calls";
 
 #[derive(sqlx::FromRow)]
 struct SettingsRow {
@@ -432,6 +443,7 @@ struct SettingsRow {
     abandon_message_path: Option<String>,
     wrap_up_limit_secs: i64,
     max_dial_level: f64,
+    record_calls: bool,
 }
 
 impl SettingsRow {
@@ -461,6 +473,7 @@ impl SettingsRow {
             abandon_message_path: self.abandon_message_path,
             wrap_up_limit_secs: int(self.wrap_up_limit_secs, "wrap_up_limit_secs")?,
             max_dial_level: self.max_dial_level,
+            record_calls: self.record_calls,
         })
     }
 }

@@ -23,6 +23,7 @@ mod retention;
 mod rows;
 mod seats;
 mod sessions;
+pub mod softphone;
 mod suppression;
 mod users;
 

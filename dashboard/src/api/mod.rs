@@ -6,6 +6,7 @@ mod campaigns;
 mod contacts;
 mod imports;
 mod lists;
+mod pause_codes;
 mod privacy;
 mod users;
 
@@ -18,6 +19,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(users::routes())
         .merge(lists::routes())
+        .merge(pause_codes::routes())
         .merge(privacy::routes())
         .merge(contacts::routes())
         .merge(campaigns::routes())

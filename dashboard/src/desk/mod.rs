@@ -5,8 +5,11 @@
 //!
 //! - [`protocol`] holds the message types.
 //! - [`session`] is one connected agent's loop.
+//! - [`controls`] acts on the call in progress: hold, digits, recording,
+//!   and numbers dialled by hand.
 //! - [`wrapup`] writes a disposition to the CRM and acts on it.
 
+mod controls;
 pub mod protocol;
 mod session;
 pub mod wrapup;

@@ -3,6 +3,7 @@
 //! connection stays up.
 
 use crm::model::{CampaignId, Contact, ContactId, Interaction};
+use crm::store::softphone::PauseCode;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this server speaks.
@@ -22,13 +23,42 @@ pub enum ClientMessage {
         /// The campaign to work.
         campaign_id: CampaignId,
     },
-    /// Not taking calls, with a pause code.
+    /// Not taking calls, with one of the account's pause codes.
     Pause {
         /// Why, for example `break` or `training`.
         code: String,
     },
-    /// Hang up the call in progress.
+    /// Hang up the call in progress, or stop a manual dial ringing.
     Hangup,
+    /// Put the call in progress on hold (the customer hears the hold tone)
+    /// or take it off.
+    Hold {
+        /// Whether the call is held.
+        on: bool,
+    },
+    /// Send digits to the far end of the call in progress, e.g. to get
+    /// through a switchboard's menu.
+    Dtmf {
+        /// Digits: `0`–`9`, `*`, `#`, `A`–`D`.
+        digits: String,
+    },
+    /// Pause the call's recording (for example while a card number is read
+    /// out) or resume it.
+    Recording {
+        /// Whether the recording is paused.
+        paused: bool,
+    },
+    /// Dial a number by hand in the current campaign. Numbers on the
+    /// do-not-call list are refused; outside the contact's calling hours
+    /// the server answers `dial_check` and dials only when sent again with
+    /// `confirm`.
+    ManualDial {
+        /// The number, in international form.
+        number: String,
+        /// The agent saw the warnings and dials anyway.
+        #[serde(default)]
+        confirm: bool,
+    },
     /// In a preview campaign, call the contact on screen.
     PreviewCall,
     /// In a preview campaign, skip the contact on screen and see the next.
@@ -65,6 +95,8 @@ pub enum ServerMessage {
         campaigns: Vec<CampaignSummary>,
         /// Whether the agent's audio leg is connected.
         audio: bool,
+        /// The account's pause codes to choose from.
+        pause_codes: Vec<PauseCode>,
     },
     /// The answer to the browser's offer: its audio leg is being set up.
     WebrtcAnswer {
@@ -103,6 +135,39 @@ pub enum ServerMessage {
         cause: Option<String>,
         /// The dispositions to choose from.
         dispositions: Vec<String>,
+    },
+    /// Hold and recording of the call in progress, after any change.
+    CallControls {
+        /// The call.
+        call_ref: String,
+        /// Whether the customer is on hold.
+        held: bool,
+        /// `on`, `paused` or `off` (the campaign does not record).
+        recording: &'static str,
+    },
+    /// A manual dial needs the agent's confirmation, or is refused.
+    DialCheck {
+        /// The number, E.164.
+        number: String,
+        /// What the agent must know before dialling.
+        warnings: Vec<String>,
+        /// Whether sending the dial again with `confirm` dials anyway.
+        may_confirm: bool,
+    },
+    /// A manual dial is ringing out.
+    Dialling {
+        /// The call.
+        call_ref: String,
+        /// The number, E.164.
+        number: String,
+    },
+    /// A manual or preview call ended before it was connected; nothing is
+    /// due from the agent.
+    NotConnected {
+        /// The call.
+        call_ref: Option<String>,
+        /// Why, e.g. `Busy` or `NoAnswer`.
+        cause: Option<String>,
     },
     /// The disposition was saved.
     Saved {

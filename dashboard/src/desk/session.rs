@@ -23,8 +23,40 @@ pub(crate) enum Phase {
     #[default]
     Paused,
     Ready,
+    /// A number dialled by hand rings out; the call reference arrives with
+    /// the runner's first report.
+    Dialling {
+        call: Option<String>,
+        number: String,
+    },
     InCall(String),
     WrapUp(String),
+}
+
+/// The call in progress's hold and recording, as the agent set them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Controls {
+    pub held: bool,
+    pub recording: Recording,
+}
+
+/// Whether the call in progress is being recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) enum Recording {
+    #[default]
+    Off,
+    On,
+    Paused,
+}
+
+impl Recording {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recording::Off => "off",
+            Recording::On => "on",
+            Recording::Paused => "paused",
+        }
+    }
 }
 
 /// An agent's desk as kept between connections.
@@ -32,6 +64,7 @@ pub(crate) enum Phase {
 pub(crate) struct Saved {
     campaign: Option<CampaignId>,
     phase: Phase,
+    controls: Controls,
 }
 
 enum PreviewChoice {
@@ -39,11 +72,12 @@ enum PreviewChoice {
     Skip,
 }
 
-struct Session {
-    state: AppState,
-    user: User,
-    campaign: Option<CampaignId>,
-    phase: Phase,
+pub(super) struct Session {
+    pub state: AppState,
+    pub user: User,
+    pub campaign: Option<CampaignId>,
+    pub phase: Phase,
+    pub controls: Controls,
 }
 
 /// Serves one agent until the socket closes.
@@ -57,6 +91,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User) {
         user,
         campaign: saved.campaign,
         phase: saved.phase,
+        controls: saved.controls,
     };
     let mut opening = vec![s.welcome().await];
     if returning {
@@ -109,6 +144,7 @@ impl Session {
             Saved {
                 campaign: self.campaign,
                 phase: self.phase.clone(),
+                controls: self.controls,
             },
         );
     }
@@ -131,28 +167,56 @@ impl Session {
                 self.tell_floor(AgentState::WrapUp).await;
             }
         }
+        if let Phase::Dialling { call, .. } = &self.phase {
+            let attempt = match call {
+                Some(call) => self
+                    .state
+                    .store
+                    .attempt_by_ref(self.user.account_id, call)
+                    .await
+                    .ok(),
+                None => None,
+            };
+            self.phase = match attempt {
+                // Connected while the page was away: the offer that follows
+                // moves the call onto the new leg.
+                Some(a) if a.ended_at.is_none() && a.answered_at.is_some() => {
+                    Phase::InCall(a.call_ref)
+                }
+                Some(a) if a.ended_at.is_none() => self.phase.clone(),
+                _ => Phase::Paused,
+            };
+        }
         let mut out = vec![self.state_message(Some("reconnected".into()))];
         match self.phase.clone() {
             Phase::InCall(call) => {
                 if let Some(contact) = self.card(&call).await {
                     out.push(ServerMessage::Call {
-                        call_ref: call,
+                        call_ref: call.clone(),
                         contact: Box::new(contact),
                     });
                 }
+                out.push(self.controls_message(&call));
             }
+            Phase::Dialling {
+                call: Some(call),
+                number,
+            } => out.push(ServerMessage::Dialling {
+                call_ref: call,
+                number,
+            }),
             Phase::WrapUp(call) => out.push(ServerMessage::CallEnded {
                 call_ref: call,
                 cause: None,
                 dispositions: self.dispositions().await,
             }),
-            Phase::Ready | Phase::Paused => {}
+            Phase::Ready | Phase::Paused | Phase::Dialling { .. } => {}
         }
         self.remember();
         out
     }
 
-    async fn tell_floor(&self, state: AgentState) {
+    pub(super) async fn tell_floor(&self, state: AgentState) {
         if let (Some(floor), Some(campaign)) = (self.state.floor.as_ref(), self.campaign) {
             let _ = floor
                 .agent(
@@ -200,6 +264,12 @@ impl Session {
             username: self.user.username.clone(),
             campaigns,
             audio: self.state.legs.get(self.user.id).is_some(),
+            pause_codes: self
+                .state
+                .store
+                .pause_codes(account)
+                .await
+                .unwrap_or_default(),
         }
     }
 
@@ -214,8 +284,17 @@ impl Session {
             ClientMessage::Pause { code } => self.pause(code).await,
             ClientMessage::PreviewCall => self.preview(PreviewChoice::Call).await,
             ClientMessage::PreviewSkip => self.preview(PreviewChoice::Skip).await,
+            ClientMessage::Hold { on } => self.hold(on).await,
+            ClientMessage::Dtmf { digits } => self.dtmf(&digits).await,
+            ClientMessage::Recording { paused } => self.recording(paused).await,
+            ClientMessage::ManualDial { number, confirm } => {
+                self.manual_dial(&number, confirm).await
+            }
             ClientMessage::Hangup => match &self.phase {
-                Phase::InCall(call) => {
+                Phase::InCall(call)
+                | Phase::Dialling {
+                    call: Some(call), ..
+                } => {
                     let hung = match (CallRef::from_str(call), self.state.floor.as_ref()) {
                         (Ok(call), Some(floor)) => floor.gateway().hangup(call).await.is_ok(),
                         _ => false,
@@ -296,6 +375,9 @@ impl Session {
         let Some(floor) = self.state.floor.clone() else {
             return vec![error("dialling is not available on this server".into())];
         };
+        if matches!(self.phase, Phase::InCall(_) | Phase::Dialling { .. }) {
+            return vec![error("finish the call in progress first".into())];
+        }
         let Some(leg) = self.state.legs.get(self.user.id) else {
             return vec![error("connect your audio before going ready".into())];
         };
@@ -367,7 +449,21 @@ impl Session {
     }
 
     async fn pause(&mut self, code: String) -> Vec<ServerMessage> {
-        let code: String = code.chars().take(64).collect();
+        let known = self
+            .state
+            .store
+            .pause_codes(self.user.account_id)
+            .await
+            .unwrap_or_default();
+        if !known.iter().any(|c| c.code == code) {
+            return vec![error(format!(
+                "{:?} is not one of this account's pause codes",
+                code.chars().take(32).collect::<String>()
+            ))];
+        }
+        if matches!(self.phase, Phase::Dialling { .. }) {
+            return vec![error("hang up the call you are dialling first".into())];
+        }
         self.tell_floor(AgentState::Paused).await;
         if !matches!(self.phase, Phase::InCall(_) | Phase::WrapUp(_)) {
             self.phase = Phase::Paused;
@@ -397,6 +493,12 @@ impl Session {
                 contact,
             }];
         }
+        if let Event::DialRefused { account, agent, .. } = event {
+            if *account != self.user.account_id || *agent != self.user.id {
+                return Vec::new();
+            }
+            return self.not_connected(None, Some("refused".into())).await;
+        }
         let Event::CallState {
             account,
             call_ref,
@@ -411,23 +513,46 @@ impl Session {
         if *account != self.user.account_id {
             return Vec::new();
         }
+        let mine = *agent == Some(self.user.id);
         match state {
-            CallState::Connected if *agent == Some(self.user.id) => {
-                self.phase = Phase::InCall(call_ref.clone());
-                publish_agent_state(&self.state, &self.user, Shown::InCall, None);
-                match self.card(call_ref).await {
-                    Some(contact) => vec![
-                        self.state_message(None),
-                        ServerMessage::Call {
-                            call_ref: call_ref.clone(),
-                            contact: Box::new(contact),
-                        },
-                    ],
-                    None => vec![self.state_message(None)],
+            CallState::Dialling | CallState::Ringing if mine => {
+                if let Phase::Dialling { call: None, number } = &self.phase {
+                    let number = number.clone();
+                    self.phase = Phase::Dialling {
+                        call: Some(call_ref.clone()),
+                        number: number.clone(),
+                    };
+                    return vec![ServerMessage::Dialling {
+                        call_ref: call_ref.clone(),
+                        number,
+                    }];
                 }
+                Vec::new()
+            }
+            CallState::Connected if mine => {
+                self.phase = Phase::InCall(call_ref.clone());
+                self.controls = Controls {
+                    held: false,
+                    recording: self.recorded_from_start().await,
+                };
+                publish_agent_state(&self.state, &self.user, Shown::InCall, None);
+                let mut out = vec![self.state_message(None)];
+                if let Some(contact) = self.card(call_ref).await {
+                    out.push(ServerMessage::Call {
+                        call_ref: call_ref.clone(),
+                        contact: Box::new(contact),
+                    });
+                }
+                out.push(self.controls_message(call_ref));
+                out
+            }
+            CallState::Ended if mine && self.dialling(call_ref) => {
+                self.not_connected(Some(call_ref.clone()), cause.clone())
+                    .await
             }
             CallState::Ended if self.phase == Phase::InCall(call_ref.clone()) => {
                 self.phase = Phase::WrapUp(call_ref.clone());
+                self.controls = Controls::default();
                 self.tell_floor(AgentState::WrapUp).await;
                 publish_agent_state(&self.state, &self.user, Shown::WrapUp, None);
                 let dispositions = self.dispositions().await;
@@ -469,11 +594,12 @@ impl Session {
         })
     }
 
-    fn state_message(&self, reason: Option<String>) -> ServerMessage {
+    pub(super) fn state_message(&self, reason: Option<String>) -> ServerMessage {
         ServerMessage::State {
             state: match self.phase {
                 Phase::Paused => "paused",
                 Phase::Ready => "ready",
+                Phase::Dialling { .. } => "dialling",
                 Phase::InCall(_) => "in_call",
                 Phase::WrapUp(_) => "wrap_up",
             },
@@ -494,6 +620,6 @@ impl Session {
     }
 }
 
-fn error(message: String) -> ServerMessage {
+pub(super) fn error(message: String) -> ServerMessage {
     ServerMessage::Error { message }
 }

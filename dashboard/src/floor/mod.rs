@@ -23,6 +23,7 @@ pub struct Floor {
     bus: EventBus,
     node: String,
     default_trunk: String,
+    recordings: Option<PathBuf>,
     running: Mutex<HashMap<CampaignId, Running>>,
 }
 
@@ -47,8 +48,25 @@ impl Floor {
             bus,
             node: node.into(),
             default_trunk: default_trunk.into(),
+            recordings: None,
             running: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Records the connected calls of campaigns that record into `folder`.
+    pub fn with_recordings(mut self, folder: impl Into<PathBuf>) -> Self {
+        self.recordings = Some(folder.into());
+        self
+    }
+
+    /// Returns whether this node records calls at all.
+    pub fn records_calls(&self) -> bool {
+        self.recordings.is_some()
+    }
+
+    /// Returns this node's name, which its lead leases carry.
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     /// Returns the gateway calls go through.
@@ -127,6 +145,7 @@ impl Floor {
             trunk,
             ring_timeout: Duration::from_secs(u64::from(settings.ring_timeout_secs)),
             abandon_message: settings.abandon_message_path.clone().map(PathBuf::from),
+            recordings: self.recordings.clone().filter(|_| settings.record_calls),
         };
         let leads = crm::dialling::StoreLeads::new(
             self.store.clone(),

@@ -30,6 +30,11 @@ fn event(report: Report, account: AccountId, campaign: CampaignId) -> Event {
             lead_id: lead.as_ref().map(|l| l.id),
             contact_id: lead.map(|l| crm::model::ContactId(l.contact_id)),
         },
+        Report::ManualRefused { agent } => Event::DialRefused {
+            account,
+            campaign_id: campaign,
+            agent: user_id(agent),
+        },
         Report::Call {
             call_ref,
             phase,

@@ -139,7 +139,10 @@ impl Wallboard {
                     },
                 );
             }
-            Event::ImportProgress { .. } | Event::Alert { .. } | Event::PreviewOffered { .. } => {}
+            Event::ImportProgress { .. }
+            | Event::Alert { .. }
+            | Event::PreviewOffered { .. }
+            | Event::DialRefused { .. } => {}
         }
     }
 

@@ -27,6 +27,7 @@ impl Pacer {
             PacerInput::Agent { agent, state } => self.agent_changed(agent, state, now),
             PacerInput::Call { line, event } => self.call_event(line, event, now),
             PacerInput::PreviewDial { agent } => self.preview_dial(agent, now),
+            PacerInput::ManualDial { agent } => self.manual_dial(agent, now),
             PacerInput::DialLevelCap(cap) if cap.is_finite() => self.cap = cap.max(0.0),
             PacerInput::DialLevelCap(_) => {}
             PacerInput::Compliance(snapshot) => self.compliance = snapshot,
@@ -195,11 +196,35 @@ impl Pacer {
         }
     }
 
+    fn manual_dial(&mut self, agent: AgentId, now: Instant) {
+        if self.dials_for(agent).is_none()
+            && self
+                .agents
+                .get(&agent)
+                .is_some_and(|a| a.state == AgentState::Paused && a.line.is_none())
+        {
+            self.order(Some(agent), now);
+        }
+    }
+
+    /// Returns the line ordered or ringing for this agent alone, if any.
+    pub fn dials_for(&self, agent: AgentId) -> Option<LineId> {
+        let line = self.agents.get(&agent)?.line?;
+        self.lines
+            .get(&line)
+            .filter(|l| {
+                l.reserved == Some(agent)
+                    && matches!(l.state, LineState::Ordered | LineState::Ringing)
+            })
+            .map(|_| line)
+    }
+
     fn answered(&mut self, id: LineId, now: Instant) {
+        // A Paused agent holds a line only when they dialled it by hand.
         let reserved = self.lines.get(&id).and_then(|l| l.reserved).filter(|a| {
-            self.agents
-                .get(a)
-                .is_some_and(|a| a.state == AgentState::Ready && a.line == Some(id))
+            self.agents.get(a).is_some_and(|a| {
+                matches!(a.state, AgentState::Ready | AgentState::Paused) && a.line == Some(id)
+            })
         });
         match reserved.or_else(|| self.free_agent()) {
             Some(agent) => self.connect(id, agent, now),

@@ -147,6 +147,68 @@ fn preview_dials_only_when_an_agent_asks() {
 }
 
 #[test]
+fn a_paused_agent_dials_by_hand_and_only_they_take_the_call() {
+    let mut h = Harness::new(Mode::Progressive);
+    h.agent(0, AgentState::Paused);
+    h.agent(1, AgentState::Ready);
+    let dialler_line = h.orders()[0].line;
+    h.input(PacerInput::ManualDial { agent: AgentId(0) });
+    h.input(PacerInput::ManualDial { agent: AgentId(0) });
+    let orders = h.orders();
+    assert_eq!(
+        orders.len(),
+        1,
+        "one line per manual dial, however often asked"
+    );
+    assert_eq!(orders[0].agent, Some(AgentId(0)));
+    let manual = orders[0].line;
+    assert_eq!(h.pacer.dials_for(AgentId(0)), Some(manual));
+    h.call(manual, CallEvent::Dialled);
+    h.call(manual, CallEvent::AnsweredLive);
+    assert_eq!(
+        h.events(),
+        [PacerEvent::Connect {
+            line: manual,
+            agent: AgentId(0)
+        }],
+        "the dialling agent takes their own call although Paused"
+    );
+    h.call(dialler_line, CallEvent::Dialled);
+    h.call(dialler_line, CallEvent::AnsweredLive);
+    assert_eq!(
+        h.events(),
+        [PacerEvent::Connect {
+            line: dialler_line,
+            agent: AgentId(1)
+        }]
+    );
+}
+
+#[test]
+fn a_failed_manual_dial_leaves_the_agent_paused_and_unreachable() {
+    let mut h = Harness::new(Mode::Progressive);
+    h.agent(0, AgentState::Paused);
+    h.input(PacerInput::ManualDial { agent: AgentId(0) });
+    let manual = h.orders()[0].line;
+    h.call(manual, CallEvent::Dialled);
+    h.call(manual, CallEvent::Busy);
+    assert_eq!(h.pacer.dials_for(AgentId(0)), None);
+    assert!(h.orders().is_empty(), "a Paused agent is not dialled for");
+    assert_eq!(h.pacer.ready_agents(), 0);
+}
+
+#[test]
+fn a_ready_or_busy_agent_cannot_dial_by_hand() {
+    let mut h = Harness::new(Mode::Preview);
+    h.agent(0, AgentState::Ready);
+    h.agent(1, AgentState::InCall);
+    h.input(PacerInput::ManualDial { agent: AgentId(0) });
+    h.input(PacerInput::ManualDial { agent: AgentId(1) });
+    h.input(PacerInput::ManualDial { agent: AgentId(9) });
+    assert!(h.orders().is_empty());
+}
+
+#[test]
 fn answered_call_without_agent_is_abandoned_after_two_seconds() {
     let mut h = Harness::new(Mode::Predictive);
     h.agent(0, AgentState::Ready);

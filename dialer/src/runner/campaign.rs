@@ -38,6 +38,8 @@ const SKIP_HOLD: Duration = Duration::from_secs(600);
 struct Line {
     lead: Lead,
     call: CallRef,
+    /// The agent the call was placed for (preview and manual calls).
+    for_agent: Option<AgentId>,
     answered: bool,
     connected: Option<(AgentId, Instant)>,
     abandoned: bool,
@@ -137,6 +139,7 @@ impl<L: LeadSource> CampaignRunner<L> {
                 }
                 return;
             }
+            AgentUpdate::ManualDial { agent, lead } => return self.manual_dial(agent, lead).await,
         };
         match leg {
             Some(leg) if state != AgentState::LoggedOut => {
@@ -156,6 +159,30 @@ impl<L: LeadSource> CampaignRunner<L> {
         let now = Instant::now().into_std();
         self.pacer
             .handle_input(PacerInput::Agent { agent, state }, now);
+    }
+
+    /// Dials a lead for a Paused agent by hand; the lead goes back, and the
+    /// agent hears so, when the pacer cannot order the line.
+    async fn manual_dial(&mut self, agent: AgentId, lead: Lead) {
+        if self.legs.contains_key(&agent) && self.pacer.dials_for(agent).is_none() {
+            // A lead held on screen in preview gives way to the one dialled.
+            if let Some(held) = self.previews.insert(agent, lead.clone()) {
+                if let Err(e) = self.leads.release(&held).await {
+                    tracing::warn!(error = %e, "releasing a previewed lead failed");
+                }
+            }
+            let now = Instant::now().into_std();
+            self.pacer
+                .handle_input(PacerInput::ManualDial { agent }, now);
+            if self.pacer.dials_for(agent).is_some() {
+                return;
+            }
+            self.previews.remove(&agent);
+        }
+        if let Err(e) = self.leads.release(&lead).await {
+            tracing::warn!(error = %e, "releasing a refused manual lead failed");
+        }
+        let _ = self.reports.send(Report::ManualRefused { agent });
     }
 
     /// Offers the agent the next lead to preview, holding it for them.
@@ -195,7 +222,7 @@ impl<L: LeadSource> CampaignRunner<L> {
     async fn drain_pacer(&mut self) {
         while let Some(order) = self.pacer.poll_dial() {
             let previewed = order.agent.and_then(|a| self.previews.remove(&a));
-            self.dial(order.line, previewed).await;
+            self.dial(order.line, order.agent, previewed).await;
         }
         while let Some(event) = self.pacer.poll_event() {
             match event {
@@ -205,12 +232,19 @@ impl<L: LeadSource> CampaignRunner<L> {
         }
     }
 
-    async fn dial(&mut self, line: LineId, previewed: Option<Lead>) {
+    async fn dial(&mut self, line: LineId, agent: Option<AgentId>, previewed: Option<Lead>) {
         let now = || Instant::now().into_std();
-        let claimed = match previewed {
-            Some(lead) => Ok(vec![lead]),
-            None => self.leads.claim(1).await,
+        // A preview line dials the lead held for its agent, or nothing: it
+        // must not reach a stranger's number the agent never saw. Only a line
+        // with a held lead (preview, manual) is the agent's own; a
+        // progressive reservation may still pass to another agent.
+        let held = previewed.is_some();
+        let claimed = match (previewed, agent) {
+            (Some(lead), _) => Ok(vec![lead]),
+            (None, Some(_)) if self.pacer.mode() == crate::pacer::Mode::Preview => Ok(Vec::new()),
+            (None, _) => self.leads.claim(1).await,
         };
+        let agent = agent.filter(|_| held);
         let lead = match claimed {
             Ok(mut leads) if !leads.is_empty() => leads.swap_remove(0),
             Ok(_) => {
@@ -259,13 +293,14 @@ impl<L: LeadSource> CampaignRunner<L> {
         match self.gateway.dial(request).await {
             Ok(_) => {
                 self.dialled += 1;
-                self.report(call, &lead, CallPhase::Dialling, None, None);
+                self.report(call, &lead, CallPhase::Dialling, agent, None);
                 self.by_call.insert(call, line);
                 self.lines.insert(
                     line,
                     Line {
                         lead,
                         call,
+                        for_agent: agent,
                         answered: false,
                         connected: None,
                         abandoned: false,
@@ -304,7 +339,8 @@ impl<L: LeadSource> CampaignRunner<L> {
         match event.kind {
             CallEventKind::Ringing | CallEventKind::EarlyMedia => {
                 if let Some(line) = self.lines.get(&line_id) {
-                    self.report(line.call, &line.lead, CallPhase::Ringing, None, None);
+                    let agent = line.for_agent;
+                    self.report(line.call, &line.lead, CallPhase::Ringing, agent, None);
                 }
             }
             CallEventKind::Answered => {
@@ -313,11 +349,11 @@ impl<L: LeadSource> CampaignRunner<L> {
                 };
                 line.answered = true;
                 self.answered += 1;
-                let (lead, call) = (line.lead.clone(), line.call);
+                let (lead, call, agent) = (line.lead.clone(), line.call, line.for_agent);
                 if let Err(e) = self.leads.answered(&lead, &call.to_string()).await {
                     tracing::warn!(error = %e, "recording an answer failed");
                 }
-                self.report(call, &lead, CallPhase::Answered, None, None);
+                self.report(call, &lead, CallPhase::Answered, agent, None);
                 self.pacer.handle_input(
                     PacerInput::Call {
                         line: line_id,
@@ -360,6 +396,7 @@ impl<L: LeadSource> CampaignRunner<L> {
         }
         line.connected = Some((agent, now));
         let (call, lead) = (line.call, line.lead.clone());
+        self.start_recording(call, &lead).await;
         self.ledger.record(LiveAnswer::Connected, Utc::now());
         self.report(call, &lead, CallPhase::Connected, Some(agent), None);
         self.pacer.handle_input(
@@ -369,6 +406,22 @@ impl<L: LeadSource> CampaignRunner<L> {
             },
             now.into_std(),
         );
+    }
+
+    /// Records a connected call into the plan's folder and tells the lead
+    /// source where; a recording that cannot start leaves the call alone.
+    async fn start_recording(&self, call: CallRef, lead: &Lead) {
+        let Some(folder) = &self.plan.recordings else {
+            return;
+        };
+        let path = folder.join(format!("{call}.wav"));
+        if let Err(e) = self.gateway.record(call, &path).await {
+            tracing::warn!(%call, error = %e, "the call could not be recorded");
+            return;
+        }
+        if let Err(e) = self.leads.recorded(lead, &call.to_string(), &path).await {
+            tracing::warn!(%call, error = %e, "registering a recording failed");
+        }
     }
 
     async fn abandon(&mut self, line_id: LineId) {
@@ -443,7 +496,7 @@ impl<L: LeadSource> CampaignRunner<L> {
         {
             tracing::warn!(call = %line.call, error = %e, "recording the outcome failed");
         }
-        let agent = line.connected.map(|(a, _)| a);
+        let agent = line.connected.map(|(a, _)| a).or(line.for_agent);
         self.report(line.call, &line.lead, CallPhase::Ended, agent, Some(cause));
         self.pacer.handle_input(
             PacerInput::Call {

@@ -87,6 +87,13 @@ pub trait LeadSource: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), RunnerError>> + Send;
     /// Gives back a claimed lead that was not dialled.
     fn release(&self, lead: &Lead) -> impl Future<Output = Result<(), RunnerError>> + Send;
+    /// Records that the connected call is being recorded to `path`.
+    fn recorded(
+        &self,
+        lead: &Lead,
+        call_ref: &str,
+        path: &std::path::Path,
+    ) -> impl Future<Output = Result<(), RunnerError>> + Send;
 }
 
 /// One campaign's dialling settings.
@@ -102,6 +109,9 @@ pub struct Plan {
     pub ring_timeout: Duration,
     /// The recorded message played on abandon.
     pub abandon_message: Option<PathBuf>,
+    /// The folder connected calls are recorded into, as stereo WAVs named
+    /// by call reference; `None` records nothing.
+    pub recordings: Option<PathBuf>,
 }
 
 /// A change on an agent's side, from the agent's desk.
@@ -133,6 +143,13 @@ pub enum AgentUpdate {
         /// The agent.
         agent: AgentId,
     },
+    /// A Paused agent dials this lead, leased for them, by hand.
+    ManualDial {
+        /// The agent.
+        agent: AgentId,
+        /// The lead, already leased to this node.
+        lead: Lead,
+    },
 }
 
 /// Where a call is, as reported outward.
@@ -163,7 +180,8 @@ pub enum Report {
         lead: Lead,
         /// The new phase.
         phase: CallPhase,
-        /// The agent on it, once connected.
+        /// The agent on it: once connected, or from the start when the call
+        /// was placed for one agent (preview and manual calls).
         agent: Option<AgentId>,
         /// Why it ended, once ended.
         cause: Option<EndCause>,
@@ -175,6 +193,12 @@ pub enum Report {
         agent: AgentId,
         /// The lead to look at.
         lead: Option<Lead>,
+    },
+    /// An agent's manual dial could not be placed (they were not Paused,
+    /// had no audio leg, or already had a line); the lead was given back.
+    ManualRefused {
+        /// The agent.
+        agent: AgentId,
     },
     /// The campaign's figures, every second.
     Figures {
