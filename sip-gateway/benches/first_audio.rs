@@ -1,0 +1,587 @@
+//! How soon an agent hears a customer, and what a connected agent leg costs the gateway.
+//!
+//! `cargo bench -p sip-gateway --bench first_audio` runs two phases and prints one table:
+//!
+//! 1. **legs**: `FIRST_AUDIO_AGENTS` agent legs are attached and connected, each a str0m
+//!    WebRTC peer that sends 20 ms of audio every 20 ms, as a browser with a live microphone
+//!    does all shift. Over `FIRST_AUDIO_WINDOW` seconds with no call up, reports the
+//!    gateway's memory per leg (RSS growth over attaching them) and CPU per leg.
+//! 2. **calls**: `FIRST_AUDIO_CALLS` calls to the simulated carrier, `FIRST_AUDIO_PARALLEL` at
+//!    a time, while every leg stays connected. On each call's `Answered` event (the gateway
+//!    has the carrier's 200 OK) the call is bridged to a free agent leg, as the dialler
+//!    does, and the time until that agent's peer receives its first audio frame is taken.
+//!    Reports p50, p99 and the worst.
+//!
+//! The gateway and the carrier run on one current-thread tokio runtime, so the gateway uses
+//! one core; the agents' peers run in a child process (this binary again, with
+//! `FIRST_AUDIO_ROLE=agents`), so neither their CPU nor their memory counts as the
+//! gateway's. The two processes compare times on the system clock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use sip_gateway::carrier::{Carrier, CarrierAudio, CarrierConfig, Mix, Outcome};
+use sip_gateway::gateway::{
+    CallEvent, CallEventKind, CallRef, DialRequest, Gateway, GatewayConfig, TrunkConfig,
+};
+use sip_gateway::media::G711;
+use str0m::change::SdpAnswer;
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UdpSocket;
+use tokio::sync::{broadcast, mpsc};
+
+/// The p99 the softphone work asks for, from 200 OK to the agent's first audio.
+const P99_TARGET: Duration = Duration::from_millis(150);
+
+fn main() -> Result<()> {
+    if std::env::var("FIRST_AUDIO_ROLE").as_deref() == Ok("agents") {
+        return tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?
+            .block_on(agents_process());
+    }
+    let settings = Settings {
+        agents: env_number("FIRST_AUDIO_AGENTS", 200)?,
+        calls: env_number("FIRST_AUDIO_CALLS", 300)?,
+        parallel: env_number("FIRST_AUDIO_PARALLEL", 10)?,
+        window: env_number("FIRST_AUDIO_WINDOW", 10)?,
+    };
+    if settings.parallel == 0 || settings.parallel > settings.agents {
+        bail!("FIRST_AUDIO_PARALLEL must be between 1 and FIRST_AUDIO_AGENTS");
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(settings))
+}
+
+/// Sizes of the run, from `FIRST_AUDIO_*` variables.
+struct Settings {
+    agents: usize,
+    calls: usize,
+    parallel: usize,
+    window: u64,
+}
+
+async fn run(settings: Settings) -> Result<()> {
+    let carrier = Carrier::start(CarrierConfig {
+        sip_addr: "127.0.0.1:0".parse()?,
+        mix: Mix::always(Outcome::Answer),
+        ring_delay: Duration::from_millis(5),
+        answer_delay: Duration::from_millis(20),
+        audio: CarrierAudio::Tone(1000.0),
+        ..CarrierConfig::default()
+    })
+    .await?;
+    let mut trunk = TrunkConfig::new("sim", carrier.sip_addr());
+    trunk.max_concurrent = usize::MAX;
+    trunk.max_cps = u32::MAX;
+    let config = GatewayConfig {
+        sip_tcp: None,
+        ..GatewayConfig::loopback()
+    };
+    let gateway = Gateway::start(config, vec![trunk]).await?;
+    let mut events = gateway.events();
+    let ticks = clock_ticks();
+
+    let rss_before = rss_kib()?;
+    let mut agents = AgentsProcess::spawn(settings.agents).await?;
+    let mut legs = Vec::new();
+    for index in 0..settings.agents {
+        let offer = agents.offer().await?;
+        let (leg, answer) = gateway.attach_agent(&offer).await?;
+        agents.answer(&answer).await?;
+        legs.push(leg);
+        if legs.len() != index + 1 {
+            bail!("lost a leg");
+        }
+    }
+    let mut waiting: std::collections::BTreeSet<CallRef> = legs.iter().copied().collect();
+    let connect_deadline = Instant::now() + Duration::from_secs(60);
+    while !waiting.is_empty() {
+        let left = connect_deadline.saturating_duration_since(Instant::now());
+        let event = tokio::time::timeout(left, events.recv())
+            .await
+            .context("agent legs did not all connect within 60 s")??;
+        if event.kind == CallEventKind::Answered {
+            waiting.remove(&event.call_ref);
+        }
+    }
+    // Let the legs' first packets and buffers settle before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_legs = rss_kib()?;
+    let pid = std::process::id().to_string();
+    let cpu_start = cpu_time(&pid, ticks)?;
+    let peers_start = cpu_time(&agents.pid, ticks)?;
+    let wall_start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(settings.window)).await;
+    let idle_cpu = cpu_time(&pid, ticks)?.saturating_sub(cpu_start);
+    let peers_cpu = cpu_time(&agents.pid, ticks)?.saturating_sub(peers_start);
+    let idle_wall = wall_start.elapsed();
+
+    let latencies = run_calls(&gateway, &mut events, &mut agents, &legs, &settings).await?;
+    agents.stop().await;
+
+    print_report(
+        &settings,
+        rss_legs.saturating_sub(rss_before),
+        [idle_cpu, peers_cpu],
+        idle_wall,
+        &latencies,
+    );
+    Ok(())
+}
+
+/// Places the calls, bridging each on answer to a free leg; returns 200 OK → first audio.
+async fn run_calls(
+    gateway: &Gateway,
+    events: &mut broadcast::Receiver<CallEvent>,
+    agents: &mut AgentsProcess,
+    legs: &[CallRef],
+    settings: &Settings,
+) -> Result<Vec<Duration>> {
+    let mut free: Vec<usize> = (0..settings.parallel).collect();
+    let mut live: HashMap<CallRef, usize> = HashMap::new();
+    let mut answered_at: BTreeMap<usize, u128> = BTreeMap::new();
+    let mut latencies = Vec::new();
+    let mut dialled = 0;
+    let deadline = Instant::now() + Duration::from_secs(60 + settings.calls as u64);
+    while latencies.len() < settings.calls {
+        while dialled < settings.calls {
+            let Some(slot) = free.pop() else { break };
+            agents.arm(slot).await?;
+            let call = gateway.dial(request()).await?;
+            live.insert(call, slot);
+            dialled += 1;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "calls phase overran: {} of {} measured",
+                latencies.len(),
+                settings.calls
+            );
+        }
+        tokio::select! {
+            event = events.recv() => {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(broadcast::error::RecvError::Lagged(n)) => bail!("missed {n} events"),
+                    Err(error) => return Err(error.into()),
+                };
+                let Some(&slot) = live.get(&event.call_ref) else { continue };
+                match event.kind {
+                    CallEventKind::Answered => {
+                        answered_at.insert(slot, wall_nanos());
+                        gateway.bridge(event.call_ref, legs[slot]).await?;
+                    }
+                    CallEventKind::Ended { cause } => {
+                        live.remove(&event.call_ref);
+                        if answered_at.remove(&slot).is_some() {
+                            bail!("a call ended ({cause:?}) before its agent heard it");
+                        }
+                        free.push(slot);
+                    }
+                    _ => {}
+                }
+            }
+            heard = agents.heard() => {
+                let (slot, at) = heard?;
+                let Some(answered) = answered_at.remove(&slot) else {
+                    // A last frame of the slot's previous call, still in flight: wait again.
+                    agents.arm(slot).await?;
+                    continue;
+                };
+                let nanos = u64::try_from(at.saturating_sub(answered)).unwrap_or(u64::MAX);
+                latencies.push(Duration::from_nanos(nanos));
+                if let Some((&call, _)) = live.iter().find(|(_, s)| **s == slot) {
+                    gateway.hangup(call).await?;
+                }
+            }
+        }
+    }
+    Ok(latencies)
+}
+
+fn print_report(
+    settings: &Settings,
+    rss_kib: u64,
+    [idle_cpu, peers_cpu]: [Duration; 2],
+    idle_wall: Duration,
+    latencies: &[Duration],
+) {
+    let mut sorted = latencies.to_vec();
+    sorted.sort();
+    let p50 = percentile(&sorted, 0.50);
+    let p99 = percentile(&sorted, 0.99);
+    let worst = sorted.last().copied().unwrap_or_default();
+    let agents = settings.agents.max(1) as f64;
+    let busy = idle_cpu.as_secs_f64() / idle_wall.as_secs_f64().max(1e-9);
+    let peers_busy = peers_cpu.as_secs_f64() / idle_wall.as_secs_f64().max(1e-9);
+    println!(
+        "first_audio: {} agent legs sending audio, {} calls {} at a time, {} s window",
+        settings.agents, settings.calls, settings.parallel, settings.window
+    );
+    println!("| figure | measured | target | |");
+    println!("| --- | --- | --- | --- |");
+    let met = if p99 < P99_TARGET { "met" } else { "missed" };
+    println!(
+        "| 200 OK → first audio at the agent, p50 | {} | | |",
+        ms(p50)
+    );
+    println!(
+        "| 200 OK → first audio at the agent, p99 | {} | < {} | {met} |",
+        ms(p99),
+        ms(P99_TARGET)
+    );
+    println!(
+        "| 200 OK → first audio at the agent, worst | {} | | |",
+        ms(worst)
+    );
+    println!(
+        "| gateway memory per connected agent leg | {:.1} KiB | | |",
+        rss_kib as f64 / agents
+    );
+    println!(
+        "| gateway CPU per connected agent leg | {:.3} % of a core | | |",
+        100.0 * busy / agents
+    );
+    println!(
+        "| gateway CPU, all legs, no call up | {:.1} % of a core | | |",
+        100.0 * busy
+    );
+    println!(
+        "| agents' peers (other process), for scale | {:.1} % of a core | | |",
+        100.0 * peers_busy
+    );
+    println!(
+        "| load average at the end (2 cores) | {} | | |",
+        load_average()
+    );
+}
+
+/// The agents' peers in a child process, driven by lines on its stdin and stdout.
+struct AgentsProcess {
+    pid: String,
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl AgentsProcess {
+    async fn spawn(count: usize) -> Result<Self> {
+        let exe = std::env::current_exe().context("finding the benchmark binary")?;
+        let mut child = tokio::process::Command::new(exe)
+            .env("FIRST_AUDIO_ROLE", "agents")
+            .env("FIRST_AUDIO_AGENTS", count.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the agents process")?;
+        let stdin = child.stdin.take().context("agents stdin")?;
+        let stdout = child.stdout.take().context("agents stdout")?;
+        let pid = child.id().context("agents pid")?.to_string();
+        Ok(AgentsProcess {
+            pid,
+            child,
+            stdin,
+            lines: BufReader::new(stdout).lines(),
+        })
+    }
+
+    async fn line(&mut self) -> Result<String> {
+        self.lines
+            .next_line()
+            .await?
+            .context("the agents process exited")
+    }
+
+    async fn send(&mut self, line: &str) -> Result<()> {
+        self.stdin.write_all(format!("{line}\n").as_bytes()).await?;
+        self.stdin.flush().await?;
+        Ok(())
+    }
+
+    async fn offer(&mut self) -> Result<String> {
+        let line = self.line().await?;
+        let json = line.strip_prefix("offer ").context("expected an offer")?;
+        Ok(serde_json::from_str(json)?)
+    }
+
+    async fn answer(&mut self, sdp: &str) -> Result<()> {
+        self.send(&format!("answer {}", serde_json::to_string(sdp)?))
+            .await
+    }
+
+    /// Asks agent `slot` to report the next audio frame it receives.
+    async fn arm(&mut self, slot: usize) -> Result<()> {
+        self.send(&format!("arm {slot}")).await
+    }
+
+    /// Waits for an armed agent's report: its slot and the system time of the frame, in ns.
+    async fn heard(&mut self) -> Result<(usize, u128)> {
+        let line = self.line().await?;
+        let mut parts = line.split(' ');
+        let (Some("heard"), Some(slot), Some(at)) = (parts.next(), parts.next(), parts.next())
+        else {
+            bail!("unexpected line from the agents: {line:?}");
+        };
+        Ok((slot.parse()?, at.parse()?))
+    }
+
+    async fn stop(mut self) {
+        let _ = self.send("quit").await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+}
+
+/// Runs the agents' peers: one offer line each, an answer line back, then `arm` and `quit`.
+async fn agents_process() -> Result<()> {
+    let count: usize = env_number("FIRST_AUDIO_AGENTS", 200)?;
+    let (heard_tx, mut heard_rx) = mpsc::unbounded_channel::<(usize, u128)>();
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdout = tokio::io::stdout();
+    let mut armed = Vec::new();
+    for slot in 0..count {
+        let (peer, offer) = Peer::offer(slot, heard_tx.clone()).await?;
+        stdout
+            .write_all(format!("offer {}\n", serde_json::to_string(&offer)?).as_bytes())
+            .await?;
+        stdout.flush().await?;
+        let line = stdin.next_line().await?.context("no answer")?;
+        let json = line.strip_prefix("answer ").context("expected an answer")?;
+        let answer: String = serde_json::from_str(json)?;
+        let (arm_tx, arm_rx) = mpsc::unbounded_channel();
+        armed.push(arm_tx);
+        tokio::spawn(peer.run(answer, arm_rx));
+    }
+    loop {
+        tokio::select! {
+            line = stdin.next_line() => {
+                let Some(line) = line? else { return Ok(()) };
+                if line == "quit" {
+                    return Ok(());
+                }
+                if let Some(slot) = line.strip_prefix("arm ") {
+                    let slot: usize = slot.parse()?;
+                    armed.get(slot).context("no such agent")?.send(())?;
+                }
+            }
+            Some((slot, at)) = heard_rx.recv() => {
+                stdout.write_all(format!("heard {slot} {at}\n").as_bytes()).await?;
+                stdout.flush().await?;
+            }
+        }
+    }
+}
+
+/// One agent's browser: sends a tone, and reports the first frame it hears once armed.
+struct Peer {
+    slot: usize,
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    mid: Mid,
+    pending: Option<str0m::change::SdpPendingOffer>,
+    timestamp: u64,
+    connected: bool,
+    heard: mpsc::UnboundedSender<(usize, u128)>,
+}
+
+impl Peer {
+    async fn offer(
+        slot: usize,
+        heard: mpsc::UnboundedSender<(usize, u128)>,
+    ) -> Result<(Peer, String)> {
+        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        let local = socket.local_addr()?;
+        let mut rtc = RtcConfig::new()
+            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+            .clear_codecs()
+            .enable_pcmu(true, false)
+            .enable_pcma(true, false)
+            .set_stats_interval(None)
+            .build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(local, "udp")?);
+        let mut api = rtc.sdp_api();
+        let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let (offer, pending) = api.apply().context("an offer")?;
+        let peer = Peer {
+            slot,
+            rtc,
+            socket,
+            local,
+            mid,
+            pending: Some(pending),
+            timestamp: 0,
+            connected: false,
+            heard,
+        };
+        Ok((peer, offer.to_sdp_string()))
+    }
+
+    async fn run(mut self, answer: String, mut arm: mpsc::UnboundedReceiver<()>) {
+        let Ok(answer) = SdpAnswer::from_sdp_string(&answer) else {
+            return;
+        };
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        if self.rtc.sdp_api().accept_answer(pending, answer).is_err() {
+            return;
+        }
+        let mut armed = false;
+        let mut buf = vec![0u8; 2048];
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            let Some(deadline) = self.drain(&mut armed).await else {
+                return;
+            };
+            tokio::select! {
+                received = self.socket.recv_from(&mut buf) => {
+                    let Ok((len, source)) = received else { continue };
+                    if let Ok(receive) = Receive::new(Protocol::Udp, source, self.local, &buf[..len]) {
+                        let _ = self.rtc.handle_input(Input::Receive(Instant::now(), receive));
+                    }
+                }
+                Some(()) = arm.recv() => armed = true,
+                _ = tick.tick() => self.speak(),
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                    let _ = self.rtc.handle_input(Input::Timeout(Instant::now()));
+                }
+            }
+        }
+    }
+
+    fn speak(&mut self) {
+        if !self.connected {
+            return;
+        }
+        let pt = self
+            .rtc
+            .codec_config()
+            .find(|p| p.spec().codec == Codec::PCMU)
+            .map(|p| p.pt());
+        let (Some(pt), Some(writer)) = (pt, self.rtc.writer(self.mid)) else {
+            return;
+        };
+        let time = MediaTime::new(self.timestamp, Frequency::EIGHT_KHZ);
+        self.timestamp += 160;
+        // A quiet constant: the gateway does the same work for any payload.
+        let _ = writer.write(pt, Instant::now(), time, vec![G711::Pcmu.silence(); 160]);
+    }
+
+    async fn drain(&mut self, armed: &mut bool) -> Option<Instant> {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(at)) => return Some(at),
+                Ok(Output::Transmit(t)) => {
+                    let _ = self.socket.send_to(&t.contents, t.destination).await;
+                }
+                Ok(Output::Event(Event::Connected)) => self.connected = true,
+                Ok(Output::Event(Event::MediaData(_))) if *armed => {
+                    *armed = false;
+                    let _ = self.heard.send((self.slot, wall_nanos()));
+                }
+                Ok(Output::Event(_)) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+fn request() -> DialRequest {
+    DialRequest {
+        number: "+441632960123".into(),
+        caller_id: "+442079460000".into(),
+        trunk: "sim".into(),
+        ring_timeout: Duration::from_secs(30),
+        call_ref: CallRef::random(),
+    }
+}
+
+fn wall_nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Returns user plus system CPU time of a process, from `/proc/<pid>/stat`.
+fn cpu_time(pid: &str, ticks_per_second: f64) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("malformed stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15; `rest` starts at field 3.
+    let ticks: u64 = fields
+        .get(11..13)
+        .context("short stat")?
+        .iter()
+        .map(|f| f.parse::<u64>())
+        .sum::<Result<u64, _>>()?;
+    Ok(Duration::from_secs_f64(ticks as f64 / ticks_per_second))
+}
+
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn rss_kib() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").context("reading status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS in /proc/self/status")
+}
+
+fn env_number<T: std::str::FromStr>(name: &str, default: T) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{name}={value:?}: {e}")),
+        Err(_) => Ok(default),
+    }
+}
