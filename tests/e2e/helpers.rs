@@ -192,7 +192,8 @@ impl TestApp {
 
 impl TestApp {
     /// Creates a campaign dialling `list` in `mode` (through `trunk`, or the
-    /// default trunk), and has the supervisor start it over HTTP.
+    /// default trunk), assigns every agent of the account to it, and has the
+    /// supervisor start it over HTTP.
     pub async fn start_campaign(
         &self,
         account: &Account,
@@ -220,6 +221,17 @@ impl TestApp {
         s.update_campaign_settings(account.id, campaign.id, &settings, now)
             .await
             .expect("settings");
+        let agents: Vec<_> = s
+            .users(account.id)
+            .await
+            .expect("users")
+            .into_iter()
+            .filter(|u| u.role == Role::Agent)
+            .map(|u| u.id)
+            .collect();
+        s.assign_agents(account.id, campaign.id, &agents)
+            .await
+            .expect("agents assigned");
         let sup = self.login(supervisor.0, supervisor.1).await;
         let started = sup
             .post(self.url(&format!("/api/campaigns/{}/start", campaign.id)))

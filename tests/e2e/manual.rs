@@ -274,3 +274,64 @@ async fn manual_call(backend: crm::testing::TestBackend) {
     t.app.stop().await.expect("stops");
     t.db.finish().await;
 }
+
+#[tokio::test]
+async fn an_agent_neither_sees_nor_joins_a_campaign_they_are_not_assigned_to() {
+    let customers = carrier(Mix::always(Outcome::Answer), 440.0, None).await;
+    let phones = carrier(Mix::always(Outcome::Answer), 1000.0, None).await;
+    let trunks = vec![
+        TrunkConfig::new("customers", customers.sip_addr()),
+        TrunkConfig::new("phones", phones.sip_addr()),
+    ];
+    let Some(t) = spawn_app_with(crm::testing::TestBackend::Sqlite, false, trunks).await else {
+        return;
+    };
+    let s = &t.db.store;
+    let acme = t.account("acme", 5).await;
+    let sup_pw = t.user(&acme, "sue", Role::Supervisor).await;
+    let agent_pw = t.user(&acme, "al", Role::Agent).await;
+    let agent = s.credentials("al").await.expect("q").expect("al").0;
+    let list = s
+        .create_list(acme.id, "L", "GB", Utc::now())
+        .await
+        .expect("list");
+    let campaign = t
+        .start_campaign(
+            &acme,
+            list.id,
+            "Theirs",
+            DialMode::Progressive,
+            None,
+            ("sue", &sup_pw),
+        )
+        .await;
+    s.assign_agents(acme.id, campaign.id, &[])
+        .await
+        .expect("nobody assigned");
+    t.app
+        .legs
+        .set(agent.id, agent_phone(&t.app.telephony.gateway).await);
+    let cookie = t.session_cookie("al", &agent_pw).await;
+    let mut req = format!("ws://{}/api/agent/ws", t.app.http_addr)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut()
+        .insert("cookie", cookie.parse().expect("header"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("opens");
+    let welcome = next(&mut ws).await;
+    assert_eq!(welcome["campaigns"], json!([]), "{welcome}");
+    say(
+        &mut ws,
+        json!({"type": "ready", "campaign_id": campaign.id.0}),
+    )
+    .await;
+    let refused = next(&mut ws).await;
+    assert_eq!(refused["type"], "error");
+    assert!(refused["message"]
+        .as_str()
+        .expect("text")
+        .contains("not assigned"));
+    ws.close(None).await.expect("close");
+    t.app.stop().await.expect("stops");
+    t.db.finish().await;
+}

@@ -246,12 +246,21 @@ impl Session {
     async fn welcome(&self) -> ServerMessage {
         let account = self.user.account_id;
         let mut campaigns = Vec::new();
+        let mine = self
+            .state
+            .store
+            .agent_campaigns(account, self.user.id)
+            .await
+            .unwrap_or_default();
         if let (Ok(all), Some(floor)) = (
             self.state.store.campaigns(account).await,
             self.state.floor.as_ref(),
         ) {
             for c in all {
-                if c.status == CampaignStatus::Running && floor.is_running(c.id).await {
+                if mine.contains(&c.id)
+                    && c.status == CampaignStatus::Running
+                    && floor.is_running(c.id).await
+                {
                     campaigns.push(CampaignSummary {
                         id: c.id,
                         name: c.name,
@@ -377,6 +386,15 @@ impl Session {
         };
         if matches!(self.phase, Phase::InCall(_) | Phase::Dialling { .. }) {
             return vec![error("finish the call in progress first".into())];
+        }
+        let assigned = self
+            .state
+            .store
+            .is_assigned(self.user.account_id, campaign, self.user.id)
+            .await
+            .unwrap_or(false);
+        if !assigned {
+            return vec![error("you are not assigned to that campaign".into())];
         }
         let Some(leg) = self.state.legs.get(self.user.id) else {
             return vec![error("connect your audio before going ready".into())];
