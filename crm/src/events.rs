@@ -72,6 +72,9 @@ pub struct CampaignFigures {
     pub utilisation: f64,
     /// Lines per agent the pacer is dialling at.
     pub dial_level: f64,
+    /// The most lines per staffed agent the pacer may dial, as the
+    /// supervisor capped it.
+    pub max_dial_level: f64,
 }
 
 /// One state change.

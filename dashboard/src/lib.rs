@@ -13,6 +13,7 @@
 //!   of a connected call, and the disposition after it.
 //! - [`floor`] runs this node's campaigns: a dialler runner per running
 //!   campaign, agents' changes passed to it, its reports put on the bus.
+//! - [`history`] keeps agents' state changes for the supervisors' reports.
 //! - [`throttle`] is the sans-IO login throttle; [`clock`] lets tests move
 //!   time without sleeping.
 //!
@@ -27,6 +28,7 @@ pub mod clock;
 pub mod desk;
 pub mod error;
 pub mod floor;
+pub mod history;
 pub mod json;
 pub mod metrics;
 pub mod ops;
@@ -99,6 +101,7 @@ impl AppState {
     ) -> Self {
         let hub = Arc::new(stream::hub::StreamHub::new(config.hub));
         tokio::spawn(hub.clone().run(bus.subscribe()));
+        tokio::spawn(history::keep_agent_states(store.clone(), bus.subscribe()));
         AppState {
             floor: None,
             legs: Arc::new(desk::Legs::default()),

@@ -48,6 +48,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../static/softphone.js"),
     ),
     (
+        "supervisor.js",
+        "text/javascript",
+        include_str!("../static/supervisor.js"),
+    ),
+    (
         "wallboard.js",
         "text/javascript",
         include_str!("../static/wallboard.js"),

@@ -26,11 +26,11 @@ async fn roles_are_checked_on_the_server(t: TestApp) -> TestApp {
     assert_eq!(t.get_status(&agent, "/api/campaigns").await, 200);
     let r = sup
         .post(t.url("/api/users"))
-        .json(&serde_json::json!({"username": "x", "password": "Abcdefg1", "role": "agent"}))
+        .json(&serde_json::json!({"username": "x", "password": "Abcdefg1", "role": "admin"}))
         .send()
         .await
         .expect("sent");
-    assert_eq!(r.status(), 403, "only admins add users");
+    assert_eq!(r.status(), 403, "only admins add admins");
     let r = agent
         .post(t.url("/api/lists"))
         .json(&serde_json::json!({"name": "mine"}))

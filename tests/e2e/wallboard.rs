@@ -1,5 +1,7 @@
-//! The supervisor's wallboard in a real headless Chromium: a call placed by
-//! a campaign dialling sipp appears, connects to the agent and ends.
+//! The supervisor's page in a real headless Chromium: on the wallboard a call
+//! placed by a campaign dialling sipp appears, connects to the agent and
+//! ends; the Reports tab shows a planted call's figures; the Users panel adds
+//! an agent and refuses one beyond the licence seats.
 
 use std::time::Duration;
 
@@ -205,4 +207,141 @@ async fn wait_for_call(desk: &mut Desk) -> Result<()> {
             }
         }
     }
+}
+
+/// The supervisor page's Reports tab shows a planted call's figures, and
+/// its Users panel adds an agent, then says so when the seats are full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_supervisor_page_reports_a_call_and_adds_an_agent() {
+    let Some(binary) = crate::softphone::cdp::find_chromium() else {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI=true but chromium is missing"
+        );
+        eprintln!("\n!!!!! SKIPPING the supervisor page test: chromium is missing !!!!!\n");
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = std::env::temp_dir().join(format!("dialcrm-supervisor-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let t = spawn_app_with(TestBackend::Sqlite, false, Vec::new())
+        .await
+        .expect("SQLite is always there");
+    let outcome = supervise(&t, &binary, &dir).await;
+    t.app.stop().await.expect("stops");
+    t.db.finish().await;
+    outcome.expect("the supervisor page reported and added an agent");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn supervise(t: &TestApp, binary: &std::path::Path, dir: &std::path::Path) -> Result<()> {
+    let acme = t.account("acme", 2).await;
+    let sup_pw = t.user(&acme, "sue", Role::Supervisor).await;
+    t.user(&acme, "al", Role::Agent).await;
+    let al = t.db.store.credentials("al").await?.context("al exists")?.0;
+    crate::reports::plant_a_call(t, &acme, al.id).await;
+
+    let tone = dir.join("tone.wav");
+    write_tone(&tone, 440.0)?;
+    let chromium = Chromium::start(binary, &dir.join("profile"), &tone).await?;
+    let mut cdp = Cdp::connect(&chromium.ws_url).await?;
+    let result = reports_and_users(&mut cdp, t, &sup_pw).await;
+    chromium.stop(&mut cdp).await;
+    result?;
+    let added =
+        t.db.store
+            .credentials("newbie")
+            .await?
+            .context("newbie exists")?
+            .0;
+    assert_eq!((added.role, added.active), (Role::Agent, true));
+    assert!(
+        t.db.store.credentials("third").await?.is_none(),
+        "no seat left"
+    );
+    Ok(())
+}
+
+async fn reports_and_users(cdp: &mut Cdp, t: &TestApp, sup_pw: &str) -> Result<()> {
+    let page = cdp.open_page(&t.url("/login")).await?;
+    let login = format!(
+        "(() => {{ const f = document.getElementById('login'); f.username.value = 'sue'; \
+         f.password.value = {}; f.requestSubmit(); return true; }})()",
+        serde_json::to_string(sup_pw)?
+    );
+    cdp.evaluate(&page, &login).await?;
+    landed_on_wallboard(cdp, &page).await?;
+
+    cdp.evaluate(
+        &page,
+        "document.querySelector('.tabs [data-tab=reports]').click()",
+    )
+    .await?;
+    // al: one call, 1:30 of talk, 0:25 of wrap-up, 30 min of lunch, one Sale.
+    until(
+        cdp,
+        &page,
+        "[...document.querySelectorAll('#agent-report tbody tr')].some(r => \
+         [...r.children].map(c => c.textContent).join('|') === \
+         'al|1|1:30|0:25|58:05|30:00|lunch 30:00|Sale 1')",
+    )
+    .await
+    .context("the agents' report shows the planted call")?;
+    until(
+        cdp,
+        &page,
+        "[...document.querySelectorAll('#campaign-report tbody tr')].some(r => \
+         [...r.children].map(c => c.textContent).join('|') === \
+         'Board|1|1|0|0.0 %|answered 1|Sale 1')",
+    )
+    .await
+    .context("the campaigns' report shows the planted call")?;
+    until(
+        cdp,
+        &page,
+        "document.getElementById('agents-csv').href.endsWith(\
+         '/api/reports/agents?from=2026-11-27&to=2026-11-27&format=csv') && \
+         document.getElementById('tab-floor').hidden",
+    )
+    .await
+    .context("the CSV link follows the period")?;
+
+    cdp.evaluate(
+        &page,
+        "document.querySelector('.tabs [data-tab=users]').click()",
+    )
+    .await?;
+    until(
+        cdp,
+        &page,
+        "document.querySelector('#user-list tr[data-username=al]') !== null",
+    )
+    .await
+    .context("the users are listed")?;
+    let add = |name: &str| {
+        format!(
+            "(() => {{ const f = document.getElementById('new-user'); f.username.value = '{name}'; \
+             f.password.value = 'Fresh-Pass-9'; f.role.value = 'agent'; f.requestSubmit(); \
+             return true; }})()"
+        )
+    };
+    cdp.evaluate(&page, &add("newbie")).await?;
+    until(
+        cdp,
+        &page,
+        "document.querySelector('#user-list tr[data-username=newbie][data-active=true]') \
+         !== null && $('user-status').textContent === 'newbie added.'",
+    )
+    .await
+    .context("the new agent is listed")?;
+    cdp.evaluate(&page, &add("third")).await?;
+    until(
+        cdp,
+        &page,
+        "$('user-status').textContent.includes('seat limit')",
+    )
+    .await
+    .context("a third agent on two seats is refused with the reason")?;
+    Ok(())
 }

@@ -4,10 +4,12 @@
 mod campaign_settings;
 mod campaigns;
 mod contacts;
+mod dial_level;
 mod imports;
 mod lists;
 mod pause_codes;
 mod privacy;
+mod reports;
 mod users;
 
 use axum::Router;
@@ -25,4 +27,6 @@ pub fn routes() -> Router<AppState> {
         .merge(campaigns::routes())
         .merge(imports::routes())
         .merge(campaign_settings::routes())
+        .merge(reports::routes())
+        .merge(dial_level::routes())
 }

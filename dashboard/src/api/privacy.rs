@@ -261,7 +261,8 @@ fn audit_to_csv(entries: &[AuditEntry]) -> Result<Vec<u8>, csv::Error> {
     out.into_inner().map_err(|e| e.into_error().into())
 }
 
-fn defuse(cell: &str) -> String {
+/// Returns a cell a spreadsheet would run as a formula with a leading quote.
+pub(super) fn defuse(cell: &str) -> String {
     if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{cell}")
     } else {

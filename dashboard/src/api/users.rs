@@ -4,11 +4,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use crm::events::AgentState;
 use crm::model::{Account, Role, User, UserId};
 use crm::password;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Admin, CurrentUser};
+use crate::auth::{Admin, CurrentUser, Manager};
 use crate::json::ApiJson;
 use crate::{ApiError, AppState};
 
@@ -70,10 +71,10 @@ struct NewUser {
 
 async fn add_user(
     State(state): State<AppState>,
-    Admin(me): Admin,
+    Manager(me): Manager,
     ApiJson(body): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
-    me.require(&[Role::Admin])?;
+    may_manage(&me, body.role)?;
     password::check_policy(&body.password).map_err(ApiError::BadRequest)?;
     let pw = body.password;
     let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
@@ -82,7 +83,7 @@ async fn add_user(
     let now = state.clock.now();
     let user = state
         .store
-        .create_user(me.account(), &body.username, &hash, body.role, now)
+        .add_user_within_seats(me.account(), &body.username, &hash, body.role, now)
         .await?;
     state
         .store
@@ -96,6 +97,18 @@ async fn add_user(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
+/// Fails with 403 unless the caller may manage users of this role: an
+/// admin manages everyone, a supervisor agents only.
+fn may_manage(me: &CurrentUser, role: Role) -> Result<(), ApiError> {
+    match (me.user.role, role) {
+        (Role::Admin, _) | (Role::Supervisor, Role::Agent) => Ok(()),
+        (Role::Supervisor, _) => Err(ApiError::Forbidden(
+            "a supervisor manages agents only; ask an admin for supervisors and admins".into(),
+        )),
+        (Role::Agent, _) => Err(ApiError::Forbidden("the agent role may not do this".into())),
+    }
+}
+
 #[derive(Deserialize)]
 struct ActiveBody {
     active: bool,
@@ -103,21 +116,26 @@ struct ActiveBody {
 
 async fn set_active(
     State(state): State<AppState>,
-    Admin(me): Admin,
+    Manager(me): Manager,
     Path(id): Path<i64>,
     ApiJson(body): ApiJson<ActiveBody>,
 ) -> Result<Json<User>, ApiError> {
-    me.require(&[Role::Admin])?;
     let id = UserId(id);
     if id == me.user.id && !body.active {
         return Err(ApiError::BadRequest(
             "you cannot deactivate yourself".into(),
         ));
     }
+    let target = state.store.user(me.account(), id).await?;
+    may_manage(&me, target.role)?;
     state
         .store
-        .set_user_active(me.account(), id, body.active)
+        .set_user_active_within_seats(me.account(), id, body.active)
         .await?;
+    if !body.active && target.role == Role::Agent {
+        // The wallboard and the state history learn at once they are gone.
+        crate::auth::publish_agent_state(&state, &target, AgentState::LoggedOut, None);
+    }
     let action = if body.active {
         "user.activate"
     } else {

@@ -16,6 +16,9 @@ use dialer::runner::{self, AgentUpdate, Plan, RunnerHandle};
 use sip_gateway::gateway::{CallRef, Gateway};
 use tokio::sync::{mpsc, Mutex};
 
+/// The highest `max_dial_level` campaign settings allow.
+const DIAL_LEVEL_CEILING: f64 = 20.0;
+
 /// The campaigns running on this node.
 pub struct Floor {
     store: Store,
@@ -29,6 +32,8 @@ pub struct Floor {
 
 struct Running {
     account: AccountId,
+    /// The dial-level cap last passed to the runner.
+    max_dial_level: f64,
     handle: RunnerHandle,
     forwarder: tokio::task::JoinHandle<()>,
 }
@@ -97,7 +102,33 @@ impl Floor {
             self.stop_campaign(campaign).await;
         }
         self.resume().await?;
+        self.follow_dial_levels().await;
         Ok(())
+    }
+
+    /// Passes each running campaign's `max_dial_level`, as a supervisor
+    /// may have changed it since, to its runner.
+    async fn follow_dial_levels(&self) {
+        let campaigns: Vec<(CampaignId, AccountId)> = {
+            let running = self.running.lock().await;
+            running.iter().map(|(c, r)| (*c, r.account)).collect()
+        };
+        for (campaign, account) in campaigns {
+            let level = match self.store.campaign_settings(account, campaign).await {
+                Ok(settings) => settings.max_dial_level,
+                Err(e) => {
+                    tracing::warn!(%campaign, error = %e, "reading a dial level failed");
+                    continue;
+                }
+            };
+            if let Some(r) = self.running.lock().await.get_mut(&campaign) {
+                if r.max_dial_level != level {
+                    r.handle.set_dial_level_cap(level);
+                    r.max_dial_level = level;
+                    tracing::info!(%campaign, level, "dial level cap changed");
+                }
+            }
+        }
     }
 
     /// Starts every campaign the database says is running.
@@ -138,7 +169,9 @@ impl Floor {
             pacer: PacerConfig {
                 mode: settings.mode.pacer_mode(),
                 target: settings.abandon_target(),
-                max_dial_level: settings.max_dial_level,
+                // The ceiling settings allow; the campaign's own level is
+                // the cap below, which a supervisor may change while it runs.
+                max_dial_level: DIAL_LEVEL_CEILING,
                 ..PacerConfig::default()
             },
             caller_id: settings.caller_id.clone(),
@@ -156,12 +189,15 @@ impl Floor {
         );
         let (tx, rx) = mpsc::unbounded_channel();
         let handle = runner::spawn(plan, leads, self.gateway.clone(), tx);
+        // Sent before any agent joins, so no line is ordered above it.
+        handle.set_dial_level_cap(settings.max_dial_level);
         let forwarder = tokio::spawn(reports::forward(rx, self.bus.clone(), account, campaign));
         tracing::info!(%campaign, "campaign dialling");
         running.insert(
             campaign,
             Running {
                 account,
+                max_dial_level: settings.max_dial_level,
                 handle,
                 forwarder,
             },

@@ -63,6 +63,7 @@ fn event(report: Report, account: AccountId, campaign: CampaignId) -> Event {
             dialled,
             answered,
             compliance,
+            dial_level_cap,
         } => Event::CampaignFigures {
             account,
             campaign_id: campaign,
@@ -78,6 +79,7 @@ fn event(report: Report, account: AccountId, campaign: CampaignId) -> Event {
                 } else {
                     lines as f64 / ready as f64
                 },
+                max_dial_level: dial_level_cap,
                 ..CampaignFigures::default()
             },
             at,

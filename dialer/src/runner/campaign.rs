@@ -30,6 +30,8 @@ pub struct CampaignRunner<L> {
     skipped: Vec<(Lead, Instant)>,
     dialled: u64,
     answered: u64,
+    /// The supervisor's cap last set, as the pacer holds it.
+    dial_level_cap: f64,
 }
 
 /// How long a lead an agent skipped in preview stays held back.
@@ -57,6 +59,7 @@ impl<L: LeadSource> CampaignRunner<L> {
         let ledger = ComplianceLedger::new(plan.pacer.target);
         let mut pacer = Pacer::new(plan.pacer, now);
         pacer.handle_input(PacerInput::Compliance(ledger.snapshot(Utc::now())), now);
+        let dial_level_cap = plan.pacer.max_dial_level;
         CampaignRunner {
             pacer,
             ledger,
@@ -71,6 +74,7 @@ impl<L: LeadSource> CampaignRunner<L> {
             skipped: Vec::new(),
             dialled: 0,
             answered: 0,
+            dial_level_cap,
         }
     }
 
@@ -131,6 +135,14 @@ impl<L: LeadSource> CampaignRunner<L> {
                     self.pacer
                         .handle_input(PacerInput::PreviewDial { agent }, now);
                 }
+                return;
+            }
+            AgentUpdate::DialLevelCap(cap) => {
+                if cap.is_finite() {
+                    self.dial_level_cap = cap.max(0.0);
+                }
+                let now = Instant::now().into_std();
+                self.pacer.handle_input(PacerInput::DialLevelCap(cap), now);
                 return;
             }
             AgentUpdate::PreviewSkip { agent } => {
@@ -521,6 +533,7 @@ impl<L: LeadSource> CampaignRunner<L> {
             dialled: self.dialled,
             answered: self.answered,
             compliance,
+            dial_level_cap: self.dial_level_cap.min(self.plan.pacer.max_dial_level),
         });
     }
 

@@ -115,7 +115,7 @@ pub struct Plan {
 }
 
 /// A change on an agent's side, from the agent's desk.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum AgentUpdate {
     /// The agent's state changed; `leg` is the agent's media leg in the
     /// gateway, which answered calls are bridged into.
@@ -150,6 +150,9 @@ pub enum AgentUpdate {
         /// The lead, already leased to this node.
         lead: Lead,
     },
+    /// The supervisor's cap on lines per staffed agent. Not an agent's
+    /// change, but it keeps its order with them on the same channel.
+    DialLevelCap(f64),
 }
 
 /// Where a call is, as reported outward.
@@ -212,6 +215,8 @@ pub enum Report {
         answered: u64,
         /// The ledger's rolling figures.
         compliance: ComplianceSnapshot,
+        /// The most lines per staffed agent the pacer may dial now.
+        dial_level_cap: f64,
     },
 }
 
@@ -226,6 +231,12 @@ impl RunnerHandle {
     /// Passes an agent's change to the runner.
     pub fn agent(&self, update: AgentUpdate) {
         let _ = self.agents.send(update);
+    }
+
+    /// Sets the supervisor's cap on lines per staffed agent, below the
+    /// plan's `max_dial_level`; it holds from the runner's next step.
+    pub fn set_dial_level_cap(&self, cap: f64) {
+        let _ = self.agents.send(AgentUpdate::DialLevelCap(cap));
     }
 
     /// Stops dialling; calls in progress are hung up.
