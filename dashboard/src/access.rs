@@ -49,6 +49,8 @@ pub const RULES: &[Rule] = &[
     rule("GET", "/api/account", Who::Roles(MANAGERS)),
     rule("GET", "/api/account/retention", Who::Roles(ADMINS)),
     rule("PUT", "/api/account/retention", Who::Roles(ADMINS)),
+    rule("GET", "/api/account/privacy", Who::Roles(ADMINS)),
+    rule("PUT", "/api/account/privacy", Who::Roles(ADMINS)),
     rule("GET", "/api/account/pause-codes", Who::AnyRole),
     rule("PUT", "/api/account/pause-codes", Who::Roles(MANAGERS)),
     rule("GET", "/api/users", Who::Roles(MANAGERS)),
@@ -84,6 +86,7 @@ pub const RULES: &[Rule] = &[
     rule("GET", "/api/reports/campaigns", Who::Roles(MANAGERS)),
     rule("GET", "/api/audit", Who::Roles(ADMINS)),
     rule("GET", "/api/audit.csv", Who::Roles(ADMINS)),
+    rule("GET", "/api/audit/counts", Who::Roles(ADMINS)),
     rule("GET", "/api/stream", Who::Roles(MANAGERS)),
     rule("GET", "/api/agent/ws", Who::Roles(AGENTS)),
 ];

@@ -242,6 +242,7 @@ fn body_for(path: &str, list: i64, agent: i64) -> serde_json::Value {
         "/api/campaigns/{id}/lists" => serde_json::json!({ "list_id": list, "priority": 0 }),
         "/api/campaigns/{id}/dial-level" => serde_json::json!({ "max_dial_level": 2.0 }),
         "/api/campaigns/{id}/agents" => serde_json::json!({ "user_ids": [agent] }),
+        "/api/account/privacy" => serde_json::json!({ "aggregate_only": false }),
         _ => serde_json::json!({}),
     }
 }

@@ -14,6 +14,7 @@ mod login;
 mod manual;
 mod ops;
 mod privacy;
+mod privacy_aggregate;
 mod reports;
 mod softphone;
 mod stream;

@@ -3,12 +3,17 @@
 use chrono::{DateTime, Utc};
 
 use super::rows::AuditRow;
-use super::{on_pool, Store};
+use super::{aggregate, on_pool, Store};
 use crate::model::{AccountId, Actor, AuditEntry};
 use crate::StoreError;
 
 impl Store {
     /// Writes one audit entry.
+    ///
+    /// An entry whose target names a contact (`contact:{id}`, or an
+    /// `attempt:`, `lead:`, `recording:` or `interaction:` that leads to
+    /// one) is only counted, per day and action, when the actor's account
+    /// is aggregate-only; see [`super::aggregate`].
     pub async fn audit(
         &self,
         actor: &Actor,
@@ -16,6 +21,11 @@ impl Store {
         target: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        if let Some(account) = actor.account_id {
+            if aggregate::names_a_contact(target) && self.aggregate_only(account).await? {
+                return self.count_action(account, action, now).await;
+            }
+        }
         on_pool!(self, |pool| sqlx::query(
             "INSERT INTO audit_log (account_id, user_id, action, target, ip, user_agent, \
              occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"

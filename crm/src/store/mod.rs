@@ -6,6 +6,7 @@
 //! taken from the database clock, so both backends store the same values.
 
 mod accounts;
+pub mod aggregate;
 mod assignments;
 mod audit;
 pub mod audit_search;

@@ -23,10 +23,10 @@ struct ContactCard {
     suppressed: bool,
 }
 
-/// Returns a contact card. Supervisors and admins read any contact of the
-/// account. An agent reads only a lead of a campaign they are assigned to,
-/// and only its history in those campaigns; any other contact is a 404, as
-/// another account's would be.
+/// Returns a contact card, audited as `contact.view`. Supervisors and
+/// admins read any contact of the account. An agent reads only a lead of a
+/// campaign they are assigned to, and only its history in those campaigns;
+/// any other contact is a 404, as another account's would be.
 async fn one(
     State(state): State<AppState>,
     me: CurrentUser,
@@ -58,6 +58,17 @@ async fn one(
                 .is_some_and(|at| attempts.iter().any(|a| a.id == at))
         });
     }
+    // Who viewed which contact; the Store keeps only a count of it when the
+    // account is aggregate-only.
+    state
+        .store
+        .audit(
+            &me.actor(),
+            "contact.view",
+            Some(&format!("contact:{id}")),
+            state.clock.now(),
+        )
+        .await?;
     Ok(Json(ContactCard {
         lists: state.store.lists_of_contact(account, id).await?,
         attempts,
