@@ -49,9 +49,14 @@
       }
       receive(message);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (desk.ws !== ws) return;
       desk.ws = null;
+      if (ev.code === 4001) {
+        // The login session ended (logout elsewhere, expiry, deactivation).
+        window.location.assign("/login");
+        return;
+      }
       setLink("down", "offline");
       const wait = desk.backoff;
       desk.backoff = Math.min(desk.backoff * 2, 15000);

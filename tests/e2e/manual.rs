@@ -335,3 +335,56 @@ async fn an_agent_neither_sees_nor_joins_a_campaign_they_are_not_assigned_to() {
     t.app.stop().await.expect("stops");
     t.db.finish().await;
 }
+
+#[tokio::test]
+async fn a_deactivated_agent_loses_the_desk_and_the_audio_leg() {
+    let phones = carrier(Mix::always(Outcome::Answer), 1000.0, None).await;
+    let trunks = vec![TrunkConfig::new("phones", phones.sip_addr())];
+    let Some(t) = spawn_app_with(crm::testing::TestBackend::Sqlite, false, trunks).await else {
+        return;
+    };
+    let s = &t.db.store;
+    let acme = t.account("acme", 5).await;
+    let sup_pw = t.user(&acme, "sue", Role::Supervisor).await;
+    let agent_pw = t.user(&acme, "al", Role::Agent).await;
+    let agent = s.credentials("al").await.expect("q").expect("al").0;
+    t.app
+        .legs
+        .set(agent.id, agent_phone(&t.app.telephony.gateway).await);
+    let cookie = t.session_cookie("al", &agent_pw).await;
+    let mut req = format!("ws://{}/api/agent/ws", t.app.http_addr)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut()
+        .insert("cookie", cookie.parse().expect("header"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("opens");
+    assert_eq!(next(&mut ws).await["type"], "welcome");
+    let sue = t.login("sue", &sup_pw).await;
+    let r = sue
+        .post(t.url(&format!("/api/users/{}/active", agent.id)))
+        .json(&json!({"active": false}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        use futures_util::StreamExt;
+        loop {
+            match ws.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                other => panic!("the desk ended without a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the desk closes at once")
+    .expect("with a reason");
+    assert_eq!(u16::from(closed.code), 4001);
+    assert!(
+        t.app.legs.get(agent.id).is_none(),
+        "the audio leg is hung up"
+    );
+    t.app.stop().await.expect("stops");
+    t.db.finish().await;
+}

@@ -99,5 +99,5 @@ async fn upgrade(
     if state.floor.is_none() {
         return Err(ApiError::Unavailable);
     }
-    Ok(ws.on_upgrade(move |socket| session::run(socket, state, me.user)))
+    Ok(ws.on_upgrade(move |socket| session::run(socket, state, me.user, me.token_hash)))
 }

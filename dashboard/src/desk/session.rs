@@ -75,13 +75,18 @@ enum PreviewChoice {
 pub(super) struct Session {
     pub state: AppState,
     pub user: User,
+    /// The login session this connection was opened with.
+    token_hash: String,
     pub campaign: Option<CampaignId>,
     pub phase: Phase,
     pub controls: Controls,
 }
 
-/// Serves one agent until the socket closes.
-pub async fn run(mut socket: WebSocket, state: AppState, user: User) {
+/// How often a connected desk checks that its login session still holds.
+const SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Serves one agent until the socket closes or their login session ends.
+pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash: String) {
     let mut bus = state.bus.subscribe();
     let saved = state.desks.load(user.id);
     let returning = saved.is_some();
@@ -89,6 +94,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User) {
     let mut s = Session {
         state,
         user,
+        token_hash,
         campaign: saved.campaign,
         phase: saved.phase,
         controls: saved.controls,
@@ -102,6 +108,8 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User) {
             return;
         }
     }
+    let mut check = tokio::time::interval(SESSION_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let replies = tokio::select! {
             incoming = socket.recv() => match incoming {
@@ -109,7 +117,18 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User) {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => Vec::new(),
             },
+            _ = check.tick() => {
+                if !s.signed_in().await {
+                    return s.signed_out(socket).await;
+                }
+                Vec::new()
+            }
             event = bus.recv() => match event {
+                // A logout, a logout everywhere or a deactivation of this
+                // agent: this connection ends with its session.
+                Ok(event) if s.logged_out_elsewhere(&event) && !s.signed_in().await => {
+                    return s.signed_out(socket).await;
+                }
                 Ok(event) => s.event(&event).await,
                 Err(RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "an agent's desk fell behind the bus");
@@ -138,6 +157,54 @@ async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), ()>
 }
 
 impl Session {
+    fn logged_out_elsewhere(&self, event: &Event) -> bool {
+        matches!(event, Event::AgentState { user_id, state: Shown::LoggedOut, .. }
+            if *user_id == self.user.id)
+    }
+
+    /// Whether this connection's login session is still live; a database
+    /// that does not answer keeps the agent connected.
+    async fn signed_in(&self) -> bool {
+        let now = self.state.clock.now();
+        !matches!(
+            self.state.store.session(&self.token_hash, now).await,
+            Ok(None)
+        )
+    }
+
+    /// The agent's session ended (logout, expiry, deactivation): they leave
+    /// the campaign, their audio leg and any call on it are hung up, and the
+    /// page is told why as the socket closes.
+    async fn signed_out(mut self, mut socket: WebSocket) {
+        self.tell_floor(AgentState::LoggedOut).await;
+        if let Some(floor) = self.state.floor.clone() {
+            if let Phase::InCall(call)
+            | Phase::Dialling {
+                call: Some(call), ..
+            } = &self.phase
+            {
+                if let Ok(call) = CallRef::from_str(call) {
+                    let _ = floor.gateway().hangup(call).await;
+                }
+            }
+            if let Some(leg) = self.state.legs.remove(self.user.id) {
+                let _ = floor.gateway().hangup(leg).await;
+            }
+        }
+        if matches!(
+            self.phase,
+            Phase::Ready | Phase::Paused | Phase::Dialling { .. }
+        ) {
+            self.phase = Phase::Paused;
+        }
+        self.remember();
+        let close = axum::extract::ws::CloseFrame {
+            code: CLOSE_SIGNED_OUT,
+            reason: Utf8Bytes::from_static("your session has ended; log in again"),
+        };
+        let _ = socket.send(Message::Close(Some(close))).await;
+    }
+
     fn remember(&self) {
         self.state.desks.save(
             self.user.id,
@@ -637,6 +704,9 @@ impl Session {
         publish_agent_state(&self.state, &self.user, Shown::Paused, Some("disconnected"));
     }
 }
+
+/// The close code a desk gets when the agent's login session ended.
+pub const CLOSE_SIGNED_OUT: u16 = 4001;
 
 pub(super) fn error(message: String) -> ServerMessage {
     ServerMessage::Error { message }
