@@ -9,7 +9,9 @@
 //! their in-band tones); [`recorder`] writes both sides
 //! to a stereo WAV off the forwarding path, lined up by [`align`]; [`mix`]
 //! sums both sides for a supervisor listening in. [`g711`]
-//! and [`tone`] are the small signal pieces underneath.
+//! and [`tone`] are the small signal pieces underneath; [`opus`] and
+//! [`resample`] convert at the edge of an agent leg whose browser would only
+//! speak Opus, so everything here still sees G.711 at 8 kHz.
 //!
 //! Nothing here reads the clock or touches a socket; the one thread is the
 //! recorder's WAV writer.
@@ -21,9 +23,11 @@ pub mod g711;
 pub mod hold;
 pub mod latch;
 pub mod mix;
+pub mod opus;
 pub mod playback;
 pub mod recorder;
 pub mod relay;
+pub mod resample;
 pub mod rtp;
 pub mod tone;
 
