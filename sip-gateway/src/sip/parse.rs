@@ -10,10 +10,14 @@ use super::outbound::ALLOW;
 /// Largest message accepted, in bytes.
 pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
 
+/// Largest head (start line and headers) accepted, in bytes. RFC 4475's longest valid head is
+/// under 4 KiB; refusing longer ones before tokenizing keeps a flood of over-long headers cheap.
+pub const MAX_HEAD_SIZE: usize = 16 * 1024;
+
 /// Why bytes from the network were not accepted as a SIP message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
-    /// The message is larger than [`MAX_MESSAGE_SIZE`].
+    /// The message is larger than [`MAX_MESSAGE_SIZE`], or its head than [`MAX_HEAD_SIZE`].
     #[error("message of {0} bytes exceeds the limit")]
     TooLarge(usize),
     /// The bytes are not a SIP message at all.
@@ -74,8 +78,11 @@ pub fn parse_message(bytes: &[u8]) -> Result<SipMessage, ParseError> {
     if bytes.len() > MAX_MESSAGE_SIZE {
         return Err(ParseError::TooLarge(bytes.len()));
     }
-    let head_end = find(bytes, b"\r\n\r\n")
-        .ok_or_else(|| ParseError::Malformed("no end of headers".into()))?;
+    let head_end = match find(&bytes[..bytes.len().min(MAX_HEAD_SIZE + 4)], b"\r\n\r\n") {
+        Some(end) => end,
+        None if bytes.len() > MAX_HEAD_SIZE => return Err(ParseError::TooLarge(bytes.len())),
+        None => return Err(ParseError::Malformed("no end of headers".into())),
+    };
     let head = canonical_head(&bytes[..head_end])?;
     let body = &bytes[head_end + 4..];
     let body = match head.content_length {
@@ -122,8 +129,8 @@ pub fn parse_message(bytes: &[u8]) -> Result<SipMessage, ParseError> {
 
 /// Returns the length of the first complete message in a TCP stream buffer, if it holds one.
 pub fn frame_length(buffer: &[u8]) -> Result<Option<usize>, ParseError> {
-    let Some(head_end) = find(buffer, b"\r\n\r\n") else {
-        return match buffer.len() > MAX_MESSAGE_SIZE {
+    let Some(head_end) = find(&buffer[..buffer.len().min(MAX_HEAD_SIZE + 4)], b"\r\n\r\n") else {
+        return match buffer.len() > MAX_HEAD_SIZE {
             true => Err(ParseError::TooLarge(buffer.len())),
             false => Ok(None),
         };
@@ -162,7 +169,9 @@ pub fn bad_request_response(bytes: &[u8], reason: &str) -> Option<Vec<u8>> {
     if method.is_empty() || method.starts_with("SIP/") || method.eq_ignore_ascii_case("ACK") {
         return None;
     }
-    let status = match bytes.len() > MAX_MESSAGE_SIZE {
+    let head_too_long = find(&bytes[..bytes.len().min(MAX_HEAD_SIZE + 4)], b"\r\n\r\n").is_none()
+        && bytes.len() > MAX_HEAD_SIZE;
+    let status = match bytes.len() > MAX_MESSAGE_SIZE || head_too_long {
         true => 413,
         false => canonical_request_line(request_line)
             .err()
@@ -333,6 +342,24 @@ mod tests {
             parse_message(twice.as_bytes()),
             Err(ParseError::DuplicateHeader("Call-ID"))
         );
+    }
+
+    #[test]
+    fn overlong_heads_are_refused_as_too_large() {
+        let long = INVITE.replace(
+            "Max-Forwards: 70",
+            &format!("X-Long: {}", "a".repeat(20_000)),
+        );
+        assert!(matches!(
+            parse_message(long.as_bytes()),
+            Err(ParseError::TooLarge(_))
+        ));
+        let reply = bad_request_response(long.as_bytes(), "too large").unwrap();
+        assert!(reply.starts_with(b"SIP/2.0 413 "));
+        assert!(matches!(
+            frame_length(long.as_bytes()),
+            Err(ParseError::TooLarge(_))
+        ));
     }
 
     #[test]
