@@ -1,4 +1,10 @@
-//! The sans-IO agent leg: one browser's WebRTC session, audio only, G.711.
+//! The sans-IO agent leg: one browser's WebRTC session, audio only, G.711 to the gateway.
+//!
+//! A browser that offers PCMU or PCMA gets them, and its frames pass through
+//! untouched. One that offers only Opus gets Opus, transcoded here at the
+//! edge: its packets leave the leg as G.711 at 8 kHz, and the G.711 frames
+//! sent to it are encoded as 20 ms Opus packets, so nothing past the leg
+//! (bridging, recording, hold, DTMF, listening in) sees anything else.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
@@ -15,6 +21,8 @@ use tracing::{debug, trace};
 
 use super::clock::OutgoingClock;
 use super::WebRtcError;
+use crate::media::opus::{OpusDecoder, OpusEncoder, OpusPacket};
+use crate::media::resample::FACTOR;
 use crate::media::G711;
 
 /// One input to the leg.
@@ -64,6 +72,15 @@ pub struct ReceivedFrame {
     pub payload: Bytes,
 }
 
+/// The audio codec a leg and its browser agreed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioCodec {
+    /// G.711, relayed as it is.
+    G711(G711),
+    /// Opus, transcoded at the leg.
+    Opus,
+}
+
 /// Connection state changes of a leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LegEvent {
@@ -81,8 +98,10 @@ pub struct AgentLeg {
     rtc: Rtc,
     local_addr: SocketAddr,
     mid: Option<Mid>,
-    send: Option<(Pt, G711)>,
+    send: Option<(Pt, AudioCodec)>,
     clock: OutgoingClock,
+    /// Set when the browser offered only Opus.
+    opus: Option<Box<OpusLeg>>,
     dtls_up: bool,
     connected: bool,
     closed: bool,
@@ -103,16 +122,25 @@ impl AgentLeg {
     ) -> Result<(AgentLeg, String), WebRtcError> {
         let offer = SdpOffer::from_sdp_string(offer_sdp)
             .map_err(|e| WebRtcError::BadOffer(e.to_string()))?;
-        check_audio_codecs(offer_sdp)?;
-        // G.711 only: PCMU first so the bridge to a trunk relays bytes unchanged.
-        let mut rtc = RtcConfig::new()
+        let offered = offered_audio(offer_sdp)?;
+        let config = RtcConfig::new()
             .set_crypto_provider(crypto_provider())
             .set_ice_lite(true)
             .clear_codecs()
-            .enable_pcmu(true, false)
-            .enable_pcma(true, false)
-            .set_stats_interval(None)
-            .build(now);
+            .set_stats_interval(None);
+        let (config, opus) = match offered {
+            // PCMU first so the bridge to a trunk relays bytes unchanged; Opus
+            // is not even answered, so the browser cannot pick it.
+            Offered::G711 => (
+                config.enable_pcmu(true, false).enable_pcma(true, false),
+                None,
+            ),
+            Offered::OpusOnly => (
+                config.enable_opus(true, false),
+                Some(Box::new(OpusLeg::new()?)),
+            ),
+        };
+        let mut rtc = config.build(now);
         let local_addr = SocketAddr::new(local_ip, udp_socket_addr.port());
         let candidate = Candidate::host(local_addr, "udp")
             .map_err(|e| WebRtcError::BadAddress(e.to_string()))?;
@@ -124,6 +152,7 @@ impl AgentLeg {
             mid: None,
             send: None,
             clock: OutgoingClock::new(),
+            opus,
             dtls_up: false,
             connected: false,
             closed: false,
@@ -185,10 +214,12 @@ impl AgentLeg {
         }
     }
 
-    /// Sends one G.711 frame to the browser, transcoding if it negotiated the other law.
+    /// Sends one G.711 frame to the browser, transcoding if it negotiated the other law or Opus.
     ///
     /// `timestamp` is the source's own; the leg maps it onto one continuous
     /// outgoing timeline, so sources can change without renegotiation.
+    /// With Opus, frames are gathered into 20 ms packets, so a shorter frame
+    /// may send nothing yet.
     pub fn send_frame(
         &mut self,
         codec: G711,
@@ -203,8 +234,12 @@ impl AgentLeg {
         let (pt, send_codec) = self.send_codec(mid)?;
         let samples = u32::try_from(payload.len()).map_err(|_| WebRtcError::FrameTooLong)?;
         let out_ts = self.clock.stamp(timestamp, samples, now);
+        let send_law = match send_codec {
+            AudioCodec::G711(law) => law,
+            AudioCodec::Opus => return self.send_opus(mid, pt, codec, payload, out_ts, now),
+        };
         let mut data = payload.to_vec();
-        codec.transcode_in_place(send_codec, &mut data);
+        codec.transcode_in_place(send_law, &mut data);
         let writer = self.rtc.writer(mid).ok_or(WebRtcError::NotConnected)?;
         writer.write(pt, now, MediaTime::new(out_ts, Frequency::EIGHT_KHZ), data)?;
         Ok(())
@@ -215,9 +250,14 @@ impl AgentLeg {
         self.connected
     }
 
-    /// Returns the codec frames go to the browser in, once the audio is negotiated.
-    pub fn send_codec_negotiated(&self) -> Option<G711> {
+    /// Returns the codec frames go to the browser in, once the first has been sent.
+    pub fn send_codec_negotiated(&self) -> Option<AudioCodec> {
         self.send.map(|(_, c)| c)
+    }
+
+    /// Returns whether the leg transcodes Opus, which it does when the browser offered nothing else.
+    pub fn transcodes_opus(&self) -> bool {
+        self.opus.is_some()
     }
 
     /// Ends the session.
@@ -247,6 +287,11 @@ impl AgentLeg {
                 let codec = match data.params.spec().codec {
                     Codec::PCMU => G711::Pcmu,
                     Codec::PCMA => G711::Pcma,
+                    Codec::Opus => {
+                        let opus = self.opus.as_mut()?;
+                        // The low 32 bits are the RTP timestamp itself.
+                        return opus.receive(&data.data, data.time.numer() as u32);
+                    }
                     other => {
                         trace!(codec = ?other, "agent frame in an unexpected codec");
                         return None;
@@ -275,7 +320,27 @@ impl AgentLeg {
         }))
     }
 
-    fn send_codec(&mut self, mid: Mid) -> Result<(Pt, G711), WebRtcError> {
+    /// Encodes a G.711 frame for an Opus browser; `out_ts` is on the 8 kHz outgoing timeline.
+    fn send_opus(
+        &mut self,
+        mid: Mid,
+        pt: Pt,
+        codec: G711,
+        payload: &[u8],
+        out_ts: u64,
+        now: Instant,
+    ) -> Result<(), WebRtcError> {
+        let opus = self.opus.as_mut().ok_or(WebRtcError::NotConnected)?;
+        for packet in opus.send(codec, payload, out_ts)? {
+            // A writer is used up by one write.
+            let writer = self.rtc.writer(mid).ok_or(WebRtcError::NotConnected)?;
+            let time = MediaTime::new(packet.timestamp, Frequency::FORTY_EIGHT_KHZ);
+            writer.write(pt, now, time, packet.payload)?;
+        }
+        Ok(())
+    }
+
+    fn send_codec(&mut self, mid: Mid) -> Result<(Pt, AudioCodec), WebRtcError> {
         if let Some(send) = self.send {
             return Ok(send);
         }
@@ -291,23 +356,31 @@ impl AgentLeg {
                 .find(|p| p.spec().codec == codec && remote.contains(&p.pt()))
                 .map(|p| p.pt())
         };
-        let send = match (find(Codec::PCMU), find(Codec::PCMA)) {
-            (Some(pt), _) => (pt, G711::Pcmu),
-            (None, Some(pt)) => (pt, G711::Pcma),
-            (None, None) => return Err(WebRtcError::NoG711),
+        let send = match (find(Codec::PCMU), find(Codec::PCMA), find(Codec::Opus)) {
+            (Some(pt), _, _) => (pt, AudioCodec::G711(G711::Pcmu)),
+            (None, Some(pt), _) => (pt, AudioCodec::G711(G711::Pcma)),
+            (None, None, Some(pt)) if self.opus.is_some() => (pt, AudioCodec::Opus),
+            _ => return Err(WebRtcError::NoCodec),
         };
         self.send = Some(send);
         Ok(send)
     }
 }
 
-/// Refuses offers without audio, or whose audio has neither PCMU nor PCMA.
-///
-/// Opus would need transcoding through a C library (libopus); until the
-/// gateway takes that on, an Opus-only browser is told so plainly.
-fn check_audio_codecs(offer_sdp: &str) -> Result<(), WebRtcError> {
+/// What an offer's audio allows the leg to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Offered {
+    /// PCMU or PCMA, whatever else is offered.
+    G711,
+    /// Opus and no G.711: the leg transcodes.
+    OpusOnly,
+}
+
+/// Reads which codecs an offer's audio has; refuses offers without audio or without a codec we speak.
+fn offered_audio(offer_sdp: &str) -> Result<Offered, WebRtcError> {
     let mut audio = false;
     let mut g711 = false;
+    let mut opus = false;
     let mut in_audio = false;
     for line in offer_sdp.lines() {
         let line = line.trim_end();
@@ -319,13 +392,83 @@ fn check_audio_codecs(offer_sdp: &str) -> Result<(), WebRtcError> {
                 let encoding = map.split_whitespace().nth(1).unwrap_or("");
                 let upper = encoding.to_ascii_uppercase();
                 g711 |= upper == "PCMU/8000" || upper == "PCMA/8000";
+                opus |= upper.starts_with("OPUS/48000");
             }
         }
     }
-    match (audio, g711) {
-        (false, _) => Err(WebRtcError::NoAudio),
-        (true, false) => Err(WebRtcError::NoG711),
-        (true, true) => Ok(()),
+    match (audio, g711, opus) {
+        (false, _, _) => Err(WebRtcError::NoAudio),
+        (true, true, _) => Ok(Offered::G711),
+        (true, false, true) => Ok(Offered::OpusOnly),
+        (true, false, false) => Err(WebRtcError::NoCodec),
+    }
+}
+
+/// The transcoding state of a leg whose browser speaks only Opus.
+#[derive(Debug)]
+struct OpusLeg {
+    decoder: OpusDecoder,
+    encoder: OpusEncoder,
+    /// The law of the frames bridged in; the browser's audio goes out in it too,
+    /// so a trunk leg can relay it without changing law.
+    law: G711,
+    /// The last received 48 kHz timestamp and the 8 kHz one it became.
+    received: Option<(u32, u32)>,
+    pcm: Vec<i16>,
+    packets: Vec<OpusPacket>,
+}
+
+impl OpusLeg {
+    fn new() -> Result<Self, WebRtcError> {
+        Ok(OpusLeg {
+            decoder: OpusDecoder::new()?,
+            encoder: OpusEncoder::new()?,
+            law: G711::Pcmu,
+            received: None,
+            pcm: Vec::with_capacity(960),
+            packets: Vec::with_capacity(2),
+        })
+    }
+
+    /// Decodes a packet from the browser into a G.711 frame at 8 kHz.
+    fn receive(&mut self, packet: &[u8], timestamp: u32) -> Option<LegOutput> {
+        self.pcm.clear();
+        if let Err(e) = self.decoder.decode(packet, &mut self.pcm) {
+            trace!(error = %e, "agent Opus packet dropped");
+            return None;
+        }
+        // Steps on the 48 kHz clock become steps a sixth the size; the 8 kHz
+        // clock starts wherever, as any RTP clock may.
+        let narrow = match self.received {
+            None => timestamp / FACTOR as u32,
+            Some((wide, narrow)) => {
+                let step = timestamp.wrapping_sub(wide) as i32 / FACTOR as i32;
+                narrow.wrapping_add(step as u32)
+            }
+        };
+        self.received = Some((timestamp, narrow));
+        let mut payload = vec![0; self.pcm.len()];
+        self.law.encode(&self.pcm, &mut payload);
+        Some(LegOutput::Frame(ReceivedFrame {
+            codec: self.law,
+            timestamp: narrow,
+            payload: Bytes::from(payload),
+        }))
+    }
+
+    /// Encodes a G.711 frame stamped `out_ts` (8 kHz) into the packets now complete.
+    fn send(
+        &mut self,
+        codec: G711,
+        payload: &[u8],
+        out_ts: u64,
+    ) -> Result<std::vec::Drain<'_, OpusPacket>, WebRtcError> {
+        self.law = codec;
+        self.pcm.clear();
+        self.pcm.resize(payload.len(), 0);
+        codec.decode(payload, &mut self.pcm);
+        self.encoder.encode(&self.pcm, out_ts, &mut self.packets)?;
+        Ok(self.packets.drain(..))
     }
 }
 

@@ -10,8 +10,9 @@ use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
-use super::leg::{AgentLeg, LegEvent, LegInput, LegOutput};
+use super::leg::{AgentLeg, AudioCodec, LegEvent, LegInput, LegOutput};
 use super::WebRtcError;
+use crate::media::opus::{OpusDecoder, OpusEncoder};
 use crate::media::tone::{dominant_frequency, sine};
 use crate::media::G711;
 
@@ -24,6 +25,8 @@ struct Browser {
     mid: Mid,
     received: Vec<i16>,
     connected: bool,
+    /// Set when the browser speaks only Opus: it codes at 8 kHz through the leg's own wrappers.
+    opus: Option<(OpusEncoder, OpusDecoder)>,
 }
 
 struct Pair {
@@ -33,6 +36,7 @@ struct Pair {
     now: Instant,
     leg_events: Vec<LegEvent>,
     leg_audio: Vec<(G711, Vec<i16>)>,
+    leg_timestamps: Vec<u32>,
 }
 
 fn browser_config(g711: bool) -> RtcConfig {
@@ -61,8 +65,12 @@ fn offer(g711: bool, now: Instant) -> (Rtc, Mid, String, str0m::change::SdpPendi
 
 impl Pair {
     fn new() -> Pair {
+        Pair::offering(true)
+    }
+
+    fn offering(g711: bool) -> Pair {
         let now = Instant::now();
-        let (mut rtc, mid, offer_sdp, pending) = offer(true, now);
+        let (mut rtc, mid, offer_sdp, pending) = offer(g711, now);
         let leg_addr = SocketAddr::new(LOOPBACK, 50000);
         let (leg, answer) = AgentLeg::from_offer(&offer_sdp, LOOPBACK, leg_addr, now).unwrap();
         let answer = SdpAnswer::from_sdp_string(&answer).unwrap();
@@ -73,6 +81,7 @@ impl Pair {
             mid,
             received: Vec::new(),
             connected: false,
+            opus: (!g711).then(|| (OpusEncoder::new().unwrap(), OpusDecoder::new().unwrap())),
         };
         Pair {
             browser,
@@ -81,6 +90,42 @@ impl Pair {
             now,
             leg_events: Vec::new(),
             leg_audio: Vec::new(),
+            leg_timestamps: Vec::new(),
+        }
+    }
+
+    /// Sends 8 kHz audio from the browser, in the codec it negotiated.
+    fn browser_sends(&mut self, pcm: &[i16], ts: u64) {
+        let browser = &mut self.browser;
+        let wanted = if browser.opus.is_some() {
+            Codec::Opus
+        } else {
+            Codec::PCMU
+        };
+        let pt = browser
+            .rtc
+            .codec_config()
+            .find(|p| p.spec().codec == wanted)
+            .unwrap()
+            .pt();
+        let mut sends = Vec::new();
+        if let Some((encoder, _)) = &mut browser.opus {
+            let mut packets = Vec::new();
+            encoder.encode(pcm, ts, &mut packets).unwrap();
+            for p in packets {
+                sends.push((
+                    MediaTime::new(p.timestamp, Frequency::FORTY_EIGHT_KHZ),
+                    p.payload,
+                ));
+            }
+        } else {
+            let mut payload = vec![0; pcm.len()];
+            G711::Pcmu.encode(pcm, &mut payload);
+            sends.push((MediaTime::new(ts, Frequency::EIGHT_KHZ), payload));
+        }
+        for (time, payload) in sends {
+            let writer = browser.rtc.writer(browser.mid).unwrap();
+            writer.write(pt, self.now, time, payload).unwrap();
         }
     }
 
@@ -98,6 +143,13 @@ impl Pair {
                 }
                 Output::Event(Event::Connected) => self.browser.connected = true,
                 Output::Event(Event::MediaData(data)) => {
+                    if let Some((_, decoder)) = &mut self.browser.opus {
+                        assert_eq!(data.params.spec().codec, Codec::Opus);
+                        decoder
+                            .decode(&data.data, &mut self.browser.received)
+                            .unwrap();
+                        continue;
+                    }
                     let codec = G711::from_payload_type(*data.pt).unwrap();
                     let mut pcm = vec![0; data.data.len()];
                     codec.decode(&data.data, &mut pcm);
@@ -123,6 +175,7 @@ impl Pair {
                     let mut pcm = vec![0; f.payload.len()];
                     f.codec.decode(&f.payload, &mut pcm);
                     self.leg_audio.push((f.codec, pcm));
+                    self.leg_timestamps.push(f.timestamp);
                 }
                 LegOutput::Event(e) => self.leg_events.push(e),
                 LegOutput::Timeout(t) => {
@@ -165,24 +218,7 @@ fn g711_flows_both_ways_after_connecting() {
         .enumerate()
     {
         let ts = 160 * i as u64;
-        let mut payload = vec![0; 160];
-        G711::Pcmu.encode(b, &mut payload);
-        let pt = pair
-            .browser
-            .rtc
-            .codec_config()
-            .find(|p| p.spec().codec == Codec::PCMU)
-            .unwrap()
-            .pt();
-        let writer = pair.browser.rtc.writer(pair.browser.mid).unwrap();
-        writer
-            .write(
-                pt,
-                pair.now,
-                MediaTime::new(ts, Frequency::EIGHT_KHZ),
-                payload,
-            )
-            .unwrap();
+        pair.browser_sends(b, ts);
         // The leg sends A-law from a source with its own timestamps; the browser gets PCMU.
         let mut alaw = vec![0; 160];
         G711::Pcma.encode(l, &mut alaw);
@@ -196,7 +232,11 @@ fn g711_flows_both_ways_after_connecting() {
         pair.step(Duration::from_millis(20));
     }
 
-    assert_eq!(pair.leg.send_codec_negotiated(), Some(G711::Pcmu));
+    assert_eq!(
+        pair.leg.send_codec_negotiated(),
+        Some(AudioCodec::G711(G711::Pcmu))
+    );
+    assert!(!pair.leg.transcodes_opus());
     let heard: Vec<i16> = pair.leg_audio.iter().flat_map(|(_, p)| p.clone()).collect();
     assert!(heard.len() >= 160 * 40, "leg got {} samples", heard.len());
     assert!(pair.leg_audio.iter().all(|(c, _)| *c == G711::Pcmu));
@@ -221,13 +261,86 @@ fn frames_before_connecting_are_refused() {
 }
 
 #[test]
-fn an_opus_only_offer_is_refused_plainly() {
+fn a_browser_offering_g711_and_opus_is_answered_g711_only() {
+    let now = Instant::now();
+    let (_, _, offer_sdp, _) = offer(true, now);
+    assert!(offer_sdp.contains("opus/48000"), "{offer_sdp}");
+    let addr = SocketAddr::new(LOOPBACK, 50000);
+    let (leg, answer) = AgentLeg::from_offer(&offer_sdp, LOOPBACK, addr, now).unwrap();
+    assert!(!leg.transcodes_opus());
+    assert!(answer.contains("PCMU/8000"), "{answer}");
+    assert!(!answer.to_ascii_lowercase().contains("opus"), "{answer}");
+}
+
+#[test]
+fn an_opus_only_browser_is_transcoded_both_ways() {
+    let mut pair = Pair::offering(false);
+    assert!(pair.leg.transcodes_opus());
+    pair.connect();
+    assert_eq!(pair.leg_events, [LegEvent::Connected]);
+
+    let browser_tone = sine(1000.0, 8000, 8000, 160 * 50);
+    let leg_tone = sine(440.0, 8000, 8000, 160 * 50);
+    for (i, (b, l)) in browser_tone
+        .chunks(160)
+        .zip(leg_tone.chunks(160))
+        .enumerate()
+    {
+        pair.browser_sends(b, 160 * i as u64);
+        // The bridged trunk speaks A-law: the browser's audio comes back in A-law too.
+        let mut alaw = vec![0; 160];
+        G711::Pcma.encode(l, &mut alaw);
+        let now = pair.now;
+        pair.leg
+            .send_frame(G711::Pcma, &alaw, 90_000 + 160 * i as u32, now)
+            .unwrap();
+        pair.step(Duration::from_millis(20));
+    }
+    for _ in 0..20 {
+        pair.step(Duration::from_millis(20));
+    }
+
+    assert_eq!(pair.leg.send_codec_negotiated(), Some(AudioCodec::Opus));
+    assert!(
+        pair.leg_audio.len() >= 40,
+        "leg got {} frames",
+        pair.leg_audio.len()
+    );
+    assert!(pair
+        .leg_audio
+        .iter()
+        .all(|(c, p)| *c == G711::Pcma && p.len() == 160));
+    // 20 ms at 48 kHz is 20 ms at 8 kHz: the timestamps step by 160.
+    for pair in pair.leg_timestamps.windows(2) {
+        assert_eq!(pair[1].wrapping_sub(pair[0]), 160);
+    }
+    let heard: Vec<i16> = pair.leg_audio[5..]
+        .iter()
+        .flat_map(|(_, p)| p.clone())
+        .collect();
+    assert_eq!(
+        dominant_frequency(&heard, &CANDIDATES, 8000, 0.001),
+        Some(1000.0)
+    );
+    let got = &pair.browser.received;
+    assert!(got.len() >= 160 * 40, "browser got {} samples", got.len());
+    assert_eq!(
+        dominant_frequency(&got[800..], &CANDIDATES, 8000, 0.001),
+        Some(440.0)
+    );
+}
+
+#[test]
+fn an_offer_without_a_codec_we_speak_is_refused_plainly() {
     let now = Instant::now();
     let (_, _, offer_sdp, _) = offer(false, now);
+    let g722 = offer_sdp
+        .replace("opus/48000/2", "G722/8000")
+        .replace("a=fmtp:111 minptime=10;useinbandfec=1\r\n", "");
     let addr = SocketAddr::new(LOOPBACK, 50000);
-    let err = AgentLeg::from_offer(&offer_sdp, LOOPBACK, addr, now).unwrap_err();
-    assert!(matches!(err, WebRtcError::NoG711), "{err:?}");
-    assert!(err.to_string().contains("Opus"));
+    let err = AgentLeg::from_offer(&g722, LOOPBACK, addr, now).unwrap_err();
+    assert!(matches!(err, WebRtcError::NoCodec), "{err:?}");
+    assert!(err.to_string().contains("PCMU"));
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //!
 //! Each agent's browser holds one `RTCPeerConnection` to the gateway for the
 //! whole shift. [`AgentLeg`] terminates it with str0m's sans-IO `Rtc`
-//! (ICE-lite, DTLS-SRTP, audio only, PCMU then PCMA); calls are bridged in and
-//! out by sending and receiving G.711 frames, never by renegotiating.
+//! (ICE-lite, DTLS-SRTP, audio only, PCMU then PCMA, or Opus when the browser
+//! offers nothing else, transcoded at the leg); calls are bridged in and out
+//! by sending and receiving G.711 frames, never by renegotiating.
 //! [`AgentLegHandle`] drives one leg on its own UDP socket in a tokio task;
 //! `Gateway::attach_agent` wraps it as a gateway leg that calls bridge into.
 //!
@@ -17,7 +18,7 @@ pub mod handle;
 pub mod leg;
 
 pub use handle::{AgentLegHandle, AgentLegStreams, OutgoingFrame};
-pub use leg::{AgentLeg, LegEvent, LegInput, LegOutput, ReceivedFrame, Transmit};
+pub use leg::{AgentLeg, AudioCodec, LegEvent, LegInput, LegOutput, ReceivedFrame, Transmit};
 
 use thiserror::Error;
 
@@ -30,9 +31,12 @@ pub enum WebRtcError {
     /// The offer has no audio section.
     #[error("SDP offer has no audio")]
     NoAudio,
-    /// The offer's audio has neither PCMU nor PCMA.
-    #[error("SDP offer has neither PCMU nor PCMA; Opus-only browsers are not supported yet")]
-    NoG711,
+    /// The offer's audio has none of PCMU, PCMA and Opus.
+    #[error("SDP offer's audio has none of PCMU, PCMA and Opus")]
+    NoCodec,
+    /// Opus coding failed.
+    #[error(transparent)]
+    Opus(#[from] crate::media::opus::OpusError),
     /// The local address cannot be a host candidate.
     #[error("local address is not usable as an ICE candidate: {0}")]
     BadAddress(String),
