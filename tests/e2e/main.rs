@@ -17,6 +17,7 @@ mod privacy;
 mod privacy_aggregate;
 mod reports;
 mod softphone;
+mod softphone_controls;
 mod stream;
 mod tenancy;
 mod wallboard;

@@ -16,17 +16,15 @@ pub(crate) mod cdp;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use chrono::Utc;
-use crm::events::{CallState, Event, EventBus};
 use crm::model::{ContactFields, Role};
 use crm::store::campaign_settings::DialMode;
 use crm::testing::TestBackend;
 use serde_json::{json, Value};
-use sip_gateway::gateway::{CallEventKind, CallRef, Gateway, Secret, TrunkConfig};
+use sip_gateway::gateway::{Secret, TrunkConfig};
 use sip_gateway::media::tone::{dominant_frequency, sine};
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
@@ -121,13 +119,6 @@ async fn take_a_call(t: &TestApp, binary: &Path, dir: &Path) -> Result<()> {
         )
         .await;
 
-    let recording = dir.join("call.wav");
-    let recorder = tokio::spawn(record_the_call(
-        t.app.bus.clone(),
-        t.app.telephony.gateway.clone(),
-        recording.clone(),
-    ));
-
     let tone = dir.join("tone.wav");
     write_tone(&tone, 440.0)?;
     let chromium = Chromium::start(binary, &dir.join("profile"), &tone).await?;
@@ -136,18 +127,18 @@ async fn take_a_call(t: &TestApp, binary: &Path, dir: &Path) -> Result<()> {
     chromium.stop(&mut cdp).await;
     outcome?;
 
-    let call_ref = tokio::time::timeout(Duration::from_secs(10), recorder)
-        .await
-        .context("the call's recording did not finish")???;
     let history = s.interactions_for_contact(acme.id, contact.id).await?;
     assert_eq!(history.len(), 1, "one interaction: {history:?}");
     assert_eq!(history[0].disposition.as_deref(), Some("sale"));
     assert_eq!(history[0].notes.as_deref(), Some("Wants the gold plan."));
     assert_eq!(history[0].user_id, Some(agent.id));
-    let attempt = s.attempt_by_ref(acme.id, &call_ref.to_string()).await?;
-    assert_eq!(history[0].attempt_id, Some(attempt.id));
-
-    let (left, right) = channels(&recording);
+    // The campaign recorded the call and filed it with the attempt the
+    // interaction belongs to.
+    let recordings = s.recordings_for_contact(acme.id, contact.id).await?;
+    assert_eq!(recordings.len(), 1, "one recording: {recordings:?}");
+    assert!(history[0].attempt_id.is_some());
+    assert_eq!(recordings[0].attempt_id, history[0].attempt_id);
+    let (left, right) = channels(Path::new(&recordings[0].path));
     assert!(left.len() >= 8000, "only {} samples recorded", left.len());
     let middle = |x: &[i16]| x[x.len() / 4..x.len() * 3 / 4].to_vec();
     assert_eq!(
@@ -257,7 +248,7 @@ async fn drive_the_page(cdp: &mut Cdp, t: &TestApp, password: &str, campaign: i6
 }
 
 /// Waits for the login form's redirect to finish loading the agent page.
-async fn landed_on_agent_page(cdp: &mut Cdp, page: &str) -> Result<()> {
+pub(crate) async fn landed_on_agent_page(cdp: &mut Cdp, page: &str) -> Result<()> {
     let check = "location.pathname === '/agent' && document.readyState === 'complete'";
     for _ in 0..100 {
         // Evaluating fails while the document is being replaced; try again.
@@ -351,30 +342,6 @@ fn assert_heard(peaks: &Value, hz: f64) -> Result<()> {
         bail!("the page did not hear {hz} Hz: {peaks:?}");
     }
     Ok(())
-}
-
-/// Records the first call connected to an agent; returns its reference once it has ended.
-async fn record_the_call(bus: EventBus, gateway: Gateway, path: PathBuf) -> Result<CallRef> {
-    let mut bus = bus.subscribe();
-    let mut calls = gateway.events();
-    let call = loop {
-        let event = bus.recv().await?;
-        if let Event::CallState {
-            call_ref,
-            state: CallState::Connected,
-            ..
-        } = &*event
-        {
-            break CallRef::from_str(call_ref)?;
-        }
-    };
-    gateway.record(call, &path).await?;
-    loop {
-        let e = calls.recv().await?;
-        if e.call_ref == call && matches!(e.kind, CallEventKind::Ended { .. }) {
-            return Ok(call);
-        }
-    }
 }
 
 /// Returns Chromium when it and sipp are installed; fails under `CI=true` without them.
