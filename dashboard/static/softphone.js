@@ -100,6 +100,13 @@
       case "saved":
         saved(m.call_ref);
         break;
+      case "wrap_up_expired":
+        localStorage.removeItem(DRAFT + m.call_ref);
+        if (desk.wrapup === m.call_ref) clearWrapup();
+        $("contact").hidden = true;
+        desk.call = null;
+        status("The wrap-up time ran out: the call was logged without a disposition.", true);
+        break;
       case "call_controls":
         controls(m);
         break;
@@ -345,6 +352,7 @@
     draft.dispositions = m.dispositions;
     storeDraft(draft);
     showWrapup(draft, false);
+    desk.wrapDue = typeof m.wrap_up_secs === "number" ? Date.now() + m.wrap_up_secs * 1000 : null;
     status(m.cause ? `Call ended (${m.cause}). Choose a disposition.` : "Call ended. Choose a disposition.");
   }
 
@@ -369,6 +377,7 @@
 
   function clearWrapup() {
     desk.wrapup = null;
+    desk.wrapDue = null;
     desk.saving = false;
     $("wrapup").reset();
     $("wrapup-panel").hidden = true;
@@ -474,6 +483,7 @@
     $("state-time").textContent = clock(now - desk.stateSince);
     const c = desk.call;
     $("call-time").textContent = c ? clock((c.ended || now) - c.since) : "—";
+    $("wrapup-left").textContent = desk.wrapup && desk.wrapDue ? `${clock(desk.wrapDue - now)} left` : "";
   }
 
   function ready() {

@@ -388,3 +388,109 @@ async fn a_deactivated_agent_loses_the_desk_and_the_audio_leg() {
     t.app.stop().await.expect("stops");
     t.db.finish().await;
 }
+
+#[tokio::test]
+async fn a_wrap_up_left_past_the_limit_closes_and_the_agent_is_ready_again() {
+    let customers = carrier(Mix::always(Outcome::Answer), 440.0, Some(1)).await;
+    let phones = carrier(Mix::always(Outcome::Answer), 1000.0, None).await;
+    let trunks = vec![
+        TrunkConfig::new("customers", customers.sip_addr()),
+        TrunkConfig::new("phones", phones.sip_addr()),
+    ];
+    let Some(t) = spawn_app_with(crm::testing::TestBackend::Sqlite, false, trunks).await else {
+        return;
+    };
+    let s = &t.db.store;
+    let now = Utc::now();
+    let acme = t.account("acme", 5).await;
+    let sup_pw = t.user(&acme, "sue", Role::Supervisor).await;
+    let agent_pw = t.user(&acme, "al", Role::Agent).await;
+    let agent = s.credentials("al").await.expect("q").expect("al").0;
+    let list = s.create_list(acme.id, "L", "GB", now).await.expect("list");
+    let phone = "+442079460661";
+    let contact = s
+        .create_contact(
+            acme.id,
+            &ContactFields {
+                first_name: "Brief".into(),
+                phone_e164: phone.into(),
+                phone_raw: phone.into(),
+                time_zone: Some(zone_where(10..=18).into()),
+                custom_fields: json!({}),
+                ..ContactFields::default()
+            },
+            now,
+        )
+        .await
+        .expect("contact");
+    s.add_to_list(acme.id, list.id, contact.id, now)
+        .await
+        .expect("member");
+    let campaign = t
+        .start_campaign(
+            &acme,
+            list.id,
+            "Quick",
+            DialMode::Progressive,
+            None,
+            ("sue", &sup_pw),
+        )
+        .await;
+    let mut settings = s
+        .campaign_settings(acme.id, campaign.id)
+        .await
+        .expect("settings");
+    settings.wrap_up_limit_secs = 2;
+    s.update_campaign_settings(acme.id, campaign.id, &settings, now)
+        .await
+        .expect("a two-second wrap-up");
+    t.app
+        .legs
+        .set(agent.id, agent_phone(&t.app.telephony.gateway).await);
+    let cookie = t.session_cookie("al", &agent_pw).await;
+    let mut req = format!("ws://{}/api/agent/ws", t.app.http_addr)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut()
+        .insert("cookie", cookie.parse().expect("header"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("opens");
+    assert_eq!(next(&mut ws).await["type"], "welcome");
+    say(
+        &mut ws,
+        json!({"type": "ready", "campaign_id": campaign.id.0}),
+    )
+    .await;
+    let call = wait_for(&mut ws, "call").await;
+    let call_ref = call["call_ref"].as_str().expect("ref").to_owned();
+    let ended = wait_for(&mut ws, "call_ended").await;
+    assert!(
+        ended["wrap_up_secs"].as_u64().is_some_and(|s| s <= 2),
+        "{ended}"
+    );
+    let expired = wait_for(&mut ws, "wrap_up_expired").await;
+    assert_eq!(expired["call_ref"], call_ref.as_str());
+    let state = wait_for(&mut ws, "state").await;
+    assert_eq!(state["state"], "ready");
+    say(
+        &mut ws,
+        json!({"type": "disposition", "call_ref": call_ref, "disposition": "sale"}),
+    )
+    .await;
+    assert_eq!(
+        next(&mut ws).await["type"],
+        "error",
+        "the closed wrap-up takes no disposition"
+    );
+    let history = s
+        .interactions_for_contact(acme.id, contact.id)
+        .await
+        .expect("history");
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].disposition, None);
+    assert_eq!(history[0].user_id, Some(agent.id));
+    let audit = s.audit_entries(acme.id, 50).await.expect("audit");
+    assert!(audit.iter().any(|e| e.action == "call.wrap_up_expired"));
+    ws.close(None).await.expect("close");
+    t.app.stop().await.expect("stops");
+    t.db.finish().await;
+}

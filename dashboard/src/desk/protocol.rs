@@ -135,6 +135,10 @@ pub enum ServerMessage {
         cause: Option<String>,
         /// The dispositions to choose from.
         dispositions: Vec<String>,
+        /// Seconds left to save one before the wrap-up closes by itself;
+        /// absent when the campaign sets no limit.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wrap_up_secs: Option<u64>,
     },
     /// Hold and recording of the call in progress, after any change.
     CallControls {
@@ -168,6 +172,12 @@ pub enum ServerMessage {
         call_ref: Option<String>,
         /// Why, e.g. `Busy` or `NoAnswer`.
         cause: Option<String>,
+    },
+    /// The wrap-up ran past the campaign's limit: the call was logged
+    /// without a disposition and the agent is Ready again.
+    WrapUpExpired {
+        /// The call.
+        call_ref: String,
     },
     /// The disposition was saved.
     Saved {

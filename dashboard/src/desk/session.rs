@@ -80,6 +80,8 @@ pub(super) struct Session {
     pub campaign: Option<CampaignId>,
     pub phase: Phase,
     pub controls: Controls,
+    /// When the wrap-up due closes by itself, under the campaign's limit.
+    wrap_until: Option<tokio::time::Instant>,
 }
 
 /// How often a connected desk checks that its login session still holds.
@@ -98,6 +100,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
         campaign: saved.campaign,
         phase: saved.phase,
         controls: saved.controls,
+        wrap_until: None,
     };
     let mut opening = vec![s.welcome().await];
     if returning {
@@ -117,6 +120,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => Vec::new(),
             },
+            _ = sleep_until_opt(s.wrap_until) => s.wrap_up_expired().await,
             _ = check.tick() => {
                 if !s.signed_in().await {
                     return s.signed_out(socket).await;
@@ -273,6 +277,7 @@ impl Session {
                 number,
             }),
             Phase::WrapUp(call) => out.push(ServerMessage::CallEnded {
+                wrap_up_secs: self.start_wrap_timer(&call).await,
                 call_ref: call,
                 cause: None,
                 dispositions: self.dispositions().await,
@@ -295,6 +300,48 @@ impl Session {
                 )
                 .await;
         }
+    }
+
+    /// Starts the clock on the wrap-up of a call that has ended, from when
+    /// it ended, and returns the whole seconds left; `None` without a limit.
+    async fn start_wrap_timer(&mut self, call: &str) -> Option<u64> {
+        let campaign = self.campaign?;
+        let account = self.user.account_id;
+        let store = &self.state.store;
+        let limit = store
+            .campaign_settings(account, campaign)
+            .await
+            .ok()?
+            .wrap_up_limit_secs;
+        let now = chrono::Utc::now();
+        let ended = store
+            .attempt_by_ref(account, call)
+            .await
+            .ok()
+            .and_then(|a| a.ended_at)
+            .unwrap_or(now);
+        let left = wrapup::remaining(ended, limit, now)?;
+        self.wrap_until = Some(tokio::time::Instant::now() + left);
+        Some(left.as_secs())
+    }
+
+    /// The wrap-up ran out: the call is logged without a disposition and
+    /// the agent goes Ready again (or stays Paused without an audio leg).
+    async fn wrap_up_expired(&mut self) -> Vec<ServerMessage> {
+        self.wrap_until = None;
+        let Phase::WrapUp(call) = self.phase.clone() else {
+            return Vec::new();
+        };
+        if let Err(e) = wrapup::expire(&self.state, &self.user, &call).await {
+            tracing::warn!(error = %e, "closing an expired wrap-up failed");
+        }
+        self.phase = Phase::Paused;
+        let mut out = vec![ServerMessage::WrapUpExpired { call_ref: call }];
+        match self.campaign {
+            Some(campaign) => out.extend(self.ready(campaign).await),
+            None => out.push(self.state_message(None)),
+        }
+        out
     }
 
     async fn dispositions(&self) -> Vec<String> {
@@ -409,6 +456,7 @@ impl Session {
                 .await;
                 match saved {
                     Ok(()) => {
+                        self.wrap_until = None;
                         let mut out = vec![ServerMessage::Saved { call_ref }];
                         out.extend(self.ready(campaign).await);
                         out
@@ -647,6 +695,7 @@ impl Session {
                         call_ref: call_ref.clone(),
                         cause: cause.clone(),
                         dispositions,
+                        wrap_up_secs: self.start_wrap_timer(call_ref).await,
                     },
                 ]
             }
@@ -702,6 +751,13 @@ impl Session {
         }
         self.remember();
         publish_agent_state(&self.state, &self.user, Shown::Paused, Some("disconnected"));
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

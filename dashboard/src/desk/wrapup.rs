@@ -97,3 +97,57 @@ pub async fn save(state: &AppState, user: &User, w: Wrapup<'_>) -> Result<(), Ap
         .await?;
     Ok(())
 }
+
+/// Closes a wrap-up the agent left past the campaign's limit: the call is
+/// logged as an interaction without a disposition, and the lead is left as
+/// the call's outcome put it. Audited as `call.wrap_up_expired`.
+pub async fn expire(state: &AppState, user: &User, call_ref: &str) -> Result<(), ApiError> {
+    let store = &state.store;
+    let account = user.account_id;
+    let now = state.clock.now();
+    let attempt = store.attempt_by_ref(account, call_ref).await?;
+    if let Some(contact_id) = attempt.contact_id {
+        store
+            .record_interaction(
+                account,
+                &NewInteraction {
+                    contact_id,
+                    user_id: Some(user.id),
+                    attempt_id: Some(attempt.id),
+                    kind: "call".into(),
+                    disposition: None,
+                    notes: None,
+                },
+                now,
+            )
+            .await?;
+    }
+    let actor = crm::model::Actor {
+        account_id: Some(account),
+        user_id: Some(user.id),
+        ..crm::model::Actor::default()
+    };
+    store
+        .audit(
+            &actor,
+            "call.wrap_up_expired",
+            Some(&format!("attempt:{}", attempt.id)),
+            now,
+        )
+        .await?;
+    Ok(())
+}
+
+/// How long is left of a wrap-up that began when the call ended, under a
+/// limit in seconds (0 for none).
+pub fn remaining(
+    ended_at: DateTime<Utc>,
+    limit_secs: u32,
+    now: DateTime<Utc>,
+) -> Option<std::time::Duration> {
+    if limit_secs == 0 {
+        return None;
+    }
+    let due = ended_at + chrono::TimeDelta::seconds(i64::from(limit_secs));
+    Some((due - now).to_std().unwrap_or_default())
+}
