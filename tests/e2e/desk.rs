@@ -4,17 +4,17 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use crm::model::{ContactFields, Role};
+use crm::model::{Account, ContactFields, Role, User};
 use crm::store::campaign_settings::DialMode;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use sip_gateway::carrier::{Mix, Outcome};
+use sip_gateway::carrier::{Carrier, Mix, Outcome};
 use sip_gateway::gateway::TrunkConfig;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::dialler::{agent_phone, carrier, zone_where};
-use crate::helpers::spawn_app_with;
+use crate::helpers::{spawn_app_with, TestApp};
 
 #[tokio::test]
 async fn an_agent_takes_a_call_and_saves_a_disposition_on_sqlite() {
@@ -27,20 +27,19 @@ async fn an_agent_takes_a_call_and_saves_a_disposition_on_postgres() {
 }
 
 async fn agent_day(backend: crm::testing::TestBackend) {
-    let customers = carrier(Mix::always(Outcome::Answer), 440.0, Some(2)).await;
-    let phones = carrier(Mix::always(Outcome::Answer), 1000.0, None).await;
-    let mut trunk = TrunkConfig::new("customers", customers.sip_addr());
-    trunk.max_cps = 100;
-    let trunks = vec![trunk, TrunkConfig::new("phones", phones.sip_addr())];
-    let Some(t) = spawn_app_with(backend, false, trunks).await else {
+    let Some(f) = agent_floor(backend, Some(2)).await else {
         return;
     };
+    let AgentFloor {
+        t,
+        acme,
+        sup_pw,
+        agent_pw,
+        agent,
+        ..
+    } = f;
     let s = &t.db.store;
     let now = Utc::now();
-    let acme = t.account("acme", 5).await;
-    let sup_pw = t.user(&acme, "sue", Role::Supervisor).await;
-    let agent_pw = t.user(&acme, "al", Role::Agent).await;
-    let agent = s.credentials("al").await.expect("q").expect("al").0;
     let list = s.create_list(acme.id, "L", "GB", now).await.expect("list");
     let phone = "+447700900777";
     let contact = s
@@ -74,13 +73,7 @@ async fn agent_day(backend: crm::testing::TestBackend) {
         .await;
 
     let cookie = t.session_cookie("al", &agent_pw).await;
-    let url = format!("ws://{}/api/agent/ws", t.app.http_addr);
-    let mut req = url.clone().into_client_request().expect("request");
-    req.headers_mut()
-        .insert("cookie", cookie.parse().expect("header"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("the agent's websocket opens");
+    let mut ws = open_desk(&t, &cookie).await;
     let welcome = next(&mut ws).await;
     assert_eq!(welcome["type"], "welcome");
     assert_eq!(welcome["version"], 1);
@@ -132,12 +125,7 @@ async fn agent_day(backend: crm::testing::TestBackend) {
     // wrap-up if it ended meanwhile, and the disposition is still due.
     ws.close(None).await.expect("close");
     drop(ws);
-    let mut req = url.clone().into_client_request().expect("request");
-    req.headers_mut()
-        .insert("cookie", cookie.parse().expect("header"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("the agent's websocket reopens");
+    let mut ws = open_desk(&t, &cookie).await;
     assert_eq!(next(&mut ws).await["type"], "welcome");
     let restored = next(&mut ws).await;
     assert_eq!(restored["type"], "state");
@@ -195,7 +183,80 @@ async fn agent_day(backend: crm::testing::TestBackend) {
     t.db.finish().await;
 }
 
-type Ws =
+/// The service between two simulated carriers — `customers`, answering with
+/// a 440 Hz tone and hanging up after `hangup_after_secs`, and `phones`,
+/// standing in for agents' nailed-up audio legs — with the account `acme`,
+/// its supervisor `sue` and its agent `al`.
+pub(crate) struct AgentFloor {
+    pub t: TestApp,
+    pub customers: Carrier,
+    _phones: Carrier,
+    pub acme: Account,
+    pub sup_pw: String,
+    pub agent_pw: String,
+    pub agent: User,
+}
+
+/// Starts an [`AgentFloor`] on `backend`; `None` when the backend is absent.
+pub(crate) async fn agent_floor(
+    backend: crm::testing::TestBackend,
+    hangup_after_secs: Option<u64>,
+) -> Option<AgentFloor> {
+    let customers = carrier(Mix::always(Outcome::Answer), 440.0, hangup_after_secs).await;
+    let phones = carrier(Mix::always(Outcome::Answer), 1000.0, None).await;
+    let mut trunk = TrunkConfig::new("customers", customers.sip_addr());
+    trunk.max_cps = 100;
+    let trunks = vec![trunk, TrunkConfig::new("phones", phones.sip_addr())];
+    let t = spawn_app_with(backend, false, trunks).await?;
+    let acme = t.account("acme", 5).await;
+    let sup_pw = t.user(&acme, "sue", Role::Supervisor).await;
+    let agent_pw = t.user(&acme, "al", Role::Agent).await;
+    let agent =
+        t.db.store
+            .credentials("al")
+            .await
+            .expect("q")
+            .expect("al")
+            .0;
+    Some(AgentFloor {
+        t,
+        customers,
+        _phones: phones,
+        acme,
+        sup_pw,
+        agent_pw,
+        agent,
+    })
+}
+
+impl AgentFloor {
+    /// Gives the agent an audio leg: a call to the phones carrier.
+    pub async fn connect_audio(&self) {
+        let leg = agent_phone(&self.t.app.telephony.gateway).await;
+        self.t.app.legs.set(self.agent.id, leg);
+    }
+
+    /// Logs the agent in and opens their desk websocket.
+    pub async fn open_desk(&self) -> Ws {
+        let cookie = self.t.session_cookie("al", &self.agent_pw).await;
+        open_desk(&self.t, &cookie).await
+    }
+}
+
+/// Opens the desk websocket with a session cookie.
+pub(crate) async fn open_desk(t: &TestApp, cookie: &str) -> Ws {
+    let mut req = format!("ws://{}/api/agent/ws", t.app.http_addr)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut()
+        .insert("cookie", cookie.parse().expect("header"));
+    tokio_tungstenite::connect_async(req)
+        .await
+        .expect("the agent's websocket opens")
+        .0
+}
+
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub(crate) async fn say(ws: &mut Ws, message: Value) {
@@ -229,20 +290,12 @@ pub(crate) async fn wait_for(ws: &mut Ws, kind: &str) -> Value {
 
 #[tokio::test]
 async fn preview_shows_the_contact_before_the_agent_calls_or_skips() {
-    let customers = carrier(Mix::always(Outcome::Answer), 440.0, Some(1)).await;
-    let phones = carrier(Mix::always(Outcome::Answer), 1000.0, None).await;
-    let mut trunk = TrunkConfig::new("customers", customers.sip_addr());
-    trunk.max_cps = 100;
-    let trunks = vec![trunk, TrunkConfig::new("phones", phones.sip_addr())];
-    let Some(t) = spawn_app_with(crm::testing::TestBackend::Sqlite, false, trunks).await else {
+    let Some(f) = agent_floor(crm::testing::TestBackend::Sqlite, Some(1)).await else {
         return;
     };
-    let s = &t.db.store;
+    let s = &f.t.db.store;
     let now = Utc::now();
-    let acme = t.account("acme", 5).await;
-    let sup_pw = t.user(&acme, "sue", Role::Supervisor).await;
-    let agent_pw = t.user(&acme, "al", Role::Agent).await;
-    let agent = s.credentials("al").await.expect("q").expect("al").0;
+    let acme = &f.acme;
     let list = s.create_list(acme.id, "L", "GB", now).await.expect("list");
     for (i, name) in ["Skipped", "Chosen"].iter().enumerate() {
         let phone = format!("+44770090091{i}");
@@ -265,25 +318,18 @@ async fn preview_shows_the_contact_before_the_agent_calls_or_skips() {
             .await
             .expect("member");
     }
-    let campaign = t
-        .start_campaign(
-            &acme,
+    let campaign =
+        f.t.start_campaign(
+            acme,
             list.id,
             "Look first",
             DialMode::Preview,
             None,
-            ("sue", &sup_pw),
+            ("sue", &f.sup_pw),
         )
         .await;
-    let leg = agent_phone(&t.app.telephony.gateway).await;
-    t.app.legs.set(agent.id, leg);
-    let cookie = t.session_cookie("al", &agent_pw).await;
-    let mut req = format!("ws://{}/api/agent/ws", t.app.http_addr)
-        .into_client_request()
-        .expect("request");
-    req.headers_mut()
-        .insert("cookie", cookie.parse().expect("header"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("opens");
+    f.connect_audio().await;
+    let mut ws = f.open_desk().await;
     assert_eq!(next(&mut ws).await["type"], "welcome");
     say(
         &mut ws,
@@ -296,7 +342,7 @@ async fn preview_shows_the_contact_before_the_agent_calls_or_skips() {
     let second = wait_for(&mut ws, "preview").await;
     assert_eq!(second["contact"]["first_name"], "Chosen");
     assert_eq!(
-        customers.stats().calls,
+        f.customers.stats().calls,
         0,
         "nothing dialled while previewing"
     );
@@ -305,11 +351,12 @@ async fn preview_shows_the_contact_before_the_agent_calls_or_skips() {
     assert_eq!(card["contact"]["first_name"], "Chosen");
     wait_for(&mut ws, "call_ended").await;
     assert_eq!(
-        customers.stats().calls,
+        f.customers.stats().calls,
         1,
         "only the chosen contact was dialled"
     );
     ws.close(None).await.expect("close");
+    let AgentFloor { t, .. } = f;
     t.app.stop().await.expect("stops");
     t.db.finish().await;
 }

@@ -4,16 +4,12 @@
 //! the recording, and the recording linked to the call in the CRM.
 
 use chrono::Utc;
-use crm::model::{ContactFields, Role};
+use crm::model::ContactFields;
 use crm::store::campaign_settings::DialMode;
 use serde_json::{json, Value};
-use sip_gateway::carrier::{Mix, Outcome};
-use sip_gateway::gateway::TrunkConfig;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::desk::{next, say, wait_for};
-use crate::dialler::{agent_phone, carrier, zone_where};
-use crate::helpers::spawn_app_with;
+use crate::desk::{agent_floor, next, open_desk, say, wait_for, AgentFloor};
+use crate::dialler::{agent_phone, zone_where};
 
 #[tokio::test]
 async fn an_agent_dials_by_hand_and_works_the_call_on_sqlite() {
@@ -26,21 +22,20 @@ async fn an_agent_dials_by_hand_and_works_the_call_on_postgres() {
 }
 
 async fn manual_call(backend: crm::testing::TestBackend) {
-    let customers = carrier(Mix::always(Outcome::Answer), 440.0, None).await;
-    let phones = carrier(Mix::always(Outcome::Answer), 1000.0, None).await;
-    let trunks = vec![
-        TrunkConfig::new("customers", customers.sip_addr()),
-        TrunkConfig::new("phones", phones.sip_addr()),
-    ];
-    let Some(t) = spawn_app_with(backend, false, trunks).await else {
+    let Some(f) = agent_floor(backend, None).await else {
         return;
     };
+    let AgentFloor {
+        t,
+        customers,
+        acme,
+        sup_pw,
+        agent_pw,
+        agent,
+        ..
+    } = f;
     let s = &t.db.store;
     let now = Utc::now();
-    let acme = t.account("acme", 5).await;
-    let sup_pw = t.user(&acme, "sue", Role::Supervisor).await;
-    let agent_pw = t.user(&acme, "al", Role::Agent).await;
-    let agent = s.credentials("al").await.expect("q").expect("al").0;
     // The campaign's list is empty: whatever is dialled is the agent's choice.
     let list = s.create_list(acme.id, "L", "GB", now).await.expect("list");
     let night = "+442079460551";
@@ -114,12 +109,7 @@ async fn manual_call(backend: crm::testing::TestBackend) {
     assert_eq!(read["pause_codes"][0]["code"], "coaching");
 
     let cookie = t.session_cookie("al", &agent_pw).await;
-    let mut req = format!("ws://{}/api/agent/ws", t.app.http_addr)
-        .into_client_request()
-        .expect("request");
-    req.headers_mut()
-        .insert("cookie", cookie.parse().expect("header"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("opens");
+    let mut ws = open_desk(&t, &cookie).await;
     let welcome = next(&mut ws).await;
     assert_eq!(welcome["type"], "welcome");
     let offered: Vec<&str> = welcome["pause_codes"]
@@ -277,20 +267,18 @@ async fn manual_call(backend: crm::testing::TestBackend) {
 
 #[tokio::test]
 async fn an_agent_neither_sees_nor_joins_a_campaign_they_are_not_assigned_to() {
-    let customers = carrier(Mix::always(Outcome::Answer), 440.0, None).await;
-    let phones = carrier(Mix::always(Outcome::Answer), 1000.0, None).await;
-    let trunks = vec![
-        TrunkConfig::new("customers", customers.sip_addr()),
-        TrunkConfig::new("phones", phones.sip_addr()),
-    ];
-    let Some(t) = spawn_app_with(crm::testing::TestBackend::Sqlite, false, trunks).await else {
+    let Some(f) = agent_floor(crm::testing::TestBackend::Sqlite, None).await else {
         return;
     };
+    let AgentFloor {
+        t,
+        acme,
+        sup_pw,
+        agent_pw,
+        agent,
+        ..
+    } = f;
     let s = &t.db.store;
-    let acme = t.account("acme", 5).await;
-    let sup_pw = t.user(&acme, "sue", Role::Supervisor).await;
-    let agent_pw = t.user(&acme, "al", Role::Agent).await;
-    let agent = s.credentials("al").await.expect("q").expect("al").0;
     let list = s
         .create_list(acme.id, "L", "GB", Utc::now())
         .await
@@ -312,12 +300,7 @@ async fn an_agent_neither_sees_nor_joins_a_campaign_they_are_not_assigned_to() {
         .legs
         .set(agent.id, agent_phone(&t.app.telephony.gateway).await);
     let cookie = t.session_cookie("al", &agent_pw).await;
-    let mut req = format!("ws://{}/api/agent/ws", t.app.http_addr)
-        .into_client_request()
-        .expect("request");
-    req.headers_mut()
-        .insert("cookie", cookie.parse().expect("header"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("opens");
+    let mut ws = open_desk(&t, &cookie).await;
     let welcome = next(&mut ws).await;
     assert_eq!(welcome["campaigns"], json!([]), "{welcome}");
     say(
@@ -338,26 +321,21 @@ async fn an_agent_neither_sees_nor_joins_a_campaign_they_are_not_assigned_to() {
 
 #[tokio::test]
 async fn a_deactivated_agent_loses_the_desk_and_the_audio_leg() {
-    let phones = carrier(Mix::always(Outcome::Answer), 1000.0, None).await;
-    let trunks = vec![TrunkConfig::new("phones", phones.sip_addr())];
-    let Some(t) = spawn_app_with(crm::testing::TestBackend::Sqlite, false, trunks).await else {
+    let Some(f) = agent_floor(crm::testing::TestBackend::Sqlite, None).await else {
         return;
     };
-    let s = &t.db.store;
-    let acme = t.account("acme", 5).await;
-    let sup_pw = t.user(&acme, "sue", Role::Supervisor).await;
-    let agent_pw = t.user(&acme, "al", Role::Agent).await;
-    let agent = s.credentials("al").await.expect("q").expect("al").0;
+    let AgentFloor {
+        t,
+        sup_pw,
+        agent_pw,
+        agent,
+        ..
+    } = f;
     t.app
         .legs
         .set(agent.id, agent_phone(&t.app.telephony.gateway).await);
     let cookie = t.session_cookie("al", &agent_pw).await;
-    let mut req = format!("ws://{}/api/agent/ws", t.app.http_addr)
-        .into_client_request()
-        .expect("request");
-    req.headers_mut()
-        .insert("cookie", cookie.parse().expect("header"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("opens");
+    let mut ws = open_desk(&t, &cookie).await;
     assert_eq!(next(&mut ws).await["type"], "welcome");
     let sue = t.login("sue", &sup_pw).await;
     let r = sue
@@ -391,21 +369,19 @@ async fn a_deactivated_agent_loses_the_desk_and_the_audio_leg() {
 
 #[tokio::test]
 async fn a_wrap_up_left_past_the_limit_closes_and_the_agent_is_ready_again() {
-    let customers = carrier(Mix::always(Outcome::Answer), 440.0, Some(1)).await;
-    let phones = carrier(Mix::always(Outcome::Answer), 1000.0, None).await;
-    let trunks = vec![
-        TrunkConfig::new("customers", customers.sip_addr()),
-        TrunkConfig::new("phones", phones.sip_addr()),
-    ];
-    let Some(t) = spawn_app_with(crm::testing::TestBackend::Sqlite, false, trunks).await else {
+    let Some(f) = agent_floor(crm::testing::TestBackend::Sqlite, Some(1)).await else {
         return;
     };
+    let AgentFloor {
+        t,
+        acme,
+        sup_pw,
+        agent_pw,
+        agent,
+        ..
+    } = f;
     let s = &t.db.store;
     let now = Utc::now();
-    let acme = t.account("acme", 5).await;
-    let sup_pw = t.user(&acme, "sue", Role::Supervisor).await;
-    let agent_pw = t.user(&acme, "al", Role::Agent).await;
-    let agent = s.credentials("al").await.expect("q").expect("al").0;
     let list = s.create_list(acme.id, "L", "GB", now).await.expect("list");
     let phone = "+442079460661";
     let contact = s
@@ -448,12 +424,7 @@ async fn a_wrap_up_left_past_the_limit_closes_and_the_agent_is_ready_again() {
         .legs
         .set(agent.id, agent_phone(&t.app.telephony.gateway).await);
     let cookie = t.session_cookie("al", &agent_pw).await;
-    let mut req = format!("ws://{}/api/agent/ws", t.app.http_addr)
-        .into_client_request()
-        .expect("request");
-    req.headers_mut()
-        .insert("cookie", cookie.parse().expect("header"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("opens");
+    let mut ws = open_desk(&t, &cookie).await;
     assert_eq!(next(&mut ws).await["type"], "welcome");
     say(
         &mut ws,

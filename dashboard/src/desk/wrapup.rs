@@ -82,20 +82,7 @@ pub async fn save(state: &AppState, user: &User, w: Wrapup<'_>) -> Result<(), Ap
             .schedule_callback(account, lead.id, at, owner, now)
             .await?;
     }
-    let actor = crm::model::Actor {
-        account_id: Some(account),
-        user_id: Some(user.id),
-        ..crm::model::Actor::default()
-    };
-    store
-        .audit(
-            &actor,
-            "call.disposition",
-            Some(&format!("attempt:{}", attempt.id)),
-            now,
-        )
-        .await?;
-    Ok(())
+    audit_call(state, user, "call.disposition", attempt.id).await
 }
 
 /// Closes a wrap-up the agent left past the campaign's limit: the call is
@@ -122,18 +109,25 @@ pub async fn expire(state: &AppState, user: &User, call_ref: &str) -> Result<(),
             )
             .await?;
     }
+    audit_call(state, user, "call.wrap_up_expired", attempt.id).await
+}
+
+/// Writes what the agent did to a call in the audit log.
+async fn audit_call(
+    state: &AppState,
+    user: &User,
+    action: &str,
+    attempt: crm::model::AttemptId,
+) -> Result<(), ApiError> {
     let actor = crm::model::Actor {
-        account_id: Some(account),
+        account_id: Some(user.account_id),
         user_id: Some(user.id),
         ..crm::model::Actor::default()
     };
-    store
-        .audit(
-            &actor,
-            "call.wrap_up_expired",
-            Some(&format!("attempt:{}", attempt.id)),
-            now,
-        )
+    let target = format!("attempt:{attempt}");
+    state
+        .store
+        .audit(&actor, action, Some(&target), state.clock.now())
         .await?;
     Ok(())
 }
