@@ -4,6 +4,8 @@
 //! An event is serialised once and shared by every client as a cheap clone.
 //! Each client reads from a bounded broadcast; one that falls behind loses
 //! its place (the sender never waits for it) and is sent a fresh snapshot.
+//! A client takes every frame waiting for it at once ([`Attachment::next_batch`]),
+//! so one wake-up and one write serve however many events arrived meanwhile.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -13,6 +15,7 @@ use crm::events::Event;
 use crm::model::AccountId;
 use serde::Serialize;
 use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::wallboard::{Snapshot, Wallboard};
 
@@ -51,6 +54,46 @@ pub struct Attachment {
     pub seq: u64,
     /// The live frames after that.
     pub rx: broadcast::Receiver<Arc<Frame>>,
+}
+
+/// What [`Attachment::next_batch`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Batch {
+    /// One or more frames, in order, were added to the batch.
+    Frames,
+    /// The client fell behind by this many frames and needs a snapshot.
+    Lagged(u64),
+    /// The hub is gone.
+    Closed,
+}
+
+impl Attachment {
+    /// Waits for the next live frame, then takes every frame already queued
+    /// behind it, up to `max` in all, into `batch`.
+    ///
+    /// Cancel-safe: only the first frame is awaited, the rest are taken
+    /// without yielding. After `Lagged` the batch is emptied, since the
+    /// snapshot the client is sent next covers it.
+    pub async fn next_batch(&mut self, batch: &mut Vec<Arc<Frame>>, max: usize) -> Batch {
+        match self.rx.recv().await {
+            Ok(frame) => batch.push(frame),
+            Err(RecvError::Lagged(missed)) => return Batch::Lagged(missed),
+            Err(RecvError::Closed) => return Batch::Closed,
+        }
+        while batch.len() < max {
+            match self.rx.try_recv() {
+                Ok(frame) => batch.push(frame),
+                Err(TryRecvError::Empty) => break,
+                // Send what was taken; the next wait reports the end.
+                Err(TryRecvError::Closed) => break,
+                Err(TryRecvError::Lagged(missed)) => {
+                    batch.clear();
+                    return Batch::Lagged(missed);
+                }
+            }
+        }
+        Batch::Frames
+    }
 }
 
 /// All accounts' feeds.
@@ -187,10 +230,10 @@ impl StreamHub {
         loop {
             match rx.recv().await {
                 Ok(event) => self.publish(&event),
-                Err(broadcast::error::RecvError::Lagged(n)) => {
+                Err(RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "the stream hub fell behind the event bus");
                 }
-                Err(broadcast::error::RecvError::Closed) => return,
+                Err(RecvError::Closed) => return,
             }
         }
     }
@@ -254,5 +297,47 @@ mod tests {
         assert!(a.rx.try_recv().is_err());
         let again = hub.attach(AccountId(1), None);
         assert!(again.initial[0].as_str().contains("\"username\":\"al\""));
+    }
+
+    #[tokio::test]
+    async fn a_batch_takes_what_is_waiting_in_order_up_to_its_limit() {
+        let hub = StreamHub::new(HubConfig {
+            replay: 64,
+            client_buffer: 64,
+        });
+        let mut a = hub.attach(AccountId(1), None);
+        for n in 0..10 {
+            hub.publish(&alert(1, n));
+        }
+        let mut batch = Vec::new();
+        assert_eq!(a.next_batch(&mut batch, 4).await, Batch::Frames);
+        let seqs: Vec<u64> = batch.iter().map(|f| f.seq).collect();
+        assert_eq!(seqs, [1, 2, 3, 4], "at most the limit, oldest first");
+        batch.clear();
+        assert_eq!(a.next_batch(&mut batch, 100).await, Batch::Frames);
+        let seqs: Vec<u64> = batch.iter().map(|f| f.seq).collect();
+        assert_eq!(seqs, [5, 6, 7, 8, 9, 10], "the rest, none twice");
+        batch.clear();
+        hub.publish(&alert(1, 10));
+        assert_eq!(a.next_batch(&mut batch, 100).await, Batch::Frames);
+        assert_eq!(batch.len(), 1, "one waiting frame is sent at once");
+    }
+
+    #[tokio::test]
+    async fn a_batch_reports_a_client_that_fell_behind() {
+        let hub = StreamHub::new(HubConfig {
+            replay: 64,
+            client_buffer: 8,
+        });
+        let mut a = hub.attach(AccountId(1), None);
+        for n in 0..20 {
+            hub.publish(&alert(1, n));
+        }
+        let mut batch = Vec::new();
+        assert!(matches!(
+            a.next_batch(&mut batch, 100).await,
+            Batch::Lagged(missed) if missed > 0
+        ));
+        assert!(batch.is_empty());
     }
 }

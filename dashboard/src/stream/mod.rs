@@ -1,6 +1,10 @@
 //! The supervisors' live stream: `GET /api/stream` upgrades to a websocket
 //! that first sends a snapshot (or, with `?since=SEQ`, the events missed
 //! since SEQ), then every event of the caller's account as it happens.
+//!
+//! Each event is still its own text frame, but a client's task sends every
+//! frame waiting for it with one flush, so a burst of events, or a client
+//! the scheduler reached late, costs one wake-up and one write, not one each.
 
 pub mod hub;
 pub mod wallboard;
@@ -12,9 +16,10 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use crm::model::{AccountId, Role};
+use futures_util::SinkExt;
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
 
+use self::hub::Batch;
 use crate::auth::CurrentUser;
 use crate::{ApiError, AppState};
 
@@ -28,6 +33,10 @@ pub fn routes() -> Router<AppState> {
 /// happens each time a frame goes out: the 128 KiB default cost that memset
 /// per frame per client, and 128 KiB of resident memory per client.
 const READ_BUFFER: usize = 4096;
+
+/// Frames one write carries at most. A client that was away briefly gets
+/// its backlog in a few writes; the bound keeps one write's buffer small.
+const MAX_BATCH: usize = 256;
 
 #[derive(Deserialize)]
 struct StreamQuery {
@@ -62,11 +71,12 @@ pub(crate) fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
 
 async fn serve(mut socket: WebSocket, state: AppState, account: AccountId, since: Option<u64>) {
     let mut attachment = state.hub.attach(account, since);
+    // Grows to the largest batch this client needed; most stay at one or two.
+    let mut batch = Vec::new();
     loop {
-        for text in attachment.initial.drain(..) {
-            if socket.send(Message::Text(text)).await.is_err() {
-                return;
-            }
+        let initial = attachment.initial.drain(..).map(Message::Text);
+        if write_all(&mut socket, initial).await.is_err() {
+            return;
         }
         loop {
             tokio::select! {
@@ -74,21 +84,34 @@ async fn serve(mut socket: WebSocket, state: AppState, account: AccountId, since
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                     Some(Ok(_)) => {}
                 },
-                frame = attachment.rx.recv() => match frame {
-                    Ok(frame) => {
-                        if socket.send(Message::Text(frame.text.clone())).await.is_err() {
+                next = attachment.next_batch(&mut batch, MAX_BATCH) => match next {
+                    Batch::Frames => {
+                        let frames = batch.drain(..).map(|f| Message::Text(f.text.clone()));
+                        if write_all(&mut socket, frames).await.is_err() {
                             return;
                         }
                     }
-                    Err(RecvError::Lagged(missed)) => {
+                    Batch::Lagged(missed) => {
                         tracing::debug!(missed, "slow stream client re-sent a snapshot");
                         break;
                     }
-                    Err(RecvError::Closed) => return,
+                    Batch::Closed => return,
                 },
             }
         }
         // Fell behind: start again from a fresh snapshot.
         attachment = state.hub.attach(account, None);
     }
+}
+
+/// Queues every frame, then flushes once: several frames, one write.
+async fn write_all(
+    socket: &mut WebSocket,
+    frames: impl Iterator<Item = Message>,
+) -> Result<(), axum::Error> {
+    for frame in frames {
+        // `feed` writes to the socket only when tungstenite's buffer fills.
+        socket.feed(frame).await?;
+    }
+    socket.flush().await
 }
