@@ -8,7 +8,8 @@
 //! client measures delivery latency as receive time − publish time (both the system clock of
 //! this machine). Reports latency p50/p95/p99/max, frames delivered against expected, clients
 //! resynchronised with a snapshot because they fell behind, server RSS before and after the
-//! clients connect, and CPU seconds of the server and of the clients.
+//! clients connect, CPU seconds of the server, of the clients and of the whole machine over the
+//! publishing window (so load from other programs shows).
 //!
 //! The clients run in a child process (this binary again, with `STREAM_BENCH_ROLE=clients`):
 //! reading 250,000 frames a second costs about as much as sending them, and in one process that
@@ -141,12 +142,17 @@ async fn run_server(p: &Params, dir: &std::path::Path) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_connected = rss_bytes()?;
 
-    let cpu_start = cpu_seconds()?;
+    let child_stat = format!("/proc/{}/stat", child.id().context("the child's pid")?);
+    let cpu_start = cpu_seconds("/proc/self/stat")?;
+    let child_cpu_start = cpu_seconds(&child_stat)?;
+    let machine_start = machine_busy_seconds()?;
     let wall_start = Instant::now();
     let published = publish(&app, account.id, p.rate, p.secs).await;
     let publish_wall = wall_start.elapsed();
     tokio::time::sleep(DRAIN).await;
-    let cpu_used = cpu_seconds()? - cpu_start;
+    let cpu_used = cpu_seconds("/proc/self/stat")? - cpu_start;
+    let child_cpu_used = cpu_seconds(&child_stat)? - child_cpu_start;
+    let machine_used = machine_busy_seconds()? - machine_start;
     let wall_used = wall_start.elapsed();
     let rss_after = rss_bytes()?;
 
@@ -223,9 +229,16 @@ async fn run_server(p: &Params, dir: &std::path::Path) -> Result<()> {
         wall_used.as_secs_f64(),
         100.0 * cpu_used / wall_used.as_secs_f64()
     );
+    let share = |cpu: f64| 100.0 * cpu / wall_used.as_secs_f64();
     println!(
-        "  client CPU           {:.2} s for the whole client process",
-        get("cpu_s")?
+        "  client CPU           {child_cpu_used:.2} s over the same window ({:.0} % of one core)",
+        share(child_cpu_used)
+    );
+    println!(
+        "  machine CPU          {machine_used:.2} s busy on all cores ({:.0} % of one core); \
+         others used {:.2} s",
+        share(machine_used),
+        (machine_used - cpu_used - child_cpu_used).max(0.0)
     );
     let met = p99_ms < P99_TARGET.as_secs_f64() * 1000.0 && delivered >= expected;
     println!(
@@ -338,7 +351,6 @@ async fn clients_process() -> Result<()> {
     println!("p95_us {}", pct(0.95));
     println!("p99_us {}", pct(0.99));
     println!("max_us {}", all.last().copied().unwrap_or(0));
-    println!("cpu_s {:.3}", cpu_seconds()?);
     Ok(())
 }
 
@@ -447,9 +459,9 @@ fn rss_bytes() -> Result<u64> {
         .context("no VmRSS in /proc/self/status")
 }
 
-/// Returns the user and system CPU time this process has used.
-fn cpu_seconds() -> Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+/// Returns the user and system CPU time a process has used, from its `/proc/PID/stat`.
+fn cpu_seconds(path: &str) -> Result<f64> {
+    let stat = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     // The command name may hold spaces; the fields after it are plain numbers.
     let rest = &stat[stat.rfind(')').context("a malformed /proc/self/stat")? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -462,4 +474,21 @@ fn cpu_seconds() -> Result<f64> {
         .sum();
     // USER_HZ is 100 on every Linux architecture the project builds for.
     Ok(ticks as f64 / 100.0)
+}
+
+/// Returns the CPU time all cores have spent running programs and the kernel.
+fn machine_busy_seconds() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .context("no cpu line in /proc/stat")?
+        .split_whitespace()
+        .map(|f| f.parse::<u64>().unwrap_or(0))
+        .collect();
+    // The fields are user nice system idle iowait irq softirq steal …; guest time is
+    // already counted in user, and steal is time the hypervisor kept from this machine.
+    let busy: u64 = [0, 1, 2, 5, 6].iter().filter_map(|&i| ticks.get(i)).sum();
+    Ok(busy as f64 / 100.0)
 }
