@@ -23,7 +23,8 @@ pub enum Who {
 pub struct Rule {
     /// The HTTP method.
     pub method: &'static str,
-    /// The path as registered, with `{id}` for a row of the caller's account.
+    /// The path as registered, with `{id}` (or `{call_ref}`) for a row of
+    /// the caller's account.
     pub path: &'static str,
     /// Who may call it.
     pub who: Who,
@@ -87,6 +88,9 @@ pub const RULES: &[Rule] = &[
     rule("GET", "/api/audit", Who::Roles(ADMINS)),
     rule("GET", "/api/audit.csv", Who::Roles(ADMINS)),
     rule("GET", "/api/audit/counts", Who::Roles(ADMINS)),
+    rule("POST", "/api/listen", Who::Roles(MANAGERS)),
+    rule("DELETE", "/api/listen", Who::Roles(MANAGERS)),
+    rule("POST", "/api/listen/{call_ref}", Who::Roles(MANAGERS)),
     rule("GET", "/api/stream", Who::Roles(MANAGERS)),
     rule("GET", "/api/agent/ws", Who::Roles(AGENTS)),
 ];

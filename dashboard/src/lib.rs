@@ -88,6 +88,8 @@ pub struct AppState {
     pub legs: Arc<desk::Legs>,
     /// The agents' desks as kept between connections.
     pub desks: Arc<desk::Desks>,
+    /// The supervisors' listening legs.
+    pub listeners: Arc<api::Listeners>,
 }
 
 impl AppState {
@@ -106,6 +108,7 @@ impl AppState {
             floor: None,
             legs: Arc::new(desk::Legs::default()),
             desks: Arc::new(desk::Desks::default()),
+            listeners: Arc::new(api::Listeners::default()),
             bus,
             hub,
             store,

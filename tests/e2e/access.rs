@@ -138,6 +138,11 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
         .await
         .expect("import job");
     let user = s.credentials("a-agent").await.expect("q").expect("user").0;
+    // A call of account a that has not ended, for the listening route.
+    let call_ref = format!("{:032x}", 0x5eed_u32);
+    s.create_attempt(a.id, &call_ref, None, None, now)
+        .await
+        .expect("attempt");
     let id_for = |path: &str| -> String {
         let id = if path.starts_with("/api/contacts/") {
             contact.id.0
@@ -153,6 +158,7 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
             0
         };
         path.replace("{id}", &id.to_string())
+            .replace("{call_ref}", &call_ref)
     };
 
     let mut callers = vec![(Caller::Anonymous, None)];
@@ -176,6 +182,7 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
                 "GET" => c.get(t.url(&path)),
                 "POST" => c.post(t.url(&path)),
                 "PUT" => c.put(t.url(&path)),
+                "DELETE" => c.delete(t.url(&path)),
                 other => panic!("no test for method {other}"),
             };
             if rule.method != "GET" {
@@ -200,7 +207,7 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
                 (false, Caller::Anonymous) => status == 401,
                 (false, _) => status == 403,
                 // Another account's row is indistinguishable from a missing one.
-                (true, Caller::ForeignAdmin) if rule.path.contains("{id}") => status == 404,
+                (true, Caller::ForeignAdmin) if names_a_row(rule.path) => status == 404,
                 // So is a row of a campaign the agent is not assigned to: this
                 // one is assigned to none.
                 (true, Caller::Own(Role::Agent)) if hidden_from_unassigned(rule.path) => {
@@ -222,6 +229,11 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
         failures.join("\n")
     );
     t
+}
+
+/// Whether a route's path names a row of the caller's account.
+fn names_a_row(path: &str) -> bool {
+    path.contains("{id}") || path.contains("{call_ref}")
 }
 
 /// Whether a route's row is hidden from an agent who is not assigned to

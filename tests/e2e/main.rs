@@ -9,6 +9,7 @@ mod desk;
 mod dial;
 mod dialler;
 mod helpers;
+mod listen;
 mod lists;
 mod login;
 mod manual;

@@ -7,6 +7,7 @@ mod campaigns;
 mod contacts;
 mod dial_level;
 mod imports;
+mod listen;
 mod lists;
 mod pause_codes;
 mod privacy;
@@ -16,6 +17,8 @@ mod users;
 use axum::Router;
 
 use crate::AppState;
+
+pub use listen::Listeners;
 
 /// Returns the API routes.
 pub fn routes() -> Router<AppState> {
@@ -31,4 +34,5 @@ pub fn routes() -> Router<AppState> {
         .merge(campaign_settings::routes())
         .merge(reports::routes())
         .merge(dial_level::routes())
+        .merge(listen::routes())
 }
