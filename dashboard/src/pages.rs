@@ -38,6 +38,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../static/app.js"),
     ),
     (
+        "listen.js",
+        "text/javascript",
+        include_str!("../static/listen.js"),
+    ),
+    (
         "login.js",
         "text/javascript",
         include_str!("../static/login.js"),

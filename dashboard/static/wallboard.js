@@ -86,7 +86,8 @@ function render() {
     tr.dataset.callRef = ref;
     tr.dataset.state = c.state;
     const agent = c.agent ? board.names.get(c.agent) || `#${c.agent}` : "";
-    tr.append(cell(ref.slice(0, 8)), cell(c.campaign_id ?? ""), cell(c.state), cell(agent), cell(since(c.started)));
+    tr.append(cell(ref.slice(0, 8)), cell(c.campaign_id ?? ""), cell(c.state), cell(agent), cell(since(c.started)),
+      listenCell(ref, c));
     return tr;
   }));
   document.querySelector("#figures tbody").replaceChildren(...[...board.campaigns.entries()].map(([id, f]) => {

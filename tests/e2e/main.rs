@@ -10,6 +10,7 @@ mod dial;
 mod dialler;
 mod helpers;
 mod listen;
+mod listen_page;
 mod lists;
 mod login;
 mod manual;

@@ -168,7 +168,7 @@ async fn follow(
     Ok(())
 }
 
-async fn landed_on_wallboard(cdp: &mut Cdp, page: &str) -> Result<()> {
+pub(crate) async fn landed_on_wallboard(cdp: &mut Cdp, page: &str) -> Result<()> {
     let check = "location.pathname === '/supervisor' && document.readyState === 'complete' \
          && document.getElementById('link').dataset.state === 'live'";
     for _ in 0..150 {
@@ -191,10 +191,10 @@ async fn agent_account(t: &TestApp, agent: crm::model::UserId) -> Result<crm::mo
     anyhow::bail!("the agent belongs to no account")
 }
 
-type Desk =
+pub(crate) type Desk =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn wait_for_call(desk: &mut Desk) -> Result<()> {
+pub(crate) async fn wait_for_call(desk: &mut Desk) -> Result<()> {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(20), desk.next())
             .await
