@@ -223,6 +223,26 @@ where
     Ok(summary)
 }
 
+/// Reads CSV text as [`import_csv`] does, without a store, handing each record to `row`: the
+/// contact with the line its record starts on, or why the record was refused.
+///
+/// This is the import's parsing and validation layer on its own, the part that sees the
+/// uploaded bytes; the fuzz target `csv_import` drives it.
+pub fn read_contacts<R: Read>(
+    input: R,
+    region: phonenumber::country::Id,
+    mut row: impl FnMut(Result<(u64, ContactFields), RowError>),
+) -> Result<(), ImportError> {
+    let mut reader = ContactReader::open(input, region)?;
+    while let Some(next) = reader.next_row()? {
+        row(match next {
+            Row::Contact(line, fields) => Ok((line, fields)),
+            Row::Invalid(error) => Err(error),
+        });
+    }
+    Ok(())
+}
+
 /// One batch from the parser: valid rows and the records refused among them.
 struct Batch {
     rows: Vec<(u64, ContactFields)>,
