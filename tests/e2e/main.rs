@@ -3,11 +3,13 @@
 
 mod access;
 mod assignment;
+mod bidi;
 mod campaigns;
 mod cli;
 mod desk;
 mod dial;
 mod dialler;
+mod firefox;
 mod helpers;
 mod listen;
 mod listen_page;
