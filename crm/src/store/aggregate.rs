@@ -15,10 +15,12 @@ use crate::model::AccountId;
 use crate::StoreError;
 
 /// Target prefixes of audit entries that track one contact: the contact
-/// itself, or a row that leads to one.
-const CONTACT_TARGETS: [&str; 5] = [
+/// itself, or a row that leads to one (a call reference leads to its
+/// attempt: listening in, pausing a recording).
+const CONTACT_TARGETS: [&str; 6] = [
     "contact:",
     "attempt:",
+    "call:",
     "lead:",
     "recording:",
     "interaction:",
@@ -132,6 +134,7 @@ mod tests {
         for t in [
             "contact:7",
             "attempt:3",
+            "call:8c1f09a2",
             "lead:9",
             "recording:1",
             "interaction:2",
