@@ -61,12 +61,7 @@ impl Decimator {
         while newest < input.len() {
             let end = history + newest + 1;
             // The filter is symmetric, so it needs no reversing.
-            let acc: f32 = self.window[end - DESIGNED_TAPS..end]
-                .iter()
-                .zip(taps)
-                .map(|(x, h)| x * h)
-                .sum();
-            out.push(saturate(acc));
+            out.push(saturate(dot(&self.window[end - DESIGNED_TAPS..end], taps)));
             newest += FACTOR;
         }
         self.skip = newest - input.len();
@@ -98,8 +93,7 @@ impl Interpolator {
             // Oldest first, ending with input n.
             let recent = &self.window[n..n + history + 1];
             for phase in phases {
-                let acc: f32 = recent.iter().zip(phase).map(|(x, h)| x * h).sum();
-                out.push(saturate(acc));
+                out.push(saturate(dot(recent, phase)));
             }
         }
         self.window.drain(..input.len());
@@ -110,6 +104,24 @@ impl Default for Interpolator {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Returns the dot product of two slices of equal length.
+///
+/// Eight running sums rather than one let the compiler use vector registers,
+/// which it may not do for a single sum of floats (that would reorder it).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let mut sums = [0.0f32; LANES];
+    let (a_main, a_rest) = a.split_at(a.len() - a.len() % LANES);
+    let (b_main, b_rest) = b.split_at(a_main.len());
+    for (x, h) in a_main.chunks_exact(LANES).zip(b_main.chunks_exact(LANES)) {
+        for lane in 0..LANES {
+            sums[lane] += x[lane] * h[lane];
+        }
+    }
+    let rest: f32 = a_rest.iter().zip(b_rest).map(|(x, h)| x * h).sum();
+    sums.iter().sum::<f32>() + rest
 }
 
 fn saturate(x: f32) -> i16 {
