@@ -114,7 +114,7 @@ async fn run(settings: Settings) -> Result<()> {
         .context("quiet run")?;
     let target = gateway.sip_udp_addr().to_string();
     let pps = settings.pps.to_string();
-    let mut flooder = ChildProcess::spawn(
+    let flooder = ChildProcess::spawn(
         "flooder",
         &[("SIP_FLOOD_TARGET", &target), ("SIP_FLOOD_PPS", &pps)],
     )
