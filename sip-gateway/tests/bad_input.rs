@@ -78,3 +78,52 @@ async fn strangers_get_403_and_malformed_trunk_packets_get_400_or_nothing() {
         "junk got no answer, and the gateway still serves"
     );
 }
+
+#[tokio::test]
+async fn a_stranger_flooding_the_port_gets_few_answers_and_the_trunk_all_of_its() {
+    let trunk = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let trunk_addr = trunk.local_addr().unwrap();
+    let gw = Gateway::start(
+        GatewayConfig::loopback(),
+        vec![TrunkConfig::new("t", trunk_addr)],
+    )
+    .await
+    .unwrap();
+    let gateway = gw.sip_udp_addr();
+    let stranger = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let stranger_addr = stranger.local_addr().unwrap();
+    // Far more than a stranger may have answered in a second, at about
+    // 10,000 a second (a faster burst overflows the kernel's socket buffer,
+    // which drops from everyone alike), with the provider's own requests
+    // among them.
+    for i in 0..1000 {
+        let probe = options(stranger_addr, &format!("flood{i}"));
+        stranger.send_to(probe.as_bytes(), gateway).await.unwrap();
+        if i % 10 == 9 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if i % 100 == 0 {
+            let own = options(trunk_addr, &format!("own{i}"));
+            trunk.send_to(own.as_bytes(), gateway).await.unwrap();
+        }
+    }
+    let mut answered = 0;
+    for _ in 0..10 {
+        assert_eq!(
+            status_of(&trunk).await,
+            200,
+            "every provider request is answered"
+        );
+    }
+    let mut buf = vec![0u8; 65536];
+    while let Ok(Ok(_)) =
+        tokio::time::timeout(Duration::from_millis(300), stranger.recv_from(&mut buf)).await
+    {
+        answered += 1;
+    }
+    // Within the burst's second or two, at most two seconds' budget.
+    assert!(
+        (1..=100).contains(&answered),
+        "{answered} answers to a stranger's 1000 requests"
+    );
+}

@@ -122,6 +122,7 @@ impl Gateway {
                 now,
             ));
         }
+        let trunk_ips = states.iter().map(|s| s.trunk.address.ip()).collect();
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (inbound_tx, inbound_rx) = mpsc::channel(1024);
         let (leg_tx, leg_rx) = mpsc::unbounded_channel();
@@ -133,7 +134,7 @@ impl Gateway {
             attempts: HashMap::new(),
             calls: BTreeMap::new(),
             agents: BTreeMap::new(),
-            transport: SipTransport::start(udp, tcp, inbound_tx),
+            transport: SipTransport::start(udp, tcp, inbound_tx, trunk_ips),
             events: events.clone(),
             leg_events: leg_tx,
             next_leg_id: 0,

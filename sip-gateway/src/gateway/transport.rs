@@ -1,8 +1,9 @@
 //! SIP over UDP and TCP: the socket tasks feeding the engine, and sending its transmits.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -39,13 +40,19 @@ pub(crate) struct SipTransport {
 
 impl SipTransport {
     /// Starts the receive tasks of the UDP socket and the optional TCP listener.
+    ///
+    /// Datagrams from `trunks` (the providers' addresses) always reach the
+    /// engine; those from anyone else pass only within [`STRANGERS_PER_SECOND`]
+    /// and while the engine keeps up, so a flood of junk can neither crowd
+    /// out a provider's messages nor turn the gateway into an amplifier.
     pub fn start(
         udp: UdpSocket,
         tcp: Option<TcpListener>,
         inbound: mpsc::Sender<Inbound>,
+        trunks: Vec<IpAddr>,
     ) -> SipTransport {
         let udp = Arc::new(udp);
-        tokio::spawn(receive_udp(udp.clone(), inbound.clone()));
+        tokio::spawn(receive_udp(udp.clone(), inbound.clone(), trunks));
         if let Some(listener) = tcp {
             tokio::spawn(accept_tcp(listener, inbound.clone()));
         }
@@ -96,8 +103,42 @@ impl SipTransport {
     }
 }
 
-async fn receive_udp(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>) {
+/// How many datagrams a second from addresses that are not trunks reach
+/// the engine (which answers a request among them with 403); the rest are
+/// dropped unread.
+pub(crate) const STRANGERS_PER_SECOND: u32 = 50;
+
+/// A token bucket: `rate` a second, as many at once.
+struct Budget {
+    rate: u32,
+    left: u32,
+    refilled: Instant,
+}
+
+impl Budget {
+    fn new(rate: u32) -> Self {
+        Budget {
+            rate,
+            left: rate,
+            refilled: Instant::now(),
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        if now.duration_since(self.refilled) >= Duration::from_secs(1) {
+            self.left = self.rate;
+            self.refilled = now;
+        }
+        let granted = self.left > 0;
+        self.left = self.left.saturating_sub(1);
+        granted
+    }
+}
+
+async fn receive_udp(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>, trunks: Vec<IpAddr>) {
     let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
+    let mut strangers = Budget::new(STRANGERS_PER_SECOND);
+    let mut dropped: u64 = 0;
     loop {
         let (n, source) = match socket.recv_from(&mut buf).await {
             Ok(received) => received,
@@ -107,12 +148,29 @@ async fn receive_udp(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>) {
                 continue;
             }
         };
+        let trusted = trunks.contains(&source.ip());
+        if !trusted && !strangers.take(Instant::now()) {
+            dropped += 1;
+            if dropped.is_power_of_two() {
+                tracing::debug!(dropped, "SIP from strangers over budget, dropped");
+            }
+            continue;
+        }
         let message = Inbound::Message {
             bytes: buf[..n].to_vec(),
             source,
             transport: Transport::Udp,
         };
-        if inbound.send(message).await.is_err() {
+        let sent = if trusted {
+            inbound.send(message).await.map_err(|_| ())
+        } else {
+            // A busy engine is no reason to hold up the socket for a stranger.
+            match inbound.try_send(message) {
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+                _ => Ok(()),
+            }
+        };
+        if sent.is_err() {
             return;
         }
     }
@@ -205,4 +263,19 @@ async fn serve_tcp(
         _ = read => {}
     }
     let _ = inbound.send(Inbound::Disconnected { peer }).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_grants_its_rate_each_second() {
+        let mut budget = Budget::new(3);
+        let t0 = budget.refilled;
+        let granted = (0..10).filter(|_| budget.take(t0)).count();
+        assert_eq!(granted, 3);
+        assert!(!budget.take(t0 + Duration::from_millis(999)));
+        assert!(budget.take(t0 + Duration::from_secs(1)));
+    }
 }
