@@ -17,6 +17,10 @@
 //! The criteria: no added loss, and setup p99 within 2× the quiet figure. A missed
 //! criterion is reported in the table; the run fails only when the run itself fails.
 
+#[path = "../sip-gateway/benches/common/proc_stat.rs"]
+mod proc_stat;
+use proc_stat::{clock_ticks, cpu_time};
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -535,35 +539,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("building the tokio runtime")
-}
-
-/// Returns user plus system CPU time of a process, from `/proc/<pid>/stat`.
-fn cpu_time(pid: &str, ticks_per_second: f64) -> Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .context("malformed stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15; `rest` starts at field 3.
-    let ticks: u64 = fields
-        .get(11..13)
-        .context("short stat")?
-        .iter()
-        .map(|f| f.parse::<u64>())
-        .sum::<Result<u64, _>>()?;
-    Ok(Duration::from_secs_f64(ticks as f64 / ticks_per_second))
-}
-
-fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 fn env_number<T: std::str::FromStr>(name: &str, default: T) -> Result<T>

@@ -17,6 +17,10 @@
 //! `FIRST_AUDIO_ROLE=agents`), so neither their CPU nor their memory counts as the
 //! gateway's. The two processes compare times on the system clock.
 
+#[path = "common/proc_stat.rs"]
+mod proc_stat;
+use proc_stat::{clock_ticks, cpu_time};
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -526,35 +530,6 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// Returns user plus system CPU time of a process, from `/proc/<pid>/stat`.
-fn cpu_time(pid: &str, ticks_per_second: f64) -> Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .context("malformed stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15; `rest` starts at field 3.
-    let ticks: u64 = fields
-        .get(11..13)
-        .context("short stat")?
-        .iter()
-        .map(|f| f.parse::<u64>())
-        .sum::<Result<u64, _>>()?;
-    Ok(Duration::from_secs_f64(ticks as f64 / ticks_per_second))
-}
-
-fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 fn load_average() -> String {
