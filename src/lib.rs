@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use axum::serve::ListenerExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -103,6 +104,14 @@ impl App {
         let legs = state.legs.clone();
         let router = dashboard::router(state);
         let (tx, rx) = oneshot::channel::<()>();
+        // Small frames (stream events, desk updates) go out at once: with
+        // Nagle's algorithm a frame written while the previous one waits for
+        // the browser's delayed ACK would wait for that ACK too, up to 40 ms.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         let server = tokio::spawn(async move {
             axum::serve(
                 listener,

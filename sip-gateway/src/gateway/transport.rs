@@ -212,6 +212,11 @@ async fn serve_tcp(
     mut queue: mpsc::UnboundedReceiver<Vec<u8>>,
     inbound: mpsc::Sender<Inbound>,
 ) {
+    // Each write is a whole SIP message; a response sent right after another
+    // (100 then 180, say) must not wait for the peer's delayed ACK.
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, %peer, "could not set TCP_NODELAY");
+    }
     let (mut reader, mut writer) = stream.into_split();
     let write = async move {
         while let Some(bytes) = queue.recv().await {
