@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
@@ -33,7 +33,7 @@ use crm::model::Role;
 use dialcrm::{App, Settings};
 use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
@@ -297,17 +297,21 @@ async fn clients_process() -> Result<()> {
     let cookie = std::env::var("STREAM_BENCH_COOKIE").context("STREAM_BENCH_COOKIE")?;
     let n: usize = env_or("STREAM_BENCH_CLIENTS", 5_000)?;
     let url = format!("ws://{addr}/api/stream");
-    let (stop_tx, stop_rx) = watch::channel(false);
     let gate = Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT));
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(n.max(1));
     let mut tasks = Vec::with_capacity(n);
+    let mut all_stats = Vec::with_capacity(n);
     for _ in 0..n {
         let mut req = url.as_str().into_client_request()?;
         req.headers_mut().insert("cookie", cookie.parse()?);
         let gate = gate.clone();
         let ready = ready_tx.clone();
-        let stop = stop_rx.clone();
-        tasks.push(tokio::spawn(client(req, gate, ready, stop)));
+        let stats = Arc::new(Mutex::new(ClientStats {
+            latencies_us: Vec::with_capacity(1024),
+            ..ClientStats::default()
+        }));
+        all_stats.push(stats.clone());
+        tasks.push(tokio::spawn(client(req, gate, ready, stats)));
     }
     drop(ready_tx);
     for _ in 0..n {
@@ -326,11 +330,24 @@ async fn clients_process() -> Result<()> {
     })
     .await
     .context("reading the parent's stop")?;
-    let _ = stop_tx.send(true);
+    // A client that failed ended on its own; the rest are still reading.
+    for t in &tasks {
+        if t.is_finished() {
+            continue;
+        }
+        t.abort();
+    }
+    for t in tasks {
+        match t.await {
+            Ok(result) => result?,
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => bail!("a client task panicked: {e}"),
+        }
+    }
     let mut all = Vec::new();
     let (mut delivered, mut resync_snapshots, mut resynced_clients) = (0, 0, 0);
-    for t in tasks {
-        let s = t.await.context("a client task panicked")??;
+    for stats in all_stats {
+        let s = stats.lock().unwrap_or_else(|p| p.into_inner());
         delivered += s.delivered;
         resync_snapshots += s.resyncs;
         resynced_clients += u64::from(s.resyncs > 0);
@@ -354,16 +371,22 @@ async fn clients_process() -> Result<()> {
     Ok(())
 }
 
-/// Connects one websocket, reads its snapshot, then times every frame until stopped.
+/// Connects one websocket, reads its snapshot, then times every frame until aborted.
+///
+/// The loop does nothing per frame but read, stamp and record: the stats live behind an
+/// uncontended mutex the parent reads after aborting the task, rather than in a
+/// `select!` against a stop signal, which cost the generator a future and a random
+/// branch order per frame.
 async fn client(
     req: tokio_tungstenite::tungstenite::handshake::client::Request,
     gate: Arc<Semaphore>,
     ready: tokio::sync::mpsc::Sender<()>,
-    mut stop: watch::Receiver<bool>,
-) -> Result<ClientStats> {
-    // Small buffers: the frames are small, and 5,000 × 128 KiB would crowd the machine.
+    stats: Arc<Mutex<ClientStats>>,
+) -> Result<()> {
+    // Small buffers: the frames are small, and tungstenite zeroes the whole read buffer
+    // before every read (5,000 × 128 KiB would also crowd the machine).
     let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(0);
     let mut ws = {
         let _permit = gate.acquire().await?;
@@ -378,31 +401,26 @@ async fn client(
     };
     let _ = ready.send(()).await;
     drop(ready);
-    let mut stats = ClientStats {
-        latencies_us: Vec::with_capacity(1024),
-        ..ClientStats::default()
-    };
     loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            msg = ws.next() => match msg {
-                Some(Ok(Message::Text(t))) => {
-                    let received = unix_nanos();
-                    if t.starts_with("{\"type\":\"snapshot\"") {
-                        stats.resyncs += 1;
-                    } else if let Some(sent) = stamp_of(&t) {
-                        stats.delivered += 1;
-                        let us = received.saturating_sub(sent) / 1_000;
-                        stats.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
-                    }
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                let received = unix_nanos();
+                let mut stats = stats.lock().unwrap_or_else(|p| p.into_inner());
+                if t.starts_with("{\"type\":\"snapshot\"") {
+                    stats.resyncs += 1;
+                } else if let Some(sent) = stamp_of(&t) {
+                    stats.delivered += 1;
+                    let us = received.saturating_sub(sent) / 1_000;
+                    stats
+                        .latencies_us
+                        .push(u32::try_from(us).unwrap_or(u32::MAX));
                 }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => bail!("the stream failed: {e}"),
-                None => bail!("the server closed the stream"),
-            },
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => bail!("the stream failed: {e}"),
+            None => bail!("the server closed the stream"),
         }
     }
-    Ok(stats)
 }
 
 /// Reads the publish time out of a bench alert's frame without parsing all of it.
