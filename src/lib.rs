@@ -232,9 +232,15 @@ async fn housekeeping(
                 Ok(reports) => {
                     for (account, r) in reports
                         .iter()
-                        .filter(|(_, r)| r.interactions + r.recordings > 0)
+                        .filter(|(_, r)| r.interactions + r.recordings + r.agent_states > 0)
                     {
-                        tracing::info!(%account, interactions = r.interactions, recordings = r.recordings, "retention purge");
+                        tracing::info!(
+                            %account,
+                            interactions = r.interactions,
+                            recordings = r.recordings,
+                            agent_states = r.agent_states,
+                            "retention purge"
+                        );
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "the retention purge failed"),

@@ -1,8 +1,9 @@
 //! The Store's behaviour, run against both backends by one suite.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use crm::events::AgentState;
 use crm::model::*;
-use crm::store::NewSession;
+use crm::store::{NewSession, PurgeReport};
 use crm::testing::TestDb;
 use crm::{password, Store, StoreError};
 
@@ -20,7 +21,7 @@ crm::on_both_backends!(
     suppression_keeps_a_hash_after_the_number_is_forgotten,
     audit_entries_are_scoped,
     failed_migration_leaves_the_database_as_it_was,
-    retention_purges_old_recordings_and_interactions,
+    retention_purges_recordings_interactions_and_agent_states,
     the_last_five_passwords_are_not_reused,
 );
 
@@ -598,7 +599,7 @@ async fn failed_migration_leaves_the_database_as_it_was(db: TestDb) -> TestDb {
     db
 }
 
-async fn retention_purges_old_recordings_and_interactions(db: TestDb) -> TestDb {
+async fn retention_purges_recordings_interactions_and_agent_states(db: TestDb) -> TestDb {
     let s = &db.store;
     let a = account(s, "a", 1).await;
     let b = account(s, "b", 1).await;
@@ -645,14 +646,38 @@ async fn retention_purges_old_recordings_and_interactions(db: TestDb) -> TestDb 
             .expect("recording");
         made.push((account.id, c.id, path));
     }
+    // Agents' state history: Ann's two old states go, her recent one stays;
+    // Bob's only state is old but is still his current one, so it stays.
+    let ann = user(s, &a, "ann", Role::Agent).await;
+    let bob = user(s, &a, "bob", Role::Agent).await;
+    let other = user(s, &b, "cat", Role::Agent).await;
+    for (account, who, state, when) in [
+        (&a, &ann, AgentState::Ready, old - Duration::hours(1)),
+        (&a, &ann, AgentState::Paused, old),
+        (&a, &ann, AgentState::Ready, recent),
+        (&a, &bob, AgentState::Paused, old),
+        (&b, &other, AgentState::Ready, old - Duration::hours(1)),
+        (&b, &other, AgentState::Paused, old),
+    ] {
+        s.record_agent_state(account.id, who.id, state, Some("lunch"), when)
+            .await
+            .expect("agent state");
+    }
     let reports = s.purge_retained(now).await.expect("purge");
     assert_eq!(reports.len(), 1, "only the account with retention set");
     let (who, report) = &reports[0];
     assert_eq!(*who, a.id);
     assert_eq!(
-        (report.interactions, report.recordings, report.files),
-        (1, 1, 1)
+        (
+            report.interactions,
+            report.recordings,
+            report.files,
+            report.agent_states
+        ),
+        (1, 1, 1, 2)
     );
+    let again = s.purge_retained(now).await.expect("purge again");
+    assert_eq!(again[0].1, PurgeReport::default(), "nothing left to purge");
     let (_, old_contact, old_path) = &made[0];
     let (_, recent_contact, recent_path) = &made[1];
     let (_, other_contact, other_path) = &made[2];
@@ -681,7 +706,7 @@ async fn retention_purges_old_recordings_and_interactions(db: TestDb) -> TestDb 
     assert_eq!(audit[0].action, "retention.purge");
     assert_eq!(
         audit[0].target.as_deref(),
-        Some("interactions:1 recordings:1 files:1")
+        Some("interactions:1 recordings:1 files:1 agent_states:2")
     );
     for (_, _, p) in &made {
         let _ = std::fs::remove_file(p);

@@ -1,5 +1,5 @@
-//! Retention: each account's recordings and interactions older than its
-//! set number of days are purged by a scheduled job.
+//! Retention: each account's recordings, interactions and agents' state
+//! history older than its set number of days are purged by a scheduled job.
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -16,11 +16,14 @@ pub struct PurgeReport {
     pub recordings: u64,
     /// Recording files deleted from disk.
     pub files: u64,
+    /// Agents' past states (Ready, Paused with a code, …) deleted. Each
+    /// agent's latest state is kept, since it says what they are doing now.
+    pub agent_states: u64,
 }
 
 impl Store {
-    /// Sets how many days an account keeps recordings and interactions;
-    /// `None` keeps them until a contact is erased.
+    /// Sets how many days an account keeps recordings, interactions and
+    /// agents' state history; `None` keeps them (a contact's until erased).
     pub async fn set_retention(
         &self,
         account: AccountId,
@@ -80,8 +83,8 @@ impl Store {
                     ..Actor::default()
                 };
                 let target = format!(
-                    "interactions:{} recordings:{} files:{}",
-                    report.interactions, report.recordings, report.files
+                    "interactions:{} recordings:{} files:{} agent_states:{}",
+                    report.interactions, report.recordings, report.files, report.agent_states
                 );
                 self.audit(&actor, "retention.purge", Some(&target), now)
                     .await?;
@@ -111,6 +114,17 @@ impl Store {
         .execute(pool)
         .await?
         .rows_affected());
+        // Staff data too: who was paused, with which code, when.
+        let agent_states = on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM agent_states WHERE account_id = $1 AND started_at < $2 \
+             AND started_at < (SELECT MAX(t.started_at) FROM agent_states t \
+             WHERE t.account_id = agent_states.account_id AND t.user_id = agent_states.user_id)"
+        )
+        .bind(account.0)
+        .bind(cutoff)
+        .execute(pool)
+        .await?
+        .rows_affected());
         let mut files = 0;
         for path in &paths {
             match std::fs::remove_file(path) {
@@ -123,6 +137,7 @@ impl Store {
             interactions,
             recordings: paths.len() as u64,
             files,
+            agent_states,
         })
     }
 }
