@@ -105,6 +105,8 @@ impl Engine {
         }
         if finished {
             self.attempts.remove(call_id);
+        } else {
+            self.schedule(call_id);
         }
     }
 
@@ -272,6 +274,7 @@ impl Engine {
                 call_ref: request.call_ref,
                 trunk,
                 ended: false,
+                scheduled: None,
             },
         );
         Ok(call_id)

@@ -1,6 +1,7 @@
 //! The gateway task: owns every call attempt and trunk, fed by sockets, commands and timers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,6 +49,8 @@ pub(crate) struct Attempt {
     pub call_ref: CallRef,
     pub trunk: usize,
     pub ended: bool,
+    /// The deadline last pushed to [`Engine::timers`] for this attempt.
+    pub scheduled: Option<Instant>,
 }
 
 /// A call as the dialler sees it, across its attempts.
@@ -70,6 +73,12 @@ pub(crate) struct Engine {
     pub config: GatewayConfig,
     pub trunks: Vec<TrunkState>,
     pub attempts: HashMap<String, Attempt>,
+    /// The attempts' deadlines, earliest first, by Call-ID. `drive` pushes
+    /// an attempt's deadline when it changes; an entry that a later one
+    /// replaced, or whose attempt has gone, is dropped when it comes due.
+    /// Finding the next timeout is then a peek, not a walk over every live
+    /// attempt and its transactions on each turn of the loop.
+    pub timers: BinaryHeap<Reverse<(Instant, String)>>,
     pub calls: BTreeMap<CallRef, CallEntry>,
     pub agents: BTreeMap<CallRef, AgentEntry>,
     pub transport: SipTransport,
@@ -113,20 +122,43 @@ impl Engine {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        let calls = self.attempts.values().filter_map(|a| a.call.poll_timeout());
+        let calls = self.timers.peek().map(|Reverse((at, _))| *at);
         let trunks = self.trunks.iter().filter_map(TrunkState::poll_timeout);
-        calls.chain(trunks).min()
+        calls.into_iter().chain(trunks).min()
+    }
+
+    /// Notes an attempt's next deadline in the timer heap if it changed.
+    pub(crate) fn schedule(&mut self, call_id: &str) {
+        let Some(attempt) = self.attempts.get_mut(call_id) else {
+            return;
+        };
+        let next = attempt.call.poll_timeout();
+        if next != attempt.scheduled {
+            attempt.scheduled = next;
+            if let Some(at) = next {
+                self.timers.push(Reverse((at, call_id.to_owned())));
+            }
+        }
     }
 
     fn on_timeout(&mut self, now: Instant) {
-        let due: Vec<String> = self
-            .attempts
-            .iter()
-            .filter(|(_, a)| a.call.poll_timeout().is_some_and(|t| t <= now))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for call_id in due {
-            if let Some(attempt) = self.attempts.get_mut(&call_id) {
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((at, call_id))) = self.timers.pop() else {
+                break;
+            };
+            let Some(attempt) = self.attempts.get_mut(&call_id) else {
+                continue;
+            };
+            if attempt.scheduled != Some(at) {
+                // Replaced by a later push, which has its own entry.
+                continue;
+            }
+            // Popped: a deadline that `drive` finds unchanged must be pushed again.
+            attempt.scheduled = None;
+            if attempt.call.poll_timeout().is_some_and(|t| t <= now) {
                 attempt.call.handle_timeout(now);
             }
             self.drive(&call_id, now);

@@ -23,7 +23,7 @@ mod transport;
 mod trunk;
 pub mod types;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
@@ -132,6 +132,7 @@ impl Gateway {
             config,
             trunks: states,
             attempts: HashMap::new(),
+            timers: BinaryHeap::new(),
             calls: BTreeMap::new(),
             agents: BTreeMap::new(),
             transport: SipTransport::start(udp, tcp, inbound_tx, trunk_ips),
