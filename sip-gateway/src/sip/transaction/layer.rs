@@ -22,6 +22,10 @@ pub struct TransactionLayer {
     servers: BTreeMap<TransactionKey, (ServerTransaction, SocketAddr, Transport)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TransactionEvent>,
+    /// The earliest timer of any transaction, kept by `drain`, through which
+    /// every change passes: the endpoint asks for it on every turn of its
+    /// loop, and a trunk's layer can hold thousands of transactions.
+    next_timeout: Option<Instant>,
 }
 
 impl TransactionLayer {
@@ -33,6 +37,7 @@ impl TransactionLayer {
             servers: BTreeMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            next_timeout: None,
         }
     }
 
@@ -89,6 +94,7 @@ impl TransactionLayer {
         if let Some((tx, _, _)) = self.clients.get_mut(invite) {
             tx.cancel_sent(now);
         }
+        self.drain(now);
     }
 
     /// Sends a response through the server transaction `key`.
@@ -159,15 +165,7 @@ impl TransactionLayer {
 
     /// Returns when `handle_timeout` must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let clients = self
-            .clients
-            .values()
-            .filter_map(|(tx, _, _)| tx.next_timeout());
-        let servers = self
-            .servers
-            .values()
-            .filter_map(|(tx, _, _)| tx.next_timeout());
-        clients.chain(servers).min()
+        self.next_timeout
     }
 
     /// Returns whether a transaction with this key is still alive.
@@ -276,10 +274,27 @@ impl TransactionLayer {
                 }
             }
         }
-        self.clients
-            .retain(|_, (tx, _, _)| tx.state() != ClientState::Terminated);
-        self.servers
-            .retain(|_, (tx, _, _)| tx.state() != ServerState::Terminated);
+        let mut next: Option<Instant> = None;
+        let mut note = |at: Option<Instant>| {
+            if let Some(at) = at {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        };
+        self.clients.retain(|_, (tx, _, _)| {
+            let live = tx.state() != ClientState::Terminated;
+            if live {
+                note(tx.next_timeout());
+            }
+            live
+        });
+        self.servers.retain(|_, (tx, _, _)| {
+            let live = tx.state() != ServerState::Terminated;
+            if live {
+                note(tx.next_timeout());
+            }
+            live
+        });
+        self.next_timeout = next;
     }
 }
 
