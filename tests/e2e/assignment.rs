@@ -299,11 +299,12 @@ async fn the_command_line_assigns_agents_by_name(t: TestApp) -> TestApp {
     t.user(&acme, "bo", Role::Agent).await;
     t.user(&acme, "sue", Role::Supervisor).await;
     let (campaign, _) = campaign_with_contact(&t, &acme, "Spring", "+447700900401").await;
-    let dir = std::env::temp_dir().join(format!(
-        "dialcrm-assign-{}-{}",
-        std::process::id(),
-        campaign
-    ));
+    // The SQLite and PostgreSQL runs share this process and may both get
+    // campaign 1, so the folder is named by a counter, not the campaign:
+    // one run removing its folder must not pull the other's from under it.
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("dialcrm-assign-{}-{run}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let cli = |agents: &[&str]| {
         let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_dialcrm"));
