@@ -16,6 +16,7 @@ use super::ports::PortPool;
 use super::transport::{Inbound, SipTransport};
 use super::trunk::TrunkState;
 use super::types::{CallEvent, CallEventKind, CallRef, DialError, DialRequest, GatewayError};
+use super::{now, sleep_until};
 use crate::media::Recorder;
 use crate::sip::message::{header_value, OutgoingResponse};
 use crate::sip::parse::{bad_request_response, parse_message};
@@ -307,16 +308,5 @@ impl Engine {
                 }
             }
         }
-    }
-}
-
-fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }

@@ -9,6 +9,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::types::CallRef;
+use super::{now, sleep_until};
 use crate::media::dtmf_sender::{DtmfMode, DtmfSender, DtmfSenderConfig};
 use crate::media::hold::hold_tone;
 use crate::media::mix::Mixer;
@@ -578,16 +579,5 @@ fn g711(codec: Codec) -> G711 {
     match codec {
         Codec::Pcmu => G711::Pcmu,
         Codec::Pcma => G711::Pcma,
-    }
-}
-
-fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }

@@ -356,3 +356,16 @@ fn local_ip(config: &GatewayConfig, bound: IpAddr, trunk: SocketAddr) -> IpAddr 
         .and_then(|s| s.connect(trunk).and_then(|()| s.local_addr()));
     probe.map(|a| a.ip()).unwrap_or(bound)
 }
+
+/// The runtime's clock as a `std` instant, for the sans-IO cores.
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Waits for a core's next timeout; with none, never returns (a `select!` arm stays idle).
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
