@@ -8,6 +8,11 @@
   });
   const pc = new RTCPeerConnection();
   window.agentPc = pc;
+  // Every state change with its time, for a failing test to show.
+  window.stateLog = [];
+  const log = (what, state) => window.stateLog.push(`${Math.round(performance.now())} ${what} ${state}`);
+  pc.onconnectionstatechange = () => log('connection', pc.connectionState);
+  pc.oniceconnectionstatechange = () => log('ice', pc.iceConnectionState);
   window.remoteStream = new Promise((resolve) => {
     pc.ontrack = (e) => resolve(e.streams[0] || new MediaStream([e.track]));
   });
