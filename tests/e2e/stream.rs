@@ -5,11 +5,14 @@ use std::time::Duration;
 use chrono::Utc;
 use crm::events::{CallState, Event};
 use crm::model::{AccountId, CampaignId, Role};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -23,6 +26,7 @@ on_both_backends!(
     a_slow_client_gets_a_snapshot_and_slows_nobody,
     agents_and_other_accounts_are_kept_out,
     failed_logins_and_list_exports_raise_alerts,
+    pings_are_answered_closes_echoed_and_breaches_refused,
 );
 
 async fn connect(t: &TestApp, cookie: &str, query: &str) -> Result<Ws, WsError> {
@@ -287,5 +291,80 @@ async fn failed_logins_and_list_exports_raise_alerts(t: TestApp) -> TestApp {
     assert_eq!(r.status(), 200);
     let alert = next_json(&mut ws).await;
     assert_eq!(alert["event"]["alert"], "list.export");
+    t
+}
+
+async fn pings_are_answered_closes_echoed_and_breaches_refused(t: TestApp) -> TestApp {
+    let (_, cookie) = supervisor(&t, "acme").await;
+    let mut ws = connect(&t, &cookie, "").await.expect("connects");
+    assert_eq!(next_json(&mut ws).await["type"], "snapshot");
+    ws.send(Message::Ping("are you there".into()))
+        .await
+        .expect("ping sent");
+    let reply = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("a reply within 10 s")
+        .expect("open")
+        .expect("frame ok");
+    assert_eq!(reply, Message::Pong("are you there".into()));
+    ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::Away,
+        reason: "".into(),
+    })))
+    .await
+    .expect("close sent");
+    let echo = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("an echo within 10 s");
+    match echo {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Away),
+        other => panic!("expected the close echoed, got {other:?}"),
+    }
+
+    // A plain GET is told what the endpoint wants.
+    let r = crate::helpers::client()
+        .get(t.url("/api/stream"))
+        .header("cookie", cookie.clone())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.expect("body").contains("websocket"));
+
+    // An unmasked frame from a client breaks RFC 6455: closed with 1002.
+    let mut raw = TcpStream::connect(t.app.http_addr).await.expect("connects");
+    let request = format!(
+        "GET /api/stream HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        t.app.http_addr
+    );
+    raw.write_all(request.as_bytes()).await.expect("written");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = raw.read(&mut buf).await.expect("read");
+        assert!(n > 0, "closed during the handshake");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&seen).into_owned();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{head}");
+    raw.write_all(b"\x81\x02hi").await.expect("written");
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), raw.read(&mut buf))
+            .await
+            .expect("the server answers within 10 s")
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        seen.ends_with(&[0x88, 0x02, 0x03, 0xEA]),
+        "the last frame closes with 1002: {:02x?}",
+        &seen[seen.len().saturating_sub(8)..]
+    );
     t
 }

@@ -1,22 +1,25 @@
 //! The stream hub: numbers each account's events, keeps the recent ones for
-//! clients that reconnect, and fans frames out to connected wallboards.
+//! clients that reconnect, and hands frames to the account's writers.
 //!
-//! An event is serialised once and shared by every client as a cheap clone.
-//! Each client reads from a bounded broadcast; one that falls behind loses
-//! its place (the sender never waits for it) and is sent a fresh snapshot.
-//! A client takes every frame waiting for it at once ([`Attachment::next_batch`]),
-//! so one wake-up and one write serve however many events arrived meanwhile.
+//! An event is serialised and framed once; every client of the account is
+//! sent those same bytes (server frames are not masked). The writers
+//! ([`super::shard`]) each read the account's broadcast once per frame and
+//! write it to their share of the connections; a client that falls behind
+//! is sent a fresh snapshot instead of what it missed.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use crm::events::Event;
 use crm::model::AccountId;
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
+use super::frame::{server_frame, TEXT};
+use super::shard::{self, Conn, Control, ShardHandle};
 use super::wallboard::{Snapshot, Wallboard};
 
 /// How much the hub keeps and buffers.
@@ -26,6 +29,10 @@ pub struct HubConfig {
     pub replay: usize,
     /// Frames a client may fall behind before it gets a snapshot instead.
     pub client_buffer: usize,
+    /// Writer tasks an account may have at most.
+    pub writers: usize,
+    /// Clients each writer takes before the account gets another writer.
+    pub clients_per_writer: usize,
 }
 
 impl Default for HubConfig {
@@ -33,67 +40,93 @@ impl Default for HubConfig {
         HubConfig {
             replay: 4096,
             client_buffer: 1024,
+            // One writer fanned out to 5,000 clients at 50 events a second
+            // with less CPU and a lower p99 than two, which on two cores
+            // contend with each other and with everything else; one kept up
+            // with 8,000 (docs/benchmarks.md). More writers, up to one per
+            // core, serve accounts beyond that.
+            writers: std::thread::available_parallelism().map_or(2, |n| n.get().min(8)),
+            clients_per_writer: 8192,
         }
     }
 }
 
-/// A serialised event with its sequence number.
+/// A serialised, framed event with its sequence number.
 #[derive(Debug, Clone)]
 pub struct Frame {
     /// The account-wide sequence number of the event.
     pub seq: u64,
-    /// `{"type":"event","seq":N,"event":{…}}`.
-    pub text: Utf8Bytes,
+    /// The websocket text frame of `{"type":"event","seq":N,"event":{…}}`.
+    pub wire: Bytes,
+    /// Where the JSON starts in `wire`.
+    json_at: usize,
 }
 
-/// What a newly attached client is sent first, then where to read from.
-pub struct Attachment {
-    /// A snapshot, or the missed events, in order.
-    pub initial: Vec<Utf8Bytes>,
-    /// The sequence number of the last frame in `initial`.
-    pub seq: u64,
-    /// The live frames after that.
-    pub rx: broadcast::Receiver<Arc<Frame>>,
+impl Frame {
+    fn new(seq: u64, json: &str) -> Frame {
+        let wire = server_frame(TEXT, json.as_bytes());
+        Frame {
+            seq,
+            json_at: wire.len() - json.len(),
+            wire,
+        }
+    }
+
+    /// The frame's JSON text.
+    pub fn json(&self) -> &[u8] {
+        &self.wire[self.json_at..]
+    }
 }
 
-/// What [`Attachment::next_batch`] found.
+/// What [`next_batch`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Batch {
     /// One or more frames, in order, were added to the batch.
     Frames,
-    /// The client fell behind by this many frames and needs a snapshot.
+    /// The reader fell behind by this many frames.
     Lagged(u64),
     /// The hub is gone.
     Closed,
 }
 
-impl Attachment {
-    /// Waits for the next live frame, then takes every frame already queued
-    /// behind it, up to `max` in all, into `batch`.
-    ///
-    /// Cancel-safe: only the first frame is awaited, the rest are taken
-    /// without yielding. After `Lagged` the batch is emptied, since the
-    /// snapshot the client is sent next covers it.
-    pub async fn next_batch(&mut self, batch: &mut Vec<Arc<Frame>>, max: usize) -> Batch {
-        match self.rx.recv().await {
+/// Waits for the next frame, then takes every frame already queued behind
+/// it, up to `max` in all, into `batch`.
+///
+/// Cancel-safe: only the first frame is awaited, the rest are taken without
+/// yielding. After `Lagged` the batch is emptied, since the snapshot sent
+/// next covers it.
+pub async fn next_batch(
+    rx: &mut broadcast::Receiver<Arc<Frame>>,
+    batch: &mut Vec<Arc<Frame>>,
+    max: usize,
+) -> Batch {
+    match rx.recv().await {
+        Ok(frame) => batch.push(frame),
+        Err(RecvError::Lagged(missed)) => return Batch::Lagged(missed),
+        Err(RecvError::Closed) => return Batch::Closed,
+    }
+    while batch.len() < max {
+        match rx.try_recv() {
             Ok(frame) => batch.push(frame),
-            Err(RecvError::Lagged(missed)) => return Batch::Lagged(missed),
-            Err(RecvError::Closed) => return Batch::Closed,
-        }
-        while batch.len() < max {
-            match self.rx.try_recv() {
-                Ok(frame) => batch.push(frame),
-                Err(TryRecvError::Empty) => break,
-                // Send what was taken; the next wait reports the end.
-                Err(TryRecvError::Closed) => break,
-                Err(TryRecvError::Lagged(missed)) => {
-                    batch.clear();
-                    return Batch::Lagged(missed);
-                }
+            Err(TryRecvError::Empty) => break,
+            // Send what was taken; the next wait reports the end.
+            Err(TryRecvError::Closed) => break,
+            Err(TryRecvError::Lagged(missed)) => {
+                batch.clear();
+                return Batch::Lagged(missed);
             }
         }
-        Batch::Frames
     }
+    Batch::Frames
+}
+
+/// A new client's first frames: a snapshot, or the events it missed.
+#[derive(Debug)]
+pub struct Initial {
+    /// Framed, in order.
+    pub frames: Vec<Bytes>,
+    /// The sequence number of the last event they cover.
+    pub seq: u64,
 }
 
 /// All accounts' feeds.
@@ -107,6 +140,8 @@ struct Feed {
     replay: VecDeque<Arc<Frame>>,
     wallboard: Wallboard,
     tx: broadcast::Sender<Arc<Frame>>,
+    /// Started with the account's first client.
+    writers: Vec<ShardHandle>,
 }
 
 #[derive(Serialize)]
@@ -152,10 +187,7 @@ impl StreamHub {
                 return;
             }
         };
-        let frame = Arc::new(Frame {
-            seq: feed.seq,
-            text: Utf8Bytes::from(text),
-        });
+        let frame = Arc::new(Frame::new(feed.seq, &text));
         if feed.replay.len() == self.config.replay {
             feed.replay.pop_front();
         }
@@ -164,47 +196,114 @@ impl StreamHub {
         let _ = feed.tx.send(frame);
     }
 
-    /// Attaches a client: it is sent the events after `since` when the
-    /// hub still holds them all, else a snapshot, then live frames.
-    pub fn attach(&self, account: AccountId, since: Option<u64>) -> Attachment {
+    /// What a client attaching now is sent first: the events after `since`
+    /// when the hub still holds them all, else a snapshot.
+    pub fn initial(&self, account: AccountId, since: Option<u64>) -> Initial {
         let mut feeds = self.lock();
-        let feed = Self::feed(&mut feeds, account, self.config);
-        // Subscribing under the lock means no frame falls between the
-        // initial batch and the live ones.
-        let rx = feed.tx.subscribe();
+        Self::initial_of(Self::feed(&mut feeds, account, self.config), since)
+    }
+
+    fn initial_of(feed: &Feed, since: Option<u64>) -> Initial {
         if let Some(since) = since {
             let oldest = feed.replay.front().map_or(feed.seq + 1, |f| f.seq);
             if since <= feed.seq && since + 1 >= oldest {
-                let initial = feed
+                let frames = feed
                     .replay
                     .iter()
                     .filter(|f| f.seq > since)
-                    .map(|f| f.text.clone())
+                    .map(|f| f.wire.clone())
                     .collect();
-                return Attachment {
-                    initial,
+                return Initial {
+                    frames,
                     seq: feed.seq,
-                    rx,
                 };
             }
         }
-        Attachment {
-            initial: vec![Self::snapshot_of(feed)],
+        Initial {
+            frames: vec![Self::snapshot_of(feed)],
             seq: feed.seq,
-            rx,
         }
     }
 
-    fn snapshot_of(feed: &Feed) -> Utf8Bytes {
+    /// Hands a new connection to the least busy of its account's writers,
+    /// with its first frames queued. Returns that writer's control channel,
+    /// for the connection's reader; `None` if the writer is gone.
+    pub(crate) fn adopt(
+        self: &Arc<Self>,
+        account: AccountId,
+        since: Option<u64>,
+        make: impl FnOnce(Initial) -> Conn,
+    ) -> Option<tokio::sync::mpsc::UnboundedSender<Control>> {
+        let mut feeds = self.lock();
+        let feed = Self::feed(&mut feeds, account, self.config);
+        let least = feed
+            .writers
+            .iter()
+            .map(|w| w.load.load(Ordering::Relaxed))
+            .min();
+        let full = least.is_none_or(|n| n >= self.config.clients_per_writer);
+        if full && feed.writers.len() < self.config.writers.max(1) {
+            // Subscribed under the lock: the writer's first frame is the one
+            // after `feed.seq`.
+            feed.writers.push(shard::spawn(
+                Arc::downgrade(self),
+                account,
+                feed.tx.subscribe(),
+                feed.seq,
+                self.config.client_buffer,
+            ));
+        }
+        let conn = make(Self::initial_of(feed, since));
+        let writer = feed
+            .writers
+            .iter()
+            .min_by_key(|w| w.load.load(Ordering::Relaxed))?;
+        writer.load.fetch_add(1, Ordering::Relaxed);
+        writer.control.send(Control::Adopt(Box::new(conn))).ok()?;
+        Some(writer.control.clone())
+    }
+
+    /// The account's snapshot as a frame, and the sequence number it is at.
+    pub fn framed_snapshot(&self, account: AccountId) -> (Bytes, u64) {
+        let mut feeds = self.lock();
+        let feed = Self::feed(&mut feeds, account, self.config);
+        (Self::snapshot_of(feed), feed.seq)
+    }
+
+    /// The frames after `after` up to and including `upto`, if the hub still holds them all.
+    pub fn frames_between(&self, account: AccountId, after: u64, upto: u64) -> Option<Vec<Bytes>> {
+        let feeds = self.lock();
+        let feed = feeds.get(&account)?;
+        let oldest = feed.replay.front()?.seq;
+        if oldest > after + 1 {
+            return None;
+        }
+        Some(
+            feed.replay
+                .iter()
+                .filter(|f| f.seq > after && f.seq <= upto)
+                .map(|f| f.wire.clone())
+                .collect(),
+        )
+    }
+
+    fn snapshot_of(feed: &Feed) -> Bytes {
         let frame = SnapshotFrame {
             kind: "snapshot",
             seq: feed.seq,
             snapshot: feed.wallboard.snapshot(),
         };
-        Utf8Bytes::from(serde_json::to_string(&frame).unwrap_or_else(|e| {
+        let json = serde_json::to_string(&frame).unwrap_or_else(|e| {
             tracing::error!(error = %e, "a snapshot did not serialise");
             String::from("{\"type\":\"error\"}")
-        }))
+        });
+        server_frame(TEXT, json.as_bytes())
+    }
+
+    /// A receiver of the account's live frames, from the next one published.
+    pub fn subscribe(&self, account: AccountId) -> broadcast::Receiver<Arc<Frame>> {
+        let mut feeds = self.lock();
+        Self::feed(&mut feeds, account, self.config).tx.subscribe()
     }
 
     fn feed(
@@ -217,6 +316,19 @@ impl StreamHub {
             replay: VecDeque::with_capacity(config.replay.min(1024)),
             wallboard: Wallboard::default(),
             tx: broadcast::channel(config.client_buffer.max(1)).0,
+            writers: Vec::new(),
+        })
+    }
+
+    /// How many clients each of the account's writers holds.
+    #[cfg(test)]
+    fn writer_loads(&self, account: AccountId) -> Vec<usize> {
+        let feeds = self.lock();
+        feeds.get(&account).map_or_else(Vec::new, |f| {
+            f.writers
+                .iter()
+                .map(|w| w.load.load(Ordering::Relaxed))
+                .collect()
         })
     }
 
@@ -245,6 +357,12 @@ mod tests {
     use chrono::{TimeZone, Utc};
     use crm::model::UserId;
 
+    /// The JSON of a framed text frame (short or 16-bit length).
+    fn text(frame: &Bytes) -> String {
+        let at = if frame[1] == 126 { 4 } else { 2 };
+        String::from_utf8_lossy(&frame[at..]).into_owned()
+    }
+
     fn alert(account: i64, n: u32) -> Event {
         Event::Alert {
             account: AccountId(account),
@@ -259,29 +377,34 @@ mod tests {
         let hub = StreamHub::new(HubConfig {
             replay: 10,
             client_buffer: 16,
+            writers: 1,
+            clients_per_writer: 16,
         });
         for n in 0..25 {
             hub.publish(&alert(1, n));
         }
-        let a = hub.attach(AccountId(1), Some(20));
-        assert_eq!(a.initial.len(), 5);
-        assert!(a.initial[0].as_str().contains("\"seq\":21"));
+        let a = hub.initial(AccountId(1), Some(20));
+        assert_eq!(a.frames.len(), 5);
+        assert!(text(&a.frames[0]).contains("\"seq\":21"));
         assert_eq!(a.seq, 25);
-        let b = hub.attach(AccountId(1), Some(3));
-        assert_eq!(b.initial.len(), 1);
-        assert!(b.initial[0]
-            .as_str()
-            .starts_with("{\"type\":\"snapshot\",\"seq\":25"));
-        let c = hub.attach(AccountId(1), Some(25));
-        assert!(c.initial.is_empty(), "up to date: nothing to replay");
-        let d = hub.attach(AccountId(1), Some(99));
-        assert!(d.initial[0].as_str().contains("snapshot"), "a future seq");
+        let b = hub.initial(AccountId(1), Some(3));
+        assert_eq!(b.frames.len(), 1);
+        assert!(text(&b.frames[0]).starts_with("{\"type\":\"snapshot\",\"seq\":25"));
+        let c = hub.initial(AccountId(1), Some(25));
+        assert!(c.frames.is_empty(), "up to date: nothing to replay");
+        let d = hub.initial(AccountId(1), Some(99));
+        assert!(text(&d.frames[0]).contains("snapshot"), "a future seq");
+        let between = hub.frames_between(AccountId(1), 20, 22).expect("held");
+        assert_eq!(between.len(), 2);
+        assert!(text(&between[0]).contains("\"seq\":21"));
+        assert!(text(&between[1]).contains("\"seq\":22"));
+        assert!(hub.frames_between(AccountId(1), 3, 22).is_none(), "evicted");
     }
 
     #[test]
     fn accounts_are_kept_apart() {
         let hub = StreamHub::new(HubConfig::default());
-        let mut a = hub.attach(AccountId(1), None);
+        let mut a = hub.subscribe(AccountId(1));
         hub.publish(&alert(2, 0));
         hub.publish(&Event::AgentState {
             account: AccountId(1),
@@ -291,12 +414,12 @@ mod tests {
             pause_code: None,
             at: Utc.timestamp_opt(1_800_000_000, 0).single().expect("valid"),
         });
-        let f = a.rx.try_recv().expect("account 1's event");
+        let f = a.try_recv().expect("account 1's event");
         assert_eq!(f.seq, 1, "sequences are per account");
-        assert!(f.text.as_str().contains("\"username\":\"al\""));
-        assert!(a.rx.try_recv().is_err());
-        let again = hub.attach(AccountId(1), None);
-        assert!(again.initial[0].as_str().contains("\"username\":\"al\""));
+        assert!(String::from_utf8_lossy(f.json()).contains("\"username\":\"al\""));
+        assert!(a.try_recv().is_err());
+        let again = hub.initial(AccountId(1), None);
+        assert!(text(&again.frames[0]).contains("\"username\":\"al\""));
     }
 
     #[tokio::test]
@@ -304,22 +427,24 @@ mod tests {
         let hub = StreamHub::new(HubConfig {
             replay: 64,
             client_buffer: 64,
+            writers: 1,
+            clients_per_writer: 16,
         });
-        let mut a = hub.attach(AccountId(1), None);
+        let mut a = hub.subscribe(AccountId(1));
         for n in 0..10 {
             hub.publish(&alert(1, n));
         }
         let mut batch = Vec::new();
-        assert_eq!(a.next_batch(&mut batch, 4).await, Batch::Frames);
+        assert_eq!(next_batch(&mut a, &mut batch, 4).await, Batch::Frames);
         let seqs: Vec<u64> = batch.iter().map(|f| f.seq).collect();
         assert_eq!(seqs, [1, 2, 3, 4], "at most the limit, oldest first");
         batch.clear();
-        assert_eq!(a.next_batch(&mut batch, 100).await, Batch::Frames);
+        assert_eq!(next_batch(&mut a, &mut batch, 100).await, Batch::Frames);
         let seqs: Vec<u64> = batch.iter().map(|f| f.seq).collect();
         assert_eq!(seqs, [5, 6, 7, 8, 9, 10], "the rest, none twice");
         batch.clear();
         hub.publish(&alert(1, 10));
-        assert_eq!(a.next_batch(&mut batch, 100).await, Batch::Frames);
+        assert_eq!(next_batch(&mut a, &mut batch, 100).await, Batch::Frames);
         assert_eq!(batch.len(), 1, "one waiting frame is sent at once");
     }
 
@@ -328,16 +453,143 @@ mod tests {
         let hub = StreamHub::new(HubConfig {
             replay: 64,
             client_buffer: 8,
+            writers: 1,
+            clients_per_writer: 16,
         });
-        let mut a = hub.attach(AccountId(1), None);
+        let mut a = hub.subscribe(AccountId(1));
         for n in 0..20 {
             hub.publish(&alert(1, n));
         }
         let mut batch = Vec::new();
         assert!(matches!(
-            a.next_batch(&mut batch, 100).await,
+            next_batch(&mut a, &mut batch, 100).await,
             Batch::Lagged(missed) if missed > 0
         ));
         assert!(batch.is_empty());
+    }
+
+    /// Reads one unmasked text frame as a server writes it; returns its JSON.
+    async fn read_frame(client: &mut tokio::io::DuplexStream) -> serde_json::Value {
+        use tokio::io::AsyncReadExt;
+        let mut head = [0u8; 2];
+        client.read_exact(&mut head).await.expect("a frame header");
+        assert_eq!(head[0], 0x81, "a final text frame");
+        let len = match head[1] {
+            126 => {
+                let mut n = [0u8; 2];
+                client.read_exact(&mut n).await.expect("a length");
+                usize::from(u16::from_be_bytes(n))
+            }
+            n => usize::from(n),
+        };
+        let mut payload = vec![0; len];
+        client.read_exact(&mut payload).await.expect("a payload");
+        serde_json::from_slice(&payload).expect("JSON")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writers_are_added_as_clients_arrive_and_each_client_gets_every_frame() {
+        let hub = Arc::new(StreamHub::new(HubConfig {
+            replay: 64,
+            client_buffer: 64,
+            writers: 2,
+            clients_per_writer: 2,
+        }));
+        let account = AccountId(1);
+        let mut clients = Vec::new();
+        // Events keep coming while clients join, one event apart.
+        for id in 0..5u32 {
+            let (server, client) = tokio::io::duplex(64 * 1024);
+            let (alive, _) = tokio::sync::oneshot::channel();
+            hub.adopt(account, None, |initial| {
+                Conn::new(
+                    u64::from(id),
+                    Box::new(server),
+                    initial.frames,
+                    initial.seq,
+                    alive,
+                )
+            })
+            .expect("a writer takes the client");
+            clients.push(client);
+            hub.publish(&alert(1, id));
+        }
+        assert_eq!(
+            hub.writer_loads(account),
+            [3, 2],
+            "a second writer once the first held two, and no third"
+        );
+        for n in 5..10 {
+            hub.publish(&alert(1, n));
+        }
+        for (joined, client) in clients.iter_mut().enumerate() {
+            let snapshot = read_frame(client).await;
+            assert_eq!(snapshot["type"], "snapshot");
+            assert_eq!(snapshot["seq"], joined as u64);
+            for seq in joined as u64 + 1..=10 {
+                let event = read_frame(client).await;
+                assert_eq!(event["type"], "event");
+                assert_eq!(event["seq"], seq, "client {joined}: in order, none missing");
+            }
+        }
+        // A client that goes away is dropped at its next write.
+        drop(clients.remove(0));
+        hub.publish(&alert(1, 10));
+        let mut waited = 0;
+        while hub.writer_loads(account).iter().sum::<usize>() != 4 {
+            waited += 1;
+            assert!(waited < 500, "the closed client was never dropped");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        for client in &mut clients {
+            assert_eq!(read_frame(client).await["seq"], 11);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_the_writer_takes_late_is_sent_what_it_passed_by() {
+        let hub = Arc::new(StreamHub::new(HubConfig {
+            replay: 4,
+            client_buffer: 64,
+            writers: 1,
+            clients_per_writer: 64,
+        }));
+        let account = AccountId(1);
+        let adopt = |id: u64, after: u64| {
+            let (server, client) = tokio::io::duplex(64 * 1024);
+            let (alive, _) = tokio::sync::oneshot::channel();
+            // The client's first frames stop at `after`, as when the writer
+            // fanned frames out between the hub's attach and its adoption.
+            hub.adopt(account, None, |_| {
+                Conn::new(id, Box::new(server), Vec::new(), after, alive)
+            })
+            .expect("a writer takes the client");
+            client
+        };
+        let mut first = adopt(1, 0);
+        for n in 0..5 {
+            hub.publish(&alert(1, n));
+        }
+        for seq in 1..=5 {
+            assert_eq!(read_frame(&mut first).await["seq"], seq);
+        }
+        // The writer has sent 1..=5; the hub keeps 2..=5.
+        let mut behind = adopt(2, 3);
+        let mut too_far = adopt(3, 0);
+        hub.publish(&alert(1, 5));
+        for seq in [4, 5, 6] {
+            let frame = read_frame(&mut behind).await;
+            assert_eq!(frame["type"], "event");
+            assert_eq!(frame["seq"], seq, "filled from the hub's replay");
+        }
+        let snapshot = read_frame(&mut too_far).await;
+        assert_eq!(snapshot["type"], "snapshot", "frame 1 is gone: a snapshot");
+        // Taken when the writer got to the client: before or after frame 6.
+        let at = snapshot["seq"].as_u64().expect("a seq");
+        assert!(at == 5 || at == 6, "snapshot at {at}");
+        hub.publish(&alert(1, 6));
+        for seq in at + 1..=7 {
+            assert_eq!(read_frame(&mut too_far).await["seq"], seq);
+        }
     }
 }

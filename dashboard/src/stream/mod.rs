@@ -2,27 +2,35 @@
 //! that first sends a snapshot (or, with `?since=SEQ`, the events missed
 //! since SEQ), then every event of the caller's account as it happens.
 //!
-//! Each event is still its own text frame, but a client's writer task sends
-//! every frame waiting for it with one flush, so a burst of events, or a
-//! client the scheduler reached late, costs one wake-up and one write, not
-//! one each. The connection's reader is a separate task that wakes only when
-//! the browser sends something.
+//! The upgrade is done here rather than through a websocket library: the
+//! frames every client of an account is sent are the same bytes, framed
+//! once by the hub ([`hub`]) and written by a few writer tasks per account
+//! ([`shard`]) straight to the upgraded sockets. Each connection keeps a
+//! small reader task that answers pings, echoes a close and notices a
+//! client that went away ([`frame`]).
 
+pub mod frame;
 pub mod hub;
+mod shard;
 pub mod wallboard;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use crm::model::{AccountId, Role};
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
+use tokio::io::{AsyncReadExt, ReadHalf};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use self::hub::Batch;
+use self::frame::{close_frame, server_frame, ClientEvent, ClientFrames, PONG};
+use self::shard::{ClientIo, Conn, Control};
 use crate::auth::CurrentUser;
 use crate::{ApiError, AppState};
 
@@ -31,14 +39,9 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/api/stream", get(stream))
 }
 
-/// Bytes a stream's reader reserves. Supervisors send little more than a
-/// close, and tungstenite zeroes the whole buffer before every read: the
-/// 128 KiB default would be 128 KiB of resident memory per client.
-const READ_BUFFER: usize = 4096;
-
-/// Frames one write carries at most. A client that was away briefly gets
-/// its backlog in a few writes; the bound keeps one write's buffer small.
-const MAX_BATCH: usize = 256;
+/// Bytes a connection's reader takes at a time. Supervisors send little
+/// more than a close; a control frame is at most 131 bytes.
+const READ_BUFFER: usize = 256;
 
 #[derive(Deserialize)]
 struct StreamQuery {
@@ -48,17 +51,122 @@ struct StreamQuery {
 async fn stream(
     State(state): State<AppState>,
     me: CurrentUser,
-    headers: HeaderMap,
     Query(q): Query<StreamQuery>,
-    ws: WebSocketUpgrade,
+    mut req: Request,
 ) -> Result<Response, ApiError> {
     me.require(&[Role::Supervisor, Role::Admin])?;
-    same_origin(&headers)?;
+    same_origin(req.headers())?;
+    let accept = accept_key(req.headers())?;
     let account = me.account();
     tracing::debug!(user_id = %me.user.id, since = ?q.since, "stream attached");
-    Ok(ws
-        .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| serve(socket, state, account, q.since)))
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(upgraded) => serve(TokioIo::new(upgraded), state, account, q.since),
+            Err(e) => tracing::debug!(error = %e, "stream upgrade failed"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Body::empty())
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Checks an upgrade request as RFC 6455 §4.2.1 asks and returns the
+/// `Sec-WebSocket-Accept` value for its key.
+fn accept_key(headers: &HeaderMap) -> Result<HeaderValue, ApiError> {
+    let has = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if !has(header::UPGRADE, "websocket") || !has(header::CONNECTION, "upgrade") {
+        return Err(ApiError::BadRequest(
+            "this is a websocket endpoint: send Connection: upgrade and Upgrade: websocket".into(),
+        ));
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return Err(ApiError::BadRequest(
+            "unsupported websocket version: send Sec-WebSocket-Version: 13".into(),
+        ));
+    }
+    // The key is 16 random bytes in base64: 24 characters.
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|k| k.len() == 24)
+        .ok_or_else(|| ApiError::BadRequest("missing or malformed Sec-WebSocket-Key".into()))?;
+    HeaderValue::from_str(&derive_accept_key(key.as_bytes()))
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Numbers connections within the process, for their writer to find them by.
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// Hands the connection's writing half to its account's writers and reads
+/// the other half until the client closes or goes away.
+fn serve(io: ClientIo, state: AppState, account: AccountId, since: Option<u64>) {
+    let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+    let (read, write) = tokio::io::split(io);
+    let (alive, writer_gone) = oneshot::channel();
+    let control = state.hub.adopt(account, since, |initial| {
+        Conn::new(id, Box::new(write), initial.frames, initial.seq, alive)
+    });
+    match control {
+        Some(control) => {
+            tokio::spawn(read_client(id, read, control, writer_gone));
+        }
+        None => tracing::debug!("no stream writer took the connection"),
+    }
+}
+
+/// Reads what the client sends: pings are answered, a close is echoed, a
+/// breach of the protocol is closed with its status; data is dropped.
+async fn read_client(
+    id: u64,
+    mut read: ReadHalf<ClientIo>,
+    control: mpsc::UnboundedSender<Control>,
+    mut writer_gone: oneshot::Receiver<()>,
+) {
+    let mut frames = ClientFrames::default();
+    let mut events = Vec::new();
+    let mut buf = [0u8; READ_BUFFER];
+    loop {
+        let n = tokio::select! {
+            // The writer dropped the connection (its socket failed, or the hub closed).
+            _ = &mut writer_gone => return,
+            n = read.read(&mut buf) => n,
+        };
+        let n = match n {
+            Ok(0) | Err(_) => {
+                let _ = control.send(Control::Gone(id));
+                return;
+            }
+            Ok(n) => n,
+        };
+        frames.feed(&buf[..n], &mut events);
+        for event in events.drain(..) {
+            let message = match event {
+                ClientEvent::Ping(payload) => Control::Send(id, server_frame(PONG, &payload)),
+                ClientEvent::Close(code) => Control::Close(id, close_frame(code)),
+                ClientEvent::Refused(code) => {
+                    tracing::debug!(code, "stream client broke the protocol");
+                    Control::Close(id, close_frame(Some(code)))
+                }
+            };
+            let last = matches!(message, Control::Close(..));
+            if control.send(message).is_err() || last {
+                return;
+            }
+        }
+    }
 }
 
 /// Refuses a websocket opened by another site's page (the browser sends
@@ -69,82 +177,4 @@ pub(crate) fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
     } else {
         Err(ApiError::Forbidden("cross-origin websocket refused".into()))
     }
-}
-
-async fn serve(socket: WebSocket, state: AppState, account: AccountId, since: Option<u64>) {
-    let (sink, mut stream) = socket.split();
-    // The writer runs on its own and does nothing but wait for frames and
-    // write them. Reading in the same `select!` polled the socket for input
-    // on every event, about a tenth of the stream's CPU at 5,000 clients
-    // (docs/benchmarks.md); here the reader wakes only when the browser sends
-    // something (a close, a ping) or the writer ends.
-    let mut writer = Writer(tokio::spawn(write_frames(sink, state, account, since)));
-    loop {
-        tokio::select! {
-            // The writer failed or the hub closed: dropping both halves closes the socket.
-            _ = &mut writer.0 => return,
-            incoming = stream.next() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
-            },
-        }
-    }
-}
-
-/// The writer's task, stopped when the connection's reader ends for any
-/// reason, including the server cancelling it.
-struct Writer(tokio::task::JoinHandle<()>);
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Sends the snapshot or the missed events, then every live frame, until a
-/// write fails or the hub closes.
-async fn write_frames(
-    mut sink: SplitSink<WebSocket, Message>,
-    state: AppState,
-    account: AccountId,
-    since: Option<u64>,
-) {
-    let mut attachment = state.hub.attach(account, since);
-    // Grows to the largest batch this client needed; most stay at one or two.
-    let mut batch = Vec::new();
-    loop {
-        let initial = attachment.initial.drain(..).map(Message::Text);
-        if write_all(&mut sink, initial).await.is_err() {
-            return;
-        }
-        loop {
-            match attachment.next_batch(&mut batch, MAX_BATCH).await {
-                Batch::Frames => {
-                    let frames = batch.drain(..).map(|f| Message::Text(f.text.clone()));
-                    if write_all(&mut sink, frames).await.is_err() {
-                        return;
-                    }
-                }
-                Batch::Lagged(missed) => {
-                    tracing::debug!(missed, "slow stream client re-sent a snapshot");
-                    break;
-                }
-                Batch::Closed => return,
-            }
-        }
-        // Fell behind: start again from a fresh snapshot.
-        attachment = state.hub.attach(account, None);
-    }
-}
-
-/// Queues every frame, then flushes once: several frames, one write.
-async fn write_all(
-    sink: &mut SplitSink<WebSocket, Message>,
-    frames: impl Iterator<Item = Message>,
-) -> Result<(), axum::Error> {
-    for frame in frames {
-        // `feed` writes to the socket only when tungstenite's buffer fills.
-        sink.feed(frame).await?;
-    }
-    sink.flush().await
 }

@@ -1,0 +1,413 @@
+//! The stream's writers: a few tasks per account, each writing every live
+//! frame to its share of the account's connections.
+//!
+//! A task per connection meant one wake-up, one broadcast receive and one
+//! reference count bump on the shared frame per client per event, all on
+//! the same few cache lines from both cores (docs/benchmarks.md). Here a
+//! writer receives each frame once and writes its bytes, already framed by
+//! the hub, to each of its sockets in turn, without waiting on any of them:
+//! a socket that cannot take the bytes now keeps them in its own queue and
+//! is finished when it can. A client whose queue passes the account's
+//! client buffer is sent a fresh snapshot instead of the frames it missed,
+//! so a slow client costs nobody else anything.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use crm::model::AccountId;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWrite;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::hub::{next_batch, Batch, Frame, StreamHub};
+
+/// A client's upgraded connection.
+pub(crate) type ClientIo = TokioIo<Upgraded>;
+
+/// The writing half of a client's connection (boxed, so tests can use any stream).
+pub(crate) type ClientWriter = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// Frames one fan-out takes from the hub at most.
+const MAX_BATCH: usize = 256;
+
+/// What a connection's reader, or the hub, asks of its writer.
+pub(crate) enum Control {
+    /// A new connection, its first frames queued.
+    Adopt(Box<Conn>),
+    /// Queue a control frame (a pong) for a connection.
+    Send(u64, Bytes),
+    /// Queue a close frame, then drop the connection once it is written.
+    Close(u64, Bytes),
+    /// The client went away: drop the connection.
+    Gone(u64),
+}
+
+/// The writing side of one client's websocket.
+pub(crate) struct Conn {
+    id: u64,
+    io: ClientWriter,
+    /// Whole frames waiting, the first perhaps partly written.
+    queue: VecDeque<Bytes>,
+    /// Bytes of the first queued frame already written.
+    offset: usize,
+    /// Frames queued since the client was last sent a snapshot.
+    backlog: usize,
+    /// The last sequence number the client has, or has queued.
+    after: u64,
+    /// A close frame is queued; the connection ends once it is written.
+    closing: bool,
+    /// Dropped with the connection, which tells its reader to stop.
+    _alive: oneshot::Sender<()>,
+}
+
+impl Conn {
+    /// A connection whose first frames, up to sequence number `after`, are `initial`.
+    pub(crate) fn new(
+        id: u64,
+        io: ClientWriter,
+        initial: Vec<Bytes>,
+        after: u64,
+        alive: oneshot::Sender<()>,
+    ) -> Conn {
+        Conn {
+            id,
+            io,
+            queue: initial.into(),
+            offset: 0,
+            backlog: 0,
+            after,
+            closing: false,
+            _alive: alive,
+        }
+    }
+
+    /// Writes what the socket takes now. `Ok(true)` when nothing is left.
+    fn flush(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
+        while let Some(front) = self.queue.front() {
+            match Pin::new(&mut self.io).poll_write(cx, &front[self.offset..]) {
+                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => {
+                    self.offset += n;
+                    if self.offset == front.len() {
+                        self.queue.pop_front();
+                        self.offset = 0;
+                    }
+                }
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => return Ok(false),
+            }
+        }
+        self.backlog = 0;
+        Ok(true)
+    }
+
+    /// Sends `bytes`, written at once when nothing is queued before them.
+    /// `Ok(false)` means they, or their rest, wait in the queue.
+    fn send(&mut self, bytes: &Bytes, cx: &mut Context<'_>) -> io::Result<bool> {
+        if !self.queue.is_empty() {
+            self.queue.push_back(bytes.clone());
+            return Ok(false);
+        }
+        match Pin::new(&mut self.io).poll_write(cx, bytes) {
+            Poll::Ready(Ok(n)) if n == bytes.len() => Ok(true),
+            Poll::Ready(Ok(0)) => Err(io::ErrorKind::WriteZero.into()),
+            Poll::Ready(Ok(n)) => {
+                self.queue.push_back(bytes.clone());
+                self.offset = n;
+                self.flush(cx)
+            }
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => {
+                self.queue.push_back(bytes.clone());
+                Ok(false)
+            }
+        }
+    }
+
+    /// Drops the queued frames not yet begun and queues `snapshot` in their place.
+    fn resync(&mut self, snapshot: &(Bytes, u64)) {
+        let keep = usize::from(self.offset > 0);
+        self.queue.truncate(keep);
+        self.queue.push_back(snapshot.0.clone());
+        self.after = snapshot.1;
+        self.backlog = 0;
+    }
+}
+
+/// The hub's handle on one writer.
+pub(crate) struct ShardHandle {
+    pub(crate) control: mpsc::UnboundedSender<Control>,
+    pub(crate) load: Arc<AtomicUsize>,
+}
+
+/// Starts a writer for `account` reading `rx`, whose frames so far end at `seq`.
+pub(crate) fn spawn(
+    hub: Weak<StreamHub>,
+    account: AccountId,
+    rx: broadcast::Receiver<Arc<Frame>>,
+    seq: u64,
+    client_buffer: usize,
+) -> ShardHandle {
+    let (control, control_rx) = mpsc::unbounded_channel();
+    let load = Arc::new(AtomicUsize::new(0));
+    let shard = Shard {
+        hub,
+        account,
+        conns: Vec::new(),
+        last_seq: seq,
+        client_buffer: client_buffer.max(1),
+        load: load.clone(),
+    };
+    // The writer yields after every fan-out; within one it must not stop
+    // halfway because each socket write spent some of the task's budget.
+    tokio::spawn(tokio::task::unconstrained(shard.run(rx, control_rx)));
+    ShardHandle { control, load }
+}
+
+struct Shard {
+    hub: Weak<StreamHub>,
+    account: AccountId,
+    conns: Vec<Conn>,
+    /// The last frame this writer has fanned out.
+    last_seq: u64,
+    client_buffer: usize,
+    load: Arc<AtomicUsize>,
+}
+
+impl Shard {
+    async fn run(
+        mut self,
+        mut rx: broadcast::Receiver<Arc<Frame>>,
+        mut control: mpsc::UnboundedReceiver<Control>,
+    ) {
+        let mut batch = Vec::new();
+        loop {
+            let conns = &mut self.conns;
+            let load = &self.load;
+            tokio::select! {
+                biased;
+                c = control.recv() => match c {
+                    Some(c) => self.control(c).await,
+                    None => return,
+                },
+                b = next_batch(&mut rx, &mut batch, MAX_BATCH) => match b {
+                    Batch::Frames => {
+                        self.fan_out(&batch).await;
+                        batch.clear();
+                        tokio::task::yield_now().await;
+                    }
+                    Batch::Lagged(missed) => {
+                        tracing::debug!(missed, "a stream writer fell behind; its clients get snapshots");
+                        self.resync_all();
+                    }
+                    Batch::Closed => return,
+                },
+                // Finishes the writes that waited; never completes.
+                () = poll_fn(|cx| flush_waiting(conns, load, cx)) => {}
+            }
+        }
+    }
+
+    async fn control(&mut self, control: Control) {
+        match control {
+            Control::Adopt(mut conn) => {
+                if self.last_seq > conn.after {
+                    // Frames this writer sent before the connection joined.
+                    let missed = self.hub.upgrade().and_then(|hub| {
+                        hub.frames_between(self.account, conn.after, self.last_seq)
+                    });
+                    match missed {
+                        Some(frames) => {
+                            conn.queue.extend(frames);
+                            conn.after = self.last_seq;
+                        }
+                        None => match self.snapshot() {
+                            Some(snapshot) => conn.resync(&snapshot),
+                            None => {
+                                self.load.fetch_sub(1, Ordering::Relaxed);
+                                return;
+                            }
+                        },
+                    }
+                }
+                self.conns.push(*conn);
+                let at = self.conns.len() - 1;
+                self.with_conn(at, |conn, cx| conn.flush(cx).map(|_| ()))
+                    .await;
+            }
+            Control::Send(id, frame) => {
+                // A client that pings without reading gets no pongs piling
+                // up: RFC 6455 lets a pong answer only the latest ping.
+                let room = self
+                    .find(id)
+                    .filter(|&at| self.conns[at].queue.len() < self.client_buffer);
+                if let Some(at) = room {
+                    self.with_conn(at, |conn, cx| conn.send(&frame, cx).map(|_| ()))
+                        .await;
+                }
+            }
+            Control::Close(id, frame) => {
+                if let Some(at) = self.find(id) {
+                    self.conns[at].closing = true;
+                    self.with_conn(at, |conn, cx| conn.send(&frame, cx).map(|_| ()))
+                        .await;
+                }
+            }
+            Control::Gone(id) => {
+                if let Some(at) = self.find(id) {
+                    self.remove(at);
+                }
+            }
+        }
+    }
+
+    fn find(&self, id: u64) -> Option<usize> {
+        self.conns.iter().position(|c| c.id == id)
+    }
+
+    /// Runs `write` on one connection, then drops it if it failed or finished closing.
+    async fn with_conn(
+        &mut self,
+        at: usize,
+        write: impl FnOnce(&mut Conn, &mut Context<'_>) -> io::Result<()>,
+    ) {
+        let mut write = Some(write);
+        let conn = &mut self.conns[at];
+        let result = poll_fn(|cx| match write.take() {
+            Some(write) => Poll::Ready(write(conn, cx)),
+            None => Poll::Ready(Ok(())),
+        })
+        .await;
+        let conn = &self.conns[at];
+        if result.is_err() || (conn.closing && conn.queue.is_empty()) {
+            self.remove(at);
+        }
+    }
+
+    fn remove(&mut self, at: usize) {
+        self.conns.swap_remove(at);
+        self.load.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Writes a batch of frames to every connection.
+    async fn fan_out(&mut self, batch: &[Arc<Frame>]) {
+        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+            return;
+        };
+        // Most connections take the whole batch: frame it as one write once.
+        let whole = if batch.len() == 1 {
+            first.wire.clone()
+        } else {
+            let mut all = Vec::with_capacity(batch.iter().map(|f| f.wire.len()).sum());
+            for f in batch {
+                all.extend_from_slice(&f.wire);
+            }
+            Bytes::from(all)
+        };
+        let frames = batch.len();
+        let client_buffer = self.client_buffer;
+        let mut snapshot = None;
+        let mut failed = Vec::new();
+        let mut lagging = Vec::new();
+        let conns = &mut self.conns;
+        poll_fn(|cx| {
+            for (at, conn) in conns.iter_mut().enumerate() {
+                if conn.closing {
+                    continue;
+                }
+                let result = if conn.after < first.seq {
+                    conn.send(&whole, cx)
+                } else {
+                    // Joined partway through the batch.
+                    let mut result = Ok(conn.queue.is_empty());
+                    let after = conn.after;
+                    for f in batch.iter().filter(|f| f.seq > after) {
+                        result = conn.send(&f.wire, cx);
+                        if result.is_err() {
+                            break;
+                        }
+                    }
+                    result
+                };
+                conn.after = conn.after.max(last.seq);
+                match result {
+                    Ok(true) => conn.backlog = 0,
+                    Ok(false) => {
+                        conn.backlog += frames;
+                        if conn.backlog > client_buffer {
+                            lagging.push(at);
+                        }
+                    }
+                    Err(_) => failed.push(at),
+                }
+            }
+            Poll::Ready(())
+        })
+        .await;
+        // After a resynchronisation the receiver may hand back older frames.
+        self.last_seq = self.last_seq.max(last.seq);
+        if !lagging.is_empty() {
+            tracing::debug!(
+                clients = lagging.len(),
+                "slow stream clients re-sent a snapshot"
+            );
+            snapshot = self.snapshot();
+        }
+        if let Some(snapshot) = &snapshot {
+            for &at in &lagging {
+                self.conns[at].resync(snapshot);
+            }
+        }
+        // Highest index first, so swap_remove moves only kept connections.
+        for &at in failed.iter().rev() {
+            self.remove(at);
+        }
+    }
+
+    fn resync_all(&mut self) {
+        if let Some(snapshot) = self.snapshot() {
+            self.last_seq = snapshot.1;
+            for conn in &mut self.conns {
+                conn.resync(&snapshot);
+            }
+        }
+    }
+
+    /// The account's snapshot, framed, and the sequence number it is at.
+    fn snapshot(&self) -> Option<(Bytes, u64)> {
+        Some(self.hub.upgrade()?.framed_snapshot(self.account))
+    }
+}
+
+/// Writes what waits on each connection that has anything waiting; drops
+/// those whose socket failed or that finished closing. Always pending: the
+/// sockets still blocked hold the writer's waker.
+fn flush_waiting(conns: &mut Vec<Conn>, load: &AtomicUsize, cx: &mut Context<'_>) -> Poll<()> {
+    let mut at = 0;
+    while at < conns.len() {
+        let conn = &mut conns[at];
+        let done = if conn.queue.is_empty() {
+            Ok(true)
+        } else {
+            conn.flush(cx)
+        };
+        let drop_it = match done {
+            Ok(drained) => drained && conn.closing,
+            Err(_) => true,
+        };
+        if drop_it {
+            conns.swap_remove(at);
+            load.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            at += 1;
+        }
+    }
+    Poll::Pending
+}
