@@ -352,4 +352,42 @@ mod tests {
         pieces.extend(client_frame(0x80, b"x"));
         refused(&pieces, TOO_BIG);
     }
+
+    /// Feeds `bytes` cut at `cut`, then whole; both must give the same events.
+    fn same_in_two_pieces(bytes: &[u8], cut: usize) -> (Vec<ClientEvent>, Vec<ClientEvent>) {
+        let cut = cut.min(bytes.len());
+        let mut frames = ClientFrames::default();
+        let mut split = Vec::new();
+        frames.feed(&bytes[..cut], &mut split);
+        frames.feed(&bytes[cut..], &mut split);
+        (events_of(bytes), split)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_read_without_panic_however_they_arrive(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            cut in 0usize..400,
+        ) {
+            let (whole, split) = same_in_two_pieces(&bytes, cut);
+            proptest::prop_assert_eq!(whole, split);
+        }
+
+        #[test]
+        fn any_run_of_masked_frames_is_read_the_same_however_it_arrives(
+            frames in proptest::collection::vec(
+                (proptest::prelude::any::<u8>(), proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)),
+                0..6,
+            ),
+            cut in 0usize..2000,
+        ) {
+            let bytes: Vec<u8> = frames
+                .iter()
+                .flat_map(|(first, payload)| client_frame(*first, payload))
+                .collect();
+            let (whole, split) = same_in_two_pieces(&bytes, cut);
+            proptest::prop_assert!(whole.len() <= frames.len());
+            proptest::prop_assert_eq!(whole, split);
+        }
+    }
 }
