@@ -23,8 +23,14 @@
 //! The run exits non-zero only when the run itself fails (a call not answered, a lagging event
 //! stream, a timeout); a missed target is reported in the table, not as a failure.
 
+#[path = "common/child.rs"]
+mod child;
+#[path = "../sip-gateway/benches/common/figures.rs"]
+mod figures;
 #[path = "../sip-gateway/benches/common/proc_stat.rs"]
 mod proc_stat;
+use child::{carrier_process, request, runtime, ChildProcess};
+use figures::{env_number, ms, percentile};
 use proc_stat::{clock_ticks, cpu_time};
 
 use std::collections::{BTreeMap, HashMap};
@@ -32,11 +38,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use sip_gateway::carrier::{Carrier, CarrierAudio, CarrierConfig, CarrierStats, Mix, Outcome};
+use sip_gateway::carrier::CarrierStats;
 use sip_gateway::gateway::{
-    CallEvent, CallEventKind, CallRef, DialRequest, EndCause, Gateway, GatewayConfig, TrunkConfig,
+    CallEvent, CallEventKind, CallRef, EndCause, Gateway, GatewayConfig, TrunkConfig,
 };
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
 
@@ -84,8 +89,9 @@ impl Settings {
 }
 
 async fn run(settings: Settings, pinned: bool) -> Result<()> {
-    let mut carrier = CarrierProcess::spawn(pinned).await?;
-    let mut trunk = TrunkConfig::new("sim", carrier.sip_addr);
+    let mut carrier =
+        ChildProcess::spawn("GATEWAY_BENCH_ROLE", "carrier", &[], pinned.then_some(1)).await?;
+    let mut trunk = TrunkConfig::new("sim", carrier.sip_addr()?);
     trunk.max_concurrent = usize::MAX;
     trunk.max_cps = u32::MAX;
     let config = GatewayConfig {
@@ -114,7 +120,7 @@ async fn run(settings: Settings, pinned: bool) -> Result<()> {
     let media = run_media(&gateway, &mut events, &mut carrier, &settings, ticks)
         .await
         .context("media phase")?;
-    carrier.stop().await;
+    carrier.stop().await?;
 
     print_report(&settings, pinned, &setup, &burst, &media);
     Ok(())
@@ -226,7 +232,7 @@ struct MediaResult {
 async fn run_media(
     gateway: &Gateway,
     events: &mut Receiver<CallEvent>,
-    carrier: &mut CarrierProcess,
+    carrier: &mut ChildProcess,
     settings: &Settings,
     ticks: f64,
 ) -> Result<MediaResult> {
@@ -347,7 +353,7 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    async fn take(carrier: &mut CarrierProcess, ticks: f64) -> Result<Self> {
+    async fn take(carrier: &mut ChildProcess, ticks: f64) -> Result<Self> {
         let stats = carrier.stats().await?;
         Ok(Snapshot {
             at: Instant::now(),
@@ -357,144 +363,6 @@ impl Snapshot {
             udp_drops: udp_receive_buffer_drops()?,
         })
     }
-}
-
-/// The simulated carrier in a child process, driven over its stdin and stdout.
-struct CarrierProcess {
-    child: tokio::process::Child,
-    stdin: tokio::process::ChildStdin,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    pid: String,
-    sip_addr: std::net::SocketAddr,
-}
-
-impl CarrierProcess {
-    async fn spawn(pinned: bool) -> Result<Self> {
-        let exe = std::env::current_exe().context("finding the benchmark binary")?;
-        let mut command = if pinned {
-            let mut c = tokio::process::Command::new("taskset");
-            c.arg("-c").arg("1").arg(&exe);
-            c
-        } else {
-            tokio::process::Command::new(&exe)
-        };
-        let mut child = command
-            .env("GATEWAY_BENCH_ROLE", "carrier")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting the carrier process")?;
-        let stdin = child.stdin.take().context("carrier stdin")?;
-        let stdout = child.stdout.take().context("carrier stdout")?;
-        let pid = child.id().context("carrier pid")?.to_string();
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines
-            .next_line()
-            .await?
-            .context("the carrier exited before reporting its address")?;
-        let sip_addr = first
-            .strip_prefix("sip ")
-            .and_then(|a| a.parse().ok())
-            .with_context(|| format!("unexpected carrier greeting {first:?}"))?;
-        Ok(CarrierProcess {
-            child,
-            stdin,
-            lines,
-            pid,
-            sip_addr,
-        })
-    }
-
-    /// Sends `mute` or `unmute` and waits for the carrier's acknowledgement.
-    async fn command(&mut self, command: &str) -> Result<()> {
-        self.stdin
-            .write_all(format!("{command}\n").as_bytes())
-            .await?;
-        self.stdin.flush().await?;
-        let line = self
-            .lines
-            .next_line()
-            .await?
-            .context("the carrier exited")?;
-        if line != "ok" {
-            bail!("carrier refused {command:?}: {line:?}");
-        }
-        Ok(())
-    }
-
-    async fn stats(&mut self) -> Result<CarrierStats> {
-        self.stdin.write_all(b"stats\n").await?;
-        self.stdin.flush().await?;
-        let line = self
-            .lines
-            .next_line()
-            .await?
-            .context("the carrier exited")?;
-        let numbers: Vec<u64> = line
-            .strip_prefix("stats ")
-            .context("unexpected carrier reply")?
-            .split(' ')
-            .map(str::parse)
-            .collect::<Result<_, _>>()?;
-        let [calls, answered, rtp_sent, rtp_received] = numbers[..] else {
-            bail!("unexpected carrier reply {line:?}");
-        };
-        Ok(CarrierStats {
-            calls,
-            answered,
-            rtp_sent,
-            rtp_received,
-            ..CarrierStats::default()
-        })
-    }
-
-    async fn stop(mut self) {
-        drop(self.stdin);
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
-    }
-}
-
-/// Runs the carrier: prints its SIP address, answers `stats` lines, exits when stdin closes.
-async fn carrier_process() -> Result<()> {
-    let carrier = Carrier::start(CarrierConfig {
-        sip_addr: "127.0.0.1:0".parse()?,
-        mix: Mix::always(Outcome::Answer),
-        ring_delay: Duration::ZERO,
-        answer_delay: Duration::ZERO,
-        audio: CarrierAudio::Tone(440.0),
-        ..CarrierConfig::default()
-    })
-    .await
-    .context("starting the carrier")?;
-    println!("sip {}", carrier.sip_addr());
-    let carrier = std::sync::Arc::new(carrier);
-    let shared = carrier.clone();
-    // Reading stdin blocks, so it gets a thread; the runtime keeps serving calls meanwhile.
-    let reader = std::thread::spawn(move || {
-        for line in std::io::stdin().lines() {
-            let Ok(line) = line else { break };
-            match line.trim() {
-                "stats" => {
-                    let s = shared.stats();
-                    println!(
-                        "stats {} {} {} {}",
-                        s.calls, s.answered, s.rtp_sent, s.rtp_received
-                    );
-                }
-                "mute" | "unmute" => {
-                    shared.set_muted(line.trim() == "mute");
-                    println!("ok");
-                }
-                other => println!("unknown command {other:?}"),
-            }
-        }
-    });
-    tokio::task::spawn_blocking(move || reader.join())
-        .await?
-        .map_err(|_| anyhow::anyhow!("the stdin reader panicked"))?;
-    drop(carrier);
-    Ok(())
 }
 
 fn print_report(
@@ -668,28 +536,6 @@ fn row(figure: &str, measured: String, target: &str, met: Option<bool>) {
     println!("{figure:<44}{measured:>30}   {target:<14}{verdict}");
 }
 
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1e3)
-}
-
-fn request(call_ref: CallRef) -> DialRequest {
-    DialRequest {
-        number: "+441632960123".into(),
-        caller_id: "+442079460000".into(),
-        trunk: "sim".into(),
-        ring_timeout: Duration::from_secs(20),
-        call_ref,
-    }
-}
-
 fn received(event: Result<CallEvent, RecvError>) -> Result<CallEvent> {
     // A lagging receiver has lost events, so the counts would be wrong: the run fails.
     event.context("the gateway's event stream lagged or closed")
@@ -699,13 +545,6 @@ async fn tick(ticker: &mut Option<tokio::time::Interval>) {
     if let Some(ticker) = ticker {
         ticker.tick().await;
     }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("building the tokio runtime")
 }
 
 /// Pins this process (every thread, and so every later one) to `cpu`; false if it cannot.
@@ -759,17 +598,4 @@ fn cpu_model() -> String {
                 .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into())
-}
-
-fn env_number<T: std::str::FromStr>(name: &str, default: T) -> Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(value) => value
-            .trim()
-            .parse()
-            .map_err(|e| anyhow::anyhow!("{name}={value:?}: {e}")),
-        Err(_) => Ok(default),
-    }
 }

@@ -17,23 +17,25 @@
 //! The criteria: no added loss, and setup p99 within 2× the quiet figure. A missed
 //! criterion is reported in the table; the run fails only when the run itself fails.
 
+#[path = "common/child.rs"]
+mod child;
+#[path = "../sip-gateway/benches/common/figures.rs"]
+mod figures;
 #[path = "../sip-gateway/benches/common/proc_stat.rs"]
 mod proc_stat;
+use child::{carrier_process, request, runtime, ChildProcess};
+use figures::{env_number, ms, percentile};
 use proc_stat::{clock_ticks, cpu_time};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use sip_gateway::carrier::{Carrier, CarrierAudio, CarrierConfig, CarrierStats, Mix, Outcome};
+use anyhow::{Context, Result};
 use sip_gateway::gateway::{
-    CallEvent, CallEventKind, CallRef, DialRequest, Gateway, GatewayConfig, TrunkConfig,
+    CallEvent, CallEventKind, CallRef, Gateway, GatewayConfig, TrunkConfig,
 };
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UdpSocket;
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::broadcast::Receiver;
 
 /// Loss below this fraction counts as none: packets in flight at the window's edges.
@@ -44,6 +46,9 @@ const WARM_UP: Duration = Duration::from_secs(2);
 const DRAIN: Duration = Duration::from_secs(1);
 /// The flood is sent in bursts this far apart.
 const FLOOD_TICK: Duration = Duration::from_millis(5);
+
+/// The variable that tells a child process of this binary its role.
+const ROLE: &str = "SIP_FLOOD_ROLE";
 
 fn main() -> Result<()> {
     match std::env::var("SIP_FLOOD_ROLE").as_deref() {
@@ -94,13 +99,8 @@ impl Measured {
 }
 
 async fn run(settings: Settings) -> Result<()> {
-    let mut carrier = ChildProcess::spawn("carrier", &[]).await?;
-    let carrier_addr: SocketAddr = carrier
-        .greeting
-        .strip_prefix("sip ")
-        .and_then(|a| a.parse().ok())
-        .with_context(|| format!("unexpected carrier greeting {:?}", carrier.greeting))?;
-    let mut trunk = TrunkConfig::new("sim", carrier_addr);
+    let mut carrier = ChildProcess::spawn(ROLE, "carrier", &[], None).await?;
+    let mut trunk = TrunkConfig::new("sim", carrier.sip_addr()?);
     trunk.max_concurrent = usize::MAX;
     trunk.max_cps = u32::MAX;
     let config = GatewayConfig {
@@ -119,8 +119,10 @@ async fn run(settings: Settings) -> Result<()> {
     let target = gateway.sip_udp_addr().to_string();
     let pps = settings.pps.to_string();
     let flooder = ChildProcess::spawn(
+        ROLE,
         "flooder",
         &[("SIP_FLOOD_TARGET", &target), ("SIP_FLOOD_PPS", &pps)],
+        None,
     )
     .await?;
     let begun = Instant::now();
@@ -385,171 +387,5 @@ impl Junk {
             // A well-formed request, which a stranger gets 403 for.
             _ => invite.into_bytes(),
         }
-    }
-}
-
-/// A child process of this binary in another role, talked to over stdin and stdout.
-struct ChildProcess {
-    child: Child,
-    stdin: ChildStdin,
-    lines: tokio::io::Lines<BufReader<ChildStdout>>,
-    greeting: String,
-}
-
-impl ChildProcess {
-    async fn spawn(role: &str, env: &[(&str, &str)]) -> Result<Self> {
-        let exe = std::env::current_exe().context("finding the benchmark binary")?;
-        let mut child = Command::new(exe)
-            .env("SIP_FLOOD_ROLE", role)
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting the {role} process"))?;
-        let stdin = child.stdin.take().context("child stdin")?;
-        let stdout = child.stdout.take().context("child stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let greeting = lines
-            .next_line()
-            .await?
-            .with_context(|| format!("the {role} exited before greeting"))?;
-        Ok(ChildProcess {
-            child,
-            stdin,
-            lines,
-            greeting,
-        })
-    }
-
-    async fn command(&mut self, command: &str) -> Result<()> {
-        let line = self.ask(command).await?;
-        if line != "ok" {
-            bail!("carrier refused {command:?}: {line:?}");
-        }
-        Ok(())
-    }
-
-    async fn stats(&mut self) -> Result<CarrierStats> {
-        let line = self.ask("stats").await?;
-        let numbers: Vec<u64> = line
-            .strip_prefix("stats ")
-            .context("unexpected carrier reply")?
-            .split(' ')
-            .map(str::parse)
-            .collect::<Result<_, _>>()?;
-        let [rtp_sent, rtp_received] = numbers[..] else {
-            bail!("unexpected carrier reply {line:?}");
-        };
-        Ok(CarrierStats {
-            rtp_sent,
-            rtp_received,
-            ..CarrierStats::default()
-        })
-    }
-
-    async fn ask(&mut self, command: &str) -> Result<String> {
-        self.stdin
-            .write_all(format!("{command}\n").as_bytes())
-            .await?;
-        self.stdin.flush().await?;
-        self.lines.next_line().await?.context("the child exited")
-    }
-
-    /// Closes stdin, waits for the child to end and returns its last line.
-    async fn stop(mut self) -> Result<Option<String>> {
-        drop(self.stdin);
-        let mut last = None;
-        let read = async {
-            while let Some(line) = self.lines.next_line().await? {
-                last = Some(line);
-            }
-            anyhow::Ok(())
-        };
-        tokio::time::timeout(Duration::from_secs(10), read)
-            .await
-            .context("the child did not exit")??;
-        let _ = self.child.wait().await;
-        Ok(last)
-    }
-}
-
-/// Runs the carrier: prints its SIP address, answers `stats` and `mute`/`unmute` lines.
-async fn carrier_process() -> Result<()> {
-    let carrier = Carrier::start(CarrierConfig {
-        sip_addr: "127.0.0.1:0".parse()?,
-        mix: Mix::always(Outcome::Answer),
-        ring_delay: Duration::ZERO,
-        answer_delay: Duration::ZERO,
-        audio: CarrierAudio::Tone(440.0),
-        ..CarrierConfig::default()
-    })
-    .await
-    .context("starting the carrier")?;
-    println!("sip {}", carrier.sip_addr());
-    let carrier = std::sync::Arc::new(carrier);
-    let shared = carrier.clone();
-    let reader = std::thread::spawn(move || {
-        for line in std::io::stdin().lines() {
-            let Ok(line) = line else { break };
-            match line.trim() {
-                "stats" => {
-                    let s = shared.stats();
-                    println!("stats {} {}", s.rtp_sent, s.rtp_received);
-                }
-                "mute" | "unmute" => {
-                    shared.set_muted(line.trim() == "mute");
-                    println!("ok");
-                }
-                other => println!("unknown command {other:?}"),
-            }
-        }
-    });
-    tokio::task::spawn_blocking(move || reader.join())
-        .await?
-        .map_err(|_| anyhow::anyhow!("the stdin reader panicked"))?;
-    drop(carrier);
-    Ok(())
-}
-
-fn request(call_ref: CallRef) -> DialRequest {
-    DialRequest {
-        number: "+441632960123".into(),
-        caller_id: "+442079460000".into(),
-        trunk: "sim".into(),
-        ring_timeout: Duration::from_secs(20),
-        call_ref,
-    }
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1e3)
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("building the tokio runtime")
-}
-
-fn env_number<T: std::str::FromStr>(name: &str, default: T) -> Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(value) => value
-            .trim()
-            .parse()
-            .map_err(|e| anyhow::anyhow!("{name}={value:?}: {e}")),
-        Err(_) => Ok(default),
     }
 }

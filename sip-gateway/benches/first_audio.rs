@@ -17,8 +17,11 @@
 //! `FIRST_AUDIO_ROLE=agents`), so neither their CPU nor their memory counts as the
 //! gateway's. The two processes compare times on the system clock.
 
+#[path = "common/figures.rs"]
+mod figures;
 #[path = "common/proc_stat.rs"]
 mod proc_stat;
+use figures::{env_number, ms, percentile};
 use proc_stat::{clock_ticks, cpu_time};
 
 use std::collections::{BTreeMap, HashMap};
@@ -238,16 +241,16 @@ fn print_report(
     println!("| --- | --- | --- | --- |");
     let met = if p99 < P99_TARGET { "met" } else { "missed" };
     println!(
-        "| 200 OK → first audio at the agent, p50 | {} | | |",
+        "| 200 OK → first audio at the agent, p50 | {} ms | | |",
         ms(p50)
     );
     println!(
-        "| 200 OK → first audio at the agent, p99 | {} | < {} | {met} |",
+        "| 200 OK → first audio at the agent, p99 | {} ms | < {} ms | {met} |",
         ms(p99),
         ms(P99_TARGET)
     );
     println!(
-        "| 200 OK → first audio at the agent, worst | {} | | |",
+        "| 200 OK → first audio at the agent, worst | {} ms | | |",
         ms(worst)
     );
     println!(
@@ -520,18 +523,6 @@ fn wall_nanos() -> u128 {
         .unwrap_or(0)
 }
 
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -546,17 +537,4 @@ fn rss_kib() -> Result<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .context("no VmRSS in /proc/self/status")
-}
-
-fn env_number<T: std::str::FromStr>(name: &str, default: T) -> Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(value) => value
-            .trim()
-            .parse()
-            .map_err(|e| anyhow::anyhow!("{name}={value:?}: {e}")),
-        Err(_) => Ok(default),
-    }
 }
