@@ -6,6 +6,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::stream::hub::StreamStats;
 use crate::AppState;
 
 /// The service's counters.
@@ -37,7 +38,7 @@ impl Metrics {
     }
 
     /// Renders the counters, plus the given gauges, as Prometheus text.
-    pub fn render(&self, db_up: bool, live_sessions: i64) -> String {
+    pub fn render(&self, db_up: bool, live_sessions: i64, stream: StreamStats) -> String {
         let mut out = String::new();
         out.push_str("# HELP dialcrm_http_responses_total HTTP responses by status class.\n");
         out.push_str("# TYPE dialcrm_http_responses_total counter\n");
@@ -67,6 +68,20 @@ impl Metrics {
         out.push_str("# HELP dialcrm_sessions Live login sessions.\n");
         out.push_str("# TYPE dialcrm_sessions gauge\n");
         out.push_str(&format!("dialcrm_sessions {live_sessions}\n"));
+        out.push_str("# HELP dialcrm_stream_clients Connected supervisors' stream clients.\n");
+        out.push_str("# TYPE dialcrm_stream_clients gauge\n");
+        out.push_str(&format!("dialcrm_stream_clients {}\n", stream.clients));
+        out.push_str("# HELP dialcrm_stream_writers Tasks writing the stream to its clients.\n");
+        out.push_str("# TYPE dialcrm_stream_writers gauge\n");
+        out.push_str(&format!("dialcrm_stream_writers {}\n", stream.writers));
+        out.push_str(
+            "# HELP dialcrm_stream_resyncs_total Snapshots sent to stream clients that fell behind.\n",
+        );
+        out.push_str("# TYPE dialcrm_stream_resyncs_total counter\n");
+        out.push_str(&format!(
+            "dialcrm_stream_resyncs_total {}\n",
+            stream.resyncs
+        ));
         out
     }
 }

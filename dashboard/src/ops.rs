@@ -38,6 +38,6 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(db_up, sessions),
+        state.metrics.render(db_up, sessions, state.hub.stats()),
     )
 }

@@ -107,8 +107,40 @@ async fn a_snapshot_then_numbered_deltas(t: TestApp) -> TestApp {
     assert_eq!(snap["agents"][0]["username"], "al");
     assert_eq!(snap["calls"][0]["call_ref"], "c1");
     assert_eq!(snap["calls"][0]["state"], "answered");
+    let figures = metrics(&t).await;
+    assert_eq!(figures("dialcrm_stream_clients"), 2);
+    assert_eq!(
+        figures("dialcrm_stream_writers"),
+        1,
+        "one writer serves the account"
+    );
     ws.close(None).await.expect("close");
+    // A client that closes is let go of.
+    let mut waited = 0;
+    while metrics(&t).await("dialcrm_stream_clients") != 1 {
+        waited += 1;
+        assert!(waited < 100, "the closed client is still counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     t
+}
+
+/// Reads `/metrics` and returns a lookup of its unlabelled figures.
+async fn metrics(t: &TestApp) -> impl Fn(&str) -> u64 {
+    let text = crate::helpers::client()
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    move |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+    }
 }
 
 async fn a_client_resuming_gets_what_it_missed(t: TestApp) -> TestApp {
@@ -211,6 +243,7 @@ async fn a_slow_client_gets_a_snapshot_and_slows_nobody(t: TestApp) -> TestApp {
         last_seq = seq;
     }
     assert!(snapshots >= 1, "the slow client was resynchronised");
+    assert!(metrics(&t).await("dialcrm_stream_resyncs_total") >= 1);
     t
 }
 

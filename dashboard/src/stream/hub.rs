@@ -8,7 +8,7 @@
 //! is sent a fresh snapshot instead of what it missed.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -133,6 +133,19 @@ pub struct Initial {
 pub struct StreamHub {
     config: HubConfig,
     feeds: Mutex<HashMap<AccountId, Feed>>,
+    /// Snapshots sent to clients that fell behind, since start.
+    resyncs: AtomicU64,
+}
+
+/// The stream's figures for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Connected stream clients, all accounts.
+    pub clients: usize,
+    /// Writer tasks, all accounts.
+    pub writers: usize,
+    /// Snapshots sent to clients that fell behind, since start.
+    pub resyncs: u64,
 }
 
 struct Feed {
@@ -167,6 +180,7 @@ impl StreamHub {
         StreamHub {
             config,
             feeds: Mutex::new(HashMap::new()),
+            resyncs: AtomicU64::new(0),
         }
     }
 
@@ -318,6 +332,25 @@ impl StreamHub {
             tx: broadcast::channel(config.client_buffer.max(1)).0,
             writers: Vec::new(),
         })
+    }
+
+    /// Counts snapshots sent to clients that fell behind.
+    pub(crate) fn resynced(&self, clients: usize) {
+        self.resyncs.fetch_add(clients as u64, Ordering::Relaxed);
+    }
+
+    /// Clients, writers and resynchronisations across all accounts.
+    pub fn stats(&self) -> StreamStats {
+        let feeds = self.lock();
+        let writers = feeds.values().flat_map(|f| &f.writers);
+        StreamStats {
+            clients: writers
+                .clone()
+                .map(|w| w.load.load(Ordering::Relaxed))
+                .sum(),
+            writers: writers.count(),
+            resyncs: self.resyncs.load(Ordering::Relaxed),
+        }
     }
 
     /// How many clients each of the account's writers holds.

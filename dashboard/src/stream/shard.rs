@@ -364,6 +364,7 @@ impl Shard {
             for &at in &lagging {
                 self.conns[at].resync(snapshot);
             }
+            self.count_resyncs(lagging.len());
         }
         // Highest index first, so swap_remove moves only kept connections.
         for &at in failed.iter().rev() {
@@ -377,6 +378,13 @@ impl Shard {
             for conn in &mut self.conns {
                 conn.resync(&snapshot);
             }
+            self.count_resyncs(self.conns.len());
+        }
+    }
+
+    fn count_resyncs(&self, clients: usize) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.resynced(clients);
         }
     }
 
