@@ -103,6 +103,7 @@ pub async fn dial(settings: &Settings, args: DialArgs) -> Result<()> {
             trunk: args.trunk.clone(),
             ring_timeout: Duration::from_secs(args.ring_timeout),
             call_ref: CallRef::random(),
+            detect_machine: false,
         })
         .await
         .context("placing the call")?;

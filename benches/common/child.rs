@@ -183,6 +183,7 @@ pub fn request(call_ref: CallRef) -> DialRequest {
         trunk: "sim".into(),
         ring_timeout: Duration::from_secs(20),
         call_ref,
+        detect_machine: false,
     }
 }
 

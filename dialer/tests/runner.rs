@@ -164,6 +164,7 @@ async fn agent_leg(gateway: &Gateway) -> CallRef {
             trunk: "agents".into(),
             ring_timeout: Duration::from_secs(15),
             call_ref: CallRef::random(),
+            detect_machine: false,
         })
         .await
         .expect("agent leg placed");

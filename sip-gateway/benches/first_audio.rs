@@ -513,6 +513,7 @@ fn request() -> DialRequest {
         trunk: "sim".into(),
         ring_timeout: Duration::from_secs(30),
         call_ref: CallRef::random(),
+        detect_machine: false,
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::{channels, dominant, next_event, request, temp_wav, wait_for};
 use sip_gateway::carrier::{Carrier, CarrierAudio, CarrierConfig, Mix, Outcome};
 use sip_gateway::gateway::{
-    Audio, CallEventKind, DialError, EndCause, Gateway, GatewayConfig, TrunkConfig,
+    AmdVerdict, Audio, CallEventKind, DialError, EndCause, Gateway, GatewayConfig, TrunkConfig,
 };
 use sip_gateway::media::tone::sine;
 
@@ -121,6 +121,74 @@ async fn answering_machine_hangs_up_after_its_greeting() {
         Some(&CallEventKind::Ended {
             cause: EndCause::RemoteHangup
         })
+    );
+}
+
+/// A carrier whose people say one word and whose machines say eight.
+async fn speaking_carrier(outcome: Outcome) -> Carrier {
+    Carrier::start(CarrierConfig {
+        sip_addr: "127.0.0.1:0".parse().unwrap(),
+        mix: Mix::always(outcome),
+        ring_delay: Duration::from_millis(20),
+        answer_delay: Duration::from_millis(60),
+        machine_answer_delay: Duration::from_millis(30),
+        audio: CarrierAudio::Words {
+            hz: 440.0,
+            words: 1,
+        },
+        machine_audio: Some(CarrierAudio::Words {
+            hz: 440.0,
+            words: 8,
+        }),
+        ..CarrierConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn machine_detection_tells_a_person_from_a_machine() {
+    for (outcome, expected) in [
+        (Outcome::Answer, AmdVerdict::Human),
+        (Outcome::Machine, AmdVerdict::Machine),
+    ] {
+        let far_end = speaking_carrier(outcome).await;
+        let gw = gateway(vec![TrunkConfig::new("sim", far_end.sip_addr())]).await;
+        let mut events = gw.events();
+        let mut detected = request("sim", LIMIT);
+        detected.detect_machine = true;
+        let call = gw.dial(detected).await.unwrap();
+        let seen = wait_for(&mut events, call, LIMIT, |k| {
+            matches!(k, CallEventKind::AnsweredBy { .. })
+        })
+        .await;
+        let answered = seen.iter().position(|k| *k == CallEventKind::Answered);
+        assert!(answered.is_some_and(|at| at + 1 < seen.len()), "{seen:?}");
+        assert_eq!(
+            seen.last(),
+            Some(&CallEventKind::AnsweredBy { verdict: expected }),
+            "{outcome:?}"
+        );
+        gw.hangup(call).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn calls_dialled_without_detection_report_no_verdict() {
+    let far_end = speaking_carrier(Outcome::Answer).await;
+    let gw = gateway(vec![TrunkConfig::new("sim", far_end.sip_addr())]).await;
+    let mut events = gw.events();
+    let call = gw.dial(request("sim", LIMIT)).await.unwrap();
+    wait_for(&mut events, call, LIMIT, |k| *k == CallEventKind::Answered).await;
+    // A person is told within 1.2 s of speech; wait well past that.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    gw.hangup(call).await.unwrap();
+    let seen = wait_for(&mut events, call, LIMIT, ended).await;
+    assert!(
+        !seen
+            .iter()
+            .any(|k| matches!(k, CallEventKind::AnsweredBy { .. })),
+        "{seen:?}"
     );
 }
 

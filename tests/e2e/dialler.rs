@@ -221,6 +221,7 @@ pub async fn agent_phone(gateway: &Gateway) -> CallRef {
             trunk: "phones".into(),
             ring_timeout: Duration::from_secs(15),
             call_ref: CallRef::random(),
+            detect_machine: false,
         })
         .await
         .expect("placed");

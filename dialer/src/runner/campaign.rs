@@ -301,6 +301,7 @@ impl<L: LeadSource> CampaignRunner<L> {
             trunk: self.plan.trunk.clone(),
             ring_timeout: self.plan.ring_timeout,
             call_ref: call,
+            detect_machine: false,
         };
         match self.gateway.dial(request).await {
             Ok(_) => {

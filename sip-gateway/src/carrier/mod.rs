@@ -19,6 +19,7 @@ use serde::Deserialize;
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
+use crate::media::amd::spoken_words;
 use crate::media::dtmf::TelephoneEvent;
 use crate::media::playback::{load_wav, PlaybackError};
 use crate::media::tone::sine;
@@ -109,6 +110,32 @@ pub enum CarrierAudio {
     Tone(f64),
     /// A mono 16-bit WAV file.
     Wav(PathBuf),
+    /// Speech as a detector hears it: `words` bursts of a tone, 300 ms
+    /// each with 150 ms between, then silence, repeated every 10 s. One
+    /// word is a person's "Hello?"; many are a machine's greeting.
+    Words {
+        /// The tone's frequency in Hz.
+        hz: f64,
+        /// Bursts at the start of every 10 s.
+        words: u32,
+    },
+}
+
+impl CarrierAudio {
+    fn samples(&self) -> Result<Arc<[i16]>, CarrierError> {
+        Ok(match self {
+            CarrierAudio::Tone(hz) => sine(*hz, 8000, 8000, 8000).into(),
+            CarrierAudio::Wav(path) => load_wav(path)?,
+            CarrierAudio::Words { hz, words } => spoken_words(
+                *hz,
+                *words,
+                Duration::from_millis(300),
+                Duration::from_millis(150),
+                8000 * 10,
+            )
+            .into(),
+        })
+    }
 }
 
 /// Settings of the simulated carrier.
@@ -130,6 +157,8 @@ pub struct CarrierConfig {
     pub hangup_after: Option<Duration>,
     /// Audio to play after answering.
     pub audio: CarrierAudio,
+    /// Audio answering machines play; `audio` when absent.
+    pub machine_audio: Option<CarrierAudio>,
     /// Seed of the outcome draw, for reproducible runs.
     pub seed: u64,
 }
@@ -145,6 +174,7 @@ impl Default for CarrierConfig {
             machine_greeting: Duration::from_secs(4),
             hangup_after: None,
             audio: CarrierAudio::Tone(440.0),
+            machine_audio: None,
             seed: 1,
         }
     }
@@ -247,15 +277,16 @@ pub struct Carrier {
 impl Carrier {
     /// Binds the SIP socket and starts answering calls.
     pub async fn start(config: CarrierConfig) -> Result<Carrier, CarrierError> {
-        let samples: Arc<[i16]> = match &config.audio {
-            CarrierAudio::Tone(hz) => sine(*hz, 8000, 8000, 8000).into(),
-            CarrierAudio::Wav(path) => load_wav(path)?,
+        let samples = config.audio.samples()?;
+        let machine_samples = match &config.machine_audio {
+            Some(audio) => audio.samples()?,
+            None => samples.clone(),
         };
         let socket = UdpSocket::bind(config.sip_addr).await?;
         let sip_addr = socket.local_addr()?;
         let counters = Arc::new(Counters::default());
         let (stop, stopped) = oneshot::channel();
-        let uas = uas::Uas::new(config, socket, samples, counters.clone());
+        let uas = uas::Uas::new(config, socket, [samples, machine_samples], counters.clone());
         tokio::spawn(uas.run(stopped));
         tracing::info!(%sip_addr, "simulated carrier started");
         Ok(Carrier {

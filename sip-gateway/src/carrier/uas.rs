@@ -51,7 +51,8 @@ pub(super) struct Uas {
     ids: IdGenerator,
     rng: StdRng,
     calls: HashMap<String, UasCall>,
-    samples: Arc<[i16]>,
+    /// What people play, and what machines do.
+    samples: [Arc<[i16]>; 2],
     counters: Arc<Counters>,
 }
 
@@ -59,7 +60,7 @@ impl Uas {
     pub fn new(
         config: CarrierConfig,
         socket: UdpSocket,
-        samples: Arc<[i16]>,
+        samples: [Arc<[i16]>; 2],
         counters: Arc<Counters>,
     ) -> Self {
         let local = socket.local_addr().unwrap_or(config.sip_addr);
@@ -278,7 +279,7 @@ impl Uas {
         tokio::spawn(super::media::play(
             socket,
             media,
-            self.samples.clone(),
+            self.samples[usize::from(outcome == Outcome::Machine)].clone(),
             self.counters.clone(),
             stopped,
         ));

@@ -132,6 +132,9 @@ impl Engine {
                     media,
                     answered: true,
                 });
+                if entry.request.detect_machine {
+                    entry.leg.send(LegCommand::DetectMachine);
+                }
                 tracing::info!(codec = ?media.codec, "call answered");
                 CallEventKind::Answered
             }

@@ -275,6 +275,9 @@ impl Engine {
     fn on_leg_event(&mut self, event: LegEvent, now: Instant) {
         match event {
             LegEvent::Dtmf(call_ref, digit) => self.emit(call_ref, CallEventKind::Dtmf { digit }),
+            LegEvent::AnsweredBy(call_ref, verdict) => {
+                self.emit(call_ref, CallEventKind::AnsweredBy { verdict })
+            }
             LegEvent::PlaybackFinished(call_ref) => {
                 self.emit(call_ref, CallEventKind::PlaybackFinished)
             }

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::types::CallRef;
 use super::{now, sleep_until};
+use crate::media::amd::{AmdConfig, AmdVerdict, MachineCheck};
 use crate::media::dtmf_sender::{DtmfMode, DtmfSender, DtmfSenderConfig};
 use crate::media::hold::hold_tone;
 use crate::media::mix::Mixer;
@@ -60,6 +61,8 @@ pub(crate) enum LegCommand {
     AddListener(mpsc::Sender<BridgedPacket>),
     /// Stops sending anything to this leg, as its peer or as a listener.
     Forget(mpsc::Sender<BridgedPacket>),
+    /// Listens to the far end's audio from now on and reports who answered.
+    DetectMachine,
     /// Stops the leg, finishing any recording.
     Close,
 }
@@ -78,6 +81,8 @@ pub(crate) struct BridgedPacket {
 pub(crate) enum LegEvent {
     /// A key press arrived.
     Dtmf(CallRef, char),
+    /// Machine detection reached its verdict.
+    AnsweredBy(CallRef, AmdVerdict),
     /// RTP stopped arriving.
     MediaTimeout(CallRef),
     /// Playback reached its end.
@@ -139,6 +144,7 @@ pub(crate) fn spawn(
         peer: None,
         listeners: Vec::new(),
         mixer: None,
+        machine: None,
         events,
     };
     let span = tracing::debug_span!("leg", %call_ref);
@@ -175,6 +181,8 @@ struct Leg {
     listeners: Vec<mpsc::Sender<BridgedPacket>>,
     /// Mixes both sides while anyone listens.
     mixer: Option<Mixer>,
+    /// Machine detection, from answer until its verdict.
+    machine: Option<MachineCheck>,
     events: mpsc::UnboundedSender<LegEvent>,
 }
 
@@ -220,6 +228,7 @@ impl Leg {
             self.digits.as_ref().and_then(DtmfSender::poll_timeout),
             self.mixer.as_ref().map(Mixer::poll_timeout),
             self.dtmf.poll_timeout(),
+            self.machine.as_ref().map(MachineCheck::poll_timeout),
         ]
         .into_iter()
         .flatten()
@@ -229,6 +238,9 @@ impl Leg {
     fn on_command(&mut self, command: LegCommand, now: Instant) {
         match command {
             LegCommand::Media { media, answered } => self.set_media(media, answered, now),
+            LegCommand::DetectMachine => {
+                self.machine = Some(MachineCheck::new(AmdConfig::default(), now));
+            }
             LegCommand::Play(samples) => match self.media {
                 Some(_) => self.start_player(samples, now),
                 None => self.pending_play = Some(samples),
@@ -376,6 +388,10 @@ impl Leg {
             if let Some(mixer) = self.mixer.as_mut() {
                 mixer.push_g711(Side::Customer, g711(media.codec), packet.payload());
             }
+            let heard = self.machine.as_mut();
+            if let Some(v) = heard.and_then(|m| m.push_g711(g711(media.codec), packet.payload())) {
+                self.answered_by(v);
+            }
         }
         if let (Some(peer), None) = (&self.peer, &self.hold) {
             let forwarded = BridgedPacket {
@@ -417,6 +433,9 @@ impl Leg {
     }
 
     fn on_timeout(&mut self, now: Instant) {
+        if let Some(v) = self.machine.as_mut().and_then(|m| m.handle_timeout(now)) {
+            self.answered_by(v);
+        }
         if let Some(latch) = self.latch.as_mut() {
             latch.handle_timeout(now);
         }
@@ -544,6 +563,14 @@ impl Leg {
                 }
             }
         }
+    }
+
+    fn answered_by(&mut self, verdict: AmdVerdict) {
+        self.machine = None;
+        tracing::debug!(?verdict, "machine detection");
+        let _ = self
+            .events
+            .send(LegEvent::AnsweredBy(self.call_ref, verdict));
     }
 
     fn drain_dtmf(&mut self) {

@@ -32,7 +32,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use config::{GatewayConfig, Secret, TrunkConfig, TrunkTransport};
 pub use types::GatewayError;
-pub use types::{Audio, CallEvent, CallEventKind, CallRef, DialError, DialRequest, EndCause};
+pub use types::{
+    AmdVerdict, Audio, CallEvent, CallEventKind, CallRef, DialError, DialRequest, EndCause,
+};
 
 use crate::media::dtmf_sender::is_key;
 use crate::media::playback::load_wav;

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::media::amd::AmdVerdict;
+
 pub use crate::sip::EndCause;
 
 /// An opaque random reference to one call; it carries nothing about the lead.
@@ -54,6 +56,9 @@ pub struct DialRequest {
     pub ring_timeout: Duration,
     /// The caller's reference for the call.
     pub call_ref: CallRef,
+    /// Listen to the first seconds after answer and report who answered
+    /// ([`CallEventKind::AnsweredBy`]).
+    pub detect_machine: bool,
 }
 
 impl std::fmt::Debug for DialRequest {
@@ -63,6 +68,7 @@ impl std::fmt::Debug for DialRequest {
             .field("trunk", &self.trunk)
             .field("ring_timeout", &self.ring_timeout)
             .field("call_ref", &self.call_ref)
+            .field("detect_machine", &self.detect_machine)
             .finish_non_exhaustive()
     }
 }
@@ -89,6 +95,12 @@ pub enum CallEventKind {
     Answered,
     /// An agent leg's browser stopped answering; `Answered` follows if it comes back.
     Disconnected,
+    /// Who answered, for a call dialled with `detect_machine`: after
+    /// `Answered`, once the far end's first seconds of audio tell.
+    AnsweredBy {
+        /// A person, a machine, or unsure (treat as a person).
+        verdict: AmdVerdict,
+    },
     /// The far end pressed a key (RFC 4733).
     Dtmf {
         /// `0`–`9`, `*`, `#` or `A`–`D`.

@@ -13,10 +13,13 @@
 //! [`resample`] convert at the edge of an agent leg whose browser would only
 //! speak Opus, so everything here still sees G.711 at 8 kHz.
 //!
+//! [`amd`] tells a person who answered from an answering machine.
+//!
 //! Nothing here reads the clock or touches a socket; the one thread is the
 //! recorder's WAV writer.
 
 pub mod align;
+pub mod amd;
 pub mod dtmf;
 pub mod dtmf_sender;
 pub mod g711;
@@ -31,6 +34,7 @@ pub mod resample;
 pub mod rtp;
 pub mod tone;
 
+pub use amd::{AmdConfig, AmdDetector, AmdVerdict};
 pub use dtmf::{Dtmf, DtmfDetector};
 pub use g711::G711;
 pub use latch::{Latch, LatchConfig, LatchEvent};

@@ -19,6 +19,7 @@ pub fn request(trunk: &str, ring_timeout: Duration) -> DialRequest {
         trunk: trunk.into(),
         ring_timeout,
         call_ref: CallRef::random(),
+        detect_machine: false,
     }
 }
 

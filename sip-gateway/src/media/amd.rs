@@ -1,0 +1,332 @@
+//! Answering-machine detection: who answered, from the first seconds of
+//! the far end's audio.
+//!
+//! A person tends to say one short thing ("Hello?") and wait; a machine
+//! plays a long greeting. The detector cuts the audio into 10 ms windows,
+//! calls a window voiced when its RMS level passes a threshold, and joins
+//! voiced windows into words (a gap shorter than `between_words` does not end
+//! a word, a voiced stretch shorter than `min_word` is not one). Then:
+//!
+//! - one stretch of speech longer than `greeting` → a machine;
+//! - more than `max_words` words → a machine;
+//! - speech followed by `after_greeting` of silence → a person;
+//! - no speech within `initial_silence`, or no verdict within `total` → unsure.
+//!
+//! Unsure is for the caller to decide; a dialler should treat it as a person
+//! rather than drop someone who answered. Time is counted in samples, so the
+//! verdict depends only on the audio, not on when packets arrived.
+
+use std::time::{Duration, Instant};
+
+use super::G711;
+
+/// Samples per analysis window: 10 ms at 8 kHz.
+const WINDOW: usize = 80;
+
+/// The detector's thresholds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AmdConfig {
+    /// RMS level (16-bit PCM) above which a window is voiced.
+    pub silence_threshold: f64,
+    /// Silence before any speech after which the answer is unsure.
+    pub initial_silence: Duration,
+    /// The longest stretch of speech a person greets with.
+    pub greeting: Duration,
+    /// Silence after speech that marks a person waiting for a reply.
+    pub after_greeting: Duration,
+    /// The shortest voiced stretch that counts as a word.
+    pub min_word: Duration,
+    /// A gap shorter than this does not end a word.
+    pub between_words: Duration,
+    /// More words than this is a machine.
+    pub max_words: u32,
+    /// How long the detector listens at most.
+    pub total: Duration,
+}
+
+impl Default for AmdConfig {
+    fn default() -> Self {
+        AmdConfig {
+            silence_threshold: 256.0,
+            initial_silence: Duration::from_millis(2500),
+            greeting: Duration::from_millis(1500),
+            after_greeting: Duration::from_millis(800),
+            min_word: Duration::from_millis(100),
+            between_words: Duration::from_millis(50),
+            max_words: 3,
+            total: Duration::from_millis(5000),
+        }
+    }
+}
+
+/// Who answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AmdVerdict {
+    /// A person: a short greeting, then silence.
+    Human,
+    /// A machine: a long greeting or many words.
+    Machine,
+    /// Silence, or no verdict within the time allowed.
+    Unsure,
+}
+
+/// Classifies the far end's first seconds of audio; see the module docs.
+#[derive(Debug, Clone)]
+pub struct AmdDetector {
+    config: AmdConfig,
+    /// Samples of the window being filled, and their sum of squares.
+    partial: usize,
+    energy: f64,
+    /// Milliseconds analysed.
+    elapsed: u64,
+    /// Milliseconds of the current voiced run (short gaps included), of the
+    /// current silent run, and of the current stretch of speech.
+    voiced: u64,
+    silent: u64,
+    speech: u64,
+    in_word: bool,
+    words: u32,
+    verdict: Option<AmdVerdict>,
+}
+
+impl AmdDetector {
+    /// A detector with these thresholds.
+    pub fn new(config: AmdConfig) -> Self {
+        AmdDetector {
+            config,
+            partial: 0,
+            energy: 0.0,
+            elapsed: 0,
+            voiced: 0,
+            silent: 0,
+            speech: 0,
+            in_word: false,
+            words: 0,
+            verdict: None,
+        }
+    }
+
+    /// Takes 8 kHz samples; returns the verdict when they complete it, once.
+    pub fn push(&mut self, samples: &[i16]) -> Option<AmdVerdict> {
+        if self.verdict.is_some() {
+            return None;
+        }
+        for &s in samples {
+            self.energy += f64::from(s) * f64::from(s);
+            self.partial += 1;
+            if self.partial == WINDOW {
+                let rms = (self.energy / WINDOW as f64).sqrt();
+                self.partial = 0;
+                self.energy = 0.0;
+                if let Some(verdict) = self.window(rms > self.config.silence_threshold) {
+                    self.verdict = Some(verdict);
+                    return Some(verdict);
+                }
+            }
+        }
+        None
+    }
+
+    /// The verdict, once reached.
+    pub fn verdict(&self) -> Option<AmdVerdict> {
+        self.verdict
+    }
+
+    /// How many words the detector has heard.
+    pub fn words(&self) -> u32 {
+        self.words
+    }
+
+    fn window(&mut self, voiced: bool) -> Option<AmdVerdict> {
+        const STEP: u64 = 10;
+        let ms = |d: Duration| d.as_millis() as u64;
+        let c = self.config;
+        self.elapsed += STEP;
+        if voiced {
+            self.voiced += STEP;
+            self.silent = 0;
+            self.speech += STEP;
+            if !self.in_word && self.voiced >= ms(c.min_word) {
+                self.in_word = true;
+                self.words += 1;
+                if self.words > c.max_words {
+                    return Some(AmdVerdict::Machine);
+                }
+            }
+            if self.speech >= ms(c.greeting) {
+                return Some(AmdVerdict::Machine);
+            }
+        } else {
+            self.silent += STEP;
+            if self.silent < ms(c.between_words) {
+                // A short gap inside speech is part of it.
+                if self.voiced > 0 {
+                    self.speech += STEP;
+                }
+            } else {
+                // A real pause: the word and the stretch of speech are over.
+                self.in_word = false;
+                self.voiced = 0;
+                self.speech = 0;
+            }
+            if self.words == 0 && self.silent >= ms(c.initial_silence) {
+                return Some(AmdVerdict::Unsure);
+            }
+            if self.words > 0 && self.silent >= ms(c.after_greeting) {
+                return Some(AmdVerdict::Human);
+            }
+        }
+        if self.elapsed >= ms(c.total) {
+            return Some(AmdVerdict::Unsure);
+        }
+        None
+    }
+}
+
+/// Detection on a live call: G.711 payloads in, one verdict out, and
+/// `Unsure` if the far end sends too little audio to decide by the deadline.
+#[derive(Debug, Clone)]
+pub struct MachineCheck {
+    detector: AmdDetector,
+    deadline: Instant,
+    pcm: Vec<i16>,
+}
+
+impl MachineCheck {
+    /// Starts listening at `now`, the moment the call was answered.
+    pub fn new(config: AmdConfig, now: Instant) -> Self {
+        // Audio lags the answer a little; the deadline only catches silence
+        // on the wire, the detector's own limit counts the audio itself.
+        let grace = Duration::from_secs(1);
+        MachineCheck {
+            detector: AmdDetector::new(config),
+            deadline: now + config.total + grace,
+            pcm: Vec::with_capacity(160),
+        }
+    }
+
+    /// Takes one packet's G.711 payload; the verdict when it completes one.
+    pub fn push_g711(&mut self, codec: G711, payload: &[u8]) -> Option<AmdVerdict> {
+        self.pcm.clear();
+        self.pcm.resize(payload.len(), 0);
+        codec.decode(payload, &mut self.pcm);
+        self.detector.push(&self.pcm)
+    }
+
+    /// When [`MachineCheck::handle_timeout`] should be called.
+    pub fn poll_timeout(&self) -> Instant {
+        self.deadline
+    }
+
+    /// `Unsure` once the deadline has passed without a verdict.
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<AmdVerdict> {
+        (now >= self.deadline && self.detector.verdict().is_none()).then_some(AmdVerdict::Unsure)
+    }
+}
+
+/// Test and simulation audio: `words` bursts of a tone, each `word` long
+/// with `gap` of silence after it, then silence until `len` samples.
+pub fn spoken_words(hz: f64, words: u32, word: Duration, gap: Duration, len: usize) -> Vec<i16> {
+    let at_8k = |d: Duration| (d.as_millis() as usize) * 8;
+    let mut out = Vec::with_capacity(len);
+    for _ in 0..words {
+        out.extend(super::tone::sine(hz, 8000, 8000, at_8k(word)));
+        out.resize(out.len() + at_8k(gap), 0);
+    }
+    out.resize(len.max(out.len()), 0);
+    out.truncate(len);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    /// Runs audio through a default detector in 20 ms frames; returns the
+    /// verdict and after how many milliseconds of audio it came.
+    fn classify(audio: &[i16]) -> Option<(AmdVerdict, usize)> {
+        let mut d = AmdDetector::new(AmdConfig::default());
+        for (i, frame) in audio.chunks(160).enumerate() {
+            if let Some(v) = d.push(frame) {
+                return Some((v, (i + 1) * 20));
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn a_hello_then_silence_is_a_person() {
+        let hello = spoken_words(440.0, 1, MS(400), MS(0), 8000 * 4);
+        let (verdict, at) = classify(&hello).expect("a verdict");
+        assert_eq!(verdict, AmdVerdict::Human);
+        // 400 ms of speech and 800 ms of silence.
+        assert_eq!(at, 1200);
+        // "Hello, yes?": two words, still a person.
+        let two = spoken_words(440.0, 2, MS(350), MS(200), 8000 * 4);
+        assert_eq!(classify(&two).map(|v| v.0), Some(AmdVerdict::Human));
+    }
+
+    #[test]
+    fn a_long_greeting_or_many_words_is_a_machine() {
+        let tone = spoken_words(440.0, 1, MS(4000), MS(0), 8000 * 5);
+        assert_eq!(classify(&tone), Some((AmdVerdict::Machine, 1500)));
+        // Short words with short pauses: the fourth word decides.
+        let words = spoken_words(440.0, 8, MS(300), MS(150), 8000 * 5);
+        let (verdict, at) = classify(&words).expect("a verdict");
+        assert_eq!(verdict, AmdVerdict::Machine);
+        assert!((1400..=1500).contains(&at), "decided at {at} ms");
+    }
+
+    #[test]
+    fn silence_or_noise_is_unsure() {
+        assert_eq!(
+            classify(&vec![0; 8000 * 4]),
+            Some((AmdVerdict::Unsure, 2500))
+        );
+        // Clicks of 30 ms are shorter than a word: still silence.
+        let clicks = spoken_words(440.0, 40, MS(30), MS(170), 8000 * 6);
+        assert_eq!(classify(&clicks).map(|v| v.0), Some(AmdVerdict::Unsure));
+    }
+
+    #[test]
+    fn gaps_shorter_than_a_pause_do_not_split_a_word() {
+        // 40 ms gaps inside a 2 s stretch: one long greeting, not many words.
+        let mut d = AmdDetector::new(AmdConfig::default());
+        let stuttered = spoken_words(440.0, 10, MS(160), MS(40), 8000 * 3);
+        let verdict = stuttered.chunks(160).find_map(|f| d.push(f));
+        assert_eq!(verdict, Some(AmdVerdict::Machine));
+        assert_eq!(d.words(), 1);
+    }
+
+    #[test]
+    fn a_call_check_decodes_g711_and_gives_up_on_silence_on_the_wire() {
+        let now = Instant::now();
+        let mut check = MachineCheck::new(AmdConfig::default(), now);
+        let greeting = spoken_words(440.0, 1, MS(3000), MS(0), 8000 * 3);
+        let mut verdict = None;
+        for frame in greeting.chunks(160) {
+            let mut payload = vec![0; frame.len()];
+            G711::Pcma.encode(frame, &mut payload);
+            verdict = verdict.or(check.push_g711(G711::Pcma, &payload));
+        }
+        assert_eq!(verdict, Some(AmdVerdict::Machine));
+
+        let mut quiet = MachineCheck::new(AmdConfig::default(), now);
+        assert_eq!(quiet.poll_timeout(), now + MS(6000));
+        assert_eq!(quiet.handle_timeout(now + MS(5999)), None);
+        assert_eq!(
+            quiet.handle_timeout(now + MS(6000)),
+            Some(AmdVerdict::Unsure)
+        );
+    }
+
+    #[test]
+    fn the_verdict_is_given_once() {
+        let mut d = AmdDetector::new(AmdConfig::default());
+        assert_eq!(d.push(&vec![0; 8000 * 3]), Some(AmdVerdict::Unsure));
+        assert_eq!(d.push(&vec![0; 8000]), None);
+        assert_eq!(d.verdict(), Some(AmdVerdict::Unsure));
+    }
+}
