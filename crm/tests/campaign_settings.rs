@@ -73,6 +73,9 @@ async fn settings_round_trip(db: TestDb) -> TestDb {
     s.abandon_message_path = Some("messages/abandon.wav".into());
     s.wrap_up_limit_secs = 45;
     s.max_dial_level = 2.5;
+    s.record_calls = false;
+    assert!(!s.detect_machines, "off unless asked for");
+    s.detect_machines = true;
     let saved = db
         .store
         .update_campaign_settings(a, c, &s, t0())

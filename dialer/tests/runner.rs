@@ -114,7 +114,12 @@ struct Floor {
 }
 
 async fn floor(customers: Mix, hangup_after: Option<Duration>) -> Floor {
-    let customers = Carrier::start(CarrierConfig {
+    floor_with(customers_config(customers, hangup_after)).await
+}
+
+/// The customers' carrier: answers after 300 ms and plays 440 Hz.
+fn customers_config(customers: Mix, hangup_after: Option<Duration>) -> CarrierConfig {
+    CarrierConfig {
         sip_addr: "127.0.0.1:0".parse().expect("addr"),
         mix: customers,
         ring_delay: Duration::from_millis(50),
@@ -122,9 +127,11 @@ async fn floor(customers: Mix, hangup_after: Option<Duration>) -> Floor {
         hangup_after,
         audio: CarrierAudio::Tone(440.0),
         ..CarrierConfig::default()
-    })
-    .await
-    .expect("customer carrier");
+    }
+}
+
+async fn floor_with(customers: CarrierConfig) -> Floor {
+    let customers = Carrier::start(customers).await.expect("customer carrier");
     let agents = Carrier::start(CarrierConfig {
         sip_addr: "127.0.0.1:0".parse().expect("addr"),
         mix: Mix::always(Outcome::Answer),
@@ -194,6 +201,7 @@ fn plan(mode: Mode, abandon_message: Option<PathBuf>) -> Plan {
         ring_timeout: Duration::from_secs(15),
         abandon_message,
         recordings: None,
+        detect_machines: false,
     }
 }
 
@@ -350,6 +358,70 @@ async fn an_answered_call_without_an_agent_is_abandoned_with_the_message() {
     assert_eq!(heard, Some(697.0), "the customer heard the abandon message");
     handle.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn screened_calls_hang_up_on_machines_and_connect_people() {
+    for (outcome, connects) in [(Outcome::Machine, false), (Outcome::Answer, true)] {
+        // People say one word and wait; machines say eight.
+        let f = floor_with(CarrierConfig {
+            audio: CarrierAudio::Words {
+                hz: 440.0,
+                words: 1,
+            },
+            machine_audio: Some(CarrierAudio::Words {
+                hz: 440.0,
+                words: 8,
+            }),
+            ..customers_config(Mix::always(outcome), Some(Duration::from_secs(3)))
+        })
+        .await;
+        let leg = agent_leg(&f.gateway).await;
+        let leads = MemoryLeads::with(&["+441632960301"]);
+        let (tx, mut reports) = mpsc::unbounded_channel();
+        let handle = runner::spawn(
+            Plan {
+                detect_machines: true,
+                ..plan(Mode::Progressive, None)
+            },
+            leads.clone(),
+            f.gateway.clone(),
+            tx,
+        );
+        let agent = AgentId(11);
+        handle.agent(AgentUpdate::State {
+            agent,
+            state: AgentState::Ready,
+            leg: Some(leg),
+        });
+        let mut phases = Vec::new();
+        while phases.last() != Some(&CallPhase::Ended) {
+            if let Report::Call { phase, .. } = next_report(&mut reports).await {
+                phases.push(phase);
+            }
+        }
+        assert!(phases.contains(&CallPhase::Answered), "{phases:?}");
+        assert_eq!(
+            phases.contains(&CallPhase::Connected),
+            connects,
+            "{outcome:?}: {phases:?}"
+        );
+        let finished = leads.finished();
+        match outcome {
+            Outcome::Machine => assert!(
+                matches!(
+                    finished[..],
+                    [(1, CallOutcome::Unconnected(AttemptOutcome::Machine))]
+                ),
+                "{finished:?}"
+            ),
+            _ => assert!(
+                matches!(finished[..], [(1, CallOutcome::Conversation { agent: a, .. })] if a == agent),
+                "{finished:?}"
+            ),
+        }
+        handle.stop().await;
+    }
 }
 
 #[tokio::test]

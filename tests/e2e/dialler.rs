@@ -142,6 +142,7 @@ async fn a_campaign_dials_only_who_it_may_and_logs_every_attempt(t: TestApp) -> 
         ring_timeout: Duration::from_secs(20),
         abandon_message: None,
         recordings: None,
+        detect_machines: settings.detect_machines,
     };
     let (tx, mut reports) = mpsc::unbounded_channel();
     let handle = runner::spawn(plan, leads, gateway.clone(), tx);

@@ -179,6 +179,7 @@ impl Floor {
             ring_timeout: Duration::from_secs(u64::from(settings.ring_timeout_secs)),
             abandon_message: settings.abandon_message_path.clone().map(PathBuf::from),
             recordings: self.recordings.clone().filter(|_| settings.record_calls),
+            detect_machines: settings.detect_machines,
         };
         let leads = crm::dialling::StoreLeads::new(
             self.store.clone(),

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sip_gateway::gateway::{
-    Audio, CallEvent as GatewayEvent, CallEventKind, CallRef, DialRequest, EndCause, Gateway,
+    AmdVerdict, Audio, CallEvent as GatewayEvent, CallEventKind, CallRef, DialRequest, EndCause,
+    Gateway,
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
@@ -45,6 +46,12 @@ struct Line {
     answered: bool,
     connected: Option<(AgentId, Instant)>,
     abandoned: bool,
+    /// Dialled with machine detection.
+    detect: bool,
+    /// Answered, and waiting for who answered.
+    screening: bool,
+    /// A machine answered; the call is being hung up.
+    machine: bool,
 }
 
 impl<L: LeadSource> CampaignRunner<L> {
@@ -301,8 +308,10 @@ impl<L: LeadSource> CampaignRunner<L> {
             trunk: self.plan.trunk.clone(),
             ring_timeout: self.plan.ring_timeout,
             call_ref: call,
-            detect_machine: false,
+            // A call an agent placed has that agent waiting on it already.
+            detect_machine: self.plan.detect_machines && agent.is_none(),
         };
+        let detect = request.detect_machine;
         match self.gateway.dial(request).await {
             Ok(_) => {
                 self.dialled += 1;
@@ -317,6 +326,9 @@ impl<L: LeadSource> CampaignRunner<L> {
                         answered: false,
                         connected: None,
                         abandoned: false,
+                        detect,
+                        screening: false,
+                        machine: false,
                     },
                 );
                 self.pacer.handle_input(
@@ -367,6 +379,32 @@ impl<L: LeadSource> CampaignRunner<L> {
                     tracing::warn!(error = %e, "recording an answer failed");
                 }
                 self.report(call, &lead, CallPhase::Answered, agent, None);
+                if let Some(line) = self.lines.get_mut(&line_id).filter(|l| l.detect) {
+                    // Not live until a person is heard.
+                    line.screening = true;
+                    return;
+                }
+                self.pacer.handle_input(
+                    PacerInput::Call {
+                        line: line_id,
+                        event: CallEvent::AnsweredLive,
+                    },
+                    now,
+                );
+            }
+            CallEventKind::AnsweredBy { verdict } => {
+                let Some(line) = self.lines.get_mut(&line_id).filter(|l| l.screening) else {
+                    return;
+                };
+                line.screening = false;
+                tracing::debug!(call = %event.call_ref, ?verdict, "who answered");
+                if verdict == AmdVerdict::Machine {
+                    line.machine = true;
+                    let _ = self.gateway.hangup(event.call_ref).await;
+                    return;
+                }
+                // A person, or unsure: better an agent's second than a
+                // person dropped.
                 self.pacer.handle_input(
                     PacerInput::Call {
                         line: line_id,
@@ -479,6 +517,10 @@ impl<L: LeadSource> CampaignRunner<L> {
             (None, true, _) => (
                 CallOutcome::Unconnected(AttemptOutcome::Abandoned),
                 CallEvent::Abandoned,
+            ),
+            (None, false, true) if line.machine => (
+                CallOutcome::Unconnected(AttemptOutcome::Machine),
+                CallEvent::AnsweredMachine,
             ),
             // Answered, then gone before the pacer decided: the far end hung up.
             (None, false, true) => (

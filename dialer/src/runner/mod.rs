@@ -112,6 +112,10 @@ pub struct Plan {
     /// The folder connected calls are recorded into, as stereo WAVs named
     /// by call reference; `None` records nothing.
     pub recordings: Option<PathBuf>,
+    /// Screens the calls the pacer places for answering machines: a call
+    /// goes to an agent only once a person (or an unsure verdict) is heard,
+    /// and a machine is hung up and recorded as such.
+    pub detect_machines: bool,
 }
 
 /// A change on an agent's side, from the agent's desk.
