@@ -364,18 +364,8 @@ async fn an_answered_call_without_an_agent_is_abandoned_with_the_message() {
 async fn screened_calls_hang_up_on_machines_and_connect_people() {
     for (outcome, connects) in [(Outcome::Machine, false), (Outcome::Answer, true)] {
         // People say one word and wait; machines say eight.
-        let f = floor_with(CarrierConfig {
-            audio: CarrierAudio::Words {
-                hz: 440.0,
-                words: 1,
-            },
-            machine_audio: Some(CarrierAudio::Words {
-                hz: 440.0,
-                words: 8,
-            }),
-            ..customers_config(Mix::always(outcome), Some(Duration::from_secs(3)))
-        })
-        .await;
+        let customers = customers_config(Mix::always(outcome), Some(Duration::from_secs(3)));
+        let f = floor_with(customers.speaking(440.0)).await;
         let leg = agent_leg(&f.gateway).await;
         let leads = MemoryLeads::with(&["+441632960301"]);
         let (tx, mut reports) = mpsc::unbounded_channel();

@@ -14,7 +14,11 @@ use sip_gateway::media::tone::sine;
 const LIMIT: Duration = Duration::from_secs(5);
 
 async fn carrier(outcome: Outcome, tone: f64) -> Carrier {
-    Carrier::start(CarrierConfig {
+    Carrier::start(config(outcome, tone)).await.unwrap()
+}
+
+fn config(outcome: Outcome, tone: f64) -> CarrierConfig {
+    CarrierConfig {
         sip_addr: "127.0.0.1:0".parse().unwrap(),
         mix: Mix::always(outcome),
         ring_delay: Duration::from_millis(20),
@@ -23,9 +27,7 @@ async fn carrier(outcome: Outcome, tone: f64) -> Carrier {
         machine_greeting: Duration::from_millis(300),
         audio: CarrierAudio::Tone(tone),
         ..CarrierConfig::default()
-    })
-    .await
-    .unwrap()
+    }
 }
 
 async fn gateway(trunks: Vec<TrunkConfig>) -> Gateway {
@@ -124,26 +126,14 @@ async fn answering_machine_hangs_up_after_its_greeting() {
     );
 }
 
-/// A carrier whose people say one word and whose machines say eight.
+/// A carrier whose people say one word and whose machines say eight,
+/// greeting long enough to be told.
 async fn speaking_carrier(outcome: Outcome) -> Carrier {
-    Carrier::start(CarrierConfig {
-        sip_addr: "127.0.0.1:0".parse().unwrap(),
-        mix: Mix::always(outcome),
-        ring_delay: Duration::from_millis(20),
-        answer_delay: Duration::from_millis(60),
-        machine_answer_delay: Duration::from_millis(30),
-        audio: CarrierAudio::Words {
-            hz: 440.0,
-            words: 1,
-        },
-        machine_audio: Some(CarrierAudio::Words {
-            hz: 440.0,
-            words: 8,
-        }),
-        ..CarrierConfig::default()
-    })
-    .await
-    .unwrap()
+    let config = CarrierConfig {
+        machine_greeting: Duration::from_secs(4),
+        ..config(outcome, 440.0)
+    };
+    Carrier::start(config.speaking(440.0)).await.unwrap()
 }
 
 #[tokio::test]

@@ -379,18 +379,11 @@ impl<L: LeadSource> CampaignRunner<L> {
                     tracing::warn!(error = %e, "recording an answer failed");
                 }
                 self.report(call, &lead, CallPhase::Answered, agent, None);
-                if let Some(line) = self.lines.get_mut(&line_id).filter(|l| l.detect) {
+                match self.lines.get_mut(&line_id).filter(|l| l.detect) {
                     // Not live until a person is heard.
-                    line.screening = true;
-                    return;
+                    Some(line) => line.screening = true,
+                    None => self.live(line_id, now),
                 }
-                self.pacer.handle_input(
-                    PacerInput::Call {
-                        line: line_id,
-                        event: CallEvent::AnsweredLive,
-                    },
-                    now,
-                );
             }
             CallEventKind::AnsweredBy { verdict } => {
                 let Some(line) = self.lines.get_mut(&line_id).filter(|l| l.screening) else {
@@ -405,13 +398,7 @@ impl<L: LeadSource> CampaignRunner<L> {
                 }
                 // A person, or unsure: better an agent's second than a
                 // person dropped.
-                self.pacer.handle_input(
-                    PacerInput::Call {
-                        line: line_id,
-                        event: CallEvent::AnsweredLive,
-                    },
-                    now,
-                );
+                self.live(line_id, now);
             }
             CallEventKind::PlaybackFinished
                 if self.lines.get(&line_id).is_some_and(|l| l.abandoned) =>
@@ -498,6 +485,17 @@ impl<L: LeadSource> CampaignRunner<L> {
         if !played {
             let _ = self.gateway.hangup(call).await;
         }
+    }
+
+    /// Tells the pacer a person answered the line.
+    fn live(&mut self, line: LineId, now: std::time::Instant) {
+        self.pacer.handle_input(
+            PacerInput::Call {
+                line,
+                event: CallEvent::AnsweredLive,
+            },
+            now,
+        );
     }
 
     async fn ended(&mut self, line_id: LineId, cause: EndCause) {

@@ -163,6 +163,18 @@ pub struct CarrierConfig {
     pub seed: u64,
 }
 
+impl CarrierConfig {
+    /// Far ends that speak as machine detection hears them: people say one
+    /// word and wait, machines say eight. Both at `hz`.
+    pub fn speaking(self, hz: f64) -> Self {
+        CarrierConfig {
+            audio: CarrierAudio::Words { hz, words: 1 },
+            machine_audio: Some(CarrierAudio::Words { hz, words: 8 }),
+            ..self
+        }
+    }
+}
+
 impl Default for CarrierConfig {
     fn default() -> Self {
         CarrierConfig {
