@@ -388,8 +388,11 @@ impl Leg {
             if let Some(mixer) = self.mixer.as_mut() {
                 mixer.push_g711(Side::Customer, g711(media.codec), packet.payload());
             }
-            let heard = self.machine.as_mut();
-            if let Some(v) = heard.and_then(|m| m.push_g711(g711(media.codec), packet.payload())) {
+            let heard = self
+                .machine
+                .as_mut()
+                .and_then(|m| m.push_g711(g711(media.codec), packet.payload(), packet.timestamp()));
+            if let Some(v) = heard {
                 self.answered_by(v);
             }
         }

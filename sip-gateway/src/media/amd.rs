@@ -190,6 +190,8 @@ pub struct MachineCheck {
     detector: AmdDetector,
     deadline: Instant,
     pcm: Vec<i16>,
+    /// The RTP timestamp the next packet should carry.
+    next_timestamp: Option<u32>,
 }
 
 impl MachineCheck {
@@ -202,11 +204,36 @@ impl MachineCheck {
             detector: AmdDetector::new(config),
             deadline: now + config.total + grace,
             pcm: Vec::with_capacity(160),
+            next_timestamp: None,
         }
     }
 
-    /// Takes one packet's G.711 payload; the verdict when it completes one.
-    pub fn push_g711(&mut self, codec: G711, payload: &[u8]) -> Option<AmdVerdict> {
+    /// Takes one packet's G.711 payload and RTP timestamp; the verdict when
+    /// it completes one.
+    ///
+    /// A far end that stops sending while it is quiet (silence suppression,
+    /// comfort noise) leaves a jump in the timestamps: the jump is heard as
+    /// the silence it stands for. A packet from before the last one is late
+    /// and ignored.
+    pub fn push_g711(&mut self, codec: G711, payload: &[u8], timestamp: u32) -> Option<AmdVerdict> {
+        if let Some(expected) = self.next_timestamp {
+            let ahead = timestamp.wrapping_sub(expected);
+            if ahead > u32::MAX / 2 {
+                return None;
+            }
+            // At most the detector's whole span: more is a restart, not a pause.
+            let gap = u64::from(ahead).min(self.detector.config.total.as_millis() as u64 * 8);
+            let silence = [0i16; 160];
+            let mut left = gap as usize;
+            while left > 0 {
+                let n = left.min(silence.len());
+                if let Some(verdict) = self.detector.push(&silence[..n]) {
+                    return Some(verdict);
+                }
+                left -= n;
+            }
+        }
+        self.next_timestamp = Some(timestamp.wrapping_add(payload.len() as u32));
         self.pcm.clear();
         self.pcm.resize(payload.len(), 0);
         codec.decode(payload, &mut self.pcm);
@@ -306,10 +333,11 @@ mod tests {
         let mut check = MachineCheck::new(AmdConfig::default(), now);
         let greeting = spoken_words(440.0, 1, MS(3000), MS(0), 8000 * 3);
         let mut verdict = None;
-        for frame in greeting.chunks(160) {
+        for (n, frame) in greeting.chunks(160).enumerate() {
             let mut payload = vec![0; frame.len()];
             G711::Pcma.encode(frame, &mut payload);
-            verdict = verdict.or(check.push_g711(G711::Pcma, &payload));
+            let ts = 1000 + 160 * n as u32;
+            verdict = verdict.or(check.push_g711(G711::Pcma, &payload, ts));
         }
         assert_eq!(verdict, Some(AmdVerdict::Machine));
 
@@ -319,6 +347,29 @@ mod tests {
         assert_eq!(
             quiet.handle_timeout(now + MS(6000)),
             Some(AmdVerdict::Unsure)
+        );
+    }
+
+    #[test]
+    fn a_pause_the_far_end_does_not_send_is_heard_as_silence() {
+        let mut check = MachineCheck::new(AmdConfig::default(), Instant::now());
+        let hello = spoken_words(440.0, 1, MS(400), MS(0), 8000 * 2 / 5);
+        let mut payload = vec![0; 160];
+        // The timestamps wrap during the greeting, as they may.
+        let start = u32::MAX - 800;
+        for (n, frame) in hello.chunks(160).enumerate() {
+            G711::Pcmu.encode(frame, &mut payload);
+            let ts = start.wrapping_add(160 * n as u32);
+            assert_eq!(check.push_g711(G711::Pcmu, &payload, ts), None);
+        }
+        // A late packet from the greeting changes nothing.
+        assert_eq!(check.push_g711(G711::Pcmu, &payload, start), None);
+        // Nothing sent for a second, then a quiet packet: a person waiting.
+        G711::Pcmu.encode(&[0; 160], &mut payload);
+        let after = start.wrapping_add(3200 + 8000);
+        assert_eq!(
+            check.push_g711(G711::Pcmu, &payload, after),
+            Some(AmdVerdict::Human)
         );
     }
 
