@@ -82,6 +82,10 @@ pub enum CallEvent {
     NotDialled,
     /// A person answered.
     AnsweredLive,
+    /// A person answered and was heard by machine detection first: they
+    /// have already waited this long since their greeting ended, which the
+    /// time they may wait for an agent is cut by.
+    AnsweredLiveAfter(Duration),
     /// A machine answered.
     AnsweredMachine,
     /// Nobody answered before the ring timeout.

@@ -155,11 +155,15 @@ impl Pacer {
                 self.remove_line(id);
                 self.starved_until = Some(now + self.config.starved_pause);
             }
-            CallEvent::AnsweredLive if unanswered => {
+            CallEvent::AnsweredLive | CallEvent::AnsweredLiveAfter(_) if unanswered => {
                 let waited = now.saturating_duration_since(line.ordered_at);
                 self.history.answered.push(1.0);
                 self.history.record_wait(waited);
-                self.answered(id, now);
+                let heard = match event {
+                    CallEvent::AnsweredLiveAfter(heard) => heard,
+                    _ => Duration::ZERO,
+                };
+                self.answered(id, ABANDON_GRACE.saturating_sub(heard), now);
             }
             CallEvent::AnsweredMachine
             | CallEvent::NoAnswer
@@ -219,7 +223,8 @@ impl Pacer {
             .map(|_| line)
     }
 
-    fn answered(&mut self, id: LineId, now: Instant) {
+    /// A person answered; with no agent free they wait at most `grace`.
+    fn answered(&mut self, id: LineId, grace: Duration, now: Instant) {
         // A Paused agent holds a line only when they dialled it by hand.
         let reserved = self.lines.get(&id).and_then(|l| l.reserved).filter(|a| {
             self.agents.get(a).is_some_and(|a| {
@@ -231,7 +236,7 @@ impl Pacer {
             None => {
                 if let Some(line) = self.lines.get_mut(&id) {
                     line.state = LineState::Waiting {
-                        deadline: now + ABANDON_GRACE,
+                        deadline: now + grace,
                     };
                 }
             }

@@ -230,6 +230,28 @@ fn answered_call_without_agent_is_abandoned_after_two_seconds() {
 }
 
 #[test]
+fn a_screened_person_waits_only_what_is_left_of_the_two_seconds() {
+    let mut h = Harness::new(Mode::Predictive);
+    h.agent(0, AgentState::Ready);
+    let line = h.orders()[0].line;
+    h.agent(0, AgentState::Paused);
+    h.at(5.0);
+    // Machine detection heard 0.8 s of silence after the greeting.
+    h.call(
+        line,
+        CallEvent::AnsweredLiveAfter(Duration::from_millis(800)),
+    );
+    assert!(h.events().is_empty());
+    assert_eq!(
+        h.pacer.poll_timeout(),
+        Some(h.start + Duration::from_millis(6_200))
+    );
+    h.pacer
+        .handle_timeout(h.start + Duration::from_millis(6_200));
+    assert_eq!(h.events(), [PacerEvent::Abandon { line }]);
+}
+
+#[test]
 fn waiting_call_goes_to_an_agent_who_becomes_ready_in_time() {
     let mut h = Harness::new(Mode::Predictive);
     h.agent(0, AgentState::Ready);
@@ -353,6 +375,7 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
         Just(CallEvent::NotDialled),
         Just(CallEvent::AnsweredLive),
         Just(CallEvent::AnsweredMachine),
+        Just(CallEvent::AnsweredLiveAfter(Duration::from_millis(800))),
         Just(CallEvent::NoAnswer),
         Just(CallEvent::Busy),
         Just(CallEvent::Failed),

@@ -8,6 +8,7 @@ use sip_gateway::gateway::{
     AmdVerdict, Audio, CallEvent as GatewayEvent, CallEventKind, CallRef, DialRequest, EndCause,
     Gateway,
 };
+use sip_gateway::media::AmdConfig;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -48,8 +49,8 @@ struct Line {
     abandoned: bool,
     /// Dialled with machine detection.
     detect: bool,
-    /// Answered, and waiting for who answered.
-    screening: bool,
+    /// Answered at this instant, and waiting to hear who answered.
+    screening: Option<std::time::Instant>,
     /// A machine answered; the call is being hung up.
     machine: bool,
 }
@@ -327,7 +328,7 @@ impl<L: LeadSource> CampaignRunner<L> {
                         connected: None,
                         abandoned: false,
                         detect,
-                        screening: false,
+                        screening: None,
                         machine: false,
                     },
                 );
@@ -381,24 +382,32 @@ impl<L: LeadSource> CampaignRunner<L> {
                 self.report(call, &lead, CallPhase::Answered, agent, None);
                 match self.lines.get_mut(&line_id).filter(|l| l.detect) {
                     // Not live until a person is heard.
-                    Some(line) => line.screening = true,
-                    None => self.live(line_id, now),
+                    Some(line) => line.screening = Some(now),
+                    None => self.live(line_id, Duration::ZERO, now),
                 }
             }
             CallEventKind::AnsweredBy { verdict } => {
-                let Some(line) = self.lines.get_mut(&line_id).filter(|l| l.screening) else {
+                let Some(line) = self.lines.get_mut(&line_id) else {
                     return;
                 };
-                line.screening = false;
-                tracing::debug!(call = %event.call_ref, ?verdict, "who answered");
-                if verdict == AmdVerdict::Machine {
-                    line.machine = true;
-                    let _ = self.gateway.hangup(event.call_ref).await;
+                let Some(answered_at) = line.screening.take() else {
                     return;
-                }
+                };
+                tracing::debug!(call = %event.call_ref, ?verdict, "who answered");
+                // The person has waited since their greeting ended: the
+                // pause that told them apart, or, unsure, since the answer.
+                let heard = match verdict {
+                    AmdVerdict::Machine => {
+                        line.machine = true;
+                        let _ = self.gateway.hangup(event.call_ref).await;
+                        return;
+                    }
+                    AmdVerdict::Human => AmdConfig::default().after_greeting,
+                    AmdVerdict::Unsure => now.saturating_duration_since(answered_at),
+                };
                 // A person, or unsure: better an agent's second than a
                 // person dropped.
-                self.live(line_id, now);
+                self.live(line_id, heard, now);
             }
             CallEventKind::PlaybackFinished
                 if self.lines.get(&line_id).is_some_and(|l| l.abandoned) =>
@@ -487,15 +496,15 @@ impl<L: LeadSource> CampaignRunner<L> {
         }
     }
 
-    /// Tells the pacer a person answered the line.
-    fn live(&mut self, line: LineId, now: std::time::Instant) {
-        self.pacer.handle_input(
-            PacerInput::Call {
-                line,
-                event: CallEvent::AnsweredLive,
-            },
-            now,
-        );
+    /// Tells the pacer a person answered the line, `heard` ago (zero unless screened).
+    fn live(&mut self, line: LineId, heard: Duration, now: std::time::Instant) {
+        let event = if heard.is_zero() {
+            CallEvent::AnsweredLive
+        } else {
+            CallEvent::AnsweredLiveAfter(heard)
+        };
+        self.pacer
+            .handle_input(PacerInput::Call { line, event }, now);
     }
 
     async fn ended(&mut self, line_id: LineId, cause: EndCause) {
