@@ -221,7 +221,17 @@ async function loadDialLevels() {
       set.addEventListener("click", () => setDialLevel(c, input.value));
       const cellWith = document.createElement("td");
       cellWith.append(input, " ", set);
-      tr.append(td(c.name), td(settings.mode), cellWith);
+      // Preview calls are placed by an agent who is already listening.
+      const screen = document.createElement("input");
+      screen.type = "checkbox";
+      screen.className = "screen-machines";
+      screen.checked = settings.detect_machines;
+      screen.disabled = settings.mode === "preview";
+      screen.setAttribute("aria-label", `Screen ${c.name}'s calls for answering machines`);
+      screen.addEventListener("change", () => setScreening(c, screen));
+      const screenCell = document.createElement("td");
+      screenCell.append(screen);
+      tr.append(td(c.name), td(settings.mode), cellWith, screenCell);
       return tr;
     }));
     document.querySelector("#dial-levels tbody").replaceChildren(...rows);
@@ -240,6 +250,27 @@ async function setDialLevel(campaign, value) {
     status.textContent = `${campaign.name}: at most ${saved.max_dial_level} lines per agent.`;
   } catch (e) {
     status.textContent = e.message;
+  }
+}
+
+async function setScreening(campaign, box) {
+  const status = document.getElementById("dial-level-status");
+  box.disabled = true;
+  try {
+    const settings = await request(`/api/campaigns/${campaign.id}/settings`);
+    settings.detect_machines = box.checked;
+    const saved = await request(`/api/campaigns/${campaign.id}/settings`, {
+      method: "PUT",
+      body: JSON.stringify(settings),
+    });
+    box.checked = saved.detect_machines;
+    status.textContent = `${campaign.name}: answering machines ${
+      saved.detect_machines ? "screened out" : "not screened"} from the campaign's next start.`;
+  } catch (e) {
+    box.checked = !box.checked;
+    status.textContent = e.message;
+  } finally {
+    box.disabled = false;
   }
 }
 

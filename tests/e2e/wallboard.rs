@@ -260,6 +260,10 @@ async fn supervise(t: &TestApp, binary: &std::path::Path, dir: &std::path::Path)
         t.db.store.credentials("third").await?.is_none(),
         "no seat left"
     );
+    let board = t.db.store.campaigns(acme.id).await?;
+    let board = board.first().context("the planted campaign")?;
+    let settings = t.db.store.campaign_settings(acme.id, board.id).await?;
+    assert!(settings.detect_machines, "saved from the page");
     Ok(())
 }
 
@@ -343,5 +347,32 @@ async fn reports_and_users(cdp: &mut Cdp, t: &TestApp, sup_pw: &str) -> Result<(
     )
     .await
     .context("a third agent on two seats is refused with the reason")?;
+
+    cdp.evaluate(
+        &page,
+        "document.querySelector('.tabs [data-tab=floor]').click()",
+    )
+    .await?;
+    until(
+        cdp,
+        &page,
+        "(() => { const b = document.querySelector('#dial-levels .screen-machines'); \
+         return b !== null && !b.checked && !b.disabled; })()",
+    )
+    .await
+    .context("the campaign's machine screening is shown, off")?;
+    cdp.evaluate(
+        &page,
+        "document.querySelector('#dial-levels .screen-machines').click()",
+    )
+    .await?;
+    until(
+        cdp,
+        &page,
+        "$('dial-level-status').textContent === \
+         'Board: answering machines screened out from the campaign\\'s next start.'",
+    )
+    .await
+    .context("screening is switched on")?;
     Ok(())
 }
