@@ -145,6 +145,18 @@ impl TestApp {
     }
 
     /// Returns the status of a GET with the client's session.
+    /// The `/metrics` page, as text (it needs no session).
+    pub async fn metrics_text(&self) -> String {
+        client()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .expect("text")
+    }
+
     pub async fn get_status(&self, client: &reqwest::Client, path: &str) -> u16 {
         client
             .get(self.url(path))

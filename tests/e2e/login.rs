@@ -91,14 +91,7 @@ async fn repeated_failures_are_slowed_down(t: TestApp) -> TestApp {
     assert_eq!(retry_after(t.try_login(&c, "sue", &pw).await), 2);
     t.clock.advance(Duration::seconds(2));
     assert_eq!(t.try_login(&c, "sue", &pw).await.status(), 200);
-    let metrics = client()
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = t.metrics_text().await;
     assert!(metrics.contains("dialcrm_logins_total{outcome=\"throttled\"} 2"));
     assert!(metrics.contains("dialcrm_logins_total{outcome=\"failed\"} 6"));
     t

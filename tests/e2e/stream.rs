@@ -127,14 +127,7 @@ async fn a_snapshot_then_numbered_deltas(t: TestApp) -> TestApp {
 
 /// Reads `/metrics` and returns a lookup of its unlabelled figures.
 async fn metrics(t: &TestApp) -> impl Fn(&str) -> u64 {
-    let text = crate::helpers::client()
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let text = t.metrics_text().await;
     move |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))

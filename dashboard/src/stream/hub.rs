@@ -315,7 +315,8 @@ impl StreamHub {
     }
 
     /// A receiver of the account's live frames, from the next one published.
-    pub fn subscribe(&self, account: AccountId) -> broadcast::Receiver<Arc<Frame>> {
+    #[cfg(test)]
+    fn subscribe(&self, account: AccountId) -> broadcast::Receiver<Arc<Frame>> {
         let mut feeds = self.lock();
         Self::feed(&mut feeds, account, self.config).tx.subscribe()
     }

@@ -313,7 +313,6 @@ impl Shard {
         };
         let frames = batch.len();
         let client_buffer = self.client_buffer;
-        let mut snapshot = None;
         let mut failed = Vec::new();
         let mut lagging = Vec::new();
         let conns = &mut self.conns;
@@ -353,13 +352,15 @@ impl Shard {
         .await;
         // After a resynchronisation the receiver may hand back older frames.
         self.last_seq = self.last_seq.max(last.seq);
-        if !lagging.is_empty() {
+        let snapshot = if lagging.is_empty() {
+            None
+        } else {
             tracing::debug!(
                 clients = lagging.len(),
                 "slow stream clients re-sent a snapshot"
             );
-            snapshot = self.snapshot();
-        }
+            self.snapshot()
+        };
         if let Some(snapshot) = &snapshot {
             for &at in &lagging {
                 self.conns[at].resync(snapshot);
