@@ -29,7 +29,7 @@ pub struct App {
     /// The demo account created by this start, if it created one.
     pub demo: Option<crm::demo::Demo>,
     /// The campaigns dialling on this node.
-    pub floor: Arc<dashboard::floor::Floor>,
+    pub floor: Arc<dialer::floor::Floor>,
     /// The SIP gateway and, without trunks, the simulated carrier.
     pub telephony: Telephony,
     /// The agents' media legs, as their desks connect them.
@@ -86,7 +86,7 @@ impl App {
         })?;
         let telephony = Telephony::start(settings).await?;
         let floor = Arc::new(
-            dashboard::floor::Floor::new(
+            dialer::floor::Floor::new(
                 store.clone(),
                 telephony.gateway.clone(),
                 bus.clone(),
@@ -206,7 +206,7 @@ impl Telephony {
 async fn housekeeping(
     store: crm::Store,
     clock: Arc<dyn dashboard::Clock>,
-    floor: Arc<dashboard::floor::Floor>,
+    floor: Arc<dialer::floor::Floor>,
 ) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     let mut ticks = 0u64;

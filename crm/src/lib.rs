@@ -11,11 +11,9 @@
 //! - [`subject`] gathers everything held about one contact for a subject
 //!   access request; erasure itself is [`Store::erase_contact`].
 //! - [`events`] is the event bus that carries live state to dashboards.
-//! - [`dialling`] is the dialler's lead source over the Store.
 //! - [`demo`] seeds the demo account a first start creates.
 
 pub mod demo;
-pub mod dialling;
 pub mod error;
 pub mod events;
 pub mod export;

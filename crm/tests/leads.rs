@@ -9,7 +9,7 @@ use crm::store::campaign_settings::{CampaignSettings, DayHours, DialMode};
 use crm::store::leads::{LeadId, LeadState};
 use crm::testing::TestDb;
 use crm::{Store, StoreError};
-use dialer::AttemptOutcome;
+use dialer_core::AttemptOutcome;
 use rand::{Rng, SeedableRng};
 
 crm::on_both_backends!(

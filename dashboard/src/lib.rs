@@ -11,8 +11,8 @@
 //!   deltas fed from the event bus through the [`stream::hub::StreamHub`].
 //! - [`desk`] is the agent's websocket: Ready and Paused, the contact card
 //!   of a connected call, and the disposition after it.
-//! - [`floor`] runs this node's campaigns: a dialler runner per running
-//!   campaign, agents' changes passed to it, its reports put on the bus.
+//! - The desk passes agents' changes to this node's campaigns through the
+//!   dialler's `dialer::floor::Floor`, which the service attaches here.
 //! - [`history`] keeps agents' state changes for the supervisors' reports.
 //! - [`throttle`] is the sans-IO login throttle; [`clock`] lets tests move
 //!   time without sleeping.
@@ -27,7 +27,6 @@ pub mod auth;
 pub mod clock;
 pub mod desk;
 pub mod error;
-pub mod floor;
 pub mod history;
 pub mod json;
 pub mod metrics;
@@ -83,7 +82,7 @@ pub struct AppState {
     /// The supervisors' stream, fed from the bus.
     pub hub: Arc<stream::hub::StreamHub>,
     /// The campaigns dialling on this node; absent without telephony.
-    pub floor: Option<Arc<floor::Floor>>,
+    pub floor: Option<Arc<dialer::floor::Floor>>,
     /// The agents' media legs.
     pub legs: Arc<desk::Legs>,
     /// The agents' desks as kept between connections.
@@ -124,7 +123,7 @@ impl AppState {
 
 impl AppState {
     /// Attaches the floor that dials this node's campaigns.
-    pub fn with_floor(mut self, floor: Arc<floor::Floor>) -> Self {
+    pub fn with_floor(mut self, floor: Arc<dialer::floor::Floor>) -> Self {
         self.floor = Some(floor);
         self
     }

@@ -1,43 +1,33 @@
-//! The dialler: decides who may be called now and how many lines to open.
+//! The dialler: the one owner of running campaigns on a node.
 //!
-//! Its cores (pacer, compliance ledger, calling hours) are sans-IO state
-//! machines: inputs and the current `Instant` go in, orders come out.
+//! The rules it runs by (pacer, compliance ledger, calling hours, zones,
+//! retries) are the sans-IO cores of `dialer-core`, re-exported here under
+//! the same names. This crate is their shell: it drives them over real calls
+//! through the SIP gateway, with leads and outcomes kept in the CRM's Store.
 //!
-//! - [`compliance`] counts live answers and abandons per campaign over the
-//!   rolling 24 hours and 30 days, and holds the 72-hour redial rule.
-//! - [`hours`] says whether a contact may be called now in its local time,
-//!   and when it next may; [`zone`] picks that local time zone.
-//! - [`pacer`] turns agent states, call events and the ledger's figures into
-//!   dial orders and connect/abandon decisions.
-//! - [`retry`] schedules the next attempt or callback after each call.
-//! - [`runner`] is the tokio shell that drives one campaign's pacer over
-//!   real calls through the SIP gateway, with leads from a [`LeadSource`].
-//! - [`simulation`] runs the pacer and ledger against a simulated population
-//!   on a virtual clock, for tests and benchmarks.
+//! - [`floor`] is the node's application service: it starts a runner for
+//!   every campaign the database says is running, passes agents' changes to
+//!   it, and turns its reports into events on the bus.
+//! - [`runner`] is the tokio shell that drives one campaign's pacer over the
+//!   gateway, with leads from a [`LeadSource`].
+//! - [`leads`] is that lead source over the Store: leases, attempts,
+//!   retries, and the compliance figures every node shares.
 //!
-//! Pacing runs on monotonic `Instant`s; anything stored or compared with a
-//! calendar (the ledger's windows, calling hours, retry times) uses
-//! `DateTime<Utc>`. No core module reads the clock, the database or the
-//! network: the runner feeds them.
+//! The crate graph reads bottom-up: `sip-gateway` and `crm` know nothing of
+//! each other or of this crate; `dashboard` and the binary sit above it
+//! (docs/decisions/0003-where-the-dialler-runs.md).
 
-pub mod compliance;
-pub mod hours;
-pub mod pacer;
-pub mod retry;
+pub mod floor;
+pub mod leads;
 pub mod runner;
-pub mod simulation;
-pub mod zone;
 
-pub use compliance::{
-    may_redial_after_abandon, AbandonTarget, ComplianceLedger, ComplianceSnapshot, Counts,
-    LiveAnswer, Window, ABANDON_GRACE, ABANDON_REDIAL_QUIET,
+pub use dialer_core::{compliance, hours, pacer, retry, simulation, zone};
+pub use dialer_core::{
+    decide_retry, may_call, may_redial_after_abandon, next_open, resolve_zone, simulate,
+    zone_for_number, AbandonTarget, AgentId, AgentState, AttemptOutcome, CallEvent, Callback,
+    CallingWindow, ComplianceLedger, ComplianceSnapshot, Counts, DayWindow, DialOrder, HoursError,
+    LineId, LiveAnswer, Mode, Pacer, PacerConfig, PacerEvent, PacerInput, ResolvedZone,
+    RetryDecision, RetryPolicy, SimConfig, SimReport, Window, ZoneError, ZoneSource, ABANDON_GRACE,
+    ABANDON_REDIAL_QUIET,
 };
-pub use hours::{may_call, next_open, CallingWindow, DayWindow, HoursError};
-pub use pacer::{
-    AgentId, AgentState, CallEvent, DialOrder, LineId, Mode, Pacer, PacerConfig, PacerEvent,
-    PacerInput,
-};
-pub use retry::{decide_retry, AttemptOutcome, Callback, RetryDecision, RetryPolicy};
 pub use runner::LeadSource;
-pub use simulation::{simulate, SimConfig, SimReport};
-pub use zone::{resolve_zone, zone_for_number, ResolvedZone, ZoneError, ZoneSource};

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use chrono::{Timelike, Utc};
-use crm::dialling::StoreLeads;
 use crm::model::{CampaignStatus, ContactFields};
 use crm::store::campaign_settings::{CampaignSettings, DialMode};
+use dialer::leads::StoreLeads;
 use dialer::pacer::{AgentId, AgentState, PacerConfig};
 use dialer::runner::{self, AgentUpdate, CallPhase, Plan, Report};
 use sip_gateway::carrier::{Carrier, CarrierAudio, CarrierConfig, Mix, Outcome};

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, NaiveTime, TimeDelta, Utc, Weekday};
 use chrono_tz::Tz;
-use dialer::{AbandonTarget, CallingWindow, DayWindow, Mode, RetryPolicy};
+use dialer_core::{AbandonTarget, CallingWindow, DayWindow, Mode, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 

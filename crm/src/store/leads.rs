@@ -15,8 +15,8 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
-use dialer::{decide_retry, may_call, may_redial_after_abandon, resolve_zone};
-use dialer::{AttemptOutcome, RetryDecision, RetryPolicy};
+use dialer_core::{decide_retry, may_call, may_redial_after_abandon, resolve_zone};
+use dialer_core::{AttemptOutcome, RetryDecision, RetryPolicy};
 use serde::{Deserialize, Serialize};
 
 use super::{on_pool, Backend, Store};

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
-use dialer::{may_call, resolve_zone};
+use dialer_core::{may_call, resolve_zone};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 

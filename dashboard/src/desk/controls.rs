@@ -15,7 +15,7 @@ use crm::store::softphone::international_number;
 use super::protocol::ServerMessage;
 use super::session::{error, Controls, Phase, Recording, Session};
 use crate::auth::publish_agent_state;
-use crate::floor::agent_id;
+use dialer::floor::agent_id;
 
 /// How long a lead dialled by hand stays leased to this node.
 const MANUAL_LEASE_MINUTES: i64 = 30;

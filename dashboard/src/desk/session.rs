@@ -14,8 +14,8 @@ use tokio::sync::broadcast::error::RecvError;
 use super::protocol::{CampaignSummary, ClientMessage, ContactCard, ServerMessage, VERSION};
 use super::wrapup;
 use crate::auth::publish_agent_state;
-use crate::floor::agent_id;
 use crate::AppState;
+use dialer::floor::agent_id;
 
 /// Where the agent is in the cycle of calls.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,5 +1,5 @@
 //! The floor: the campaigns this node is dialling and the agents working
-//! them. It starts a [`dialer::runner`] for every running campaign, passes
+//! them. It starts a [`crate::runner`] for every running campaign, passes
 //! agents' changes to it, and turns its reports into bus events.
 
 mod reports;
@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::pacer::{AgentId, AgentState, PacerConfig};
+use crate::runner::{self, AgentUpdate, Plan, RunnerHandle};
 use crm::events::EventBus;
 use crm::model::{AccountId, CampaignId, UserId};
 use crm::{Store, StoreError};
-use dialer::pacer::{AgentId, AgentState, PacerConfig};
-use dialer::runner::{self, AgentUpdate, Plan, RunnerHandle};
 use sip_gateway::gateway::{CallRef, Gateway};
 use tokio::sync::{mpsc, Mutex};
 
@@ -181,7 +181,7 @@ impl Floor {
             recordings: self.recordings.clone().filter(|_| settings.record_calls),
             detect_machines: settings.detect_machines,
         };
-        let leads = crm::dialling::StoreLeads::new(
+        let leads = crate::leads::StoreLeads::new(
             self.store.clone(),
             account,
             campaign,

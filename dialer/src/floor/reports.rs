@@ -1,9 +1,9 @@
 //! Turns a runner's reports into events on the bus.
 
+use crate::runner::{CallPhase, Report};
 use chrono::Utc;
 use crm::events::{CallState, CampaignFigures, Event, EventBus};
 use crm::model::{AccountId, CampaignId};
-use dialer::runner::{CallPhase, Report};
 use tokio::sync::mpsc;
 
 use super::user_id;

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
+use crate::retry::RetryPolicy;
+use crate::runner::{CallOutcome, Lead, LeadSource, RunnerError};
 use chrono::{TimeDelta, Utc};
-use dialer::retry::RetryPolicy;
-use dialer::runner::{CallOutcome, Lead, LeadSource, RunnerError};
 
-use crate::model::{AccountId, CampaignId, ContactId};
-use crate::store::leads::{outcome_name, LeadId};
-use crate::{Store, StoreError};
+use crm::model::{AccountId, CampaignId, ContactId};
+use crm::store::leads::{outcome_name, LeadId};
+use crm::{Store, StoreError};
 
 /// One campaign's leads, as one node of the service dials them.
 #[derive(Clone)]
@@ -144,7 +144,7 @@ impl LeadSource for StoreLeads {
             .attempt_by_ref(self.account, call_ref)
             .await
             .map_err(failed)?;
-        let recording = crate::store::erasure::NewRecording {
+        let recording = crm::store::erasure::NewRecording {
             attempt_id: Some(attempt.id),
             call_ref: Some(call_ref.to_owned()),
             contact_id: Some(ContactId(lead.contact_id)),
