@@ -8,40 +8,7 @@ pub use crate::media::amd::AmdVerdict;
 
 pub use crate::sip::EndCause;
 
-/// An opaque random reference to one call; it carries nothing about the lead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CallRef(u128);
-
-impl CallRef {
-    /// Returns a fresh random reference.
-    pub fn random() -> Self {
-        CallRef(rand::random())
-    }
-
-    /// Returns the reference as a number, for storage.
-    pub fn as_u128(self) -> u128 {
-        self.0
-    }
-
-    /// Rebuilds a reference from its stored number.
-    pub fn from_u128(value: u128) -> Self {
-        CallRef(value)
-    }
-}
-
-impl std::fmt::Display for CallRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:032x}", self.0)
-    }
-}
-
-impl std::str::FromStr for CallRef {
-    type Err = std::num::ParseIntError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        u128::from_str_radix(s, 16).map(CallRef)
-    }
-}
+pub use vocab::CallRef;
 
 /// Everything the gateway is told about a call to place; nothing else crosses in.
 #[derive(Clone, PartialEq, Eq)]

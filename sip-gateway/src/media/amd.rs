@@ -59,16 +59,7 @@ impl Default for AmdConfig {
     }
 }
 
-/// Who answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AmdVerdict {
-    /// A person: a short greeting, then silence.
-    Human,
-    /// A machine: a long greeting or many words.
-    Machine,
-    /// Silence, or no verdict within the time allowed.
-    Unsure,
-}
+pub use vocab::AmdVerdict;
 
 /// Classifies the far end's first seconds of audio; see the module docs.
 #[derive(Debug, Clone)]
