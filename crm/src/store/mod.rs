@@ -13,6 +13,7 @@ pub mod audit_search;
 mod calls;
 pub mod campaign_settings;
 mod campaigns;
+pub mod compliance;
 mod contacts;
 pub mod erasure;
 mod import;

@@ -98,10 +98,25 @@ impl Store {
         pause_code: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.record_agent_state_on(account, user, state, pause_code, at, None)
+            .await
+    }
+
+    /// Records an agent's state change made on the desk of `node`, which a
+    /// restart of that node closes ([`Store::recover_node`]).
+    pub async fn record_agent_state_on(
+        &self,
+        account: AccountId,
+        user: UserId,
+        state: AgentState,
+        pause_code: Option<&str>,
+        at: DateTime<Utc>,
+        node: Option<&str>,
+    ) -> Result<(), StoreError> {
         let code = pause_code.map(|c| c.chars().take(64).collect::<String>());
         on_pool!(self, |pool| sqlx::query(
-            "INSERT INTO agent_states (account_id, user_id, state, pause_code, started_at) \
-             SELECT $1, $2, $3, $4, $5 WHERE EXISTS \
+            "INSERT INTO agent_states (account_id, user_id, state, pause_code, started_at, node) \
+             SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS \
              (SELECT 1 FROM users WHERE id = $2 AND account_id = $1)"
         )
         .bind(account.0)
@@ -109,6 +124,7 @@ impl Store {
         .bind(state_name(state))
         .bind(code)
         .bind(at)
+        .bind(node)
         .execute(pool)
         .await
         .map(|_| ())?);

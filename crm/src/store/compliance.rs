@@ -1,0 +1,275 @@
+//! The facts compliance rests on, kept with each call attempt: which node
+//! placed it, when a person answered, when an agent was connected, when it
+//! was abandoned. The abandon figures are counted from them, so a restart,
+//! a crash or another node never resets them, and a node that starts again
+//! closes what it left open ([`Store::recover_node`]).
+
+use chrono::{DateTime, TimeDelta, Utc};
+use dialer_core::{AttemptOutcome, Counts};
+use vocab::CallRef;
+
+use super::leads::LeadId;
+use super::{on_pool, Store};
+use crate::model::{AccountId, CampaignId, ContactId};
+use crate::StoreError;
+
+/// The outcome stored for an attempt its node stopped without ending.
+pub const INTERRUPTED: &str = "interrupted";
+
+/// What [`Store::recover_node`] closed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Attempts answered but never connected, now counted as abandoned.
+    pub abandoned: u64,
+    /// Other attempts closed as interrupted.
+    pub interrupted: u64,
+    /// Leads given back to their campaigns.
+    pub leads: u64,
+    /// Agents whose last state was closed as logged out.
+    pub agents: u64,
+}
+
+/// A campaign's live answers and abandons over the rolling day and month.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ComplianceCounts {
+    /// The last 24 hours.
+    pub day: Counts,
+    /// The last 30 days.
+    pub month: Counts,
+}
+
+impl Store {
+    /// Records a call being placed by `node`, before it is dialled.
+    pub async fn open_attempt(
+        &self,
+        account: AccountId,
+        call: CallRef,
+        campaign: CampaignId,
+        contact: ContactId,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let n = on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO call_attempts (account_id, call_ref, campaign_id, contact_id, \
+             started_at, node) SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS \
+             (SELECT 1 FROM campaigns WHERE id = $3 AND account_id = $1)"
+        )
+        .bind(account.0)
+        .bind(call.to_string())
+        .bind(campaign.0)
+        .bind(contact.0)
+        .bind(now)
+        .bind(node)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Records that an agent was connected to the answered call.
+    pub async fn mark_connected(
+        &self,
+        account: AccountId,
+        call: CallRef,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.stamp(account, call, "connected_at", at).await
+    }
+
+    /// Records that the answered call was abandoned: no agent in time.
+    pub async fn mark_abandoned(
+        &self,
+        account: AccountId,
+        call: CallRef,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.stamp(account, call, "abandoned_at", at).await
+    }
+
+    /// Counts a campaign's live answers and abandons, from every node, in
+    /// the 24 hours and 30 days before `now`.
+    pub async fn compliance_counts(
+        &self,
+        campaign: CampaignId,
+        now: DateTime<Utc>,
+    ) -> Result<ComplianceCounts, StoreError> {
+        let day = now - TimeDelta::hours(24);
+        let month = now - TimeDelta::days(30);
+        // Two index ranges, one per column, rather than an OR over both.
+        let sql = |column: &str| {
+            format!(
+                "SELECT CAST(COALESCE(SUM(CASE WHEN {column} >= $2 THEN 1 ELSE 0 END), 0) \
+                 AS BIGINT), CAST(COUNT(*) AS BIGINT) FROM call_attempts \
+                 WHERE campaign_id = $1 AND {column} >= $3 AND {column} <= $4"
+            )
+        };
+        let mut counts = [(0i64, 0i64); 2];
+        for (i, column) in ["connected_at", "abandoned_at"].into_iter().enumerate() {
+            let query = sql(column);
+            counts[i] = on_pool!(self, |pool| sqlx::query_as(&query)
+                .bind(campaign.0)
+                .bind(day)
+                .bind(month)
+                .bind(now)
+                .fetch_one(pool)
+                .await?);
+        }
+        let [(connected_day, connected_month), (abandoned_day, abandoned_month)] = counts;
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(ComplianceCounts {
+            day: Counts {
+                live: n(connected_day) + n(abandoned_day),
+                abandoned: n(abandoned_day),
+            },
+            month: Counts {
+                live: n(connected_month) + n(abandoned_month),
+                abandoned: n(abandoned_month),
+            },
+        })
+    }
+
+    /// Closes what `node` left open when it stopped without ending its calls:
+    /// an answered call that never reached an agent is counted as abandoned
+    /// (as the regulators count it), any other open attempt is closed as
+    /// interrupted, their leads go back to the campaign under its retry
+    /// rules, leads it held undialled are given back, and its agents' last
+    /// states are closed. Call it only when `node` runs no call.
+    pub async fn recover_node(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Recovery, StoreError> {
+        let mut recovery = Recovery::default();
+        let open: Vec<OpenAttempt> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, account_id, campaign_id, contact_id, answered_at, connected_at, \
+             abandoned_at FROM call_attempts WHERE node = $1 AND ended_at IS NULL ORDER BY id"
+        )
+        .bind(node)
+        .fetch_all(pool)
+        .await?);
+        for attempt in open {
+            let abandoned = attempt.answered_at.is_some()
+                && attempt.connected_at.is_none()
+                && attempt.abandoned_at.is_none();
+            let outcome = if abandoned || attempt.abandoned_at.is_some() {
+                recovery.abandoned += u64::from(abandoned);
+                AttemptOutcome::Abandoned
+            } else {
+                recovery.interrupted += 1;
+                AttemptOutcome::Failed
+            };
+            let stored = if outcome == AttemptOutcome::Abandoned {
+                "abandoned"
+            } else {
+                INTERRUPTED
+            };
+            on_pool!(self, |pool| sqlx::query(
+                "UPDATE call_attempts SET ended_at = $1, outcome = $2, \
+                 abandoned_at = CASE WHEN $3 THEN answered_at ELSE abandoned_at END \
+                 WHERE id = $4 AND ended_at IS NULL"
+            )
+            .bind(now)
+            .bind(stored)
+            .bind(abandoned)
+            .bind(attempt.id)
+            .execute(pool)
+            .await
+            .map(|_| ())?);
+            let (Some(campaign), Some(contact)) = (attempt.campaign_id, attempt.contact_id) else {
+                continue;
+            };
+            let account = AccountId(attempt.account_id);
+            let lead: Option<(i64, String)> = on_pool!(self, |pool| sqlx::query_as(
+                "SELECT id, state FROM leads WHERE account_id = $1 AND campaign_id = $2 \
+                 AND contact_id = $3 AND lease_owner = $4"
+            )
+            .bind(account.0)
+            .bind(campaign)
+            .bind(contact)
+            .bind(node)
+            .fetch_optional(pool)
+            .await?);
+            let Some((lead, state)) = lead else {
+                continue;
+            };
+            if state != "in_progress" {
+                continue;
+            }
+            let policy = self
+                .campaign_settings(account, CampaignId(campaign))
+                .await?
+                .retry_policy();
+            self.record_outcome(account, LeadId(lead), outcome, now, &policy)
+                .await?;
+            recovery.leads += 1;
+        }
+        // Leads claimed but never dialled, or held on an agent's preview screen.
+        recovery.leads += on_pool!(self, |pool| sqlx::query(
+            "UPDATE leads SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
+             updated_at = $1 WHERE lease_owner = $2 AND state = 'in_progress'"
+        )
+        .bind(now)
+        .bind(node)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        recovery.agents = self.close_agent_states(node, now).await?;
+        Ok(recovery)
+    }
+
+    /// Writes a logged-out state for every agent whose last state was set
+    /// on `node` and is not logged out.
+    async fn close_agent_states(&self, node: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO agent_states (account_id, user_id, state, started_at, node) \
+             SELECT s.account_id, s.user_id, 'logged_out', $1, $2 FROM agent_states s \
+             WHERE s.node = $2 AND s.state <> 'logged_out' AND s.id = \
+             (SELECT MAX(t.id) FROM agent_states t WHERE t.user_id = s.user_id)"
+        )
+        .bind(now)
+        .bind(node)
+        .execute(pool)
+        .await?
+        .rows_affected()))
+    }
+
+    async fn stamp(
+        &self,
+        account: AccountId,
+        call: CallRef,
+        column: &'static str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "UPDATE call_attempts SET {column} = $1 WHERE call_ref = $2 AND account_id = $3"
+        );
+        let call = call.to_string();
+        let n = on_pool!(self, |pool| {
+            sqlx::query(&sql)
+                .bind(at)
+                .bind(&call)
+                .bind(account.0)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct OpenAttempt {
+    id: i64,
+    account_id: i64,
+    campaign_id: Option<i64>,
+    contact_id: Option<i64>,
+    answered_at: Option<DateTime<Utc>>,
+    connected_at: Option<DateTime<Utc>>,
+    abandoned_at: Option<DateTime<Utc>>,
+}
