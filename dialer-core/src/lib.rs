@@ -4,6 +4,9 @@
 //! stepped on a virtual clock; the `dialer` crate is the tokio shell that
 //! drives these cores over the SIP gateway and the CRM's Store.
 //!
+//! - [`campaign`] is one campaign's whole dialling as one state machine:
+//!   the pacer, the ledger (a cache of every node's figures in the
+//!   database) and the life of each line; its shell executes the commands.
 //! - [`compliance`] counts live answers and abandons per campaign over the
 //!   rolling 24 hours and 30 days, and holds the 72-hour redial rule.
 //! - [`hours`] says whether a contact may be called now in its local time,
@@ -18,6 +21,7 @@
 //! calendar (the ledger's windows, calling hours, retry times) uses
 //! `DateTime<Utc>`.
 
+pub mod campaign;
 pub mod compliance;
 pub mod hours;
 pub mod pacer;

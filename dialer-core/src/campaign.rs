@@ -1,0 +1,1072 @@
+//! One campaign as a sans-IO state machine: the pacer, the compliance
+//! ledger and the life of every line it dials.
+//!
+//! Inputs are agents' changes, the leads the shell claimed, the gateway's
+//! events for this campaign's calls, the results of the gateway commands it
+//! ran, and the compliance figures read from the database, each with the
+//! current [`Now`]. Out come [`Command`]s, in order: claim a lead, dial,
+//! bridge, play the abandon message, hang up, record, write a fact to the
+//! Store, read the figures again, report outward. [`Campaign::poll_timeout`]
+//! says when to call [`Campaign::handle_timeout`].
+//!
+//! A line lives through [`LineState`]: placed and ringing, answered (and
+//! screened for a machine when the campaign asks), waiting at most
+//! [`ABANDON_GRACE`](crate::ABANDON_GRACE) for an agent, bridging, connected,
+//! or abandoned with the message, until the gateway says it ended.
+//!
+//! The ledger ([`SharedLedger`]) is a cache of the database: its base is the
+//! last figures read from every node's attempts, to which it adds this
+//! runner's own live answers not yet covered by a read. Reads go through the
+//! same ordered queue as the writes, so a read answers for every write
+//! queued before it and none after.
+
+mod ledger;
+mod line;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use vocab::{AmdVerdict, CallRef, EndCause};
+
+pub use ledger::{ReadId, SharedLedger};
+pub use line::LineState;
+
+use crate::compliance::{ComplianceSnapshot, Counts, LiveAnswer};
+use crate::pacer::{
+    AgentId, AgentState, CallEvent, LineId, Mode, Pacer, PacerConfig, PacerEvent, PacerInput,
+};
+use crate::retry::AttemptOutcome;
+use line::Line;
+
+/// The time an input happens at: monotonic for timers, wall for records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic time, for the pacer and every timer.
+    pub at: Instant,
+    /// Calendar time, for what is written and the rolling windows.
+    pub wall: DateTime<Utc>,
+}
+
+/// A lead claimed for dialling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lead {
+    /// The lead's id in the Store.
+    pub id: i64,
+    /// The contact behind it, for the agent's screen.
+    pub contact_id: i64,
+    /// The number to dial, E.164.
+    pub number: String,
+}
+
+/// How a call ended, as the lead's record takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// No conversation: retried or finished by the campaign's rules.
+    Unconnected(AttemptOutcome),
+    /// An agent talked to the contact for this long; the agent's
+    /// disposition decides what happens to the lead.
+    Conversation {
+        /// The agent.
+        agent: AgentId,
+        /// How long they talked.
+        talk: Duration,
+    },
+}
+
+/// Where a call is, as reported outward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallPhase {
+    /// Placed.
+    Dialling,
+    /// Ringing at the far end.
+    Ringing,
+    /// Answered, waiting for an agent.
+    Answered,
+    /// Bridged to an agent.
+    Connected,
+    /// No agent in time: the message plays and the call ends.
+    Abandoned,
+    /// Over.
+    Ended,
+}
+
+/// One campaign's settings, as the core needs them.
+#[derive(Debug, Clone)]
+pub struct CampaignConfig {
+    /// Pacing mode, target and ceilings.
+    pub pacer: PacerConfig,
+    /// The supervisor's cap on lines per staffed agent at start.
+    pub dial_level_cap: f64,
+    /// Screens calls the pacer places for answering machines.
+    pub detect_machines: bool,
+    /// The silence after a greeting that tells a person apart; a person
+    /// heard by the detector has already waited this long.
+    pub after_greeting: Duration,
+    /// Whether an abandoned call hears a message before it is hung up.
+    pub abandon_message: bool,
+    /// Whether connected calls are recorded.
+    pub record: bool,
+    /// How long a lead an agent skipped in preview stays held back.
+    pub skip_hold: Duration,
+    /// How often the campaign's figures are reported.
+    pub figures_every: Duration,
+    /// How often the compliance figures are read again from the database,
+    /// where every node's attempts are.
+    pub read_every: Duration,
+}
+
+impl CampaignConfig {
+    /// Settings with the usual periods for a pacer configuration.
+    pub fn new(pacer: PacerConfig) -> Self {
+        CampaignConfig {
+            pacer,
+            dial_level_cap: pacer.max_dial_level,
+            detect_machines: false,
+            after_greeting: Duration::from_millis(800),
+            abandon_message: false,
+            record: false,
+            skip_hold: Duration::from_secs(600),
+            figures_every: Duration::from_secs(1),
+            read_every: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A change on an agent's side, from the agent's desk.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentUpdate {
+    /// The agent's state changed; `leg` is the agent's media leg in the
+    /// gateway, which answered calls are bridged into.
+    State {
+        /// The agent.
+        agent: AgentId,
+        /// The new state.
+        state: AgentState,
+        /// The agent's nailed-up media leg, when connected.
+        leg: Option<CallRef>,
+    },
+    /// In a preview campaign, the agent asks for the next contact to look at.
+    PreviewNext {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The agent chose to call the contact on screen.
+    PreviewCall {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The agent chose not to call the contact on screen; it is held back
+    /// from this agent's next previews for a while.
+    PreviewSkip {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// A Paused agent dials this lead, leased for them, by hand.
+    ManualDial {
+        /// The agent.
+        agent: AgentId,
+        /// The lead, already leased to this node.
+        lead: Lead,
+    },
+    /// The supervisor's cap on lines per staffed agent. Not an agent's
+    /// change, but it keeps its order with them on the same channel.
+    DialLevelCap(f64),
+}
+
+/// What the gateway said about one of the campaign's calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineEvent {
+    /// The far end is ringing, or sends early media.
+    Ringing,
+    /// The call was answered.
+    Answered,
+    /// Who answered, for a screened call.
+    AnsweredBy(AmdVerdict),
+    /// The abandon message reached its end.
+    PlaybackFinished,
+    /// The call is over; nothing follows.
+    Ended(EndCause),
+}
+
+/// What the shell's claim for a line came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The lead is leased and its attempt opened under `call`: dial it.
+    Placed {
+        /// The lead.
+        lead: Lead,
+        /// The new call's reference.
+        call: CallRef,
+    },
+    /// No lead may be called now.
+    Nothing,
+    /// Claiming or opening the attempt failed; any lead was given back.
+    Failed,
+}
+
+/// One input to a campaign.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// An agent's change.
+    Agent(AgentUpdate),
+    /// The answer to [`Command::Claim`].
+    Claimed {
+        /// The line the claim was for.
+        line: LineId,
+        /// What it came to.
+        claim: Claim,
+    },
+    /// The answer to [`Command::ClaimPreview`].
+    Previewed {
+        /// The agent.
+        agent: AgentId,
+        /// The lead held for them, if any may be called.
+        lead: Option<Lead>,
+    },
+    /// The gateway's event for one of this campaign's calls.
+    Call {
+        /// The call.
+        call: CallRef,
+        /// What happened.
+        event: LineEvent,
+    },
+    /// The gateway refused to place the call of [`Command::Dial`].
+    DialFailed {
+        /// The call.
+        call: CallRef,
+    },
+    /// The bridge of [`Command::Bridge`] is up.
+    Bridged {
+        /// The call.
+        call: CallRef,
+    },
+    /// The bridge of [`Command::Bridge`] failed.
+    BridgeFailed {
+        /// The call.
+        call: CallRef,
+    },
+    /// The message of [`Command::PlayAbandonMessage`] could not play.
+    PlayFailed {
+        /// The call.
+        call: CallRef,
+    },
+    /// The answer to [`Command::ReadFigures`].
+    FiguresRead {
+        /// Which read.
+        read: ReadId,
+        /// The last 24 hours, every node.
+        day: Counts,
+        /// The last 30 days, every node.
+        month: Counts,
+    },
+}
+
+/// A fact to write to the Store, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// The call was answered.
+    Answered {
+        /// The call.
+        call: CallRef,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// An agent was connected: a live answer for compliance.
+    Connected {
+        /// The call.
+        call: CallRef,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The call was abandoned: a live answer and an abandon for compliance.
+    Abandoned {
+        /// The call.
+        call: CallRef,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The call ended: close the attempt and schedule the lead.
+    Finished {
+        /// The lead.
+        lead: Lead,
+        /// The call.
+        call: CallRef,
+        /// How it ended.
+        outcome: CallOutcome,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Give a claimed lead back undialled.
+    Release {
+        /// The lead.
+        lead: Lead,
+    },
+}
+
+/// What the campaign tells the rest of the service.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// A call changed phase.
+    Call {
+        /// The call.
+        call_ref: CallRef,
+        /// The lead called.
+        lead: Lead,
+        /// The new phase.
+        phase: CallPhase,
+        /// The agent on it: once connected, or from the start when the call
+        /// was placed for one agent (preview and manual calls).
+        agent: Option<AgentId>,
+        /// Why it ended, once ended.
+        cause: Option<EndCause>,
+    },
+    /// A contact offered to an agent in a preview campaign; `None` when no
+    /// lead may be called now.
+    Preview {
+        /// The agent.
+        agent: AgentId,
+        /// The lead to look at.
+        lead: Option<Lead>,
+    },
+    /// An agent's manual dial could not be placed (they were not Paused,
+    /// had no audio leg, or already had a line); the lead was given back.
+    ManualRefused {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The campaign's figures.
+    Figures {
+        /// Lines ordered, ringing or connected.
+        lines: usize,
+        /// Agents Ready.
+        ready: usize,
+        /// Calls placed since the runner started.
+        dialled: u64,
+        /// Calls answered since the runner started.
+        answered: u64,
+        /// The rolling figures of every node, as last read plus this
+        /// runner's own since.
+        compliance: ComplianceSnapshot,
+        /// The most lines per staffed agent the pacer may dial now.
+        dial_level_cap: f64,
+    },
+}
+
+/// What the shell must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Lease a lead (or take `held`, already leased), open its attempt
+    /// under a fresh call reference, and answer with [`Input::Claimed`].
+    Claim {
+        /// The line.
+        line: LineId,
+        /// A lead already held for the line's agent (preview, manual).
+        held: Option<Lead>,
+    },
+    /// Lease a lead for an agent to look at; answer with [`Input::Previewed`].
+    ClaimPreview {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// Place the call; answer [`Input::DialFailed`] if the gateway refuses.
+    Dial {
+        /// The call's reference.
+        call: CallRef,
+        /// The number, E.164.
+        number: String,
+        /// Whether to screen the answer for a machine.
+        detect_machine: bool,
+    },
+    /// Bridge the call into the agent's leg; answer [`Input::Bridged`] or
+    /// [`Input::BridgeFailed`].
+    Bridge {
+        /// The call.
+        call: CallRef,
+        /// The agent's media leg.
+        leg: CallRef,
+    },
+    /// Play the campaign's abandon message; answer [`Input::PlayFailed`]
+    /// if it cannot play.
+    PlayAbandonMessage {
+        /// The call.
+        call: CallRef,
+    },
+    /// Hang the call up.
+    Hangup {
+        /// The call.
+        call: CallRef,
+    },
+    /// Record the connected call, and register the recording with its lead.
+    Record {
+        /// The call.
+        call: CallRef,
+        /// Its lead.
+        lead: Lead,
+    },
+    /// Write a fact to the Store, after every write before it.
+    Write(Write),
+    /// Read the campaign's figures from the Store, after every write queued
+    /// before it; answer with [`Input::FiguresRead`].
+    ReadFigures(ReadId),
+    /// Tell the rest of the service.
+    Report(Report),
+}
+
+/// One campaign's dialling.
+#[derive(Debug)]
+pub struct Campaign {
+    config: CampaignConfig,
+    pacer: Pacer,
+    ledger: SharedLedger,
+    lines: BTreeMap<LineId, Line>,
+    /// Lines ordered by the pacer whose lead is being claimed.
+    claiming: BTreeMap<LineId, Option<AgentId>>,
+    by_call: BTreeMap<CallRef, LineId>,
+    legs: BTreeMap<AgentId, CallRef>,
+    /// Each agent's state as their desk last gave it.
+    desks: BTreeMap<AgentId, AgentState>,
+    previews: BTreeMap<AgentId, Lead>,
+    skipped: VecDeque<(Lead, Instant)>,
+    dialled: u64,
+    answered: u64,
+    dial_level_cap: f64,
+    next_figures: Instant,
+    next_read: Instant,
+    commands: VecDeque<Command>,
+    stopped: bool,
+}
+
+impl Campaign {
+    /// Creates a campaign with no agents and no lines; its first commands
+    /// read the figures every node has written.
+    pub fn new(config: CampaignConfig, now: Now) -> Self {
+        let mut pacer = Pacer::new(config.pacer, now.at);
+        let ledger = SharedLedger::new(config.pacer.target);
+        pacer.handle_input(PacerInput::Compliance(ledger.snapshot(now.wall)), now.at);
+        pacer.handle_input(PacerInput::DialLevelCap(config.dial_level_cap), now.at);
+        let mut campaign = Campaign {
+            dial_level_cap: sanitise_cap(config.dial_level_cap),
+            pacer,
+            ledger,
+            lines: BTreeMap::new(),
+            claiming: BTreeMap::new(),
+            by_call: BTreeMap::new(),
+            legs: BTreeMap::new(),
+            desks: BTreeMap::new(),
+            previews: BTreeMap::new(),
+            skipped: VecDeque::new(),
+            dialled: 0,
+            answered: 0,
+            next_figures: now.at + config.figures_every,
+            next_read: now.at + config.read_every,
+            commands: VecDeque::new(),
+            stopped: false,
+            config,
+        };
+        campaign.read_figures();
+        campaign
+    }
+
+    /// Feeds one input.
+    pub fn handle_input(&mut self, input: Input, now: Now) {
+        if self.stopped {
+            return self.after_stop(input, now);
+        }
+        match input {
+            Input::Agent(update) => self.agent(update, now),
+            Input::Claimed { line, claim } => self.claimed(line, claim, now),
+            Input::Previewed { agent, lead } => {
+                if let Some(lead) = &lead {
+                    self.previews.insert(agent, lead.clone());
+                }
+                self.report(Report::Preview { agent, lead });
+            }
+            Input::Call { call, event } => self.call_event(call, event, now),
+            Input::DialFailed { call } => self.dial_failed(call, now),
+            Input::Bridged { call } => self.bridged(call, now),
+            Input::BridgeFailed { call } => self.bridge_failed(call, now),
+            Input::PlayFailed { call } => self.push(Command::Hangup { call }),
+            Input::FiguresRead { read, day, month } => {
+                self.ledger.apply_read(read, day, month);
+                self.pacer.handle_input(
+                    PacerInput::Compliance(self.ledger.snapshot(now.wall)),
+                    now.at,
+                );
+            }
+        }
+        self.drain_pacer(now);
+    }
+
+    /// Runs what was due by `now`: abandons, figures, reads, skipped leads.
+    pub fn handle_timeout(&mut self, now: Now) {
+        if self.stopped {
+            return;
+        }
+        self.pacer.handle_timeout(now.at);
+        if now.at >= self.next_read {
+            self.next_read = now.at + self.config.read_every;
+            self.read_figures();
+        }
+        if now.at >= self.next_figures {
+            self.next_figures = now.at + self.config.figures_every;
+            self.figures(now);
+        }
+        while let Some((lead, _)) = self
+            .skipped
+            .front()
+            .filter(|(_, at)| now.at.saturating_duration_since(*at) >= self.config.skip_hold)
+        {
+            let lead = lead.clone();
+            self.skipped.pop_front();
+            self.write(Write::Release { lead });
+        }
+        self.drain_pacer(now);
+    }
+
+    /// Returns when [`Campaign::handle_timeout`] should next run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.stopped {
+            return None;
+        }
+        let skipped = self
+            .skipped
+            .front()
+            .map(|(_, at)| *at + self.config.skip_hold);
+        [
+            self.pacer.poll_timeout(),
+            Some(self.next_figures),
+            Some(self.next_read),
+            skipped,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Returns the next command for the shell.
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    /// Stops dialling: every call is hung up and every held lead given back.
+    /// Inputs that follow only close the books on calls already placed.
+    pub fn stop(&mut self) {
+        self.stopped = true;
+        let calls: Vec<CallRef> = self.by_call.keys().copied().collect();
+        for call in calls {
+            self.push(Command::Hangup { call });
+        }
+        for (lead, _) in std::mem::take(&mut self.skipped) {
+            self.write(Write::Release { lead });
+        }
+        for lead in std::mem::take(&mut self.previews).into_values() {
+            self.write(Write::Release { lead });
+        }
+        // Lines still being claimed come back through `after_stop`.
+    }
+
+    /// Returns whether a stopped campaign has no call left to close.
+    pub fn is_finished(&self) -> bool {
+        self.stopped && self.lines.is_empty() && self.claiming.is_empty()
+    }
+
+    /// Returns the compliance figures as the pacer sees them at `wall`.
+    pub fn compliance(&self, wall: DateTime<Utc>) -> ComplianceSnapshot {
+        self.ledger.snapshot(wall)
+    }
+
+    /// Returns the state of the line carrying `call`, if it is this campaign's.
+    pub fn line_state(&self, call: CallRef) -> Option<LineState> {
+        let line = self.by_call.get(&call)?;
+        self.lines.get(line).map(|l| l.state)
+    }
+
+    /// Returns the number of calls placed and not yet ended.
+    pub fn calls(&self) -> usize {
+        self.lines.len()
+    }
+
+    fn agent(&mut self, update: AgentUpdate, now: Now) {
+        let (agent, state, leg) = match update {
+            AgentUpdate::State { agent, state, leg } => (agent, state, leg),
+            AgentUpdate::PreviewNext { agent } => return self.preview_next(agent),
+            AgentUpdate::PreviewCall { agent } => {
+                if self.previews.contains_key(&agent) {
+                    self.pacer
+                        .handle_input(PacerInput::PreviewDial { agent }, now.at);
+                }
+                return;
+            }
+            AgentUpdate::PreviewSkip { agent } => {
+                if let Some(lead) = self.previews.remove(&agent) {
+                    self.skipped.push_back((lead, now.at));
+                }
+                return;
+            }
+            AgentUpdate::DialLevelCap(cap) => {
+                if cap.is_finite() {
+                    self.dial_level_cap = sanitise_cap(cap);
+                }
+                self.pacer
+                    .handle_input(PacerInput::DialLevelCap(cap), now.at);
+                return;
+            }
+            AgentUpdate::ManualDial { agent, lead } => return self.manual_dial(agent, lead, now),
+        };
+        match leg {
+            Some(leg) if state != AgentState::LoggedOut => {
+                self.legs.insert(agent, leg);
+            }
+            _ if state == AgentState::LoggedOut => {
+                self.legs.remove(&agent);
+            }
+            _ => {}
+        }
+        // An agent without a media leg cannot take calls.
+        let state = if state == AgentState::Ready && !self.legs.contains_key(&agent) {
+            AgentState::Paused
+        } else {
+            state
+        };
+        if state == AgentState::LoggedOut {
+            self.desks.remove(&agent);
+        } else {
+            self.desks.insert(agent, state);
+        }
+        self.pacer
+            .handle_input(PacerInput::Agent { agent, state }, now.at);
+    }
+
+    /// Gives the pacer back an agent it chose for a call that never reached
+    /// them, in the state their desk last gave.
+    fn restore_agent(&mut self, agent: AgentId, now: Now) {
+        if let Some(&state) = self.desks.get(&agent) {
+            self.pacer
+                .handle_input(PacerInput::Agent { agent, state }, now.at);
+        }
+    }
+
+    /// Dials a lead for a Paused agent by hand; the lead goes back, and the
+    /// agent hears so, when the pacer cannot order the line.
+    fn manual_dial(&mut self, agent: AgentId, lead: Lead, now: Now) {
+        if self.legs.contains_key(&agent) && self.pacer.dials_for(agent).is_none() {
+            // A lead held on screen in preview gives way to the one dialled.
+            if let Some(held) = self.previews.insert(agent, lead.clone()) {
+                self.write(Write::Release { lead: held });
+            }
+            self.pacer
+                .handle_input(PacerInput::ManualDial { agent }, now.at);
+            if self.pacer.dials_for(agent).is_some() {
+                return;
+            }
+            self.previews.remove(&agent);
+        }
+        self.write(Write::Release { lead });
+        self.report(Report::ManualRefused { agent });
+    }
+
+    /// Offers the agent the lead held for them, or asks for the next one.
+    fn preview_next(&mut self, agent: AgentId) {
+        match self.previews.get(&agent) {
+            Some(lead) => {
+                let lead = Some(lead.clone());
+                self.report(Report::Preview { agent, lead });
+            }
+            None => self.push(Command::ClaimPreview { agent }),
+        }
+    }
+
+    fn drain_pacer(&mut self, now: Now) {
+        // Deciding may free lines the pacer orders again: loop until quiet.
+        loop {
+            let mut idle = true;
+            while let Some(order) = self.pacer.poll_dial() {
+                idle = false;
+                self.order(order.line, order.agent, now);
+            }
+            while let Some(event) = self.pacer.poll_event() {
+                idle = false;
+                match event {
+                    PacerEvent::Connect { line, agent } => self.connect(line, agent, now),
+                    PacerEvent::Abandon { line } => self.abandon(line, now),
+                }
+            }
+            if idle {
+                return;
+            }
+        }
+    }
+
+    fn order(&mut self, line: LineId, agent: Option<AgentId>, now: Now) {
+        // A preview line dials the lead held for its agent, or nothing: it
+        // must not reach a stranger's number the agent never saw. Only a line
+        // with a held lead (preview, manual) is the agent's own; a
+        // progressive reservation may still pass to another agent.
+        let held = agent.and_then(|a| self.previews.remove(&a));
+        if held.is_none() && agent.is_some() && self.pacer.mode() == Mode::Preview {
+            return self.not_dialled(line, now);
+        }
+        let for_agent = agent.filter(|_| held.is_some());
+        self.claiming.insert(line, for_agent);
+        self.push(Command::Claim { line, held });
+    }
+
+    fn claimed(&mut self, line: LineId, claim: Claim, now: Now) {
+        let Some(for_agent) = self.claiming.remove(&line) else {
+            // Not a claim this campaign is waiting for: give the lead back.
+            if let Claim::Placed { lead, call } = claim {
+                self.finish_unplaced(lead, call, now);
+            }
+            return;
+        };
+        let (lead, call) = match claim {
+            Claim::Placed { lead, call } => (lead, call),
+            Claim::Nothing | Claim::Failed => return self.not_dialled(line, now),
+        };
+        let detect_machine = self.config.detect_machines && for_agent.is_none();
+        self.push(Command::Dial {
+            call,
+            number: lead.number.clone(),
+            detect_machine,
+        });
+        self.dialled += 1;
+        self.by_call.insert(call, line);
+        self.report_call(call, &lead, CallPhase::Dialling, for_agent, None);
+        self.lines
+            .insert(line, Line::new(lead, call, for_agent, detect_machine));
+        self.pacer.handle_input(
+            PacerInput::Call {
+                line,
+                event: CallEvent::Dialled,
+            },
+            now.at,
+        );
+    }
+
+    /// A lead whose attempt was opened but that is not dialled after all.
+    fn finish_unplaced(&mut self, lead: Lead, call: CallRef, now: Now) {
+        self.write(Write::Finished {
+            lead,
+            call,
+            outcome: CallOutcome::Unconnected(AttemptOutcome::Failed),
+            at: now.wall,
+        });
+    }
+
+    fn not_dialled(&mut self, line: LineId, now: Now) {
+        self.pacer.handle_input(
+            PacerInput::Call {
+                line,
+                event: CallEvent::NotDialled,
+            },
+            now.at,
+        );
+    }
+
+    fn dial_failed(&mut self, call: CallRef, now: Now) {
+        let Some(line_id) = self.by_call.remove(&call) else {
+            return;
+        };
+        let Some(line) = self.lines.remove(&line_id) else {
+            return;
+        };
+        self.write(Write::Finished {
+            lead: line.lead.clone(),
+            call,
+            outcome: CallOutcome::Unconnected(AttemptOutcome::Failed),
+            at: now.wall,
+        });
+        self.report_call(call, &line.lead, CallPhase::Ended, line.for_agent, None);
+        self.pacer.handle_input(
+            PacerInput::Call {
+                line: line_id,
+                event: CallEvent::Failed,
+            },
+            now.at,
+        );
+    }
+
+    fn call_event(&mut self, call: CallRef, event: LineEvent, now: Now) {
+        let Some(&line_id) = self.by_call.get(&call) else {
+            return;
+        };
+        let Some(line) = self.lines.get_mut(&line_id) else {
+            return;
+        };
+        match event {
+            LineEvent::Ringing => {
+                if line.state == LineState::Dialling {
+                    line.state = LineState::Ringing;
+                    let (lead, agent) = (line.lead.clone(), line.for_agent);
+                    self.report_call(call, &lead, CallPhase::Ringing, agent, None);
+                }
+            }
+            LineEvent::Answered => {
+                if !line.state.unanswered() {
+                    return;
+                }
+                let screened = line.detect;
+                line.state = if screened {
+                    // Not live until a person is heard.
+                    LineState::Screening { since: now.at }
+                } else {
+                    LineState::Waiting
+                };
+                let (lead, agent) = (line.lead.clone(), line.for_agent);
+                self.answered += 1;
+                self.write(Write::Answered { call, at: now.wall });
+                self.report_call(call, &lead, CallPhase::Answered, agent, None);
+                if !screened {
+                    self.live(line_id, Duration::ZERO, now);
+                }
+            }
+            LineEvent::AnsweredBy(verdict) => {
+                let LineState::Screening { since } = line.state else {
+                    return;
+                };
+                // The person has waited since their greeting ended: the
+                // pause that told them apart, or, unsure, since the answer.
+                let heard = match verdict {
+                    AmdVerdict::Machine => {
+                        line.state = LineState::Machine;
+                        return self.push(Command::Hangup { call });
+                    }
+                    AmdVerdict::Human => self.config.after_greeting,
+                    AmdVerdict::Unsure => now.at.saturating_duration_since(since),
+                };
+                // A person, or unsure: better an agent's second than a
+                // person dropped.
+                line.state = LineState::Waiting;
+                self.live(line_id, heard, now);
+            }
+            LineEvent::PlaybackFinished => {
+                if line.state == LineState::Abandoned {
+                    self.push(Command::Hangup { call });
+                }
+            }
+            LineEvent::Ended(cause) => self.ended(line_id, cause, now),
+        }
+    }
+
+    /// Tells the pacer a person answered the line, `heard` ago (zero unless screened).
+    fn live(&mut self, line: LineId, heard: Duration, now: Now) {
+        let event = if heard.is_zero() {
+            CallEvent::AnsweredLive
+        } else {
+            CallEvent::AnsweredLiveAfter(heard)
+        };
+        self.pacer
+            .handle_input(PacerInput::Call { line, event }, now.at);
+    }
+
+    fn connect(&mut self, line_id: LineId, agent: AgentId, now: Now) {
+        let Some(line) = self.lines.get_mut(&line_id) else {
+            return;
+        };
+        if line.state != LineState::Waiting {
+            return;
+        }
+        let Some(&leg) = self.legs.get(&agent) else {
+            self.cannot_connect(line_id, now);
+            return self.restore_agent(agent, now);
+        };
+        line.state = LineState::Bridging { agent };
+        let call = line.call;
+        self.push(Command::Bridge { call, leg });
+    }
+
+    fn bridged(&mut self, call: CallRef, now: Now) {
+        let Some(&line_id) = self.by_call.get(&call) else {
+            return;
+        };
+        let Some(line) = self.lines.get_mut(&line_id) else {
+            return;
+        };
+        let LineState::Bridging { agent } = line.state else {
+            return;
+        };
+        line.state = LineState::Connected {
+            agent,
+            since: now.at,
+        };
+        let lead = line.lead.clone();
+        if self.config.record {
+            self.push(Command::Record {
+                call,
+                lead: lead.clone(),
+            });
+        }
+        self.ledger.record(LiveAnswer::Connected, now.wall);
+        self.write(Write::Connected { call, at: now.wall });
+        self.report_call(call, &lead, CallPhase::Connected, Some(agent), None);
+        self.pacer.handle_input(
+            PacerInput::Call {
+                line: line_id,
+                event: CallEvent::Connected { agent },
+            },
+            now.at,
+        );
+    }
+
+    fn bridge_failed(&mut self, call: CallRef, now: Now) {
+        let Some(&line_id) = self.by_call.get(&call) else {
+            return;
+        };
+        let Some(line) = self.lines.get_mut(&line_id) else {
+            return;
+        };
+        let LineState::Bridging { agent } = line.state else {
+            return;
+        };
+        line.state = LineState::Waiting;
+        self.cannot_connect(line_id, now);
+        self.restore_agent(agent, now);
+    }
+
+    /// The agent the pacer chose cannot take the call: it is abandoned.
+    fn cannot_connect(&mut self, line_id: LineId, now: Now) {
+        self.pacer.handle_input(
+            PacerInput::Call {
+                line: line_id,
+                event: CallEvent::Abandoned,
+            },
+            now.at,
+        );
+        self.abandon(line_id, now);
+    }
+
+    fn abandon(&mut self, line_id: LineId, now: Now) {
+        let Some(line) = self.lines.get_mut(&line_id) else {
+            return;
+        };
+        if line.state != LineState::Waiting {
+            return;
+        }
+        line.state = LineState::Abandoned;
+        let (call, lead) = (line.call, line.lead.clone());
+        self.ledger.record(LiveAnswer::Abandoned, now.wall);
+        self.write(Write::Abandoned { call, at: now.wall });
+        self.report_call(call, &lead, CallPhase::Abandoned, None, None);
+        self.push(if self.config.abandon_message {
+            Command::PlayAbandonMessage { call }
+        } else {
+            Command::Hangup { call }
+        });
+    }
+
+    fn ended(&mut self, line_id: LineId, cause: EndCause, now: Now) {
+        let Some(line) = self.lines.remove(&line_id) else {
+            return;
+        };
+        self.by_call.remove(&line.call);
+        let (outcome, event) = line.outcome(cause, now.at);
+        let bridging = match line.state {
+            LineState::Bridging { agent } => Some(agent),
+            _ => None,
+        };
+        self.write(Write::Finished {
+            lead: line.lead.clone(),
+            call: line.call,
+            outcome,
+            at: now.wall,
+        });
+        let agent = line.agent().or(line.for_agent);
+        self.report_call(line.call, &line.lead, CallPhase::Ended, agent, Some(cause));
+        self.pacer.handle_input(
+            PacerInput::Call {
+                line: line_id,
+                event,
+            },
+            now.at,
+        );
+        if let Some(agent) = bridging {
+            self.restore_agent(agent, now);
+        }
+    }
+
+    /// Inputs after [`Campaign::stop`]: calls still end and are written,
+    /// claims that come back are given back, nothing new starts.
+    fn after_stop(&mut self, input: Input, now: Now) {
+        match input {
+            Input::Call {
+                call,
+                event: LineEvent::Ended(cause),
+            } => {
+                if let Some(&line) = self.by_call.get(&call) {
+                    self.ended(line, cause, now);
+                }
+            }
+            Input::Claimed { line, claim } => {
+                self.claiming.remove(&line);
+                if let Claim::Placed { lead, call } = claim {
+                    self.finish_unplaced(lead, call, now);
+                }
+            }
+            Input::Previewed {
+                lead: Some(lead), ..
+            } => self.write(Write::Release { lead }),
+            Input::DialFailed { call } => self.dial_failed(call, now),
+            Input::FiguresRead { read, day, month } => self.ledger.apply_read(read, day, month),
+            _ => {}
+        }
+    }
+
+    fn read_figures(&mut self) {
+        let read = self.ledger.begin_read();
+        self.push(Command::ReadFigures(read));
+    }
+
+    fn figures(&mut self, now: Now) {
+        let compliance = self.ledger.snapshot(now.wall);
+        self.pacer
+            .handle_input(PacerInput::Compliance(compliance), now.at);
+        self.report(Report::Figures {
+            lines: self.pacer.lines_in_flight(),
+            ready: self.pacer.ready_agents(),
+            dialled: self.dialled,
+            answered: self.answered,
+            compliance,
+            dial_level_cap: self.dial_level_cap.min(self.config.pacer.max_dial_level),
+        });
+    }
+
+    fn report_call(
+        &mut self,
+        call_ref: CallRef,
+        lead: &Lead,
+        phase: CallPhase,
+        agent: Option<AgentId>,
+        cause: Option<EndCause>,
+    ) {
+        self.report(Report::Call {
+            call_ref,
+            lead: lead.clone(),
+            phase,
+            agent,
+            cause,
+        });
+    }
+
+    fn write(&mut self, write: Write) {
+        self.push(Command::Write(write));
+    }
+
+    fn report(&mut self, report: Report) {
+        self.push(Command::Report(report));
+    }
+
+    fn push(&mut self, command: Command) {
+        self.commands.push_back(command);
+    }
+}
+
+fn sanitise_cap(cap: f64) -> f64 {
+    if cap.is_finite() {
+        cap.max(0.0)
+    } else {
+        0.0
+    }
+}
