@@ -13,8 +13,13 @@ impl Engine {
     pub(crate) async fn on_command(&mut self, command: Command) {
         let now = tokio::time::Instant::now().into_std();
         match command {
-            Command::Dial(request, reply) => {
-                let _ = reply.send(self.dial(request, now).await);
+            Command::Dial(request, watcher, reply) => {
+                let call_ref = request.call_ref;
+                let placed = self.dial(request, now).await;
+                if let (Ok(_), Some(watcher)) = (&placed, watcher) {
+                    self.watchers.insert(call_ref, watcher);
+                }
+                let _ = reply.send(placed);
             }
             Command::Hangup(call_ref, reply) if self.agents.contains_key(&call_ref) => {
                 let _ = reply.send(self.detach_agent(call_ref));

@@ -25,7 +25,11 @@ use crate::sip::{Call, EndCause, Transport};
 /// A request from a [`super::Gateway`] handle.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Dial(DialRequest, oneshot::Sender<Result<CallRef, DialError>>),
+    Dial(
+        DialRequest,
+        Option<mpsc::UnboundedSender<CallEvent>>,
+        oneshot::Sender<Result<CallRef, DialError>>,
+    ),
     Hangup(CallRef, Reply),
     Play(CallRef, Arc<[i16]>, Reply),
     Record(CallRef, Recorder, Reply),
@@ -85,6 +89,9 @@ pub(crate) struct Engine {
     pub transport: SipTransport,
     pub ports: PortPool,
     pub events: broadcast::Sender<CallEvent>,
+    /// Callers that asked for one call's events on a channel of their own,
+    /// which never drops one (unlike the broadcast, which can lag).
+    pub watchers: HashMap<CallRef, mpsc::UnboundedSender<CallEvent>>,
     pub leg_events: mpsc::UnboundedSender<LegEvent>,
     pub next_leg_id: u64,
 }
@@ -118,8 +125,16 @@ impl Engine {
     }
 
     /// Publishes an event; having no subscriber is normal.
-    pub fn emit(&self, call_ref: CallRef, kind: CallEventKind) {
-        let _ = self.events.send(CallEvent { call_ref, kind });
+    pub fn emit(&mut self, call_ref: CallRef, kind: CallEventKind) {
+        let event = CallEvent { call_ref, kind };
+        let ended = matches!(event.kind, CallEventKind::Ended { .. });
+        if let Some(watcher) = self.watchers.get(&call_ref) {
+            let _ = watcher.send(event.clone());
+        }
+        if ended {
+            self.watchers.remove(&call_ref);
+        }
+        let _ = self.events.send(event);
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -139,6 +139,7 @@ impl Gateway {
             agents: BTreeMap::new(),
             transport: SipTransport::start(udp, tcp, inbound_tx, trunk_ips),
             events: events.clone(),
+            watchers: HashMap::new(),
             leg_events: leg_tx,
             next_leg_id: 0,
         };
@@ -154,9 +155,27 @@ impl Gateway {
 
     /// Places a call; its progress arrives on [`Gateway::events`].
     pub async fn dial(&self, request: DialRequest) -> Result<CallRef, DialError> {
+        self.place(request, None).await
+    }
+
+    /// Places a call whose every event, up to and including `Ended`, also
+    /// goes to `events`, a channel of the caller's own that never drops one.
+    pub async fn dial_watched(
+        &self,
+        request: DialRequest,
+        events: mpsc::UnboundedSender<CallEvent>,
+    ) -> Result<CallRef, DialError> {
+        self.place(request, Some(events)).await
+    }
+
+    async fn place(
+        &self,
+        request: DialRequest,
+        watcher: Option<mpsc::UnboundedSender<CallEvent>>,
+    ) -> Result<CallRef, DialError> {
         let (reply, answer) = oneshot::channel();
         self.commands
-            .send(Command::Dial(request, reply))
+            .send(Command::Dial(request, watcher, reply))
             .map_err(|_| DialError::Stopped)?;
         answer.await.map_err(|_| DialError::Stopped)?
     }
