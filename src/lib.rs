@@ -75,6 +75,7 @@ impl App {
         let config = dashboard::DashboardConfig {
             session_ttl: settings.session_ttl,
             secure_cookies: settings.secure_cookies,
+            node: settings.node_id.clone(),
             ..dashboard::DashboardConfig::default()
         };
         let bus = crm::events::EventBus::default();
@@ -90,11 +91,18 @@ impl App {
                 store.clone(),
                 telephony.gateway.clone(),
                 bus.clone(),
+                clock.clone(),
                 settings.node_id.clone(),
                 telephony.default_trunk.clone(),
             )
             .with_recordings(&settings.recordings_dir),
         );
+        // Before anything dials: what this node left open when it last
+        // stopped without ending its calls is closed and counted.
+        floor
+            .recover()
+            .await
+            .context("closing the calls this node left open")?;
         let resumed = floor.resume().await.context("resuming running campaigns")?;
         if resumed > 0 {
             tracing::info!(campaigns = resumed, "resumed dialling");

@@ -10,8 +10,13 @@ use crm::events::Event;
 use crm::Store;
 use tokio::sync::broadcast::{self, error::RecvError};
 
-/// Writes agent state events until the bus closes.
-pub async fn keep_agent_states(store: Store, mut events: broadcast::Receiver<Arc<Event>>) {
+/// Writes agent state events, as set on the desks of `node`, until the bus closes.
+pub async fn keep_agent_states(
+    store: Store,
+    node: String,
+    mut events: broadcast::Receiver<Arc<Event>>,
+) {
+    let node = Some(node.as_str()).filter(|n| !n.is_empty());
     loop {
         let event = match events.recv().await {
             Ok(event) => event,
@@ -31,7 +36,7 @@ pub async fn keep_agent_states(store: Store, mut events: broadcast::Receiver<Arc
         } = event.as_ref()
         {
             let written = store
-                .record_agent_state(*account, *user_id, *state, pause_code.as_deref(), *at)
+                .record_agent_state_on(*account, *user_id, *state, pause_code.as_deref(), *at, node)
                 .await;
             if let Err(error) = written {
                 tracing::warn!(%user_id, %error, "an agent state change was not kept");

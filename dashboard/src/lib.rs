@@ -52,6 +52,8 @@ pub struct DashboardConfig {
     pub secure_cookies: bool,
     /// Replay and per-client buffers of the supervisors' stream.
     pub hub: stream::hub::HubConfig,
+    /// This node's name, kept with the agent states its desks set.
+    pub node: String,
 }
 
 impl Default for DashboardConfig {
@@ -60,6 +62,7 @@ impl Default for DashboardConfig {
             session_ttl: Duration::from_secs(12 * 3600),
             secure_cookies: false,
             hub: stream::hub::HubConfig::default(),
+            node: String::new(),
         }
     }
 }
@@ -102,7 +105,11 @@ impl AppState {
     ) -> Self {
         let hub = Arc::new(stream::hub::StreamHub::new(config.hub));
         tokio::spawn(hub.clone().run(bus.subscribe()));
-        tokio::spawn(history::keep_agent_states(store.clone(), bus.subscribe()));
+        tokio::spawn(history::keep_agent_states(
+            store.clone(),
+            config.node.clone(),
+            bus.subscribe(),
+        ));
         AppState {
             floor: None,
             legs: Arc::new(desk::Legs::default()),

@@ -1,15 +1,19 @@
 //! The dialler's lead source over the Store: claims leases, writes call
-//! attempts, and schedules retries by the campaign's rules.
+//! attempts and the facts compliance rests on, schedules retries by the
+//! campaign's rules, and reads the campaign's figures from every node.
 
 use std::sync::Arc;
 
-use crate::retry::RetryPolicy;
-use crate::runner::{CallOutcome, Lead, LeadSource, RunnerError};
-use chrono::{TimeDelta, Utc};
-
+use chrono::{DateTime, TimeDelta, Utc};
 use crm::model::{AccountId, CampaignId, ContactId};
 use crm::store::leads::{outcome_name, LeadId};
 use crm::{Store, StoreError};
+use dialer_core::compliance::Counts;
+use sip_gateway::gateway::CallRef;
+use vocab::Clock;
+
+use crate::retry::RetryPolicy;
+use crate::runner::{CallOutcome, Lead, LeadSource, RunnerError};
 
 /// One campaign's leads, as one node of the service dials them.
 #[derive(Clone)]
@@ -18,17 +22,20 @@ pub struct StoreLeads {
     account: AccountId,
     campaign: CampaignId,
     node: Arc<str>,
+    clock: Arc<dyn Clock>,
     lease: TimeDelta,
     policy: RetryPolicy,
 }
 
 impl StoreLeads {
-    /// Creates the lead source of a campaign for the node named `node`.
+    /// Creates the lead source of a campaign for the node named `node`,
+    /// reading the time from `clock`.
     pub fn new(
         store: Store,
         account: AccountId,
         campaign: CampaignId,
         node: &str,
+        clock: Arc<dyn Clock>,
         policy: RetryPolicy,
     ) -> Self {
         StoreLeads {
@@ -36,6 +43,7 @@ impl StoreLeads {
             account,
             campaign,
             node: node.into(),
+            clock,
             // Long enough for a ring and a conversation; renewed while held.
             lease: TimeDelta::minutes(30),
             policy,
@@ -56,7 +64,7 @@ impl LeadSource for StoreLeads {
                 self.campaign,
                 &self.node,
                 n,
-                Utc::now(),
+                self.clock.now(),
                 self.lease,
             )
             .await
@@ -71,28 +79,42 @@ impl LeadSource for StoreLeads {
             .collect())
     }
 
-    async fn placed(&self, lead: &Lead, call_ref: &str) -> Result<(), RunnerError> {
+    async fn placed(&self, lead: &Lead, call: CallRef) -> Result<(), RunnerError> {
         self.store
-            .create_attempt(
+            .open_attempt(
                 self.account,
-                call_ref,
-                Some(self.campaign),
-                Some(ContactId(lead.contact_id)),
-                Utc::now(),
+                call,
+                self.campaign,
+                ContactId(lead.contact_id),
+                &self.node,
+                self.clock.now(),
             )
             .await
-            .map(|_| ())
             .map_err(failed)
     }
 
-    async fn answered(&self, _lead: &Lead, call_ref: &str) -> Result<(), RunnerError> {
+    async fn answered(&self, call: CallRef, at: DateTime<Utc>) -> Result<(), RunnerError> {
         let attempt = self
             .store
-            .attempt_by_ref(self.account, call_ref)
+            .attempt_by_ref(self.account, &call.to_string())
             .await
             .map_err(failed)?;
         self.store
-            .mark_answered(self.account, attempt.id, Utc::now())
+            .mark_answered(self.account, attempt.id, at)
+            .await
+            .map_err(failed)
+    }
+
+    async fn connected(&self, call: CallRef, at: DateTime<Utc>) -> Result<(), RunnerError> {
+        self.store
+            .mark_connected(self.account, call, at)
+            .await
+            .map_err(failed)
+    }
+
+    async fn abandoned(&self, call: CallRef, at: DateTime<Utc>) -> Result<(), RunnerError> {
+        self.store
+            .mark_abandoned(self.account, call, at)
             .await
             .map_err(failed)
     }
@@ -100,13 +122,13 @@ impl LeadSource for StoreLeads {
     async fn finished(
         &self,
         lead: &Lead,
-        call_ref: &str,
+        call: CallRef,
         outcome: CallOutcome,
+        at: DateTime<Utc>,
     ) -> Result<(), RunnerError> {
-        let now = Utc::now();
         let attempt = self
             .store
-            .attempt_by_ref(self.account, call_ref)
+            .attempt_by_ref(self.account, &call.to_string())
             .await
             .map_err(failed)?;
         let name = match outcome {
@@ -114,19 +136,19 @@ impl LeadSource for StoreLeads {
             CallOutcome::Conversation { .. } => "answered",
         };
         self.store
-            .mark_ended(self.account, attempt.id, name, now)
+            .mark_ended(self.account, attempt.id, name, at)
             .await
             .map_err(failed)?;
         match outcome {
             CallOutcome::Unconnected(o) => self
                 .store
-                .record_outcome(self.account, LeadId(lead.id), o, now, &self.policy)
+                .record_outcome(self.account, LeadId(lead.id), o, at, &self.policy)
                 .await
                 .map(|_| ())
                 .map_err(failed),
             CallOutcome::Conversation { .. } => self
                 .store
-                .record_conversation(self.account, LeadId(lead.id), now)
+                .record_conversation(self.account, LeadId(lead.id), at)
                 .await
                 .map(|_| ())
                 .map_err(failed),
@@ -136,22 +158,23 @@ impl LeadSource for StoreLeads {
     async fn recorded(
         &self,
         lead: &Lead,
-        call_ref: &str,
+        call: CallRef,
         path: &std::path::Path,
     ) -> Result<(), RunnerError> {
+        let call_ref = call.to_string();
         let attempt = self
             .store
-            .attempt_by_ref(self.account, call_ref)
+            .attempt_by_ref(self.account, &call_ref)
             .await
             .map_err(failed)?;
         let recording = crm::store::erasure::NewRecording {
             attempt_id: Some(attempt.id),
-            call_ref: Some(call_ref.to_owned()),
+            call_ref: Some(call_ref),
             contact_id: Some(ContactId(lead.contact_id)),
             path: path.to_path_buf(),
         };
         self.store
-            .add_recording(self.account, &recording, Utc::now())
+            .add_recording(self.account, &recording, self.clock.now())
             .await
             .map(|_| ())
             .map_err(failed)
@@ -159,8 +182,17 @@ impl LeadSource for StoreLeads {
 
     async fn release(&self, lead: &Lead) -> Result<(), RunnerError> {
         self.store
-            .release_lead(self.account, LeadId(lead.id), &self.node, Utc::now())
+            .release_lead(self.account, LeadId(lead.id), &self.node, self.clock.now())
             .await
             .map_err(failed)
+    }
+
+    async fn figures(&self, now: DateTime<Utc>) -> Result<(Counts, Counts), RunnerError> {
+        let counts = self
+            .store
+            .compliance_counts(self.campaign, now)
+            .await
+            .map_err(failed)?;
+        Ok((counts.day, counts.month))
     }
 }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dialer::compliance::AbandonTarget;
+use chrono::{DateTime, Utc};
+use dialer::compliance::{AbandonTarget, Counts};
 use dialer::pacer::{AgentId, AgentState, Mode, PacerConfig};
 use dialer::retry::AttemptOutcome;
 use dialer::runner::{
@@ -22,11 +23,13 @@ use tokio::sync::mpsc;
 #[derive(Default)]
 struct Ledger {
     pending: Vec<Lead>,
-    placed: Vec<String>,
-    answered: Vec<String>,
+    placed: Vec<CallRef>,
+    answered: Vec<CallRef>,
+    connected: Vec<DateTime<Utc>>,
+    abandoned: Vec<DateTime<Utc>>,
     finished: Vec<(i64, CallOutcome)>,
     released: Vec<i64>,
-    recorded: Vec<(String, PathBuf)>,
+    recorded: Vec<(CallRef, PathBuf)>,
 }
 
 #[derive(Clone, Default)]
@@ -66,21 +69,32 @@ impl LeadSource for MemoryLeads {
         Ok(l.pending.drain(..k).collect())
     }
 
-    async fn placed(&self, _lead: &Lead, call_ref: &str) -> Result<(), RunnerError> {
-        self.0.lock().expect("lock").placed.push(call_ref.into());
+    async fn placed(&self, _lead: &Lead, call: CallRef) -> Result<(), RunnerError> {
+        self.0.lock().expect("lock").placed.push(call);
         Ok(())
     }
 
-    async fn answered(&self, _lead: &Lead, call_ref: &str) -> Result<(), RunnerError> {
-        self.0.lock().expect("lock").answered.push(call_ref.into());
+    async fn answered(&self, call: CallRef, _at: DateTime<Utc>) -> Result<(), RunnerError> {
+        self.0.lock().expect("lock").answered.push(call);
+        Ok(())
+    }
+
+    async fn connected(&self, _call: CallRef, at: DateTime<Utc>) -> Result<(), RunnerError> {
+        self.0.lock().expect("lock").connected.push(at);
+        Ok(())
+    }
+
+    async fn abandoned(&self, _call: CallRef, at: DateTime<Utc>) -> Result<(), RunnerError> {
+        self.0.lock().expect("lock").abandoned.push(at);
         Ok(())
     }
 
     async fn finished(
         &self,
         lead: &Lead,
-        _call_ref: &str,
+        _call: CallRef,
         outcome: CallOutcome,
+        _at: DateTime<Utc>,
     ) -> Result<(), RunnerError> {
         self.0
             .lock()
@@ -98,13 +112,33 @@ impl LeadSource for MemoryLeads {
     async fn recorded(
         &self,
         _lead: &Lead,
-        call_ref: &str,
+        call: CallRef,
         path: &std::path::Path,
     ) -> Result<(), RunnerError> {
-        let entry = (call_ref.to_owned(), path.to_path_buf());
+        let entry = (call, path.to_path_buf());
         self.0.lock().expect("lock").recorded.push(entry);
         Ok(())
     }
+
+    async fn figures(&self, _now: DateTime<Utc>) -> Result<(Counts, Counts), RunnerError> {
+        let l = self.0.lock().expect("lock");
+        let abandoned = l.abandoned.len() as u64;
+        let counts = Counts {
+            live: l.connected.len() as u64 + abandoned,
+            abandoned,
+        };
+        Ok((counts, counts))
+    }
+}
+
+/// Starts a runner on the system clock.
+fn spawn(
+    plan: Plan,
+    leads: MemoryLeads,
+    gateway: Gateway,
+    reports: mpsc::UnboundedSender<Report>,
+) -> runner::RunnerHandle {
+    runner::spawn(plan, leads, gateway, Arc::new(vocab::SystemClock), reports)
 }
 
 struct Floor {
@@ -236,7 +270,7 @@ async fn progressive_calls_are_bridged_to_the_ready_agent_with_audio_both_ways()
     let dir = std::env::temp_dir().join(format!("dialcrm-runner-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let (tx, mut reports) = mpsc::unbounded_channel();
-    let handle = runner::spawn(
+    let handle = spawn(
         Plan {
             recordings: Some(dir.clone()),
             ..plan(Mode::Progressive, None)
@@ -267,7 +301,7 @@ async fn progressive_calls_are_bridged_to_the_ready_agent_with_audio_both_ways()
         let wav = dir.join(format!("{call_ref}.wav"));
         phase(&mut reports, CallPhase::Ended).await;
         let recorded = leads.0.lock().expect("lock").recorded.clone();
-        assert_eq!(recorded.last(), Some(&(call_ref.to_string(), wav.clone())));
+        assert_eq!(recorded.last(), Some(&(call_ref, wav.clone())));
         let (left, right) = channels(&wav);
         let at = |s: &[i16]| dominant_frequency(s, &[440.0, 1000.0], 8000, 1e-4);
         assert_eq!(
@@ -308,7 +342,7 @@ async fn an_answered_call_without_an_agent_is_abandoned_with_the_message() {
     write_wav(&message, &sine(697.0, 8000, 8000, 8000));
     let leads = MemoryLeads::with(&["+441632960201"]);
     let (tx, mut reports) = mpsc::unbounded_channel();
-    let handle = runner::spawn(
+    let handle = spawn(
         plan(Mode::Progressive, Some(message)),
         leads.clone(),
         f.gateway.clone(),
@@ -369,7 +403,7 @@ async fn screened_calls_hang_up_on_machines_and_connect_people() {
         let leg = agent_leg(&f.gateway).await;
         let leads = MemoryLeads::with(&["+441632960301"]);
         let (tx, mut reports) = mpsc::unbounded_channel();
-        let handle = runner::spawn(
+        let handle = spawn(
             Plan {
                 detect_machines: true,
                 ..plan(Mode::Progressive, None)
@@ -420,7 +454,7 @@ async fn busy_lines_are_recorded_as_busy() {
     let leg = agent_leg(&f.gateway).await;
     let leads = MemoryLeads::with(&["+441632960301"]);
     let (tx, mut reports) = mpsc::unbounded_channel();
-    let handle = runner::spawn(
+    let handle = spawn(
         plan(Mode::Progressive, None),
         leads.clone(),
         f.gateway.clone(),
@@ -453,7 +487,7 @@ async fn preview_shows_the_contact_first_and_dials_only_what_the_agent_chooses()
     let leg = agent_leg(&f.gateway).await;
     let leads = MemoryLeads::with(&["+441632960401", "+441632960402", "+441632960403"]);
     let (tx, mut reports) = mpsc::unbounded_channel();
-    let handle = runner::spawn(
+    let handle = spawn(
         plan(Mode::Preview, None),
         leads.clone(),
         f.gateway.clone(),
@@ -538,7 +572,7 @@ async fn a_paused_agent_dials_by_hand_and_takes_the_call() {
     // Nothing to claim: whatever is dialled here is the agent's own choice.
     let leads = MemoryLeads::with(&[]);
     let (tx, mut reports) = mpsc::unbounded_channel();
-    let handle = runner::spawn(
+    let handle = spawn(
         plan(Mode::Predictive, None),
         leads.clone(),
         f.gateway.clone(),

@@ -13,7 +13,7 @@ use sip_gateway::gateway::TrunkConfig;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::dialler::{agent_phone, carrier, zone_where};
+use crate::dialler::{agent_phone, carrier, DAY_ZONE};
 use crate::helpers::{spawn_app_with, TestApp};
 
 #[tokio::test]
@@ -50,7 +50,7 @@ async fn agent_day(backend: crm::testing::TestBackend) {
                 last_name: "Oddington".into(),
                 phone_e164: phone.into(),
                 phone_raw: phone.into(),
-                time_zone: Some(zone_where(10..=18).into()),
+                time_zone: Some(DAY_ZONE.into()),
                 custom_fields: json!({ "plan": "gold" }),
                 ..ContactFields::default()
             },
@@ -306,7 +306,7 @@ async fn preview_shows_the_contact_before_the_agent_calls_or_skips() {
                     first_name: (*name).into(),
                     phone_e164: phone.clone(),
                     phone_raw: phone,
-                    time_zone: Some(zone_where(10..=18).into()),
+                    time_zone: Some(DAY_ZONE.into()),
                     custom_fields: json!({}),
                     ..ContactFields::default()
                 },

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use chrono::{Timelike, Utc};
 use crm::model::{CampaignStatus, ContactFields};
 use crm::store::campaign_settings::{CampaignSettings, DialMode};
 use dialer::leads::StoreLeads;
@@ -15,40 +14,22 @@ use sip_gateway::gateway::{
 };
 use tokio::sync::mpsc;
 
-use crate::helpers::{on_both_backends, TestApp};
+use crate::helpers::{on_both_backends, NowUtc, TestApp};
 
 on_both_backends!(a_campaign_dials_only_who_it_may_and_logs_every_attempt);
 
-/// Zones spread around the globe; at any instant one is in office hours
-/// and one is in the small hours.
-const ZONES: [&str; 8] = [
-    "Pacific/Honolulu",
-    "America/Los_Angeles",
-    "America/New_York",
-    "Europe/London",
-    "Asia/Dubai",
-    "Asia/Kolkata",
-    "Asia/Tokyo",
-    "Pacific/Auckland",
-];
-
-pub fn zone_where(hours: std::ops::RangeInclusive<u32>) -> &'static str {
-    let now = Utc::now();
-    ZONES
-        .iter()
-        .find(|z| {
-            let tz: chrono_tz::Tz = z.parse().expect("known zone");
-            hours.contains(&now.with_timezone(&tz).hour())
-        })
-        .expect("some zone is in that range now")
-}
+/// The test clock stands at 09:00 UTC on Friday 27 November 2026
+/// (`helpers::spawn_app`): 09:00 in London, inside calling hours, and
+/// 01:00 in Los Angeles, outside them.
+pub const DAY_ZONE: &str = "Europe/London";
+/// See [`DAY_ZONE`].
+pub const NIGHT_ZONE: &str = "America/Los_Angeles";
 
 async fn a_campaign_dials_only_who_it_may_and_logs_every_attempt(t: TestApp) -> TestApp {
     let s = &t.db.store;
-    let now = Utc::now();
+    let now = t.clock.now_utc();
     let acme = t.account("acme", 5).await;
-    let day = zone_where(10..=18);
-    let night = zone_where(1..=5);
+    let (day, night) = (DAY_ZONE, NIGHT_ZONE);
     let list = s.create_list(acme.id, "L", "GB", now).await.expect("list");
     let mut callable = Vec::new();
     let mut not_callable = Vec::new();
@@ -129,6 +110,7 @@ async fn a_campaign_dials_only_who_it_may_and_logs_every_attempt(t: TestApp) -> 
         acme.id,
         campaign.id,
         "node-a",
+        t.clock.clone(),
         settings.retry_policy(),
     );
     let plan = Plan {
@@ -145,7 +127,7 @@ async fn a_campaign_dials_only_who_it_may_and_logs_every_attempt(t: TestApp) -> 
         detect_machines: settings.detect_machines,
     };
     let (tx, mut reports) = mpsc::unbounded_channel();
-    let handle = runner::spawn(plan, leads, gateway.clone(), tx);
+    let handle = runner::spawn(plan, leads, gateway.clone(), t.clock.clone(), tx);
     let agent = AgentId(1);
     let ready = AgentUpdate::State {
         agent,

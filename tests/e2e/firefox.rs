@@ -21,7 +21,7 @@ use sip_gateway::gateway::TrunkConfig;
 use sip_gateway::media::tone::{dominant_frequency, zero_crossing_frequency};
 
 use crate::bidi::{find_firefox, Bidi, Firefox};
-use crate::dialler::{carrier, zone_where};
+use crate::dialler::{carrier, DAY_ZONE};
 use crate::helpers::{spawn_app_with, TestApp};
 use crate::softphone::ONE_AT_A_TIME;
 
@@ -73,7 +73,7 @@ async fn take_a_call(t: &TestApp, customers: &Carrier, binary: &Path, dir: &Path
                 last_name: "Foxley".into(),
                 phone_e164: phone.into(),
                 phone_raw: phone.into(),
-                time_zone: Some(zone_where(10..=18).into()),
+                time_zone: Some(DAY_ZONE.into()),
                 custom_fields: json!({}),
                 ..ContactFields::default()
             },

@@ -25,7 +25,7 @@ use sip_gateway::media::tone::goertzel_power;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::dialler::{agent_phone, carrier, zone_where};
+use crate::dialler::{agent_phone, carrier, DAY_ZONE};
 use crate::helpers::{spawn_app_with, TestApp};
 use crate::softphone::cdp::{find_chromium, Cdp, Chromium};
 use crate::softphone::{until, write_tone, ONE_AT_A_TIME};
@@ -85,7 +85,7 @@ async fn listen_in(t: &TestApp, binary: &Path, dir: &Path) -> Result<()> {
                 first_name: "Lena".into(),
                 phone_e164: "+447700900555".into(),
                 phone_raw: "07700 900555".into(),
-                time_zone: Some(zone_where(10..=18).into()),
+                time_zone: Some(DAY_ZONE.into()),
                 custom_fields: json!({}),
                 ..ContactFields::default()
             },

@@ -9,7 +9,7 @@ use crm::store::campaign_settings::DialMode;
 use serde_json::{json, Value};
 
 use crate::desk::{agent_floor, next, open_desk, say, wait_for, AgentFloor};
-use crate::dialler::{agent_phone, zone_where};
+use crate::dialler::{agent_phone, DAY_ZONE, NIGHT_ZONE};
 
 #[tokio::test]
 async fn an_agent_dials_by_hand_and_works_the_call_on_sqlite() {
@@ -46,7 +46,7 @@ async fn manual_call(backend: crm::testing::TestBackend) {
                 first_name: "Nocturne".into(),
                 phone_e164: night.into(),
                 phone_raw: night.into(),
-                time_zone: Some(zone_where(1..=5).into()),
+                time_zone: Some(NIGHT_ZONE.into()),
                 custom_fields: json!({}),
                 ..ContactFields::default()
             },
@@ -391,7 +391,7 @@ async fn a_wrap_up_left_past_the_limit_closes_and_the_agent_is_ready_again() {
                 first_name: "Brief".into(),
                 phone_e164: phone.into(),
                 phone_raw: phone.into(),
-                time_zone: Some(zone_where(10..=18).into()),
+                time_zone: Some(DAY_ZONE.into()),
                 custom_fields: json!({}),
                 ..ContactFields::default()
             },

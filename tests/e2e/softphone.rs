@@ -29,7 +29,7 @@ use sip_gateway::media::tone::{dominant_frequency, sine};
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
-use crate::dialler::zone_where;
+use crate::dialler::DAY_ZONE;
 use crate::helpers::{spawn_app_with, TestApp};
 use cdp::{Cdp, Chromium};
 
@@ -100,7 +100,7 @@ async fn take_a_call(t: &TestApp, binary: &Path, dir: &Path) -> Result<()> {
                 phone_raw: phone.into(),
                 email: Some("philippa@example.org".into()),
                 profession: Some("Beekeeper".into()),
-                time_zone: Some(zone_where(10..=18).into()),
+                time_zone: Some(DAY_ZONE.into()),
                 custom_fields: json!({ "plan": "gold" }),
                 ..ContactFields::default()
             },

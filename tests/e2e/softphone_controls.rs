@@ -18,7 +18,7 @@ use sip_gateway::gateway::TrunkConfig;
 use sip_gateway::media::hold::HOLD_NOTES;
 use sip_gateway::media::tone::dominant_frequency;
 
-use crate::dialler::{carrier, zone_where};
+use crate::dialler::{carrier, NIGHT_ZONE};
 use crate::helpers::{spawn_app_with, TestApp};
 use crate::softphone::cdp::{Cdp, Chromium};
 use crate::softphone::{landed_on_agent_page, peers_or_skip, until, write_tone, ONE_AT_A_TIME};
@@ -76,7 +76,7 @@ async fn work_a_call(t: &TestApp, customers: &Carrier, binary: &Path, dir: &Path
                 last_name: "Owl".into(),
                 phone_e164: number.into(),
                 phone_raw: number.into(),
-                time_zone: Some(zone_where(1..=5).into()),
+                time_zone: Some(NIGHT_ZONE.into()),
                 custom_fields: json!({}),
                 ..ContactFields::default()
             },

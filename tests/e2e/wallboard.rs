@@ -17,7 +17,7 @@ use sip_gateway::gateway::{Secret, TrunkConfig};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::dialler::{agent_phone, carrier, zone_where};
+use crate::dialler::{agent_phone, carrier, DAY_ZONE};
 use crate::helpers::{spawn_app_with, TestApp};
 use crate::softphone::cdp::{Cdp, Chromium};
 use crate::softphone::{peers_or_skip, until, write_tone, Sipp, ONE_AT_A_TIME};
@@ -66,7 +66,7 @@ async fn watch(t: &TestApp, binary: &std::path::Path, dir: &std::path::Path) -> 
                 first_name: "Wally".into(),
                 phone_e164: "+447700900888".into(),
                 phone_raw: "07700 900888".into(),
-                time_zone: Some(zone_where(10..=18).into()),
+                time_zone: Some(DAY_ZONE.into()),
                 custom_fields: json!({}),
                 ..ContactFields::default()
             },

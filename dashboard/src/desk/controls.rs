@@ -178,7 +178,7 @@ impl Session {
         let store = &self.state.store;
         let account = self.user.account_id;
         // Calling hours and leases follow the wall clock, as the dialler's do.
-        let now = chrono::Utc::now();
+        let now = self.state.clock.now();
         let check = match store.check_manual_dial(account, campaign, &e164, now).await {
             Ok(check) => check,
             Err(e) => return vec![error(e.to_string())],

@@ -313,7 +313,7 @@ impl Session {
             .await
             .ok()?
             .wrap_up_limit_secs;
-        let now = chrono::Utc::now();
+        let now = self.state.clock.now();
         let ended = store
             .attempt_by_ref(account, call)
             .await

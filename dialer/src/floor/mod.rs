@@ -6,6 +6,7 @@ mod reports;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::pacer::{AgentId, AgentState, PacerConfig};
@@ -15,6 +16,7 @@ use crm::model::{AccountId, CampaignId, UserId};
 use crm::{Store, StoreError};
 use sip_gateway::gateway::{CallRef, Gateway};
 use tokio::sync::{mpsc, Mutex};
+use vocab::Clock;
 
 /// The highest `max_dial_level` campaign settings allow.
 const DIAL_LEVEL_CEILING: f64 = 20.0;
@@ -24,6 +26,7 @@ pub struct Floor {
     store: Store,
     gateway: Gateway,
     bus: EventBus,
+    clock: Arc<dyn Clock>,
     node: String,
     default_trunk: String,
     recordings: Option<PathBuf>,
@@ -39,11 +42,13 @@ struct Running {
 }
 
 impl Floor {
-    /// Creates an idle floor; `default_trunk` serves campaigns naming none.
+    /// Creates an idle floor that reads the time from `clock`;
+    /// `default_trunk` serves campaigns naming none.
     pub fn new(
         store: Store,
         gateway: Gateway,
         bus: EventBus,
+        clock: Arc<dyn Clock>,
         node: impl Into<String>,
         default_trunk: impl Into<String>,
     ) -> Self {
@@ -51,6 +56,7 @@ impl Floor {
             store,
             gateway,
             bus,
+            clock,
             node: node.into(),
             default_trunk: default_trunk.into(),
             recordings: None,
@@ -77,6 +83,27 @@ impl Floor {
     /// Returns the gateway calls go through.
     pub fn gateway(&self) -> &Gateway {
         &self.gateway
+    }
+
+    /// Closes what this node left open when it last stopped without ending
+    /// its calls (a crash, a kill, a power cut): its open attempts, the
+    /// leads it held, its agents' states. Call it once, before dialling.
+    pub async fn recover(&self) -> Result<crm::store::compliance::Recovery, StoreError> {
+        let recovery = self
+            .store
+            .recover_node(&self.node, self.clock.now())
+            .await?;
+        if recovery != Default::default() {
+            tracing::warn!(
+                node = %self.node,
+                abandoned = recovery.abandoned,
+                interrupted = recovery.interrupted,
+                leads = recovery.leads,
+                agents = recovery.agents,
+                "closed what this node left open when it last stopped"
+            );
+        }
+        Ok(recovery)
     }
 
     /// Brings this node in line with the database: starts campaigns marked
@@ -186,13 +213,20 @@ impl Floor {
             account,
             campaign,
             &self.node,
+            self.clock.clone(),
             settings.retry_policy(),
         );
         let (tx, rx) = mpsc::unbounded_channel();
-        let handle = runner::spawn(plan, leads, self.gateway.clone(), tx);
+        let handle = runner::spawn(plan, leads, self.gateway.clone(), self.clock.clone(), tx);
         // Sent before any agent joins, so no line is ordered above it.
         handle.set_dial_level_cap(settings.max_dial_level);
-        let forwarder = tokio::spawn(reports::forward(rx, self.bus.clone(), account, campaign));
+        let forwarder = tokio::spawn(reports::forward(
+            rx,
+            self.bus.clone(),
+            self.clock.clone(),
+            account,
+            campaign,
+        ));
         tracing::info!(%campaign, "campaign dialling");
         running.insert(
             campaign,
@@ -206,12 +240,13 @@ impl Floor {
         Ok(())
     }
 
-    /// Stops dialling a campaign; its calls in progress are hung up.
+    /// Stops dialling a campaign; its calls in progress are hung up and
+    /// written, and its last reports reach the bus.
     pub async fn stop_campaign(&self, campaign: CampaignId) {
         let stopped = self.running.lock().await.remove(&campaign);
         if let Some(r) = stopped {
             r.handle.stop().await;
-            r.forwarder.abort();
+            let _ = r.forwarder.await;
             tracing::info!(%campaign, "campaign stopped dialling");
         }
     }
@@ -261,7 +296,7 @@ impl Floor {
         let all: Vec<_> = self.running.lock().await.drain().collect();
         for (_, r) in all {
             r.handle.stop().await;
-            r.forwarder.abort();
+            let _ = r.forwarder.await;
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Turns a runner's reports into events on the bus.
 
 use crate::runner::{CallPhase, Report};
-use chrono::Utc;
+use std::sync::Arc;
+
 use crm::events::{CallState, CampaignFigures, Event, EventBus};
 use crm::model::{AccountId, CampaignId};
 use tokio::sync::mpsc;
+use vocab::Clock;
 
 use super::user_id;
 
@@ -12,16 +14,21 @@ use super::user_id;
 pub async fn forward(
     mut reports: mpsc::UnboundedReceiver<Report>,
     bus: EventBus,
+    clock: Arc<dyn Clock>,
     account: AccountId,
     campaign: CampaignId,
 ) {
     while let Some(report) = reports.recv().await {
-        bus.publish(event(report, account, campaign));
+        bus.publish(event(report, clock.now(), account, campaign));
     }
 }
 
-fn event(report: Report, account: AccountId, campaign: CampaignId) -> Event {
-    let at = Utc::now();
+fn event(
+    report: Report,
+    at: chrono::DateTime<chrono::Utc>,
+    account: AccountId,
+    campaign: CampaignId,
+) -> Event {
     match report {
         Report::Preview { agent, lead } => Event::PreviewOffered {
             account,

@@ -1,58 +1,36 @@
-//! The campaign runner: the tokio shell that drives one campaign's [`Pacer`]
-//! against the SIP gateway and a source of leads.
+//! The campaign runner: the tokio shell around one campaign's sans-IO core
+//! ([`dialer_core::campaign::Campaign`]).
 //!
-//! It claims leads as the pacer orders lines, places the calls, feeds the
-//! gateway's call events back to the pacer and the [`ComplianceLedger`],
-//! bridges answered calls to the agent the pacer picks, and on abandon
-//! plays the campaign's message and hangs up. What it learns goes out as
-//! [`Report`]s, which the service turns into bus events and agent screens.
+//! It feeds the core agents' changes, the gateway's events for the
+//! campaign's own calls (each call's events come on a channel of the
+//! runner's own, so none is lost to a lagging broadcast), the leads it
+//! claimed and the figures it read, each with the time from the service's
+//! one [`Clock`]; then it carries out the core's commands. Gateway commands
+//! are sent at once; claims run as tasks of their own; writes and figure
+//! reads go, in order, to a writer task ([`writer`]), so no database
+//! latency can hold up a two-second decision.
 //!
-//! Leads come through the [`LeadSource`] trait so this crate needs no
-//! database: the CRM implements it over its Store.
-//!
-//! [`Pacer`]: crate::pacer::Pacer
-//! [`ComplianceLedger`]: crate::compliance::ComplianceLedger
+//! Leads come through the [`LeadSource`] trait; the Store's is
+//! [`crate::leads::StoreLeads`].
 
-mod campaign;
+mod shell;
+mod writer;
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sip_gateway::gateway::{CallRef, EndCause, Gateway};
+use chrono::{DateTime, Utc};
+use dialer_core::campaign::CampaignConfig;
+use dialer_core::compliance::Counts;
+use sip_gateway::gateway::{CallRef, Gateway};
 use tokio::sync::mpsc;
+use vocab::Clock;
 
-use crate::compliance::ComplianceSnapshot;
-use crate::pacer::{AgentId, AgentState, PacerConfig};
-use crate::retry::AttemptOutcome;
+use crate::pacer::PacerConfig;
 
-pub use campaign::CampaignRunner;
-
-/// A lead claimed for dialling.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lead {
-    /// The lead's id in the source.
-    pub id: i64,
-    /// The contact behind it, for the agent's screen.
-    pub contact_id: i64,
-    /// The number to dial, E.164.
-    pub number: String,
-}
-
-/// How a call the runner placed ended, as the lead source records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallOutcome {
-    /// No conversation: retried or finished by the campaign's rules.
-    Unconnected(AttemptOutcome),
-    /// An agent talked to the contact for this long; the agent's
-    /// disposition decides what happens to the lead.
-    Conversation {
-        /// The agent.
-        agent: AgentId,
-        /// How long they talked.
-        talk: Duration,
-    },
-}
+pub use dialer_core::campaign::{AgentUpdate, CallOutcome, CallPhase, Lead, Report};
 
 /// Errors of the runner and its lead source.
 #[derive(Debug, thiserror::Error)]
@@ -66,24 +44,38 @@ pub enum RunnerError {
 pub trait LeadSource: Send + Sync + 'static {
     /// Claims up to `n` leads that may be dialled now.
     fn claim(&self, n: usize) -> impl Future<Output = Result<Vec<Lead>, RunnerError>> + Send;
-    /// Records that a call to the lead was placed under `call_ref`.
+    /// Records that a call to the lead is being placed under `call`,
+    /// before it is dialled.
     fn placed(
         &self,
         lead: &Lead,
-        call_ref: &str,
+        call: CallRef,
     ) -> impl Future<Output = Result<(), RunnerError>> + Send;
     /// Records that the call was answered.
     fn answered(
         &self,
-        lead: &Lead,
-        call_ref: &str,
+        call: CallRef,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), RunnerError>> + Send;
+    /// Records that an agent was connected to the call: a live answer.
+    fn connected(
+        &self,
+        call: CallRef,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), RunnerError>> + Send;
+    /// Records that the call was abandoned: a live answer and an abandon.
+    fn abandoned(
+        &self,
+        call: CallRef,
+        at: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), RunnerError>> + Send;
     /// Records how the call ended and schedules what comes next.
     fn finished(
         &self,
         lead: &Lead,
-        call_ref: &str,
+        call: CallRef,
         outcome: CallOutcome,
+        at: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), RunnerError>> + Send;
     /// Gives back a claimed lead that was not dialled.
     fn release(&self, lead: &Lead) -> impl Future<Output = Result<(), RunnerError>> + Send;
@@ -91,9 +83,15 @@ pub trait LeadSource: Send + Sync + 'static {
     fn recorded(
         &self,
         lead: &Lead,
-        call_ref: &str,
+        call: CallRef,
         path: &std::path::Path,
     ) -> impl Future<Output = Result<(), RunnerError>> + Send;
+    /// Returns the campaign's live answers and abandons over the last 24
+    /// hours and 30 days before `now`, from every node.
+    fn figures(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(Counts, Counts), RunnerError>> + Send;
 }
 
 /// One campaign's dialling settings.
@@ -118,112 +116,6 @@ pub struct Plan {
     pub detect_machines: bool,
 }
 
-/// A change on an agent's side, from the agent's desk.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AgentUpdate {
-    /// The agent's state changed; `leg` is the agent's media leg in the
-    /// gateway, which answered calls are bridged into.
-    State {
-        /// The agent.
-        agent: AgentId,
-        /// The new state.
-        state: AgentState,
-        /// The agent's nailed-up media leg, when connected.
-        leg: Option<CallRef>,
-    },
-    /// In a preview campaign, the agent asks for the next contact to look at.
-    PreviewNext {
-        /// The agent.
-        agent: AgentId,
-    },
-    /// The agent chose to call the contact on screen.
-    PreviewCall {
-        /// The agent.
-        agent: AgentId,
-    },
-    /// The agent chose not to call the contact on screen; it is held back
-    /// from this agent's next previews for a while.
-    PreviewSkip {
-        /// The agent.
-        agent: AgentId,
-    },
-    /// A Paused agent dials this lead, leased for them, by hand.
-    ManualDial {
-        /// The agent.
-        agent: AgentId,
-        /// The lead, already leased to this node.
-        lead: Lead,
-    },
-    /// The supervisor's cap on lines per staffed agent. Not an agent's
-    /// change, but it keeps its order with them on the same channel.
-    DialLevelCap(f64),
-}
-
-/// Where a call is, as reported outward.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallPhase {
-    /// Placed.
-    Dialling,
-    /// Ringing at the far end.
-    Ringing,
-    /// Answered, waiting for an agent.
-    Answered,
-    /// Bridged to an agent.
-    Connected,
-    /// No agent in time: the message plays and the call ends.
-    Abandoned,
-    /// Over.
-    Ended,
-}
-
-/// What the runner tells the rest of the service.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Report {
-    /// A call changed phase.
-    Call {
-        /// The call.
-        call_ref: CallRef,
-        /// The lead called.
-        lead: Lead,
-        /// The new phase.
-        phase: CallPhase,
-        /// The agent on it: once connected, or from the start when the call
-        /// was placed for one agent (preview and manual calls).
-        agent: Option<AgentId>,
-        /// Why it ended, once ended.
-        cause: Option<EndCause>,
-    },
-    /// A contact offered to an agent in a preview campaign; `None` when no
-    /// lead may be called now.
-    Preview {
-        /// The agent.
-        agent: AgentId,
-        /// The lead to look at.
-        lead: Option<Lead>,
-    },
-    /// An agent's manual dial could not be placed (they were not Paused,
-    /// had no audio leg, or already had a line); the lead was given back.
-    ManualRefused {
-        /// The agent.
-        agent: AgentId,
-    },
-    /// The campaign's figures, every second.
-    Figures {
-        /// Lines ordered, ringing or connected.
-        lines: usize,
-        /// Agents Ready.
-        ready: usize,
-        /// Calls placed since the runner started.
-        dialled: u64,
-        /// Calls answered since the runner started.
-        answered: u64,
-        /// The ledger's rolling figures.
-        compliance: ComplianceSnapshot,
-        /// The most lines per staffed agent the pacer may dial now.
-        dial_level_cap: f64,
-    },
-}
-
 /// The handle to a running campaign.
 pub struct RunnerHandle {
     agents: mpsc::UnboundedSender<AgentUpdate>,
@@ -243,7 +135,7 @@ impl RunnerHandle {
         let _ = self.agents.send(AgentUpdate::DialLevelCap(cap));
     }
 
-    /// Stops dialling; calls in progress are hung up.
+    /// Stops dialling; calls in progress are hung up and written.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -252,16 +144,18 @@ impl RunnerHandle {
     }
 }
 
-/// Starts a runner for one campaign; reports go to `reports`.
+/// Starts a runner for one campaign, reading the time from `clock`;
+/// reports go to `reports`.
 pub fn spawn<L: LeadSource>(
     plan: Plan,
     leads: L,
     gateway: Gateway,
+    clock: Arc<dyn Clock>,
     reports: mpsc::UnboundedSender<Report>,
 ) -> RunnerHandle {
     let (agents_tx, agents_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-    let runner = CampaignRunner::new(plan, leads, gateway, reports);
+    let runner = shell::Runner::new(plan, Arc::new(leads), gateway, clock, reports);
     let task = tokio::spawn(runner.run(agents_rx, stop_rx));
     RunnerHandle {
         agents: agents_tx,
@@ -269,3 +163,19 @@ pub fn spawn<L: LeadSource>(
         task,
     }
 }
+
+impl Plan {
+    /// The core's settings for this plan.
+    fn campaign(&self) -> CampaignConfig {
+        CampaignConfig {
+            detect_machines: self.detect_machines,
+            after_greeting: sip_gateway::media::AmdConfig::default().after_greeting,
+            abandon_message: self.abandon_message.is_some(),
+            record: self.recordings.is_some(),
+            ..CampaignConfig::new(self.pacer)
+        }
+    }
+}
+
+/// How long a stopping runner waits for its hung-up calls to end.
+const STOP_GRACE: Duration = Duration::from_secs(10);
