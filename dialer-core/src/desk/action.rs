@@ -2,6 +2,8 @@
 //! and why the desk refused a request.
 
 use super::{CampaignId, Controls, Disposition};
+#[cfg(doc)]
+use super::{Input, Phase};
 use crate::pacer::AgentState;
 
 /// Something the shell must do.

@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use super::CampaignId;
+#[cfg(doc)]
+use super::{Action, Desk};
 
 /// The outcome of a finished call, as the agent gave it.
 #[derive(Clone, Debug, PartialEq)]

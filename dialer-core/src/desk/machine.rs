@@ -344,10 +344,13 @@ impl<C: Clone + PartialEq> Desk<C> {
             return;
         }
         // The limit counts from the end of the call, so a page that returns
-        // later gets only what is left.
-        *deadline = limit_secs
-            .filter(|l| *l > 0)
-            .map(|l| ended_at.unwrap_or(now) + TimeDelta::seconds(i64::from(l)));
+        // later gets only what is left. An end time so far in the future
+        // that the deadline overflows the calendar sets none.
+        *deadline = limit_secs.filter(|l| *l > 0).and_then(|l| {
+            ended_at
+                .unwrap_or(now)
+                .checked_add_signed(TimeDelta::seconds(i64::from(l)))
+        });
         let wrap_up_secs = deadline.map(|d| (d - now).to_std().unwrap_or_default().as_secs());
         self.send(Reply::CallEnded {
             call: of,

@@ -286,3 +286,34 @@ fn a_disposition_outside_a_wrap_up_is_refused() {
         );
     }
 }
+
+#[test]
+fn an_end_time_at_the_edge_of_the_calendar_sets_no_deadline() {
+    let mut desk = in_call(5, false);
+    feed(
+        &mut desk,
+        Input::CallEnded {
+            call: 5,
+            mine: true,
+            cause: None,
+        },
+    );
+    let out = feed(
+        &mut desk,
+        Input::WrapUpLimit {
+            call: 5,
+            cause: None,
+            ended_at: Some(DateTime::<Utc>::MAX_UTC),
+            limit_secs: Some(30),
+        },
+    );
+    assert_eq!(
+        out,
+        vec![Action::Send(Reply::CallEnded {
+            call: 5,
+            cause: None,
+            wrap_up_secs: None
+        })]
+    );
+    assert_eq!(desk.poll_timeout(), None);
+}
