@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use axum::Router;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SetClock, SystemClock};
 pub use error::ApiError;
 
 /// Settings of the HTTP side.

@@ -9,6 +9,9 @@
 //!   database) and the life of each line; its shell executes the commands.
 //! - [`compliance`] counts live answers and abandons per campaign over the
 //!   rolling 24 hours and 30 days, and holds the 72-hour redial rule.
+//! - [`desk`] is an agent's desk: ready, paused, previewing, dialling by
+//!   hand, in a call and wrapping up, and what each message or call event
+//!   changes.
 //! - [`hours`] says whether a contact may be called now in its local time,
 //!   and when it next may; [`zone`] picks that local time zone.
 //! - [`pacer`] turns agent states, call events and the ledger's figures into
@@ -23,6 +26,7 @@
 
 pub mod campaign;
 pub mod compliance;
+pub mod desk;
 pub mod hours;
 pub mod pacer;
 pub mod retry;

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use crm::model::{Account, Role};
 use crm::testing::{TestBackend, TestDb};
-use dashboard::ManualClock;
+use dashboard::SetClock;
 use dialcrm::{App, Settings};
 
 /// A running service with its own database and a clock the test moves.
 pub struct TestApp {
     pub app: App,
     pub db: TestDb,
-    pub clock: Arc<ManualClock>,
+    pub clock: Arc<SetClock>,
     pub base: String,
 }
 
@@ -62,7 +62,7 @@ pub async fn spawn_app_with(
     trunks: Vec<sip_gateway::gateway::TrunkConfig>,
 ) -> Option<TestApp> {
     let db = TestDb::new(backend).await?;
-    let clock = Arc::new(ManualClock::new(
+    let clock = Arc::new(SetClock::new(
         Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0)
             .single()
             .expect("valid time"),
@@ -182,7 +182,7 @@ pub trait NowUtc {
     fn now_utc(&self) -> chrono::DateTime<Utc>;
 }
 
-impl NowUtc for ManualClock {
+impl NowUtc for SetClock {
     fn now_utc(&self) -> chrono::DateTime<Utc> {
         dashboard::Clock::now(self)
     }

@@ -78,6 +78,8 @@ async fn wrong_password_and_unknown_user_get_the_same_401(t: TestApp) -> TestApp
 async fn repeated_failures_are_slowed_down(t: TestApp) -> TestApp {
     let acme = t.account("acme", 5).await;
     let pw = t.user(&acme, "sue", Role::Supervisor).await;
+    // The waits are exact seconds: time moves only when the test says.
+    t.clock.stand_still();
     let c = client();
     for _ in 0..5 {
         assert_eq!(t.try_login(&c, "sue", "Wrong-guess-1").await.status(), 401);

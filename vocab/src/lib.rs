@@ -12,4 +12,4 @@ pub mod call;
 pub mod clock;
 
 pub use call::{AmdVerdict, CallRef, EndCause};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SetClock, SystemClock};

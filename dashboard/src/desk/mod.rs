@@ -3,14 +3,22 @@
 //! `docs/api.md`: the agent goes Ready or Paused, receives the contact card
 //! when a call is connected, and saves a disposition after it.
 //!
+//! The desk's states and transitions are the sans-IO core
+//! [`dialer_core::desk`]; this module is its shell.
+//!
 //! - [`protocol`] holds the message types.
-//! - [`session`] is one connected agent's loop.
+//! - [`session`] is one connected agent's loop: it feeds the desk and
+//!   carries out what the desk asks.
+//! - [`campaign`] joins the agent to a campaign and passes preview choices.
 //! - [`controls`] acts on the call in progress: hold, digits, recording,
 //!   and numbers dialled by hand.
+//! - [`replies`] renders the desk's replies as the page's messages.
 //! - [`wrapup`] writes a disposition to the CRM and acts on it.
 
+mod campaign;
 mod controls;
 pub mod protocol;
+mod replies;
 mod session;
 pub mod wrapup;
 
@@ -69,10 +77,10 @@ impl Legs {
 /// What the server remembers of each agent's desk between connections, so
 /// a reload finds the call in progress or the wrap-up still due.
 #[derive(Debug, Default)]
-pub struct Desks(Mutex<HashMap<UserId, session::Saved>>);
+pub struct Desks(Mutex<HashMap<UserId, session::AgentDesk>>);
 
 impl Desks {
-    pub(crate) fn load(&self, user: UserId) -> Option<session::Saved> {
+    pub(crate) fn load(&self, user: UserId) -> Option<session::AgentDesk> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -80,7 +88,7 @@ impl Desks {
             .cloned()
     }
 
-    pub(crate) fn save(&self, user: UserId, saved: session::Saved) {
+    pub(crate) fn save(&self, user: UserId, saved: session::AgentDesk) {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -1,106 +1,62 @@
-//! One connected agent: messages from the browser, call events from the
-//! bus, and the agent's state between them.
+//! One connected agent: the shell around their [`Desk`]. Messages from the
+//! browser, call events from the bus, the login session and the wrap-up
+//! timer become the desk's inputs; the shell carries out what the desk asks
+//! with the store, the floor and the gateway, and sends the page its
+//! replies.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use chrono::{DateTime, Utc};
 use crm::events::{AgentState as Shown, CallState, Event};
-use crm::model::{CampaignId, CampaignStatus, User};
+use crm::model::{CampaignId, User};
+use dialer::floor::Floor;
 use dialer::pacer::AgentState;
 use dialer::runner::AgentUpdate;
+use dialer_core::desk::{self, Action, Desk, Input, Refusal};
 use sip_gateway::gateway::CallRef;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::protocol::{CampaignSummary, ClientMessage, ContactCard, ServerMessage, VERSION};
+use super::protocol::{ClientMessage, ServerMessage};
 use super::wrapup;
 use crate::auth::publish_agent_state;
 use crate::AppState;
-use dialer::floor::agent_id;
 
-/// Where the agent is in the cycle of calls.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) enum Phase {
-    #[default]
-    Paused,
-    Ready,
-    /// A number dialled by hand rings out; the call reference arrives with
-    /// the runner's first report.
-    Dialling {
-        call: Option<String>,
-        number: String,
-    },
-    InCall(String),
-    WrapUp(String),
-}
-
-/// The call in progress's hold and recording, as the agent set them.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) struct Controls {
-    pub held: bool,
-    pub recording: Recording,
-}
-
-/// Whether the call in progress is being recorded.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub(crate) enum Recording {
-    #[default]
-    Off,
-    On,
-    Paused,
-}
-
-impl Recording {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Recording::Off => "off",
-            Recording::On => "on",
-            Recording::Paused => "paused",
-        }
-    }
-}
-
-/// An agent's desk as kept between connections.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Saved {
-    campaign: Option<CampaignId>,
-    phase: Phase,
-    controls: Controls,
-}
-
-enum PreviewChoice {
-    Call,
-    Skip,
-}
+/// An agent's desk, with calls known by the gateway's references.
+pub(crate) type AgentDesk = Desk<CallRef>;
 
 pub(super) struct Session {
     pub state: AppState,
+    /// The node's floor; the desk's route is not served without one.
+    pub floor: Arc<Floor>,
     pub user: User,
     /// The login session this connection was opened with.
     token_hash: String,
-    pub campaign: Option<CampaignId>,
-    pub phase: Phase,
-    pub controls: Controls,
-    /// When the wrap-up due closes by itself, under the campaign's limit.
-    wrap_until: Option<tokio::time::Instant>,
+    pub desk: AgentDesk,
 }
 
 /// How often a connected desk checks that its login session still holds.
 const SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The close code a desk gets when the agent's login session ended.
+pub const CLOSE_SIGNED_OUT: u16 = 4001;
+
 /// Serves one agent until the socket closes or their login session ends.
 pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash: String) {
+    // The route refuses the upgrade without a floor, so this never returns.
+    let Some(floor) = state.floor.clone() else {
+        return;
+    };
     let mut bus = state.bus.subscribe();
     let saved = state.desks.load(user.id);
     let returning = saved.is_some();
-    let saved = saved.unwrap_or_default();
     let mut s = Session {
+        desk: saved.unwrap_or_default(),
+        floor,
         state,
         user,
         token_hash,
-        campaign: saved.campaign,
-        phase: saved.phase,
-        controls: saved.controls,
-        wrap_until: None,
     };
     let mut opening = vec![s.welcome().await];
     if returning {
@@ -120,7 +76,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => Vec::new(),
             },
-            _ = sleep_until_opt(s.wrap_until) => s.wrap_up_expired().await,
+            _ = sleep_until(s.desk.poll_timeout(), s.state.clock.now()) => s.timeout().await,
             _ = check.tick() => {
                 if !s.signed_in().await {
                     return s.signed_out(socket).await;
@@ -152,15 +108,326 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
     s.dropped().await;
 }
 
-async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), ()> {
-    let text = serde_json::to_string(message).map_err(|_| ())?;
-    socket
-        .send(Message::Text(Utf8Bytes::from(text)))
-        .await
-        .map_err(|_| ())
-}
-
 impl Session {
+    /// Feeds the desk one input and carries out what follows.
+    async fn step(&mut self, input: Input<CallRef>) -> Vec<ServerMessage> {
+        self.desk.handle_input(input, self.state.clock.now());
+        self.carry_out().await
+    }
+
+    /// The wrap-up timer went off.
+    async fn timeout(&mut self) -> Vec<ServerMessage> {
+        self.desk.handle_timeout(self.state.clock.now());
+        self.carry_out().await
+    }
+
+    /// Carries out everything the desk asks, answering its requests, and
+    /// returns the messages for the page.
+    async fn carry_out(&mut self) -> Vec<ServerMessage> {
+        let mut out = Vec::new();
+        while let Some(action) = self.desk.poll_action() {
+            if let Some(answer) = self.perform(action, &mut out).await {
+                self.desk.handle_input(answer, self.state.clock.now());
+            }
+        }
+        out
+    }
+
+    /// Carries out one action, adding to `out` what the page must hear, and
+    /// returns the desk's answer to a request that succeeded.
+    async fn perform(
+        &mut self,
+        action: Action<CallRef>,
+        out: &mut Vec<ServerMessage>,
+    ) -> Option<Input<CallRef>> {
+        let account = self.user.account_id;
+        let gateway = self.floor.gateway();
+        let done = match action {
+            Action::Send(reply) => {
+                out.extend(self.render(reply).await);
+                Ok(None)
+            }
+            Action::TellFloor { campaign, state } => {
+                self.tell_floor(crm_campaign(campaign), state).await;
+                Ok(None)
+            }
+            Action::Publish { state, reason } => {
+                publish_agent_state(&self.state, &self.user, shown(state), reason.as_deref());
+                Ok(None)
+            }
+            Action::Join { campaign, leave } => self.join(campaign, leave).await.map(Some),
+            Action::PreviewNext { campaign } => {
+                let next = AgentUpdate::PreviewNext {
+                    agent: self.agent(),
+                };
+                let _ = self
+                    .floor
+                    .update(account, crm_campaign(campaign), next)
+                    .await;
+                Ok(None)
+            }
+            Action::PreviewCall { campaign } => {
+                let call = AgentUpdate::PreviewCall {
+                    agent: self.agent(),
+                };
+                self.preview(campaign, vec![call]).await.map(|()| None)
+            }
+            Action::PreviewSkip { campaign } => {
+                let agent = self.agent();
+                let updates = vec![
+                    AgentUpdate::PreviewSkip { agent },
+                    AgentUpdate::PreviewNext { agent },
+                ];
+                self.preview(campaign, updates).await.map(|()| None)
+            }
+            Action::PlaceManualDial {
+                campaign,
+                number,
+                confirm,
+                pause_first,
+            } => self
+                .place_manual_dial(crm_campaign(campaign), &number, confirm, pause_first)
+                .await
+                .map(Some),
+            Action::HangUp { call } => match gateway.hangup(call).await {
+                Ok(()) => Ok(None),
+                Err(_) => Err(error("the call could not be hung up".into())),
+            },
+            Action::DropCall { call } => {
+                let _ = gateway.hangup(call).await;
+                Ok(None)
+            }
+            Action::DropAudio => {
+                if let Some(leg) = self.state.legs.remove(self.user.id) {
+                    let _ = gateway.hangup(leg).await;
+                }
+                Ok(None)
+            }
+            Action::Bridge { call } => {
+                if let Some(leg) = self.state.legs.get(self.user.id) {
+                    let _ = gateway.bridge(call, leg).await;
+                }
+                Ok(None)
+            }
+            Action::Hold { call, on } => self.hold(call, on).await.map(Some),
+            Action::SendDigits { call, digits } => {
+                self.send_digits(call, &digits).await.map(|()| None)
+            }
+            Action::SetRecording { call, paused } => {
+                self.set_recording(call, paused).await.map(Some)
+            }
+            Action::SaveDisposition {
+                campaign,
+                call,
+                disposition,
+            } => {
+                let saved = wrapup::save(
+                    &self.state,
+                    &self.user,
+                    wrapup::Wrapup {
+                        campaign: crm_campaign(campaign),
+                        call_ref: &call.to_string(),
+                        disposition: &disposition.name,
+                        notes: disposition.notes.as_deref(),
+                        callback_at: disposition.callback_at,
+                        callback_mine: disposition.callback_mine,
+                    },
+                )
+                .await;
+                match saved {
+                    Ok(()) => Ok(Some(Input::DispositionSaved { call })),
+                    Err(e) => Err(error(e.to_string())),
+                }
+            }
+            Action::StartWrapUp {
+                call,
+                campaign,
+                cause,
+            } => {
+                let (ended_at, limit_secs) =
+                    wrapup::limit(&self.state, &self.user, call, campaign.map(crm_campaign)).await;
+                Ok(Some(Input::WrapUpLimit {
+                    call,
+                    cause,
+                    ended_at,
+                    limit_secs,
+                }))
+            }
+            Action::ExpireWrapUp { call } => {
+                let call_ref = call.to_string();
+                if let Err(e) = wrapup::expire(&self.state, &self.user, &call_ref).await {
+                    tracing::warn!(error = %e, "closing an expired wrap-up failed");
+                }
+                Ok(None)
+            }
+        };
+        done.unwrap_or_else(|message| {
+            out.push(message);
+            None
+        })
+    }
+
+    /// Turns a message from the browser into the desk's input.
+    async fn message(&mut self, text: &str) -> Vec<ServerMessage> {
+        let message = match serde_json::from_str::<ClientMessage>(text) {
+            Ok(m) => m,
+            Err(e) => return vec![error(format!("unreadable message: {e}"))],
+        };
+        let input = match message {
+            ClientMessage::WebrtcOffer { sdp } => return self.offer(&sdp).await,
+            ClientMessage::Ready { campaign_id } => Input::Ready {
+                campaign: desk_campaign(campaign_id),
+            },
+            ClientMessage::Pause { code } => {
+                let known = self
+                    .state
+                    .store
+                    .pause_codes(self.user.account_id)
+                    .await
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.code == code);
+                Input::Pause { code, known }
+            }
+            ClientMessage::PreviewCall => Input::PreviewCall,
+            ClientMessage::PreviewSkip => Input::PreviewSkip,
+            ClientMessage::Hold { on } => Input::Hold { on },
+            ClientMessage::Dtmf { digits } => Input::Digits { digits },
+            ClientMessage::Recording { paused } => Input::Recording { paused },
+            ClientMessage::ManualDial { number, confirm } => Input::ManualDial { number, confirm },
+            ClientMessage::Hangup => Input::HangUp,
+            ClientMessage::Disposition {
+                call_ref,
+                disposition,
+                notes,
+                callback_at,
+                callback_mine,
+            } => {
+                // A reference the desk never gave out cannot be the one due.
+                let Some(call) = call_ref_of(&call_ref) else {
+                    return vec![error(Refusal::NoDispositionDue.to_string())];
+                };
+                Input::Disposition {
+                    call,
+                    disposition: desk::Disposition {
+                        name: disposition,
+                        notes,
+                        callback_at,
+                        callback_mine,
+                    },
+                }
+            }
+        };
+        self.step(input).await
+    }
+
+    /// Sets up the browser's audio leg; a new offer (after a reload)
+    /// replaces the old leg, and the desk moves a call in progress onto it.
+    async fn offer(&mut self, sdp: &str) -> Vec<ServerMessage> {
+        if sdp.len() > 64 * 1024 {
+            return vec![error("the offer is too large".into())];
+        }
+        let gateway = self.floor.gateway();
+        let (leg, answer) = match gateway.attach_agent(sdp).await {
+            Ok(attached) => attached,
+            Err(e) => return vec![error(format!("audio could not be set up: {e}"))],
+        };
+        if let Some(old) = self.state.legs.set(self.user.id, leg) {
+            let _ = gateway.hangup(old).await;
+        }
+        let mut out = self.step(Input::AudioConnected).await;
+        out.push(ServerMessage::WebrtcAnswer { sdp: answer });
+        out
+    }
+
+    /// Turns a bus event about this agent, or a call of their account, into
+    /// the desk's input.
+    async fn event(&mut self, event: &Event) -> Vec<ServerMessage> {
+        let me = (self.user.account_id, self.user.id);
+        let input = match event {
+            Event::PreviewOffered {
+                account,
+                agent,
+                lead_id,
+                contact_id,
+                ..
+            } if (*account, *agent) == me => Input::PreviewOffered {
+                lead: *lead_id,
+                contact: contact_id.map(|c| c.0),
+            },
+            Event::DialRefused { account, agent, .. } if (*account, *agent) == me => {
+                Input::DialRefused
+            }
+            Event::CallState {
+                account,
+                call_ref,
+                state,
+                agent,
+                cause,
+                ..
+            } if *account == self.user.account_id => {
+                let Some(call) = call_ref_of(call_ref) else {
+                    return Vec::new();
+                };
+                let mine = *agent == Some(self.user.id);
+                match state {
+                    CallState::Dialling | CallState::Ringing if mine => Input::CallRinging { call },
+                    CallState::Connected if mine => Input::CallConnected {
+                        call,
+                        recorded: self.recorded_from_start().await,
+                    },
+                    CallState::Ended => Input::CallEnded {
+                        call,
+                        mine,
+                        cause: cause.clone(),
+                    },
+                    _ => return Vec::new(),
+                }
+            }
+            _ => return Vec::new(),
+        };
+        self.step(input).await
+    }
+
+    /// Tells a reconnected page what it was doing, after asking the store
+    /// whether the call it left is still up.
+    async fn restore(&mut self) -> Vec<ServerMessage> {
+        let attempt = match self.desk.live_call() {
+            Some(call) => self
+                .state
+                .store
+                .attempt_by_ref(self.user.account_id, &call.to_string())
+                .await
+                .ok()
+                .map(|a| desk::AttemptStatus {
+                    answered: a.answered_at.is_some(),
+                    ended: a.ended_at.is_some(),
+                }),
+            None => None,
+        };
+        let out = self.step(Input::Reconnected { attempt }).await;
+        self.remember();
+        out
+    }
+
+    /// The browser went away; the desk is kept for its return.
+    async fn dropped(&mut self) {
+        self.step(Input::Disconnected).await;
+        self.remember();
+    }
+
+    /// The agent's session ended (logout, expiry, deactivation): the desk
+    /// signs out, and the page is told why as the socket closes.
+    async fn signed_out(mut self, mut socket: WebSocket) {
+        self.step(Input::SignedOut).await;
+        self.remember();
+        let close = axum::extract::ws::CloseFrame {
+            code: CLOSE_SIGNED_OUT,
+            reason: Utf8Bytes::from_static("your session has ended; log in again"),
+        };
+        let _ = socket.send(Message::Close(Some(close))).await;
+    }
+
     fn logged_out_elsewhere(&self, event: &Event) -> bool {
         matches!(event, Event::AgentState { user_id, state: Shown::LoggedOut, .. }
             if *user_id == self.user.id)
@@ -176,593 +443,69 @@ impl Session {
         )
     }
 
-    /// The agent's session ended (logout, expiry, deactivation): they leave
-    /// the campaign, their audio leg and any call on it are hung up, and the
-    /// page is told why as the socket closes.
-    async fn signed_out(mut self, mut socket: WebSocket) {
-        self.tell_floor(AgentState::LoggedOut).await;
-        if let Some(floor) = self.state.floor.clone() {
-            if let Phase::InCall(call)
-            | Phase::Dialling {
-                call: Some(call), ..
-            } = &self.phase
-            {
-                if let Ok(call) = CallRef::from_str(call) {
-                    let _ = floor.gateway().hangup(call).await;
-                }
-            }
-            if let Some(leg) = self.state.legs.remove(self.user.id) {
-                let _ = floor.gateway().hangup(leg).await;
-            }
-        }
-        if matches!(
-            self.phase,
-            Phase::Ready | Phase::Paused | Phase::Dialling { .. }
-        ) {
-            self.phase = Phase::Paused;
-        }
-        self.remember();
-        let close = axum::extract::ws::CloseFrame {
-            code: CLOSE_SIGNED_OUT,
-            reason: Utf8Bytes::from_static("your session has ended; log in again"),
-        };
-        let _ = socket.send(Message::Close(Some(close))).await;
-    }
-
     fn remember(&self) {
-        self.state.desks.save(
-            self.user.id,
-            Saved {
-                campaign: self.campaign,
-                phase: self.phase.clone(),
-                controls: self.controls,
-            },
-        );
+        self.state.desks.save(self.user.id, self.desk.clone());
     }
 
-    /// Tells a reconnected page what it was doing: the call in progress
-    /// (which the next audio offer moves to the new leg) or the wrap-up
-    /// still due. A call that ended while the page was away becomes a
-    /// wrap-up.
-    async fn restore(&mut self) -> Vec<ServerMessage> {
-        if let Phase::InCall(call) = &self.phase {
-            let ended = self
-                .state
-                .store
-                .attempt_by_ref(self.user.account_id, call)
-                .await
-                .map(|a| a.ended_at.is_some())
-                .unwrap_or(true);
-            if ended {
-                self.phase = Phase::WrapUp(call.clone());
-                self.tell_floor(AgentState::WrapUp).await;
-            }
-        }
-        if let Phase::Dialling { call, .. } = &self.phase {
-            let attempt = match call {
-                Some(call) => self
-                    .state
-                    .store
-                    .attempt_by_ref(self.user.account_id, call)
-                    .await
-                    .ok(),
-                None => None,
-            };
-            self.phase = match attempt {
-                // Connected while the page was away: the offer that follows
-                // moves the call onto the new leg.
-                Some(a) if a.ended_at.is_none() && a.answered_at.is_some() => {
-                    Phase::InCall(a.call_ref)
-                }
-                Some(a) if a.ended_at.is_none() => self.phase.clone(),
-                _ => Phase::Paused,
-            };
-        }
-        let mut out = vec![self.state_message(Some("reconnected".into()))];
-        match self.phase.clone() {
-            Phase::InCall(call) => {
-                if let Some(contact) = self.card(&call).await {
-                    out.push(ServerMessage::Call {
-                        call_ref: call.clone(),
-                        contact: Box::new(contact),
-                    });
-                }
-                out.push(self.controls_message(&call));
-            }
-            Phase::Dialling {
-                call: Some(call),
-                number,
-            } => out.push(ServerMessage::Dialling {
-                call_ref: call,
-                number,
-            }),
-            Phase::WrapUp(call) => out.push(ServerMessage::CallEnded {
-                wrap_up_secs: self.start_wrap_timer(&call).await,
-                call_ref: call,
-                cause: None,
-                dispositions: self.dispositions().await,
-            }),
-            Phase::Ready | Phase::Paused | Phase::Dialling { .. } => {}
-        }
-        self.remember();
-        out
-    }
-
-    pub(super) async fn tell_floor(&self, state: AgentState) {
-        if let (Some(floor), Some(campaign)) = (self.state.floor.as_ref(), self.campaign) {
-            let _ = floor
-                .agent(
-                    self.user.account_id,
-                    campaign,
-                    self.user.id,
-                    state,
-                    self.state.legs.get(self.user.id),
-                )
-                .await;
-        }
-    }
-
-    /// Starts the clock on the wrap-up of a call that has ended, from when
-    /// it ended, and returns the whole seconds left; `None` without a limit.
-    async fn start_wrap_timer(&mut self, call: &str) -> Option<u64> {
-        let campaign = self.campaign?;
+    /// Tells the campaign's runner the agent's state, with their audio leg.
+    pub(super) async fn tell_floor(&self, campaign: CampaignId, state: AgentState) {
+        let leg = self.state.legs.get(self.user.id);
         let account = self.user.account_id;
-        let store = &self.state.store;
-        let limit = store
-            .campaign_settings(account, campaign)
-            .await
-            .ok()?
-            .wrap_up_limit_secs;
-        let now = self.state.clock.now();
-        let ended = store
-            .attempt_by_ref(account, call)
-            .await
-            .ok()
-            .and_then(|a| a.ended_at)
-            .unwrap_or(now);
-        let left = wrapup::remaining(ended, limit, now)?;
-        self.wrap_until = Some(tokio::time::Instant::now() + left);
-        Some(left.as_secs())
-    }
-
-    /// The wrap-up ran out: the call is logged without a disposition and
-    /// the agent goes Ready again (or stays Paused without an audio leg).
-    async fn wrap_up_expired(&mut self) -> Vec<ServerMessage> {
-        self.wrap_until = None;
-        let Phase::WrapUp(call) = self.phase.clone() else {
-            return Vec::new();
-        };
-        if let Err(e) = wrapup::expire(&self.state, &self.user, &call).await {
-            tracing::warn!(error = %e, "closing an expired wrap-up failed");
-        }
-        self.phase = Phase::Paused;
-        let mut out = vec![ServerMessage::WrapUpExpired { call_ref: call }];
-        match self.campaign {
-            Some(campaign) => out.extend(self.ready(campaign).await),
-            None => out.push(self.state_message(None)),
-        }
-        out
-    }
-
-    async fn dispositions(&self) -> Vec<String> {
-        match self.campaign {
-            Some(c) => self
-                .state
-                .store
-                .campaign_settings(self.user.account_id, c)
-                .await
-                .map(|s| s.dispositions.into_iter().map(|d| d.name).collect())
-                .unwrap_or_default(),
-            None => Vec::new(),
-        }
-    }
-
-    async fn welcome(&self) -> ServerMessage {
-        let account = self.user.account_id;
-        let mut campaigns = Vec::new();
-        let mine = self
-            .state
-            .store
-            .agent_campaigns(account, self.user.id)
-            .await
-            .unwrap_or_default();
-        if let (Ok(all), Some(floor)) = (
-            self.state.store.campaigns(account).await,
-            self.state.floor.as_ref(),
-        ) {
-            for c in all {
-                if mine.contains(&c.id)
-                    && c.status == CampaignStatus::Running
-                    && floor.is_running(c.id).await
-                {
-                    campaigns.push(CampaignSummary {
-                        id: c.id,
-                        name: c.name,
-                    });
-                }
-            }
-        }
-        ServerMessage::Welcome {
-            version: VERSION,
-            username: self.user.username.clone(),
-            campaigns,
-            audio: self.state.legs.get(self.user.id).is_some(),
-            pause_codes: self
-                .state
-                .store
-                .pause_codes(account)
-                .await
-                .unwrap_or_default(),
-        }
-    }
-
-    async fn message(&mut self, text: &str) -> Vec<ServerMessage> {
-        let message = match serde_json::from_str::<ClientMessage>(text) {
-            Ok(m) => m,
-            Err(e) => return vec![error(format!("unreadable message: {e}"))],
-        };
-        match message {
-            ClientMessage::WebrtcOffer { sdp } => self.offer(&sdp).await,
-            ClientMessage::Ready { campaign_id } => self.ready(campaign_id).await,
-            ClientMessage::Pause { code } => self.pause(code).await,
-            ClientMessage::PreviewCall => self.preview(PreviewChoice::Call).await,
-            ClientMessage::PreviewSkip => self.preview(PreviewChoice::Skip).await,
-            ClientMessage::Hold { on } => self.hold(on).await,
-            ClientMessage::Dtmf { digits } => self.dtmf(&digits).await,
-            ClientMessage::Recording { paused } => self.recording(paused).await,
-            ClientMessage::ManualDial { number, confirm } => {
-                self.manual_dial(&number, confirm).await
-            }
-            ClientMessage::Hangup => match &self.phase {
-                Phase::InCall(call)
-                | Phase::Dialling {
-                    call: Some(call), ..
-                } => {
-                    let hung = match (CallRef::from_str(call), self.state.floor.as_ref()) {
-                        (Ok(call), Some(floor)) => floor.gateway().hangup(call).await.is_ok(),
-                        _ => false,
-                    };
-                    if hung {
-                        Vec::new()
-                    } else {
-                        vec![error("the call could not be hung up".into())]
-                    }
-                }
-                _ => vec![error("there is no call to hang up".into())],
-            },
-            ClientMessage::Disposition {
-                call_ref,
-                disposition,
-                notes,
-                callback_at,
-                callback_mine,
-            } => {
-                let due = matches!(&self.phase, Phase::WrapUp(c) if *c == call_ref);
-                let Some(campaign) = self.campaign.filter(|_| due) else {
-                    return vec![error("no finished call awaits that disposition".into())];
-                };
-                let saved = wrapup::save(
-                    &self.state,
-                    &self.user,
-                    wrapup::Wrapup {
-                        campaign,
-                        call_ref: &call_ref,
-                        disposition: &disposition,
-                        notes: notes.as_deref(),
-                        callback_at,
-                        callback_mine,
-                    },
-                )
-                .await;
-                match saved {
-                    Ok(()) => {
-                        self.wrap_until = None;
-                        let mut out = vec![ServerMessage::Saved { call_ref }];
-                        out.extend(self.ready(campaign).await);
-                        out
-                    }
-                    Err(e) => vec![error(e.to_string())],
-                }
-            }
-        }
-    }
-
-    /// Sets up the browser's audio leg; a new offer (after a reload)
-    /// replaces the old leg, and a call in progress moves to the new one.
-    async fn offer(&mut self, sdp: &str) -> Vec<ServerMessage> {
-        let Some(floor) = self.state.floor.clone() else {
-            return vec![error("audio is not available on this server".into())];
-        };
-        if sdp.len() > 64 * 1024 {
-            return vec![error("the offer is too large".into())];
-        }
-        let (leg, answer) = match floor.gateway().attach_agent(sdp).await {
-            Ok(attached) => attached,
-            Err(e) => return vec![error(format!("audio could not be set up: {e}"))],
-        };
-        if let Some(old) = self.state.legs.set(self.user.id, leg) {
-            let _ = floor.gateway().hangup(old).await;
-        }
-        if let Phase::InCall(call) = &self.phase {
-            if let Ok(call) = CallRef::from_str(call) {
-                let _ = floor.gateway().bridge(call, leg).await;
-            }
-        }
-        // The leg just recorded is the one tell_floor passes on.
-        if self.phase == Phase::Ready {
-            self.tell_floor(AgentState::Ready).await;
-        }
-        vec![ServerMessage::WebrtcAnswer { sdp: answer }]
-    }
-
-    async fn ready(&mut self, campaign: CampaignId) -> Vec<ServerMessage> {
-        let Some(floor) = self.state.floor.clone() else {
-            return vec![error("dialling is not available on this server".into())];
-        };
-        if matches!(self.phase, Phase::InCall(_) | Phase::Dialling { .. }) {
-            return vec![error("finish the call in progress first".into())];
-        }
-        let assigned = self
-            .state
-            .store
-            .is_assigned(self.user.account_id, campaign, self.user.id)
-            .await
-            .unwrap_or(false);
-        if !assigned {
-            return vec![error("you are not assigned to that campaign".into())];
-        }
-        let Some(leg) = self.state.legs.get(self.user.id) else {
-            return vec![error("connect your audio before going ready".into())];
-        };
-        if let Some(old) = self.campaign.filter(|c| *c != campaign) {
-            let _ = floor
-                .agent(
-                    self.user.account_id,
-                    old,
-                    self.user.id,
-                    AgentState::LoggedOut,
-                    None,
-                )
-                .await;
-        }
-        let joined = floor
-            .agent(
-                self.user.account_id,
-                campaign,
-                self.user.id,
-                AgentState::Ready,
-                Some(leg),
-            )
+        let _ = self
+            .floor
+            .agent(account, campaign, self.user.id, state, leg)
             .await;
-        if joined.is_err() {
-            return vec![error("that campaign is not dialling".into())];
-        }
-        self.campaign = Some(campaign);
-        self.phase = Phase::Ready;
-        publish_agent_state(&self.state, &self.user, Shown::Ready, None);
-        let previewing = self
-            .state
-            .store
-            .campaign_settings(self.user.account_id, campaign)
-            .await
-            .is_ok_and(|s| s.mode == crm::store::campaign_settings::DialMode::Preview);
-        if previewing {
-            let next = AgentUpdate::PreviewNext {
-                agent: agent_id(self.user.id),
-            };
-            let _ = floor.update(self.user.account_id, campaign, next).await;
-        }
-        vec![self.state_message(None)]
     }
 
-    async fn preview(&mut self, choice: PreviewChoice) -> Vec<ServerMessage> {
-        let (Some(floor), Some(campaign), Phase::Ready) =
-            (self.state.floor.clone(), self.campaign, &self.phase)
-        else {
-            return vec![error("go ready in a preview campaign first".into())];
-        };
-        let agent = agent_id(self.user.id);
-        let updates = match choice {
-            PreviewChoice::Call => vec![AgentUpdate::PreviewCall { agent }],
-            PreviewChoice::Skip => vec![
-                AgentUpdate::PreviewSkip { agent },
-                AgentUpdate::PreviewNext { agent },
-            ],
-        };
-        for update in updates {
-            if floor
-                .update(self.user.account_id, campaign, update)
-                .await
-                .is_err()
-            {
-                return vec![error("that campaign is not dialling".into())];
-            }
-        }
-        Vec::new()
-    }
-
-    async fn pause(&mut self, code: String) -> Vec<ServerMessage> {
-        let known = self
-            .state
-            .store
-            .pause_codes(self.user.account_id)
-            .await
-            .unwrap_or_default();
-        if !known.iter().any(|c| c.code == code) {
-            return vec![error(format!(
-                "{:?} is not one of this account's pause codes",
-                code.chars().take(32).collect::<String>()
-            ))];
-        }
-        if matches!(self.phase, Phase::Dialling { .. }) {
-            return vec![error("hang up the call you are dialling first".into())];
-        }
-        self.tell_floor(AgentState::Paused).await;
-        if !matches!(self.phase, Phase::InCall(_) | Phase::WrapUp(_)) {
-            self.phase = Phase::Paused;
-        }
-        publish_agent_state(&self.state, &self.user, Shown::Paused, Some(&code));
-        vec![self.state_message(Some(code))]
-    }
-
-    async fn event(&mut self, event: &Event) -> Vec<ServerMessage> {
-        if let Event::PreviewOffered {
-            account,
-            agent,
-            lead_id,
-            contact_id,
-            ..
-        } = event
-        {
-            if *account != self.user.account_id || *agent != self.user.id {
-                return Vec::new();
-            }
-            let contact = match contact_id {
-                Some(c) => self.card_of(*c).await.map(Box::new),
-                None => None,
-            };
-            return vec![ServerMessage::Preview {
-                lead_id: *lead_id,
-                contact,
-            }];
-        }
-        if let Event::DialRefused { account, agent, .. } = event {
-            if *account != self.user.account_id || *agent != self.user.id {
-                return Vec::new();
-            }
-            return self.not_connected(None, Some("refused".into())).await;
-        }
-        let Event::CallState {
-            account,
-            call_ref,
-            state,
-            agent,
-            cause,
-            ..
-        } = event
-        else {
-            return Vec::new();
-        };
-        if *account != self.user.account_id {
-            return Vec::new();
-        }
-        let mine = *agent == Some(self.user.id);
-        match state {
-            CallState::Dialling | CallState::Ringing if mine => {
-                if let Phase::Dialling { call: None, number } = &self.phase {
-                    let number = number.clone();
-                    self.phase = Phase::Dialling {
-                        call: Some(call_ref.clone()),
-                        number: number.clone(),
-                    };
-                    return vec![ServerMessage::Dialling {
-                        call_ref: call_ref.clone(),
-                        number,
-                    }];
-                }
-                Vec::new()
-            }
-            CallState::Connected if mine => {
-                self.phase = Phase::InCall(call_ref.clone());
-                self.controls = Controls {
-                    held: false,
-                    recording: self.recorded_from_start().await,
-                };
-                publish_agent_state(&self.state, &self.user, Shown::InCall, None);
-                let mut out = vec![self.state_message(None)];
-                if let Some(contact) = self.card(call_ref).await {
-                    out.push(ServerMessage::Call {
-                        call_ref: call_ref.clone(),
-                        contact: Box::new(contact),
-                    });
-                }
-                out.push(self.controls_message(call_ref));
-                out
-            }
-            CallState::Ended if mine && self.dialling(call_ref) => {
-                self.not_connected(Some(call_ref.clone()), cause.clone())
-                    .await
-            }
-            CallState::Ended if self.phase == Phase::InCall(call_ref.clone()) => {
-                self.phase = Phase::WrapUp(call_ref.clone());
-                self.controls = Controls::default();
-                self.tell_floor(AgentState::WrapUp).await;
-                publish_agent_state(&self.state, &self.user, Shown::WrapUp, None);
-                let dispositions = self.dispositions().await;
-                vec![
-                    self.state_message(None),
-                    ServerMessage::CallEnded {
-                        call_ref: call_ref.clone(),
-                        cause: cause.clone(),
-                        dispositions,
-                        wrap_up_secs: self.start_wrap_timer(call_ref).await,
-                    },
-                ]
-            }
-            _ => Vec::new(),
-        }
-    }
-
-    async fn card(&self, call_ref: &str) -> Option<ContactCard> {
-        let attempt = self
-            .state
-            .store
-            .attempt_by_ref(self.user.account_id, call_ref)
-            .await
-            .ok()?;
-        self.card_of(attempt.contact_id?).await
-    }
-
-    async fn card_of(&self, contact: crm::model::ContactId) -> Option<ContactCard> {
-        let store = &self.state.store;
-        let account = self.user.account_id;
-        let contact = store.contact(account, contact).await.ok()?;
-        let history = store
-            .interactions_for_contact(account, contact.id)
-            .await
-            .unwrap_or_default();
-        Some(ContactCard {
-            id: contact.id,
-            contact,
-            history,
-        })
-    }
-
-    pub(super) fn state_message(&self, reason: Option<String>) -> ServerMessage {
-        ServerMessage::State {
-            state: match self.phase {
-                Phase::Paused => "paused",
-                Phase::Ready => "ready",
-                Phase::Dialling { .. } => "dialling",
-                Phase::InCall(_) => "in_call",
-                Phase::WrapUp(_) => "wrap_up",
-            },
-            campaign_id: self.campaign,
-            reason,
-        }
-    }
-
-    /// The browser went away: the agent is paused, and a call in progress
-    /// or a wrap-up due stays as it is for the page's return.
-    async fn dropped(&mut self) {
-        if matches!(self.phase, Phase::Ready | Phase::Paused) {
-            self.tell_floor(AgentState::Paused).await;
-            self.phase = Phase::Paused;
-        }
-        self.remember();
-        publish_agent_state(&self.state, &self.user, Shown::Paused, Some("disconnected"));
+    /// The agent, as the campaign's runner knows them.
+    pub(super) fn agent(&self) -> dialer::pacer::AgentId {
+        dialer::floor::agent_id(self.user.id)
     }
 }
 
-async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), ()> {
+    let text = serde_json::to_string(message).map_err(|_| ())?;
+    socket
+        .send(Message::Text(Utf8Bytes::from(text)))
+        .await
+        .map_err(|_| ())
+}
+
+/// Waits for the time the desk's timer is due, as read on the service's
+/// clock at `now`, or for ever.
+async fn sleep_until(at: Option<DateTime<Utc>>, now: DateTime<Utc>) {
     match at {
-        Some(at) => tokio::time::sleep_until(at).await,
+        Some(at) => tokio::time::sleep((at - now).to_std().unwrap_or_default()).await,
         None => std::future::pending().await,
     }
 }
 
-/// The close code a desk gets when the agent's login session ended.
-pub const CLOSE_SIGNED_OUT: u16 = 4001;
+/// Reads a call reference as the gateway writes it; any other spelling is
+/// not a reference this desk gave out.
+fn call_ref_of(text: &str) -> Option<CallRef> {
+    CallRef::from_str(text)
+        .ok()
+        .filter(|call| call.to_string() == text)
+}
+
+pub(super) fn desk_campaign(campaign: CampaignId) -> desk::CampaignId {
+    desk::CampaignId(campaign.0)
+}
+
+pub(super) fn crm_campaign(campaign: desk::CampaignId) -> CampaignId {
+    CampaignId(campaign.0)
+}
+
+/// The agent's state as supervisors see it.
+fn shown(state: AgentState) -> Shown {
+    match state {
+        AgentState::Ready => Shown::Ready,
+        AgentState::Paused => Shown::Paused,
+        AgentState::InCall => Shown::InCall,
+        AgentState::WrapUp => Shown::WrapUp,
+        AgentState::LoggedOut => Shown::LoggedOut,
+    }
+}
 
 pub(super) fn error(message: String) -> ServerMessage {
     ServerMessage::Error { message }

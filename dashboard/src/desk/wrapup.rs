@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use crm::model::{CampaignId, NewInteraction, User};
+use sip_gateway::gateway::CallRef;
 
 use crate::{ApiError, AppState};
 
@@ -112,6 +113,30 @@ pub async fn expire(state: &AppState, user: &User, call_ref: &str) -> Result<(),
     audit_call(state, user, "call.wrap_up_expired", attempt.id).await
 }
 
+/// Reads what the desk's wrap-up deadline counts from: when the call ended
+/// (if the store says) and the campaign's limit in seconds (if it can be
+/// read; 0 for none).
+pub(super) async fn limit(
+    state: &AppState,
+    user: &User,
+    call: CallRef,
+    campaign: Option<CampaignId>,
+) -> (Option<DateTime<Utc>>, Option<u32>) {
+    let Some(campaign) = campaign else {
+        return (None, None);
+    };
+    let store = &state.store;
+    let Ok(settings) = store.campaign_settings(user.account_id, campaign).await else {
+        return (None, None);
+    };
+    let ended_at = store
+        .attempt_by_ref(user.account_id, &call.to_string())
+        .await
+        .ok()
+        .and_then(|a| a.ended_at);
+    (ended_at, Some(settings.wrap_up_limit_secs))
+}
+
 /// Writes what the agent did to a call in the audit log.
 async fn audit_call(
     state: &AppState,
@@ -130,18 +155,4 @@ async fn audit_call(
         .audit(&actor, action, Some(&target), state.clock.now())
         .await?;
     Ok(())
-}
-
-/// How long is left of a wrap-up that began when the call ended, under a
-/// limit in seconds (0 for none).
-pub fn remaining(
-    ended_at: DateTime<Utc>,
-    limit_secs: u32,
-    now: DateTime<Utc>,
-) -> Option<std::time::Duration> {
-    if limit_secs == 0 {
-        return None;
-    }
-    let due = ended_at + chrono::TimeDelta::seconds(i64::from(limit_secs));
-    Some((due - now).to_std().unwrap_or_default())
 }

@@ -1,0 +1,145 @@
+//! The page's messages: the welcome, and the desk's replies with the
+//! contact cards and dispositions they carry.
+
+use crm::model::{CampaignStatus, ContactId};
+use dialer_core::desk::Reply;
+use sip_gateway::gateway::CallRef;
+
+use super::protocol::{CampaignSummary, ContactCard, ServerMessage, VERSION};
+use super::session::{crm_campaign, error, Session};
+
+impl Session {
+    /// Returns the first message of a connection: who the agent is and
+    /// what they may work.
+    pub(super) async fn welcome(&self) -> ServerMessage {
+        let account = self.user.account_id;
+        let mut campaigns = Vec::new();
+        let mine = self
+            .state
+            .store
+            .agent_campaigns(account, self.user.id)
+            .await
+            .unwrap_or_default();
+        if let Ok(all) = self.state.store.campaigns(account).await {
+            for c in all {
+                if mine.contains(&c.id)
+                    && c.status == CampaignStatus::Running
+                    && self.floor.is_running(c.id).await
+                {
+                    campaigns.push(CampaignSummary {
+                        id: c.id,
+                        name: c.name,
+                    });
+                }
+            }
+        }
+        ServerMessage::Welcome {
+            version: VERSION,
+            username: self.user.username.clone(),
+            campaigns,
+            audio: self.state.legs.get(self.user.id).is_some(),
+            pause_codes: self
+                .state
+                .store
+                .pause_codes(account)
+                .await
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Returns the page's message for a reply of the desk; `None` for a
+    /// call whose contact card cannot be found.
+    pub(super) async fn render(&self, reply: Reply<CallRef>) -> Option<ServerMessage> {
+        Some(match reply {
+            Reply::State {
+                state,
+                campaign,
+                reason,
+            } => ServerMessage::State {
+                state,
+                campaign_id: campaign.map(crm_campaign),
+                reason,
+            },
+            Reply::Preview { lead, contact } => ServerMessage::Preview {
+                lead_id: lead,
+                contact: match contact {
+                    Some(c) => self.card_of(ContactId(c)).await.map(Box::new),
+                    None => None,
+                },
+            },
+            Reply::Call { call } => ServerMessage::Call {
+                call_ref: call.to_string(),
+                contact: Box::new(self.card(call).await?),
+            },
+            Reply::Controls { call, controls } => ServerMessage::CallControls {
+                call_ref: call.to_string(),
+                held: controls.held,
+                recording: controls.recording.as_str(),
+            },
+            Reply::Dialling { call, number } => ServerMessage::Dialling {
+                call_ref: call.to_string(),
+                number,
+            },
+            Reply::NotConnected { call, cause } => ServerMessage::NotConnected {
+                call_ref: call.map(|c| c.to_string()),
+                cause,
+            },
+            Reply::CallEnded {
+                call,
+                cause,
+                wrap_up_secs,
+            } => ServerMessage::CallEnded {
+                call_ref: call.to_string(),
+                cause,
+                dispositions: self.dispositions().await,
+                wrap_up_secs,
+            },
+            Reply::WrapUpExpired { call } => ServerMessage::WrapUpExpired {
+                call_ref: call.to_string(),
+            },
+            Reply::Saved { call } => ServerMessage::Saved {
+                call_ref: call.to_string(),
+            },
+            Reply::Refused(refusal) => error(refusal.to_string()),
+        })
+    }
+
+    /// The dispositions of the campaign joined last.
+    async fn dispositions(&self) -> Vec<String> {
+        match self.desk.campaign() {
+            Some(c) => self
+                .state
+                .store
+                .campaign_settings(self.user.account_id, crm_campaign(c))
+                .await
+                .map(|s| s.dispositions.into_iter().map(|d| d.name).collect())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    async fn card(&self, call: CallRef) -> Option<ContactCard> {
+        let attempt = self
+            .state
+            .store
+            .attempt_by_ref(self.user.account_id, &call.to_string())
+            .await
+            .ok()?;
+        self.card_of(attempt.contact_id?).await
+    }
+
+    async fn card_of(&self, contact: ContactId) -> Option<ContactCard> {
+        let store = &self.state.store;
+        let account = self.user.account_id;
+        let contact = store.contact(account, contact).await.ok()?;
+        let history = store
+            .interactions_for_contact(account, contact.id)
+            .await
+            .unwrap_or_default();
+        Some(ContactCard {
+            id: contact.id,
+            contact,
+            history,
+        })
+    }
+}
