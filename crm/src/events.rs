@@ -68,6 +68,17 @@ pub struct CampaignFigures {
     pub abandon_rate_24h: f64,
     /// Abandons over live answers in the rolling 30 days.
     pub abandon_rate_30d: f64,
+    /// Live answers (connected or abandoned) in the rolling 24 hours, on
+    /// every node, as the database holds them.
+    pub live_24h: u64,
+    /// Abandons in the rolling 24 hours, on every node.
+    pub abandoned_24h: u64,
+    /// Live answers in the rolling 30 days, on every node.
+    pub live_30d: u64,
+    /// Abandons in the rolling 30 days, on every node.
+    pub abandoned_30d: u64,
+    /// How many more abandons keep both windows within the campaign's target.
+    pub abandons_allowed: u64,
     /// Share of logged-in agent time spent talking or wrapping up.
     pub utilisation: f64,
     /// Lines per agent the pacer is dialling at.

@@ -94,7 +94,7 @@ function render() {
     const tr = document.createElement("tr");
     tr.append(cell(id), cell(f.lines_in_use), cell(f.agents_ready), cell(f.agents_in_call),
       cell(f.dialled), cell(f.answered), cell(pct(f.abandon_rate_24h)), cell(pct(f.abandon_rate_30d)),
-      cell((f.dial_level || 0).toFixed(2)));
+      cell(f.abandons_allowed ?? ""), cell((f.dial_level || 0).toFixed(2)));
     return tr;
   }));
   drawChart();

@@ -15,6 +15,8 @@ pub struct TestApp {
     pub db: TestDb,
     pub clock: Arc<SetClock>,
     pub base: String,
+    /// The settings it was started with.
+    pub settings: Settings,
 }
 
 /// Runs each named test once on SQLite and once on PostgreSQL.
@@ -91,10 +93,33 @@ pub async fn spawn_app_with(
         db,
         clock,
         base,
+        settings,
     })
 }
 
 impl TestApp {
+    /// Stops the service and starts it again on the same database and
+    /// clock, as an operator's restart would.
+    pub async fn restart(mut self) -> TestApp {
+        self.app.stop().await.expect("clean shutdown");
+        self.app = App::start_with_clock(&self.settings, self.clock.clone())
+            .await
+            .expect("the service starts again");
+        self.base = format!("http://{}", self.app.http_addr);
+        self
+    }
+
+    /// Starts another node of the service, named `node`, on the same database.
+    pub async fn another_node(&self, node: &str) -> App {
+        let settings = Settings {
+            node_id: node.into(),
+            ..self.settings.clone()
+        };
+        App::start_with_clock(&settings, self.clock.clone())
+            .await
+            .expect("the second node starts")
+    }
+
     /// Returns the full URL of a path.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

@@ -6,6 +6,7 @@ mod assignment;
 mod bidi;
 mod campaigns;
 mod cli;
+mod compliance;
 mod desk;
 mod dial;
 mod dialler;

@@ -81,6 +81,11 @@ fn event(
                 answered,
                 abandon_rate_24h: compliance.day.rate(),
                 abandon_rate_30d: compliance.month.rate(),
+                live_24h: compliance.day.live,
+                abandoned_24h: compliance.day.abandoned,
+                live_30d: compliance.month.live,
+                abandoned_30d: compliance.month.abandoned,
+                abandons_allowed: compliance.headroom(),
                 dial_level: if ready == 0 {
                     0.0
                 } else {
