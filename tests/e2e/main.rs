@@ -7,6 +7,7 @@ mod bidi;
 mod campaigns;
 mod cli;
 mod compliance;
+mod crash;
 mod desk;
 mod dial;
 mod dialler;

@@ -261,7 +261,7 @@ pub(crate) async fn landed_on_agent_page(cdp: &mut Cdp, page: &str) -> Result<()
 }
 
 /// Wraps an expression so that `$(id)` finds an element by id in it.
-fn with_ids(expression: &str) -> String {
+pub(crate) fn with_ids(expression: &str) -> String {
     format!("(() => {{ const $ = (id) => document.getElementById(id); return ({expression}); }})()")
 }
 

@@ -131,6 +131,23 @@ impl Store {
         Ok(())
     }
 
+    /// Returns the state an agent of the account was last recorded in, as
+    /// stored (`ready`, `paused`, `in_call`, `wrap_up`, `logged_out`).
+    pub async fn last_agent_state(
+        &self,
+        account: AccountId,
+        user: UserId,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT state FROM agent_states WHERE account_id = $1 AND user_id = $2 \
+             ORDER BY id DESC LIMIT 1"
+        )
+        .bind(account.0)
+        .bind(user.0)
+        .fetch_optional(pool)
+        .await?))
+    }
+
     /// Returns the figures of every agent of the account, and of any other
     /// user who handled calls, over the period. A state still current counts
     /// up to `now`.

@@ -1,0 +1,324 @@
+//! A node killed mid-call (kill -9, as a power cut or an OOM kill would)
+//! and started again closes what it left open before it dials: the cut
+//! call's attempt is closed and its lead goes back under the retry rules,
+//! the agent's state is closed, and no lead is dialled twice.
+//!
+//! The service runs as the real binary; the agent is a real Chromium on the
+//! agent page; the customers are the simulated carrier, answering and
+//! talking until the call is cut.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use chrono::NaiveTime;
+use crm::model::{CampaignStatus, ContactFields, ContactId, Role};
+use crm::store::campaign_settings::{CampaignSettings, DayHours, DialMode, WeeklyHours};
+use crm::store::compliance::INTERRUPTED;
+use crm::store::leads::LeadState;
+use crm::testing::{TestBackend, TestDb};
+use crm::Store;
+use serde_json::json;
+use sip_gateway::carrier::{Carrier, Mix, Outcome};
+use tokio::process::{Child, Command};
+
+use crate::dialler::carrier;
+use crate::softphone::cdp::{Cdp, Chromium};
+use crate::softphone::{
+    landed_on_agent_page, peers_or_skip, until, with_ids, write_tone, ONE_AT_A_TIME,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_dialcrm");
+const NODE: &str = "crash-node";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_call_closes_it_on_restart_sqlite() {
+    killed_mid_call(TestBackend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_call_closes_it_on_restart_postgres() {
+    killed_mid_call(TestBackend::Postgres).await;
+}
+
+async fn killed_mid_call(backend: TestBackend) {
+    let Some(chromium) = peers_or_skip().await else {
+        return;
+    };
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir =
+        std::env::temp_dir().join(format!("dialcrm-crash-{backend:?}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    // Customers answer and talk until the call is cut.
+    let customers = carrier(Mix::always(Outcome::Answer), 440.0, None).await;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(120),
+        crash_and_restart(&db, &customers, &chromium, &dir),
+    )
+    .await;
+    db.finish().await;
+    outcome
+        .expect("the crash test took longer than two minutes")
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn crash_and_restart(
+    db: &TestDb,
+    customers: &Carrier,
+    chromium: &Path,
+    dir: &Path,
+) -> Result<()> {
+    let s = &db.store;
+    let seeded = seed(s).await?;
+    let config = dir.join("dialcrm.toml");
+    let port = free_tcp_port();
+    std::fs::write(
+        &config,
+        format!(
+            "node_id = \"{NODE}\"\nrecordings_dir = \"{}\"\n\n[gateway]\nsip_udp = \
+             \"127.0.0.1:0\"\nrtp_port_min = 0\nrtp_port_max = 0\n\n[[trunks]]\nname = \
+             \"customers\"\nhost = \"127.0.0.1\"\nport = {}\nmax_cps = 100\n",
+            dir.join("recordings").display(),
+            customers.sip_addr().port()
+        ),
+    )?;
+    let base = format!("http://127.0.0.1:{port}");
+    let mut node = serve(&db.url, &config, port, dir, "first").await?;
+
+    let tone = dir.join("tone.wav");
+    write_tone(&tone, 440.0)?;
+    let browser = Chromium::start(chromium, &dir.join("profile"), &tone).await?;
+    let mut cdp = Cdp::connect(&browser.ws_url).await?;
+    let result = async {
+        let page = cdp.open_page(&format!("{base}/login")).await?;
+        log_in(&mut cdp, &page, &seeded.agent_password).await?;
+        go_ready(&mut cdp, &page, &base, seeded.campaign).await?;
+        until(&mut cdp, &page, "$('state').dataset.state === 'in_call'").await?;
+        let attempt = only_attempt(s, &seeded, seeded.first).await?;
+        assert!(attempt.answered_at.is_some(), "the call was answered");
+        assert_eq!(attempt.ended_at, None, "and is in progress");
+
+        // The node dies mid-call.
+        node.start_kill()?;
+        node.wait().await?;
+        let lead = s
+            .lead_for_contact(seeded.account, seeded.campaign_id, seeded.first)
+            .await?;
+        assert_eq!(
+            lead.state,
+            LeadState::InProgress,
+            "left leased by the dead node"
+        );
+        assert_eq!(lead.lease_owner.as_deref(), Some(NODE));
+
+        // It starts again, as systemd would restart it.
+        let mut node = serve(&db.url, &config, port, dir, "second").await?;
+        let attempt = only_attempt(s, &seeded, seeded.first).await?;
+        assert_eq!(attempt.outcome.as_deref(), Some(INTERRUPTED));
+        assert!(attempt.ended_at.is_some(), "the cut call is closed");
+        let lead = s
+            .lead_for_contact(seeded.account, seeded.campaign_id, seeded.first)
+            .await?;
+        assert_eq!(lead.state, LeadState::Pending, "the lead is back");
+        assert_eq!(lead.lease_owner, None);
+        assert_eq!(lead.attempts, 1, "the cut call used an attempt");
+        assert!(
+            lead.next_attempt_at.is_some(),
+            "and is retried under the campaign's rule for failed calls, not at once"
+        );
+        let state = s
+            .last_agent_state(seeded.account, seeded.agent)
+            .await?
+            .context("the agent has a state")?;
+        assert_eq!(
+            state, "logged_out",
+            "the agent is no longer shown in a call"
+        );
+
+        // The agent reloads the page and goes Ready again: the second
+        // contact is called, the first is not called a second time.
+        go_ready(&mut cdp, &page, &base, seeded.campaign).await?;
+        until(&mut cdp, &page, "$('state').dataset.state === 'in_call'").await?;
+        only_attempt(s, &seeded, seeded.second).await?;
+        let calls = s.attempts_for_contact(seeded.account, seeded.first).await?;
+        assert_eq!(calls.len(), 1, "the first contact was dialled once");
+        assert_eq!(
+            customers.stats().calls,
+            2,
+            "the carrier saw two calls in all"
+        );
+        node.start_kill()?;
+        node.wait().await?;
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    browser.stop(&mut cdp).await;
+    let _ = node.start_kill();
+    result
+}
+
+struct Seeded {
+    account: crm::model::AccountId,
+    agent: crm::model::UserId,
+    agent_password: String,
+    campaign: i64,
+    campaign_id: crm::model::CampaignId,
+    first: ContactId,
+    second: ContactId,
+}
+
+/// An account with an agent and a running progressive campaign of two
+/// contacts, callable at any hour (the binary runs on the real clock).
+async fn seed(s: &Store) -> Result<Seeded> {
+    let now = chrono::Utc::now();
+    let account = s.create_account("acme", 5, now).await?;
+    let agent_password = "Pw-al-crash-1234".to_owned();
+    let hash = crm::password::hash(&agent_password)?;
+    let agent = s
+        .create_user(account.id, "al", &hash, Role::Agent, now)
+        .await?;
+    let list = s.create_list(account.id, "L", "GB", now).await?;
+    let mut contacts = Vec::new();
+    for (name, phone) in [("Ada", "+447700900701"), ("Bo", "+447700900702")] {
+        let contact = s
+            .create_contact(
+                account.id,
+                &ContactFields {
+                    first_name: name.into(),
+                    phone_e164: phone.into(),
+                    phone_raw: phone.into(),
+                    time_zone: Some("Europe/London".into()),
+                    custom_fields: json!({}),
+                    ..ContactFields::default()
+                },
+                now,
+            )
+            .await?;
+        s.add_to_list(account.id, list.id, contact.id, now).await?;
+        contacts.push(contact.id);
+    }
+    let campaign = s
+        .create_campaign(account.id, "Night shift", "+441632960000", now)
+        .await?;
+    s.attach_list(account.id, campaign.id, list.id, 0).await?;
+    let mut settings = CampaignSettings::defaults("+441632960000");
+    settings.mode = DialMode::Progressive;
+    settings.trunk = "customers".into();
+    let all_day = Some(DayHours {
+        start: NaiveTime::from_hms_opt(0, 0, 0).context("midnight")?,
+        end: NaiveTime::from_hms_opt(23, 59, 59).context("end of day")?,
+    });
+    settings.calling_hours = WeeklyHours {
+        mon: all_day,
+        tue: all_day,
+        wed: all_day,
+        thu: all_day,
+        fri: all_day,
+        sat: all_day,
+        sun: all_day,
+    };
+    settings.record_calls = false;
+    s.update_campaign_settings(account.id, campaign.id, &settings, now)
+        .await?;
+    s.assign_agents(account.id, campaign.id, &[agent.id])
+        .await?;
+    s.set_campaign_status(account.id, campaign.id, CampaignStatus::Running, now)
+        .await?;
+    s.sync_leads(account.id, campaign.id, now).await?;
+    Ok(Seeded {
+        account: account.id,
+        agent: agent.id,
+        agent_password,
+        campaign: campaign.id.0,
+        campaign_id: campaign.id,
+        first: contacts[0],
+        second: contacts[1],
+    })
+}
+
+/// Starts `dialcrm serve` and waits until it answers.
+async fn serve(url: &str, config: &Path, port: u16, dir: &Path, name: &str) -> Result<Child> {
+    let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
+    let child = Command::new(BIN)
+        .args(["serve", "--no-demo", "--http-addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--config")
+        .arg(config)
+        .env("DIALCRM_DATABASE_URL", url)
+        .env("RUST_LOG", "info")
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting dialcrm serve")?;
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    for _ in 0..300 {
+        if let Ok(r) = reqwest::get(&health).await {
+            if r.status() == 200 {
+                return Ok(child);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!(
+        "dialcrm serve did not answer; see {}",
+        dir.join(format!("{name}.log")).display()
+    )
+}
+
+async fn log_in(cdp: &mut Cdp, page: &str, password: &str) -> Result<()> {
+    let login = format!(
+        "(() => {{ const f = document.getElementById('login'); f.username.value = 'al'; \
+         f.password.value = {}; f.requestSubmit(); return true; }})()",
+        serde_json::to_string(password)?
+    );
+    cdp.evaluate(page, &login).await?;
+    landed_on_agent_page(cdp, page).await
+}
+
+/// Opens the agent page afresh, waits for its audio leg, and goes Ready.
+async fn go_ready(cdp: &mut Cdp, page: &str, base: &str, campaign: i64) -> Result<()> {
+    cdp.call(
+        Some(page),
+        "Page.navigate",
+        json!({ "url": format!("{base}/agent") }),
+    )
+    .await?;
+    until(cdp, page, "document.readyState === 'complete'").await?;
+    until(cdp, page, "$('audio').dataset.state === 'live'").await?;
+    until(
+        cdp,
+        page,
+        &format!("[...$('campaign').options].some((o) => o.value === '{campaign}')"),
+    )
+    .await?;
+    let pick = format!(
+        "(() => {{ const s = $('campaign'); s.value = '{campaign}'; \
+         s.dispatchEvent(new Event('change')); $('ready').click(); return true; }})()"
+    );
+    cdp.evaluate(page, &with_ids(&pick)).await?;
+    Ok(())
+}
+
+/// Returns the contact's one attempt.
+async fn only_attempt(
+    s: &Store,
+    seeded: &Seeded,
+    contact: ContactId,
+) -> Result<crm::model::CallAttempt> {
+    let attempts = s.attempts_for_contact(seeded.account, contact).await?;
+    anyhow::ensure!(attempts.len() == 1, "one attempt: {attempts:?}");
+    attempts.into_iter().next().context("one attempt")
+}
+
+fn free_tcp_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    probe.local_addr().expect("addr").port()
+}
