@@ -334,3 +334,38 @@ async fn a_paused_recording_keeps_silence_where_the_audio_was() {
         "after the resume"
     );
 }
+
+#[tokio::test]
+async fn a_watched_call_gets_its_own_events_through_ended_and_no_other() {
+    let carrier = carrier(Outcome::Answer, 1000.0).await;
+    let gw = gateway(vec![TrunkConfig::new("sim", carrier.sip_addr())]).await;
+    let (tx, mut watched) = tokio::sync::mpsc::unbounded_channel();
+    let call = gw.dial_watched(request("sim", LIMIT), tx).await.unwrap();
+    // Another call, not watched, runs beside it.
+    let mut all = gw.events();
+    let other = gw.dial(request("sim", LIMIT)).await.unwrap();
+    wait_for(&mut all, other, LIMIT, |k| *k == CallEventKind::Answered).await;
+    let mut seen = Vec::new();
+    loop {
+        let event = match tokio::time::timeout(LIMIT, watched.recv()).await {
+            Ok(Some(event)) => event,
+            Ok(None) => break,
+            Err(_) => panic!("the watch did not close after {seen:?}"),
+        };
+        assert_eq!(event.call_ref, call, "only the watched call's events");
+        if event.kind == CallEventKind::Answered {
+            gw.hangup(call).await.unwrap();
+        }
+        seen.push(event.kind);
+    }
+    assert!(seen.contains(&CallEventKind::Ringing), "{seen:?}");
+    assert!(seen.contains(&CallEventKind::Answered), "{seen:?}");
+    assert_eq!(
+        seen.last(),
+        Some(&CallEventKind::Ended {
+            cause: EndCause::LocalHangup
+        }),
+        "Ended comes last, and then the channel closes: {seen:?}"
+    );
+    gw.hangup(other).await.unwrap();
+}
