@@ -369,3 +369,24 @@ async fn a_watched_call_gets_its_own_events_through_ended_and_no_other() {
     );
     gw.hangup(other).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_trunk_written_as_host_and_port_is_reached() {
+    let carrier = carrier(Outcome::Answer, 1000.0).await;
+    let mut trunk = TrunkConfig::new("sim", carrier.sip_addr());
+    trunk.host = format!("127.0.0.1:{}", carrier.sip_addr().port());
+    trunk.port = 5060;
+    let gw = gateway(vec![trunk]).await;
+    let mut events = gw.events();
+    let call = gw.dial(request("sim", LIMIT)).await.unwrap();
+    wait_for(&mut events, call, LIMIT, |k| *k == CallEventKind::Answered).await;
+    gw.hangup(call).await.unwrap();
+    let mut bad = TrunkConfig::new("bad", carrier.sip_addr());
+    bad.host = "127.0.0.1:port".into();
+    let refused = Gateway::start(GatewayConfig::loopback(), vec![bad]).await;
+    let message = refused.expect_err("a bad port is refused").to_string();
+    assert!(
+        message.contains("\"bad\"") && message.contains("port"),
+        "{message}"
+    );
+}

@@ -177,6 +177,51 @@ impl TrunkConfig {
             register_expires: default_register_expires(),
         }
     }
+
+    /// Returns the host and port to reach, accepting the port written in
+    /// `host` as well (`sip.example.net:5070`, `[2001:db8::1]:5070`), as
+    /// operators copy it from a provider's sheet.
+    pub fn host_and_port(&self) -> Result<(String, u16), String> {
+        let host = self.host.trim();
+        let (name, written) = if let Some(rest) = host.strip_prefix('[') {
+            let (v6, after) = rest
+                .split_once(']')
+                .ok_or_else(|| format!("host {host:?} opens a [ but does not close it"))?;
+            match after {
+                "" => (v6, None),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (v6, Some(port)),
+                    None => return Err(format!("host {host:?}: expected :PORT after ]")),
+                },
+            }
+        } else {
+            match host.split_once(':') {
+                // Two or more colons: a bare IPv6 address, no port.
+                Some((_, rest)) if rest.contains(':') => (host, None),
+                Some((name, port)) => (name, Some(port)),
+                None => (host, None),
+            }
+        };
+        if name.is_empty() {
+            return Err("the host is empty".into());
+        }
+        let port = match written {
+            None => self.port,
+            Some(text) => {
+                let port: u16 = text.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
+                    format!("host {host:?} has no valid port after the colon; set `port = N`")
+                })?;
+                if self.port != default_port() && self.port != port {
+                    return Err(format!(
+                        "host {host:?} says port {port} but `port` says {}",
+                        self.port
+                    ));
+                }
+                port
+            }
+        };
+        Ok((name.to_owned(), port))
+    }
 }
 
 fn default_port() -> u16 {
@@ -232,6 +277,53 @@ fn optional_duration<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Duration>, D::Error> {
     duration(deserializer).map(Some)
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::*;
+
+    fn trunk(host: &str, port: u16) -> TrunkConfig {
+        TrunkConfig {
+            host: host.into(),
+            port,
+            ..TrunkConfig::new("main", "127.0.0.1:5060".parse().expect("addr"))
+        }
+    }
+
+    #[test]
+    fn a_port_written_in_the_host_is_taken() {
+        let ok = |host: &str, port, want: (&str, u16)| {
+            assert_eq!(
+                trunk(host, port).host_and_port(),
+                Ok((want.0.to_owned(), want.1)),
+                "{host}"
+            );
+        };
+        ok("sip.example.net", 5060, ("sip.example.net", 5060));
+        ok("sip.example.net", 5080, ("sip.example.net", 5080));
+        ok("sip.example.net:5070", 5060, ("sip.example.net", 5070));
+        ok("sip.example.net:5070", 5070, ("sip.example.net", 5070));
+        ok("[2001:db8::1]:5070", 5060, ("2001:db8::1", 5070));
+        ok("[2001:db8::1]", 5062, ("2001:db8::1", 5062));
+        ok("2001:db8::1", 5062, ("2001:db8::1", 5062));
+        ok(" 192.0.2.7:5061 ", 5060, ("192.0.2.7", 5061));
+    }
+
+    #[test]
+    fn a_bad_or_conflicting_port_is_named() {
+        for (host, port, says) in [
+            ("sip.example.net:x", 5060, "no valid port"),
+            ("sip.example.net:0", 5060, "no valid port"),
+            ("sip.example.net:5070", 5080, "`port` says 5080"),
+            ("[2001:db8::1:5070", 5060, "does not close"),
+            ("[2001:db8::1]5070", 5060, "expected :PORT"),
+            (":5070", 5060, "empty"),
+        ] {
+            let e = trunk(host, port).host_and_port().expect_err(host);
+            assert!(e.contains(says), "{host}: {e}");
+        }
+    }
 }
 
 #[cfg(test)]

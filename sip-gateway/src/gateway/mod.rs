@@ -347,20 +347,25 @@ fn check_digits(digits: &str) -> Result<(), GatewayError> {
 
 /// Looks up a trunk's address and builds the core's view of it.
 async fn resolve(config: &TrunkConfig) -> Result<Trunk, GatewayError> {
-    let address = tokio::net::lookup_host((config.host.as_str(), config.port))
+    let (host, port) = config
+        .host_and_port()
+        .map_err(|e| GatewayError::Config(format!("trunk {:?}: {e}", config.name)))?;
+    let address = tokio::net::lookup_host((host.as_str(), port))
         .await
         .ok()
         .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| GatewayError::Config(format!("cannot resolve trunk {:?}", config.name)))?;
+        .ok_or_else(|| {
+            GatewayError::Config(format!(
+                "cannot resolve trunk {:?}: host {host:?} port {port}",
+                config.name
+            ))
+        })?;
     Ok(Trunk {
-        host: config.host.clone(),
-        port: (config.port != 5060).then_some(config.port),
+        port: (port != 5060).then_some(port),
         address,
         transport: config.transport.into(),
-        from_domain: config
-            .from_domain
-            .clone()
-            .unwrap_or_else(|| config.host.clone()),
+        from_domain: config.from_domain.clone().unwrap_or_else(|| host.clone()),
+        host,
     })
 }
 
