@@ -122,12 +122,14 @@ pub async fn export(store: &Store, args: ExportArgs) -> Result<()> {
 
 fn print_summary(s: &ImportSummary, list: &ContactList, took: std::time::Duration) {
     println!(
-        "{} rows read into list {:?} (id {}) in {:.1} s: {} imported, {} updated, \
-         {} duplicates skipped, {} invalid, {} suppressed (imported, flagged)",
+        "{} rows read into list {:?} (id {}) in {:.1} s: {} added to the list ({} new \
+         contacts), {} updated, {} duplicates skipped, {} invalid, {} suppressed \
+         (imported, flagged)",
         s.rows_read,
         list.name,
         list.id,
         took.as_secs_f64(),
+        s.added_to_list,
         s.imported,
         s.updated,
         s.skipped_duplicates,

@@ -109,6 +109,10 @@ pub struct ImportSummary {
     pub updated: u64,
     /// Rows whose number was already in the file or the account, left as is.
     pub skipped_duplicates: u64,
+    /// Contacts added to the list: new ones, and existing ones of the
+    /// account (skipped or updated) that were not on it yet.
+    #[serde(default)]
+    pub added_to_list: u64,
     /// Rows refused.
     pub invalid: u64,
     /// Rows imported whose number is on the account's suppression list.
@@ -216,6 +220,7 @@ where
         imported = summary.imported,
         updated = summary.updated,
         skipped = summary.skipped_duplicates,
+        added_to_list = summary.added_to_list,
         invalid = summary.invalid,
         suppressed = summary.suppressed_flagged,
         "list import finished"
@@ -343,6 +348,7 @@ async fn apply(
     summary.imported += outcome.imported;
     summary.updated += outcome.updated;
     summary.skipped_duplicates += outcome.skipped;
+    summary.added_to_list += outcome.added_to_list;
     summary.suppressed_flagged += outcome.suppressed.len() as u64;
     let room = MAX_KEPT_ERRORS.saturating_sub(summary.suppressed_lines.len());
     summary
@@ -360,6 +366,8 @@ pub struct BatchOutcome {
     pub updated: u64,
     /// Existing contacts left as they were.
     pub skipped: u64,
+    /// Contacts new to the list, whether new to the account or not.
+    pub added_to_list: u64,
     /// Positions in the batch of the rows whose number is suppressed.
     pub suppressed: Vec<usize>,
 }

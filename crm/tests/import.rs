@@ -235,6 +235,10 @@ async fn duplicates_are_skipped_or_updated(db: TestDb) -> TestDb {
         (skip.imported, skip.updated, skip.skipped_duplicates),
         (2, 0, 3)
     );
+    assert_eq!(
+        skip.added_to_list, 3,
+        "two new contacts and the existing one"
+    );
     let got = members(s, &f).await;
     assert_eq!(got.len(), 3, "the existing contact joined the list");
     assert_eq!(got[0].id, existing.id);
@@ -250,6 +254,10 @@ async fn duplicates_are_skipped_or_updated(db: TestDb) -> TestDb {
     assert_eq!(
         (update.imported, update.updated, update.skipped_duplicates),
         (0, 5, 0)
+    );
+    assert_eq!(
+        update.added_to_list, 0,
+        "all three were on the list already"
     );
     let got = members(s, &f).await;
     assert_eq!(got.len(), 3, "no contact was created twice");

@@ -223,7 +223,8 @@ async function upload(list, file, status) {
       const j = await call(job.status_url);
       const s = j.summary || {};
       status.textContent = `${list.name}: ${j.status}, ${s.rows_read ?? 0} rows read, ` +
-        `${s.imported ?? 0} imported, ${s.invalid ?? 0} invalid`;
+        `${s.added_to_list ?? 0} added to the list (${s.imported ?? 0} new contacts), ` +
+        `${s.skipped_duplicates ?? 0} duplicates skipped, ${s.invalid ?? 0} invalid`;
       if (j.status !== "running") break;
       await new Promise((r) => setTimeout(r, 1000));
     }

@@ -266,7 +266,10 @@ async fn the_binary_imports_and_exports_a_list(t: TestApp) -> TestApp {
     )
     .await;
     assert!(out.contains("6 rows read into list \"cli\""), "{out}");
-    assert!(out.contains("2 imported"), "{out}");
+    assert!(
+        out.contains("2 added to the list (2 new contacts)"),
+        "{out}"
+    );
     assert!(out.contains("4 invalid"), "{out}");
     assert!(out.contains("line 3: no phone number"), "{out}");
 
@@ -300,6 +303,10 @@ async fn the_binary_imports_and_exports_a_list(t: TestApp) -> TestApp {
     .await;
     assert!(again.contains("2 rows read"), "{again}");
     assert!(again.contains("2 duplicates skipped"), "{again}");
+    assert!(
+        again.contains("2 added to the list (0 new contacts)"),
+        "the list received them: {again}"
+    );
     let store = &t.db.store;
     let acme = store.account_by_name("acme").await.expect("acme");
     let lists = store.lists(acme.id).await.expect("lists");

@@ -139,7 +139,7 @@ impl Store {
             for id in &members {
                 q = q.bind(id);
             }
-            q.execute(&mut *tx).await?;
+            outcome.added_to_list = q.execute(&mut *tx).await?.rows_affected();
             tx.commit().await?;
         });
         Ok(outcome)
