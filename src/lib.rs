@@ -4,6 +4,7 @@
 
 pub mod campaigns_cli;
 pub mod cli;
+pub mod console;
 pub mod lists_cli;
 pub mod settings;
 pub mod telephony;

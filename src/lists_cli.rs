@@ -1,6 +1,6 @@
 //! `dialcrm import` and `dialcrm export`: call lists in and out as CSV.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -86,12 +86,11 @@ pub async fn import(store: &Store, args: ImportArgs) -> Result<()> {
         |p| {
             let done = consumed.load(Ordering::Relaxed);
             let percent = (done * 100).checked_div(size).unwrap_or(100).min(100);
-            eprint!("\r{percent:>3}%  {} rows read", p.rows_read);
-            let _ = std::io::stderr().flush();
+            crate::console::progress(&format!("{percent:>3}%  {} rows read", p.rows_read));
         },
     )
     .await;
-    eprintln!();
+    crate::console::end_progress();
     let summary = summary.with_context(|| format!("importing {}", args.file.display()))?;
     print_summary(&summary, &list, started.elapsed());
     Ok(())

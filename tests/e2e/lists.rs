@@ -330,7 +330,7 @@ async fn run(t: &TestApp, args: &[&str], file: Option<&std::path::Path>) -> Stri
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_dialcrm"));
     cmd.args(args)
         .args(["--database-url", &t.db.url])
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
         .kill_on_drop(true);
     if let Some(f) = file {
         cmd.arg(f);
@@ -342,6 +342,16 @@ async fn run(t: &TestApp, args: &[&str], file: Option<&std::path::Path>) -> Stri
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{args:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+    // Not a terminal: no progress line to redraw, and log lines stand alone.
+    assert!(!stderr.contains('\r'), "progress drawn off a terminal: {stderr:?}");
+    if args.first() == Some(&"import") {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains("list import finished") && !l.contains("rows read")),
+            "the log line stands on its own: {stderr:?}"
+        );
+    }
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
