@@ -2,7 +2,18 @@
 // The live wallboard: a snapshot, then numbered events from /api/stream.
 // On a dropped connection it reconnects with ?since= so nothing is missed.
 
-const board = { seq: 0, agents: new Map(), calls: new Map(), campaigns: new Map(), names: new Map() };
+const board = {
+  seq: 0, agents: new Map(), calls: new Map(), campaigns: new Map(), names: new Map(), campaignNames: new Map(),
+};
+// How states read on the board; the wire keeps its snake_case names.
+const WORDS = { in_call: "in call", wrap_up: "wrap-up", logged_out: "logged out" };
+function words(state) {
+  return WORDS[state] || state;
+}
+function campaignName(id) {
+  if (id === null || id === undefined) return "";
+  return board.campaignNames.get(id) || `#${id}`;
+}
 const perMinute = new Map(); // minute -> {calls, answered, abandoned}
 
 function cell(value) {
@@ -49,6 +60,10 @@ function apply(ev) {
       break;
     }
     case "campaign_figures":
+      // A campaign created since the names were read: read them again.
+      if (!board.campaigns.has(ev.campaign_id) && !board.campaignNames.has(ev.campaign_id)) {
+        showCampaignControls().catch((e) => console.error(e));
+      }
       board.campaigns.set(ev.campaign_id, { ...ev.figures, at: ev.at });
       break;
     case "alert": {
@@ -77,7 +92,7 @@ function render() {
   document.querySelector("#agents tbody").replaceChildren(...agents.map((a) => {
     const tr = document.createElement("tr");
     tr.dataset.state = a.state;
-    const state = a.pause_code ? `${a.state} (${a.pause_code})` : a.state;
+    const state = a.pause_code ? `${words(a.state)} (${a.pause_code})` : words(a.state);
     tr.append(cell(a.username), cell(state), cell(since(a.since)));
     return tr;
   }));
@@ -86,13 +101,14 @@ function render() {
     tr.dataset.callRef = ref;
     tr.dataset.state = c.state;
     const agent = c.agent ? board.names.get(c.agent) || `#${c.agent}` : "";
-    tr.append(cell(ref.slice(0, 8)), cell(c.campaign_id ?? ""), cell(c.state), cell(agent), cell(since(c.started)),
+    tr.append(cell(ref.slice(0, 8)), cell(campaignName(c.campaign_id)), cell(words(c.state)), cell(agent),
+      cell(since(c.started)),
       listenCell(ref, c));
     return tr;
   }));
   document.querySelector("#figures tbody").replaceChildren(...[...board.campaigns.entries()].map(([id, f]) => {
     const tr = document.createElement("tr");
-    tr.append(cell(id), cell(f.lines_in_use), cell(f.agents_ready), cell(f.agents_in_call),
+    tr.append(cell(campaignName(id)), cell(f.lines_in_use), cell(f.agents_ready), cell(f.agents_in_call),
       cell(f.dialled), cell(f.answered), cell(pct(f.abandon_rate_24h)), cell(pct(f.abandon_rate_30d)),
       cell(f.abandons_allowed ?? ""), cell((f.dial_level || 0).toFixed(2)));
     return tr;
@@ -169,6 +185,8 @@ function button(label, onClick) {
 async function showCampaignControls() {
   const status = document.getElementById("import-status");
   const campaigns = await call("/api/campaigns");
+  for (const c of campaigns) board.campaignNames.set(c.id, c.name);
+  render();
   document.querySelector("#campaign-controls tbody").replaceChildren(...campaigns.map((c) => {
     const tr = document.createElement("tr");
     const action = c.status === "running"

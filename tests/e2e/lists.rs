@@ -343,7 +343,10 @@ async fn run(t: &TestApp, args: &[&str], file: Option<&std::path::Path>) -> Stri
     assert!(out.status.success(), "{args:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     // Not a terminal: no progress line to redraw, and log lines stand alone.
-    assert!(!stderr.contains('\r'), "progress drawn off a terminal: {stderr:?}");
+    assert!(
+        !stderr.contains('\r'),
+        "progress drawn off a terminal: {stderr:?}"
+    );
     if args.first() == Some(&"import") {
         assert!(
             stderr

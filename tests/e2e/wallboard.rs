@@ -134,18 +134,28 @@ async fn follow(
         cdp,
         &page,
         "[...document.querySelectorAll('#calls tbody tr')].some(r => \
-         r.dataset.state === 'connected' && r.children[3].textContent === 'al')",
+         r.dataset.state === 'connected' && r.children[3].textContent === 'al' \
+         && r.children[1].textContent === 'Board')",
     )
     .await
-    .context("the call shows connected to the agent")?;
+    .context("the call shows connected to the agent, in its campaign by name")?;
     until(
         cdp,
         &page,
         "[...document.querySelectorAll('#agents tbody tr')].some(r => \
-         r.dataset.state === 'in_call' && r.children[0].textContent === 'al')",
+         r.dataset.state === 'in_call' && r.children[0].textContent === 'al' \
+         && r.children[1].textContent === 'in call')",
     )
     .await
-    .context("the agent shows in a call")?;
+    .context("the agent shows in a call, in words")?;
+    until(
+        cdp,
+        &page,
+        "[...document.querySelectorAll('#figures tbody tr')].some(r => \
+         r.children[0].textContent === 'Board')",
+    )
+    .await
+    .context("the campaign's figures show its name")?;
 
     // The agent hangs up; the call leaves the board.
     wait_for_call(&mut desk).await?;
