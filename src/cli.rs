@@ -207,10 +207,33 @@ async fn serve(settings: &Settings) -> Result<()> {
         }
     }
     shutdown_signal().await;
+    drain(&app, settings.drain_timeout).await;
     tracing::info!("shutting down");
     app.stop().await?;
     println!("dialcrm stopped");
     Ok(())
+}
+
+/// Places no new call and waits for the calls in progress and their
+/// wrap-ups to end, for at most `timeout`; a second signal ends it at once.
+async fn drain(app: &App, timeout: std::time::Duration) {
+    app.drain().await;
+    tracing::info!(
+        timeout_secs = timeout.as_secs(),
+        "draining: no new calls; calls in progress continue (signal again to stop at once)"
+    );
+    let idle = async {
+        while !app.is_idle().await {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    };
+    tokio::select! {
+        _ = idle => tracing::info!("drained: no call in progress"),
+        _ = tokio::time::sleep(timeout) => {
+            tracing::warn!("drain timeout: stopping with calls in progress");
+        }
+        _ = shutdown_signal() => tracing::warn!("stopping at once: calls in progress are cut"),
+    }
 }
 
 async fn open(settings: &Settings) -> Result<crm::Store> {

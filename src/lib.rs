@@ -35,6 +35,8 @@ pub struct App {
     pub telephony: Telephony,
     /// The agents' media legs, as their desks connect them.
     pub legs: Arc<dashboard::desk::Legs>,
+    /// The agents' desks.
+    pub desks: Arc<dashboard::desk::Desks>,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     housekeeping: JoinHandle<()>,
@@ -111,6 +113,7 @@ impl App {
         let state = dashboard::AppState::new(store.clone(), config, clock.clone(), bus.clone())
             .with_floor(floor.clone());
         let legs = state.legs.clone();
+        let desks = state.desks.clone();
         let router = dashboard::router(state);
         let (tx, rx) = oneshot::channel::<()>();
         // Small frames (stream events, desk updates) go out at once: with
@@ -141,10 +144,24 @@ impl App {
             floor,
             telephony,
             legs,
+            desks,
             shutdown: Some(tx),
             server,
             housekeeping,
         })
+    }
+
+    /// Drains the node before it stops: no new call is placed, `/healthz`
+    /// answers 503 so a load balancer sends no one new, and the calls in
+    /// progress carry on.
+    pub async fn drain(&self) {
+        self.floor.drain().await;
+    }
+
+    /// Returns whether no call is in progress and no agent is in a call or
+    /// its wrap-up: a draining node may stop without cutting anyone off.
+    pub async fn is_idle(&self) -> bool {
+        self.floor.calls_in_progress().await == 0 && self.desks.busy() == 0
     }
 
     /// Stops accepting requests, lets running ones finish, and closes the

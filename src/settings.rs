@@ -43,6 +43,9 @@ pub struct Settings {
     pub demo: bool,
     /// How long a login session lasts.
     pub session_ttl: Duration,
+    /// How long a stopping node waits for its calls in progress (and their
+    /// wrap-ups) to end before it stops anyway.
+    pub drain_timeout: Duration,
     /// Whether the session cookie is marked `Secure` (behind HTTPS).
     pub secure_cookies: bool,
     /// The caller ID `dial` presents when none is given.
@@ -67,6 +70,7 @@ impl Default for Settings {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             demo: true,
             session_ttl: Duration::from_secs(12 * 3600),
+            drain_timeout: Duration::from_secs(600),
             secure_cookies: false,
             caller_id: None,
             gateway: None,
@@ -85,6 +89,7 @@ struct FileSettings {
     http_addr: Option<SocketAddr>,
     demo: Option<bool>,
     session_ttl_secs: Option<u64>,
+    drain_timeout_secs: Option<u64>,
     secure_cookies: Option<bool>,
     caller_id: Option<String>,
     gateway: Option<GatewayConfig>,
@@ -140,6 +145,9 @@ impl Settings {
         }
         if let Some(v) = file.session_ttl_secs {
             self.session_ttl = Duration::from_secs(v);
+        }
+        if let Some(v) = file.drain_timeout_secs {
+            self.drain_timeout = Duration::from_secs(v);
         }
         if let Some(v) = file.secure_cookies {
             self.secure_cookies = v;

@@ -16,6 +16,10 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    // A load balancer sends no one new to a node that is about to stop.
+    if state.floor.as_ref().is_some_and(|f| f.is_draining()) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n");
+    }
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ok\n"),
         Err(e) => {

@@ -437,6 +437,8 @@ pub struct Campaign {
     next_read: Instant,
     commands: VecDeque<Command>,
     stopped: bool,
+    /// Placing no new call while the calls in progress run to their end.
+    draining: bool,
 }
 
 impl Campaign {
@@ -464,6 +466,7 @@ impl Campaign {
             next_read: now.at + config.read_every,
             commands: VecDeque::new(),
             stopped: false,
+            draining: false,
             config,
         };
         campaign.read_figures();
@@ -478,12 +481,18 @@ impl Campaign {
         match input {
             Input::Agent(update) => self.agent(update, now),
             Input::Claimed { line, claim } => self.claimed(line, claim, now),
-            Input::Previewed { agent, lead } => {
-                if let Some(lead) = &lead {
-                    self.previews.insert(agent, lead.clone());
+            Input::Previewed { agent, lead } => match lead {
+                Some(lead) if self.draining => {
+                    self.write(Write::Release { lead });
+                    self.report(Report::Preview { agent, lead: None });
                 }
-                self.report(Report::Preview { agent, lead });
-            }
+                lead => {
+                    if let Some(lead) = &lead {
+                        self.previews.insert(agent, lead.clone());
+                    }
+                    self.report(Report::Preview { agent, lead });
+                }
+            },
             Input::Call { call, event } => self.call_event(call, event, now),
             Input::DialFailed { call } => self.dial_failed(call, now),
             Input::Bridged { call } => self.bridged(call, now),
@@ -568,6 +577,27 @@ impl Campaign {
         // Lines still being claimed come back through `after_stop`.
     }
 
+    /// Places no new call from now on (the service is draining to restart):
+    /// leads held for preview go back, manual dials and previews are
+    /// refused, and the calls in progress carry on to their end.
+    pub fn drain(&mut self, now: Now) {
+        if self.draining || self.stopped {
+            return;
+        }
+        self.draining = true;
+        self.pacer
+            .handle_input(PacerInput::DialLevelCap(0.0), now.at);
+        for lead in std::mem::take(&mut self.previews).into_values() {
+            self.write(Write::Release { lead });
+        }
+        self.drain_pacer(now);
+    }
+
+    /// Returns whether the campaign is draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
     /// Returns whether a stopped campaign has no call left to close.
     pub fn is_finished(&self) -> bool {
         self.stopped && self.lines.is_empty() && self.claiming.is_empty()
@@ -610,8 +640,10 @@ impl Campaign {
                 if cap.is_finite() {
                     self.dial_level_cap = sanitise_cap(cap);
                 }
-                self.pacer
-                    .handle_input(PacerInput::DialLevelCap(cap), now.at);
+                if !self.draining {
+                    self.pacer
+                        .handle_input(PacerInput::DialLevelCap(cap), now.at);
+                }
                 return;
             }
             AgentUpdate::ManualDial { agent, lead } => return self.manual_dial(agent, lead, now),
@@ -652,7 +684,8 @@ impl Campaign {
     /// Dials a lead for a Paused agent by hand; the lead goes back, and the
     /// agent hears so, when the pacer cannot order the line.
     fn manual_dial(&mut self, agent: AgentId, lead: Lead, now: Now) {
-        if self.legs.contains_key(&agent) && self.pacer.dials_for(agent).is_none() {
+        if !self.draining && self.legs.contains_key(&agent) && self.pacer.dials_for(agent).is_none()
+        {
             // A lead held on screen in preview gives way to the one dialled.
             if let Some(held) = self.previews.insert(agent, lead.clone()) {
                 self.write(Write::Release { lead: held });
@@ -670,6 +703,9 @@ impl Campaign {
 
     /// Offers the agent the lead held for them, or asks for the next one.
     fn preview_next(&mut self, agent: AgentId) {
+        if self.draining {
+            return self.report(Report::Preview { agent, lead: None });
+        }
         match self.previews.get(&agent) {
             Some(lead) => {
                 let lead = Some(lead.clone());
@@ -706,6 +742,12 @@ impl Campaign {
         // with a held lead (preview, manual) is the agent's own; a
         // progressive reservation may still pass to another agent.
         let held = agent.and_then(|a| self.previews.remove(&a));
+        if self.draining {
+            if let Some(lead) = held {
+                self.write(Write::Release { lead });
+            }
+            return self.not_dialled(line, now);
+        }
         if held.is_none() && agent.is_some() && self.pacer.mode() == Mode::Preview {
             return self.not_dialled(line, now);
         }

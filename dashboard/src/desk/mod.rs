@@ -32,6 +32,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use crm::model::{Role, UserId};
+use dialer_core::desk::Phase;
 use sip_gateway::gateway::CallRef;
 
 use crate::auth::CurrentUser;
@@ -93,6 +94,22 @@ impl Desks {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(user, saved);
+    }
+
+    /// Returns how many agents are dialling, in a call, or wrapping one up:
+    /// the desks a stopping node waits for.
+    pub fn busy(&self) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|d| {
+                matches!(
+                    d.phase(),
+                    Phase::Dialling { .. } | Phase::InCall { .. } | Phase::WrapUp { .. }
+                )
+            })
+            .count()
     }
 }
 

@@ -611,6 +611,40 @@ fn stopping_hangs_up_and_closes_every_line() {
 }
 
 #[test]
+fn draining_places_no_new_call_and_lets_the_one_in_progress_end() {
+    let mut sim = Sim::new(
+        config(Mode::Predictive),
+        (1..=20).map(|i| (lead(i), answers(2, 30))).collect(),
+    );
+    sim.ready(1);
+    sim.run_for(Duration::from_secs(3));
+    assert_eq!(sim.connected.len(), 1, "a call is in progress");
+    let placed = sim.finished.len() + sim.calls.len();
+    let now = sim.now;
+    sim.campaign.drain(now);
+    sim.drain();
+    sim.input(Input::Agent(AgentUpdate::ManualDial {
+        agent: AgentId(2),
+        lead: lead(99),
+    }));
+    sim.run_for(Duration::from_secs(120));
+    assert_eq!(sim.finished.len(), placed, "nothing new was placed");
+    assert!(
+        sim.finished
+            .iter()
+            .any(|(_, o)| matches!(o, CallOutcome::Conversation { talk, .. } if *talk == Duration::from_secs(30))),
+        "the call in progress ran to its end: {:?}",
+        sim.finished
+    );
+    assert!(sim.released.contains(&99), "the manual lead went back");
+    assert!(sim
+        .reports
+        .iter()
+        .any(|r| matches!(r, Report::ManualRefused { agent } if *agent == AgentId(2))));
+    assert_eq!(sim.campaign.calls(), 0);
+}
+
+#[test]
 fn figures_read_late_still_count_the_answers_in_between() {
     let mut sim = Sim::new(config(Mode::Progressive), vec![(lead(1), answers(3, 30))]);
     sim.others = (

@@ -31,6 +31,8 @@ pub struct Floor {
     default_trunk: String,
     recordings: Option<PathBuf>,
     running: Mutex<HashMap<CampaignId, Running>>,
+    /// Set once the node drains to restart: no campaign starts here again.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 struct Running {
@@ -61,6 +63,7 @@ impl Floor {
             default_trunk: default_trunk.into(),
             recordings: None,
             running: Mutex::new(HashMap::new()),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -176,14 +179,15 @@ impl Floor {
         Ok(started)
     }
 
-    /// Starts dialling a campaign, or does nothing if it already dials here.
+    /// Starts dialling a campaign, or does nothing if it already dials here
+    /// or the node is draining.
     pub async fn start_campaign(
         &self,
         account: AccountId,
         campaign: CampaignId,
     ) -> Result<(), StoreError> {
         let mut running = self.running.lock().await;
-        if running.contains_key(&campaign) {
+        if running.contains_key(&campaign) || self.is_draining() {
             return Ok(());
         }
         let settings = self.store.campaign_settings(account, campaign).await?;
@@ -289,6 +293,32 @@ impl Floor {
             }
             _ => Err(StoreError::NotFound),
         }
+    }
+
+    /// Drains the node before it stops: no campaign places a new call or
+    /// starts here again, and the calls in progress run to their end.
+    pub async fn drain(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for r in self.running.lock().await.values() {
+            r.handle.drain();
+        }
+        tracing::info!(node = %self.node, "draining: no new calls");
+    }
+
+    /// Returns whether the node is draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Returns the calls this node's campaigns placed and have not ended.
+    pub async fn calls_in_progress(&self) -> usize {
+        self.running
+            .lock()
+            .await
+            .values()
+            .map(|r| r.handle.calls_in_progress())
+            .sum()
     }
 
     /// Stops every campaign.

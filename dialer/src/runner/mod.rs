@@ -18,6 +18,7 @@ mod writer;
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -116,23 +117,44 @@ pub struct Plan {
     pub detect_machines: bool,
 }
 
+/// What the rest of the service tells a runner, in order.
+#[derive(Debug)]
+enum Control {
+    /// An agent's change, or the supervisor's cap.
+    Agent(AgentUpdate),
+    /// Place no new call; let those in progress end.
+    Drain,
+}
+
 /// The handle to a running campaign.
 pub struct RunnerHandle {
-    agents: mpsc::UnboundedSender<AgentUpdate>,
+    control: mpsc::UnboundedSender<Control>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    /// Calls placed and not yet ended, as of the runner's last step.
+    calls: Arc<AtomicUsize>,
 }
 
 impl RunnerHandle {
     /// Passes an agent's change to the runner.
     pub fn agent(&self, update: AgentUpdate) {
-        let _ = self.agents.send(update);
+        let _ = self.control.send(Control::Agent(update));
     }
 
     /// Sets the supervisor's cap on lines per staffed agent, below the
     /// plan's `max_dial_level`; it holds from the runner's next step.
     pub fn set_dial_level_cap(&self, cap: f64) {
-        let _ = self.agents.send(AgentUpdate::DialLevelCap(cap));
+        self.agent(AgentUpdate::DialLevelCap(cap));
+    }
+
+    /// Places no new call from now on; calls in progress run to their end.
+    pub fn drain(&self) {
+        let _ = self.control.send(Control::Drain);
+    }
+
+    /// Returns the calls placed and not yet ended.
+    pub fn calls_in_progress(&self) -> usize {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// Stops dialling; calls in progress are hung up and written.
@@ -153,14 +175,16 @@ pub fn spawn<L: LeadSource>(
     clock: Arc<dyn Clock>,
     reports: mpsc::UnboundedSender<Report>,
 ) -> RunnerHandle {
-    let (agents_tx, agents_rx) = mpsc::unbounded_channel();
+    let (control, control_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let calls = Arc::new(AtomicUsize::new(0));
     let runner = shell::Runner::new(plan, Arc::new(leads), gateway, clock, reports);
-    let task = tokio::spawn(runner.run(agents_rx, stop_rx));
+    let task = tokio::spawn(runner.run(control_rx, stop_rx, calls.clone()));
     RunnerHandle {
-        agents: agents_tx,
+        control,
         stop: Some(stop_tx),
         task,
+        calls,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The loop of one campaign's runner: feed the core, carry out its commands.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use tokio::time::Instant;
 use vocab::Clock;
 
 use super::writer::{self, Job};
-use super::{AgentUpdate, LeadSource, Plan, Report, STOP_GRACE};
+use super::{Control, LeadSource, Plan, Report, STOP_GRACE};
 
 /// One campaign's core driven over real calls and a lead source.
 pub(super) struct Runner<L> {
@@ -71,11 +72,13 @@ impl<L: LeadSource> Runner<L> {
     /// for every write to land.
     pub async fn run(
         mut self,
-        mut agents: mpsc::UnboundedReceiver<AgentUpdate>,
+        mut control: mpsc::UnboundedReceiver<Control>,
         mut stop: oneshot::Receiver<()>,
+        calls: Arc<AtomicUsize>,
     ) {
         loop {
             self.execute().await;
+            calls.store(self.core.calls(), Ordering::Relaxed);
             let wake = self
                 .core
                 .poll_timeout()
@@ -87,8 +90,12 @@ impl<L: LeadSource> Runner<L> {
                     let now = self.now();
                     self.core.handle_timeout(now);
                 }
-                update = agents.recv() => match update {
-                    Some(update) => self.input(Input::Agent(update)),
+                update = control.recv() => match update {
+                    Some(Control::Agent(update)) => self.input(Input::Agent(update)),
+                    Some(Control::Drain) => {
+                        let now = self.now();
+                        self.core.drain(now);
+                    }
                     None => break,
                 },
                 Some(event) = self.calls.recv() => self.call_event(event),
@@ -109,6 +116,7 @@ impl<L: LeadSource> Runner<L> {
             }
             self.execute().await;
         }
+        calls.store(self.core.calls(), Ordering::Relaxed);
         let Runner { jobs, writer, .. } = self;
         drop(jobs);
         let _ = writer.await;

@@ -1,7 +1,13 @@
-//! A node killed mid-call (kill -9, as a power cut or an OOM kill would)
-//! and started again closes what it left open before it dials: the cut
-//! call's attempt is closed and its lead goes back under the retry rules,
-//! the agent's state is closed, and no lead is dialled twice.
+//! A node that stops mid-call, by accident or on purpose.
+//!
+//! Killed (kill -9, as a power cut or an OOM kill would) and started again,
+//! it closes what it left open before it dials: the cut call's attempt is
+//! closed and its lead goes back under the retry rules, the agent's state
+//! is closed, and no lead is dialled twice.
+//!
+//! Stopped with SIGTERM, it drains: it places no new call, tells load
+//! balancers so on `/healthz`, lets the call in progress and its wrap-up
+//! finish, saves the interaction, and only then exits.
 //!
 //! The service runs as the real binary; the agent is a real Chromium on the
 //! agent page; the customers are the simulated carrier, answering and
@@ -68,6 +74,29 @@ async fn killed_mid_call(backend: TestBackend) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_the_call_in_progress_before_stopping() {
+    let Some(chromium) = peers_or_skip().await else {
+        return;
+    };
+    let db = TestDb::sqlite().await;
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = std::env::temp_dir().join(format!("dialcrm-drain-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let customers = carrier(Mix::always(Outcome::Answer), 440.0, None).await;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(120),
+        drain_on_sigterm(&db, &customers, &chromium, &dir),
+    )
+    .await;
+    db.finish().await;
+    outcome
+        .expect("the drain test took longer than two minutes")
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 async fn crash_and_restart(
     db: &TestDb,
     customers: &Carrier,
@@ -76,18 +105,8 @@ async fn crash_and_restart(
 ) -> Result<()> {
     let s = &db.store;
     let seeded = seed(s).await?;
-    let config = dir.join("dialcrm.toml");
+    let config = write_config(dir, customers)?;
     let port = free_tcp_port();
-    std::fs::write(
-        &config,
-        format!(
-            "node_id = \"{NODE}\"\nrecordings_dir = \"{}\"\n\n[gateway]\nsip_udp = \
-             \"127.0.0.1:0\"\nrtp_port_min = 0\nrtp_port_max = 0\n\n[[trunks]]\nname = \
-             \"customers\"\nhost = \"127.0.0.1\"\nport = {}\nmax_cps = 100\n",
-            dir.join("recordings").display(),
-            customers.sip_addr().port()
-        ),
-    )?;
     let base = format!("http://127.0.0.1:{port}");
     let mut node = serve(&db.url, &config, port, dir, "first").await?;
 
@@ -161,6 +180,105 @@ async fn crash_and_restart(
     browser.stop(&mut cdp).await;
     let _ = node.start_kill();
     result
+}
+
+async fn drain_on_sigterm(
+    db: &TestDb,
+    customers: &Carrier,
+    chromium: &Path,
+    dir: &Path,
+) -> Result<()> {
+    let s = &db.store;
+    let seeded = seed(s).await?;
+    let config = write_config(dir, customers)?;
+    let port = free_tcp_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut node = serve(&db.url, &config, port, dir, "draining").await?;
+    let tone = dir.join("tone.wav");
+    write_tone(&tone, 440.0)?;
+    let browser = Chromium::start(chromium, &dir.join("profile"), &tone).await?;
+    let mut cdp = Cdp::connect(&browser.ws_url).await?;
+    let result = async {
+        let page = cdp.open_page(&format!("{base}/login")).await?;
+        log_in(&mut cdp, &page, &seeded.agent_password).await?;
+        go_ready(&mut cdp, &page, &base, seeded.campaign).await?;
+        until(&mut cdp, &page, "$('state').dataset.state === 'in_call'").await?;
+
+        // The operator stops the service, say for an upgrade.
+        let pid = node.id().context("running")?.to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()?;
+        anyhow::ensure!(sent.success(), "kill -TERM failed");
+        let health = format!("{base}/healthz");
+        let mut draining = false;
+        for _ in 0..50 {
+            let r = reqwest::get(&health).await?;
+            if r.status() == 503 && r.text().await?.contains("draining") {
+                draining = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::ensure!(draining, "/healthz tells load balancers the node is draining");
+        // The call carries on.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        anyhow::ensure!(node.try_wait()?.is_none(), "the node still runs");
+        let attempt = only_attempt(s, &seeded, seeded.first).await?;
+        assert_eq!(attempt.ended_at, None, "the call is still up");
+
+        // The agent finishes the call and the wrap-up.
+        cdp.evaluate(&page, &with_ids("$('hangup').click()")).await?;
+        until(
+            &mut cdp,
+            &page,
+            "!$('wrapup-panel').hidden && [...$('wrapup').disposition.options].some((o) => o.value === 'sale')",
+        )
+        .await?;
+        let fill = "(() => { const f = $('wrapup'); f.disposition.value = 'sale'; \
+                    f.notes.value = 'Renewed before the upgrade.'; \
+                    f.querySelector('button[type=submit]').click(); return true; })()";
+        cdp.evaluate(&page, &with_ids(fill)).await?;
+
+        // Then, with no call left and nobody wrapping up, the node stops.
+        let status = tokio::time::timeout(Duration::from_secs(30), node.wait())
+            .await
+            .context("the drained node stops by itself")??;
+        anyhow::ensure!(status.success(), "a drained stop exits 0: {status:?}");
+        let history = s
+            .interactions_for_contact(seeded.account, seeded.first)
+            .await?;
+        assert_eq!(history.len(), 1, "the wrap-up was saved: {history:?}");
+        assert_eq!(history[0].disposition.as_deref(), Some("sale"));
+        let attempt = only_attempt(s, &seeded, seeded.first).await?;
+        assert_eq!(attempt.outcome.as_deref(), Some("answered"));
+        let second = s
+            .attempts_for_contact(seeded.account, seeded.second)
+            .await?;
+        assert!(second.is_empty(), "nothing new was dialled while draining");
+        assert_eq!(customers.stats().calls, 1);
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    browser.stop(&mut cdp).await;
+    let _ = node.start_kill();
+    result
+}
+
+/// Writes the node's config file: its name, and the customers' trunk.
+fn write_config(dir: &Path, customers: &Carrier) -> Result<std::path::PathBuf> {
+    let config = dir.join("dialcrm.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "node_id = \"{NODE}\"\nrecordings_dir = \"{}\"\n\n[gateway]\nsip_udp = \
+             \"127.0.0.1:0\"\nrtp_port_min = 0\nrtp_port_max = 0\n\n[[trunks]]\nname = \
+             \"customers\"\nhost = \"127.0.0.1\"\nport = {}\nmax_cps = 100\n",
+            dir.join("recordings").display(),
+            customers.sip_addr().port()
+        ),
+    )?;
+    Ok(config)
 }
 
 struct Seeded {
