@@ -2,7 +2,13 @@
 
 use std::time::Duration;
 
-use sip_gateway::gateway::{Gateway, GatewayConfig, Secret, TrunkConfig};
+mod common;
+
+use common::{request, wait_for};
+use sip_gateway::carrier::{Carrier, CarrierAudio, CarrierConfig, Mix, Outcome};
+use sip_gateway::gateway::{
+    CallEventKind, DialError, Gateway, GatewayConfig, Secret, TrunkConfig, TrunkStatus,
+};
 use tokio::net::UdpSocket;
 
 const LIMIT: Duration = Duration::from_secs(3);
@@ -75,4 +81,133 @@ async fn registers_through_a_challenge_and_keeps_the_trunk_alive() {
             .to_string()
     };
     assert_eq!(call_id(&registers[0]), call_id(&registers[1]));
+}
+
+#[tokio::test]
+async fn a_trunk_that_stops_answering_options_goes_down_and_calls_fail_over() {
+    let primary = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let backup = Carrier::start(CarrierConfig {
+        sip_addr: "127.0.0.1:0".parse().unwrap(),
+        mix: Mix::always(Outcome::Answer),
+        ring_delay: Duration::from_millis(10),
+        answer_delay: Duration::from_millis(20),
+        audio: CarrierAudio::Tone(440.0),
+        ..CarrierConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut main = TrunkConfig::new("primary", primary.local_addr().unwrap());
+    main.options_interval = Some(Duration::from_millis(100));
+    main.down_after = 2;
+    main.up_after = 2;
+    let config = GatewayConfig {
+        t1: Duration::from_millis(10),
+        ..GatewayConfig::loopback()
+    };
+    let gw = Gateway::start(
+        config,
+        vec![main, TrunkConfig::new("backup", backup.sip_addr())],
+    )
+    .await
+    .unwrap();
+    let mut health = gw.trunk_events();
+
+    // The primary answers its first ping, then falls silent.
+    let (ping, from) = receive(&primary).await;
+    assert!(ping.starts_with("OPTIONS "), "{ping}");
+    primary
+        .send_to(reply(&ping, "200 OK", "").as_bytes(), from)
+        .await
+        .unwrap();
+    let silent = async {
+        loop {
+            let _ = receive(&primary).await;
+        }
+    };
+    let down = tokio::select! {
+        status = health.recv() => status.unwrap(),
+        _ = silent => unreachable!("the primary's socket keeps receiving"),
+    };
+    assert_eq!(
+        down,
+        TrunkStatus {
+            name: "primary".into(),
+            up: false,
+            active_calls: 0
+        }
+    );
+
+    // A call for the primary goes to the backup, which is up.
+    let mut events = gw.events();
+    let call = gw.dial(request("primary", LIMIT)).await.unwrap();
+    wait_for(&mut events, call, LIMIT, |k| *k == CallEventKind::Answered).await;
+    assert_eq!(backup.stats().calls, 1, "the backup took the call");
+    gw.hangup(call).await.unwrap();
+    // A call for the backup alone, were it down too, would be refused;
+    // it is up, and the trunks say so.
+    let trunks = gw.trunks().await.unwrap();
+    assert_eq!(
+        trunks
+            .iter()
+            .map(|t| (t.name.as_str(), t.up))
+            .collect::<Vec<_>>(),
+        [("primary", false), ("backup", true)]
+    );
+
+    // The primary answers again: after two answers in a row it is back.
+    let answering = async {
+        loop {
+            let (message, from) = receive(&primary).await;
+            if message.starts_with("OPTIONS ") {
+                let answer = reply(&message, "200 OK", "");
+                primary.send_to(answer.as_bytes(), from).await.unwrap();
+            }
+        }
+    };
+    let up = tokio::select! {
+        status = health.recv() => status.unwrap(),
+        _ = answering => unreachable!("the primary's socket keeps receiving"),
+    };
+    assert!(up.up && up.name == "primary", "{up:?}");
+    // And the next call for it goes to it.
+    let call = gw.dial(request("primary", LIMIT)).await.unwrap();
+    let invite = async {
+        loop {
+            let (message, _) = receive(&primary).await;
+            if message.starts_with("INVITE ") {
+                return message;
+            }
+        }
+    };
+    let invite = tokio::time::timeout(LIMIT, invite)
+        .await
+        .expect("an INVITE");
+    assert!(invite.contains("+441632960123"), "{invite}");
+    gw.hangup(call).await.unwrap();
+    assert_eq!(backup.stats().calls, 1, "the backup took nothing more");
+}
+
+#[tokio::test]
+async fn a_call_is_refused_when_its_trunk_and_those_after_it_are_down() {
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut only = TrunkConfig::new("only", silent.local_addr().unwrap());
+    only.options_interval = Some(Duration::from_millis(50));
+    only.down_after = 1;
+    let config = GatewayConfig {
+        t1: Duration::from_millis(10),
+        ..GatewayConfig::loopback()
+    };
+    let gw = Gateway::start(config, vec![only]).await.unwrap();
+    let mut health = gw.trunk_events();
+    let down = tokio::time::timeout(LIMIT, health.recv())
+        .await
+        .expect("the trunk goes down")
+        .unwrap();
+    assert!(!down.up);
+    let refused = gw.dial(request("only", LIMIT)).await;
+    assert!(
+        matches!(&refused, Err(DialError::TrunksDown(name)) if name == "only"),
+        "{refused:?}"
+    );
+    drop(silent);
 }

@@ -21,6 +21,12 @@ impl Engine {
                 }
                 let _ = reply.send(placed);
             }
+            Command::Trunks(reply) => {
+                let all = (0..self.trunks.len())
+                    .map(|i| self.trunk_status(i))
+                    .collect();
+                let _ = reply.send(all);
+            }
             Command::Hangup(call_ref, reply) if self.agents.contains_key(&call_ref) => {
                 let _ = reply.send(self.detach_agent(call_ref));
             }
@@ -181,7 +187,7 @@ impl Engine {
                 return false;
             }
             let trunk = entry.fallbacks.remove(0);
-            if self.trunks[trunk].admit(now).is_err() {
+            if !self.trunks[trunk].is_up() || self.trunks[trunk].admit(now).is_err() {
                 continue;
             }
             tracing::info!(parent: &entry.span, trunk = %self.trunks[trunk].config.name, "trying next trunk");
@@ -205,11 +211,16 @@ impl Engine {
         if self.calls.contains_key(&call_ref) {
             return Err(DialError::DuplicateRef);
         }
-        let first = self
+        let named = self
             .trunks
             .iter()
             .position(|t| t.config.name == request.trunk)
             .ok_or_else(|| DialError::UnknownTrunk(request.trunk.clone()))?;
+        // A down trunk takes no new call: start at the first up one in
+        // failover order.
+        let first = (named..self.trunks.len())
+            .find(|&i| self.trunks[i].is_up())
+            .ok_or_else(|| DialError::TrunksDown(request.trunk.clone()))?;
         let span = tracing::info_span!("call", %call_ref);
         tracing::debug!(parent: &span, number = %request.number, "dialling");
         self.trunks[first].admit(now)?;
@@ -238,7 +249,7 @@ impl Engine {
             self.config.media_timeout,
             self.leg_events.clone(),
         );
-        tracing::info!(parent: &span, trunk = %request.trunk, "call placed");
+        tracing::info!(parent: &span, trunk = %self.trunks[first].config.name, "call placed");
         self.calls.insert(
             call_ref,
             CallEntry {

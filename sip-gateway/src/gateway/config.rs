@@ -157,6 +157,13 @@ pub struct TrunkConfig {
     /// Expiry asked for in REGISTER.
     #[serde(default = "default_register_expires", deserialize_with = "duration")]
     pub register_expires: Duration,
+    /// OPTIONS pings or registrations failed in a row that mark the trunk
+    /// down: it takes no new call until it is up again.
+    #[serde(default = "default_down_after")]
+    pub down_after: u32,
+    /// Answers in a row that mark a down trunk up again.
+    #[serde(default = "default_up_after")]
+    pub up_after: u32,
 }
 
 impl TrunkConfig {
@@ -175,6 +182,8 @@ impl TrunkConfig {
             options_interval: None,
             register: false,
             register_expires: default_register_expires(),
+            down_after: default_down_after(),
+            up_after: default_up_after(),
         }
     }
 
@@ -238,6 +247,14 @@ fn default_max_cps() -> u32 {
 
 fn default_register_expires() -> Duration {
     Duration::from_secs(600)
+}
+
+fn default_down_after() -> u32 {
+    3
+}
+
+fn default_up_after() -> u32 {
+    2
 }
 
 /// Parses `"500ms"`, `"30s"`, `"5m"` or a bare number of seconds.

@@ -15,6 +15,7 @@ use super::leg::{LegEvent, LegHandle};
 use super::ports::PortPool;
 use super::transport::{Inbound, SipTransport};
 use super::trunk::TrunkState;
+use super::types::TrunkStatus;
 use super::types::{CallEvent, CallEventKind, CallRef, DialError, DialRequest, GatewayError};
 use super::{now, sleep_until};
 use crate::media::Recorder;
@@ -43,6 +44,7 @@ pub(crate) enum Command {
         String,
         oneshot::Sender<Result<(CallRef, String), GatewayError>>,
     ),
+    Trunks(oneshot::Sender<Vec<TrunkStatus>>),
 }
 
 pub(crate) type Reply = oneshot::Sender<Result<(), GatewayError>>;
@@ -92,6 +94,8 @@ pub(crate) struct Engine {
     /// Callers that asked for one call's events on a channel of their own,
     /// which never drops one (unlike the broadcast, which can lag).
     pub watchers: HashMap<CallRef, mpsc::UnboundedSender<CallEvent>>,
+    /// Where trunks' changes of health are told.
+    pub trunk_events: broadcast::Sender<TrunkStatus>,
     pub leg_events: mpsc::UnboundedSender<LegEvent>,
     pub next_leg_id: u64,
 }
@@ -284,6 +288,25 @@ impl Engine {
     fn flush_trunk(&mut self, index: usize) {
         while let Some(transmit) = self.trunks[index].poll_transmit() {
             self.transport.send(transmit);
+        }
+        while let Some(up) = self.trunks[index].poll_health() {
+            let status = self.trunk_status(index);
+            if up {
+                tracing::info!(trunk = %status.name, "trunk up: it takes new calls again");
+            } else {
+                tracing::warn!(trunk = %status.name, "trunk down: no new call goes to it");
+            }
+            let _ = self.trunk_events.send(status);
+        }
+    }
+
+    /// Returns a trunk's state now.
+    pub(crate) fn trunk_status(&self, index: usize) -> TrunkStatus {
+        let t = &self.trunks[index];
+        TrunkStatus {
+            name: t.config.name.clone(),
+            up: t.is_up(),
+            active_calls: t.active,
         }
     }
 

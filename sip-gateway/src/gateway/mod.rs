@@ -17,6 +17,7 @@ mod agent;
 mod calls;
 pub mod config;
 mod engine;
+mod health;
 mod leg;
 mod ports;
 mod transport;
@@ -34,6 +35,7 @@ pub use config::{GatewayConfig, Secret, TrunkConfig, TrunkTransport};
 pub use types::GatewayError;
 pub use types::{
     AmdVerdict, Audio, CallEvent, CallEventKind, CallRef, DialError, DialRequest, EndCause,
+    TrunkStatus,
 };
 
 use crate::media::dtmf_sender::is_key;
@@ -55,6 +57,7 @@ const EVENT_CAPACITY: usize = 4096;
 pub struct Gateway {
     commands: mpsc::UnboundedSender<Command>,
     events: broadcast::Sender<CallEvent>,
+    trunk_events: broadcast::Sender<TrunkStatus>,
     sip_udp: SocketAddr,
     sip_tcp: Option<SocketAddr>,
 }
@@ -129,6 +132,7 @@ impl Gateway {
         let (inbound_tx, inbound_rx) = mpsc::channel(1024);
         let (leg_tx, leg_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (trunk_events, _) = broadcast::channel(64);
         let engine = Engine {
             ports: ports::PortPool::new(config.sip_udp.ip(), config.rtp_ports()),
             config,
@@ -140,6 +144,7 @@ impl Gateway {
             transport: SipTransport::start(udp, tcp, inbound_tx, trunk_ips),
             events: events.clone(),
             watchers: HashMap::new(),
+            trunk_events: trunk_events.clone(),
             leg_events: leg_tx,
             next_leg_id: 0,
         };
@@ -148,6 +153,7 @@ impl Gateway {
         Ok(Gateway {
             commands,
             events,
+            trunk_events,
             sip_udp,
             sip_tcp,
         })
@@ -178,6 +184,20 @@ impl Gateway {
             .send(Command::Dial(request, watcher, reply))
             .map_err(|_| DialError::Stopped)?;
         answer.await.map_err(|_| DialError::Stopped)?
+    }
+
+    /// Subscribes to the trunks' changes of health (down, up) from now on.
+    pub fn trunk_events(&self) -> broadcast::Receiver<TrunkStatus> {
+        self.trunk_events.subscribe()
+    }
+
+    /// Returns every trunk's state now, in failover order.
+    pub async fn trunks(&self) -> Result<Vec<TrunkStatus>, GatewayError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Trunks(reply))
+            .map_err(|_| GatewayError::Stopped)?;
+        answer.await.map_err(|_| GatewayError::Stopped)
     }
 
     /// Subscribes to the events of every call from now on.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use rsip::{Method, SipMessage};
 
 use super::config::TrunkConfig;
+use super::health::{options_answer_is_healthy, TrunkHealth};
 use crate::sip::digest::{Challenge, ChallengeKind, Credentials};
 use crate::sip::message::{header_value, param, OutgoingResponse};
 use crate::sip::outbound::{self, IdGenerator, Trunk, ALLOW};
@@ -30,8 +31,12 @@ pub(crate) struct TrunkState {
     layer: TransactionLayer,
     ids: IdGenerator,
     next_options: Option<Instant>,
-    options_key: Option<TransactionKey>,
+    /// OPTIONS pings sent and not yet answered or timed out.
+    options_keys: Vec<TransactionKey>,
     register: Registration,
+    health: TrunkHealth,
+    /// Changes of health not yet told: `true` for up.
+    changes: VecDeque<bool>,
 }
 
 #[derive(Debug)]
@@ -57,6 +62,7 @@ impl TrunkState {
             username,
             password: config.password.expose().to_string(),
         });
+        let (config_down_after, config_up_after) = (config.down_after, config.up_after);
         let mut ids = IdGenerator::from_entropy();
         let register = Registration {
             call_id: ids.call_id(),
@@ -76,8 +82,26 @@ impl TrunkState {
             recent: VecDeque::new(),
             layer: TransactionLayer::new(timers),
             ids,
-            options_key: None,
+            options_keys: Vec::new(),
             register,
+            health: TrunkHealth::new(config_down_after, config_up_after),
+            changes: VecDeque::new(),
+        }
+    }
+
+    /// Returns whether the trunk takes new calls.
+    pub fn is_up(&self) -> bool {
+        self.health.is_up()
+    }
+
+    /// Returns the next change of the trunk's health: `true` when it came up.
+    pub fn poll_health(&mut self) -> Option<bool> {
+        self.changes.pop_front()
+    }
+
+    fn observe(&mut self, ok: bool) {
+        if let Some(up) = self.health.observe(ok) {
+            self.changes.push_back(up);
         }
     }
 
@@ -113,7 +137,9 @@ impl TrunkState {
         self.layer.handle_timeout(now);
         if self.next_options.is_some_and(|t| t <= now) {
             let request = outbound::options(&self.trunk, self.local_sip, &mut self.ids);
-            self.options_key = self.send(request, now);
+            if let Some(key) = self.send(request, now) {
+                self.options_keys.push(key);
+            }
             self.next_options = self.config.options_interval.map(|i| now + i);
         }
         if self.register.next_at.is_some_and(|t| t <= now) {
@@ -185,11 +211,11 @@ impl TrunkState {
     fn process(&mut self, now: Instant) {
         while let Some(event) = self.layer.poll_event() {
             match event {
-                TransactionEvent::Final { key, response }
-                    if Some(&key) == self.options_key.as_ref() =>
-                {
+                TransactionEvent::Final { key, response } if self.options_keys.contains(&key) => {
+                    self.options_keys.retain(|k| *k != key);
                     let status = response.status_code.code();
                     tracing::debug!(trunk = %self.config.name, status, "options answered");
+                    self.observe(options_answer_is_healthy(status));
                 }
                 TransactionEvent::Final { key, response }
                     if Some(&key) == self.register.key.as_ref() =>
@@ -200,8 +226,11 @@ impl TrunkState {
                     if Some(&key) == self.register.key.as_ref() {
                         tracing::warn!(trunk = %self.config.name, "registration got no answer");
                         self.register.next_at = Some(now + REGISTER_RETRY);
-                    } else {
+                        self.observe(false);
+                    } else if self.options_keys.contains(&key) {
+                        self.options_keys.retain(|k| *k != key);
                         tracing::warn!(trunk = %self.config.name, "trunk did not answer OPTIONS");
+                        self.observe(false);
                     }
                 }
                 TransactionEvent::Request {
@@ -243,6 +272,7 @@ impl TrunkState {
                 let refresh = Duration::from_secs(granted.max(10) * 3 / 4);
                 tracing::info!(trunk = %name, expires = granted, "registered");
                 self.register.next_at = Some(now + refresh);
+                self.observe(true);
             }
             401 | 407 if !self.register.answered_challenge => {
                 let (header, kind) = match status {

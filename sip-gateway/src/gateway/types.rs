@@ -112,6 +112,9 @@ pub enum DialError {
     /// No RTP port could be bound.
     #[error("no RTP port available: {0}")]
     NoMediaPort(std::io::Error),
+    /// The trunk and every trunk after it in failover order are down.
+    #[error("trunk {0:?} and every trunk it fails over to are down")]
+    TrunksDown(String),
     /// The gateway has stopped.
     #[error("the gateway has stopped")]
     Stopped,
@@ -161,4 +164,15 @@ pub enum GatewayError {
     /// The gateway has stopped.
     #[error("the gateway has stopped")]
     Stopped,
+}
+
+/// A trunk as the gateway sees it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkStatus {
+    /// The trunk's name.
+    pub name: String,
+    /// Whether it takes new calls: its OPTIONS pings or registration answer.
+    pub up: bool,
+    /// Calls up or being set up through it.
+    pub active_calls: usize,
 }
