@@ -107,6 +107,7 @@ impl App {
             .await
             .context("closing the calls this node left open")?;
         let resumed = floor.resume().await.context("resuming running campaigns")?;
+        tokio::spawn(floor.clone().watch_trunks());
         if resumed > 0 {
             tracing::info!(campaigns = resumed, "resumed dialling");
         }

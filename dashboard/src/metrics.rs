@@ -86,9 +86,82 @@ impl Metrics {
     }
 }
 
+/// Renders the trunks' health and load, and whether the node drains, as
+/// Prometheus text.
+pub fn render_node(trunks: &[sip_gateway::gateway::TrunkStatus], draining: bool) -> String {
+    let mut out = String::new();
+    out.push_str("# HELP dialcrm_trunk_up Whether a trunk takes new calls (1) or is down (0).\n");
+    out.push_str("# TYPE dialcrm_trunk_up gauge\n");
+    for t in trunks {
+        out.push_str(&format!(
+            "dialcrm_trunk_up{{trunk=\"{}\"}} {}\n",
+            label(&t.name),
+            u8::from(t.up)
+        ));
+    }
+    out.push_str("# HELP dialcrm_trunk_calls Calls up or being set up through a trunk.\n");
+    out.push_str("# TYPE dialcrm_trunk_calls gauge\n");
+    for t in trunks {
+        out.push_str(&format!(
+            "dialcrm_trunk_calls{{trunk=\"{}\"}} {}\n",
+            label(&t.name),
+            t.active_calls
+        ));
+    }
+    out.push_str("# HELP dialcrm_draining Whether this node is draining to stop.\n");
+    out.push_str("# TYPE dialcrm_draining gauge\n");
+    out.push_str(&format!("dialcrm_draining {}\n", u8::from(draining)));
+    out
+}
+
+/// Escapes a label value as the text format asks.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 /// Middleware counting every response.
 pub async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     state.metrics.response(response.status().as_u16());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use sip_gateway::gateway::TrunkStatus;
+
+    #[test]
+    fn trunks_are_rendered_with_their_names_escaped() {
+        let text = super::render_node(
+            &[
+                TrunkStatus {
+                    name: "main".into(),
+                    up: true,
+                    active_calls: 3,
+                },
+                TrunkStatus {
+                    name: "odd\"name".into(),
+                    up: false,
+                    active_calls: 0,
+                },
+            ],
+            true,
+        );
+        assert!(
+            text.contains("dialcrm_trunk_up{trunk=\"main\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dialcrm_trunk_up{trunk=\"odd\\\"name\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dialcrm_trunk_calls{trunk=\"main\"} 3\n"),
+            "{text}"
+        );
+        assert!(text.contains("dialcrm_draining 1\n"), "{text}");
+    }
 }

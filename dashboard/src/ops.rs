@@ -40,8 +40,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         0
     };
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(db_up, sessions, state.hub.stats()),
-    )
+    let mut text = state.metrics.render(db_up, sessions, state.hub.stats());
+    if let Some(floor) = &state.floor {
+        let trunks = floor.gateway().trunks().await.unwrap_or_default();
+        text.push_str(&crate::metrics::render_node(&trunks, floor.is_draining()));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -26,4 +26,5 @@ mod softphone;
 mod softphone_controls;
 mod stream;
 mod tenancy;
+mod trunks;
 mod wallboard;

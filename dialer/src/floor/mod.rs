@@ -3,6 +3,7 @@
 //! agents' changes to it, and turns its reports into bus events.
 
 mod reports;
+mod trunks;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -37,6 +38,8 @@ pub struct Floor {
 
 struct Running {
     account: AccountId,
+    /// The trunk its calls start at; they fail over to those after it.
+    trunk: String,
     /// The dial-level cap last passed to the runner.
     max_dial_level: f64,
     handle: RunnerHandle,
@@ -196,6 +199,7 @@ impl Floor {
         } else {
             settings.trunk.clone()
         };
+        let plan_trunk = trunk.clone();
         let plan = Plan {
             pacer: PacerConfig {
                 mode: settings.mode.pacer_mode(),
@@ -236,6 +240,7 @@ impl Floor {
             campaign,
             Running {
                 account,
+                trunk: plan_trunk,
                 max_dial_level: settings.max_dial_level,
                 handle,
                 forwarder,
