@@ -39,6 +39,12 @@ pub enum Command {
     Serve(ServeArgs),
     /// Applies the database migrations and exits.
     Migrate,
+    /// Writes a consistent copy of a SQLite database to FILE while the
+    /// service runs (PostgreSQL: use pg_dump).
+    Backup {
+        /// The new file to write.
+        file: PathBuf,
+    },
     /// Manages accounts.
     #[command(subcommand)]
     Account(AccountCommand),
@@ -125,6 +131,21 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::campaigns_cli::run(&open_migrated(&settings).await?, c).await
         }
         Command::Carrier(args) => crate::telephony::carrier(args).await,
+        Command::Backup { file } => {
+            let store = open(&settings).await?;
+            let started = std::time::Instant::now();
+            store
+                .backup_to(&file)
+                .await
+                .with_context(|| format!("backing up to {}", file.display()))?;
+            println!(
+                "backed up {} to {} in {:.1} s",
+                redact_url(settings.database_url.expose()),
+                file.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
         Command::Migrate => {
             let store = open(&settings).await?;
             store

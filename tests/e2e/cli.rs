@@ -312,3 +312,66 @@ async fn campaign_cli(backend: crm::testing::TestBackend) {
     t.db.finish().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_running_sqlite_service_is_backed_up_and_the_copy_serves() {
+    let Some(t) = crate::helpers::spawn_app(crm::testing::TestBackend::Sqlite, false).await else {
+        return;
+    };
+    let dir = temp_dir("backup");
+    let acme = t.account("acme", 5).await;
+    let pw = t.user(&acme, "sue", crm::model::Role::Supervisor).await;
+    let copy = dir.join("copy.db");
+    let backup = |file: &std::path::Path, url: &str| {
+        let mut c = dialcrm(&dir);
+        c.arg("backup").arg(file).args(["--database-url", url]);
+        async move { c.output().await.expect("runs") }
+    };
+    let out = backup(&copy, &t.db.url).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("backed up"));
+    // Backing up over a file is refused, and says so.
+    let again = backup(&copy, &t.db.url).await;
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    // The copy is a whole database: a service started on it lets sue in.
+    let restored = crm::Store::connect(&format!("sqlite://{}", copy.display()))
+        .await
+        .expect("the copy opens");
+    restored.migrate().await.expect("and is current");
+    let (user, hash) = restored
+        .credentials("sue")
+        .await
+        .expect("query")
+        .expect("sue is in the copy");
+    assert_eq!(user.account_id, acme.id);
+    assert!(crm::password::verify(&pw, &hash), "with her password");
+    restored.close().await;
+    t.app.stop().await.expect("stops");
+    t.db.finish().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn postgres_backups_are_pointed_to_pg_dump() {
+    let dir = temp_dir("backup-pg");
+    let out = dialcrm(&dir)
+        .arg("backup")
+        .arg(dir.join("x.db"))
+        .args(["--database-url", crm::testing::DEFAULT_POSTGRES_URL])
+        .output()
+        .await
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    if stderr.contains("cannot connect") && std::env::var("CI").as_deref() != Ok("true") {
+        eprintln!("\n!!!!! SKIPPING the PostgreSQL backup check: no server answers. !!!!!\n");
+        return;
+    }
+    assert!(stderr.contains("pg_dump"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

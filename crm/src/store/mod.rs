@@ -156,6 +156,32 @@ impl Store {
     }
 
     /// Closes every connection; later calls fail.
+    /// Writes a consistent copy of a SQLite database to `path` while the
+    /// service keeps running (`VACUUM INTO`); the copy is a database file
+    /// that `sqlite://PATH` opens as it is. `path` must not exist yet.
+    /// PostgreSQL is backed up with its own tools (`pg_dump`).
+    pub async fn backup_to(&self, path: &std::path::Path) -> Result<(), StoreError> {
+        let Pool::Sqlite(pool) = &self.pool else {
+            return Err(StoreError::Refused(
+                "a PostgreSQL database is backed up with pg_dump, not by dialcrm".into(),
+            ));
+        };
+        if path.exists() {
+            return Err(StoreError::Refused(format!(
+                "{} exists already; name a new file",
+                path.display()
+            )));
+        }
+        let target = path.to_str().ok_or_else(|| {
+            StoreError::Invalid(format!("{} is not a UTF-8 path", path.display()))
+        })?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(target)
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await)
     }
