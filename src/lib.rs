@@ -79,6 +79,8 @@ impl App {
             session_ttl: settings.session_ttl,
             secure_cookies: settings.secure_cookies,
             node: settings.node_id.clone(),
+            trusted_proxies: dashboard::proxies::TrustedProxies::parse(&settings.trusted_proxies)
+                .map_err(anyhow::Error::msg)?,
             ..dashboard::DashboardConfig::default()
         };
         let bus = crm::events::EventBus::default();

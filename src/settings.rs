@@ -46,6 +46,9 @@ pub struct Settings {
     /// How long a stopping node waits for its calls in progress (and their
     /// wrap-ups) to end before it stops anyway.
     pub drain_timeout: Duration,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For`
+    /// names the client, for the audit log and the login throttle.
+    pub trusted_proxies: Vec<String>,
     /// Whether the session cookie is marked `Secure` (behind HTTPS).
     pub secure_cookies: bool,
     /// The caller ID `dial` presents when none is given.
@@ -71,6 +74,7 @@ impl Default for Settings {
             demo: true,
             session_ttl: Duration::from_secs(12 * 3600),
             drain_timeout: Duration::from_secs(600),
+            trusted_proxies: Vec::new(),
             secure_cookies: false,
             caller_id: None,
             gateway: None,
@@ -90,6 +94,7 @@ struct FileSettings {
     demo: Option<bool>,
     session_ttl_secs: Option<u64>,
     drain_timeout_secs: Option<u64>,
+    trusted_proxies: Option<Vec<String>>,
     secure_cookies: Option<bool>,
     caller_id: Option<String>,
     gateway: Option<GatewayConfig>,
@@ -120,6 +125,9 @@ impl Settings {
             let file: FileSettings = toml::from_str(&text)
                 .with_context(|| format!("parsing the config file {}", path.display()))?;
             s.apply_file(file);
+            dashboard::proxies::TrustedProxies::parse(&s.trusted_proxies)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("in the config file {}", path.display()))?;
         }
         if let Some(url) = &overrides.database_url {
             s.database_url = Secret::new(url.clone());
@@ -148,6 +156,9 @@ impl Settings {
         }
         if let Some(v) = file.drain_timeout_secs {
             self.drain_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = file.trusted_proxies {
+            self.trusted_proxies = v;
         }
         if let Some(v) = file.secure_cookies {
             self.secure_cookies = v;
@@ -192,6 +203,29 @@ fn default_node_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trusted_proxies_are_read_and_a_bad_one_is_named() {
+        let dir = std::env::temp_dir().join(format!("dialcrm-proxies-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let good = dir.join("good.toml");
+        std::fs::write(
+            &good,
+            "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\ndrain_timeout_secs = 30\n",
+        )
+        .expect("write");
+        let s = Settings::load(Some(&good), &Overrides::default()).expect("loads");
+        assert_eq!(s.trusted_proxies, ["10.0.0.0/8", "::1"]);
+        assert_eq!(s.drain_timeout, Duration::from_secs(30));
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "trusted_proxies = [\"10.0.0.0/40\"]\n").expect("write");
+        let e = format!(
+            "{:#}",
+            Settings::load(Some(&bad), &Overrides::default()).unwrap_err()
+        );
+        assert!(e.contains("10.0.0.0/40") && e.contains("bad.toml"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn file_then_overrides() {

@@ -82,7 +82,7 @@ impl FromRequestParts<AppState> for CurrentUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         check_origin(&parts.method, &parts.headers)?;
-        let client = ClientInfo::from_parts(parts);
+        let client = ClientInfo::from_parts(parts, &state.config.trusted_proxies);
         let token = session_token(&parts.headers).ok_or(ApiError::Unauthorized("log in first"))?;
         let token_hash = hash_token(&token);
         let session = state
@@ -138,12 +138,13 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
-    fn from_parts(parts: &Parts) -> Self {
+    fn from_parts(parts: &Parts, proxies: &crate::proxies::TrustedProxies) -> Self {
         ClientInfo {
+            // Behind a trusted reverse proxy, the address it forwarded.
             ip: parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
+                .map(|c| proxies.client(c.0.ip(), &parts.headers).to_string()),
             user_agent: parts
                 .headers
                 .get(header::USER_AGENT)
@@ -153,11 +154,14 @@ impl ClientInfo {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+impl FromRequestParts<AppState> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientInfo::from_parts(parts))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientInfo::from_parts(parts, &state.config.trusted_proxies))
     }
 }
 

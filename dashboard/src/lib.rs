@@ -32,6 +32,7 @@ pub mod json;
 pub mod metrics;
 pub mod ops;
 pub mod pages;
+pub mod proxies;
 pub mod stream;
 pub mod throttle;
 
@@ -54,6 +55,8 @@ pub struct DashboardConfig {
     pub hub: stream::hub::HubConfig,
     /// This node's name, kept with the agent states its desks set.
     pub node: String,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: proxies::TrustedProxies,
 }
 
 impl Default for DashboardConfig {
@@ -63,6 +66,7 @@ impl Default for DashboardConfig {
             secure_cookies: false,
             hub: stream::hub::HubConfig::default(),
             node: String::new(),
+            trusted_proxies: proxies::TrustedProxies::default(),
         }
     }
 }

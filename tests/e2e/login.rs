@@ -251,3 +251,43 @@ async fn users_change_their_password_without_reusing_old_ones(t: TestApp) -> Tes
     assert!(audit.iter().any(|e| e.action == "password.change_refused"));
     t
 }
+
+/// Behind a trusted reverse proxy, the audit log keeps the agent's address
+/// (not the proxy's), and the login throttle counts it; a peer that is not
+/// trusted cannot claim another address.
+#[tokio::test]
+async fn a_trusted_proxys_forwarded_address_is_the_one_kept() {
+    let Some(t) = crate::helpers::spawn_app(crm::testing::TestBackend::Sqlite, false).await else {
+        return;
+    };
+    let acme = t.account("acme", 5).await;
+    let pw = t.user(&acme, "sue", Role::Supervisor).await;
+    let login = |t: &TestApp, forwarded: &'static str| {
+        let request = client()
+            .post(t.url("/api/login"))
+            .header("x-forwarded-for", forwarded)
+            .json(&serde_json::json!({ "username": "sue", "password": pw.clone() }));
+        async move { request.send().await.expect("sent").status() }
+    };
+    // Not trusted: the claim is ignored.
+    assert_eq!(login(&t, "203.0.113.7").await, 200);
+    let mut t = t;
+    t.settings.trusted_proxies = vec!["127.0.0.1".into()];
+    let t = t.restart().await;
+    // Trusted: the forwarded address is the agent's.
+    assert_eq!(login(&t, "198.51.100.23").await, 200);
+    let entries = t.db.store.audit_entries(acme.id, 10).await.expect("audit");
+    let ips: Vec<Option<&str>> = entries
+        .iter()
+        .filter(|e| e.action == "login")
+        .map(|e| e.ip.as_deref())
+        .collect();
+    assert!(ips.contains(&Some("198.51.100.23")), "{ips:?}");
+    assert!(ips.contains(&Some("127.0.0.1")), "{ips:?}");
+    assert!(
+        !ips.contains(&Some("203.0.113.7")),
+        "an untrusted claim: {ips:?}"
+    );
+    t.app.stop().await.expect("stops");
+    t.db.finish().await;
+}
