@@ -211,3 +211,77 @@ async fn a_call_is_refused_when_its_trunk_and_those_after_it_are_down() {
     );
     drop(silent);
 }
+
+#[tokio::test]
+async fn a_probe_sees_options_answered_and_credentials_accepted_without_binding() {
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut config = TrunkConfig::new("main", peer.local_addr().unwrap());
+    config.register = true;
+    config.username = Some("acct".into());
+    config.password = Secret::new("s3cret");
+    let answering = async {
+        let mut registers = Vec::new();
+        loop {
+            let (request, from) = receive_for(&peer, Duration::from_secs(10)).await;
+            let answer = if request.starts_with("OPTIONS ") {
+                reply(&request, "200 OK", "")
+            } else if request.contains("Authorization: Digest") {
+                registers.push(request.clone());
+                reply(&request, "200 OK", "")
+            } else {
+                registers.push(request.clone());
+                reply(
+                    &request,
+                    "401 Unauthorized",
+                    "WWW-Authenticate: Digest realm=\"t\", nonce=\"n9\"\r\n",
+                )
+            };
+            peer.send_to(answer.as_bytes(), from).await.unwrap();
+            if registers.len() == 2 {
+                return registers;
+            }
+        }
+    };
+    let gateway = GatewayConfig::loopback();
+    let (probe, registers) = tokio::join!(
+        sip_gateway::gateway::probe_trunk(&gateway, &config, LIMIT),
+        answering
+    );
+    let probe = probe.expect("the trunk answers");
+    assert_eq!(probe.options, 200);
+    assert_eq!(probe.register, Some(200), "the credentials were accepted");
+    for r in &registers {
+        assert!(!r.contains("Contact:"), "a query binds nothing: {r}");
+        assert!(!r.contains("Expires:"), "{r}");
+    }
+    assert!(registers[1].contains("username=\"acct\", realm=\"t\", nonce=\"n9\""));
+}
+
+#[tokio::test]
+async fn a_probe_of_a_silent_or_unknown_trunk_says_what_failed() {
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let config = TrunkConfig::new("quiet", silent.local_addr().unwrap());
+    let limit = Duration::from_millis(700);
+    let e = sip_gateway::gateway::probe_trunk(&GatewayConfig::loopback(), &config, limit)
+        .await
+        .expect_err("nobody answers");
+    assert!(e.to_string().contains("no answer to OPTIONS"), "{e}");
+    let mut unknown = config.clone();
+    unknown.host = "no-such-host.invalid".into();
+    let e = sip_gateway::gateway::probe_trunk(&GatewayConfig::loopback(), &unknown, limit)
+        .await
+        .expect_err("no such host");
+    assert!(
+        e.to_string().contains("cannot resolve trunk \"quiet\""),
+        "{e}"
+    );
+}
+
+async fn receive_for(socket: &UdpSocket, limit: Duration) -> (String, std::net::SocketAddr) {
+    let mut buf = vec![0u8; 65536];
+    let (n, from) = tokio::time::timeout(limit, socket.recv_from(&mut buf))
+        .await
+        .expect("the probe sends")
+        .unwrap();
+    (String::from_utf8_lossy(&buf[..n]).to_string(), from)
+}

@@ -20,6 +20,7 @@ mod engine;
 mod health;
 mod leg;
 mod ports;
+mod probe;
 mod transport;
 mod trunk;
 pub mod types;
@@ -32,6 +33,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use config::{GatewayConfig, Secret, TrunkConfig, TrunkTransport};
+pub use probe::{probe_trunk, ProbeError, TrunkProbe};
 pub use types::GatewayError;
 pub use types::{
     AmdVerdict, Audio, CallEvent, CallEventKind, CallRef, DialError, DialRequest, EndCause,
