@@ -39,6 +39,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Applies the database migrations and exits.
     Migrate,
+    /// Checks the installation: configuration, database, recordings
+    /// folder, ports, advertised address and trunks; exits 1 on a failure.
+    Doctor,
     /// Writes a consistent copy of a SQLite database to FILE while the
     /// service runs (PostgreSQL: use pg_dump).
     Backup {
@@ -123,8 +126,16 @@ pub async fn run(cli: Cli) -> Result<()> {
         overrides.http_addr = args.http_addr;
         overrides.no_demo = args.no_demo;
     }
+    if let Command::Doctor = cli.command {
+        // Doctor reports a configuration that does not load as a failure.
+        if crate::doctor::run(cli.config.as_deref(), &overrides).await {
+            return Ok(());
+        }
+        bail!("the installation needs attention (see the FAIL lines above)");
+    }
     let settings = Settings::load(cli.config.as_deref(), &overrides)?;
     match cli.command {
+        Command::Doctor => Ok(()),
         Command::Serve(_) => serve(&settings).await,
         Command::Dial(args) => crate::telephony::dial(&settings, args).await,
         Command::Campaign(c) => {

@@ -375,3 +375,131 @@ async fn postgres_backups_are_pointed_to_pg_dump() {
     assert!(stderr.contains("pg_dump"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn doctor_passes_a_good_installation_and_names_each_fault_of_a_broken_one() {
+    let dir = temp_dir("doctor");
+    // A trunk that answers its ping.
+    let trunk = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let trunk_port = trunk.local_addr().expect("addr").port();
+    let answering = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let Ok((n, from)) = trunk.recv_from(&mut buf).await else {
+                return;
+            };
+            let request = String::from_utf8_lossy(&buf[..n]).to_string();
+            let mut answer = String::from("SIP/2.0 200 OK\r\n");
+            for line in request.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
+                let name = line.split(':').next().unwrap_or("");
+                if ["Via", "From", "To", "Call-ID", "CSeq"].contains(&name) {
+                    answer.push_str(line);
+                    answer.push_str("\r\n");
+                }
+            }
+            answer.push_str("Content-Length: 0\r\n\r\n");
+            let _ = trunk.send_to(answer.as_bytes(), from).await;
+        }
+    });
+    let free_udp = || {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("a free port")
+            .port()
+    };
+    let free_tcp = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("a free port")
+            .port()
+    };
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        format!(
+            "database_url = \"sqlite://{db}\"\nhttp_addr = \"127.0.0.1:{http}\"\n\
+             recordings_dir = \"{rec}\"\n\n[gateway]\nsip_udp = \"127.0.0.1:{sip}\"\n\
+             rtp_port_min = 0\nrtp_port_max = 0\nadvertised_ip = \"127.0.0.1\"\n\n\
+             [[trunks]]\nname = \"main\"\nhost = \"127.0.0.1\"\nport = {trunk_port}\n",
+            db = dir.join("d.db").display(),
+            http = free_tcp(),
+            rec = dir.join("rec").display(),
+            sip = free_udp(),
+        ),
+    )
+    .expect("write");
+    let doctor = |config: &std::path::Path| {
+        let mut c = dialcrm(&dir);
+        c.arg("doctor").arg("--config").arg(config);
+        async move { c.output().await.expect("runs") }
+    };
+    let out = doctor(&good).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "ok    configuration",
+        "ok    database",
+        "ok    recordings",
+        "ok    http",
+        "ok    sip",
+        "ok    advertised_ip: 127.0.0.1 is an address of this machine",
+        "ok    trunk main: 127.0.0.1",
+        "all checks passed",
+    ] {
+        assert!(text.contains(line), "{line:?} in {text}");
+    }
+    assert!(!text.contains("FAIL"), "{text}");
+
+    // Broken: the HTTP port taken, recordings a file, a private address
+    // that is not this machine's, and a trunk host with a bad port.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let file = dir.join("not-a-folder");
+    std::fs::write(&file, b"x").expect("write");
+    let broken = dir.join("broken.toml");
+    std::fs::write(
+        &broken,
+        format!(
+            "database_url = \"sqlite://{db}\"\nhttp_addr = \"{http}\"\nrecordings_dir = \"{rec}\"\n\n\
+             [gateway]\nsip_udp = \"127.0.0.1:{sip}\"\nrtp_port_min = 0\nrtp_port_max = 0\n\
+             advertised_ip = \"10.255.255.254\"\n\n[[trunks]]\nname = \"main\"\n\
+             host = \"127.0.0.1:port\"\n",
+            db = dir.join("d.db").display(),
+            http = taken.local_addr().expect("addr"),
+            rec = file.display(),
+            sip = free_udp(),
+        ),
+    )
+    .expect("write");
+    let out = doctor(&broken).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    for line in [
+        "FAIL  http",
+        "FAIL  recordings",
+        "FAIL  advertised_ip: 10.255.255.254 is not an address of this machine",
+        "FAIL  trunk main",
+        "4 check(s) failed",
+    ] {
+        assert!(text.contains(line), "{line:?} in {text}");
+    }
+    assert!(
+        text.contains("ok    database"),
+        "what works still says so: {text}"
+    );
+
+    // A file that does not parse is a failure too, and nothing else is tried.
+    let unparsable = dir.join("bad.toml");
+    std::fs::write(&unparsable, "no_such_setting = 1\n").expect("write");
+    let out = doctor(&unparsable).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("FAIL  configuration"), "{text}");
+    answering.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}

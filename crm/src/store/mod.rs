@@ -147,6 +147,34 @@ impl Store {
         Ok(())
     }
 
+    /// Returns the versions of the migrations this build has and the
+    /// database has not applied yet.
+    pub async fn pending_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        let (known, table): (Vec<i64>, &str) = match &self.pool {
+            Pool::Sqlite(_) => (
+                SQLITE_MIGRATIONS.iter().map(|m| m.version).collect(),
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+            ),
+            Pool::Postgres(_) => (
+                POSTGRES_MIGRATIONS.iter().map(|m| m.version).collect(),
+                "SELECT table_name::TEXT FROM information_schema.tables \
+                 WHERE table_name = '_sqlx_migrations'",
+            ),
+        };
+        let exists: Option<String> = on_pool!(self, |pool| sqlx::query_scalar(table)
+            .fetch_optional(pool)
+            .await?);
+        if exists.is_none() {
+            return Ok(known);
+        }
+        let applied: Vec<i64> = on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success"
+        )
+        .fetch_all(pool)
+        .await?);
+        Ok(known.into_iter().filter(|v| !applied.contains(v)).collect())
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
@@ -155,7 +183,6 @@ impl Store {
         Ok(())
     }
 
-    /// Closes every connection; later calls fail.
     /// Writes a consistent copy of a SQLite database to `path` while the
     /// service keeps running (`VACUUM INTO`); the copy is a database file
     /// that `sqlite://PATH` opens as it is. `path` must not exist yet.
@@ -182,6 +209,7 @@ impl Store {
         Ok(())
     }
 
+    /// Closes every connection; later calls fail.
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await)
     }
