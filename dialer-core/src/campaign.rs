@@ -76,22 +76,8 @@ pub enum CallOutcome {
     },
 }
 
-/// Where a call is, as reported outward.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallPhase {
-    /// Placed.
-    Dialling,
-    /// Ringing at the far end.
-    Ringing,
-    /// Answered, waiting for an agent.
-    Answered,
-    /// Bridged to an agent.
-    Connected,
-    /// No agent in time: the message plays and the call ends.
-    Abandoned,
-    /// Over.
-    Ended,
-}
+/// Where a call is, as reported outward and shown on the wire.
+pub use vocab::CallPhase;
 
 /// One campaign's settings, as the core needs them.
 #[derive(Debug, Clone)]

@@ -96,7 +96,7 @@ impl LeadSource for StoreLeads {
     async fn answered(&self, call: CallRef, at: DateTime<Utc>) -> Result<(), RunnerError> {
         let attempt = self
             .store
-            .attempt_by_ref(self.account, &call.to_string())
+            .attempt_by_ref(self.account, call)
             .await
             .map_err(failed)?;
         self.store
@@ -128,7 +128,7 @@ impl LeadSource for StoreLeads {
     ) -> Result<(), RunnerError> {
         let attempt = self
             .store
-            .attempt_by_ref(self.account, &call.to_string())
+            .attempt_by_ref(self.account, call)
             .await
             .map_err(failed)?;
         let name = match outcome {
@@ -161,15 +161,14 @@ impl LeadSource for StoreLeads {
         call: CallRef,
         path: &std::path::Path,
     ) -> Result<(), RunnerError> {
-        let call_ref = call.to_string();
         let attempt = self
             .store
-            .attempt_by_ref(self.account, &call_ref)
+            .attempt_by_ref(self.account, call)
             .await
             .map_err(failed)?;
         let recording = crm::store::erasure::NewRecording {
             attempt_id: Some(attempt.id),
-            call_ref: Some(call_ref),
+            call_ref: Some(call),
             contact_id: Some(ContactId(lead.contact_id)),
             path: path.to_path_buf(),
         };

@@ -55,7 +55,7 @@ impl Store {
              (SELECT 1 FROM campaigns WHERE id = $3 AND account_id = $1)"
         )
         .bind(account.0)
-        .bind(call.to_string())
+        .bind(call)
         .bind(campaign.0)
         .bind(contact.0)
         .bind(now)
@@ -246,11 +246,10 @@ impl Store {
         let sql = format!(
             "UPDATE call_attempts SET {column} = $1 WHERE call_ref = $2 AND account_id = $3"
         );
-        let call = call.to_string();
         let n = on_pool!(self, |pool| {
             sqlx::query(&sql)
                 .bind(at)
-                .bind(&call)
+                .bind(call)
                 .bind(account.0)
                 .execute(pool)
                 .await?

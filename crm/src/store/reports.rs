@@ -121,7 +121,7 @@ impl Store {
         )
         .bind(account.0)
         .bind(user.0)
-        .bind(state_name(state))
+        .bind(state.as_str())
         .bind(code)
         .bind(at)
         .bind(node)
@@ -344,17 +344,6 @@ impl Store {
         .bind(period.to)
         .fetch_all(pool)
         .await?))
-    }
-}
-
-/// Returns the name an agent state is stored under.
-pub fn state_name(state: AgentState) -> &'static str {
-    match state {
-        AgentState::Ready => "ready",
-        AgentState::Paused => "paused",
-        AgentState::InCall => "in_call",
-        AgentState::WrapUp => "wrap_up",
-        AgentState::LoggedOut => "logged_out",
     }
 }
 

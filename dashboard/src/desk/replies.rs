@@ -68,20 +68,20 @@ impl Session {
                 },
             },
             Reply::Call { call } => ServerMessage::Call {
-                call_ref: call.to_string(),
+                call_ref: call,
                 contact: Box::new(self.card(call).await?),
             },
             Reply::Controls { call, controls } => ServerMessage::CallControls {
-                call_ref: call.to_string(),
+                call_ref: call,
                 held: controls.held,
                 recording: controls.recording.as_str(),
             },
             Reply::Dialling { call, number } => ServerMessage::Dialling {
-                call_ref: call.to_string(),
+                call_ref: call,
                 number,
             },
             Reply::NotConnected { call, cause } => ServerMessage::NotConnected {
-                call_ref: call.map(|c| c.to_string()),
+                call_ref: call,
                 cause,
             },
             Reply::CallEnded {
@@ -89,17 +89,13 @@ impl Session {
                 cause,
                 wrap_up_secs,
             } => ServerMessage::CallEnded {
-                call_ref: call.to_string(),
+                call_ref: call,
                 cause,
                 dispositions: self.dispositions().await,
                 wrap_up_secs,
             },
-            Reply::WrapUpExpired { call } => ServerMessage::WrapUpExpired {
-                call_ref: call.to_string(),
-            },
-            Reply::Saved { call } => ServerMessage::Saved {
-                call_ref: call.to_string(),
-            },
+            Reply::WrapUpExpired { call } => ServerMessage::WrapUpExpired { call_ref: call },
+            Reply::Saved { call } => ServerMessage::Saved { call_ref: call },
             Reply::Refused(refusal) => error(refusal.to_string()),
         })
     }
@@ -122,7 +118,7 @@ impl Session {
         let attempt = self
             .state
             .store
-            .attempt_by_ref(self.user.account_id, &call.to_string())
+            .attempt_by_ref(self.user.account_id, call)
             .await
             .ok()?;
         self.card_of(attempt.contact_id?).await
