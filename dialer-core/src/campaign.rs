@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use vocab::{AmdVerdict, CallRef, EndCause};
+use vocab::{AmdVerdict, CallRef, ContactId, EndCause, LeadId};
 
 pub use ledger::{ReadId, SharedLedger};
 pub use line::LineState;
@@ -54,9 +54,9 @@ pub struct Now {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lead {
     /// The lead's id in the Store.
-    pub id: i64,
+    pub id: LeadId,
     /// The contact behind it, for the agent's screen.
-    pub contact_id: i64,
+    pub contact_id: ContactId,
     /// The number to dial, E.164.
     pub number: String,
 }

@@ -2,7 +2,7 @@
 //! `type`; unknown or malformed messages get an `error` reply and the
 //! connection stays up.
 
-use crm::model::{CampaignId, Contact, ContactId, Interaction};
+use crm::model::{CampaignId, Contact, ContactId, Interaction, LeadId};
 use crm::store::softphone::PauseCode;
 use serde::{Deserialize, Serialize};
 use vocab::CallRef;
@@ -118,7 +118,7 @@ pub enum ServerMessage {
     /// is absent when nobody may be called now.
     Preview {
         /// The lead on screen.
-        lead_id: Option<i64>,
+        lead_id: Option<LeadId>,
         /// The contact's card.
         contact: Option<Box<ContactCard>>,
     },

@@ -6,7 +6,7 @@ use dialer_core::desk::Reply;
 use sip_gateway::gateway::CallRef;
 
 use super::protocol::{CampaignSummary, ContactCard, ServerMessage, VERSION};
-use super::session::{crm_campaign, error, Session};
+use super::session::{error, Session};
 
 impl Session {
     /// Returns the first message of a connection: who the agent is and
@@ -57,13 +57,13 @@ impl Session {
                 reason,
             } => ServerMessage::State {
                 state,
-                campaign_id: campaign.map(crm_campaign),
+                campaign_id: campaign,
                 reason,
             },
             Reply::Preview { lead, contact } => ServerMessage::Preview {
                 lead_id: lead,
                 contact: match contact {
-                    Some(c) => self.card_of(ContactId(c)).await.map(Box::new),
+                    Some(c) => self.card_of(c).await.map(Box::new),
                     None => None,
                 },
             },
@@ -106,7 +106,7 @@ impl Session {
             Some(c) => self
                 .state
                 .store
-                .campaign_settings(self.user.account_id, crm_campaign(c))
+                .campaign_settings(self.user.account_id, c)
                 .await
                 .map(|s| s.dispositions.into_iter().map(|d| d.name).collect())
                 .unwrap_or_default(),

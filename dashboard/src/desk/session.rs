@@ -147,7 +147,7 @@ impl Session {
                 Ok(None)
             }
             Action::TellFloor { campaign, state } => {
-                self.tell_floor(crm_campaign(campaign), state).await;
+                self.tell_floor(campaign, state).await;
                 Ok(None)
             }
             Action::Publish { state, reason } => {
@@ -159,10 +159,7 @@ impl Session {
                 let next = AgentUpdate::PreviewNext {
                     agent: self.agent(),
                 };
-                let _ = self
-                    .floor
-                    .update(account, crm_campaign(campaign), next)
-                    .await;
+                let _ = self.floor.update(account, campaign, next).await;
                 Ok(None)
             }
             Action::PreviewCall { campaign } => {
@@ -185,7 +182,7 @@ impl Session {
                 confirm,
                 pause_first,
             } => self
-                .place_manual_dial(crm_campaign(campaign), &number, confirm, pause_first)
+                .place_manual_dial(campaign, &number, confirm, pause_first)
                 .await
                 .map(Some),
             Action::HangUp { call } => match gateway.hangup(call).await {
@@ -224,7 +221,7 @@ impl Session {
                     &self.state,
                     &self.user,
                     wrapup::Wrapup {
-                        campaign: crm_campaign(campaign),
+                        campaign,
                         call_ref: call,
                         disposition: &disposition.name,
                         notes: disposition.notes.as_deref(),
@@ -244,7 +241,7 @@ impl Session {
                 cause,
             } => {
                 let (ended_at, limit_secs) =
-                    wrapup::limit(&self.state, &self.user, call, campaign.map(crm_campaign)).await;
+                    wrapup::limit(&self.state, &self.user, call, campaign).await;
                 Ok(Some(Input::WrapUpLimit {
                     call,
                     cause,
@@ -274,7 +271,7 @@ impl Session {
         let input = match message {
             ClientMessage::WebrtcOffer { sdp } => return self.offer(&sdp).await,
             ClientMessage::Ready { campaign_id } => Input::Ready {
-                campaign: desk_campaign(campaign_id),
+                campaign: campaign_id,
             },
             ClientMessage::Pause { code } => {
                 let known = self
@@ -350,8 +347,8 @@ impl Session {
                 contact_id,
                 ..
             } if (*account, *agent) == me => Input::PreviewOffered {
-                lead: lead_id.map(|l| l.0),
-                contact: contact_id.map(|c| c.0),
+                lead: *lead_id,
+                contact: *contact_id,
             },
             Event::DialRefused { account, agent, .. } if (*account, *agent) == me => {
                 Input::DialRefused
@@ -480,14 +477,6 @@ async fn sleep_until(at: Option<DateTime<Utc>>, now: DateTime<Utc>) {
 /// the wire writes is not a reference this desk gave out.
 fn call_ref_of(text: &str) -> Option<CallRef> {
     text.parse().ok()
-}
-
-pub(super) fn desk_campaign(campaign: CampaignId) -> desk::CampaignId {
-    desk::CampaignId(campaign.0)
-}
-
-pub(super) fn crm_campaign(campaign: desk::CampaignId) -> CampaignId {
-    CampaignId(campaign.0)
 }
 
 pub(super) fn error(message: String) -> ServerMessage {

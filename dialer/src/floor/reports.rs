@@ -34,8 +34,8 @@ fn event(
             account,
             campaign_id: campaign,
             agent: user_id(agent),
-            lead_id: lead.as_ref().map(|l| crm::model::LeadId(l.id)),
-            contact_id: lead.map(|l| crm::model::ContactId(l.contact_id)),
+            lead_id: lead.as_ref().map(|l| l.id),
+            contact_id: lead.map(|l| l.contact_id),
         },
         Report::ManualRefused { agent } => Event::DialRefused {
             account,
