@@ -164,15 +164,11 @@ impl Store {
     /// Returns every running campaign of every account, for a node that
     /// starts up and resumes dialling.
     pub async fn running_campaigns(&self) -> Result<Vec<(AccountId, CampaignId)>, StoreError> {
-        let rows: Vec<(i64, i64)> = on_pool!(self, |pool| sqlx::query_as(
+        Ok(on_pool!(self, |pool| sqlx::query_as(
             "SELECT account_id, id FROM campaigns WHERE status = 'running' ORDER BY id"
         )
         .fetch_all(pool)
-        .await?);
-        Ok(rows
-            .into_iter()
-            .map(|(a, c)| (AccountId(a), CampaignId(c)))
-            .collect())
+        .await?))
     }
 
     async fn campaign_list_ids(
