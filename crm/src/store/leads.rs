@@ -539,7 +539,7 @@ impl CandidateRow {
         let zone = match resolve_zone(self.time_zone.as_deref(), &self.phone_e164, default_tz) {
             Ok(zone) => zone,
             Err(e) => {
-                tracing::warn!(lead = %self.id, error = %e, "lead skipped: unusable time zone");
+                tracing::warn!(lead = self.id.0, error = %e, "lead skipped: unusable time zone");
                 return None;
             }
         };
