@@ -11,41 +11,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::model::{AccountId, CampaignId, ListId, UserId};
+use crate::model::{AccountId, CampaignId, ContactId, LeadId, ListId, UserId};
+use vocab::CallRef;
 
-/// What an agent is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AgentState {
-    /// Logged in and waiting for a call.
-    Ready,
-    /// Logged in but not taking calls.
-    Paused,
-    /// Talking to a contact.
-    InCall,
-    /// Finishing the notes of the last call.
-    WrapUp,
-    /// Not logged in.
-    LoggedOut,
-}
-
-/// Where a call is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CallState {
-    /// The INVITE is out.
-    Dialling,
-    /// The far end is ringing.
-    Ringing,
-    /// The far end answered.
-    Answered,
-    /// An agent is talking to the contact.
-    Connected,
-    /// Answered, but no agent was connected in time.
-    Abandoned,
-    /// The call is over.
-    Ended,
-}
+/// The states and phases events carry, defined once below every crate.
+pub use vocab::{AgentState, CallPhase};
 
 /// A campaign's live figures, published every second.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -112,11 +82,11 @@ pub enum Event {
         /// The calling account.
         account: AccountId,
         /// The call's opaque reference.
-        call_ref: String,
+        call_ref: CallRef,
         /// The campaign that placed it.
         campaign_id: Option<CampaignId>,
         /// The new state.
-        state: CallState,
+        state: CallPhase,
         /// The agent on the call, once connected.
         agent: Option<UserId>,
         /// Why it ended, once ended.
@@ -144,9 +114,9 @@ pub enum Event {
         /// The agent it is offered to.
         agent: UserId,
         /// The lead, or `None` when nobody may be called now.
-        lead_id: Option<i64>,
+        lead_id: Option<LeadId>,
         /// The contact to show.
-        contact_id: Option<crate::model::ContactId>,
+        contact_id: Option<ContactId>,
     },
     /// An agent's manual dial could not be placed; nothing was dialled.
     DialRefused {

@@ -35,9 +35,10 @@ pub const SYSTEM_COLUMNS: [&str; 5] = [
 ];
 
 /// One contact with its call history figures, as exported.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ExportRow {
     /// The contact.
+    #[sqlx(flatten)]
     pub contact: Contact,
     /// How many calls were placed to the contact.
     pub attempts: i64,

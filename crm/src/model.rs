@@ -2,38 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use vocab::CallRef;
 
-macro_rules! id_type {
-    ($(#[$doc:meta] $name:ident),* $(,)?) => {$(
-        #[$doc]
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub i64);
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-    )*};
-}
-
-id_type! {
-    /// Identifies an account (a tenant).
-    AccountId,
-    /// Identifies a user.
-    UserId,
-    /// Identifies a contact.
-    ContactId,
-    /// Identifies a call list.
-    ListId,
-    /// Identifies a campaign.
-    CampaignId,
-    /// Identifies a call attempt.
-    AttemptId,
-    /// Identifies an interaction.
-    InteractionId,
-}
+/// The ids, defined in `vocab` so every crate names a row by one type.
+pub use vocab::{
+    AccountId, AttemptId, CampaignId, ContactId, InteractionId, LeadId, ListId, UserId,
+};
 
 /// A user's role, which decides what the server lets them do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -85,7 +59,7 @@ impl std::fmt::Display for Role {
 }
 
 /// A tenant: a company with its users, contacts and campaigns.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Account {
     /// The account's id.
     pub id: AccountId,
@@ -98,7 +72,7 @@ pub struct Account {
 }
 
 /// A person who logs in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct User {
     /// The user's id.
     pub id: UserId,
@@ -124,7 +98,7 @@ pub struct Session {
 }
 
 /// A contact's fields as given when it is created or changed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct ContactFields {
     /// Given name.
     pub first_name: String,
@@ -143,11 +117,12 @@ pub struct ContactFields {
     /// IANA time zone, when known.
     pub time_zone: Option<String>,
     /// Any other columns, kept as a JSON object.
+    #[sqlx(json)]
     pub custom_fields: serde_json::Value,
 }
 
 /// A person the account may call.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Contact {
     /// The contact's id.
     pub id: ContactId,
@@ -155,6 +130,7 @@ pub struct Contact {
     pub account_id: AccountId,
     /// The contact's fields.
     #[serde(flatten)]
+    #[sqlx(flatten)]
     pub fields: ContactFields,
     /// When the contact was created.
     pub created_at: DateTime<Utc>,
@@ -163,7 +139,7 @@ pub struct Contact {
 }
 
 /// A call list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ContactList {
     /// The list's id.
     pub id: ListId,
@@ -216,7 +192,7 @@ impl std::str::FromStr for CampaignStatus {
 }
 
 /// A campaign: lists dialled under one caller ID.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Campaign {
     /// The campaign's id.
     pub id: CampaignId,
@@ -228,21 +204,22 @@ pub struct Campaign {
     pub caller_id: String,
     /// Whether the campaign is dialling.
     pub status: CampaignStatus,
-    /// The lists attached, in priority order.
+    /// The lists attached, in priority order; read from `campaign_lists`.
+    #[sqlx(skip)]
     pub list_ids: Vec<ListId>,
     /// When the campaign was created.
     pub created_at: DateTime<Utc>,
 }
 
 /// One call placed (or tried) to a contact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct CallAttempt {
     /// The attempt's id.
     pub id: AttemptId,
     /// The account that placed the call.
     pub account_id: AccountId,
     /// The opaque random reference the gateway knows the call by.
-    pub call_ref: String,
+    pub call_ref: CallRef,
     /// The campaign that placed the call, if any.
     pub campaign_id: Option<CampaignId>,
     /// The contact called; cut when the contact is erased.
@@ -258,7 +235,7 @@ pub struct CallAttempt {
 }
 
 /// Something that happened between the account and a contact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Interaction {
     /// The interaction's id.
     pub id: InteractionId,
@@ -298,7 +275,7 @@ pub struct NewInteraction {
 }
 
 /// A do-not-call entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Suppression {
     /// The keyed hash of the E.164 number.
     pub number_hash: String,
@@ -313,7 +290,7 @@ pub struct Suppression {
 }
 
 /// One entry of the audit log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct AuditEntry {
     /// The account the action was taken in.
     pub account_id: Option<AccountId>,

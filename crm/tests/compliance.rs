@@ -86,10 +86,7 @@ async fn call(
     s.open_attempt(f.account, call, f.campaign, contact, node, at)
         .await
         .unwrap();
-    let attempt = s
-        .attempt_by_ref(f.account, &call.to_string())
-        .await
-        .unwrap();
+    let attempt = s.attempt_by_ref(f.account, call).await.unwrap();
     s.mark_answered(f.account, attempt.id, at).await.unwrap();
     if abandoned {
         s.mark_abandoned(f.account, call, at + Duration::seconds(2))
@@ -182,10 +179,7 @@ async fn a_restarted_node_closes_what_it_left_open(db: TestDb) -> TestDb {
     s.open_attempt(f.account, waiting, f.campaign, f.contacts[1], "a", now)
         .await
         .unwrap();
-    let attempt = s
-        .attempt_by_ref(f.account, &waiting.to_string())
-        .await
-        .unwrap();
+    let attempt = s.attempt_by_ref(f.account, waiting).await.unwrap();
     s.mark_answered(f.account, attempt.id, now).await.unwrap();
     // Talking to an agent.
     let talking = call(s, &f, f.contacts[2], "a", now, false).await;
@@ -216,12 +210,7 @@ async fn a_restarted_node_closes_what_it_left_open(db: TestDb) -> TestDb {
             abandoned: 1
         }
     );
-    let outcome = |r: CallRef| async move {
-        s.attempt_by_ref(f.account, &r.to_string())
-            .await
-            .unwrap()
-            .outcome
-    };
+    let outcome = |r: CallRef| async move { s.attempt_by_ref(f.account, r).await.unwrap().outcome };
     assert_eq!(outcome(ringing).await.as_deref(), Some(INTERRUPTED));
     assert_eq!(outcome(waiting).await.as_deref(), Some("abandoned"));
     assert_eq!(outcome(talking).await.as_deref(), Some(INTERRUPTED));
@@ -290,10 +279,7 @@ async fn recovery_leaves_other_nodes_alone(db: TestDb) -> TestDb {
     .unwrap();
     let recovery = s.recover_node("a", now).await.unwrap();
     assert_eq!(recovery, Default::default(), "node a left nothing open");
-    let attempt = s
-        .attempt_by_ref(f.account, &theirs.to_string())
-        .await
-        .unwrap();
+    let attempt = s.attempt_by_ref(f.account, theirs).await.unwrap();
     assert_eq!(attempt.ended_at, None, "node b's call is still its own");
     let recovery = s.recover_node("b", now).await.unwrap();
     assert_eq!(recovery.agents, 1, "node b's Ready agent is closed");

@@ -6,6 +6,7 @@ use crm::import::{import_csv, ImportError, ImportOptions, ImportSummary, OnDupli
 use crm::model::*;
 use crm::testing::TestDb;
 use crm::{Store, StoreError};
+use vocab::CallRef;
 
 crm::on_both_backends!(
     bom_semicolons_and_custom_fields_are_read,
@@ -405,7 +406,13 @@ async fn export_carries_history_and_imports_back_the_same(db: TestDb) -> TestDb 
         .expect("imports");
     let ann = members(s, &f).await[0].clone();
     let attempt = s
-        .create_attempt(f.account.id, "ref-1", None, Some(ann.id), t0())
+        .create_attempt(
+            f.account.id,
+            CallRef::from_u128(1),
+            None,
+            Some(ann.id),
+            t0(),
+        )
         .await
         .expect("attempt");
     s.mark_ended(f.account.id, attempt.id, "answered", t0())

@@ -9,6 +9,7 @@ use crm::model::*;
 use crm::store::reports::Period;
 use crm::testing::TestDb;
 use crm::StoreError;
+use vocab::CallRef;
 
 crm::on_both_backends!(
     agent_figures_add_up_calls_states_and_dispositions,
@@ -99,11 +100,14 @@ async fn call(
     disposed: Option<(UserId, &str, DateTime<Utc>)>,
 ) {
     let s = &db.store;
-    let call_ref = format!("ref-{}-{}", f.account, started.timestamp_micros());
+    // One reference per account and start, as the dialler would never repeat one.
+    let micros = u64::try_from(started.timestamp_micros()).unwrap_or(0);
+    let call_ref =
+        CallRef::from_u128((u128::from(f.account.0.unsigned_abs()) << 64) | u128::from(micros));
     let a = s
         .create_attempt(
             f.account,
-            &call_ref,
+            call_ref,
             Some(campaign),
             Some(f.contact),
             started,

@@ -6,6 +6,7 @@ use crm::model::*;
 use crm::store::{NewSession, PurgeReport};
 use crm::testing::TestDb;
 use crm::{password, Store, StoreError};
+use vocab::CallRef;
 
 crm::on_both_backends!(
     migrations_are_idempotent,
@@ -414,15 +415,16 @@ async fn attempts_and_interactions_are_recorded(db: TestDb) -> TestDb {
         .await
         .expect("campaign");
     let att = s
-        .create_attempt(a.id, "ref-1", Some(camp.id), Some(c.id), t0())
+        .create_attempt(a.id, CallRef::from_u128(1), Some(camp.id), Some(c.id), t0())
         .await
         .expect("attempt");
     assert!(matches!(
-        s.create_attempt(a.id, "ref-1", None, None, t0()).await,
+        s.create_attempt(a.id, CallRef::from_u128(1), None, None, t0())
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        s.create_attempt(b.id, "ref-2", None, Some(c.id), t0())
+        s.create_attempt(b.id, CallRef::from_u128(2), None, Some(c.id), t0())
             .await,
         Err(StoreError::NotFound)
     ));
@@ -437,13 +439,16 @@ async fn attempts_and_interactions_are_recorded(db: TestDb) -> TestDb {
         s.mark_ended(b.id, att.id, "busy", t0()).await,
         Err(StoreError::NotFound)
     ));
-    let got = s.attempt_by_ref(a.id, "ref-1").await.expect("by ref");
+    let got = s
+        .attempt_by_ref(a.id, CallRef::from_u128(1))
+        .await
+        .expect("by ref");
     assert_eq!(got.outcome.as_deref(), Some("answered"));
     assert_eq!(got.answered_at, Some(answered));
     let all = s.attempts_for_contact(a.id, c.id).await.expect("q");
     assert_eq!(all, vec![got]);
     assert!(matches!(
-        s.attempt_by_ref(b.id, "ref-1").await,
+        s.attempt_by_ref(b.id, CallRef::from_u128(1)).await,
         Err(StoreError::NotFound)
     ));
     let new = NewInteraction {

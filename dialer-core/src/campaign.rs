@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use vocab::{AmdVerdict, CallRef, EndCause};
+use vocab::{AmdVerdict, CallRef, ContactId, EndCause, LeadId};
 
 pub use ledger::{ReadId, SharedLedger};
 pub use line::LineState;
@@ -54,9 +54,9 @@ pub struct Now {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lead {
     /// The lead's id in the Store.
-    pub id: i64,
+    pub id: LeadId,
     /// The contact behind it, for the agent's screen.
-    pub contact_id: i64,
+    pub contact_id: ContactId,
     /// The number to dial, E.164.
     pub number: String,
 }
@@ -76,22 +76,8 @@ pub enum CallOutcome {
     },
 }
 
-/// Where a call is, as reported outward.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallPhase {
-    /// Placed.
-    Dialling,
-    /// Ringing at the far end.
-    Ringing,
-    /// Answered, waiting for an agent.
-    Answered,
-    /// Bridged to an agent.
-    Connected,
-    /// No agent in time: the message plays and the call ends.
-    Abandoned,
-    /// Over.
-    Ended,
-}
+/// Where a call is, as reported outward and shown on the wire.
+pub use vocab::CallPhase;
 
 /// One campaign's settings, as the core needs them.
 #[derive(Debug, Clone)]

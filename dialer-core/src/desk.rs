@@ -16,8 +16,8 @@
 //! last action of the batch one input produces, so its answer's actions
 //! follow in order.
 //!
-//! The desk knows calls by an opaque reference `C` and campaigns by
-//! [`CampaignId`]; the shell maps them to its own.
+//! The desk knows calls by an opaque reference `C`, so its tests need no
+//! gateway, and campaigns, leads and contacts by vocab's ids.
 
 use std::collections::VecDeque;
 
@@ -32,9 +32,7 @@ mod tests;
 pub use action::{Action, Refusal, Reply};
 pub use input::{AttemptStatus, Disposition, Input};
 
-/// Identifies a campaign.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CampaignId(pub i64);
+pub use vocab::{CampaignId, ContactId, LeadId};
 
 /// Where the agent is in the cycle of calls.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,7 +50,7 @@ pub enum Phase<C> {
     /// Ready in a preview campaign, with a contact on screen to call or skip.
     Previewing {
         /// The lead on screen; `None` when nobody may be called now.
-        lead: Option<i64>,
+        lead: Option<LeadId>,
     },
     /// A number dialled by hand rings out.
     Dialling {

@@ -58,20 +58,8 @@ pub enum Mode {
     Predictive,
 }
 
-/// An agent's state as the dashboard reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AgentState {
-    /// Waiting for a call.
-    Ready,
-    /// Logged in but not taking calls.
-    Paused,
-    /// Talking.
-    InCall,
-    /// Finishing the last call's notes.
-    WrapUp,
-    /// Gone.
-    LoggedOut,
-}
+/// An agent's state, as the desk, the floor and the dashboard name it.
+pub use vocab::AgentState;
 
 /// What happened to a line the pacer ordered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use crm::model::{AccountId, CampaignId, ContactId};
-use crm::store::leads::{outcome_name, LeadId};
+use crm::model::{AccountId, CampaignId};
+use crm::store::leads::outcome_name;
 use crm::{Store, StoreError};
 use dialer_core::compliance::Counts;
 use sip_gateway::gateway::CallRef;
@@ -72,8 +72,8 @@ impl LeadSource for StoreLeads {
         Ok(claimed
             .into_iter()
             .map(|c| Lead {
-                id: c.id.0,
-                contact_id: c.contact_id.0,
+                id: c.id,
+                contact_id: c.contact_id,
                 number: c.phone_e164,
             })
             .collect())
@@ -85,7 +85,7 @@ impl LeadSource for StoreLeads {
                 self.account,
                 call,
                 self.campaign,
-                ContactId(lead.contact_id),
+                lead.contact_id,
                 &self.node,
                 self.clock.now(),
             )
@@ -96,7 +96,7 @@ impl LeadSource for StoreLeads {
     async fn answered(&self, call: CallRef, at: DateTime<Utc>) -> Result<(), RunnerError> {
         let attempt = self
             .store
-            .attempt_by_ref(self.account, &call.to_string())
+            .attempt_by_ref(self.account, call)
             .await
             .map_err(failed)?;
         self.store
@@ -128,7 +128,7 @@ impl LeadSource for StoreLeads {
     ) -> Result<(), RunnerError> {
         let attempt = self
             .store
-            .attempt_by_ref(self.account, &call.to_string())
+            .attempt_by_ref(self.account, call)
             .await
             .map_err(failed)?;
         let name = match outcome {
@@ -142,13 +142,13 @@ impl LeadSource for StoreLeads {
         match outcome {
             CallOutcome::Unconnected(o) => self
                 .store
-                .record_outcome(self.account, LeadId(lead.id), o, at, &self.policy)
+                .record_outcome(self.account, lead.id, o, at, &self.policy)
                 .await
                 .map(|_| ())
                 .map_err(failed),
             CallOutcome::Conversation { .. } => self
                 .store
-                .record_conversation(self.account, LeadId(lead.id), at)
+                .record_conversation(self.account, lead.id, at)
                 .await
                 .map(|_| ())
                 .map_err(failed),
@@ -161,16 +161,15 @@ impl LeadSource for StoreLeads {
         call: CallRef,
         path: &std::path::Path,
     ) -> Result<(), RunnerError> {
-        let call_ref = call.to_string();
         let attempt = self
             .store
-            .attempt_by_ref(self.account, &call_ref)
+            .attempt_by_ref(self.account, call)
             .await
             .map_err(failed)?;
         let recording = crm::store::erasure::NewRecording {
             attempt_id: Some(attempt.id),
-            call_ref: Some(call_ref),
-            contact_id: Some(ContactId(lead.contact_id)),
+            call_ref: Some(call),
+            contact_id: Some(lead.contact_id),
             path: path.to_path_buf(),
         };
         self.store
@@ -182,7 +181,7 @@ impl LeadSource for StoreLeads {
 
     async fn release(&self, lead: &Lead) -> Result<(), RunnerError> {
         self.store
-            .release_lead(self.account, LeadId(lead.id), &self.node, self.clock.now())
+            .release_lead(self.account, lead.id, &self.node, self.clock.now())
             .await
             .map_err(failed)
     }

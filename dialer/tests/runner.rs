@@ -19,6 +19,7 @@ use sip_gateway::gateway::{
 };
 use sip_gateway::media::tone::{dominant_frequency, sine};
 use tokio::sync::mpsc;
+use vocab::{ContactId, LeadId};
 
 #[derive(Default)]
 struct Ledger {
@@ -41,8 +42,8 @@ impl MemoryLeads {
             .iter()
             .enumerate()
             .map(|(i, n)| Lead {
-                id: i as i64 + 1,
-                contact_id: 100 + i as i64,
+                id: LeadId(i as i64 + 1),
+                contact_id: ContactId(100 + i as i64),
                 number: (*n).to_owned(),
             })
             .collect();
@@ -100,12 +101,12 @@ impl LeadSource for MemoryLeads {
             .lock()
             .expect("lock")
             .finished
-            .push((lead.id, outcome));
+            .push((lead.id.0, outcome));
         Ok(())
     }
 
     async fn release(&self, lead: &Lead) -> Result<(), RunnerError> {
-        self.0.lock().expect("lock").released.push(lead.id);
+        self.0.lock().expect("lock").released.push(lead.id.0);
         Ok(())
     }
 
@@ -296,7 +297,7 @@ async fn progressive_calls_are_bridged_to_the_ready_agent_with_audio_both_ways()
             unreachable!("phase returns call reports")
         };
         assert_eq!(who, Some(agent));
-        assert_eq!(lead.id, n + 1, "leads in order");
+        assert_eq!(lead.id.0, n + 1, "leads in order");
         // The runner records every connected call and says where.
         let wav = dir.join(format!("{call_ref}.wav"));
         phase(&mut reports, CallPhase::Ended).await;
@@ -501,7 +502,7 @@ async fn preview_shows_the_contact_first_and_dials_only_what_the_agent_chooses()
     });
     handle.agent(AgentUpdate::PreviewNext { agent });
     let first = preview(&mut reports).await.expect("a lead to look at");
-    assert_eq!(first.id, 1);
+    assert_eq!(first.id.0, 1);
     assert_eq!(
         leads.placed_and_answered().0,
         0,
@@ -510,7 +511,7 @@ async fn preview_shows_the_contact_first_and_dials_only_what_the_agent_chooses()
     handle.agent(AgentUpdate::PreviewSkip { agent });
     handle.agent(AgentUpdate::PreviewNext { agent });
     let second = preview(&mut reports).await.expect("another lead");
-    assert_eq!(second.id, 2, "the skipped lead is held back");
+    assert_eq!(second.id.0, 2, "the skipped lead is held back");
     handle.agent(AgentUpdate::PreviewCall { agent });
     let Report::Call {
         lead, agent: who, ..
@@ -519,7 +520,7 @@ async fn preview_shows_the_contact_first_and_dials_only_what_the_agent_chooses()
         unreachable!("phase returns call reports")
     };
     assert_eq!(
-        (lead.id, who),
+        (lead.id.0, who),
         (2, Some(agent)),
         "the chosen lead, to this agent"
     );
@@ -531,7 +532,7 @@ async fn preview_shows_the_contact_first_and_dials_only_what_the_agent_chooses()
     });
     handle.agent(AgentUpdate::PreviewNext { agent });
     let third = preview(&mut reports).await.expect("the last lead");
-    assert_eq!(third.id, 3);
+    assert_eq!(third.id.0, 3);
     assert_eq!(
         leads.placed_and_answered().0,
         1,
@@ -580,8 +581,8 @@ async fn a_paused_agent_dials_by_hand_and_takes_the_call() {
     );
     let agent = AgentId(11);
     let lead = Lead {
-        id: 42,
-        contact_id: 420,
+        id: LeadId(42),
+        contact_id: ContactId(420),
         number: "+441632960420".into(),
     };
     handle.agent(AgentUpdate::State {

@@ -9,6 +9,7 @@ use chrono::Utc;
 use crm::import::OnDuplicate;
 use crm::model::{ContactFields, Role};
 use dashboard::access::{Who, RULES};
+use sip_gateway::gateway::CallRef;
 
 use crate::helpers::{client, on_both_backends, TestApp};
 
@@ -139,8 +140,8 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
         .expect("import job");
     let user = s.credentials("a-agent").await.expect("q").expect("user").0;
     // A call of account a that has not ended, for the listening route.
-    let call_ref = format!("{:032x}", 0x5eed_u32);
-    s.create_attempt(a.id, &call_ref, None, None, now)
+    let call_ref = CallRef::from_u128(0x5eed);
+    s.create_attempt(a.id, call_ref, None, None, now)
         .await
         .expect("attempt");
     let id_for = |path: &str| -> String {
@@ -158,7 +159,7 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
             0
         };
         path.replace("{id}", &id.to_string())
-            .replace("{call_ref}", &call_ref)
+            .replace("{call_ref}", &call_ref.to_string())
     };
 
     let mut callers = vec![(Caller::Anonymous, None)];

@@ -5,6 +5,8 @@
 use chrono::Utc;
 use crm::model::{Account, CampaignId, ContactFields, ContactId, NewInteraction, Role, UserId};
 
+use sip_gateway::gateway::CallRef;
+
 use crate::helpers::{on_both_backends, TestApp};
 
 on_both_backends!(
@@ -173,9 +175,15 @@ async fn an_agent_reads_only_contacts_of_assigned_campaigns(t: TestApp) -> TestA
         .await
         .expect("member");
     s.sync_leads(acme.id, autumn, now).await.expect("leads");
-    for (campaign, call_ref, notes) in [(spring, "ref-s", "spring"), (autumn, "ref-a", "autumn")] {
+    for (campaign, call_ref, notes) in [(spring, 0x5, "spring"), (autumn, 0xa, "autumn")] {
         let attempt = s
-            .create_attempt(acme.id, call_ref, Some(campaign), Some(ada), now)
+            .create_attempt(
+                acme.id,
+                CallRef::from_u128(call_ref),
+                Some(campaign),
+                Some(ada),
+                now,
+            )
             .await
             .expect("attempt");
         s.record_interaction(

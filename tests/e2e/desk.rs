@@ -175,7 +175,10 @@ async fn agent_day(backend: crm::testing::TestBackend) {
     );
     assert_eq!(history[0].user_id, Some(agent.id));
     assert!(s.is_suppressed(acme.id, phone).await.expect("q"));
-    let attempt = s.attempt_by_ref(acme.id, &call_ref).await.expect("attempt");
+    let attempt = s
+        .attempt_by_ref(acme.id, call_ref.parse().expect("a call reference"))
+        .await
+        .expect("attempt");
     assert_eq!(attempt.outcome.as_deref(), Some("answered"));
     assert_eq!(history[0].attempt_id, Some(attempt.id));
     ws.close(None).await.expect("close");

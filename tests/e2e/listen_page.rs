@@ -8,12 +8,11 @@
 //! plays 1336 Hz: the call's recording proves the customer never heard it.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use chrono::Utc;
-use crm::events::{CallState, Event, EventBus};
+use crm::events::{CallPhase, Event, EventBus};
 use crm::model::{ContactFields, Role, UserId};
 use crm::store::campaign_settings::DialMode;
 use crm::testing::TestBackend;
@@ -306,11 +305,11 @@ async fn record_the_call(
         let event = bus.recv().await?;
         if let Event::CallState {
             call_ref,
-            state: CallState::Connected,
+            state: CallPhase::Connected,
             ..
         } = &*event
         {
-            break CallRef::from_str(call_ref)?;
+            break *call_ref;
         }
     };
     gateway.record(call, &path).await?;

@@ -230,7 +230,7 @@ async fn manual_call(backend: crm::testing::TestBackend) {
     wait_for(&mut ws, "saved").await;
 
     let attempt = s
-        .attempt_by_ref(acme.id, &call_ref)
+        .attempt_by_ref(acme.id, call_ref.parse().expect("a call reference"))
         .await
         .expect("the call is logged");
     assert_eq!(attempt.contact_id, Some(contact.id));
@@ -241,7 +241,10 @@ async fn manual_call(backend: crm::testing::TestBackend) {
         .expect("recordings");
     assert_eq!(recordings.len(), 1, "{recordings:?}");
     assert_eq!(recordings[0].attempt_id, Some(attempt.id));
-    assert_eq!(recordings[0].call_ref.as_deref(), Some(call_ref.as_str()));
+    assert_eq!(
+        recordings[0].call_ref.map(|c| c.to_string()),
+        Some(call_ref.clone())
+    );
     let wav = std::fs::metadata(&recordings[0].path).expect("the file exists");
     assert!(wav.len() > 8_000, "about a second of stereo audio at least");
     let audit = s

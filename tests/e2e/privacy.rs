@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crm::model::{Account, ContactFields, ContactId, NewInteraction, Role};
 use crm::store::erasure::NewRecording;
 use serde_json::Value;
+use sip_gateway::gateway::CallRef;
 
 use crate::helpers::{on_both_backends, NowUtc, TestApp};
 
@@ -16,6 +17,8 @@ on_both_backends!(
 );
 
 const AUDIO: &[u8] = b"RIFF-e2e-recorded-voice-pattern";
+/// The call the planted attempt and recording belong to.
+const CALL: CallRef = CallRef::from_u128(0xe2e);
 
 /// A contact of `account` on a list, with a note and a recording on disk.
 async fn planted(t: &TestApp, account: &Account, folder: &std::path::Path) -> (ContactId, PathBuf) {
@@ -45,7 +48,7 @@ async fn planted(t: &TestApp, account: &Account, folder: &std::path::Path) -> (C
         .await
         .expect("member");
     let attempt = s
-        .create_attempt(account.id, "ref-e2e-privacy", None, Some(contact.id), now)
+        .create_attempt(account.id, CALL, None, Some(contact.id), now)
         .await
         .expect("attempt");
     s.record_interaction(
@@ -62,13 +65,13 @@ async fn planted(t: &TestApp, account: &Account, folder: &std::path::Path) -> (C
     )
     .await
     .expect("interaction");
-    let path = folder.join("ref-e2e-privacy.wav");
+    let path = folder.join(format!("{CALL}.wav"));
     std::fs::write(&path, AUDIO).expect("recording written");
     s.add_recording(
         account.id,
         &NewRecording {
             attempt_id: Some(attempt.id),
-            call_ref: Some("ref-e2e-privacy".into()),
+            call_ref: Some(CALL),
             contact_id: Some(contact.id),
             path: path.clone(),
         },
@@ -111,7 +114,7 @@ async fn admins_get_everything_about_a_contact_as_a_zip(t: TestApp) -> TestApp {
     assert_eq!(doc["contact"]["first_name"], "Yolanda");
     assert_eq!(doc["contact"]["custom_fields"]["pet"], "Grizzlewick");
     assert_eq!(doc["lists"][0]["name"], "Spring");
-    assert_eq!(doc["attempts"][0]["call_ref"], "ref-e2e-privacy");
+    assert_eq!(doc["attempts"][0]["call_ref"], CALL.to_string());
     assert_eq!(doc["interactions"][0]["notes"], "Prefers calls after lunch");
     assert_eq!(doc["suppression"], Value::Null);
     let file = doc["recording_files"][0]["file"].as_str().expect("a file");

@@ -6,6 +6,7 @@ use chrono::Utc;
 use crm::model::{Account, AuditEntry, ContactFields, ContactId, NewInteraction, Role, UserId};
 use crm::store::audit_search::AuditFilter;
 use serde_json::Value;
+use sip_gateway::gateway::CallRef;
 
 use crate::helpers::{on_both_backends, NowUtc, TestApp};
 
@@ -65,7 +66,13 @@ async fn floor(t: &TestApp, account: &Account) -> Floor {
         .await
         .expect("assign");
     let attempt = s
-        .create_attempt(account.id, "ref-agg", Some(campaign.id), Some(contact), now)
+        .create_attempt(
+            account.id,
+            CallRef::from_u128(0xa66),
+            Some(campaign.id),
+            Some(contact),
+            now,
+        )
         .await
         .expect("attempt");
     s.record_interaction(

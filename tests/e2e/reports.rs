@@ -8,6 +8,7 @@ use crm::events::{AgentState, Event};
 use crm::model::{Account, Campaign, ContactFields, NewInteraction, Role, UserId};
 use crm::store::campaign_settings::DialMode;
 use serde_json::{json, Value};
+use sip_gateway::gateway::CallRef;
 
 use crate::helpers::{client, on_both_backends, NowUtc, TestApp};
 
@@ -48,7 +49,7 @@ pub(crate) async fn plant_a_call(t: &TestApp, account: &Account, agent: UserId) 
     let attempt = s
         .create_attempt(
             account.id,
-            "planted-call",
+            CallRef::from_u128(0x91a7),
             Some(campaign.id),
             Some(contact.id),
             at(0),

@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use crm::events::{CallState, Event};
+use crm::events::{CallPhase, Event};
 use crm::model::{AccountId, CampaignId, Role};
 use futures_util::{SinkExt, StreamExt};
 
 use serde_json::Value;
+use sip_gateway::gateway::CallRef;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -52,10 +53,22 @@ async fn next_json(ws: &mut Ws) -> Value {
     }
 }
 
-fn call_event(account: AccountId, call_ref: &str, state: CallState) -> Event {
+/// The calls the tests publish, by the numbers behind their references.
+const C1: u128 = 0xc1;
+const GAP: u128 = 0x9a0;
+const MARKER: u128 = 0x3a7;
+const SECRET_A: u128 = 0x5ec;
+const MINE_B: u128 = 0xb;
+
+/// A call's reference as the wire writes it.
+fn hex(call: u128) -> String {
+    CallRef::from_u128(call).to_string()
+}
+
+fn call_event(account: AccountId, call_ref: u128, state: CallPhase) -> Event {
     Event::CallState {
         account,
-        call_ref: call_ref.into(),
+        call_ref: CallRef::from_u128(call_ref),
         campaign_id: Some(CampaignId(1)),
         state,
         agent: None,
@@ -91,21 +104,21 @@ async fn a_snapshot_then_numbered_deltas(t: TestApp) -> TestApp {
 
     t.app
         .bus
-        .publish(call_event(account, "c1", CallState::Dialling));
+        .publish(call_event(account, C1, CallPhase::Dialling));
     t.app
         .bus
-        .publish(call_event(account, "c1", CallState::Answered));
+        .publish(call_event(account, C1, CallPhase::Answered));
     for seq in [2, 3] {
         let e = next_json(&mut ws).await;
         assert_eq!(e["seq"], seq);
-        assert_eq!(e["event"]["call_ref"], "c1");
+        assert_eq!(e["event"]["call_ref"], hex(C1));
     }
     let mut late = connect(&t, &cookie, "").await.expect("connects");
     let snap = next_json(&mut late).await;
     assert_eq!(snap["type"], "snapshot");
     assert_eq!(snap["seq"], 3);
     assert_eq!(snap["agents"][0]["username"], "al");
-    assert_eq!(snap["calls"][0]["call_ref"], "c1");
+    assert_eq!(snap["calls"][0]["call_ref"], hex(C1));
     assert_eq!(snap["calls"][0]["state"], "answered");
     let figures = metrics(&t).await;
     assert_eq!(figures("dialcrm_stream_clients"), 2);
@@ -142,21 +155,24 @@ async fn a_client_resuming_gets_what_it_missed(t: TestApp) -> TestApp {
     assert_eq!(next_json(&mut ws).await["type"], "snapshot");
     t.app
         .bus
-        .publish(call_event(account, "c1", CallState::Dialling));
+        .publish(call_event(account, C1, CallPhase::Dialling));
     let seen = next_json(&mut ws).await["seq"].as_u64().expect("seq");
     drop(ws);
     for i in 0..5 {
         t.app
             .bus
-            .publish(call_event(account, &format!("gap{i}"), CallState::Dialling));
+            .publish(call_event(account, GAP + i, CallPhase::Dialling));
     }
     // A marker event tells the test the hub has numbered all five.
     let mut watcher = connect(&t, &cookie, "").await.expect("connects");
     next_json(&mut watcher).await;
     t.app
         .bus
-        .publish(call_event(account, "marker", CallState::Ringing));
-    assert_eq!(next_json(&mut watcher).await["event"]["call_ref"], "marker");
+        .publish(call_event(account, MARKER, CallPhase::Ringing));
+    assert_eq!(
+        next_json(&mut watcher).await["event"]["call_ref"],
+        hex(MARKER)
+    );
 
     let mut back = connect(&t, &cookie, &format!("?since={seen}"))
         .await
@@ -168,7 +184,8 @@ async fn a_client_resuming_gets_what_it_missed(t: TestApp) -> TestApp {
         assert_eq!(e["seq"], expected);
         refs.push(e["event"]["call_ref"].as_str().expect("ref").to_owned());
     }
-    assert_eq!(refs, ["gap0", "gap1", "gap2", "gap3", "gap4", "marker"]);
+    let gaps = (GAP..GAP + 5).chain([MARKER]);
+    assert_eq!(refs, gaps.map(hex).collect::<Vec<_>>());
 
     // Far past the replay buffer, a fresh snapshot is sent instead.
     let mut stale = connect(&t, &cookie, "?since=999999")
@@ -271,13 +288,16 @@ async fn agents_and_other_accounts_are_kept_out(t: TestApp) -> TestApp {
     next_json(&mut a_ws).await;
     t.app
         .bus
-        .publish(call_event(a, "secret-a", CallState::Dialling));
+        .publish(call_event(a, SECRET_A, CallPhase::Dialling));
     t.app
         .bus
-        .publish(call_event(b, "mine-b", CallState::Dialling));
-    assert_eq!(next_json(&mut a_ws).await["event"]["call_ref"], "secret-a");
+        .publish(call_event(b, MINE_B, CallPhase::Dialling));
+    assert_eq!(
+        next_json(&mut a_ws).await["event"]["call_ref"],
+        hex(SECRET_A)
+    );
     let first_b = next_json(&mut b_ws).await;
-    assert_eq!(first_b["event"]["call_ref"], "mine-b");
+    assert_eq!(first_b["event"]["call_ref"], hex(MINE_B));
     assert_eq!(first_b["seq"], 1);
     t
 }

@@ -14,12 +14,12 @@ impl CallRef {
     }
 
     /// Returns the reference as a number.
-    pub fn as_u128(self) -> u128 {
+    pub const fn as_u128(self) -> u128 {
         self.0
     }
 
     /// Rebuilds a reference from its number.
-    pub fn from_u128(value: u128) -> Self {
+    pub const fn from_u128(value: u128) -> Self {
         CallRef(value)
     }
 }
@@ -31,10 +31,57 @@ impl std::fmt::Display for CallRef {
 }
 
 impl std::str::FromStr for CallRef {
-    type Err = std::num::ParseIntError;
+    type Err = ParseCallRefError;
 
+    /// Reads exactly the spelling [`CallRef`]'s `Display` writes: 32
+    /// lower-case hex digits, so one call has one spelling everywhere.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        u128::from_str_radix(s, 16).map(CallRef)
+        let canonical = s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !canonical {
+            return Err(ParseCallRefError);
+        }
+        u128::from_str_radix(s, 16)
+            .map(CallRef)
+            .map_err(|_| ParseCallRefError)
+    }
+}
+
+/// Text that is not a call reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseCallRefError;
+
+impl std::fmt::Display for ParseCallRefError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a call reference is 32 lower-case hex digits")
+    }
+}
+
+impl std::error::Error for ParseCallRefError {}
+
+impl serde::Serialize for CallRef {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CallRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Hex;
+
+        impl serde::de::Visitor<'_> for Hex {
+            type Value = CallRef;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a call reference (32 lower-case hex digits)")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CallRef, E> {
+                v.parse()
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+            }
+        }
+
+        deserializer.deserialize_str(Hex)
     }
 }
 
@@ -86,5 +133,35 @@ mod tests {
         assert_eq!(r.to_string(), "00000000000000000000000000000abc");
         assert_eq!(r.to_string().parse::<CallRef>(), Ok(r));
         assert!("not hex".parse::<CallRef>().is_err());
+    }
+
+    #[test]
+    fn only_its_own_spelling_reads_back() {
+        for other in [
+            "abc",
+            "00000000000000000000000000000ABC",
+            "+0000000000000000000000000000abc",
+        ] {
+            assert_eq!(other.parse::<CallRef>(), Err(ParseCallRefError), "{other}");
+        }
+    }
+
+    #[test]
+    fn it_is_its_hex_string_in_json() {
+        let r = CallRef::from_u128(0xabc);
+        let json = serde_json::to_string(&r).ok();
+        assert_eq!(
+            json.as_deref(),
+            Some("\"00000000000000000000000000000abc\"")
+        );
+        assert_eq!(
+            serde_json::from_str::<CallRef>("\"00000000000000000000000000000abc\"").ok(),
+            Some(r)
+        );
+        let err = serde_json::from_str::<CallRef>("\"abc\"")
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("32 lower-case hex digits")));
+        assert!(serde_json::from_str::<CallRef>("2748").is_err());
     }
 }

@@ -3,13 +3,26 @@
 //! It sits below all of them (docs/decisions/0003): the gateway, the Store,
 //! the dialler's cores and the dashboard speak of one call by one
 //! [`CallRef`], of its end by one [`EndCause`], of who answered by one
-//! [`AmdVerdict`], and read the time from one injected [`Clock`].
+//! [`AmdVerdict`], of a row by its typed id, of an agent by one
+//! [`AgentState`] and of a call's progress by one [`CallPhase`], and read
+//! the time from one injected [`Clock`].
 //!
 //! - [`call`] holds the call reference and how calls end.
 //! - [`clock`] is the wall clock, with a manual one for tests.
+//! - [`ids`] holds the ids of the CRM's rows.
+//! - [`state`] holds agents' states and calls' phases.
+//!
+//! With the `sqlx` feature, the ids and [`CallRef`] bind and decode
+//! directly on SQLite and PostgreSQL.
 
 pub mod call;
 pub mod clock;
+pub mod ids;
+#[cfg(feature = "sqlx")]
+mod sql;
+pub mod state;
 
-pub use call::{AmdVerdict, CallRef, EndCause};
+pub use call::{AmdVerdict, CallRef, EndCause, ParseCallRefError};
 pub use clock::{Clock, ManualClock, SetClock, SystemClock};
+pub use ids::{AccountId, AttemptId, CampaignId, ContactId, InteractionId, LeadId, ListId, UserId};
+pub use state::{AgentState, CallPhase};

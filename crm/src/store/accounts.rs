@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 
-use super::rows::AccountRow;
 use super::{on_pool, Store};
 use crate::model::{Account, AccountId};
 use crate::{privacy, StoreError};
@@ -23,7 +22,7 @@ impl Store {
             return Err(StoreError::Invalid("seats cannot be negative".into()));
         }
         let key = privacy::new_account_key();
-        let row: AccountRow = on_pool!(self, |pool| sqlx::query_as(
+        let row: Account = on_pool!(self, |pool| sqlx::query_as(
             "INSERT INTO accounts (name, seats, suppression_key, created_at) \
              VALUES ($1, $2, $3, $4) RETURNING id, name, seats, created_at"
         )
@@ -37,39 +36,39 @@ impl Store {
             StoreError::Conflict(_) => StoreError::Conflict(format!("account {name:?} exists")),
             other => other,
         })?);
-        Ok(row.into())
+        Ok(row)
     }
 
     /// Returns the account of that name.
     pub async fn account_by_name(&self, name: &str) -> Result<Account, StoreError> {
-        let row: AccountRow = on_pool!(self, |pool| sqlx::query_as(
+        let row: Account = on_pool!(self, |pool| sqlx::query_as(
             "SELECT id, name, seats, created_at FROM accounts WHERE name = $1"
         )
         .bind(name)
         .fetch_one(pool)
         .await?);
-        Ok(row.into())
+        Ok(row)
     }
 
     /// Returns the account with that id.
     pub async fn account(&self, id: AccountId) -> Result<Account, StoreError> {
-        let row: AccountRow = on_pool!(self, |pool| sqlx::query_as(
+        let row: Account = on_pool!(self, |pool| sqlx::query_as(
             "SELECT id, name, seats, created_at FROM accounts WHERE id = $1"
         )
         .bind(id.0)
         .fetch_one(pool)
         .await?);
-        Ok(row.into())
+        Ok(row)
     }
 
     /// Returns every account, by name.
     pub async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
-        let rows: Vec<AccountRow> = on_pool!(self, |pool| sqlx::query_as(
+        let rows: Vec<Account> = on_pool!(self, |pool| sqlx::query_as(
             "SELECT id, name, seats, created_at FROM accounts ORDER BY name"
         )
         .fetch_all(pool)
         .await?);
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(rows)
     }
 
     /// Changes how many agent seats an account has.

@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 
-use super::rows::AuditRow;
 use super::{aggregate, on_pool, Store};
 use crate::model::{AccountId, Actor, AuditEntry};
 use crate::StoreError;
@@ -49,7 +48,7 @@ impl Store {
         account: AccountId,
         limit: i64,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows: Vec<AuditRow> = on_pool!(self, |pool| sqlx::query_as(
+        let rows: Vec<AuditEntry> = on_pool!(self, |pool| sqlx::query_as(
             "SELECT account_id, user_id, action, target, ip, user_agent, occurred_at \
              FROM audit_log WHERE account_id = $1 ORDER BY occurred_at DESC, id DESC LIMIT $2"
         )
@@ -57,6 +56,6 @@ impl Store {
         .bind(limit.clamp(0, 10_000))
         .fetch_all(pool)
         .await?);
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(rows)
     }
 }

@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::rows::AuditRow;
 use super::{on_pool, Store};
 use crate::model::{AccountId, AuditEntry, UserId};
 use crate::StoreError;
@@ -59,7 +58,7 @@ impl Store {
             n + 1
         ));
         let limit = filter.limit.unwrap_or(1000).clamp(0, MAX_AUDIT_ENTRIES);
-        let rows: Vec<AuditRow> = on_pool!(self, |pool| {
+        let rows: Vec<AuditEntry> = on_pool!(self, |pool| {
             let mut q = sqlx::query_as(&sql).bind(account.0);
             if let Some(action) = &filter.action {
                 q = q.bind(action);
@@ -75,6 +74,6 @@ impl Store {
             }
             q.bind(limit).fetch_all(pool).await?
         });
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(rows)
     }
 }

@@ -2,13 +2,13 @@
 
 use chrono::{DateTime, Utc};
 
-use super::rows::{AttemptRow, InteractionRow};
 use super::{on_pool, Store};
 use crate::model::{
     AccountId, AttemptId, CallAttempt, CampaignId, ContactId, Interaction, InteractionId,
     NewInteraction,
 };
 use crate::StoreError;
+use vocab::CallRef;
 
 const ATTEMPT_COLUMNS: &str = "id, account_id, call_ref, campaign_id, contact_id, started_at, \
      answered_at, ended_at, outcome";
@@ -20,7 +20,7 @@ impl Store {
     pub async fn create_attempt(
         &self,
         account: AccountId,
-        call_ref: &str,
+        call_ref: CallRef,
         campaign: Option<CampaignId>,
         contact: Option<ContactId>,
         now: DateTime<Utc>,
@@ -36,7 +36,7 @@ impl Store {
             "INSERT INTO call_attempts (account_id, call_ref, campaign_id, contact_id, started_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING {ATTEMPT_COLUMNS}"
         );
-        let row: AttemptRow = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let row: CallAttempt = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(account.0)
             .bind(call_ref)
             .bind(campaign.map(|c| c.0))
@@ -44,24 +44,24 @@ impl Store {
             .bind(now)
             .fetch_one(pool)
             .await?);
-        Ok(row.into())
+        Ok(row)
     }
 
     /// Returns the attempt with this call reference.
     pub async fn attempt_by_ref(
         &self,
         account: AccountId,
-        call_ref: &str,
+        call_ref: CallRef,
     ) -> Result<CallAttempt, StoreError> {
         let sql = format!(
             "SELECT {ATTEMPT_COLUMNS} FROM call_attempts WHERE call_ref = $1 AND account_id = $2"
         );
-        let row: AttemptRow = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let row: CallAttempt = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(call_ref)
             .bind(account.0)
             .fetch_one(pool)
             .await?);
-        Ok(row.into())
+        Ok(row)
     }
 
     /// Marks an attempt answered.
@@ -122,12 +122,12 @@ impl Store {
             "SELECT {ATTEMPT_COLUMNS} FROM call_attempts WHERE contact_id = $1 AND account_id = $2 \
              ORDER BY started_at, id"
         );
-        let rows: Vec<AttemptRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<CallAttempt> = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(contact.0)
             .bind(account.0)
             .fetch_all(pool)
             .await?);
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(rows)
     }
 
     /// Records an interaction with a contact of the account.
@@ -143,7 +143,7 @@ impl Store {
              disposition, notes, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              RETURNING {INTERACTION_COLUMNS}"
         );
-        let row: InteractionRow = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let row: Interaction = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(account.0)
             .bind(new.contact_id.0)
             .bind(new.user_id.map(|u| u.0))
@@ -154,7 +154,7 @@ impl Store {
             .bind(now)
             .fetch_one(pool)
             .await?);
-        Ok(row.into())
+        Ok(row)
     }
 
     /// Returns a contact's interactions, oldest first.
@@ -167,12 +167,12 @@ impl Store {
             "SELECT {INTERACTION_COLUMNS} FROM interactions \
              WHERE contact_id = $1 AND account_id = $2 ORDER BY occurred_at, id"
         );
-        let rows: Vec<InteractionRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<Interaction> = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(contact.0)
             .bind(account.0)
             .fetch_all(pool)
             .await?);
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(rows)
     }
 
     /// Returns one interaction of the account.
@@ -184,11 +184,11 @@ impl Store {
         let sql = format!(
             "SELECT {INTERACTION_COLUMNS} FROM interactions WHERE id = $1 AND account_id = $2"
         );
-        let row: InteractionRow = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let row: Interaction = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(id.0)
             .bind(account.0)
             .fetch_one(pool)
             .await?);
-        Ok(row.into())
+        Ok(row)
     }
 }

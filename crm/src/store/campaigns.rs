@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 
-use super::rows::CampaignRow;
 use super::{on_pool, Store};
 use crate::model::{AccountId, Campaign, CampaignId, CampaignStatus, ListId};
 use crate::StoreError;
@@ -55,29 +54,27 @@ impl Store {
     ) -> Result<Campaign, StoreError> {
         let sql =
             format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1 AND account_id = $2");
-        let row: CampaignRow = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let mut campaign: Campaign = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(id.0)
             .bind(account.0)
             .fetch_one(pool)
             .await?);
-        let lists = self.campaign_list_ids(account, id).await?;
-        row.into_campaign(lists)
+        campaign.list_ids = self.campaign_list_ids(account, id).await?;
+        Ok(campaign)
     }
 
     /// Returns the account's campaigns, by name.
     pub async fn campaigns(&self, account: AccountId) -> Result<Vec<Campaign>, StoreError> {
         let sql =
             format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE account_id = $1 ORDER BY name");
-        let rows: Vec<CampaignRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let mut campaigns: Vec<Campaign> = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(account.0)
             .fetch_all(pool)
             .await?);
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let lists = self.campaign_list_ids(account, CampaignId(row.id)).await?;
-            out.push(row.into_campaign(lists)?);
+        for campaign in &mut campaigns {
+            campaign.list_ids = self.campaign_list_ids(account, campaign.id).await?;
         }
-        Ok(out)
+        Ok(campaigns)
     }
 
     /// Attaches a list to a campaign with a priority (lower dials first).
@@ -167,15 +164,11 @@ impl Store {
     /// Returns every running campaign of every account, for a node that
     /// starts up and resumes dialling.
     pub async fn running_campaigns(&self) -> Result<Vec<(AccountId, CampaignId)>, StoreError> {
-        let rows: Vec<(i64, i64)> = on_pool!(self, |pool| sqlx::query_as(
+        Ok(on_pool!(self, |pool| sqlx::query_as(
             "SELECT account_id, id FROM campaigns WHERE status = 'running' ORDER BY id"
         )
         .fetch_all(pool)
-        .await?);
-        Ok(rows
-            .into_iter()
-            .map(|(a, c)| (AccountId(a), CampaignId(c)))
-            .collect())
+        .await?))
     }
 
     async fn campaign_list_ids(

@@ -10,7 +10,7 @@ use vocab::CallRef;
 
 use super::leads::LeadId;
 use super::{on_pool, Store};
-use crate::model::{AccountId, CampaignId, ContactId};
+use crate::model::{AccountId, AttemptId, CampaignId, ContactId};
 use crate::StoreError;
 
 /// The outcome stored for an attempt its node stopped without ending.
@@ -55,7 +55,7 @@ impl Store {
              (SELECT 1 FROM campaigns WHERE id = $3 AND account_id = $1)"
         )
         .bind(account.0)
-        .bind(call.to_string())
+        .bind(call)
         .bind(campaign.0)
         .bind(contact.0)
         .bind(now)
@@ -181,8 +181,8 @@ impl Store {
             let (Some(campaign), Some(contact)) = (attempt.campaign_id, attempt.contact_id) else {
                 continue;
             };
-            let account = AccountId(attempt.account_id);
-            let lead: Option<(i64, String)> = on_pool!(self, |pool| sqlx::query_as(
+            let account = attempt.account_id;
+            let lead: Option<(LeadId, String)> = on_pool!(self, |pool| sqlx::query_as(
                 "SELECT id, state FROM leads WHERE account_id = $1 AND campaign_id = $2 \
                  AND contact_id = $3 AND lease_owner = $4"
             )
@@ -199,10 +199,10 @@ impl Store {
                 continue;
             }
             let policy = self
-                .campaign_settings(account, CampaignId(campaign))
+                .campaign_settings(account, campaign)
                 .await?
                 .retry_policy();
-            self.record_outcome(account, LeadId(lead), outcome, now, &policy)
+            self.record_outcome(account, lead, outcome, now, &policy)
                 .await?;
             recovery.leads += 1;
         }
@@ -246,11 +246,10 @@ impl Store {
         let sql = format!(
             "UPDATE call_attempts SET {column} = $1 WHERE call_ref = $2 AND account_id = $3"
         );
-        let call = call.to_string();
         let n = on_pool!(self, |pool| {
             sqlx::query(&sql)
                 .bind(at)
-                .bind(&call)
+                .bind(call)
                 .bind(account.0)
                 .execute(pool)
                 .await?
@@ -265,10 +264,10 @@ impl Store {
 
 #[derive(sqlx::FromRow)]
 struct OpenAttempt {
-    id: i64,
-    account_id: i64,
-    campaign_id: Option<i64>,
-    contact_id: Option<i64>,
+    id: AttemptId,
+    account_id: AccountId,
+    campaign_id: Option<CampaignId>,
+    contact_id: Option<ContactId>,
     answered_at: Option<DateTime<Utc>>,
     connected_at: Option<DateTime<Utc>>,
     abandoned_at: Option<DateTime<Utc>>,

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
-use super::rows::{ContactRow, CONTACT_COLUMNS};
+use super::rows::CONTACT_COLUMNS;
 use super::{on_pool, Store};
 use crate::model::{AccountId, Contact, ContactFields, ContactId, ListId};
 use crate::StoreError;
@@ -22,7 +22,7 @@ impl Store {
              email, postal_address, profession, time_zone, custom_fields, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {CONTACT_COLUMNS}"
         );
-        let row: ContactRow = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let row: Contact = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(account.0)
             .bind(&fields.first_name)
             .bind(&fields.last_name)
@@ -36,19 +36,19 @@ impl Store {
             .bind(now)
             .fetch_one(pool)
             .await?);
-        Ok(row.into())
+        Ok(row)
     }
 
     /// Returns a contact of the account.
     pub async fn contact(&self, account: AccountId, id: ContactId) -> Result<Contact, StoreError> {
         let sql =
             format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1 AND account_id = $2");
-        let row: ContactRow = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let row: Contact = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(id.0)
             .bind(account.0)
             .fetch_one(pool)
             .await?);
-        Ok(row.into())
+        Ok(row)
     }
 
     /// Replaces a contact's fields.
@@ -66,7 +66,7 @@ impl Store {
              custom_fields = $9, updated_at = $10 WHERE id = $11 AND account_id = $12 \
              RETURNING {CONTACT_COLUMNS}"
         );
-        let row: ContactRow = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let row: Contact = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(&fields.first_name)
             .bind(&fields.last_name)
             .bind(&fields.phone_e164)
@@ -81,7 +81,7 @@ impl Store {
             .bind(account.0)
             .fetch_one(pool)
             .await?);
-        Ok(row.into())
+        Ok(row)
     }
 
     /// Returns the contacts of a list, by id, a page at a time.
@@ -104,14 +104,14 @@ impl Store {
              WHERE m.list_id = $1 AND c.account_id = $2 AND m.account_id = $2 \
              ORDER BY c.id LIMIT $3 OFFSET $4"
         );
-        let rows: Vec<ContactRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<Contact> = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(list.0)
             .bind(account.0)
             .bind(limit.clamp(0, 10_000))
             .bind(offset.max(0))
             .fetch_all(pool)
             .await?);
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(rows)
     }
 
     /// Returns the contacts of the account with this E.164 number.
@@ -124,12 +124,12 @@ impl Store {
             "SELECT {CONTACT_COLUMNS} FROM contacts WHERE account_id = $1 AND phone_e164 = $2 \
              ORDER BY id"
         );
-        let rows: Vec<ContactRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<Contact> = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(account.0)
             .bind(e164)
             .fetch_all(pool)
             .await?);
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(rows)
     }
 }
 

@@ -14,25 +14,27 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use vocab::CallRef;
 
 use super::{on_pool, Backend, Store};
 use crate::model::{AccountId, Actor, AttemptId, ContactId};
 use crate::{privacy, StoreError};
 
 /// Identifies a recording.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, sqlx::Type)]
 #[serde(transparent)]
+#[sqlx(transparent)]
 pub struct RecordingId(pub i64);
 
 /// A call recording kept on disk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Recording {
     /// The recording's id.
     pub id: RecordingId,
     /// The attempt it recorded, if still known.
     pub attempt_id: Option<AttemptId>,
     /// The opaque call reference of the call.
-    pub call_ref: Option<String>,
+    pub call_ref: Option<CallRef>,
     /// The contact who was called.
     pub contact_id: Option<ContactId>,
     /// Where the file is.
@@ -47,7 +49,7 @@ pub struct NewRecording {
     /// The attempt it recorded.
     pub attempt_id: Option<AttemptId>,
     /// The opaque call reference of the call.
-    pub call_ref: Option<String>,
+    pub call_ref: Option<CallRef>,
     /// The contact who was called.
     pub contact_id: Option<ContactId>,
     /// Where the file is.
@@ -88,20 +90,20 @@ impl Store {
             .path
             .to_str()
             .ok_or_else(|| StoreError::Invalid("a recording path must be UTF-8".into()))?;
-        let row: RecordingRow = on_pool!(self, |pool| sqlx::query_as(
+        let row: Recording = on_pool!(self, |pool| sqlx::query_as(
             "INSERT INTO recordings (account_id, attempt_id, call_ref, contact_id, path, \
              created_at) VALUES ($1, $2, $3, $4, $5, $6) \
              RETURNING id, attempt_id, call_ref, contact_id, path, created_at"
         )
         .bind(account.0)
         .bind(new.attempt_id.map(|a| a.0))
-        .bind(&new.call_ref)
+        .bind(new.call_ref)
         .bind(new.contact_id.map(|c| c.0))
         .bind(path)
         .bind(now)
         .fetch_one(pool)
         .await?);
-        Ok(row.into())
+        Ok(row)
     }
 
     /// Returns the recordings of a contact, by its own link or its attempts'.
@@ -110,7 +112,7 @@ impl Store {
         account: AccountId,
         contact: ContactId,
     ) -> Result<Vec<Recording>, StoreError> {
-        let rows: Vec<RecordingRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
+        let rows: Vec<Recording> = on_pool!(self, |pool| sqlx::query_as(&format!(
             "SELECT id, attempt_id, call_ref, contact_id, path, created_at FROM recordings \
              WHERE {OF_CONTACT} ORDER BY created_at, id"
         ))
@@ -118,7 +120,7 @@ impl Store {
         .bind(contact.0)
         .fetch_all(pool)
         .await?);
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(rows)
     }
 
     /// Erases a contact's personal data and keeps its number suppressed.
@@ -268,26 +270,3 @@ impl Store {
 /// through one of the contact's attempts.
 const OF_CONTACT: &str = "account_id = $1 AND (contact_id = $2 OR attempt_id IN \
      (SELECT id FROM call_attempts WHERE account_id = $1 AND contact_id = $2))";
-
-#[derive(sqlx::FromRow)]
-struct RecordingRow {
-    id: i64,
-    attempt_id: Option<i64>,
-    call_ref: Option<String>,
-    contact_id: Option<i64>,
-    path: String,
-    created_at: DateTime<Utc>,
-}
-
-impl From<RecordingRow> for Recording {
-    fn from(r: RecordingRow) -> Self {
-        Recording {
-            id: RecordingId(r.id),
-            attempt_id: r.attempt_id.map(AttemptId),
-            call_ref: r.call_ref,
-            contact_id: r.contact_id.map(ContactId),
-            path: r.path,
-            created_at: r.created_at,
-        }
-    }
-}

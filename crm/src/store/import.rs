@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
-use super::rows::{ContactRow, CONTACT_COLUMNS};
+use super::rows::CONTACT_COLUMNS;
 use super::{on_pool, Store};
 use crate::export::ExportRow;
 use crate::import::{BatchOutcome, ImportJob, ImportStatus, ImportSummary, OnDuplicate};
@@ -282,14 +282,13 @@ impl Store {
              WHERE m.list_id = $1 AND m.account_id = $2 AND c.account_id = $2 AND c.id > $3 \
              ORDER BY c.id LIMIT $4"
         );
-        let rows: Vec<ExportRowDb> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        Ok(on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(list.0)
             .bind(account.0)
             .bind(after.0)
             .bind(limit.clamp(1, 10_000))
             .fetch_all(pool)
-            .await?);
-        Ok(rows.into_iter().map(Into::into).collect())
+            .await?))
     }
 
     async fn first_contacts_by_number(
@@ -395,27 +394,5 @@ impl TryFrom<JobRow> for ImportJob {
             updated_at: r.updated_at,
             finished_at: r.finished_at,
         })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct ExportRowDb {
-    #[sqlx(flatten)]
-    contact: ContactRow,
-    attempts: i64,
-    last_outcome: Option<String>,
-    last_disposition: Option<String>,
-    last_interaction_at: Option<DateTime<Utc>>,
-}
-
-impl From<ExportRowDb> for ExportRow {
-    fn from(r: ExportRowDb) -> Self {
-        ExportRow {
-            contact: r.contact.into(),
-            attempts: r.attempts,
-            last_outcome: r.last_outcome,
-            last_disposition: r.last_disposition,
-            last_interaction_at: r.last_interaction_at,
-        }
     }
 }

@@ -20,13 +20,9 @@ use dialer_core::{AttemptOutcome, RetryDecision, RetryPolicy};
 use serde::{Deserialize, Serialize};
 
 use super::{on_pool, Backend, Store};
+pub use crate::model::LeadId;
 use crate::model::{AccountId, CampaignId, CampaignStatus, ContactId, UserId};
 use crate::{privacy, StoreError};
-
-/// Identifies a lead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct LeadId(pub i64);
 
 /// Where a lead stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,8 +36,32 @@ pub enum LeadState {
     Done,
 }
 
+impl LeadState {
+    /// Returns the state's name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeadState::Pending => "pending",
+            LeadState::InProgress => "in_progress",
+            LeadState::Done => "done",
+        }
+    }
+}
+
+impl std::str::FromStr for LeadState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pending" => Ok(LeadState::Pending),
+            "in_progress" => Ok(LeadState::InProgress),
+            "done" => Ok(LeadState::Done),
+            other => Err(format!("stored lead state {other:?}")),
+        }
+    }
+}
+
 /// A contact's place in one campaign.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Lead {
     /// The lead's id.
     pub id: LeadId,
@@ -54,6 +74,7 @@ pub struct Lead {
     /// Where it stands.
     pub state: LeadState,
     /// Attempts made so far.
+    #[sqlx(try_from = "i64")]
     pub attempts: u32,
     /// How the last attempt ended.
     pub last_outcome: Option<String>,
@@ -66,6 +87,7 @@ pub struct Lead {
     /// When the contact asked to be called back.
     pub callback_at: Option<DateTime<Utc>>,
     /// The agent who must make the callback, or `None` for anyone.
+    #[sqlx(rename = "callback_user_id")]
     pub callback_user: Option<UserId>,
     /// The node that holds it.
     pub lease_owner: Option<String>,
@@ -376,12 +398,11 @@ impl Store {
     /// Returns one lead of the account.
     pub async fn lead(&self, account: AccountId, lead: LeadId) -> Result<Lead, StoreError> {
         let sql = format!("SELECT {LEAD_COLUMNS} FROM leads WHERE id = $1 AND account_id = $2");
-        let row: LeadRow = on_pool!(self, |pool| sqlx::query_as(&sql)
+        Ok(on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(lead.0)
             .bind(account.0)
             .fetch_one(pool)
-            .await?);
-        row.try_into()
+            .await?))
     }
 
     /// Returns the lead a campaign holds for a contact.
@@ -395,13 +416,12 @@ impl Store {
             "SELECT {LEAD_COLUMNS} FROM leads \
              WHERE campaign_id = $1 AND contact_id = $2 AND account_id = $3"
         );
-        let row: LeadRow = on_pool!(self, |pool| sqlx::query_as(&sql)
+        Ok(on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(campaign.0)
             .bind(contact.0)
             .bind(account.0)
             .fetch_one(pool)
-            .await?);
-        row.try_into()
+            .await?))
     }
 
     pub(super) async fn finish_attempt(
@@ -424,7 +444,7 @@ impl Store {
         .bind(attempt.outcome)
         .bind(now)
         .bind(attempt.next)
-        .bind(state_name(attempt.state))
+        .bind(attempt.state.as_str())
         .bind(current.id.0)
         .bind(account.0)
         .bind(i64::from(current.attempts))
@@ -491,14 +511,6 @@ pub fn outcome_name(outcome: AttemptOutcome) -> &'static str {
     }
 }
 
-fn state_name(state: LeadState) -> &'static str {
-    match state {
-        LeadState::Pending => "pending",
-        LeadState::InProgress => "in_progress",
-        LeadState::Done => "done",
-    }
-}
-
 fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)
         .map(|i| format!("${i}"))
@@ -508,11 +520,11 @@ fn placeholders(first: usize, count: usize) -> String {
 
 #[derive(sqlx::FromRow)]
 struct CandidateRow {
-    id: i64,
-    contact_id: i64,
+    id: LeadId,
+    contact_id: ContactId,
     last_abandon_at: Option<DateTime<Utc>>,
     callback_at: Option<DateTime<Utc>>,
-    callback_user_id: Option<i64>,
+    callback_user_id: Option<UserId>,
     phone_e164: String,
     time_zone: Option<String>,
 }
@@ -527,65 +539,18 @@ impl CandidateRow {
         let zone = match resolve_zone(self.time_zone.as_deref(), &self.phone_e164, default_tz) {
             Ok(zone) => zone,
             Err(e) => {
-                tracing::warn!(lead = self.id, error = %e, "lead skipped: unusable time zone");
+                tracing::warn!(lead = self.id.0, error = %e, "lead skipped: unusable time zone");
                 return None;
             }
         };
         Some(ClaimedLead {
-            id: LeadId(self.id),
-            contact_id: ContactId(self.contact_id),
+            id: self.id,
+            contact_id: self.contact_id,
             phone_e164: self.phone_e164,
             time_zone: zone.tz,
             is_callback: self.callback_at.is_some(),
-            callback_user: self.callback_user_id.map(UserId),
+            callback_user: self.callback_user_id,
             lease_expires_at,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct LeadRow {
-    id: i64,
-    campaign_id: i64,
-    contact_id: i64,
-    priority: i64,
-    state: String,
-    attempts: i64,
-    last_outcome: Option<String>,
-    last_attempt_at: Option<DateTime<Utc>>,
-    next_attempt_at: Option<DateTime<Utc>>,
-    last_abandon_at: Option<DateTime<Utc>>,
-    callback_at: Option<DateTime<Utc>>,
-    callback_user_id: Option<i64>,
-    lease_owner: Option<String>,
-    lease_expires_at: Option<DateTime<Utc>>,
-}
-
-impl TryFrom<LeadRow> for Lead {
-    type Error = StoreError;
-
-    fn try_from(r: LeadRow) -> Result<Self, StoreError> {
-        let state = match r.state.as_str() {
-            "pending" => LeadState::Pending,
-            "in_progress" => LeadState::InProgress,
-            "done" => LeadState::Done,
-            other => return Err(StoreError::Invalid(format!("stored lead state {other:?}"))),
-        };
-        Ok(Lead {
-            id: LeadId(r.id),
-            campaign_id: CampaignId(r.campaign_id),
-            contact_id: ContactId(r.contact_id),
-            priority: r.priority,
-            state,
-            attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
-            last_outcome: r.last_outcome,
-            last_attempt_at: r.last_attempt_at,
-            next_attempt_at: r.next_attempt_at,
-            last_abandon_at: r.last_abandon_at,
-            callback_at: r.callback_at,
-            callback_user: r.callback_user_id.map(UserId),
-            lease_owner: r.lease_owner,
-            lease_expires_at: r.lease_expires_at,
         })
     }
 }

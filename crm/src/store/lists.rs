@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 
-use super::rows::ListRow;
 use super::{on_pool, Store};
 use crate::model::{AccountId, ContactId, ContactList, ListId};
 use crate::StoreError;
@@ -43,22 +42,22 @@ impl Store {
     /// Returns a list of the account, with its size.
     pub async fn list(&self, account: AccountId, id: ListId) -> Result<ContactList, StoreError> {
         let sql = format!("{LIST_SELECT} WHERE l.id = $1 AND l.account_id = $2");
-        let row: ListRow = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let row: ContactList = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(id.0)
             .bind(account.0)
             .fetch_one(pool)
             .await?);
-        Ok(row.into())
+        Ok(row)
     }
 
     /// Returns the account's lists, by name.
     pub async fn lists(&self, account: AccountId) -> Result<Vec<ContactList>, StoreError> {
         let sql = format!("{LIST_SELECT} WHERE l.account_id = $1 ORDER BY l.name");
-        let rows: Vec<ListRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<ContactList> = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(account.0)
             .fetch_all(pool)
             .await?);
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(rows)
     }
 
     /// Adds a contact to a list; both must belong to the account.

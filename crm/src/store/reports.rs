@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::{on_pool, Store};
 use crate::events::AgentState;
-use crate::model::{AccountId, CampaignId, Role, UserId};
+use crate::model::{AccountId, AttemptId, CampaignId, Role, UserId};
 use crate::StoreError;
 
 /// The key of paused time that carries no pause code.
@@ -121,7 +121,7 @@ impl Store {
         )
         .bind(account.0)
         .bind(user.0)
-        .bind(state_name(state))
+        .bind(state.as_str())
         .bind(code)
         .bind(at)
         .bind(node)
@@ -165,7 +165,7 @@ impl Store {
             }
         }
         for call in self.handled_calls(account, period).await? {
-            let f = slot(&mut figures, &users, UserId(call.user_id));
+            let f = slot(&mut figures, &users, call.user_id);
             if let Some(d) = call.disposition {
                 *f.dispositions.entry(d).or_default() += 1;
             }
@@ -188,7 +188,7 @@ impl Store {
             if secs <= 0 {
                 continue;
             }
-            let f = slot(&mut figures, &users, UserId(row.user_id));
+            let f = slot(&mut figures, &users, row.user_id);
             match row.state.as_str() {
                 "ready" => f.ready_secs += secs,
                 "wrap_up" => f.wrap_up_secs += secs,
@@ -214,7 +214,7 @@ impl Store {
     ) -> Result<Vec<CampaignReport>, StoreError> {
         #[derive(sqlx::FromRow)]
         struct Named {
-            id: i64,
+            id: CampaignId,
             name: String,
         }
         let campaigns: Vec<Named> = on_pool!(self, |pool| sqlx::query_as(
@@ -223,11 +223,11 @@ impl Store {
         .bind(account.0)
         .fetch_all(pool)
         .await?);
-        let mut reports: BTreeMap<i64, CampaignReport> = campaigns
+        let mut reports: BTreeMap<CampaignId, CampaignReport> = campaigns
             .into_iter()
             .map(|c| {
                 let report = CampaignReport {
-                    campaign_id: CampaignId(c.id),
+                    campaign_id: c.id,
                     name: c.name,
                     attempts: 0,
                     outcomes: BTreeMap::new(),
@@ -243,7 +243,7 @@ impl Store {
 
         #[derive(sqlx::FromRow)]
         struct Attempt {
-            campaign_id: i64,
+            campaign_id: CampaignId,
             started_at: DateTime<Utc>,
             answered_at: Option<DateTime<Utc>>,
             outcome: Option<String>,
@@ -258,8 +258,8 @@ impl Store {
         .bind(period.to)
         .fetch_all(pool)
         .await?);
-        let mut totals: BTreeMap<i64, Tally> = BTreeMap::new();
-        let mut hours: BTreeMap<(i64, DateTime<Utc>), Tally> = BTreeMap::new();
+        let mut totals: BTreeMap<CampaignId, Tally> = BTreeMap::new();
+        let mut hours: BTreeMap<(CampaignId, DateTime<Utc>), Tally> = BTreeMap::new();
         for a in attempts {
             let Some(report) = reports.get_mut(&a.campaign_id) else {
                 continue;
@@ -296,7 +296,7 @@ impl Store {
 
         #[derive(sqlx::FromRow)]
         struct Disposed {
-            campaign_id: i64,
+            campaign_id: CampaignId,
             disposition: String,
         }
         let disposed: Vec<Disposed> = on_pool!(self, |pool| sqlx::query_as(
@@ -364,17 +364,6 @@ impl Store {
     }
 }
 
-/// Returns the name an agent state is stored under.
-pub fn state_name(state: AgentState) -> &'static str {
-    match state {
-        AgentState::Ready => "ready",
-        AgentState::Paused => "paused",
-        AgentState::InCall => "in_call",
-        AgentState::WrapUp => "wrap_up",
-        AgentState::LoggedOut => "logged_out",
-    }
-}
-
 impl AgentFigures {
     fn new(user_id: UserId, username: &str) -> Self {
         AgentFigures {
@@ -405,8 +394,8 @@ fn slot<'a>(
 
 #[derive(sqlx::FromRow)]
 struct HandledCall {
-    user_id: i64,
-    attempt_id: Option<i64>,
+    user_id: UserId,
+    attempt_id: Option<AttemptId>,
     disposition: Option<String>,
     answered_at: Option<DateTime<Utc>>,
     ended_at: Option<DateTime<Utc>>,
@@ -414,7 +403,7 @@ struct HandledCall {
 
 #[derive(sqlx::FromRow)]
 struct StateRow {
-    user_id: i64,
+    user_id: UserId,
     state: String,
     pause_code: Option<String>,
     started_at: DateTime<Utc>,

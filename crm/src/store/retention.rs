@@ -65,7 +65,7 @@ impl Store {
         &self,
         now: DateTime<Utc>,
     ) -> Result<Vec<(AccountId, PurgeReport)>, StoreError> {
-        let accounts: Vec<(i64, i64)> = on_pool!(self, |pool| {
+        let accounts: Vec<(AccountId, i64)> = on_pool!(self, |pool| {
             sqlx::query_as(
             "SELECT id, retention_days FROM accounts WHERE retention_days IS NOT NULL ORDER BY id"
         )
@@ -73,8 +73,7 @@ impl Store {
         .await?
         });
         let mut out = Vec::new();
-        for (id, days) in accounts {
-            let account = AccountId(id);
+        for (account, days) in accounts {
             let cutoff = now - TimeDelta::days(days);
             let report = self.purge_before(account, cutoff).await?;
             if report != PurgeReport::default() {

@@ -6,7 +6,6 @@
 
 use chrono::{DateTime, Utc};
 
-use super::rows::UserRow;
 use super::users::valid_username;
 use super::{on_pool, Pool, Store};
 use crate::model::{AccountId, Role, User, UserId};
@@ -44,7 +43,7 @@ impl Store {
             }
             other => other,
         };
-        let row: Option<UserRow> = match &self.pool {
+        let row: Option<User> = match &self.pool {
             Pool::Sqlite(pool) => sqlx::query_as(&sql)
                 .bind(account.0)
                 .bind(username)
@@ -69,7 +68,7 @@ impl Store {
             }
         };
         match row {
-            Some(row) => row.try_into(),
+            Some(row) => Ok(row),
             None => Err(self.seats_full(account).await),
         }
     }

@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 
-use super::rows::UserRow;
 use super::{on_pool, Pool, Store};
 use crate::model::{AccountId, Role, Session, UserId};
 use crate::StoreError;
@@ -100,7 +99,7 @@ impl Store {
         #[derive(sqlx::FromRow)]
         struct Row {
             #[sqlx(flatten)]
-            user: UserRow,
+            user: crate::model::User,
             expires_at: DateTime<Utc>,
         }
         let row: Option<Row> = on_pool!(self, |pool| {
@@ -116,7 +115,7 @@ impl Store {
         });
         match row {
             Some(r) => Ok(Some(Session {
-                user: r.user.try_into()?,
+                user: r.user,
                 expires_at: r.expires_at,
             })),
             None => Ok(None),

@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 
-use super::rows::SuppressionRow;
 use super::{on_pool, Store};
 use crate::model::{AccountId, Suppression};
 use crate::{privacy, StoreError};
@@ -76,7 +75,7 @@ impl Store {
         account: AccountId,
         hash: &str,
     ) -> Result<Option<Suppression>, StoreError> {
-        let row: Option<SuppressionRow> = on_pool!(self, |pool| sqlx::query_as(
+        let row: Option<Suppression> = on_pool!(self, |pool| sqlx::query_as(
             "SELECT number_hash, number_e164, reason, source, created_at FROM suppression \
              WHERE account_id = $1 AND number_hash = $2"
         )
@@ -84,6 +83,6 @@ impl Store {
         .bind(hash)
         .fetch_optional(pool)
         .await?);
-        Ok(row.map(Into::into))
+        Ok(row)
     }
 }

@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 
-use super::rows::UserRow;
 use super::{on_pool, Store};
 use crate::model::{AccountId, Role, User, UserId};
 use crate::StoreError;
@@ -24,7 +23,7 @@ impl Store {
             "INSERT INTO users (account_id, username, password_hash, role, active, created_at) \
              VALUES ($1, $2, $3, $4, TRUE, $5) RETURNING {USER_COLUMNS}"
         );
-        let row: UserRow = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let row: User = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(account.0)
             .bind(username)
             .bind(password_hash)
@@ -38,29 +37,29 @@ impl Store {
                 }
                 other => other,
             })?);
-        row.try_into()
+        Ok(row)
     }
 
     /// Returns a user of the account.
     pub async fn user(&self, account: AccountId, id: UserId) -> Result<User, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND account_id = $2");
-        let row: UserRow = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let row: User = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(id.0)
             .bind(account.0)
             .fetch_one(pool)
             .await?);
-        row.try_into()
+        Ok(row)
     }
 
     /// Returns the account's users, by username.
     pub async fn users(&self, account: AccountId) -> Result<Vec<User>, StoreError> {
         let sql =
             format!("SELECT {USER_COLUMNS} FROM users WHERE account_id = $1 ORDER BY username");
-        let rows: Vec<UserRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<User> = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(account.0)
             .fetch_all(pool)
             .await?);
-        rows.into_iter().map(TryInto::try_into).collect()
+        Ok(rows)
     }
 
     /// Returns a user and their password hash by username, for login.
@@ -68,7 +67,7 @@ impl Store {
         #[derive(sqlx::FromRow)]
         struct Row {
             #[sqlx(flatten)]
-            user: UserRow,
+            user: User,
             password_hash: String,
         }
         let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = $1");
@@ -77,7 +76,7 @@ impl Store {
             .fetch_optional(pool)
             .await?);
         match row {
-            Some(r) => Ok(Some((r.user.try_into()?, r.password_hash))),
+            Some(r) => Ok(Some((r.user, r.password_hash))),
             None => Ok(None),
         }
     }

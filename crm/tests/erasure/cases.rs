@@ -46,7 +46,7 @@ pub async fn erased_contact_leaves_no_trace_and_is_never_dialled_again(db: TestD
         s.contact(f.account, p.contact).await,
         Err(StoreError::NotFound)
     ));
-    let attempt = s.attempt_by_ref(f.account, &p.call_ref).await.unwrap();
+    let attempt = s.attempt_by_ref(f.account, p.call_ref).await.unwrap();
     assert_eq!(attempt.contact_id, None);
     assert_eq!(attempt.outcome.as_deref(), Some("no_answer"));
     assert_eq!(attempt.campaign_id, Some(f.campaign));

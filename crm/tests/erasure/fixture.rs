@@ -8,6 +8,7 @@ use crm::store::erasure::NewRecording;
 use crm::testing::{TestBackend, TestDb};
 use crm::Store;
 use rand::RngCore;
+use vocab::CallRef;
 
 /// Wednesday 14 January 2026, 12:00 UTC: inside London's calling hours.
 pub fn t0() -> DateTime<Utc> {
@@ -98,7 +99,7 @@ pub fn planted_fields() -> ContactFields {
 /// A contact on two lists, called once, with notes and a recording.
 pub struct Planted {
     pub contact: ContactId,
-    pub call_ref: String,
+    pub call_ref: CallRef,
     pub recording: PathBuf,
 }
 
@@ -124,9 +125,9 @@ pub async fn plant(store: &Store, f: &Fixture, recordings: &Path) -> Planted {
     );
     let claimed = claim(store, f, t0()).await;
     assert_eq!(claimed, vec![PHONE.to_owned()], "dialable before erasure");
-    let call_ref = format!("ref-{:016x}", rand::rngs::OsRng.next_u64());
+    let call_ref = CallRef::random();
     let attempt = store
-        .create_attempt(f.account, &call_ref, Some(f.campaign), Some(contact), t0())
+        .create_attempt(f.account, call_ref, Some(f.campaign), Some(contact), t0())
         .await
         .unwrap();
     store
@@ -160,7 +161,7 @@ pub async fn plant(store: &Store, f: &Fixture, recordings: &Path) -> Planted {
             f.account,
             &NewRecording {
                 attempt_id: Some(attempt.id),
-                call_ref: Some(call_ref.clone()),
+                call_ref: Some(call_ref),
                 contact_id: Some(contact),
                 path: recording.clone(),
             },

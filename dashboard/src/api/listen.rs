@@ -114,10 +114,7 @@ async fn listen(
 ) -> Result<StatusCode, ApiError> {
     // A reference that cannot be a call is as unknown as a foreign one.
     let call = CallRef::from_str(&call_ref).map_err(|_| ApiError::NotFound)?;
-    let attempt = state
-        .store
-        .attempt_by_ref(me.account(), &call.to_string())
-        .await?;
+    let attempt = state.store.attempt_by_ref(me.account(), call).await?;
     if attempt.ended_at.is_some() {
         return Err(ApiError::NotFound);
     }

@@ -8,7 +8,7 @@ use dialer_core::desk::{self, Input};
 use sip_gateway::gateway::CallRef;
 
 use super::protocol::ServerMessage;
-use super::session::{crm_campaign, error, Session};
+use super::session::{error, Session};
 
 impl Session {
     /// Joins a campaign as Ready, after leaving `leave`: the agent must be
@@ -20,7 +20,7 @@ impl Session {
     ) -> Result<Input<CallRef>, ServerMessage> {
         let (account, user) = (self.user.account_id, self.user.id);
         let store = &self.state.store;
-        let joining = crm_campaign(campaign);
+        let joining = campaign;
         let assigned = store
             .is_assigned(account, joining, user)
             .await
@@ -34,13 +34,7 @@ impl Session {
         if let Some(old) = leave {
             let _ = self
                 .floor
-                .agent(
-                    account,
-                    crm_campaign(old),
-                    user,
-                    AgentState::LoggedOut,
-                    None,
-                )
+                .agent(account, old, user, AgentState::LoggedOut, None)
                 .await;
         }
         let joined = self
@@ -66,7 +60,7 @@ impl Session {
         for update in updates {
             if self
                 .floor
-                .update(self.user.account_id, crm_campaign(campaign), update)
+                .update(self.user.account_id, campaign, update)
                 .await
                 .is_err()
             {

@@ -89,7 +89,7 @@ impl Session {
         let records = self
             .state
             .store
-            .campaign_settings(self.user.account_id, super::session::crm_campaign(campaign))
+            .campaign_settings(self.user.account_id, campaign)
             .await
             .is_ok_and(|s| s.record_calls);
         records && self.floor.records_calls()
@@ -166,8 +166,8 @@ impl Session {
         let update = AgentUpdate::ManualDial {
             agent: self.agent(),
             lead: Lead {
-                id: lead.id.0,
-                contact_id: lead.contact_id.0,
+                id: lead.id,
+                contact_id: lead.contact_id,
                 number: lead.phone_e164,
             },
         };

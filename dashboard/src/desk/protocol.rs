@@ -2,9 +2,10 @@
 //! `type`; unknown or malformed messages get an `error` reply and the
 //! connection stays up.
 
-use crm::model::{CampaignId, Contact, ContactId, Interaction};
+use crm::model::{CampaignId, Contact, ContactId, Interaction, LeadId};
 use crm::store::softphone::PauseCode;
 use serde::{Deserialize, Serialize};
+use vocab::CallRef;
 
 /// The protocol version this server speaks.
 pub const VERSION: u32 = 1;
@@ -65,7 +66,8 @@ pub enum ClientMessage {
     PreviewSkip,
     /// Save the outcome of the last call.
     Disposition {
-        /// The call it is for.
+        /// The call it is for, as the browser spelled it; the desk reads it
+        /// and answers a reference it never gave out as "no disposition due".
         call_ref: String,
         /// One of the campaign's dispositions.
         disposition: String,
@@ -116,21 +118,21 @@ pub enum ServerMessage {
     /// is absent when nobody may be called now.
     Preview {
         /// The lead on screen.
-        lead_id: Option<i64>,
+        lead_id: Option<LeadId>,
         /// The contact's card.
         contact: Option<Box<ContactCard>>,
     },
     /// A call was connected to the agent: the contact card.
     Call {
         /// The call.
-        call_ref: String,
+        call_ref: CallRef,
         /// The contact's card.
         contact: Box<ContactCard>,
     },
     /// The call ended; a disposition is due.
     CallEnded {
         /// The call.
-        call_ref: String,
+        call_ref: CallRef,
         /// Why it ended.
         cause: Option<String>,
         /// The dispositions to choose from.
@@ -143,7 +145,7 @@ pub enum ServerMessage {
     /// Hold and recording of the call in progress, after any change.
     CallControls {
         /// The call.
-        call_ref: String,
+        call_ref: CallRef,
         /// Whether the customer is on hold.
         held: bool,
         /// `on`, `paused` or `off` (the campaign does not record).
@@ -161,7 +163,7 @@ pub enum ServerMessage {
     /// A manual dial is ringing out.
     Dialling {
         /// The call.
-        call_ref: String,
+        call_ref: CallRef,
         /// The number, E.164.
         number: String,
     },
@@ -169,7 +171,7 @@ pub enum ServerMessage {
     /// due from the agent.
     NotConnected {
         /// The call.
-        call_ref: Option<String>,
+        call_ref: Option<CallRef>,
         /// Why, e.g. `Busy` or `NoAnswer`.
         cause: Option<String>,
     },
@@ -177,12 +179,12 @@ pub enum ServerMessage {
     /// without a disposition and the agent is Ready again.
     WrapUpExpired {
         /// The call.
-        call_ref: String,
+        call_ref: CallRef,
     },
     /// The disposition was saved.
     Saved {
         /// The call it was for.
-        call_ref: String,
+        call_ref: CallRef,
     },
     /// The last message could not be acted on.
     Error {

@@ -6,7 +6,7 @@ use dialer_core::desk::Reply;
 use sip_gateway::gateway::CallRef;
 
 use super::protocol::{CampaignSummary, ContactCard, ServerMessage, VERSION};
-use super::session::{crm_campaign, error, Session};
+use super::session::{error, Session};
 
 impl Session {
     /// Returns the first message of a connection: who the agent is and
@@ -57,31 +57,31 @@ impl Session {
                 reason,
             } => ServerMessage::State {
                 state,
-                campaign_id: campaign.map(crm_campaign),
+                campaign_id: campaign,
                 reason,
             },
             Reply::Preview { lead, contact } => ServerMessage::Preview {
                 lead_id: lead,
                 contact: match contact {
-                    Some(c) => self.card_of(ContactId(c)).await.map(Box::new),
+                    Some(c) => self.card_of(c).await.map(Box::new),
                     None => None,
                 },
             },
             Reply::Call { call } => ServerMessage::Call {
-                call_ref: call.to_string(),
+                call_ref: call,
                 contact: Box::new(self.card(call).await?),
             },
             Reply::Controls { call, controls } => ServerMessage::CallControls {
-                call_ref: call.to_string(),
+                call_ref: call,
                 held: controls.held,
                 recording: controls.recording.as_str(),
             },
             Reply::Dialling { call, number } => ServerMessage::Dialling {
-                call_ref: call.to_string(),
+                call_ref: call,
                 number,
             },
             Reply::NotConnected { call, cause } => ServerMessage::NotConnected {
-                call_ref: call.map(|c| c.to_string()),
+                call_ref: call,
                 cause,
             },
             Reply::CallEnded {
@@ -89,17 +89,13 @@ impl Session {
                 cause,
                 wrap_up_secs,
             } => ServerMessage::CallEnded {
-                call_ref: call.to_string(),
+                call_ref: call,
                 cause,
                 dispositions: self.dispositions().await,
                 wrap_up_secs,
             },
-            Reply::WrapUpExpired { call } => ServerMessage::WrapUpExpired {
-                call_ref: call.to_string(),
-            },
-            Reply::Saved { call } => ServerMessage::Saved {
-                call_ref: call.to_string(),
-            },
+            Reply::WrapUpExpired { call } => ServerMessage::WrapUpExpired { call_ref: call },
+            Reply::Saved { call } => ServerMessage::Saved { call_ref: call },
             Reply::Refused(refusal) => error(refusal.to_string()),
         })
     }
@@ -110,7 +106,7 @@ impl Session {
             Some(c) => self
                 .state
                 .store
-                .campaign_settings(self.user.account_id, crm_campaign(c))
+                .campaign_settings(self.user.account_id, c)
                 .await
                 .map(|s| s.dispositions.into_iter().map(|d| d.name).collect())
                 .unwrap_or_default(),
@@ -122,7 +118,7 @@ impl Session {
         let attempt = self
             .state
             .store
-            .attempt_by_ref(self.user.account_id, &call.to_string())
+            .attempt_by_ref(self.user.account_id, call)
             .await
             .ok()?;
         self.card_of(attempt.contact_id?).await

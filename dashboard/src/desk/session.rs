@@ -4,12 +4,11 @@
 //! with the store, the floor and the gateway, and sends the page its
 //! replies.
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use chrono::{DateTime, Utc};
-use crm::events::{AgentState as Shown, CallState, Event};
+use crm::events::{CallPhase, Event};
 use crm::model::{CampaignId, User};
 use dialer::floor::Floor;
 use dialer::pacer::AgentState;
@@ -148,11 +147,11 @@ impl Session {
                 Ok(None)
             }
             Action::TellFloor { campaign, state } => {
-                self.tell_floor(crm_campaign(campaign), state).await;
+                self.tell_floor(campaign, state).await;
                 Ok(None)
             }
             Action::Publish { state, reason } => {
-                publish_agent_state(&self.state, &self.user, shown(state), reason.as_deref());
+                publish_agent_state(&self.state, &self.user, state, reason.as_deref());
                 Ok(None)
             }
             Action::Join { campaign, leave } => self.join(campaign, leave).await.map(Some),
@@ -160,10 +159,7 @@ impl Session {
                 let next = AgentUpdate::PreviewNext {
                     agent: self.agent(),
                 };
-                let _ = self
-                    .floor
-                    .update(account, crm_campaign(campaign), next)
-                    .await;
+                let _ = self.floor.update(account, campaign, next).await;
                 Ok(None)
             }
             Action::PreviewCall { campaign } => {
@@ -186,7 +182,7 @@ impl Session {
                 confirm,
                 pause_first,
             } => self
-                .place_manual_dial(crm_campaign(campaign), &number, confirm, pause_first)
+                .place_manual_dial(campaign, &number, confirm, pause_first)
                 .await
                 .map(Some),
             Action::HangUp { call } => match gateway.hangup(call).await {
@@ -225,8 +221,8 @@ impl Session {
                     &self.state,
                     &self.user,
                     wrapup::Wrapup {
-                        campaign: crm_campaign(campaign),
-                        call_ref: &call.to_string(),
+                        campaign,
+                        call_ref: call,
                         disposition: &disposition.name,
                         notes: disposition.notes.as_deref(),
                         callback_at: disposition.callback_at,
@@ -245,7 +241,7 @@ impl Session {
                 cause,
             } => {
                 let (ended_at, limit_secs) =
-                    wrapup::limit(&self.state, &self.user, call, campaign.map(crm_campaign)).await;
+                    wrapup::limit(&self.state, &self.user, call, campaign).await;
                 Ok(Some(Input::WrapUpLimit {
                     call,
                     cause,
@@ -254,8 +250,7 @@ impl Session {
                 }))
             }
             Action::ExpireWrapUp { call } => {
-                let call_ref = call.to_string();
-                if let Err(e) = wrapup::expire(&self.state, &self.user, &call_ref).await {
+                if let Err(e) = wrapup::expire(&self.state, &self.user, call).await {
                     tracing::warn!(error = %e, "closing an expired wrap-up failed");
                 }
                 Ok(None)
@@ -276,7 +271,7 @@ impl Session {
         let input = match message {
             ClientMessage::WebrtcOffer { sdp } => return self.offer(&sdp).await,
             ClientMessage::Ready { campaign_id } => Input::Ready {
-                campaign: desk_campaign(campaign_id),
+                campaign: campaign_id,
             },
             ClientMessage::Pause { code } => {
                 let known = self
@@ -353,7 +348,7 @@ impl Session {
                 ..
             } if (*account, *agent) == me => Input::PreviewOffered {
                 lead: *lead_id,
-                contact: contact_id.map(|c| c.0),
+                contact: *contact_id,
             },
             Event::DialRefused { account, agent, .. } if (*account, *agent) == me => {
                 Input::DialRefused
@@ -366,17 +361,15 @@ impl Session {
                 cause,
                 ..
             } if *account == self.user.account_id => {
-                let Some(call) = call_ref_of(call_ref) else {
-                    return Vec::new();
-                };
+                let call = *call_ref;
                 let mine = *agent == Some(self.user.id);
                 match state {
-                    CallState::Dialling | CallState::Ringing if mine => Input::CallRinging { call },
-                    CallState::Connected if mine => Input::CallConnected {
+                    CallPhase::Dialling | CallPhase::Ringing if mine => Input::CallRinging { call },
+                    CallPhase::Connected if mine => Input::CallConnected {
                         call,
                         recorded: self.recorded_from_start().await,
                     },
-                    CallState::Ended => Input::CallEnded {
+                    CallPhase::Ended => Input::CallEnded {
                         call,
                         mine,
                         cause: cause.clone(),
@@ -396,7 +389,7 @@ impl Session {
             Some(call) => self
                 .state
                 .store
-                .attempt_by_ref(self.user.account_id, &call.to_string())
+                .attempt_by_ref(self.user.account_id, *call)
                 .await
                 .ok()
                 .map(|a| desk::AttemptStatus {
@@ -429,7 +422,7 @@ impl Session {
     }
 
     fn logged_out_elsewhere(&self, event: &Event) -> bool {
-        matches!(event, Event::AgentState { user_id, state: Shown::LoggedOut, .. }
+        matches!(event, Event::AgentState { user_id, state: AgentState::LoggedOut, .. }
             if *user_id == self.user.id)
     }
 
@@ -480,31 +473,10 @@ async fn sleep_until(at: Option<DateTime<Utc>>, now: DateTime<Utc>) {
     }
 }
 
-/// Reads a call reference as the gateway writes it; any other spelling is
-/// not a reference this desk gave out.
+/// Reads a call reference from the browser; any spelling other than the one
+/// the wire writes is not a reference this desk gave out.
 fn call_ref_of(text: &str) -> Option<CallRef> {
-    CallRef::from_str(text)
-        .ok()
-        .filter(|call| call.to_string() == text)
-}
-
-pub(super) fn desk_campaign(campaign: CampaignId) -> desk::CampaignId {
-    desk::CampaignId(campaign.0)
-}
-
-pub(super) fn crm_campaign(campaign: desk::CampaignId) -> CampaignId {
-    CampaignId(campaign.0)
-}
-
-/// The agent's state as supervisors see it.
-fn shown(state: AgentState) -> Shown {
-    match state {
-        AgentState::Ready => Shown::Ready,
-        AgentState::Paused => Shown::Paused,
-        AgentState::InCall => Shown::InCall,
-        AgentState::WrapUp => Shown::WrapUp,
-        AgentState::LoggedOut => Shown::LoggedOut,
-    }
+    text.parse().ok()
 }
 
 pub(super) fn error(message: String) -> ServerMessage {

@@ -13,7 +13,7 @@ pub struct Wrapup<'a> {
     /// The campaign the call belonged to.
     pub campaign: CampaignId,
     /// The call.
-    pub call_ref: &'a str,
+    pub call_ref: CallRef,
     /// One of the campaign's dispositions.
     pub disposition: &'a str,
     /// Free-text notes.
@@ -89,7 +89,7 @@ pub async fn save(state: &AppState, user: &User, w: Wrapup<'_>) -> Result<(), Ap
 /// Closes a wrap-up the agent left past the campaign's limit: the call is
 /// logged as an interaction without a disposition, and the lead is left as
 /// the call's outcome put it. Audited as `call.wrap_up_expired`.
-pub async fn expire(state: &AppState, user: &User, call_ref: &str) -> Result<(), ApiError> {
+pub async fn expire(state: &AppState, user: &User, call_ref: CallRef) -> Result<(), ApiError> {
     let store = &state.store;
     let account = user.account_id;
     let now = state.clock.now();
@@ -130,7 +130,7 @@ pub(super) async fn limit(
         return (None, None);
     };
     let ended_at = store
-        .attempt_by_ref(user.account_id, &call.to_string())
+        .attempt_by_ref(user.account_id, call)
         .await
         .ok()
         .and_then(|a| a.ended_at);

@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use crm::events::{AgentState, CallState, CampaignFigures, Event};
+use crm::events::{AgentState, CallPhase, CampaignFigures, Event};
 use crm::model::{CampaignId, UserId};
 use serde::Serialize;
+use vocab::CallRef;
 
 /// One agent on the wallboard.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -28,11 +29,11 @@ pub struct AgentView {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CallView {
     /// The call's opaque reference.
-    pub call_ref: String,
+    pub call_ref: CallRef,
     /// The campaign that placed it.
     pub campaign_id: Option<CampaignId>,
     /// Where it is.
-    pub state: CallState,
+    pub state: CallPhase,
     /// The agent on it.
     pub agent: Option<UserId>,
     /// When the call started.
@@ -55,7 +56,7 @@ pub struct CampaignView {
 #[derive(Debug, Default, Clone)]
 pub struct Wallboard {
     agents: BTreeMap<UserId, AgentView>,
-    calls: BTreeMap<String, CallView>,
+    calls: BTreeMap<CallRef, CallView>,
     campaigns: BTreeMap<CampaignId, CampaignView>,
 }
 
@@ -105,19 +106,16 @@ impl Wallboard {
                 at,
                 ..
             } => {
-                if matches!(state, CallState::Ended) {
+                if matches!(state, CallPhase::Ended) {
                     self.calls.remove(call_ref);
                 } else {
-                    let view = self
-                        .calls
-                        .entry(call_ref.clone())
-                        .or_insert_with(|| CallView {
-                            call_ref: call_ref.clone(),
-                            campaign_id: *campaign_id,
-                            state: *state,
-                            agent: None,
-                            started: *at,
-                        });
+                    let view = self.calls.entry(*call_ref).or_insert_with(|| CallView {
+                        call_ref: *call_ref,
+                        campaign_id: *campaign_id,
+                        state: *state,
+                        agent: None,
+                        started: *at,
+                    });
                     view.state = *state;
                     if agent.is_some() {
                         view.agent = *agent;
@@ -168,10 +166,10 @@ mod tests {
             .expect("valid")
     }
 
-    fn call(call_ref: &str, state: CallState, agent: Option<i64>, t: i64) -> Event {
+    fn call(call_ref: u128, state: CallPhase, agent: Option<i64>, t: i64) -> Event {
         Event::CallState {
             account: AccountId(1),
-            call_ref: call_ref.into(),
+            call_ref: CallRef::from_u128(call_ref),
             campaign_id: Some(CampaignId(7)),
             state,
             agent: agent.map(UserId),
@@ -183,15 +181,15 @@ mod tests {
     #[test]
     fn a_call_appears_connects_and_leaves() {
         let mut w = Wallboard::default();
-        w.apply(&call("c1", CallState::Dialling, None, 0));
-        w.apply(&call("c1", CallState::Answered, None, 5));
-        w.apply(&call("c1", CallState::Connected, Some(3), 6));
+        w.apply(&call(1, CallPhase::Dialling, None, 0));
+        w.apply(&call(1, CallPhase::Answered, None, 5));
+        w.apply(&call(1, CallPhase::Connected, Some(3), 6));
         let s = w.snapshot();
         assert_eq!(s.calls.len(), 1);
-        assert_eq!(s.calls[0].state, CallState::Connected);
+        assert_eq!(s.calls[0].state, CallPhase::Connected);
         assert_eq!(s.calls[0].agent, Some(UserId(3)));
         assert_eq!(s.calls[0].started, at(0));
-        w.apply(&call("c1", CallState::Ended, None, 60));
+        w.apply(&call(1, CallPhase::Ended, None, 60));
         assert!(w.snapshot().calls.is_empty());
     }
 

@@ -71,8 +71,8 @@ fn wall0() -> DateTime<Utc> {
 
 fn lead(id: i64) -> Lead {
     Lead {
-        id,
-        contact_id: 1000 + id,
+        id: LeadId(id),
+        contact_id: ContactId(1000 + id),
         number: format!("+4477009{id:05}"),
     }
 }
@@ -97,7 +97,7 @@ impl Sim {
         let mut sim = Sim {
             campaign: Campaign::new(config, now),
             now,
-            far: leads.iter().map(|(l, f)| (l.id, *f)).collect(),
+            far: leads.iter().map(|(l, f)| (l.id.0, *f)).collect(),
             pool: leads.into_iter().map(|(l, _)| l).collect(),
             calls: BTreeMap::new(),
             due: BTreeMap::new(),
@@ -212,11 +212,11 @@ impl Sim {
                     .pool_lead(&number)
                     .expect("the core dials only numbers it was given");
                 assert!(
-                    self.on_lines.insert(lead.id),
+                    self.on_lines.insert(lead.id.0),
                     "lead {} is on two lines at once",
                     lead.id
                 );
-                let far = self.far.get(&lead.id).copied().unwrap_or(Far::NoAnswer);
+                let far = self.far.get(&lead.id.0).copied().unwrap_or(Far::NoAnswer);
                 self.calls.insert(
                     call,
                     FakeCall {
@@ -281,10 +281,10 @@ impl Sim {
                 Write::Connected { at, .. } => self.connected.push(at),
                 Write::Abandoned { at, .. } => self.abandoned.push(at),
                 Write::Finished { lead, outcome, .. } => {
-                    self.on_lines.remove(&lead.id);
-                    self.finished.push((lead.id, outcome));
+                    self.on_lines.remove(&lead.id.0);
+                    self.finished.push((lead.id.0, outcome));
                 }
-                Write::Release { lead } => self.released.push(lead.id),
+                Write::Release { lead } => self.released.push(lead.id.0),
             },
             Command::ReadFigures(read) => self.reads.push_back(read),
             Command::Report(report) => {

@@ -1,7 +1,7 @@
 //! What comes out of a desk: what the shell must do, the page's replies,
 //! and why the desk refused a request.
 
-use super::{CampaignId, Controls, Disposition};
+use super::{CampaignId, ContactId, Controls, Disposition, LeadId};
 #[cfg(doc)]
 use super::{Input, Phase};
 use crate::pacer::AgentState;
@@ -144,9 +144,9 @@ pub enum Reply<C> {
     /// A contact to preview.
     Preview {
         /// The lead.
-        lead: Option<i64>,
+        lead: Option<LeadId>,
         /// The contact whose card to show.
-        contact: Option<i64>,
+        contact: Option<ContactId>,
     },
     /// The contact card of the call connected.
     Call {

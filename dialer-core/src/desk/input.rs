@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::CampaignId;
 #[cfg(doc)]
 use super::{Action, Desk};
+use super::{CampaignId, ContactId, LeadId};
 
 /// The outcome of a finished call, as the agent gave it.
 #[derive(Clone, Debug, PartialEq)]
@@ -86,9 +86,9 @@ pub enum Input<C> {
     /// The dialler offers this agent a contact to preview.
     PreviewOffered {
         /// The lead; `None` when nobody may be called now.
-        lead: Option<i64>,
+        lead: Option<LeadId>,
         /// The contact to show.
-        contact: Option<i64>,
+        contact: Option<ContactId>,
     },
     /// A call placed for this agent is dialling or ringing.
     CallRinging {

@@ -3,8 +3,8 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{
-    Action, AttemptStatus, CampaignId, Controls, Desk, Disposition, Phase, Recording, Refusal,
-    Reply,
+    Action, AttemptStatus, CampaignId, ContactId, Controls, Desk, Disposition, LeadId, Phase,
+    Recording, Refusal, Reply,
 };
 use crate::pacer::AgentState;
 
@@ -103,7 +103,7 @@ impl<C: Clone + PartialEq> Desk<C> {
         }
     }
 
-    pub(super) fn preview_offered(&mut self, lead: Option<i64>, contact: Option<i64>) {
+    pub(super) fn preview_offered(&mut self, lead: Option<LeadId>, contact: Option<ContactId>) {
         // Shown whatever the desk is doing, as the offer answers a request.
         self.send(Reply::Preview { lead, contact });
         if self.phase.is_ready() {

@@ -351,18 +351,23 @@ fn a_preview_offer_is_shown_and_can_be_called() {
     let offered = feed(
         &mut desk,
         Input::PreviewOffered {
-            lead: Some(11),
-            contact: Some(42),
+            lead: Some(LeadId(11)),
+            contact: Some(ContactId(42)),
         },
     );
     assert_eq!(
         offered,
         vec![Action::Send(Reply::Preview {
-            lead: Some(11),
-            contact: Some(42)
+            lead: Some(LeadId(11)),
+            contact: Some(ContactId(42))
         })]
     );
-    assert_eq!(desk.phase(), &Phase::Previewing { lead: Some(11) });
+    assert_eq!(
+        desk.phase(),
+        &Phase::Previewing {
+            lead: Some(LeadId(11))
+        }
+    );
     assert_eq!(desk.phase().name(), "ready");
     assert_eq!(
         feed(&mut desk, Input::PreviewCall),
@@ -384,8 +389,8 @@ fn skipping_a_preview_asks_for_the_next() {
     feed(
         &mut desk,
         Input::PreviewOffered {
-            lead: Some(11),
-            contact: Some(42),
+            lead: Some(LeadId(11)),
+            contact: Some(ContactId(42)),
         },
     );
     assert_eq!(
@@ -435,8 +440,8 @@ fn a_preview_call_that_fails_shows_the_next_contact() {
     feed(
         &mut desk,
         Input::PreviewOffered {
-            lead: Some(11),
-            contact: Some(42),
+            lead: Some(LeadId(11)),
+            contact: Some(ContactId(42)),
         },
     );
     feed(&mut desk, Input::PreviewCall);

@@ -1,9 +1,9 @@
 //! Turns a runner's reports into events on the bus.
 
-use crate::runner::{CallPhase, Report};
+use crate::runner::Report;
 use std::sync::Arc;
 
-use crm::events::{CallState, CampaignFigures, Event, EventBus};
+use crm::events::{CampaignFigures, Event, EventBus};
 use crm::model::{AccountId, CampaignId};
 use tokio::sync::mpsc;
 use vocab::Clock;
@@ -35,7 +35,7 @@ fn event(
             campaign_id: campaign,
             agent: user_id(agent),
             lead_id: lead.as_ref().map(|l| l.id),
-            contact_id: lead.map(|l| crm::model::ContactId(l.contact_id)),
+            contact_id: lead.map(|l| l.contact_id),
         },
         Report::ManualRefused { agent } => Event::DialRefused {
             account,
@@ -50,16 +50,9 @@ fn event(
             ..
         } => Event::CallState {
             account,
-            call_ref: call_ref.to_string(),
+            call_ref,
             campaign_id: Some(campaign),
-            state: match phase {
-                CallPhase::Dialling => CallState::Dialling,
-                CallPhase::Ringing => CallState::Ringing,
-                CallPhase::Answered => CallState::Answered,
-                CallPhase::Connected => CallState::Connected,
-                CallPhase::Abandoned => CallState::Abandoned,
-                CallPhase::Ended => CallState::Ended,
-            },
+            state: phase,
             agent: agent.map(user_id),
             cause: cause.map(|c| format!("{c:?}")),
             at,

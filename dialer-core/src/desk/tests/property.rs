@@ -31,8 +31,8 @@ fn any_input() -> impl Strategy<Value = Input<u32>> {
         }),
         Just(Input::AudioConnected),
         Just(Input::PreviewOffered {
-            lead: Some(1),
-            contact: Some(1)
+            lead: Some(LeadId(1)),
+            contact: Some(ContactId(1))
         }),
         call.clone().prop_map(|call| Input::CallRinging { call }),
         (call.clone(), any::<bool>())

@@ -200,7 +200,7 @@ fn signing_out_while_waiting_leaves_the_campaign() {
     feed(
         &mut previewing,
         Input::PreviewOffered {
-            lead: Some(1),
+            lead: Some(LeadId(1)),
             contact: None,
         },
     );
