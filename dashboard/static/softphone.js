@@ -121,6 +121,9 @@
       case "not_connected":
         status(m.cause ? `The call was not connected (${m.cause}).` : "The call was not connected.", true);
         break;
+      case "restarting":
+        status(m.message, true);
+        break;
       case "error":
         // A refused save leaves the draft; the agent may fix it or discard it.
         if (desk.saving && desk.wrapup) $("discard").hidden = false;

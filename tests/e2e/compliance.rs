@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use crm::events::{CallState, CampaignFigures, Event};
+use crm::events::{CallPhase, CampaignFigures, Event};
 use crm::model::{Account, CampaignId, ContactFields, ContactId, Role, UserId};
 use crm::store::campaign_settings::DialMode;
 use crm::testing::TestBackend;
@@ -62,7 +62,7 @@ async fn outlive_a_restart(backend: TestBackend) {
     floor.add_contacts(&t, 1).await;
     let mut bus = t.app.bus.subscribe();
     floor.ready(&t, leg).await;
-    wait_for_call(&mut bus, CallState::Abandoned).await;
+    wait_for_call(&mut bus, CallPhase::Abandoned).await;
     let later = figures_reach(&t.app.bus, floor.campaign, (HISTORY + 5, 2)).await;
     assert_eq!(later.abandons_allowed, 1);
     t.app.stop().await.expect("clean shutdown");
@@ -93,7 +93,7 @@ async fn two_nodes_on_one_postgres_count_one_rate() {
     floor.add_contacts(&t, 1).await;
     let mut bus = t.app.bus.subscribe();
     floor.ready(&t, CallRef::random()).await;
-    wait_for_call(&mut bus, CallState::Abandoned).await;
+    wait_for_call(&mut bus, CallPhase::Abandoned).await;
     let on_b = figures_reach(&b.bus, floor.campaign, (HISTORY + 4, 2)).await;
     assert_eq!(
         on_b.abandons_allowed, 1,
@@ -181,7 +181,7 @@ impl Floor {
                 .await
                 .expect("connected");
             let attempt = s
-                .attempt_by_ref(floor.account.id, &call.to_string())
+                .attempt_by_ref(floor.account.id, call)
                 .await
                 .expect("attempt");
             s.mark_ended(floor.account.id, attempt.id, "answered", at)
@@ -251,8 +251,8 @@ impl Floor {
         let (mut connected, mut abandoned) = (0, 0);
         while connected + abandoned < connect + abandon {
             match next_call_end(&mut bus).await {
-                Some(CallState::Connected) => connected += 1,
-                Some(CallState::Abandoned) => abandoned += 1,
+                Some(CallPhase::Connected) => connected += 1,
+                Some(CallPhase::Abandoned) => abandoned += 1,
                 _ => continue,
             }
             // The agent wraps up and is Ready again, on the real leg until
@@ -262,7 +262,7 @@ impl Floor {
             } else {
                 CallRef::random()
             };
-            wait_for_call(&mut bus, CallState::Ended).await;
+            wait_for_call(&mut bus, CallPhase::Ended).await;
             self.ready(t, leg).await;
         }
         (connected, abandoned)
@@ -274,14 +274,14 @@ fn rand_suffix() -> u32 {
 }
 
 /// Returns the next connected or abandoned state of a call.
-async fn next_call_end(bus: &mut broadcast::Receiver<Arc<Event>>) -> Option<CallState> {
+async fn next_call_end(bus: &mut broadcast::Receiver<Arc<Event>>) -> Option<CallPhase> {
     let event = tokio::time::timeout(Duration::from_secs(30), bus.recv())
         .await
         .expect("the campaign keeps calling")
         .expect("the bus runs");
     match event.as_ref() {
         Event::CallState { state, .. }
-            if matches!(state, CallState::Connected | CallState::Abandoned) =>
+            if matches!(state, CallPhase::Connected | CallPhase::Abandoned) =>
         {
             Some(*state)
         }
@@ -289,7 +289,7 @@ async fn next_call_end(bus: &mut broadcast::Receiver<Arc<Event>>) -> Option<Call
     }
 }
 
-async fn wait_for_call(bus: &mut broadcast::Receiver<Arc<Event>>, wanted: CallState) {
+async fn wait_for_call(bus: &mut broadcast::Receiver<Arc<Event>>, wanted: CallPhase) {
     tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             let event = bus.recv().await.expect("the bus runs");

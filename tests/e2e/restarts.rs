@@ -221,6 +221,14 @@ async fn drain_on_sigterm(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         anyhow::ensure!(draining, "/healthz tells load balancers the node is draining");
+        // The agent is told, on the page.
+        until(
+            &mut cdp,
+            &page,
+            "$('status').textContent.includes('restarting')",
+        )
+        .await
+        .context("the agent page says the service is restarting")?;
         // The call carries on.
         tokio::time::sleep(Duration::from_secs(2)).await;
         anyhow::ensure!(node.try_wait()?.is_none(), "the node still runs");

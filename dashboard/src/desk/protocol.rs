@@ -186,6 +186,12 @@ pub enum ServerMessage {
         /// The call it was for.
         call_ref: CallRef,
     },
+    /// The service is restarting: no new call comes, the call in progress
+    /// and its wrap-up carry on, and the page reconnects by itself after.
+    Restarting {
+        /// What the agent should know, in words.
+        message: String,
+    },
     /// The last message could not be acted on.
     Error {
         /// What went wrong, for the agent.

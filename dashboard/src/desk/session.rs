@@ -61,6 +61,10 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
     if returning {
         opening.extend(s.restore().await);
     }
+    let mut draining = s.floor.watch_draining();
+    if *draining.borrow_and_update() {
+        opening.push(restarting());
+    }
     for message in &opening {
         if send(&mut socket, message).await.is_err() {
             return;
@@ -76,6 +80,13 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
                 Some(Ok(_)) => Vec::new(),
             },
             _ = sleep_until(s.desk.poll_timeout(), s.state.clock.now()) => s.timeout().await,
+            Ok(()) = draining.changed() => {
+                if *draining.borrow_and_update() {
+                    vec![restarting()]
+                } else {
+                    Vec::new()
+                }
+            }
             _ = check.tick() => {
                 if !s.signed_in().await {
                     return s.signed_out(socket).await;
@@ -453,6 +464,15 @@ impl Session {
     /// The agent, as the campaign's runner knows them.
     pub(super) fn agent(&self) -> dialer::pacer::AgentId {
         dialer::floor::agent_id(self.user.id)
+    }
+}
+
+/// Tells the agent the service is about to restart.
+fn restarting() -> ServerMessage {
+    ServerMessage::Restarting {
+        message: "The service is restarting: no new call will come. Finish the call \
+                  in progress and its wrap-up; this page reconnects by itself after."
+            .into(),
     }
 }
 

@@ -33,7 +33,7 @@ pub struct Floor {
     recordings: Option<PathBuf>,
     running: Mutex<HashMap<CampaignId, Running>>,
     /// Set once the node drains to restart: no campaign starts here again.
-    draining: std::sync::atomic::AtomicBool,
+    draining: tokio::sync::watch::Sender<bool>,
 }
 
 struct Running {
@@ -66,7 +66,7 @@ impl Floor {
             default_trunk: default_trunk.into(),
             recordings: None,
             running: Mutex::new(HashMap::new()),
-            draining: std::sync::atomic::AtomicBool::new(false),
+            draining: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -303,8 +303,7 @@ impl Floor {
     /// Drains the node before it stops: no campaign places a new call or
     /// starts here again, and the calls in progress run to their end.
     pub async fn drain(&self) {
-        self.draining
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.draining.send_replace(true);
         for r in self.running.lock().await.values() {
             r.handle.drain();
         }
@@ -313,7 +312,12 @@ impl Floor {
 
     /// Returns whether the node is draining.
     pub fn is_draining(&self) -> bool {
-        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+        *self.draining.borrow()
+    }
+
+    /// Returns a watch that changes to `true` when the node starts draining.
+    pub fn watch_draining(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.draining.subscribe()
     }
 
     /// Returns the calls this node's campaigns placed and have not ended.
