@@ -7,7 +7,9 @@ use chrono::{TimeDelta, TimeZone};
 use proptest::prelude::*;
 
 use super::*;
-use crate::compliance::AbandonTarget;
+use crate::compliance::{AbandonTarget, Counts};
+use crate::pacer::PacerConfig;
+use vocab::{ContactId, LeadId};
 
 /// What the far end of a number does.
 #[derive(Debug, Clone, Copy, PartialEq)]
