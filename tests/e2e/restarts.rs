@@ -103,83 +103,77 @@ async fn crash_and_restart(
     chromium: &Path,
     dir: &Path,
 ) -> Result<()> {
-    let s = &db.store;
-    let seeded = seed(s).await?;
-    let config = write_config(dir, customers)?;
-    let port = free_tcp_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut node = serve(&db.url, &config, port, dir, "first").await?;
-
-    let tone = dir.join("tone.wav");
-    write_tone(&tone, 440.0)?;
-    let browser = Chromium::start(chromium, &dir.join("profile"), &tone).await?;
-    let mut cdp = Cdp::connect(&browser.ws_url).await?;
-    let result = async {
-        let page = cdp.open_page(&format!("{base}/login")).await?;
-        log_in(&mut cdp, &page, &seeded.agent_password).await?;
-        go_ready(&mut cdp, &page, &base, seeded.campaign).await?;
-        until(&mut cdp, &page, "$('state').dataset.state === 'in_call'").await?;
-        let attempt = only_attempt(s, &seeded, seeded.first).await?;
-        assert!(attempt.answered_at.is_some(), "the call was answered");
-        assert_eq!(attempt.ended_at, None, "and is in progress");
-
-        // The node dies mid-call.
-        node.start_kill()?;
-        node.wait().await?;
-        let lead = s
-            .lead_for_contact(seeded.account, seeded.campaign_id, seeded.first)
-            .await?;
-        assert_eq!(
-            lead.state,
-            LeadState::InProgress,
-            "left leased by the dead node"
-        );
-        assert_eq!(lead.lease_owner.as_deref(), Some(NODE));
-
-        // It starts again, as systemd would restart it.
-        let mut node = serve(&db.url, &config, port, dir, "second").await?;
-        let attempt = only_attempt(s, &seeded, seeded.first).await?;
-        assert_eq!(attempt.outcome.as_deref(), Some(INTERRUPTED));
-        assert!(attempt.ended_at.is_some(), "the cut call is closed");
-        let lead = s
-            .lead_for_contact(seeded.account, seeded.campaign_id, seeded.first)
-            .await?;
-        assert_eq!(lead.state, LeadState::Pending, "the lead is back");
-        assert_eq!(lead.lease_owner, None);
-        assert_eq!(lead.attempts, 1, "the cut call used an attempt");
-        assert!(
-            lead.next_attempt_at.is_some(),
-            "and is retried under the campaign's rule for failed calls, not at once"
-        );
-        let state = s
-            .last_agent_state(seeded.account, seeded.agent)
-            .await?
-            .context("the agent has a state")?;
-        assert_eq!(
-            state, "logged_out",
-            "the agent is no longer shown in a call"
-        );
-
-        // The agent reloads the page and goes Ready again: the second
-        // contact is called, the first is not called a second time.
-        go_ready(&mut cdp, &page, &base, seeded.campaign).await?;
-        until(&mut cdp, &page, "$('state').dataset.state === 'in_call'").await?;
-        only_attempt(s, &seeded, seeded.second).await?;
-        let calls = s.attempts_for_contact(seeded.account, seeded.first).await?;
-        assert_eq!(calls.len(), 1, "the first contact was dialled once");
-        assert_eq!(
-            customers.stats().calls,
-            2,
-            "the carrier saw two calls in all"
-        );
-        node.start_kill()?;
-        node.wait().await?;
-        Ok::<_, anyhow::Error>(())
-    }
-    .await;
-    browser.stop(&mut cdp).await;
-    let _ = node.start_kill();
+    let mut stage = Stage::agent_in_call(db, customers, chromium, dir, "first").await?;
+    let result = crash(&mut stage, db, customers, dir).await;
+    stage.stop().await;
     result
+}
+
+async fn crash(st: &mut Stage, db: &TestDb, customers: &Carrier, dir: &Path) -> Result<()> {
+    let s = &db.store;
+    let attempt = only_attempt(s, &st.seeded, st.seeded.first).await?;
+    assert!(attempt.answered_at.is_some(), "the call was answered");
+    assert_eq!(attempt.ended_at, None, "and is in progress");
+
+    // The node dies mid-call.
+    st.node.start_kill()?;
+    st.node.wait().await?;
+    let lead = s
+        .lead_for_contact(st.seeded.account, st.seeded.campaign_id, st.seeded.first)
+        .await?;
+    assert_eq!(
+        lead.state,
+        LeadState::InProgress,
+        "left leased by the dead node"
+    );
+    assert_eq!(lead.lease_owner.as_deref(), Some(NODE));
+
+    // It starts again, as systemd would restart it.
+    st.node = serve(&db.url, &st.config, st.port, dir, "second").await?;
+    let attempt = only_attempt(s, &st.seeded, st.seeded.first).await?;
+    assert_eq!(attempt.outcome.as_deref(), Some(INTERRUPTED));
+    assert!(attempt.ended_at.is_some(), "the cut call is closed");
+    let lead = s
+        .lead_for_contact(st.seeded.account, st.seeded.campaign_id, st.seeded.first)
+        .await?;
+    assert_eq!(lead.state, LeadState::Pending, "the lead is back");
+    assert_eq!(lead.lease_owner, None);
+    assert_eq!(lead.attempts, 1, "the cut call used an attempt");
+    assert!(
+        lead.next_attempt_at.is_some(),
+        "and is retried under the campaign's rule for failed calls, not at once"
+    );
+    let state = s
+        .last_agent_state(st.seeded.account, st.seeded.agent)
+        .await?
+        .context("the agent has a state")?;
+    assert_eq!(
+        state, "logged_out",
+        "the agent is no longer shown in a call"
+    );
+
+    // The agent reloads the page and goes Ready again: the second
+    // contact is called, the first is not called a second time.
+    go_ready(&mut st.cdp, &st.page, &st.base, st.seeded.campaign).await?;
+    until(
+        &mut st.cdp,
+        &st.page,
+        "$('state').dataset.state === 'in_call'",
+    )
+    .await?;
+    only_attempt(s, &st.seeded, st.seeded.second).await?;
+    let calls = s
+        .attempts_for_contact(st.seeded.account, st.seeded.first)
+        .await?;
+    assert_eq!(calls.len(), 1, "the first contact was dialled once");
+    assert_eq!(
+        customers.stats().calls,
+        2,
+        "the carrier saw two calls in all"
+    );
+    st.node.start_kill()?;
+    st.node.wait().await?;
+    Ok(())
 }
 
 async fn drain_on_sigterm(
@@ -188,89 +182,148 @@ async fn drain_on_sigterm(
     chromium: &Path,
     dir: &Path,
 ) -> Result<()> {
-    let s = &db.store;
-    let seeded = seed(s).await?;
-    let config = write_config(dir, customers)?;
-    let port = free_tcp_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut node = serve(&db.url, &config, port, dir, "draining").await?;
-    let tone = dir.join("tone.wav");
-    write_tone(&tone, 440.0)?;
-    let browser = Chromium::start(chromium, &dir.join("profile"), &tone).await?;
-    let mut cdp = Cdp::connect(&browser.ws_url).await?;
-    let result = async {
-        let page = cdp.open_page(&format!("{base}/login")).await?;
-        log_in(&mut cdp, &page, &seeded.agent_password).await?;
-        go_ready(&mut cdp, &page, &base, seeded.campaign).await?;
-        until(&mut cdp, &page, "$('state').dataset.state === 'in_call'").await?;
+    let mut stage = Stage::agent_in_call(db, customers, chromium, dir, "draining").await?;
+    let result = drain(&mut stage, db, customers).await;
+    stage.stop().await;
+    result
+}
 
-        // The operator stops the service, say for an upgrade.
-        let pid = node.id().context("running")?.to_string();
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()?;
-        anyhow::ensure!(sent.success(), "kill -TERM failed");
-        let health = format!("{base}/healthz");
-        let mut draining = false;
-        for _ in 0..50 {
-            let r = reqwest::get(&health).await?;
-            if r.status() == 503 && r.text().await?.contains("draining") {
-                draining = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+async fn drain(st: &mut Stage, db: &TestDb, customers: &Carrier) -> Result<()> {
+    let s = &db.store;
+    // The operator stops the service, say for an upgrade.
+    let pid = st.node.id().context("running")?.to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()?;
+    anyhow::ensure!(sent.success(), "kill -TERM failed");
+    let health = format!("{}/healthz", st.base);
+    let mut draining = false;
+    for _ in 0..50 {
+        let r = reqwest::get(&health).await?;
+        if r.status() == 503 && r.text().await?.contains("draining") {
+            draining = true;
+            break;
         }
-        anyhow::ensure!(draining, "/healthz tells load balancers the node is draining");
-        // The agent is told, on the page.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::ensure!(
+        draining,
+        "/healthz tells load balancers the node is draining"
+    );
+    // The agent is told, on the page.
+    until(
+        &mut st.cdp,
+        &st.page,
+        "$('status').textContent.includes('restarting')",
+    )
+    .await
+    .context("the agent page says the service is restarting")?;
+    // The call carries on.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    anyhow::ensure!(st.node.try_wait()?.is_none(), "the node still runs");
+    let attempt = only_attempt(s, &st.seeded, st.seeded.first).await?;
+    assert_eq!(attempt.ended_at, None, "the call is still up");
+
+    // The agent finishes the call and the wrap-up.
+    st.cdp
+        .evaluate(&st.page, &with_ids("$('hangup').click()"))
+        .await?;
+    until(
+        &mut st.cdp,
+        &st.page,
+        "!$('wrapup-panel').hidden && [...$('wrapup').disposition.options].some((o) => o.value === 'sale')",
+    )
+    .await?;
+    let fill = "(() => { const f = $('wrapup'); f.disposition.value = 'sale'; \
+                f.notes.value = 'Renewed before the upgrade.'; \
+                f.querySelector('button[type=submit]').click(); return true; })()";
+    st.cdp.evaluate(&st.page, &with_ids(fill)).await?;
+
+    // Then, with no call left and nobody wrapping up, the node stops.
+    let status = tokio::time::timeout(Duration::from_secs(30), st.node.wait())
+        .await
+        .context("the drained node stops by itself")??;
+    anyhow::ensure!(status.success(), "a drained stop exits 0: {status:?}");
+    let history = s
+        .interactions_for_contact(st.seeded.account, st.seeded.first)
+        .await?;
+    assert_eq!(history.len(), 1, "the wrap-up was saved: {history:?}");
+    assert_eq!(history[0].disposition.as_deref(), Some("sale"));
+    let attempt = only_attempt(s, &st.seeded, st.seeded.first).await?;
+    assert_eq!(attempt.outcome.as_deref(), Some("answered"));
+    let second = s
+        .attempts_for_contact(st.seeded.account, st.seeded.second)
+        .await?;
+    assert!(second.is_empty(), "nothing new was dialled while draining");
+    assert_eq!(customers.stats().calls, 1);
+    Ok(())
+}
+
+/// A node of the real binary on its own config and port, with a Chromium
+/// agent logged in on its agent page and talking to the first contact.
+struct Stage {
+    seeded: Seeded,
+    config: std::path::PathBuf,
+    port: u16,
+    base: String,
+    node: Child,
+    browser: Chromium,
+    cdp: Cdp,
+    page: String,
+}
+
+impl Stage {
+    async fn agent_in_call(
+        db: &TestDb,
+        customers: &Carrier,
+        chromium: &Path,
+        dir: &Path,
+        name: &str,
+    ) -> Result<Stage> {
+        let seeded = seed(&db.store).await?;
+        let config = write_config(dir, customers)?;
+        let port = free_tcp_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let node = serve(&db.url, &config, port, dir, name).await?;
+        let tone = dir.join("tone.wav");
+        write_tone(&tone, 440.0)?;
+        let browser = Chromium::start(chromium, &dir.join("profile"), &tone).await?;
+        let cdp = Cdp::connect(&browser.ws_url).await?;
+        let mut stage = Stage {
+            seeded,
+            config,
+            port,
+            base,
+            node,
+            browser,
+            cdp,
+            page: String::new(),
+        };
+        match stage.take_a_call().await {
+            Ok(()) => Ok(stage),
+            Err(e) => {
+                stage.stop().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn take_a_call(&mut self) -> Result<()> {
+        self.page = self.cdp.open_page(&format!("{}/login", self.base)).await?;
+        log_in(&mut self.cdp, &self.page, &self.seeded.agent_password).await?;
+        go_ready(&mut self.cdp, &self.page, &self.base, self.seeded.campaign).await?;
         until(
-            &mut cdp,
-            &page,
-            "$('status').textContent.includes('restarting')",
+            &mut self.cdp,
+            &self.page,
+            "$('state').dataset.state === 'in_call'",
         )
         .await
-        .context("the agent page says the service is restarting")?;
-        // The call carries on.
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        anyhow::ensure!(node.try_wait()?.is_none(), "the node still runs");
-        let attempt = only_attempt(s, &seeded, seeded.first).await?;
-        assert_eq!(attempt.ended_at, None, "the call is still up");
-
-        // The agent finishes the call and the wrap-up.
-        cdp.evaluate(&page, &with_ids("$('hangup').click()")).await?;
-        until(
-            &mut cdp,
-            &page,
-            "!$('wrapup-panel').hidden && [...$('wrapup').disposition.options].some((o) => o.value === 'sale')",
-        )
-        .await?;
-        let fill = "(() => { const f = $('wrapup'); f.disposition.value = 'sale'; \
-                    f.notes.value = 'Renewed before the upgrade.'; \
-                    f.querySelector('button[type=submit]').click(); return true; })()";
-        cdp.evaluate(&page, &with_ids(fill)).await?;
-
-        // Then, with no call left and nobody wrapping up, the node stops.
-        let status = tokio::time::timeout(Duration::from_secs(30), node.wait())
-            .await
-            .context("the drained node stops by itself")??;
-        anyhow::ensure!(status.success(), "a drained stop exits 0: {status:?}");
-        let history = s
-            .interactions_for_contact(seeded.account, seeded.first)
-            .await?;
-        assert_eq!(history.len(), 1, "the wrap-up was saved: {history:?}");
-        assert_eq!(history[0].disposition.as_deref(), Some("sale"));
-        let attempt = only_attempt(s, &seeded, seeded.first).await?;
-        assert_eq!(attempt.outcome.as_deref(), Some("answered"));
-        let second = s
-            .attempts_for_contact(seeded.account, seeded.second)
-            .await?;
-        assert!(second.is_empty(), "nothing new was dialled while draining");
-        assert_eq!(customers.stats().calls, 1);
-        Ok::<_, anyhow::Error>(())
     }
-    .await;
-    browser.stop(&mut cdp).await;
-    let _ = node.start_kill();
-    result
+
+    async fn stop(mut self) {
+        self.browser.stop(&mut self.cdp).await;
+        let _ = self.node.start_kill();
+    }
 }
 
 /// Writes the node's config file: its name, and the customers' trunk.
