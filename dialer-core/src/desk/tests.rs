@@ -23,6 +23,36 @@ fn feed(desk: &mut Desk<u32>, input: Input<u32>) -> Vec<Action<u32>> {
     drain(desk)
 }
 
+/// Ends the agent's own call `call` with no cause given.
+fn end_call(desk: &mut Desk<u32>, call: u32) -> Vec<Action<u32>> {
+    feed(
+        desk,
+        Input::CallEnded {
+            call,
+            mine: true,
+            cause: None,
+        },
+    )
+}
+
+/// Answers the desk's request for the wrap-up limit of `call`.
+fn wrap_limit(
+    desk: &mut Desk<u32>,
+    call: u32,
+    ended_at: Option<DateTime<Utc>>,
+    limit_secs: Option<u32>,
+) -> Vec<Action<u32>> {
+    feed(
+        desk,
+        Input::WrapUpLimit {
+            call,
+            cause: None,
+            ended_at,
+            limit_secs,
+        },
+    )
+}
+
 fn state(name: &'static str, campaign: Option<CampaignId>, reason: Option<&str>) -> Action<u32> {
     Action::Send(Reply::State {
         state: name,
@@ -62,23 +92,8 @@ fn in_call(call: u32, recorded: bool) -> Desk<u32> {
 /// A desk whose call 5 ended at `t0`, under a wrap-up limit.
 fn wrapping_up(limit_secs: u32) -> Desk<u32> {
     let mut desk = in_call(5, false);
-    feed(
-        &mut desk,
-        Input::CallEnded {
-            call: 5,
-            mine: true,
-            cause: None,
-        },
-    );
-    feed(
-        &mut desk,
-        Input::WrapUpLimit {
-            call: 5,
-            cause: None,
-            ended_at: Some(t0()),
-            limit_secs: Some(limit_secs),
-        },
-    );
+    end_call(&mut desk, 5);
+    wrap_limit(&mut desk, 5, Some(t0()), Some(limit_secs));
     desk
 }
 

@@ -95,14 +95,7 @@ fn the_call_in_progress_ending_wraps_up_even_if_not_reported_as_mine() {
 fn without_a_limit_the_wrap_up_has_no_deadline() {
     for limit_secs in [Some(0), None] {
         let mut desk = in_call(5, false);
-        feed(
-            &mut desk,
-            Input::CallEnded {
-                call: 5,
-                mine: true,
-                cause: None,
-            },
-        );
+        end_call(&mut desk, 5);
         let out = feed(
             &mut desk,
             Input::WrapUpLimit {
@@ -130,14 +123,7 @@ fn without_a_limit_the_wrap_up_has_no_deadline() {
 #[test]
 fn a_limit_counts_from_the_end_of_the_call_or_from_now() {
     let mut desk = in_call(5, false);
-    feed(
-        &mut desk,
-        Input::CallEnded {
-            call: 5,
-            mine: true,
-            cause: None,
-        },
-    );
+    end_call(&mut desk, 5);
     desk.handle_input(
         Input::WrapUpLimit {
             call: 5,
@@ -160,14 +146,7 @@ fn a_limit_counts_from_the_end_of_the_call_or_from_now() {
     assert_eq!(desk.poll_timeout(), Some(at(2)));
 
     let mut desk = in_call(5, false);
-    feed(
-        &mut desk,
-        Input::CallEnded {
-            call: 5,
-            mine: true,
-            cause: None,
-        },
-    );
+    end_call(&mut desk, 5);
     desk.handle_input(
         Input::WrapUpLimit {
             call: 5,
@@ -290,23 +269,8 @@ fn a_disposition_outside_a_wrap_up_is_refused() {
 #[test]
 fn an_end_time_at_the_edge_of_the_calendar_sets_no_deadline() {
     let mut desk = in_call(5, false);
-    feed(
-        &mut desk,
-        Input::CallEnded {
-            call: 5,
-            mine: true,
-            cause: None,
-        },
-    );
-    let out = feed(
-        &mut desk,
-        Input::WrapUpLimit {
-            call: 5,
-            cause: None,
-            ended_at: Some(DateTime::<Utc>::MAX_UTC),
-            limit_secs: Some(30),
-        },
-    );
+    end_call(&mut desk, 5);
+    let out = wrap_limit(&mut desk, 5, Some(DateTime::<Utc>::MAX_UTC), Some(30));
     assert_eq!(
         out,
         vec![Action::Send(Reply::CallEnded {
