@@ -86,8 +86,7 @@ async fn call(
     s.open_attempt(f.account, call, f.campaign, contact, node, at)
         .await
         .unwrap();
-    let attempt = s.attempt_by_ref(f.account, call).await.unwrap();
-    s.mark_answered(f.account, attempt.id, at).await.unwrap();
+    s.mark_call_answered(f.account, call, at).await.unwrap();
     if abandoned {
         s.mark_abandoned(f.account, call, at + Duration::seconds(2))
             .await

@@ -94,13 +94,8 @@ impl LeadSource for StoreLeads {
     }
 
     async fn answered(&self, call: CallRef, at: DateTime<Utc>) -> Result<(), RunnerError> {
-        let attempt = self
-            .store
-            .attempt_by_ref(self.account, call)
-            .await
-            .map_err(failed)?;
         self.store
-            .mark_answered(self.account, attempt.id, at)
+            .mark_call_answered(self.account, call, at)
             .await
             .map_err(failed)
     }

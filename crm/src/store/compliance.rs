@@ -69,6 +69,16 @@ impl Store {
         Ok(())
     }
 
+    /// Records that the call was answered, found by its reference.
+    pub async fn mark_call_answered(
+        &self,
+        account: AccountId,
+        call: CallRef,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.stamp(account, call, "answered_at", at).await
+    }
+
     /// Records that an agent was connected to the answered call.
     pub async fn mark_connected(
         &self,
