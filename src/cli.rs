@@ -77,6 +77,49 @@ pub struct ServeArgs {
     /// Do not create the demo account on an empty database.
     #[arg(long)]
     pub no_demo: bool,
+    /// Serve HTTPS with this PEM certificate chain (leaf first).
+    #[arg(
+        long,
+        env = "DIALCRM_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "DIALCRM_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate from a local authority made once and
+    /// kept beside the database (for a LAN or a trial).
+    #[arg(long)]
+    pub tls_self_signed: bool,
+    /// A name agents use to reach the service (repeatable): added to the
+    /// self-signed certificate, checked against a provided one.
+    #[arg(long = "tls-name", value_name = "NAME")]
+    pub tls_names: Vec<String>,
+    /// Serve HTTPS with a certificate from an ACME authority (Let's
+    /// Encrypt by default) for this public name (repeatable).
+    #[arg(long = "acme-domain", value_name = "NAME")]
+    pub acme_domains: Vec<String>,
+    /// The contact the ACME authority writes to about the certificate.
+    #[arg(long, env = "DIALCRM_ACME_EMAIL", value_name = "ADDRESS")]
+    pub acme_email: Option<String>,
+    /// Where the ACME account and certificate are kept.
+    #[arg(long, value_name = "DIR")]
+    pub acme_cache: Option<PathBuf>,
+    /// The ACME directory URL (default: Let's Encrypt).
+    #[arg(long, value_name = "URL")]
+    pub acme_directory: Option<String>,
+    /// The root certificate of a private ACME authority's own HTTPS.
+    #[arg(long, value_name = "FILE")]
+    pub acme_ca_root: Option<PathBuf>,
+    /// A plain-HTTP address that only redirects to HTTPS (e.g. 0.0.0.0:80).
+    #[arg(long, env = "DIALCRM_HTTP_REDIRECT_ADDR", value_name = "ADDR")]
+    pub http_redirect_addr: Option<SocketAddr>,
 }
 
 /// `account …`
@@ -125,6 +168,18 @@ pub async fn run(cli: Cli) -> Result<()> {
     if let Command::Serve(args) = &cli.command {
         overrides.http_addr = args.http_addr;
         overrides.no_demo = args.no_demo;
+        overrides.tls = crate::settings::TlsOverrides {
+            cert: args.tls_cert.clone(),
+            key: args.tls_key.clone(),
+            self_signed: args.tls_self_signed,
+            names: args.tls_names.clone(),
+            acme_domains: args.acme_domains.clone(),
+            acme_email: args.acme_email.clone(),
+            acme_cache: args.acme_cache.clone(),
+            acme_directory: args.acme_directory.clone(),
+            acme_ca_root: args.acme_ca_root.clone(),
+            redirect_addr: args.http_redirect_addr,
+        };
     }
     if let Command::Doctor = cli.command {
         // Doctor reports a configuration that does not load as a failure.
@@ -223,8 +278,14 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 async fn serve(settings: &Settings) -> Result<()> {
     let app = App::start(settings).await?;
-    let base = format!("http://{}", app.http_addr);
+    let base = app.base_url();
     println!("dialcrm is listening on {base}");
+    for note in &app.tls_notes {
+        println!("  {note}");
+    }
+    if let Some(addr) = app.redirect_addr {
+        println!("  plain HTTP on {addr} redirects to HTTPS");
+    }
     println!("  log in:     {base}/login");
     println!("  health:     {base}/healthz");
     println!("  metrics:    {base}/metrics");

@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod lists_cli;
 pub mod settings;
 pub mod telephony;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +25,12 @@ pub use settings::{Overrides, Settings};
 pub struct App {
     /// The address the HTTP server is bound to.
     pub http_addr: SocketAddr,
+    /// Whether it serves HTTPS.
+    pub https: bool,
+    /// The plain-HTTP port that redirects to HTTPS, if any.
+    pub redirect_addr: Option<SocketAddr>,
+    /// What the operator should know about the certificate.
+    pub tls_notes: Vec<String>,
     /// The store the service uses.
     pub store: crm::Store,
     /// The event bus every producer publishes on.
@@ -41,6 +48,8 @@ pub struct App {
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     housekeeping: JoinHandle<()>,
+    /// The redirect server and the certificate renewal, if any.
+    extras: Vec<JoinHandle<()>>,
 }
 
 impl App {
@@ -55,6 +64,10 @@ impl App {
         settings: &Settings,
         clock: Arc<dyn dashboard::Clock>,
     ) -> Result<App> {
+        // Certificates are checked first: a bad one stops the start before
+        // anything else is touched. Browsers judge them by the real time.
+        let tls = tls::prepare(&settings.tls, &settings.state_dir(), chrono::Utc::now())
+            .map_err(anyhow::Error::msg)?;
         let url = settings.database_url.expose();
         let store = crm::Store::connect(url)
             .await
@@ -78,7 +91,11 @@ impl App {
         let http_addr = listener.local_addr()?;
         let config = dashboard::DashboardConfig {
             session_ttl: settings.session_ttl,
-            secure_cookies: settings.secure_cookies,
+            secure_cookies: settings.secure_cookies || tls.is_some(),
+            hsts_max_age: tls
+                .as_ref()
+                .map(|_| settings.tls.hsts_max_age)
+                .filter(|d| !d.is_zero()),
             node: settings.node_id.clone(),
             trusted_proxies: dashboard::proxies::TrustedProxies::parse(&settings.trusted_proxies)
                 .map_err(anyhow::Error::msg)?,
@@ -120,28 +137,93 @@ impl App {
         let desks = state.desks.clone();
         let router = dashboard::router(state);
         let (tx, rx) = oneshot::channel::<()>();
-        // Small frames (stream events, desk updates) go out at once: with
-        // Nagle's algorithm a frame written while the previous one waits for
-        // the browser's delayed ACK would wait for that ACK too, up to 40 ms.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        let shutdown = async {
+            let _ = rx.await;
+        };
+        let make_service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let mut extras = Vec::new();
+        let mut redirect_addr = None;
+        let (server, tls_notes) = match tls {
+            None => {
+                // Small frames (stream events, desk updates) go out at once:
+                // with Nagle's algorithm a frame written while the previous
+                // one waits for the browser's delayed ACK would wait for that
+                // ACK too, up to 40 ms.
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+                    }
+                });
+                let server = tokio::spawn(async move {
+                    axum::serve(listener, make_service)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                });
+                (server, Vec::new())
             }
-        });
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
-        });
+            Some(prepared) => {
+                // The TLS listener sets TCP_NODELAY as it accepts.
+                let listener = tls::listener::TlsListener::new(listener, prepared.config.clone())?
+                    .tap_io(|_| {});
+                let server = tokio::spawn(async move {
+                    axum::serve(listener, make_service)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                });
+                if let Some(addr) = settings.tls.redirect_addr {
+                    let plain = tokio::net::TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("listening for plain HTTP on {addr}"))?;
+                    redirect_addr = Some(plain.local_addr()?);
+                    let router = tls::listener::redirect_router(http_addr.port());
+                    extras.push(tokio::spawn(async move {
+                        if let Err(e) = axum::serve(plain, router).await {
+                            tracing::error!(error = %e, "the plain-HTTP redirect server failed");
+                        }
+                    }));
+                }
+                if let Some((acme, facts)) = prepared.acme {
+                    let facts = match facts {
+                        Some(f) => Some(f),
+                        None => Some(
+                            tokio::time::timeout(
+                                std::time::Duration::from_secs(180),
+                                tls::acme::obtain(&acme, &prepared.store),
+                            )
+                            .await
+                            .map_err(|_| {
+                                anyhow::anyhow!(
+                                    "the ACME authority did not answer within 3 minutes"
+                                )
+                            })
+                            .and_then(|r| r)
+                            .with_context(|| {
+                                format!(
+                                    "obtaining a TLS certificate for {} from {}",
+                                    acme.domains.join(", "),
+                                    acme.directory
+                                )
+                            })?,
+                        ),
+                    };
+                    let alert = system_alert(store.clone(), bus.clone(), "tls.renewal_failed");
+                    extras.push(tokio::spawn(tls::acme::keep_renewed(
+                        acme,
+                        prepared.store.clone(),
+                        facts,
+                        alert,
+                    )));
+                }
+                (server, prepared.notes)
+            }
+        };
         let housekeeping = tokio::spawn(housekeeping(store.clone(), clock, floor.clone()));
         tracing::info!(%http_addr, backend = ?store.backend(), "dialcrm started");
         Ok(App {
             http_addr,
+            https: settings.tls.enabled(),
+            redirect_addr,
+            tls_notes,
             store,
             bus,
             demo,
@@ -152,7 +234,14 @@ impl App {
             shutdown: Some(tx),
             server,
             housekeeping,
+            extras,
         })
+    }
+
+    /// The service's base URL as this machine reaches it.
+    pub fn base_url(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.http_addr)
     }
 
     /// Drains the node before it stops: no new call is placed, `/healthz`
@@ -175,6 +264,9 @@ impl App {
             let _ = tx.send(());
         }
         self.housekeeping.abort();
+        for task in &self.extras {
+            task.abort();
+        }
         self.floor.shutdown().await;
         (&mut self.server)
             .await
@@ -276,6 +368,34 @@ async fn housekeeping(
                 Err(e) => tracing::warn!(error = %e, "the retention purge failed"),
             }
         }
+    }
+}
+
+/// Returns a reporter that raises `alert` with a message to every
+/// account's supervisors (for what concerns the whole service, such as its
+/// certificate).
+fn system_alert(
+    store: crm::Store,
+    bus: crm::events::EventBus,
+    alert: &'static str,
+) -> impl Fn(String) + Send + 'static {
+    move |message: String| {
+        let (store, bus) = (store.clone(), bus.clone());
+        tokio::spawn(async move {
+            match store.accounts().await {
+                Ok(accounts) => {
+                    for account in accounts {
+                        bus.publish(crm::events::Event::Alert {
+                            account: account.id,
+                            alert: alert.into(),
+                            message: message.clone(),
+                            at: chrono::Utc::now(),
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "listing accounts for an alert failed"),
+            }
+        });
     }
 }
 

@@ -9,6 +9,8 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use sip_gateway::gateway::{GatewayConfig, TrunkConfig};
 
+use crate::tls::{AcmeSettings, TlsSettings};
+
 /// A value that never shows in `Debug` output or logs.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret<T>(T);
@@ -64,6 +66,8 @@ pub struct Settings {
     /// Where call recordings are written (stereo WAVs, one per connected
     /// call of a campaign that records).
     pub recordings_dir: PathBuf,
+    /// HTTPS: off unless a certificate source is given.
+    pub tls: TlsSettings,
 }
 
 impl Default for Settings {
@@ -81,6 +85,7 @@ impl Default for Settings {
             node_id: default_node_id(),
             trunks: Vec::new(),
             recordings_dir: PathBuf::from("recordings"),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -102,6 +107,33 @@ struct FileSettings {
     recordings_dir: Option<PathBuf>,
     #[serde(default)]
     trunks: Vec<TrunkConfig>,
+    tls: Option<FileTls>,
+}
+
+/// The `[tls]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    self_signed: Option<bool>,
+    names: Option<Vec<String>>,
+    redirect_http_addr: Option<SocketAddr>,
+    hsts_max_age_secs: Option<u64>,
+    acme: Option<FileAcme>,
+}
+
+/// The `[tls.acme]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAcme {
+    domains: Vec<String>,
+    email: Option<String>,
+    cache_dir: Option<PathBuf>,
+    directory: Option<String>,
+    ca_root: Option<PathBuf>,
+    renew_before_days: Option<u64>,
+    check_every_secs: Option<u64>,
 }
 
 /// Values from flags or the environment, which override the file.
@@ -113,6 +145,33 @@ pub struct Overrides {
     pub http_addr: Option<SocketAddr>,
     /// `--no-demo`.
     pub no_demo: bool,
+    /// The TLS flags of `serve`.
+    pub tls: TlsOverrides,
+}
+
+/// The TLS flags of `serve` (and their `DIALCRM_…` variables).
+#[derive(Debug, Default, Clone)]
+pub struct TlsOverrides {
+    /// `--tls-cert`.
+    pub cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub key: Option<PathBuf>,
+    /// `--tls-self-signed`.
+    pub self_signed: bool,
+    /// `--tls-name`, repeatable.
+    pub names: Vec<String>,
+    /// `--acme-domain`, repeatable.
+    pub acme_domains: Vec<String>,
+    /// `--acme-email`.
+    pub acme_email: Option<String>,
+    /// `--acme-cache`.
+    pub acme_cache: Option<PathBuf>,
+    /// `--acme-directory`.
+    pub acme_directory: Option<String>,
+    /// `--acme-ca-root`.
+    pub acme_ca_root: Option<PathBuf>,
+    /// `--http-redirect-addr`.
+    pub redirect_addr: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -138,7 +197,59 @@ impl Settings {
         if overrides.no_demo {
             s.demo = false;
         }
+        s.apply_tls_overrides(&overrides.tls);
+        s.tls.source().map_err(anyhow::Error::msg)?;
         Ok(s)
+    }
+
+    fn apply_tls_overrides(&mut self, o: &TlsOverrides) {
+        let default_cache = self.state_dir().join("dialcrm-acme");
+        let tls = &mut self.tls;
+        if let Some(v) = &o.cert {
+            tls.cert = Some(v.clone());
+        }
+        if let Some(v) = &o.key {
+            tls.key = Some(v.clone());
+        }
+        tls.self_signed |= o.self_signed;
+        tls.names.extend(o.names.iter().cloned());
+        if !o.acme_domains.is_empty() {
+            let acme = tls
+                .acme
+                .get_or_insert_with(|| AcmeSettings::new(Vec::new(), default_cache));
+            acme.domains = o.acme_domains.clone();
+        }
+        if let Some(acme) = &mut tls.acme {
+            if let Some(v) = &o.acme_email {
+                acme.email = Some(v.clone());
+            }
+            if let Some(v) = &o.acme_cache {
+                acme.cache_dir = v.clone();
+            }
+            if let Some(v) = &o.acme_directory {
+                acme.directory = v.clone();
+            }
+            if let Some(v) = &o.acme_ca_root {
+                acme.ca_root = Some(v.clone());
+            }
+        }
+        if let Some(v) = o.redirect_addr {
+            tls.redirect_addr = Some(v);
+        }
+    }
+
+    /// Where the service keeps what it makes for itself (a self-signed
+    /// certificate, ACME's cache): beside a SQLite database, else the
+    /// working folder.
+    pub fn state_dir(&self) -> PathBuf {
+        let url = self.database_url.expose();
+        url.strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .map(|rest| rest.split('?').next().unwrap_or_default())
+            .filter(|file| !file.is_empty() && !file.starts_with(':'))
+            .and_then(|file| Path::new(file).parent().map(Path::to_path_buf))
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."))
     }
 
     fn apply_file(&mut self, file: FileSettings) {
@@ -178,6 +289,37 @@ impl Settings {
         if !file.trunks.is_empty() {
             self.trunks = file.trunks;
         }
+        if let Some(t) = file.tls {
+            self.apply_file_tls(t);
+        }
+    }
+
+    fn apply_file_tls(&mut self, t: FileTls) {
+        let default_cache = self.state_dir().join("dialcrm-acme");
+        let tls = &mut self.tls;
+        tls.cert = t.cert;
+        tls.key = t.key;
+        tls.self_signed = t.self_signed.unwrap_or(false);
+        tls.names = t.names.unwrap_or_default();
+        tls.redirect_addr = t.redirect_http_addr;
+        if let Some(v) = t.hsts_max_age_secs {
+            tls.hsts_max_age = Duration::from_secs(v);
+        }
+        tls.acme = t.acme.map(|a| {
+            let mut acme = AcmeSettings::new(a.domains, a.cache_dir.unwrap_or(default_cache));
+            acme.email = a.email;
+            if let Some(d) = a.directory {
+                acme.directory = d;
+            }
+            acme.ca_root = a.ca_root;
+            if let Some(days) = a.renew_before_days {
+                acme.renew_before = Duration::from_secs(days.saturating_mul(86_400));
+            }
+            if let Some(secs) = a.check_every_secs {
+                acme.check_every = Duration::from_secs(secs.max(1));
+            }
+            acme
+        });
     }
 }
 
@@ -228,6 +370,56 @@ mod tests {
     }
 
     #[test]
+    fn tls_is_read_from_the_file_and_flags_add_to_it() {
+        let dir = std::env::temp_dir().join(format!("dialcrm-tls-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("dialcrm.toml");
+        std::fs::write(
+            &path,
+            "database_url = \"sqlite:///var/lib/dialcrm/crm.db\"\n[tls]\nnames = [\"dialler.lan\"]\n\
+             redirect_http_addr = \"0.0.0.0:80\"\nhsts_max_age_secs = 0\n\
+             [tls.acme]\ndomains = [\"dialler.example.com\"]\nemail = \"ops@example.com\"\n",
+        )
+        .expect("write");
+        let s = Settings::load(Some(&path), &Overrides::default()).expect("loads");
+        let acme = s.tls.acme.as_ref().expect("acme");
+        assert_eq!(acme.domains, ["dialler.example.com"]);
+        assert_eq!(acme.email.as_deref(), Some("ops@example.com"));
+        assert_eq!(acme.cache_dir, Path::new("/var/lib/dialcrm/dialcrm-acme"));
+        assert_eq!(acme.directory, crate::tls::acme::LETS_ENCRYPT);
+        assert!(s.tls.hsts_max_age.is_zero());
+        assert_eq!(
+            s.tls.redirect_addr,
+            Some("0.0.0.0:80".parse().expect("addr"))
+        );
+        let o = Overrides {
+            tls: TlsOverrides {
+                names: vec!["agents.lan".into()],
+                acme_directory: Some("https://127.0.0.1:14000/dir".into()),
+                ..TlsOverrides::default()
+            },
+            ..Overrides::default()
+        };
+        let s = Settings::load(Some(&path), &o).expect("loads");
+        assert_eq!(s.tls.names, ["dialler.lan", "agents.lan"]);
+        assert_eq!(
+            s.tls.acme.as_ref().map(|a| a.directory.as_str()),
+            Some("https://127.0.0.1:14000/dir")
+        );
+        // Two sources of a certificate are refused at load.
+        let o = Overrides {
+            tls: TlsOverrides {
+                self_signed: true,
+                ..TlsOverrides::default()
+            },
+            ..Overrides::default()
+        };
+        let e = format!("{:#}", Settings::load(Some(&path), &o).unwrap_err());
+        assert!(e.contains("choose one"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn file_then_overrides() {
         let dir = std::env::temp_dir().join(format!("dialcrm-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -247,6 +439,7 @@ mod tests {
             database_url: Some("sqlite://other.db".into()),
             http_addr: None,
             no_demo: true,
+            ..Overrides::default()
         };
         let s = Settings::load(Some(&path), &o).expect("loads");
         assert_eq!(s.database_url.expose(), "sqlite://other.db");

@@ -51,6 +51,9 @@ pub struct DashboardConfig {
     pub session_ttl: Duration,
     /// Whether the session cookie is marked `Secure` (set behind HTTPS).
     pub secure_cookies: bool,
+    /// The max-age of `Strict-Transport-Security`, sent when served over
+    /// HTTPS.
+    pub hsts_max_age: Option<Duration>,
     /// Replay and per-client buffers of the supervisors' stream.
     pub hub: stream::hub::HubConfig,
     /// This node's name, kept with the agent states its desks set.
@@ -64,6 +67,7 @@ impl Default for DashboardConfig {
         DashboardConfig {
             session_ttl: Duration::from_secs(12 * 3600),
             secure_cookies: false,
+            hsts_max_age: None,
             hub: stream::hub::HubConfig::default(),
             node: String::new(),
             trusted_proxies: proxies::TrustedProxies::default(),
@@ -153,6 +157,9 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             metrics::count_requests,
         ))
-        .layer(axum::middleware::from_fn(pages::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            pages::security_headers,
+        ))
         .with_state(state)
 }

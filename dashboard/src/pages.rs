@@ -125,10 +125,17 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
         .into_response()
 }
 
-/// Middleware adding the security headers to every response.
-pub async fn security_headers(req: Request, next: Next) -> Response {
+/// Middleware adding the security headers to every response; over HTTPS,
+/// also `Strict-Transport-Security`, so browsers never come back over
+/// plain HTTP.
+pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let h = response.headers_mut();
+    if let Some(age) = state.config.hsts_max_age {
+        if let Ok(v) = HeaderValue::from_str(&format!("max-age={}", age.as_secs())) {
+            h.insert(header::STRICT_TRANSPORT_SECURITY, v);
+        }
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(

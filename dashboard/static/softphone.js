@@ -158,6 +158,19 @@
   // ---- Audio ----
 
   async function startAudio() {
+    // Browsers give the microphone only to secure pages (HTTPS, or this
+    // computer itself): say so plainly rather than fail without a word.
+    if (!window.isSecureContext || !navigator.mediaDevices) {
+      setAudio("down", "no audio");
+      const secure = new URL(location.href);
+      secure.protocol = "https:";
+      secure.port = "";
+      $("needs-https-origin").textContent = location.origin;
+      $("needs-https-url").textContent = secure.origin + location.pathname;
+      $("needs-https").hidden = false;
+      status("The microphone needs HTTPS: see the message above.", true);
+      return;
+    }
     setAudio("connecting", "audio…");
     try {
       if (!desk.mic) {

@@ -17,6 +17,17 @@ pub struct TestApp {
     pub base: String,
     /// The settings it was started with.
     pub settings: Settings,
+    /// Over HTTPS: the host name clients use and the authority they trust.
+    pub tls: Option<TestTls>,
+}
+
+/// How test clients reach a service that serves HTTPS.
+#[derive(Clone)]
+pub struct TestTls {
+    /// The name clients connect to (resolved to the loopback address).
+    pub host: String,
+    /// The test authority's certificate, PEM.
+    pub authority_pem: String,
 }
 
 /// Runs each named test once on SQLite and once on PostgreSQL.
@@ -63,13 +74,25 @@ pub async fn spawn_app_with(
     demo: bool,
     trunks: Vec<sip_gateway::gateway::TrunkConfig>,
 ) -> Option<TestApp> {
+    spawn_app_tuned(backend, demo, trunks, None, |_| {}).await
+}
+
+/// Starts the service as [`spawn_app_with`] does, over HTTPS when `tls`
+/// is given, with `tune` applied to its settings.
+pub async fn spawn_app_tuned(
+    backend: TestBackend,
+    demo: bool,
+    trunks: Vec<sip_gateway::gateway::TrunkConfig>,
+    tls: Option<TestTls>,
+    tune: impl FnOnce(&mut Settings),
+) -> Option<TestApp> {
     let db = TestDb::new(backend).await?;
     let clock = Arc::new(SetClock::new(
         Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0)
             .single()
             .expect("valid time"),
     ));
-    let settings = Settings {
+    let mut settings = Settings {
         database_url: dialcrm::settings::Secret::new(db.url.clone()),
         http_addr: "127.0.0.1:0".parse().expect("valid address"),
         demo,
@@ -84,17 +107,26 @@ pub async fn spawn_app_with(
         }),
         ..Settings::default()
     };
+    tune(&mut settings);
     let app = App::start_with_clock(&settings, clock.clone())
         .await
         .expect("the service starts");
-    let base = format!("http://{}", app.http_addr);
+    let base = base_url(&app, tls.as_ref());
     Some(TestApp {
         app,
         db,
         clock,
         base,
         settings,
+        tls,
     })
+}
+
+fn base_url(app: &App, tls: Option<&TestTls>) -> String {
+    match tls {
+        Some(t) => format!("https://{}:{}", t.host, app.http_addr.port()),
+        None => app.base_url(),
+    }
 }
 
 impl TestApp {
@@ -105,7 +137,7 @@ impl TestApp {
         self.app = App::start_with_clock(&self.settings, self.clock.clone())
             .await
             .expect("the service starts again");
-        self.base = format!("http://{}", self.app.http_addr);
+        self.base = base_url(&self.app, self.tls.as_ref());
         self
     }
 
@@ -148,7 +180,7 @@ impl TestApp {
 
     /// Logs in with a fresh cookie-keeping client and returns it.
     pub async fn login(&self, username: &str, password: &str) -> reqwest::Client {
-        let client = client();
+        let client = self.client();
         let r = self.try_login(&client, username, password).await;
         assert_eq!(r.status(), 200, "login of {username} failed");
         client
@@ -172,7 +204,7 @@ impl TestApp {
     /// Returns the status of a GET with the client's session.
     /// The `/metrics` page, as text (it needs no session).
     pub async fn metrics_text(&self) -> String {
-        client()
+        self.client()
             .get(self.url("/metrics"))
             .send()
             .await
@@ -195,11 +227,33 @@ impl TestApp {
 
 /// Returns a client that keeps cookies and does not follow redirects.
 pub fn client() -> reqwest::Client {
+    client_builder().build().expect("client builds")
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client builds")
+}
+
+impl TestApp {
+    /// Returns a client for this service: over HTTPS, one that trusts the
+    /// test authority and reaches the host name at the loopback address.
+    pub fn client(&self) -> reqwest::Client {
+        let Some(tls) = &self.tls else {
+            return client();
+        };
+        client_builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(tls.authority_pem.as_bytes())
+                    .expect("the test authority"),
+            )
+            .resolve(&tls.host, self.app.http_addr)
+            .https_only(true)
+            .build()
+            .expect("client builds")
+    }
 }
 
 /// Reads the `now` of a manual clock as UTC.
@@ -216,7 +270,7 @@ impl NowUtc for SetClock {
 impl TestApp {
     /// Logs in and returns the session cookie as a `name=value` pair.
     pub async fn session_cookie(&self, username: &str, password: &str) -> String {
-        let r = self.try_login(&client(), username, password).await;
+        let r = self.try_login(&self.client(), username, password).await;
         assert_eq!(r.status(), 200, "login of {username} failed");
         r.headers()
             .get("set-cookie")

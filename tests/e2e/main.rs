@@ -12,6 +12,7 @@ mod dial;
 mod dialler;
 mod firefox;
 mod helpers;
+mod https;
 mod listen;
 mod listen_page;
 mod lists;

@@ -42,15 +42,109 @@ pub(crate) static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_page_takes_a_call_in_chromium_on_sqlite() {
-    agent_page(TestBackend::Sqlite).await;
+    agent_page(TestBackend::Sqlite, Reach::Loopback).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_page_takes_a_call_in_chromium_on_postgres() {
-    agent_page(TestBackend::Postgres).await;
+    agent_page(TestBackend::Postgres, Reach::Loopback).await;
 }
 
-async fn agent_page(backend: TestBackend) {
+/// An agent on another computer: the browser reaches the service by a
+/// host name (mapped to the loopback address, so nothing leaves the
+/// machine) over HTTPS, trusting the test certificate by its key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_agent_takes_a_call_over_https_by_name() {
+    agent_page(TestBackend::Sqlite, Reach::HttpsByName).await;
+}
+
+/// Over plain HTTP by a host name the browser withholds the microphone:
+/// the agent page says so, and how to turn HTTPS on, instead of failing
+/// without a word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_plain_http_by_name_the_agent_page_says_the_microphone_needs_https() {
+    let Some(binary) = peers_or_skip().await else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(t) = spawn_app_with(TestBackend::Sqlite, false, Vec::new()).await else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("dialcrm-needs-https-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let outcome = tokio::time::timeout(LIMIT, needs_https(&t, &binary, &dir)).await;
+    t.app.stop().await.expect("stops");
+    t.db.finish().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome.expect("within a minute").unwrap();
+}
+
+async fn needs_https(t: &TestApp, binary: &Path, dir: &Path) -> Result<()> {
+    let acme = t.account("acme", 5).await;
+    let password = t.user(&acme, "al", Role::Agent).await;
+    let tone = dir.join("tone.wav");
+    write_tone(&tone, 440.0)?;
+    let host = crate::https::AGENTS_HOST;
+    let flags = [resolve_to_loopback(host)];
+    let chromium = Chromium::start_with(binary, &dir.join("profile"), &tone, &flags).await?;
+    let mut cdp = Cdp::connect(&chromium.ws_url).await?;
+    let outcome = async {
+        let port = t.app.http_addr.port();
+        let page = cdp
+            .open_page(&format!("http://{host}:{port}/login"))
+            .await?;
+        let login = format!(
+            "(() => {{ const f = document.getElementById('login'); f.username.value = 'al'; \
+             f.password.value = {}; f.requestSubmit(); return true; }})()",
+            serde_json::to_string(&password)?
+        );
+        cdp.evaluate(&page, &login).await?;
+        landed_on_agent_page(&mut cdp, &page).await?;
+        until(&mut cdp, &page, "!$('needs-https').hidden").await?;
+        let said = cdp
+            .evaluate(&page, &with_ids("$('needs-https').textContent"))
+            .await?;
+        let said = said
+            .as_str()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            said.contains("Your microphone needs HTTPS")
+                && said.contains(&format!("http://{host}:{port}"))
+                && said.contains(&format!("https://{host}/agent"))
+                && said.contains("dialcrm serve --tls-self-signed"),
+            "the page explains the microphone and HTTPS: {said}"
+        );
+        assert_eq!(
+            cdp.evaluate(&page, &with_ids("$('audio').dataset.state"))
+                .await?,
+            json!("down")
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    chromium.stop(&mut cdp).await;
+    outcome
+}
+
+/// How the browser reaches the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// http://127.0.0.1:PORT, a secure context by the browser's rules.
+    Loopback,
+    /// https://agents.dialcrm.test:PORT.
+    HttpsByName,
+}
+
+/// Chromium's flags that send `host` to the loopback address.
+pub(crate) fn resolve_to_loopback(host: &str) -> String {
+    format!("--host-resolver-rules=MAP {host} 127.0.0.1")
+}
+
+async fn agent_page(backend: TestBackend, reach: Reach) {
     let Some(chromium) = peers_or_skip().await else {
         return;
     };
@@ -68,10 +162,31 @@ async fn agent_page(backend: TestBackend) {
     );
     trunk.username = Some("acct".into());
     trunk.password = Secret::new("s3cret");
-    let Some(t) = spawn_app_with(backend, false, vec![trunk]).await else {
-        return;
+    let (t, flags) = match reach {
+        Reach::Loopback => {
+            let Some(t) = spawn_app_with(backend, false, vec![trunk]).await else {
+                return;
+            };
+            (t, Vec::new())
+        }
+        Reach::HttpsByName => {
+            let Some((t, certs)) =
+                crate::https::spawn_https(backend, vec![trunk], &dir.join("certs"), false).await
+            else {
+                return;
+            };
+            assert!(t.base.starts_with("https://agents.dialcrm.test:"));
+            let flags = vec![
+                resolve_to_loopback(crate::https::AGENTS_HOST),
+                format!(
+                    "--ignore-certificate-errors-spki-list={}",
+                    certs.spki_sha256
+                ),
+            ];
+            (t, flags)
+        }
     };
-    let outcome = tokio::time::timeout(LIMIT, take_a_call(&t, &chromium, &dir)).await;
+    let outcome = tokio::time::timeout(LIMIT, take_a_call(&t, &chromium, &dir, &flags)).await;
     t.app.stop().await.expect("stops");
     t.db.finish().await;
     outcome
@@ -81,7 +196,7 @@ async fn agent_page(backend: TestBackend) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-async fn take_a_call(t: &TestApp, binary: &Path, dir: &Path) -> Result<()> {
+async fn take_a_call(t: &TestApp, binary: &Path, dir: &Path, flags: &[String]) -> Result<()> {
     let s = &t.db.store;
     let now = Utc::now();
     let acme = t.account("acme", 5).await;
@@ -121,7 +236,7 @@ async fn take_a_call(t: &TestApp, binary: &Path, dir: &Path) -> Result<()> {
 
     let tone = dir.join("tone.wav");
     write_tone(&tone, 440.0)?;
-    let chromium = Chromium::start(binary, &dir.join("profile"), &tone).await?;
+    let chromium = Chromium::start_with(binary, &dir.join("profile"), &tone, flags).await?;
     let mut cdp = Cdp::connect(&chromium.ws_url).await?;
     let outcome = drive_the_page(&mut cdp, t, &agent_pw, campaign.id.0).await;
     chromium.stop(&mut cdp).await;

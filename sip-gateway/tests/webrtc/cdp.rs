@@ -33,6 +33,16 @@ pub struct Chromium {
 impl Chromium {
     /// Starts Chromium with a fresh profile in `profile` and `fake_mic` as its microphone.
     pub async fn start(binary: &Path, profile: &Path, fake_mic: &Path) -> Result<Chromium> {
+        Self::start_with(binary, profile, fake_mic, &[]).await
+    }
+
+    /// Starts Chromium as [`Chromium::start`] does, with `flags` added.
+    pub async fn start_with(
+        binary: &Path,
+        profile: &Path,
+        fake_mic: &Path,
+        flags: &[String],
+    ) -> Result<Chromium> {
         let mut child = Command::new(binary)
             .args([
                 "--headless",
@@ -53,6 +63,7 @@ impl Chromium {
                 fake_mic.display()
             ))
             .arg(format!("--user-data-dir={}", profile.display()))
+            .args(flags)
             .arg("about:blank")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
