@@ -78,8 +78,10 @@ impl AcmeSettings {
 }
 
 /// Puts the cached certificate in service if it is for every domain and
-/// not due for renewal; returns its facts, or `None` when one must be
-/// obtained.
+/// still valid, and returns its facts; `None` when there is none to serve
+/// and one must be obtained before the service can answer. A cached one
+/// due for renewal is served while [`keep_renewed`] renews it, so a
+/// restart never waits on the authority.
 pub fn load_cached(
     settings: &AcmeSettings,
     store: &CertStore,
@@ -92,7 +94,7 @@ pub fn load_cached(
     match cert::load(&cert, &key, &settings.domains, now) {
         Ok(loaded) => {
             store.set(loaded.key.clone());
-            Some(loaded.facts).filter(|f| !due(f, settings, now))
+            Some(loaded.facts)
         }
         Err(e) => {
             tracing::warn!(error = %e, "the cached ACME certificate is unusable: obtaining a new one");

@@ -2,6 +2,7 @@
 //! driven over HTTP and through the `dialcrm` binary, on both backends.
 
 mod access;
+mod acme;
 mod assignment;
 mod bidi;
 mod campaigns;
