@@ -30,6 +30,7 @@ pub async fn run(config: Option<&Path>, overrides: &Overrides) -> bool {
     database(&settings, &mut report).await;
     recordings(&settings.recordings_dir, &mut report);
     http_port(settings.http_addr, &mut report).await;
+    tls(&settings, &mut report).await;
     let gateway = settings.gateway_config();
     sip_ports(&gateway, &mut report).await;
     rtp_ports(&gateway, &mut report).await;
@@ -133,6 +134,108 @@ async fn http_port(addr: SocketAddr, report: &mut Report) {
             "http",
             &format!("{addr} cannot be bound ({e}); is dialcrm already running?"),
         ),
+    }
+}
+
+/// A certificate this close to expiry fails the check.
+const EXPIRY_MARGIN_DAYS: i64 = 14;
+
+async fn tls(settings: &Settings, report: &mut Report) {
+    use crate::tls::{cert, Source};
+    let now = chrono::Utc::now();
+    // The configuration loaded, so the source is valid.
+    let Ok(source) = settings.tls.source() else {
+        return;
+    };
+    let check_files =
+        |report: &mut Report, file: &Path, key: &Path, names: &[String]| match cert::load_pair(
+            file, key,
+        ) {
+            Err(e) => report.fail("tls", &e),
+            Ok(loaded) => match cert::check(&loaded.facts, file, names, now) {
+                Err(e) => report.fail("tls", &e),
+                Ok(())
+                    if loaded.facts.not_after - now
+                        < chrono::Duration::days(EXPIRY_MARGIN_DAYS) =>
+                {
+                    report.fail(
+                        "tls",
+                        &format!(
+                            "{} expires on {}: renew it now",
+                            file.display(),
+                            loaded.facts.not_after.format("%Y-%m-%d")
+                        ),
+                    )
+                }
+                Ok(()) => report.ok(
+                    "tls",
+                    &format!(
+                        "{} matches its key, is for {} and is valid until {}",
+                        file.display(),
+                        loaded.facts.names_text(),
+                        loaded.facts.not_after.format("%Y-%m-%d")
+                    ),
+                ),
+            },
+        };
+    match source {
+        None => report.ok(
+            "tls",
+            "off: browsers on other computers give the microphone only to HTTPS pages \
+             (docs/deployment.md)",
+        ),
+        Some(Source::Files { cert, key }) => check_files(report, cert, key, &settings.tls.names),
+        Some(Source::SelfSigned) => {
+            let dir = settings.state_dir().join("dialcrm-tls");
+            let file = dir.join("server.pem");
+            if file.exists() {
+                check_files(report, &file, &dir.join("server.key"), &settings.tls.names);
+            } else {
+                report.ok(
+                    "tls",
+                    &format!(
+                        "a local authority and certificate are made at start in {}",
+                        dir.display()
+                    ),
+                );
+            }
+        }
+        Some(Source::Acme(acme)) => {
+            let file = acme.cache_dir.join("cert.pem");
+            if file.exists() {
+                check_files(
+                    report,
+                    &file,
+                    &acme.cache_dir.join("key.pem"),
+                    &acme.domains,
+                );
+            }
+            let port = settings.http_addr.port();
+            if acme.directory == crate::tls::acme::LETS_ENCRYPT && port != 443 {
+                report.ok(
+                    "tls",
+                    &format!(
+                        "Let's Encrypt checks {} on port 443: forward 443 to port {port}, or serve on 443",
+                        acme.domains.join(", ")
+                    ),
+                );
+            } else {
+                report.ok(
+                    "tls",
+                    &format!(
+                        "certificates for {} come from {}",
+                        acme.domains.join(", "),
+                        acme.directory
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(addr) = settings.tls.redirect_addr {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(_) => report.ok("http redirect", &format!("{addr} is free")),
+            Err(e) => report.fail("http redirect", &format!("{addr} cannot be bound ({e})")),
+        }
     }
 }
 

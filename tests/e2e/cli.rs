@@ -415,6 +415,8 @@ async fn doctor_passes_a_good_installation_and_names_each_fault_of_a_broken_one(
             .expect("a free port")
             .port()
     };
+    let certs = crate::https::TestCerts::new(&dir.join("good-tls"), &["agents.dialcrm.test"]);
+    let other = crate::https::TestCerts::new(&dir.join("other-tls"), &["agents.dialcrm.test"]);
     let good = dir.join("good.toml");
     std::fs::write(
         &good,
@@ -422,11 +424,14 @@ async fn doctor_passes_a_good_installation_and_names_each_fault_of_a_broken_one(
             "database_url = \"sqlite://{db}\"\nhttp_addr = \"127.0.0.1:{http}\"\n\
              recordings_dir = \"{rec}\"\n\n[gateway]\nsip_udp = \"127.0.0.1:{sip}\"\n\
              rtp_port_min = 0\nrtp_port_max = 0\nadvertised_ip = \"127.0.0.1\"\n\n\
+             [tls]\ncert = \"{cert}\"\nkey = \"{key}\"\nnames = [\"agents.dialcrm.test\"]\n\n\
              [[trunks]]\nname = \"main\"\nhost = \"127.0.0.1\"\nport = {trunk_port}\n",
             db = dir.join("d.db").display(),
             http = free_tcp(),
             rec = dir.join("rec").display(),
             sip = free_udp(),
+            cert = certs.cert.display(),
+            key = certs.key.display(),
         ),
     )
     .expect("write");
@@ -450,6 +455,7 @@ async fn doctor_passes_a_good_installation_and_names_each_fault_of_a_broken_one(
         "ok    sip",
         "ok    advertised_ip: 127.0.0.1 is an address of this machine",
         "ok    trunk main: 127.0.0.1",
+        "matches its key, is for agents.dialcrm.test and is valid until",
         "all checks passed",
     ] {
         assert!(text.contains(line), "{line:?} in {text}");
@@ -467,12 +473,15 @@ async fn doctor_passes_a_good_installation_and_names_each_fault_of_a_broken_one(
         format!(
             "database_url = \"sqlite://{db}\"\nhttp_addr = \"{http}\"\nrecordings_dir = \"{rec}\"\n\n\
              [gateway]\nsip_udp = \"127.0.0.1:{sip}\"\nrtp_port_min = 0\nrtp_port_max = 0\n\
-             advertised_ip = \"10.255.255.254\"\n\n[[trunks]]\nname = \"main\"\n\
+             advertised_ip = \"10.255.255.254\"\n\n\
+             [tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n\n[[trunks]]\nname = \"main\"\n\
              host = \"127.0.0.1:port\"\n",
             db = dir.join("d.db").display(),
             http = taken.local_addr().expect("addr"),
             rec = file.display(),
             sip = free_udp(),
+            cert = certs.cert.display(),
+            key = other.key.display(),
         ),
     )
     .expect("write");
@@ -484,7 +493,9 @@ async fn doctor_passes_a_good_installation_and_names_each_fault_of_a_broken_one(
         "FAIL  recordings",
         "FAIL  advertised_ip: 10.255.255.254 is not an address of this machine",
         "FAIL  trunk main",
-        "4 check(s) failed",
+        "FAIL  tls: the TLS key",
+        "does not match the certificate",
+        "5 check(s) failed",
     ] {
         assert!(text.contains(line), "{line:?} in {text}");
     }
