@@ -80,6 +80,7 @@ fn params() -> CallParams {
         local_sip: "192.0.2.10:5060".parse().expect("a valid literal"),
         local_rtp: "192.0.2.10:40000".parse().expect("a valid literal"),
         timers: TimerConfig::default(),
+        srtp: None,
     }
 }
 

@@ -375,7 +375,7 @@ async fn a_trunk_written_as_host_and_port_is_reached() {
     let carrier = carrier(Outcome::Answer, 1000.0).await;
     let mut trunk = TrunkConfig::new("sim", carrier.sip_addr());
     trunk.host = format!("127.0.0.1:{}", carrier.sip_addr().port());
-    trunk.port = 5060;
+    trunk.port = None;
     let gw = gateway(vec![trunk]).await;
     let mut events = gw.events();
     let call = gw.dial(request("sim", LIMIT)).await.unwrap();

@@ -139,6 +139,7 @@ impl Uas {
                 let local = LocalMedia {
                     rtp: self.local,
                     session_id: 1,
+                    srtp: None,
                 };
                 if let Ok((answer, _)) = sdp::answer(&local, 2, &request.body) {
                     set_body(&mut response, answer);
@@ -259,6 +260,7 @@ impl Uas {
         let local = LocalMedia {
             rtp,
             session_id: self.ids.number(),
+            srtp: None,
         };
         let offer = if self.counters.no_telephone_events.load(Ordering::Relaxed) {
             without_telephone_event(&invite.body)

@@ -5,6 +5,7 @@ use std::time::Instant;
 use super::engine::{Attempt, CallEntry, Command, Engine};
 use super::leg::{self, LegCommand};
 use super::types::{CallEventKind, CallRef, DialError, DialRequest, GatewayError};
+use crate::media::srtp::MasterKey;
 use crate::sip::call::CallEvent as CoreEvent;
 use crate::sip::{Call, CallParams};
 
@@ -283,6 +284,8 @@ impl Engine {
             local_sip: state.local_sip,
             local_rtp,
             timers: self.config.timers(),
+            // A fresh key for every attempt, from the OS's CSPRNG; never logged.
+            srtp: state.config.srtp.then(MasterKey::generate),
         };
         let call = Call::new(params, now)?;
         let call_id = call.call_id().to_string();

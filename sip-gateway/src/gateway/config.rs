@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -85,6 +86,18 @@ pub enum TrunkTransport {
     Udp,
     /// SIP over TCP.
     Tcp,
+    /// SIP over TLS (port 5061 by default); the trunk's certificate is verified.
+    Tls,
+}
+
+impl TrunkTransport {
+    /// Returns the port a trunk listens on when none is written: 5061 for TLS, else 5060.
+    pub fn default_port(self) -> u16 {
+        match self {
+            TrunkTransport::Udp | TrunkTransport::Tcp => 5060,
+            TrunkTransport::Tls => 5061,
+        }
+    }
 }
 
 impl From<TrunkTransport> for Transport {
@@ -92,6 +105,7 @@ impl From<TrunkTransport> for Transport {
         match value {
             TrunkTransport::Udp => Transport::Udp,
             TrunkTransport::Tcp => Transport::Tcp,
+            TrunkTransport::Tls => Transport::Tls,
         }
     }
 }
@@ -127,12 +141,25 @@ pub struct TrunkConfig {
     pub name: String,
     /// Host name or IP address of the trunk.
     pub host: String,
-    /// SIP port of the trunk.
-    #[serde(default = "default_port")]
-    pub port: u16,
+    /// SIP port of the trunk; 5060, or 5061 over TLS, when absent.
+    #[serde(default)]
+    pub port: Option<u16>,
     /// Transport to the trunk.
     #[serde(default)]
     pub transport: TrunkTransport,
+    /// PEM file of the CA certificates a TLS trunk's certificate must chain
+    /// to; the system's roots when absent.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Name the TLS trunk's certificate must carry, also sent as SNI; the
+    /// host when absent (set it when `host` is an IP address).
+    #[serde(default)]
+    pub tls_name: Option<String>,
+    /// Whether the trunk's media is SRTP with SDES keys (RFC 4568, RFC
+    /// 3711): AES_CM_128_HMAC_SHA1_80, and no call falls back to clear RTP.
+    /// Needs `transport = "tls"`, since the keys travel in the signalling.
+    #[serde(default)]
+    pub srtp: bool,
     /// Digest username, if the trunk challenges.
     #[serde(default)]
     pub username: Option<String>,
@@ -172,8 +199,11 @@ impl TrunkConfig {
         TrunkConfig {
             name: name.into(),
             host: address.ip().to_string(),
-            port: address.port(),
+            port: Some(address.port()),
             transport: TrunkTransport::Udp,
+            ca_file: None,
+            tls_name: None,
+            srtp: false,
             username: None,
             password: Secret::default(),
             from_domain: None,
@@ -184,6 +214,34 @@ impl TrunkConfig {
             register_expires: default_register_expires(),
             down_after: default_down_after(),
             up_after: default_up_after(),
+        }
+    }
+
+    /// Refuses settings that contradict each other, with a message naming the fix.
+    pub fn check(&self) -> Result<(), String> {
+        let tls = self.transport == TrunkTransport::Tls;
+        if self.srtp && !tls {
+            return Err(
+                "srtp = true needs transport = \"tls\": the SDES keys travel in the SIP \
+                 messages and would cross the network in clear"
+                    .into(),
+            );
+        }
+        if !tls && (self.ca_file.is_some() || self.tls_name.is_some()) {
+            return Err("ca_file and tls_name apply only with transport = \"tls\"".into());
+        }
+        if let Some(name) = &self.tls_name {
+            rustls::pki_types::ServerName::try_from(name.as_str())
+                .map_err(|_| format!("tls_name {name:?} is not a host name or IP address"))?;
+        }
+        self.host_and_port().map(|_| ())
+    }
+
+    /// Returns the name the trunk's TLS certificate must carry: `tls_name`, else the host.
+    pub fn tls_name(&self) -> Result<String, String> {
+        match &self.tls_name {
+            Some(name) => Ok(name.clone()),
+            None => self.host_and_port().map(|(host, _)| host),
         }
     }
 
@@ -215,15 +273,16 @@ impl TrunkConfig {
             return Err("the host is empty".into());
         }
         let port = match written {
-            None => self.port,
+            None => self.port.unwrap_or(self.transport.default_port()),
             Some(text) => {
                 let port: u16 = text.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
                     format!("host {host:?} has no valid port after the colon; set `port = N`")
                 })?;
-                if self.port != default_port() && self.port != port {
+                // The default written out is taken as no port at all, as before TLS.
+                let default = self.transport.default_port();
+                if let Some(other) = self.port.filter(|p| *p != port && *p != default) {
                     return Err(format!(
-                        "host {host:?} says port {port} but `port` says {}",
-                        self.port
+                        "host {host:?} says port {port} but `port` says {other}"
                     ));
                 }
                 port
@@ -231,10 +290,6 @@ impl TrunkConfig {
         };
         Ok((name.to_owned(), port))
     }
-}
-
-fn default_port() -> u16 {
-    5060
 }
 
 fn default_max_concurrent() -> usize {
@@ -303,7 +358,7 @@ mod host_tests {
     fn trunk(host: &str, port: u16) -> TrunkConfig {
         TrunkConfig {
             host: host.into(),
-            port,
+            port: Some(port),
             ..TrunkConfig::new("main", "127.0.0.1:5060".parse().expect("addr"))
         }
     }
@@ -377,11 +432,73 @@ mod tests {
         assert_eq!(file.gateway.t1, Duration::from_millis(250));
         assert_eq!(file.gateway.media_timeout, Duration::from_secs(20));
         let trunk = &file.trunks[0];
-        assert_eq!(trunk.port, 5060);
+        assert_eq!(trunk.port, None);
+        assert_eq!(trunk.host_and_port(), Ok(("sip.example.net".into(), 5060)));
         assert_eq!(trunk.transport, TrunkTransport::Tcp);
         assert_eq!(trunk.options_interval, Some(Duration::from_secs(30)));
         assert_eq!(trunk.password.expose(), "hunter2");
         assert!(!format!("{trunk:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_tls_trunk_defaults_to_5061_and_its_host_name() {
+        let file: File = toml::from_str(
+            r#"
+            [gateway]
+            [[trunks]]
+            name = "secure"
+            host = "sip.example.net"
+            transport = "tls"
+            srtp = true
+
+            [[trunks]]
+            name = "by-address"
+            host = "192.0.2.7"
+            transport = "tls"
+            tls_name = "sbc.example.net"
+            ca_file = "/etc/dialcrm/provider-ca.pem"
+            "#,
+        )
+        .unwrap();
+        let secure = &file.trunks[0];
+        assert_eq!(secure.transport, TrunkTransport::Tls);
+        assert_eq!(secure.host_and_port(), Ok(("sip.example.net".into(), 5061)));
+        assert_eq!(secure.tls_name(), Ok("sip.example.net".into()));
+        assert!(secure.srtp);
+        assert_eq!(secure.check(), Ok(()));
+        let by_address = &file.trunks[1];
+        assert_eq!(by_address.tls_name(), Ok("sbc.example.net".into()));
+        assert_eq!(
+            by_address.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/dialcrm/provider-ca.pem"))
+        );
+        assert!(!by_address.srtp);
+        assert_eq!(by_address.check(), Ok(()));
+    }
+
+    #[test]
+    fn srtp_keys_never_travel_over_clear_signalling() {
+        for transport in [TrunkTransport::Udp, TrunkTransport::Tcp] {
+            let trunk = TrunkConfig {
+                transport,
+                srtp: true,
+                ..TrunkConfig::new("main", "192.0.2.7:5060".parse().unwrap())
+            };
+            let error = trunk.check().expect_err("SDES over clear SIP");
+            assert!(error.contains("transport = \"tls\""), "{error}");
+            assert!(error.contains("in clear"), "{error}");
+        }
+        let stray = TrunkConfig {
+            tls_name: Some("sbc.example.net".into()),
+            ..TrunkConfig::new("main", "192.0.2.7:5060".parse().unwrap())
+        };
+        assert!(stray.check().unwrap_err().contains("only with"));
+        let bad_name = TrunkConfig {
+            transport: TrunkTransport::Tls,
+            tls_name: Some("not a name".into()),
+            ..TrunkConfig::new("main", "192.0.2.7:5061".parse().unwrap())
+        };
+        assert!(bad_name.check().unwrap_err().contains("not a host name"));
     }
 
     #[test]

@@ -201,7 +201,7 @@ impl Engine {
                     .iter()
                     .filter(|(_, a)| {
                         let trunk = &self.trunks[a.trunk].trunk;
-                        trunk.transport == Transport::Tcp && trunk.address == peer
+                        trunk.transport.is_reliable() && trunk.address == peer
                     })
                     .map(|(id, _)| id.clone())
                     .collect();

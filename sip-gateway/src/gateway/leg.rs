@@ -18,8 +18,9 @@ use crate::media::playback::{Player, PlayerConfig, PlayerEvent};
 use crate::media::recorder::{Recorder, RecorderTap, Side};
 use crate::media::relay::{PayloadTypeMap, Relay, RelayConfig, SourceId};
 use crate::media::rtp::{is_rtcp, RtpPacket};
+use crate::media::srtp::Srtp;
 use crate::media::{DtmfDetector, Latch, LatchConfig, LatchEvent, G711};
-use crate::sip::sdp::{Codec, Direction, NegotiatedMedia};
+use crate::sip::sdp::{Codec, Direction, NegotiatedMedia, SrtpKeys};
 
 /// Packets a bridged leg may queue towards its peer before new ones are dropped.
 const BRIDGE_QUEUE: usize = 64;
@@ -145,6 +146,7 @@ pub(crate) fn spawn(
         listeners: Vec::new(),
         mixer: None,
         machine: None,
+        srtp: None,
         events,
     };
     let span = tracing::debug_span!("leg", %call_ref);
@@ -183,7 +185,40 @@ struct Leg {
     mixer: Option<Mixer>,
     /// Machine detection, from answer until its verdict.
     machine: Option<MachineCheck>,
+    /// SRTP towards the trunk, when its media is encrypted.
+    srtp: Option<LegSrtp>,
     events: mpsc::UnboundedSender<LegEvent>,
+}
+
+/// Both directions of SRTP on a trunk leg, and the keys they were made from.
+struct LegSrtp {
+    keys: SrtpKeys,
+    /// Protects what we send, with our key.
+    outbound: Srtp,
+    /// Unprotects what arrives, with the trunk's key.
+    inbound: Srtp,
+}
+
+impl LegSrtp {
+    fn new(keys: SrtpKeys) -> Self {
+        LegSrtp {
+            keys,
+            outbound: Srtp::new(&keys.local),
+            inbound: Srtp::new(&keys.remote),
+        }
+    }
+
+    /// Follows a change of keys (a re-INVITE), keeping the side whose key stayed,
+    /// so its rollover counters carry on.
+    fn rekey(&mut self, keys: SrtpKeys) {
+        if keys.local != self.keys.local {
+            self.outbound = Srtp::new(&keys.local);
+        }
+        if keys.remote != self.keys.remote {
+            self.inbound = Srtp::new(&keys.remote);
+        }
+        self.keys = keys;
+    }
 }
 
 impl Leg {
@@ -299,6 +334,14 @@ impl Leg {
                 self.latch = Some(latch);
             }
         }
+        self.srtp = match (self.srtp.take(), media.srtp) {
+            (Some(mut srtp), Some(keys)) => {
+                srtp.rekey(keys);
+                Some(srtp)
+            }
+            (None, Some(keys)) => Some(LegSrtp::new(keys)),
+            (_, None) => None,
+        };
         self.media = Some(media);
         if let Some(samples) = self.pending_play.take() {
             self.start_player(samples, now);
@@ -360,6 +403,20 @@ impl Leg {
         if is_rtcp(datagram) {
             return;
         }
+        let decrypted;
+        let datagram = match self.srtp.as_mut() {
+            Some(srtp) => {
+                let mut packet = datagram.to_vec();
+                // Checked before the latch sees it, so a forged packet cannot move our media.
+                if let Err(error) = srtp.inbound.unprotect(&mut packet) {
+                    tracing::trace!(%error, "srtp packet dropped");
+                    return;
+                }
+                decrypted = packet;
+                &decrypted[..]
+            }
+            None => datagram,
+        };
         if latch.handle_packet(from, datagram, now) != crate::media::latch::Verdict::Accepted {
             return;
         }
@@ -518,6 +575,12 @@ impl Leg {
             }
             if let Some(mixer) = self.mixer.as_mut() {
                 mixer.push_g711(Side::Agent, g711(media.codec), packet.payload());
+            }
+        }
+        if let Some(srtp) = self.srtp.as_mut() {
+            if let Err(error) = srtp.outbound.protect(&mut bytes) {
+                tracing::trace!(%error, "srtp protect failed");
+                return;
             }
         }
         if let Err(error) = self.socket.try_send_to(&bytes, remote) {

@@ -21,6 +21,7 @@ mod health;
 mod leg;
 mod ports;
 mod probe;
+mod tls;
 mod transport;
 mod trunk;
 pub mod types;
@@ -45,7 +46,7 @@ use crate::media::playback::load_wav;
 use crate::media::{Recorder, RecorderConfig};
 use crate::sip::outbound::Trunk;
 use engine::{Command, Engine, Reply};
-use transport::SipTransport;
+use transport::{SipTransport, TlsLinks};
 use trunk::TrunkState;
 
 /// The most digits one [`Gateway::send_dtmf`] may send.
@@ -97,18 +98,33 @@ impl Gateway {
             None => None,
         };
         let now = tokio::time::Instant::now().into_std();
-        let mut states = Vec::new();
+        let mut resolved_trunks = Vec::new();
+        let mut tls_targets = HashMap::new();
+        let mut system_roots = tls::SystemRoots::default();
         for trunk in trunks {
-            if states
+            if resolved_trunks
                 .iter()
-                .any(|s: &TrunkState| s.config.name == trunk.name)
+                .any(|(c, _): &(TrunkConfig, Trunk)| c.name == trunk.name)
             {
                 return Err(GatewayError::Config(format!(
                     "trunk {:?} appears twice",
                     trunk.name
                 )));
             }
+            let named = |e| GatewayError::Config(format!("trunk {:?}: {e}", trunk.name));
+            trunk.check().map_err(named)?;
             let resolved = resolve(&trunk).await?;
+            if trunk.transport == TrunkTransport::Tls {
+                let target = tls::target(&trunk, &mut system_roots).map_err(named)?;
+                tls_targets.insert(resolved.address, target);
+            }
+            resolved_trunks.push((trunk, resolved));
+        }
+        let tls = TlsLinks::reserve(sip_udp.ip(), tls_targets)
+            .map_err(io("reserving the local port for SIP over TLS"))?;
+        let sip_tls = tls.local_port();
+        let mut states = Vec::new();
+        for (trunk, resolved) in resolved_trunks {
             let port = match trunk.transport {
                 TrunkTransport::Udp => sip_udp.port(),
                 TrunkTransport::Tcp => sip_tcp
@@ -119,6 +135,9 @@ impl Gateway {
                         ))
                     })?
                     .port(),
+                TrunkTransport::Tls => tls
+                    .local_port()
+                    .expect("a port is reserved whenever a trunk uses TLS"),
             };
             let ip = local_ip(&config, sip_udp.ip(), resolved.address);
             states.push(TrunkState::new(
@@ -143,7 +162,7 @@ impl Gateway {
             timers: BinaryHeap::new(),
             calls: BTreeMap::new(),
             agents: BTreeMap::new(),
-            transport: SipTransport::start(udp, tcp, inbound_tx, trunk_ips),
+            transport: SipTransport::start(udp, tcp, tls, inbound_tx, trunk_ips),
             events: events.clone(),
             watchers: HashMap::new(),
             trunk_events: trunk_events.clone(),
@@ -151,7 +170,7 @@ impl Gateway {
             next_leg_id: 0,
         };
         tokio::spawn(engine.run(command_rx, inbound_rx, leg_rx));
-        tracing::info!(%sip_udp, ?sip_tcp, "gateway started");
+        tracing::info!(%sip_udp, ?sip_tcp, ?sip_tls, "gateway started");
         Ok(Gateway {
             commands,
             events,
@@ -383,7 +402,7 @@ async fn resolve(config: &TrunkConfig) -> Result<Trunk, GatewayError> {
             ))
         })?;
     Ok(Trunk {
-        port: (port != 5060).then_some(port),
+        port: (port != config.transport.default_port()).then_some(port),
         address,
         transport: config.transport.into(),
         from_domain: config.from_domain.clone().unwrap_or_else(|| host.clone()),

@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use rsip::SipMessage;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use super::config::TrunkConfig;
+use super::config::{TrunkConfig, TrunkTransport};
 use super::{local_ip, resolve, GatewayConfig};
 use crate::sip::digest::{Challenge, ChallengeKind, Credentials};
 use crate::sip::message::{header_value, OutgoingRequest};
@@ -33,6 +33,10 @@ pub enum ProbeError {
     /// The host does not resolve, or its port is malformed.
     #[error("{0}")]
     Resolve(String),
+    /// TLS to the trunk could not be set up or was refused: a bad `ca_file`, an
+    /// unknown CA, or a certificate for another name.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// No answer came in time.
     #[error("no answer to {0} within {1:?}")]
     Silent(&'static str, Duration),
@@ -47,10 +51,20 @@ pub async fn probe_trunk(
     config: &TrunkConfig,
     limit: Duration,
 ) -> Result<TrunkProbe, ProbeError> {
+    config
+        .check()
+        .map_err(|e| ProbeError::Resolve(format!("trunk {:?}: {e}", config.name)))?;
     let trunk = resolve(config)
         .await
         .map_err(|e| ProbeError::Resolve(e.to_string()))?;
-    let mut link = Link::open(gateway, &trunk).await?;
+    let tls = match config.transport {
+        TrunkTransport::Tls => Some(
+            super::tls::target(config, &mut super::tls::SystemRoots::default())
+                .map_err(ProbeError::Tls)?,
+        ),
+        _ => None,
+    };
+    let mut link = Link::open(gateway, &trunk, tls).await?;
     let mut ids = IdGenerator::from_entropy();
     let options = outbound::options(&trunk, link.local, &mut ids);
     let options = link
@@ -132,25 +146,43 @@ struct Link {
 
 enum Channel {
     Udp(UdpSocket),
-    Tcp(TcpStream),
+    /// TCP, or TLS over it.
+    Stream(Box<dyn ByteStream>),
 }
 
+trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> ByteStream for S {}
+
 impl Link {
-    async fn open(gateway: &GatewayConfig, trunk: &Trunk) -> Result<Link, ProbeError> {
+    async fn open(
+        gateway: &GatewayConfig,
+        trunk: &Trunk,
+        tls: Option<super::tls::TlsTarget>,
+    ) -> Result<Link, ProbeError> {
         let unspecified: SocketAddr = if trunk.address.is_ipv4() {
             "0.0.0.0:0".parse().expect("a valid literal")
         } else {
             "[::]:0".parse().expect("a valid literal")
         };
         match trunk.transport {
-            crate::sip::Transport::Tcp => {
+            crate::sip::Transport::Tcp | crate::sip::Transport::Tls => {
                 let stream = TcpStream::connect(trunk.address).await?;
                 let local = stream.local_addr()?;
                 let ip = local_ip(gateway, local.ip(), trunk.address);
+                let channel: Box<dyn ByteStream> = match tls {
+                    Some(target) => Box::new(
+                        target
+                            .connector
+                            .connect(target.name.clone(), stream)
+                            .await
+                            .map_err(|e| ProbeError::Tls(e.to_string()))?,
+                    ),
+                    None => Box::new(stream),
+                };
                 Ok(Link {
                     local: SocketAddr::new(ip, local.port()),
                     to: trunk.address,
-                    channel: Channel::Tcp(stream),
+                    channel: Channel::Stream(channel),
                 })
             }
             _ => {
@@ -192,11 +224,12 @@ impl Link {
                         s.send_to(&bytes, self.to).await?;
                     }
                     // A reliable transport carries the request once.
-                    Channel::Tcp(s) if !written => {
+                    Channel::Stream(s) if !written => {
                         s.write_all(&bytes).await?;
+                        s.flush().await?;
                         written = true;
                     }
-                    Channel::Tcp(_) => {}
+                    Channel::Stream(_) => {}
                 }
                 next = now + resend;
                 resend = (resend * 2).min(Duration::from_secs(4));
@@ -208,7 +241,7 @@ impl Link {
                     .ok()
                     .transpose()?
                     .map(|(n, _)| buf[..n].to_vec()),
-                Channel::Tcp(s) => match tokio::time::timeout_at(wait, s.read(&mut buf)).await {
+                Channel::Stream(s) => match tokio::time::timeout_at(wait, s.read(&mut buf)).await {
                     Ok(Ok(0)) => return Ok(None),
                     Ok(Ok(n)) => {
                         pending.extend_from_slice(&buf[..n]);

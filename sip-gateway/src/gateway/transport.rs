@@ -1,32 +1,33 @@
-//! SIP over UDP and TCP: the socket tasks feeding the engine, and sending its transmits.
+//! SIP over UDP, TCP and TLS: the socket tasks feeding the engine, and sending its transmits.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
+use super::tls::TlsTarget;
 use crate::sip::parse::{frame_length, MAX_MESSAGE_SIZE};
 use crate::sip::{Transmit, Transport};
 
 /// Something the network delivered to the engine.
 #[derive(Debug)]
 pub(crate) enum Inbound {
-    /// One SIP message (a datagram, or a framed TCP message).
+    /// One SIP message (a datagram, or a framed TCP or TLS message).
     Message {
         bytes: Vec<u8>,
         source: SocketAddr,
         transport: Transport,
     },
-    /// A TCP connection with a peer is open, and this sends on it.
+    /// A TCP or TLS connection with a peer is open, and this sends on it.
     Connected {
         peer: SocketAddr,
         writer: mpsc::UnboundedSender<Vec<u8>>,
     },
-    /// A TCP connection failed or closed.
+    /// A TCP or TLS connection failed or closed.
     Disconnected { peer: SocketAddr },
 }
 
@@ -34,8 +35,46 @@ pub(crate) enum Inbound {
 #[derive(Debug)]
 pub(crate) struct SipTransport {
     udp: Arc<UdpSocket>,
-    tcp: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>,
+    /// Open TCP and TLS connections by peer; a trunk has one transport, so its address is enough.
+    streams: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>,
+    tls: TlsLinks,
     inbound: mpsc::Sender<Inbound>,
+}
+
+/// Where our TLS connections to trunks start from, and how to open each.
+///
+/// Every TLS connection is bound to one local port, reserved at start, so
+/// the Contact we send names an address the trunk already has a connection
+/// from: a trunk that routes its requests (a BYE) by our Contact, as baresip
+/// does, finds that connection rather than trying to open one to us.
+#[derive(Debug, Default)]
+pub(crate) struct TlsLinks {
+    /// Holds the local port while the gateway runs; never listens.
+    _reservation: Option<TcpSocket>,
+    local: Option<SocketAddr>,
+    targets: HashMap<SocketAddr, TlsTarget>,
+}
+
+impl TlsLinks {
+    /// Reserves a local port on `ip` for connections to the trunks at `targets`' addresses.
+    pub fn reserve(ip: IpAddr, targets: HashMap<SocketAddr, TlsTarget>) -> std::io::Result<Self> {
+        if targets.is_empty() {
+            return Ok(TlsLinks::default());
+        }
+        let socket = reusable_socket(ip)?;
+        socket.bind(SocketAddr::new(ip, 0))?;
+        let local = socket.local_addr()?;
+        Ok(TlsLinks {
+            _reservation: Some(socket),
+            local: Some(local),
+            targets,
+        })
+    }
+
+    /// Returns the local port every TLS connection starts from, if any trunk uses TLS.
+    pub fn local_port(&self) -> Option<u16> {
+        self.local.map(|a| a.port())
+    }
 }
 
 impl SipTransport {
@@ -48,6 +87,7 @@ impl SipTransport {
     pub fn start(
         udp: UdpSocket,
         tcp: Option<TcpListener>,
+        tls: TlsLinks,
         inbound: mpsc::Sender<Inbound>,
         trunks: Vec<IpAddr>,
     ) -> SipTransport {
@@ -58,22 +98,23 @@ impl SipTransport {
         }
         SipTransport {
             udp,
-            tcp: HashMap::new(),
+            streams: HashMap::new(),
+            tls,
             inbound,
         }
     }
 
     /// Notes a TCP connection opened by either side.
     pub fn connected(&mut self, peer: SocketAddr, writer: mpsc::UnboundedSender<Vec<u8>>) {
-        self.tcp.insert(peer, writer);
+        self.streams.insert(peer, writer);
     }
 
-    /// Forgets a closed TCP connection.
+    /// Forgets a closed TCP or TLS connection.
     pub fn disconnected(&mut self, peer: SocketAddr) {
-        self.tcp.remove(&peer);
+        self.streams.remove(&peer);
     }
 
-    /// Sends one message, opening a TCP connection when there is none.
+    /// Sends one message, opening a TCP or TLS connection when there is none.
     pub fn send(&mut self, transmit: Transmit) {
         match transmit.transport {
             Transport::Udp => {
@@ -85,18 +126,28 @@ impl SipTransport {
                     tracing::debug!(%error, "sip send failed");
                 }
             }
-            Transport::Tcp => {
-                let writer = self.tcp.entry(transmit.destination).or_insert_with(|| {
-                    let (writer, queue) = mpsc::unbounded_channel();
-                    tokio::spawn(connect_tcp(
-                        transmit.destination,
-                        queue,
-                        self.inbound.clone(),
-                    ));
-                    writer
-                });
+            Transport::Tcp | Transport::Tls => {
+                let peer = transmit.destination;
+                let writer = match self.streams.get(&peer) {
+                    Some(writer) => writer,
+                    None => {
+                        let (writer, queue) = mpsc::unbounded_channel();
+                        let inbound = self.inbound.clone();
+                        if transmit.transport == Transport::Tcp {
+                            tokio::spawn(connect_tcp(peer, queue, inbound));
+                        } else if let Some(target) = self.tls.targets.get(&peer) {
+                            let bind = self.tls.local;
+                            tokio::spawn(connect_tls(peer, bind, target.clone(), queue, inbound));
+                        } else {
+                            // Only trunks are spoken to over TLS, and each has a target.
+                            tracing::debug!(%peer, "no TLS settings for this peer; not sent");
+                            return;
+                        }
+                        self.streams.entry(peer).or_insert(writer)
+                    }
+                };
                 if writer.send(transmit.payload).is_err() {
-                    self.tcp.remove(&transmit.destination);
+                    self.streams.remove(&peer);
                 }
             }
         }
@@ -206,21 +257,99 @@ async fn connect_tcp(
     }
 }
 
-async fn serve_tcp(
-    stream: TcpStream,
+/// Opens TLS to a trunk from the reserved local port (or, failing that, any
+/// port), verifying its certificate; a failed handshake is logged with why.
+async fn connect_tls(
     peer: SocketAddr,
-    mut queue: mpsc::UnboundedReceiver<Vec<u8>>,
+    bind: Option<SocketAddr>,
+    target: TlsTarget,
+    queue: mpsc::UnboundedReceiver<Vec<u8>>,
     inbound: mpsc::Sender<Inbound>,
 ) {
+    let trunk = &target.trunk;
+    let stream = match connect_from(peer, bind).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::warn!(%trunk, %peer, %error, "could not connect to the trunk for TLS");
+            let _ = inbound.send(Inbound::Disconnected { peer }).await;
+            return;
+        }
+    };
+    set_nodelay(&stream, peer);
+    match target.connector.connect(target.name.clone(), stream).await {
+        Ok(tls) => {
+            tracing::debug!(%trunk, %peer, "TLS connection to the trunk up");
+            serve_stream(tls, peer, Transport::Tls, queue, inbound).await;
+        }
+        Err(error) => {
+            // Names the cause: an unknown CA, or a certificate for another name.
+            tracing::warn!(%trunk, %peer, %error, "TLS handshake with the trunk failed");
+            let _ = inbound.send(Inbound::Disconnected { peer }).await;
+        }
+    }
+}
+
+/// Connects from `bind` when it is free for this peer, else from any port.
+async fn connect_from(peer: SocketAddr, bind: Option<SocketAddr>) -> std::io::Result<TcpStream> {
+    if let Some(local) = bind.filter(|b| b.is_ipv4() == peer.is_ipv4()) {
+        let bound = reusable_socket(local.ip()).and_then(|s| s.bind(local).map(|()| s));
+        let attempt = match bound {
+            Ok(socket) => socket.connect(peer).await,
+            Err(error) => Err(error),
+        };
+        match attempt {
+            Ok(stream) => return Ok(stream),
+            // A connection just closed to the same peer leaves its pair of
+            // addresses in TIME_WAIT for a minute; a new one needs another port.
+            Err(error) => tracing::debug!(%error, %peer, "connecting from the SIP TLS port failed"),
+        }
+    }
+    TcpStream::connect(peer).await
+}
+
+/// Returns a TCP socket that may share its local port with our other outgoing connections.
+fn reusable_socket(ip: IpAddr) -> std::io::Result<TcpSocket> {
+    let socket = match ip {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    Ok(socket)
+}
+
+fn set_nodelay(stream: &TcpStream, peer: SocketAddr) {
     // Each write is a whole SIP message; a response sent right after another
     // (100 then 180, say) must not wait for the peer's delayed ACK.
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, %peer, "could not set TCP_NODELAY");
     }
-    let (mut reader, mut writer) = stream.into_split();
+}
+
+async fn serve_tcp(
+    stream: TcpStream,
+    peer: SocketAddr,
+    queue: mpsc::UnboundedReceiver<Vec<u8>>,
+    inbound: mpsc::Sender<Inbound>,
+) {
+    set_nodelay(&stream, peer);
+    serve_stream(stream, peer, Transport::Tcp, queue, inbound).await;
+}
+
+/// Writes queued messages to a connection and frames what it reads, until either side stops.
+async fn serve_stream<S>(
+    stream: S,
+    peer: SocketAddr,
+    transport: Transport,
+    mut queue: mpsc::UnboundedReceiver<Vec<u8>>,
+    inbound: mpsc::Sender<Inbound>,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let write = async move {
         while let Some(bytes) = queue.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
+            // TLS buffers records; flushing puts each message on the wire now.
+            if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
                 return;
             }
         }
@@ -243,7 +372,7 @@ async fn serve_tcp(
                         let message = Inbound::Message {
                             bytes,
                             source: peer,
-                            transport: Transport::Tcp,
+                            transport,
                         };
                         if inbound_read.send(message).await.is_err() {
                             return;
@@ -252,7 +381,7 @@ async fn serve_tcp(
                     Ok(None) => break,
                     Err(error) => {
                         // A stream that cannot be framed cannot be resynchronised.
-                        tracing::debug!(%error, %peer, "closing unframeable tcp stream");
+                        tracing::debug!(%error, %peer, "closing unframeable stream");
                         return;
                     }
                 }

@@ -15,6 +15,8 @@
 //!
 //! [`amd`] tells a person who answered from an answering machine.
 //!
+//! [`srtp`] encrypts and authenticates a trunk call's RTP when its trunk asks for SRTP.
+//!
 //! Nothing here reads the clock or touches a socket; the one thread is the
 //! recorder's WAV writer.
 
@@ -32,6 +34,7 @@ pub mod recorder;
 pub mod relay;
 pub mod resample;
 pub mod rtp;
+pub mod srtp;
 pub mod tone;
 
 pub use amd::{AmdConfig, AmdDetector, AmdVerdict};

@@ -11,12 +11,14 @@ pub enum Transport {
     Udp,
     /// TCP: reliable, so retransmission timers are not used.
     Tcp,
+    /// TLS over TCP (RFC 3261 §26.2): reliable, and the trunk's certificate is verified.
+    Tls,
 }
 
 impl Transport {
     /// Returns whether the transport delivers reliably (no retransmissions needed).
     pub fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
 
     /// Returns the token used in Via headers.
@@ -24,6 +26,16 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+
+    /// Returns the `transport` URI parameter for Contact and Request-URI, if one is needed.
+    pub fn uri_param(self) -> Option<&'static str> {
+        match self {
+            Transport::Udp => None,
+            Transport::Tcp => Some("tcp"),
+            Transport::Tls => Some("tls"),
         }
     }
 }

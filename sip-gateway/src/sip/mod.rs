@@ -7,7 +7,7 @@
 //!   header helpers.
 //! - [`transaction`]: RFC 3261 client and server transactions with their timers.
 //! - [`digest`]: answers to 401/407 digest challenges (MD5, SHA-256).
-//! - [`sdp`]: G.711 and telephone-event offer/answer.
+//! - [`sdp`]: G.711 and telephone-event offer/answer, as RTP or SRTP keyed by [`sdes`].
 //! - [`outbound`]: INVITE, OPTIONS and REGISTER towards a trunk, from a header whitelist.
 //! - [`dialog`]: the dialog a 2xx creates: ACK, BYE, in-dialog answers; CANCEL.
 //! - [`call`]: the per-call state machine the gateway shell drives, built on all of the above.
@@ -20,6 +20,7 @@ pub mod message;
 pub mod outbound;
 pub mod parse;
 pub mod screen;
+pub mod sdes;
 pub mod sdp;
 pub mod transaction;
 

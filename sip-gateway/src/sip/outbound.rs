@@ -125,10 +125,7 @@ pub fn invite(
     if !is_host(&trunk.host) || !is_host(&trunk.from_domain) {
         return Err(OutboundError::InvalidHost);
     }
-    let uri = match trunk.port {
-        Some(port) => format!("sip:{number}@{}:{port}", trunk.host),
-        None => format!("sip:{number}@{}", trunk.host),
-    };
+    let uri = trunk_uri(Some(number), trunk);
     let headers = vec![
         ("Via".into(), via(local, trunk.transport, &ids.branch())),
         ("Max-Forwards".into(), "70".into()),
@@ -214,17 +211,26 @@ pub fn via(local: SocketAddr, transport: Transport, branch: &str) -> String {
 
 /// Returns our Contact value: an address only, no user part.
 pub fn contact(local: SocketAddr, transport: Transport) -> String {
-    match transport {
-        Transport::Udp => format!("<sip:{local}>"),
-        Transport::Tcp => format!("<sip:{local};transport=tcp>"),
+    match transport.uri_param() {
+        None => format!("<sip:{local}>"),
+        Some(param) => format!("<sip:{local};transport={param}>"),
     }
 }
 
 fn host_uri(trunk: &Trunk) -> String {
-    match trunk.port {
-        Some(port) => format!("sip:{}:{port}", trunk.host),
-        None => format!("sip:{}", trunk.host),
-    }
+    trunk_uri(None, trunk)
+}
+
+/// Returns a URI at the trunk; over TLS it says so, since a bare `sip:` URI means UDP or TCP
+/// on port 5060 to anyone routing it (RFC 3263). TCP keeps the bare form trunks already accept.
+fn trunk_uri(user: Option<&str>, trunk: &Trunk) -> String {
+    let user = user.map(|u| format!("{u}@")).unwrap_or_default();
+    let port = trunk.port.map(|p| format!(":{p}")).unwrap_or_default();
+    let transport = match trunk.transport {
+        Transport::Tls => ";transport=tls",
+        Transport::Udp | Transport::Tcp => "",
+    };
+    format!("sip:{user}{}{port}{transport}", trunk.host)
 }
 
 fn is_digits(value: &str) -> bool {
@@ -338,6 +344,28 @@ pub(crate) mod tests {
         assert_eq!(reg.header("Expires"), Some("300"));
         assert_eq!(reg.header("CSeq"), Some("2 REGISTER"));
         assert!(parse_message(&reg.to_bytes()).is_ok());
+    }
+
+    #[test]
+    fn tls_requests_say_so_in_via_contact_and_uri() {
+        let mut ids = IdGenerator::from_seed(5);
+        let mut t = trunk();
+        t.transport = Transport::Tls;
+        let req = invite("+441234567890", "+442070000000", &t, local(), "", &mut ids).unwrap();
+        assert_eq!(req.uri, "sip:+441234567890@trunk.example.com;transport=tls");
+        assert!(req
+            .header("Via")
+            .unwrap()
+            .starts_with("SIP/2.0/TLS 192.0.2.10:5060;"));
+        assert_eq!(
+            req.header("Contact"),
+            Some("<sip:192.0.2.10:5060;transport=tls>")
+        );
+        t.port = Some(5071);
+        let opt = options(&t, local(), &mut ids);
+        assert_eq!(opt.uri, "sip:trunk.example.com:5071;transport=tls");
+        assert!(parse_message(&opt.to_bytes()).is_ok());
+        assert!(parse_message(&req.to_bytes()).is_ok());
     }
 
     fn bytes_header_names(bytes: &[u8]) -> Vec<String> {

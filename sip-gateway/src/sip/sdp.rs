@@ -1,6 +1,10 @@
-//! SDP offer/answer (RFC 3264, RFC 4566) for one G.711 audio stream with telephone-event.
+//! SDP offer/answer (RFC 3264, RFC 4566) for one G.711 audio stream with telephone-event,
+//! as RTP or, for a trunk that asks for it, SRTP keyed by SDES ([`super::sdes`]).
 
 use std::net::{IpAddr, SocketAddr};
+
+use super::sdes::Crypto;
+use crate::media::srtp::MasterKey;
 
 /// Audio codec we can carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +66,17 @@ pub struct LocalMedia {
     pub rtp: SocketAddr,
     /// Session id for the o= line.
     pub session_id: u64,
+    /// Our SRTP master key when the media must be SRTP (`RTP/SAVP`); `None` for plain RTP.
+    pub srtp: Option<MasterKey>,
+}
+
+/// The SRTP keys of a call: ours protects what we send, the peer's unprotects what arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SrtpKeys {
+    /// Our master key, as we offered or answered it.
+    pub local: MasterKey,
+    /// The peer's master key, from its `a=crypto` line.
+    pub remote: MasterKey,
 }
 
 /// What was agreed with the peer for the audio stream.
@@ -75,6 +90,8 @@ pub struct NegotiatedMedia {
     pub telephone_event: Option<u8>,
     /// Direction as the peer described it.
     pub remote_direction: Direction,
+    /// The keys, when the media is SRTP.
+    pub srtp: Option<SrtpKeys>,
 }
 
 /// Why an SDP body was not usable.
@@ -92,11 +109,44 @@ pub enum SdpError {
     /// None of the offered codecs is PCMU or PCMA.
     #[error("no common codec")]
     NoCommonCodec,
+    /// SRTP is required and the peer's audio is not `RTP/SAVP` with a crypto line we
+    /// offered or can take (AES_CM_128_HMAC_SHA1_80, one inline key).
+    #[error("SRTP is required and the peer sent no usable SDES crypto line")]
+    NoCrypto,
 }
 
-/// Builds our offer: PCMU, PCMA and telephone-event 101.
+/// Builds our offer: PCMU, PCMA and telephone-event 101, with our key as crypto tag 1 for SRTP.
 pub fn offer(local: &LocalMedia, version: u64) -> String {
-    body(local, version, &[0, 8], Some(101), Direction::SendRecv)
+    let crypto = local.srtp.map(|key| Crypto {
+        tag: OFFER_TAG,
+        key,
+    });
+    body(
+        local,
+        version,
+        &[0, 8],
+        Some(101),
+        Direction::SendRecv,
+        crypto,
+    )
+}
+
+/// Parses the peer's answer to our [`offer`]: for SRTP it must take our crypto line.
+pub fn negotiate_answer(local: &LocalMedia, sdp: &[u8]) -> Result<NegotiatedMedia, SdpError> {
+    let (mut media, audio) = parse(sdp)?;
+    if let Some(ours) = local.srtp {
+        let theirs = audio
+            .cryptos
+            .iter()
+            .find(|c| c.tag == OFFER_TAG)
+            .filter(|_| audio.secure)
+            .ok_or(SdpError::NoCrypto)?;
+        media.srtp = Some(SrtpKeys {
+            local: ours,
+            remote: theirs.key,
+        });
+    }
+    Ok(media)
 }
 
 /// Parses a peer's SDP and picks the codec from its answer or offer.
@@ -104,6 +154,13 @@ pub fn offer(local: &LocalMedia, version: u64) -> String {
 /// For an answer, the first codec the peer lists is used; the same holds for an offer, which
 /// makes our answer follow the offerer's preference.
 pub fn negotiate(sdp: &[u8]) -> Result<NegotiatedMedia, SdpError> {
+    parse(sdp).map(|(media, _)| media)
+}
+
+/// The crypto tag of our offer's one line.
+const OFFER_TAG: u32 = 1;
+
+fn parse(sdp: &[u8]) -> Result<(NegotiatedMedia, Audio), SdpError> {
     let text = std::str::from_utf8(sdp).map_err(|_| SdpError::NotText)?;
     let mut session_addr: Option<IpAddr> = None;
     let mut audio: Option<Audio> = None;
@@ -124,7 +181,7 @@ pub fn negotiate(sdp: &[u8]) -> Result<NegotiatedMedia, SdpError> {
                 let mut parts = value.split_whitespace();
                 let media = parts.next().unwrap_or("");
                 let port = parts.next().and_then(|p| p.split('/').next()?.parse().ok());
-                let _proto = parts.next();
+                let proto = parts.next().unwrap_or("");
                 let formats: Vec<u8> = parts.filter_map(|p| p.parse().ok()).collect();
                 if media == "audio" {
                     if let Some(port) = port {
@@ -135,6 +192,8 @@ pub fn negotiate(sdp: &[u8]) -> Result<NegotiatedMedia, SdpError> {
                             addr: None,
                             direction: None,
                             telephone_event: None,
+                            secure: proto == "RTP/SAVP",
+                            cryptos: Vec::new(),
                         });
                     }
                 }
@@ -167,6 +226,8 @@ pub fn negotiate(sdp: &[u8]) -> Result<NegotiatedMedia, SdpError> {
                 if let (Some(a), true) = (&mut audio, in_audio) {
                     a.direction = direction.or(a.direction);
                     a.telephone_event = event.or(a.telephone_event);
+                    let crypto = value.strip_prefix("crypto:").and_then(Crypto::parse);
+                    a.cryptos.extend(crypto);
                 }
             }
             _ => {}
@@ -192,24 +253,48 @@ pub fn negotiate(sdp: &[u8]) -> Result<NegotiatedMedia, SdpError> {
         (Some(d), false) => d,
         (None, false) => Direction::SendRecv,
     };
-    Ok(NegotiatedMedia {
+    let media = NegotiatedMedia {
         remote_rtp: SocketAddr::new(addr, audio.port),
         codec,
         telephone_event,
         remote_direction: direction,
-    })
+        srtp: None,
+    };
+    Ok((media, audio))
 }
 
 /// Builds our answer to a peer's offer, returning it with what was agreed.
+///
+/// For SRTP the offer must be `RTP/SAVP` with a crypto line we can take; the
+/// answer echoes its tag with our key.
 pub fn answer(
     local: &LocalMedia,
     version: u64,
     offer: &[u8],
 ) -> Result<(String, NegotiatedMedia), SdpError> {
-    let media = negotiate(offer)?;
+    let (mut media, audio) = parse(offer)?;
+    let crypto = match local.srtp {
+        Some(ours) => {
+            let theirs = audio
+                .cryptos
+                .first()
+                .filter(|_| audio.secure)
+                .ok_or(SdpError::NoCrypto)?;
+            media.srtp = Some(SrtpKeys {
+                local: ours,
+                remote: theirs.key,
+            });
+            Some(Crypto {
+                tag: theirs.tag,
+                key: ours,
+            })
+        }
+        None => None,
+    };
     let formats = [media.codec.payload_type()];
     let direction = media.remote_direction.answer();
-    let text = body(local, version, &formats, media.telephone_event, direction);
+    let event = media.telephone_event;
+    let text = body(local, version, &formats, event, direction, crypto);
     Ok((text, media))
 }
 
@@ -219,6 +304,10 @@ struct Audio {
     addr: Option<IpAddr>,
     direction: Option<Direction>,
     telephone_event: Option<u8>,
+    /// Whether the profile is `RTP/SAVP`.
+    secure: bool,
+    /// The usable crypto lines, in the order given.
+    cryptos: Vec<Crypto>,
 }
 
 fn body(
@@ -227,6 +316,7 @@ fn body(
     formats: &[u8],
     event: Option<u8>,
     dir: Direction,
+    crypto: Option<Crypto>,
 ) -> String {
     let ip = local.rtp.ip();
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
@@ -234,9 +324,14 @@ fn body(
     list.extend(event.map(|e| e.to_string()));
     let mut out = format!(
         "v=0\r\no=- {} {version} IN {family} {ip}\r\ns=-\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
-         m=audio {} RTP/AVP {}\r\n",
+         m=audio {} {} {}\r\n",
         local.session_id,
         local.rtp.port(),
+        if crypto.is_some() {
+            "RTP/SAVP"
+        } else {
+            "RTP/AVP"
+        },
         list.join(" ")
     );
     for pt in formats {
@@ -249,6 +344,9 @@ fn body(
         ));
     }
     out.push_str(&format!("a=ptime:20\r\na={}\r\n", dir.attribute()));
+    if let Some(crypto) = crypto {
+        out.push_str(&crypto.line());
+    }
     out
 }
 
@@ -261,6 +359,7 @@ mod tests {
         LocalMedia {
             rtp: "192.0.2.10:40000".parse().unwrap(),
             session_id: 42,
+            srtp: None,
         }
     }
 
@@ -312,11 +411,97 @@ mod tests {
         assert_eq!(negotiate(&[0xff, 0xfe]), Err(SdpError::NotText));
     }
 
+    fn secure() -> LocalMedia {
+        LocalMedia {
+            srtp: Some(MasterKey::from_bytes([7; 30])),
+            ..local()
+        }
+    }
+
+    fn peer_key() -> MasterKey {
+        MasterKey::from_bytes([9; 30])
+    }
+
+    fn peer_sdp(proto: &str, crypto_tag: Option<u32>) -> String {
+        let mut sdp = format!(
+            "v=0\r\no=x 1 1 IN IP4 203.0.113.5\r\ns=-\r\nc=IN IP4 203.0.113.5\r\nt=0 0\r\n\
+             m=audio 30000 {proto} 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+        );
+        if let Some(tag) = crypto_tag {
+            sdp.push_str(
+                &Crypto {
+                    tag,
+                    key: peer_key(),
+                }
+                .line(),
+            );
+        }
+        sdp
+    }
+
+    #[test]
+    fn an_srtp_offer_carries_our_key_and_takes_the_answers() {
+        let sdp = offer(&secure(), 1);
+        assert!(sdp.contains("m=audio 40000 RTP/SAVP 0 8 101\r\n"));
+        let line = Crypto {
+            tag: 1,
+            key: MasterKey::from_bytes([7; 30]),
+        }
+        .line();
+        assert!(sdp.contains(&line), "{sdp}");
+        let media = negotiate_answer(&secure(), peer_sdp("RTP/SAVP", Some(1)).as_bytes()).unwrap();
+        assert_eq!(
+            media.srtp,
+            Some(SrtpKeys {
+                local: MasterKey::from_bytes([7; 30]),
+                remote: peer_key()
+            })
+        );
+        // A plain trunk neither offers nor takes keys.
+        assert!(offer(&local(), 1).contains("RTP/AVP 0 8 101"));
+        let plain = negotiate_answer(&local(), peer_sdp("RTP/AVP", None).as_bytes()).unwrap();
+        assert_eq!(plain.srtp, None);
+    }
+
+    #[test]
+    fn an_answer_without_usable_keys_is_refused_when_srtp_is_required() {
+        for (proto, tag) in [
+            ("RTP/AVP", None),
+            ("RTP/AVP", Some(1)),
+            ("RTP/SAVP", None),
+            ("RTP/SAVP", Some(2)),
+        ] {
+            let sdp = peer_sdp(proto, tag);
+            assert_eq!(
+                negotiate_answer(&secure(), sdp.as_bytes()),
+                Err(SdpError::NoCrypto),
+                "{proto} {tag:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_srtp_offer_is_answered_with_its_tag_and_our_key() {
+        let (text, media) = answer(&secure(), 2, peer_sdp("RTP/SAVP", Some(3)).as_bytes()).unwrap();
+        assert!(text.contains("m=audio 40000 RTP/SAVP 0 101\r\n"), "{text}");
+        let ours = Crypto {
+            tag: 3,
+            key: MasterKey::from_bytes([7; 30]),
+        }
+        .line();
+        assert!(text.contains(&ours), "{text}");
+        assert_eq!(media.srtp.map(|k| k.remote), Some(peer_key()));
+        let clear = answer(&secure(), 2, peer_sdp("RTP/AVP", None).as_bytes());
+        assert_eq!(clear, Err(SdpError::NoCrypto));
+    }
+
     proptest! {
         #[test]
         fn negotiation_never_panics(text in "([a-z]=[ -~]{0,40}\r\n){0,12}") {
             let _ = negotiate(text.as_bytes());
             let _ = answer(&local(), 1, text.as_bytes());
+            let _ = answer(&secure(), 1, text.as_bytes());
+            let _ = negotiate_answer(&secure(), text.as_bytes());
         }
     }
 }

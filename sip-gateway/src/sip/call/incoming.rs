@@ -115,7 +115,7 @@ impl Call {
             return;
         }
         self.awaiting_ack_sdp = false;
-        if let Ok(media) = sdp::negotiate(&request.body) {
+        if let Ok(media) = sdp::negotiate_answer(&self.local_media, &request.body) {
             self.events.push_back(CallEvent::MediaChanged { media });
         }
     }

@@ -23,6 +23,7 @@ use super::outbound::{invite, IdGenerator, OutboundError, Trunk};
 use super::parse::{bad_request_response, parse_message};
 use super::sdp::{self, LocalMedia, NegotiatedMedia};
 use super::transaction::{TimerConfig, TransactionEvent, TransactionKey, TransactionLayer};
+use crate::media::srtp::MasterKey;
 
 /// Everything needed to place one call.
 #[derive(Debug, Clone)]
@@ -43,6 +44,8 @@ pub struct CallParams {
     pub local_rtp: SocketAddr,
     /// SIP timer values.
     pub timers: TimerConfig,
+    /// Our SRTP master key when the trunk's media must be SRTP; fresh for each call.
+    pub srtp: Option<MasterKey>,
 }
 
 /// What happened to a call.
@@ -135,6 +138,7 @@ impl Call {
         let local_media = LocalMedia {
             rtp: params.local_rtp,
             session_id: ids.number(),
+            srtp: params.srtp,
         };
         let offer = sdp::offer(&local_media, 1);
         let request = invite(

@@ -31,7 +31,7 @@ impl Call {
             self.events.push_back(CallEvent::Ringing);
         }
         if !response.body.is_empty() && self.early_sdp.as_ref() != Some(&response.body) {
-            if let Ok(media) = sdp::negotiate(&response.body) {
+            if let Ok(media) = sdp::negotiate_answer(&self.local_media, &response.body) {
                 self.early_sdp = Some(response.body.clone());
                 self.events.push_back(CallEvent::EarlyMedia { media });
             }
@@ -100,10 +100,15 @@ impl Call {
             true => self.early_sdp.clone().unwrap_or_default(),
             false => response.body.clone(),
         };
-        match sdp::negotiate(&answer) {
+        match sdp::negotiate_answer(&self.local_media, &answer) {
             Ok(media) => self.events.push_back(CallEvent::Answered { media }),
             Err(error) => {
-                tracing::debug!(%error, "unusable SDP answer");
+                if error == sdp::SdpError::NoCrypto {
+                    // Never fall back to clear audio on a trunk that asks for SRTP.
+                    tracing::warn!(%error, "answer without SRTP keys; hanging up");
+                } else {
+                    tracing::debug!(%error, "unusable SDP answer");
+                }
                 self.send_bye(EndCause::MediaFailed, now);
             }
         }

@@ -23,6 +23,7 @@ fn params(credentials: Option<Credentials>) -> CallParams {
         local_sip: "192.0.2.10:5060".parse().unwrap(),
         local_rtp: "192.0.2.10:40000".parse().unwrap(),
         timers: TimerConfig::default(),
+        srtp: None,
     }
 }
 
@@ -140,6 +141,7 @@ fn answered_call_reports_progress_and_media() {
         codec: Codec::Pcma,
         telephone_event: Some(101),
         remote_direction: Direction::SendRecv,
+        srtp: None,
     };
     assert_eq!(
         evs,
@@ -370,3 +372,6 @@ fn requests_outside_the_dialog_get_481() {
     assert!(sent(&mut call)[0].starts_with("SIP/2.0 481 "));
     assert!(events(&mut call).is_empty());
 }
+
+#[path = "srtp_tests.rs"]
+mod srtp;
