@@ -25,6 +25,8 @@ use super::wait_for;
 pub struct Softphone {
     /// The agent leg's reference at the gateway.
     pub call_ref: CallRef,
+    /// The gateway's SDP answer.
+    pub answer: String,
     heard: Arc<Mutex<Vec<i16>>>,
     _stop: oneshot::Sender<()>,
 }
@@ -69,6 +71,7 @@ impl Softphone {
         .await;
         Ok(Softphone {
             call_ref,
+            answer,
             heard,
             _stop: stop,
         })
