@@ -138,6 +138,19 @@ pub enum Event {
         /// Whether the import finished.
         done: bool,
     },
+    /// A trunk of a node went down (no new call goes to it) or came back.
+    TrunkState {
+        /// The account told; every account is, as trunks are shared.
+        account: AccountId,
+        /// The node whose gateway holds the trunk.
+        node: String,
+        /// The trunk's name.
+        trunk: String,
+        /// Whether it takes new calls.
+        up: bool,
+        /// When its state was read.
+        at: DateTime<Utc>,
+    },
     /// Something a supervisor should look at.
     Alert {
         /// The account concerned.
@@ -161,6 +174,7 @@ impl Event {
             | Event::PreviewOffered { account, .. }
             | Event::DialRefused { account, .. }
             | Event::ImportProgress { account, .. }
+            | Event::TrunkState { account, .. }
             | Event::Alert { account, .. } => *account,
         }
     }

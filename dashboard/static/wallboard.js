@@ -4,6 +4,7 @@
 
 const board = {
   seq: 0, agents: new Map(), calls: new Map(), campaigns: new Map(), names: new Map(), campaignNames: new Map(),
+  trunks: new Map(),
 };
 // How states read on the board; the wire keeps its snake_case names.
 const WORDS = { in_call: "in call", wrap_up: "wrap-up", logged_out: "logged out" };
@@ -66,6 +67,12 @@ function apply(ev) {
       }
       board.campaigns.set(ev.campaign_id, { ...ev.figures, at: ev.at });
       break;
+    case "trunk_state": {
+      const key = `${ev.node}/${ev.trunk}`;
+      const known = board.trunks.get(key);
+      if (!known || known.up !== ev.up) board.trunks.set(key, { node: ev.node, trunk: ev.trunk, up: ev.up, since: ev.at });
+      break;
+    }
     case "alert": {
       const li = document.createElement("li");
       li.textContent = `${new Date(ev.at).toLocaleTimeString()} — ${ev.message}`;
@@ -85,6 +92,8 @@ function loadSnapshot(s) {
   }
   for (const c of s.calls) board.calls.set(c.call_ref, c);
   for (const c of s.campaigns) board.campaigns.set(c.campaign_id, c);
+  board.trunks.clear();
+  for (const t of s.trunks || []) board.trunks.set(`${t.node}/${t.trunk}`, t);
 }
 
 function render() {
@@ -113,7 +122,26 @@ function render() {
       cell(f.abandons_allowed ?? ""), cell((f.dial_level || 0).toFixed(2)));
     return tr;
   }));
+  renderTrunks();
   drawChart();
+}
+
+// One tile per trunk: green takes calls, red gets none until it answers again.
+function renderTrunks() {
+  const trunks = [...board.trunks.values()].sort((a, b) => `${a.node}/${a.trunk}`.localeCompare(`${b.node}/${b.trunk}`));
+  if (trunks.length === 0) return;
+  const nodes = new Set(trunks.map((t) => t.node));
+  document.getElementById("trunks").replaceChildren(...trunks.map((t) => {
+    const li = document.createElement("li");
+    li.dataset.up = String(t.up);
+    li.dataset.trunk = t.trunk;
+    const name = document.createElement("strong");
+    name.textContent = nodes.size > 1 ? `${t.trunk} (${t.node})` : t.trunk;
+    const state = document.createElement("small");
+    state.textContent = `${t.up ? "up" : "down: no new calls"} for ${since(t.since)}`;
+    li.append(name, state);
+    return li;
+  }));
 }
 
 function drawChart() {

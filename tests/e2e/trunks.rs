@@ -12,6 +12,7 @@ use crm::testing::TestBackend;
 use sip_gateway::gateway::TrunkConfig;
 use tokio::net::UdpSocket;
 use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::helpers::{spawn_app_with, NowUtc};
 
@@ -65,6 +66,32 @@ async fn a_campaigns_last_trunk_going_down_raises_an_alert_and_shows_in_metrics(
         metrics.contains("dialcrm_trunk_up{trunk=\"provider\"} 0"),
         "{metrics}"
     );
+    // A wallboard opened now shows the trunk's tile down.
+    let cookie = t.session_cookie("sue", &sup).await;
+    let mut url = format!("ws://{}/api/stream", t.app.http_addr)
+        .into_client_request()
+        .expect("request");
+    url.headers_mut()
+        .insert("cookie", cookie.parse().expect("header"));
+    let (mut board, _) = tokio_tungstenite::connect_async(url).await.expect("stream");
+    let snapshot = next_frame(&mut board).await;
+    assert_eq!(snapshot["type"], "snapshot");
+    let tile = |v: &serde_json::Value| {
+        v["trunk"] == "provider" && v["up"] == false && v["node"] == t.settings.node_id.as_str()
+    };
+    // The hub reads the bus on its own: the down state is in the snapshot
+    // or follows it at once.
+    if !snapshot["trunks"]
+        .as_array()
+        .is_some_and(|ts| ts.iter().any(tile))
+    {
+        loop {
+            let frame = next_frame(&mut board).await;
+            if frame["event"]["kind"] == "trunk_state" && tile(&frame["event"]) {
+                break;
+            }
+        }
+    }
 
     // It answers again: up, and the alert clears.
     let answer = async {
@@ -84,6 +111,15 @@ async fn a_campaigns_last_trunk_going_down_raises_an_alert_and_shows_in_metrics(
         _ = answer => unreachable!("the socket keeps receiving"),
     };
     assert_eq!(up.0, "trunk.up", "{}", up.1);
+    // ... and the open wallboard is told it is up.
+    let back = loop {
+        let frame = next_frame(&mut board).await;
+        if frame["event"]["kind"] == "trunk_state" {
+            break frame;
+        }
+    };
+    assert_eq!(back["event"]["trunk"], "provider");
+    assert_eq!(back["event"]["up"], true);
     let metrics = t.metrics_text().await;
     assert!(
         metrics.contains("dialcrm_trunk_up{trunk=\"provider\"} 1"),
@@ -91,6 +127,25 @@ async fn a_campaigns_last_trunk_going_down_raises_an_alert_and_shows_in_metrics(
     );
     t.app.stop().await.expect("stops");
     t.db.finish().await;
+}
+
+/// The next text frame of a stream, as JSON.
+async fn next_frame(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> serde_json::Value {
+    use futures_util::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("open")
+            .expect("frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = msg {
+            return serde_json::from_str(&text).expect("JSON");
+        }
+    }
 }
 
 /// Waits for the next alert on the bus: its kind and message.

@@ -156,6 +156,14 @@ async fn follow(
     )
     .await
     .context("the campaign's figures show its name")?;
+    until(
+        cdp,
+        &page,
+        "[...document.querySelectorAll('#trunks li[data-trunk]')].some(t => \
+         t.dataset.up === 'true' && t.textContent.includes('up for'))",
+    )
+    .await
+    .context("the trunk the call went through shows as a tile, up")?;
 
     // The agent hangs up; the call leaves the board.
     wait_for_call(&mut desk).await?;

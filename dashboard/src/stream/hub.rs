@@ -133,6 +133,9 @@ pub struct Initial {
 pub struct StreamHub {
     config: HubConfig,
     feeds: Mutex<HashMap<AccountId, Feed>>,
+    /// What every account's wallboard shows alike (the trunks), to start a
+    /// new account's feed with.
+    shared: Mutex<Wallboard>,
     /// Snapshots sent to clients that fell behind, since start.
     resyncs: AtomicU64,
 }
@@ -180,6 +183,7 @@ impl StreamHub {
         StreamHub {
             config,
             feeds: Mutex::new(HashMap::new()),
+            shared: Mutex::new(Wallboard::default()),
             resyncs: AtomicU64::new(0),
         }
     }
@@ -187,7 +191,10 @@ impl StreamHub {
     /// Applies an event to its account's feed and sends it to listeners.
     pub fn publish(&self, event: &Event) {
         let mut feeds = self.lock();
-        let feed = Self::feed(&mut feeds, event.account(), self.config);
+        if matches!(event, Event::TrunkState { .. }) {
+            self.shared().apply(event);
+        }
+        let feed = self.feed(&mut feeds, event.account());
         feed.seq += 1;
         feed.wallboard.apply(event);
         let text = match serde_json::to_string(&EventFrame {
@@ -214,7 +221,7 @@ impl StreamHub {
     /// when the hub still holds them all, else a snapshot.
     pub fn initial(&self, account: AccountId, since: Option<u64>) -> Initial {
         let mut feeds = self.lock();
-        Self::initial_of(Self::feed(&mut feeds, account, self.config), since)
+        Self::initial_of(self.feed(&mut feeds, account), since)
     }
 
     fn initial_of(feed: &Feed, since: Option<u64>) -> Initial {
@@ -249,7 +256,7 @@ impl StreamHub {
         make: impl FnOnce(Initial) -> Conn,
     ) -> Option<tokio::sync::mpsc::UnboundedSender<Control>> {
         let mut feeds = self.lock();
-        let feed = Self::feed(&mut feeds, account, self.config);
+        let feed = self.feed(&mut feeds, account);
         let least = feed
             .writers
             .iter()
@@ -280,7 +287,7 @@ impl StreamHub {
     /// The account's snapshot as a frame, and the sequence number it is at.
     pub fn framed_snapshot(&self, account: AccountId) -> (Bytes, u64) {
         let mut feeds = self.lock();
-        let feed = Self::feed(&mut feeds, account, self.config);
+        let feed = self.feed(&mut feeds, account);
         (Self::snapshot_of(feed), feed.seq)
     }
 
@@ -318,18 +325,20 @@ impl StreamHub {
     #[cfg(test)]
     fn subscribe(&self, account: AccountId) -> broadcast::Receiver<Arc<Frame>> {
         let mut feeds = self.lock();
-        Self::feed(&mut feeds, account, self.config).tx.subscribe()
+        self.feed(&mut feeds, account).tx.subscribe()
     }
 
-    fn feed(
-        feeds: &mut HashMap<AccountId, Feed>,
+    /// The account's feed, started (knowing the trunks) if it has none.
+    fn feed<'f>(
+        &self,
+        feeds: &'f mut HashMap<AccountId, Feed>,
         account: AccountId,
-        config: HubConfig,
-    ) -> &mut Feed {
+    ) -> &'f mut Feed {
+        let config = self.config;
         feeds.entry(account).or_insert_with(|| Feed {
             seq: 0,
             replay: VecDeque::with_capacity(config.replay.min(1024)),
-            wallboard: Wallboard::default(),
+            wallboard: Wallboard::with_trunks(self.shared().trunks()),
             tx: broadcast::channel(config.client_buffer.max(1)).0,
             writers: Vec::new(),
         })
@@ -364,6 +373,10 @@ impl StreamHub {
                 .map(|w| w.load.load(Ordering::Relaxed))
                 .collect()
         })
+    }
+
+    fn shared(&self) -> std::sync::MutexGuard<'_, Wallboard> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AccountId, Feed>> {
@@ -454,6 +467,33 @@ mod tests {
         assert!(a.try_recv().is_err());
         let again = hub.initial(AccountId(1), None);
         assert!(text(&again.frames[0]).contains("\"username\":\"al\""));
+    }
+
+    #[test]
+    fn a_new_accounts_first_snapshot_already_shows_the_trunks() {
+        let hub = StreamHub::new(HubConfig::default());
+        let trunk = |account: i64, up: bool, s: i64| Event::TrunkState {
+            account: AccountId(account),
+            node: "n1".into(),
+            trunk: "main".into(),
+            up,
+            at: Utc
+                .timestamp_opt(1_800_000_000 + s, 0)
+                .single()
+                .expect("valid"),
+        };
+        hub.publish(&trunk(1, true, 0));
+        hub.publish(&trunk(1, false, 5));
+        // Account 3 had no feed yet: its first snapshot knows the trunk.
+        let first = text(&hub.initial(AccountId(3), None).frames[0]);
+        assert!(
+            first.contains("\"trunks\":[{\"node\":\"n1\",\"trunk\":\"main\",\"up\":false"),
+            "{first}"
+        );
+        assert!(
+            first.contains("\"seq\":0"),
+            "nothing was published to it: {first}"
+        );
     }
 
     #[tokio::test]

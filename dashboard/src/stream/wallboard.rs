@@ -52,12 +52,26 @@ pub struct CampaignView {
     pub at: DateTime<Utc>,
 }
 
+/// A trunk's tile on the wallboard.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrunkView {
+    /// The node whose gateway holds it.
+    pub node: String,
+    /// Its name.
+    pub trunk: String,
+    /// Whether it takes new calls.
+    pub up: bool,
+    /// Since when it is in this state (or since it was first seen).
+    pub since: DateTime<Utc>,
+}
+
 /// The state a snapshot shows.
 #[derive(Debug, Default, Clone)]
 pub struct Wallboard {
     agents: BTreeMap<UserId, AgentView>,
     calls: BTreeMap<CallRef, CallView>,
     campaigns: BTreeMap<CampaignId, CampaignView>,
+    trunks: BTreeMap<(String, String), TrunkView>,
 }
 
 /// A snapshot of a wallboard, ready to serialise.
@@ -69,6 +83,8 @@ pub struct Snapshot<'a> {
     pub calls: Vec<&'a CallView>,
     /// The campaigns, by id.
     pub campaigns: Vec<&'a CampaignView>,
+    /// The trunks, by node and name.
+    pub trunks: Vec<&'a TrunkView>,
 }
 
 impl Wallboard {
@@ -137,6 +153,27 @@ impl Wallboard {
                     },
                 );
             }
+            Event::TrunkState {
+                node,
+                trunk,
+                up,
+                at,
+                ..
+            } => {
+                let key = (node.clone(), trunk.clone());
+                // A repeat of the same state keeps its start.
+                if self.trunks.get(&key).is_none_or(|t| t.up != *up) {
+                    self.trunks.insert(
+                        key,
+                        TrunkView {
+                            node: node.clone(),
+                            trunk: trunk.clone(),
+                            up: *up,
+                            since: *at,
+                        },
+                    );
+                }
+            }
             Event::ImportProgress { .. }
             | Event::Alert { .. }
             | Event::PreviewOffered { .. }
@@ -150,6 +187,23 @@ impl Wallboard {
             agents: self.agents.values().collect(),
             calls: self.calls.values().collect(),
             campaigns: self.campaigns.values().collect(),
+            trunks: self.trunks.values().collect(),
+        }
+    }
+
+    /// The trunks as this wallboard knows them, to seed another's.
+    pub fn trunks(&self) -> impl Iterator<Item = &TrunkView> {
+        self.trunks.values()
+    }
+
+    /// Starts a wallboard that already knows the trunks.
+    pub fn with_trunks<'a>(trunks: impl IntoIterator<Item = &'a TrunkView>) -> Wallboard {
+        Wallboard {
+            trunks: trunks
+                .into_iter()
+                .map(|t| ((t.node.clone(), t.trunk.clone()), t.clone()))
+                .collect(),
+            ..Wallboard::default()
         }
     }
 }
@@ -176,6 +230,33 @@ mod tests {
             cause: None,
             at: at(t),
         }
+    }
+
+    #[test]
+    fn a_trunk_tile_keeps_its_start_until_its_state_changes() {
+        let trunk = |up: bool, t: i64| Event::TrunkState {
+            account: AccountId(1),
+            node: "n1".into(),
+            trunk: "main".into(),
+            up,
+            at: at(t),
+        };
+        let mut w = Wallboard::default();
+        w.apply(&trunk(true, 0));
+        w.apply(&trunk(true, 5));
+        assert_eq!(
+            w.snapshot().trunks[0].since,
+            at(0),
+            "a repeat keeps the start"
+        );
+        w.apply(&trunk(false, 9));
+        let s = w.snapshot();
+        assert_eq!(s.trunks.len(), 1);
+        assert!(!s.trunks[0].up);
+        assert_eq!(s.trunks[0].since, at(9));
+        let seeded = Wallboard::with_trunks(w.trunks());
+        assert_eq!(seeded.snapshot().trunks, s.trunks);
+        assert!(seeded.snapshot().agents.is_empty());
     }
 
     #[test]

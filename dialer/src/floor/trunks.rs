@@ -1,7 +1,11 @@
-//! Raises an alert when a running campaign is left with no trunk to dial
-//! through, and when it has one again.
+//! Shows the trunks on every account's wallboard, and raises an alert when
+//! a running campaign is left with no trunk to dial through, and when it
+//! has one again.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+
+use crm::model::AccountId;
 
 use crm::events::Event;
 use sip_gateway::gateway::TrunkStatus;
@@ -16,16 +20,62 @@ impl Floor {
     /// over to) gets an alert, and another when one is back.
     pub async fn watch_trunks(self: Arc<Self>) {
         let mut changes = self.gateway.trunk_events();
+        // Every account's wallboard learns the trunks, up or down: those
+        // there now at once, those created later within a few seconds.
+        let mut told = HashSet::new();
+        let mut newcomers = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
-            let changed = match changes.recv().await {
-                Ok(status) => status,
-                Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return,
+            let changed = tokio::select! {
+                change = changes.recv() => match change {
+                    Ok(status) => status,
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                },
+                _ = newcomers.tick() => {
+                    let Ok(trunks) = self.gateway.trunks().await else {
+                        return;
+                    };
+                    let accounts = self.accounts().await;
+                    let new: Vec<AccountId> =
+                        accounts.into_iter().filter(|a| !told.contains(a)).collect();
+                    self.show_trunks(&trunks, &new);
+                    told.extend(new);
+                    continue;
+                }
             };
             let Ok(trunks) = self.gateway.trunks().await else {
                 return;
             };
+            let accounts = self.accounts().await;
+            self.show_trunks(std::slice::from_ref(&changed), &accounts);
+            told.extend(accounts);
             self.alert_campaigns(&changed, &trunks).await;
+        }
+    }
+
+    async fn accounts(&self) -> Vec<AccountId> {
+        match self.store.accounts().await {
+            Ok(a) => a.into_iter().map(|a| a.id).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "listing accounts for the trunks' tiles failed");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Tells the wallboards of `accounts` the state of `trunks`.
+    fn show_trunks(&self, trunks: &[TrunkStatus], accounts: &[AccountId]) {
+        let at = self.clock.now();
+        for account in accounts {
+            for t in trunks {
+                self.bus.publish(Event::TrunkState {
+                    account: *account,
+                    node: self.node.clone(),
+                    trunk: t.name.clone(),
+                    up: t.up,
+                    at,
+                });
+            }
         }
     }
 
