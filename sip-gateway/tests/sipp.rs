@@ -386,3 +386,90 @@ async fn digits_pressed_at_the_far_end_arrive_as_dtmf_events() {
     wait_for(&mut events, call, LIMIT, ended).await;
     sipp.passed().await;
 }
+
+/// Runs sipp answering OPTIONS pings on `port`, for as many pings as come.
+fn answering_options(port: u16) -> Child {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/sipp/options.xml");
+    Command::new("sipp")
+        .arg("-sf")
+        .arg(&path)
+        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-nostdin"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp starts")
+}
+
+/// Trunk health against sipp playing the provider: while it answers the
+/// OPTIONS pings the trunk is up; killed, the trunk goes down and calls
+/// for it go to the next trunk; started again, the trunk comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trunk_that_stops_answering_options_goes_down_and_comes_back() {
+    use sip_gateway::carrier::{Carrier, CarrierConfig, Mix, Outcome};
+    if !sipp_installed().await {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "sipp is not installed (Debian package sip-tester) and CI=true"
+        );
+        eprintln!("!!! SKIPPING the sipp trunk health test: sipp is not installed !!!");
+        return;
+    }
+    let port = free_udp_port(1);
+    let mut sipp = answering_options(port);
+    let backup = Carrier::start(CarrierConfig {
+        sip_addr: "127.0.0.1:0".parse().unwrap(),
+        mix: Mix::always(Outcome::Answer),
+        ring_delay: Duration::from_millis(20),
+        answer_delay: Duration::from_millis(40),
+        ..CarrierConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut primary = TrunkConfig::new("primary", format!("127.0.0.1:{port}").parse().unwrap());
+    primary.options_interval = Some(Duration::from_millis(200));
+    primary.down_after = 2;
+    primary.up_after = 2;
+    let config = GatewayConfig {
+        t1: Duration::from_millis(50),
+        ..GatewayConfig::loopback()
+    };
+    let gw = Gateway::start(
+        config,
+        vec![primary, TrunkConfig::new("backup", backup.sip_addr())],
+    )
+    .await
+    .unwrap();
+    let mut health = gw.trunk_events();
+    // sipp answers: a second of pings changes nothing.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(health.try_recv().is_err(), "no change while sipp answers");
+    let up = |name: &str, trunks: &[sip_gateway::gateway::TrunkStatus]| {
+        trunks.iter().any(|t| t.name == name && t.up)
+    };
+    assert!(up("primary", &gw.trunks().await.unwrap()));
+
+    // sipp stops: after two unanswered pings the trunk is down.
+    sipp.kill().await.unwrap();
+    let down = tokio::time::timeout(LIMIT, health.recv())
+        .await
+        .expect("the trunk goes down")
+        .unwrap();
+    assert!(!down.up && down.name == "primary", "{down:?}");
+    // A call for it goes to the backup.
+    let mut events = gw.events();
+    let call = gw.dial(request("primary", LIMIT)).await.unwrap();
+    wait_for(&mut events, call, LIMIT, |k| *k == CallEventKind::Answered).await;
+    assert_eq!(backup.stats().calls, 1, "the backup took the call");
+    gw.hangup(call).await.unwrap();
+
+    // sipp answers again on the same port: after two answers it is back.
+    let _sipp = answering_options(port);
+    let back = tokio::time::timeout(LIMIT, health.recv())
+        .await
+        .expect("the trunk comes back")
+        .unwrap();
+    assert!(back.up && back.name == "primary", "{back:?}");
+    assert!(up("primary", &gw.trunks().await.unwrap()));
+}
