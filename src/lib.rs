@@ -182,6 +182,14 @@ impl App {
                         }
                     }));
                 }
+                if let Some(files) = prepared.files {
+                    let alert = system_alert(store.clone(), bus.clone(), "tls.reload_failed");
+                    extras.push(tokio::spawn(files.keep_fresh(
+                        prepared.store.clone(),
+                        std::time::Duration::from_secs(30),
+                        alert,
+                    )));
+                }
                 if let Some((acme, facts)) = prepared.acme {
                     let facts = match facts {
                         Some(f) => Some(f),

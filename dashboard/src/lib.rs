@@ -137,8 +137,14 @@ impl AppState {
 }
 
 impl AppState {
-    /// Attaches the floor that dials this node's campaigns.
+    /// Attaches the floor that dials this node's campaigns, and has the
+    /// stream follow its trunks so every wallboard starts knowing them.
     pub fn with_floor(mut self, floor: Arc<dialer::floor::Floor>) -> Self {
+        tokio::spawn(stream::follow_trunks(
+            self.hub.clone(),
+            floor.clone(),
+            self.clock.clone(),
+        ));
         self.floor = Some(floor);
         self
     }

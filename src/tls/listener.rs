@@ -40,6 +40,14 @@ impl CertStore {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(key);
     }
 
+    /// The certificate new connections get.
+    pub fn current(&self) -> Option<Arc<CertifiedKey>> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Whether a certificate is being served.
     pub fn is_set(&self) -> bool {
         self.current

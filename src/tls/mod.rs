@@ -138,6 +138,69 @@ pub struct Prepared {
     pub notes: Vec<String>,
     /// ACME's settings and the certificate in service, if any yet.
     pub acme: Option<(AcmeSettings, Option<Facts>)>,
+    /// Files the operator provides, to be watched for a renewed pair.
+    pub files: Option<WatchedFiles>,
+}
+
+/// A certificate and key the operator renews in place (certbot, a
+/// company's PKI): a new pair is picked up without a restart, which would
+/// drain every call.
+#[derive(Debug, Clone)]
+pub struct WatchedFiles {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// Its key.
+    pub key: PathBuf,
+    /// The names it must be for.
+    pub names: Vec<String>,
+}
+
+impl WatchedFiles {
+    fn stamp(&self) -> Option<(std::time::SystemTime, std::time::SystemTime)> {
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        Some((modified(&self.cert)?, modified(&self.key)?))
+    }
+
+    /// Looks at the files every `every`; when either changed, loads the
+    /// pair and serves it if it passes the start-up checks. A pair that
+    /// fails is looked at again once (a renewal may be caught between
+    /// writing the certificate and the key); failing still, the one in
+    /// service stays and `alert` is told why, once.
+    pub async fn keep_fresh(
+        self,
+        store: Arc<CertStore>,
+        every: Duration,
+        alert: impl Fn(String) + Send + 'static,
+    ) {
+        let mut seen = self.stamp();
+        let mut failing = None;
+        loop {
+            tokio::time::sleep(every).await;
+            let now = self.stamp();
+            if now.is_none() || now == seen {
+                continue;
+            }
+            match cert::load(&self.cert, &self.key, &self.names, Utc::now()) {
+                Ok(loaded) => {
+                    tracing::info!(
+                        file = %self.cert.display(),
+                        expires = %loaded.facts.not_after,
+                        "TLS certificate reloaded"
+                    );
+                    store.set(loaded.key);
+                    seen = now;
+                    failing = None;
+                }
+                Err(_) if failing != now => failing = now,
+                Err(e) => {
+                    seen = now;
+                    let message = format!("the changed TLS certificate was not loaded: {e}; the previous one stays in service");
+                    tracing::error!("{message}");
+                    alert(message);
+                }
+            }
+        }
+    }
 }
 
 /// Reads or makes the certificate, refusing what a browser would refuse;
@@ -153,6 +216,7 @@ pub fn prepare(
     let store = Arc::new(CertStore::default());
     let mut notes = Vec::new();
     let mut acme = None;
+    let mut files = None;
     match source {
         Source::Files { cert, key } => {
             let loaded = cert::load(cert, key, &settings.names, now)?;
@@ -170,6 +234,11 @@ pub fn prepare(
                 );
             }
             store.set(loaded.key);
+            files = Some(WatchedFiles {
+                cert: cert.to_path_buf(),
+                key: key.to_path_buf(),
+                names: settings.names.clone(),
+            });
         }
         Source::SelfSigned => {
             let names = self_signed::machine_names(&settings.names);
@@ -217,5 +286,6 @@ pub fn prepare(
         config,
         notes,
         acme,
+        files,
     }))
 }

@@ -255,3 +255,65 @@ fn machine_names_put_the_given_ones_first_without_repeats() {
     assert_eq!(n.iter().filter(|x| *x == "localhost").count(), 1);
     assert!(n.iter().any(|x| x == "127.0.0.1"));
 }
+
+#[tokio::test]
+async fn a_pair_renewed_in_place_is_served_and_a_broken_one_is_not() {
+    let s = Scratch::new("reload");
+    let (c1, k1) = pair(&["agents.example.com"], (2026, 2027));
+    let (cert, key) = (s.file("c.pem", &c1), s.file("k.pem", &k1));
+    let t = TlsSettings {
+        cert: Some(cert.clone()),
+        key: Some(key.clone()),
+        names: names(&["agents.example.com"]),
+        ..TlsSettings::default()
+    };
+    let p = prepare(&t, &s.0, now()).expect("prepared").expect("on");
+    let first = p.store.current().expect("served").cert[0].clone();
+    let (tx, mut alerts) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = tokio::spawn(p.files.expect("watched").keep_fresh(
+        p.store.clone(),
+        std::time::Duration::from_millis(20),
+        move |m| {
+            let _ = tx.send(m);
+        },
+    ));
+    // Renewed in place: the new pair is served.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let (c2, k2) = pair(&["agents.example.com"], (2026, 2028));
+    std::fs::write(&key, &k2).expect("write");
+    std::fs::write(&cert, &c2).expect("write");
+    let renewed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            let now = p.store.current().expect("served").cert[0].clone();
+            if now != first {
+                return now;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the renewed certificate is served");
+    assert_eq!(
+        Facts::of(renewed.as_ref())
+            .expect("facts")
+            .not_after
+            .format("%Y")
+            .to_string(),
+        "2028"
+    );
+    while alerts.try_recv().is_ok() {}
+    // A key that does not match: the renewed certificate stays, an alert says why.
+    let (_, k3) = pair(&["agents.example.com"], (2026, 2028));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    std::fs::write(&key, &k3).expect("write");
+    let said = tokio::time::timeout(std::time::Duration::from_secs(5), alerts.recv())
+        .await
+        .expect("an alert")
+        .expect("message");
+    assert!(
+        said.contains("does not match") && said.contains("stays in service"),
+        "{said}"
+    );
+    assert_eq!(p.store.current().expect("served").cert[0], renewed);
+    watcher.abort();
+}

@@ -375,6 +375,12 @@ impl StreamHub {
         })
     }
 
+    /// Notes a trunk's state for the snapshots of feeds started from now
+    /// on; the accounts' own feeds learn changes from their events.
+    pub fn note_trunk(&self, node: &str, trunk: &str, up: bool, at: chrono::DateTime<chrono::Utc>) {
+        self.shared().note_trunk(node, trunk, up, at);
+    }
+
     fn shared(&self) -> std::sync::MutexGuard<'_, Wallboard> {
         self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }

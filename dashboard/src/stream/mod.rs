@@ -107,6 +107,30 @@ fn accept_key(headers: &HeaderMap) -> Result<HeaderValue, ApiError> {
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+/// Keeps the hub's picture of this node's trunks, from which every new
+/// feed's snapshot starts, until the gateway stops.
+pub async fn follow_trunks(
+    hub: std::sync::Arc<hub::StreamHub>,
+    floor: std::sync::Arc<dialer::floor::Floor>,
+    clock: std::sync::Arc<dyn crate::Clock>,
+) {
+    let gateway = floor.gateway();
+    let mut changes = gateway.trunk_events();
+    let Ok(trunks) = gateway.trunks().await else {
+        return;
+    };
+    for t in &trunks {
+        hub.note_trunk(floor.node(), &t.name, t.up, clock.now());
+    }
+    loop {
+        match changes.recv().await {
+            Ok(t) => hub.note_trunk(floor.node(), &t.name, t.up, clock.now()),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
 /// Numbers connections within the process, for their writer to find them by.
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 

@@ -159,21 +159,7 @@ impl Wallboard {
                 up,
                 at,
                 ..
-            } => {
-                let key = (node.clone(), trunk.clone());
-                // A repeat of the same state keeps its start.
-                if self.trunks.get(&key).is_none_or(|t| t.up != *up) {
-                    self.trunks.insert(
-                        key,
-                        TrunkView {
-                            node: node.clone(),
-                            trunk: trunk.clone(),
-                            up: *up,
-                            since: *at,
-                        },
-                    );
-                }
-            }
+            } => self.note_trunk(node, trunk, *up, *at),
             Event::ImportProgress { .. }
             | Event::Alert { .. }
             | Event::PreviewOffered { .. }
@@ -188,6 +174,22 @@ impl Wallboard {
             calls: self.calls.values().collect(),
             campaigns: self.campaigns.values().collect(),
             trunks: self.trunks.values().collect(),
+        }
+    }
+
+    /// Notes a trunk's state; a repeat of the same state keeps its start.
+    pub fn note_trunk(&mut self, node: &str, trunk: &str, up: bool, at: DateTime<Utc>) {
+        let key = (node.to_owned(), trunk.to_owned());
+        if self.trunks.get(&key).is_none_or(|t| t.up != up) {
+            self.trunks.insert(
+                key,
+                TrunkView {
+                    node: node.to_owned(),
+                    trunk: trunk.to_owned(),
+                    up,
+                    since: at,
+                },
+            );
         }
     }
 

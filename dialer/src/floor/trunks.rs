@@ -2,7 +2,6 @@
 //! a running campaign is left with no trunk to dial through, and when it
 //! has one again.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use crm::model::AccountId;
@@ -15,40 +14,23 @@ use super::Floor;
 
 impl Floor {
     /// Follows the trunks' health until the gateway stops: every change is
-    /// checked against the running campaigns, and each account whose
+    /// shown on every account's wallboard and checked against the running
+    /// campaigns, and each account whose
     /// campaign has no trunk left that is up (its own and those it fails
     /// over to) gets an alert, and another when one is back.
     pub async fn watch_trunks(self: Arc<Self>) {
         let mut changes = self.gateway.trunk_events();
-        // Every account's wallboard learns the trunks, up or down: those
-        // there now at once, those created later within a few seconds.
-        let mut told = HashSet::new();
-        let mut newcomers = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
-            let changed = tokio::select! {
-                change = changes.recv() => match change {
-                    Ok(status) => status,
-                    Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => return,
-                },
-                _ = newcomers.tick() => {
-                    let Ok(trunks) = self.gateway.trunks().await else {
-                        return;
-                    };
-                    let accounts = self.accounts().await;
-                    let new: Vec<AccountId> =
-                        accounts.into_iter().filter(|a| !told.contains(a)).collect();
-                    self.show_trunks(&trunks, &new);
-                    told.extend(new);
-                    continue;
-                }
+            let changed = match changes.recv().await {
+                Ok(status) => status,
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
             };
             let Ok(trunks) = self.gateway.trunks().await else {
                 return;
             };
             let accounts = self.accounts().await;
             self.show_trunks(std::slice::from_ref(&changed), &accounts);
-            told.extend(accounts);
             self.alert_campaigns(&changed, &trunks).await;
         }
     }
