@@ -12,11 +12,11 @@ mod softphone;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use sip_gateway::carrier::{Carrier, CarrierAudio, CarrierConfig, Mix, Outcome};
+use sip_gateway::carrier::Outcome;
 use sip_gateway::gateway::{CallEventKind, Gateway, GatewayConfig, TrunkConfig};
 use sip_gateway::media::tone::dominant_frequency;
 
-use common::{request, wait_for};
+use common::{carrier, request, wait_for};
 use softphone::Softphone;
 
 /// The candidate addresses an SDP names.
@@ -34,16 +34,7 @@ async fn calls_reach_the_gateway_at_its_advertised_address() {
     // 127.0.0.2 is this machine (all of 127/8 is loopback), but neither the
     // bound address nor the one the route to the carrier would pick.
     let advertised: IpAddr = "127.0.0.2".parse().expect("address");
-    let customer = Carrier::start(CarrierConfig {
-        sip_addr: "127.0.0.1:0".parse().expect("address"),
-        mix: Mix::always(Outcome::Answer),
-        ring_delay: Duration::from_millis(20),
-        answer_delay: Duration::from_millis(60),
-        audio: CarrierAudio::Tone(1000.0),
-        ..CarrierConfig::default()
-    })
-    .await
-    .expect("the carrier starts");
+    let customer = carrier(Outcome::Answer, Some(1000.0)).await;
     let config = GatewayConfig {
         sip_udp: "0.0.0.0:0".parse().expect("address"),
         sip_tcp: None,

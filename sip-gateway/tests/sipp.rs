@@ -407,7 +407,7 @@ fn answering_options(port: u16) -> Child {
 /// for it go to the next trunk; started again, the trunk comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trunk_that_stops_answering_options_goes_down_and_comes_back() {
-    use sip_gateway::carrier::{Carrier, CarrierConfig, Mix, Outcome};
+    use sip_gateway::carrier::Outcome;
     if !sipp_installed().await {
         assert!(
             std::env::var("CI").map_or(true, |v| v != "true"),
@@ -418,15 +418,7 @@ async fn a_trunk_that_stops_answering_options_goes_down_and_comes_back() {
     }
     let port = free_udp_port(1);
     let mut sipp = answering_options(port);
-    let backup = Carrier::start(CarrierConfig {
-        sip_addr: "127.0.0.1:0".parse().unwrap(),
-        mix: Mix::always(Outcome::Answer),
-        ring_delay: Duration::from_millis(20),
-        answer_delay: Duration::from_millis(40),
-        ..CarrierConfig::default()
-    })
-    .await
-    .unwrap();
+    let backup = common::carrier(Outcome::Answer, None).await;
     let mut primary = TrunkConfig::new("primary", format!("127.0.0.1:{port}").parse().unwrap());
     primary.options_interval = Some(Duration::from_millis(200));
     primary.down_after = 2;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::{request, wait_for};
 use rsip::SipMessage;
-use sip_gateway::carrier::{Carrier, CarrierConfig, Mix, Outcome};
+use sip_gateway::carrier::Outcome;
 use sip_gateway::gateway::{CallEventKind, Gateway, GatewayConfig, TrunkConfig};
 use sip_gateway::sip::message::{header_values, param, split_list};
 use sip_gateway::sip::parse::{bad_request_response, MAX_MESSAGE_SIZE};
@@ -257,15 +257,7 @@ fn oversized_requests_get_413() {
 
 #[tokio::test]
 async fn the_gateway_answers_each_message_as_the_rfc_expects_and_still_calls() {
-    let carrier = Carrier::start(CarrierConfig {
-        sip_addr: "127.0.0.1:0".parse().unwrap(),
-        mix: Mix::always(Outcome::Answer),
-        ring_delay: Duration::from_millis(20),
-        answer_delay: Duration::from_millis(40),
-        ..CarrierConfig::default()
-    })
-    .await
-    .unwrap();
+    let carrier = common::carrier(Outcome::Answer, None).await;
     let t1 = Duration::from_millis(10);
     let config = GatewayConfig {
         t1,

@@ -5,7 +5,7 @@ use std::time::Duration;
 mod common;
 
 use common::{request, wait_for};
-use sip_gateway::carrier::{Carrier, CarrierAudio, CarrierConfig, Mix, Outcome};
+use sip_gateway::carrier::Outcome;
 use sip_gateway::gateway::{
     CallEventKind, DialError, Gateway, GatewayConfig, Secret, TrunkConfig, TrunkStatus,
 };
@@ -86,16 +86,7 @@ async fn registers_through_a_challenge_and_keeps_the_trunk_alive() {
 #[tokio::test]
 async fn a_trunk_that_stops_answering_options_goes_down_and_calls_fail_over() {
     let primary = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let backup = Carrier::start(CarrierConfig {
-        sip_addr: "127.0.0.1:0".parse().unwrap(),
-        mix: Mix::always(Outcome::Answer),
-        ring_delay: Duration::from_millis(10),
-        answer_delay: Duration::from_millis(20),
-        audio: CarrierAudio::Tone(440.0),
-        ..CarrierConfig::default()
-    })
-    .await
-    .unwrap();
+    let backup = common::carrier(Outcome::Answer, Some(440.0)).await;
     let mut main = TrunkConfig::new("primary", primary.local_addr().unwrap());
     main.options_interval = Some(Duration::from_millis(100));
     main.down_after = 2;

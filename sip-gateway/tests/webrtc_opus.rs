@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
-use sip_gateway::carrier::{Carrier, CarrierAudio, CarrierConfig, Mix, Outcome};
+use sip_gateway::carrier::{Carrier, Outcome};
 use sip_gateway::gateway::{CallEventKind, Gateway, GatewayConfig, TrunkConfig};
 use tokio::time::timeout;
 
@@ -43,15 +43,7 @@ async fn an_opus_only_browser_is_bridged_to_a_trunk_call() {
 }
 
 async fn run(binary: &Path, dir: &Path) -> Result<()> {
-    let carrier = Carrier::start(CarrierConfig {
-        sip_addr: "127.0.0.1:0".parse()?,
-        mix: Mix::always(Outcome::Answer),
-        ring_delay: Duration::from_millis(20),
-        answer_delay: Duration::from_millis(60),
-        audio: CarrierAudio::Tone(CUSTOMER_TONE),
-        ..CarrierConfig::default()
-    })
-    .await?;
+    let carrier = common::carrier(Outcome::Answer, Some(CUSTOMER_TONE)).await;
     let config = GatewayConfig {
         t1: Duration::from_millis(20),
         ..GatewayConfig::loopback()

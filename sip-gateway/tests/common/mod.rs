@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use sip_gateway::carrier::{Carrier, CarrierAudio, CarrierConfig, Mix, Outcome};
 use sip_gateway::gateway::{CallEvent, CallEventKind, CallRef, DialRequest};
 use sip_gateway::media::tone::dominant_frequency;
 use tokio::sync::broadcast::Receiver;
@@ -21,6 +22,21 @@ pub fn request(trunk: &str, ring_timeout: Duration) -> DialRequest {
         call_ref: CallRef::random(),
         detect_machine: false,
     }
+}
+
+/// Starts a simulated carrier on loopback that rings briefly, then ends
+/// every call with `outcome`, playing `tone` Hz (silence when `None`).
+pub async fn carrier(outcome: Outcome, tone: Option<f64>) -> Carrier {
+    Carrier::start(CarrierConfig {
+        sip_addr: "127.0.0.1:0".parse().expect("a valid literal"),
+        mix: Mix::always(outcome),
+        ring_delay: Duration::from_millis(20),
+        answer_delay: Duration::from_millis(60),
+        audio: tone.map_or(CarrierConfig::default().audio, CarrierAudio::Tone),
+        ..CarrierConfig::default()
+    })
+    .await
+    .expect("the simulated carrier starts")
 }
 
 /// Waits for the next event of `call`, failing the test after `limit`.
