@@ -113,6 +113,8 @@ impl AppState {
     ) -> Self {
         let hub = Arc::new(stream::hub::StreamHub::new(config.hub));
         tokio::spawn(hub.clone().run(bus.subscribe()));
+        let metrics = Arc::new(metrics::Metrics::new());
+        tokio::spawn(metrics::follow(metrics.clone(), bus.subscribe()));
         tokio::spawn(history::keep_agent_states(
             store.clone(),
             config.node.clone(),
@@ -131,7 +133,7 @@ impl AppState {
             throttle: Arc::new(Mutex::new(throttle::LoginThrottle::new(
                 throttle::ThrottlePolicy::default(),
             ))),
-            metrics: Arc::new(metrics::Metrics::default()),
+            metrics,
         }
     }
 }

@@ -1,125 +1,452 @@
-//! Counters exposed in Prometheus text format at `/metrics`.
+//! What `/metrics` shows, in the OpenMetrics text format, through the
+//! `prometheus-client` crate: the series an operator alerts on.
+//!
+//! Three sources feed it:
+//! - the HTTP layer and the login handler count as they go;
+//! - [`Metrics::observe`] follows the event bus: calls by campaign and
+//!   outcome, the time from dialling to an answer, each campaign's lines,
+//!   dial level and abandon rates, agents by state, imported rows;
+//! - a scrape reads what is true right now: the database, sessions, the
+//!   stream's clients, the trunks and whether the node drains.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use chrono::{DateTime, Utc};
+use crm::events::{AgentState, CallPhase, Event};
+use crm::model::{AccountId, UserId};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use sip_gateway::gateway::TrunkStatus;
+use vocab::CallRef;
 
 use crate::stream::hub::StreamStats;
 use crate::AppState;
 
-/// The service's counters.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    requests: [AtomicU64; 5],
-    logins_ok: AtomicU64,
-    logins_failed: AtomicU64,
-    logins_throttled: AtomicU64,
-    logins_seat_limit: AtomicU64,
+/// The content type of what [`Metrics::render`] returns.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabel {
+    class: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CampaignLabel {
+    account: String,
+    campaign: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabel {
+    account: String,
+    campaign: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TrunkLabel {
+    trunk: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// What a scrape reads that is true right now.
+#[derive(Debug, Clone, Default)]
+pub struct Scrape {
+    /// Whether the database answers.
+    pub database_up: bool,
+    /// Live login sessions.
+    pub sessions: i64,
+    /// The supervisors' stream.
+    pub stream: StreamStats,
+    /// The trunks of this node's gateway, when it has one.
+    pub trunks: Option<Vec<TrunkStatus>>,
+    /// Whether the node drains to stop.
+    pub draining: bool,
+}
+
+/// What the event observer remembers between events.
+#[derive(Debug, Default)]
+struct Memory {
+    /// When each call still in progress was dialled.
+    dialled: HashMap<CallRef, DateTime<Utc>>,
+    /// Each logged-in agent's state.
+    agents: HashMap<UserId, AgentState>,
+    /// Rows each import had reported, by account and list.
+    imported: HashMap<(AccountId, i64), u64>,
+}
+
+/// The service's metrics.
+pub struct Metrics {
+    registry: Registry,
+    http: Family<ClassLabel, Counter>,
+    logins: Family<OutcomeLabel, Counter>,
+    calls: Family<CallLabel, Counter>,
+    setup: Histogram,
+    lines: Family<CampaignLabel, Gauge>,
+    dial_level: Family<CampaignLabel, FloatGauge>,
+    abandon_24h: Family<CampaignLabel, FloatGauge>,
+    abandon_30d: Family<CampaignLabel, FloatGauge>,
+    agents: Family<StateLabel, Gauge>,
+    import_rows: Counter,
+    database_up: Gauge,
+    sessions: Gauge,
+    stream_clients: Gauge,
+    stream_writers: Gauge,
+    stream_resyncs: Counter,
+    resyncs_seen: AtomicU64,
+    trunk_up: Family<TrunkLabel, Gauge>,
+    trunk_calls: Family<TrunkLabel, Gauge>,
+    draining: Gauge,
+    memory: Mutex<Memory>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The states agents are counted in.
+const AGENT_STATES: [AgentState; 4] = [
+    AgentState::Ready,
+    AgentState::Paused,
+    AgentState::InCall,
+    AgentState::WrapUp,
+];
+
 impl Metrics {
+    /// Creates the metrics, every series registered.
+    pub fn new() -> Self {
+        let mut m = Metrics {
+            registry: Registry::with_prefix("dialcrm"),
+            http: Family::default(),
+            logins: Family::default(),
+            calls: Family::default(),
+            // 50 ms to about 100 s: a ring is seconds, a trunk's answer
+            // to the INVITE tens of milliseconds.
+            setup: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                0.05, 2.0, 12,
+            )),
+            lines: Family::default(),
+            dial_level: Family::default(),
+            abandon_24h: Family::default(),
+            abandon_30d: Family::default(),
+            agents: Family::default(),
+            import_rows: Counter::default(),
+            database_up: Gauge::default(),
+            sessions: Gauge::default(),
+            stream_clients: Gauge::default(),
+            stream_writers: Gauge::default(),
+            stream_resyncs: Counter::default(),
+            resyncs_seen: AtomicU64::new(0),
+            trunk_up: Family::default(),
+            trunk_calls: Family::default(),
+            draining: Gauge::default(),
+            memory: Mutex::new(Memory::default()),
+        };
+        let r = &mut m.registry;
+        r.register(
+            "http_responses",
+            "HTTP responses by status class",
+            m.http.clone(),
+        );
+        r.register("logins", "Login attempts by outcome", m.logins.clone());
+        r.register(
+            "calls",
+            "Calls ended, by campaign and outcome (abandoned, or the end's cause)",
+            m.calls.clone(),
+        );
+        r.register(
+            "call_setup_seconds",
+            "Time from dialling to the far end answering",
+            m.setup.clone(),
+        );
+        r.register(
+            "campaign_lines",
+            "Lines a campaign has in use",
+            m.lines.clone(),
+        );
+        r.register(
+            "campaign_dial_level",
+            "Lines a campaign dials per staffed agent",
+            m.dial_level.clone(),
+        );
+        r.register(
+            "campaign_abandon_rate_24h",
+            "A campaign's abandoned share of live answers over 24 hours",
+            m.abandon_24h.clone(),
+        );
+        r.register(
+            "campaign_abandon_rate_30d",
+            "A campaign's abandoned share of live answers over 30 days",
+            m.abandon_30d.clone(),
+        );
+        r.register("agents", "Logged-in agents by state", m.agents.clone());
+        r.register(
+            "import_rows",
+            "Contact rows read by imports",
+            m.import_rows.clone(),
+        );
+        r.register(
+            "database_up",
+            "Whether the database answers",
+            m.database_up.clone(),
+        );
+        r.register("sessions", "Live login sessions", m.sessions.clone());
+        r.register(
+            "stream_clients",
+            "Connected supervisors' stream clients",
+            m.stream_clients.clone(),
+        );
+        r.register(
+            "stream_writers",
+            "Tasks writing the stream to its clients",
+            m.stream_writers.clone(),
+        );
+        r.register(
+            "stream_resyncs",
+            "Snapshots sent to stream clients that fell behind",
+            m.stream_resyncs.clone(),
+        );
+        r.register(
+            "trunk_up",
+            "Whether a trunk takes new calls (1) or is down (0)",
+            m.trunk_up.clone(),
+        );
+        r.register(
+            "trunk_calls",
+            "Calls up or being set up through a trunk",
+            m.trunk_calls.clone(),
+        );
+        r.register(
+            "draining",
+            "Whether this node is draining to stop",
+            m.draining.clone(),
+        );
+        // Every state shows, at zero when nobody is in it.
+        for state in AGENT_STATES {
+            m.agents
+                .get_or_create(&StateLabel {
+                    state: state.as_str(),
+                })
+                .set(0);
+        }
+        m
+    }
+
     /// Counts one login outcome.
     pub fn login(&self, outcome: &str) {
-        let c = match outcome {
-            "ok" => &self.logins_ok,
-            "failed" => &self.logins_failed,
-            "throttled" => &self.logins_throttled,
-            _ => &self.logins_seat_limit,
+        let outcome = match outcome {
+            "ok" | "failed" | "throttled" => outcome,
+            _ => "seat_limit",
         };
-        c.fetch_add(1, Ordering::Relaxed);
+        self.logins
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            })
+            .inc();
     }
 
     /// Counts one HTTP response by its status class.
     pub fn response(&self, status: u16) {
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
-        self.requests[class].fetch_add(1, Ordering::Relaxed);
+        const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+        let class = CLASSES[usize::from(status / 100).clamp(1, 5) - 1];
+        self.http.get_or_create(&ClassLabel { class }).inc();
     }
 
-    /// Renders the counters, plus the given gauges, as Prometheus text.
-    pub fn render(&self, db_up: bool, live_sessions: i64, stream: StreamStats) -> String {
+    /// Takes one event from the bus into the series it feeds.
+    pub fn observe(&self, event: &Event) {
+        let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        match event {
+            Event::CallState {
+                account,
+                call_ref,
+                campaign_id,
+                state,
+                cause,
+                at,
+                ..
+            } => {
+                let campaign = campaign_id.map_or_else(|| "none".into(), |c| c.0.to_string());
+                let label = |outcome: &str| CallLabel {
+                    account: account.0.to_string(),
+                    campaign: campaign.clone(),
+                    outcome: outcome.into(),
+                };
+                match state {
+                    CallPhase::Dialling => {
+                        memory.dialled.insert(*call_ref, *at);
+                    }
+                    CallPhase::Answered => {
+                        if let Some(start) = memory.dialled.get(call_ref) {
+                            let secs = (*at - *start).num_milliseconds().max(0) as f64 / 1000.0;
+                            self.setup.observe(secs);
+                        }
+                    }
+                    CallPhase::Abandoned => {
+                        self.calls.get_or_create(&label("abandoned")).inc();
+                    }
+                    CallPhase::Ended => {
+                        memory.dialled.remove(call_ref);
+                        self.calls
+                            .get_or_create(&label(&outcome(cause.as_deref())))
+                            .inc();
+                    }
+                    CallPhase::Ringing | CallPhase::Connected => {}
+                }
+            }
+            Event::CampaignFigures {
+                account,
+                campaign_id,
+                figures,
+                ..
+            } => {
+                let label = CampaignLabel {
+                    account: account.0.to_string(),
+                    campaign: campaign_id.0.to_string(),
+                };
+                self.lines
+                    .get_or_create(&label)
+                    .set(i64::from(figures.lines_in_use));
+                self.dial_level
+                    .get_or_create(&label)
+                    .set(figures.dial_level);
+                self.abandon_24h
+                    .get_or_create(&label)
+                    .set(figures.abandon_rate_24h);
+                self.abandon_30d
+                    .get_or_create(&label)
+                    .set(figures.abandon_rate_30d);
+            }
+            Event::AgentState { user_id, state, .. } => {
+                if *state == AgentState::LoggedOut {
+                    memory.agents.remove(user_id);
+                } else {
+                    memory.agents.insert(*user_id, *state);
+                }
+                for s in AGENT_STATES {
+                    let n = memory.agents.values().filter(|a| **a == s).count();
+                    self.agents
+                        .get_or_create(&StateLabel { state: s.as_str() })
+                        .set(n as i64);
+                }
+            }
+            Event::ImportProgress {
+                account,
+                list_id,
+                rows,
+                done,
+                ..
+            } => {
+                let key = (*account, list_id.0);
+                let before = memory.imported.get(&key).copied().unwrap_or(0);
+                self.import_rows.inc_by(rows.saturating_sub(before));
+                if *done {
+                    memory.imported.remove(&key);
+                } else {
+                    memory.imported.insert(key, *rows);
+                }
+            }
+            Event::PreviewOffered { .. }
+            | Event::DialRefused { .. }
+            | Event::TrunkState { .. }
+            | Event::Alert { .. } => {}
+        }
+    }
+
+    /// Renders every series, with what is true now, as OpenMetrics text.
+    pub fn render(&self, now: &Scrape) -> String {
+        self.database_up.set(i64::from(now.database_up));
+        self.sessions.set(now.sessions);
+        self.stream_clients.set(now.stream.clients as i64);
+        self.stream_writers.set(now.stream.writers as i64);
+        let before = self
+            .resyncs_seen
+            .swap(now.stream.resyncs, Ordering::Relaxed);
+        self.stream_resyncs
+            .inc_by(now.stream.resyncs.saturating_sub(before));
+        self.draining.set(i64::from(now.draining));
+        if let Some(trunks) = &now.trunks {
+            for t in trunks {
+                let label = TrunkLabel {
+                    trunk: escaped(&t.name),
+                };
+                self.trunk_up.get_or_create(&label).set(i64::from(t.up));
+                self.trunk_calls
+                    .get_or_create(&label)
+                    .set(t.active_calls as i64);
+            }
+        }
         let mut out = String::new();
-        out.push_str("# HELP dialcrm_http_responses_total HTTP responses by status class.\n");
-        out.push_str("# TYPE dialcrm_http_responses_total counter\n");
-        for (i, c) in self.requests.iter().enumerate() {
-            out.push_str(&format!(
-                "dialcrm_http_responses_total{{class=\"{}xx\"}} {}\n",
-                i + 1,
-                c.load(Ordering::Relaxed)
-            ));
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "the metrics did not encode");
         }
-        out.push_str("# HELP dialcrm_logins_total Login attempts by outcome.\n");
-        out.push_str("# TYPE dialcrm_logins_total counter\n");
-        for (name, c) in [
-            ("ok", &self.logins_ok),
-            ("failed", &self.logins_failed),
-            ("throttled", &self.logins_throttled),
-            ("seat_limit", &self.logins_seat_limit),
-        ] {
-            out.push_str(&format!(
-                "dialcrm_logins_total{{outcome=\"{name}\"}} {}\n",
-                c.load(Ordering::Relaxed)
-            ));
-        }
-        out.push_str("# HELP dialcrm_database_up Whether the database answers.\n");
-        out.push_str("# TYPE dialcrm_database_up gauge\n");
-        out.push_str(&format!("dialcrm_database_up {}\n", u8::from(db_up)));
-        out.push_str("# HELP dialcrm_sessions Live login sessions.\n");
-        out.push_str("# TYPE dialcrm_sessions gauge\n");
-        out.push_str(&format!("dialcrm_sessions {live_sessions}\n"));
-        out.push_str("# HELP dialcrm_stream_clients Connected supervisors' stream clients.\n");
-        out.push_str("# TYPE dialcrm_stream_clients gauge\n");
-        out.push_str(&format!("dialcrm_stream_clients {}\n", stream.clients));
-        out.push_str("# HELP dialcrm_stream_writers Tasks writing the stream to its clients.\n");
-        out.push_str("# TYPE dialcrm_stream_writers gauge\n");
-        out.push_str(&format!("dialcrm_stream_writers {}\n", stream.writers));
-        out.push_str(
-            "# HELP dialcrm_stream_resyncs_total Snapshots sent to stream clients that fell behind.\n",
-        );
-        out.push_str("# TYPE dialcrm_stream_resyncs_total counter\n");
-        out.push_str(&format!(
-            "dialcrm_stream_resyncs_total {}\n",
-            stream.resyncs
-        ));
         out
     }
 }
 
-/// Renders the trunks' health and load, and whether the node drains, as
-/// Prometheus text.
-pub fn render_node(trunks: &[sip_gateway::gateway::TrunkStatus], draining: bool) -> String {
-    let mut out = String::new();
-    out.push_str("# HELP dialcrm_trunk_up Whether a trunk takes new calls (1) or is down (0).\n");
-    out.push_str("# TYPE dialcrm_trunk_up gauge\n");
-    for t in trunks {
-        out.push_str(&format!(
-            "dialcrm_trunk_up{{trunk=\"{}\"}} {}\n",
-            label(&t.name),
-            u8::from(t.up)
-        ));
+/// A call's end as a label: `abandoned` is counted apart; a cause the
+/// gateway does not name is `other`, so the label's values stay few.
+fn outcome(cause: Option<&str>) -> String {
+    match cause {
+        Some(c) if c.len() <= 32 && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') => {
+            c.to_owned()
+        }
+        Some(_) => "other".into(),
+        None => "unknown".into(),
     }
-    out.push_str("# HELP dialcrm_trunk_calls Calls up or being set up through a trunk.\n");
-    out.push_str("# TYPE dialcrm_trunk_calls gauge\n");
-    for t in trunks {
-        out.push_str(&format!(
-            "dialcrm_trunk_calls{{trunk=\"{}\"}} {}\n",
-            label(&t.name),
-            t.active_calls
-        ));
-    }
-    out.push_str("# HELP dialcrm_draining Whether this node is draining to stop.\n");
-    out.push_str("# TYPE dialcrm_draining gauge\n");
-    out.push_str(&format!("dialcrm_draining {}\n", u8::from(draining)));
-    out
 }
 
-/// Escapes a label value as the text format asks.
-fn label(value: &str) -> String {
+/// Escapes a label value as the text format asks (the crate writes label
+/// values as given): trunk names come from the operator's configuration.
+fn escaped(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// Follows the bus until it closes, feeding `metrics`.
+pub async fn follow(
+    metrics: std::sync::Arc<Metrics>,
+    mut events: tokio::sync::broadcast::Receiver<std::sync::Arc<Event>>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(event) => metrics.observe(&event),
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "metrics fell behind the event bus");
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
 }
 
 /// Middleware counting every response.
@@ -130,38 +457,4 @@ pub async fn count_requests(State(state): State<AppState>, req: Request, next: N
 }
 
 #[cfg(test)]
-mod tests {
-    use sip_gateway::gateway::TrunkStatus;
-
-    #[test]
-    fn trunks_are_rendered_with_their_names_escaped() {
-        let text = super::render_node(
-            &[
-                TrunkStatus {
-                    name: "main".into(),
-                    up: true,
-                    active_calls: 3,
-                },
-                TrunkStatus {
-                    name: "odd\"name".into(),
-                    up: false,
-                    active_calls: 0,
-                },
-            ],
-            true,
-        );
-        assert!(
-            text.contains("dialcrm_trunk_up{trunk=\"main\"} 1\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("dialcrm_trunk_up{trunk=\"odd\\\"name\"} 0\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("dialcrm_trunk_calls{trunk=\"main\"} 3\n"),
-            "{text}"
-        );
-        assert!(text.contains("dialcrm_draining 1\n"), "{text}");
-    }
-}
+mod tests;

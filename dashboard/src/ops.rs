@@ -40,10 +40,19 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         0
     };
-    let mut text = state.metrics.render(db_up, sessions, state.hub.stats());
-    if let Some(floor) = &state.floor {
-        let trunks = floor.gateway().trunks().await.unwrap_or_default();
-        text.push_str(&crate::metrics::render_node(&trunks, floor.is_draining()));
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    let (trunks, draining) = match &state.floor {
+        Some(floor) => (
+            Some(floor.gateway().trunks().await.unwrap_or_default()),
+            floor.is_draining(),
+        ),
+        None => (None, false),
+    };
+    let text = state.metrics.render(&crate::metrics::Scrape {
+        database_up: db_up,
+        sessions,
+        stream: state.hub.stats(),
+        trunks,
+        draining,
+    });
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text)
 }

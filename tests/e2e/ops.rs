@@ -27,9 +27,10 @@ async fn metrics_are_prometheus_text(t: TestApp) -> TestApp {
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/plain")));
+        .is_some_and(|v| v.starts_with("application/openmetrics-text")));
     let text = r.text().await.expect("text");
-    assert!(text.contains("# TYPE dialcrm_http_responses_total counter"));
+    assert!(text.contains("# TYPE dialcrm_http_responses counter"));
+    assert!(text.ends_with("# EOF\n"), "{text}");
     assert!(text.contains("dialcrm_logins_total{outcome=\"ok\"} 1"));
     assert!(text.contains("dialcrm_database_up 1"));
     assert!(text.contains("dialcrm_sessions 1"));

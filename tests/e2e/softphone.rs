@@ -266,6 +266,18 @@ async fn take_a_call(t: &TestApp, binary: &Path, dir: &Path, flags: &[String]) -
         Some(440.0),
         "sipp's echo of it, from the customer (right)"
     );
+    // The operator's series saw the call: its end by campaign and cause,
+    // and its set-up time.
+    let metrics = t.metrics_text().await;
+    let ended = format!(
+        "dialcrm_calls_total{{account=\"{}\",campaign=\"{}\",outcome=\"",
+        acme.id.0, campaign.id.0
+    );
+    assert!(metrics.contains(&ended), "{ended} in {metrics}");
+    assert!(
+        metrics.contains("dialcrm_call_setup_seconds_count 1\n"),
+        "{metrics}"
+    );
     Ok(())
 }
 

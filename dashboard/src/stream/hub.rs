@@ -141,7 +141,7 @@ pub struct StreamHub {
 }
 
 /// The stream's figures for `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamStats {
     /// Connected stream clients, all accounts.
     pub clients: usize,
