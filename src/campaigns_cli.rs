@@ -21,6 +21,53 @@ pub enum CampaignCommand {
     /// Sets which agents work a campaign, replacing those assigned before;
     /// without `--agent` nobody is assigned.
     Assign(Assign),
+    /// Changes a campaign's settings: only those given change; the same
+    /// rules as the API's hold (a running campaign follows within seconds).
+    Set(Set),
+}
+
+/// Flags of `campaign set`.
+#[derive(Debug, Args)]
+pub struct Set {
+    /// The account's name.
+    #[arg(long)]
+    pub account: String,
+    /// The campaign's name.
+    #[arg(long)]
+    pub name: String,
+    /// preview, progressive or predictive.
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// The caller ID presented, E.164.
+    #[arg(long)]
+    pub caller_id: Option<String>,
+    /// The trunk calls start at (they fail over to those after it).
+    #[arg(long)]
+    pub trunk: Option<String>,
+    /// The most attempts per lead.
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// How long a call may ring, in seconds (15 to 300).
+    #[arg(long)]
+    pub ring_timeout: Option<u32>,
+    /// The abandon rate the pacer keeps under, in percent (at most 3).
+    #[arg(long, value_name = "PERCENT")]
+    pub abandon_target: Option<f64>,
+    /// The most lines the pacer opens per ready agent.
+    #[arg(long)]
+    pub max_dial_level: Option<f64>,
+    /// How long an agent may stay in wrap-up, in seconds; 0 for no limit.
+    #[arg(long)]
+    pub wrap_up_limit: Option<u32>,
+    /// The time zone of contacts whose own is unknown (IANA name).
+    #[arg(long)]
+    pub time_zone: Option<String>,
+    /// Record connected calls: true or false.
+    #[arg(long, value_name = "BOOL")]
+    pub record: Option<bool>,
+    /// Screen calls for answering machines: true or false.
+    #[arg(long, value_name = "BOOL")]
+    pub detect_machines: Option<bool>,
 }
 
 /// The account.
@@ -140,6 +187,74 @@ pub async fn run(store: &Store, command: CampaignCommand) -> Result<()> {
                 .await?;
             audit(store, &account, "campaign.pause", &campaign, now).await?;
             println!("campaign {} paused", campaign.name);
+        }
+        CampaignCommand::Set(set) => {
+            let named_campaign = Named {
+                account: set.account.clone(),
+                name: set.name.clone(),
+            };
+            let (account, campaign) = named(store, &named_campaign).await?;
+            let mut s = store.campaign_settings(account.id, campaign.id).await?;
+            if let Some(mode) = &set.mode {
+                s.mode = mode.parse()?;
+            }
+            if let Some(v) = &set.caller_id {
+                s.caller_id = v.clone();
+            }
+            if let Some(v) = &set.trunk {
+                s.trunk = v.clone();
+            }
+            if let Some(v) = set.max_attempts {
+                s.max_attempts = v;
+            }
+            if let Some(v) = set.ring_timeout {
+                s.ring_timeout_secs = v;
+            }
+            if let Some(percent) = set.abandon_target {
+                if !(0.0..=100.0).contains(&percent) {
+                    bail!("--abandon-target is a percentage: {percent} is not one");
+                }
+                s.abandon_target_bp = (percent * 100.0).round() as u16;
+            }
+            if let Some(v) = set.max_dial_level {
+                s.max_dial_level = v;
+            }
+            if let Some(v) = set.wrap_up_limit {
+                s.wrap_up_limit_secs = v;
+            }
+            if let Some(v) = &set.time_zone {
+                s.default_time_zone = v.clone();
+            }
+            if let Some(v) = set.record {
+                s.record_calls = v;
+            }
+            if let Some(v) = set.detect_machines {
+                s.detect_machines = v;
+            }
+            let s = store
+                .update_campaign_settings(account.id, campaign.id, &s, now)
+                .await
+                .with_context(|| format!("changing campaign {}", campaign.name))?;
+            audit(store, &account, "campaign.settings", &campaign, now).await?;
+            println!(
+                "campaign {}: {} through {}, caller ID {}, at most {} attempts, \
+                 abandon target {:.2} %, dial level up to {}, ring {} s, recording {}, \
+                 machine screening {}",
+                campaign.name,
+                s.mode.as_str(),
+                if s.trunk.is_empty() {
+                    "the default trunk"
+                } else {
+                    &s.trunk
+                },
+                s.caller_id,
+                s.max_attempts,
+                f64::from(s.abandon_target_bp) / 100.0,
+                s.max_dial_level,
+                s.ring_timeout_secs,
+                if s.record_calls { "on" } else { "off" },
+                if s.detect_machines { "on" } else { "off" },
+            );
         }
         CampaignCommand::Assign(a) => {
             let named_campaign = Named {

@@ -299,6 +299,62 @@ async fn campaign_cli(backend: crm::testing::TestBackend) {
         "{text}"
     );
 
+    // Settings change from the command line under the API's rules.
+    let out = cli(&[
+        "campaign",
+        "set",
+        "--account",
+        "acme",
+        "--name",
+        "Autumn",
+        "--mode",
+        "predictive",
+        "--abandon-target",
+        "2.5",
+        "--max-dial-level",
+        "3",
+        "--record",
+        "false",
+    ])
+    .await;
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("predictive") && said.contains("2.50 %"),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let settings =
+        t.db.store
+            .campaign_settings(acme.id, campaign.id)
+            .await
+            .expect("q");
+    assert_eq!(settings.mode.as_str(), "predictive");
+    assert_eq!(settings.abandon_target_bp, 250);
+    assert!(!settings.record_calls);
+    let unlawful = cli(&[
+        "campaign",
+        "set",
+        "--account",
+        "acme",
+        "--name",
+        "Autumn",
+        "--abandon-target",
+        "5",
+    ])
+    .await;
+    assert!(!unlawful.status.success(), "above the legal abandon rate");
+    let why = String::from_utf8_lossy(&unlawful.stderr);
+    assert!(why.contains("abandon"), "{why}");
+    let unchanged =
+        t.db.store
+            .campaign_settings(acme.id, campaign.id)
+            .await
+            .expect("q");
+    assert_eq!(
+        unchanged.abandon_target_bp, 250,
+        "a refused change changes nothing"
+    );
+
     let out = cli(&["campaign", "pause", "--account", "acme", "--name", "Autumn"]).await;
     assert!(out.status.success());
     t.app.floor.reconcile().await.expect("reconcile");
@@ -308,6 +364,7 @@ async fn campaign_cli(backend: crm::testing::TestBackend) {
     );
     let audit = t.db.store.audit_entries(acme.id, 10).await.expect("audit");
     assert!(audit.iter().any(|e| e.action == "campaign.start"));
+    assert!(audit.iter().any(|e| e.action == "campaign.settings"));
     t.app.stop().await.expect("stops");
     t.db.finish().await;
     let _ = std::fs::remove_dir_all(&dir);
