@@ -30,6 +30,7 @@ pub mod error;
 pub mod history;
 pub mod json;
 pub mod metrics;
+pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod proxies;

@@ -1,4 +1,4 @@
-//! Health and metrics endpoints for operators.
+//! Health and metrics endpoints for operators, and the API's description.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -13,6 +13,11 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/api/openapi.json", get(openapi))
+}
+
+async fn openapi() -> impl IntoResponse {
+    axum::Json(crate::openapi::document(env!("CARGO_PKG_VERSION")))
 }
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {

@@ -31,6 +31,17 @@ async fn metrics_are_prometheus_text(t: TestApp) -> TestApp {
     let text = r.text().await.expect("text");
     assert!(text.contains("# TYPE dialcrm_http_responses counter"));
     assert!(text.ends_with("# EOF\n"), "{text}");
+    // The API's description is served to anyone, and lists the routes.
+    let doc: serde_json::Value = client()
+        .get(t.url("/api/openapi.json"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/api/campaigns/{id}/settings"]["put"]["summary"].is_string());
     assert!(text.contains("dialcrm_logins_total{outcome=\"ok\"} 1"));
     assert!(text.contains("dialcrm_database_up 1"));
     assert!(text.contains("dialcrm_sessions 1"));
