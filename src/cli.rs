@@ -61,6 +61,9 @@ pub enum Command {
     /// Manages campaigns.
     #[command(subcommand)]
     Campaign(crate::campaigns_cli::CampaignCommand),
+    /// Manages an account's do-not-call list.
+    #[command(subcommand)]
+    Dnc(crate::dnc_cli::DncCommand),
     /// Places one call through a trunk and prints what happens.
     Dial(crate::telephony::DialArgs),
     /// Runs the simulated carrier: a SIP endpoint that answers, rings out,
@@ -197,6 +200,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::campaigns_cli::run(&open_migrated(&settings).await?, c).await
         }
         Command::Carrier(args) => crate::telephony::carrier(args).await,
+        Command::Dnc(c) => crate::dnc_cli::run(&open_migrated(&settings).await?, c).await,
         Command::Backup { file } => {
             let store = open(&settings).await?;
             let started = std::time::Instant::now();

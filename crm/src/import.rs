@@ -25,7 +25,7 @@ use crate::model::{AccountId, Actor, ContactFields, ListId};
 use crate::{Store, StoreError};
 use parse::{ContactReader, Row};
 
-pub use parse::e164;
+pub use parse::{e164, region};
 
 /// How many row errors a summary keeps; later ones are only counted.
 pub const MAX_KEPT_ERRORS: usize = 1000;

@@ -222,6 +222,30 @@ pub const RULES: &[Rule] = &[
         "Erase a contact, keeping their do-not-call record",
     ),
     rule(
+        "POST",
+        "/api/dnc",
+        Who::Roles(MANAGERS),
+        "Put a number on the account's do-not-call list",
+    ),
+    rule(
+        "GET",
+        "/api/dnc/{number}",
+        Who::Roles(MANAGERS),
+        "Whether a number is on the account's do-not-call list, and why",
+    ),
+    rule(
+        "DELETE",
+        "/api/dnc/{number}",
+        Who::Roles(MANAGERS),
+        "Take a number off the do-not-call list (never an erased person's)",
+    ),
+    rule(
+        "POST",
+        "/api/dnc/import",
+        Who::Roles(MANAGERS),
+        "Import a do-not-call list: one number per line, or a CSV whose first column is the number",
+    ),
+    rule(
         "GET",
         "/api/campaigns",
         Who::AnyRole,

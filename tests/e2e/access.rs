@@ -160,6 +160,7 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
         };
         path.replace("{id}", &id.to_string())
             .replace("{call_ref}", &call_ref.to_string())
+            .replace("{number}", "+447400900123")
     };
 
     let mut callers = vec![(Caller::Anonymous, None)];
@@ -256,6 +257,7 @@ fn body_for(path: &str, list: i64, agent: i64) -> serde_json::Value {
         "/api/campaigns/{id}/dial-level" => serde_json::json!({ "max_dial_level": 2.0 }),
         "/api/campaigns/{id}/agents" => serde_json::json!({ "user_ids": [agent] }),
         "/api/account/privacy" => serde_json::json!({ "aggregate_only": false }),
+        "/api/dnc" => serde_json::json!({ "number": "+447400900123" }),
         _ => serde_json::json!({}),
     }
 }

@@ -571,3 +571,49 @@ async fn doctor_passes_a_good_installation_and_names_each_fault_of_a_broken_one(
     answering.abort();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn the_do_not_call_list_is_kept_from_the_command_line() {
+    let dir = temp_dir("dnc");
+    let db = format!("sqlite://{}", dir.join("d.db").display());
+    let cli = |args: &[&str]| {
+        let mut c = dialcrm(&dir);
+        c.args(["--database-url", &db]).args(args);
+        async move { c.output().await.expect("runs") }
+    };
+    assert!(cli(&["account", "create", "acme", "--seats", "2"])
+        .await
+        .status
+        .success());
+    let out = cli(&["dnc", "add", "--account", "acme", "07400 900777"]).await;
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("+447400900777 is now on"),
+        "{said}"
+    );
+    let out = cli(&["dnc", "check", "--account", "acme", "+447400900777"]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is on the list"));
+    let file = dir.join("dnc.txt");
+    std::fs::write(&file, "07400900778\nrubbish\n+447400900777\n").expect("write");
+    let out = cli(&[
+        "dnc",
+        "import",
+        "--account",
+        "acme",
+        file.to_str().expect("utf-8"),
+    ])
+    .await;
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("3 lines: 1 added, 1 already on the list, 1 invalid")
+            && said.contains("line 2:"),
+        "{said}"
+    );
+    let out = cli(&["dnc", "remove", "--account", "acme", "+447400900777"]).await;
+    assert!(out.status.success());
+    let out = cli(&["dnc", "check", "--account", "acme", "+447400900777"]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is not on the list"));
+    let out = cli(&["dnc", "add", "--account", "acme", "not-a-number"]).await;
+    assert!(!out.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -11,6 +11,7 @@ mod compliance;
 mod desk;
 mod dial;
 mod dialler;
+mod dnc;
 mod firefox;
 mod helpers;
 mod https;

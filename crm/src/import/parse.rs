@@ -201,6 +201,14 @@ impl<R: Read> ContactReader<R> {
     }
 }
 
+/// Reads a region given by its two-letter country code, such as GB.
+pub fn region(code: &str) -> Result<country::Id, String> {
+    code.trim()
+        .to_ascii_uppercase()
+        .parse()
+        .map_err(|_| format!("{code:?} is not a country code such as GB"))
+}
+
 /// Returns a number in E.164 form, read with a default region.
 pub fn e164(text: &str, region: country::Id) -> Result<String, &'static str> {
     if text.len() > 64 {

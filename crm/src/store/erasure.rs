@@ -163,14 +163,15 @@ impl Store {
             sqlx::query(
                 "INSERT INTO suppression (account_id, number_hash, number_e164, reason, source, \
                  created_at) VALUES ($1, $2, NULL, 'erased', 'erasure', $3) \
-                 ON CONFLICT (account_id, number_hash) DO NOTHING",
+                 ON CONFLICT (account_id, number_hash) DO UPDATE SET source = 'erasure'",
             )
             .bind(account.0)
             .bind(&hash)
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            // An entry made earlier (an opt-out, an import) may hold the number.
+            // An entry made earlier (an opt-out, an import) may hold the
+            // number; it is now an erasure's, which no one may take away.
             sqlx::query(
                 "UPDATE suppression SET number_e164 = NULL \
                  WHERE account_id = $1 AND number_hash = $2",

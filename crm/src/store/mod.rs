@@ -26,7 +26,7 @@ mod rows;
 mod seats;
 mod sessions;
 pub mod softphone;
-mod suppression;
+pub mod suppression;
 mod users;
 
 use std::str::FromStr;

@@ -1,14 +1,42 @@
 //! Do-not-call suppression, kept by keyed hash so it outlives erasure.
+//!
+//! Entries come from agents' dispositions, erasures, and the account's own
+//! do-not-call lists (added one by one or imported); a number on any of
+//! them is never dialled.
+
+use std::io::BufRead;
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 use super::{on_pool, Store};
 use crate::model::{AccountId, Suppression};
 use crate::{privacy, StoreError};
 
+/// Where an entry that erasure left comes from: the law asks that it stay.
+pub const ERASURE_SOURCE: &str = "erasure";
+
+/// How many invalid lines a do-not-call import reports by line.
+const REPORTED_LINES: usize = 100;
+
+/// What a do-not-call import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DncReport {
+    /// Lines read, blank ones and a header left out.
+    pub lines: u64,
+    /// Numbers newly suppressed.
+    pub added: u64,
+    /// Numbers that were suppressed already.
+    pub already: u64,
+    /// Lines that hold no valid number.
+    pub invalid: u64,
+    /// The first invalid lines: line number and why.
+    pub invalid_lines: Vec<(u64, String)>,
+}
+
 impl Store {
-    /// Adds a number to the account's suppression list; adding it again
-    /// keeps the first entry.
+    /// Adds a number to the account's suppression list, keeping the number
+    /// itself beside its keyed hash; adding it again keeps the first entry.
     pub async fn suppress(
         &self,
         account: AccountId,
@@ -17,24 +45,123 @@ impl Store {
         source: &str,
         now: DateTime<Utc>,
     ) -> Result<Suppression, StoreError> {
+        Ok(self
+            .suppress_number(account, e164, reason, source, true, now)
+            .await?
+            .0)
+    }
+
+    /// Adds a number to the account's suppression list; `keep_number`
+    /// keeps the number itself beside its keyed hash (else the hash alone
+    /// blocks it). Returns the entry and whether it is new.
+    pub async fn suppress_number(
+        &self,
+        account: AccountId,
+        e164: &str,
+        reason: &str,
+        source: &str,
+        keep_number: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(Suppression, bool), StoreError> {
         let hash = privacy::number_hash(&self.account_key(account).await?, e164);
-        on_pool!(self, |pool| sqlx::query(
+        let kept = keep_number.then_some(e164);
+        let added = on_pool!(self, |pool| sqlx::query(
             "INSERT INTO suppression (account_id, number_hash, number_e164, reason, source, \
              created_at) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (account_id, number_hash) DO NOTHING"
         )
         .bind(account.0)
         .bind(&hash)
-        .bind(e164)
+        .bind(kept)
         .bind(reason)
         .bind(source)
         .bind(now)
         .execute(pool)
         .await?
         .rows_affected());
-        self.suppression_by_hash(account, &hash)
+        let entry = self
+            .suppression_by_hash(account, &hash)
             .await?
-            .ok_or(StoreError::NotFound)
+            .ok_or(StoreError::NotFound)?;
+        Ok((entry, added > 0))
+    }
+
+    /// Takes a number off the account's do-not-call list. An entry that
+    /// erasure left stays (the person asked never to be contacted again).
+    pub async fn unsuppress(&self, account: AccountId, e164: &str) -> Result<(), StoreError> {
+        let hash = privacy::number_hash(&self.account_key(account).await?, e164);
+        let entry = self
+            .suppression_by_hash(account, &hash)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if entry.source == ERASURE_SOURCE {
+            return Err(StoreError::Refused(
+                "this number's owner had their data erased; their do-not-call entry stays".into(),
+            ));
+        }
+        on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM suppression WHERE account_id = $1 AND number_hash = $2"
+        )
+        .bind(account.0)
+        .bind(&hash)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Reads a do-not-call list, one number per line (or a CSV whose first
+    /// column is the number), and suppresses each valid one without
+    /// keeping the number itself; numbers without a country code are read
+    /// in `region`. Lines that hold no valid number are counted and the
+    /// first of them reported; nothing else is lost.
+    pub async fn import_dnc(
+        &self,
+        account: AccountId,
+        input: impl BufRead,
+        region: &str,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DncReport, StoreError> {
+        let region = crate::import::region(region).map_err(StoreError::Invalid)?;
+        let mut report = DncReport::default();
+        for (n, line) in input.split(b'\n').enumerate() {
+            let line_no = n as u64 + 1;
+            let line =
+                line.map_err(|e| StoreError::Invalid(format!("reading line {line_no}: {e}")))?;
+            let text = String::from_utf8_lossy(&line);
+            let field = text
+                .split([',', ';', '\t'])
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .trim_matches('"')
+                .trim();
+            // Blank lines, and a first line that names the column.
+            if field.is_empty() || (line_no == 1 && !field.bytes().any(|b| b.is_ascii_digit())) {
+                continue;
+            }
+            report.lines += 1;
+            match crate::import::e164(field, region) {
+                Ok(e164) => {
+                    let (_, added) = self
+                        .suppress_number(account, &e164, "do-not-call list", source, false, now)
+                        .await?;
+                    if added {
+                        report.added += 1;
+                    } else {
+                        report.already += 1;
+                    }
+                }
+                Err(why) => {
+                    report.invalid += 1;
+                    if report.invalid_lines.len() < REPORTED_LINES {
+                        report.invalid_lines.push((line_no, why.into()));
+                    }
+                }
+            }
+        }
+        Ok(report)
     }
 
     /// Returns the suppression entry for a number, if it is suppressed.

@@ -6,6 +6,7 @@ mod campaign_settings;
 mod campaigns;
 mod contacts;
 mod dial_level;
+mod dnc;
 mod imports;
 mod listen;
 mod lists;
@@ -29,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .merge(pause_codes::routes())
         .merge(privacy::routes())
         .merge(contacts::routes())
+        .merge(dnc::routes())
         .merge(campaigns::routes())
         .merge(imports::routes())
         .merge(campaign_settings::routes())
