@@ -349,7 +349,7 @@ async fn housekeeping(
             Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
         }
         // Retention runs at start and then hourly; each purge is audited.
-        if minutes % 60 == 0 {
+        if minutes.is_multiple_of(60) {
             match store.purge_retained(clock.now()).await {
                 Ok(reports) => {
                     for (account, r) in reports

@@ -113,6 +113,33 @@ impl AppState {
     ) -> Self {
         let hub = Arc::new(stream::hub::StreamHub::new(config.hub));
         tokio::spawn(hub.clone().run(bus.subscribe()));
+        Self::with_hub(store, config, clock, bus, hub)
+    }
+
+    /// Builds the shared state with the supervisors' stream on the stream
+    /// shared by every node: this node's events are published there, and
+    /// every node's come back from it, numbered by it. Returns once the
+    /// stream has been read up to where it was.
+    pub async fn shared(
+        store: crm::Store,
+        config: DashboardConfig,
+        clock: Arc<dyn Clock>,
+        bus: crm::events::EventBus,
+        stream: &stream::shared::SharedStream,
+    ) -> Result<Self, stream::shared::SharedError> {
+        let hub = stream.start(config.hub, &bus).await?;
+        Ok(Self::with_hub(store, config, clock, bus, hub))
+    }
+
+    fn with_hub(
+        store: crm::Store,
+        config: DashboardConfig,
+        clock: Arc<dyn Clock>,
+        bus: crm::events::EventBus,
+        hub: Arc<stream::hub::StreamHub>,
+    ) -> Self {
+        // Agent states are kept by the node whose desks set them: from the
+        // local bus, whichever bus feeds the stream.
         tokio::spawn(history::keep_agent_states(
             store.clone(),
             config.node.clone(),

@@ -1,6 +1,11 @@
 //! The stream hub: numbers each account's events, keeps the recent ones for
 //! clients that reconnect, and hands frames to the account's writers.
 //!
+//! On one node the hub numbers an account's events itself, 1, 2, 3, … On
+//! several nodes ([`super::shared`]) every event comes back from the shared
+//! JetStream stream already numbered by it: an account's numbers then rise
+//! but skip the other accounts' events, and are the same on every node.
+//!
 //! An event is serialised and framed once; every client of the account is
 //! sent those same bytes (server frames are not masked). The writers
 //! ([`super::shard`]) each read the account's broadcast once per frame and
@@ -15,8 +20,8 @@ use bytes::Bytes;
 use crm::events::Event;
 use crm::model::AccountId;
 use serde::Serialize;
-use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{broadcast, watch};
 
 use super::frame::{server_frame, TEXT};
 use super::shard::{self, Conn, Control, ShardHandle};
@@ -138,6 +143,13 @@ pub struct StreamHub {
     shared: Mutex<Wallboard>,
     /// Snapshots sent to clients that fell behind, since start.
     resyncs: AtomicU64,
+    /// Numbered by the shared stream: the number of the last event taken
+    /// from it, which clients wait for when they resume from a number this
+    /// node has not reached yet. `None` when the hub numbers events itself.
+    position: Option<watch::Sender<u64>>,
+    /// The newest number a feed started now cannot replay from: nothing
+    /// before the hub's first event is held.
+    base: AtomicU64,
 }
 
 /// The stream's figures for `/metrics`.
@@ -153,6 +165,9 @@ pub struct StreamStats {
 
 struct Feed {
     seq: u64,
+    /// The newest number not held in `replay` (evicted, or from before
+    /// the hub started): a client that has it can be replayed the rest.
+    floor: u64,
     replay: VecDeque<Arc<Frame>>,
     wallboard: Wallboard,
     tx: broadcast::Sender<Arc<Frame>>,
@@ -185,17 +200,90 @@ impl StreamHub {
             feeds: Mutex::new(HashMap::new()),
             shared: Mutex::new(Wallboard::default()),
             resyncs: AtomicU64::new(0),
+            position: None,
+            base: AtomicU64::new(0),
         }
     }
 
-    /// Applies an event to its account's feed and sends it to listeners.
+    /// Creates an empty hub whose events the shared stream numbers, from
+    /// the one after `base` on.
+    pub fn numbered_from(config: HubConfig, base: u64) -> Self {
+        StreamHub {
+            position: Some(watch::channel(base).0),
+            base: AtomicU64::new(base),
+            ..StreamHub::new(config)
+        }
+    }
+
+    /// Applies an event to its account's feed, numbered next, and sends it
+    /// to listeners.
     pub fn publish(&self, event: &Event) {
         let mut feeds = self.lock();
+        let seq = self.feed(&mut feeds, event.account()).seq + 1;
+        self.apply(&mut feeds, seq, event);
+    }
+
+    /// Applies an event the shared stream numbered `seq`. A number not
+    /// after the last one taken is a repeat and is dropped, so no client
+    /// is sent an event twice.
+    pub fn publish_numbered(&self, seq: u64, event: &Event) {
+        let mut feeds = self.lock();
+        if !self.advance(seq) {
+            tracing::debug!(seq, "an event the hub already has was dropped");
+            return;
+        }
+        self.apply(&mut feeds, seq, event);
+    }
+
+    /// Moves past a number of the shared stream that carries nothing the
+    /// hub can show (an event this version does not know).
+    pub fn skip_numbered(&self, seq: u64) {
+        let _feeds = self.lock();
+        self.advance(seq);
+    }
+
+    /// The number of the last event taken from the shared stream; `None`
+    /// when the hub numbers events itself.
+    pub fn position(&self) -> Option<u64> {
+        self.position.as_ref().map(|p| *p.borrow())
+    }
+
+    /// Waits, for at most `limit`, until the hub has taken the shared
+    /// stream's event `seq`; at once when the hub numbers events itself.
+    /// A client resuming from a number another node sent it gets the
+    /// events after it rather than a snapshot, even if this node is a
+    /// moment behind.
+    pub async fn reach(&self, seq: u64, limit: std::time::Duration) -> bool {
+        let Some(position) = &self.position else {
+            return true;
+        };
+        let mut rx = position.subscribe();
+        tokio::time::timeout(limit, rx.wait_for(|at| *at >= seq))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Records `seq` as the last number taken; false if it is not after it.
+    /// Called with the feeds locked, so numbers and frames advance together.
+    fn advance(&self, seq: u64) -> bool {
+        match &self.position {
+            Some(position) => position.send_if_modified(|at| {
+                let after = seq > *at;
+                if after {
+                    *at = seq;
+                }
+                after
+            }),
+            None => true,
+        }
+    }
+
+    fn apply(&self, feeds: &mut HashMap<AccountId, Feed>, seq: u64, event: &Event) {
         if matches!(event, Event::TrunkState { .. }) {
             self.shared().apply(event);
         }
-        let feed = self.feed(&mut feeds, event.account());
-        feed.seq += 1;
+        let feed = self.feed(feeds, event.account());
+        feed.seq = seq;
         feed.wallboard.apply(event);
         let text = match serde_json::to_string(&EventFrame {
             kind: "event",
@@ -209,10 +297,16 @@ impl StreamHub {
             }
         };
         let frame = Arc::new(Frame::new(feed.seq, &text));
-        if feed.replay.len() == self.config.replay {
-            feed.replay.pop_front();
+        if feed.replay.len() >= self.config.replay {
+            match feed.replay.pop_front() {
+                Some(gone) => feed.floor = gone.seq,
+                // Nothing is kept: no client can be replayed anything.
+                None => feed.floor = feed.seq,
+            }
         }
-        feed.replay.push_back(frame.clone());
+        if self.config.replay > 0 {
+            feed.replay.push_back(frame.clone());
+        }
         // No receivers is fine: nobody is watching this account.
         let _ = feed.tx.send(frame);
     }
@@ -226,8 +320,7 @@ impl StreamHub {
 
     fn initial_of(feed: &Feed, since: Option<u64>) -> Initial {
         if let Some(since) = since {
-            let oldest = feed.replay.front().map_or(feed.seq + 1, |f| f.seq);
-            if since <= feed.seq && since + 1 >= oldest {
+            if feed.floor <= since && since <= feed.seq {
                 let frames = feed
                     .replay
                     .iter()
@@ -295,8 +388,7 @@ impl StreamHub {
     pub fn frames_between(&self, account: AccountId, after: u64, upto: u64) -> Option<Vec<Bytes>> {
         let feeds = self.lock();
         let feed = feeds.get(&account)?;
-        let oldest = feed.replay.front()?.seq;
-        if oldest > after + 1 {
+        if feed.floor > after {
             return None;
         }
         Some(
@@ -335,8 +427,12 @@ impl StreamHub {
         account: AccountId,
     ) -> &'f mut Feed {
         let config = self.config;
+        let base = self.base.load(Ordering::Relaxed);
+        // Without events an account is at 0 on every node, whenever its
+        // feed was started; every event since `base` was seen, none its.
         feeds.entry(account).or_insert_with(|| Feed {
             seq: 0,
+            floor: base,
             replay: VecDeque::with_capacity(config.replay.min(1024)),
             wallboard: Wallboard::with_trunks(self.shared().trunks()),
             tx: broadcast::channel(config.client_buffer.max(1)).0,
@@ -467,6 +563,78 @@ mod tests {
         assert!(a.try_recv().is_err());
         let again = hub.initial(AccountId(1), None);
         assert!(text(&again.frames[0]).contains("\"username\":\"al\""));
+    }
+
+    #[tokio::test]
+    async fn numbers_from_the_shared_stream_are_kept_and_resumes_respect_their_gaps() {
+        let hub = StreamHub::numbered_from(
+            HubConfig {
+                replay: 3,
+                client_buffer: 16,
+                writers: 1,
+                clients_per_writer: 16,
+            },
+            10,
+        );
+        let seqs = |i: &Initial| -> Vec<String> { i.frames.iter().map(text).collect() };
+        // The stream's events after 10 interleave accounts 1 and 2; 13 is
+        // one this version cannot read.
+        hub.publish_numbered(11, &alert(1, 0));
+        hub.publish_numbered(12, &alert(2, 0));
+        hub.skip_numbered(13);
+        hub.publish_numbered(14, &alert(1, 1));
+        // Repeats are dropped, not sent twice.
+        hub.publish_numbered(14, &alert(1, 9));
+        hub.publish_numbered(12, &alert(1, 9));
+        assert_eq!(hub.position(), Some(14));
+        let a = hub.initial(AccountId(1), Some(11));
+        assert_eq!(a.seq, 14);
+        assert_eq!(a.frames.len(), 1);
+        assert!(seqs(&a)[0].contains("\"seq\":14") && seqs(&a)[0].contains("alert 1"));
+        let from_start = hub.initial(AccountId(1), Some(10));
+        assert_eq!(
+            from_start.frames.len(),
+            2,
+            "all the hub has seen since it started"
+        );
+        assert!(seqs(&from_start)[0].contains("\"seq\":11"));
+        let before = hub.initial(AccountId(1), Some(9));
+        assert!(seqs(&before)[0].contains("\"type\":\"snapshot\",\"seq\":14"));
+        let other = hub.initial(AccountId(2), None);
+        assert!(
+            seqs(&other)[0].contains("\"seq\":12"),
+            "its own last number"
+        );
+        let quiet = hub.initial(AccountId(3), None);
+        assert!(
+            seqs(&quiet)[0].contains("\"seq\":0"),
+            "no events: 0 on every node"
+        );
+        let resumed = hub.initial(AccountId(3), Some(0));
+        assert!(seqs(&resumed)[0].contains("snapshot"), "0 predates the hub");
+
+        // Past the replay, what was let go of cannot be replayed: 11 and 14 go.
+        for seq in [20, 25, 30] {
+            hub.publish_numbered(seq, &alert(1, 2));
+        }
+        let held = hub.initial(AccountId(1), Some(14));
+        assert_eq!(held.frames.len(), 3);
+        let gone = hub.initial(AccountId(1), Some(11));
+        assert!(seqs(&gone)[0].contains("snapshot"), "14 is no longer held");
+        assert_eq!(
+            hub.frames_between(AccountId(1), 14, 25).map(|f| f.len()),
+            Some(2)
+        );
+        assert!(hub.frames_between(AccountId(1), 11, 25).is_none());
+
+        assert!(hub.reach(30, std::time::Duration::ZERO).await);
+        assert!(!hub.reach(31, std::time::Duration::from_millis(10)).await);
+        assert!(
+            StreamHub::new(HubConfig::default())
+                .reach(99, std::time::Duration::ZERO)
+                .await,
+            "a hub that numbers its own events never waits"
+        );
     }
 
     #[test]
