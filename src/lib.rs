@@ -131,8 +131,20 @@ impl App {
         if resumed > 0 {
             tracing::info!(campaigns = resumed, "resumed dialling");
         }
-        let state = dashboard::AppState::new(store.clone(), config, clock.clone(), bus.clone())
-            .with_floor(floor.clone());
+        let state = match &settings.nats_url {
+            None => dashboard::AppState::new(store.clone(), config, clock.clone(), bus.clone()),
+            Some(url) => {
+                let url = url.expose();
+                let shared = dashboard::stream::shared::SharedStream::connect(url, &settings.node_id)
+                    .await
+                    .with_context(|| format!("putting the event bus on NATS at {}", redact_nats_url(url)))?;
+                tracing::info!(nats = %redact_nats_url(url), "the event bus is shared through NATS");
+                dashboard::AppState::shared(store.clone(), config, clock.clone(), bus.clone(), &shared)
+                    .await
+                    .with_context(|| format!("reading the shared event stream at {}", redact_nats_url(url)))?
+            }
+        }
+        .with_floor(floor.clone());
         let legs = state.legs.clone();
         let desks = state.desks.clone();
         let router = dashboard::router(state);
@@ -399,6 +411,18 @@ fn system_alert(
     }
 }
 
+/// Hides the credentials (user and password, or token) of NATS URLs,
+/// one or several separated by commas, for messages.
+pub fn redact_nats_url(urls: &str) -> String {
+    urls.split(',')
+        .map(|url| match (url.find("://"), url.rfind('@')) {
+            (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
+            _ => url.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Hides the password of a database URL for messages.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -428,6 +452,14 @@ mod tests {
         assert_eq!(
             super::redact_url("postgres://postgres@127.0.0.1/test"),
             "postgres://postgres@127.0.0.1/test"
+        );
+        assert_eq!(
+            super::redact_nats_url("nats://s3cret@10.0.0.5:4222,nats://u:pw@10.0.0.6"),
+            "nats://***@10.0.0.5:4222,nats://***@10.0.0.6"
+        );
+        assert_eq!(
+            super::redact_nats_url("nats://127.0.0.1:4222"),
+            "nats://127.0.0.1:4222"
         );
     }
 }
