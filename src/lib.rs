@@ -139,7 +139,7 @@ impl App {
                     .await
                     .with_context(|| format!("putting the event bus on NATS at {}", redact_nats_url(url)))?;
                 tracing::info!(nats = %redact_nats_url(url), "the event bus is shared through NATS");
-                dashboard::AppState::shared(store.clone(), config, clock.clone(), bus.clone(), &shared)
+                dashboard::AppState::shared(store.clone(), config, clock.clone(), bus.clone(), Arc::new(shared))
                     .await
                     .with_context(|| format!("reading the shared event stream at {}", redact_nats_url(url)))?
             }

@@ -100,6 +100,8 @@ pub struct AppState {
     pub desks: Arc<desk::Desks>,
     /// The supervisors' listening legs.
     pub listeners: Arc<api::Listeners>,
+    /// The NATS link that shares events between nodes, if any.
+    pub shared: Option<Arc<stream::shared::SharedStream>>,
 }
 
 impl AppState {
@@ -125,10 +127,12 @@ impl AppState {
         config: DashboardConfig,
         clock: Arc<dyn Clock>,
         bus: crm::events::EventBus,
-        stream: &stream::shared::SharedStream,
+        stream: Arc<stream::shared::SharedStream>,
     ) -> Result<Self, stream::shared::SharedError> {
         let hub = stream.start(config.hub, &bus).await?;
-        Ok(Self::with_hub(store, config, clock, bus, hub))
+        let mut state = Self::with_hub(store, config, clock, bus, hub);
+        state.shared = Some(stream);
+        Ok(state)
     }
 
     fn with_hub(
@@ -150,6 +154,7 @@ impl AppState {
             legs: Arc::new(desk::Legs::default()),
             desks: Arc::new(desk::Desks::default()),
             listeners: Arc::new(api::Listeners::default()),
+            shared: None,
             bus,
             hub,
             store,

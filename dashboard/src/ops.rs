@@ -45,5 +45,8 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         let trunks = floor.gateway().trunks().await.unwrap_or_default();
         text.push_str(&crate::metrics::render_node(&trunks, floor.is_draining()));
     }
+    if let Some(shared) = &state.shared {
+        text.push_str(&shared.render_metrics());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

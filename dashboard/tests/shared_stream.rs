@@ -32,7 +32,7 @@ fn agent(account: i64, user: i64, state: AgentState, s: i64) -> Event {
 struct Node {
     bus: EventBus,
     hub: Arc<StreamHub>,
-    _link: SharedStream,
+    link: SharedStream,
 }
 
 async fn node(nats: &TestNats, name: &str) -> Node {
@@ -44,11 +44,7 @@ async fn node(nats: &TestNats, name: &str) -> Node {
         .start(HubConfig::default(), &bus)
         .await
         .expect("reads the stream");
-    Node {
-        bus,
-        hub,
-        _link: link,
-    }
+    Node { bus, hub, link }
 }
 
 /// The JSON texts of an account's frames after `since`, as a client
@@ -130,12 +126,30 @@ async fn every_node_sees_every_nodes_events_in_one_order_and_a_late_one_alike() 
 
     // NATS goes away. A node's event meanwhile waits for it, and reaches
     // every node once it is back; what the stream stored is kept.
+    assert!(a.link.connected());
+    assert_eq!(a.link.held(), 0);
     nats.kill().await;
     a.bus.publish(agent(1, 3, AgentState::Paused, 4));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut waited = 0;
+    while a.link.connected() || a.link.held() != 1 {
+        waited += 1;
+        assert!(waited < 200, "node A never noticed NATS was gone");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = a.link.render_metrics();
+    assert!(
+        metrics.contains("dialcrm_nats_connected 0\n")
+            && metrics.contains("dialcrm_nats_events_held 1\n"),
+        "{metrics}"
+    );
     assert_eq!(b.hub.position(), Some(4), "nothing new while NATS is down");
     nats.restart().await;
     until_at(&[&a, &b, &c], 5).await;
+    assert_eq!(a.link.held(), 0, "the held event was stored");
+    assert!(a
+        .link
+        .render_metrics()
+        .contains("dialcrm_nats_connected 1\n"));
     for n in [&a, &b, &c] {
         let after = frames(&n.hub, 1, 4);
         assert_eq!(after.len(), 1, "the held event, once: {after:?}");

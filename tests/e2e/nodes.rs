@@ -36,7 +36,7 @@ struct Node {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_one_stream_and_a_supervisor_resumes_on_the_other() {
-    let Some(nats) = TestNats::start().await else {
+    let Some(mut nats) = TestNats::start().await else {
         return;
     };
     let Some(db) = TestDb::postgres().await else {
@@ -45,13 +45,14 @@ async fn two_nodes_share_one_stream_and_a_supervisor_resumes_on_the_other() {
     let dir = std::env::temp_dir().join(format!("dialcrm-nodes-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch directory");
-    let outcome = tokio::time::timeout(Duration::from_secs(120), two_nodes(&db, &nats, &dir)).await;
+    let outcome =
+        tokio::time::timeout(Duration::from_secs(120), two_nodes(&db, &mut nats, &dir)).await;
     db.finish().await;
     outcome.expect("the two-node test took longer than two minutes");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-async fn two_nodes(db: &TestDb, nats: &TestNats, dir: &Path) {
+async fn two_nodes(db: &TestDb, nats: &mut TestNats, dir: &Path) {
     let now = chrono::Utc::now();
     let account = db
         .store
@@ -67,6 +68,7 @@ async fn two_nodes(db: &TestDb, nats: &TestNats, dir: &Path) {
         ("cy", Role::Agent),
         ("di", Role::Agent),
         ("ed", Role::Agent),
+        ("fay", Role::Agent),
     ] {
         db.store
             .create_user(account.id, name, &hash, role, now)
@@ -155,6 +157,42 @@ async fn two_nodes(db: &TestDb, nats: &TestNats, dir: &Path) {
         states, 5,
         "one row per login, none doubled by the shared bus"
     );
+
+    // NATS goes away: A still logs agents in and says NATS is down in
+    // /metrics, holding the event; when NATS is back, B's supervisor gets it.
+    let mut watching = connect(&b, &sue_on_b, &format!("?since={previous}")).await;
+    assert_metric(&a, "dialcrm_nats_connected 1").await;
+    nats.kill().await;
+    assert_metric(&a, "dialcrm_nats_connected 0").await;
+    session_cookie(&a, "fay", password).await;
+    assert_metric(&a, "dialcrm_nats_events_held 1").await;
+    nats.restart().await;
+    let fay = next_json(&mut watching).await;
+    assert_eq!(fay["event"]["username"], "fay", "{fay}");
+    assert!(fay["seq"].as_u64().expect("a number") > previous);
+    assert_metric(&a, "dialcrm_nats_connected 1").await;
+    assert_metric(&a, "dialcrm_nats_events_held 0").await;
+    assert_nothing_more(&mut watching).await;
+}
+
+/// Waits up to 15 s for a line of the node's `/metrics`.
+async fn assert_metric(node: &Node, line: &str) {
+    let mut text = String::new();
+    for _ in 0..150 {
+        text = client()
+            .get(format!("{}/metrics", node.base))
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .expect("text");
+        if text.lines().any(|l| l == line) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no {line:?} in /metrics:\n{text}");
 }
 
 /// Starts `dialcrm serve` as node `name` and waits for its address.

@@ -14,6 +14,7 @@
 //! before it serves anyone, so its wallboards, snapshots and replay are
 //! built from the same events as every other node's.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ use bytes::Bytes;
 use crm::events::{Event, EventBus};
 use futures_util::StreamExt;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 
 use super::hub::{HubConfig, StreamHub};
 
@@ -61,13 +63,27 @@ pub struct SharedStream {
     client: async_nats::Client,
     js: jetstream::Context,
     node: String,
+    /// This node's events not yet stored in the stream.
+    held: Arc<AtomicU64>,
+    /// Counts the connections made to NATS, the first included.
+    connections: watch::Receiver<u64>,
 }
 
 impl SharedStream {
     /// Connects to NATS at `url` as `node` and makes sure the stream exists.
     pub async fn connect(url: &str, node: &str) -> Result<SharedStream, SharedError> {
+        let (connected, connections) = watch::channel(0u64);
+        let connected = Arc::new(connected);
         let client = async_nats::ConnectOptions::new()
             .name(format!("dialcrm {node}"))
+            .event_callback(move |event| {
+                let connected = connected.clone();
+                async move {
+                    if matches!(event, async_nats::Event::Connected) {
+                        connected.send_modify(|n| *n += 1);
+                    }
+                }
+            })
             .connection_timeout(Duration::from_secs(5))
             .connect(url)
             .await
@@ -88,12 +104,34 @@ impl SharedStream {
             client,
             js,
             node: node.to_owned(),
+            held: Arc::new(AtomicU64::new(0)),
+            connections,
         })
     }
 
     /// Whether the connection to NATS is up now.
     pub fn connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// How many of this node's events wait to be stored in the stream (the
+    /// one being published and those behind it).
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// The shared bus's figures for `/metrics`.
+    pub fn render_metrics(&self) -> String {
+        format!(
+            "# HELP dialcrm_nats_connected Whether this node is connected to NATS, which shares events between nodes.\n\
+             # TYPE dialcrm_nats_connected gauge\n\
+             dialcrm_nats_connected {}\n\
+             # HELP dialcrm_nats_events_held This node's events waiting to be stored in the shared stream.\n\
+             # TYPE dialcrm_nats_events_held gauge\n\
+             dialcrm_nats_events_held {}\n",
+            u8::from(self.connected()),
+            self.held()
+        )
     }
 
     /// Starts publishing `bus`'s events to the stream and returns a hub fed
@@ -104,7 +142,12 @@ impl SharedStream {
         bus: &EventBus,
     ) -> Result<Arc<StreamHub>, SharedError> {
         // Listening before anything else: no event of this node is missed.
-        tokio::spawn(relay(self.js.clone(), self.node.clone(), bus.subscribe()));
+        tokio::spawn(relay(
+            self.js.clone(),
+            self.node.clone(),
+            bus.subscribe(),
+            self.held.clone(),
+        ));
         let mut stream = self
             .js
             .get_stream(STREAM)
@@ -118,7 +161,7 @@ impl SharedStream {
             .clone();
         let base = state.first_sequence.saturating_sub(1);
         let hub = Arc::new(StreamHub::numbered_from(config, base));
-        tokio::spawn(read(stream, hub.clone()));
+        tokio::spawn(read(stream, hub.clone(), self.connections.clone()));
         let target = state.last_sequence;
         if !hub.reach(target, CATCH_UP).await {
             tracing::warn!(
@@ -142,6 +185,7 @@ async fn relay(
     js: jetstream::Context,
     node: String,
     mut rx: tokio::sync::broadcast::Receiver<Arc<Event>>,
+    held: Arc<AtomicU64>,
 ) {
     // Message ids are unique across restarts within the dedup window.
     let boot: u64 = rand::random();
@@ -165,7 +209,9 @@ async fn relay(
         n += 1;
         let id = format!("{node}.{boot:016x}.{n}");
         let subject = subject_of(&event);
+        held.store(rx.len() as u64 + 1, Ordering::Relaxed);
         publish(&js, &subject, &id, payload).await;
+        held.store(rx.len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -211,10 +257,17 @@ fn subject_of(event: &Event) -> String {
 }
 
 /// Feeds the hub from the stream, in order, from after the hub's position;
-/// when the consumer fails it is made again from where the hub is, so
-/// nothing is skipped and nothing is taken twice.
-async fn read(stream: jetstream::stream::Stream, hub: Arc<StreamHub>) {
+/// when the consumer fails, or the connection to NATS is made again (a
+/// restarted server has forgotten the consumer, and its heartbeats take
+/// long to be missed), it is made again from where the hub is, so nothing
+/// is skipped and nothing is taken twice.
+async fn read(
+    stream: jetstream::stream::Stream,
+    hub: Arc<StreamHub>,
+    mut connections: watch::Receiver<u64>,
+) {
     loop {
+        connections.borrow_and_update();
         let from = hub.position().unwrap_or(0) + 1;
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
@@ -241,13 +294,21 @@ async fn read(stream: jetstream::stream::Stream, hub: Arc<StreamHub>) {
                 continue;
             }
         };
-        while let Some(message) = messages.next().await {
+        loop {
+            let message = tokio::select! {
+                m = messages.next() => m,
+                Ok(()) = connections.changed() => {
+                    tracing::info!("connected to NATS again; reading the shared stream on");
+                    break;
+                }
+            };
             let message = match message {
-                Ok(m) => m,
-                Err(e) => {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
                     tracing::warn!(error = %e, "reading the shared stream failed; reading again");
                     break;
                 }
+                None => break,
             };
             let seq = match message.info() {
                 Ok(info) => info.stream_sequence,
