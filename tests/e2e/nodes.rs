@@ -342,3 +342,51 @@ async fn sqlite_with_a_nats_url_is_refused_clearly() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn doctor_checks_the_nats_server() {
+    let Some(nats) = TestNats::start().await else {
+        return;
+    };
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("dialcrm-nodes-doctor-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let doctor = |nats_url: String| {
+        let config = dir.join("dialcrm.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "database_url = \"{}\"\nnats_url = \"{nats_url}\"\nhttp_addr = \"127.0.0.1:0\"\n",
+                db.url
+            ),
+        )
+        .expect("config");
+        let mut c = Command::new(BIN);
+        c.arg("doctor")
+            .arg("--config")
+            .arg(&config)
+            .env_remove("DIALCRM_DATABASE_URL")
+            .current_dir(&dir);
+        async move {
+            let out = c.output().await.expect("doctor runs");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let good = doctor(nats.url.clone()).await;
+    assert!(
+        good.lines()
+            .any(|l| l.starts_with("ok    NATS: nats://127.0.0.1:") && l.contains("JetStream on")),
+        "{good}"
+    );
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port")
+        .port();
+    let bad = doctor(format!("nats://127.0.0.1:{dead}")).await;
+    assert!(bad.lines().any(|l| l.starts_with("FAIL  NATS:")), "{bad}");
+    db.finish().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -109,6 +109,36 @@ impl SharedStream {
         })
     }
 
+    /// Checks, changing nothing, that NATS at `url` answers with JetStream
+    /// on; returns what an operator should know about the stream.
+    pub async fn check(url: &str) -> Result<String, SharedError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("dialcrm doctor")
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| SharedError::Connect(e.to_string()))?;
+        let js = jetstream::new(client);
+        match js.get_stream(STREAM).await {
+            Ok(stream) => Ok(format!(
+                "JetStream on; the stream {STREAM} holds {} events",
+                stream.cached_info().state.messages
+            )),
+            // JetStream answered that there is no such stream yet.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    jetstream::context::GetStreamErrorKind::JetStream(ref js) if js.code() == 404
+                ) =>
+            {
+                Ok(format!(
+                    "JetStream on; the first node to start creates {STREAM}"
+                ))
+            }
+            Err(e) => Err(SharedError::Stream(e.to_string())),
+        }
+    }
+
     /// Whether the connection to NATS is up now.
     pub fn connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
