@@ -102,6 +102,23 @@ impl App {
             ..dashboard::DashboardConfig::default()
         };
         let bus = crm::events::EventBus::default();
+        // On NATS, this node's events are published from the first: those of
+        // the start itself (calls a crash left open, the trunks) included.
+        let shared = match &settings.nats_url {
+            None => None,
+            Some(url) => {
+                let url = url.expose();
+                let shared =
+                    dashboard::stream::shared::SharedStream::connect(url, &settings.node_id)
+                        .await
+                        .with_context(|| {
+                            format!("putting the event bus on NATS at {}", redact_nats_url(url))
+                        })?;
+                shared.publish_from(&bus);
+                tracing::info!(nats = %redact_nats_url(url), "the event bus is shared through NATS");
+                Some(Arc::new(shared))
+            }
+        };
         std::fs::create_dir_all(&settings.recordings_dir).with_context(|| {
             format!(
                 "creating the recordings folder {}",
@@ -131,18 +148,17 @@ impl App {
         if resumed > 0 {
             tracing::info!(campaigns = resumed, "resumed dialling");
         }
-        let state = match &settings.nats_url {
+        let state = match shared {
             None => dashboard::AppState::new(store.clone(), config, clock.clone(), bus.clone()),
-            Some(url) => {
-                let url = url.expose();
-                let shared = dashboard::stream::shared::SharedStream::connect(url, &settings.node_id)
-                    .await
-                    .with_context(|| format!("putting the event bus on NATS at {}", redact_nats_url(url)))?;
-                tracing::info!(nats = %redact_nats_url(url), "the event bus is shared through NATS");
-                dashboard::AppState::shared(store.clone(), config, clock.clone(), bus.clone(), Arc::new(shared))
-                    .await
-                    .with_context(|| format!("reading the shared event stream at {}", redact_nats_url(url)))?
-            }
+            Some(shared) => dashboard::AppState::shared(
+                store.clone(),
+                config,
+                clock.clone(),
+                bus.clone(),
+                shared,
+            )
+            .await
+            .context("reading the shared event stream from NATS")?,
         }
         .with_floor(floor.clone());
         let legs = state.legs.clone();

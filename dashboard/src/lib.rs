@@ -119,9 +119,10 @@ impl AppState {
     }
 
     /// Builds the shared state with the supervisors' stream on the stream
-    /// shared by every node: this node's events are published there, and
-    /// every node's come back from it, numbered by it. Returns once the
-    /// stream has been read up to where it was.
+    /// shared by every node, to which this node's bus is published
+    /// ([`stream::shared::SharedStream::publish_from`]): every node's events
+    /// come back from it, numbered by it. Returns once the stream has been
+    /// read up to where it was.
     pub async fn shared(
         store: crm::Store,
         config: DashboardConfig,
@@ -129,7 +130,7 @@ impl AppState {
         bus: crm::events::EventBus,
         stream: Arc<stream::shared::SharedStream>,
     ) -> Result<Self, stream::shared::SharedError> {
-        let hub = stream.start(config.hub, &bus).await?;
+        let hub = stream.start(config.hub).await?;
         let mut state = Self::with_hub(store, config, clock, bus, hub);
         state.shared = Some(stream);
         Ok(state)

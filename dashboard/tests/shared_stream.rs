@@ -40,8 +40,9 @@ async fn node(nats: &TestNats, name: &str) -> Node {
         .await
         .expect("connects to NATS");
     let bus = EventBus::default();
+    link.publish_from(&bus);
     let hub = link
-        .start(HubConfig::default(), &bus)
+        .start(HubConfig::default())
         .await
         .expect("reads the stream");
     Node { bus, hub, link }

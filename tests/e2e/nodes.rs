@@ -150,6 +150,14 @@ async fn two_nodes(db: &TestDb, nats: &mut TestNats, dir: &Path) {
     assert_eq!(snap_a, snap_b, "the same snapshot from both nodes");
     let agents = snap_a["agents"].as_array().expect("agents");
     assert_eq!(agents.len(), 5, "every agent of both nodes: {snap_a}");
+    // Each node's trunk, told as the node started, is on both wallboards.
+    let trunks: Vec<&str> = snap_a["trunks"]
+        .as_array()
+        .expect("trunks")
+        .iter()
+        .filter_map(|t| t["node"].as_str())
+        .collect();
+    assert_eq!(trunks, ["node-a", "node-b"], "{snap_a}");
 
     // Both nodes' agent states were kept once each, by their own node.
     let states = agent_states(db, account.id).await;

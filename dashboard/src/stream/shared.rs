@@ -164,20 +164,21 @@ impl SharedStream {
         )
     }
 
-    /// Starts publishing `bus`'s events to the stream and returns a hub fed
-    /// from the stream, once it has read what the stream held at start.
-    pub async fn start(
-        &self,
-        config: HubConfig,
-        bus: &EventBus,
-    ) -> Result<Arc<StreamHub>, SharedError> {
-        // Listening before anything else: no event of this node is missed.
+    /// Starts publishing `bus`'s events to the stream, from now on. Call it
+    /// before anything publishes (the floor closing what a crash left open,
+    /// the trunks' first states), or those events reach no other node.
+    pub fn publish_from(&self, bus: &EventBus) {
         tokio::spawn(relay(
             self.js.clone(),
             self.node.clone(),
             bus.subscribe(),
             self.held.clone(),
         ));
+    }
+
+    /// Returns a hub fed from the stream, once it has read what the stream
+    /// held at start.
+    pub async fn start(&self, config: HubConfig) -> Result<Arc<StreamHub>, SharedError> {
         let mut stream = self
             .js
             .get_stream(STREAM)
