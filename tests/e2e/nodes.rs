@@ -172,10 +172,25 @@ async fn two_nodes(db: &TestDb, nats: &mut TestNats, dir: &Path) {
     assert_metric(&a, "dialcrm_nats_connected 1").await;
     nats.kill().await;
     assert_metric(&a, "dialcrm_nats_connected 0").await;
+    let told = next_json(&mut watching).await;
+    assert_eq!(told, serde_json::json!({"type": "bus", "shared": false}));
+    assert_eq!(snap_a["shared"], true, "snapshots say it too");
     session_cookie(&a, "fay", password).await;
     assert_metric(&a, "dialcrm_nats_events_held 1").await;
     nats.restart().await;
-    let fay = next_json(&mut watching).await;
+    let (mut back, mut fay) = (None, None);
+    while back.is_none() || fay.is_none() {
+        let frame = next_json(&mut watching).await;
+        match frame["type"].as_str() {
+            Some("bus") => back = Some(frame),
+            _ => fay = Some(frame),
+        }
+    }
+    assert_eq!(
+        back,
+        Some(serde_json::json!({"type": "bus", "shared": true}))
+    );
+    let fay = fay.expect("the held event");
     assert_eq!(fay["event"]["username"], "fay", "{fay}");
     assert!(fay["seq"].as_u64().expect("a number") > previous);
     assert_metric(&a, "dialcrm_nats_connected 1").await;

@@ -59,8 +59,12 @@ impl Default for HubConfig {
 /// A serialised, framed event with its sequence number.
 #[derive(Debug, Clone)]
 pub struct Frame {
-    /// The account-wide sequence number of the event.
+    /// The account-wide sequence number of the event (of the last event,
+    /// for a notice).
     pub seq: u64,
+    /// A notice about the stream itself, numbered by no event: every
+    /// client is sent it, whatever number it is at, and it is not replayed.
+    pub notice: bool,
     /// The websocket text frame of `{"type":"event","seq":N,"event":{…}}`.
     pub wire: Bytes,
     /// Where the JSON starts in `wire`.
@@ -72,6 +76,7 @@ impl Frame {
         let wire = server_frame(TEXT, json.as_bytes());
         Frame {
             seq,
+            notice: false,
             json_at: wire.len() - json.len(),
             wire,
         }
@@ -150,6 +155,9 @@ pub struct StreamHub {
     /// The newest number a feed started now cannot replay from: nothing
     /// before the hub's first event is held.
     base: AtomicU64,
+    /// Numbered by the shared stream: whether events from other nodes
+    /// reach this one now (NATS is connected).
+    shared_up: std::sync::atomic::AtomicBool,
 }
 
 /// The stream's figures for `/metrics`.
@@ -188,6 +196,9 @@ struct SnapshotFrame<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     seq: u64,
+    /// With several nodes: whether other nodes' events reach this one now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shared: Option<bool>,
     #[serde(flatten)]
     snapshot: Snapshot<'a>,
 }
@@ -202,6 +213,7 @@ impl StreamHub {
             resyncs: AtomicU64::new(0),
             position: None,
             base: AtomicU64::new(0),
+            shared_up: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -240,6 +252,26 @@ impl StreamHub {
     pub fn skip_numbered(&self, seq: u64) {
         let _feeds = self.lock();
         self.advance(seq);
+    }
+
+    /// Tells every client whether events from other nodes reach this one
+    /// now, with a `{"type":"bus","shared":…}` frame when it changes; the
+    /// snapshots say it too. Only a hub numbered by the shared stream has
+    /// anything to say.
+    pub fn set_shared(&self, up: bool) {
+        if self.position.is_none() {
+            return;
+        }
+        let feeds = self.lock();
+        if self.shared_up.swap(up, Ordering::Relaxed) == up {
+            return;
+        }
+        let json = format!("{{\"type\":\"bus\",\"shared\":{up}}}");
+        for feed in feeds.values() {
+            let mut frame = Frame::new(feed.seq, &json);
+            frame.notice = true;
+            let _ = feed.tx.send(Arc::new(frame));
+        }
     }
 
     /// The number of the last event taken from the shared stream; `None`
@@ -315,10 +347,10 @@ impl StreamHub {
     /// when the hub still holds them all, else a snapshot.
     pub fn initial(&self, account: AccountId, since: Option<u64>) -> Initial {
         let mut feeds = self.lock();
-        Self::initial_of(self.feed(&mut feeds, account), since)
+        self.initial_of(self.feed(&mut feeds, account), since)
     }
 
-    fn initial_of(feed: &Feed, since: Option<u64>) -> Initial {
+    fn initial_of(&self, feed: &Feed, since: Option<u64>) -> Initial {
         if let Some(since) = since {
             if feed.floor <= since && since <= feed.seq {
                 let frames = feed
@@ -334,7 +366,7 @@ impl StreamHub {
             }
         }
         Initial {
-            frames: vec![Self::snapshot_of(feed)],
+            frames: vec![self.snapshot_of(feed)],
             seq: feed.seq,
         }
     }
@@ -367,7 +399,7 @@ impl StreamHub {
                 self.config.client_buffer,
             ));
         }
-        let conn = make(Self::initial_of(feed, since));
+        let conn = make(self.initial_of(feed, since));
         let writer = feed
             .writers
             .iter()
@@ -381,7 +413,7 @@ impl StreamHub {
     pub fn framed_snapshot(&self, account: AccountId) -> (Bytes, u64) {
         let mut feeds = self.lock();
         let feed = self.feed(&mut feeds, account);
-        (Self::snapshot_of(feed), feed.seq)
+        (self.snapshot_of(feed), feed.seq)
     }
 
     /// The frames after `after` up to and including `upto`, if the hub still holds them all.
@@ -400,10 +432,14 @@ impl StreamHub {
         )
     }
 
-    fn snapshot_of(feed: &Feed) -> Bytes {
+    fn snapshot_of(&self, feed: &Feed) -> Bytes {
         let frame = SnapshotFrame {
             kind: "snapshot",
             seq: feed.seq,
+            shared: self
+                .position
+                .as_ref()
+                .map(|_| self.shared_up.load(Ordering::Relaxed)),
             snapshot: feed.wallboard.snapshot(),
         };
         let json = serde_json::to_string(&frame).unwrap_or_else(|e| {
@@ -635,6 +671,37 @@ mod tests {
                 .await,
             "a hub that numbers its own events never waits"
         );
+    }
+
+    #[test]
+    fn clients_are_told_when_other_nodes_are_cut_off_and_back() {
+        let hub = StreamHub::numbered_from(HubConfig::default(), 0);
+        hub.publish_numbered(1, &alert(1, 0));
+        let mut rx = hub.subscribe(AccountId(1));
+        assert!(text(&hub.initial(AccountId(1), None).frames[0])
+            .starts_with("{\"type\":\"snapshot\",\"seq\":1,\"shared\":true,"));
+        hub.set_shared(false);
+        hub.set_shared(false);
+        let notice = rx.try_recv().expect("told once");
+        assert!(notice.notice);
+        assert_eq!(notice.seq, 1, "at the number clients are at");
+        assert_eq!(
+            String::from_utf8_lossy(notice.json()),
+            "{\"type\":\"bus\",\"shared\":false}"
+        );
+        assert!(rx.try_recv().is_err(), "a repeat says nothing");
+        assert!(text(&hub.initial(AccountId(1), None).frames[0]).contains("\"shared\":false"));
+        let resumed = hub.initial(AccountId(1), Some(0));
+        assert_eq!(resumed.frames.len(), 1, "notices are not replayed");
+        hub.set_shared(true);
+        assert!(String::from_utf8_lossy(rx.try_recv().expect("back").json()).contains("true"));
+        // One node alone has nothing to say.
+        let local = StreamHub::new(HubConfig::default());
+        local.publish(&alert(1, 0));
+        let mut rx = local.subscribe(AccountId(1));
+        local.set_shared(false);
+        assert!(rx.try_recv().is_err());
+        assert!(!text(&local.initial(AccountId(1), None).frames[0]).contains("shared"));
     }
 
     #[test]

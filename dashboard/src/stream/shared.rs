@@ -65,22 +65,32 @@ pub struct SharedStream {
     node: String,
     /// This node's events not yet stored in the stream.
     held: Arc<AtomicU64>,
-    /// Counts the connections made to NATS, the first included.
-    connections: watch::Receiver<u64>,
+    /// The connections made to NATS, the first included, and whether it
+    /// is connected now.
+    connections: watch::Receiver<(u64, bool)>,
 }
 
 impl SharedStream {
     /// Connects to NATS at `url` as `node` and makes sure the stream exists.
     pub async fn connect(url: &str, node: &str) -> Result<SharedStream, SharedError> {
-        let (connected, connections) = watch::channel(0u64);
+        // Up from the start: `connect` returns once connected (the event
+        // saying so may come a moment later).
+        let (connected, connections) = watch::channel((0u64, true));
         let connected = Arc::new(connected);
         let client = async_nats::ConnectOptions::new()
             .name(format!("dialcrm {node}"))
             .event_callback(move |event| {
                 let connected = connected.clone();
                 async move {
-                    if matches!(event, async_nats::Event::Connected) {
-                        connected.send_modify(|n| *n += 1);
+                    match event {
+                        async_nats::Event::Connected => connected.send_modify(|(n, up)| {
+                            *n += 1;
+                            *up = true;
+                        }),
+                        async_nats::Event::Disconnected => {
+                            connected.send_modify(|(_, up)| *up = false)
+                        }
+                        _ => {}
                     }
                 }
             })
@@ -193,6 +203,7 @@ impl SharedStream {
         let base = state.first_sequence.saturating_sub(1);
         let hub = Arc::new(StreamHub::numbered_from(config, base));
         tokio::spawn(read(stream, hub.clone(), self.connections.clone()));
+        tokio::spawn(tell_clients(hub.clone(), self.connections.clone()));
         let target = state.last_sequence;
         if !hub.reach(target, CATCH_UP).await {
             tracing::warn!(
@@ -282,6 +293,23 @@ async fn publish(js: &jetstream::Context, subject: &str, id: &str, payload: Byte
     }
 }
 
+/// Tells the hub's clients when NATS goes away and comes back: meanwhile
+/// they see this node's wallboard stand still, not the others' events.
+async fn tell_clients(hub: Arc<StreamHub>, mut connections: watch::Receiver<(u64, bool)>) {
+    loop {
+        let up = connections.borrow_and_update().1;
+        if !up {
+            tracing::warn!(
+                "NATS is unreachable: supervisors see no node's events until it is back"
+            );
+        }
+        hub.set_shared(up);
+        if connections.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// The subject of an event: its account's.
 fn subject_of(event: &Event) -> String {
     format!("dialcrm.events.{}", event.account())
@@ -295,10 +323,10 @@ fn subject_of(event: &Event) -> String {
 async fn read(
     stream: jetstream::stream::Stream,
     hub: Arc<StreamHub>,
-    mut connections: watch::Receiver<u64>,
+    mut connections: watch::Receiver<(u64, bool)>,
 ) {
     loop {
-        connections.borrow_and_update();
+        let made = connections.borrow_and_update().0;
         let from = hub.position().unwrap_or(0) + 1;
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
@@ -329,6 +357,10 @@ async fn read(
             let message = tokio::select! {
                 m = messages.next() => m,
                 Ok(()) = connections.changed() => {
+                    let now = connections.borrow_and_update().0;
+                    if now == made {
+                        continue;
+                    }
                     tracing::info!("connected to NATS again; reading the shared stream on");
                     break;
                 }
