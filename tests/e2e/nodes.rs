@@ -413,3 +413,39 @@ async fn doctor_checks_the_nats_server() {
     db.finish().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_node_whose_nats_does_not_answer_stops_at_start_saying_so() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port")
+        .port();
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new(BIN)
+            .args(["serve", "--no-demo", "--http-addr", "127.0.0.1:0"])
+            .args(["--nats-url", &format!("nats://app:s3cret@127.0.0.1:{dead}")])
+            .env("DIALCRM_DATABASE_URL", &db.url)
+            .current_dir(std::env::temp_dir())
+            .output(),
+    )
+    .await
+    .expect("gives up within 30 s")
+    .expect("runs");
+    db.finish().await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "putting the event bus on NATS at nats://***@127.0.0.1:{dead}"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("s3cret"),
+        "the password never shows: {stderr}"
+    );
+}
