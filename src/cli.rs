@@ -123,6 +123,15 @@ pub struct ServeArgs {
     /// A plain-HTTP address that only redirects to HTTPS (e.g. 0.0.0.0:80).
     #[arg(long, env = "DIALCRM_HTTP_REDIRECT_ADDR", value_name = "ADDR")]
     pub http_redirect_addr: Option<SocketAddr>,
+    /// Runs the event bus on NATS (with JetStream), shared by every node
+    /// given the same URL, e.g. nats://10.0.0.5:4222; needs PostgreSQL.
+    #[arg(
+        long,
+        env = "DIALCRM_NATS_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub nats_url: Option<String>,
 }
 
 /// `account …`
@@ -171,6 +180,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     if let Command::Serve(args) = &cli.command {
         overrides.http_addr = args.http_addr;
         overrides.no_demo = args.no_demo;
+        overrides.nats_url = args.nats_url.clone();
         overrides.tls = crate::settings::TlsOverrides {
             cert: args.tls_cert.clone(),
             key: args.tls_key.clone(),

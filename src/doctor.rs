@@ -28,6 +28,13 @@ pub async fn run(config: Option<&Path>, overrides: &Overrides) -> bool {
         }
     };
     database(&settings, &mut report).await;
+    if let Some(url) = &settings.nats_url {
+        let shown = crate::redact_nats_url(url.expose());
+        match dashboard::stream::shared::SharedStream::check(url.expose()).await {
+            Ok(detail) => report.ok("NATS", &format!("{shown}: {detail}")),
+            Err(e) => report.fail("NATS", &format!("{shown}: {e}")),
+        }
+    }
     recordings(&settings.recordings_dir, &mut report);
     http_port(settings.http_addr, &mut report).await;
     tls(&settings, &mut report).await;

@@ -103,6 +103,23 @@ impl App {
             ..dashboard::DashboardConfig::default()
         };
         let bus = crm::events::EventBus::default();
+        // On NATS, this node's events are published from the first: those of
+        // the start itself (calls a crash left open, the trunks) included.
+        let shared = match &settings.nats_url {
+            None => None,
+            Some(url) => {
+                let url = url.expose();
+                let shared =
+                    dashboard::stream::shared::SharedStream::connect(url, &settings.node_id)
+                        .await
+                        .with_context(|| {
+                            format!("putting the event bus on NATS at {}", redact_nats_url(url))
+                        })?;
+                shared.publish_from(&bus);
+                tracing::info!(nats = %redact_nats_url(url), "the event bus is shared through NATS");
+                Some(Arc::new(shared))
+            }
+        };
         std::fs::create_dir_all(&settings.recordings_dir).with_context(|| {
             format!(
                 "creating the recordings folder {}",
@@ -129,11 +146,25 @@ impl App {
             .context("closing the calls this node left open")?;
         let resumed = floor.resume().await.context("resuming running campaigns")?;
         tokio::spawn(floor.clone().watch_trunks());
+        if settings.nats_url.is_some() {
+            floor.announce_trunks().await;
+        }
         if resumed > 0 {
             tracing::info!(campaigns = resumed, "resumed dialling");
         }
-        let state = dashboard::AppState::new(store.clone(), config, clock.clone(), bus.clone())
-            .with_floor(floor.clone());
+        let state = match shared {
+            None => dashboard::AppState::new(store.clone(), config, clock.clone(), bus.clone()),
+            Some(shared) => dashboard::AppState::shared(
+                store.clone(),
+                config,
+                clock.clone(),
+                bus.clone(),
+                shared,
+            )
+            .await
+            .context("reading the shared event stream from NATS")?,
+        }
+        .with_floor(floor.clone());
         let legs = state.legs.clone();
         let desks = state.desks.clone();
         let router = dashboard::router(state);
@@ -358,7 +389,7 @@ async fn housekeeping(
             Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
         }
         // Retention runs at start and then hourly; each purge is audited.
-        if minutes % 60 == 0 {
+        if minutes.is_multiple_of(60) {
             match store.purge_retained(clock.now()).await {
                 Ok(reports) => {
                     for (account, r) in reports
@@ -408,6 +439,18 @@ fn system_alert(
     }
 }
 
+/// Hides the credentials (user and password, or token) of NATS URLs,
+/// one or several separated by commas, for messages.
+pub fn redact_nats_url(urls: &str) -> String {
+    urls.split(',')
+        .map(|url| match (url.find("://"), url.rfind('@')) {
+            (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
+            _ => url.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Hides the password of a database URL for messages.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -437,6 +480,14 @@ mod tests {
         assert_eq!(
             super::redact_url("postgres://postgres@127.0.0.1/test"),
             "postgres://postgres@127.0.0.1/test"
+        );
+        assert_eq!(
+            super::redact_nats_url("nats://s3cret@10.0.0.5:4222,nats://u:pw@10.0.0.6"),
+            "nats://***@10.0.0.5:4222,nats://***@10.0.0.6"
+        );
+        assert_eq!(
+            super::redact_nats_url("nats://127.0.0.1:4222"),
+            "nats://127.0.0.1:4222"
         );
     }
 }

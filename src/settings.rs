@@ -68,6 +68,10 @@ pub struct Settings {
     pub recordings_dir: PathBuf,
     /// HTTPS: off unless a certificate source is given.
     pub tls: TlsSettings,
+    /// The NATS server (`nats://[user:password@]host:port`) that carries
+    /// the event bus between nodes; without it the bus stays in process.
+    /// It may hold a password, so it is kept secret.
+    pub nats_url: Option<Secret<String>>,
 }
 
 impl Default for Settings {
@@ -86,6 +90,7 @@ impl Default for Settings {
             trunks: Vec::new(),
             recordings_dir: PathBuf::from("recordings"),
             tls: TlsSettings::default(),
+            nats_url: None,
         }
     }
 }
@@ -108,6 +113,7 @@ struct FileSettings {
     #[serde(default)]
     trunks: Vec<TrunkConfig>,
     tls: Option<FileTls>,
+    nats_url: Option<String>,
 }
 
 /// The `[tls]` table.
@@ -145,6 +151,8 @@ pub struct Overrides {
     pub http_addr: Option<SocketAddr>,
     /// `--no-demo`.
     pub no_demo: bool,
+    /// `--nats-url` / `DIALCRM_NATS_URL`.
+    pub nats_url: Option<String>,
     /// The TLS flags of `serve`.
     pub tls: TlsOverrides,
 }
@@ -197,9 +205,30 @@ impl Settings {
         if overrides.no_demo {
             s.demo = false;
         }
+        if let Some(url) = &overrides.nats_url {
+            s.nats_url = Some(Secret::new(url.clone()));
+        }
         s.apply_tls_overrides(&overrides.tls);
         s.tls.source().map_err(anyhow::Error::msg)?;
+        s.check_nodes()?;
         Ok(s)
+    }
+
+    /// Refuses a NATS URL over SQLite: NATS is how several nodes share
+    /// events, and a SQLite file belongs to one node.
+    fn check_nodes(&self) -> Result<()> {
+        let sqlite = matches!(
+            crm::Store::backend_of(self.database_url.expose()),
+            Ok(crm::Backend::Sqlite)
+        );
+        if self.nats_url.is_some() && sqlite {
+            anyhow::bail!(
+                "a NATS URL runs several nodes, but SQLite is one node's file: \
+                 use PostgreSQL (--database-url postgres://…) with --nats-url, \
+                 or leave out --nats-url to run one node on SQLite"
+            );
+        }
+        Ok(())
     }
 
     fn apply_tls_overrides(&mut self, o: &TlsOverrides) {
@@ -291,6 +320,9 @@ impl Settings {
         }
         if let Some(t) = file.tls {
             self.apply_file_tls(t);
+        }
+        if let Some(v) = file.nats_url {
+            self.nats_url = Some(Secret::new(v));
         }
     }
 
@@ -416,6 +448,41 @@ mod tests {
         };
         let e = format!("{:#}", Settings::load(Some(&path), &o).unwrap_err());
         assert!(e.contains("choose one"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_nats_url_is_read_needs_postgres_and_never_shows() {
+        let dir =
+            std::env::temp_dir().join(format!("dialcrm-nats-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("dialcrm.toml");
+        std::fs::write(
+            &path,
+            "database_url = \"postgres://postgres@db/crm\"\nnats_url = \"nats://app:n4tspw@nats:4222\"\n",
+        )
+        .expect("write");
+        let s = Settings::load(Some(&path), &Overrides::default()).expect("loads");
+        let url = s.nats_url.as_ref().expect("read from the file");
+        assert_eq!(url.expose(), "nats://app:n4tspw@nats:4222");
+        assert!(!format!("{s:?}").contains("n4tspw"), "Debug hides it");
+        let o = Overrides {
+            nats_url: Some("nats://10.0.0.5:4222".into()),
+            ..Overrides::default()
+        };
+        let s = Settings::load(Some(&path), &o).expect("loads");
+        assert_eq!(
+            s.nats_url.as_ref().map(|u| u.expose().as_str()),
+            Some("nats://10.0.0.5:4222"),
+            "the flag overrides the file"
+        );
+        assert!(Settings::load(None, &Overrides::default())
+            .expect("defaults load")
+            .nats_url
+            .is_none());
+        // SQLite (the default database) with NATS is refused, clearly.
+        let e = format!("{:#}", Settings::load(None, &o).unwrap_err());
+        assert!(e.contains("SQLite") && e.contains("PostgreSQL"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

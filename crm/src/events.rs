@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::model::{AccountId, CampaignId, ContactId, LeadId, ListId, UserId};
@@ -18,7 +18,7 @@ use vocab::CallRef;
 pub use vocab::{AgentState, CallPhase};
 
 /// A campaign's live figures, published every second.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CampaignFigures {
     /// Lines dialling or connected now.
     pub lines_in_use: u32,
@@ -58,8 +58,8 @@ pub struct CampaignFigures {
     pub max_dial_level: f64,
 }
 
-/// One state change.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One state change; it travels between nodes as its JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     /// An agent's state changed.
@@ -207,5 +207,83 @@ impl EventBus {
 impl Default for EventBus {
     fn default() -> Self {
         EventBus::new(65_536)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn every_event_reads_back_as_it_was_written() {
+        let at = Utc.timestamp_opt(1_800_000_000, 0).single().expect("valid");
+        let account = AccountId(4);
+        let events = [
+            Event::AgentState {
+                account,
+                user_id: UserId(3),
+                username: "al".into(),
+                state: AgentState::Paused,
+                pause_code: Some("lunch".into()),
+                at,
+            },
+            Event::CallState {
+                account,
+                call_ref: CallRef::from_u128(0xc1),
+                campaign_id: Some(CampaignId(7)),
+                state: CallPhase::Connected,
+                agent: Some(UserId(3)),
+                cause: None,
+                at,
+            },
+            Event::CampaignFigures {
+                account,
+                campaign_id: CampaignId(7),
+                figures: CampaignFigures {
+                    lines_in_use: 3,
+                    abandon_rate_24h: 0.025,
+                    dial_level: 1.5,
+                    ..CampaignFigures::default()
+                },
+                at,
+            },
+            Event::PreviewOffered {
+                account,
+                campaign_id: CampaignId(7),
+                agent: UserId(3),
+                lead_id: Some(LeadId(9)),
+                contact_id: None,
+            },
+            Event::DialRefused {
+                account,
+                campaign_id: CampaignId(7),
+                agent: UserId(3),
+            },
+            Event::ImportProgress {
+                account,
+                list_id: ListId(2),
+                rows: 500,
+                done: true,
+            },
+            Event::TrunkState {
+                account,
+                node: "n1".into(),
+                trunk: "main".into(),
+                up: false,
+                at,
+            },
+            Event::Alert {
+                account,
+                alert: "login.failures".into(),
+                message: "five failed logins".into(),
+                at,
+            },
+        ];
+        for event in events {
+            let json = serde_json::to_string(&event).expect("serialises");
+            let back: Event = serde_json::from_str(&json).expect("reads back");
+            assert_eq!(back, event, "{json}");
+        }
     }
 }

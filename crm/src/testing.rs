@@ -5,6 +5,10 @@
 //! (default `postgres://postgres@127.0.0.1:5432/test`) and dropped after the
 //! test. In CI (`CI=true`) an unreachable server fails the test; elsewhere
 //! the PostgreSQL half skips with a loud message.
+//!
+//! [`nats`] starts a NATS server of a test's own, for the shared event bus.
+
+pub mod nats;
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -399,7 +399,7 @@ async fn alert_on_failures(
     client: &ClientInfo,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), ApiError> {
-    if failures == 0 || failures % FAILURES_ALERT != 0 {
+    if failures == 0 || !failures.is_multiple_of(FAILURES_ALERT) {
         return Ok(());
     }
     state.bus.publish(Event::Alert {

@@ -101,6 +101,8 @@ pub struct AppState {
     pub desks: Arc<desk::Desks>,
     /// The supervisors' listening legs.
     pub listeners: Arc<api::Listeners>,
+    /// The NATS link that shares events between nodes, if any.
+    pub shared: Option<Arc<stream::shared::SharedStream>>,
 }
 
 impl AppState {
@@ -114,6 +116,37 @@ impl AppState {
     ) -> Self {
         let hub = Arc::new(stream::hub::StreamHub::new(config.hub));
         tokio::spawn(hub.clone().run(bus.subscribe()));
+        Self::with_hub(store, config, clock, bus, hub)
+    }
+
+    /// Builds the shared state with the supervisors' stream on the stream
+    /// shared by every node, to which this node's bus is published
+    /// ([`stream::shared::SharedStream::publish_from`]): every node's events
+    /// come back from it, numbered by it. Returns once the stream has been
+    /// read up to where it was.
+    pub async fn shared(
+        store: crm::Store,
+        config: DashboardConfig,
+        clock: Arc<dyn Clock>,
+        bus: crm::events::EventBus,
+        stream: Arc<stream::shared::SharedStream>,
+    ) -> Result<Self, stream::shared::SharedError> {
+        let hub = stream.start(config.hub).await?;
+        let mut state = Self::with_hub(store, config, clock, bus, hub);
+        state.shared = Some(stream);
+        Ok(state)
+    }
+
+    fn with_hub(
+        store: crm::Store,
+        config: DashboardConfig,
+        clock: Arc<dyn Clock>,
+        bus: crm::events::EventBus,
+        hub: Arc<stream::hub::StreamHub>,
+    ) -> Self {
+        // Agent states are kept by the node whose desks set them: from the
+        // local bus, whichever bus feeds the stream. So are this node's
+        // metrics (Prometheus adds the nodes up).
         let metrics = Arc::new(metrics::Metrics::new());
         tokio::spawn(metrics::follow(metrics.clone(), bus.subscribe()));
         tokio::spawn(history::keep_agent_states(
@@ -126,6 +159,7 @@ impl AppState {
             legs: Arc::new(desk::Legs::default()),
             desks: Arc::new(desk::Desks::default()),
             listeners: Arc::new(api::Listeners::default()),
+            shared: None,
             bus,
             hub,
             store,
@@ -141,13 +175,18 @@ impl AppState {
 
 impl AppState {
     /// Attaches the floor that dials this node's campaigns, and has the
-    /// stream follow its trunks so every wallboard starts knowing them.
+    /// stream follow its trunks so every wallboard starts knowing them
+    /// (on one node; with a shared stream the floor announces them).
     pub fn with_floor(mut self, floor: Arc<dialer::floor::Floor>) -> Self {
-        tokio::spawn(stream::follow_trunks(
-            self.hub.clone(),
-            floor.clone(),
-            self.clock.clone(),
-        ));
+        // With the stream shared between nodes, every node's trunks come
+        // through it (the floor announces them), so snapshots agree.
+        if self.shared.is_none() {
+            tokio::spawn(stream::follow_trunks(
+                self.hub.clone(),
+                floor.clone(),
+                self.clock.clone(),
+            ));
+        }
         self.floor = Some(floor);
         self
     }

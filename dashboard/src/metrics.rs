@@ -67,6 +67,11 @@ struct TrunkLabel {
     trunk: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeLabel {
+    node: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// What a scrape reads that is true right now.
@@ -82,6 +87,9 @@ pub struct Scrape {
     pub trunks: Option<Vec<TrunkStatus>>,
     /// Whether the node drains to stop.
     pub draining: bool,
+    /// With the bus on NATS: this node's name, whether it is connected,
+    /// and how many of its events wait to be stored in the shared stream.
+    pub nats: Option<(String, bool, u64)>,
 }
 
 /// What the event observer remembers between events.
@@ -117,6 +125,8 @@ pub struct Metrics {
     trunk_up: Family<TrunkLabel, Gauge>,
     trunk_calls: Family<TrunkLabel, Gauge>,
     draining: Gauge,
+    nats_connected: Family<NodeLabel, Gauge>,
+    nats_held: Family<NodeLabel, Gauge>,
     memory: Mutex<Memory>,
 }
 
@@ -168,6 +178,8 @@ impl Metrics {
             trunk_up: Family::default(),
             trunk_calls: Family::default(),
             draining: Gauge::default(),
+            nats_connected: Family::default(),
+            nats_held: Family::default(),
             memory: Mutex::new(Memory::default()),
         };
         let r = &mut m.registry;
@@ -248,6 +260,18 @@ impl Metrics {
             "draining",
             "Whether this node is draining to stop",
             m.draining.clone(),
+        );
+        // Shown only with the bus on NATS (a family without members is not
+        // written).
+        r.register(
+            "nats_connected",
+            "Whether this node is connected to NATS, which shares events between nodes",
+            m.nats_connected.clone(),
+        );
+        r.register(
+            "nats_events_held",
+            "This node's events waiting to be stored in the shared stream",
+            m.nats_held.clone(),
         );
         // Every state shows, at zero when nobody is in it.
         for state in AGENT_STATES {
@@ -402,6 +426,15 @@ impl Metrics {
                     .get_or_create(&label)
                     .set(t.active_calls as i64);
             }
+        }
+        if let Some((node, connected, held)) = &now.nats {
+            let label = NodeLabel {
+                node: escaped(node),
+            };
+            self.nats_connected
+                .get_or_create(&label)
+                .set(i64::from(*connected));
+            self.nats_held.get_or_create(&label).set(*held as i64);
         }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {

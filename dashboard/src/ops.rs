@@ -52,12 +52,17 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         ),
         None => (None, false),
     };
+    let nats = state
+        .shared
+        .as_ref()
+        .map(|shared| (state.config.node.clone(), shared.connected(), shared.held()));
     let text = state.metrics.render(&crate::metrics::Scrape {
         database_up: db_up,
         sessions,
         stream: state.hub.stats(),
         trunks,
         draining,
+        nats,
     });
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text)
 }

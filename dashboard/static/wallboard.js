@@ -173,6 +173,12 @@ function drawChart() {
   ctx.fillText(`calls per minute (max ${max}); red: abandon rate, top = 10 %`, 4, 12);
 }
 
+// With several nodes: whether other nodes' events reach this one (NATS).
+function showShared(link, shared) {
+  link.dataset.state = shared ? "live" : "cut-off";
+  link.textContent = shared ? "live" : "cut off from the other nodes (NATS unreachable): this board is standing still";
+}
+
 function connect() {
   const link = document.getElementById("link");
   const proto = location.protocol === "https:" ? "wss" : "ws";
@@ -181,8 +187,11 @@ function connect() {
   ws.onopen = () => { link.dataset.state = "live"; link.textContent = "live"; };
   ws.onmessage = (msg) => {
     const frame = JSON.parse(msg.data);
-    if (frame.type === "snapshot") loadSnapshot(frame);
-    else if (frame.type === "event") apply(frame.event);
+    if (frame.type === "bus") return showShared(link, frame.shared);
+    if (frame.type === "snapshot") {
+      loadSnapshot(frame);
+      if (frame.shared !== undefined) showShared(link, frame.shared);
+    } else if (frame.type === "event") apply(frame.event);
     board.seq = frame.seq;
     render();
   };

@@ -20,6 +20,7 @@ mod listen_page;
 mod lists;
 mod login;
 mod manual;
+mod nodes;
 mod ops;
 mod privacy;
 mod privacy_aggregate;

@@ -133,6 +133,7 @@ fn campaign_figures_imports_and_a_scrape_show_what_is_true_now() {
             active_calls: 2,
         }]),
         draining: true,
+        nats: Some(("node-a".into(), false, 7)),
     });
     for line in [
         "dialcrm_campaign_lines{account=\"1\",campaign=\"7\"} 4\n",
@@ -146,6 +147,8 @@ fn campaign_figures_imports_and_a_scrape_show_what_is_true_now() {
         "dialcrm_trunk_up{trunk=\"odd\\\"name\"} 0\n",
         "dialcrm_trunk_calls{trunk=\"odd\\\"name\"} 2\n",
         "dialcrm_draining 1\n",
+        "dialcrm_nats_connected{node=\"node-a\"} 0\n",
+        "dialcrm_nats_events_held{node=\"node-a\"} 7\n",
         "# EOF\n",
     ] {
         assert!(text.contains(line), "{line:?} in\n{text}");

@@ -1,6 +1,11 @@
 //! The stream hub: numbers each account's events, keeps the recent ones for
 //! clients that reconnect, and hands frames to the account's writers.
 //!
+//! On one node the hub numbers an account's events itself, 1, 2, 3, … On
+//! several nodes ([`super::shared`]) every event comes back from the shared
+//! JetStream stream already numbered by it: an account's numbers then rise
+//! but skip the other accounts' events, and are the same on every node.
+//!
 //! An event is serialised and framed once; every client of the account is
 //! sent those same bytes (server frames are not masked). The writers
 //! ([`super::shard`]) each read the account's broadcast once per frame and
@@ -15,8 +20,8 @@ use bytes::Bytes;
 use crm::events::Event;
 use crm::model::AccountId;
 use serde::Serialize;
-use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{broadcast, watch};
 
 use super::frame::{server_frame, TEXT};
 use super::shard::{self, Conn, Control, ShardHandle};
@@ -54,8 +59,12 @@ impl Default for HubConfig {
 /// A serialised, framed event with its sequence number.
 #[derive(Debug, Clone)]
 pub struct Frame {
-    /// The account-wide sequence number of the event.
+    /// The account-wide sequence number of the event (of the last event,
+    /// for a notice).
     pub seq: u64,
+    /// A notice about the stream itself, numbered by no event: every
+    /// client is sent it, whatever number it is at, and it is not replayed.
+    pub notice: bool,
     /// The websocket text frame of `{"type":"event","seq":N,"event":{…}}`.
     pub wire: Bytes,
     /// Where the JSON starts in `wire`.
@@ -67,6 +76,7 @@ impl Frame {
         let wire = server_frame(TEXT, json.as_bytes());
         Frame {
             seq,
+            notice: false,
             json_at: wire.len() - json.len(),
             wire,
         }
@@ -138,6 +148,16 @@ pub struct StreamHub {
     shared: Mutex<Wallboard>,
     /// Snapshots sent to clients that fell behind, since start.
     resyncs: AtomicU64,
+    /// Numbered by the shared stream: the number of the last event taken
+    /// from it, which clients wait for when they resume from a number this
+    /// node has not reached yet. `None` when the hub numbers events itself.
+    position: Option<watch::Sender<u64>>,
+    /// The newest number a feed started now cannot replay from: nothing
+    /// before the hub's first event is held.
+    base: AtomicU64,
+    /// Numbered by the shared stream: whether events from other nodes
+    /// reach this one now (NATS is connected).
+    shared_up: std::sync::atomic::AtomicBool,
 }
 
 /// The stream's figures for `/metrics`.
@@ -153,6 +173,9 @@ pub struct StreamStats {
 
 struct Feed {
     seq: u64,
+    /// The newest number not held in `replay` (evicted, or from before
+    /// the hub started): a client that has it can be replayed the rest.
+    floor: u64,
     replay: VecDeque<Arc<Frame>>,
     wallboard: Wallboard,
     tx: broadcast::Sender<Arc<Frame>>,
@@ -173,6 +196,9 @@ struct SnapshotFrame<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     seq: u64,
+    /// With several nodes: whether other nodes' events reach this one now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shared: Option<bool>,
     #[serde(flatten)]
     snapshot: Snapshot<'a>,
 }
@@ -185,17 +211,111 @@ impl StreamHub {
             feeds: Mutex::new(HashMap::new()),
             shared: Mutex::new(Wallboard::default()),
             resyncs: AtomicU64::new(0),
+            position: None,
+            base: AtomicU64::new(0),
+            shared_up: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
-    /// Applies an event to its account's feed and sends it to listeners.
+    /// Creates an empty hub whose events the shared stream numbers, from
+    /// the one after `base` on.
+    pub fn numbered_from(config: HubConfig, base: u64) -> Self {
+        StreamHub {
+            position: Some(watch::channel(base).0),
+            base: AtomicU64::new(base),
+            ..StreamHub::new(config)
+        }
+    }
+
+    /// Applies an event to its account's feed, numbered next, and sends it
+    /// to listeners.
     pub fn publish(&self, event: &Event) {
         let mut feeds = self.lock();
+        let seq = self.feed(&mut feeds, event.account()).seq + 1;
+        self.apply(&mut feeds, seq, event);
+    }
+
+    /// Applies an event the shared stream numbered `seq`. A number not
+    /// after the last one taken is a repeat and is dropped, so no client
+    /// is sent an event twice.
+    pub fn publish_numbered(&self, seq: u64, event: &Event) {
+        let mut feeds = self.lock();
+        if !self.advance(seq) {
+            tracing::debug!(seq, "an event the hub already has was dropped");
+            return;
+        }
+        self.apply(&mut feeds, seq, event);
+    }
+
+    /// Moves past a number of the shared stream that carries nothing the
+    /// hub can show (an event this version does not know).
+    pub fn skip_numbered(&self, seq: u64) {
+        let _feeds = self.lock();
+        self.advance(seq);
+    }
+
+    /// Tells every client whether events from other nodes reach this one
+    /// now, with a `{"type":"bus","shared":…}` frame when it changes; the
+    /// snapshots say it too. Only a hub numbered by the shared stream has
+    /// anything to say.
+    pub fn set_shared(&self, up: bool) {
+        if self.position.is_none() {
+            return;
+        }
+        let feeds = self.lock();
+        if self.shared_up.swap(up, Ordering::Relaxed) == up {
+            return;
+        }
+        let json = format!("{{\"type\":\"bus\",\"shared\":{up}}}");
+        for feed in feeds.values() {
+            let mut frame = Frame::new(feed.seq, &json);
+            frame.notice = true;
+            let _ = feed.tx.send(Arc::new(frame));
+        }
+    }
+
+    /// The number of the last event taken from the shared stream; `None`
+    /// when the hub numbers events itself.
+    pub fn position(&self) -> Option<u64> {
+        self.position.as_ref().map(|p| *p.borrow())
+    }
+
+    /// Waits, for at most `limit`, until the hub has taken the shared
+    /// stream's event `seq`; at once when the hub numbers events itself.
+    /// A client resuming from a number another node sent it gets the
+    /// events after it rather than a snapshot, even if this node is a
+    /// moment behind.
+    pub async fn reach(&self, seq: u64, limit: std::time::Duration) -> bool {
+        let Some(position) = &self.position else {
+            return true;
+        };
+        let mut rx = position.subscribe();
+        tokio::time::timeout(limit, rx.wait_for(|at| *at >= seq))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Records `seq` as the last number taken; false if it is not after it.
+    /// Called with the feeds locked, so numbers and frames advance together.
+    fn advance(&self, seq: u64) -> bool {
+        match &self.position {
+            Some(position) => position.send_if_modified(|at| {
+                let after = seq > *at;
+                if after {
+                    *at = seq;
+                }
+                after
+            }),
+            None => true,
+        }
+    }
+
+    fn apply(&self, feeds: &mut HashMap<AccountId, Feed>, seq: u64, event: &Event) {
         if matches!(event, Event::TrunkState { .. }) {
             self.shared().apply(event);
         }
-        let feed = self.feed(&mut feeds, event.account());
-        feed.seq += 1;
+        let feed = self.feed(feeds, event.account());
+        feed.seq = seq;
         feed.wallboard.apply(event);
         let text = match serde_json::to_string(&EventFrame {
             kind: "event",
@@ -209,10 +329,16 @@ impl StreamHub {
             }
         };
         let frame = Arc::new(Frame::new(feed.seq, &text));
-        if feed.replay.len() == self.config.replay {
-            feed.replay.pop_front();
+        if feed.replay.len() >= self.config.replay {
+            match feed.replay.pop_front() {
+                Some(gone) => feed.floor = gone.seq,
+                // Nothing is kept: no client can be replayed anything.
+                None => feed.floor = feed.seq,
+            }
         }
-        feed.replay.push_back(frame.clone());
+        if self.config.replay > 0 {
+            feed.replay.push_back(frame.clone());
+        }
         // No receivers is fine: nobody is watching this account.
         let _ = feed.tx.send(frame);
     }
@@ -221,13 +347,12 @@ impl StreamHub {
     /// when the hub still holds them all, else a snapshot.
     pub fn initial(&self, account: AccountId, since: Option<u64>) -> Initial {
         let mut feeds = self.lock();
-        Self::initial_of(self.feed(&mut feeds, account), since)
+        self.initial_of(self.feed(&mut feeds, account), since)
     }
 
-    fn initial_of(feed: &Feed, since: Option<u64>) -> Initial {
+    fn initial_of(&self, feed: &Feed, since: Option<u64>) -> Initial {
         if let Some(since) = since {
-            let oldest = feed.replay.front().map_or(feed.seq + 1, |f| f.seq);
-            if since <= feed.seq && since + 1 >= oldest {
+            if feed.floor <= since && since <= feed.seq {
                 let frames = feed
                     .replay
                     .iter()
@@ -241,7 +366,7 @@ impl StreamHub {
             }
         }
         Initial {
-            frames: vec![Self::snapshot_of(feed)],
+            frames: vec![self.snapshot_of(feed)],
             seq: feed.seq,
         }
     }
@@ -274,7 +399,7 @@ impl StreamHub {
                 self.config.client_buffer,
             ));
         }
-        let conn = make(Self::initial_of(feed, since));
+        let conn = make(self.initial_of(feed, since));
         let writer = feed
             .writers
             .iter()
@@ -288,15 +413,14 @@ impl StreamHub {
     pub fn framed_snapshot(&self, account: AccountId) -> (Bytes, u64) {
         let mut feeds = self.lock();
         let feed = self.feed(&mut feeds, account);
-        (Self::snapshot_of(feed), feed.seq)
+        (self.snapshot_of(feed), feed.seq)
     }
 
     /// The frames after `after` up to and including `upto`, if the hub still holds them all.
     pub fn frames_between(&self, account: AccountId, after: u64, upto: u64) -> Option<Vec<Bytes>> {
         let feeds = self.lock();
         let feed = feeds.get(&account)?;
-        let oldest = feed.replay.front()?.seq;
-        if oldest > after + 1 {
+        if feed.floor > after {
             return None;
         }
         Some(
@@ -308,10 +432,14 @@ impl StreamHub {
         )
     }
 
-    fn snapshot_of(feed: &Feed) -> Bytes {
+    fn snapshot_of(&self, feed: &Feed) -> Bytes {
         let frame = SnapshotFrame {
             kind: "snapshot",
             seq: feed.seq,
+            shared: self
+                .position
+                .as_ref()
+                .map(|_| self.shared_up.load(Ordering::Relaxed)),
             snapshot: feed.wallboard.snapshot(),
         };
         let json = serde_json::to_string(&frame).unwrap_or_else(|e| {
@@ -335,8 +463,12 @@ impl StreamHub {
         account: AccountId,
     ) -> &'f mut Feed {
         let config = self.config;
+        let base = self.base.load(Ordering::Relaxed);
+        // Without events an account is at 0 on every node, whenever its
+        // feed was started; every event since `base` was seen, none its.
         feeds.entry(account).or_insert_with(|| Feed {
             seq: 0,
+            floor: base,
             replay: VecDeque::with_capacity(config.replay.min(1024)),
             wallboard: Wallboard::with_trunks(self.shared().trunks()),
             tx: broadcast::channel(config.client_buffer.max(1)).0,
@@ -473,6 +605,109 @@ mod tests {
         assert!(a.try_recv().is_err());
         let again = hub.initial(AccountId(1), None);
         assert!(text(&again.frames[0]).contains("\"username\":\"al\""));
+    }
+
+    #[tokio::test]
+    async fn numbers_from_the_shared_stream_are_kept_and_resumes_respect_their_gaps() {
+        let hub = StreamHub::numbered_from(
+            HubConfig {
+                replay: 3,
+                client_buffer: 16,
+                writers: 1,
+                clients_per_writer: 16,
+            },
+            10,
+        );
+        let seqs = |i: &Initial| -> Vec<String> { i.frames.iter().map(text).collect() };
+        // The stream's events after 10 interleave accounts 1 and 2; 13 is
+        // one this version cannot read.
+        hub.publish_numbered(11, &alert(1, 0));
+        hub.publish_numbered(12, &alert(2, 0));
+        hub.skip_numbered(13);
+        hub.publish_numbered(14, &alert(1, 1));
+        // Repeats are dropped, not sent twice.
+        hub.publish_numbered(14, &alert(1, 9));
+        hub.publish_numbered(12, &alert(1, 9));
+        assert_eq!(hub.position(), Some(14));
+        let a = hub.initial(AccountId(1), Some(11));
+        assert_eq!(a.seq, 14);
+        assert_eq!(a.frames.len(), 1);
+        assert!(seqs(&a)[0].contains("\"seq\":14") && seqs(&a)[0].contains("alert 1"));
+        let from_start = hub.initial(AccountId(1), Some(10));
+        assert_eq!(
+            from_start.frames.len(),
+            2,
+            "all the hub has seen since it started"
+        );
+        assert!(seqs(&from_start)[0].contains("\"seq\":11"));
+        let before = hub.initial(AccountId(1), Some(9));
+        assert!(seqs(&before)[0].contains("\"type\":\"snapshot\",\"seq\":14"));
+        let other = hub.initial(AccountId(2), None);
+        assert!(
+            seqs(&other)[0].contains("\"seq\":12"),
+            "its own last number"
+        );
+        let quiet = hub.initial(AccountId(3), None);
+        assert!(
+            seqs(&quiet)[0].contains("\"seq\":0"),
+            "no events: 0 on every node"
+        );
+        let resumed = hub.initial(AccountId(3), Some(0));
+        assert!(seqs(&resumed)[0].contains("snapshot"), "0 predates the hub");
+
+        // Past the replay, what was let go of cannot be replayed: 11 and 14 go.
+        for seq in [20, 25, 30] {
+            hub.publish_numbered(seq, &alert(1, 2));
+        }
+        let held = hub.initial(AccountId(1), Some(14));
+        assert_eq!(held.frames.len(), 3);
+        let gone = hub.initial(AccountId(1), Some(11));
+        assert!(seqs(&gone)[0].contains("snapshot"), "14 is no longer held");
+        assert_eq!(
+            hub.frames_between(AccountId(1), 14, 25).map(|f| f.len()),
+            Some(2)
+        );
+        assert!(hub.frames_between(AccountId(1), 11, 25).is_none());
+
+        assert!(hub.reach(30, std::time::Duration::ZERO).await);
+        assert!(!hub.reach(31, std::time::Duration::from_millis(10)).await);
+        assert!(
+            StreamHub::new(HubConfig::default())
+                .reach(99, std::time::Duration::ZERO)
+                .await,
+            "a hub that numbers its own events never waits"
+        );
+    }
+
+    #[test]
+    fn clients_are_told_when_other_nodes_are_cut_off_and_back() {
+        let hub = StreamHub::numbered_from(HubConfig::default(), 0);
+        hub.publish_numbered(1, &alert(1, 0));
+        let mut rx = hub.subscribe(AccountId(1));
+        assert!(text(&hub.initial(AccountId(1), None).frames[0])
+            .starts_with("{\"type\":\"snapshot\",\"seq\":1,\"shared\":true,"));
+        hub.set_shared(false);
+        hub.set_shared(false);
+        let notice = rx.try_recv().expect("told once");
+        assert!(notice.notice);
+        assert_eq!(notice.seq, 1, "at the number clients are at");
+        assert_eq!(
+            String::from_utf8_lossy(notice.json()),
+            "{\"type\":\"bus\",\"shared\":false}"
+        );
+        assert!(rx.try_recv().is_err(), "a repeat says nothing");
+        assert!(text(&hub.initial(AccountId(1), None).frames[0]).contains("\"shared\":false"));
+        let resumed = hub.initial(AccountId(1), Some(0));
+        assert_eq!(resumed.frames.len(), 1, "notices are not replayed");
+        hub.set_shared(true);
+        assert!(String::from_utf8_lossy(rx.try_recv().expect("back").json()).contains("true"));
+        // One node alone has nothing to say.
+        let local = StreamHub::new(HubConfig::default());
+        local.publish(&alert(1, 0));
+        let mut rx = local.subscribe(AccountId(1));
+        local.set_shared(false);
+        assert!(rx.try_recv().is_err());
+        assert!(!text(&local.initial(AccountId(1), None).frames[0]).contains("shared"));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The supervisors' live stream: `GET /api/stream` upgrades to a websocket
 //! that first sends a snapshot (or, with `?since=SEQ`, the events missed
 //! since SEQ), then every event of the caller's account as it happens.
+//! With several nodes the events come from every node through the shared
+//! stream ([`shared`]), numbered alike on all of them.
 //!
 //! The upgrade is done here rather than through a websocket library: the
 //! frames every client of an account is sent are the same bytes, framed
@@ -12,6 +14,7 @@
 pub mod frame;
 pub mod hub;
 mod shard;
+pub mod shared;
 pub mod wallboard;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +46,10 @@ pub fn routes() -> Router<AppState> {
 /// more than a close; a control frame is at most 131 bytes.
 const READ_BUFFER: usize = 256;
 
+/// How long a resuming client waits for this node to catch up with the
+/// number it resumes from (nodes are normally milliseconds apart).
+const RESUME_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Deserialize)]
 struct StreamQuery {
     since: Option<u64>,
@@ -59,6 +66,11 @@ async fn stream(
     let accept = accept_key(req.headers())?;
     let account = me.account();
     tracing::debug!(user_id = %me.user.id, since = ?q.since, "stream attached");
+    if let Some(since) = q.since {
+        // Resuming from a number another node sent: wait a moment for this
+        // node to have read that far, rather than answer with a snapshot.
+        state.hub.reach(since, RESUME_WAIT).await;
+    }
     let upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match upgrade.await {

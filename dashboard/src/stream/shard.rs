@@ -327,7 +327,7 @@ impl Shard {
                     // Joined partway through the batch.
                     let mut result = Ok(conn.queue.is_empty());
                     let after = conn.after;
-                    for f in batch.iter().filter(|f| f.seq > after) {
+                    for f in batch.iter().filter(|f| f.seq > after || f.notice) {
                         result = conn.send(&f.wire, cx);
                         if result.is_err() {
                             break;

@@ -35,6 +35,16 @@ impl Floor {
         }
     }
 
+    /// Tells every account's wallboard the state of each of this node's
+    /// trunks: with the stream shared between nodes, this is how the
+    /// others learn them.
+    pub async fn announce_trunks(&self) {
+        if let Ok(trunks) = self.gateway.trunks().await {
+            let accounts = self.accounts().await;
+            self.show_trunks(&trunks, &accounts);
+        }
+    }
+
     async fn accounts(&self) -> Vec<AccountId> {
         match self.store.accounts().await {
             Ok(a) => a.into_iter().map(|a| a.id).collect(),
