@@ -272,12 +272,37 @@ impl TestApp {
     pub async fn session_cookie(&self, username: &str, password: &str) -> String {
         let r = self.try_login(&self.client(), username, password).await;
         assert_eq!(r.status(), 200, "login of {username} failed");
-        r.headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .expect("a session cookie")
-            .to_owned()
+        session_of(&r)
+    }
+}
+
+/// The session cookie a login response set, as a `name=value` pair.
+pub fn session_of(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_owned()
+}
+
+/// A websocket to the service over plain TCP.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next text frame of a websocket, as JSON; fails the test when none
+/// comes within 10 s.
+pub async fn next_json(ws: &mut Ws) -> serde_json::Value {
+    use futures_util::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("stream open")
+            .expect("frame ok");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = msg {
+            return serde_json::from_str(&text).expect("JSON frame");
+        }
     }
 }
 

@@ -13,19 +13,14 @@ use crm::model::{AccountId, Role};
 use crm::testing::nats::TestNats;
 use crm::testing::TestDb;
 use futures_util::StreamExt;
-use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::helpers::client;
+use crate::helpers::{client, next_json, session_of, Ws};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dialcrm");
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// One `dialcrm serve` process.
 struct Node {
@@ -288,12 +283,7 @@ async fn session_cookie(node: &Node, username: &str, password: &str) -> String {
         .await
         .expect("login sent");
     assert_eq!(r.status(), 200, "login of {username}");
-    r.headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .expect("a session cookie")
-        .to_owned()
+    session_of(&r)
 }
 
 async fn connect(node: &Node, cookie: &str, query: &str) -> Ws {
@@ -305,19 +295,6 @@ async fn connect(node: &Node, cookie: &str, query: &str) -> Ws {
         .await
         .expect("the stream connects")
         .0
-}
-
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a frame within 10 s")
-            .expect("stream open")
-            .expect("frame ok");
-        if let Message::Text(text) = msg {
-            return serde_json::from_str(&text).expect("JSON frame");
-        }
-    }
 }
 
 /// Fails if another text frame arrives within half a second.

@@ -7,7 +7,6 @@ use crm::events::{CallPhase, Event};
 use crm::model::{AccountId, CampaignId, Role};
 use futures_util::{SinkExt, StreamExt};
 
-use serde_json::Value;
 use sip_gateway::gateway::CallRef;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -15,11 +14,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::helpers::{on_both_backends, TestApp};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use crate::helpers::{next_json, on_both_backends, TestApp, Ws};
 
 on_both_backends!(
     a_snapshot_then_numbered_deltas,
@@ -38,19 +34,6 @@ async fn connect(t: &TestApp, cookie: &str, query: &str) -> Result<Ws, WsError> 
     tokio_tungstenite::connect_async(req)
         .await
         .map(|(ws, _)| ws)
-}
-
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a frame within 10 s")
-            .expect("stream open")
-            .expect("frame ok");
-        if let Message::Text(text) = msg {
-            return serde_json::from_str(&text).expect("JSON frame");
-        }
-    }
 }
 
 /// The calls the tests publish, by the numbers behind their references.

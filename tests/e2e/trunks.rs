@@ -14,7 +14,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::{spawn_app_with, NowUtc};
+use crate::helpers::{next_json, spawn_app_with, NowUtc};
 
 #[tokio::test]
 async fn a_campaigns_last_trunk_going_down_raises_an_alert_and_shows_in_metrics() {
@@ -74,7 +74,7 @@ async fn a_campaigns_last_trunk_going_down_raises_an_alert_and_shows_in_metrics(
     url.headers_mut()
         .insert("cookie", cookie.parse().expect("header"));
     let (mut board, _) = tokio_tungstenite::connect_async(url).await.expect("stream");
-    let snapshot = next_frame(&mut board).await;
+    let snapshot = next_json(&mut board).await;
     assert_eq!(snapshot["type"], "snapshot");
     let tile = |v: &serde_json::Value| {
         v["trunk"] == "provider" && v["up"] == false && v["node"] == t.settings.node_id.as_str()
@@ -86,7 +86,7 @@ async fn a_campaigns_last_trunk_going_down_raises_an_alert_and_shows_in_metrics(
         .is_some_and(|ts| ts.iter().any(tile))
     {
         loop {
-            let frame = next_frame(&mut board).await;
+            let frame = next_json(&mut board).await;
             if frame["event"]["kind"] == "trunk_state" && tile(&frame["event"]) {
                 break;
             }
@@ -113,7 +113,7 @@ async fn a_campaigns_last_trunk_going_down_raises_an_alert_and_shows_in_metrics(
     assert_eq!(up.0, "trunk.up", "{}", up.1);
     // ... and the open wallboard is told it is up.
     let back = loop {
-        let frame = next_frame(&mut board).await;
+        let frame = next_json(&mut board).await;
         if frame["event"]["kind"] == "trunk_state" {
             break frame;
         }
@@ -127,25 +127,6 @@ async fn a_campaigns_last_trunk_going_down_raises_an_alert_and_shows_in_metrics(
     );
     t.app.stop().await.expect("stops");
     t.db.finish().await;
-}
-
-/// The next text frame of a stream, as JSON.
-async fn next_frame(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-) -> serde_json::Value {
-    use futures_util::StreamExt;
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a frame within 10 s")
-            .expect("open")
-            .expect("frame");
-        if let tokio_tungstenite::tungstenite::Message::Text(text) = msg {
-            return serde_json::from_str(&text).expect("JSON");
-        }
-    }
 }
 
 /// Waits for the next alert on the bus: its kind and message.
