@@ -14,6 +14,8 @@ mod calls;
 pub mod campaign_settings;
 mod campaigns;
 pub mod compliance;
+mod contact_edit;
+pub mod contact_search;
 mod contacts;
 pub mod erasure;
 mod import;
@@ -38,6 +40,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use crate::StoreError;
 
+pub use contact_edit::Saved;
+pub use contact_search::{SearchPage, SearchScope};
 pub use retention::PurgeReport;
 pub use sessions::NewSession;
 
