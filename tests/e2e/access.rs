@@ -184,6 +184,7 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
                 "POST" => c.post(t.url(&path)),
                 "PUT" => c.put(t.url(&path)),
                 "DELETE" => c.delete(t.url(&path)),
+                "PATCH" => c.patch(t.url(&path)),
                 other => panic!("no test for method {other}"),
             };
             if rule.method != "GET" {
@@ -256,6 +257,8 @@ fn body_for(path: &str, list: i64, agent: i64) -> serde_json::Value {
         "/api/campaigns/{id}/dial-level" => serde_json::json!({ "max_dial_level": 2.0 }),
         "/api/campaigns/{id}/agents" => serde_json::json!({ "user_ids": [agent] }),
         "/api/account/privacy" => serde_json::json!({ "aggregate_only": false }),
+        "/api/contacts" => serde_json::json!({ "phone": "+447400100808" }),
+        "/api/contacts/{id}" => serde_json::json!({ "version": 1, "last_name": "Matrix" }),
         _ => serde_json::json!({}),
     }
 }

@@ -4,6 +4,8 @@
 mod account_privacy;
 mod campaign_settings;
 mod campaigns;
+mod contact_edit;
+mod contact_search;
 mod contacts;
 mod dial_level;
 mod imports;
