@@ -435,3 +435,140 @@ async fn edit_during_a_call(backend: crm::testing::TestBackend) {
     t.app.stop().await.expect("stops");
     t.db.finish().await;
 }
+
+/// `dialcrm contact search` and `contact edit`, as an operator runs them.
+#[tokio::test]
+async fn contacts_are_found_and_edited_from_the_command_line_on_sqlite() {
+    contact_cli(crm::testing::TestBackend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn contacts_are_found_and_edited_from_the_command_line_on_postgres() {
+    contact_cli(crm::testing::TestBackend::Postgres).await;
+}
+
+async fn contact_cli(backend: crm::testing::TestBackend) {
+    let Some(db) = crm::testing::TestDb::new(backend).await else {
+        return;
+    };
+    let s = &db.store;
+    let now = Utc::now();
+    let acme = s.create_account("acme", 1, now).await.expect("account");
+    let ada = s
+        .create_contact(
+            acme.id,
+            &ContactFields {
+                first_name: "Ada".into(),
+                last_name: "Lovelace".into(),
+                phone_e164: "+447400100123".into(),
+                phone_raw: "07400 100123".into(),
+                email: Some("ada@example.org".into()),
+                custom_fields: json!({}),
+                ..ContactFields::default()
+            },
+            now,
+        )
+        .await
+        .expect("contact");
+    let cli = |args: &[&str]| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_dialcrm"));
+        c.args(args)
+            .args(["--database-url", &db.url])
+            .env_remove("DIALCRM_DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true);
+        async move {
+            let out = c.output().await.expect("runs");
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+    let (ok, out, err) = cli(&["contact", "search", "--account", "acme", "(07400) 100 123"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&ada.id.to_string()) && out.contains("Ada Lovelace"),
+        "{out}"
+    );
+    assert!(err.contains("matched by number"), "{err}");
+    let (ok, out, _) = cli(&["contact", "search", "--account", "acme", "nobody"]).await;
+    assert!(ok);
+    assert!(!out.contains("Lovelace"), "{out}");
+
+    let id = ada.id.to_string();
+    let (ok, out, err) = cli(&[
+        "contact",
+        "edit",
+        "--account",
+        "acme",
+        "--id",
+        &id,
+        "--set",
+        "last_name=King",
+        "--set",
+        "email=",
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("last_name, email") && out.contains("version 2"),
+        "{out}"
+    );
+    let stored = s.contact(acme.id, ada.id).await.expect("contact");
+    assert_eq!(
+        (
+            stored.fields.last_name.as_str(),
+            stored.fields.email.clone(),
+            stored.version
+        ),
+        ("King", None, 2)
+    );
+
+    let (ok, _, err) = cli(&[
+        "contact",
+        "edit",
+        "--account",
+        "acme",
+        "--id",
+        &id,
+        "--version",
+        "1",
+        "--set",
+        "last_name=Byron",
+    ])
+    .await;
+    assert!(!ok, "a stale version is refused");
+    assert!(err.contains("version 2"), "{err}");
+    let (ok, _, err) = cli(&[
+        "contact",
+        "edit",
+        "--account",
+        "acme",
+        "--id",
+        &id,
+        "--set",
+        "shoe_size=9",
+    ])
+    .await;
+    assert!(!ok);
+    assert!(err.contains("unknown field"), "{err}");
+    assert_eq!(
+        s.contact(acme.id, ada.id)
+            .await
+            .expect("contact")
+            .fields
+            .last_name,
+        "King"
+    );
+
+    let log = s.audit_entries(acme.id, 10).await.expect("audit");
+    let edit = log
+        .iter()
+        .find(|e| e.action == "contact.edit")
+        .expect("audited");
+    assert_eq!(edit.user_agent.as_deref(), Some("dialcrm-cli"));
+    assert_eq!(edit.detail.as_deref(), Some("fields=last_name,email"));
+    db.finish().await;
+}
