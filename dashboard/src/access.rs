@@ -69,6 +69,7 @@ pub const RULES: &[Rule] = &[
     rule("POST", "/api/contacts", Who::Roles(MANAGERS)),
     rule("GET", "/api/contacts/{id}", Who::AnyRole),
     rule("PATCH", "/api/contacts/{id}", Who::AnyRole),
+    rule("GET", "/api/contacts/{id}/timeline", Who::AnyRole),
     rule("GET", "/api/contacts/{id}/export.zip", Who::Roles(ADMINS)),
     rule("POST", "/api/contacts/{id}/erase", Who::Roles(ADMINS)),
     rule("GET", "/api/campaigns", Who::AnyRole),

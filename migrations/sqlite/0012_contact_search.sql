@@ -43,3 +43,6 @@ END;
 
 -- An agent's callbacks, for the rule that lets them edit those contacts.
 CREATE INDEX leads_callback_user ON leads (callback_user_id) WHERE callback_user_id IS NOT NULL;
+
+-- A contact's edits, read back for its timeline.
+CREATE INDEX audit_log_target ON audit_log (account_id, target, occurred_at);

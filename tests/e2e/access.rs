@@ -241,7 +241,10 @@ fn names_a_row(path: &str) -> bool {
 /// Whether a route's row is hidden from an agent who is not assigned to
 /// its campaign.
 fn hidden_from_unassigned(path: &str) -> bool {
-    matches!(path, "/api/contacts/{id}" | "/api/campaigns/{id}")
+    matches!(
+        path,
+        "/api/contacts/{id}" | "/api/contacts/{id}/timeline" | "/api/campaigns/{id}"
+    )
 }
 
 /// A well-formed body for the routes that take one, so that a foreign

@@ -237,6 +237,24 @@ async fn supervisors_find_create_and_correct_contacts(t: TestApp) -> TestApp {
         );
     }
     assert!(text.contains("contact.search") && text.contains("contact.create"));
+
+    // The timeline tells the same story, newest first, by field name.
+    let (status, story) = send(ann.get(t.url(&format!("{contact}/timeline")))).await;
+    assert_eq!(status, 200, "{story}");
+    let kinds: Vec<&str> = story
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["edit", "edit", "edit", "added_to_list"], "{story}");
+    assert_eq!(story[0]["fields"], json!(["phone_e164", "phone_raw"]));
+    assert_eq!(story[2]["action"], "contact.create");
+    assert_eq!(story[3]["list_id"], list.id.0);
+    let (status, _) = send(ann.get(t.url(&format!("{contact}/timeline?limit=0")))).await;
+    assert_eq!(status, 400);
+    let (status, _) = send(oz.get(t.url(&format!("{contact}/timeline")))).await;
+    assert_eq!(status, 404);
     t
 }
 
@@ -335,6 +353,20 @@ async fn agents_find_only_their_leads_and_edit_only_their_callbacks(t: TestApp) 
         .expect("audited");
     assert_eq!(entry.user_id, Some(agent.id));
     assert_eq!(entry.detail.as_deref(), Some("fields=first_name"));
+
+    // The agent's timeline of the lead: the callback booked and the edit.
+    let (status, story) = send(al.get(t.url(&format!("/api/contacts/{}/timeline", lead.id)))).await;
+    assert_eq!(status, 200, "{story}");
+    let kinds: Vec<&str> = story
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["callback", "edit"], "{story}");
+    assert_eq!(story[0]["user_id"], agent.id.0);
+    let (status, _) = send(al.get(t.url(&format!("/api/contacts/{}/timeline", stranger.id)))).await;
+    assert_eq!(status, 404, "outside al's campaigns");
     t
 }
 

@@ -29,6 +29,7 @@ mod seats;
 mod sessions;
 pub mod softphone;
 mod suppression;
+pub mod timeline;
 mod users;
 
 use std::str::FromStr;

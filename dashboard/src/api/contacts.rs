@@ -1,6 +1,7 @@
 //! Contacts of the caller's account: the card with its history, and the
 //! routes that find ([`super::contact_search`]), create and edit
-//! ([`super::contact_edit`]) them.
+//! ([`super::contact_edit`]) them and tell their story
+//! ([`super::contact_timeline`]).
 
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -10,6 +11,7 @@ use serde::Serialize;
 
 use super::contact_edit::{create, edit};
 use super::contact_search::search;
+use super::contact_timeline::timeline;
 use crate::auth::CurrentUser;
 use crate::{ApiError, AppState};
 
@@ -17,6 +19,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/contacts", get(search).post(create))
         .route("/api/contacts/{id}", get(one).patch(edit))
+        .route("/api/contacts/{id}/timeline", get(timeline))
 }
 
 #[derive(Serialize)]

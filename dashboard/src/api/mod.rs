@@ -6,6 +6,7 @@ mod campaign_settings;
 mod campaigns;
 mod contact_edit;
 mod contact_search;
+mod contact_timeline;
 mod contacts;
 mod dial_level;
 mod imports;
