@@ -186,6 +186,10 @@ fn search_sql(
             sql.push_str(&format!(" AND {range}"));
         }
         Criterion::Name(words) => {
+            // Without statistics SQLite drives the search from the first
+            // word's indexes; the longest word is the likeliest to be rare.
+            let mut words: Vec<&String> = words.iter().collect();
+            words.sort_by_key(|w| std::cmp::Reverse(w.chars().count()));
             for word in words {
                 let first = prefix(&mut binds, "first_name", word);
                 let last = prefix(&mut binds, "last_name", word);
