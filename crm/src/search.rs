@@ -65,7 +65,8 @@ pub enum Field {
     PostalCode,
 }
 
-/// The order of a page of results.
+/// The order of a page of results. A name search in name order lists the
+/// contacts whose last name matches before those whose first name does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Sort {
     /// By last name, then first name.
@@ -87,20 +88,6 @@ pub enum Sort {
     /// Most recently changed first.
     #[serde(rename = "-updated")]
     UpdatedDesc,
-}
-
-impl Sort {
-    /// Returns the `ORDER BY` clause over the contacts table aliased `c`.
-    pub(crate) fn order_by(self) -> &'static str {
-        match self {
-            Sort::Name => "lower(c.last_name), lower(c.first_name), c.id",
-            Sort::NameDesc => "lower(c.last_name) DESC, lower(c.first_name) DESC, c.id DESC",
-            Sort::Created => "c.created_at, c.id",
-            Sort::CreatedDesc => "c.created_at DESC, c.id DESC",
-            Sort::Updated => "c.updated_at, c.id",
-            Sort::UpdatedDesc => "c.updated_at DESC, c.id DESC",
-        }
-    }
 }
 
 /// One search: what to match, in what order, which page.

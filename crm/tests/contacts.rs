@@ -165,24 +165,43 @@ async fn search_pages_and_sorts(db: TestDb) -> TestDb {
             (names, p.has_more)
         }
     };
+    // A last name the word begins comes before a first name it begins; each
+    // group in name order, pages running on from one group into the next.
+    add(s, &a, "Ann", "Patel", "07400 100109", serde_json::json!({})).await;
+    let pages = |sort| async move {
+        let mut all = Vec::new();
+        for n in 1..=3 {
+            let (names, more) = page(n, sort).await;
+            all.push(names.join(" "));
+            assert_eq!(more, n < 3, "page {n}");
+        }
+        all
+    };
     assert_eq!(
-        page(1, Sort::Name).await,
-        (vec!["Abbot".into(), "Baker".into()], true)
+        pages(Sort::Name).await,
+        ["Patel Abbot", "Baker Carter", "Dyer Evans"]
     );
-    assert_eq!(page(3, Sort::Name).await, (vec!["Evans".into()], false));
     assert_eq!(
-        page(1, Sort::NameDesc).await,
-        (vec!["Evans".into(), "Dyer".into()], true)
+        pages(Sort::NameDesc).await,
+        ["Patel Evans", "Dyer Carter", "Baker Abbot"]
     );
-    assert_eq!(page(1, Sort::CreatedDesc).await.0.len(), 2);
-    let everyone =
-        ContactQuery::parse("", Field::Any, &[], Sort::Created, None, None).expect("valid");
+    let (created, _) = page(1, Sort::CreatedDesc).await;
+    assert_eq!(created, ["Patel", "Evans"]);
+    let everyone = ContactQuery::parse("", Field::Any, &[], Sort::Name, None, None).expect("valid");
     assert_eq!(everyone.criterion, Criterion::All);
     let p = s
         .search_contacts(a.id, SearchScope::Account, &everyone)
         .await
         .expect("page");
-    assert_eq!(p.contacts.len(), 5);
+    let names: Vec<&str> = p
+        .contacts
+        .iter()
+        .map(|c| c.fields.last_name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["Abbot", "Baker", "Carter", "Dyer", "Evans", "Patel"]
+    );
     assert!(!p.has_more);
     db
 }
@@ -297,6 +316,43 @@ async fn number_and_name_searches_use_an_index(db: TestDb) -> TestDb {
             Backend::Postgres => plan.contains("Seq Scan on contacts"),
         };
         assert!(!scanned, "{text:?} scans every contact:\n{plan}");
+    }
+    // A prefix that a thousand share reads a page's rows in index order: no
+    // sort inside either half, only of the page's candidates at the end.
+    let q = ContactQuery::parse("Ka", Field::Any, &regions, Sort::Name, None, None).expect("valid");
+    let plan = s
+        .explain_search(a.id, SearchScope::Account, &q)
+        .await
+        .expect("plan");
+    match s.backend() {
+        Backend::Sqlite => {
+            let sorts: Vec<&String> = plan.iter().filter(|l| l.contains("TEMP B-TREE")).collect();
+            assert_eq!(sorts.len(), 1, "{plan:#?}");
+            assert_eq!(
+                plan.last(),
+                sorts.first().copied(),
+                "only the outer sort: {plan:#?}"
+            );
+            assert!(plan
+                .iter()
+                .any(|l| l.contains("USING INDEX contacts_first_name")));
+        }
+        Backend::Postgres => {
+            for (i, line) in plan.iter().enumerate() {
+                if line.contains("Scan using contacts_last_name")
+                    || line.contains("Scan using contacts_first_name")
+                {
+                    assert!(
+                        i > 0 && plan[i - 1].contains("Limit"),
+                        "each half stops after a page: {plan:#?}"
+                    );
+                }
+            }
+            assert!(
+                plan.iter().any(|l| l.contains("contacts_first_name")),
+                "{plan:#?}"
+            );
+        }
     }
     let q = ContactQuery::parse("AB12 3CD", Field::Any, &regions, Sort::Name, None, None)
         .expect("valid");

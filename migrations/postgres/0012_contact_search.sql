@@ -10,9 +10,12 @@ ALTER TABLE audit_log ADD COLUMN detail TEXT;
 -- Name and email prefixes within an account. The search compares
 -- lower(column) with a range in byte order (COLLATE "C"), which these
 -- indexes answer whatever the database's collation. The number already has
--- contacts_account_phone.
-CREATE INDEX contacts_first_name ON contacts (account_id, (lower(first_name) COLLATE "C"));
-CREATE INDEX contacts_last_name ON contacts (account_id, (lower(last_name) COLLATE "C"));
+-- contacts_account_phone. Each name index also holds the order a name search
+-- lists its matches in, so a page reads only its own rows, however many match.
+CREATE INDEX contacts_first_name ON contacts
+    (account_id, (lower(first_name) COLLATE "C"), (lower(last_name) COLLATE "C"), id);
+CREATE INDEX contacts_last_name ON contacts
+    (account_id, (lower(last_name) COLLATE "C"), (lower(first_name) COLLATE "C"), id);
 CREATE INDEX contacts_email ON contacts (account_id, (lower(email) COLLATE "C"));
 
 -- A postal code is a word inside the free-text address, which no B-tree

@@ -9,9 +9,11 @@ ALTER TABLE audit_log ADD COLUMN detail TEXT;
 
 -- Name and email prefixes within an account. The search compares
 -- lower(column) with a range, which these indexes answer on SQLite and
--- PostgreSQL alike. The number already has contacts_account_phone.
-CREATE INDEX contacts_first_name ON contacts (account_id, lower(first_name));
-CREATE INDEX contacts_last_name ON contacts (account_id, lower(last_name));
+-- PostgreSQL alike. The number already has contacts_account_phone. Each name
+-- index also holds the order a name search lists its matches in, so a page
+-- reads only its own rows, however many match.
+CREATE INDEX contacts_first_name ON contacts (account_id, lower(first_name), lower(last_name));
+CREATE INDEX contacts_last_name ON contacts (account_id, lower(last_name), lower(first_name));
 CREATE INDEX contacts_email ON contacts (account_id, lower(email));
 
 -- A postal code is a word inside the free-text address, which no B-tree
