@@ -442,6 +442,15 @@ async fn edit_during_a_call(backend: crm::testing::TestBackend) {
     .await;
     let card = wait_for(&mut ws, "call").await;
     let on_call = ContactId(card["contact"]["id"].as_i64().expect("the card's contact"));
+    // The card carries the version to edit with and the recent timeline:
+    // this call, and no history before it.
+    assert_eq!(card["contact"]["version"], 1);
+    assert_eq!(card["contact"]["history"], json!([]));
+    let recent = card["contact"]["timeline"].as_array().expect("a timeline");
+    assert_eq!(recent.len(), 1, "{recent:?}");
+    assert_eq!(recent[0]["kind"], "call");
+    assert_eq!(recent[0]["campaign_id"], campaign.id.0);
+    assert_eq!(recent[0]["outcome"], Value::Null, "still going");
     let other = *contacts
         .iter()
         .find(|c| **c != on_call)

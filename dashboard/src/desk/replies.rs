@@ -2,11 +2,15 @@
 //! contact cards and dispositions they carry.
 
 use crm::model::{CampaignStatus, ContactId};
+use crm::store::SearchScope;
 use dialer_core::desk::Reply;
 use sip_gateway::gateway::CallRef;
 
 use super::protocol::{CampaignSummary, ContactCard, ServerMessage, VERSION};
 use super::session::{error, Session};
+
+/// How many of the newest timeline entries a card carries.
+const CARD_TIMELINE: usize = 10;
 
 impl Session {
     /// Returns the first message of a connection: who the agent is and
@@ -132,10 +136,20 @@ impl Session {
             .interactions_for_contact(account, contact.id)
             .await
             .unwrap_or_default();
+        let timeline = store
+            .contact_timeline(
+                account,
+                contact.id,
+                SearchScope::Agent(self.user.id),
+                CARD_TIMELINE,
+            )
+            .await
+            .unwrap_or_default();
         Some(ContactCard {
             id: contact.id,
             contact,
             history,
+            timeline,
         })
     }
 }
