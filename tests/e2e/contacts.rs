@@ -414,6 +414,39 @@ async fn edit_during_a_call(backend: crm::testing::TestBackend) {
             .expect("member");
         contacts.push(c.id);
     }
+    // An earlier call of a campaign al does not work, with a note al must
+    // not see on the card.
+    let autumn = s
+        .create_campaign(f.acme.id, "Autumn", "+441632960000", now)
+        .await
+        .expect("campaign");
+    for (n, contact) in contacts.iter().enumerate() {
+        let earlier = now - Duration::days(1);
+        let call = s
+            .create_attempt(
+                f.acme.id,
+                sip_gateway::gateway::CallRef::from_u128(0xa0 + n as u128),
+                Some(autumn.id),
+                Some(*contact),
+                earlier,
+            )
+            .await
+            .expect("attempt");
+        s.record_interaction(
+            f.acme.id,
+            &crm::model::NewInteraction {
+                contact_id: *contact,
+                user_id: None,
+                attempt_id: Some(call.id),
+                kind: "call".into(),
+                disposition: Some("no_answer".into()),
+                notes: Some("private to Autumn".into()),
+            },
+            earlier,
+        )
+        .await
+        .expect("interaction");
+    }
     let campaign =
         f.t.start_campaign(
             &f.acme,
@@ -443,7 +476,7 @@ async fn edit_during_a_call(backend: crm::testing::TestBackend) {
     let card = wait_for(&mut ws, "call").await;
     let on_call = ContactId(card["contact"]["id"].as_i64().expect("the card's contact"));
     // The card carries the version to edit with and the recent timeline:
-    // this call, and no history before it.
+    // this call, and nothing of the Autumn campaign al does not work.
     assert_eq!(card["contact"]["version"], 1);
     assert_eq!(card["contact"]["history"], json!([]));
     let recent = card["contact"]["timeline"].as_array().expect("a timeline");

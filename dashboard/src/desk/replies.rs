@@ -132,10 +132,25 @@ impl Session {
         let store = &self.state.store;
         let account = self.user.account_id;
         let contact = store.contact(account, contact).await.ok()?;
-        let history = store
+        // As on `GET /api/contacts/{id}`: only the interactions of calls
+        // placed by the campaigns the agent is assigned to.
+        let mine = store
+            .agent_campaigns(account, self.user.id)
+            .await
+            .unwrap_or_default();
+        let calls: Vec<_> = store
+            .attempts_for_contact(account, contact.id)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a.campaign_id.is_some_and(|c| mine.contains(&c)))
+            .map(|a| a.id)
+            .collect();
+        let mut history = store
             .interactions_for_contact(account, contact.id)
             .await
             .unwrap_or_default();
+        history.retain(|i| i.attempt_id.is_some_and(|a| calls.contains(&a)));
         let timeline = store
             .contact_timeline(
                 account,
