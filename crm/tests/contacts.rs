@@ -16,6 +16,7 @@ crm::on_both_backends!(
     agents_find_only_leads_of_their_campaigns,
     number_and_name_searches_use_an_index,
     an_edit_needs_the_version_it_read,
+    of_two_concurrent_edits_one_wins_and_one_is_told,
     a_changed_number_is_checked_again,
     a_changed_or_erased_address_is_no_longer_found,
     a_new_contact_goes_on_its_list_in_the_lists_region,
@@ -489,6 +490,43 @@ async fn an_edit_needs_the_version_it_read(db: TestDb) -> TestDb {
             .await,
         Err(StoreError::NotFound)
     ));
+    db
+}
+
+async fn of_two_concurrent_edits_one_wins_and_one_is_told(db: TestDb) -> TestDb {
+    let s = &db.store;
+    let a = s.create_account("a", 1, t0()).await.expect("account");
+    let id = add(
+        s,
+        &a,
+        "Ada",
+        "Lovelace",
+        "07400 100601",
+        serde_json::json!({}),
+    )
+    .await
+    .contact
+    .id;
+    let who = actor(&a, None);
+    for round in 0..10 {
+        let version = s.contact(a.id, id).await.expect("read").version;
+        let to = |name: &str| -> ContactChange {
+            serde_json::from_value(serde_json::json!({ "last_name": format!("{name}{round}") }))
+                .expect("valid")
+        };
+        let (x, y) = (to("Left"), to("Right"));
+        let (left, right) = tokio::join!(
+            s.edit_contact(&who, id, version, &x, t0()),
+            s.edit_contact(&who, id, version, &y, t0()),
+        );
+        let winner = match (&left, &right) {
+            (Ok(w), Err(StoreError::Stale(_))) | (Err(StoreError::Stale(_)), Ok(w)) => w,
+            other => panic!("round {round}: one edit must win and one be told: {other:?}"),
+        };
+        let stored = s.contact(a.id, id).await.expect("read");
+        assert_eq!(stored.version, version + 1);
+        assert_eq!(stored.fields.last_name, winner.contact.fields.last_name);
+    }
     db
 }
 
