@@ -58,6 +58,9 @@ pub enum Command {
     Import(crate::lists_cli::ImportArgs),
     /// Writes a call list as CSV.
     Export(crate::lists_cli::ExportArgs),
+    /// Finds and edits contacts.
+    #[command(subcommand)]
+    Contact(crate::contacts_cli::ContactCommand),
     /// Manages campaigns.
     #[command(subcommand)]
     Campaign(crate::campaigns_cli::CampaignCommand),
@@ -274,6 +277,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Export(args) => {
             crate::lists_cli::export(&open_migrated(&settings).await?, args).await
         }
+        Command::Contact(c) => crate::contacts_cli::run(&open_migrated(&settings).await?, c).await,
         Command::User(UserCommand::List { account }) => {
             let store = open_migrated(&settings).await?;
             let acc = store

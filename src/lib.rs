@@ -5,6 +5,7 @@
 pub mod campaigns_cli;
 pub mod cli;
 pub mod console;
+pub mod contacts_cli;
 pub mod dnc_cli;
 pub mod doctor;
 pub mod lists_cli;

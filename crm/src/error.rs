@@ -18,6 +18,9 @@ pub enum StoreError {
     /// A row with the same unique key already exists.
     #[error("already exists: {0}")]
     Conflict(String),
+    /// The row changed since the version the caller read; nothing was written.
+    #[error("{0}")]
+    Stale(String),
     /// The value given is not acceptable (for example an unknown role).
     #[error("invalid value: {0}")]
     Invalid(String),

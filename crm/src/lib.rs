@@ -10,10 +10,14 @@
 //! - [`privacy`] holds the keyed hash that keeps an erased number suppressed.
 //! - [`subject`] gathers everything held about one contact for a subject
 //!   access request; erasure itself is [`Store::erase_contact`].
+//! - [`search`] reads what a contact search asks for, and [`edit`] checks
+//!   a contact created or changed by hand; the Store runs both
+//!   ([`Store::search_contacts`], [`Store::add_contact`], [`Store::edit_contact`]).
 //! - [`events`] is the event bus that carries live state to dashboards.
 //! - [`demo`] seeds the demo account a first start creates.
 
 pub mod demo;
+pub mod edit;
 pub mod error;
 pub mod events;
 pub mod export;
@@ -21,6 +25,7 @@ pub mod import;
 pub mod model;
 pub mod password;
 pub mod privacy;
+pub mod search;
 pub mod store;
 pub mod subject;
 #[cfg(feature = "testing")]

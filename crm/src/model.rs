@@ -132,6 +132,8 @@ pub struct Contact {
     #[serde(flatten)]
     #[sqlx(flatten)]
     pub fields: ContactFields,
+    /// Counts the contact's changes; an edit names the version it read.
+    pub version: i64,
     /// When the contact was created.
     pub created_at: DateTime<Utc>,
     /// When the contact was last changed.
@@ -304,6 +306,8 @@ pub struct AuditEntry {
     pub ip: Option<String>,
     /// The client's user agent.
     pub user_agent: Option<String>,
+    /// What it touched, by name only: the fields an edit changed.
+    pub detail: Option<String>,
     /// When it was done.
     pub occurred_at: DateTime<Utc>,
 }

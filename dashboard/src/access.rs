@@ -205,6 +205,30 @@ pub const RULES: &[Rule] = &[
     ),
     rule(
         "GET",
+        "/api/contacts",
+        Who::AnyRole,
+        "Search the account's contacts by name, number, email or postal code (agents: their campaigns' leads)",
+    ),
+    rule(
+        "POST",
+        "/api/contacts",
+        Who::Roles(MANAGERS),
+        "Create a contact, optionally on a list",
+    ),
+    rule(
+        "PATCH",
+        "/api/contacts/{id}",
+        Who::AnyRole,
+        "Change a contact's fields, naming the version read (agents: their call's or callback's contact)",
+    ),
+    rule(
+        "GET",
+        "/api/contacts/{id}/timeline",
+        Who::AnyRole,
+        "A contact's calls, notes, callbacks, edits and lists, newest first",
+    ),
+    rule(
+        "GET",
         "/api/contacts/{id}",
         Who::AnyRole,
         "A contact's card (agents: contacts of their campaigns only)",

@@ -41,7 +41,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::NotFound,
-            StoreError::Conflict(m) | StoreError::Refused(m) => ApiError::Conflict(m),
+            StoreError::Conflict(m) | StoreError::Refused(m) | StoreError::Stale(m) => {
+                ApiError::Conflict(m)
+            }
             StoreError::Invalid(m) => ApiError::BadRequest(m),
             StoreError::SeatLimit { .. } => ApiError::Forbidden(e.to_string()),
             StoreError::Connect(_) => ApiError::Unavailable,

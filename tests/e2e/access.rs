@@ -185,6 +185,7 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
                 "POST" => c.post(t.url(&path)),
                 "PUT" => c.put(t.url(&path)),
                 "DELETE" => c.delete(t.url(&path)),
+                "PATCH" => c.patch(t.url(&path)),
                 other => panic!("no test for method {other}"),
             };
             if rule.method != "GET" {
@@ -241,7 +242,10 @@ fn names_a_row(path: &str) -> bool {
 /// Whether a route's row is hidden from an agent who is not assigned to
 /// its campaign.
 fn hidden_from_unassigned(path: &str) -> bool {
-    matches!(path, "/api/contacts/{id}" | "/api/campaigns/{id}")
+    matches!(
+        path,
+        "/api/contacts/{id}" | "/api/contacts/{id}/timeline" | "/api/campaigns/{id}"
+    )
 }
 
 /// A well-formed body for the routes that take one, so that a foreign
@@ -258,6 +262,8 @@ fn body_for(path: &str, list: i64, agent: i64) -> serde_json::Value {
         "/api/campaigns/{id}/agents" => serde_json::json!({ "user_ids": [agent] }),
         "/api/account/privacy" => serde_json::json!({ "aggregate_only": false }),
         "/api/dnc" => serde_json::json!({ "number": "+447400900123" }),
+        "/api/contacts" => serde_json::json!({ "phone": "+447400100808" }),
+        "/api/contacts/{id}" => serde_json::json!({ "version": 1, "last_name": "Matrix" }),
         _ => serde_json::json!({}),
     }
 }

@@ -8,6 +8,7 @@ mod bidi;
 mod campaigns;
 mod cli;
 mod compliance;
+mod contacts;
 mod desk;
 mod dial;
 mod dialler;

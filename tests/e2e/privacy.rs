@@ -245,7 +245,10 @@ async fn admins_filter_and_export_the_audit_log(t: TestApp) -> TestApp {
         .starts_with("text/csv"));
     let csv = r.text().await.expect("text");
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "occurred_at,action,user_id,target,ip,user_agent");
+    assert_eq!(
+        lines[0],
+        "occurred_at,action,user_id,target,ip,user_agent,detail"
+    );
     assert_eq!(lines.len(), 4, "{csv}");
     let exports = get("/api/audit?action=audit.export".into()).await;
     assert_eq!(exports.len(), 1, "the export is audited");

@@ -154,6 +154,26 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// Returns whether the user has a callback booked with the contact:
+    /// one of the two things that let an agent edit a contact.
+    pub async fn is_callback_of_agent(
+        &self,
+        account: AccountId,
+        user: UserId,
+        contact: ContactId,
+    ) -> Result<bool, StoreError> {
+        let n: i64 = on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM leads WHERE account_id = $1 AND callback_user_id = $2 \
+               AND contact_id = $3 AND callback_at IS NOT NULL"
+        )
+        .bind(account.0)
+        .bind(user.0)
+        .bind(contact.0)
+        .fetch_one(pool)
+        .await?);
+        Ok(n > 0)
+    }
+
     async fn require_campaign(
         &self,
         account: AccountId,

@@ -33,7 +33,7 @@ impl Store {
         filter: &AuditFilter,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         let mut sql = String::from(
-            "SELECT account_id, user_id, action, target, ip, user_agent, occurred_at \
+            "SELECT account_id, user_id, action, target, ip, user_agent, detail, occurred_at \
              FROM audit_log WHERE account_id = $1",
         );
         let mut n = 1;

@@ -51,7 +51,8 @@ impl Store {
         Ok(row)
     }
 
-    /// Replaces a contact's fields.
+    /// Replaces a contact's fields, whatever its version; an edit that must
+    /// not overwrite another is [`Store::edit_contact`].
     pub async fn update_contact(
         &self,
         account: AccountId,
@@ -63,7 +64,7 @@ impl Store {
         let sql = format!(
             "UPDATE contacts SET first_name = $1, last_name = $2, phone_e164 = $3, \
              phone_raw = $4, email = $5, postal_address = $6, profession = $7, time_zone = $8, \
-             custom_fields = $9, updated_at = $10 WHERE id = $11 AND account_id = $12 \
+             custom_fields = $9, updated_at = $10, version = version + 1 WHERE id = $11 AND account_id = $12 \
              RETURNING {CONTACT_COLUMNS}"
         );
         let row: Contact = on_pool!(self, |pool| sqlx::query_as(&sql)

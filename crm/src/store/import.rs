@@ -118,7 +118,7 @@ impl Store {
                 sqlx::query(
                     "UPDATE contacts SET first_name = $1, last_name = $2, phone_raw = $3, \
                      email = $4, postal_address = $5, profession = $6, time_zone = $7, \
-                     custom_fields = $8, updated_at = $9 WHERE id = $10 AND account_id = $11",
+                     custom_fields = $8, updated_at = $9, version = version + 1 WHERE id = $10 AND account_id = $11",
                 )
                 .bind(&f.first_name)
                 .bind(&f.last_name)

@@ -14,6 +14,8 @@ mod calls;
 pub mod campaign_settings;
 mod campaigns;
 pub mod compliance;
+mod contact_edit;
+pub mod contact_search;
 mod contacts;
 pub mod erasure;
 mod import;
@@ -27,6 +29,7 @@ mod seats;
 mod sessions;
 pub mod softphone;
 pub mod suppression;
+pub mod timeline;
 mod users;
 
 use std::str::FromStr;
@@ -38,6 +41,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use crate::StoreError;
 
+pub use contact_edit::Saved;
+pub use contact_search::{SearchPage, SearchScope};
 pub use retention::PurgeReport;
 pub use sessions::NewSession;
 

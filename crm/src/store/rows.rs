@@ -12,7 +12,8 @@ use super::leads::LeadState;
 use crate::model::{CampaignStatus, Role};
 
 pub(crate) const CONTACT_COLUMNS: &str = "id, account_id, first_name, last_name, phone_e164, \
-     phone_raw, email, postal_address, profession, time_zone, custom_fields, created_at, updated_at";
+     phone_raw, email, postal_address, profession, time_zone, custom_fields, version, created_at, \
+     updated_at";
 
 /// Reads enums stored as the names their `as_str` gives and `FromStr` reads.
 macro_rules! stored_as_text {

@@ -1,4 +1,7 @@
-//! Contacts of the caller's account, with their history.
+//! Contacts of the caller's account: the card with its history, and the
+//! routes that find ([`super::contact_search`]), create and edit
+//! ([`super::contact_edit`]) them and tell their story
+//! ([`super::contact_timeline`]).
 
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -6,11 +9,17 @@ use axum::{Json, Router};
 use crm::model::{CallAttempt, Contact, ContactId, Interaction, ListId, Role};
 use serde::Serialize;
 
+use super::contact_edit::{create, edit};
+use super::contact_search::search;
+use super::contact_timeline::timeline;
 use crate::auth::CurrentUser;
 use crate::{ApiError, AppState};
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/api/contacts/{id}", get(one))
+    Router::new()
+        .route("/api/contacts", get(search).post(create))
+        .route("/api/contacts/{id}", get(one).patch(edit))
+        .route("/api/contacts/{id}/timeline", get(timeline))
 }
 
 #[derive(Serialize)]

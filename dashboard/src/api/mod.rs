@@ -4,6 +4,9 @@
 mod account_privacy;
 mod campaign_settings;
 mod campaigns;
+mod contact_edit;
+mod contact_search;
+mod contact_timeline;
 mod contacts;
 mod dial_level;
 mod dnc;

@@ -246,6 +246,7 @@ fn audit_to_csv(entries: &[AuditEntry]) -> Result<Vec<u8>, csv::Error> {
         "target",
         "ip",
         "user_agent",
+        "detail",
     ])?;
     for e in entries {
         let opt = |v: &Option<String>| defuse(v.as_deref().unwrap_or_default());
@@ -256,6 +257,7 @@ fn audit_to_csv(entries: &[AuditEntry]) -> Result<Vec<u8>, csv::Error> {
             opt(&e.target),
             opt(&e.ip),
             opt(&e.user_agent),
+            opt(&e.detail),
         ])?;
     }
     out.into_inner().map_err(|e| e.into_error().into())

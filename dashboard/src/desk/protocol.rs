@@ -4,6 +4,7 @@
 
 use crm::model::{CampaignId, Contact, ContactId, Interaction, LeadId};
 use crm::store::softphone::PauseCode;
+use crm::store::timeline::TimelineEntry;
 use serde::{Deserialize, Serialize};
 use vocab::CallRef;
 
@@ -218,4 +219,8 @@ pub struct ContactCard {
     pub contact: Contact,
     /// Earlier interactions, oldest first.
     pub history: Vec<Interaction>,
+    /// The recent part of the contact's timeline, newest first, as the
+    /// agent may see it (their campaigns' calls, notes and callbacks, and
+    /// edits by field name).
+    pub timeline: Vec<TimelineEntry>,
 }

@@ -2,11 +2,15 @@
 //! contact cards and dispositions they carry.
 
 use crm::model::{CampaignStatus, ContactId};
+use crm::store::SearchScope;
 use dialer_core::desk::Reply;
 use sip_gateway::gateway::CallRef;
 
 use super::protocol::{CampaignSummary, ContactCard, ServerMessage, VERSION};
 use super::session::{error, Session};
+
+/// How many of the newest timeline entries a card carries.
+const CARD_TIMELINE: usize = 10;
 
 impl Session {
     /// Returns the first message of a connection: who the agent is and
@@ -128,14 +132,39 @@ impl Session {
         let store = &self.state.store;
         let account = self.user.account_id;
         let contact = store.contact(account, contact).await.ok()?;
-        let history = store
+        // As on `GET /api/contacts/{id}`: only the interactions of calls
+        // placed by the campaigns the agent is assigned to.
+        let mine = store
+            .agent_campaigns(account, self.user.id)
+            .await
+            .unwrap_or_default();
+        let calls: Vec<_> = store
+            .attempts_for_contact(account, contact.id)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a.campaign_id.is_some_and(|c| mine.contains(&c)))
+            .map(|a| a.id)
+            .collect();
+        let mut history = store
             .interactions_for_contact(account, contact.id)
+            .await
+            .unwrap_or_default();
+        history.retain(|i| i.attempt_id.is_some_and(|a| calls.contains(&a)));
+        let timeline = store
+            .contact_timeline(
+                account,
+                contact.id,
+                SearchScope::Agent(self.user.id),
+                CARD_TIMELINE,
+            )
             .await
             .unwrap_or_default();
         Some(ContactCard {
             id: contact.id,
             contact,
             history,
+            timeline,
         })
     }
 }

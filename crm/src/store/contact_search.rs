@@ -1,0 +1,356 @@
+//! Finding contacts: one indexed query per kind of search, scoped by
+//! account and, for agents, by the campaigns they are assigned to.
+//!
+//! Names and emails are matched as prefixes with a range over
+//! `lower(column)`, which the expression indexes of migration 0012 answer
+//! on both engines; a number is matched exactly in E.164; a postal code
+//! goes through the address's full-text index (FTS5 on SQLite, a GIN
+//! `tsvector` on PostgreSQL). See docs/decisions/0007-contact-search.md.
+
+use phonenumber::country;
+
+use super::rows::CONTACT_COLUMNS;
+use super::{on_pool, Backend, Store};
+use crate::model::{AccountId, Contact, UserId};
+use crate::search::{ContactQuery, Criterion, Sort};
+use crate::StoreError;
+
+/// Whose contacts a search may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchScope {
+    /// Every contact of the account: supervisors and admins.
+    Account,
+    /// The leads of the campaigns this agent is assigned to.
+    Agent(UserId),
+}
+
+/// One page of search results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchPage {
+    /// The contacts on the page, in the order asked.
+    pub contacts: Vec<Contact>,
+    /// Whether another page follows.
+    pub has_more: bool,
+}
+
+impl Store {
+    /// Returns a page of the contacts in scope that match the query.
+    pub async fn search_contacts(
+        &self,
+        account: AccountId,
+        scope: SearchScope,
+        query: &ContactQuery,
+    ) -> Result<SearchPage, StoreError> {
+        let (sql, binds) = search_sql(self.backend(), account, scope, query);
+        let mut contacts: Vec<Contact> = on_pool!(self, |pool| {
+            let mut q = sqlx::query_as(&sql);
+            for b in &binds {
+                q = match b {
+                    Bind::Int(i) => q.bind(*i),
+                    Bind::Text(t) => q.bind(t.clone()),
+                };
+            }
+            q.fetch_all(pool).await?
+        });
+        let has_more = contacts.len() > query.per_page as usize;
+        contacts.truncate(query.per_page as usize);
+        Ok(SearchPage { contacts, has_more })
+    }
+
+    /// Returns the engine's plan for a search, one line per step
+    /// (`EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on PostgreSQL): what the
+    /// tests and the benchmark check uses an index.
+    pub async fn explain_search(
+        &self,
+        account: AccountId,
+        scope: SearchScope,
+        query: &ContactQuery,
+    ) -> Result<Vec<String>, StoreError> {
+        let (sql, binds) = search_sql(self.backend(), account, scope, query);
+        let lines: Vec<String> = match &self.pool {
+            super::Pool::Sqlite(pool) => {
+                let sql = format!("EXPLAIN QUERY PLAN {sql}");
+                let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(&sql);
+                for b in &binds {
+                    q = match b {
+                        Bind::Int(i) => q.bind(*i),
+                        Bind::Text(t) => q.bind(t.clone()),
+                    };
+                }
+                q.fetch_all(pool)
+                    .await?
+                    .into_iter()
+                    .map(|(_, _, _, detail)| detail)
+                    .collect()
+            }
+            super::Pool::Postgres(pool) => {
+                let sql = format!("EXPLAIN {sql}");
+                let mut q = sqlx::query_scalar::<_, String>(&sql);
+                for b in &binds {
+                    q = match b {
+                        Bind::Int(i) => q.bind(*i),
+                        Bind::Text(t) => q.bind(t.clone()),
+                    };
+                }
+                q.fetch_all(pool).await?
+            }
+        };
+        Ok(lines)
+    }
+
+    /// Returns the regions of the account's lists, in which a number
+    /// typed without its country code is looked for; GB when it has none.
+    pub async fn search_regions(&self, account: AccountId) -> Result<Vec<country::Id>, StoreError> {
+        let names: Vec<String> = on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT DISTINCT default_region FROM lists WHERE account_id = $1 \
+             ORDER BY default_region"
+        )
+        .bind(account.0)
+        .fetch_all(pool)
+        .await?);
+        let mut regions: Vec<country::Id> = names.iter().filter_map(|n| n.parse().ok()).collect();
+        if regions.is_empty() {
+            regions.push(country::Id::GB);
+        }
+        Ok(regions)
+    }
+}
+
+/// A value bound to a search's placeholder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+/// Builds a search's SQL and its values, `$1` being the account.
+fn search_sql(
+    backend: Backend,
+    account: AccountId,
+    scope: SearchScope,
+    query: &ContactQuery,
+) -> (String, Vec<Bind>) {
+    let mut q = Sql {
+        backend,
+        binds: vec![Bind::Int(account.0)],
+    };
+    if let (Criterion::Name(words), Sort::Name | Sort::NameDesc) = (&query.criterion, query.sort) {
+        return q.by_name(words, scope, query);
+    }
+    // Without statistics SQLite may walk the sort's index and filter, rather
+    // than look the value up; a lookup by number or email names its index.
+    let hint = match (backend, &query.criterion) {
+        (Backend::Sqlite, Criterion::Number(_)) => " INDEXED BY contacts_account_phone",
+        (Backend::Sqlite, Criterion::Email(_)) => " INDEXED BY contacts_email",
+        _ => "",
+    };
+    let mut sql = format!(
+        "SELECT {} FROM contacts c{hint} WHERE c.account_id = $1",
+        columns("c")
+    );
+    match &query.criterion {
+        Criterion::All => {}
+        Criterion::Number(numbers) => {
+            let marks: Vec<String> = numbers
+                .iter()
+                .map(|n| q.push(Bind::Text(n.clone())))
+                .collect();
+            // SQLite plans `IN` of one value worse than `=`.
+            match marks.as_slice() {
+                [one] => sql.push_str(&format!(" AND c.phone_e164 = {one}")),
+                _ => sql.push_str(&format!(" AND c.phone_e164 IN ({})", marks.join(", "))),
+            }
+        }
+        Criterion::Email(start) => {
+            let range = q.prefix("email", start);
+            sql.push_str(&format!(" AND {range}"));
+        }
+        Criterion::Name(words) => {
+            for word in longest_first(words) {
+                sql.push_str(&format!(" AND {}", q.either_name(word)));
+            }
+        }
+        Criterion::PostalCode(words) => {
+            // The words are letters and digits only, so quoting them makes
+            // an FTS5 phrase that no operator in the text can escape.
+            match backend {
+                Backend::Sqlite => {
+                    let phrase = q.push(Bind::Text(format!("\"{words}\"")));
+                    sql.push_str(&format!(
+                        " AND c.id IN (SELECT rowid FROM contact_addresses \
+                         WHERE contact_addresses MATCH {phrase})"
+                    ));
+                }
+                Backend::Postgres => {
+                    let phrase = q.push(Bind::Text(words.clone()));
+                    sql.push_str(&format!(
+                        " AND to_tsvector('simple', coalesce(c.postal_address, '')) \
+                         @@ phraseto_tsquery('simple', {phrase})"
+                    ));
+                }
+            }
+        }
+    }
+    sql.push_str(&q.scope(scope));
+    let order = match query.sort {
+        Sort::Name => format!("{}, {}, c.id", q.fold("last_name"), q.fold("first_name")),
+        Sort::NameDesc => format!(
+            "{} DESC, {} DESC, c.id DESC",
+            q.fold("last_name"),
+            q.fold("first_name")
+        ),
+        Sort::Created => "c.created_at, c.id".into(),
+        Sort::CreatedDesc => "c.created_at DESC, c.id DESC".into(),
+        Sort::Updated => "c.updated_at, c.id".into(),
+        Sort::UpdatedDesc => "c.updated_at DESC, c.id DESC".into(),
+    };
+    // One more than the page, to tell whether another follows.
+    let limit = q.push(Bind::Int(i64::from(query.per_page) + 1));
+    let offset = q.push(Bind::Int(query.offset()));
+    sql.push_str(&format!(" ORDER BY {order} LIMIT {limit} OFFSET {offset}"));
+    (sql, q.binds)
+}
+
+/// A search's SQL being built: its values, and the engine's spelling.
+struct Sql {
+    backend: Backend,
+    binds: Vec<Bind>,
+}
+
+impl Sql {
+    /// Binds a value and returns its placeholder.
+    fn push(&mut self, value: Bind) -> String {
+        self.binds.push(value);
+        format!("${}", self.binds.len())
+    }
+
+    /// Returns the column folded to lower case and compared in byte order,
+    /// as the indexes of migration 0012 hold it. lower() folds ASCII on
+    /// SQLite and every letter on PostgreSQL; values are folded alike.
+    fn fold(&self, column: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("lower(c.{column})"),
+            Backend::Postgres => format!("(lower(c.{column}) COLLATE \"C\")"),
+        }
+    }
+
+    /// Returns the condition that the column starts with `text`: the range
+    /// [prefix, prefix + U+10FFFF) holds every such text, in byte order.
+    fn prefix(&mut self, column: &str, text: &str) -> String {
+        let low = match self.backend {
+            Backend::Sqlite => text.to_ascii_lowercase(),
+            Backend::Postgres => text.to_lowercase(),
+        };
+        let high = format!("{low}\u{10FFFF}");
+        let low = self.push(Bind::Text(low));
+        let high = self.push(Bind::Text(high));
+        let e = self.fold(column);
+        format!("({e} >= {low} AND {e} < {high})")
+    }
+
+    /// Returns the condition that the first or the last name starts with `word`.
+    fn either_name(&mut self, word: &str) -> String {
+        let first = self.prefix("first_name", word);
+        let last = self.prefix("last_name", word);
+        format!("({first} OR {last})")
+    }
+
+    /// Returns the agent's restriction to the leads of their campaigns.
+    fn scope(&mut self, scope: SearchScope) -> String {
+        match scope {
+            SearchScope::Account => String::new(),
+            SearchScope::Agent(user) => {
+                let user = self.push(Bind::Int(user.0));
+                format!(
+                    " AND EXISTS (SELECT 1 FROM leads l JOIN campaign_agents a \
+                     ON a.campaign_id = l.campaign_id WHERE l.contact_id = c.id \
+                     AND l.account_id = $1 AND a.account_id = $1 AND a.user_id = {user})"
+                )
+            }
+        }
+    }
+
+    /// A name search in name order: the contacts whose last name the
+    /// longest word begins, by last then first name, then those whose
+    /// first name it begins, by first then last name. Each half walks its
+    /// index in order and stops after the page, so a short prefix shared by
+    /// thousands reads a page's worth of rows, not all of them.
+    fn by_name(
+        &mut self,
+        words: &[String],
+        scope: SearchScope,
+        query: &ContactQuery,
+    ) -> (String, Vec<Bind>) {
+        let words = longest_first(words);
+        let (lead, rest) = match words.split_first() {
+            Some(split) => split,
+            // A name criterion holds a word; without one, nothing matches.
+            None => (&"", &[][..]),
+        };
+        let dir = if query.sort == Sort::NameDesc {
+            " DESC"
+        } else {
+            ""
+        };
+        let upto = self.push(Bind::Int(query.offset() + i64::from(query.per_page) + 1));
+        let (last, first) = (self.fold("last_name"), self.fold("first_name"));
+        let half = |q: &mut Sql, part: u8| {
+            let (by, then, index) = if part == 0 {
+                (&last, &first, "contacts_last_name")
+            } else {
+                (&first, &last, "contacts_first_name")
+            };
+            let hint = match q.backend {
+                Backend::Sqlite => format!(" INDEXED BY {index}"),
+                Backend::Postgres => String::new(),
+            };
+            let column = if part == 0 { "last_name" } else { "first_name" };
+            let mut sql = format!(
+                "SELECT {}, {part} AS part, {by} AS k1, {then} AS k2 FROM contacts c{hint} \
+                 WHERE c.account_id = $1 AND {}",
+                columns("c"),
+                q.prefix(column, lead)
+            );
+            if part == 1 {
+                // Those whose last name it begins are in the first half.
+                sql.push_str(&format!(" AND NOT {}", q.prefix("last_name", lead)));
+            }
+            for word in rest {
+                sql.push_str(&format!(" AND {}", q.either_name(word)));
+            }
+            sql.push_str(&q.scope(scope));
+            sql.push_str(&format!(
+                " ORDER BY {by}{dir}, {then}{dir}, c.id{dir} LIMIT {upto}"
+            ));
+            sql
+        };
+        let names = half(self, 0);
+        let firsts = half(self, 1);
+        let limit = self.push(Bind::Int(i64::from(query.per_page) + 1));
+        let offset = self.push(Bind::Int(query.offset()));
+        let sql = format!(
+            "SELECT {} FROM (SELECT * FROM ({names}) a UNION ALL SELECT * FROM ({firsts}) b) r \
+             ORDER BY r.part, r.k1{dir}, r.k2{dir}, r.id{dir} LIMIT {limit} OFFSET {offset}",
+            columns("r")
+        );
+        (sql, std::mem::take(&mut self.binds))
+    }
+}
+
+/// Returns the words longest first: without statistics SQLite drives a
+/// search from the first condition's indexes, and the longest word is the
+/// likeliest to be rare.
+fn longest_first(words: &[String]) -> Vec<&str> {
+    let mut words: Vec<&str> = words.iter().map(String::as_str).collect();
+    words.sort_by_key(|w| std::cmp::Reverse(w.chars().count()));
+    words
+}
+
+/// Returns the contact columns qualified by a table alias.
+fn columns(alias: &str) -> String {
+    CONTACT_COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
