@@ -138,6 +138,22 @@ pub enum Event {
         /// Whether the import finished.
         done: bool,
     },
+    /// A contact was changed (by an agent during a call, or a supervisor):
+    /// which fields, by name only, so open views can read it again.
+    ContactEdited {
+        /// The contact's account.
+        account: AccountId,
+        /// The contact.
+        contact_id: ContactId,
+        /// Its version after the change.
+        version: i64,
+        /// The fields changed, by name.
+        fields: Vec<String>,
+        /// Who changed it.
+        by: UserId,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// A trunk of a node went down (no new call goes to it) or came back.
     TrunkState {
         /// The account told; every account is, as trunks are shared.
@@ -175,6 +191,7 @@ impl Event {
             | Event::DialRefused { account, .. }
             | Event::ImportProgress { account, .. }
             | Event::TrunkState { account, .. }
+            | Event::ContactEdited { account, .. }
             | Event::Alert { account, .. } => *account,
         }
     }
@@ -271,6 +288,14 @@ mod tests {
                 node: "n1".into(),
                 trunk: "main".into(),
                 up: false,
+                at,
+            },
+            Event::ContactEdited {
+                account,
+                contact_id: ContactId(9),
+                version: 3,
+                fields: vec!["email".into(), "last_name".into()],
+                by: UserId(2),
                 at,
             },
             Event::Alert {

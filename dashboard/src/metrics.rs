@@ -400,6 +400,7 @@ impl Metrics {
             Event::PreviewOffered { .. }
             | Event::DialRefused { .. }
             | Event::TrunkState { .. }
+            | Event::ContactEdited { .. }
             | Event::Alert { .. } => {}
         }
     }

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::desk::{agent_floor, say, wait_for, AgentFloor};
 use crate::dialler::DAY_ZONE;
-use crate::helpers::{on_both_backends, NowUtc, TestApp};
+use crate::helpers::{next_json, on_both_backends, NowUtc, TestApp};
 
 on_both_backends!(
     supervisors_find_create_and_correct_contacts,
@@ -152,7 +152,22 @@ async fn supervisors_find_create_and_correct_contacts(t: TestApp) -> TestApp {
     .await;
     assert_eq!(status, 404);
 
-    // Edit with the version read; the second writer with the same version is told.
+    // Edit with the version read; the second writer with the same version
+    // is told. Supervisors watching the stream learn which fields changed.
+    let mut watching = {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://{}/api/stream", t.app.http_addr)
+            .into_client_request()
+            .expect("request");
+        let cookie = t.session_cookie("sue", &sup_pw).await;
+        req.headers_mut()
+            .insert("cookie", cookie.parse().expect("header"));
+        tokio_tungstenite::connect_async(req)
+            .await
+            .expect("stream")
+            .0
+    };
+    assert_eq!(next_json(&mut watching).await["type"], "snapshot");
     let contact = format!("/api/contacts/{id}");
     let (status, edited) = send(sup.patch(t.url(&contact)).json(&json!({
         "version": 1, "last_name": "King", "email": null
@@ -162,6 +177,18 @@ async fn supervisors_find_create_and_correct_contacts(t: TestApp) -> TestApp {
     assert_eq!(edited["version"], 2);
     assert_eq!(edited["changed"], json!(["last_name", "email"]));
     assert_eq!(edited["email"], Value::Null);
+    let told = loop {
+        let frame = next_json(&mut watching).await;
+        if frame["event"]["kind"] == "contact_edited" {
+            break frame;
+        }
+    };
+    assert_eq!(told["event"]["fields"], json!(["last_name", "email"]));
+    assert_eq!(told["event"]["version"], 2);
+    assert!(
+        !told.to_string().contains("King"),
+        "names, never values: {told}"
+    );
     let ann = t.login("ann", &admin_pw).await;
     let (status, stale) = send(
         ann.patch(t.url(&contact))

@@ -107,6 +107,15 @@ pub(super) async fn edit(
         .store
         .edit_contact(&me.actor(), id, version, &change, state.clock.now())
         .await?;
+    // Supervisors' open views learn which fields changed, never the values.
+    state.bus.publish(crm::events::Event::ContactEdited {
+        account: me.account(),
+        contact_id: saved.contact.id,
+        version: saved.contact.version,
+        fields: saved.changed.iter().map(|f| (*f).to_owned()).collect(),
+        by: me.user.id,
+        at: state.clock.now(),
+    });
     Ok(Json(saved.into()))
 }
 

@@ -161,6 +161,7 @@ impl Wallboard {
                 ..
             } => self.note_trunk(node, trunk, *up, *at),
             Event::ImportProgress { .. }
+            | Event::ContactEdited { .. }
             | Event::Alert { .. }
             | Event::PreviewOffered { .. }
             | Event::DialRefused { .. } => {}
