@@ -2,10 +2,8 @@
 //! of the fields it changed and guarded by the version the editor read.
 
 use chrono::{DateTime, Utc};
-use sqlx::types::Json;
 
-use super::rows::CONTACT_COLUMNS;
-use super::{on_pool, Store};
+use super::Store;
 use crate::edit::{changed_fields, ContactChange, NewContact};
 use crate::model::{Actor, Contact, ContactFields, ContactId};
 use crate::StoreError;
@@ -108,29 +106,9 @@ impl Store {
             self.refuse_taken_number(account, &fields.phone_e164, Some(id))
                 .await?;
         }
-        let sql = format!(
-            "UPDATE contacts SET first_name = $1, last_name = $2, phone_e164 = $3, \
-             phone_raw = $4, email = $5, postal_address = $6, profession = $7, time_zone = $8, \
-             custom_fields = $9, updated_at = $10, version = version + 1 \
-             WHERE id = $11 AND account_id = $12 AND version = $13 \
-             RETURNING {CONTACT_COLUMNS}"
-        );
-        let written: Option<Contact> = on_pool!(self, |pool| sqlx::query_as(&sql)
-            .bind(&fields.first_name)
-            .bind(&fields.last_name)
-            .bind(&fields.phone_e164)
-            .bind(&fields.phone_raw)
-            .bind(&fields.email)
-            .bind(&fields.postal_address)
-            .bind(&fields.profession)
-            .bind(&fields.time_zone)
-            .bind(Json(&fields.custom_fields))
-            .bind(now)
-            .bind(id.0)
-            .bind(account.0)
-            .bind(version)
-            .fetch_optional(pool)
-            .await?);
+        let written = self
+            .write_contact(account, id, &fields, Some(version), now)
+            .await?;
         let Some(contact) = written else {
             // Someone else's change landed between the read and the write.
             let now_at = self.contact(account, id).await?.version;

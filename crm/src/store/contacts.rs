@@ -61,27 +61,53 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Contact, StoreError> {
         check_fields(fields)?;
+        self.write_contact(account, id, fields, None, now)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Writes a contact's fields and counts a version; with `version`, only
+    /// if the contact is still at it (`None` when it is not, or absent).
+    pub(super) async fn write_contact(
+        &self,
+        account: AccountId,
+        id: ContactId,
+        fields: &ContactFields,
+        version: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Contact>, StoreError> {
+        let guard = if version.is_some() {
+            " AND version = $13"
+        } else {
+            ""
+        };
         let sql = format!(
             "UPDATE contacts SET first_name = $1, last_name = $2, phone_e164 = $3, \
              phone_raw = $4, email = $5, postal_address = $6, profession = $7, time_zone = $8, \
-             custom_fields = $9, updated_at = $10, version = version + 1 WHERE id = $11 AND account_id = $12 \
-             RETURNING {CONTACT_COLUMNS}"
+             custom_fields = $9, updated_at = $10, version = version + 1 \
+             WHERE id = $11 AND account_id = $12{guard} RETURNING {CONTACT_COLUMNS}"
         );
-        let row: Contact = on_pool!(self, |pool| sqlx::query_as(&sql)
-            .bind(&fields.first_name)
-            .bind(&fields.last_name)
-            .bind(&fields.phone_e164)
-            .bind(&fields.phone_raw)
-            .bind(&fields.email)
-            .bind(&fields.postal_address)
-            .bind(&fields.profession)
-            .bind(&fields.time_zone)
-            .bind(Json(&fields.custom_fields))
-            .bind(now)
-            .bind(id.0)
-            .bind(account.0)
-            .fetch_one(pool)
-            .await?);
+        let row: Option<Contact> = on_pool!(self, |pool| {
+            let query = sqlx::query_as(&sql)
+                .bind(&fields.first_name)
+                .bind(&fields.last_name)
+                .bind(&fields.phone_e164)
+                .bind(&fields.phone_raw)
+                .bind(&fields.email)
+                .bind(&fields.postal_address)
+                .bind(&fields.profession)
+                .bind(&fields.time_zone)
+                .bind(Json(&fields.custom_fields))
+                .bind(now)
+                .bind(id.0)
+                .bind(account.0);
+            match version {
+                Some(v) => query.bind(v),
+                None => query,
+            }
+            .fetch_optional(pool)
+            .await?
+        });
         Ok(row)
     }
 
