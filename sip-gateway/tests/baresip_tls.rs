@@ -65,24 +65,8 @@ async fn call_with_audio_both_ways(gw: &Gateway, baresip: &Baresip, name: &str) 
         "baresip answers; its log:\n{}",
         baresip.log()
     );
-    let path = temp_wav(name);
-    gw.record(call, &path).await.unwrap();
-    gw.play(call, Audio::Samples(our_tone().into()))
-        .await
-        .unwrap();
-    wait_for(&mut events, call, LIMIT, |k| {
-        *k == CallEventKind::PlaybackFinished
-    })
-    .await;
-    gw.hangup(call).await.unwrap();
-    let seen = wait_for(&mut events, call, LIMIT, ended).await;
-    assert_eq!(
-        seen.last(),
-        Some(&CallEventKind::Ended {
-            cause: EndCause::LocalHangup
-        })
-    );
-    let (left, right) = common::channels(&path);
+    let (left, right) =
+        common::play_record_hang_up(gw, &mut events, call, name, our_tone(), LIMIT).await;
     assert_eq!(dominant(&left), Some(OUR_TONE), "the tone we sent");
     assert_eq!(
         dominant(&right[right.len() / 4..]),

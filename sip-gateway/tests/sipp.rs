@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{channels, dominant, request, temp_wav, wait_for};
+use common::{dominant, request, temp_wav, wait_for};
 use sip_gateway::gateway::{
     Audio, CallEventKind, EndCause, Gateway, GatewayConfig, Secret, TrunkConfig,
 };
@@ -160,23 +160,9 @@ async fn challenged_call_echoes_audio(scenario: &str) {
     let call = gw.dial(request("sipp", LIMIT)).await.unwrap();
     let seen = wait_for(&mut events, call, LIMIT, |k| *k == CallEventKind::Answered).await;
     assert!(seen.contains(&CallEventKind::Ringing), "{seen:?}");
-    let path = temp_wav(scenario);
-    gw.record(call, &path).await.unwrap();
     let tone = sine(440.0, 8000, 8000, 8000);
-    gw.play(call, Audio::Samples(tone.into())).await.unwrap();
-    wait_for(&mut events, call, LIMIT, |k| {
-        *k == CallEventKind::PlaybackFinished
-    })
-    .await;
-    gw.hangup(call).await.unwrap();
-    let seen = wait_for(&mut events, call, LIMIT, ended).await;
-    assert_eq!(
-        seen.last(),
-        Some(&CallEventKind::Ended {
-            cause: EndCause::LocalHangup
-        })
-    );
-    let (left, right) = channels(&path);
+    let (left, right) =
+        common::play_record_hang_up(&gw, &mut events, call, scenario, tone, LIMIT).await;
     assert_eq!(dominant(&left), Some(440.0), "the tone we sent");
     let echoed = &right[right.len() / 4..];
     assert_eq!(dominant(echoed), Some(440.0), "the tone sipp echoed back");

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use sip_gateway::carrier::{Carrier, CarrierAudio, CarrierConfig, Mix, Outcome};
-use sip_gateway::gateway::{CallEvent, CallEventKind, CallRef, DialRequest};
+use sip_gateway::gateway::{
+    Audio, CallEvent, CallEventKind, CallRef, DialRequest, EndCause, Gateway,
+};
 use sip_gateway::media::tone::dominant_frequency;
 use tokio::sync::broadcast::Receiver;
 
@@ -106,4 +108,38 @@ pub fn temp_wav(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("dialcrm-gw-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(format!("{name}-{}.wav", CallRef::random()))
+}
+
+/// Records an answered call, plays `tone` (samples at 8 kHz) into it, hangs
+/// up once it has played and checks the call ended by our hang-up; returns
+/// the recording's channels: what we sent (left) and what we heard (right).
+pub async fn play_record_hang_up(
+    gw: &Gateway,
+    events: &mut Receiver<CallEvent>,
+    call: CallRef,
+    name: &str,
+    tone: Vec<i16>,
+    limit: Duration,
+) -> (Vec<i16>, Vec<i16>) {
+    let path = temp_wav(name);
+    gw.record(call, &path).await.expect("records");
+    gw.play(call, Audio::Samples(tone.into()))
+        .await
+        .expect("plays");
+    wait_for(events, call, limit, |k| {
+        *k == CallEventKind::PlaybackFinished
+    })
+    .await;
+    gw.hangup(call).await.expect("hangs up");
+    let seen = wait_for(events, call, limit, |k| {
+        matches!(k, CallEventKind::Ended { .. })
+    })
+    .await;
+    assert_eq!(
+        seen.last(),
+        Some(&CallEventKind::Ended {
+            cause: EndCause::LocalHangup
+        })
+    );
+    channels(&path)
 }
