@@ -139,12 +139,15 @@ impl App {
             )
             .with_recordings(&settings.recordings_dir),
         );
-        // Before anything dials: what this node left open when it last
-        // stopped without ending its calls is closed and counted.
+        // Before anything dials: the node joins with a new epoch, and what
+        // it left open when it last stopped without ending its calls is
+        // closed and counted.
+        let membership = dialer::floor::Membership::with_timeout(settings.node_timeout);
         floor
-            .recover()
+            .recover(&membership)
             .await
             .context("closing the calls this node left open")?;
+        let heartbeat = tokio::spawn(floor.clone().keep_membership(membership));
         let resumed = floor.resume().await.context("resuming running campaigns")?;
         tokio::spawn(floor.clone().watch_trunks());
         if settings.nats_url.is_some() {
@@ -258,6 +261,7 @@ impl App {
                 (server, prepared.notes)
             }
         };
+        extras.push(heartbeat);
         let housekeeping = tokio::spawn(housekeeping(store.clone(), clock, floor.clone()));
         tracing::info!(%http_addr, backend = ?store.backend(), "dialcrm started");
         Ok(App {
@@ -309,6 +313,7 @@ impl App {
             task.abort();
         }
         self.floor.shutdown().await;
+        self.floor.leave().await;
         (&mut self.server)
             .await
             .context("the HTTP server task failed")?

@@ -61,6 +61,9 @@ pub struct Settings {
     pub gateway: Option<GatewayConfig>,
     /// This node's name in lead leases; the host name by default.
     pub node_id: String,
+    /// How long a node's heart may be silent before a survivor declares it
+    /// dead and closes what it left open (10 s by default).
+    pub node_timeout: Duration,
     /// The VoIP providers' trunks, in failover order.
     pub trunks: Vec<TrunkConfig>,
     /// Where call recordings are written (stereo WAVs, one per connected
@@ -87,6 +90,7 @@ impl Default for Settings {
             caller_id: None,
             gateway: None,
             node_id: default_node_id(),
+            node_timeout: Duration::from_secs(10),
             trunks: Vec::new(),
             recordings_dir: PathBuf::from("recordings"),
             tls: TlsSettings::default(),
@@ -109,6 +113,7 @@ struct FileSettings {
     caller_id: Option<String>,
     gateway: Option<GatewayConfig>,
     node_id: Option<String>,
+    node_timeout_secs: Option<u64>,
     recordings_dir: Option<PathBuf>,
     #[serde(default)]
     trunks: Vec<TrunkConfig>,
@@ -293,6 +298,10 @@ impl Settings {
         }
         if let Some(v) = file.session_ttl_secs {
             self.session_ttl = Duration::from_secs(v);
+        }
+        if let Some(v) = file.node_timeout_secs {
+            // A silence of zero would declare every node dead at once.
+            self.node_timeout = Duration::from_secs(v.max(1));
         }
         if let Some(v) = file.drain_timeout_secs {
             self.drain_timeout = Duration::from_secs(v);

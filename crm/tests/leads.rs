@@ -382,7 +382,7 @@ async fn leases_expire_and_come_back(db: TestDb) -> TestDb {
         .is_empty());
     // A renewal at 30 s keeps it until 90 s.
     let renewed = s
-        .renew_leases(f.account, "a", t0() + Duration::seconds(30), LEASE)
+        .renew_leases("a", t0() + Duration::seconds(30), LEASE)
         .await;
     assert_eq!(renewed.unwrap(), 1);
     assert!(claim(s, &f, "b", 5, t0() + Duration::seconds(89))

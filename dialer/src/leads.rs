@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use crm::model::{AccountId, CampaignId};
 use crm::store::leads::outcome_name;
+use crm::store::nodes::Holder;
 use crm::{Store, StoreError};
 use dialer_core::compliance::Counts;
 use sip_gateway::gateway::CallRef;
@@ -21,20 +22,25 @@ pub struct StoreLeads {
     store: Store,
     account: AccountId,
     campaign: CampaignId,
-    node: Arc<str>,
+    holder: Holder,
     clock: Arc<dyn Clock>,
-    lease: TimeDelta,
     policy: RetryPolicy,
 }
 
+/// How long a lead lease lasts unless renewed. The node's heartbeat renews
+/// the leases it holds ([`crm::Store::beat`]), so a long conversation
+/// keeps its lead; a dead node's leads are given back by the survivor that
+/// declares it dead, well before this.
+pub const LEASE: TimeDelta = TimeDelta::minutes(30);
+
 impl StoreLeads {
-    /// Creates the lead source of a campaign for the node named `node`,
+    /// Creates the lead source of a campaign for the node `holder`,
     /// reading the time from `clock`.
     pub fn new(
         store: Store,
         account: AccountId,
         campaign: CampaignId,
-        node: &str,
+        holder: Holder,
         clock: Arc<dyn Clock>,
         policy: RetryPolicy,
     ) -> Self {
@@ -42,10 +48,8 @@ impl StoreLeads {
             store,
             account,
             campaign,
-            node: node.into(),
+            holder,
             clock,
-            // Long enough for a ring and a conversation; renewed while held.
-            lease: TimeDelta::minutes(30),
             policy,
         }
     }
@@ -62,10 +66,10 @@ impl LeadSource for StoreLeads {
             .claim_leads(
                 self.account,
                 self.campaign,
-                &self.node,
+                &self.holder,
                 n,
                 self.clock.now(),
-                self.lease,
+                LEASE,
             )
             .await
             .map_err(failed)?;
@@ -86,7 +90,7 @@ impl LeadSource for StoreLeads {
                 call,
                 self.campaign,
                 lead.contact_id,
-                &self.node,
+                &self.holder,
                 self.clock.now(),
             )
             .await
@@ -130,24 +134,26 @@ impl LeadSource for StoreLeads {
             CallOutcome::Unconnected(o) => outcome_name(o),
             CallOutcome::Conversation { .. } => "answered",
         };
-        self.store
+        // An attempt a survivor already closed stays as it closed it; the
+        // lead's write below is then refused too, as this node was fenced.
+        let ended = self
+            .store
             .mark_ended(self.account, attempt.id, name, at)
-            .await
-            .map_err(failed)?;
-        match outcome {
+            .await;
+        let lead_written = match outcome {
             CallOutcome::Unconnected(o) => self
                 .store
-                .record_outcome(self.account, lead.id, o, at, &self.policy)
+                .record_held_outcome(&self.holder, self.account, lead.id, o, at, &self.policy)
                 .await
-                .map(|_| ())
-                .map_err(failed),
+                .map(|_| ()),
             CallOutcome::Conversation { .. } => self
                 .store
-                .record_conversation(self.account, lead.id, at)
+                .record_held_conversation(&self.holder, self.account, lead.id, at)
                 .await
-                .map(|_| ())
-                .map_err(failed),
-        }
+                .map(|_| ()),
+        };
+        ended.map_err(failed)?;
+        lead_written.map_err(failed)
     }
 
     async fn recorded(
@@ -176,7 +182,7 @@ impl LeadSource for StoreLeads {
 
     async fn release(&self, lead: &Lead) -> Result<(), RunnerError> {
         self.store
-            .release_lead(self.account, lead.id, &self.node, self.clock.now())
+            .release_lead(self.account, lead.id, &self.holder, self.clock.now())
             .await
             .map_err(failed)
     }

@@ -109,7 +109,7 @@ async fn a_campaign_dials_only_who_it_may_and_logs_every_attempt(t: TestApp) -> 
         s.clone(),
         acme.id,
         campaign.id,
-        "node-a",
+        "node-a".into(),
         t.clock.clone(),
         settings.retry_policy(),
     );

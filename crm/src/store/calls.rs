@@ -86,7 +86,8 @@ impl Store {
         Ok(())
     }
 
-    /// Marks an attempt ended with its outcome.
+    /// Marks an attempt ended with its outcome. An attempt already closed
+    /// (by a survivor that recovered its node) is left as it is: `NotFound`.
     pub async fn mark_ended(
         &self,
         account: AccountId,
@@ -96,7 +97,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         let n = on_pool!(self, |pool| {
             sqlx::query(
-            "UPDATE call_attempts SET ended_at = $1, outcome = $2 WHERE id = $3 AND account_id = $4"
+            "UPDATE call_attempts SET ended_at = $1, outcome = $2 WHERE id = $3 AND account_id = $4 \
+             AND ended_at IS NULL"
         )
         .bind(at)
         .bind(outcome)

@@ -9,15 +9,16 @@ use dialer_core::{AttemptOutcome, Counts};
 use vocab::CallRef;
 
 use super::leads::LeadId;
+use super::nodes::Holder;
 use super::{on_pool, Store};
-use crate::model::{AccountId, AttemptId, CampaignId, ContactId};
+use crate::model::{AccountId, AttemptId, CampaignId, ContactId, UserId};
 use crate::StoreError;
 
 /// The outcome stored for an attempt its node stopped without ending.
 pub const INTERRUPTED: &str = "interrupted";
 
 /// What [`Store::recover_node`] closed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovery {
     /// Attempts answered but never connected, now counted as abandoned.
     pub abandoned: u64,
@@ -27,6 +28,34 @@ pub struct Recovery {
     pub leads: u64,
     /// Agents whose last state was closed as logged out.
     pub agents: u64,
+    /// The calls closed, for the wallboards to end them.
+    pub calls: Vec<ClosedCall>,
+    /// The agents logged out, for the wallboards.
+    pub logged_out: Vec<ClosedAgent>,
+}
+
+/// A call a stopped node left open, now closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedCall {
+    /// Its account.
+    pub account: AccountId,
+    /// Its reference.
+    pub call_ref: CallRef,
+    /// The campaign that placed it.
+    pub campaign_id: Option<CampaignId>,
+    /// `abandoned` or `interrupted`.
+    pub outcome: &'static str,
+}
+
+/// An agent a stopped node left logged in, now logged out.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ClosedAgent {
+    /// Its account.
+    pub account_id: AccountId,
+    /// The agent.
+    pub user_id: UserId,
+    /// Their login name.
+    pub username: String,
 }
 
 /// A campaign's live answers and abandons over the rolling day and month.
@@ -46,12 +75,13 @@ impl Store {
         call: CallRef,
         campaign: CampaignId,
         contact: ContactId,
-        node: &str,
+        node: impl Into<Holder>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let node = node.into();
         let n = on_pool!(self, |pool| sqlx::query(
             "INSERT INTO call_attempts (account_id, call_ref, campaign_id, contact_id, \
-             started_at, node) SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS \
+             started_at, node, node_epoch) SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS \
              (SELECT 1 FROM campaigns WHERE id = $3 AND account_id = $1)"
         )
         .bind(account.0)
@@ -59,7 +89,8 @@ impl Store {
         .bind(campaign.0)
         .bind(contact.0)
         .bind(now)
-        .bind(node)
+        .bind(node.name())
+        .bind(node.epoch())
         .execute(pool)
         .await?
         .rows_affected());
@@ -152,12 +183,27 @@ impl Store {
         node: &str,
         now: DateTime<Utc>,
     ) -> Result<Recovery, StoreError> {
+        self.recover_node_before(node, i64::MAX, now).await
+    }
+
+    /// [`Store::recover_node`] for what `node` left open under epochs
+    /// before `epoch` only: a survivor passes the epoch it declared dead, so
+    /// the node's next start under the same name, whose calls carry a later
+    /// epoch, is never touched.
+    pub async fn recover_node_before(
+        &self,
+        node: &str,
+        epoch: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Recovery, StoreError> {
         let mut recovery = Recovery::default();
         let open: Vec<OpenAttempt> = on_pool!(self, |pool| sqlx::query_as(
-            "SELECT id, account_id, campaign_id, contact_id, answered_at, connected_at, \
-             abandoned_at FROM call_attempts WHERE node = $1 AND ended_at IS NULL ORDER BY id"
+            "SELECT id, account_id, call_ref, campaign_id, contact_id, answered_at, \
+             connected_at, abandoned_at FROM call_attempts \
+             WHERE node = $1 AND node_epoch < $2 AND ended_at IS NULL ORDER BY id"
         )
         .bind(node)
+        .bind(epoch)
         .fetch_all(pool)
         .await?);
         for attempt in open {
@@ -176,7 +222,7 @@ impl Store {
             } else {
                 INTERRUPTED
             };
-            on_pool!(self, |pool| sqlx::query(
+            let closed = on_pool!(self, |pool| sqlx::query(
                 "UPDATE call_attempts SET ended_at = $1, outcome = $2, \
                  abandoned_at = CASE WHEN $3 THEN answered_at ELSE abandoned_at END \
                  WHERE id = $4 AND ended_at IS NULL"
@@ -186,20 +232,31 @@ impl Store {
             .bind(abandoned)
             .bind(attempt.id)
             .execute(pool)
-            .await
-            .map(|_| ())?);
+            .await?
+            .rows_affected());
+            if closed == 0 {
+                // Its node ended it after all, just now.
+                continue;
+            }
+            recovery.calls.push(ClosedCall {
+                account: attempt.account_id,
+                call_ref: attempt.call_ref,
+                campaign_id: attempt.campaign_id,
+                outcome: stored,
+            });
             let (Some(campaign), Some(contact)) = (attempt.campaign_id, attempt.contact_id) else {
                 continue;
             };
             let account = attempt.account_id;
             let lead: Option<(LeadId, String)> = on_pool!(self, |pool| sqlx::query_as(
                 "SELECT id, state FROM leads WHERE account_id = $1 AND campaign_id = $2 \
-                 AND contact_id = $3 AND lease_owner = $4"
+                 AND contact_id = $3 AND lease_owner = $4 AND lease_epoch < $5"
             )
             .bind(account.0)
             .bind(campaign)
             .bind(contact)
             .bind(node)
+            .bind(epoch)
             .fetch_optional(pool)
             .await?);
             let Some((lead, state)) = lead else {
@@ -219,21 +276,38 @@ impl Store {
         // Leads claimed but never dialled, or held on an agent's preview screen.
         recovery.leads += on_pool!(self, |pool| sqlx::query(
             "UPDATE leads SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
-             updated_at = $1 WHERE lease_owner = $2 AND state = 'in_progress'"
+             updated_at = $1 WHERE lease_owner = $2 AND lease_epoch < $3 \
+             AND state = 'in_progress'"
         )
         .bind(now)
         .bind(node)
+        .bind(epoch)
         .execute(pool)
         .await?
         .rows_affected());
-        recovery.agents = self.close_agent_states(node, now).await?;
+        recovery.logged_out = self.close_agent_states(node, now).await?;
+        recovery.agents = recovery.logged_out.len() as u64;
         Ok(recovery)
     }
 
     /// Writes a logged-out state for every agent whose last state was set
-    /// on `node` and is not logged out.
-    async fn close_agent_states(&self, node: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        Ok(on_pool!(self, |pool| sqlx::query(
+    /// on `node` and is not logged out, and returns them.
+    async fn close_agent_states(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ClosedAgent>, StoreError> {
+        let agents: Vec<ClosedAgent> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT s.account_id, s.user_id, u.username FROM agent_states s \
+             JOIN users u ON u.id = s.user_id \
+             WHERE s.node = $1 AND s.state <> 'logged_out' AND s.id = \
+             (SELECT MAX(t.id) FROM agent_states t WHERE t.user_id = s.user_id) \
+             ORDER BY s.user_id"
+        )
+        .bind(node)
+        .fetch_all(pool)
+        .await?);
+        on_pool!(self, |pool| sqlx::query(
             "INSERT INTO agent_states (account_id, user_id, state, started_at, node) \
              SELECT s.account_id, s.user_id, 'logged_out', $1, $2 FROM agent_states s \
              WHERE s.node = $2 AND s.state <> 'logged_out' AND s.id = \
@@ -242,8 +316,9 @@ impl Store {
         .bind(now)
         .bind(node)
         .execute(pool)
-        .await?
-        .rows_affected()))
+        .await
+        .map(|_| ())?);
+        Ok(agents)
     }
 
     async fn stamp(
@@ -254,7 +329,8 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let sql = format!(
-            "UPDATE call_attempts SET {column} = $1 WHERE call_ref = $2 AND account_id = $3"
+            "UPDATE call_attempts SET {column} = $1 WHERE call_ref = $2 AND account_id = $3 \
+             AND ended_at IS NULL"
         );
         let n = on_pool!(self, |pool| {
             sqlx::query(&sql)
@@ -276,6 +352,7 @@ impl Store {
 struct OpenAttempt {
     id: AttemptId,
     account_id: AccountId,
+    call_ref: CallRef,
     campaign_id: Option<CampaignId>,
     contact_id: Option<ContactId>,
     answered_at: Option<DateTime<Utc>>,

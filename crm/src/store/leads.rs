@@ -12,6 +12,10 @@
 //! transaction is `BEGIN IMMEDIATE`, which serialises claimers. In both, the
 //! lease is taken by a conditional update, so a lead another node holds is
 //! never taken over before its lease expires.
+//!
+//! Every lease carries the epoch of the node that took it ([`Holder`]),
+//! and every write a node makes on a lead it holds requires that epoch: a
+//! node declared dead by a survivor cannot land a late write.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
@@ -19,6 +23,7 @@ use dialer_core::{decide_retry, may_call, may_redial_after_abandon, resolve_zone
 use dialer_core::{AttemptOutcome, RetryDecision, RetryPolicy};
 use serde::{Deserialize, Serialize};
 
+use super::nodes::{fenced, still_member, Holder};
 use super::{on_pool, Backend, Store};
 pub use crate::model::LeadId;
 use crate::model::{AccountId, CampaignId, CampaignStatus, ContactId, UserId};
@@ -147,12 +152,13 @@ impl Store {
     }
 
     /// Leases up to `n` leads of a running campaign that may be dialled at
-    /// `now` to `node`, until `now + lease`.
+    /// `now` to `holder`, until `now + lease`; nothing if `holder` was
+    /// fenced.
     pub async fn claim_leads(
         &self,
         account: AccountId,
         campaign: CampaignId,
-        node: &str,
+        holder: impl Into<Holder>,
         n: usize,
         now: DateTime<Utc>,
         lease: TimeDelta,
@@ -160,6 +166,7 @@ impl Store {
         if self.campaign(account, campaign).await?.status != CampaignStatus::Running || n == 0 {
             return Ok(Vec::new());
         }
+        let holder = holder.into();
         let settings = self.campaign_settings(account, campaign).await?;
         let window = settings.calling_hours.calling_window()?;
         let default_tz = settings.time_zone()?;
@@ -234,15 +241,18 @@ impl Store {
             }
             let sql = format!(
                 "UPDATE leads AS l SET state = 'in_progress', lease_owner = $1, \
-                 lease_expires_at = $2, updated_at = $3 \
-                 WHERE l.account_id = $4 AND {CLAIMABLE} AND l.id IN ({}) RETURNING id",
-                placeholders(5, chosen.len())
+                 lease_epoch = $5, lease_expires_at = $2, updated_at = $3 \
+                 WHERE l.account_id = $4 AND {CLAIMABLE} AND {member} \
+                 AND l.id IN ({}) RETURNING id",
+                placeholders(6, chosen.len()),
+                member = still_member(self.backend(), 1, 5),
             );
             let mut query = sqlx::query_scalar::<_, i64>(&sql)
-                .bind(node)
+                .bind(holder.name())
                 .bind(expires)
                 .bind(now)
-                .bind(account.0);
+                .bind(account.0)
+                .bind(holder.epoch());
             for c in &chosen {
                 query = query.bind(c.id.0);
             }
@@ -251,50 +261,52 @@ impl Store {
             chosen.retain(|c| leased.contains(&c.id.0));
             chosen
         });
-        tracing::debug!(%campaign, node, claimed = claimed.len(), "leads claimed");
+        tracing::debug!(%campaign, node = holder.name(), claimed = claimed.len(), "leads claimed");
         Ok(claimed)
     }
 
-    /// Extends every live lease `node` holds in the account to `now + lease`,
-    /// and returns how many it extended.
+    /// Extends every live lease `holder` holds, in every account, to
+    /// `now + lease`, and returns how many it extended.
     pub async fn renew_leases(
         &self,
-        account: AccountId,
-        node: &str,
+        holder: impl Into<Holder>,
         now: DateTime<Utc>,
         lease: TimeDelta,
     ) -> Result<u64, StoreError> {
+        let holder = holder.into();
         Ok(on_pool!(self, |pool| sqlx::query(
             "UPDATE leads SET lease_expires_at = $1, updated_at = $2 \
-             WHERE account_id = $3 AND lease_owner = $4 AND state = 'in_progress' \
+             WHERE lease_owner = $3 AND lease_epoch = $4 AND state = 'in_progress' \
              AND lease_expires_at > $2"
         )
         .bind(now + lease)
         .bind(now)
-        .bind(account.0)
-        .bind(node)
+        .bind(holder.name())
+        .bind(holder.epoch())
         .execute(pool)
         .await?
         .rows_affected()))
     }
 
-    /// Gives a lead `node` holds back undialled, due at once.
+    /// Gives a lead `holder` holds back undialled, due at once.
     pub async fn release_lead(
         &self,
         account: AccountId,
         lead: LeadId,
-        node: &str,
+        holder: impl Into<Holder>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let holder = holder.into();
         let n = on_pool!(self, |pool| sqlx::query(
             "UPDATE leads SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, \
              updated_at = $1 WHERE id = $2 AND account_id = $3 AND lease_owner = $4 \
-             AND state = 'in_progress'"
+             AND lease_epoch = $5 AND state = 'in_progress'"
         )
         .bind(now)
         .bind(lead.0)
         .bind(account.0)
-        .bind(node)
+        .bind(holder.name())
+        .bind(holder.epoch())
         .execute(pool)
         .await?
         .rows_affected());
@@ -316,6 +328,35 @@ impl Store {
         now: DateTime<Utc>,
         policy: &RetryPolicy,
     ) -> Result<Lead, StoreError> {
+        self.outcome_as(None, account, lead, outcome, now, policy)
+            .await
+    }
+
+    /// [`Store::record_outcome`] by the node holding the lead's lease: it
+    /// is refused if `holder` no longer holds it (fenced, or the lease
+    /// lapsed and another node took the lead).
+    pub async fn record_held_outcome(
+        &self,
+        holder: &Holder,
+        account: AccountId,
+        lead: LeadId,
+        outcome: AttemptOutcome,
+        now: DateTime<Utc>,
+        policy: &RetryPolicy,
+    ) -> Result<Lead, StoreError> {
+        self.outcome_as(Some(holder), account, lead, outcome, now, policy)
+            .await
+    }
+
+    async fn outcome_as(
+        &self,
+        holder: Option<&Holder>,
+        account: AccountId,
+        lead: LeadId,
+        outcome: AttemptOutcome,
+        now: DateTime<Utc>,
+        policy: &RetryPolicy,
+    ) -> Result<Lead, StoreError> {
         let current = self.lead(account, lead).await?;
         let attempts = current.attempts.saturating_add(1);
         let (state, next) = match decide_retry(policy, outcome, attempts, now, None) {
@@ -328,6 +369,7 @@ impl Store {
             state,
             next,
             abandoned,
+            holder,
         };
         self.finish_attempt(account, &current, &attempt, now)
             .await?;
@@ -342,12 +384,35 @@ impl Store {
         lead: LeadId,
         now: DateTime<Utc>,
     ) -> Result<Lead, StoreError> {
+        self.conversation_as(None, account, lead, now).await
+    }
+
+    /// [`Store::record_conversation`] by the node holding the lead's lease;
+    /// refused if `holder` no longer holds it.
+    pub async fn record_held_conversation(
+        &self,
+        holder: &Holder,
+        account: AccountId,
+        lead: LeadId,
+        now: DateTime<Utc>,
+    ) -> Result<Lead, StoreError> {
+        self.conversation_as(Some(holder), account, lead, now).await
+    }
+
+    async fn conversation_as(
+        &self,
+        holder: Option<&Holder>,
+        account: AccountId,
+        lead: LeadId,
+        now: DateTime<Utc>,
+    ) -> Result<Lead, StoreError> {
         let current = self.lead(account, lead).await?;
         let attempt = Attempt {
             outcome: "answered",
             state: LeadState::Done,
             next: None,
             abandoned: false,
+            holder,
         };
         self.finish_attempt(account, &current, &attempt, now)
             .await?;
@@ -439,7 +504,9 @@ impl Store {
              next_attempt_at = $3, state = $4, callback_at = NULL, callback_user_id = NULL, \
              lease_owner = NULL, lease_expires_at = NULL, updated_at = $2, \
              last_abandon_at = CASE WHEN $8 THEN $2 ELSE last_abandon_at END \
-             WHERE id = $5 AND account_id = $6 AND attempts = $7"
+             WHERE id = $5 AND account_id = $6 AND attempts = $7 \
+             AND ($9 = 0 OR (lease_owner = $10 AND lease_epoch = $11 \
+                  AND state = 'in_progress'))"
         )
         .bind(attempt.outcome)
         .bind(now)
@@ -449,11 +516,17 @@ impl Store {
         .bind(account.0)
         .bind(i64::from(current.attempts))
         .bind(attempt.abandoned)
+        .bind(i64::from(attempt.holder.is_some()))
+        .bind(attempt.holder.map(Holder::name))
+        .bind(attempt.holder.map(Holder::epoch))
         .execute(pool)
         .await?
         .rows_affected()
         });
         if n == 0 {
+            if let Some(holder) = attempt.holder {
+                return Err(fenced(holder));
+            }
             return Err(StoreError::Conflict(format!(
                 "lead {} changed while its outcome was recorded",
                 current.id.0
@@ -488,6 +561,8 @@ pub(super) struct Attempt<'a> {
     pub next: Option<DateTime<Utc>>,
     /// Whether the call was abandoned.
     pub abandoned: bool,
+    /// The node whose lease the write requires, if any.
+    pub holder: Option<&'a Holder>,
 }
 
 /// How many candidate pages one claim reads before settling for fewer leads.

@@ -21,6 +21,7 @@ pub mod erasure;
 mod import;
 pub mod leads;
 mod lists;
+pub mod nodes;
 mod passwords;
 pub mod reports;
 mod retention;

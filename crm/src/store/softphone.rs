@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 
 use super::leads::{ClaimedLead, LeadId, LeadState};
+use super::nodes::{fenced, still_member, Holder};
 use super::{on_pool, Store};
 use crate::model::{AccountId, CampaignId, CampaignStatus, ContactFields, ContactId};
 use crate::StoreError;
@@ -181,7 +182,7 @@ impl Store {
         })
     }
 
-    /// Leases the lead a manual dial calls, to `node` until `now + lease`:
+    /// Leases the lead a manual dial calls, to `holder` until `now + lease`:
     /// the campaign's lead for the account's contact with this number,
     /// created (contact and lead) when there is none. A suppressed number
     /// or one being called is refused; the campaign must be running.
@@ -190,10 +191,11 @@ impl Store {
         account: AccountId,
         campaign: CampaignId,
         e164: &str,
-        node: &str,
+        holder: impl Into<Holder>,
         now: DateTime<Utc>,
         lease: TimeDelta,
     ) -> Result<ClaimedLead, StoreError> {
+        let holder = holder.into();
         let found = self.campaign(account, campaign).await?;
         if found.status != CampaignStatus::Running {
             return Err(StoreError::Invalid("the campaign is not dialling".into()));
@@ -229,6 +231,13 @@ impl Store {
         )
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let expires = now + lease;
+        let update = format!(
+            "UPDATE leads SET state = 'in_progress', lease_owner = $1, lease_epoch = $7, \
+             lease_expires_at = $2, updated_at = $3 \
+             WHERE account_id = $4 AND campaign_id = $5 AND contact_id = $6 \
+             AND (state <> 'in_progress' OR lease_expires_at <= $3) AND {} RETURNING id",
+            still_member(self.backend(), 1, 7)
+        );
         let leased: Option<i64> = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(
@@ -242,24 +251,23 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            let id = sqlx::query_scalar(
-                "UPDATE leads SET state = 'in_progress', lease_owner = $1, \
-                 lease_expires_at = $2, updated_at = $3 \
-                 WHERE account_id = $4 AND campaign_id = $5 AND contact_id = $6 \
-                 AND (state <> 'in_progress' OR lease_expires_at <= $3) RETURNING id",
-            )
-            .bind(node)
-            .bind(expires)
-            .bind(now)
-            .bind(account.0)
-            .bind(campaign.0)
-            .bind(contact.id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let id = sqlx::query_scalar(&update)
+                .bind(holder.name())
+                .bind(expires)
+                .bind(now)
+                .bind(account.0)
+                .bind(campaign.0)
+                .bind(contact.id.0)
+                .bind(holder.epoch())
+                .fetch_optional(&mut *tx)
+                .await?;
             tx.commit().await?;
             id
         });
         let Some(id) = leased else {
+            if !self.holds_membership(&holder).await? {
+                return Err(fenced(&holder));
+            }
             return Err(StoreError::Conflict(
                 "this contact is being called right now".into(),
             ));

@@ -157,7 +157,7 @@ impl Session {
         let floor = &self.floor;
         let lease = TimeDelta::minutes(MANUAL_LEASE_MINUTES);
         let lead = store
-            .lease_manual_lead(account, campaign, &e164, floor.node(), now, lease)
+            .lease_manual_lead(account, campaign, &e164, floor.holder(), now, lease)
             .await
             .map_err(|e| error(e.to_string()))?;
         if pause_first {
@@ -173,7 +173,7 @@ impl Session {
         };
         if floor.update(account, campaign, update).await.is_err() {
             let _ = store
-                .release_lead(account, lead.id, floor.node(), now)
+                .release_lead(account, lead.id, floor.holder(), now)
                 .await;
             return Err(error("that campaign is not dialling".into()));
         }

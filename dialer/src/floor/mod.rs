@@ -2,8 +2,11 @@
 //! them. It starts a [`crate::runner`] for every running campaign, passes
 //! agents' changes to it, and turns its reports into bus events.
 
+mod membership;
 mod reports;
 mod trunks;
+
+pub use membership::Membership;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,6 +17,7 @@ use crate::pacer::{AgentId, AgentState, PacerConfig};
 use crate::runner::{self, AgentUpdate, Plan, RunnerHandle};
 use crm::events::EventBus;
 use crm::model::{AccountId, CampaignId, UserId};
+use crm::store::nodes::Holder;
 use crm::{Store, StoreError};
 use sip_gateway::gateway::{CallRef, Gateway};
 use tokio::sync::{mpsc, Mutex};
@@ -29,6 +33,8 @@ pub struct Floor {
     bus: EventBus,
     clock: Arc<dyn Clock>,
     node: String,
+    /// The node's name and the epoch it joined with, which its leases carry.
+    holder: std::sync::RwLock<Holder>,
     default_trunk: String,
     recordings: Option<PathBuf>,
     running: Mutex<HashMap<CampaignId, Running>>,
@@ -57,12 +63,14 @@ impl Floor {
         node: impl Into<String>,
         default_trunk: impl Into<String>,
     ) -> Self {
+        let node: String = node.into();
         Floor {
             store,
             gateway,
             bus,
             clock,
-            node: node.into(),
+            holder: std::sync::RwLock::new(Holder::from(&node)),
+            node,
             default_trunk: default_trunk.into(),
             recordings: None,
             running: Mutex::new(HashMap::new()),
@@ -86,19 +94,47 @@ impl Floor {
         &self.node
     }
 
+    /// Returns who this node's leases belong to: its name and the epoch it
+    /// joined with (0 until it joins).
+    pub fn holder(&self) -> Holder {
+        self.holder
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Returns the gateway calls go through.
     pub fn gateway(&self) -> &Gateway {
         &self.gateway
     }
 
-    /// Closes what this node left open when it last stopped without ending
-    /// its calls (a crash, a kill, a power cut): its open attempts, the
-    /// leads it held, its agents' states. Call it once, before dialling.
-    pub async fn recover(&self) -> Result<crm::store::compliance::Recovery, StoreError> {
+    /// Joins the service under this node's name with a new epoch (which
+    /// fences any earlier process of that name), then closes what this node
+    /// left open when it last stopped without ending its calls (a crash, a
+    /// kill, a power cut): its open attempts, the leads it held, its
+    /// agents' states. Call it before dialling.
+    pub async fn recover(
+        &self,
+        membership: &Membership,
+    ) -> Result<crm::store::compliance::Recovery, StoreError> {
+        let (holder, clash) = self
+            .store
+            .join_node(&self.node, self.clock.now(), membership.timeout_delta())
+            .await?;
+        if clash {
+            tracing::warn!(
+                node = %self.node,
+                "a node of this name beat its heart moments ago: if it is not this one \
+                 restarting, two nodes share a name (set node_id); the other is now fenced"
+            );
+        }
+        tracing::info!(node = %self.node, epoch = holder.epoch(), "joined");
+        *self.holder.write().unwrap_or_else(|p| p.into_inner()) = holder;
         let recovery = self
             .store
-            .recover_node(&self.node, self.clock.now())
+            .recover_node_before(&self.node, self.holder().epoch(), self.clock.now())
             .await?;
+        self.announce_recovery(&recovery);
         if recovery != Default::default() {
             tracing::warn!(
                 node = %self.node,
@@ -220,7 +256,7 @@ impl Floor {
             self.store.clone(),
             account,
             campaign,
-            &self.node,
+            self.holder(),
             self.clock.clone(),
             settings.retry_policy(),
         );
@@ -336,6 +372,17 @@ impl Floor {
         for (_, r) in all {
             r.handle.stop().await;
             let _ = r.forwarder.await;
+        }
+    }
+
+    /// Marks the node as stopped cleanly, so no survivor recovers it.
+    pub async fn leave(&self) {
+        if let Err(e) = self
+            .store
+            .leave_node(&self.holder(), self.clock.now())
+            .await
+        {
+            tracing::warn!(error = %e, "recording this node's leave failed");
         }
     }
 }
