@@ -13,6 +13,7 @@ mod desk;
 mod dial;
 mod dialler;
 mod dnc;
+mod failover;
 mod firefox;
 mod helpers;
 mod https;

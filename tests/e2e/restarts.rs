@@ -342,19 +342,19 @@ fn write_config(dir: &Path, customers: &Carrier) -> Result<std::path::PathBuf> {
     Ok(config)
 }
 
-struct Seeded {
-    account: crm::model::AccountId,
-    agent: crm::model::UserId,
-    agent_password: String,
-    campaign: i64,
-    campaign_id: crm::model::CampaignId,
-    first: ContactId,
-    second: ContactId,
+pub(crate) struct Seeded {
+    pub(crate) account: crm::model::AccountId,
+    pub(crate) agent: crm::model::UserId,
+    pub(crate) agent_password: String,
+    pub(crate) campaign: i64,
+    pub(crate) campaign_id: crm::model::CampaignId,
+    pub(crate) first: ContactId,
+    pub(crate) second: ContactId,
 }
 
 /// An account with an agent and a running progressive campaign of two
 /// contacts, callable at any hour (the binary runs on the real clock).
-async fn seed(s: &Store) -> Result<Seeded> {
+pub(crate) async fn seed(s: &Store) -> Result<Seeded> {
     let now = chrono::Utc::now();
     let account = s.create_account("acme", 5, now).await?;
     let agent_password = "Pw-al-crash-1234".to_owned();
@@ -452,7 +452,7 @@ async fn serve(url: &str, config: &Path, port: u16, dir: &Path, name: &str) -> R
     )
 }
 
-async fn log_in(cdp: &mut Cdp, page: &str, password: &str) -> Result<()> {
+pub(crate) async fn log_in(cdp: &mut Cdp, page: &str, password: &str) -> Result<()> {
     let login = format!(
         "(() => {{ const f = document.getElementById('login'); f.username.value = 'al'; \
          f.password.value = {}; f.requestSubmit(); return true; }})()",
@@ -463,7 +463,7 @@ async fn log_in(cdp: &mut Cdp, page: &str, password: &str) -> Result<()> {
 }
 
 /// Opens the agent page afresh, waits for its audio leg, and goes Ready.
-async fn go_ready(cdp: &mut Cdp, page: &str, base: &str, campaign: i64) -> Result<()> {
+pub(crate) async fn go_ready(cdp: &mut Cdp, page: &str, base: &str, campaign: i64) -> Result<()> {
     cdp.call(
         Some(page),
         "Page.navigate",
@@ -487,7 +487,7 @@ async fn go_ready(cdp: &mut Cdp, page: &str, base: &str, campaign: i64) -> Resul
 }
 
 /// Returns the contact's one attempt.
-async fn only_attempt(
+pub(crate) async fn only_attempt(
     s: &Store,
     seeded: &Seeded,
     contact: ContactId,

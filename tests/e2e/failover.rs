@@ -1,0 +1,343 @@
+//! A node killed (kill -9) in the middle of a bridged call, with another
+//! node on the same PostgreSQL and NATS, behind one load-balancer address.
+//!
+//! Within the node timeout and a heartbeat the survivor declares the dead
+//! node down and closes what it left: the call's attempt is closed and its
+//! lead goes back under the retry rules, so it is not dialled twice; a
+//! supervisor on the survivor sees the call end and the agent logged out.
+//! The agent's browser, which reached the dead node through the balancer,
+//! reconnects through it to the survivor, gets a new audio leg, goes Ready
+//! and takes the next call there. The dead node, started again, joins
+//! without a manual step.
+//!
+//! The nodes are the real binary; the balancer is a TCP proxy sending each
+//! new connection to the first node that accepts it; the agent is a real
+//! Chromium; the customers are the simulated carrier.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use crm::model::Role;
+use crm::store::compliance::INTERRUPTED;
+use crm::store::leads::LeadState;
+use crm::testing::nats::TestNats;
+use crm::testing::TestDb;
+use sip_gateway::carrier::{Carrier, Mix, Outcome};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::dialler::carrier;
+use crate::helpers::{client, next_json, session_of, Ws};
+use crate::restarts::{go_ready, log_in, only_attempt, seed};
+use crate::softphone::cdp::{Cdp, Chromium};
+use crate::softphone::{peers_or_skip, until, with_ids, write_tone, ONE_AT_A_TIME};
+
+const BIN: &str = env!("CARGO_BIN_EXE_dialcrm");
+/// The silence after which the survivor declares a node dead, in seconds.
+const NODE_TIMEOUT: u64 = 3;
+/// What the survivor is allowed, from the kill to the wallboard.
+const BOUND: Duration = Duration::from_secs(15);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_call_is_recovered_by_the_survivor_and_its_agent_carries_on_there() {
+    let Some(chromium) = peers_or_skip().await else {
+        return;
+    };
+    let Some(nats) = TestNats::start().await else {
+        return;
+    };
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = std::env::temp_dir().join(format!("dialcrm-failover-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let customers = carrier(Mix::always(Outcome::Answer), 440.0, None).await;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(180),
+        failover(&db, &nats, &customers, &chromium, &dir),
+    )
+    .await;
+    db.finish().await;
+    outcome
+        .expect("the failover test took longer than three minutes")
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn failover(
+    db: &TestDb,
+    nats: &TestNats,
+    customers: &Carrier,
+    chromium: &Path,
+    dir: &Path,
+) -> Result<()> {
+    let s = &db.store;
+    let seeded = seed(s).await?;
+    let password = "Pw-sue-failover-1234";
+    let hash = crm::password::hash(password)?;
+    s.create_user(
+        seeded.account,
+        "sue",
+        &hash,
+        Role::Supervisor,
+        chrono::Utc::now(),
+    )
+    .await?;
+    let mut a = Node::serve(db, nats, customers, dir, "node-a").await?;
+    let b = Node::serve(db, nats, customers, dir, "node-b").await?;
+    // Agents reach the service through one address; node A is first.
+    let balancer = Balancer::start(vec![a.addr, b.addr]).await?;
+    let front = format!("http://{}", balancer.addr);
+
+    // A supervisor watches the wallboard stream on node B.
+    let sue = login(&b.base, "sue", password).await?;
+    let mut wallboard = stream(&b, &sue).await?;
+    anyhow::ensure!(next_json(&mut wallboard).await["type"] == "snapshot");
+
+    // The agent logs in through the balancer, lands on A, and takes a call.
+    let tone = dir.join("tone.wav");
+    write_tone(&tone, 440.0)?;
+    let browser = Chromium::start(chromium, &dir.join("profile"), &tone).await?;
+    let mut cdp = Cdp::connect(&browser.ws_url).await?;
+    let result = async {
+        let page = cdp.open_page(&format!("{front}/login")).await?;
+        log_in(&mut cdp, &page, &seeded.agent_password).await?;
+        go_ready(&mut cdp, &page, &front, seeded.campaign).await?;
+        until(&mut cdp, &page, "$('state').dataset.state === 'in_call'").await?;
+        let attempt = only_attempt(s, &seeded, seeded.first).await?;
+        let placed_by: Option<String> =
+            sqlx::query_scalar("SELECT node FROM call_attempts WHERE id = $1")
+                .bind(attempt.id.0)
+                .fetch_one(db.store.postgres_pool().context("PostgreSQL")?)
+                .await?;
+        anyhow::ensure!(placed_by.as_deref() == Some("node-a"), "{placed_by:?}");
+        anyhow::ensure!(attempt.ended_at.is_none(), "the call is in progress");
+
+        // Node A dies mid-call.
+        a.child.start_kill()?;
+        a.child.wait().await?;
+        let killed = Instant::now();
+
+        // The supervisor on B sees the call end and the agent leave.
+        let call_ref = serde_json::to_value(attempt.call_ref)?;
+        let (mut ended, mut left) = (None, None);
+        while ended.is_none() || left.is_none() {
+            anyhow::ensure!(
+                killed.elapsed() < BOUND,
+                "the survivor closed the dead node's call within {BOUND:?}: ended {ended:?}, \
+                 logged out {left:?}"
+            );
+            let frame = next_json(&mut wallboard).await;
+            let event = &frame["event"];
+            match event["kind"].as_str() {
+                Some("call_state")
+                    if event["call_ref"] == call_ref && event["state"] == "ended" =>
+                {
+                    ended = Some(event["cause"].clone());
+                }
+                Some("agent_state")
+                    if event["username"] == "al" && event["state"] == "logged_out" =>
+                {
+                    left = Some(killed.elapsed());
+                }
+                _ => {}
+            }
+        }
+        let took = killed.elapsed();
+        anyhow::ensure!(
+            ended == Some(serde_json::json!("node_lost")),
+            "the call ended because its node was lost: {ended:?}"
+        );
+        eprintln!("the survivor closed the dead node's call {took:?} after the kill");
+
+        // In the database: the attempt is closed, the lead is back under
+        // the retry rules (not at once), and counted once.
+        let attempt = only_attempt(s, &seeded, seeded.first).await?;
+        anyhow::ensure!(
+            attempt.outcome.as_deref() == Some(INTERRUPTED),
+            "{attempt:?}"
+        );
+        let lead = s
+            .lead_for_contact(seeded.account, seeded.campaign_id, seeded.first)
+            .await?;
+        anyhow::ensure!(lead.state == LeadState::Pending, "{lead:?}");
+        anyhow::ensure!(lead.lease_owner.is_none(), "{lead:?}");
+        anyhow::ensure!(lead.attempts == 1, "{lead:?}");
+        anyhow::ensure!(lead.next_attempt_at.is_some(), "{lead:?}");
+        let node_a = s.node("node-a").await?.context("node A is known")?;
+        anyhow::ensure!(node_a.state == "down", "{node_a:?}");
+        anyhow::ensure!(node_a.recovered_by.as_deref() == Some("node-b"));
+        anyhow::ensure!(node_a.recovered_at.is_some());
+
+        // The agent's page reconnects through the balancer, to B, with a
+        // new audio leg, and carries on: the next contact, not the first.
+        until(
+            &mut cdp,
+            &page,
+            "$('status').textContent.includes('Reconnected')",
+        )
+        .await
+        .context("the agent page reconnects to the survivor")?;
+        until(&mut cdp, &page, "$('audio').dataset.state === 'live'")
+            .await
+            .context("with a new audio leg")?;
+        cdp.evaluate(&page, &with_ids("$('ready').click()")).await?;
+        until(&mut cdp, &page, "$('state').dataset.state === 'in_call'")
+            .await
+            .context("the agent takes a call on the survivor")?;
+        let second = only_attempt(s, &seeded, seeded.second).await?;
+        let placed_by: Option<String> =
+            sqlx::query_scalar("SELECT node FROM call_attempts WHERE id = $1")
+                .bind(second.id.0)
+                .fetch_one(db.store.postgres_pool().context("PostgreSQL")?)
+                .await?;
+        anyhow::ensure!(placed_by.as_deref() == Some("node-b"), "{placed_by:?}");
+        let first_calls = s.attempts_for_contact(seeded.account, seeded.first).await?;
+        anyhow::ensure!(first_calls.len() == 1, "the first contact was dialled once");
+        anyhow::ensure!(
+            customers.stats().calls == 2,
+            "two calls reached the carrier"
+        );
+
+        // A, started again, joins with a higher epoch without a manual step.
+        a = Node::serve(db, nats, customers, dir, "node-a").await?;
+        let back = s.node("node-a").await?.context("node A is known")?;
+        anyhow::ensure!(back.state == "up" && back.epoch > node_a.epoch, "{back:?}");
+        Ok(())
+    }
+    .await;
+    browser.stop(&mut cdp).await;
+    drop(balancer);
+    drop(b);
+    drop(a);
+    result
+}
+
+/// One `dialcrm serve` process on PostgreSQL and NATS.
+struct Node {
+    base: String,
+    addr: SocketAddr,
+    child: Child,
+}
+
+impl Node {
+    async fn serve(
+        db: &TestDb,
+        nats: &TestNats,
+        customers: &Carrier,
+        dir: &Path,
+        name: &str,
+    ) -> Result<Node> {
+        let home = dir.join(name);
+        std::fs::create_dir_all(&home)?;
+        let config = home.join("dialcrm.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "node_id = \"{name}\"\nnode_timeout_secs = {NODE_TIMEOUT}\n\
+                 recordings_dir = \"{}\"\n\n[gateway]\nsip_udp = \"127.0.0.1:0\"\n\
+                 rtp_port_min = 0\nrtp_port_max = 0\n\n[[trunks]]\nname = \"customers\"\n\
+                 host = \"127.0.0.1\"\nport = {}\nmax_cps = 100\n",
+                home.join("recordings").display(),
+                customers.sip_addr().port()
+            ),
+        )?;
+        let log = home.join(format!("stderr-{}.log", std::process::id()));
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--no-demo",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--config",
+            ])
+            .arg(&config)
+            .env("DIALCRM_DATABASE_URL", &db.url)
+            .env("DIALCRM_NATS_URL", &nats.url)
+            .env("RUST_LOG", "info")
+            .current_dir(&home)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log)?)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting dialcrm serve")?;
+        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let base = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("dialcrm is listening on ") {
+                    return Some(url.to_owned());
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .with_context(|| {
+            format!(
+                "{name} did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        })?;
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let addr = base.trim_start_matches("http://").parse()?;
+        Ok(Node { base, addr, child })
+    }
+}
+
+/// A TCP load balancer: each new connection goes to the first backend
+/// that accepts it; when a backend dies, the connections to it close.
+struct Balancer {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Balancer {
+    async fn start(backends: Vec<SocketAddr>) -> Result<Balancer> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            while let Ok((mut front, _)) = listener.accept().await {
+                let backends = backends.clone();
+                tokio::spawn(async move {
+                    for backend in backends {
+                        if let Ok(mut back) = TcpStream::connect(backend).await {
+                            let _ = tokio::io::copy_bidirectional(&mut front, &mut back).await;
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(Balancer { addr, task })
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn login(base: &str, username: &str, password: &str) -> Result<String> {
+    let r = client()
+        .post(format!("{base}/api/login"))
+        .json(&serde_json::json!({ "username": username, "password": password }))
+        .send()
+        .await?;
+    anyhow::ensure!(r.status() == 200, "login of {username}: {}", r.status());
+    Ok(session_of(&r))
+}
+
+async fn stream(node: &Node, cookie: &str) -> Result<Ws> {
+    let mut req = format!("ws://{}/api/stream", node.addr).into_client_request()?;
+    req.headers_mut().insert("cookie", cookie.parse()?);
+    Ok(tokio_tungstenite::connect_async(req).await?.0)
+}
