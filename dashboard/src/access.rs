@@ -384,6 +384,12 @@ pub const RULES: &[Rule] = &[
         "Listen to a live call of the account",
     ),
     rule(
+        "POST",
+        "/api/listen/{call_ref}/leg",
+        Who::Roles(MANAGERS),
+        "Listen to a live call with a new leg made wherever the call is held (WebRTC offer in, answer out)",
+    ),
+    rule(
         "GET",
         "/api/stream",
         Who::Roles(MANAGERS),

@@ -23,6 +23,10 @@ pub enum ApiError {
     /// The request conflicts with existing data.
     #[error("{0}")]
     Conflict(String),
+    /// Another node holds what the request is about; the message says
+    /// where to send it instead.
+    #[error("{0}")]
+    Misdirected(String),
     /// Too many failed attempts; try again later.
     #[error("too many failed attempts; try again in {retry_after_secs} s")]
     TooManyRequests {
@@ -52,21 +56,29 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = match &self {
+impl ApiError {
+    /// The HTTP status the error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(detail) => {
-                tracing::error!(%detail, "request failed");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(%detail, "request failed");
+        }
         let body = Json(serde_json::json!({ "error": self.to_string() }));
         let mut response = (status, body).into_response();
         if let ApiError::TooManyRequests { retry_after_secs } = self {

@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
+pub mod peers;
 pub mod proxies;
 pub mod stream;
 pub mod throttle;
@@ -103,6 +104,8 @@ pub struct AppState {
     pub listeners: Arc<api::Listeners>,
     /// The NATS link that shares events between nodes, if any.
     pub shared: Option<Arc<stream::shared::SharedStream>>,
+    /// Requests to and from the other nodes, with a shared stream.
+    pub peers: Option<Arc<peers::Peers>>,
 }
 
 impl AppState {
@@ -133,6 +136,10 @@ impl AppState {
     ) -> Result<Self, stream::shared::SharedError> {
         let hub = stream.start(config.hub).await?;
         let mut state = Self::with_hub(store, config, clock, bus, hub);
+        state.peers = Some(Arc::new(peers::Peers::new(
+            stream.client().clone(),
+            &state.config.node,
+        )));
         state.shared = Some(stream);
         Ok(state)
     }
@@ -160,6 +167,7 @@ impl AppState {
             desks: Arc::new(desk::Desks::default()),
             listeners: Arc::new(api::Listeners::default()),
             shared: None,
+            peers: None,
             bus,
             hub,
             store,
@@ -188,6 +196,10 @@ impl AppState {
             ));
         }
         self.floor = Some(floor);
+        // The other nodes' requests need this node's gateway.
+        if let Some(peers) = self.peers.clone() {
+            tokio::spawn(peers.serve(self.clone()));
+        }
         self
     }
 }

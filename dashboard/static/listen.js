@@ -45,7 +45,11 @@ async function listenFetch(path, options = {}) {
     throw new Error("logged out");
   }
   const data = r.status === 204 ? null : await r.json().catch(() => null);
-  if (!r.ok) throw new Error((data && data.error) || `HTTP ${r.status}`);
+  if (!r.ok) {
+    const e = new Error((data && data.error) || `HTTP ${r.status}`);
+    e.status = r.status;
+    throw e;
+  }
   return data;
 }
 
@@ -54,7 +58,14 @@ async function listenTo(ref) {
   try {
     const state = listening.pc && listening.pc.connectionState;
     if (!["new", "connecting", "connected"].includes(state)) await listenConnect();
-    await listenFetch(`/api/listen/${encodeURIComponent(ref)}`, { method: "POST" });
+    const path = `/api/listen/${encodeURIComponent(ref)}`;
+    try {
+      await listenFetch(path, { method: "POST" });
+    } catch (e) {
+      // 421: another node holds the call; a new leg is made there.
+      if (e.status !== 421) throw e;
+      await listenConnect(`${path}/leg`);
+    }
     listening.call = ref;
     listenStatus(`Listening to call ${ref.slice(0, 8)}; you cannot be heard.`);
   } catch (e) {
@@ -80,8 +91,9 @@ async function listenStop() {
   if (typeof render === "function") render();
 }
 
-// Sets up a fresh connection; the server makes a new leg for every offer.
-async function listenConnect() {
+// Sets up a fresh connection; the server makes a new leg for every offer,
+// on this node (`/api/listen`) or where the call is (`/api/listen/{ref}/leg`).
+async function listenConnect(path = "/api/listen") {
   if (listening.pc) listening.pc.close();
   const pc = new RTCPeerConnection();
   listening.pc = pc;
@@ -96,7 +108,7 @@ async function listenConnect() {
   };
   await pc.setLocalDescription(await pc.createOffer());
   await listenGathered(pc);
-  const answer = await listenFetch("/api/listen", {
+  const answer = await listenFetch(path, {
     method: "POST",
     body: JSON.stringify({ sdp: pc.localDescription.sdp }),
   });

@@ -264,6 +264,7 @@ fn body_for(path: &str, list: i64, agent: i64) -> serde_json::Value {
         "/api/dnc" => serde_json::json!({ "number": "+447400900123" }),
         "/api/contacts" => serde_json::json!({ "phone": "+447400100808" }),
         "/api/contacts/{id}" => serde_json::json!({ "version": 1, "last_name": "Matrix" }),
+        "/api/listen/{call_ref}/leg" => serde_json::json!({ "sdp": "v=0" }),
         _ => serde_json::json!({}),
     }
 }

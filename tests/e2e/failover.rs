@@ -221,14 +221,15 @@ async fn failover(
 }
 
 /// One `dialcrm serve` process on PostgreSQL and NATS.
-struct Node {
-    base: String,
-    addr: SocketAddr,
+pub(crate) struct Node {
+    pub(crate) base: String,
+    pub(crate) addr: SocketAddr,
     child: Child,
+    log: std::path::PathBuf,
 }
 
 impl Node {
-    async fn serve(
+    pub(crate) async fn serve(
         db: &TestDb,
         nats: &TestNats,
         customers: &Carrier,
@@ -288,7 +289,17 @@ impl Node {
         })?;
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let addr = base.trim_start_matches("http://").parse()?;
-        Ok(Node { base, addr, child })
+        Ok(Node {
+            base,
+            addr,
+            child,
+            log,
+        })
+    }
+
+    /// What the node has logged so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 

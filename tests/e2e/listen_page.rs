@@ -30,9 +30,9 @@ use crate::softphone::cdp::{find_chromium, Cdp, Chromium};
 use crate::softphone::{until, write_tone, ONE_AT_A_TIME};
 use crate::wallboard::{landed_on_wallboard, wait_for_call, Desk};
 
-const CUSTOMER_HZ: f64 = 697.0;
-const AGENT_HZ: f64 = 300.0;
-const MICROPHONE_HZ: f64 = 1336.0;
+pub(crate) const CUSTOMER_HZ: f64 = 697.0;
+pub(crate) const AGENT_HZ: f64 = 300.0;
+pub(crate) const MICROPHONE_HZ: f64 = 1336.0;
 /// A frequency nobody plays: the floor the tones must stand above.
 const QUIET_HZ: f64 = 1000.0;
 
@@ -225,7 +225,7 @@ async fn drive(
 }
 
 /// Waits until the page's connection has received a second of audio packets.
-async fn packets_arrive(cdp: &mut Cdp, page: &str) -> Result<()> {
+pub(crate) async fn packets_arrive(cdp: &mut Cdp, page: &str) -> Result<()> {
     let script = "(async () => {
       const start = Date.now();
       while (Date.now() - start < 20000) {
@@ -245,7 +245,7 @@ async fn packets_arrive(cdp: &mut Cdp, page: &str) -> Result<()> {
 
 /// Listens to the page's listening audio as the `<audio>` element plays it,
 /// and reports the level at each tone's frequency every 100 ms for 1.5 s.
-fn analyse() -> String {
+pub(crate) fn analyse() -> String {
     format!(
         "(async () => {{
   const stream = document.getElementById('listen-audio').srcObject;
@@ -277,7 +277,7 @@ fn analyse() -> String {
 }
 
 /// Fails unless most frames carry `who`'s tone, loud and well above a frequency nobody plays.
-fn assert_heard(frames: &Value, who: &str) -> Result<()> {
+pub(crate) fn assert_heard(frames: &Value, who: &str) -> Result<()> {
     let frames = frames.as_array().context("frames")?;
     let heard = frames
         .iter()

@@ -18,6 +18,7 @@ mod firefox;
 mod helpers;
 mod https;
 mod listen;
+mod listen_across;
 mod listen_page;
 mod lists;
 mod login;

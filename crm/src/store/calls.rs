@@ -64,6 +64,24 @@ impl Store {
         Ok(row)
     }
 
+    /// Returns the node that placed a call of the account, if it is open
+    /// and a node placed it.
+    pub async fn open_call_node(
+        &self,
+        account: AccountId,
+        call_ref: CallRef,
+    ) -> Result<Option<String>, StoreError> {
+        let node: Option<Option<String>> = on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT node FROM call_attempts WHERE call_ref = $1 AND account_id = $2 \
+             AND ended_at IS NULL"
+        )
+        .bind(call_ref)
+        .bind(account.0)
+        .fetch_optional(pool)
+        .await?);
+        Ok(node.flatten())
+    }
+
     /// Marks an attempt answered.
     pub async fn mark_answered(
         &self,

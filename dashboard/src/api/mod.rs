@@ -11,7 +11,7 @@ mod contacts;
 mod dial_level;
 mod dnc;
 mod imports;
-mod listen;
+pub(crate) mod listen;
 mod lists;
 mod pause_codes;
 mod privacy;

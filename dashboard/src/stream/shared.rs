@@ -119,6 +119,11 @@ impl SharedStream {
         })
     }
 
+    /// The NATS connection, for requests between nodes.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
     /// Checks, changing nothing, that NATS at `url` answers with JetStream
     /// on; returns what an operator should know about the stream.
     pub async fn check(url: &str) -> Result<String, SharedError> {
