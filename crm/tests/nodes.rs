@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use crm::model::*;
 use crm::store::campaign_settings::CampaignSettings;
 use crm::store::compliance::INTERRUPTED;
+use crm::store::desks::KeptDesk;
 use crm::store::leads::LeadState;
 use crm::store::nodes::{Beat, Holder};
 use crm::testing::TestDb;
@@ -20,6 +21,7 @@ crm::on_both_backends!(
     a_survivor_closes_only_the_dead_epoch,
     the_heartbeat_renews_leases_so_long_calls_keep_their_lead,
     an_unfinished_recovery_is_taken_over,
+    a_desk_kept_by_one_node_is_read_by_any_and_only_in_its_account,
 );
 
 const LEASE: Duration = Duration::minutes(30);
@@ -380,5 +382,48 @@ async fn an_unfinished_recovery_is_taken_over(db: TestDb) -> TestDb {
         .await
         .unwrap()
         .is_empty());
+    db
+}
+
+async fn a_desk_kept_by_one_node_is_read_by_any_and_only_in_its_account(db: TestDb) -> TestDb {
+    let s = &db.store;
+    let f = fixture(s, 1).await;
+    let hash = crm::password::hash("Pw-desk-1234").unwrap();
+    let al = s
+        .create_user(f.account, "al", &hash, Role::Agent, t0())
+        .await
+        .unwrap();
+    let other = s.create_account("other", 1, t0()).await.unwrap().id;
+    assert_eq!(s.kept_desk(f.account, al.id).await.unwrap(), None);
+    let call = CallRef::random();
+    let mut desk = KeptDesk {
+        campaign_id: Some(f.campaign),
+        phase: "in_call".into(),
+        call_ref: Some(call),
+        pause_code: None,
+        node: "a".into(),
+    };
+    s.keep_desk(f.account, al.id, &desk, at(1)).await.unwrap();
+    assert_eq!(
+        s.kept_desk(f.account, al.id).await.unwrap(),
+        Some(desk.clone())
+    );
+    // The node the page reconnects to carries on and keeps it in turn.
+    desk.phase = "wrap_up".into();
+    desk.node = "b".into();
+    s.keep_desk(f.account, al.id, &desk, at(2)).await.unwrap();
+    assert_eq!(
+        s.kept_desk(f.account, al.id).await.unwrap(),
+        Some(desk.clone())
+    );
+    // Another account neither reads nor writes it.
+    assert_eq!(s.kept_desk(other, al.id).await.unwrap(), None);
+    let foreign = KeptDesk {
+        phase: "paused".into(),
+        call_ref: None,
+        ..desk.clone()
+    };
+    s.keep_desk(other, al.id, &foreign, at(3)).await.unwrap();
+    assert_eq!(s.kept_desk(f.account, al.id).await.unwrap(), Some(desk));
     db
 }

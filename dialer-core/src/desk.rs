@@ -151,6 +151,16 @@ impl<C: Clone + PartialEq> Desk<C> {
         Self::default()
     }
 
+    /// Returns a desk as another node kept it: in `campaign`, at `phase`
+    /// (a desk whose node died; [`Input::Reconnected`] brings it up to date).
+    pub fn resumed(campaign: Option<CampaignId>, phase: Phase<C>) -> Self {
+        Desk {
+            campaign,
+            phase,
+            actions: VecDeque::new(),
+        }
+    }
+
     /// Returns where the agent is.
     pub fn phase(&self) -> &Phase<C> {
         &self.phase

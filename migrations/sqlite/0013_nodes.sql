@@ -19,3 +19,18 @@ ALTER TABLE leads ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
 -- attempts of the epoch it declared dead, never those of the node's next
 -- start under the same name.
 ALTER TABLE call_attempts ADD COLUMN node_epoch INTEGER NOT NULL DEFAULT 0;
+
+-- Where each agent's desk stands (its campaign, its phase, the call it is
+-- on or wrapping up), kept so the node an agent's page reconnects to after
+-- their node died carries on from there: the wrap-up of the cut call is
+-- still due. Call references and campaign ids only, no personal data.
+CREATE TABLE agent_desks (
+    user_id     INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    account_id  INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    campaign_id INTEGER,
+    phase       TEXT NOT NULL,
+    call_ref    TEXT,
+    pause_code  TEXT,
+    node        TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);

@@ -6,9 +6,11 @@
 //! lead goes back under the retry rules, so it is not dialled twice; a
 //! supervisor on the survivor sees the call end and the agent logged out.
 //! The agent's browser, which reached the dead node through the balancer,
-//! reconnects through it to the survivor, gets a new audio leg, goes Ready
-//! and takes the next call there. The dead node, started again, joins
-//! without a manual step.
+//! reconnects through it to the survivor, gets a new audio leg, wraps the
+//! cut call up there and takes the next call. The dead node, started again,
+//! joins without a manual step; when the survivor dies in turn while the
+//! agent is half-way through a wrap-up, the page reconnects to the node
+//! that came back and the unsaved wrap-up is saved there.
 //!
 //! The nodes are the real binary; the balancer is a TCP proxy sending each
 //! new connection to the first node that accepts it; the agent is a real
@@ -91,7 +93,7 @@ async fn failover(
     )
     .await?;
     let mut a = Node::serve(db, nats, customers, dir, "node-a").await?;
-    let b = Node::serve(db, nats, customers, dir, "node-b").await?;
+    let mut b = Node::serve(db, nats, customers, dir, "node-b").await?;
     // Agents reach the service through one address; node A is first.
     let balancer = Balancer::start(vec![a.addr, b.addr]).await?;
     let front = format!("http://{}", balancer.addr);
@@ -112,12 +114,7 @@ async fn failover(
         go_ready(&mut cdp, &page, &front, seeded.campaign).await?;
         until(&mut cdp, &page, "$('state').dataset.state === 'in_call'").await?;
         let attempt = only_attempt(s, &seeded, seeded.first).await?;
-        let placed_by: Option<String> =
-            sqlx::query_scalar("SELECT node FROM call_attempts WHERE id = $1")
-                .bind(attempt.id.0)
-                .fetch_one(db.store.postgres_pool().context("PostgreSQL")?)
-                .await?;
-        anyhow::ensure!(placed_by.as_deref() == Some("node-a"), "{placed_by:?}");
+        anyhow::ensure!(placed_by(db, attempt.id).await?.as_deref() == Some("node-a"));
         anyhow::ensure!(attempt.ended_at.is_none(), "the call is in progress");
 
         // Node A dies mid-call.
@@ -177,28 +174,35 @@ async fn failover(
         anyhow::ensure!(node_a.recovered_at.is_some());
 
         // The agent's page reconnects through the balancer, to B, with a
-        // new audio leg, and carries on: the next contact, not the first.
+        // new audio leg; the cut call is still to be wrapped up, there.
         until(
             &mut cdp,
             &page,
-            "$('status').textContent.includes('Reconnected')",
+            "$('status').textContent.includes('Reconnected') \
+             || !$('wrapup-panel').hidden",
         )
         .await
         .context("the agent page reconnects to the survivor")?;
         until(&mut cdp, &page, "$('audio').dataset.state === 'live'")
             .await
             .context("with a new audio leg")?;
-        cdp.evaluate(&page, &with_ids("$('ready').click()")).await?;
+        let cut = attempt.call_ref.to_string();
+        wrap_up(&mut cdp, &page, &cut, "Cut off; call back later.").await?;
+        let history = s
+            .interactions_for_contact(seeded.account, seeded.first)
+            .await?;
+        anyhow::ensure!(
+            history.len() == 1,
+            "the cut call's wrap-up was saved on B: {history:?}"
+        );
+        anyhow::ensure!(history[0].notes.as_deref() == Some("Cut off; call back later."));
+
+        // Saved, the agent is Ready again, and B calls the next contact.
         until(&mut cdp, &page, "$('state').dataset.state === 'in_call'")
             .await
             .context("the agent takes a call on the survivor")?;
         let second = only_attempt(s, &seeded, seeded.second).await?;
-        let placed_by: Option<String> =
-            sqlx::query_scalar("SELECT node FROM call_attempts WHERE id = $1")
-                .bind(second.id.0)
-                .fetch_one(db.store.postgres_pool().context("PostgreSQL")?)
-                .await?;
-        anyhow::ensure!(placed_by.as_deref() == Some("node-b"), "{placed_by:?}");
+        anyhow::ensure!(placed_by(db, second.id).await?.as_deref() == Some("node-b"));
         let first_calls = s.attempts_for_contact(seeded.account, seeded.first).await?;
         anyhow::ensure!(first_calls.len() == 1, "the first contact was dialled once");
         anyhow::ensure!(
@@ -206,10 +210,64 @@ async fn failover(
             "two calls reached the carrier"
         );
 
-        // A, started again, joins with a higher epoch without a manual step.
+        // A, started again, joins with a higher epoch without a manual step,
+        // and takes the balancer's new connections again.
         a = Node::serve(db, nats, customers, dir, "node-a").await?;
         let back = s.node("node-a").await?.context("node A is known")?;
         anyhow::ensure!(back.state == "up" && back.epoch > node_a.epoch, "{back:?}");
+        balancer.set(vec![a.addr, b.addr]);
+
+        // The agent hangs up and starts the wrap-up; B dies before it is saved.
+        cdp.evaluate(&page, &with_ids("$('hangup').click()"))
+            .await?;
+        let call = second.call_ref.to_string();
+        until(
+            &mut cdp,
+            &page,
+            &format!("!$('wrapup-panel').hidden && $('wrapup-panel').dataset.callRef === '{call}'"),
+        )
+        .await?;
+        let typed = "(() => { const f = $('wrapup'); f.notes.value = 'Wants the annual plan.'; \
+                     f.dispatchEvent(new Event('input')); return true; })()";
+        cdp.evaluate(&page, &with_ids(typed)).await?;
+        b.child.start_kill()?;
+        b.child.wait().await?;
+        // The page reconnects to A, which takes the wrap-up as due.
+        let mut moved = false;
+        for _ in 0..200 {
+            let desk = s.kept_desk(seeded.account, seeded.agent).await?;
+            if desk.is_some_and(|d| d.node == "node-a" && d.phase == "wrap_up") {
+                moved = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::ensure!(
+            moved,
+            "the agent's page reconnected to A, its wrap-up due there"
+        );
+        until(&mut cdp, &page, "$('link').dataset.state === 'live'")
+            .await
+            .context("the agent page is connected")?;
+        until(
+            &mut cdp,
+            &page,
+            "$('wrapup').notes.value === 'Wants the annual plan.'",
+        )
+        .await
+        .context("the unsaved notes are still there")?;
+        wrap_up(&mut cdp, &page, &call, "Wants the annual plan.").await?;
+        let history = s
+            .interactions_for_contact(seeded.account, seeded.second)
+            .await?;
+        anyhow::ensure!(history.len() == 1, "saved on A: {history:?}");
+        anyhow::ensure!(history[0].notes.as_deref() == Some("Wants the annual plan."));
+        anyhow::ensure!(history[0].disposition.as_deref() == Some("sale"));
+        let desk = s.kept_desk(seeded.account, seeded.agent).await?;
+        anyhow::ensure!(
+            desk.as_ref().is_some_and(|d| d.node == "node-a"),
+            "A serves the agent's desk now: {desk:?}"
+        );
         Ok(())
     }
     .await;
@@ -218,6 +276,40 @@ async fn failover(
     drop(b);
     drop(a);
     result
+}
+
+/// Waits for the wrap-up of `call` (the page may still be on its way back
+/// from the reconnection), chooses "sale" with `notes`, and saves it.
+async fn wrap_up(cdp: &mut Cdp, page: &str, call: &str, notes: &str) -> Result<()> {
+    until(
+        cdp,
+        page,
+        &format!(
+            "!$('wrapup-panel').hidden && $('wrapup-panel').dataset.callRef === '{call}' \
+             && [...$('wrapup').disposition.options].some((o) => o.value === 'sale')"
+        ),
+    )
+    .await
+    .context("the wrap-up of the call is due")?;
+    let fill = format!(
+        "(() => {{ const f = $('wrapup'); f.disposition.value = 'sale'; f.notes.value = {}; \
+         f.querySelector('button[type=submit]').click(); return true; }})()",
+        serde_json::to_string(notes)?
+    );
+    cdp.evaluate(page, &with_ids(&fill)).await?;
+    until(cdp, page, "$('wrapup-panel').hidden")
+        .await
+        .context("the wrap-up is saved")
+}
+
+/// The node that placed an attempt.
+async fn placed_by(db: &TestDb, attempt: crm::model::AttemptId) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT node FROM call_attempts WHERE id = $1")
+            .bind(attempt.0)
+            .fetch_one(db.store.postgres_pool().context("PostgreSQL")?)
+            .await?,
+    )
 }
 
 /// One `dialcrm serve` process on PostgreSQL and NATS.
@@ -307,6 +399,7 @@ impl Node {
 /// that accepts it; when a backend dies, the connections to it close.
 struct Balancer {
     addr: SocketAddr,
+    backends: std::sync::Arc<std::sync::Mutex<Vec<SocketAddr>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -314,9 +407,11 @@ impl Balancer {
     async fn start(backends: Vec<SocketAddr>) -> Result<Balancer> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let backends = std::sync::Arc::new(std::sync::Mutex::new(backends));
+        let shared = backends.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut front, _)) = listener.accept().await {
-                let backends = backends.clone();
+                let backends = shared.lock().map(|b| b.clone()).unwrap_or_default();
                 tokio::spawn(async move {
                     for backend in backends {
                         if let Ok(mut back) = TcpStream::connect(backend).await {
@@ -327,7 +422,18 @@ impl Balancer {
                 });
             }
         });
-        Ok(Balancer { addr, task })
+        Ok(Balancer {
+            addr,
+            backends,
+            task,
+        })
+    }
+
+    /// Changes the backends new connections go to.
+    fn set(&self, backends: Vec<SocketAddr>) {
+        if let Ok(mut b) = self.backends.lock() {
+            *b = backends;
+        }
     }
 }
 

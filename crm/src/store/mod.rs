@@ -17,6 +17,7 @@ pub mod compliance;
 mod contact_edit;
 pub mod contact_search;
 mod contacts;
+pub mod desks;
 pub mod erasure;
 mod import;
 pub mod leads;

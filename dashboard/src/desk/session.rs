@@ -10,10 +10,11 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use chrono::{DateTime, Utc};
 use crm::events::{CallPhase, Event};
 use crm::model::{CampaignId, User};
+use crm::store::desks::KeptDesk;
 use dialer::floor::Floor;
 use dialer::pacer::AgentState;
 use dialer::runner::AgentUpdate;
-use dialer_core::desk::{self, Action, Desk, Input, Refusal};
+use dialer_core::desk::{self, Action, Desk, Input, Phase, Refusal};
 use sip_gateway::gateway::CallRef;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -33,6 +34,8 @@ pub(super) struct Session {
     /// The login session this connection was opened with.
     token_hash: String,
     pub desk: AgentDesk,
+    /// The desk as last kept in the database.
+    kept: Option<KeptDesk>,
 }
 
 /// How often a connected desk checks that its login session still holds.
@@ -48,7 +51,21 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
         return;
     };
     let mut bus = state.bus.subscribe();
-    let saved = state.desks.load(user.id);
+    // This node's own desk for the agent, or the one another node kept
+    // (the agent's node died and their page reconnected here).
+    let kept = match state.store.kept_desk(user.account_id, user.id).await {
+        Ok(kept) => kept,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading a kept desk failed");
+            None
+        }
+    };
+    // Another node's is the newer when it kept the desk last.
+    let elsewhere = kept.as_ref().filter(|k| k.node != state.config.node);
+    let saved = match elsewhere {
+        Some(k) => Some(resumed(k)),
+        None => state.desks.load(user.id),
+    };
     let returning = saved.is_some();
     let mut s = Session {
         desk: saved.unwrap_or_default(),
@@ -56,6 +73,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
         state,
         user,
         token_hash,
+        kept,
     };
     let mut opening = vec![s.welcome().await];
     if returning {
@@ -65,6 +83,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
     if *draining.borrow_and_update() {
         opening.push(restarting());
     }
+    s.keep().await;
     for message in &opening {
         if send(&mut socket, message).await.is_err() {
             return;
@@ -108,6 +127,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
             },
         };
         s.remember();
+        s.keep().await;
         for reply in replies {
             if send(&mut socket, &reply).await.is_err() {
                 s.dropped().await;
@@ -451,6 +471,29 @@ impl Session {
         self.state.desks.save(self.user.id, self.desk.clone());
     }
 
+    /// Keeps in the database where the desk stands, when that changed, so
+    /// another node can carry on if this one dies.
+    async fn keep(&mut self) {
+        let now = kept_of(&self.desk, &self.state.config.node);
+        if self.kept.as_ref() == Some(&now) {
+            return;
+        }
+        let written = self
+            .state
+            .store
+            .keep_desk(
+                self.user.account_id,
+                self.user.id,
+                &now,
+                self.state.clock.now(),
+            )
+            .await;
+        match written {
+            Ok(()) => self.kept = Some(now),
+            Err(e) => tracing::warn!(error = %e, "keeping an agent's desk failed"),
+        }
+    }
+
     /// Tells the campaign's runner the agent's state, with their audio leg.
     pub(super) async fn tell_floor(&self, campaign: CampaignId, state: AgentState) {
         let leg = self.state.legs.get(self.user.id);
@@ -501,4 +544,43 @@ fn call_ref_of(text: &str) -> Option<CallRef> {
 
 pub(super) fn error(message: String) -> ServerMessage {
     ServerMessage::Error { message }
+}
+
+/// What another node needs of a desk to carry on: the campaign, and the
+/// call in progress or wrapped up. Ready, previewing or dialling by hand
+/// are kept as paused: the new node's runner knows nothing of them, and
+/// the page goes Ready again with one click.
+fn kept_of(desk: &AgentDesk, node: &str) -> KeptDesk {
+    let (phase, call_ref, pause_code) = match desk.phase() {
+        Phase::InCall { call, .. } => ("in_call", Some(*call), None),
+        Phase::WrapUp { call, .. } => ("wrap_up", Some(*call), None),
+        Phase::Paused { code } => ("paused", None, code.clone()),
+        _ => ("paused", None, None),
+    };
+    KeptDesk {
+        campaign_id: desk.campaign(),
+        phase: phase.into(),
+        call_ref,
+        pause_code,
+        node: node.to_owned(),
+    }
+}
+
+/// A desk another node kept, to carry on here; [`Session::restore`] then
+/// finds out whether its call is still up.
+fn resumed(kept: &KeptDesk) -> AgentDesk {
+    let phase = match (kept.phase.as_str(), kept.call_ref) {
+        ("in_call", Some(call)) => Phase::InCall {
+            call,
+            controls: desk::Controls::default(),
+        },
+        ("wrap_up", Some(call)) => Phase::WrapUp {
+            call,
+            deadline: None,
+        },
+        _ => Phase::Paused {
+            code: kept.pause_code.clone(),
+        },
+    };
+    Desk::resumed(kept.campaign_id, phase)
 }

@@ -104,8 +104,8 @@ impl Floor {
                 agents = recovery.agents,
                 "a node stopped beating: closed what it left open"
             );
-            self.announce_recovery(&recovery);
             self.store.node_recovered(&name, self.clock.now()).await?;
+            self.announce_recovery(&recovery);
         }
         Ok(())
     }
