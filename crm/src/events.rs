@@ -94,12 +94,17 @@ pub enum Event {
         /// When it changed.
         at: DateTime<Utc>,
     },
-    /// A campaign's figures.
+    /// A campaign's figures, as one node dialling it sees them: its lines,
+    /// agents and calls dialled are that node's; the compliance figures are
+    /// every node's, from the database. Wallboards add the nodes up.
     CampaignFigures {
         /// The campaign's account.
         account: AccountId,
         /// The campaign.
         campaign_id: CampaignId,
+        /// The node whose runner took them.
+        #[serde(default)]
+        node: String,
         /// The figures.
         figures: CampaignFigures,
         /// When they were taken.
@@ -257,6 +262,7 @@ mod tests {
             Event::CampaignFigures {
                 account,
                 campaign_id: CampaignId(7),
+                node: "n1".into(),
                 figures: CampaignFigures {
                     lines_in_use: 3,
                     abandon_rate_24h: 0.025,

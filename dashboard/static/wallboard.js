@@ -62,10 +62,13 @@ function apply(ev) {
     }
     case "campaign_figures":
       // A campaign created since the names were read: read them again.
-      if (!board.campaigns.has(ev.campaign_id) && !board.campaignNames.has(ev.campaign_id)) {
+      if (!board.campaignNames.has(ev.campaign_id)
+        && ![...board.campaigns.values()].some((f) => f.campaign_id === ev.campaign_id)) {
         showCampaignControls().catch((e) => console.error(e));
       }
-      board.campaigns.set(ev.campaign_id, { ...ev.figures, at: ev.at });
+      // One entry per node dialling the campaign; the table adds them up.
+      board.campaigns.set(`${ev.campaign_id}/${ev.node || ""}`,
+        { ...ev.figures, campaign_id: ev.campaign_id, node: ev.node || "", at: ev.at });
       break;
     case "trunk_state": {
       const key = `${ev.node}/${ev.trunk}`;
@@ -91,7 +94,7 @@ function loadSnapshot(s) {
     board.agents.set(a.user_id, { username: a.username, state: a.state, pause_code: a.pause_code, since: a.since });
   }
   for (const c of s.calls) board.calls.set(c.call_ref, c);
-  for (const c of s.campaigns) board.campaigns.set(c.campaign_id, c);
+  for (const c of s.campaigns) board.campaigns.set(`${c.campaign_id}/${c.node || ""}`, c);
   board.trunks.clear();
   for (const t of s.trunks || []) board.trunks.set(`${t.node}/${t.trunk}`, t);
 }
@@ -115,7 +118,7 @@ function render() {
       listenCell(ref, c));
     return tr;
   }));
-  document.querySelector("#figures tbody").replaceChildren(...[...board.campaigns.entries()].map(([id, f]) => {
+  document.querySelector("#figures tbody").replaceChildren(...[...campaignFigures()].map(([id, f]) => {
     const tr = document.createElement("tr");
     tr.append(cell(campaignName(id)), cell(f.lines_in_use), cell(f.agents_ready), cell(f.agents_in_call),
       cell(f.dialled), cell(f.answered), cell(pct(f.abandon_rate_24h)), cell(pct(f.abandon_rate_30d)),
@@ -124,6 +127,31 @@ function render() {
   }));
   renderTrunks();
   drawChart();
+}
+
+// Each campaign's figures, its nodes added up: lines, agents and calls are
+// each node's own; the abandon figures (from the database) are everyone's,
+// so the newest report's stand. A node whose report is 10 s older than the
+// campaign's newest has stopped dialling it and no longer counts.
+function campaignFigures() {
+  const byCampaign = new Map();
+  for (const f of board.campaigns.values()) {
+    const list = byCampaign.get(f.campaign_id) || [];
+    list.push(f);
+    byCampaign.set(f.campaign_id, list);
+  }
+  const sum = (list, key) => list.reduce((n, f) => n + (f[key] || 0), 0);
+  const out = new Map();
+  for (const [id, all] of byCampaign) {
+    const newest = all.reduce((a, b) => (Date.parse(b.at) > Date.parse(a.at) ? b : a));
+    const live = all.filter((f) => Date.parse(newest.at) - Date.parse(f.at) <= 10000);
+    const combined = { ...newest };
+    for (const key of ["lines_in_use", "agents_ready", "agents_paused", "agents_in_call",
+      "agents_wrap_up", "dialled", "answered"]) combined[key] = sum(live, key);
+    combined.dial_level = combined.agents_ready ? combined.lines_in_use / combined.agents_ready : 0;
+    out.set(id, combined);
+  }
+  return out;
 }
 
 // One tile per trunk: green takes calls, red gets none until it answers again.

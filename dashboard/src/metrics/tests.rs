@@ -101,6 +101,7 @@ fn campaign_figures_imports_and_a_scrape_show_what_is_true_now() {
     m.observe(&Event::CampaignFigures {
         account: AccountId(1),
         campaign_id: CampaignId(7),
+        node: "n1".into(),
         figures: CampaignFigures {
             lines_in_use: 4,
             dial_level: 2.5,

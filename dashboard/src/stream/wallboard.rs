@@ -40,11 +40,13 @@ pub struct CallView {
     pub started: DateTime<Utc>,
 }
 
-/// A campaign's latest figures.
+/// A campaign's latest figures from one node dialling it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CampaignView {
     /// The campaign.
     pub campaign_id: CampaignId,
+    /// The node whose figures they are.
+    pub node: String,
     /// Its figures.
     #[serde(flatten)]
     pub figures: CampaignFigures,
@@ -65,12 +67,16 @@ pub struct TrunkView {
     pub since: DateTime<Utc>,
 }
 
+/// How much older than a campaign's newest figures another node's may be
+/// and still count: runners report every second.
+const FIGURES_STALE: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+
 /// The state a snapshot shows.
 #[derive(Debug, Default, Clone)]
 pub struct Wallboard {
     agents: BTreeMap<UserId, AgentView>,
     calls: BTreeMap<CallRef, CallView>,
-    campaigns: BTreeMap<CampaignId, CampaignView>,
+    campaigns: BTreeMap<(CampaignId, String), CampaignView>,
     trunks: BTreeMap<(String, String), TrunkView>,
 }
 
@@ -81,7 +87,8 @@ pub struct Snapshot<'a> {
     pub agents: Vec<&'a AgentView>,
     /// The live calls, by reference.
     pub calls: Vec<&'a CallView>,
-    /// The campaigns, by id.
+    /// The campaigns' figures, by id and node: one entry for each node
+    /// dialling the campaign, to be added up.
     pub campaigns: Vec<&'a CampaignView>,
     /// The trunks, by node and name.
     pub trunks: Vec<&'a TrunkView>,
@@ -140,18 +147,25 @@ impl Wallboard {
             }
             Event::CampaignFigures {
                 campaign_id,
+                node,
                 figures,
                 at,
                 ..
             } => {
                 self.campaigns.insert(
-                    *campaign_id,
+                    (*campaign_id, node.clone()),
                     CampaignView {
                         campaign_id: *campaign_id,
+                        node: node.clone(),
                         figures: figures.clone(),
                         at: *at,
                     },
                 );
+                // A node that stopped dialling the campaign (or died) no
+                // longer counts beside those that report every second.
+                let cutoff = *at - FIGURES_STALE;
+                self.campaigns
+                    .retain(|(c, _), v| c != campaign_id || v.at >= cutoff);
             }
             Event::TrunkState {
                 node,
@@ -233,6 +247,41 @@ mod tests {
             cause: None,
             at: at(t),
         }
+    }
+
+    #[test]
+    fn each_node_s_campaign_figures_are_kept_until_the_node_stops_reporting() {
+        let figures = |node: &str, lines: u32, t: i64| Event::CampaignFigures {
+            account: AccountId(1),
+            campaign_id: CampaignId(7),
+            node: node.into(),
+            figures: CampaignFigures {
+                lines_in_use: lines,
+                ..CampaignFigures::default()
+            },
+            at: at(t),
+        };
+        let mut w = Wallboard::default();
+        w.apply(&figures("a", 3, 0));
+        w.apply(&figures("b", 2, 1));
+        w.apply(&figures("a", 4, 2));
+        let lines = |w: &Wallboard| -> Vec<(String, u32)> {
+            w.snapshot()
+                .campaigns
+                .iter()
+                .map(|c| (c.node.clone(), c.figures.lines_in_use))
+                .collect()
+        };
+        assert_eq!(
+            lines(&w),
+            [("a".to_owned(), 4), ("b".to_owned(), 2)],
+            "one entry per node, the latest of each"
+        );
+        // b stops reporting (it died, or stopped dialling the campaign).
+        w.apply(&figures("a", 1, 11));
+        assert_eq!(lines(&w), [("a".to_owned(), 1), ("b".to_owned(), 2)]);
+        w.apply(&figures("a", 1, 12));
+        assert_eq!(lines(&w), [("a".to_owned(), 1)], "b no longer counts");
     }
 
     #[test]

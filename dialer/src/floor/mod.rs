@@ -270,6 +270,7 @@ impl Floor {
             self.clock.clone(),
             account,
             campaign,
+            self.node.clone(),
         ));
         tracing::info!(%campaign, "campaign dialling");
         running.insert(

@@ -17,9 +17,10 @@ pub async fn forward(
     clock: Arc<dyn Clock>,
     account: AccountId,
     campaign: CampaignId,
+    node: String,
 ) {
     while let Some(report) = reports.recv().await {
-        bus.publish(event(report, clock.now(), account, campaign));
+        bus.publish(event(report, clock.now(), account, campaign, &node));
     }
 }
 
@@ -28,6 +29,7 @@ fn event(
     at: chrono::DateTime<chrono::Utc>,
     account: AccountId,
     campaign: CampaignId,
+    node: &str,
 ) -> Event {
     match report {
         Report::Preview { agent, lead } => Event::PreviewOffered {
@@ -67,6 +69,7 @@ fn event(
         } => Event::CampaignFigures {
             account,
             campaign_id: campaign,
+            node: node.to_owned(),
             figures: CampaignFigures {
                 lines_in_use: u32::try_from(lines).unwrap_or(u32::MAX),
                 agents_ready: u32::try_from(ready).unwrap_or(u32::MAX),
