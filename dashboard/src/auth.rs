@@ -200,15 +200,13 @@ async fn login(
     check_origin(&Method::POST, &headers)?;
     let now = state.clock.now();
     let ip = client.ip.clone().unwrap_or_default();
-    let wait = state
-        .throttle
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .check(&body.username, &ip, now);
+    // The counts are every node's: five failures spread over several
+    // nodes count as five.
+    let wait = state.throttle.check(&body.username, &ip, now).await?;
     if let Some(wait) = wait {
         state.metrics.login("throttled");
         return Err(ApiError::TooManyRequests {
-            retry_after_secs: wait.num_seconds().max(1) as u64,
+            retry_after_secs: crate::throttle::retry_after_secs(wait),
         });
     }
     let found = state.store.credentials(&body.username).await?;
@@ -224,11 +222,10 @@ async fn login(
     let user = match found {
         Some((user, _)) if matches && user.active => user,
         _ => {
-            let failures = {
-                let mut throttle = state.throttle.lock().unwrap_or_else(|p| p.into_inner());
-                throttle.fail(&body.username, &ip, now);
-                throttle.failures_of(&body.username)
-            };
+            // Counted as of when the password was found wrong: the check
+            // itself takes a while, and the next wait runs from here.
+            let now = state.clock.now();
+            let failures = state.throttle.fail(&body.username, &ip, now).await?;
             if let Some((user, _)) = &found {
                 alert_on_failures(&state, user, failures, &client, now).await?;
             }
@@ -243,11 +240,7 @@ async fn login(
             return Err(ApiError::Unauthorized("wrong username or password"));
         }
     };
-    state
-        .throttle
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .succeed(&body.username);
+    state.throttle.succeed(&body.username, now).await?;
 
     let token = new_token();
     let token_hash = hash_token(&token);
@@ -391,7 +384,9 @@ async fn me_of(state: &AppState, user: &User) -> Result<Me, ApiError> {
 const FAILURES_ALERT: u32 = 5;
 
 /// Raises an alert on the supervisors' stream and in the audit log when a
-/// user's failed logins reach the threshold.
+/// user's failed logins reach the threshold. The count is every node's,
+/// and each count is returned to one node only, so one crossing raises one
+/// alert whichever node saw the failure.
 async fn alert_on_failures(
     state: &AppState,
     user: &User,

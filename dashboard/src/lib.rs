@@ -14,7 +14,8 @@
 //! - The desk passes agents' changes to this node's campaigns through the
 //!   dialler's `dialer::floor::Floor`, which the service attaches here.
 //! - [`history`] keeps agents' state changes for the supervisors' reports.
-//! - [`throttle`] is the sans-IO login throttle; [`clock`] lets tests move
+//! - [`throttle`] is the login throttle: a sans-IO policy over failure
+//!   counts every node shares in the database; [`clock`] lets tests move
 //!   time without sleeping.
 //!
 //! Every handler that touches customer data takes the caller's account from
@@ -37,7 +38,7 @@ pub mod proxies;
 pub mod stream;
 pub mod throttle;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -85,8 +86,8 @@ pub struct AppState {
     pub config: Arc<DashboardConfig>,
     /// The wall clock (a manual one in tests).
     pub clock: Arc<dyn Clock>,
-    /// Failed-login tracking per username and per IP.
-    pub throttle: Arc<Mutex<throttle::LoginThrottle>>,
+    /// Failed-login tracking per username and per IP, in the database.
+    pub throttle: Arc<throttle::LoginThrottle>,
     /// Counters for `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
     /// The event bus producers publish on.
@@ -162,12 +163,13 @@ impl AppState {
             shared: None,
             bus,
             hub,
+            throttle: Arc::new(throttle::LoginThrottle::new(
+                throttle::ThrottlePolicy::default(),
+                store.clone(),
+            )),
             store,
             config: Arc::new(config),
             clock,
-            throttle: Arc::new(Mutex::new(throttle::LoginThrottle::new(
-                throttle::ThrottlePolicy::default(),
-            ))),
             metrics,
         }
     }

@@ -15,6 +15,7 @@ on_both_backends!(
     seat_limit_refuses_the_next_agent_by_name,
     malformed_bodies_get_400_naming_the_problem,
     users_change_their_password_without_reusing_old_ones,
+    failed_logins_are_still_counted_after_a_restart,
 );
 
 async fn login_sets_a_strict_httponly_cookie_and_me_answers(t: TestApp) -> TestApp {
@@ -290,4 +291,25 @@ async fn a_trusted_proxys_forwarded_address_is_the_one_kept() {
     );
     t.app.stop().await.expect("stops");
     t.db.finish().await;
+}
+
+async fn failed_logins_are_still_counted_after_a_restart(t: TestApp) -> TestApp {
+    let acme = t.account("acme", 5).await;
+    let pw = t.user(&acme, "sue", Role::Supervisor).await;
+    t.clock.stand_still();
+    for _ in 0..5 {
+        assert_eq!(
+            t.try_login(&client(), "sue", "Wrong-guess-1")
+                .await
+                .status(),
+            401
+        );
+    }
+    let t = t.restart().await;
+    assert_eq!(retry_after(t.try_login(&client(), "sue", &pw).await), 1);
+    // The forgotten ones go with the minute's housekeeping; these are kept.
+    assert_eq!(t.db.store.login_failure_rows().await.expect("rows"), 2);
+    t.clock.advance(Duration::seconds(1));
+    assert_eq!(t.try_login(&client(), "sue", &pw).await.status(), 200);
+    t
 }

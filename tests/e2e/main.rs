@@ -14,6 +14,7 @@ mod dial;
 mod dialler;
 mod dnc;
 mod firefox;
+mod guard;
 mod helpers;
 mod https;
 mod listen;
