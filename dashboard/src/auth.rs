@@ -290,6 +290,7 @@ async fn login(
 
 async fn logout(State(state): State<AppState>, me: CurrentUser) -> Result<Response, ApiError> {
     state.store.delete_session(&me.token_hash).await?;
+    sessions_ended(&state, &me.user);
     if me.user.role == Role::Agent {
         publish_agent_state(&state, &me.user, AgentState::LoggedOut, None);
     }
@@ -305,6 +306,7 @@ async fn logout_everywhere(
     me: CurrentUser,
 ) -> Result<Response, ApiError> {
     let n = state.store.delete_user_sessions(me.user.id).await?;
+    sessions_ended(&state, &me.user);
     if me.user.role == Role::Agent {
         publish_agent_state(&state, &me.user, AgentState::LoggedOut, None);
     }
@@ -356,6 +358,11 @@ async fn change_password(
         .store
         .change_password(me.account(), me.user.id, &body.new_password, now)
         .await?;
+    sessions_ended(&state, &me.user);
+    if me.user.role == Role::Agent {
+        // Every session ended: the agent is logged out, as after a logout.
+        publish_agent_state(&state, &me.user, AgentState::LoggedOut, None);
+    }
     state
         .store
         .audit(&me.actor(), "password.change", None, now)
@@ -419,6 +426,17 @@ async fn alert_on_failures(
         )
         .await?;
     Ok(())
+}
+
+/// Tells every node that sessions of `user` ended, once their rows are
+/// gone: each node's sockets of the user check their own session and close
+/// if it was one of them ([`crate::revocation`]).
+pub fn sessions_ended(state: &AppState, user: &User) {
+    state.bus.publish(Event::SessionsRevoked {
+        account: user.account_id,
+        user_id: user.id,
+        at: state.clock.now(),
+    });
 }
 
 /// Publishes an agent's new state on the event bus.

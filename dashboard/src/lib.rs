@@ -14,6 +14,8 @@
 //! - The desk passes agents' changes to this node's campaigns through the
 //!   dialler's `dialer::floor::Floor`, which the service attaches here.
 //! - [`history`] keeps agents' state changes for the supervisors' reports.
+//! - [`revocation`] closes a user's sockets on every node when their
+//!   sessions end on any.
 //! - [`throttle`] is the login throttle: a sans-IO policy over failure
 //!   counts every node shares in the database; [`clock`] lets tests move
 //!   time without sleeping.
@@ -35,6 +37,7 @@ pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod proxies;
+pub mod revocation;
 pub mod stream;
 pub mod throttle;
 
@@ -104,6 +107,8 @@ pub struct AppState {
     pub listeners: Arc<api::Listeners>,
     /// The NATS link that shares events between nodes, if any.
     pub shared: Option<Arc<stream::shared::SharedStream>>,
+    /// This node's sockets, woken when their user's sessions end anywhere.
+    pub revocations: Arc<revocation::Revocations>,
 }
 
 impl AppState {
@@ -134,6 +139,14 @@ impl AppState {
     ) -> Result<Self, stream::shared::SharedError> {
         let hub = stream.start(config.hub).await?;
         let mut state = Self::with_hub(store, config, clock, bus, hub);
+        // Sessions other nodes end come through the stream; this node's own
+        // also come from its bus, so they are acted on while NATS is away.
+        tokio::spawn(
+            state
+                .revocations
+                .clone()
+                .follow(stream.events().subscribe()),
+        );
         state.shared = Some(stream);
         Ok(state)
     }
@@ -155,7 +168,10 @@ impl AppState {
             config.node.clone(),
             bus.subscribe(),
         ));
+        let revocations = Arc::new(revocation::Revocations::default());
+        tokio::spawn(revocations.clone().follow(bus.subscribe()));
         AppState {
+            revocations,
             floor: None,
             legs: Arc::new(desk::Legs::default()),
             desks: Arc::new(desk::Desks::default()),

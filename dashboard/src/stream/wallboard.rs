@@ -164,7 +164,8 @@ impl Wallboard {
             | Event::ContactEdited { .. }
             | Event::Alert { .. }
             | Event::PreviewOffered { .. }
-            | Event::DialRefused { .. } => {}
+            | Event::DialRefused { .. }
+            | Event::SessionsRevoked { .. } => {}
         }
     }
 
