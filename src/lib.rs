@@ -171,6 +171,7 @@ impl App {
         .with_floor(floor.clone());
         let legs = state.legs.clone();
         let desks = state.desks.clone();
+        let throttle = state.throttle.clone();
         let router = dashboard::router(state);
         let (tx, rx) = oneshot::channel::<()>();
         let shutdown = async {
@@ -262,7 +263,8 @@ impl App {
             }
         };
         extras.push(heartbeat);
-        let housekeeping = tokio::spawn(housekeeping(store.clone(), clock, floor.clone()));
+        let housekeeping =
+            tokio::spawn(housekeeping(store.clone(), clock, floor.clone(), throttle));
         tracing::info!(%http_addr, backend = ?store.backend(), "dialcrm started");
         Ok(App {
             http_addr,
@@ -369,12 +371,14 @@ impl Telephony {
 }
 
 /// Periodic chores: every 5 s the floor follows campaigns started or paused
-/// elsewhere; every minute expired sessions are deleted; every hour what
-/// accounts keep past their retention is purged.
+/// elsewhere; every minute expired sessions and the failed logins the
+/// throttle has forgotten are deleted; every hour what accounts keep past
+/// their retention is purged.
 async fn housekeeping(
     store: crm::Store,
     clock: Arc<dyn dashboard::Clock>,
     floor: Arc<dialer::floor::Floor>,
+    throttle: Arc<dashboard::throttle::LoginThrottle>,
 ) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     let mut ticks = 0u64;
@@ -393,6 +397,11 @@ async fn housekeeping(
             Ok(0) => {}
             Ok(n) => tracing::debug!(sessions = n, "purged expired sessions"),
             Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+        }
+        match throttle.purge(clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "purged forgotten failed logins"),
+            Err(e) => tracing::warn!(error = %e, "purging forgotten failed logins failed"),
         }
         // Retention runs at start and then hourly; each purge is audited.
         if minutes.is_multiple_of(60) {

@@ -172,6 +172,18 @@ pub enum Event {
         /// When its state was read.
         at: DateTime<Utc>,
     },
+    /// Login sessions of a user ended (a logout, a logout everywhere, a
+    /// password change, a deactivation): every node's sockets of that user
+    /// check their own session and close if it is gone. Not shown on the
+    /// supervisors' stream.
+    SessionsRevoked {
+        /// The user's account.
+        account: AccountId,
+        /// The user.
+        user_id: UserId,
+        /// When the sessions ended.
+        at: DateTime<Utc>,
+    },
     /// Something a supervisor should look at.
     Alert {
         /// The account concerned.
@@ -197,6 +209,7 @@ impl Event {
             | Event::ImportProgress { account, .. }
             | Event::TrunkState { account, .. }
             | Event::ContactEdited { account, .. }
+            | Event::SessionsRevoked { account, .. }
             | Event::Alert { account, .. } => *account,
         }
     }
@@ -302,6 +315,11 @@ mod tests {
                 version: 3,
                 fields: vec!["email".into(), "last_name".into()],
                 by: UserId(2),
+                at,
+            },
+            Event::SessionsRevoked {
+                account,
+                user_id: UserId(3),
                 at,
             },
             Event::Alert {

@@ -7,7 +7,8 @@
 //!   that touches customer data takes the caller's [`model::AccountId`] and
 //!   scopes its query by it, so one account can never reach another's rows.
 //! - [`password`] hashes and verifies passwords with argon2id.
-//! - [`privacy`] holds the keyed hash that keeps an erased number suppressed.
+//! - [`privacy`] holds the keyed hashes that keep an erased number
+//!   suppressed and name nobody in the login throttle's counts.
 //! - [`subject`] gathers everything held about one contact for a subject
 //!   access request; erasure itself is [`Store::erase_contact`].
 //! - [`search`] reads what a contact search asks for, and [`edit`] checks

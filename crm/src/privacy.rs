@@ -1,4 +1,5 @@
-//! The keyed hash that identifies a suppressed number without storing it.
+//! The keyed hashes that identify a suppressed number, or a username or
+//! address the login throttle counts, without storing it.
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -9,10 +10,16 @@ use sha2::Sha256;
 /// The key is per account and random, so the hash cannot be reversed by
 /// hashing every possible number without the database's key column.
 pub fn number_hash(account_key_hex: &str, e164: &str) -> String {
-    let key = hex::decode(account_key_hex).unwrap_or_else(|_| account_key_hex.as_bytes().to_vec());
+    keyed_hash(account_key_hex, e164)
+}
+
+/// Returns the hex HMAC-SHA-256 of `text` under a hex key (a key that is
+/// not hex is used as its bytes).
+pub fn keyed_hash(key_hex: &str, text: &str) -> String {
+    let key = hex::decode(key_hex).unwrap_or_else(|_| key_hex.as_bytes().to_vec());
     // HMAC accepts keys of any length, so this cannot fail.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes any key length");
-    mac.update(e164.as_bytes());
+    mac.update(text.as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
 

@@ -200,15 +200,13 @@ async fn login(
     check_origin(&Method::POST, &headers)?;
     let now = state.clock.now();
     let ip = client.ip.clone().unwrap_or_default();
-    let wait = state
-        .throttle
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .check(&body.username, &ip, now);
+    // The counts are every node's: five failures spread over several
+    // nodes count as five.
+    let wait = state.throttle.check(&body.username, &ip, now).await?;
     if let Some(wait) = wait {
         state.metrics.login("throttled");
         return Err(ApiError::TooManyRequests {
-            retry_after_secs: wait.num_seconds().max(1) as u64,
+            retry_after_secs: crate::throttle::retry_after_secs(wait),
         });
     }
     let found = state.store.credentials(&body.username).await?;
@@ -224,11 +222,10 @@ async fn login(
     let user = match found {
         Some((user, _)) if matches && user.active => user,
         _ => {
-            let failures = {
-                let mut throttle = state.throttle.lock().unwrap_or_else(|p| p.into_inner());
-                throttle.fail(&body.username, &ip, now);
-                throttle.failures_of(&body.username)
-            };
+            // Counted as of when the password was found wrong: the check
+            // itself takes a while, and the next wait runs from here.
+            let now = state.clock.now();
+            let failures = state.throttle.fail(&body.username, &ip, now).await?;
             if let Some((user, _)) = &found {
                 alert_on_failures(&state, user, failures, &client, now).await?;
             }
@@ -243,11 +240,7 @@ async fn login(
             return Err(ApiError::Unauthorized("wrong username or password"));
         }
     };
-    state
-        .throttle
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .succeed(&body.username);
+    state.throttle.succeed(&body.username, now).await?;
 
     let token = new_token();
     let token_hash = hash_token(&token);
@@ -297,6 +290,7 @@ async fn login(
 
 async fn logout(State(state): State<AppState>, me: CurrentUser) -> Result<Response, ApiError> {
     state.store.delete_session(&me.token_hash).await?;
+    sessions_ended(&state, &me.user);
     if me.user.role == Role::Agent {
         publish_agent_state(&state, &me.user, AgentState::LoggedOut, None);
     }
@@ -312,6 +306,7 @@ async fn logout_everywhere(
     me: CurrentUser,
 ) -> Result<Response, ApiError> {
     let n = state.store.delete_user_sessions(me.user.id).await?;
+    sessions_ended(&state, &me.user);
     if me.user.role == Role::Agent {
         publish_agent_state(&state, &me.user, AgentState::LoggedOut, None);
     }
@@ -363,6 +358,11 @@ async fn change_password(
         .store
         .change_password(me.account(), me.user.id, &body.new_password, now)
         .await?;
+    sessions_ended(&state, &me.user);
+    if me.user.role == Role::Agent {
+        // Every session ended: the agent is logged out, as after a logout.
+        publish_agent_state(&state, &me.user, AgentState::LoggedOut, None);
+    }
     state
         .store
         .audit(&me.actor(), "password.change", None, now)
@@ -391,7 +391,9 @@ async fn me_of(state: &AppState, user: &User) -> Result<Me, ApiError> {
 const FAILURES_ALERT: u32 = 5;
 
 /// Raises an alert on the supervisors' stream and in the audit log when a
-/// user's failed logins reach the threshold.
+/// user's failed logins reach the threshold. The count is every node's,
+/// and each count is returned to one node only, so one crossing raises one
+/// alert whichever node saw the failure.
 async fn alert_on_failures(
     state: &AppState,
     user: &User,
@@ -424,6 +426,17 @@ async fn alert_on_failures(
         )
         .await?;
     Ok(())
+}
+
+/// Tells every node that sessions of `user` ended, once their rows are
+/// gone: each node's sockets of the user check their own session and close
+/// if it was one of them ([`crate::revocation`]).
+pub fn sessions_ended(state: &AppState, user: &User) {
+    state.bus.publish(Event::SessionsRevoked {
+        account: user.account_id,
+        user_id: user.id,
+        at: state.clock.now(),
+    });
 }
 
 /// Publishes an agent's new state on the event bus.

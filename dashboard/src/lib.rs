@@ -14,7 +14,10 @@
 //! - The desk passes agents' changes to this node's campaigns through the
 //!   dialler's `dialer::floor::Floor`, which the service attaches here.
 //! - [`history`] keeps agents' state changes for the supervisors' reports.
-//! - [`throttle`] is the sans-IO login throttle; [`clock`] lets tests move
+//! - [`revocation`] closes a user's sockets on every node when their
+//!   sessions end on any.
+//! - [`throttle`] is the login throttle: a sans-IO policy over failure
+//!   counts every node shares in the database; [`clock`] lets tests move
 //!   time without sleeping.
 //!
 //! Every handler that touches customer data takes the caller's account from
@@ -35,10 +38,11 @@ pub mod ops;
 pub mod pages;
 pub mod peers;
 pub mod proxies;
+pub mod revocation;
 pub mod stream;
 pub mod throttle;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -86,8 +90,8 @@ pub struct AppState {
     pub config: Arc<DashboardConfig>,
     /// The wall clock (a manual one in tests).
     pub clock: Arc<dyn Clock>,
-    /// Failed-login tracking per username and per IP.
-    pub throttle: Arc<Mutex<throttle::LoginThrottle>>,
+    /// Failed-login tracking per username and per IP, in the database.
+    pub throttle: Arc<throttle::LoginThrottle>,
     /// Counters for `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
     /// The event bus producers publish on.
@@ -106,6 +110,8 @@ pub struct AppState {
     pub shared: Option<Arc<stream::shared::SharedStream>>,
     /// Requests to and from the other nodes, with a shared stream.
     pub peers: Option<Arc<peers::Peers>>,
+    /// This node's sockets, woken when their user's sessions end anywhere.
+    pub revocations: Arc<revocation::Revocations>,
 }
 
 impl AppState {
@@ -140,6 +146,14 @@ impl AppState {
             stream.client().clone(),
             &state.config.node,
         )));
+        // Sessions other nodes end come through the stream; this node's own
+        // also come from its bus, so they are acted on while NATS is away.
+        tokio::spawn(
+            state
+                .revocations
+                .clone()
+                .follow(stream.events().subscribe()),
+        );
         state.shared = Some(stream);
         Ok(state)
     }
@@ -161,7 +175,10 @@ impl AppState {
             config.node.clone(),
             bus.subscribe(),
         ));
+        let revocations = Arc::new(revocation::Revocations::default());
+        tokio::spawn(revocations.clone().follow(bus.subscribe()));
         AppState {
+            revocations,
             floor: None,
             legs: Arc::new(desk::Legs::default()),
             desks: Arc::new(desk::Desks::default()),
@@ -170,12 +187,13 @@ impl AppState {
             peers: None,
             bus,
             hub,
+            throttle: Arc::new(throttle::LoginThrottle::new(
+                throttle::ThrottlePolicy::default(),
+                store.clone(),
+            )),
             store,
             config: Arc::new(config),
             clock,
-            throttle: Arc::new(Mutex::new(throttle::LoginThrottle::new(
-                throttle::ThrottlePolicy::default(),
-            ))),
             metrics,
         }
     }

@@ -401,6 +401,7 @@ impl Metrics {
             | Event::DialRefused { .. }
             | Event::TrunkState { .. }
             | Event::ContactEdited { .. }
+            | Event::SessionsRevoked { .. }
             | Event::Alert { .. } => {}
         }
     }

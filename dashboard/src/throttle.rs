@@ -1,14 +1,22 @@
-//! The login throttle: repeated failures slow further attempts down.
+//! The login throttle: repeated failures slow further attempts down, on
+//! every node alike.
 //!
-//! A sans-IO core: the current time is passed in. Failures are counted per
-//! username and per client IP; after `free_failures` within `window`, each
+//! [`ThrottlePolicy`] is the sans-IO core: given the failures remembered
+//! under a key and the current time, it says how long a caller must wait.
+//! Failures are counted per username and per client IP; after
+//! `free_failures` in a row (each within `window` of the one before), each
 //! further attempt must wait `base_delay × 2^(extra failures)`, capped at
 //! `max_delay`. A success clears the username's count, not the IP's, so a
 //! valid login cannot launder an address that is guessing other accounts.
-
-use std::collections::BTreeMap;
+//!
+//! [`LoginThrottle`] is its shell: the counts are kept in the database
+//! (`crm::store::login_failures`), so every node sees the same ones and a
+//! restart keeps them, under keyed hashes rather than the names.
 
 use chrono::{DateTime, Duration, Utc};
+use crm::store::{FailureKey, LoginFailures, LoginSecret};
+use crm::{Store, StoreError};
+use tokio::sync::OnceCell;
 
 /// How forgiving the throttle is.
 #[derive(Debug, Clone)]
@@ -21,8 +29,6 @@ pub struct ThrottlePolicy {
     pub base_delay: Duration,
     /// The longest delay.
     pub max_delay: Duration,
-    /// How many keys are kept at most before old ones are dropped.
-    pub max_keys: usize,
 }
 
 impl Default for ThrottlePolicy {
@@ -32,110 +38,124 @@ impl Default for ThrottlePolicy {
             window: Duration::minutes(15),
             base_delay: Duration::seconds(1),
             max_delay: Duration::minutes(15),
-            max_keys: 100_000,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Record {
-    failures: u32,
-    last_failure: DateTime<Utc>,
+impl ThrottlePolicy {
+    /// Returns how long a caller whose key has these failures must still
+    /// wait before trying, if at all.
+    pub fn wait(&self, failures: &LoginFailures, now: DateTime<Utc>) -> Option<Duration> {
+        if now - failures.last > self.window || failures.count < self.free_failures {
+            return None;
+        }
+        let extra = failures.count - self.free_failures;
+        let factor = 1i32.checked_shl(extra.min(20)).unwrap_or(i32::MAX);
+        let delay = (self.base_delay * factor).min(self.max_delay);
+        let until = failures.last + delay;
+        (until > now).then(|| until - now)
+    }
+
+    /// Returns the longest wait any of the keys asks for.
+    pub fn longest_wait(&self, keys: &[LoginFailures], now: DateTime<Utc>) -> Option<Duration> {
+        keys.iter().filter_map(|f| self.wait(f, now)).max()
+    }
+
+    /// Returns the time before which failures are forgotten: a failure
+    /// after a key's last one was before it counts from one again.
+    pub fn forget_before(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - self.window
+    }
 }
 
-/// Failed-login bookkeeping.
-#[derive(Debug)]
+/// Returns a wait as the whole seconds of a `Retry-After`, rounded up: a
+/// client that waits that long is not turned away again.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    let micros = wait.num_microseconds().unwrap_or(i64::MAX).max(0);
+    (micros as u64).div_ceil(1_000_000).max(1)
+}
+
+/// Failed-login bookkeeping over the shared database.
 pub struct LoginThrottle {
     policy: ThrottlePolicy,
-    records: BTreeMap<String, Record>,
+    store: Store,
+    /// Read from the database on first use; the same on every node.
+    secret: OnceCell<LoginSecret>,
 }
 
 impl LoginThrottle {
-    /// Creates an empty throttle.
-    pub fn new(policy: ThrottlePolicy) -> Self {
+    /// Creates a throttle over the store's counts.
+    pub fn new(policy: ThrottlePolicy, store: Store) -> Self {
         LoginThrottle {
             policy,
-            records: BTreeMap::new(),
+            store,
+            secret: OnceCell::new(),
         }
     }
 
     /// Returns how long the caller must still wait before trying, if at all.
-    pub fn check(&self, username: &str, ip: &str, now: DateTime<Utc>) -> Option<Duration> {
-        [user_key(username), ip_key(ip)]
-            .iter()
-            .filter_map(|k| self.wait_for(k, now))
-            .max()
+    pub async fn check(
+        &self,
+        username: &str,
+        ip: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Duration>, StoreError> {
+        let (user, address) = self.keys(username, ip, now).await?;
+        let failures = self.store.login_failures(&[&user, &address]).await?;
+        Ok(self.policy.longest_wait(&failures, now))
     }
 
-    /// Records a failed attempt.
-    pub fn fail(&mut self, username: &str, ip: &str, now: DateTime<Utc>) {
-        self.prune(now);
-        for key in [user_key(username), ip_key(ip)] {
-            let window = self.policy.window;
-            let r = self.records.entry(key).or_insert(Record {
-                failures: 0,
-                last_failure: now,
-            });
-            if now - r.last_failure > window {
-                r.failures = 0;
-            }
-            r.failures = r.failures.saturating_add(1);
-            r.last_failure = now;
-        }
+    /// Records a failed attempt; returns how many failures in a row the
+    /// username now has, counted on every node.
+    pub async fn fail(
+        &self,
+        username: &str,
+        ip: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u32, StoreError> {
+        let (user, address) = self.keys(username, ip, now).await?;
+        let after = self
+            .store
+            .record_login_failure(&[&user, &address], now, self.policy.forget_before(now))
+            .await?;
+        Ok(after.first().map_or(0, |f| f.count))
     }
 
     /// Records a successful login, which clears the username's failures.
-    pub fn succeed(&mut self, username: &str) {
-        self.records.remove(&user_key(username));
+    pub async fn succeed(&self, username: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let user = self.secret(now).await?.username(username);
+        self.store.clear_login_failures(&user).await
     }
 
-    /// Returns how many failures are remembered for a username.
-    pub fn failures_of(&self, username: &str) -> u32 {
-        self.records
-            .get(&user_key(username))
-            .map_or(0, |r| r.failures)
+    /// Deletes the counts the window has forgotten; returns how many.
+    pub async fn purge(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.store
+            .purge_login_failures(self.policy.forget_before(now))
+            .await
     }
 
-    fn wait_for(&self, key: &str, now: DateTime<Utc>) -> Option<Duration> {
-        let r = self.records.get(key)?;
-        if now - r.last_failure > self.policy.window || r.failures < self.policy.free_failures {
-            return None;
-        }
-        let extra = r.failures - self.policy.free_failures;
-        let factor = 1i32.checked_shl(extra.min(20)).unwrap_or(i32::MAX);
-        let delay = (self.policy.base_delay * factor).min(self.policy.max_delay);
-        let until = r.last_failure + delay;
-        (until > now).then(|| until - now)
+    async fn keys(
+        &self,
+        username: &str,
+        ip: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(FailureKey, FailureKey), StoreError> {
+        let secret = self.secret(now).await?;
+        Ok((secret.username(username), secret.address(ip)))
     }
 
-    fn prune(&mut self, now: DateTime<Utc>) {
-        if self.records.len() < self.policy.max_keys {
-            return;
-        }
-        let window = self.policy.window;
-        self.records.retain(|_, r| now - r.last_failure <= window);
-        // Still full of fresh keys: drop the oldest half rather than grow.
-        if self.records.len() >= self.policy.max_keys {
-            let mut times: Vec<_> = self.records.values().map(|r| r.last_failure).collect();
-            times.sort();
-            let cutoff = times[times.len() / 2];
-            self.records.retain(|_, r| r.last_failure > cutoff);
-        }
+    async fn secret(&self, now: DateTime<Utc>) -> Result<&LoginSecret, StoreError> {
+        self.secret
+            .get_or_try_init(|| self.store.login_secret(now))
+            .await
     }
-}
-
-fn user_key(username: &str) -> String {
-    format!("u:{}", username.to_lowercase())
-}
-
-fn ip_key(ip: &str) -> String {
-    format!("i:{ip}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use crm::testing::TestDb;
 
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
@@ -143,61 +163,123 @@ mod tests {
             .expect("valid")
     }
 
+    fn failures(count: u32, last: DateTime<Utc>) -> LoginFailures {
+        LoginFailures { count, last }
+    }
+
     #[test]
     fn five_failures_are_free_then_delays_double() {
-        let mut t = LoginThrottle::new(ThrottlePolicy::default());
+        let p = ThrottlePolicy::default();
         let now = t0();
-        for _ in 0..5 {
-            assert_eq!(t.check("ann", "1.2.3.4", now), None);
-            t.fail("ann", "1.2.3.4", now);
+        for n in 0..5 {
+            assert_eq!(p.wait(&failures(n, now), now), None);
         }
-        assert_eq!(t.check("ann", "9.9.9.9", now), Some(Duration::seconds(1)));
-        t.fail("ann", "9.9.9.9", now);
-        assert_eq!(t.check("ann", "9.9.9.9", now), Some(Duration::seconds(2)));
-        assert_eq!(t.check("ann", "9.9.9.9", now + Duration::seconds(2)), None);
+        assert_eq!(p.wait(&failures(5, now), now), Some(Duration::seconds(1)));
+        assert_eq!(p.wait(&failures(6, now), now), Some(Duration::seconds(2)));
+        assert_eq!(
+            p.wait(&failures(6, now), now + Duration::milliseconds(500)),
+            Some(Duration::milliseconds(1500)),
+            "measured from the last failure"
+        );
+        assert_eq!(p.wait(&failures(6, now), now + Duration::seconds(2)), None);
     }
 
     #[test]
-    fn an_address_guessing_many_users_is_slowed() {
-        let mut t = LoginThrottle::new(ThrottlePolicy::default());
-        for i in 0..6 {
-            t.fail(&format!("user{i}"), "6.6.6.6", t0());
-        }
-        assert!(t.check("fresh", "6.6.6.6", t0()).is_some());
-        assert!(t.check("fresh", "7.7.7.7", t0()).is_none());
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after_secs(Duration::seconds(2)), 2);
+        // Times kept to the microsecond leave a wait a hair short or long.
+        assert_eq!(retry_after_secs(Duration::nanoseconds(1_999_999_500)), 2);
+        assert_eq!(retry_after_secs(Duration::microseconds(2_000_001)), 3);
+        assert_eq!(retry_after_secs(Duration::zero()), 1, "never 0");
     }
 
     #[test]
-    fn success_clears_the_user_and_the_window_forgets() {
-        let mut t = LoginThrottle::new(ThrottlePolicy::default());
-        for _ in 0..7 {
-            t.fail("Ann", "1.1.1.1", t0());
-        }
-        assert_eq!(t.failures_of("ann"), 7);
-        t.succeed("ann");
-        assert_eq!(t.failures_of("ann"), 0);
+    fn the_longest_wait_of_the_keys_holds() {
+        let p = ThrottlePolicy::default();
+        let keys = [failures(2, t0()), failures(7, t0()), failures(6, t0())];
+        assert_eq!(p.longest_wait(&keys, t0()), Some(Duration::seconds(4)));
+        assert_eq!(p.longest_wait(&[], t0()), None);
+    }
+
+    #[test]
+    fn delay_is_capped_and_the_window_forgets() {
+        let p = ThrottlePolicy::default();
+        assert_eq!(
+            p.wait(&failures(60, t0()), t0()),
+            Some(Duration::minutes(15))
+        );
+        assert_eq!(
+            p.wait(&failures(u32::MAX, t0()), t0()),
+            Some(Duration::minutes(15)),
+            "no overflow however many"
+        );
         let later = t0() + Duration::minutes(16);
-        assert!(t.check("x", "1.1.1.1", later).is_none());
+        assert_eq!(p.wait(&failures(60, t0()), later), None);
+        assert_eq!(p.forget_before(later), t0() + Duration::minutes(1));
     }
 
-    #[test]
-    fn delay_is_capped_and_memory_is_bounded() {
-        let policy = ThrottlePolicy {
-            max_keys: 100,
-            ..ThrottlePolicy::default()
-        };
-        let mut t = LoginThrottle::new(policy);
-        for _ in 0..60 {
-            t.fail("ann", "1.1.1.1", t0());
+    crm::on_both_backends!(
+        an_address_guessing_many_users_is_slowed,
+        success_clears_the_user_but_not_the_address,
+        the_purge_keeps_what_the_window_remembers,
+    );
+
+    async fn an_address_guessing_many_users_is_slowed(db: TestDb) -> TestDb {
+        let t = LoginThrottle::new(ThrottlePolicy::default(), db.store.clone());
+        for i in 0..6 {
+            t.fail(&format!("user{i}"), "6.6.6.6", t0())
+                .await
+                .expect("fail");
         }
-        assert_eq!(t.check("ann", "2.2.2.2", t0()), Some(Duration::minutes(15)));
-        for i in 0..1000 {
-            t.fail(
-                &format!("u{i}"),
-                &format!("ip{i}"),
-                t0() + Duration::seconds(i),
-            );
+        let wait = t.check("fresh", "6.6.6.6", t0()).await.expect("check");
+        assert_eq!(wait, Some(Duration::seconds(2)));
+        assert_eq!(
+            t.check("fresh", "7.7.7.7", t0()).await.expect("check"),
+            None
+        );
+        db
+    }
+
+    async fn success_clears_the_user_but_not_the_address(db: TestDb) -> TestDb {
+        let t = LoginThrottle::new(ThrottlePolicy::default(), db.store.clone());
+        let mut counts = Vec::new();
+        for _ in 0..7 {
+            counts.push(t.fail("Ann", "1.1.1.1", t0()).await.expect("fail"));
         }
-        assert!(t.records.len() <= 100);
+        assert_eq!(counts, [1, 2, 3, 4, 5, 6, 7]);
+        // Another node, another throttle: the same counts.
+        let other = LoginThrottle::new(ThrottlePolicy::default(), db.store.clone());
+        assert_eq!(
+            other.check("ann", "9.9.9.9", t0()).await.expect("check"),
+            Some(Duration::seconds(4)),
+            "usernames are counted whatever their case"
+        );
+        other.succeed("ann", t0()).await.expect("succeed");
+        assert_eq!(t.check("ann", "9.9.9.9", t0()).await.expect("check"), None);
+        assert_eq!(
+            t.check("bob", "1.1.1.1", t0()).await.expect("check"),
+            Some(Duration::seconds(4)),
+            "the address keeps its failures"
+        );
+        assert_eq!(t.fail("ann", "2.2.2.2", t0()).await.expect("fail"), 1);
+        db
+    }
+
+    async fn the_purge_keeps_what_the_window_remembers(db: TestDb) -> TestDb {
+        let t = LoginThrottle::new(ThrottlePolicy::default(), db.store.clone());
+        t.fail("old", "3.3.3.3", t0()).await.expect("fail");
+        let recent = t0() + Duration::minutes(10);
+        t.fail("new", "4.4.4.4", recent).await.expect("fail");
+        let purged = t.purge(t0() + Duration::minutes(20)).await.expect("purge");
+        assert_eq!(purged, 2, "the old username and address");
+        assert_eq!(db.store.login_failure_rows().await.expect("rows"), 2);
+        assert_eq!(
+            t.fail("new", "4.4.4.4", t0() + Duration::minutes(20))
+                .await
+                .expect("fail"),
+            2,
+            "the recent count is kept"
+        );
+        db
     }
 }

@@ -2,8 +2,11 @@
 
 use chrono::Duration;
 use crm::model::Role;
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{client, on_both_backends, NowUtc, TestApp};
+use crate::helpers::{client, next_json, on_both_backends, NowUtc, TestApp, Ws};
 
 on_both_backends!(
     login_sets_a_strict_httponly_cookie_and_me_answers,
@@ -15,6 +18,8 @@ on_both_backends!(
     seat_limit_refuses_the_next_agent_by_name,
     malformed_bodies_get_400_naming_the_problem,
     users_change_their_password_without_reusing_old_ones,
+    failed_logins_are_still_counted_after_a_restart,
+    ending_sessions_closes_the_sockets_opened_with_them,
 );
 
 async fn login_sets_a_strict_httponly_cookie_and_me_answers(t: TestApp) -> TestApp {
@@ -290,4 +295,125 @@ async fn a_trusted_proxys_forwarded_address_is_the_one_kept() {
     );
     t.app.stop().await.expect("stops");
     t.db.finish().await;
+}
+
+async fn failed_logins_are_still_counted_after_a_restart(t: TestApp) -> TestApp {
+    let acme = t.account("acme", 5).await;
+    let pw = t.user(&acme, "sue", Role::Supervisor).await;
+    t.clock.stand_still();
+    for _ in 0..5 {
+        assert_eq!(
+            t.try_login(&client(), "sue", "Wrong-guess-1")
+                .await
+                .status(),
+            401
+        );
+    }
+    let t = t.restart().await;
+    assert_eq!(retry_after(t.try_login(&client(), "sue", &pw).await), 1);
+    // The forgotten ones go with the minute's housekeeping; these are kept.
+    assert_eq!(t.db.store.login_failure_rows().await.expect("rows"), 2);
+    t.clock.advance(Duration::seconds(1));
+    assert_eq!(t.try_login(&client(), "sue", &pw).await.status(), 200);
+    t
+}
+
+async fn ending_sessions_closes_the_sockets_opened_with_them(t: TestApp) -> TestApp {
+    let acme = t.account("acme", 5).await;
+    let sue_pw = t.user(&acme, "sue", Role::Supervisor).await;
+    let sam_pw = t.user(&acme, "sam", Role::Supervisor).await;
+    let al_pw = t.user(&acme, "al", Role::Agent).await;
+    let (one, two) = (
+        t.session_cookie("sue", &sue_pw).await,
+        t.session_cookie("sue", &sue_pw).await,
+    );
+    let mut sue = socket(&t, "/api/stream", &one).await;
+    assert_eq!(next_json(&mut sue).await["type"], "snapshot");
+    let sam_cookie = t.session_cookie("sam", &sam_pw).await;
+    let mut sam = socket(&t, "/api/stream", &sam_cookie).await;
+    assert_eq!(next_json(&mut sam).await["type"], "snapshot");
+
+    // A plain logout ends that session only: the stream of the other stays.
+    assert_eq!(post(&t, &two, "/api/logout").await, 204);
+    let al = t.session_cookie("al", &al_pw).await;
+    let seen = next_json(&mut sue).await;
+    assert_eq!(seen["event"]["username"], "al", "still live: {seen}");
+    assert_eq!(next_json(&mut sam).await, seen);
+
+    // Logging out everywhere closes it, and only Sue's.
+    assert_eq!(post(&t, &one, "/api/logout-everywhere").await, 204);
+    assert_eq!(closed_with(&mut sue).await, 4001);
+    let mut desk = socket(&t, "/api/agent/ws", &al).await;
+    assert_eq!(next_json(&mut desk).await["type"], "welcome");
+
+    // Changing one's password closes one's own sockets: Al's desk.
+    let r = client()
+        .post(t.url("/api/me/password"))
+        .header("cookie", &al)
+        .json(&serde_json::json!({
+            "current_password": al_pw,
+            "new_password": "Pw-al-changed-5678",
+        }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 204);
+    assert_eq!(closed_with(&mut desk).await, 4001);
+    let out = loop {
+        let frame = next_json(&mut sam).await;
+        assert_ne!(frame["event"]["kind"], "sessions_revoked", "never sent");
+        if frame["event"]["state"] == "logged_out" {
+            break frame;
+        }
+    };
+    assert_eq!(out["event"]["username"], "al", "{out}");
+    let me = client()
+        .get(t.url("/api/me"))
+        .header("cookie", &al)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(me.status(), 401, "the desk's session is gone");
+    t
+}
+
+async fn post(t: &TestApp, cookie: &str, path: &str) -> u16 {
+    client()
+        .post(t.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("sent")
+        .status()
+        .as_u16()
+}
+
+async fn socket(t: &TestApp, path: &str, cookie: &str) -> Ws {
+    let mut req = format!("ws://{}{path}", t.app.http_addr)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut()
+        .insert("cookie", cookie.parse().expect("header"));
+    tokio_tungstenite::connect_async(req)
+        .await
+        .expect("the websocket opens")
+        .0
+}
+
+/// Reads past text frames to the server's close, within 5 s, and returns
+/// its code.
+async fn closed_with(ws: &mut Ws) -> u16 {
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
+                Some(Ok(Message::Close(None))) => panic!("a close without a code"),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("the socket failed before a close: {e}"),
+                None => panic!("the socket ended without a close"),
+            }
+        }
+    })
+    .await
+    .expect("the server closes the socket within 5 s")
 }

@@ -15,6 +15,7 @@ mod dialler;
 mod dnc;
 mod failover;
 mod firefox;
+mod guard;
 mod helpers;
 mod https;
 mod listen;

@@ -23,9 +23,9 @@ use crate::helpers::{client, next_json, session_of, Ws};
 const BIN: &str = env!("CARGO_BIN_EXE_dialcrm");
 
 /// One `dialcrm serve` process.
-struct Node {
-    base: String,
-    addr: String,
+pub(crate) struct Node {
+    pub(crate) base: String,
+    pub(crate) addr: String,
     _child: Child,
 }
 
@@ -222,7 +222,7 @@ async fn assert_metric(node: &Node, line: &str) {
 }
 
 /// Starts `dialcrm serve` as node `name` and waits for its address.
-async fn serve(db: &TestDb, nats: &TestNats, dir: &Path, name: &str) -> Node {
+pub(crate) async fn serve(db: &TestDb, nats: &TestNats, dir: &Path, name: &str) -> Node {
     let home = dir.join(name);
     std::fs::create_dir_all(&home).expect("node folder");
     let config = home.join("dialcrm.toml");
@@ -275,7 +275,7 @@ async fn serve(db: &TestDb, nats: &TestNats, dir: &Path, name: &str) -> Node {
 }
 
 /// Logs in on `node` and returns the session cookie.
-async fn session_cookie(node: &Node, username: &str, password: &str) -> String {
+pub(crate) async fn session_cookie(node: &Node, username: &str, password: &str) -> String {
     let r = client()
         .post(format!("{}/api/login", node.base))
         .json(&serde_json::json!({ "username": username, "password": password }))
@@ -286,7 +286,7 @@ async fn session_cookie(node: &Node, username: &str, password: &str) -> String {
     session_of(&r)
 }
 
-async fn connect(node: &Node, cookie: &str, query: &str) -> Ws {
+pub(crate) async fn connect(node: &Node, cookie: &str, query: &str) -> Ws {
     let url = format!("ws://{}/api/stream{query}", node.addr);
     let mut req = url.into_client_request().expect("valid request");
     req.headers_mut()

@@ -22,6 +22,7 @@ pub mod erasure;
 mod import;
 pub mod leads;
 mod lists;
+pub mod login_failures;
 pub mod nodes;
 mod passwords;
 pub mod reports;
@@ -45,6 +46,7 @@ use crate::StoreError;
 
 pub use contact_edit::Saved;
 pub use contact_search::{SearchPage, SearchScope};
+pub use login_failures::{FailureKey, LoginFailures, LoginSecret};
 pub use retention::PurgeReport;
 pub use sessions::NewSession;
 

@@ -132,6 +132,10 @@ async fn set_active(
         .store
         .set_user_active_within_seats(me.account(), id, body.active)
         .await?;
+    if !body.active {
+        // Their sockets close on every node.
+        crate::auth::sessions_ended(&state, &target);
+    }
     if !body.active && target.role == Role::Agent {
         // The wallboard and the state history learn at once they are gone.
         crate::auth::publish_agent_state(&state, &target, AgentState::LoggedOut, None);

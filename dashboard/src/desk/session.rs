@@ -21,6 +21,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::protocol::{ClientMessage, ServerMessage};
 use super::wrapup;
 use crate::auth::publish_agent_state;
+use crate::revocation::{SessionHold, CLOSE_SIGNED_OUT, SIGNED_OUT_REASON};
 use crate::AppState;
 
 /// An agent's desk, with calls known by the gateway's references.
@@ -41,16 +42,16 @@ pub(super) struct Session {
 /// How often a connected desk checks that its login session still holds.
 const SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The close code a desk gets when the agent's login session ended.
-pub const CLOSE_SIGNED_OUT: u16 = 4001;
-
-/// Serves one agent until the socket closes or their login session ends.
+/// Serves one agent until the socket closes or their login session ends
+/// (on any node: [`crate::revocation`]).
 pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash: String) {
     // The route refuses the upgrade without a floor, so this never returns.
     let Some(floor) = state.floor.clone() else {
         return;
     };
     let mut bus = state.bus.subscribe();
+    // Watching from before the welcome: a logout meanwhile is not missed.
+    let mut hold = SessionHold::new(&state, user.id, token_hash.clone());
     // This node's own desk for the agent, or the one another node kept
     // (the agent's node died and their page reconnected here).
     let kept = match state.store.kept_desk(user.account_id, user.id).await {
@@ -112,12 +113,11 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
                 }
                 Vec::new()
             }
+            // A logout, a logout everywhere, a password change or a
+            // deactivation, on this node or another: this connection ends
+            // with its session.
+            () = hold.ended() => return s.signed_out(socket).await,
             event = bus.recv() => match event {
-                // A logout, a logout everywhere or a deactivation of this
-                // agent: this connection ends with its session.
-                Ok(event) if s.logged_out_elsewhere(&event) && !s.signed_in().await => {
-                    return s.signed_out(socket).await;
-                }
                 Ok(event) => s.event(&event).await,
                 Err(RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "an agent's desk fell behind the bus");
@@ -447,14 +447,9 @@ impl Session {
         self.remember();
         let close = axum::extract::ws::CloseFrame {
             code: CLOSE_SIGNED_OUT,
-            reason: Utf8Bytes::from_static("your session has ended; log in again"),
+            reason: Utf8Bytes::from_static(SIGNED_OUT_REASON),
         };
         let _ = socket.send(Message::Close(Some(close))).await;
-    }
-
-    fn logged_out_elsewhere(&self, event: &Event) -> bool {
-        matches!(event, Event::AgentState { user_id, state: AgentState::LoggedOut, .. }
-            if *user_id == self.user.id)
     }
 
     /// Whether this connection's login session is still live; a database

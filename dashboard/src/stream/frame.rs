@@ -54,6 +54,18 @@ pub fn close_frame(code: Option<u16>) -> Bytes {
     }
 }
 
+/// Returns a close frame with a status code and a reason, cut to fit a
+/// control frame's 125 bytes.
+pub fn close_frame_saying(code: u16, reason: &str) -> Bytes {
+    let mut payload = code.to_be_bytes().to_vec();
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    payload.extend_from_slice(&reason.as_bytes()[..end]);
+    server_frame(CLOSE, &payload)
+}
+
 /// What a client's bytes asked of the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientEvent {
@@ -274,6 +286,12 @@ mod tests {
         assert_eq!(&long[..2], &[0x81, 127]);
         assert_eq!(&long[2..10], &70_000u64.to_be_bytes());
         assert_eq!(&close_frame(Some(1000))[..], &[0x88, 2, 0x03, 0xE8]);
+        assert_eq!(&close_frame_saying(4001, "bye")[..], b"\x88\x05\x0f\xa1bye");
+        // A control frame holds 125 bytes: the code and 123 of the reason,
+        // cut where a character starts.
+        let long = close_frame_saying(4001, &"é".repeat(100));
+        assert_eq!(long[1], 124);
+        assert_eq!(std::str::from_utf8(&long[4..]), Ok("é".repeat(61).as_str()));
     }
 
     #[test]

@@ -230,6 +230,9 @@ impl StreamHub {
     /// Applies an event to its account's feed, numbered next, and sends it
     /// to listeners.
     pub fn publish(&self, event: &Event) {
+        if !streamed(event) {
+            return;
+        }
         let mut feeds = self.lock();
         let seq = self.feed(&mut feeds, event.account()).seq + 1;
         self.apply(&mut feeds, seq, event);
@@ -244,7 +247,9 @@ impl StreamHub {
             tracing::debug!(seq, "an event the hub already has was dropped");
             return;
         }
-        self.apply(&mut feeds, seq, event);
+        if streamed(event) {
+            self.apply(&mut feeds, seq, event);
+        }
     }
 
     /// Moves past a number of the shared stream that carries nothing the
@@ -536,6 +541,14 @@ impl StreamHub {
     }
 }
 
+/// Whether supervisors are sent an event: not the bus's own signals
+/// between nodes (sessions ended, which only closes sockets). A number of
+/// the shared stream such an event takes is passed by, as for an event
+/// this version cannot read.
+fn streamed(event: &Event) -> bool {
+    !matches!(event, Event::SessionsRevoked { .. })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -584,6 +597,32 @@ mod tests {
         assert!(text(&between[0]).contains("\"seq\":21"));
         assert!(text(&between[1]).contains("\"seq\":22"));
         assert!(hub.frames_between(AccountId(1), 3, 22).is_none(), "evicted");
+    }
+
+    #[test]
+    fn ended_sessions_are_never_sent_to_supervisors() {
+        let revoked = Event::SessionsRevoked {
+            account: AccountId(1),
+            user_id: UserId(5),
+            at: Utc.timestamp_opt(1_800_000_000, 0).single().expect("valid"),
+        };
+        let local = StreamHub::new(HubConfig::default());
+        let mut rx = local.subscribe(AccountId(1));
+        local.publish(&revoked);
+        local.publish(&alert(1, 0));
+        let f = rx.try_recv().expect("the alert");
+        assert_eq!(f.seq, 1, "no number taken on one node");
+        assert!(rx.try_recv().is_err());
+        // Numbered by the shared stream: its number is passed by.
+        let shared = StreamHub::numbered_from(HubConfig::default(), 0);
+        let mut rx = shared.subscribe(AccountId(1));
+        shared.publish_numbered(1, &revoked);
+        assert_eq!(shared.position(), Some(1));
+        shared.publish_numbered(2, &alert(1, 0));
+        assert_eq!(rx.try_recv().expect("the alert").seq, 2);
+        assert!(rx.try_recv().is_err());
+        let snapshot = text(&shared.initial(AccountId(1), Some(0)).frames[0]);
+        assert!(!snapshot.contains("sessions_revoked"), "{snapshot}");
     }
 
     #[test]

@@ -32,9 +32,10 @@ use tokio::io::{AsyncReadExt, ReadHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use self::frame::{close_frame, server_frame, ClientEvent, ClientFrames, PONG};
+use self::frame::{close_frame, close_frame_saying, server_frame, ClientEvent, ClientFrames, PONG};
 use self::shard::{ClientIo, Conn, Control};
 use crate::auth::CurrentUser;
+use crate::revocation::{SessionHold, CLOSE_SIGNED_OUT, SIGNED_OUT_REASON};
 use crate::{ApiError, AppState};
 
 /// Returns the stream's route.
@@ -71,10 +72,12 @@ async fn stream(
         // node to have read that far, rather than answer with a snapshot.
         state.hub.reach(since, RESUME_WAIT).await;
     }
+    // Held from before the upgrade: a session ended meanwhile is not missed.
+    let hold = SessionHold::new(&state, me.user.id, me.token_hash.clone());
     let upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match upgrade.await {
-            Ok(upgraded) => serve(TokioIo::new(upgraded), state, account, q.since),
+            Ok(upgraded) => serve(TokioIo::new(upgraded), state, account, q.since, hold),
             Err(e) => tracing::debug!(error = %e, "stream upgrade failed"),
         }
     });
@@ -147,8 +150,9 @@ pub async fn follow_trunks(
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// Hands the connection's writing half to its account's writers and reads
-/// the other half until the client closes or goes away.
-fn serve(io: ClientIo, state: AppState, account: AccountId, since: Option<u64>) {
+/// the other half until the client closes or goes away, or the session it
+/// was opened with ends.
+fn serve(io: ClientIo, state: AppState, account: AccountId, since: Option<u64>, hold: SessionHold) {
     let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
     let (read, write) = tokio::io::split(io);
     let (alive, writer_gone) = oneshot::channel();
@@ -157,19 +161,22 @@ fn serve(io: ClientIo, state: AppState, account: AccountId, since: Option<u64>) 
     });
     match control {
         Some(control) => {
-            tokio::spawn(read_client(id, read, control, writer_gone));
+            tokio::spawn(read_client(id, read, control, writer_gone, hold));
         }
         None => tracing::debug!("no stream writer took the connection"),
     }
 }
 
 /// Reads what the client sends: pings are answered, a close is echoed, a
-/// breach of the protocol is closed with its status; data is dropped.
+/// breach of the protocol is closed with its status; data is dropped. When
+/// the login session ends, on any node, the connection is closed with
+/// [`CLOSE_SIGNED_OUT`].
 async fn read_client(
     id: u64,
     mut read: ReadHalf<ClientIo>,
     control: mpsc::UnboundedSender<Control>,
     mut writer_gone: oneshot::Receiver<()>,
+    mut hold: SessionHold,
 ) {
     let mut frames = ClientFrames::default();
     let mut events = Vec::new();
@@ -178,6 +185,14 @@ async fn read_client(
         let n = tokio::select! {
             // The writer dropped the connection (its socket failed, or the hub closed).
             _ = &mut writer_gone => return,
+            () = hold.ended() => {
+                tracing::debug!("a stream's session ended; closing it");
+                let _ = control.send(Control::Close(
+                    id,
+                    close_frame_saying(CLOSE_SIGNED_OUT, SIGNED_OUT_REASON),
+                ));
+                return;
+            }
             n = read.read(&mut buf) => n,
         };
         let n = match n {

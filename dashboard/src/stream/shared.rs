@@ -13,6 +13,9 @@
 //! A node that starts reads the stream from its first retained event
 //! before it serves anyone, so its wallboards, snapshots and replay are
 //! built from the same events as every other node's.
+//!
+//! What the node reads is also put on [`SharedStream::events`], from which
+//! it learns of sessions other nodes ended ([`crate::revocation`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -68,6 +71,9 @@ pub struct SharedStream {
     /// The connections made to NATS, the first included, and whether it
     /// is connected now.
     connections: watch::Receiver<(u64, bool)>,
+    /// Every node's events as read from the stream, for what this node
+    /// acts on besides the wallboards (sessions ended elsewhere).
+    events: EventBus,
 }
 
 impl SharedStream {
@@ -116,6 +122,7 @@ impl SharedStream {
             node: node.to_owned(),
             held: Arc::new(AtomicU64::new(0)),
             connections,
+            events: EventBus::default(),
         })
     }
 
@@ -165,6 +172,12 @@ impl SharedStream {
         self.held.load(Ordering::Relaxed)
     }
 
+    /// Every node's events, this one's included, as the stream brings them
+    /// (after [`SharedStream::start`]).
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
     /// Starts publishing `bus`'s events to the stream, from now on. Call it
     /// before anything publishes (the floor closing what a crash left open,
     /// the trunks' first states), or those events reach no other node.
@@ -193,7 +206,12 @@ impl SharedStream {
             .clone();
         let base = state.first_sequence.saturating_sub(1);
         let hub = Arc::new(StreamHub::numbered_from(config, base));
-        tokio::spawn(read(stream, hub.clone(), self.connections.clone()));
+        tokio::spawn(read(
+            stream,
+            hub.clone(),
+            self.events.clone(),
+            self.connections.clone(),
+        ));
         tokio::spawn(tell_clients(hub.clone(), self.connections.clone()));
         let target = state.last_sequence;
         if !hub.reach(target, CATCH_UP).await {
@@ -314,6 +332,7 @@ fn subject_of(event: &Event) -> String {
 async fn read(
     stream: jetstream::stream::Stream,
     hub: Arc<StreamHub>,
+    events: EventBus,
     mut connections: watch::Receiver<(u64, bool)>,
 ) {
     loop {
@@ -372,7 +391,10 @@ async fn read(
                 }
             };
             match serde_json::from_slice::<Event>(&message.payload) {
-                Ok(event) => hub.publish_numbered(seq, &event),
+                Ok(event) => {
+                    hub.publish_numbered(seq, &event);
+                    events.publish(event);
+                }
                 Err(e) => {
                     // A newer node's event this one cannot read: skipped,
                     // never fatal.

@@ -178,7 +178,8 @@ impl Wallboard {
             | Event::ContactEdited { .. }
             | Event::Alert { .. }
             | Event::PreviewOffered { .. }
-            | Event::DialRefused { .. } => {}
+            | Event::DialRefused { .. }
+            | Event::SessionsRevoked { .. } => {}
         }
     }
 
