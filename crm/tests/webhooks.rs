@@ -574,7 +574,8 @@ async fn a_failed_attempt_is_retried_with_backoff_then_given_up(db: TestDb) -> T
         .unwrap()
         .is_empty());
 
-    // A success after a failure clears the error and is never sent again.
+    // A success after a failure keeps the error in the log, and the
+    // delivery is never sent again.
     let ping = s.ping_webhook(f.account, hook.id, t2).await.unwrap();
     let out = s
         .claim_webhook_deliveries(hook.id, "node-a", 5, t2, LEASE)
@@ -605,7 +606,7 @@ async fn a_failed_attempt_is_retried_with_backoff_then_given_up(db: TestDb) -> T
     assert_eq!(row.status, DeliveryStatus::Delivered);
     assert_eq!(row.attempts, 2);
     assert_eq!(row.last_status, Some(204));
-    assert_eq!(row.last_error, None);
+    assert_eq!(row.last_error.as_deref(), Some("HTTP 500: boom"));
     assert_eq!(row.delivered_at, Some(t3));
     assert!(s
         .webhooks_due(t3 + Duration::days(1))

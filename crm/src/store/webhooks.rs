@@ -145,7 +145,8 @@ pub struct Delivery {
     pub last_attempt_at: Option<DateTime<Utc>>,
     /// The HTTP status of the last answer, if one came.
     pub last_status: Option<u16>,
-    /// Why the last attempt failed.
+    /// Why the latest failed attempt failed; kept after a later success,
+    /// so the log shows what a delivery went through.
     pub last_error: Option<String>,
     /// When the endpoint took it.
     pub delivered_at: Option<DateTime<Utc>>,
@@ -570,7 +571,8 @@ impl Store {
         let delivered_at = (status == DeliveryStatus::Delivered).then_some(now);
         let n = on_pool!(self, |pool| sqlx::query(
             "UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_at = $3, \
-             last_attempt_at = $4, last_status = $5, last_error = $6, delivered_at = $7, \
+             last_attempt_at = $4, last_status = $5, last_error = COALESCE($6, last_error), \
+             delivered_at = $7, \
              lease_owner = NULL, lease_expires_at = NULL \
              WHERE id = $8 AND lease_owner = $9 AND status = 'pending'"
         )
