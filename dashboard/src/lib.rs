@@ -14,6 +14,9 @@
 //! - The desk passes agents' changes to this node's campaigns through the
 //!   dialler's `dialer::floor::Floor`, which the service attaches here.
 //! - [`history`] keeps agents' state changes for the supervisors' reports.
+//! - [`webhooks`] sends the deliveries the Store queues for accounts'
+//!   webhook endpoints, signed, from a task of its own, so no endpoint
+//!   ever holds up the dialler or another endpoint.
 //! - [`throttle`] is the sans-IO login throttle; [`clock`] lets tests move
 //!   time without sleeping.
 //!
@@ -36,6 +39,7 @@ pub mod pages;
 pub mod proxies;
 pub mod stream;
 pub mod throttle;
+pub mod webhooks;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
