@@ -33,3 +33,4 @@ mod stream;
 mod tenancy;
 mod trunks;
 mod wallboard;
+mod webhooks;
