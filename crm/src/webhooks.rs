@@ -508,7 +508,8 @@ fn field_value(field: &str, contact: Option<&Contact>, notes: Option<&str>) -> O
         return notes.map(|n| json!(n));
     }
     let f = &contact?.fields;
-    let text = |s: &str| Some(json!(s));
+    // A field without a value is left out rather than sent empty.
+    let text = |s: &str| (!s.is_empty()).then(|| json!(s));
     match field {
         "first_name" => text(&f.first_name),
         "last_name" => text(&f.last_name),
@@ -519,7 +520,7 @@ fn field_value(field: &str, contact: Option<&Contact>, notes: Option<&str>) -> O
         "time_zone" => f.time_zone.as_deref().and_then(text),
         other => {
             let name = other.strip_prefix("custom.")?;
-            f.custom_fields.get(name).cloned()
+            f.custom_fields.get(name).filter(|v| !v.is_null()).cloned()
         }
     }
 }
@@ -566,10 +567,15 @@ mod tests {
             1_800_000_000,
             300
         ));
-        // A known vector, as Python's hmac module computes it.
+        // Known vectors, as Python's hmac module and `openssl dgst -hmac`
+        // compute them (the second is docs/api.md's verification example).
         assert_eq!(
             sign(&SigningSecret::from_stored("key".into()), 1, b"x"),
             "fc4913c41a7bf793267e2a384f3261c9436ec2cd097bd745e7b0d99113f510ec"
+        );
+        assert_eq!(
+            sign(&secret, 1_800_000_000, body),
+            "9aebf0ca7cbae9fa64d9939a08b9263193cbd5026b4486daf6197083f204c44a"
         );
     }
 
