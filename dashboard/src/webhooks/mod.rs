@@ -133,47 +133,66 @@ impl Sender {
         let now = self.clock.now();
         let mut started = 0;
         for endpoint in self.store.webhooks_due(now).await? {
-            let slots = self.slots_of(endpoint);
-            let free = slots
-                .available_permits()
-                .min(self.in_flight.available_permits());
-            if free == 0 {
-                continue;
+            match self.start_endpoint(endpoint, now, sends).await {
+                Ok(n) => started += n,
+                // Deleted meanwhile: its deliveries went with it.
+                Err(StoreError::NotFound) => {}
+                Err(e) => {
+                    tracing::warn!(%endpoint, error = %e, "claiming webhook deliveries failed");
+                }
             }
-            let lease = TimeDelta::from_std(self.config.timeout).unwrap_or(TimeDelta::MAX)
-                + TimeDelta::seconds(30);
-            let claimed = self
-                .store
-                .claim_webhook_deliveries(endpoint, &self.config.node, free, now, lease)
-                .await?;
-            if claimed.is_empty() {
-                continue;
-            }
-            let (target, secret) = self.store.webhook_signing(endpoint).await?;
-            let target = Arc::new((target, secret));
-            for out in claimed {
-                // Only this loop takes slots, so the ones counted are free.
-                let (Ok(slot), Ok(overall)) = (
-                    slots.clone().try_acquire_owned(),
-                    self.in_flight.clone().try_acquire_owned(),
-                ) else {
-                    break;
-                };
-                let job = Attempt {
-                    store: self.store.clone(),
-                    clock: self.clock.clone(),
-                    client: self.client.clone(),
-                    node: self.config.node.clone(),
-                    policy: self.config.policy,
-                    target: target.clone(),
-                    out,
-                };
-                sends.spawn(async move {
-                    job.send().await;
-                    drop((slot, overall));
-                });
-                started += 1;
-            }
+        }
+        Ok(started)
+    }
+
+    /// Claims as many due deliveries of one endpoint as it has free slots,
+    /// and starts sending them.
+    async fn start_endpoint(
+        &self,
+        endpoint: WebhookId,
+        now: chrono::DateTime<chrono::Utc>,
+        sends: &mut JoinSet<()>,
+    ) -> Result<usize, StoreError> {
+        let slots = self.slots_of(endpoint);
+        let free = slots
+            .available_permits()
+            .min(self.in_flight.available_permits());
+        if free == 0 {
+            return Ok(0);
+        }
+        let lease = TimeDelta::from_std(self.config.timeout).unwrap_or(TimeDelta::MAX)
+            + TimeDelta::seconds(30);
+        let claimed = self
+            .store
+            .claim_webhook_deliveries(endpoint, &self.config.node, free, now, lease)
+            .await?;
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let target = Arc::new(self.store.webhook_signing(endpoint).await?);
+        let mut started = 0;
+        for out in claimed {
+            // Only this task takes slots, so the ones counted are still free.
+            let (Ok(slot), Ok(overall)) = (
+                slots.clone().try_acquire_owned(),
+                self.in_flight.clone().try_acquire_owned(),
+            ) else {
+                break;
+            };
+            let job = Attempt {
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                client: self.client.clone(),
+                node: self.config.node.clone(),
+                policy: self.config.policy,
+                target: target.clone(),
+                out,
+            };
+            sends.spawn(async move {
+                job.send().await;
+                drop((slot, overall));
+            });
+            started += 1;
         }
         Ok(started)
     }
