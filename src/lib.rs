@@ -50,6 +50,8 @@ pub struct App {
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
     housekeeping: JoinHandle<()>,
+    /// The sender of webhook deliveries.
+    webhooks: JoinHandle<()>,
     /// The redirect server and the certificate renewal, if any.
     extras: Vec<JoinHandle<()>>,
 }
@@ -78,6 +80,14 @@ impl App {
             .migrate()
             .await
             .context("applying database migrations")?;
+        // An unreadable CA file for webhooks stops the start here too.
+        let webhooks = dashboard::webhooks::Sender::new(
+            store.clone(),
+            clock.clone(),
+            settings.webhooks.sender(&settings.node_id),
+        )
+        .map_err(anyhow::Error::msg)
+        .context("setting up webhook deliveries")?;
         let demo = if settings.demo && store.is_empty().await? {
             Some(
                 crm::demo::seed(&store, clock.now())
@@ -265,6 +275,9 @@ impl App {
         extras.push(heartbeat);
         let housekeeping =
             tokio::spawn(housekeeping(store.clone(), clock, floor.clone(), throttle));
+        // Deliveries go out from a task of their own: no endpoint, however
+        // slow, holds up the dialler.
+        let webhooks = tokio::spawn(Arc::new(webhooks).run());
         tracing::info!(%http_addr, backend = ?store.backend(), "dialcrm started");
         Ok(App {
             http_addr,
@@ -281,6 +294,7 @@ impl App {
             shutdown: Some(tx),
             server,
             housekeeping,
+            webhooks,
             extras,
         })
     }
@@ -311,6 +325,7 @@ impl App {
             let _ = tx.send(());
         }
         self.housekeeping.abort();
+        self.webhooks.abort();
         for task in &self.extras {
             task.abort();
         }

@@ -75,6 +75,91 @@ pub struct Settings {
     /// the event bus between nodes; without it the bus stays in process.
     /// It may hold a password, so it is kept secret.
     pub nats_url: Option<Secret<String>>,
+    /// How this node sends webhook deliveries.
+    pub webhooks: WebhookSettings,
+}
+
+/// How this node sends the deliveries of accounts' webhook endpoints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookSettings {
+    /// The deadline of one attempt: connecting, sending and the answer.
+    pub timeout: Duration,
+    /// Attempts per delivery in all, the first included.
+    pub max_attempts: u32,
+    /// The wait after a first failure; it doubles with each further one.
+    pub retry_base: Duration,
+    /// The longest wait between two attempts.
+    pub retry_max: Duration,
+    /// Deliveries in flight to one endpoint from this node at most.
+    pub per_endpoint: usize,
+    /// CA certificates (PEM) to trust for https endpoints instead of the
+    /// system's.
+    pub ca_file: Option<PathBuf>,
+    /// Days delivered and failed deliveries stay in the delivery log.
+    pub keep_days: u32,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            timeout: Duration::from_secs(10),
+            max_attempts: 12,
+            retry_base: Duration::from_secs(30),
+            retry_max: Duration::from_secs(2 * 3600),
+            per_endpoint: 4,
+            ca_file: None,
+            keep_days: 30,
+        }
+    }
+}
+
+impl WebhookSettings {
+    /// Returns the sender's settings for the node named `node`.
+    pub fn sender(&self, node: &str) -> dashboard::webhooks::SenderConfig {
+        let delta = |d: Duration| chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX);
+        dashboard::webhooks::SenderConfig {
+            node: node.to_owned(),
+            timeout: self.timeout,
+            per_endpoint: self.per_endpoint,
+            policy: crm::webhooks::RetryPolicy {
+                max_attempts: self.max_attempts,
+                base: delta(self.retry_base),
+                max: delta(self.retry_max),
+            },
+            ca_file: self.ca_file.clone(),
+            keep: chrono::TimeDelta::days(i64::from(self.keep_days)),
+            ..dashboard::webhooks::SenderConfig::default()
+        }
+    }
+
+    /// Refuses values outside what the sender is built for, naming them.
+    fn check(&self) -> Result<()> {
+        let secs = self.timeout.as_secs();
+        if !(1..=120).contains(&secs) {
+            anyhow::bail!("webhooks.timeout_secs must be 1–120, not {secs}");
+        }
+        if !(1..=100).contains(&self.max_attempts) {
+            anyhow::bail!(
+                "webhooks.max_attempts must be 1–100, not {}",
+                self.max_attempts
+            );
+        }
+        if self.retry_base.is_zero() || self.retry_max < self.retry_base {
+            anyhow::bail!(
+                "webhooks.retry_base_secs must be at least 1 and at most webhooks.retry_max_secs"
+            );
+        }
+        if !(1..=64).contains(&self.per_endpoint) {
+            anyhow::bail!(
+                "webhooks.per_endpoint must be 1–64, not {}",
+                self.per_endpoint
+            );
+        }
+        if !(1..=3650).contains(&self.keep_days) {
+            anyhow::bail!("webhooks.keep_days must be 1–3650, not {}", self.keep_days);
+        }
+        Ok(())
+    }
 }
 
 impl Default for Settings {
@@ -95,6 +180,7 @@ impl Default for Settings {
             recordings_dir: PathBuf::from("recordings"),
             tls: TlsSettings::default(),
             nats_url: None,
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -119,6 +205,20 @@ struct FileSettings {
     trunks: Vec<TrunkConfig>,
     tls: Option<FileTls>,
     nats_url: Option<String>,
+    webhooks: Option<FileWebhooks>,
+}
+
+/// The `[webhooks]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWebhooks {
+    timeout_secs: Option<u64>,
+    max_attempts: Option<u32>,
+    retry_base_secs: Option<u64>,
+    retry_max_secs: Option<u64>,
+    per_endpoint: Option<usize>,
+    ca_file: Option<PathBuf>,
+    keep_days: Option<u32>,
 }
 
 /// The `[tls]` table.
@@ -216,6 +316,7 @@ impl Settings {
         s.apply_tls_overrides(&overrides.tls);
         s.tls.source().map_err(anyhow::Error::msg)?;
         s.check_nodes()?;
+        s.webhooks.check()?;
         Ok(s)
     }
 
@@ -332,6 +433,30 @@ impl Settings {
         }
         if let Some(v) = file.nats_url {
             self.nats_url = Some(Secret::new(v));
+        }
+        if let Some(w) = file.webhooks {
+            let hooks = &mut self.webhooks;
+            if let Some(v) = w.timeout_secs {
+                hooks.timeout = Duration::from_secs(v);
+            }
+            if let Some(v) = w.max_attempts {
+                hooks.max_attempts = v;
+            }
+            if let Some(v) = w.retry_base_secs {
+                hooks.retry_base = Duration::from_secs(v);
+            }
+            if let Some(v) = w.retry_max_secs {
+                hooks.retry_max = Duration::from_secs(v);
+            }
+            if let Some(v) = w.per_endpoint {
+                hooks.per_endpoint = v;
+            }
+            if w.ca_file.is_some() {
+                hooks.ca_file = w.ca_file;
+            }
+            if let Some(v) = w.keep_days {
+                hooks.keep_days = v;
+            }
         }
     }
 
@@ -492,6 +617,59 @@ mod tests {
         // SQLite (the default database) with NATS is refused, clearly.
         let e = format!("{:#}", Settings::load(None, &o).unwrap_err());
         assert!(e.contains("SQLite") && e.contains("PostgreSQL"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn webhook_settings_are_read_and_checked() {
+        let dir =
+            std::env::temp_dir().join(format!("dialcrm-webhook-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("dialcrm.toml");
+        std::fs::write(
+            &path,
+            "[webhooks]\ntimeout_secs = 5\nmax_attempts = 3\nretry_base_secs = 2\n\
+             retry_max_secs = 60\nper_endpoint = 2\nca_file = \"/etc/dialcrm/hooks-ca.pem\"\n\
+             keep_days = 7\n",
+        )
+        .expect("write");
+        let s = Settings::load(Some(&path), &Overrides::default()).expect("loads");
+        assert_eq!(
+            s.webhooks,
+            WebhookSettings {
+                timeout: Duration::from_secs(5),
+                max_attempts: 3,
+                retry_base: Duration::from_secs(2),
+                retry_max: Duration::from_secs(60),
+                per_endpoint: 2,
+                ca_file: Some(PathBuf::from("/etc/dialcrm/hooks-ca.pem")),
+                keep_days: 7,
+            }
+        );
+        assert_eq!(
+            Settings::load(None, &Overrides::default())
+                .expect("defaults load")
+                .webhooks,
+            WebhookSettings::default()
+        );
+        for (bad, named) in [
+            ("timeout_secs = 0", "timeout_secs"),
+            ("max_attempts = 0", "max_attempts"),
+            (
+                "retry_base_secs = 100\nretry_max_secs = 10",
+                "retry_base_secs",
+            ),
+            ("per_endpoint = 0", "per_endpoint"),
+            ("keep_days = 0", "keep_days"),
+            ("retries = 3", "retries"),
+        ] {
+            std::fs::write(&path, format!("[webhooks]\n{bad}\n")).expect("write");
+            let e = format!(
+                "{:#}",
+                Settings::load(Some(&path), &Overrides::default()).unwrap_err()
+            );
+            assert!(e.contains(named), "{bad}: {e}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 

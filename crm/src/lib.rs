@@ -15,6 +15,9 @@
 //!   a contact created or changed by hand; the Store runs both
 //!   ([`Store::search_contacts`], [`Store::add_contact`], [`Store::edit_contact`]).
 //! - [`events`] is the event bus that carries live state to dashboards.
+//! - [`webhooks`] says what an account's webhook endpoints are told and signs
+//!   it; the Store keeps endpoints and an outbox of deliveries written with
+//!   the facts they report ([`Store::claim_webhook_deliveries`]).
 //! - [`demo`] seeds the demo account a first start creates.
 
 pub mod demo;
@@ -31,6 +34,7 @@ pub mod store;
 pub mod subject;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod webhooks;
 
 pub use error::StoreError;
 pub use store::{Backend, Store};

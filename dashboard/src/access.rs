@@ -366,6 +366,48 @@ pub const RULES: &[Rule] = &[
         "Audit entries counted by action",
     ),
     rule(
+        "GET",
+        "/api/webhooks",
+        Who::Roles(ADMINS),
+        "The account's webhook endpoints, without their secrets",
+    ),
+    rule(
+        "POST",
+        "/api/webhooks",
+        Who::Roles(ADMINS),
+        "Add a webhook endpoint for chosen events; its signing secret is shown once",
+    ),
+    rule(
+        "GET",
+        "/api/webhooks/{id}",
+        Who::Roles(ADMINS),
+        "One webhook endpoint of the account",
+    ),
+    rule(
+        "PATCH",
+        "/api/webhooks/{id}",
+        Who::Roles(ADMINS),
+        "Change a webhook endpoint's URL, events, contact fields or state, or rotate its secret",
+    ),
+    rule(
+        "DELETE",
+        "/api/webhooks/{id}",
+        Who::Roles(ADMINS),
+        "Delete a webhook endpoint with its delivery log",
+    ),
+    rule(
+        "GET",
+        "/api/webhooks/{id}/deliveries",
+        Who::Roles(ADMINS),
+        "A webhook endpoint's deliveries, newest first: status, attempts, last error, next try",
+    ),
+    rule(
+        "POST",
+        "/api/webhooks/{id}/test",
+        Who::Roles(ADMINS),
+        "Send a signed test delivery (ping) to a webhook endpoint",
+    ),
+    rule(
         "POST",
         "/api/listen",
         Who::Roles(MANAGERS),

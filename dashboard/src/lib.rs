@@ -14,6 +14,9 @@
 //! - The desk passes agents' changes to this node's campaigns through the
 //!   dialler's `dialer::floor::Floor`, which the service attaches here.
 //! - [`history`] keeps agents' state changes for the supervisors' reports.
+//! - [`webhooks`] sends the deliveries the Store queues for accounts'
+//!   webhook endpoints, signed, from a task of its own, so no endpoint
+//!   ever holds up the dialler or another endpoint.
 //! - [`revocation`] closes a user's sockets on every node when their
 //!   sessions end on any.
 //! - [`throttle`] is the login throttle: a sans-IO policy over failure
@@ -41,6 +44,7 @@ pub mod proxies;
 pub mod revocation;
 pub mod stream;
 pub mod throttle;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -144,8 +144,24 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
     s.create_attempt(a.id, call_ref, None, None, now)
         .await
         .expect("attempt");
+    let webhook = s
+        .create_webhook(
+            a.id,
+            &crm::store::webhooks::NewEndpoint {
+                url: "https://hooks.example.com/in".into(),
+                events: vec![crm::webhooks::WebhookEvent::CallEnded],
+                active: true,
+                ..Default::default()
+            },
+            now,
+        )
+        .await
+        .expect("webhook")
+        .0;
     let id_for = |path: &str| -> String {
-        let id = if path.starts_with("/api/contacts/") {
+        let id = if path.starts_with("/api/webhooks/") {
+            webhook.id.0
+        } else if path.starts_with("/api/contacts/") {
             contact.id.0
         } else if path.starts_with("/api/lists/") {
             list.id.0
@@ -265,6 +281,10 @@ fn body_for(path: &str, list: i64, agent: i64) -> serde_json::Value {
         "/api/contacts" => serde_json::json!({ "phone": "+447400100808" }),
         "/api/contacts/{id}" => serde_json::json!({ "version": 1, "last_name": "Matrix" }),
         "/api/listen/{call_ref}/leg" => serde_json::json!({ "sdp": "v=0" }),
+        "/api/webhooks" => serde_json::json!({
+            "url": "https://hooks.example.com/other", "events": ["call.ended"]
+        }),
+        "/api/webhooks/{id}" => serde_json::json!({ "description": "matrix" }),
         _ => serde_json::json!({}),
     }
 }

@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::dialler::{agent_phone, carrier, DAY_ZONE};
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{spawn_app_tuned, TestApp};
 
 #[tokio::test]
 async fn an_agent_takes_a_call_and_saves_a_disposition_on_sqlite() {
@@ -205,12 +205,22 @@ pub(crate) async fn agent_floor(
     backend: crm::testing::TestBackend,
     hangup_after_secs: Option<u64>,
 ) -> Option<AgentFloor> {
+    agent_floor_tuned(backend, hangup_after_secs, |_| {}).await
+}
+
+/// Starts an [`AgentFloor`] as [`agent_floor`] does, with `tune` applied to
+/// the service's settings.
+pub(crate) async fn agent_floor_tuned(
+    backend: crm::testing::TestBackend,
+    hangup_after_secs: Option<u64>,
+    tune: impl FnOnce(&mut dialcrm::Settings),
+) -> Option<AgentFloor> {
     let customers = carrier(Mix::always(Outcome::Answer), 440.0, hangup_after_secs).await;
     let phones = carrier(Mix::always(Outcome::Answer), 1000.0, None).await;
     let mut trunk = TrunkConfig::new("customers", customers.sip_addr());
     trunk.max_cps = 100;
     let trunks = vec![trunk, TrunkConfig::new("phones", phones.sip_addr())];
-    let t = spawn_app_with(backend, false, trunks).await?;
+    let t = spawn_app_tuned(backend, false, trunks, None, tune).await?;
     let acme = t.account("acme", 5).await;
     let sup_pw = t.user(&acme, "sue", Role::Supervisor).await;
     let agent_pw = t.user(&acme, "al", Role::Agent).await;

@@ -36,3 +36,4 @@ mod stream;
 mod tenancy;
 mod trunks;
 mod wallboard;
+mod webhooks;

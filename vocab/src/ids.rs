@@ -38,6 +38,10 @@ id_type! {
     AttemptId,
     /// Identifies an interaction.
     InteractionId,
+    /// Identifies a webhook endpoint.
+    WebhookId,
+    /// Identifies one delivery of an event to a webhook endpoint.
+    DeliveryId,
 }
 
 #[cfg(test)]

@@ -24,5 +24,8 @@ pub mod state;
 
 pub use call::{AmdVerdict, CallRef, EndCause, ParseCallRefError};
 pub use clock::{Clock, ManualClock, SetClock, SystemClock};
-pub use ids::{AccountId, AttemptId, CampaignId, ContactId, InteractionId, LeadId, ListId, UserId};
+pub use ids::{
+    AccountId, AttemptId, CampaignId, ContactId, DeliveryId, InteractionId, LeadId, ListId, UserId,
+    WebhookId,
+};
 pub use state::{AgentState, CallPhase};

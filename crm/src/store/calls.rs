@@ -2,15 +2,18 @@
 
 use chrono::{DateTime, Utc};
 
+use super::webhooks::enqueue_webhooks;
 use super::{on_pool, Store};
 use crate::model::{
     AccountId, AttemptId, CallAttempt, CampaignId, ContactId, Interaction, InteractionId,
     NewInteraction,
 };
+use crate::webhooks::{CallFacts, Occurrence};
 use crate::StoreError;
 use vocab::CallRef;
 
-const ATTEMPT_COLUMNS: &str = "id, account_id, call_ref, campaign_id, contact_id, started_at, \
+pub(super) const ATTEMPT_COLUMNS: &str =
+    "id, account_id, call_ref, campaign_id, contact_id, started_at, \
      answered_at, ended_at, outcome";
 const INTERACTION_COLUMNS: &str =
     "id, account_id, contact_id, user_id, attempt_id, kind, disposition, notes, occurred_at";
@@ -104,8 +107,9 @@ impl Store {
         Ok(())
     }
 
-    /// Marks an attempt ended with its outcome. An attempt already closed
-    /// (by a survivor that recovered its node) is left as it is: `NotFound`.
+    /// Marks an attempt ended with its outcome, and queues its `call.ended`
+    /// webhooks in the same transaction. An attempt already closed (by a
+    /// survivor that recovered its node) is left as it is: `NotFound`.
     pub async fn mark_ended(
         &self,
         account: AccountId,
@@ -113,22 +117,24 @@ impl Store {
         outcome: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let n = on_pool!(self, |pool| {
-            sqlx::query(
+        let sql = format!(
             "UPDATE call_attempts SET ended_at = $1, outcome = $2 WHERE id = $3 AND account_id = $4 \
-             AND ended_at IS NULL"
-        )
-        .bind(at)
-        .bind(outcome)
-        .bind(id.0)
-        .bind(account.0)
-        .execute(pool)
-        .await?
-        .rows_affected()
+             AND ended_at IS NULL RETURNING {ATTEMPT_COLUMNS}"
+        );
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let attempt: CallAttempt = sqlx::query_as(&sql)
+                .bind(at)
+                .bind(outcome)
+                .bind(id.0)
+                .bind(account.0)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let ended = Occurrence::call_ended(&CallFacts::of(&attempt), outcome, at);
+            enqueue_webhooks!(&mut *tx, account, &ended)?;
+            tx.commit().await?;
         });
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
         Ok(())
     }
 
@@ -150,7 +156,9 @@ impl Store {
         Ok(rows)
     }
 
-    /// Records an interaction with a contact of the account.
+    /// Records an interaction with a contact of the account; one with a
+    /// disposition queues its `disposition.saved` webhooks in the same
+    /// transaction.
     pub async fn record_interaction(
         &self,
         account: AccountId,
@@ -163,17 +171,46 @@ impl Store {
              disposition, notes, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              RETURNING {INTERACTION_COLUMNS}"
         );
-        let row: Interaction = on_pool!(self, |pool| sqlx::query_as(&sql)
-            .bind(account.0)
-            .bind(new.contact_id.0)
-            .bind(new.user_id.map(|u| u.0))
-            .bind(new.attempt_id.map(|a| a.0))
-            .bind(&new.kind)
-            .bind(&new.disposition)
-            .bind(&new.notes)
-            .bind(now)
-            .fetch_one(pool)
-            .await?);
+        let attempt_sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM call_attempts WHERE id = $1 AND account_id = $2"
+        );
+        let row: Interaction = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let row: Interaction = sqlx::query_as(&sql)
+                .bind(account.0)
+                .bind(new.contact_id.0)
+                .bind(new.user_id.map(|u| u.0))
+                .bind(new.attempt_id.map(|a| a.0))
+                .bind(&new.kind)
+                .bind(&new.disposition)
+                .bind(&new.notes)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            if let Some(disposition) = &row.disposition {
+                let attempt: Option<CallAttempt> = match row.attempt_id {
+                    Some(a) => {
+                        sqlx::query_as(&attempt_sql)
+                            .bind(a.0)
+                            .bind(account.0)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                    }
+                    None => None,
+                };
+                let saved = Occurrence::disposition_saved(
+                    row.id,
+                    new.contact_id,
+                    row.user_id,
+                    disposition,
+                    attempt.as_ref().map(CallFacts::of).as_ref(),
+                    now,
+                );
+                enqueue_webhooks!(&mut *tx, account, &saved)?;
+            }
+            tx.commit().await?;
+            row
+        });
         Ok(row)
     }
 

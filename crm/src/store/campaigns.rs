@@ -2,8 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{on_pool, Store};
+use super::webhooks::enqueue_webhooks;
+use super::{on_pool, Backend, Store};
 use crate::model::{AccountId, Campaign, CampaignId, CampaignStatus, ListId};
+use crate::webhooks::{Occurrence, WebhookEvent};
 use crate::StoreError;
 
 const CAMPAIGN_COLUMNS: &str = "id, account_id, name, caller_id, status, created_at";
@@ -105,7 +107,9 @@ impl Store {
         Ok(())
     }
 
-    /// Sets whether a campaign is running, paused or stopped.
+    /// Sets whether a campaign is running, paused or stopped. A change to
+    /// running or paused queues the `campaign.started` or `campaign.paused`
+    /// webhooks in the same transaction.
     pub async fn set_campaign_status(
         &self,
         account: AccountId,
@@ -113,21 +117,44 @@ impl Store {
         status: CampaignStatus,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let n = on_pool!(self, |pool| {
+        let begin = match self.backend() {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        let lock = match self.backend() {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        };
+        let select =
+            format!("SELECT status, name FROM campaigns WHERE id = $1 AND account_id = $2{lock}");
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_with(begin).await?;
+            let (before, name): (CampaignStatus, String) = sqlx::query_as(&select)
+                .bind(id.0)
+                .bind(account.0)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
             sqlx::query(
-            "UPDATE campaigns SET status = $1, updated_at = $2 WHERE id = $3 AND account_id = $4"
-        )
-        .bind(status.as_str())
-        .bind(now)
-        .bind(id.0)
-        .bind(account.0)
-        .execute(pool)
-        .await?
-        .rows_affected()
+                "UPDATE campaigns SET status = $1, updated_at = $2 WHERE id = $3 AND account_id = $4",
+            )
+            .bind(status.as_str())
+            .bind(now)
+            .bind(id.0)
+            .bind(account.0)
+            .execute(&mut *tx)
+            .await?;
+            let event = match status {
+                CampaignStatus::Running => Some(WebhookEvent::CampaignStarted),
+                CampaignStatus::Paused => Some(WebhookEvent::CampaignPaused),
+                CampaignStatus::Stopped => None,
+            };
+            if let Some(event) = event.filter(|_| before != status) {
+                let changed = Occurrence::campaign(event, id, &name, now);
+                enqueue_webhooks!(&mut *tx, account, &changed)?;
+            }
+            tx.commit().await?;
         });
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
         Ok(())
     }
 

@@ -8,10 +8,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 use dialer_core::{AttemptOutcome, Counts};
 use vocab::CallRef;
 
+use super::calls::ATTEMPT_COLUMNS;
 use super::leads::LeadId;
 use super::nodes::Holder;
+use super::webhooks::enqueue_webhooks;
 use super::{on_pool, Store};
-use crate::model::{AccountId, AttemptId, CampaignId, ContactId, UserId};
+use crate::model::{AccountId, AttemptId, CallAttempt, CampaignId, ContactId, UserId};
+use crate::webhooks::{CallFacts, Occurrence};
 use crate::StoreError;
 
 /// The outcome stored for an attempt its node stopped without ending.
@@ -100,14 +103,33 @@ impl Store {
         Ok(())
     }
 
-    /// Records that the call was answered, found by its reference.
+    /// Records that the call was answered, found by its reference, and
+    /// queues its `call.answered` webhooks in the same transaction; a call
+    /// already closed (by a survivor) is `NotFound`.
     pub async fn mark_call_answered(
         &self,
         account: AccountId,
         call: CallRef,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.stamp(account, call, "answered_at", at).await
+        let sql = format!(
+            "UPDATE call_attempts SET answered_at = $1 WHERE call_ref = $2 AND account_id = $3 \
+             AND ended_at IS NULL RETURNING {ATTEMPT_COLUMNS}"
+        );
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let attempt: CallAttempt = sqlx::query_as(&sql)
+                .bind(at)
+                .bind(call)
+                .bind(account.0)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let answered = Occurrence::call_answered(&CallFacts::of(&attempt), at);
+            enqueue_webhooks!(&mut *tx, account, &answered)?;
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
     /// Records that an agent was connected to the answered call.
@@ -222,19 +244,28 @@ impl Store {
             } else {
                 INTERRUPTED
             };
-            let closed = on_pool!(self, |pool| sqlx::query(
+            let sql = format!(
                 "UPDATE call_attempts SET ended_at = $1, outcome = $2, \
                  abandoned_at = CASE WHEN $3 THEN answered_at ELSE abandoned_at END \
-                 WHERE id = $4 AND ended_at IS NULL"
-            )
-            .bind(now)
-            .bind(stored)
-            .bind(abandoned)
-            .bind(attempt.id)
-            .execute(pool)
-            .await?
-            .rows_affected());
-            if closed == 0 {
+                 WHERE id = $4 AND ended_at IS NULL RETURNING {ATTEMPT_COLUMNS}"
+            );
+            let closed: bool = on_pool!(self, |pool| {
+                let mut tx = pool.begin().await?;
+                let closed: Option<CallAttempt> = sqlx::query_as(&sql)
+                    .bind(now)
+                    .bind(stored)
+                    .bind(abandoned)
+                    .bind(attempt.id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(closed) = &closed {
+                    let ended = Occurrence::call_ended(&CallFacts::of(closed), stored, now);
+                    enqueue_webhooks!(&mut *tx, closed.account_id, &ended)?;
+                }
+                tx.commit().await?;
+                closed.is_some()
+            });
+            if !closed {
                 // Its node ended it after all, just now.
                 continue;
             }

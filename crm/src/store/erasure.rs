@@ -16,8 +16,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use vocab::CallRef;
 
+use super::webhooks::enqueue_webhooks;
 use super::{on_pool, Backend, Store};
 use crate::model::{AccountId, Actor, AttemptId, ContactId};
+use crate::webhooks::Occurrence;
 use crate::{privacy, StoreError};
 
 /// Identifies a recording.
@@ -217,6 +219,18 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            // Deliveries already queued keep their facts but lose the
+            // contact, as the attempts do; the one that reports the erasure
+            // names it, so receivers erase it too.
+            sqlx::query(
+                "UPDATE webhook_deliveries SET contact_id = NULL \
+                 WHERE account_id = $1 AND contact_id = $2",
+            )
+            .bind(account.0)
+            .bind(contact.0)
+            .execute(&mut *tx)
+            .await?;
+            enqueue_webhooks!(&mut *tx, account, &Occurrence::contact_erased(contact, now))?;
             sqlx::query("DELETE FROM contacts WHERE id = $1 AND account_id = $2")
                 .bind(contact.0)
                 .bind(account.0)

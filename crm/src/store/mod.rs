@@ -34,6 +34,7 @@ pub mod softphone;
 pub mod suppression;
 pub mod timeline;
 mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

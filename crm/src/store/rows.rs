@@ -9,7 +9,9 @@ use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Type};
 
 use super::leads::LeadState;
+use super::webhooks::DeliveryStatus;
 use crate::model::{CampaignStatus, Role};
+use crate::webhooks::WebhookEvent;
 
 pub(crate) const CONTACT_COLUMNS: &str = "id, account_id, first_name, last_name, phone_e164, \
      phone_raw, email, postal_address, profession, time_zone, custom_fields, version, created_at, \
@@ -43,4 +45,10 @@ macro_rules! stored_as_text {
     )*};
 }
 
-stored_as_text!(Role, CampaignStatus, LeadState);
+stored_as_text!(
+    Role,
+    CampaignStatus,
+    LeadState,
+    WebhookEvent,
+    DeliveryStatus
+);

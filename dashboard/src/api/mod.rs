@@ -17,6 +17,7 @@ mod pause_codes;
 mod privacy;
 mod reports;
 mod users;
+mod webhooks;
 
 use axum::Router;
 
@@ -40,4 +41,5 @@ pub fn routes() -> Router<AppState> {
         .merge(reports::routes())
         .merge(dial_level::routes())
         .merge(listen::routes())
+        .merge(webhooks::routes())
 }
