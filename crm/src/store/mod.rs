@@ -18,6 +18,7 @@ mod contact_edit;
 pub mod contact_search;
 mod contacts;
 pub mod erasure;
+mod fields;
 mod import;
 pub mod leads;
 mod lists;

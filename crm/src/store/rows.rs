@@ -9,6 +9,7 @@ use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Type};
 
 use super::leads::LeadState;
+use crate::fields::FieldKind;
 use crate::model::{CampaignStatus, Role};
 
 pub(crate) const CONTACT_COLUMNS: &str = "id, account_id, first_name, last_name, phone_e164, \
@@ -43,4 +44,4 @@ macro_rules! stored_as_text {
     )*};
 }
 
-stored_as_text!(Role, CampaignStatus, LeadState);
+stored_as_text!(Role, CampaignStatus, LeadState, FieldKind);

@@ -22,7 +22,7 @@ pub(super) struct SavedContact {
     #[serde(flatten)]
     contact: Contact,
     /// The fields this request changed.
-    changed: Vec<&'static str>,
+    changed: Vec<String>,
     /// Whether the number is on the suppression list: saved, flagged, and
     /// never dialled.
     suppressed: bool,
@@ -112,7 +112,7 @@ pub(super) async fn edit(
         account: me.account(),
         contact_id: saved.contact.id,
         version: saved.contact.version,
-        fields: saved.changed.iter().map(|f| (*f).to_owned()).collect(),
+        fields: saved.changed.clone(),
         by: me.user.id,
         at: state.clock.now(),
     });
