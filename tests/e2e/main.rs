@@ -13,6 +13,7 @@ mod desk;
 mod dial;
 mod dialler;
 mod dnc;
+mod fields;
 mod firefox;
 mod helpers;
 mod https;
