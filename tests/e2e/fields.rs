@@ -3,10 +3,13 @@
 //! see and change only those on the card of their own contacts, and
 //! removing a field erases its values.
 
-use chrono::Duration;
-use crm::model::{ContactId, Role};
+use chrono::{Duration, Utc};
+use crm::model::{ContactFields, ContactId, Role};
+use crm::store::campaign_settings::DialMode;
 use serde_json::{json, Value};
 
+use crate::desk::{agent_floor, say, wait_for, AgentFloor};
+use crate::dialler::DAY_ZONE;
 use crate::helpers::{on_both_backends, NowUtc, TestApp};
 
 on_both_backends!(
@@ -454,4 +457,118 @@ async fn agents_see_and_change_only_card_fields_of_their_contacts(t: TestApp) ->
     let stored = s.contact(acme.id, nell).await.expect("contact");
     assert_eq!(stored.values["score"], 9, "kept, unseen");
     t
+}
+
+/// The card of a call shows the fields marked for it, with their values,
+/// and nothing of the others.
+#[tokio::test]
+async fn the_card_shows_the_fields_marked_for_it_on_sqlite() {
+    card_fields(crm::testing::TestBackend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_card_shows_the_fields_marked_for_it_on_postgres() {
+    card_fields(crm::testing::TestBackend::Postgres).await;
+}
+
+async fn card_fields(backend: crm::testing::TestBackend) {
+    let Some(f) = agent_floor(backend, None).await else {
+        return;
+    };
+    let t = &f.t;
+    let s = &t.db.store;
+    let now = Utc::now();
+    let admin_pw = t.user(&f.acme, "ann", Role::Admin).await;
+    let ann = t.login("ann", &admin_pw).await;
+    define_all(t, &ann).await;
+    let list = s
+        .create_list(f.acme.id, "L", "GB", now)
+        .await
+        .expect("list");
+    let contact = s
+        .create_contact(
+            f.acme.id,
+            &ContactFields {
+                first_name: "Philippa".into(),
+                last_name: "Oddington".into(),
+                phone_e164: "+447400100777".into(),
+                phone_raw: "07400 100777".into(),
+                time_zone: Some(DAY_ZONE.into()),
+                custom_fields: json!({}),
+                ..ContactFields::default()
+            },
+            now,
+        )
+        .await
+        .expect("contact");
+    let (status, _) = send(
+        ann.patch(t.url(&format!("/api/contacts/{}", contact.id)))
+            .json(&json!({
+                "version": 1, "fields": { "plan": "Gold", "score": 8675309, "opt_in": false }
+            })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    s.add_to_list(f.acme.id, list.id, contact.id, now)
+        .await
+        .expect("member");
+    let campaign = t
+        .start_campaign(
+            &f.acme,
+            list.id,
+            "Spring",
+            DialMode::Progressive,
+            None,
+            ("sue", &f.sup_pw),
+        )
+        .await;
+    f.connect_audio().await;
+    let mut ws = f.open_desk().await;
+    wait_for(&mut ws, "welcome").await;
+    say(
+        &mut ws,
+        json!({"type": "ready", "campaign_id": campaign.id.0}),
+    )
+    .await;
+    let card = wait_for(&mut ws, "call").await;
+    let shown: Vec<(Value, Value, Value)> = card["contact"]["card_fields"]
+        .as_array()
+        .expect("the card's fields")
+        .iter()
+        .map(|f| (f["key"].clone(), f["label"].clone(), f["value"].clone()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (json!("company"), json!("Company"), Value::Null),
+            (json!("plan"), json!("Plan"), json!("Gold")),
+            (json!("renewal"), json!("Renewal date"), Value::Null),
+            (json!("opt_in"), json!("Opted in"), json!(false)),
+        ],
+        "{card}"
+    );
+    assert_eq!(
+        card["contact"]["fields"],
+        json!({ "plan": "Gold", "opt_in": false })
+    );
+    assert!(
+        !card.to_string().contains("8675309"),
+        "the off-card score stays off: {card}"
+    );
+
+    // During the call the agent corrects a card field through the API.
+    let al = t.login("al", &f.agent_pw).await;
+    let (status, edited) = send(
+        al.patch(t.url(&format!("/api/contacts/{}", contact.id)))
+            .json(&json!({
+                "version": card["contact"]["version"], "fields": { "plan": "Silver" }
+            })),
+    )
+    .await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(edited["changed"], json!(["field.plan"]));
+    drop(ws);
+    let AgentFloor { t, .. } = f;
+    t.app.stop().await.expect("stops");
+    t.db.finish().await;
 }
