@@ -572,3 +572,77 @@ async fn card_fields(backend: crm::testing::TestBackend) {
     t.app.stop().await.expect("stops");
     t.db.finish().await;
 }
+
+/// `dialcrm contact edit --set field.KEY=VALUE`, through the same checks.
+#[tokio::test]
+async fn the_command_line_sets_a_field_on_sqlite() {
+    command_line(crm::testing::TestBackend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_command_line_sets_a_field_on_postgres() {
+    command_line(crm::testing::TestBackend::Postgres).await;
+}
+
+async fn command_line(backend: crm::testing::TestBackend) {
+    let Some(db) = crm::testing::TestDb::new(backend).await else {
+        return;
+    };
+    let s = &db.store;
+    let now = Utc::now();
+    let acme = s.create_account("acme", 1, now).await.expect("account");
+    let owner = crm::model::Actor {
+        account_id: Some(acme.id),
+        ..Default::default()
+    };
+    let plan: crm::fields::NewField = serde_json::from_str(FIELDS[1]).expect("a definition");
+    s.define_field(&owner, &plan, now).await.expect("defined");
+    let ada = s
+        .create_contact(
+            acme.id,
+            &ContactFields {
+                first_name: "Ada".into(),
+                phone_e164: "+447400100123".into(),
+                phone_raw: "07400 100123".into(),
+                custom_fields: json!({}),
+                ..ContactFields::default()
+            },
+            now,
+        )
+        .await
+        .expect("contact");
+    let cli = |set: &str| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_dialcrm"));
+        c.args(["contact", "edit", "--account", "acme", "--id"])
+            .arg(ada.id.to_string())
+            .args(["--set", set, "--database-url", &db.url])
+            .env_remove("DIALCRM_DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true);
+        async move {
+            let out = c.output().await.expect("runs");
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+    let (ok, out, err) = cli("field.plan=silver").await;
+    assert!(ok, "{err}");
+    assert!(out.contains("field.plan"), "{out}");
+    let (ok, _, err) = cli("field.plan=Bronze").await;
+    assert!(!ok);
+    assert!(err.contains("Gold, Silver"), "{err}");
+    let stored = s.contact(acme.id, ada.id).await.expect("contact");
+    assert_eq!(stored.values["plan"], "Silver");
+    let (ok, _, err) = cli("field.plan=").await;
+    assert!(ok, "{err}");
+    assert!(s
+        .contact(acme.id, ada.id)
+        .await
+        .expect("contact")
+        .values
+        .is_empty());
+    db.finish().await;
+}
