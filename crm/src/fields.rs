@@ -66,9 +66,7 @@ impl FieldKind {
             FieldKind::YesNo => "yes_no",
         }
     }
-}
 
-impl FieldKind {
     /// Returns a value stored for a field of this kind as the API shows it.
     pub fn to_json(self, stored: &str) -> Value {
         match self {
@@ -213,6 +211,7 @@ impl NewField {
             on_card: self.on_card.unwrap_or(true),
             exported: self.exported.unwrap_or(true),
             position: self.position.unwrap_or(0),
+            // A placeholder: the Store stamps the time it is defined.
             created_at: DateTime::<Utc>::MIN_UTC,
         })
     }

@@ -276,6 +276,7 @@ async fn admins_define_fields_that_contacts_carry_everywhere(t: TestApp) -> Test
     assert_eq!(status, 409, "Silver is held: {error}");
     let (status, error) = send(ann.patch(t.url(plan)).json(&json!({ "kind": "text" }))).await;
     assert_eq!(status, 400, "{error}");
+    assert!(message(&error).contains("kind never changes"), "{error}");
     let (status, _) = send(ann.patch(t.url(plan)).json(&json!({}))).await;
     assert_eq!(status, 400, "a change that names nothing");
 

@@ -60,7 +60,8 @@ async fn change(
 ) -> Result<Json<FieldDef>, ApiError> {
     // A foreign or missing field is a 404 whatever the body says.
     state.store.field(me.account(), &key).await?;
-    if body.is_empty() {
+    // A key or kind alone is the Store's to refuse when it is another.
+    if body.is_empty() && body.key.is_none() && body.kind.is_none() {
         return Err(ApiError::BadRequest(
             "name at least one of label, choices, required, on_card, exported or position".into(),
         ));
