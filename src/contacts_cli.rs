@@ -52,7 +52,8 @@ pub struct EditArgs {
     #[arg(long)]
     pub id: i64,
     /// A field and its new value (repeatable); an empty value clears an
-    /// optional field; custom_fields takes a JSON object.
+    /// optional field; custom_fields takes a JSON object; `field.KEY` names
+    /// a field the account defined.
     #[arg(long = "set", value_name = "FIELD=VALUE", required = true)]
     pub set: Vec<String>,
     /// The version read; the edit is refused if the contact changed since.
@@ -122,6 +123,21 @@ async fn edit(store: &Store, args: EditArgs) -> Result<()> {
         let Some((field, value)) = pair.split_once('=') else {
             bail!("--set takes FIELD=VALUE, not {pair:?}");
         };
+        if let Some(key) = field.trim().strip_prefix("field.") {
+            // A field the account defined; empty clears it.
+            let value = if value.is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::Value::String(value.to_owned())
+            };
+            let fields = body
+                .entry("fields")
+                .or_insert_with(|| serde_json::Value::Object(Default::default()));
+            if let Some(fields) = fields.as_object_mut() {
+                fields.insert(key.to_owned(), value);
+            }
+            continue;
+        }
         let value = if field.trim() == "custom_fields" {
             serde_json::from_str(value).context("custom_fields takes a JSON object")?
         } else {

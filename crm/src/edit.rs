@@ -4,11 +4,13 @@
 //! [`ContactChange::apply`] is pure: it turns the current fields and a
 //! change into the new fields and the names of those that changed, which
 //! is what the audit log records (names, never values).
-//! [`crate::Store::edit_contact`] and [`crate::Store::add_contact`] write them.
+//! [`crate::Store::edit_contact`] and [`crate::Store::add_contact`] write them,
+//! and check the values given in the account's own fields ([`crate::fields`]),
+//! whose definitions only the Store knows.
 
 use phonenumber::country;
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::import::e164;
 use crate::model::{ContactFields, ListId};
@@ -47,6 +49,8 @@ pub struct NewContact {
     pub time_zone: Option<String>,
     /// Other fields, a JSON object.
     pub custom_fields: Option<Value>,
+    /// Values in the fields the account defined, by key.
+    pub fields: Option<Map<String, Value>>,
     /// A list of the account to put the contact on.
     pub list_id: Option<ListId>,
 }
@@ -80,6 +84,9 @@ pub struct ContactChange {
     pub time_zone: Option<Option<String>>,
     /// Other fields, a JSON object that replaces the current one.
     pub custom_fields: Option<Value>,
+    /// Values in the fields the account defined, by key: those named are
+    /// set (`null` or `""` clears one), the others kept.
+    pub fields: Option<Map<String, Value>>,
 }
 
 impl NewContact {

@@ -1,12 +1,15 @@
 //! Streaming CSV export of a call list, a page of contacts at a time.
 //!
-//! The header names the contact fields, then every custom field found on the
-//! list (their union, sorted), then the columns dialcrm itself keeps, prefixed
-//! `dialcrm_` so that importing an export again ignores them.
+//! The header names the contact fields, then the account's fields marked
+//! exported (by key, in their order), then every other custom column found
+//! on the list (their union, sorted), then the columns dialcrm itself keeps,
+//! prefixed `dialcrm_` so that importing an export again ignores them.
+//! Importing an export again maps the account's fields back by their keys.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
+use crate::fields::FieldDef;
 use crate::model::{AccountId, Actor, Contact, ContactId, ListId};
 use crate::{Store, StoreError};
 
@@ -55,6 +58,7 @@ pub struct ListExport {
     store: Store,
     account: AccountId,
     list: ListId,
+    fields: Vec<FieldDef>,
     custom: Vec<String>,
     after: ContactId,
     header_done: bool,
@@ -73,7 +77,16 @@ impl ListExport {
     ) -> Result<ListExport, StoreError> {
         let account = actor.account_id.ok_or(StoreError::NotFound)?;
         store.list(account, list).await?;
-        let custom = store.list_custom_field_names(account, list).await?;
+        let defined = store.fields(account).await?;
+        // A custom column named as a field's key is that field's column: its
+        // value is written there when the contact has no value in the field.
+        let custom = store
+            .list_custom_field_names(account, list)
+            .await?
+            .into_iter()
+            .filter(|name| !defined.iter().any(|d| d.key == *name))
+            .collect();
+        let fields = defined.into_iter().filter(|f| f.exported).collect();
         store
             .audit(actor, "list.export", Some(&format!("list:{list}")), now)
             .await?;
@@ -81,6 +94,7 @@ impl ListExport {
             store: store.clone(),
             account,
             list,
+            fields,
             custom,
             after: ContactId(0),
             header_done: false,
@@ -100,6 +114,7 @@ impl ListExport {
             let header = FIELD_COLUMNS
                 .iter()
                 .copied()
+                .chain(self.fields.iter().map(|f| f.key.as_str()))
                 .chain(self.custom.iter().map(String::as_str))
                 .chain(SYSTEM_COLUMNS.iter().copied());
             out.write_record(header).map_err(csv_error)?;
@@ -151,12 +166,16 @@ impl ListExport {
             text(&f.profession),
             text(&f.time_zone),
         ];
+        for field in &self.fields {
+            let value = row
+                .contact
+                .values
+                .get(&field.key)
+                .or_else(|| f.custom_fields.get(&field.key));
+            record.push(cell(value));
+        }
         for name in &self.custom {
-            record.push(match f.custom_fields.get(name) {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-            });
+            record.push(cell(f.custom_fields.get(name)));
         }
         record.push(row.contact.id.to_string());
         record.push(row.attempts.to_string());
@@ -168,6 +187,17 @@ impl ListExport {
                 .unwrap_or_default(),
         );
         record
+    }
+}
+
+/// Returns a value as a cell: text as it is, yes/no as `yes` or `no`
+/// (which an import reads back), numbers as written.
+fn cell(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Bool(b)) => if *b { "yes" } else { "no" }.to_owned(),
+        Some(other) => other.to_string(),
     }
 }
 

@@ -11,6 +11,13 @@
 //! place, and running the same file again with [`OnDuplicate::Skip`] adds only
 //! the rows still missing. Problems with the file as a whole (empty, not CSV,
 //! no phone column) are found before anything is written.
+//!
+//! A column named as one of the account's fields (by key or label) holds
+//! that field's values, read by its kind: a bad value refuses its row, as a
+//! bad number does. A row may leave a required field empty: imports bring
+//! what a list holds, and the field is filled in later (on the card, say).
+//! With [`OnDuplicate::Update`], an empty cell leaves the contact's value
+//! in that field as it was.
 
 mod parse;
 
@@ -21,11 +28,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::fields::{FieldDef, FieldId};
 use crate::model::{AccountId, Actor, ContactFields, ListId};
 use crate::{Store, StoreError};
 use parse::{ContactReader, Row};
 
-pub use parse::{e164, region};
+pub use parse::{e164, is_contact_column, region};
 
 /// How many row errors a summary keeps; later ones are only counted.
 pub const MAX_KEPT_ERRORS: usize = 1000;
@@ -180,9 +188,11 @@ where
         .audit(actor, "list.import", Some(&format!("list:{list}")), now)
         .await?;
 
+    let fields = store.fields(account).await?;
     let batch_size = options.batch_size.clamp(1, 2000);
     let (tx, mut rx) = mpsc::channel(4);
-    let parser = tokio::task::spawn_blocking(move || parse_batches(input, region, batch_size, tx));
+    let parser =
+        tokio::task::spawn_blocking(move || parse_batches(input, region, fields, batch_size, tx));
 
     let mut summary = ImportSummary::default();
     let mut next_report = options.progress_every.max(1);
@@ -238,19 +248,23 @@ pub fn read_contacts<R: Read>(
     region: phonenumber::country::Id,
     mut row: impl FnMut(Result<(u64, ContactFields), RowError>),
 ) -> Result<(), ImportError> {
-    let mut reader = ContactReader::open(input, region)?;
+    let mut reader = ContactReader::open(input, region, Vec::new())?;
     while let Some(next) = reader.next_row()? {
         row(match next {
-            Row::Contact(line, fields) => Ok((line, fields)),
+            Row::Contact(line, fields, _) => Ok((line, fields)),
             Row::Invalid(error) => Err(error),
         });
     }
     Ok(())
 }
 
+/// A valid row: its line, the contact's fields, and its values in the
+/// account's fields.
+type ParsedRow = (u64, ContactFields, Vec<(FieldId, String)>);
+
 /// One batch from the parser: valid rows and the records refused among them.
 struct Batch {
-    rows: Vec<(u64, ContactFields)>,
+    rows: Vec<ParsedRow>,
     errors: Vec<RowError>,
     read: u64,
 }
@@ -258,10 +272,11 @@ struct Batch {
 fn parse_batches<R: Read>(
     input: R,
     region: phonenumber::country::Id,
+    fields: Vec<FieldDef>,
     batch_size: usize,
     tx: mpsc::Sender<Result<Batch, ImportError>>,
 ) {
-    let mut reader = match ContactReader::open(input, region) {
+    let mut reader = match ContactReader::open(input, region, fields) {
         Ok(r) => r,
         Err(e) => {
             let _ = tx.blocking_send(Err(e));
@@ -279,7 +294,7 @@ fn parse_batches<R: Read>(
             Ok(Some(row)) => {
                 batch.read += 1;
                 match row {
-                    Row::Contact(line, fields) => batch.rows.push((line, fields)),
+                    Row::Contact(line, fields, values) => batch.rows.push((line, fields, values)),
                     Row::Invalid(e) => batch.errors.push(e),
                 }
                 if batch.read as usize >= batch_size
@@ -325,12 +340,14 @@ async fn apply(
     let mut index: HashMap<String, usize> = HashMap::with_capacity(batch.rows.len());
     let mut lines = Vec::with_capacity(batch.rows.len());
     let mut rows: Vec<ContactFields> = Vec::with_capacity(batch.rows.len());
-    for (line, fields) in batch.rows {
+    let mut values: Vec<Vec<(FieldId, String)>> = Vec::with_capacity(batch.rows.len());
+    for (line, fields, held) in batch.rows {
         match index.get(&fields.phone_e164) {
             Some(&i) => match options.on_duplicate {
                 OnDuplicate::Skip => summary.skipped_duplicates += 1,
                 OnDuplicate::Update => {
                     rows[i] = fields;
+                    values[i] = held;
                     lines[i] = line;
                     summary.updated += 1;
                 }
@@ -339,11 +356,12 @@ async fn apply(
                 index.insert(fields.phone_e164.clone(), rows.len());
                 lines.push(line);
                 rows.push(fields);
+                values.push(held);
             }
         }
     }
     let outcome = store
-        .import_batch(account, list, &rows, options.on_duplicate, now)
+        .import_batch_with_values(account, list, &rows, &values, options.on_duplicate, now)
         .await?;
     summary.imported += outcome.imported;
     summary.updated += outcome.updated;

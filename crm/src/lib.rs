@@ -14,6 +14,8 @@
 //! - [`search`] reads what a contact search asks for, and [`edit`] checks
 //!   a contact created or changed by hand; the Store runs both
 //!   ([`Store::search_contacts`], [`Store::add_contact`], [`Store::edit_contact`]).
+//! - [`fields`] checks the fields an account defines for its contacts and
+//!   reads their values; the Store keeps both ([`Store::define_field`]).
 //! - [`events`] is the event bus that carries live state to dashboards.
 //! - [`webhooks`] says what an account's webhook endpoints are told and signs
 //!   it; the Store keeps endpoints and an outbox of deliveries written with
@@ -25,6 +27,7 @@ pub mod edit;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod fields;
 pub mod import;
 pub mod model;
 pub mod password;

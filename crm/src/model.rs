@@ -139,6 +139,11 @@ pub struct Contact {
     pub created_at: DateTime<Utc>,
     /// When the contact was last changed.
     pub updated_at: DateTime<Utc>,
+    /// The contact's values in the fields its account defined, by key
+    /// (`fields` in the API). The Store's reads fill it in.
+    #[serde(rename = "fields")]
+    #[sqlx(skip)]
+    pub values: crate::fields::FieldValues,
 }
 
 /// A call list.

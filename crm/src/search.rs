@@ -1,5 +1,6 @@
 //! What a contact search asks for: the text typed, read as a number, a
-//! name, an email address or a postal code, with its sort and page.
+//! name, an email address or a postal code, with its sort and page, and
+//! the values asked for in the account's own fields.
 //!
 //! Reading the text is pure and tested here; [`crate::Store::search_contacts`]
 //! runs the query on the indexes migration 0012 adds
@@ -8,6 +9,7 @@
 use phonenumber::country;
 use serde::{Deserialize, Serialize};
 
+use crate::fields::{FieldDef, FieldId};
 use crate::import::e164;
 use crate::StoreError;
 
@@ -19,6 +21,18 @@ pub const DEFAULT_PER_PAGE: u32 = 25;
 pub const MAX_PER_PAGE: u32 = 100;
 /// How deep paging goes; past it, narrow the search instead.
 pub const MAX_OFFSET: u64 = 100_000;
+
+/// The most field filters one search takes.
+pub const MAX_FILTERS: usize = 10;
+
+/// A value a contact must hold in one of the account's fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldFilter {
+    /// The field.
+    pub field: FieldId,
+    /// The value, as stored.
+    pub value: String,
+}
 
 /// What a search matches, once the text is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +109,14 @@ pub enum Sort {
 pub struct ContactQuery {
     /// What to match.
     pub criterion: Criterion,
+    /// The text as typed, trimmed. Read by its shape (`field` left to
+    /// `Any`), it also matches the start of a value in the account's text
+    /// fields.
+    pub text: String,
+    /// Which field the text was meant for.
+    pub field: Field,
+    /// Values the contacts must hold in the account's fields, all of them.
+    pub filters: Vec<FieldFilter>,
     /// The order of the results.
     pub sort: Sort,
     /// The page, from 1.
@@ -131,10 +153,40 @@ impl ContactQuery {
         }
         Ok(ContactQuery {
             criterion: criterion(text, field, regions)?,
+            text: text.trim().to_owned(),
+            field,
+            filters: Vec::new(),
             sort,
             page,
             per_page,
         })
+    }
+
+    /// Adds a filter: only contacts whose value in the field is `value`
+    /// (case aside for text and choices), read as the field's kind reads it.
+    pub fn filter(mut self, def: &FieldDef, value: &str) -> Result<Self, StoreError> {
+        let value = def.read_text(value)?.ok_or_else(|| {
+            invalid(&format!(
+                "the filter field.{} needs a value to match",
+                def.key
+            ))
+        })?;
+        if self.filters.len() >= MAX_FILTERS {
+            return Err(invalid(&format!(
+                "a search takes at most {MAX_FILTERS} field filters"
+            )));
+        }
+        self.filters.push(FieldFilter {
+            field: def.id,
+            value,
+        });
+        Ok(self)
+    }
+
+    /// Returns whether the text is also matched against the account's
+    /// text fields: when typed for any field, and not empty.
+    pub fn matches_field_values(&self) -> bool {
+        self.field == Field::Any && !self.text.is_empty()
     }
 
     /// Returns how many results come before this page.

@@ -10,8 +10,12 @@ use crate::{Store, StoreError};
 /// What a subject access request hands over about one contact.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SubjectAccess {
-    /// The contact's fields, custom fields included.
+    /// The contact's fields, custom fields and values in the account's
+    /// fields (`fields`, by key) included.
     pub contact: Contact,
+    /// The contact's values in the account's fields, with the names people
+    /// see, in the account's order: exported or not, on the card or not.
+    pub fields: Vec<LabelledValue>,
     /// The lists the contact is on.
     pub lists: Vec<ListMembership>,
     /// Every call placed to the contact, with its outcome.
@@ -22,6 +26,17 @@ pub struct SubjectAccess {
     pub suppression: Option<Suppression>,
     /// The call recordings kept on disk.
     pub recordings: Vec<Recording>,
+}
+
+/// A value in one of the account's fields, with the field's label.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelledValue {
+    /// The field's key.
+    pub key: String,
+    /// The field's label.
+    pub label: String,
+    /// The value, as the API shows it.
+    pub value: serde_json::Value,
 }
 
 /// A list the contact is on.
@@ -54,7 +69,21 @@ impl Store {
         for id in self.lists_of_contact(account, contact).await? {
             lists.push(self.list(account, id).await?.into());
         }
+        let fields = self
+            .fields(account)
+            .await?
+            .into_iter()
+            .filter_map(|d| {
+                let value = found.values.get(&d.key)?.clone();
+                Some(LabelledValue {
+                    key: d.key,
+                    label: d.label,
+                    value,
+                })
+            })
+            .collect();
         Ok(SubjectAccess {
+            fields,
             lists,
             attempts: self.attempts_for_contact(account, contact).await?,
             interactions: self.interactions_for_contact(account, contact).await?,

@@ -507,7 +507,8 @@ fn field_value(field: &str, contact: Option<&Contact>, notes: Option<&str>) -> O
     if field == "notes" {
         return notes.map(|n| json!(n));
     }
-    let f = &contact?.fields;
+    let contact = contact?;
+    let f = &contact.fields;
     // A field without a value is left out rather than sent empty.
     let text = |s: &str| (!s.is_empty()).then(|| json!(s));
     match field {
@@ -519,8 +520,15 @@ fn field_value(field: &str, contact: Option<&Contact>, notes: Option<&str>) -> O
         "profession" => f.profession.as_deref().and_then(text),
         "time_zone" => f.time_zone.as_deref().and_then(text),
         other => {
+            // The account's own field of that key, or an untyped value an
+            // import kept before the field was defined.
             let name = other.strip_prefix("custom.")?;
-            f.custom_fields.get(name).filter(|v| !v.is_null()).cloned()
+            contact
+                .values
+                .get(name)
+                .or_else(|| f.custom_fields.get(name))
+                .filter(|v| !v.is_null())
+                .cloned()
         }
     }
 }
@@ -654,6 +662,7 @@ mod tests {
             version: 1,
             created_at: t0(),
             updated_at: t0(),
+            values: [("tier".to_owned(), json!("silver"))].into_iter().collect(),
         };
         let call = CallFacts {
             attempt_id: AttemptId(9),
@@ -680,14 +689,26 @@ mod tests {
         assert_eq!(bare["data"]["outcome"], "answered");
         assert!(bare.get("contact").is_none());
         let text = bare.to_string();
-        for personal in ["Ann", "Smith", "+447700900123", "ann@example.com", "gold"] {
+        for personal in [
+            "Ann",
+            "Smith",
+            "+447700900123",
+            "ann@example.com",
+            "gold",
+            "silver",
+        ] {
             assert!(!text.contains(personal), "{personal} in {text}");
         }
-        let fields = vec!["first_name".to_owned(), "custom.plan".to_owned()];
+        let fields = vec![
+            "first_name".to_owned(),
+            "custom.plan".to_owned(),
+            "custom.tier".to_owned(),
+        ];
         let opted = payload(&out, &fields, Some(&contact), None);
         assert_eq!(
             opted["contact"],
-            json!({ "first_name": "Ann", "custom.plan": "gold" })
+            json!({ "first_name": "Ann", "custom.plan": "gold", "custom.tier": "silver" }),
+            "an account's own field, and an untyped value an import kept"
         );
         assert!(!opted.to_string().contains("Smith"));
 

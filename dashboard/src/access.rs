@@ -23,8 +23,8 @@ pub enum Who {
 pub struct Rule {
     /// The HTTP method.
     pub method: &'static str,
-    /// The path as registered, with `{id}` (or `{call_ref}`) for a row of
-    /// the caller's account.
+    /// The path as registered, with `{id}` (or `{call_ref}`, `{key}`) for
+    /// a row of the caller's account.
     pub path: &'static str,
     /// Who may call it.
     pub who: Who,
@@ -139,6 +139,30 @@ pub const RULES: &[Rule] = &[
     ),
     rule(
         "GET",
+        "/api/account/fields",
+        Who::AnyRole,
+        "The contact fields the account defines (agents: those shown on the card)",
+    ),
+    rule(
+        "POST",
+        "/api/account/fields",
+        Who::Roles(ADMINS),
+        "Define a contact field: text, number, date, choice list or yes/no",
+    ),
+    rule(
+        "PATCH",
+        "/api/account/fields/{key}",
+        Who::Roles(ADMINS),
+        "Change a contact field's label, choices, flags or position",
+    ),
+    rule(
+        "DELETE",
+        "/api/account/fields/{key}",
+        Who::Roles(ADMINS),
+        "Remove a contact field, erasing every value held in it",
+    ),
+    rule(
+        "GET",
         "/api/users",
         Who::Roles(MANAGERS),
         "The account's users",
@@ -207,7 +231,7 @@ pub const RULES: &[Rule] = &[
         "GET",
         "/api/contacts",
         Who::AnyRole,
-        "Search the account's contacts by name, number, email or postal code (agents: their campaigns' leads)",
+        "Search the account's contacts by name, number, email, postal code or field values (agents: their campaigns' leads)",
     ),
     rule(
         "POST",

@@ -291,6 +291,12 @@
     field("Address", contact.postal_address);
     field("Profession", contact.profession);
     field("Time zone", contact.time_zone);
+    // The account's own fields marked for the card, in the account's order.
+    // Read-only here: the card has no edit form yet (PATCH /api/contacts/{id}
+    // takes them as "fields").
+    for (const f of contact.card_fields || []) {
+      field(f.label, typeof f.value === "boolean" ? (f.value ? "Yes" : "No") : f.value);
+    }
     for (const [k, v] of Object.entries(contact.custom_fields || {})) field(k, v);
     const ul = $("contact-history");
     const history = contact.history || [];

@@ -139,6 +139,21 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
         .await
         .expect("import job");
     let user = s.credentials("a-agent").await.expect("q").expect("user").0;
+    // A field of account a, for the routes that name one by its key.
+    s.define_field(
+        &crm::model::Actor {
+            account_id: Some(a.id),
+            ..Default::default()
+        },
+        &crm::fields::NewField {
+            key: "matrix".into(),
+            kind: Some(crm::fields::FieldKind::Text),
+            ..Default::default()
+        },
+        now,
+    )
+    .await
+    .expect("field");
     // A call of account a that has not ended, for the listening route.
     let call_ref = CallRef::from_u128(0x5eed);
     s.create_attempt(a.id, call_ref, None, None, now)
@@ -175,6 +190,7 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
             0
         };
         path.replace("{id}", &id.to_string())
+            .replace("{key}", "matrix")
             .replace("{call_ref}", &call_ref.to_string())
             .replace("{number}", "+447400900123")
     };
@@ -252,7 +268,7 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
 
 /// Whether a route's path names a row of the caller's account.
 fn names_a_row(path: &str) -> bool {
-    path.contains("{id}") || path.contains("{call_ref}")
+    path.contains("{id}") || path.contains("{call_ref}") || path.contains("{key}")
 }
 
 /// Whether a route's row is hidden from an agent who is not assigned to
@@ -285,6 +301,8 @@ fn body_for(path: &str, list: i64, agent: i64) -> serde_json::Value {
             "url": "https://hooks.example.com/other", "events": ["call.ended"]
         }),
         "/api/webhooks/{id}" => serde_json::json!({ "description": "matrix" }),
+        "/api/account/fields" => serde_json::json!({ "key": "matrix_two", "kind": "yes_no" }),
+        "/api/account/fields/{key}" => serde_json::json!({ "label": "Matrix field" }),
         _ => serde_json::json!({}),
     }
 }

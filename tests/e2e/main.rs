@@ -14,6 +14,7 @@ mod dial;
 mod dialler;
 mod dnc;
 mod failover;
+mod fields;
 mod firefox;
 mod guard;
 mod helpers;

@@ -88,6 +88,30 @@ async fn admins_get_everything_about_a_contact_as_a_zip(t: TestApp) -> TestApp {
     let folder = temp_folder();
     let (contact, _) = planted(&t, &acme, &folder).await;
     let path = format!("/api/contacts/{contact}/export.zip");
+    // A value in a field of the account that is neither on the card nor
+    // exported with lists: subject access hands it over all the same.
+    let s = &t.db.store;
+    let owner = crm::model::Actor {
+        account_id: Some(acme.id),
+        ..Default::default()
+    };
+    s.define_field(
+        &owner,
+        &serde_json::from_value(serde_json::json!({
+            "key": "shoe_size", "label": "Shoe size", "kind": "number",
+            "on_card": false, "exported": false
+        }))
+        .expect("a definition"),
+        t.clock.now_utc(),
+    )
+    .await
+    .expect("defined");
+    let change: crm::edit::ContactChange =
+        serde_json::from_value(serde_json::json!({ "fields": { "shoe_size": 44.5 } }))
+            .expect("a change");
+    s.edit_contact(&owner, contact, 1, &change, t.clock.now_utc())
+        .await
+        .expect("edited");
 
     for (name, role) in [("sup", Role::Supervisor), ("agent", Role::Agent)] {
         let pw = t.user(&acme, name, role).await;
@@ -113,6 +137,11 @@ async fn admins_get_everything_about_a_contact_as_a_zip(t: TestApp) -> TestApp {
     let doc: Value = serde_json::from_str(&json).expect("json");
     assert_eq!(doc["contact"]["first_name"], "Yolanda");
     assert_eq!(doc["contact"]["custom_fields"]["pet"], "Grizzlewick");
+    assert_eq!(doc["contact"]["fields"]["shoe_size"], 44.5);
+    assert_eq!(
+        doc["fields"],
+        serde_json::json!([{ "key": "shoe_size", "label": "Shoe size", "value": 44.5 }])
+    );
     assert_eq!(doc["lists"][0]["name"], "Spring");
     assert_eq!(doc["attempts"][0]["call_ref"], CALL.to_string());
     assert_eq!(doc["interactions"][0]["notes"], "Prefers calls after lunch");
@@ -162,6 +191,7 @@ async fn erasure_over_http_removes_the_contact_and_is_audited(t: TestApp) -> Tes
     let report: Value = r.json().await.expect("json");
     assert_eq!(report["recordings_deleted"], 1);
     assert_eq!(report["interactions_deleted"], 1);
+    assert_eq!(report["field_values_deleted"], 0);
     assert!(!recording.exists());
     assert_eq!(t.get_status(&admin, &card).await, 404);
     assert_eq!(admin.post(&erase).send().await.expect("sent").status(), 404);

@@ -8,6 +8,7 @@ use phonenumber::country;
 use serde_json::{Map, Value};
 
 use super::{ImportError, RowError};
+use crate::fields::{FieldDef, FieldId};
 use crate::model::ContactFields;
 
 /// The longest first line accepted; a longer one is not a CSV header.
@@ -17,10 +18,14 @@ const MAX_RECORD_BYTES: u64 = 16 << 20;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// One data record of the file, read into contact fields or refused.
+// Nearly every record is a contact, moved once into its batch; boxing it
+// would cost an allocation per row to shrink the rare refusal.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Row {
-    /// A valid contact, with the line its record starts on.
-    Contact(u64, ContactFields),
+    /// A valid contact, with the line its record starts on and its values
+    /// in the account's fields.
+    Contact(u64, ContactFields, Vec<(FieldId, String)>),
     /// A record that cannot be imported, and why.
     Invalid(RowError),
 }
@@ -32,14 +37,21 @@ type Input<R> = Tracked<Chain<Cursor<Vec<u8>>, BufReader<R>>>;
 pub(crate) struct ContactReader<R: Read> {
     csv: csv::Reader<Input<R>>,
     columns: Vec<Column>,
+    fields: Vec<FieldDef>,
     region: country::Id,
     record: csv::ByteRecord,
     line_offset: u64,
 }
 
 impl<R: Read> ContactReader<R> {
-    /// Reads the header, sniffs the delimiter and maps the columns.
-    pub(crate) fn open(reader: R, region: country::Id) -> Result<Self, ImportError> {
+    /// Reads the header, sniffs the delimiter and maps the columns: a
+    /// column named as one of `fields` by key or label (case aside) holds
+    /// that field's values, unless it names one of the contact's own.
+    pub(crate) fn open(
+        reader: R,
+        region: country::Id,
+        fields: Vec<FieldDef>,
+    ) -> Result<Self, ImportError> {
         let mut input = BufReader::with_capacity(64 * 1024, reader);
         let mut first = Vec::new();
         let mut line_offset = 0;
@@ -89,13 +101,14 @@ impl<R: Read> ContactReader<R> {
                 .map_err(|_| ImportError::NotCsv("the header row is not UTF-8 text".into()))?;
             names.push(name.trim().to_owned());
         }
-        let columns = map_columns(&names);
+        let columns = map_columns(&names, &fields);
         if !columns.contains(&Column::Phone) {
             return Err(ImportError::NoPhoneColumn);
         }
         Ok(ContactReader {
             csv,
             columns,
+            fields,
             region,
             record: csv::ByteRecord::new(),
             line_offset,
@@ -161,6 +174,7 @@ impl<R: Read> ContactReader<R> {
         }
         let mut fields = ContactFields::default();
         let mut custom = Map::new();
+        let mut values = Vec::new();
         let mut phone = "";
         let mut raw = None;
         for (i, (column, bytes)) in self.columns.iter().zip(self.record.iter()).enumerate() {
@@ -182,6 +196,15 @@ impl<R: Read> ContactReader<R> {
                     }
                     fields.time_zone = optional(value);
                 }
+                Column::Field(f) => {
+                    let def = &self.fields[*f];
+                    match def.read_text(value) {
+                        Ok(Some(v)) => values.push((def.id, v)),
+                        Ok(None) => {}
+                        // The reason names the field and what it takes, never the value.
+                        Err(e) => return invalid(e.to_string()),
+                    }
+                }
                 Column::Custom(name) if !value.is_empty() => {
                     custom.insert(name.clone(), Value::String(value.to_owned()));
                 }
@@ -197,7 +220,7 @@ impl<R: Read> ContactReader<R> {
         }
         fields.phone_raw = raw.unwrap_or_else(|| phone.to_owned());
         fields.custom_fields = Value::Object(custom);
-        Row::Contact(line, fields)
+        Row::Contact(line, fields, values)
     }
 }
 
@@ -242,13 +265,24 @@ enum Column {
     TimeZone,
     /// A column dialcrm itself writes on export, such as attempt counts.
     Ignored,
+    /// A field the account defined, by its place among the fields.
+    Field(usize),
     Custom(String),
 }
 
-fn map_columns(names: &[String]) -> Vec<Column> {
+fn map_columns(names: &[String], fields: &[FieldDef]) -> Vec<Column> {
     let mut columns: Vec<Column> = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
         let mut column = column_of(name);
+        if let Column::Custom(custom) = &column {
+            let wanted = custom.to_lowercase();
+            if let Some(f) = fields
+                .iter()
+                .position(|d| d.key == wanted || d.label.to_lowercase() == wanted)
+            {
+                column = Column::Field(f);
+            }
+        }
         // The first column of a kind wins; later ones are kept as custom fields.
         if !matches!(column, Column::Custom(_) | Column::Ignored) && columns.contains(&column) {
             column = Column::Custom(name.clone());
@@ -280,6 +314,13 @@ fn column_of(name: &str) -> Column {
         k if k.starts_with("dialcrm") => Column::Ignored,
         _ => Column::Custom(name.trim().to_owned()),
     }
+}
+
+/// Returns whether an import reads a column of this name as one of a
+/// contact's own fields (or one dialcrm writes on export), not as a field
+/// the account defined.
+pub fn is_contact_column(name: &str) -> bool {
+    !matches!(column_of(name), Column::Custom(_))
 }
 
 fn optional(value: &str) -> Option<String> {

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::Store;
 use crate::edit::{changed_fields, ContactChange, NewContact};
+use crate::fields::{self, changed_name, FieldDef, ValueWrite};
 use crate::model::{Actor, Contact, ContactFields, ContactId};
 use crate::StoreError;
 
@@ -15,8 +16,9 @@ use crate::StoreError;
 pub struct Saved {
     /// The contact after the write.
     pub contact: Contact,
-    /// The fields the write changed (all given ones for a new contact).
-    pub changed: Vec<&'static str>,
+    /// The fields the write changed (all given ones for a new contact);
+    /// a field the account defined is named `field.` and its key.
+    pub changed: Vec<String>,
     /// Whether the contact's number is suppressed.
     pub suppressed: bool,
 }
@@ -24,6 +26,8 @@ pub struct Saved {
 impl Store {
     /// Creates a contact in the actor's account, on a list if one is named,
     /// audited as `contact.create` with the names of the fields given.
+    /// Values in the account's fields are checked by their kind, and every
+    /// required field must have one.
     ///
     /// A number another contact of the account holds is a
     /// [`StoreError::Conflict`] naming that contact, as an import would
@@ -43,9 +47,15 @@ impl Store {
             None => None,
         };
         let fields = new.fields(list.as_ref().map(|l| l.default_region.as_str()))?;
+        let defs = self.fields(account).await?;
+        let values = fields::read_values(&defs, &new.fields.clone().unwrap_or_default())?;
+        fields::missing_required(&defs, &values)?;
         self.refuse_taken_number(account, &fields.phone_e164, None)
             .await?;
-        let contact = self.create_contact(account, &fields, now).await?;
+        let writes: Vec<ValueWrite> = values.into_iter().filter(|(_, v)| v.is_some()).collect();
+        let contact = self
+            .create_contact_with(account, &fields, &writes, now)
+            .await?;
         if let Some(list) = &list {
             self.add_to_list(account, list.id, contact.id, now).await?;
         }
@@ -53,7 +63,11 @@ impl Store {
             custom_fields: serde_json::json!({}),
             ..ContactFields::default()
         };
-        let changed = changed_fields(&blank, &fields);
+        let mut changed: Vec<String> = changed_fields(&blank, &fields)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        changed.extend(named(&defs, &writes));
         let mut detail = format!("fields={}", changed.join(","));
         if let Some(list) = &list {
             detail.push_str(&format!(" list={}", list.id));
@@ -80,6 +94,7 @@ impl Store {
     ///
     /// A stale version is a [`StoreError::Stale`] and changes nothing; a
     /// change that alters no value writes nothing and keeps the version.
+    /// A required field of the account may be changed but not cleared.
     pub async fn edit_contact(
         &self,
         actor: &Actor,
@@ -93,7 +108,11 @@ impl Store {
         if current.version != version {
             return Err(stale(id, version, current.version));
         }
-        let (fields, changed) = change.apply(&current.fields)?;
+        let (fields, base) = change.apply(&current.fields)?;
+        let defs = self.fields(account).await?;
+        let writes = value_changes(&defs, &current, change)?;
+        let mut changed: Vec<String> = base.into_iter().map(str::to_owned).collect();
+        changed.extend(named(&defs, &writes));
         if changed.is_empty() {
             let suppressed = self.is_suppressed(account, &fields.phone_e164).await?;
             return Ok(Saved {
@@ -107,7 +126,7 @@ impl Store {
                 .await?;
         }
         let written = self
-            .write_contact(account, id, &fields, Some(version), now)
+            .write_contact_with(account, id, &fields, &writes, Some(version), now)
             .await?;
         let Some(contact) = written else {
             // Someone else's change landed between the read and the write.
@@ -123,7 +142,7 @@ impl Store {
         )
         .await?;
         let suppressed = self.is_suppressed(account, &fields.phone_e164).await?;
-        if suppressed && changed.contains(&"phone_e164") {
+        if suppressed && changed.iter().any(|c| c == "phone_e164") {
             tracing::info!(account = %account, contact = %id, "edited number is suppressed");
         }
         Ok(Saved {
@@ -152,6 +171,45 @@ impl Store {
             None => Ok(()),
         }
     }
+}
+
+/// Returns the values a change sets or clears that differ from the
+/// contact's; clearing a required field is refused, naming it.
+fn value_changes(
+    defs: &[FieldDef],
+    current: &Contact,
+    change: &ContactChange,
+) -> Result<Vec<ValueWrite>, StoreError> {
+    let Some(given) = &change.fields else {
+        return Ok(Vec::new());
+    };
+    let values = fields::read_values(defs, given)?;
+    let mut writes = Vec::new();
+    for def in defs {
+        let Some(next) = values.get(&def.id) else {
+            continue;
+        };
+        let after = next.as_deref().map(|v| def.to_json(v));
+        if current.values.get(&def.key) == after.as_ref() {
+            continue;
+        }
+        if next.is_none() && def.required {
+            return Err(StoreError::Invalid(format!(
+                "field {} ({}) is required: it may be changed but not cleared",
+                def.key, def.label
+            )));
+        }
+        writes.push((def.id, next.clone()));
+    }
+    Ok(writes)
+}
+
+/// Returns the names of the fields written, in the account's order.
+fn named(defs: &[FieldDef], writes: &[ValueWrite]) -> Vec<String> {
+    defs.iter()
+        .filter(|d| writes.iter().any(|(id, _)| *id == d.id))
+        .map(|d| changed_name(&d.key))
+        .collect()
 }
 
 fn stale(id: ContactId, read: i64, now_at: i64) -> StoreError {

@@ -6,13 +6,18 @@
 //! on both engines; a number is matched exactly in E.164; a postal code
 //! goes through the address's full-text index (FTS5 on SQLite, a GIN
 //! `tsvector` on PostgreSQL). See docs/decisions/0007-contact-search.md.
+//!
+//! Text typed for any field also matches the start of a value in the
+//! account's text fields, and filters ask for a field's exact value, both
+//! through `contact_field_values_search` (docs/decisions/0010-custom-fields.md).
 
 use phonenumber::country;
 
 use super::rows::CONTACT_COLUMNS;
 use super::{on_pool, Backend, Store};
+use crate::fields::FieldId;
 use crate::model::{AccountId, Contact, UserId};
-use crate::search::{ContactQuery, Criterion, Sort};
+use crate::search::{ContactQuery, Criterion, FieldFilter, Sort};
 use crate::StoreError;
 
 /// Whose contacts a search may return.
@@ -41,7 +46,8 @@ impl Store {
         scope: SearchScope,
         query: &ContactQuery,
     ) -> Result<SearchPage, StoreError> {
-        let (sql, binds) = search_sql(self.backend(), account, scope, query);
+        let fields = self.searched_fields(account, scope, query).await?;
+        let (sql, binds) = search_sql(self.backend(), account, scope, query, &fields);
         let mut contacts: Vec<Contact> = on_pool!(self, |pool| {
             let mut q = sqlx::query_as(&sql);
             for b in &binds {
@@ -54,6 +60,7 @@ impl Store {
         });
         let has_more = contacts.len() > query.per_page as usize;
         contacts.truncate(query.per_page as usize);
+        self.fill_values(account, &mut contacts).await?;
         Ok(SearchPage { contacts, has_more })
     }
 
@@ -66,7 +73,8 @@ impl Store {
         scope: SearchScope,
         query: &ContactQuery,
     ) -> Result<Vec<String>, StoreError> {
-        let (sql, binds) = search_sql(self.backend(), account, scope, query);
+        let fields = self.searched_fields(account, scope, query).await?;
+        let (sql, binds) = search_sql(self.backend(), account, scope, query, &fields);
         let lines: Vec<String> = match &self.pool {
             super::Pool::Sqlite(pool) => {
                 let sql = format!("EXPLAIN QUERY PLAN {sql}");
@@ -98,6 +106,22 @@ impl Store {
         Ok(lines)
     }
 
+    /// Returns the text fields a search's text is matched against: none
+    /// when the text was meant for one of the contact's own fields; for an
+    /// agent, only those the card shows.
+    async fn searched_fields(
+        &self,
+        account: AccountId,
+        scope: SearchScope,
+        query: &ContactQuery,
+    ) -> Result<Vec<FieldId>, StoreError> {
+        if !query.matches_field_values() || query.criterion == Criterion::All {
+            return Ok(Vec::new());
+        }
+        self.text_field_ids(account, matches!(scope, SearchScope::Agent(_)))
+            .await
+    }
+
     /// Returns the regions of the account's lists, in which a number
     /// typed without its country code is looked for; GB when it has none.
     pub async fn search_regions(&self, account: AccountId) -> Result<Vec<country::Id>, StoreError> {
@@ -123,19 +147,21 @@ enum Bind {
     Text(String),
 }
 
-/// Builds a search's SQL and its values, `$1` being the account.
+/// Builds a search's SQL and its values, `$1` being the account. With
+/// `fields`, the text also matches the start of a value in those fields.
 fn search_sql(
     backend: Backend,
     account: AccountId,
     scope: SearchScope,
     query: &ContactQuery,
+    fields: &[FieldId],
 ) -> (String, Vec<Bind>) {
     let mut q = Sql {
         backend,
         binds: vec![Bind::Int(account.0)],
     };
     if let (Criterion::Name(words), Sort::Name | Sort::NameDesc) = (&query.criterion, query.sort) {
-        return q.by_name(words, scope, query);
+        return q.by_name(words, scope, query, fields);
     }
     // Without statistics SQLite may walk the sort's index and filter, rather
     // than look the value up; a lookup by number or email names its index.
@@ -144,10 +170,7 @@ fn search_sql(
         (Backend::Sqlite, Criterion::Email(_)) => " INDEXED BY contacts_email",
         _ => "",
     };
-    let mut sql = format!(
-        "SELECT {} FROM contacts c{hint} WHERE c.account_id = $1",
-        columns("c")
-    );
+    let mut matched = String::new();
     match &query.criterion {
         Criterion::All => {}
         Criterion::Number(numbers) => {
@@ -157,17 +180,17 @@ fn search_sql(
                 .collect();
             // SQLite plans `IN` of one value worse than `=`.
             match marks.as_slice() {
-                [one] => sql.push_str(&format!(" AND c.phone_e164 = {one}")),
-                _ => sql.push_str(&format!(" AND c.phone_e164 IN ({})", marks.join(", "))),
+                [one] => matched.push_str(&format!(" AND c.phone_e164 = {one}")),
+                _ => matched.push_str(&format!(" AND c.phone_e164 IN ({})", marks.join(", "))),
             }
         }
         Criterion::Email(start) => {
             let range = q.prefix("email", start);
-            sql.push_str(&format!(" AND {range}"));
+            matched.push_str(&format!(" AND {range}"));
         }
         Criterion::Name(words) => {
             for word in longest_first(words) {
-                sql.push_str(&format!(" AND {}", q.either_name(word)));
+                matched.push_str(&format!(" AND {}", q.either_name(word)));
             }
         }
         Criterion::PostalCode(words) => {
@@ -176,14 +199,14 @@ fn search_sql(
             match backend {
                 Backend::Sqlite => {
                     let phrase = q.push(Bind::Text(format!("\"{words}\"")));
-                    sql.push_str(&format!(
+                    matched.push_str(&format!(
                         " AND c.id IN (SELECT rowid FROM contact_addresses \
                          WHERE contact_addresses MATCH {phrase})"
                     ));
                 }
                 Backend::Postgres => {
                     let phrase = q.push(Bind::Text(words.clone()));
-                    sql.push_str(&format!(
+                    matched.push_str(&format!(
                         " AND to_tsvector('simple', coalesce(c.postal_address, '')) \
                          @@ phraseto_tsquery('simple', {phrase})"
                     ));
@@ -191,6 +214,31 @@ fn search_sql(
             }
         }
     }
+    let mut sql = if fields.is_empty() || query.criterion == Criterion::All {
+        // Filters alone are looked up in the values' index, not checked
+        // against every contact walked in the sort's order.
+        let hint = if query.criterion == Criterion::All && !query.filters.is_empty() {
+            q.by_id()
+        } else {
+            hint
+        };
+        format!(
+            "SELECT {} FROM contacts c{hint} WHERE c.account_id = $1{matched}",
+            columns("c")
+        )
+    } else {
+        // The contacts the criterion finds, and those whose field values
+        // the text begins: each side on its own index.
+        let values = q.field_values(fields, &query.text);
+        format!(
+            "SELECT {} FROM contacts c{} WHERE c.account_id = $1 AND c.id IN \
+             (SELECT c.id FROM contacts c{hint} WHERE c.account_id = $1{matched} \
+             UNION SELECT v.contact_id FROM contact_field_values v WHERE {values})",
+            columns("c"),
+            q.by_id()
+        )
+    };
+    sql.push_str(&q.filters(&query.filters));
     sql.push_str(&q.scope(scope));
     let order = match query.sort {
         Sort::Name => format!("{}, {}, c.id", q.fold("last_name"), q.fold("first_name")),
@@ -224,28 +272,81 @@ impl Sql {
         format!("${}", self.binds.len())
     }
 
-    /// Returns the column folded to lower case and compared in byte order,
-    /// as the indexes of migration 0012 hold it. lower() folds ASCII on
-    /// SQLite and every letter on PostgreSQL; values are folded alike.
-    fn fold(&self, column: &str) -> String {
+    /// Returns what makes SQLite read contacts by the ids a subquery
+    /// found: without statistics it would rather walk an index in the
+    /// sort's order and test each contact of the account. PostgreSQL
+    /// weighs both itself.
+    fn by_id(&self) -> &'static str {
         match self.backend {
-            Backend::Sqlite => format!("lower(c.{column})"),
-            Backend::Postgres => format!("(lower(c.{column}) COLLATE \"C\")"),
+            Backend::Sqlite => " NOT INDEXED",
+            Backend::Postgres => "",
         }
     }
 
-    /// Returns the condition that the column starts with `text`: the range
-    /// [prefix, prefix + U+10FFFF) holds every such text, in byte order.
-    fn prefix(&mut self, column: &str, text: &str) -> String {
-        let low = match self.backend {
+    /// Returns the contact's column folded to lower case and compared in
+    /// byte order, as the indexes of migration 0012 hold it.
+    fn fold(&self, column: &str) -> String {
+        self.fold_expr(&format!("c.{column}"))
+    }
+
+    /// Returns an expression folded as the indexes hold it: lower() folds
+    /// ASCII on SQLite and every letter on PostgreSQL; values are folded
+    /// alike ([`Sql::folded`]).
+    fn fold_expr(&self, expr: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("lower({expr})"),
+            Backend::Postgres => format!("(lower({expr}) COLLATE \"C\")"),
+        }
+    }
+
+    /// Returns text folded as `lower()` folds it on this engine.
+    fn folded(&self, text: &str) -> String {
+        match self.backend {
             Backend::Sqlite => text.to_ascii_lowercase(),
             Backend::Postgres => text.to_lowercase(),
-        };
+        }
+    }
+
+    /// Returns the condition that the column starts with `text`.
+    fn prefix(&mut self, column: &str, text: &str) -> String {
+        self.starts(&format!("c.{column}"), text)
+    }
+
+    /// Returns the condition that an expression starts with `text`: the
+    /// range [prefix, prefix + U+10FFFF) holds every such text, in byte order.
+    fn starts(&mut self, expr: &str, text: &str) -> String {
+        let low = self.folded(text);
         let high = format!("{low}\u{10FFFF}");
         let low = self.push(Bind::Text(low));
         let high = self.push(Bind::Text(high));
-        let e = self.fold(column);
+        let e = self.fold_expr(expr);
         format!("({e} >= {low} AND {e} < {high})")
+    }
+
+    /// Returns the condition on `contact_field_values v` that a value in
+    /// one of the fields starts with `text`, which its index answers.
+    fn field_values(&mut self, fields: &[FieldId], text: &str) -> String {
+        let marks: Vec<String> = fields.iter().map(|f| self.push(Bind::Int(f.0))).collect();
+        let range = self.starts("v.value", text);
+        format!(
+            "v.account_id = $1 AND v.field_id IN ({}) AND {range}",
+            marks.join(", ")
+        )
+    }
+
+    /// Returns the conditions that the contact holds each filter's value.
+    fn filters(&mut self, filters: &[FieldFilter]) -> String {
+        let mut sql = String::new();
+        for f in filters {
+            let field = self.push(Bind::Int(f.field.0));
+            let value = self.push(Bind::Text(self.folded(&f.value)));
+            sql.push_str(&format!(
+                " AND c.id IN (SELECT v.contact_id FROM contact_field_values v \
+                 WHERE v.account_id = $1 AND v.field_id = {field} AND {} = {value})",
+                self.fold_expr("v.value")
+            ));
+        }
+        sql
     }
 
     /// Returns the condition that the first or the last name starts with `word`.
@@ -275,11 +376,15 @@ impl Sql {
     /// first name it begins, by first then last name. Each half walks its
     /// index in order and stops after the page, so a short prefix shared by
     /// thousands reads a page's worth of rows, not all of them.
+    ///
+    /// With `fields`, a third part follows: the contacts whose value in one
+    /// of them the whole text begins, that the name did not find.
     fn by_name(
         &mut self,
         words: &[String],
         scope: SearchScope,
         query: &ContactQuery,
+        fields: &[FieldId],
     ) -> (String, Vec<Bind>) {
         let words = longest_first(words);
         let (lead, rest) = match words.split_first() {
@@ -318,6 +423,7 @@ impl Sql {
             for word in rest {
                 sql.push_str(&format!(" AND {}", q.either_name(word)));
             }
+            sql.push_str(&q.filters(&query.filters));
             sql.push_str(&q.scope(scope));
             sql.push_str(&format!(
                 " ORDER BY {by}{dir}, {then}{dir}, c.id{dir} LIMIT {upto}"
@@ -326,10 +432,30 @@ impl Sql {
         };
         let names = half(self, 0);
         let firsts = half(self, 1);
+        let mut parts = format!("SELECT * FROM ({names}) a UNION ALL SELECT * FROM ({firsts}) b");
+        if !fields.is_empty() {
+            let values = self.field_values(fields, &query.text);
+            let named: Vec<String> = words.iter().map(|w| self.either_name(w)).collect();
+            let mut sql = format!(
+                "SELECT {}, 2 AS part, {last} AS k1, {first} AS k2 FROM contacts c{} \
+                 WHERE c.account_id = $1 AND c.id IN \
+                 (SELECT v.contact_id FROM contact_field_values v WHERE {values}) \
+                 AND NOT ({})",
+                columns("c"),
+                self.by_id(),
+                named.join(" AND ")
+            );
+            sql.push_str(&self.filters(&query.filters));
+            sql.push_str(&self.scope(scope));
+            sql.push_str(&format!(
+                " ORDER BY {last}{dir}, {first}{dir}, c.id{dir} LIMIT {upto}"
+            ));
+            parts.push_str(&format!(" UNION ALL SELECT * FROM ({sql}) f"));
+        }
         let limit = self.push(Bind::Int(i64::from(query.per_page) + 1));
         let offset = self.push(Bind::Int(query.offset()));
         let sql = format!(
-            "SELECT {} FROM (SELECT * FROM ({names}) a UNION ALL SELECT * FROM ({firsts}) b) r \
+            "SELECT {} FROM ({parts}) r \
              ORDER BY r.part, r.k1{dir}, r.k2{dir}, r.id{dir} LIMIT {limit} OFFSET {offset}",
             columns("r")
         );

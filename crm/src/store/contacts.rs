@@ -1,10 +1,13 @@
-//! Contacts: the people an account calls.
+//! Contacts: the people an account calls. Every read fills in the
+//! contact's values in the account's fields ([`Contact::values`]).
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
+use super::fields::{DELETE_VALUE, UPSERT_VALUE};
 use super::rows::CONTACT_COLUMNS;
 use super::{on_pool, Store};
+use crate::fields::ValueWrite;
 use crate::model::{AccountId, Contact, ContactFields, ContactId, ListId};
 use crate::StoreError;
 
@@ -16,26 +19,60 @@ impl Store {
         fields: &ContactFields,
         now: DateTime<Utc>,
     ) -> Result<Contact, StoreError> {
+        self.create_contact_with(account, fields, &[], now).await
+    }
+
+    /// Creates a contact with values in the account's fields, in one
+    /// transaction.
+    pub(super) async fn create_contact_with(
+        &self,
+        account: AccountId,
+        fields: &ContactFields,
+        values: &[ValueWrite],
+        now: DateTime<Utc>,
+    ) -> Result<Contact, StoreError> {
         check_fields(fields)?;
         let sql = format!(
             "INSERT INTO contacts (account_id, first_name, last_name, phone_e164, phone_raw, \
              email, postal_address, profession, time_zone, custom_fields, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {CONTACT_COLUMNS}"
         );
-        let row: Contact = on_pool!(self, |pool| sqlx::query_as(&sql)
-            .bind(account.0)
-            .bind(&fields.first_name)
-            .bind(&fields.last_name)
-            .bind(&fields.phone_e164)
-            .bind(&fields.phone_raw)
-            .bind(&fields.email)
-            .bind(&fields.postal_address)
-            .bind(&fields.profession)
-            .bind(&fields.time_zone)
-            .bind(Json(&fields.custom_fields))
-            .bind(now)
-            .fetch_one(pool)
-            .await?);
+        let begin = self.begin_write();
+        let mut row: Contact = on_pool!(self, |pool| {
+            let mut tx = pool.begin_with(begin).await?;
+            let row: Contact = sqlx::query_as(&sql)
+                .bind(account.0)
+                .bind(&fields.first_name)
+                .bind(&fields.last_name)
+                .bind(&fields.phone_e164)
+                .bind(&fields.phone_raw)
+                .bind(&fields.email)
+                .bind(&fields.postal_address)
+                .bind(&fields.profession)
+                .bind(&fields.time_zone)
+                .bind(Json(&fields.custom_fields))
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            for (field, value) in values {
+                let q = match value {
+                    Some(v) => sqlx::query(UPSERT_VALUE)
+                        .bind(account.0)
+                        .bind(row.id.0)
+                        .bind(field.0)
+                        .bind(v),
+                    None => sqlx::query(DELETE_VALUE)
+                        .bind(account.0)
+                        .bind(row.id.0)
+                        .bind(field.0),
+                };
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            row
+        });
+        self.fill_values(account, std::slice::from_mut(&mut row))
+            .await?;
         Ok(row)
     }
 
@@ -43,11 +80,13 @@ impl Store {
     pub async fn contact(&self, account: AccountId, id: ContactId) -> Result<Contact, StoreError> {
         let sql =
             format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1 AND account_id = $2");
-        let row: Contact = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let mut row: Contact = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(id.0)
             .bind(account.0)
             .fetch_one(pool)
             .await?);
+        self.fill_values(account, std::slice::from_mut(&mut row))
+            .await?;
         Ok(row)
     }
 
@@ -76,6 +115,22 @@ impl Store {
         version: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<Option<Contact>, StoreError> {
+        self.write_contact_with(account, id, fields, &[], version, now)
+            .await
+    }
+
+    /// Writes a contact's fields and values in its account's fields in one
+    /// transaction, as [`Store::write_contact`] does; nothing is written
+    /// when the version does not match.
+    pub(super) async fn write_contact_with(
+        &self,
+        account: AccountId,
+        id: ContactId,
+        fields: &ContactFields,
+        values: &[ValueWrite],
+        version: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Contact>, StoreError> {
         let guard = if version.is_some() {
             " AND version = $13"
         } else {
@@ -87,7 +142,9 @@ impl Store {
              custom_fields = $9, updated_at = $10, version = version + 1 \
              WHERE id = $11 AND account_id = $12{guard} RETURNING {CONTACT_COLUMNS}"
         );
+        let begin = self.begin_write();
         let row: Option<Contact> = on_pool!(self, |pool| {
+            let mut tx = pool.begin_with(begin).await?;
             let query = sqlx::query_as(&sql)
                 .bind(&fields.first_name)
                 .bind(&fields.last_name)
@@ -101,14 +158,38 @@ impl Store {
                 .bind(now)
                 .bind(id.0)
                 .bind(account.0);
-            match version {
+            let row: Option<Contact> = match version {
                 Some(v) => query.bind(v),
                 None => query,
             }
-            .fetch_optional(pool)
-            .await?
+            .fetch_optional(&mut *tx)
+            .await?;
+            // A stale version wrote nothing, so no value is written either.
+            if row.is_some() {
+                for (field, value) in values {
+                    let q = match value {
+                        Some(v) => sqlx::query(UPSERT_VALUE)
+                            .bind(account.0)
+                            .bind(id.0)
+                            .bind(field.0)
+                            .bind(v),
+                        None => sqlx::query(DELETE_VALUE)
+                            .bind(account.0)
+                            .bind(id.0)
+                            .bind(field.0),
+                    };
+                    q.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+            row
         });
-        Ok(row)
+        let Some(mut row) = row else {
+            return Ok(None);
+        };
+        self.fill_values(account, std::slice::from_mut(&mut row))
+            .await?;
+        Ok(Some(row))
     }
 
     /// Returns the contacts of a list, by id, a page at a time.
@@ -131,13 +212,14 @@ impl Store {
              WHERE m.list_id = $1 AND c.account_id = $2 AND m.account_id = $2 \
              ORDER BY c.id LIMIT $3 OFFSET $4"
         );
-        let rows: Vec<Contact> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let mut rows: Vec<Contact> = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(list.0)
             .bind(account.0)
             .bind(limit.clamp(0, 10_000))
             .bind(offset.max(0))
             .fetch_all(pool)
             .await?);
+        self.fill_values(account, &mut rows).await?;
         Ok(rows)
     }
 
@@ -151,11 +233,12 @@ impl Store {
             "SELECT {CONTACT_COLUMNS} FROM contacts WHERE account_id = $1 AND phone_e164 = $2 \
              ORDER BY id"
         );
-        let rows: Vec<Contact> = on_pool!(self, |pool| sqlx::query_as(&sql)
+        let mut rows: Vec<Contact> = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(account.0)
             .bind(e164)
             .fetch_all(pool)
             .await?);
+        self.fill_values(account, &mut rows).await?;
         Ok(rows)
     }
 }

@@ -65,6 +65,8 @@ pub struct ErasureReport {
     pub contact_id: ContactId,
     /// Interactions (and their notes) deleted.
     pub interactions_deleted: u64,
+    /// Values in the account's fields deleted.
+    pub field_values_deleted: u64,
     /// List memberships deleted.
     pub list_memberships_deleted: u64,
     /// Campaign leads deleted.
@@ -145,6 +147,7 @@ impl Store {
         let mut report = ErasureReport {
             contact_id: contact,
             interactions_deleted: 0,
+            field_values_deleted: 0,
             list_memberships_deleted: 0,
             leads_deleted: 0,
             attempts_unlinked: 0,
@@ -193,6 +196,12 @@ impl Store {
                 format!("DELETE FROM {table} WHERE account_id = $1 AND contact_id = $2")
             };
             report.interactions_deleted = sqlx::query(&by_contact("interactions"))
+                .bind(account.0)
+                .bind(contact.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            report.field_values_deleted = sqlx::query(&by_contact("contact_field_values"))
                 .bind(account.0)
                 .bind(contact.0)
                 .execute(&mut *tx)

@@ -8,6 +8,7 @@ use sqlx::types::Json;
 use super::rows::CONTACT_COLUMNS;
 use super::{on_pool, Store};
 use crate::export::ExportRow;
+use crate::fields::FieldId;
 use crate::import::{BatchOutcome, ImportJob, ImportStatus, ImportSummary, OnDuplicate};
 use crate::model::{AccountId, ContactFields, ContactId, ListId, UserId};
 use crate::{privacy, StoreError};
@@ -27,6 +28,24 @@ impl Store {
         account: AccountId,
         list: ListId,
         rows: &[ContactFields],
+        on_duplicate: OnDuplicate,
+        now: DateTime<Utc>,
+    ) -> Result<BatchOutcome, StoreError> {
+        self.import_batch_with_values(account, list, rows, &[], on_duplicate, now)
+            .await
+    }
+
+    /// Writes one batch as [`Store::import_batch`] does, with each row's
+    /// values in the account's fields (`values[i]` for `rows[i]`; missing
+    /// when `values` is shorter). A new contact gets its values; an updated
+    /// one gets those its row holds and keeps its others; a skipped one is
+    /// left as it was.
+    pub async fn import_batch_with_values(
+        &self,
+        account: AccountId,
+        list: ListId,
+        rows: &[ContactFields],
+        values: &[Vec<(FieldId, String)>],
         on_duplicate: OnDuplicate,
         now: DateTime<Utc>,
     ) -> Result<BatchOutcome, StoreError> {
@@ -70,16 +89,36 @@ impl Store {
         let mut fresh: Vec<&ContactFields> = Vec::new();
         let mut updates: Vec<(i64, &ContactFields)> = Vec::new();
         let mut members: Vec<i64> = Vec::with_capacity(rows.len());
-        for row in rows {
-            match existing.get(&row.phone_e164) {
-                None => fresh.push(row),
+        // The values to write, by the row's number until new contacts have ids.
+        let mut held: Vec<(&str, FieldId, &str)> = Vec::new();
+        let no_values = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            let row_values = values.get(i).unwrap_or(&no_values);
+            let write = match existing.get(&row.phone_e164) {
+                None => {
+                    fresh.push(row);
+                    true
+                }
                 Some(&id) => {
                     members.push(id);
                     match on_duplicate {
-                        OnDuplicate::Skip => outcome.skipped += 1,
-                        OnDuplicate::Update => updates.push((id, row)),
+                        OnDuplicate::Skip => {
+                            outcome.skipped += 1;
+                            false
+                        }
+                        OnDuplicate::Update => {
+                            updates.push((id, row));
+                            true
+                        }
                     }
                 }
+            };
+            if write {
+                held.extend(
+                    row_values
+                        .iter()
+                        .map(|(f, v)| (row.phone_e164.as_str(), *f, v.as_str())),
+                );
             }
         }
         outcome.imported = fresh.len() as u64;
@@ -98,8 +137,14 @@ impl Store {
         };
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            let mut ids: HashMap<String, i64> = updates
+                .iter()
+                .map(|(id, f)| (f.phone_e164.clone(), *id))
+                .collect();
             if let Some(sql) = &insert {
-                let mut q = sqlx::query_scalar::<_, i64>(sql).bind(account.0).bind(now);
+                let mut q = sqlx::query_as::<_, (i64, String)>(sql)
+                    .bind(account.0)
+                    .bind(now);
                 for f in &fresh {
                     q = q
                         .bind(&f.first_name)
@@ -112,7 +157,10 @@ impl Store {
                         .bind(&f.time_zone)
                         .bind(Json(&f.custom_fields));
                 }
-                members.extend(q.fetch_all(&mut *tx).await?);
+                for (id, phone) in q.fetch_all(&mut *tx).await? {
+                    members.push(id);
+                    ids.insert(phone, id);
+                }
             }
             for (id, f) in &updates {
                 sqlx::query(
@@ -133,6 +181,16 @@ impl Store {
                 .bind(account.0)
                 .execute(&mut *tx)
                 .await?;
+            }
+            for chunk in held.chunks(VALUES_PER_INSERT) {
+                let sql = upsert_values_sql(chunk.len());
+                let mut q = sqlx::query(&sql).bind(account.0);
+                for (phone, field, value) in chunk {
+                    // Every row written above has an id by its number.
+                    let id = ids.get(*phone).copied().unwrap_or_default();
+                    q = q.bind(id).bind(field.0).bind(*value);
+                }
+                q.execute(&mut *tx).await?;
             }
             let sql = membership(members.len());
             let mut q = sqlx::query(&sql).bind(list.0).bind(account.0).bind(now);
@@ -282,13 +340,16 @@ impl Store {
              WHERE m.list_id = $1 AND m.account_id = $2 AND c.account_id = $2 AND c.id > $3 \
              ORDER BY c.id LIMIT $4"
         );
-        Ok(on_pool!(self, |pool| sqlx::query_as(&sql)
+        let mut rows: Vec<ExportRow> = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(list.0)
             .bind(account.0)
             .bind(after.0)
             .bind(limit.clamp(1, 10_000))
             .fetch_all(pool)
-            .await?))
+            .await?);
+        self.fill_values_of(account, rows.iter_mut().map(|r| &mut r.contact).collect())
+            .await?;
+        Ok(rows)
     }
 
     async fn first_contacts_by_number(
@@ -351,8 +412,25 @@ fn insert_contacts_sql(n: usize) -> String {
     format!(
         "INSERT INTO contacts (account_id, first_name, last_name, phone_e164, phone_raw, email, \
          postal_address, profession, time_zone, custom_fields, created_at, updated_at) \
-         VALUES {} RETURNING id",
+         VALUES {} RETURNING id, phone_e164",
         values.join(", ")
+    )
+}
+
+/// Values written per statement: three bound per value, well under
+/// either engine's limit on bound parameters.
+const VALUES_PER_INSERT: usize = 5000;
+
+/// Returns an insert of `n` values of contacts' fields, `$1` being the
+/// account, that overwrites a value the contact has in the field.
+fn upsert_values_sql(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|i| format!("($1, {})", placeholders(2 + i * 3, 3)))
+        .collect();
+    format!(
+        "INSERT INTO contact_field_values (account_id, contact_id, field_id, value) VALUES {} \
+         ON CONFLICT (contact_id, field_id) DO UPDATE SET value = excluded.value",
+        rows.join(", ")
     )
 }
 

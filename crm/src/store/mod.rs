@@ -19,6 +19,7 @@ pub mod contact_search;
 mod contacts;
 pub mod desks;
 pub mod erasure;
+mod fields;
 mod import;
 pub mod leads;
 mod lists;

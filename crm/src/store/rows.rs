@@ -10,6 +10,7 @@ use sqlx::{Database, Decode, Type};
 
 use super::leads::LeadState;
 use super::webhooks::DeliveryStatus;
+use crate::fields::FieldKind;
 use crate::model::{CampaignStatus, Role};
 use crate::webhooks::WebhookEvent;
 
@@ -50,5 +51,6 @@ stored_as_text!(
     CampaignStatus,
     LeadState,
     WebhookEvent,
-    DeliveryStatus
+    DeliveryStatus,
+    FieldKind
 );

@@ -2,7 +2,7 @@
 
 use chrono::Duration;
 use crm::import::{import_csv, ImportOptions};
-use crm::testing::TestDb;
+use crm::testing::{TestBackend, TestDb};
 use crm::StoreError;
 
 use crate::fixture::*;
@@ -24,6 +24,7 @@ pub async fn erased_contact_leaves_no_trace_and_is_never_dialled_again(db: TestD
         .await
         .unwrap();
     assert_eq!(report.interactions_deleted, 1);
+    assert_eq!(report.field_values_deleted, 1);
     assert_eq!(report.list_memberships_deleted, 2);
     assert_eq!(report.leads_deleted, 1);
     assert_eq!(report.attempts_unlinked, 1);
@@ -130,6 +131,16 @@ pub async fn subject_access_holds_everything_about_the_contact(db: TestDb) -> Te
 
     let access = s.subject_access(f.account, p.contact).await.unwrap();
     assert_eq!(access.contact.fields, planted_fields());
+    assert_eq!(access.contact.values["pet_name"], FIELD_VALUE);
+    assert_eq!(access.fields.len(), 1);
+    assert_eq!(
+        (
+            access.fields[0].key.as_str(),
+            access.fields[0].label.as_str()
+        ),
+        ("pet_name", "Pet's name")
+    );
+    assert_eq!(access.fields[0].value, FIELD_VALUE);
     let names: Vec<&str> = access.lists.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names, ["Main", "Other"]);
     assert_eq!(access.attempts.len(), 1);
@@ -201,5 +212,52 @@ pub async fn a_foreign_contact_cannot_be_erased(db: TestDb) -> TestDb {
     assert!(!s.is_suppressed(mine.account, PHONE).await.unwrap());
     let audit = s.audit_entries(theirs.account, 10).await.unwrap();
     assert!(audit.iter().all(|e| e.action != "contact.erase"));
+    db
+}
+
+pub async fn a_removed_field_leaves_no_value_behind(db: TestDb) -> TestDb {
+    let s = &db.store;
+    let f = fixture(s, "field").await;
+    let contact = s
+        .create_contact(f.account, &planted_fields(), t0())
+        .await
+        .unwrap();
+    plant_field_value(s, &f, contact.id).await;
+    // SQLite's search index holds the value folded to lower case as well.
+    let folded = FIELD_VALUE.to_lowercase();
+    let before = stored_bytes(&db).await;
+    assert!(contains(&before, FIELD_VALUE.as_bytes()));
+    if db.backend() == TestBackend::Sqlite {
+        assert!(contains(&before, folded.as_bytes()));
+    }
+
+    let erased = s
+        .remove_field(&f.actor, "pet_name", t0() + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(erased, 1);
+    let after = stored_bytes(&db).await;
+    for value in [FIELD_VALUE, &folded] {
+        assert!(
+            !contains(&after, value.as_bytes()),
+            "{value:?} survived its field in the {:?} database",
+            db.backend()
+        );
+    }
+    let kept = s.contact(f.account, contact.id).await.unwrap();
+    assert!(kept.values.is_empty());
+    assert_eq!(
+        kept.fields,
+        planted_fields(),
+        "the rest of the contact stays"
+    );
+    let audit = s.audit_entries(f.account, 10).await.unwrap();
+    let removal = audit
+        .iter()
+        .find(|e| e.action == "field.remove")
+        .expect("the removal is audited");
+    assert_eq!(removal.target.as_deref(), Some("field:pet_name"));
+    assert_eq!(removal.detail, None, "the field's name only");
+    assert_eq!(removal.user_id, f.actor.user_id);
     db
 }

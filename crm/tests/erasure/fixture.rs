@@ -22,8 +22,11 @@ pub const PHONE_RAW: &str = "07400 100987";
 pub const NOTES: &str = "Mentioned Xqzvbnm the parrot and a Wobblefritz loan";
 pub const RECORDING_PATTERN: &[u8] = b"ZQXJ-recorded-voice-KVBW";
 
+/// The contact's value in a field the account defined.
+pub const FIELD_VALUE: &str = "Grimblewort the Field Tortoise";
+
 /// Every value planted for the contact; none may survive erasure.
-pub const PLANTED: [&str; 9] = [
+pub const PLANTED: [&str; 10] = [
     "Zyxwvu",
     "Qqqerasure",
     PHONE,
@@ -33,6 +36,7 @@ pub const PLANTED: [&str; 9] = [
     "Ptarmigan Wrangler",
     "KJHGF-ERASE-77",
     NOTES,
+    FIELD_VALUE,
 ];
 
 pub struct Fixture {
@@ -96,7 +100,42 @@ pub fn planted_fields() -> ContactFields {
     }
 }
 
-/// A contact on two lists, called once, with notes and a recording.
+/// Defines the account's text field `pet_name` and gives the contact
+/// [`FIELD_VALUE`] in it.
+pub async fn plant_field_value(store: &Store, f: &Fixture, contact: ContactId) {
+    use crm::fields::{FieldKind, NewField};
+    store
+        .define_field(
+            &f.actor,
+            &NewField {
+                key: "pet_name".into(),
+                label: Some("Pet's name".into()),
+                kind: Some(FieldKind::Text),
+                ..NewField::default()
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+    let version = store.contact(f.account, contact).await.unwrap().version;
+    let change = crm::edit::ContactChange {
+        fields: Some(
+            serde_json::json!({ "pet_name": FIELD_VALUE })
+                .as_object()
+                .cloned()
+                .unwrap(),
+        ),
+        ..Default::default()
+    };
+    let saved = store
+        .edit_contact(&f.actor, contact, version, &change, t0())
+        .await
+        .unwrap();
+    assert_eq!(saved.changed, ["field.pet_name"]);
+}
+
+/// A contact on two lists, called once, with notes, a recording and a
+/// value in a field the account defined.
 pub struct Planted {
     pub contact: ContactId,
     pub call_ref: CallRef,
@@ -109,6 +148,7 @@ pub async fn plant(store: &Store, f: &Fixture, recordings: &Path) -> Planted {
         .await
         .unwrap()
         .id;
+    plant_field_value(store, f, contact).await;
     let other = store
         .create_list(f.account, "Other", "GB", t0())
         .await

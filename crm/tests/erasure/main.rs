@@ -16,4 +16,5 @@ crm::on_both_backends!(
     subject_access_holds_everything_about_the_contact,
     an_earlier_opt_out_keeps_its_reason_but_loses_the_number,
     a_foreign_contact_cannot_be_erased,
+    a_removed_field_leaves_no_value_behind,
 );

@@ -11,6 +11,7 @@ use crm::store::Saved;
 use dialer_core::desk::Phase;
 use serde::Serialize;
 
+use super::account_fields::{hide_off_card, visible_fields};
 use crate::auth::CurrentUser;
 use crate::json::ApiJson;
 use crate::{ApiError, AppState};
@@ -22,7 +23,7 @@ pub(super) struct SavedContact {
     #[serde(flatten)]
     contact: Contact,
     /// The fields this request changed.
-    changed: Vec<&'static str>,
+    changed: Vec<String>,
     /// Whether the number is on the suppression list: saved, flagged, and
     /// never dialled.
     suppressed: bool,
@@ -59,8 +60,9 @@ pub(super) async fn create(
 /// names; a stale version is a 409 and changes nothing. Supervisors and
 /// admins edit any contact of the account. An agent edits only the contact
 /// of their current call (talking or wrapping it up, on this node's desk)
-/// or of a callback booked for them; a contact outside their campaigns is a
-/// 404, as on the card, and any other is a 403.
+/// or of a callback booked for them, and of the account's fields only those
+/// shown on the card; a contact outside their campaigns is a 404, as on the
+/// card, and any other is a 403.
 pub(super) async fn edit(
     State(state): State<AppState>,
     me: CurrentUser,
@@ -103,20 +105,51 @@ pub(super) async fn edit(
             "name at least one field to change".into(),
         ));
     }
-    let saved = state
+    if me.user.role == Role::Agent {
+        refuse_off_card(&state, &me, &change).await?;
+    }
+    let mut saved = state
         .store
         .edit_contact(&me.actor(), id, version, &change, state.clock.now())
         .await?;
+    hide_off_card(
+        &state,
+        account,
+        me.user.role,
+        &mut [&mut saved.contact.values],
+    )
+    .await?;
     // Supervisors' open views learn which fields changed, never the values.
     state.bus.publish(crm::events::Event::ContactEdited {
         account: me.account(),
         contact_id: saved.contact.id,
         version: saved.contact.version,
-        fields: saved.changed.iter().map(|f| (*f).to_owned()).collect(),
+        fields: saved.changed.clone(),
         by: me.user.id,
         at: state.clock.now(),
     });
     Ok(Json(saved.into()))
+}
+
+/// Refuses an agent's change to a field the card does not show them.
+async fn refuse_off_card(
+    state: &AppState,
+    me: &CurrentUser,
+    change: &ContactChange,
+) -> Result<(), ApiError> {
+    let Some(given) = &change.fields else {
+        return Ok(());
+    };
+    let shown = visible_fields(state, me).await?;
+    match given.keys().find(|k| !shown.iter().any(|f| f.key == **k)) {
+        // A field the account does not define at all is the Store's 400.
+        Some(key) if state.store.field(me.account(), key).await.is_ok() => {
+            Err(ApiError::Forbidden(format!(
+                "an agent changes only the fields shown on the card, and {key} is not"
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Whether the agent is on a call with the contact (talking, or wrapping

@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use crm::model::{CallAttempt, Contact, ContactId, Interaction, ListId, Role};
 use serde::Serialize;
 
+use super::account_fields::hide_off_card;
 use super::contact_edit::{create, edit};
 use super::contact_search::search;
 use super::contact_timeline::timeline;
@@ -34,8 +35,9 @@ struct ContactCard {
 
 /// Returns a contact card, audited as `contact.view`. Supervisors and
 /// admins read any contact of the account. An agent reads only a lead of a
-/// campaign they are assigned to, and only its history in those campaigns;
-/// any other contact is a 404, as another account's would be.
+/// campaign they are assigned to, only its history in those campaigns, and
+/// only its values in the fields shown on the card; any other contact is a
+/// 404, as another account's would be.
 async fn one(
     State(state): State<AppState>,
     me: CurrentUser,
@@ -52,7 +54,8 @@ async fn one(
     {
         return Err(ApiError::NotFound);
     }
-    let contact = state.store.contact(account, id).await?;
+    let mut contact = state.store.contact(account, id).await?;
+    hide_off_card(&state, account, me.user.role, &mut [&mut contact.values]).await?;
     let suppressed = state
         .store
         .is_suppressed(account, &contact.fields.phone_e164)

@@ -1,6 +1,7 @@
 //! The REST API. Each handler takes the caller from the session, checks the
 //! role, and scopes every query by the caller's account.
 
+mod account_fields;
 mod account_privacy;
 mod campaign_settings;
 mod campaigns;
@@ -30,6 +31,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(users::routes())
         .merge(account_privacy::routes())
+        .merge(account_fields::routes())
         .merge(lists::routes())
         .merge(pause_codes::routes())
         .merge(privacy::routes())

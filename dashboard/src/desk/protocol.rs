@@ -2,6 +2,7 @@
 //! `type`; unknown or malformed messages get an `error` reply and the
 //! connection stays up.
 
+use crm::fields::FieldKind;
 use crm::model::{CampaignId, Contact, ContactId, Interaction, LeadId};
 use crm::store::softphone::PauseCode;
 use crm::store::timeline::TimelineEntry;
@@ -223,4 +224,25 @@ pub struct ContactCard {
     /// agent may see it (their campaigns' calls, notes and callbacks, and
     /// edits by field name).
     pub timeline: Vec<TimelineEntry>,
+    /// The account's fields shown on the card, in their order, with the
+    /// contact's value in each (`null` when it has none). The contact's
+    /// `fields` holds these values only.
+    pub card_fields: Vec<CardField>,
+}
+
+/// One of the account's fields as the card shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CardField {
+    /// The field's key, as `PATCH /api/contacts/{id}` names it in `fields`.
+    pub key: String,
+    /// The name the agent sees.
+    pub label: String,
+    /// What the field holds.
+    pub kind: FieldKind,
+    /// The choices of a choice list.
+    pub choices: Vec<String>,
+    /// Whether it may not be cleared.
+    pub required: bool,
+    /// The contact's value, as the API shows it.
+    pub value: serde_json::Value,
 }

@@ -6,7 +6,7 @@ use crm::store::SearchScope;
 use dialer_core::desk::Reply;
 use sip_gateway::gateway::CallRef;
 
-use super::protocol::{CampaignSummary, ContactCard, ServerMessage, VERSION};
+use super::protocol::{CampaignSummary, CardField, ContactCard, ServerMessage, VERSION};
 use super::session::{error, Session};
 
 /// How many of the newest timeline entries a card carries.
@@ -131,7 +131,30 @@ impl Session {
     async fn card_of(&self, contact: ContactId) -> Option<ContactCard> {
         let store = &self.state.store;
         let account = self.user.account_id;
-        let contact = store.contact(account, contact).await.ok()?;
+        let mut contact = store.contact(account, contact).await.ok()?;
+        let card_fields: Vec<CardField> = store
+            .fields(account)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| f.on_card)
+            .map(|f| CardField {
+                value: contact
+                    .values
+                    .get(&f.key)
+                    .cloned()
+                    .unwrap_or(serde_json::Value::Null),
+                key: f.key,
+                label: f.label,
+                kind: f.kind,
+                choices: f.choices,
+                required: f.required,
+            })
+            .collect();
+        // The agent sees the values of the fields the card shows, no others.
+        contact
+            .values
+            .retain(|key, _| card_fields.iter().any(|f| f.key == *key));
         // As on `GET /api/contacts/{id}`: only the interactions of calls
         // placed by the campaigns the agent is assigned to.
         let mine = store
@@ -165,6 +188,7 @@ impl Session {
             contact,
             history,
             timeline,
+            card_fields,
         })
     }
 }
