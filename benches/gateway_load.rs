@@ -23,13 +23,16 @@
 //! The run exits non-zero only when the run itself fails (a call not answered, a lagging event
 //! stream, a timeout); a missed target is reported in the table, not as a failure.
 
+#[path = "common/carrier.rs"]
+mod carrier;
 #[path = "common/child.rs"]
 mod child;
 #[path = "../sip-gateway/benches/common/figures.rs"]
 mod figures;
 #[path = "../sip-gateway/benches/common/proc_stat.rs"]
 mod proc_stat;
-use child::{carrier_process, request, runtime, ChildProcess};
+use carrier::{carrier_process, request};
+use child::{runtime, ChildProcess};
 use figures::{env_number, ms, percentile};
 use proc_stat::{clock_ticks, cpu_time};
 

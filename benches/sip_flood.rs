@@ -17,13 +17,16 @@
 //! The criteria: no added loss, and setup p99 within 2× the quiet figure. A missed
 //! criterion is reported in the table; the run fails only when the run itself fails.
 
+#[path = "common/carrier.rs"]
+mod carrier;
 #[path = "common/child.rs"]
 mod child;
 #[path = "../sip-gateway/benches/common/figures.rs"]
 mod figures;
 #[path = "../sip-gateway/benches/common/proc_stat.rs"]
 mod proc_stat;
-use child::{carrier_process, request, runtime, ChildProcess};
+use carrier::{carrier_process, request};
+use child::{runtime, ChildProcess};
 use figures::{env_number, ms, percentile};
 use proc_stat::{clock_ticks, cpu_time};
 
