@@ -273,8 +273,13 @@ impl App {
             }
         };
         extras.push(heartbeat);
-        let housekeeping =
-            tokio::spawn(housekeeping(store.clone(), clock, floor.clone(), throttle));
+        let housekeeping = tokio::spawn(housekeeping(
+            store.clone(),
+            clock,
+            floor.clone(),
+            throttle,
+            settings.nats_url.is_some(),
+        ));
         // Deliveries go out from a task of their own: no endpoint, however
         // slow, holds up the dialler.
         let webhooks = tokio::spawn(Arc::new(webhooks).run());
@@ -388,12 +393,14 @@ impl Telephony {
 /// Periodic chores: every 5 s the floor follows campaigns started or paused
 /// elsewhere; every minute expired sessions and the failed logins the
 /// throttle has forgotten are deleted; every hour what accounts keep past
-/// their retention is purged.
+/// their retention is purged and, with several nodes, the trunks are told
+/// again.
 async fn housekeeping(
     store: crm::Store,
     clock: Arc<dyn dashboard::Clock>,
     floor: Arc<dialer::floor::Floor>,
     throttle: Arc<dashboard::throttle::LoginThrottle>,
+    shared: bool,
 ) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     let mut ticks = 0u64;
@@ -417,6 +424,11 @@ async fn housekeeping(
             Ok(0) => {}
             Ok(n) => tracing::debug!(rows = n, "purged forgotten failed logins"),
             Err(e) => tracing::warn!(error = %e, "purging forgotten failed logins failed"),
+        }
+        // The shared stream keeps a day: the trunks, which change rarely,
+        // are told again every hour so a node starting tomorrow knows them.
+        if shared && minutes > 0 && minutes.is_multiple_of(60) {
+            floor.announce_trunks().await;
         }
         // Retention runs at start and then hourly; each purge is audited.
         if minutes.is_multiple_of(60) {

@@ -12,7 +12,7 @@ use crm::store::nodes::{Beat, Holder};
 use crm::testing::TestDb;
 use crm::{Store, StoreError};
 use dialer_core::AttemptOutcome;
-use vocab::CallRef;
+use vocab::{AgentState, CallRef};
 
 crm::on_both_backends!(
     each_start_takes_a_higher_epoch_and_fences_the_last,
@@ -22,6 +22,7 @@ crm::on_both_backends!(
     the_heartbeat_renews_leases_so_long_calls_keep_their_lead,
     an_unfinished_recovery_is_taken_over,
     a_desk_kept_by_one_node_is_read_by_any_and_only_in_its_account,
+    agents_still_logged_in_seed_the_wallboards,
 );
 
 const LEASE: Duration = Duration::minutes(30);
@@ -425,5 +426,55 @@ async fn a_desk_kept_by_one_node_is_read_by_any_and_only_in_its_account(db: Test
     };
     s.keep_desk(other, al.id, &foreign, at(3)).await.unwrap();
     assert_eq!(s.kept_desk(f.account, al.id).await.unwrap(), Some(desk));
+    db
+}
+
+async fn agents_still_logged_in_seed_the_wallboards(db: TestDb) -> TestDb {
+    let s = &db.store;
+    let f = fixture(s, 0).await;
+    let hash = crm::password::hash("Pw-seed-1234").unwrap();
+    let mut users = Vec::new();
+    for name in ["al", "bo", "cy", "di"] {
+        let u = s
+            .create_user(f.account, name, &hash, Role::Agent, t0())
+            .await
+            .unwrap();
+        users.push(u.id);
+    }
+    let [al, bo, cy, di] = users[..] else {
+        unreachable!("four users")
+    };
+    let day = |d: i64| t0() - Duration::days(d);
+    let state = |u, st, at| s.record_agent_state(f.account, u, st, None, at);
+    // al: ready two days ago, paused yesterday, and still paused.
+    state(al, AgentState::Ready, day(2)).await.unwrap();
+    s.record_agent_state(f.account, al, AgentState::Paused, Some("lunch"), day(1))
+        .await
+        .unwrap();
+    // bo logged out; cy's last change is older than the week looked at;
+    // di is ready but was deactivated.
+    state(bo, AgentState::Ready, day(2)).await.unwrap();
+    state(bo, AgentState::LoggedOut, day(1)).await.unwrap();
+    state(cy, AgentState::Ready, day(10)).await.unwrap();
+    state(di, AgentState::Ready, day(1)).await.unwrap();
+    s.set_user_active(f.account, di, false).await.unwrap();
+    let seed = s.agents_logged_in(day(7)).await.unwrap();
+    assert_eq!(seed.len(), 1, "{seed:?}");
+    let crm::events::Event::AgentState {
+        account,
+        user_id,
+        username,
+        state,
+        pause_code,
+        at,
+    } = &seed[0]
+    else {
+        panic!("an agent state: {seed:?}")
+    };
+    assert_eq!((*account, *user_id), (f.account, al));
+    assert_eq!(username, "al");
+    assert_eq!(*state, AgentState::Paused);
+    assert_eq!(pause_code.as_deref(), Some("lunch"));
+    assert_eq!(*at, day(1));
     db
 }

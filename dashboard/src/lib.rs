@@ -118,6 +118,10 @@ pub struct AppState {
     pub revocations: Arc<revocation::Revocations>,
 }
 
+/// How far back a node looks for agents still logged in when it seeds its
+/// wallboards: a desk left open longer than a week is not shown.
+const SEED_DAYS: i64 = 7;
+
 impl AppState {
     /// Builds the shared state over a store and starts feeding the stream
     /// hub from the bus; call it inside a tokio runtime.
@@ -144,7 +148,17 @@ impl AppState {
         bus: crm::events::EventBus,
         stream: Arc<stream::shared::SharedStream>,
     ) -> Result<Self, stream::shared::SharedError> {
-        let hub = stream.start(config.hub).await?;
+        // Agents whose last change is older than the stream keeps are
+        // seeded from the database, so every node shows them alike.
+        let since = clock.now() - chrono::TimeDelta::days(SEED_DAYS);
+        let seed = match store.agents_logged_in(since).await {
+            Ok(seed) => seed,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the agents logged in failed; the wallboards start from the stream alone");
+                Vec::new()
+            }
+        };
+        let hub = stream.start(config.hub, &seed).await?;
         let mut state = Self::with_hub(store, config, clock, bus, hub);
         state.peers = Some(Arc::new(peers::Peers::new(
             stream.client().clone(),

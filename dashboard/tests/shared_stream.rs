@@ -36,13 +36,19 @@ struct Node {
 }
 
 async fn node(nats: &TestNats, name: &str) -> Node {
+    seeded_node(nats, name, &[]).await
+}
+
+/// A node that seeds its wallboards with `seed` (as it reads the agents
+/// logged in from the database) before it reads the stream.
+async fn seeded_node(nats: &TestNats, name: &str, seed: &[Event]) -> Node {
     let link = SharedStream::connect(&nats.url, name)
         .await
         .expect("connects to NATS");
     let bus = EventBus::default();
     link.publish_from(&bus);
     let hub = link
-        .start(HubConfig::default())
+        .start(HubConfig::default(), seed)
         .await
         .expect("reads the stream");
     Node { bus, hub, link }
@@ -152,4 +158,35 @@ async fn every_node_sees_every_nodes_events_in_one_order_and_a_late_one_alike() 
     assert_eq!(d.hub.position(), Some(5));
     assert_eq!(frames(&d.hub, 1, 0), frames(&a.hub, 1, 0), "nothing lost");
     assert_eq!(snapshot(&d.hub, 1), snapshot(&b.hub, 1));
+}
+
+/// An agent whose last change is older than the stream keeps comes from
+/// the database's seed; the stream's events land on top of the seed, and
+/// two nodes seeded alike show the same snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_agents_show_and_the_stream_s_events_come_on_top() {
+    let Some(nats) = TestNats::start().await else {
+        return;
+    };
+    let a = node(&nats, "seed-a").await;
+    // Agent 8 changed 30 hours ago (no longer in the stream); agent 9 too,
+    // and then again, in the stream.
+    let seed = [
+        agent(4, 8, AgentState::Paused, -30 * 3600),
+        agent(4, 9, AgentState::Ready, -30 * 3600),
+    ];
+    a.bus.publish(agent(4, 9, AgentState::InCall, 5));
+    until_at(&[&a], 1).await;
+    let b = seeded_node(&nats, "seed-b", &seed).await;
+    let c = seeded_node(&nats, "seed-c", &seed).await;
+    let upto = b.hub.position().expect("numbered by the stream");
+    until_at(&[&c], upto).await;
+    let shown = snapshot(&b.hub, 4);
+    let text = String::from_utf8_lossy(&shown);
+    assert!(text.contains("agent8"), "the seeded agent shows: {text}");
+    assert!(
+        text.contains("\"in_call\"") && !text.contains("\"ready\""),
+        "the stream's later state is on top of the seed: {text}"
+    );
+    assert_eq!(snapshot(&c.hub, 4), shown, "alike on every node");
 }

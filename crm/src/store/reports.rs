@@ -148,6 +148,50 @@ impl Store {
         .await?))
     }
 
+    /// Returns, as agent-state events, the agents of every account whose
+    /// last state, set at or after `since`, is not logged out: what a node
+    /// seeds its wallboards with before it reads the shared event stream,
+    /// which keeps only the last day of changes, so an agent whose last
+    /// change is older still shows, alike on every node.
+    pub async fn agents_logged_in(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<crate::events::Event>, StoreError> {
+        type Row = (
+            AccountId,
+            UserId,
+            String,
+            String,
+            Option<String>,
+            DateTime<Utc>,
+        );
+        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT s.account_id, s.user_id, u.username, s.state, s.pause_code, s.started_at \
+             FROM agent_states s JOIN users u ON u.id = s.user_id \
+             JOIN (SELECT user_id, MAX(id) AS id FROM agent_states WHERE started_at >= $1 \
+                   GROUP BY user_id) latest ON latest.id = s.id \
+             WHERE s.state <> 'logged_out' AND u.active ORDER BY s.id"
+        )
+        .bind(since)
+        .fetch_all(pool)
+        .await?);
+        Ok(rows
+            .into_iter()
+            .filter_map(|(account, user_id, username, state, pause_code, at)| {
+                let state: AgentState =
+                    serde_json::from_value(serde_json::Value::String(state)).ok()?;
+                Some(crate::events::Event::AgentState {
+                    account,
+                    user_id,
+                    username,
+                    state,
+                    pause_code,
+                    at,
+                })
+            })
+            .collect())
+    }
+
     /// Returns the figures of every agent of the account, and of any other
     /// user who handled calls, over the period. A state still current counts
     /// up to `now`.

@@ -238,6 +238,16 @@ impl StreamHub {
         self.apply(&mut feeds, seq, event);
     }
 
+    /// Applies an event to its account's wallboard only: no number, no
+    /// client is sent it. For state older than the shared stream keeps,
+    /// before the stream is read, so the stream's events come on top.
+    pub fn seed(&self, event: &Event) {
+        let mut feeds = self.lock();
+        self.feed(&mut feeds, event.account())
+            .wallboard
+            .apply(event);
+    }
+
     /// Applies an event the shared stream numbered `seq`. A number not
     /// after the last one taken is a repeat and is dropped, so no client
     /// is sent an event twice.

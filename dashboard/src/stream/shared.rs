@@ -191,8 +191,13 @@ impl SharedStream {
     }
 
     /// Returns a hub fed from the stream, once it has read what the stream
-    /// held at start.
-    pub async fn start(&self, config: HubConfig) -> Result<Arc<StreamHub>, SharedError> {
+    /// held at start; `seed` (agents' states older than the stream keeps,
+    /// from the database) is applied first, the stream's events on top.
+    pub async fn start(
+        &self,
+        config: HubConfig,
+        seed: &[Event],
+    ) -> Result<Arc<StreamHub>, SharedError> {
         let mut stream = self
             .js
             .get_stream(STREAM)
@@ -206,6 +211,9 @@ impl SharedStream {
             .clone();
         let base = state.first_sequence.saturating_sub(1);
         let hub = Arc::new(StreamHub::numbered_from(config, base));
+        for event in seed {
+            hub.seed(event);
+        }
         tokio::spawn(read(
             stream,
             hub.clone(),
