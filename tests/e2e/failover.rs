@@ -47,30 +47,59 @@ const BOUND: Duration = Duration::from_secs(15);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_call_is_recovered_by_the_survivor_and_its_agent_carries_on_there() {
-    let Some(chromium) = peers_or_skip().await else {
+    let Some(st) = Stage::start("failover", 440.0).await else {
         return;
     };
-    let Some(nats) = TestNats::start().await else {
-        return;
-    };
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let dir = std::env::temp_dir().join(format!("dialcrm-failover-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    let customers = carrier(Mix::always(Outcome::Answer), 440.0, None).await;
     let outcome = tokio::time::timeout(
         Duration::from_secs(180),
-        failover(&db, &nats, &customers, &chromium, &dir),
+        failover(&st.db, &st.nats, &st.customers, &st.chromium, &st.dir),
     )
     .await;
-    db.finish().await;
+    st.finish().await;
     outcome
         .expect("the failover test took longer than three minutes")
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What a test of several real nodes with Chromium agents needs: the
+/// peers, a NATS server and a PostgreSQL database of its own, a scratch
+/// folder, and customers (the simulated carrier) answering with a tone.
+pub(crate) struct Stage {
+    pub(crate) chromium: std::path::PathBuf,
+    pub(crate) nats: TestNats,
+    pub(crate) db: TestDb,
+    pub(crate) dir: std::path::PathBuf,
+    pub(crate) customers: Carrier,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl Stage {
+    /// Sets the stage, or `None` (having said why) where a peer is missing
+    /// outside CI.
+    pub(crate) async fn start(name: &str, customer_hz: f64) -> Option<Stage> {
+        let chromium = peers_or_skip().await?;
+        let nats = TestNats::start().await?;
+        let db = TestDb::postgres().await?;
+        let turn = ONE_AT_A_TIME.lock().await;
+        let dir = std::env::temp_dir().join(format!("dialcrm-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        let customers = carrier(Mix::always(Outcome::Answer), customer_hz, None).await;
+        Some(Stage {
+            chromium,
+            nats,
+            db,
+            dir,
+            customers,
+            _turn: turn,
+        })
+    }
+
+    /// Drops the database and the scratch folder.
+    pub(crate) async fn finish(self) {
+        self.db.finish().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 async fn failover(
@@ -443,7 +472,7 @@ impl Drop for Balancer {
     }
 }
 
-async fn login(base: &str, username: &str, password: &str) -> Result<String> {
+pub(crate) async fn login(base: &str, username: &str, password: &str) -> Result<String> {
     let r = client()
         .post(format!("{base}/api/login"))
         .json(&serde_json::json!({ "username": username, "password": password }))
@@ -453,7 +482,7 @@ async fn login(base: &str, username: &str, password: &str) -> Result<String> {
     Ok(session_of(&r))
 }
 
-async fn stream(node: &Node, cookie: &str) -> Result<Ws> {
+pub(crate) async fn stream(node: &Node, cookie: &str) -> Result<Ws> {
     let mut req = format!("ws://{}/api/stream", node.addr).into_client_request()?;
     req.headers_mut().insert("cookie", cookie.parse()?);
     Ok(tokio_tungstenite::connect_async(req).await?.0)

@@ -6,7 +6,8 @@
 //! Chromium on node B's wallboard, clicks Listen on the call: B finds it
 //! held by A, the page sends a new offer, A makes the leg and points it at
 //! the call, and the page hears both tones. The start is audited; Stop
-//! hangs A's leg up.
+//! hangs A's leg up. A supervisor's stream on B sees A's call ring,
+//! connect and end, each within a second of A telling it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,44 +17,31 @@ use crm::model::Role;
 use crm::testing::nats::TestNats;
 use crm::testing::TestDb;
 use serde_json::Value;
-use sip_gateway::carrier::{Carrier, Mix, Outcome};
+use sip_gateway::carrier::Carrier;
 
-use crate::dialler::carrier;
-use crate::failover::Node;
+use crate::failover::{login, stream, Node, Stage};
 use crate::listen_page::{
     analyse, assert_heard, packets_arrive, AGENT_HZ, CUSTOMER_HZ, MICROPHONE_HZ,
 };
 use crate::restarts::{go_ready, log_in, seed};
 use crate::softphone::cdp::{Cdp, Chromium};
-use crate::softphone::{peers_or_skip, until, write_tone, ONE_AT_A_TIME};
+use crate::softphone::{until, write_tone};
 use crate::wallboard::landed_on_wallboard;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervisor_on_one_node_listens_to_a_call_held_by_another() {
-    let Some(chromium) = peers_or_skip().await else {
+    let Some(st) = Stage::start("listen-across", CUSTOMER_HZ).await else {
         return;
     };
-    let Some(nats) = TestNats::start().await else {
-        return;
-    };
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let dir = std::env::temp_dir().join(format!("dialcrm-listen-across-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    let customers = carrier(Mix::always(Outcome::Answer), CUSTOMER_HZ, None).await;
     let outcome = tokio::time::timeout(
         Duration::from_secs(150),
-        listen_across(&db, &nats, &customers, &chromium, &dir),
+        listen_across(&st.db, &st.nats, &st.customers, &st.chromium, &st.dir),
     )
     .await;
-    db.finish().await;
+    st.finish().await;
     outcome
         .expect("the cross-node listening test took longer than 150 s")
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 async fn listen_across(
@@ -87,6 +75,35 @@ async fn listen_across(
     write_tone(&sup_tone, MICROPHONE_HZ)?;
     let sup_browser = Chromium::start(chromium, &dir.join("sup-profile"), &sup_tone).await?;
     let mut sup = Cdp::connect(&sup_browser.ws_url).await?;
+    // A supervisor's stream on B notes when each of the call's states
+    // arrives, against the time node A stamped on it (one machine, one clock).
+    let cookie = login(&b.base, "sue", password).await?;
+    let mut watch = stream(&b, &cookie).await?;
+    let watched = tokio::spawn(async move {
+        use futures_util::StreamExt;
+        let mut seen: Vec<(String, chrono::DateTime<chrono::Utc>, Value)> = Vec::new();
+        while let Some(Ok(message)) = watch.next().await {
+            let received = chrono::Utc::now();
+            let tokio_tungstenite::tungstenite::Message::Text(text) = message else {
+                continue;
+            };
+            let Ok(frame) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
+            if frame["event"]["kind"] == "call_state" {
+                let state = frame["event"]["state"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let ended = state == "ended";
+                seen.push((state, received, frame["event"].clone()));
+                if ended {
+                    break;
+                }
+            }
+        }
+        seen
+    });
     let result = async {
         // The agent takes a call on node A.
         let page = agent.open_page(&format!("{}/login", a.base)).await?;
@@ -151,6 +168,28 @@ async fn listen_across(
         )
         .await
         .context("Stop ends the listening")?;
+
+        // The agent hangs up: B's supervisor saw the call ring, connect and
+        // end, each within a second.
+        agent
+            .evaluate(&page, "document.getElementById('hangup').click()")
+            .await?;
+        let seen = tokio::time::timeout(Duration::from_secs(20), watched)
+            .await
+            .context("B's stream saw the call end")??;
+        for wanted in ["ringing", "connected", "ended"] {
+            let (_, received, event) = seen
+                .iter()
+                .find(|(state, ..)| state == wanted)
+                .with_context(|| format!("B's stream saw the call {wanted}: {seen:?}"))?;
+            let at: chrono::DateTime<chrono::Utc> =
+                serde_json::from_value(event["at"].clone()).context("the event's time")?;
+            let took = *received - at;
+            anyhow::ensure!(
+                took < chrono::TimeDelta::seconds(1),
+                "the call's {wanted} reached a supervisor on node B {took} after node A told it"
+            );
+        }
         Ok(())
     }
     .await;
