@@ -59,7 +59,7 @@ pub(super) async fn create(
 /// Changes a contact's fields if it is still at the `version` the body
 /// names; a stale version is a 409 and changes nothing. Supervisors and
 /// admins edit any contact of the account. An agent edits only the contact
-/// of their current call (talking or wrapping it up, on this node's desk)
+/// of their current call (talking or wrapping it up, on any node's desk)
 /// or of a callback booked for them, and of the account's fields only those
 /// shown on the card; a contact outside their campaigns is a 404, as on the
 /// card, and any other is a 403.
@@ -160,13 +160,24 @@ async fn agent_may_edit(
     contact: ContactId,
 ) -> Result<bool, ApiError> {
     let account = me.account();
-    let call = state
-        .desks
-        .load(me.user.id)
-        .and_then(|desk| match desk.phase() {
-            Phase::InCall { call, .. } | Phase::WrapUp { call, .. } => Some(*call),
-            _ => None,
-        });
+    // The desk as kept in the database, whichever node serves it (the
+    // request may reach another node than the agent's desk), else this
+    // node's own.
+    let kept = state
+        .store
+        .kept_desk(account, me.user.id)
+        .await?
+        .filter(|d| matches!(d.phase.as_str(), "in_call" | "wrap_up"))
+        .and_then(|d| d.call_ref);
+    let call = kept.or_else(|| {
+        state
+            .desks
+            .load(me.user.id)
+            .and_then(|desk| match desk.phase() {
+                Phase::InCall { call, .. } | Phase::WrapUp { call, .. } => Some(*call),
+                _ => None,
+            })
+    });
     if let Some(call) = call {
         match state.store.attempt_by_ref(account, call).await {
             Ok(attempt) if attempt.contact_id == Some(contact) => return Ok(true),
