@@ -179,6 +179,7 @@ impl App {
             .context("reading the shared event stream from NATS")?,
         }
         .with_floor(floor.clone());
+        webhooks.count_in(state.metrics.clone());
         let legs = state.legs.clone();
         let desks = state.desks.clone();
         let throttle = state.throttle.clone();

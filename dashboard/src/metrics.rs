@@ -108,6 +108,7 @@ pub struct Metrics {
     registry: Registry,
     http: Family<ClassLabel, Counter>,
     logins: Family<OutcomeLabel, Counter>,
+    webhooks: Family<OutcomeLabel, Counter>,
     calls: Family<CallLabel, Counter>,
     setup: Histogram,
     lines: Family<CampaignLabel, Gauge>,
@@ -157,6 +158,7 @@ impl Metrics {
             registry: Registry::with_prefix("dialcrm"),
             http: Family::default(),
             logins: Family::default(),
+            webhooks: Family::default(),
             calls: Family::default(),
             // 50 ms to about 100 s: a ring is seconds, a trunk's answer
             // to the INVITE tens of milliseconds.
@@ -189,6 +191,11 @@ impl Metrics {
             m.http.clone(),
         );
         r.register("logins", "Login attempts by outcome", m.logins.clone());
+        r.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts by this node: delivered, retry (failed, to be tried again) or given_up",
+            m.webhooks.clone(),
+        );
         r.register(
             "calls",
             "Calls ended, by campaign and outcome (abandoned, or the end's cause)",
@@ -291,6 +298,16 @@ impl Metrics {
             _ => "seat_limit",
         };
         self.logins
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    /// Counts one webhook delivery attempt: `delivered`, `retry` or
+    /// `given_up`.
+    pub fn webhook(&self, outcome: &'static str) {
+        self.webhooks
             .get_or_create(&OutcomeLabel {
                 outcome: outcome.into(),
             })

@@ -608,6 +608,22 @@ async fn retries(backend: TestBackend) {
         done[0]["last_error"], "HTTP 500 Internal Server Error",
         "the log keeps why it took two"
     );
+    // And /metrics counts both attempts.
+    let metrics = t
+        .client()
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "dialcrm_webhook_deliveries_total{outcome=\"retry\"} 1",
+        "dialcrm_webhook_deliveries_total{outcome=\"delivered\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
 
     // An endpoint nobody listens on fails with the reason in its log.
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -190,3 +190,23 @@ fn logins_and_responses_are_counted_by_outcome_and_class() {
         assert!(text.contains(line), "{line:?} in\n{text}");
     }
 }
+
+#[test]
+fn webhook_attempts_are_counted_by_outcome() {
+    let m = Metrics::new();
+    m.webhook("delivered");
+    m.webhook("delivered");
+    m.webhook("retry");
+    let text = m.render(&Scrape::default());
+    for line in [
+        "dialcrm_webhook_deliveries_total{outcome=\"delivered\"} 2\n",
+        "dialcrm_webhook_deliveries_total{outcome=\"retry\"} 1\n",
+        "# TYPE dialcrm_webhook_deliveries counter\n",
+    ] {
+        assert!(text.contains(line), "{line:?} in\n{text}");
+    }
+    assert!(
+        !text.contains("outcome=\"given_up\""),
+        "no attempt was given up: {text}"
+    );
+}

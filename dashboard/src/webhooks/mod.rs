@@ -81,6 +81,8 @@ pub struct Sender {
     slots: Mutex<HashMap<WebhookId, Arc<Semaphore>>>,
     /// Every slot of this node.
     in_flight: Arc<Semaphore>,
+    /// Where attempts are counted for `/metrics`, once the service has it.
+    metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
 impl Sender {
@@ -94,7 +96,13 @@ impl Sender {
             config,
             client,
             slots: Mutex::new(HashMap::new()),
+            metrics: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Counts this node's attempts in `metrics`.
+    pub fn count_in(&self, metrics: Arc<crate::metrics::Metrics>) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// Sends due deliveries until the task is dropped; the attempts in
@@ -187,6 +195,7 @@ impl Sender {
                 policy: self.config.policy,
                 target: target.clone(),
                 out,
+                metrics: self.metrics.get().cloned(),
             };
             sends.spawn(async move {
                 job.send().await;
@@ -215,9 +224,16 @@ struct Attempt {
     policy: RetryPolicy,
     target: Arc<(Endpoint, SigningSecret)>,
     out: Outgoing,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Attempt {
+    fn counted(&self, outcome: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.webhook(outcome);
+        }
+    }
+
     async fn send(self) {
         let (endpoint, secret) = &*self.target;
         let out = &self.out;
@@ -251,12 +267,15 @@ impl Attempt {
         let (endpoint, delivery, event) = (endpoint.id, out.id, out.event);
         match (&result, recorded) {
             (AttemptResult::Delivered { status }, Ok(_)) => {
+                self.counted("delivered");
                 tracing::debug!(%endpoint, %delivery, %event, status, "webhook delivered");
             }
             (AttemptResult::Failed { error, .. }, Ok(Some(DeliveryStatus::Failed))) => {
+                self.counted("given_up");
                 tracing::warn!(%endpoint, %delivery, %event, %error, "webhook delivery given up");
             }
             (AttemptResult::Failed { error, .. }, Ok(_)) => {
+                self.counted("retry");
                 tracing::info!(%endpoint, %delivery, %event, %error, "webhook delivery failed; it will be tried again");
             }
             (_, Err(e)) => {
