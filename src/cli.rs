@@ -72,6 +72,9 @@ pub enum Command {
     /// Runs the simulated carrier: a SIP endpoint that answers, rings out,
     /// returns busy or acts as an answering machine.
     Carrier(crate::telephony::CarrierArgs),
+    /// Runs the dialler's pacer against a simulated shift and prints what
+    /// a campaign would do: utilisation, abandons, dials, talk time.
+    Simulate(crate::simulate_cli::SimulateArgs),
 }
 
 /// Flags of `serve`.
@@ -197,6 +200,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             redirect_addr: args.http_redirect_addr,
         };
     }
+    if let Command::Simulate(args) = &cli.command {
+        // Needs neither the database nor a config file.
+        return crate::simulate_cli::run(args);
+    }
     if let Command::Doctor = cli.command {
         // Doctor reports a configuration that does not load as a failure.
         if crate::doctor::run(cli.config.as_deref(), &overrides).await {
@@ -213,6 +220,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::campaigns_cli::run(&open_migrated(&settings).await?, c).await
         }
         Command::Carrier(args) => crate::telephony::carrier(args).await,
+        Command::Simulate(args) => crate::simulate_cli::run(&args),
         Command::Dnc(c) => crate::dnc_cli::run(&open_migrated(&settings).await?, c).await,
         Command::Backup { file } => {
             let store = open(&settings).await?;

@@ -10,6 +10,7 @@ pub mod dnc_cli;
 pub mod doctor;
 pub mod lists_cli;
 pub mod settings;
+pub mod simulate_cli;
 pub mod telephony;
 pub mod tls;
 

@@ -96,6 +96,107 @@ async fn serve_starts_with_the_demo_and_its_printed_logins_work() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `dialcrm simulate` runs the pacer the service runs, with the operator's
+/// figures: its JSON is the library's simulation of the same parameters,
+/// the same seed gives the same run, and bad parameters get a clear error.
+#[tokio::test]
+async fn simulate_prints_what_the_pacer_would_do_and_refuses_bad_parameters() {
+    let dir = temp_dir("simulate");
+    let args = [
+        "simulate",
+        "--agents",
+        "10",
+        "--answer-rate",
+        "0.3",
+        "--machine-rate",
+        "0.05",
+        "--busy-rate",
+        "0.1",
+        "--talk-mean",
+        "60",
+        "--wrap",
+        "5",
+        "--ring-timeout",
+        "25",
+        "--hours",
+        "2",
+        "--seed",
+        "7",
+        "--mode",
+        "predictive",
+        "--json",
+    ];
+    let run = || async {
+        let out = dialcrm(&dir).args(args).output().await.expect("runs");
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("one JSON object")
+    };
+    let first = run().await;
+    assert_eq!(first, run().await, "the same seed gives the same run");
+    let expected = dialer_core::simulation::simulate(&dialer_core::simulation::SimConfig {
+        mode: dialer_core::pacer::Mode::Predictive,
+        agents: 10,
+        answer_rate: 0.3,
+        machine_rate: 0.05,
+        busy_rate: 0.1,
+        talk_mean: Duration::from_secs(60),
+        wrap: Duration::from_secs(5),
+        ring_timeout: Duration::from_secs(25),
+        duration: Duration::from_secs(2 * 3600),
+        seed: 7,
+    });
+    assert_eq!(first["utilisation"], expected.utilisation);
+    assert_eq!(first["abandon_rate"], expected.abandon_rate);
+    assert_eq!(first["live_answers"], expected.live);
+    assert_eq!(first["dials"], expected.dials);
+    assert_eq!(
+        first["talk_minutes_per_agent_hour"],
+        expected.talk_minutes_per_agent_hour
+    );
+    assert!(expected.dials > 0 && expected.live > 0, "{expected:?}");
+    // The human form says the same.
+    let out = dialcrm(&dir)
+        .args(&args[..args.len() - 1])
+        .output()
+        .await
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("utilisation") && text.contains(&expected.dials.to_string()),
+        "{text}"
+    );
+
+    for (bad, says) in [
+        (
+            vec!["--answer-rate", "1.5"],
+            "--answer-rate must be a share between 0 and 1",
+        ),
+        (
+            vec!["--answer-rate", "0.6", "--busy-rate", "0.6"],
+            "must not exceed 1",
+        ),
+        (vec!["--agents", "0"], "--agents must be between 1 and 1000"),
+        (vec!["--hours=-1"], "--hours must be above 0"),
+        (
+            vec!["--mode", "preview"],
+            "agents pace preview calls themselves",
+        ),
+        (vec!["--talk-mean", "abc"], "invalid value 'abc'"),
+    ] {
+        let out = dialcrm(&dir)
+            .arg("simulate")
+            .args(&bad)
+            .output()
+            .await
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad:?} must fail");
+        assert!(stderr.contains(says), "{bad:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{bad:?}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn bad_database_urls_exit_with_a_clear_message() {
     let dir = temp_dir("badurl");
