@@ -201,8 +201,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         };
     }
     if let Command::Simulate(args) = &cli.command {
-        // Needs neither the database nor a config file.
-        return crate::simulate_cli::run(args);
+        if args.campaign.is_none() {
+            // Needs neither the database nor a config file.
+            return crate::simulate_cli::run(args);
+        }
     }
     if let Command::Doctor = cli.command {
         // Doctor reports a configuration that does not load as a failure.
@@ -220,7 +222,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::campaigns_cli::run(&open_migrated(&settings).await?, c).await
         }
         Command::Carrier(args) => crate::telephony::carrier(args).await,
-        Command::Simulate(args) => crate::simulate_cli::run(&args),
+        Command::Simulate(mut args) => {
+            let store = open_migrated(&settings).await?;
+            crate::simulate_cli::from_history(&store, &mut args).await?;
+            crate::simulate_cli::run(&args)
+        }
         Command::Dnc(c) => crate::dnc_cli::run(&open_migrated(&settings).await?, c).await,
         Command::Backup { file } => {
             let store = open(&settings).await?;

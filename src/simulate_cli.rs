@@ -3,11 +3,13 @@
 //! clock (answer, machine and busy rates, log-normal talk times, a fixed
 //! wrap-up) and prints what the campaign would have done: utilisation,
 //! abandon rate, live answers, dials and talk minutes per agent-hour. The
-//! same seed gives the same figures.
+//! same seed gives the same figures. With `--campaign`, the answer, machine
+//! and busy rates and the mean talk time come from that campaign's last 30
+//! days of calls instead.
 
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use dialer_core::pacer::Mode;
 use dialer_core::simulation::{simulate, SimConfig, SimReport};
@@ -49,7 +51,21 @@ pub struct SimulateArgs {
     /// Print the figures as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Take the rates and the mean talk time from this campaign's last 30
+    /// days of calls (with --account).
+    #[arg(long, requires = "account")]
+    pub campaign: Option<String>,
+    /// The account of --campaign.
+    #[arg(long, requires = "campaign")]
+    pub account: Option<String>,
 }
+
+/// The fewest finished calls a campaign's history must hold to stand in
+/// for the rates given by hand.
+const MIN_HISTORY: u64 = 50;
+
+/// How far back `--campaign` looks.
+const HISTORY_DAYS: i64 = 30;
 
 /// What `simulate` prints, under these names in JSON.
 #[derive(Debug, Serialize)]
@@ -127,7 +143,50 @@ pub fn config(args: &SimulateArgs) -> Result<SimConfig> {
     })
 }
 
-/// Runs `dialcrm simulate`.
+/// Replaces the rates and the mean talk time of `args` by those of the
+/// campaign's history, saying so on standard error.
+pub async fn from_history(store: &crm::Store, args: &mut SimulateArgs) -> Result<()> {
+    let (Some(account), Some(campaign)) = (&args.account, &args.campaign) else {
+        return Ok(());
+    };
+    let account = store
+        .account_by_name(account)
+        .await
+        .with_context(|| format!("finding account {account:?}"))?;
+    let found = store
+        .campaigns(account.id)
+        .await?
+        .into_iter()
+        .find(|c| &c.name == campaign)
+        .with_context(|| format!("no campaign named {campaign:?} in account {}", account.name))?;
+    let since = chrono::Utc::now() - chrono::TimeDelta::days(HISTORY_DAYS);
+    let h = store.campaign_history(account.id, found.id, since).await?;
+    if h.dials < MIN_HISTORY || h.live == 0 {
+        bail!(
+            "campaign {campaign:?} has {} finished calls and {} live answers in the last {} days: \
+             too few to go by; give --answer-rate and --talk-mean instead",
+            h.dials,
+            h.live,
+            HISTORY_DAYS
+        );
+    }
+    let share = |n: u64| n as f64 / h.dials as f64;
+    args.answer_rate = share(h.live);
+    args.machine_rate = share(h.machines);
+    args.busy_rate = share(h.busy);
+    if let Some(talk) = h.talk_mean_secs {
+        args.talk_mean = talk.max(1.0);
+    }
+    eprintln!(
+        "from campaign {campaign:?}, last {HISTORY_DAYS} days: {} calls; answer rate {:.3}, \
+         machine rate {:.3}, busy rate {:.3}, mean talk {:.0} s",
+        h.dials, args.answer_rate, args.machine_rate, args.busy_rate, args.talk_mean
+    );
+    Ok(())
+}
+
+/// Runs `dialcrm simulate` with the flags as given (after
+/// [`from_history`], when a campaign is named).
 pub fn run(args: &SimulateArgs) -> Result<()> {
     let config = config(args)?;
     let report: SimReport = simulate(&config);

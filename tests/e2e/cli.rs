@@ -197,6 +197,137 @@ async fn simulate_prints_what_the_pacer_would_do_and_refuses_bad_parameters() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `dialcrm simulate --campaign` takes the rates and the talk time from
+/// the campaign's own calls, on both backends, and refuses a campaign with
+/// too little history.
+#[tokio::test]
+async fn simulate_learns_a_campaign_s_rates_from_its_calls_on_sqlite() {
+    simulate_from_history(crm::testing::TestBackend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn simulate_learns_a_campaign_s_rates_from_its_calls_on_postgres() {
+    simulate_from_history(crm::testing::TestBackend::Postgres).await;
+}
+
+async fn simulate_from_history(backend: crm::testing::TestBackend) {
+    use chrono::{TimeDelta, Utc};
+    use crm::model::ContactFields;
+    let Some(db) = crm::testing::TestDb::new(backend).await else {
+        return;
+    };
+    let dir = temp_dir(&format!("simulate-history-{backend:?}"));
+    let s = &db.store;
+    let now = Utc::now();
+    let acme = s.create_account("acme", 1, now).await.expect("account");
+    let spring = s
+        .create_campaign(acme.id, "Spring", "+441632960000", now)
+        .await
+        .expect("campaign");
+    // A campaign without calls.
+    s.create_campaign(acme.id, "Quiet", "+441632960000", now)
+        .await
+        .expect("campaign");
+    let contact = s
+        .create_contact(
+            acme.id,
+            &ContactFields {
+                first_name: "Ada".into(),
+                phone_e164: "+447400900701".into(),
+                phone_raw: "+447400900701".into(),
+                custom_fields: serde_json::json!({}),
+                ..ContactFields::default()
+            },
+            now,
+        )
+        .await
+        .expect("contact");
+    // 100 calls in the last day: 30 talked for 60 s, 5 abandoned, 10
+    // machines, 20 busy, 35 unanswered.
+    for i in 0..100i64 {
+        let at = now - TimeDelta::minutes(10 * i + 5);
+        let call = sip_gateway::gateway::CallRef::random();
+        s.open_attempt(acme.id, call, spring.id, contact.id, "n1", at)
+            .await
+            .expect("attempt");
+        let outcome = match i {
+            0..30 => {
+                s.mark_call_answered(acme.id, call, at)
+                    .await
+                    .expect("answered");
+                s.mark_connected(acme.id, call, at)
+                    .await
+                    .expect("connected");
+                "answered"
+            }
+            30..35 => {
+                s.mark_call_answered(acme.id, call, at)
+                    .await
+                    .expect("answered");
+                s.mark_abandoned(acme.id, call, at)
+                    .await
+                    .expect("abandoned");
+                "abandoned"
+            }
+            35..45 => "machine",
+            45..65 => "busy",
+            _ => "no_answer",
+        };
+        let id = s.attempt_by_ref(acme.id, call).await.expect("attempt").id;
+        let end = if outcome == "answered" {
+            at + TimeDelta::seconds(60)
+        } else {
+            at
+        };
+        s.mark_ended(acme.id, id, outcome, end)
+            .await
+            .expect("ended");
+    }
+    let out = dialcrm(&dir)
+        .args(["simulate", "--account", "acme", "--campaign", "Spring"])
+        .args(["--agents", "5", "--hours", "1", "--seed", "3", "--json"])
+        .args(["--database-url", &db.url])
+        .output()
+        .await
+        .expect("runs");
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "100 calls; answer rate 0.350, machine rate 0.100, busy rate 0.200, mean talk 60 s"
+        ),
+        "{stderr}"
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let expected = dialer_core::simulation::simulate(&dialer_core::simulation::SimConfig {
+        mode: dialer_core::pacer::Mode::Predictive,
+        agents: 5,
+        answer_rate: 0.35,
+        machine_rate: 0.1,
+        busy_rate: 0.2,
+        talk_mean: Duration::from_secs(60),
+        wrap: Duration::from_secs(10),
+        ring_timeout: Duration::from_secs(20),
+        duration: Duration::from_secs(3600),
+        seed: 3,
+    });
+    assert_eq!(got["dials"], expected.dials, "{got}");
+    assert_eq!(got["utilisation"], expected.utilisation, "{got}");
+    let out = dialcrm(&dir)
+        .args(["simulate", "--account", "acme", "--campaign", "Quiet"])
+        .args(["--database-url", &db.url])
+        .output()
+        .await
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("too few to go by"),
+        "{out:?}"
+    );
+    db.finish().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn bad_database_urls_exit_with_a_clear_message() {
     let dir = temp_dir("badurl");

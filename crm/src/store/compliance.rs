@@ -61,6 +61,21 @@ pub struct ClosedAgent {
     pub username: String,
 }
 
+/// A campaign's finished attempts over a period, summed up.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CampaignHistory {
+    /// Attempts dialled and finished.
+    pub dials: u64,
+    /// Answered by a person (connected to an agent or abandoned).
+    pub live: u64,
+    /// Answered by a machine.
+    pub machines: u64,
+    /// Busy.
+    pub busy: u64,
+    /// The mean time connected to an agent, in seconds, if any call was.
+    pub talk_mean_secs: Option<f64>,
+}
+
 /// A campaign's live answers and abandons over the rolling day and month.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ComplianceCounts {
@@ -191,6 +206,58 @@ impl Store {
                 live: n(connected_month) + n(abandoned_month),
                 abandoned: n(abandoned_month),
             },
+        })
+    }
+
+    /// Sums up a campaign's finished attempts since `since`, from every
+    /// node: what `dialcrm simulate --campaign` takes its rates and talk
+    /// time from.
+    pub async fn campaign_history(
+        &self,
+        account: AccountId,
+        campaign: CampaignId,
+        since: DateTime<Utc>,
+    ) -> Result<CampaignHistory, StoreError> {
+        type Row = (i64, i64, i64, i64, i64);
+        let (dials, live, machines, busy, talks): Row = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT CAST(COUNT(*) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN connected_at IS NOT NULL OR abandoned_at IS NOT NULL \
+                  THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN outcome = 'machine' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN outcome = 'busy' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN connected_at IS NOT NULL THEN 1 ELSE 0 END), 0) \
+                  AS BIGINT) \
+             FROM call_attempts WHERE account_id = $1 AND campaign_id = $2 \
+             AND started_at >= $3 AND ended_at IS NOT NULL"
+        )
+        .bind(account.0)
+        .bind(campaign.0)
+        .bind(since)
+        .fetch_one(pool)
+        .await?);
+        // Talk times are summed in Rust: date arithmetic differs between
+        // the engines.
+        let spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT connected_at, ended_at FROM call_attempts WHERE account_id = $1 \
+             AND campaign_id = $2 AND started_at >= $3 AND connected_at IS NOT NULL \
+             AND ended_at IS NOT NULL"
+        )
+        .bind(account.0)
+        .bind(campaign.0)
+        .bind(since)
+        .fetch_all(pool)
+        .await?);
+        let talk: f64 = spans
+            .iter()
+            .map(|(from, to)| (*to - *from).num_milliseconds().max(0) as f64 / 1000.0)
+            .sum();
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(CampaignHistory {
+            dials: n(dials),
+            live: n(live),
+            machines: n(machines),
+            busy: n(busy),
+            talk_mean_secs: (talks > 0 && !spans.is_empty()).then(|| talk / spans.len() as f64),
         })
     }
 
