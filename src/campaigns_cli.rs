@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use crm::model::{Account, Campaign, CampaignStatus};
-use crm::store::campaign_settings::DialMode;
+use crm::store::campaign_settings::{CampaignSettings, DialMode, RecycleRule};
 use crm::Store;
 
 /// `campaign …`
@@ -68,6 +68,16 @@ pub struct Set {
     /// Screen calls for answering machines: true or false.
     #[arg(long, value_name = "BOOL")]
     pub detect_machines: Option<bool>,
+    /// A recycling rule, OUTCOME:DAYS (no_answer:7); repeat for several.
+    /// The rules given replace the campaign's; `none` clears them.
+    #[arg(long, value_name = "OUTCOME:DAYS")]
+    pub recycle: Vec<String>,
+    /// The most attempts a lead may reach through recycling.
+    #[arg(long)]
+    pub recycle_max_attempts: Option<u32>,
+    /// How long a callback booked for one agent waits for them, in minutes.
+    #[arg(long, value_name = "MINUTES")]
+    pub callback_grace: Option<u32>,
 }
 
 /// The account.
@@ -231,6 +241,15 @@ pub async fn run(store: &Store, command: CampaignCommand) -> Result<()> {
             if let Some(v) = set.detect_machines {
                 s.detect_machines = v;
             }
+            if !set.recycle.is_empty() {
+                s.recycle = recycle_rules(&set.recycle)?;
+            }
+            if let Some(v) = set.recycle_max_attempts {
+                s.recycle_max_attempts = v;
+            }
+            if let Some(v) = set.callback_grace {
+                s.callback_grace_minutes = v;
+            }
             let s = store
                 .update_campaign_settings(account.id, campaign.id, &s, now)
                 .await
@@ -239,7 +258,7 @@ pub async fn run(store: &Store, command: CampaignCommand) -> Result<()> {
             println!(
                 "campaign {}: {} through {}, caller ID {}, at most {} attempts, \
                  abandon target {:.2} %, dial level up to {}, ring {} s, recording {}, \
-                 machine screening {}",
+                 machine screening {}, recycling {}, callbacks kept for their agent {} min",
                 campaign.name,
                 s.mode.as_str(),
                 if s.trunk.is_empty() {
@@ -254,6 +273,8 @@ pub async fn run(store: &Store, command: CampaignCommand) -> Result<()> {
                 s.ring_timeout_secs,
                 if s.record_calls { "on" } else { "off" },
                 if s.detect_machines { "on" } else { "off" },
+                describe_recycling(&s),
+                s.callback_grace_minutes,
             );
         }
         CampaignCommand::Assign(a) => {
@@ -330,4 +351,43 @@ async fn audit(
         )
         .await?;
     Ok(())
+}
+
+/// Reads `--recycle` values: `OUTCOME:DAYS` each, or a lone `none`.
+fn recycle_rules(values: &[String]) -> Result<Vec<RecycleRule>> {
+    if values.len() == 1 && values[0].trim() == "none" {
+        return Ok(Vec::new());
+    }
+    values
+        .iter()
+        .map(|v| {
+            let Some((outcome, days)) = v.split_once(':') else {
+                bail!("--recycle takes OUTCOME:DAYS (no_answer:7), not {v:?}");
+            };
+            let after_days = days
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--recycle {v:?}: days must be a whole number"))?;
+            Ok(RecycleRule {
+                outcome: outcome.trim().to_owned(),
+                after_days,
+            })
+        })
+        .collect()
+}
+
+fn describe_recycling(s: &CampaignSettings) -> String {
+    if s.recycle.is_empty() {
+        return "off".to_owned();
+    }
+    let rules: Vec<String> = s
+        .recycle
+        .iter()
+        .map(|r| format!("{} after {} d", r.outcome, r.after_days))
+        .collect();
+    format!(
+        "{} up to {} attempts",
+        rules.join(", "),
+        s.recycle_max_attempts
+    )
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use crm::model::*;
-use crm::store::campaign_settings::{CampaignSettings, DayHours, DialMode};
+use crm::store::campaign_settings::{CampaignSettings, DayHours, DialMode, RecycleRule};
 use crm::store::leads::{LeadId, LeadState};
 use crm::testing::TestDb;
 use crm::{Store, StoreError};
@@ -24,6 +24,10 @@ crm::on_both_backends!(
     claims_at_random_clocks_stay_inside_hours,
     sync_is_idempotent_and_takes_the_best_priority,
     paused_and_foreign_campaigns_give_nothing,
+    own_callbacks_wait_for_their_agent_until_the_grace_ends,
+    finished_leads_are_recycled_by_outcome_after_days_up_to_the_cap,
+    recycling_is_the_same_on_every_node_and_claims_once,
+    upcoming_callbacks_are_listed_per_agent,
 );
 
 /// Wednesday 14 January 2026, 12:00 UTC: 12:00 in London, 07:00 in New York.
@@ -286,12 +290,13 @@ async fn callbacks_due_come_first(db: TestDb) -> TestDb {
         .await
         .unwrap();
     let claimed = s
-        .claim_leads(f.account, f.campaign, "a", 10, t0(), LEASE)
+        .claim_leads_for(f.account, f.campaign, "a", 10, t0(), LEASE, &[agent])
         .await
         .unwrap();
     let ids: Vec<LeadId> = claimed.iter().map(|c| c.id).collect();
     assert_eq!(ids, vec![plain, first]);
     assert!(claimed[0].is_callback && claimed[0].callback_user == Some(agent));
+    assert_eq!(claimed[0].reserved_for, Some(agent));
     assert!(!claimed[1].is_callback);
     // Once the booked time comes, that callback goes ahead of the urgent list.
     let policy = s
@@ -553,5 +558,225 @@ async fn paused_and_foreign_campaigns_give_nothing(db: TestDb) -> TestDb {
         .await
         .unwrap();
     assert!(claim(s, &f, "a", 5, t0()).await.is_empty());
+    db
+}
+
+async fn own_callbacks_wait_for_their_agent_until_the_grace_ends(db: TestDb) -> TestDb {
+    let s = &db.store;
+    let f = fixture(s, "own-callbacks").await;
+    settings(s, &f, |c| c.callback_grace_minutes = 20).await;
+    let c = contact(s, &f, f.list, "+447700900001", "Europe/London").await;
+    s.sync_leads(f.account, f.campaign, t0()).await.unwrap();
+    let lead = lead_of(s, &f, c).await;
+    let user = |name: &'static str| async move {
+        s.create_user(f.account, name, "$argon2id$test", Role::Agent, t0())
+            .await
+            .unwrap()
+            .id
+    };
+    let (mine, other) = (user("mine").await, user("other").await);
+    let due = t0() + Duration::minutes(10);
+    s.schedule_callback(f.account, lead, due, Some(mine), t0())
+        .await
+        .unwrap();
+    let for_agents = |agents: Vec<UserId>, at| async move {
+        s.claim_leads_for(f.account, f.campaign, "a", 5, at, LEASE, &agents)
+            .await
+            .unwrap()
+    };
+    // Not due yet: nobody gets it, its owner included.
+    assert!(for_agents(vec![mine], t0()).await.is_empty());
+    // Due: only a claim made for its owner gets it, kept for them.
+    let in_grace = due + Duration::minutes(19);
+    assert!(for_agents(vec![other], in_grace).await.is_empty());
+    assert!(claim(s, &f, "a", 5, in_grace).await.is_empty());
+    let got = for_agents(vec![other, mine], in_grace).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].id, got[0].reserved_for), (lead, Some(mine)));
+    s.release_lead(f.account, lead, "a", in_grace)
+        .await
+        .unwrap();
+    // Once the grace is over, anyone may take it, kept for no one.
+    let after = due + Duration::minutes(20);
+    let got = for_agents(vec![other], after).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].id, got[0].reserved_for), (lead, None));
+    assert_eq!(got[0].callback_user, Some(mine));
+    s.release_lead(f.account, lead, "a", after).await.unwrap();
+    assert_eq!(claim(s, &f, "b", 5, after).await, vec![lead]);
+    db
+}
+
+async fn finished_leads_are_recycled_by_outcome_after_days_up_to_the_cap(db: TestDb) -> TestDb {
+    let s = &db.store;
+    let f = fixture(s, "recycle").await;
+    settings(s, &f, |c| {
+        c.max_attempts = 1;
+        c.recycle = vec![RecycleRule {
+            outcome: "no_answer".into(),
+            after_days: 7,
+        }];
+        c.recycle_max_attempts = 3;
+    })
+    .await;
+    let quiet = contact(s, &f, f.list, "+447700900001", "Europe/London").await;
+    let busy = contact(s, &f, f.list, "+447700900002", "Europe/London").await;
+    s.sync_leads(f.account, f.campaign, t0()).await.unwrap();
+    let (quiet, busy) = (lead_of(s, &f, quiet).await, lead_of(s, &f, busy).await);
+    let policy = s
+        .campaign_settings(f.account, f.campaign)
+        .await
+        .unwrap()
+        .retry_policy();
+    let mut now = t0();
+    assert_eq!(claim(s, &f, "a", 5, now).await, vec![quiet, busy]);
+    s.record_outcome(f.account, quiet, AttemptOutcome::NoAnswer, now, &policy)
+        .await
+        .unwrap();
+    s.record_outcome(f.account, busy, AttemptOutcome::Busy, now, &policy)
+        .await
+        .unwrap();
+    for attempt in 2..=3 {
+        // Finished, and not yet seven days on.
+        assert_eq!(
+            s.lead(f.account, quiet).await.unwrap().state,
+            LeadState::Done
+        );
+        let almost = now + Duration::days(7) - Duration::seconds(1);
+        assert!(claim(s, &f, "a", 5, almost).await.is_empty());
+        // Seven days after its last attempt, the no-answer lead comes back;
+        // the busy one has no rule.
+        now += Duration::days(7);
+        assert_eq!(
+            claim(s, &f, "a", 5, now).await,
+            vec![quiet],
+            "attempt {attempt}"
+        );
+        let after = s
+            .record_outcome(f.account, quiet, AttemptOutcome::NoAnswer, now, &policy)
+            .await
+            .unwrap();
+        assert_eq!((after.attempts, after.state), (attempt, LeadState::Done));
+    }
+    // Three attempts reach the cap: never again.
+    assert!(claim(s, &f, "a", 5, now + Duration::days(60))
+        .await
+        .is_empty());
+    // A lead that ended in a conversation is never recycled.
+    let talked = contact(s, &f, f.list, "+447700900003", "Europe/London").await;
+    s.sync_leads(f.account, f.campaign, now).await.unwrap();
+    let talked = lead_of(s, &f, talked).await;
+    assert_eq!(claim(s, &f, "a", 5, now).await, vec![talked]);
+    s.record_conversation(f.account, talked, now).await.unwrap();
+    assert!(claim(s, &f, "a", 5, now + Duration::days(60))
+        .await
+        .is_empty());
+    // Rules are checked when saved.
+    let mut bad = s.campaign_settings(f.account, f.campaign).await.unwrap();
+    bad.recycle_max_attempts = 1;
+    let refused = s
+        .update_campaign_settings(f.account, f.campaign, &bad, now)
+        .await;
+    assert!(matches!(refused, Err(StoreError::Invalid(_))));
+    bad.recycle_max_attempts = 3;
+    bad.recycle[0].outcome = "answered".into();
+    let refused = s
+        .update_campaign_settings(f.account, f.campaign, &bad, now)
+        .await;
+    assert!(matches!(refused, Err(StoreError::Invalid(_))));
+    db
+}
+
+async fn recycling_is_the_same_on_every_node_and_claims_once(db: TestDb) -> TestDb {
+    let s = &db.store;
+    let f = fixture(s, "recycle-nodes").await;
+    settings(s, &f, |c| {
+        c.max_attempts = 1;
+        c.recycle = vec![RecycleRule {
+            outcome: "machine".into(),
+            after_days: 2,
+        }];
+        c.recycle_max_attempts = 5;
+    })
+    .await;
+    let mut leads = BTreeSet::new();
+    for i in 0..6 {
+        let c = contact(s, &f, f.list, &format!("+44770090010{i}"), "Europe/London").await;
+        s.sync_leads(f.account, f.campaign, t0()).await.unwrap();
+        leads.insert(lead_of(s, &f, c).await);
+    }
+    let policy = s
+        .campaign_settings(f.account, f.campaign)
+        .await
+        .unwrap()
+        .retry_policy();
+    for &lead in &leads {
+        assert_eq!(claim(s, &f, "a", 1, t0()).await.len(), 1);
+        s.record_outcome(f.account, lead, AttemptOutcome::Machine, t0(), &policy)
+            .await
+            .unwrap();
+    }
+    let later = t0() + Duration::days(2);
+    // Two nodes claim at once: each recycled lead goes to exactly one.
+    // (A claimer may skip rows the other has locked; a third picks up the rest.)
+    let (a, b) = tokio::join!(claim(s, &f, "a", 4, later), claim(s, &f, "b", 4, later));
+    let rest = claim(s, &f, "c", 6, later).await;
+    let mut all: Vec<LeadId> = a.iter().chain(&b).chain(&rest).copied().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        a.len() + b.len() + rest.len(),
+        "no lead claimed twice"
+    );
+    assert_eq!(all.into_iter().collect::<BTreeSet<_>>(), leads);
+    // Leased now, they are not recycled again until written.
+    assert!(claim(s, &f, "d", 6, later).await.is_empty());
+    db
+}
+
+async fn upcoming_callbacks_are_listed_per_agent(db: TestDb) -> TestDb {
+    let s = &db.store;
+    let f = fixture(s, "upcoming").await;
+    let one = contact(s, &f, f.list, "+447700900001", "Europe/London").await;
+    let two = contact(s, &f, f.list, "+447700900002", "Europe/London").await;
+    let three = contact(s, &f, f.list, "+447700900003", "Europe/London").await;
+    s.sync_leads(f.account, f.campaign, t0()).await.unwrap();
+    let agent = s
+        .create_user(f.account, "upcoming", "$argon2id$test", Role::Agent, t0())
+        .await
+        .unwrap()
+        .id;
+    let (one, two, three) = (
+        lead_of(s, &f, one).await,
+        lead_of(s, &f, two).await,
+        lead_of(s, &f, three).await,
+    );
+    s.schedule_callback(f.account, two, t0() + Duration::hours(3), Some(agent), t0())
+        .await
+        .unwrap();
+    s.schedule_callback(f.account, one, t0() + Duration::hours(1), Some(agent), t0())
+        .await
+        .unwrap();
+    s.schedule_callback(f.account, three, t0() + Duration::hours(2), None, t0())
+        .await
+        .unwrap();
+    let mine = s
+        .upcoming_callbacks(f.account, Some(agent), 50)
+        .await
+        .unwrap();
+    let ids: Vec<LeadId> = mine.iter().map(|c| c.lead_id).collect();
+    assert_eq!(ids, vec![one, two]);
+    assert_eq!(mine[0].user_id, Some(agent));
+    assert_eq!(mine[0].campaign_id, f.campaign);
+    let all = s.upcoming_callbacks(f.account, None, 50).await.unwrap();
+    let ids: Vec<LeadId> = all.iter().map(|c| c.lead_id).collect();
+    assert_eq!(ids, vec![one, three, two]);
+    let other = fixture(s, "upcoming-other").await;
+    assert!(s
+        .upcoming_callbacks(other.account, None, 50)
+        .await
+        .unwrap()
+        .is_empty());
     db
 }

@@ -253,6 +253,12 @@ pub const RULES: &[Rule] = &[
     ),
     rule(
         "GET",
+        "/api/callbacks",
+        Who::AnyRole,
+        "Callbacks booked and not yet made, soonest first (agents: their own; supervisors: the account's, or one agent's with user)",
+    ),
+    rule(
+        "GET",
         "/api/contacts/{id}",
         Who::AnyRole,
         "A contact's card (agents: contacts of their campaigns only)",

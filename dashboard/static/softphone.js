@@ -153,6 +153,31 @@
     status(desk.connectedOnce ? "Reconnected." : `Welcome, ${m.username}.`);
     desk.connectedOnce = true;
     startAudio();
+    showCallbacks();
+  }
+
+  // ---- The agent's own callbacks (GET /api/callbacks) ----
+
+  async function showCallbacks() {
+    const ul = $("callbacks");
+    let list;
+    try {
+      list = await api("/api/callbacks?limit=50");
+    } catch {
+      return; // The list is a convenience; the desk works without it.
+    }
+    if (list.length === 0) {
+      ul.replaceChildren(text("li", "None booked."));
+      ul.firstChild.className = "muted";
+      return;
+    }
+    const now = Date.now();
+    ul.replaceChildren(...list.map((c) => {
+      const at = new Date(c.callback_at);
+      const due = at.getTime() <= now ? " (due)" : "";
+      const name = c.contact_name || `contact ${c.contact_id}`;
+      return text("li", `${at.toLocaleString()}${due} — ${name} — ${c.campaign_name}`);
+    }));
   }
 
   // ---- Audio ----
@@ -444,6 +469,7 @@
     desk.call = null;
     status("Saved.");
     restoreDraft();
+    showCallbacks();
   }
 
   function loadDraft(callRef) {

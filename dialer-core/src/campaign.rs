@@ -14,6 +14,14 @@
 //! [`ABANDON_GRACE`](crate::ABANDON_GRACE) for an agent, bridging, connected,
 //! or abandoned with the message, until the gateway says it ended.
 //!
+//! A callback booked for one agent is only dialled for them: each claim
+//! names the agents its call may be kept for (the line's reserved agent, or
+//! in predictive the Ready agents without a line), each agent is offered to
+//! one claim at a time, and a lead that comes back kept for one of them has
+//! its line reserved for that agent in the pacer, so the answer goes to
+//! them while they stay Ready. If they leave Ready before the answer, the
+//! call goes to whoever is free rather than be dropped.
+//!
 //! The ledger ([`SharedLedger`]) is a cache of the database: its base is the
 //! last figures read from every node's attempts, to which it adds this
 //! runner's own live answers not yet covered by a read. Reads go through the
@@ -58,6 +66,9 @@ pub struct Campaign {
     /// Each agent's state as their desk last gave it.
     desks: BTreeMap<AgentId, AgentState>,
     previews: BTreeMap<AgentId, Lead>,
+    /// Agents offered to a claim in flight, or whose own callback is on a
+    /// line, by that line: each agent has at most one.
+    promised: BTreeMap<AgentId, LineId>,
     skipped: VecDeque<(Lead, Instant)>,
     dialled: u64,
     answered: u64,
@@ -88,6 +99,7 @@ impl Campaign {
             legs: BTreeMap::new(),
             desks: BTreeMap::new(),
             previews: BTreeMap::new(),
+            promised: BTreeMap::new(),
             skipped: VecDeque::new(),
             dialled: 0,
             answered: 0,
@@ -381,11 +393,50 @@ impl Campaign {
             return self.not_dialled(line, now);
         }
         let for_agent = agent.filter(|_| held.is_some());
+        let agents = match held {
+            Some(_) => Vec::new(),
+            None => self.offer(line, agent),
+        };
         self.claiming.insert(line, for_agent);
-        self.push(Command::Claim { line, held });
+        self.push(Command::Claim { line, held, agents });
+    }
+
+    /// Returns the agents a line's claim may bring a callback of their own
+    /// to, and promises them to it: the agent reserved for the line, or in
+    /// predictive every Ready agent without a line; never one already
+    /// promised to another line.
+    fn offer(&mut self, line: LineId, reserved: Option<AgentId>) -> Vec<AgentId> {
+        let candidates = match reserved {
+            Some(agent) => vec![agent],
+            None => self.pacer.free_agents(),
+        };
+        let offered: Vec<AgentId> = candidates
+            .into_iter()
+            .filter(|a| self.desks.get(a) == Some(&AgentState::Ready))
+            .filter(|a| !self.promised.contains_key(a))
+            .collect();
+        for &agent in &offered {
+            self.promised.insert(agent, line);
+        }
+        offered
+    }
+
+    /// Frees the agents promised to a line.
+    fn unpromise(&mut self, line: LineId) -> Vec<AgentId> {
+        let agents: Vec<AgentId> = self
+            .promised
+            .iter()
+            .filter(|(_, l)| **l == line)
+            .map(|(&a, _)| a)
+            .collect();
+        for agent in &agents {
+            self.promised.remove(agent);
+        }
+        agents
     }
 
     fn claimed(&mut self, line: LineId, claim: Claim, now: Now) {
+        let offered = self.unpromise(line);
         let Some(for_agent) = self.claiming.remove(&line) else {
             // Not a claim this campaign is waiting for: give the lead back.
             if let Claim::Placed { lead, call } = claim {
@@ -406,6 +457,7 @@ impl Campaign {
         self.dialled += 1;
         self.by_call.insert(call, line);
         self.report_call(call, &lead, CallPhase::Dialling, for_agent, None);
+        let owner = lead.owner.filter(|o| offered.contains(o));
         self.lines
             .insert(line, Line::new(lead, call, for_agent, detect_machine));
         self.pacer.handle_input(
@@ -415,6 +467,12 @@ impl Campaign {
             },
             now.at,
         );
+        // A callback of the agent's own: the line is kept for them.
+        if let Some(owner) = owner {
+            self.promised.insert(owner, line);
+            self.pacer
+                .handle_input(PacerInput::Reserve { line, agent: owner }, now.at);
+        }
     }
 
     /// A lead whose attempt was opened but that is not dialled after all.
@@ -444,6 +502,7 @@ impl Campaign {
         let Some(line) = self.lines.remove(&line_id) else {
             return;
         };
+        self.unpromise(line_id);
         self.write(Write::Finished {
             lead: line.lead.clone(),
             call,
@@ -632,6 +691,7 @@ impl Campaign {
         let Some(line) = self.lines.remove(&line_id) else {
             return;
         };
+        self.unpromise(line_id);
         self.by_call.remove(&line.call);
         let (outcome, event) = line.outcome(cause, now.at);
         let bridging = match line.state {
@@ -672,6 +732,7 @@ impl Campaign {
             }
             Input::Claimed { line, claim } => {
                 self.claiming.remove(&line);
+                self.unpromise(line);
                 if let Claim::Placed { lead, call } = claim {
                     self.finish_unplaced(lead, call, now);
                 }

@@ -125,6 +125,15 @@ pub enum PacerInput {
         /// The agent.
         agent: AgentId,
     },
+    /// Keeps a line ordered or ringing for one agent, who is Ready and has
+    /// no line: a callback booked for them. Answered, it goes to them while
+    /// they stay Ready; ignored when they are not free.
+    Reserve {
+        /// The line.
+        line: LineId,
+        /// The agent.
+        agent: AgentId,
+    },
     /// The supervisor's cap on lines ordered or ringing per staffed agent.
     DialLevelCap(f64),
     /// The campaign's ledger figures as of now.

@@ -5,14 +5,16 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use crm::model::{AccountId, CampaignId};
+use crm::model::{AccountId, CampaignId, UserId};
 use crm::store::leads::outcome_name;
 use crm::store::nodes::Holder;
 use crm::{Store, StoreError};
 use dialer_core::compliance::Counts;
+use dialer_core::pacer::AgentId;
 use sip_gateway::gateway::CallRef;
 use vocab::Clock;
 
+use crate::floor::{agent_id, user_id};
 use crate::retry::RetryPolicy;
 use crate::runner::{CallOutcome, Lead, LeadSource, RunnerError};
 
@@ -60,16 +62,18 @@ fn failed(e: StoreError) -> RunnerError {
 }
 
 impl LeadSource for StoreLeads {
-    async fn claim(&self, n: usize) -> Result<Vec<Lead>, RunnerError> {
+    async fn claim(&self, n: usize, agents: &[AgentId]) -> Result<Vec<Lead>, RunnerError> {
+        let users: Vec<UserId> = agents.iter().map(|&a| user_id(a)).collect();
         let claimed = self
             .store
-            .claim_leads(
+            .claim_leads_for(
                 self.account,
                 self.campaign,
                 &self.holder,
                 n,
                 self.clock.now(),
                 LEASE,
+                &users,
             )
             .await
             .map_err(failed)?;
@@ -79,6 +83,7 @@ impl LeadSource for StoreLeads {
                 id: c.id,
                 contact_id: c.contact_id,
                 number: c.phone_e164,
+                owner: c.reserved_for.map(agent_id),
             })
             .collect())
     }

@@ -45,6 +45,7 @@ impl MemoryLeads {
                 id: LeadId(i as i64 + 1),
                 contact_id: ContactId(100 + i as i64),
                 number: (*n).to_owned(),
+                owner: None,
             })
             .collect();
         MemoryLeads(Arc::new(Mutex::new(Ledger {
@@ -64,7 +65,7 @@ impl MemoryLeads {
 }
 
 impl LeadSource for MemoryLeads {
-    async fn claim(&self, n: usize) -> Result<Vec<Lead>, RunnerError> {
+    async fn claim(&self, n: usize, _agents: &[AgentId]) -> Result<Vec<Lead>, RunnerError> {
         let mut l = self.0.lock().expect("lock");
         let k = n.min(l.pending.len());
         Ok(l.pending.drain(..k).collect())
@@ -584,6 +585,7 @@ async fn a_paused_agent_dials_by_hand_and_takes_the_call() {
         id: LeadId(42),
         contact_id: ContactId(420),
         number: "+441632960420".into(),
+        owner: None,
     };
     handle.agent(AgentUpdate::State {
         agent,

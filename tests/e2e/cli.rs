@@ -547,6 +547,14 @@ async fn campaign_cli(backend: crm::testing::TestBackend) {
         "3",
         "--record",
         "false",
+        "--recycle",
+        "no_answer:7",
+        "--recycle",
+        "machine:3",
+        "--recycle-max-attempts",
+        "8",
+        "--callback-grace",
+        "45",
     ])
     .await;
     let said = String::from_utf8_lossy(&out.stdout);
@@ -563,6 +571,15 @@ async fn campaign_cli(backend: crm::testing::TestBackend) {
     assert_eq!(settings.mode.as_str(), "predictive");
     assert_eq!(settings.abandon_target_bp, 250);
     assert!(!settings.record_calls);
+    let rules: Vec<(&str, u32)> = settings
+        .recycle
+        .iter()
+        .map(|r| (r.outcome.as_str(), r.after_days))
+        .collect();
+    assert_eq!(rules, [("no_answer", 7), ("machine", 3)]);
+    assert_eq!(settings.recycle_max_attempts, 8);
+    assert_eq!(settings.callback_grace_minutes, 45);
+    assert!(said.contains("no_answer after 7 d"), "{said}");
     let unlawful = cli(&[
         "campaign",
         "set",

@@ -5,6 +5,7 @@ mod access;
 mod acme;
 mod assignment;
 mod bidi;
+mod callbacks;
 mod campaigns;
 mod cli;
 mod compliance;

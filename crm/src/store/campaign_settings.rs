@@ -170,6 +170,24 @@ pub struct Disposition {
     pub ends_lead: bool,
 }
 
+/// A rule that puts finished leads back into dialling: a lead whose last
+/// attempt ended with `outcome` becomes due again `after_days` after that
+/// attempt, while it has attempts left under the recycling cap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecycleRule {
+    /// The attempt outcome it applies to: `busy`, `no_answer`, `machine`,
+    /// `abandoned` or `failed`.
+    pub outcome: String,
+    /// Whole days after the last attempt, 1 to 365.
+    pub after_days: u32,
+}
+
+/// The attempt outcomes a recycling rule may name, as leads store them.
+pub const RECYCLABLE_OUTCOMES: [&str; 5] = ["busy", "no_answer", "machine", "abandoned", "failed"];
+
+/// The longest grace, in minutes, a callback waits for its own agent (a week).
+pub const MAX_CALLBACK_GRACE_MINUTES: u32 = 7 * 24 * 60;
+
 /// Everything a campaign needs to dial lawfully.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CampaignSettings {
@@ -209,10 +227,25 @@ pub struct CampaignSettings {
     /// to be connected.
     #[serde(default)]
     pub detect_machines: bool,
+    /// The rules that put finished leads back into dialling.
+    #[serde(default)]
+    pub recycle: Vec<RecycleRule>,
+    /// The most attempts a lead may reach through recycling, the first
+    /// included; above `max_attempts` when any rule is set.
+    #[serde(default)]
+    pub recycle_max_attempts: u32,
+    /// How long, in minutes, a callback booked for one agent is kept for
+    /// them after it falls due; then any agent of the campaign may take it.
+    #[serde(default = "default_callback_grace")]
+    pub callback_grace_minutes: u32,
 }
 
 fn recorded_by_default() -> bool {
     true
+}
+
+fn default_callback_grace() -> u32 {
+    30
 }
 
 impl CampaignSettings {
@@ -254,6 +287,9 @@ impl CampaignSettings {
             max_dial_level: 3.0,
             record_calls: true,
             detect_machines: false,
+            recycle: Vec::new(),
+            recycle_max_attempts: 0,
+            callback_grace_minutes: default_callback_grace(),
         }
     }
 
@@ -296,7 +332,52 @@ impl CampaignSettings {
         {
             return invalid("abandon_message_path must not be empty; omit it instead");
         }
+        self.validate_recycling()?;
+        if self.callback_grace_minutes > MAX_CALLBACK_GRACE_MINUTES {
+            return invalid("callback_grace_minutes must be at most 10080 (a week)");
+        }
         Ok(())
+    }
+
+    fn validate_recycling(&self) -> Result<(), StoreError> {
+        let mut seen = std::collections::BTreeSet::new();
+        for rule in &self.recycle {
+            if !RECYCLABLE_OUTCOMES.contains(&rule.outcome.as_str()) {
+                return Err(StoreError::Invalid(format!(
+                    "recycle outcome {:?} is not one of {}",
+                    rule.outcome,
+                    RECYCLABLE_OUTCOMES.join(", ")
+                )));
+            }
+            if !seen.insert(rule.outcome.as_str()) {
+                return Err(StoreError::Invalid(format!(
+                    "recycle outcome {:?} is listed twice",
+                    rule.outcome
+                )));
+            }
+            if !(1..=365).contains(&rule.after_days) {
+                return Err(StoreError::Invalid(
+                    "recycle after_days must be between 1 and 365".into(),
+                ));
+            }
+        }
+        if self.recycle_max_attempts > 100 {
+            return Err(StoreError::Invalid(
+                "recycle_max_attempts must be at most 100".into(),
+            ));
+        }
+        if !self.recycle.is_empty() && self.recycle_max_attempts <= self.max_attempts {
+            return Err(StoreError::Invalid(format!(
+                "recycle_max_attempts must be above max_attempts ({}) when recycle rules are set",
+                self.max_attempts
+            )));
+        }
+        Ok(())
+    }
+
+    /// Returns how long a callback booked for one agent is kept for them.
+    pub fn callback_grace(&self) -> TimeDelta {
+        TimeDelta::minutes(i64::from(self.callback_grace_minutes))
     }
 
     /// Returns the default time zone, refusing a name the IANA database lacks.
@@ -381,7 +462,7 @@ impl Store {
             sqlx::query(&format!(
                 "INSERT INTO campaign_settings (campaign_id, account_id, {SETTINGS_COLUMNS}, \
                  updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                 $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT (campaign_id) DO UPDATE SET \
+                 $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) ON CONFLICT (campaign_id) DO UPDATE SET \
                  mode = excluded.mode, trunk = excluded.trunk, \
                  calling_hours = excluded.calling_hours, \
                  default_time_zone = excluded.default_time_zone, \
@@ -398,7 +479,10 @@ impl Store {
                  wrap_up_limit_secs = excluded.wrap_up_limit_secs, \
                  max_dial_level = excluded.max_dial_level, \
                  record_calls = excluded.record_calls, \
-                 detect_machines = excluded.detect_machines, updated_at = excluded.updated_at"
+                 detect_machines = excluded.detect_machines, recycle = excluded.recycle, \
+                 recycle_max_attempts = excluded.recycle_max_attempts, \
+                 callback_grace_minutes = excluded.callback_grace_minutes, \
+                 updated_at = excluded.updated_at"
             ))
             .bind(campaign.0)
             .bind(account.0)
@@ -420,6 +504,9 @@ impl Store {
             .bind(settings.max_dial_level)
             .bind(settings.record_calls)
             .bind(settings.detect_machines)
+            .bind(Json(&settings.recycle))
+            .bind(i64::from(settings.recycle_max_attempts))
+            .bind(i64::from(settings.callback_grace_minutes))
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -432,7 +519,8 @@ impl Store {
 const SETTINGS_COLUMNS: &str = "mode, trunk, calling_hours, default_time_zone, max_attempts, \
      retry_busy_secs, retry_no_answer_secs, retry_machine_secs, retry_abandoned_secs, \
      retry_failed_secs, dispositions, abandon_target_bp, ring_timeout_secs, \
-     abandon_message_path, wrap_up_limit_secs, max_dial_level, record_calls, detect_machines";
+     abandon_message_path, wrap_up_limit_secs, max_dial_level, record_calls, detect_machines, \
+     recycle, recycle_max_attempts, callback_grace_minutes";
 
 #[derive(sqlx::FromRow)]
 struct SettingsRow {
@@ -454,6 +542,9 @@ struct SettingsRow {
     max_dial_level: f64,
     record_calls: bool,
     detect_machines: bool,
+    recycle: Json<Vec<RecycleRule>>,
+    recycle_max_attempts: i64,
+    callback_grace_minutes: i64,
 }
 
 impl SettingsRow {
@@ -485,6 +576,9 @@ impl SettingsRow {
             max_dial_level: self.max_dial_level,
             record_calls: self.record_calls,
             detect_machines: self.detect_machines,
+            recycle: self.recycle.0,
+            recycle_max_attempts: int(self.recycle_max_attempts, "recycle_max_attempts")?,
+            callback_grace_minutes: int(self.callback_grace_minutes, "callback_grace_minutes")?,
         })
     }
 }

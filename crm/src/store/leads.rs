@@ -4,7 +4,14 @@
 //! [`Store::claim_leads`] answers "who may be called now". SQL narrows the
 //! candidates (not finished, not leased by a live node, due, attempts left)
 //! and orders them: callbacks due first, then list priority, then the
-//! earliest retry time. Rust then drops those outside the contact's local
+//! earliest retry time. A finished lead counts as not finished again when
+//! one of the campaign's recycling rules matches it (its last outcome, that
+//! many days after its last attempt, fewer attempts than the recycling
+//! cap); nothing is written until it is claimed, so the rule holds the same
+//! on every node and at every claim. A callback booked for one agent is
+//! only a candidate for a claim made for that agent
+//! ([`Store::claim_leads_for`]) until the campaign's grace after its time
+//! has passed. Rust then drops those outside the contact's local
 //! calling hours, those inside the 72-hour quiet time after an abandon and
 //! those whose number is suppressed, and the survivors are leased in the
 //! same transaction. On PostgreSQL the candidates are read `FOR UPDATE SKIP
@@ -115,6 +122,9 @@ pub struct ClaimedLead {
     pub is_callback: bool,
     /// The agent a callback belongs to, if one.
     pub callback_user: Option<UserId>,
+    /// The agent the lead is kept for: the owner of a callback still inside
+    /// the campaign's grace. The call must go to them.
+    pub reserved_for: Option<UserId>,
     /// When the lease lapses unless renewed.
     pub lease_expires_at: DateTime<Utc>,
 }
@@ -153,7 +163,8 @@ impl Store {
 
     /// Leases up to `n` leads of a running campaign that may be dialled at
     /// `now` to `holder`, until `now + lease`; nothing if `holder` was
-    /// fenced.
+    /// fenced. A callback booked for one agent is left for them until the
+    /// campaign's grace after its time has passed.
     pub async fn claim_leads(
         &self,
         account: AccountId,
@@ -163,11 +174,31 @@ impl Store {
         now: DateTime<Utc>,
         lease: TimeDelta,
     ) -> Result<Vec<ClaimedLead>, StoreError> {
+        self.claim_leads_for(account, campaign, holder, n, now, lease, &[])
+            .await
+    }
+
+    /// [`Store::claim_leads`] for a call that may go to any of `agents`:
+    /// callbacks booked for one of them are candidates inside their grace
+    /// too, and come back with [`ClaimedLead::reserved_for`] set.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn claim_leads_for(
+        &self,
+        account: AccountId,
+        campaign: CampaignId,
+        holder: impl Into<Holder>,
+        n: usize,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+        agents: &[UserId],
+    ) -> Result<Vec<ClaimedLead>, StoreError> {
         if self.campaign(account, campaign).await?.status != CampaignStatus::Running || n == 0 {
             return Ok(Vec::new());
         }
         let holder = holder.into();
         let settings = self.campaign_settings(account, campaign).await?;
+        let grace_cutoff = now - settings.callback_grace();
+        let rules = Recycling::of(&settings, now);
         let window = settings.calling_hours.calling_window()?;
         let default_tz = settings.time_zone()?;
         let reserves_agent = settings.mode.reserves_agent();
@@ -178,14 +209,28 @@ impl Store {
             Backend::Sqlite => ("BEGIN IMMEDIATE", ""),
             Backend::Postgres => ("BEGIN", " FOR UPDATE OF l SKIP LOCKED"),
         };
+        // $7 is the grace cutoff, $8 the recycling cap, then each rule's
+        // outcome and cutoff, then the agents a callback may be kept for.
+        let recycled = rules.predicate(8);
+        let first_agent = 9 + 2 * rules.rules.len();
+        let mine = if agents.is_empty() {
+            "1 = 0".to_owned()
+        } else {
+            format!(
+                "l.callback_user_id IN ({})",
+                placeholders(first_agent, agents.len())
+            )
+        };
         let select = format!(
             "SELECT l.id, l.contact_id, l.last_abandon_at, l.callback_at, l.callback_user_id, \
              c.phone_e164, c.time_zone FROM leads l JOIN contacts c ON c.id = l.contact_id \
              WHERE l.account_id = $1 AND l.campaign_id = $2 AND c.account_id = $1 \
-             AND {CLAIMABLE} \
-             AND ((l.callback_at IS NOT NULL AND l.callback_at <= $3) \
-               OR (l.callback_at IS NULL AND l.attempts < $4 \
-                   AND (l.next_attempt_at IS NULL OR l.next_attempt_at <= $3))) \
+             AND (({CLAIMABLE} \
+               AND ((l.callback_at IS NOT NULL AND l.callback_at <= $3 \
+                     AND (l.callback_user_id IS NULL OR l.callback_at <= $7 OR {mine})) \
+                 OR (l.callback_at IS NULL AND l.attempts < $4 \
+                     AND (l.next_attempt_at IS NULL OR l.next_attempt_at <= $3)))) \
+               OR {recycled}) \
              ORDER BY CASE WHEN l.callback_at IS NULL THEN 1 ELSE 0 END, l.callback_at, \
              l.priority, COALESCE(l.next_attempt_at, l.created_at), l.id \
              LIMIT $5 OFFSET $6{lock}"
@@ -194,20 +239,27 @@ impl Store {
             let mut tx = pool.begin_with(begin).await?;
             let mut chosen: Vec<ClaimedLead> = Vec::new();
             for page in 0..MAX_PAGES {
-                let rows: Vec<CandidateRow> = sqlx::query_as(&select)
+                let mut query = sqlx::query_as::<_, CandidateRow>(&select)
                     .bind(account.0)
                     .bind(campaign.0)
                     .bind(now)
                     .bind(i64::from(settings.max_attempts))
                     .bind(batch as i64)
                     .bind((page * batch) as i64)
-                    .fetch_all(&mut *tx)
-                    .await?;
+                    .bind(grace_cutoff)
+                    .bind(rules.cap);
+                for (outcome, cutoff) in &rules.rules {
+                    query = query.bind(*outcome).bind(*cutoff);
+                }
+                for agent in agents {
+                    query = query.bind(agent.0);
+                }
+                let rows = query.fetch_all(&mut *tx).await?;
                 let exhausted = rows.len() < batch;
                 let open: Vec<ClaimedLead> = rows
                     .into_iter()
                     .filter(|r| may_redial_after_abandon(r.last_abandon_at, now, reserves_agent))
-                    .filter_map(|r| r.into_claim(default_tz, expires))
+                    .filter_map(|r| r.into_claim(default_tz, expires, grace_cutoff))
                     .filter(|c| may_call(&window, c.time_zone, now))
                     .collect();
                 if !open.is_empty() {
@@ -242,9 +294,10 @@ impl Store {
             let sql = format!(
                 "UPDATE leads AS l SET state = 'in_progress', lease_owner = $1, \
                  lease_epoch = $5, lease_expires_at = $2, updated_at = $3 \
-                 WHERE l.account_id = $4 AND {CLAIMABLE} AND {member} \
+                 WHERE l.account_id = $4 AND ({CLAIMABLE} OR {recycled}) AND {member} \
                  AND l.id IN ({}) RETURNING id",
-                placeholders(6, chosen.len()),
+                placeholders(7 + 2 * rules.rules.len(), chosen.len()),
+                recycled = rules.predicate(6),
                 member = still_member(self.backend(), 1, 5),
             );
             let mut query = sqlx::query_scalar::<_, i64>(&sql)
@@ -252,7 +305,11 @@ impl Store {
                 .bind(expires)
                 .bind(now)
                 .bind(account.0)
-                .bind(holder.epoch());
+                .bind(holder.epoch())
+                .bind(rules.cap);
+            for (outcome, cutoff) in &rules.rules {
+                query = query.bind(*outcome).bind(*cutoff);
+            }
             for c in &chosen {
                 query = query.bind(c.id.0);
             }
@@ -568,6 +625,56 @@ pub(super) struct Attempt<'a> {
 /// How many candidate pages one claim reads before settling for fewer leads.
 const MAX_PAGES: usize = 10;
 
+/// A campaign's recycling rules, as bound into a claim's SQL.
+struct Recycling {
+    /// The most attempts a recycled lead may have reached, exclusive.
+    cap: i64,
+    /// Each rule's stored outcome and the latest last attempt it recycles.
+    rules: Vec<(&'static str, DateTime<Utc>)>,
+}
+
+impl Recycling {
+    fn of(settings: &super::campaign_settings::CampaignSettings, now: DateTime<Utc>) -> Self {
+        let rules = settings
+            .recycle
+            .iter()
+            .filter_map(|r| {
+                let outcome = super::campaign_settings::RECYCLABLE_OUTCOMES
+                    .into_iter()
+                    .find(|o| *o == r.outcome)?;
+                Some((outcome, now - TimeDelta::days(i64::from(r.after_days))))
+            })
+            .collect();
+        Recycling {
+            cap: i64::from(settings.recycle_max_attempts),
+            rules,
+        }
+    }
+
+    /// The condition on `leads l` that a finished lead is due again, with
+    /// the cap bound at `$first` and the rules' pairs after it.
+    fn predicate(&self, first: usize) -> String {
+        if self.rules.is_empty() {
+            // The cap stays referenced, so every bound parameter is used.
+            return format!("(l.attempts < ${first} AND 1 = 0)");
+        }
+        let each: Vec<String> = (0..self.rules.len())
+            .map(|i| {
+                let at = first + 1 + 2 * i;
+                format!(
+                    "(l.last_outcome = ${at} AND l.last_attempt_at <= ${})",
+                    at + 1
+                )
+            })
+            .collect();
+        format!(
+            "(l.state = 'done' AND l.callback_at IS NULL AND l.attempts < ${first} \
+             AND l.last_attempt_at IS NOT NULL AND ({}))",
+            each.join(" OR ")
+        )
+    }
+}
+
 /// A lead no live node holds, written against `leads l` with `now` as `$3`.
 const CLAIMABLE: &str = "l.state <> 'done' AND (l.state = 'pending' OR l.lease_expires_at <= $3)";
 
@@ -606,7 +713,12 @@ struct CandidateRow {
 
 impl CandidateRow {
     /// Resolves the contact's zone; a lead whose zone or number is unusable is skipped.
-    fn into_claim(self, default_tz: Tz, lease_expires_at: DateTime<Utc>) -> Option<ClaimedLead> {
+    fn into_claim(
+        self,
+        default_tz: Tz,
+        lease_expires_at: DateTime<Utc>,
+        grace_cutoff: DateTime<Utc>,
+    ) -> Option<ClaimedLead> {
         let digits = self.phone_e164.strip_prefix('+').unwrap_or("");
         if !(2..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
@@ -625,6 +737,9 @@ impl CandidateRow {
             time_zone: zone.tz,
             is_callback: self.callback_at.is_some(),
             callback_user: self.callback_user_id,
+            reserved_for: self
+                .callback_user_id
+                .filter(|_| self.callback_at.is_some_and(|at| at > grace_cutoff)),
             lease_expires_at,
         })
     }

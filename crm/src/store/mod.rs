@@ -10,6 +10,7 @@ pub mod aggregate;
 mod assignments;
 mod audit;
 pub mod audit_search;
+pub mod callbacks;
 mod calls;
 pub mod campaign_settings;
 mod campaigns;

@@ -279,6 +279,7 @@ impl Store {
             time_zone: zone.tz,
             is_callback: false,
             callback_user: None,
+            reserved_for: None,
             lease_expires_at: expires,
         })
     }

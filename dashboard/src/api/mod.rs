@@ -3,6 +3,7 @@
 
 mod account_fields;
 mod account_privacy;
+mod callbacks;
 mod campaign_settings;
 mod campaigns;
 mod contact_edit;
@@ -44,4 +45,5 @@ pub fn routes() -> Router<AppState> {
         .merge(dial_level::routes())
         .merge(listen::routes())
         .merge(webhooks::routes())
+        .merge(callbacks::routes())
 }

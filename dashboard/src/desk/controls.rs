@@ -169,6 +169,7 @@ impl Session {
                 id: lead.id,
                 contact_id: lead.contact_id,
                 number: lead.phone_e164,
+                owner: None,
             },
         };
         if floor.update(account, campaign, update).await.is_err() {

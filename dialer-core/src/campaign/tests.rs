@@ -63,6 +63,8 @@ struct Sim {
     longest_wait: Duration,
     /// Reads not yet answered (answered on the next step, in order).
     reads: VecDeque<ReadId>,
+    /// The agent each owned lead is kept for.
+    owners: BTreeMap<i64, u64>,
 }
 
 fn wall0() -> DateTime<Utc> {
@@ -76,6 +78,15 @@ fn lead(id: i64) -> Lead {
         id: LeadId(id),
         contact_id: ContactId(1000 + id),
         number: format!("+4477009{id:05}"),
+        owner: None,
+    }
+}
+
+/// A lead whose callback is booked for `agent`.
+fn owned(id: i64, agent: u64) -> Lead {
+    Lead {
+        owner: Some(AgentId(agent)),
+        ..lead(id)
     }
 }
 
@@ -100,6 +111,10 @@ impl Sim {
             campaign: Campaign::new(config, now),
             now,
             far: leads.iter().map(|(l, f)| (l.id.0, *f)).collect(),
+            owners: leads
+                .iter()
+                .filter_map(|(l, _)| Some((l.id.0, l.owner?.0)))
+                .collect(),
             pool: leads.into_iter().map(|(l, _)| l).collect(),
             calls: BTreeMap::new(),
             due: BTreeMap::new(),
@@ -192,8 +207,12 @@ impl Sim {
 
     fn execute(&mut self, command: Command) {
         match command {
-            Command::Claim { line, held } => {
-                let claim = match held.or_else(|| self.pool.pop_front()) {
+            Command::Claim { line, held, agents } => {
+                // As the Store: a lead kept for an agent goes only to a
+                // claim that offers them.
+                let taken = |l: &Lead| l.owner.is_none_or(|o| agents.contains(&o));
+                let next = self.pool.iter().position(taken);
+                let claim = match held.or_else(|| next.and_then(|i| self.pool.remove(i))) {
                     Some(lead) => {
                         let call = CallRef::from_u128(self.next_ref);
                         self.next_ref += 1;
@@ -205,7 +224,11 @@ impl Sim {
                     .handle_input(Input::Claimed { line, claim }, self.now);
             }
             Command::ClaimPreview { agent } => {
-                let lead = self.pool.pop_front();
+                let next = self
+                    .pool
+                    .iter()
+                    .position(|l| l.owner.is_none_or(|o| o == agent));
+                let lead = next.and_then(|i| self.pool.remove(i));
                 self.campaign
                     .handle_input(Input::Previewed { agent, lead }, self.now);
             }
@@ -313,7 +336,27 @@ impl Sim {
 
     fn pool_lead(&self, number: &str) -> Option<Lead> {
         let id = number.trim_start_matches("+4477009").parse::<i64>().ok()?;
-        Some(lead(id))
+        Some(
+            self.owners
+                .get(&id)
+                .map_or_else(|| lead(id), |&a| owned(id, a)),
+        )
+    }
+
+    /// The agent each connected lead went to.
+    fn connected_to(&self) -> BTreeMap<i64, AgentId> {
+        self.reports
+            .iter()
+            .filter_map(|r| match r {
+                Report::Call {
+                    lead,
+                    phase: CallPhase::Connected,
+                    agent: Some(agent),
+                    ..
+                } => Some((lead.id.0, *agent)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Notes that a live answer was given an agent or the message.
@@ -594,6 +637,62 @@ fn a_preview_dials_only_the_lead_the_agent_saw() {
 }
 
 #[test]
+fn an_own_callback_waits_for_its_agent_and_goes_to_them_in_progressive() {
+    let mut sim = Sim::new(
+        config(Mode::Progressive),
+        vec![(owned(1, 8), answers(2, 10)), (lead(2), answers(2, 10))],
+    );
+    sim.ready(7);
+    sim.run_for(Duration::from_secs(5));
+    // Agent 7's line took the other lead; the callback waits for agent 8.
+    assert_eq!(sim.connected_to().get(&2), Some(&AgentId(7)));
+    assert!(!sim.connected_to().contains_key(&1));
+    assert!(sim.pool.iter().any(|l| l.id.0 == 1), "not claimed yet");
+    sim.run_for(Duration::from_secs(60));
+    assert!(!sim.connected_to().contains_key(&1));
+    sim.ready(8);
+    sim.run_for(Duration::from_secs(30));
+    assert_eq!(sim.connected_to().get(&1), Some(&AgentId(8)));
+}
+
+#[test]
+fn an_own_callback_in_predictive_goes_to_its_agent_not_the_longest_waiting() {
+    let mut sim = Sim::new(
+        config(Mode::Predictive),
+        vec![(owned(1, 8), answers(2, 30))],
+    );
+    // Agent 7 has waited longest, and would take an ordinary call.
+    sim.ready(7);
+    sim.run_for(Duration::from_secs(10));
+    assert!(sim.connected_to().is_empty(), "agent 7 is not offered it");
+    sim.ready(8);
+    sim.run_for(Duration::from_secs(20));
+    assert_eq!(sim.connected_to().get(&1), Some(&AgentId(8)));
+    assert!(sim.abandoned.is_empty());
+}
+
+#[test]
+fn an_own_callback_is_offered_in_preview_to_its_agent_only() {
+    let mut sim = Sim::new(
+        config(Mode::Preview),
+        vec![(owned(1, 8), answers(2, 10)), (lead(2), answers(2, 10))],
+    );
+    sim.ready(7);
+    sim.ready(8);
+    sim.input(Input::Agent(AgentUpdate::PreviewNext { agent: AgentId(7) }));
+    sim.input(Input::Agent(AgentUpdate::PreviewNext { agent: AgentId(8) }));
+    let offered: Vec<(AgentId, Option<i64>)> = sim
+        .reports
+        .iter()
+        .filter_map(|r| match r {
+            Report::Preview { agent, lead } => Some((*agent, lead.as_ref().map(|l| l.id.0))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offered, [(AgentId(7), Some(2)), (AgentId(8), Some(1))]);
+}
+
+#[test]
 fn stopping_hangs_up_and_closes_every_line() {
     let mut sim = Sim::new(
         config(Mode::Predictive),
@@ -703,6 +802,43 @@ fn a_restarted_campaign_continues_from_the_same_figures() {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Whatever the mix of callbacks booked for agents who stay, each one
+    /// answered reaches its own agent, and ordinary calls still flow.
+    #[test]
+    fn own_callbacks_reach_their_own_agent(
+        agents in 2u64..6,
+        predictive in any::<bool>(),
+        owners in proptest::collection::vec(proptest::option::of(1u64..6), 10..60),
+        talk in 5u64..90,
+    ) {
+        let leads: Vec<(Lead, Far)> = owners
+            .iter()
+            .enumerate()
+            .map(|(i, owner)| {
+                let id = i as i64 + 1;
+                let lead = match owner.filter(|o| *o <= agents) {
+                    Some(agent) => owned(id, agent),
+                    None => lead(id),
+                };
+                (lead, answers(2 + (id as u64 % 7), talk))
+            })
+            .collect();
+        let mode = if predictive { Mode::Predictive } else { Mode::Progressive };
+        let mut sim = Sim::new(config(mode), leads.clone());
+        for a in 1..=agents {
+            sim.ready(a);
+        }
+        sim.run_for(Duration::from_secs(3600));
+        let connected = sim.connected_to();
+        for (lead, _) in &leads {
+            if let (Some(owner), Some(agent)) = (lead.owner, connected.get(&lead.id.0)) {
+                prop_assert_eq!(owner, *agent, "lead {} went to another agent", lead.id);
+            }
+        }
+        prop_assert!(sim.longest_wait <= Duration::from_secs(2));
+        prop_assert!(connected.len() >= leads.len() / 2, "calls flowed: {}", connected.len());
+    }
 
     /// Whatever the far ends and the agents do, a live answer waits at most
     /// two seconds, abandons stay within the allowance plus one call while

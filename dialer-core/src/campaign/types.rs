@@ -29,6 +29,10 @@ pub struct Lead {
     pub contact_id: ContactId,
     /// The number to dial, E.164.
     pub number: String,
+    /// The agent the lead is kept for: a callback booked for them, inside
+    /// the campaign's grace. Only a claim offering them returns it, and its
+    /// call is kept for them.
+    pub owner: Option<AgentId>,
 }
 
 /// How a call ended, as the lead's record takes it.
@@ -321,8 +325,13 @@ pub enum Command {
         line: LineId,
         /// A lead already held for the line's agent (preview, manual).
         held: Option<Lead>,
+        /// The agents the line's call may be kept for: a callback booked
+        /// for one of them, inside its grace, may be claimed for this line,
+        /// and none booked for anyone else.
+        agents: Vec<AgentId>,
     },
-    /// Lease a lead for an agent to look at; answer with [`Input::Previewed`].
+    /// Lease a lead for an agent to look at, which may be a callback booked
+    /// for them and for no one else; answer with [`Input::Previewed`].
     ClaimPreview {
         /// The agent.
         agent: AgentId,

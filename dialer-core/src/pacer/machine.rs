@@ -28,6 +28,7 @@ impl Pacer {
             PacerInput::Call { line, event } => self.call_event(line, event, now),
             PacerInput::PreviewDial { agent } => self.preview_dial(agent, now),
             PacerInput::ManualDial { agent } => self.manual_dial(agent, now),
+            PacerInput::Reserve { line, agent } => self.reserve(line, agent),
             PacerInput::DialLevelCap(cap) if cap.is_finite() => self.cap = cap.max(0.0),
             PacerInput::DialLevelCap(_) => {}
             PacerInput::Compliance(snapshot) => self.compliance = snapshot,
@@ -208,6 +209,33 @@ impl Pacer {
                 .is_some_and(|a| a.state == AgentState::Paused && a.line.is_none())
         {
             self.order(Some(agent), now);
+        }
+    }
+
+    /// Returns the Ready agents without a line, in id order.
+    pub fn free_agents(&self) -> Vec<AgentId> {
+        self.agents
+            .iter()
+            .filter(|(_, a)| a.state == AgentState::Ready && a.line.is_none())
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
+    fn reserve(&mut self, id: LineId, agent: AgentId) {
+        let free = self
+            .agents
+            .get(&agent)
+            .is_some_and(|a| a.state == AgentState::Ready && a.line.is_none_or(|l| l == id));
+        let Some(line) = self.lines.get_mut(&id) else {
+            return;
+        };
+        let pending = matches!(line.state, LineState::Ordered | LineState::Ringing);
+        if !free || !pending || line.reserved.is_some_and(|r| r != agent) {
+            return;
+        }
+        line.reserved = Some(agent);
+        if let Some(a) = self.agents.get_mut(&agent) {
+            a.line = Some(id);
         }
     }
 

@@ -475,3 +475,51 @@ proptest! {
         check(Mode::Preview, ops)?;
     }
 }
+
+#[test]
+fn a_reserved_predictive_line_goes_to_its_agent_not_the_longest_waiting() {
+    let mut h = Harness::new(Mode::Predictive);
+    h.healthy_ledger();
+    h.agent(1, AgentState::Ready);
+    h.at(5.0);
+    h.agent(2, AgentState::Ready);
+    let line = h.orders().first().expect("a line for two free agents").line;
+    h.input(PacerInput::Reserve {
+        line,
+        agent: AgentId(2),
+    });
+    assert_eq!(h.pacer.dials_for(AgentId(2)), Some(line));
+    assert_eq!(h.pacer.free_agents(), [AgentId(1)]);
+    h.call(line, CallEvent::Dialled);
+    h.call(line, CallEvent::AnsweredLive);
+    assert!(h.events().contains(&PacerEvent::Connect {
+        line,
+        agent: AgentId(2)
+    }));
+}
+
+#[test]
+fn a_reservation_is_refused_for_an_agent_who_is_not_free() {
+    let mut h = Harness::new(Mode::Predictive);
+    h.healthy_ledger();
+    h.agent(1, AgentState::Ready);
+    h.agent(2, AgentState::Paused);
+    let line = h.orders().first().expect("a line").line;
+    h.input(PacerInput::Reserve {
+        line,
+        agent: AgentId(2),
+    });
+    assert_eq!(h.pacer.dials_for(AgentId(2)), None, "a paused agent");
+    h.input(PacerInput::Reserve {
+        line: LineId(999),
+        agent: AgentId(1),
+    });
+    assert_eq!(h.pacer.free_agents(), [AgentId(1)], "no such line");
+    // Answered, the line goes to whoever is free.
+    h.call(line, CallEvent::Dialled);
+    h.call(line, CallEvent::AnsweredLive);
+    assert!(h.events().contains(&PacerEvent::Connect {
+        line,
+        agent: AgentId(1)
+    }));
+}

@@ -25,6 +25,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use dialer_core::campaign::CampaignConfig;
 use dialer_core::compliance::Counts;
+use dialer_core::pacer::AgentId;
 use sip_gateway::gateway::{CallRef, Gateway};
 use tokio::sync::mpsc;
 use vocab::Clock;
@@ -43,8 +44,14 @@ pub enum RunnerError {
 
 /// Where the runner gets leads and writes what happened to them.
 pub trait LeadSource: Send + Sync + 'static {
-    /// Claims up to `n` leads that may be dialled now.
-    fn claim(&self, n: usize) -> impl Future<Output = Result<Vec<Lead>, RunnerError>> + Send;
+    /// Claims up to `n` leads that may be dialled now; a callback booked
+    /// for one agent comes only to a claim naming them in `agents`, with
+    /// [`Lead::owner`] set, until the campaign's grace after its time.
+    fn claim(
+        &self,
+        n: usize,
+        agents: &[AgentId],
+    ) -> impl Future<Output = Result<Vec<Lead>, RunnerError>> + Send;
     /// Records that a call to the lead is being placed under `call`,
     /// before it is dialled.
     fn placed(

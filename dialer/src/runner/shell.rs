@@ -157,11 +157,11 @@ impl<L: LeadSource> Runner<L> {
     async fn execute(&mut self) {
         while let Some(command) = self.core.poll_command() {
             match command {
-                Command::Claim { line, held } => {
+                Command::Claim { line, held, agents } => {
                     let leads = self.leads.clone();
                     let results = self.results_tx.clone();
                     tokio::spawn(async move {
-                        let claim = claim(leads.as_ref(), held).await;
+                        let claim = claim(leads.as_ref(), held, &agents).await;
                         let _ = results.send(Input::Claimed { line, claim });
                     });
                 }
@@ -169,7 +169,7 @@ impl<L: LeadSource> Runner<L> {
                     let leads = self.leads.clone();
                     let results = self.results_tx.clone();
                     tokio::spawn(async move {
-                        let lead = match leads.claim(1).await {
+                        let lead = match leads.claim(1, &[agent]).await {
                             Ok(mut leads) => leads.pop(),
                             Err(e) => {
                                 tracing::warn!(error = %e, "claiming a lead to preview failed");
@@ -252,10 +252,14 @@ impl<L: LeadSource> Runner<L> {
 
 /// Leases a lead (or takes the one held) and opens its attempt under a
 /// fresh call reference; a lead that cannot be opened is given back.
-async fn claim<L: LeadSource>(leads: &L, held: Option<super::Lead>) -> Claim {
+async fn claim<L: LeadSource>(
+    leads: &L,
+    held: Option<super::Lead>,
+    agents: &[dialer_core::pacer::AgentId],
+) -> Claim {
     let lead = match held {
         Some(lead) => lead,
-        None => match leads.claim(1).await {
+        None => match leads.claim(1, agents).await {
             Ok(mut claimed) => match claimed.pop() {
                 Some(lead) => lead,
                 None => return Claim::Nothing,
