@@ -3,6 +3,7 @@
 
 mod account_fields;
 mod account_privacy;
+mod campaign_scripts;
 mod campaign_settings;
 mod campaigns;
 mod contact_edit;
@@ -40,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .merge(campaigns::routes())
         .merge(imports::routes())
         .merge(campaign_settings::routes())
+        .merge(campaign_scripts::routes())
         .merge(reports::routes())
         .merge(dial_level::routes())
         .merge(listen::routes())
