@@ -106,8 +106,8 @@ async function saveScript() {
       method: "PUT",
       body: JSON.stringify({ sections: draftSections() }),
     });
+    if (saved.sections.length) await previewScript();
     scriptStatus(saved.sections.length ? "Saved." : "Saved: the campaign has no script now.");
-    await previewScript();
   } catch (e) {
     scriptStatus(e.message, true);
   }

@@ -356,25 +356,30 @@ async fn call_scripts_are_edited_and_previewed_by_supervisors_only(t: TestApp) -
     t
 }
 
-/// Sets up a running progressive campaign with a script, dialling the
-/// hostile contact, for the desk and the page.
-async fn campaign_with_script(f: &AgentFloor) -> crm::model::Campaign {
+/// Starts a progressive campaign dialling the hostile contact, without a
+/// script yet.
+async fn hostile_campaign(f: &AgentFloor) -> crm::model::Campaign {
     let t = &f.t;
     define_fields(t, &f.acme).await;
     let sue = t.login("sue", &f.sup_pw).await;
     let list = import_hostile(t, &sue).await;
-    let campaign = t
-        .start_campaign(
-            &f.acme,
-            crm::model::ListId(list),
-            "Renewals",
-            DialMode::Progressive,
-            None,
-            ("sue", &f.sup_pw),
-        )
-        .await;
+    t.start_campaign(
+        &f.acme,
+        crm::model::ListId(list),
+        "Renewals",
+        DialMode::Progressive,
+        None,
+        ("sue", &f.sup_pw),
+    )
+    .await
+}
+
+/// Starts [`hostile_campaign`] with [`script_body`] saved over HTTP.
+async fn campaign_with_script(f: &AgentFloor) -> crm::model::Campaign {
+    let campaign = hostile_campaign(f).await;
+    let sue = f.t.login("sue", &f.sup_pw).await;
     let r = sue
-        .put(t.url(&format!("/api/campaigns/{}/script", campaign.id)))
+        .put(f.t.url(&format!("/api/campaigns/{}/script", campaign.id)))
         .json(&script_body())
         .send()
         .await
@@ -453,14 +458,105 @@ async fn the_agent_page_shows_the_call_script_as_text_in_chromium() {
 }
 
 async fn page_shows_script(f: &AgentFloor, binary: &Path, dir: &Path) -> Result<()> {
-    let campaign = campaign_with_script(f).await;
+    let campaign = hostile_campaign(f).await;
     let tone = dir.join("tone.wav");
     write_tone(&tone, 440.0)?;
     let chromium = Chromium::start(binary, &dir.join("profile"), &tone).await?;
     let mut cdp = Cdp::connect(&chromium.ws_url).await?;
-    let outcome = drive(&mut cdp, &f.t, &f.agent_pw, campaign.id.0).await;
+    let outcome = async {
+        write_in_the_editor(&mut cdp, &f.t, &f.sup_pw, campaign.id.0).await?;
+        let saved = f.t.db.store.campaign_script(f.acme.id, campaign.id).await?;
+        let expected: crm::script::Script = serde_json::from_value(script_body())?;
+        assert_eq!(
+            saved.sections, expected.sections,
+            "the editor saved the script"
+        );
+        drive(&mut cdp, &f.t, &f.agent_pw, campaign.id.0).await
+    }
+    .await;
     chromium.stop(&mut cdp).await;
     outcome
+}
+
+/// The supervisor writes the script on the Scripts tab: a bad merge field
+/// is named, the preview renders with a made-up contact, and it saves.
+async fn write_in_the_editor(
+    cdp: &mut Cdp,
+    t: &TestApp,
+    password: &str,
+    campaign: i64,
+) -> Result<()> {
+    let page = cdp.open_page(&t.url("/login")).await?;
+    let login = format!(
+        "(() => {{ const f = document.getElementById('login'); f.username.value = 'sue'; \
+         f.password.value = {}; f.requestSubmit(); return true; }})()",
+        serde_json::to_string(password)?
+    );
+    cdp.evaluate(&page, &login).await?;
+    crate::wallboard::landed_on_wallboard(cdp, &page).await?;
+    cdp.evaluate(
+        &page,
+        "(document.querySelector('.tabs [data-tab=scripts]').click(), true)",
+    )
+    .await?;
+    until(
+        cdp,
+        &page,
+        &format!(
+            "$('script-campaign').value === '{campaign}' && \
+             $('script-sections').children.length === 1 && \
+             $('script-status').textContent.includes('no script yet')"
+        ),
+    )
+    .await
+    .context("the editor opens on the campaign")?;
+    let sections = script_body()["sections"].clone();
+    let set = |index: usize, title: &str, body: &str| -> Result<String> {
+        Ok(format!(
+            "(() => {{ const box = document.querySelectorAll('#script-sections .script-editor-section')[{index}]; \
+             box.querySelector('[name=title]').value = {}; box.querySelector('[name=body]').value = {}; \
+             return true; }})()",
+            serde_json::to_string(title)?,
+            serde_json::to_string(body)?
+        ))
+    };
+    cdp.evaluate(&page, &set(0, "Opening", "Hello {frist_name}")?)
+        .await?;
+    cdp.evaluate(&page, &with_ids("($('script-save').click(), true)"))
+        .await?;
+    until(
+        cdp,
+        &page,
+        "$('script-status').textContent.includes('unknown merge fields: {frist_name}')",
+    )
+    .await
+    .context("the unknown field is named")?;
+    let opening = sections[0]["body"].as_str().unwrap_or_default();
+    let close = sections[1]["body"].as_str().unwrap_or_default();
+    cdp.evaluate(&page, &set(0, "Opening", opening)?).await?;
+    cdp.evaluate(&page, &with_ids("($('script-add').click(), true)"))
+        .await?;
+    cdp.evaluate(&page, &set(1, "Close", close)?).await?;
+    cdp.evaluate(
+        &page,
+        &with_ids("($('script-preview-button').click(), true)"),
+    )
+    .await?;
+    until(
+        cdp,
+        &page,
+        "$('script-preview').textContent.includes('Hello Alex Sample, this is sue from Renewals.') && \
+         $('script-preview').querySelectorAll('li').length === 2 && \
+         $('script-status').textContent.includes('made-up contact')",
+    )
+    .await
+    .context("the preview renders the draft")?;
+    cdp.evaluate(&page, &with_ids("($('script-save').click(), true)"))
+        .await?;
+    until(cdp, &page, "$('script-status').textContent === 'Saved.'")
+        .await
+        .context("the script is saved")?;
+    Ok(())
 }
 
 async fn drive(cdp: &mut Cdp, t: &TestApp, password: &str, campaign: i64) -> Result<()> {
