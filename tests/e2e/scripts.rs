@@ -358,7 +358,7 @@ async fn call_scripts_are_edited_and_previewed_by_supervisors_only(t: TestApp) -
 
 /// Starts a progressive campaign dialling the hostile contact, without a
 /// script yet.
-async fn hostile_campaign(f: &AgentFloor) -> crm::model::Campaign {
+async fn hostile_campaign(f: &AgentFloor, mode: DialMode) -> crm::model::Campaign {
     let t = &f.t;
     define_fields(t, &f.acme).await;
     let sue = t.login("sue", &f.sup_pw).await;
@@ -367,7 +367,7 @@ async fn hostile_campaign(f: &AgentFloor) -> crm::model::Campaign {
         &f.acme,
         crm::model::ListId(list),
         "Renewals",
-        DialMode::Progressive,
+        mode,
         None,
         ("sue", &f.sup_pw),
     )
@@ -375,8 +375,8 @@ async fn hostile_campaign(f: &AgentFloor) -> crm::model::Campaign {
 }
 
 /// Starts [`hostile_campaign`] with [`script_body`] saved over HTTP.
-async fn campaign_with_script(f: &AgentFloor) -> crm::model::Campaign {
-    let campaign = hostile_campaign(f).await;
+async fn campaign_with_script(f: &AgentFloor, mode: DialMode) -> crm::model::Campaign {
+    let campaign = hostile_campaign(f, mode).await;
     let sue = f.t.login("sue", &f.sup_pw).await;
     let r = sue
         .put(f.t.url(&format!("/api/campaigns/{}/script", campaign.id)))
@@ -402,7 +402,7 @@ async fn desk_gets_the_script(backend: crm::testing::TestBackend) {
     let Some(f) = agent_floor(backend, Some(2)).await else {
         return;
     };
-    let campaign = campaign_with_script(&f).await;
+    let campaign = campaign_with_script(&f, DialMode::Progressive).await;
     f.connect_audio().await;
     let mut ws = f.open_desk().await;
     assert_eq!(wait_for(&mut ws, "welcome").await["type"], "welcome");
@@ -425,6 +425,41 @@ async fn desk_gets_the_script(backend: crm::testing::TestBackend) {
         json!({ "text": FIRST, "bold": true, "field": "first_name" })
     );
     assert!(call["contact"]["fields"].get("secret").is_none());
+    drop(ws);
+    f.t.app.stop().await.expect("stops");
+    f.t.db.finish().await;
+}
+
+/// In a preview campaign the script comes with the contact on screen,
+/// before anything is dialled, and again with the call.
+#[tokio::test]
+async fn a_preview_carries_the_call_script() {
+    let Some(f) = agent_floor(crm::testing::TestBackend::Sqlite, Some(1)).await else {
+        return;
+    };
+    let campaign = campaign_with_script(&f, DialMode::Preview).await;
+    f.connect_audio().await;
+    let mut ws = f.open_desk().await;
+    wait_for(&mut ws, "welcome").await;
+    say(
+        &mut ws,
+        json!({ "type": "ready", "campaign_id": campaign.id.0 }),
+    )
+    .await;
+    let preview = wait_for(&mut ws, "preview").await;
+    assert_eq!(
+        field_texts(&preview["script"], "first_name"),
+        [FIRST, FIRST]
+    );
+    assert_eq!(field_texts(&preview["script"], "field.plan"), [PLAN]);
+    assert_eq!(
+        f.customers.stats().calls,
+        0,
+        "nothing dialled while previewing"
+    );
+    say(&mut ws, json!({ "type": "preview_call" })).await;
+    let call = wait_for(&mut ws, "call").await;
+    assert_eq!(call["script"], preview["script"]);
     drop(ws);
     f.t.app.stop().await.expect("stops");
     f.t.db.finish().await;
@@ -458,7 +493,7 @@ async fn the_agent_page_shows_the_call_script_as_text_in_chromium() {
 }
 
 async fn page_shows_script(f: &AgentFloor, binary: &Path, dir: &Path) -> Result<()> {
-    let campaign = hostile_campaign(f).await;
+    let campaign = hostile_campaign(f, DialMode::Progressive).await;
     let tone = dir.join("tone.wav");
     write_tone(&tone, 440.0)?;
     let chromium = Chromium::start(binary, &dir.join("profile"), &tone).await?;
