@@ -37,6 +37,9 @@ pub const MAX_BODY: usize = 10_000;
 pub const MAX_NAME: usize = 60;
 /// The longest value a merge field shows, in characters; a longer one is cut.
 pub const MAX_VALUE: usize = 200;
+/// The most merge fields one script may hold, so that a rendered script
+/// stays a small message (at most this many values of [`MAX_VALUE`]).
+pub const MAX_MERGES: usize = 300;
 /// The merge fields every script may use besides `field.KEY`.
 pub const BUILTIN_FIELDS: &[&str] = &[
     "first_name",
@@ -151,6 +154,7 @@ impl Script {
         }
         let mut unknown: Vec<String> = Vec::new();
         let mut hidden: Vec<String> = Vec::new();
+        let mut merges = 0;
         for (i, section) in self.sections.iter().enumerate() {
             let n = i + 1;
             let title = section.title.trim();
@@ -181,6 +185,7 @@ impl Script {
             let blocks = parse_body(&section.body)
                 .map_err(|e| invalid(format!("section {n} ({title}), {e}")))?;
             for name in field_names(&blocks) {
+                merges += 1;
                 let known = match name.strip_prefix("field.") {
                     Some(key) => match fields.iter().find(|f| f.key == key) {
                         Some(f) if f.on_card => true,
@@ -196,6 +201,11 @@ impl Script {
                     push_once(&mut unknown, name);
                 }
             }
+        }
+        if merges > MAX_MERGES {
+            return Err(invalid(format!(
+                "a script holds at most {MAX_MERGES} merge fields; this one holds {merges}"
+            )));
         }
         if !unknown.is_empty() {
             let names: Vec<String> = unknown.iter().map(|n| format!("{{{n}}}")).collect();
@@ -299,6 +309,13 @@ fn render_block(block: &ParsedBlock, merge: &Merge) -> Block {
 /// when the same marker follows later on the line; otherwise it is text.
 fn render_line(pieces: &[Piece], merge: &Merge) -> Vec<Span> {
     let (mut bold, mut italic) = (false, false);
+    // How many of each marker are still to come, so that pairing stays
+    // linear in the line's length.
+    let (mut bolds_left, mut italics_left) = pieces.iter().fold((0, 0), |(b, i), p| match p {
+        Piece::Bold => (b + 1, i),
+        Piece::Italic => (b, i + 1),
+        _ => (b, i),
+    });
     let mut spans: Vec<Span> = Vec::new();
     let push_text =
         |spans: &mut Vec<Span>, text: &str, bold: bool, italic: bool| match spans.last_mut() {
@@ -312,7 +329,7 @@ fn render_line(pieces: &[Piece], merge: &Merge) -> Vec<Span> {
                 ..Span::default()
             }),
         };
-    for (i, piece) in pieces.iter().enumerate() {
+    for piece in pieces {
         match piece {
             Piece::Text(t) => push_text(&mut spans, t, bold, italic),
             Piece::Field(name) => {
@@ -326,12 +343,13 @@ fn render_line(pieces: &[Piece], merge: &Merge) -> Vec<Span> {
                 });
             }
             Piece::Bold | Piece::Italic => {
-                let on = if *piece == Piece::Bold {
-                    &mut bold
+                let (on, left) = if *piece == Piece::Bold {
+                    (&mut bold, &mut bolds_left)
                 } else {
-                    &mut italic
+                    (&mut italic, &mut italics_left)
                 };
-                if *on || pieces[i + 1..].contains(piece) {
+                *left -= 1;
+                if *on || *left > 0 {
                     *on = !*on;
                 } else {
                     let marker = if *piece == Piece::Bold { "**" } else { "*" };

@@ -139,6 +139,23 @@ fn a_marker_without_a_partner_is_text() {
         panic!("a paragraph");
     };
     assert!(lines[0].iter().all(|s| !s.bold && !s.italic), "{lines:?}");
+    let r = script("***both*** **a** **b").render(&Merge::new());
+    let Block::Paragraph { lines } = &r.sections[0].blocks[0] else {
+        panic!("a paragraph");
+    };
+    let styles: Vec<(&str, bool, bool)> = lines[0]
+        .iter()
+        .map(|s| (s.text.as_str(), s.bold, s.italic))
+        .collect();
+    assert_eq!(
+        styles,
+        [
+            ("both", true, true),
+            (" ", false, false),
+            ("a", true, false),
+            (" **b", false, false)
+        ]
+    );
 }
 
 #[test]
@@ -253,6 +270,8 @@ fn bad_scripts_are_refused_with_where_and_why() {
         ],
     };
     assert!(refused(many).contains("at most"));
+    let crowded = script(&"{agent}".repeat(MAX_MERGES + 1));
+    assert!(refused(crowded).contains("at most 300 merge fields"));
 }
 
 proptest! {
