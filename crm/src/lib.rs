@@ -16,6 +16,8 @@
 //!   ([`Store::search_contacts`], [`Store::add_contact`], [`Store::edit_contact`]).
 //! - [`fields`] checks the fields an account defines for its contacts and
 //!   reads their values; the Store keeps both ([`Store::define_field`]).
+//! - [`script`] reads a campaign's call script and renders it for one call
+//!   as a tree of plain text; the Store keeps it ([`Store::set_campaign_script`]).
 //! - [`events`] is the event bus that carries live state to dashboards.
 //! - [`webhooks`] says what an account's webhook endpoints are told and signs
 //!   it; the Store keeps endpoints and an outbox of deliveries written with
@@ -32,6 +34,7 @@ pub mod import;
 pub mod model;
 pub mod password;
 pub mod privacy;
+pub mod script;
 pub mod search;
 pub mod store;
 pub mod subject;

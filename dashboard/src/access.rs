@@ -342,6 +342,24 @@ pub const RULES: &[Rule] = &[
         "Change a campaign's settings under the compliance rules",
     ),
     rule(
+        "GET",
+        "/api/campaigns/{id}/script",
+        Who::Roles(MANAGERS),
+        "A campaign's call script: sections of text with merge fields",
+    ),
+    rule(
+        "PUT",
+        "/api/campaigns/{id}/script",
+        Who::Roles(MANAGERS),
+        "Replace a campaign's call script; unknown merge fields are named",
+    ),
+    rule(
+        "POST",
+        "/api/campaigns/{id}/script/preview",
+        Who::Roles(MANAGERS),
+        "Render a campaign's script, or a draft, with a chosen or made-up contact",
+    ),
+    rule(
         "POST",
         "/api/campaigns/{id}/lists",
         Who::Roles(MANAGERS),

@@ -48,6 +48,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../static/login.js"),
     ),
     (
+        "script-view.js",
+        "text/javascript",
+        include_str!("../static/script-view.js"),
+    ),
+    (
+        "scripts.js",
+        "text/javascript",
+        include_str!("../static/scripts.js"),
+    ),
+    (
         "softphone.js",
         "text/javascript",
         include_str!("../static/softphone.js"),

@@ -92,7 +92,7 @@
         showPreview(m);
         break;
       case "call":
-        showCall(m.call_ref, m.contact);
+        showCall(m.call_ref, m.contact, m.script);
         break;
       case "call_ended":
         callEnded(m);
@@ -103,7 +103,7 @@
       case "wrap_up_expired":
         localStorage.removeItem(DRAFT + m.call_ref);
         if (desk.wrapup === m.call_ref) clearWrapup();
-        $("contact").hidden = true;
+        hideContact();
         desk.call = null;
         status("The wrap-up time ran out: the call was logged without a disposition.", true);
         break;
@@ -270,17 +270,18 @@
     $("hangup").disabled = state !== "in_call" && state !== "dialling";
     if (state !== "in_call") controls({ held: false, recording: "off" });
     if (state === "ready" && !desk.wrapup) {
-      $("contact").hidden = true;
+      hideContact();
       desk.call = null;
     }
     tick();
   }
 
-  function showCall(callRef, contact) {
+  function showCall(callRef, contact, script) {
     desk.call = { call_ref: callRef, since: Date.now(), ended: null };
     clearWrapup();
     $("preview-actions").hidden = true;
     const name = renderContact(contact);
+    showScript(script);
     $("contact").dataset.callRef = callRef;
     status(`Connected to ${name}.`);
   }
@@ -288,14 +289,27 @@
   // Preview campaigns: the contact comes first; the agent calls or skips.
   function showPreview(m) {
     if (!m.contact) {
-      $("contact").hidden = true;
+      hideContact();
       $("preview-actions").hidden = true;
       status("Nobody may be called now in this campaign.");
       return;
     }
     const name = renderContact(m.contact);
+    showScript(m.script);
     $("preview-actions").hidden = false;
     status(`Preview: call ${name}, or skip to the next contact.`);
+  }
+
+  function hideContact() {
+    $("contact").hidden = true;
+    $("script-panel").hidden = true;
+    $("script").replaceChildren();
+  }
+
+  // The campaign's script, rendered by the server for this contact; built
+  // from text nodes only (script-view.js).
+  function showScript(script) {
+    $("script-panel").hidden = !dialcrmScript.render($("script"), script);
   }
 
   function renderContact(contact) {
@@ -465,7 +479,7 @@
   function saved(callRef) {
     localStorage.removeItem(DRAFT + callRef);
     if (desk.wrapup === callRef) clearWrapup();
-    $("contact").hidden = true;
+    hideContact();
     desk.call = null;
     status("Saved.");
     restoreDraft();

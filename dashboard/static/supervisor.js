@@ -51,11 +51,12 @@ function showTab(name) {
   for (const b of document.querySelectorAll(".tabs button")) {
     b.setAttribute("aria-selected", String(b.dataset.tab === name));
   }
-  for (const tab of ["floor", "reports", "users"]) {
+  for (const tab of ["floor", "reports", "users", "scripts"]) {
     document.getElementById(`tab-${tab}`).hidden = tab !== name;
   }
   if (name === "reports") loadReports();
   if (name === "users") loadUsers();
+  if (name === "scripts") loadScripts();
   if (name === "floor") loadDialLevels();
 }
 

@@ -290,6 +290,9 @@ fn body_for(path: &str, list: i64, agent: i64) -> serde_json::Value {
         )
         .expect("settings serialise"),
         "/api/campaigns/{id}/lists" => serde_json::json!({ "list_id": list, "priority": 0 }),
+        "/api/campaigns/{id}/script" => serde_json::json!({
+            "sections": [{ "title": "Matrix", "body": "Hello {first_name}" }]
+        }),
         "/api/campaigns/{id}/dial-level" => serde_json::json!({ "max_dial_level": 2.0 }),
         "/api/campaigns/{id}/agents" => serde_json::json!({ "user_ids": [agent] }),
         "/api/account/privacy" => serde_json::json!({ "aggregate_only": false }),

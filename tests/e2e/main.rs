@@ -32,6 +32,7 @@ mod privacy;
 mod privacy_aggregate;
 mod reports;
 mod restarts;
+mod scripts;
 mod softphone;
 mod softphone_controls;
 mod stream;

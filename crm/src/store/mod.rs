@@ -30,6 +30,7 @@ mod passwords;
 pub mod reports;
 mod retention;
 mod rows;
+pub mod scripts;
 mod seats;
 mod sessions;
 pub mod softphone;

@@ -4,6 +4,7 @@
 mod account_fields;
 mod account_privacy;
 mod callbacks;
+mod campaign_scripts;
 mod campaign_settings;
 mod campaigns;
 mod contact_edit;
@@ -41,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .merge(campaigns::routes())
         .merge(imports::routes())
         .merge(campaign_settings::routes())
+        .merge(campaign_scripts::routes())
         .merge(reports::routes())
         .merge(dial_level::routes())
         .merge(listen::routes())

@@ -1,7 +1,8 @@
 //! The agent's desk: `GET /api/agent/ws`, the websocket an agent's browser
 //! holds for the whole shift. Protocol version 1 is documented in
 //! `docs/api.md`: the agent goes Ready or Paused, receives the contact card
-//! when a call is connected, and saves a disposition after it.
+//! and the campaign's call script when a call is connected, and saves a
+//! disposition after it.
 //!
 //! The desk's states and transitions are the sans-IO core
 //! [`dialer_core::desk`]; this module is its shell.
@@ -12,7 +13,8 @@
 //! - [`campaign`] joins the agent to a campaign and passes preview choices.
 //! - [`controls`] acts on the call in progress: hold, digits, recording,
 //!   and numbers dialled by hand.
-//! - [`replies`] renders the desk's replies as the page's messages.
+//! - [`replies`] renders the desk's replies as the page's messages, with
+//!   the cards and call scripts they carry.
 //! - [`wrapup`] writes a disposition to the CRM and acts on it.
 
 mod campaign;

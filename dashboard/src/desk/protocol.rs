@@ -4,6 +4,7 @@
 
 use crm::fields::FieldKind;
 use crm::model::{CampaignId, Contact, ContactId, Interaction, LeadId};
+use crm::script::Rendered;
 use crm::store::softphone::PauseCode;
 use crm::store::timeline::TimelineEntry;
 use serde::{Deserialize, Serialize};
@@ -123,6 +124,10 @@ pub enum ServerMessage {
         lead_id: Option<LeadId>,
         /// The contact's card.
         contact: Option<Box<ContactCard>>,
+        /// The campaign's call script rendered for this contact; absent
+        /// when the campaign has none.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        script: Option<Box<Rendered>>,
     },
     /// A call was connected to the agent: the contact card.
     Call {
@@ -130,6 +135,10 @@ pub enum ServerMessage {
         call_ref: CallRef,
         /// The contact's card.
         contact: Box<ContactCard>,
+        /// The campaign's call script rendered for this call: a tree of
+        /// plain text (docs/api.md); absent when the campaign has none.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        script: Option<Box<Rendered>>,
     },
     /// The call ended; a disposition is due.
     CallEnded {

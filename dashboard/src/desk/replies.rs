@@ -1,7 +1,8 @@
 //! The page's messages: the welcome, and the desk's replies with the
 //! contact cards and dispositions they carry.
 
-use crm::model::{CampaignStatus, ContactId};
+use crm::model::{CampaignId, CampaignStatus, ContactId};
+use crm::script::{Merge, Rendered};
 use crm::store::SearchScope;
 use dialer_core::desk::Reply;
 use sip_gateway::gateway::CallRef;
@@ -64,17 +65,33 @@ impl Session {
                 campaign_id: campaign,
                 reason,
             },
-            Reply::Preview { lead, contact } => ServerMessage::Preview {
-                lead_id: lead,
-                contact: match contact {
-                    Some(c) => self.card_of(c).await.map(Box::new),
+            Reply::Preview { lead, contact } => {
+                let card = match contact {
+                    Some(c) => self.card_of(c).await,
                     None => None,
-                },
-            },
-            Reply::Call { call } => ServerMessage::Call {
-                call_ref: call,
-                contact: Box::new(self.card(call).await?),
-            },
+                };
+                let script = match (&card, self.desk.campaign()) {
+                    (Some(card), Some(campaign)) => self.script(campaign, card).await,
+                    _ => None,
+                };
+                ServerMessage::Preview {
+                    lead_id: lead,
+                    contact: card.map(Box::new),
+                    script: script.map(Box::new),
+                }
+            }
+            Reply::Call { call } => {
+                let (card, campaign) = self.card(call).await?;
+                let script = match campaign {
+                    Some(campaign) => self.script(campaign, &card).await,
+                    None => None,
+                };
+                ServerMessage::Call {
+                    call_ref: call,
+                    contact: Box::new(card),
+                    script: script.map(Box::new),
+                }
+            }
             Reply::Controls { call, controls } => ServerMessage::CallControls {
                 call_ref: call,
                 held: controls.held,
@@ -118,14 +135,45 @@ impl Session {
         }
     }
 
-    async fn card(&self, call: CallRef) -> Option<ContactCard> {
+    /// Returns the card of a call's contact, and the campaign that placed
+    /// the call (none for a manual dial outside a campaign).
+    async fn card(&self, call: CallRef) -> Option<(ContactCard, Option<CampaignId>)> {
         let attempt = self
             .state
             .store
             .attempt_by_ref(self.user.account_id, call)
             .await
             .ok()?;
-        self.card_of(attempt.contact_id?).await
+        let card = self.card_of(attempt.contact_id?).await?;
+        Some((card, attempt.campaign_id.or(self.desk.campaign())))
+    }
+
+    /// Renders a campaign's script with what the card shows; `None` when
+    /// the campaign has no script or it cannot be read now (the call goes
+    /// on without it, and the failure is logged).
+    async fn script(&self, campaign: CampaignId, card: &ContactCard) -> Option<Rendered> {
+        let store = &self.state.store;
+        let account = self.user.account_id;
+        let read = async {
+            let saved = store.campaign_script(account, campaign).await?;
+            if saved.sections.is_empty() {
+                return Ok(None);
+            }
+            let campaign = store.campaign(account, campaign).await?;
+            // The card's values are already only those of the fields it shows.
+            let merge = Merge::new()
+                .contact(&card.contact.fields, &card.contact.values)
+                .campaign(&campaign)
+                .agent(&self.user.username);
+            Ok::<_, crm::StoreError>(Some(saved.script().render(&merge)))
+        };
+        match read.await {
+            Ok(rendered) => rendered,
+            Err(e) => {
+                tracing::warn!(error = %e, campaign = %campaign, "call script not read");
+                None
+            }
+        }
     }
 
     async fn card_of(&self, contact: ContactId) -> Option<ContactCard> {
