@@ -42,46 +42,66 @@ impl Sipp {
             eprintln!("!!! SKIPPING sipp interop test {scenario}: sipp is not installed (apt-get install sip-tester) !!!");
             return None;
         }
-        let port = free_udp_port(1);
-        let media = free_udp_port(2);
+        let tcp = extra.contains(&"t1");
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/sipp")
             .join(scenario);
         let log = temp_wav(&format!("sipp-{scenario}")).with_extension("log");
-        let child = Command::new("sipp")
-            .arg("-sf")
-            .arg(&path)
-            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-mp", &media.to_string(), "-rtp_echo"])
-            .args(["-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"])
-            .args(extra)
-            .arg("-trace_err")
-            .arg("-error_file")
-            .arg(&log)
-            .arg("-trace_msg")
-            .arg("-message_file")
-            .arg(log.with_extension("msg"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("sipp starts");
-        if extra.contains(&"t1") {
-            // TCP has no retransmission to cover sipp's start-up, so wait for its listener.
-            let ready = async {
-                while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        // A port found free may be taken before sipp binds it (another
+        // test, a client socket): sipp then exits, and is started again on
+        // another port.
+        for attempt in 1..=3 {
+            let port = free_port(1, tcp);
+            let media = free_port(2, false);
+            let mut child = Command::new("sipp")
+                .arg("-sf")
+                .arg(&path)
+                .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+                .args(["-mp", &media.to_string(), "-rtp_echo"])
+                .args(["-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"])
+                .args(extra)
+                .arg("-trace_err")
+                .arg("-error_file")
+                .arg(&log)
+                .arg("-trace_msg")
+                .arg("-message_file")
+                .arg(log.with_extension("msg"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("sipp starts");
+            if !tcp {
+                return Some(Sipp { child, port, log });
+            }
+            // TCP has no retransmission to cover sipp's start-up, so wait
+            // for its listener, or for it to give up.
+            let deadline = tokio::time::Instant::now() + LIMIT;
+            loop {
+                if tokio::net::TcpStream::connect(("127.0.0.1", port))
                     .await
-                    .is_err()
+                    .is_ok()
                 {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    return Some(Sipp { child, port, log });
                 }
-            };
-            tokio::time::timeout(LIMIT, ready)
-                .await
-                .expect("sipp listens on TCP");
+                if let Ok(Some(status)) = child.try_wait() {
+                    let output = child.wait_with_output().await.expect("sipp's output");
+                    eprintln!(
+                        "sipp exited ({status}) before listening on TCP port {port}, \
+                         attempt {attempt}: {}",
+                        String::from_utf8_lossy(&output.stderr)
+                    );
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "sipp listens on TCP port {port} within {LIMIT:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
-        Some(Sipp { child, port, log })
+        panic!("sipp could not listen on TCP in three attempts (see above)");
     }
 
     /// Returns the trunk sipp plays, with the credentials its scenarios check.
@@ -122,8 +142,9 @@ async fn sipp_installed() -> bool {
         .is_ok()
 }
 
-/// Returns a free UDP port on loopback whose next `span - 1` even neighbours are free too.
-fn free_udp_port(span: u16) -> u16 {
+/// Returns a free UDP port on loopback whose next `span - 1` even
+/// neighbours are free too, and with `tcp` free on TCP as well.
+fn free_port(span: u16, tcp: bool) -> u16 {
     loop {
         let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = probe.local_addr().unwrap().port() & !1;
@@ -131,7 +152,8 @@ fn free_udp_port(span: u16) -> u16 {
             port.checked_add(i * 2)
                 .is_some_and(|p| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok())
         });
-        if port > 1024 && all_free {
+        let tcp_free = !tcp || std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if port > 1024 && all_free && tcp_free {
             return port;
         }
     }
@@ -402,7 +424,7 @@ async fn a_trunk_that_stops_answering_options_goes_down_and_comes_back() {
         eprintln!("!!! SKIPPING the sipp trunk health test: sipp is not installed !!!");
         return;
     }
-    let port = free_udp_port(1);
+    let port = free_port(1, false);
     let mut sipp = answering_options(port);
     let backup = common::carrier(Outcome::Answer, None).await;
     let mut primary = TrunkConfig::new("primary", format!("127.0.0.1:{port}").parse().unwrap());
