@@ -145,7 +145,13 @@ pub struct SessionHold {
     watch: RevocationWatch,
     /// A revocation was seen and its check not finished (it was cancelled).
     pending: bool,
+    /// When the session expires, as last read; `None` until read.
+    expires: Option<chrono::DateTime<chrono::Utc>>,
 }
+
+/// How soon a socket whose database did not answer asks again when its
+/// session expires.
+const EXPIRY_RETRY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 impl SessionHold {
     /// Holds the session `token_hash` of `user`.
@@ -155,15 +161,39 @@ impl SessionHold {
             state: state.clone(),
             token_hash,
             pending: false,
+            expires: None,
         }
     }
 
-    /// Waits until the session has ended on any node. Cancel-safe: a
-    /// revocation seen while the check was cancelled is checked next time.
+    /// Waits until the session has ended on any node, or expired. Cancel-
+    /// safe: a revocation seen while the check was cancelled is checked
+    /// next time. The expiry is read once (and again when it comes, as a
+    /// session may have been extended), so an open socket costs no query
+    /// while nothing happens.
     pub async fn ended(&mut self) {
         loop {
             if !self.pending {
-                self.watch.changed().await;
+                let expires = match self.expires {
+                    Some(at) => at,
+                    None => {
+                        let now = self.state.clock.now();
+                        let at = match self.state.store.session(&self.token_hash, now).await {
+                            Ok(Some(s)) => s.expires_at,
+                            // Gone already: ended.
+                            Ok(None) => return,
+                            Err(_) => now + EXPIRY_RETRY,
+                        };
+                        self.expires = Some(at);
+                        at
+                    }
+                };
+                let wait = (expires - self.state.clock.now())
+                    .to_std()
+                    .unwrap_or(std::time::Duration::ZERO);
+                tokio::select! {
+                    () = self.watch.changed() => {}
+                    () = tokio::time::sleep(wait) => self.expires = None,
+                }
                 self.pending = true;
             }
             let live = self.live().await;

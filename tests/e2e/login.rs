@@ -417,3 +417,38 @@ async fn closed_with(ws: &mut Ws) -> u16 {
     .await
     .expect("the server closes the socket within 5 s")
 }
+
+/// A supervisor's stream closes (4001) when its login session expires,
+/// not before: the socket reads the expiry once and wakes for it.
+#[tokio::test]
+async fn a_stream_closes_when_its_session_expires() {
+    let Some(t) = crate::helpers::spawn_app_tuned(
+        crm::testing::TestBackend::Sqlite,
+        false,
+        Vec::new(),
+        None,
+        |s| s.session_ttl = std::time::Duration::from_secs(3),
+    )
+    .await
+    else {
+        return;
+    };
+    let acme = t.account("acme", 5).await;
+    let pw = t.user(&acme, "sue", Role::Supervisor).await;
+    t.clock.stand_still();
+    let cookie = t.session_cookie("sue", &pw).await;
+    let mut ws = socket(&t, "/api/stream", &cookie).await;
+    assert_eq!(next_json(&mut ws).await["type"], "snapshot");
+    // Four seconds pass on the wall, none on the service's clock: the
+    // session has not expired, and the stream stays open.
+    let early = tokio::time::timeout(std::time::Duration::from_secs(4), ws.next()).await;
+    assert!(
+        early.is_err(),
+        "nothing, no close, before expiry: {early:?}"
+    );
+    // The service's clock passes the expiry: the stream is closed.
+    t.clock.advance(Duration::seconds(4));
+    assert_eq!(closed_with(&mut ws).await, 4001);
+    t.app.stop().await.expect("stops");
+    t.db.finish().await;
+}
