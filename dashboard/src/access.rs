@@ -385,6 +385,12 @@ pub const RULES: &[Rule] = &[
     ),
     rule(
         "GET",
+        "/api/campaigns/{id}/estimate",
+        Who::Roles(MANAGERS),
+        "Estimate predictive and progressive dialling for a campaign from its last 30 days of calls",
+    ),
+    rule(
+        "GET",
         "/api/reports/agents",
         Who::Roles(MANAGERS),
         "Agents' time by state and calls, as JSON or CSV",

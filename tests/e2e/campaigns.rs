@@ -9,6 +9,7 @@ on_both_backends!(
     supervisors_create_configure_and_start_a_campaign,
     unlawful_settings_get_400_and_change_nothing,
     agents_and_other_accounts_cannot_touch_campaigns,
+    a_campaign_s_history_estimates_predictive_before_it_is_switched_on,
 );
 
 async fn supervisors_create_configure_and_start_a_campaign(t: TestApp) -> TestApp {
@@ -171,5 +172,86 @@ async fn agents_and_other_accounts_cannot_touch_campaigns(t: TestApp) -> TestApp
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    t
+}
+
+async fn a_campaign_s_history_estimates_predictive_before_it_is_switched_on(t: TestApp) -> TestApp {
+    let acme = t.account("acme", 5).await;
+    let other = t.account("other", 5).await;
+    let pw = t.user(&acme, "sue", Role::Supervisor).await;
+    let agent_pw = t.user(&acme, "al", Role::Agent).await;
+    let rival_pw = t.user(&other, "rita", Role::Supervisor).await;
+    let s = &t.db.store;
+    let now = t.clock.now_utc();
+    let spring = s
+        .create_campaign(acme.id, "Spring", "+442079460000", now)
+        .await
+        .unwrap();
+    let quiet = s
+        .create_campaign(acme.id, "Quiet", "+442079460000", now)
+        .await
+        .unwrap();
+    let contact = s
+        .create_contact(
+            acme.id,
+            &ContactFields {
+                first_name: "Ada".into(),
+                phone_e164: "+447400900701".into(),
+                phone_raw: "+447400900701".into(),
+                custom_fields: json!({}),
+                ..ContactFields::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    crate::cli::seed_history(s, acme.id, spring.id, contact.id, now).await;
+    let sup = t.login("sue", &pw).await;
+    let url = |c: CampaignId, q: &str| t.url(&format!("/api/campaigns/{c}/estimate{q}"));
+    let r = sup
+        .get(url(spring.id, "?agents=5&hours=1&seed=3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let got: Value = r.json().await.unwrap();
+    assert_eq!(got["history"]["calls"], 100);
+    assert_eq!(got["history"]["answer_rate"], 0.35);
+    assert_eq!(got["history"]["machine_rate"], 0.1);
+    assert_eq!(got["history"]["busy_rate"], 0.2);
+    assert_eq!(got["history"]["talk_mean_secs"], 60.0);
+    let expected = |mode| {
+        dialer_core::simulation::simulate(&dialer_core::simulation::SimConfig {
+            mode,
+            agents: 5,
+            answer_rate: 0.35,
+            machine_rate: 0.1,
+            busy_rate: 0.2,
+            talk_mean: std::time::Duration::from_secs(60),
+            wrap: std::time::Duration::from_secs(10),
+            ring_timeout: std::time::Duration::from_secs(20),
+            duration: std::time::Duration::from_secs(3600),
+            seed: 3,
+        })
+    };
+    let predictive = expected(dialer_core::pacer::Mode::Predictive);
+    let progressive = expected(dialer_core::pacer::Mode::Progressive);
+    assert_eq!(got["predictive"]["dials"], predictive.dials, "{got}");
+    assert_eq!(got["predictive"]["utilisation"], predictive.utilisation);
+    assert_eq!(got["progressive"]["dials"], progressive.dials, "{got}");
+    // Without history enough, or with a bad floor, it says so.
+    let r = sup.get(url(quiet.id, "")).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("at least 50 calls"));
+    for bad in ["?agents=0", "?hours=30", "?wrap=-1", "?agents=many"] {
+        let r = sup.get(url(spring.id, bad)).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    // Agents may not ask; another account does not see the campaign.
+    let agent = t.login("al", &agent_pw).await;
+    let rival = t.login("rita", &rival_pw).await;
+    let path = format!("/api/campaigns/{}/estimate", spring.id);
+    assert_eq!(t.get_status(&agent, &path).await, 403);
+    assert_eq!(t.get_status(&rival, &path).await, 404);
     t
 }

@@ -211,7 +211,7 @@ async fn simulate_learns_a_campaign_s_rates_from_its_calls_on_postgres() {
 }
 
 async fn simulate_from_history(backend: crm::testing::TestBackend) {
-    use chrono::{TimeDelta, Utc};
+    use chrono::Utc;
     use crm::model::ContactFields;
     let Some(db) = crm::testing::TestDb::new(backend).await else {
         return;
@@ -242,47 +242,7 @@ async fn simulate_from_history(backend: crm::testing::TestBackend) {
         )
         .await
         .expect("contact");
-    // 100 calls in the last day: 30 talked for 60 s, 5 abandoned, 10
-    // machines, 20 busy, 35 unanswered.
-    for i in 0..100i64 {
-        let at = now - TimeDelta::minutes(10 * i + 5);
-        let call = sip_gateway::gateway::CallRef::random();
-        s.open_attempt(acme.id, call, spring.id, contact.id, "n1", at)
-            .await
-            .expect("attempt");
-        let outcome = match i {
-            0..30 => {
-                s.mark_call_answered(acme.id, call, at)
-                    .await
-                    .expect("answered");
-                s.mark_connected(acme.id, call, at)
-                    .await
-                    .expect("connected");
-                "answered"
-            }
-            30..35 => {
-                s.mark_call_answered(acme.id, call, at)
-                    .await
-                    .expect("answered");
-                s.mark_abandoned(acme.id, call, at)
-                    .await
-                    .expect("abandoned");
-                "abandoned"
-            }
-            35..45 => "machine",
-            45..65 => "busy",
-            _ => "no_answer",
-        };
-        let id = s.attempt_by_ref(acme.id, call).await.expect("attempt").id;
-        let end = if outcome == "answered" {
-            at + TimeDelta::seconds(60)
-        } else {
-            at
-        };
-        s.mark_ended(acme.id, id, outcome, end)
-            .await
-            .expect("ended");
-    }
+    seed_history(s, acme.id, spring.id, contact.id, now).await;
     let out = dialcrm(&dir)
         .args(["simulate", "--account", "acme", "--campaign", "Spring"])
         .args(["--agents", "5", "--hours", "1", "--seed", "3", "--json"])
@@ -865,4 +825,55 @@ async fn the_do_not_call_list_is_kept_from_the_command_line() {
     let out = cli(&["dnc", "add", "--account", "acme", "not-a-number"]).await;
     assert!(!out.status.success());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Plants 100 finished calls of a campaign in the last day: 30 talked for
+/// 60 s, 5 abandoned, 10 machines, 20 busy, 35 unanswered.
+pub(crate) async fn seed_history(
+    s: &crm::Store,
+    account: crm::model::AccountId,
+    campaign: crm::model::CampaignId,
+    contact: crm::model::ContactId,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    use chrono::TimeDelta;
+    for i in 0..100i64 {
+        let at = now - TimeDelta::minutes(10 * i + 5);
+        let call = sip_gateway::gateway::CallRef::random();
+        s.open_attempt(account, call, campaign, contact, "n1", at)
+            .await
+            .expect("attempt");
+        let outcome = match i {
+            0..30 => {
+                s.mark_call_answered(account, call, at)
+                    .await
+                    .expect("answered");
+                s.mark_connected(account, call, at)
+                    .await
+                    .expect("connected");
+                "answered"
+            }
+            30..35 => {
+                s.mark_call_answered(account, call, at)
+                    .await
+                    .expect("answered");
+                s.mark_abandoned(account, call, at)
+                    .await
+                    .expect("abandoned");
+                "abandoned"
+            }
+            35..45 => "machine",
+            45..65 => "busy",
+            _ => "no_answer",
+        };
+        let id = s.attempt_by_ref(account, call).await.expect("attempt").id;
+        let end = if outcome == "answered" {
+            at + TimeDelta::seconds(60)
+        } else {
+            at
+        };
+        s.mark_ended(account, id, outcome, end)
+            .await
+            .expect("ended");
+    }
 }

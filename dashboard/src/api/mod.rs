@@ -13,6 +13,7 @@ mod contact_timeline;
 mod contacts;
 mod dial_level;
 mod dnc;
+mod estimate;
 mod imports;
 pub(crate) mod listen;
 mod lists;
@@ -45,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .merge(campaign_scripts::routes())
         .merge(reports::routes())
         .merge(dial_level::routes())
+        .merge(estimate::routes())
         .merge(listen::routes())
         .merge(webhooks::routes())
         .merge(callbacks::routes())
