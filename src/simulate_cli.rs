@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use crm::store::compliance::HISTORY_DAYS;
 use dialer_core::pacer::Mode;
 use dialer_core::simulation::{simulate, SimConfig, SimReport};
 use serde::Serialize;
@@ -59,13 +60,6 @@ pub struct SimulateArgs {
     #[arg(long, requires = "campaign")]
     pub account: Option<String>,
 }
-
-/// The fewest finished calls a campaign's history must hold to stand in
-/// for the rates given by hand.
-const MIN_HISTORY: u64 = 50;
-
-/// How far back `--campaign` looks.
-const HISTORY_DAYS: i64 = 30;
 
 /// What `simulate` prints, under these names in JSON.
 #[derive(Debug, Serialize)]
@@ -161,7 +155,7 @@ pub async fn from_history(store: &crm::Store, args: &mut SimulateArgs) -> Result
         .with_context(|| format!("no campaign named {campaign:?} in account {}", account.name))?;
     let since = chrono::Utc::now() - chrono::TimeDelta::days(HISTORY_DAYS);
     let h = store.campaign_history(account.id, found.id, since).await?;
-    if h.dials < MIN_HISTORY || h.live == 0 {
+    let Some(rates) = h.rates() else {
         bail!(
             "campaign {campaign:?} has {} finished calls and {} live answers in the last {} days: \
              too few to go by; give --answer-rate and --talk-mean instead",
@@ -169,11 +163,10 @@ pub async fn from_history(store: &crm::Store, args: &mut SimulateArgs) -> Result
             h.live,
             HISTORY_DAYS
         );
-    }
-    let share = |n: u64| n as f64 / h.dials as f64;
-    args.answer_rate = share(h.live);
-    args.machine_rate = share(h.machines);
-    args.busy_rate = share(h.busy);
+    };
+    args.answer_rate = rates.answer;
+    args.machine_rate = rates.machine;
+    args.busy_rate = rates.busy;
     if let Some(talk) = h.talk_mean_secs {
         args.talk_mean = talk.max(1.0);
     }

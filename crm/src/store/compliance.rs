@@ -76,6 +76,41 @@ pub struct CampaignHistory {
     pub talk_mean_secs: Option<f64>,
 }
 
+/// How far back a campaign's history is read for a simulation.
+pub const HISTORY_DAYS: i64 = 30;
+/// The fewest finished calls a campaign's history must hold to stand in
+/// for rates given by hand.
+pub const MIN_HISTORY_CALLS: u64 = 50;
+
+/// The shares of a campaign's dials that a person, a machine or a busy
+/// line answered: what a simulation of it dials against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HistoryRates {
+    /// Answered by a person.
+    pub answer: f64,
+    /// Answered by a machine.
+    pub machine: f64,
+    /// Busy.
+    pub busy: f64,
+}
+
+impl CampaignHistory {
+    /// The shares of dials answered by a person, a machine or a busy line,
+    /// or `None` with fewer than [`MIN_HISTORY_CALLS`] calls or no live
+    /// answer among them: too few to go by.
+    pub fn rates(&self) -> Option<HistoryRates> {
+        if self.dials < MIN_HISTORY_CALLS || self.live == 0 {
+            return None;
+        }
+        let share = |n: u64| n as f64 / self.dials as f64;
+        Some(HistoryRates {
+            answer: share(self.live),
+            machine: share(self.machines),
+            busy: share(self.busy),
+        })
+    }
+}
+
 /// A campaign's live answers and abandons over the rolling day and month.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ComplianceCounts {

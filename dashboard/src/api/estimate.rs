@@ -9,17 +9,13 @@ use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use crm::model::CampaignId;
+use crm::store::compliance::{HISTORY_DAYS, MIN_HISTORY_CALLS};
 use dialer_core::pacer::Mode;
 use dialer_core::simulation::{simulate, SimConfig, SimReport};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Manager;
 use crate::{ApiError, AppState};
-
-/// The fewest finished calls an estimate goes by.
-const MIN_HISTORY: u64 = 50;
-/// How far back the history reaches.
-const HISTORY_DAYS: i64 = 30;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/api/campaigns/{id}/estimate", get(estimate))
@@ -115,20 +111,20 @@ async fn estimate(
         .store
         .campaign_history(account, campaign, since)
         .await?;
-    if h.dials < MIN_HISTORY || h.live == 0 {
+    let Some(rates) = h.rates() else {
         return Err(ApiError::Conflict(format!(
             "the campaign has {} finished calls and {} live answers in the last {HISTORY_DAYS} \
-             days: an estimate needs at least {MIN_HISTORY} calls with live answers among them",
+             days: an estimate needs at least {MIN_HISTORY_CALLS} calls with live answers among \
+             them",
             h.dials, h.live
         )));
-    }
-    let share = |n: u64| n as f64 / h.dials as f64;
+    };
     let history = History {
         days: HISTORY_DAYS,
         calls: h.dials,
-        answer_rate: share(h.live),
-        machine_rate: share(h.machines),
-        busy_rate: share(h.busy),
+        answer_rate: rates.answer,
+        machine_rate: rates.machine,
+        busy_rate: rates.busy,
         talk_mean_secs: h.talk_mean_secs.unwrap_or(90.0).max(1.0),
     };
     let config = |mode| SimConfig {
