@@ -56,19 +56,21 @@ use Answer::{Silence, Status};
 use Parsed::{Rejected, Request, Response};
 
 /// Every message of RFC 4475, with the outcome it expects of a UAS that, like ours, answers
-/// out-of-call INVITEs with 603, OPTIONS with 200 and methods it does not implement with 405.
+/// a fresh INVITE with 404 (this gateway has no taker for offered calls), one naming a dialog
+/// that does not exist (a To tag) with 481, OPTIONS with 200 and methods it does not
+/// implement with 405.
 /// Where the RFC lets an element be liberal (badaspec, baddn, baddate, regbadct, badbranch)
 /// we accept the message; where it says "ideally 400" for a request with no From, To or Call-ID
 /// (insuf), we stay silent, since such a response could not be matched either.
 const CASES: &[Case] = &[
     // 3.1.1 valid messages
-    case("wsinv", "3.1.1.1", Request("INVITE"), Status(603)),
+    case("wsinv", "3.1.1.1", Request("INVITE"), Status(481)),
     case("intmeth", "3.1.1.2", Rejected(501), Status(501)),
-    case("esc01", "3.1.1.3", Request("INVITE"), Status(603)),
+    case("esc01", "3.1.1.3", Request("INVITE"), Status(404)),
     case("escnull", "3.1.1.4", Request("REGISTER"), Status(405)),
     case("esc02", "3.1.1.5", Rejected(501), Status(501)),
     case("lwsdisp", "3.1.1.6", Request("OPTIONS"), Status(200)),
-    case("longreq", "3.1.1.7", Request("INVITE"), Status(603)),
+    case("longreq", "3.1.1.7", Request("INVITE"), Status(404)),
     case("dblreq", "3.1.1.8", Request("REGISTER"), Status(405)),
     case("semiuri", "3.1.1.9", Request("OPTIONS"), Status(200)),
     case("transports", "3.1.1.10", Request("OPTIONS"), Status(200)),
@@ -87,7 +89,7 @@ const CASES: &[Case] = &[
     case("lwsstart", "3.1.2.9", Rejected(400), Status(400)),
     case("trws", "3.1.2.10", Rejected(400), Status(400)),
     case("escruri", "3.1.2.11", Rejected(400), Status(400)),
-    case("baddate", "3.1.2.12", Request("INVITE"), Status(603)),
+    case("baddate", "3.1.2.12", Request("INVITE"), Status(404)),
     case("regbadct", "3.1.2.13", Request("REGISTER"), Status(405)),
     case("badaspec", "3.1.2.14", Request("OPTIONS"), Status(200)),
     case("baddn", "3.1.2.15", Request("OPTIONS"), Status(200)),
@@ -114,7 +116,7 @@ const CASES: &[Case] = &[
     case("regescrt", "3.3.14", Request("REGISTER"), Status(405)),
     case("sdp01", "3.3.15", Request("INVITE"), Status(406)),
     // 3.4 backward compatibility
-    case("inv2543", "3.4.1", Request("INVITE"), Status(603)),
+    case("inv2543", "3.4.1", Request("INVITE"), Status(404)),
 ];
 
 const fn case(name: &'static str, section: &'static str, parsed: Parsed, answer: Answer) -> Case {

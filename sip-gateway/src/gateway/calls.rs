@@ -2,7 +2,8 @@
 
 use std::time::Instant;
 
-use super::engine::{Attempt, CallEntry, Command, Engine};
+use super::engine::{Attempt, CallCore, CallEntry, Command, Engine};
+use super::inbound::Decision;
 use super::leg::{self, LegCommand};
 use super::types::{CallEventKind, CallRef, DialError, DialRequest, GatewayError};
 use crate::media::srtp::MasterKey;
@@ -68,6 +69,16 @@ impl Engine {
             }
             Command::AttachAgent(offer, reply) => {
                 let _ = reply.send(self.attach_agent(&offer).await);
+            }
+            Command::Incoming(handler) => self.incoming = Some(handler),
+            Command::Answer(call_ref, reply) => {
+                let _ = reply.send(self.decide(call_ref, Decision::Answer, now));
+            }
+            Command::Ring(call_ref, reply) => {
+                let _ = reply.send(self.decide(call_ref, Decision::Ring, now));
+            }
+            Command::Reject(call_ref, status, reply) => {
+                let _ = reply.send(self.decide(call_ref, Decision::Reject(status), now));
             }
         }
     }
@@ -292,7 +303,7 @@ impl Engine {
         self.attempts.insert(
             call_id.clone(),
             Attempt {
-                call,
+                call: CallCore::Placed(call),
                 call_ref: request.call_ref,
                 trunk,
                 ended: false,

@@ -16,12 +16,14 @@ use super::ports::PortPool;
 use super::transport::{Inbound, SipTransport};
 use super::trunk::TrunkState;
 use super::types::TrunkStatus;
-use super::types::{CallEvent, CallEventKind, CallRef, DialError, DialRequest, GatewayError};
+use super::types::{
+    CallEvent, CallEventKind, CallRef, DialError, DialRequest, GatewayError, IncomingCall,
+};
 use super::{now, sleep_until};
 use crate::media::Recorder;
 use crate::sip::message::{header_value, OutgoingResponse};
 use crate::sip::parse::{bad_request_response, parse_message};
-use crate::sip::{Call, EndCause, Transport};
+use crate::sip::{Call, EndCause, InboundCall, Transport};
 
 /// A request from a [`super::Gateway`] handle.
 #[derive(Debug)]
@@ -45,19 +47,93 @@ pub(crate) enum Command {
         oneshot::Sender<Result<(CallRef, String), GatewayError>>,
     ),
     Trunks(oneshot::Sender<Vec<TrunkStatus>>),
+    Incoming(mpsc::UnboundedSender<IncomingCall>),
+    Answer(CallRef, Reply),
+    Ring(CallRef, Reply),
+    Reject(CallRef, u16, Reply),
 }
 
 pub(crate) type Reply = oneshot::Sender<Result<(), GatewayError>>;
 
 /// One INVITE attempt through one trunk; a call that fails over has several.
+/// A call a trunk offered us has one, its [`InboundCall`].
 #[derive(Debug)]
 pub(crate) struct Attempt {
-    pub call: Call,
+    pub call: CallCore,
     pub call_ref: CallRef,
     pub trunk: usize,
     pub ended: bool,
     /// The deadline last pushed to [`Engine::timers`] for this attempt.
     pub scheduled: Option<Instant>,
+}
+
+/// The signalling of one attempt: a call we placed, or one we were offered.
+#[derive(Debug)]
+pub(crate) enum CallCore {
+    Placed(Call),
+    Offered(InboundCall),
+}
+
+impl CallCore {
+    pub fn handle_message(&mut self, message: SipMessage, now: Instant) {
+        match self {
+            CallCore::Placed(c) => c.handle_message(message, now),
+            CallCore::Offered(c) => c.handle_message(message, now),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            CallCore::Placed(c) => c.handle_timeout(now),
+            CallCore::Offered(c) => c.handle_timeout(now),
+        }
+    }
+
+    pub fn hangup(&mut self, now: Instant) {
+        self.terminate(EndCause::LocalHangup, now);
+    }
+
+    pub fn terminate(&mut self, cause: EndCause, now: Instant) {
+        match self {
+            CallCore::Placed(c) => c.terminate(cause, now),
+            CallCore::Offered(c) => c.terminate(cause, now),
+        }
+    }
+
+    pub fn transport_error(&mut self, now: Instant) {
+        match self {
+            CallCore::Placed(c) => c.transport_error(now),
+            CallCore::Offered(c) => c.transport_error(now),
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<crate::sip::Transmit> {
+        match self {
+            CallCore::Placed(c) => c.poll_transmit(),
+            CallCore::Offered(c) => c.poll_transmit(),
+        }
+    }
+
+    pub fn poll_event(&mut self) -> Option<crate::sip::CallEvent> {
+        match self {
+            CallCore::Placed(c) => c.poll_event(),
+            CallCore::Offered(c) => c.poll_event(),
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            CallCore::Placed(c) => c.poll_timeout(),
+            CallCore::Offered(c) => c.poll_timeout(),
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        match self {
+            CallCore::Placed(c) => c.is_finished(),
+            CallCore::Offered(c) => c.is_finished(),
+        }
+    }
 }
 
 /// A call as the dialler sees it, across its attempts.
@@ -98,6 +174,8 @@ pub(crate) struct Engine {
     pub trunk_events: broadcast::Sender<TrunkStatus>,
     pub leg_events: mpsc::UnboundedSender<LegEvent>,
     pub next_leg_id: u64,
+    /// Where calls the trunks offer us go; without it they get 404.
+    pub incoming: Option<mpsc::UnboundedSender<IncomingCall>>,
 }
 
 impl Engine {
@@ -115,7 +193,7 @@ impl Engine {
                     Some(command) => self.on_command(command).await,
                     None => break,
                 },
-                Some(input) = inbound.recv() => self.on_inbound(input, now()),
+                Some(input) = inbound.recv() => self.on_inbound(input, now()).await,
                 Some(event) = leg_events.recv() => self.on_leg_event(event, now()),
                 _ = sleep_until(deadline), if deadline.is_some() => self.on_timeout(now()),
             }
@@ -191,7 +269,7 @@ impl Engine {
         }
     }
 
-    fn on_inbound(&mut self, input: Inbound, now: Instant) {
+    async fn on_inbound(&mut self, input: Inbound, now: Instant) {
         match input {
             Inbound::Connected { peer, writer } => self.transport.connected(peer, writer),
             Inbound::Disconnected { peer } => {
@@ -216,11 +294,17 @@ impl Engine {
                 bytes,
                 source,
                 transport,
-            } => self.on_message(&bytes, source, transport, now),
+            } => self.on_message(&bytes, source, transport, now).await,
         }
     }
 
-    fn on_message(&mut self, bytes: &[u8], source: SocketAddr, transport: Transport, now: Instant) {
+    async fn on_message(
+        &mut self,
+        bytes: &[u8],
+        source: SocketAddr,
+        transport: Transport,
+        now: Instant,
+    ) {
         let Some(trunk) = self.trunk_for(source) else {
             return self.refuse(bytes, source, transport);
         };
@@ -248,10 +332,15 @@ impl Engine {
                 attempt.call.handle_message(message, now);
                 self.drive(&call_id, now);
             }
-            None => {
-                self.trunks[trunk].handle_message(message, now);
-                self.flush_trunk(trunk);
-            }
+            None => match message {
+                SipMessage::Request(request) if super::inbound::is_new_call(&request) => {
+                    self.offered(request, trunk, source, transport, now).await
+                }
+                message => {
+                    self.trunks[trunk].handle_message(message, now);
+                    self.flush_trunk(trunk);
+                }
+            },
         }
     }
 

@@ -18,6 +18,7 @@ mod calls;
 pub mod config;
 mod engine;
 mod health;
+mod inbound;
 mod leg;
 mod ports;
 mod probe;
@@ -38,7 +39,7 @@ pub use probe::{probe_trunk, ProbeError, TrunkProbe};
 pub use types::GatewayError;
 pub use types::{
     AmdVerdict, Audio, CallEvent, CallEventKind, CallRef, DialError, DialRequest, EndCause,
-    TrunkStatus,
+    IncomingCall, TrunkStatus,
 };
 
 use crate::media::dtmf_sender::is_key;
@@ -168,6 +169,7 @@ impl Gateway {
             trunk_events: trunk_events.clone(),
             leg_events: leg_tx,
             next_leg_id: 0,
+            incoming: None,
         };
         tokio::spawn(engine.run(command_rx, inbound_rx, leg_rx));
         tracing::info!(%sip_udp, ?sip_tcp, ?sip_tls, "gateway started");
@@ -345,6 +347,36 @@ impl Gateway {
             .send(Command::AttachAgent(offer_sdp.to_string(), reply))
             .map_err(|_| GatewayError::Stopped)?;
         answer.await.map_err(|_| GatewayError::Stopped)?
+    }
+
+    /// Takes the calls the trunks offer from now on: each arrives as an
+    /// [`IncomingCall`] carrying its own events, and must be answered,
+    /// rung or rejected within ten seconds or the caller gets 480. Only one
+    /// taker at a time: a later call to this replaces the earlier. Without
+    /// one, offered calls get 404.
+    pub fn incoming(&self) -> mpsc::UnboundedReceiver<IncomingCall> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = self.commands.send(Command::Incoming(tx));
+        rx
+    }
+
+    /// Answers an offered call; it is then a call like one placed: bridge,
+    /// play, record, hold, send digits and hang up work on it. Errors:
+    /// `NoSuchCall`, `NotOffered` for a call we placed or one already
+    /// answered, refused or cancelled.
+    pub async fn answer(&self, call: CallRef) -> Result<(), GatewayError> {
+        self.ask(|reply| Command::Answer(call, reply)).await
+    }
+
+    /// Tells the caller of an offered call it rings (180), while deciding.
+    pub async fn ring(&self, call: CallRef) -> Result<(), GatewayError> {
+        self.ask(|reply| Command::Ring(call, reply)).await
+    }
+
+    /// Refuses an offered call with `status` (4xx to 6xx; 404 for a number
+    /// that is not ours, 480 or 486 when nobody can take it).
+    pub async fn reject(&self, call: CallRef, status: u16) -> Result<(), GatewayError> {
+        self.ask(|reply| Command::Reject(call, status, reply)).await
     }
 
     /// Returns the bound SIP UDP address.

@@ -237,18 +237,16 @@ impl TrunkState {
                     key: Some(key),
                     request,
                 } => {
+                    // Fresh INVITEs go to the engine as offered calls; what
+                    // comes here names a dialog that does not exist.
                     let status = match request.method {
                         Method::Options => 200,
-                        Method::Invite => 603,
                         _ => 481,
                     };
                     let mut response =
                         OutgoingResponse::to_request(&request, status, Some(&self.ids.tag()));
                     if status == 200 {
                         response.headers.push(("Allow".into(), ALLOW.into()));
-                    }
-                    if status == 603 {
-                        response.reason = "Decline".into();
                     }
                     let _ = self.layer.respond(&key, &response, now);
                 }

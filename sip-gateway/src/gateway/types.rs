@@ -40,6 +40,33 @@ impl std::fmt::Debug for DialRequest {
     }
 }
 
+/// A call a trunk offers us, as the service is told of it: the numbers and
+/// nothing else of the INVITE.
+pub struct IncomingCall {
+    /// The reference the call goes by from now on.
+    pub call_ref: CallRef,
+    /// The trunk it came through.
+    pub trunk: String,
+    /// The number dialled, as the trunk wrote it.
+    pub number: String,
+    /// The caller's number; `None` when withheld.
+    pub caller: Option<String>,
+    /// Every event of the call, up to and including `Ended`; none is dropped.
+    pub events: tokio::sync::mpsc::UnboundedReceiver<CallEvent>,
+}
+
+impl std::fmt::Debug for IncomingCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The caller's number is personal data: logs above DEBUG must not carry it.
+        f.debug_struct("IncomingCall")
+            .field("call_ref", &self.call_ref)
+            .field("trunk", &self.trunk)
+            .field("number", &self.number)
+            .field("withheld", &self.caller.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Something that happened to a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallEvent {
@@ -138,6 +165,10 @@ pub enum GatewayError {
     /// The operation needs an answered call, and this one is still ringing or ending.
     #[error("the call is not answered")]
     NotAnswered,
+    /// The call was not offered to us, or was already answered, refused or
+    /// cancelled.
+    #[error("not a call waiting to be answered")]
+    NotOffered,
     /// The digits to send are empty, too many, or not DTMF keys; none were sent.
     #[error("invalid DTMF digits: {0}")]
     InvalidDigits(String),

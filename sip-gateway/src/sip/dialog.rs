@@ -88,6 +88,46 @@ impl Dialog {
         })
     }
 
+    /// Creates the dialog we answer as the called party: from the caller's
+    /// INVITE and the To tag we chose (RFC 3261 §12.1.1). The route set is
+    /// the INVITE's Record-Route in order; our own requests count from 1.
+    pub fn from_invite(
+        invite: &rsip::Request,
+        local_tag: &str,
+        local: SocketAddr,
+        transport: Transport,
+    ) -> Result<Self, DialogError> {
+        let from = header_value(&invite.headers, "From").ok_or(DialogError::BadInvite)?;
+        // An RFC 2543 caller sends no From tag: the dialog's remote tag is then empty.
+        let remote_tag = param(&from, "tag").unwrap_or_default().to_string();
+        let call_id = header_value(&invite.headers, "Call-ID").ok_or(DialogError::BadInvite)?;
+        // An RFC 2543 caller may send no Contact: its From URI is then the
+        // best target there is (and requests go to the trunk's address anyway).
+        let contact = header_value(&invite.headers, "Contact")
+            .and_then(|c| split_list(&c).into_iter().next())
+            .unwrap_or_else(|| from.clone());
+        let route_set = header_values(&invite.headers, "Record-Route")
+            .iter()
+            .flat_map(|v| split_list(v))
+            .collect();
+        let to = header_value(&invite.headers, "To").unwrap_or_default();
+        let remote_cseq = header_value(&invite.headers, "CSeq")
+            .and_then(|c| c.split_whitespace().next()?.parse::<u32>().ok());
+        Ok(Dialog {
+            call_id,
+            local_tag: local_tag.to_string(),
+            remote_tag,
+            remote_target: uri_of(&contact).to_string(),
+            route_set,
+            local_cseq: 0,
+            remote_cseq,
+            local_uri: format!("<{}>", uri_of(&to)),
+            remote_uri: format!("<{}>", uri_of(&from)),
+            local,
+            transport,
+        })
+    }
+
     /// Returns whether a response belongs to this dialog (same Call-ID and To tag).
     pub fn matches_response(&self, response: &rsip::Response) -> bool {
         let to = header_value(&response.headers, "To").unwrap_or_default();
@@ -100,7 +140,7 @@ impl Dialog {
         let from = header_value(&request.headers, "From").unwrap_or_default();
         let to = header_value(&request.headers, "To").unwrap_or_default();
         header_value(&request.headers, "Call-ID").as_deref() == Some(self.call_id.as_str())
-            && param(&from, "tag") == Some(self.remote_tag.as_str())
+            && param(&from, "tag").unwrap_or_default() == self.remote_tag
             && param(&to, "tag") == Some(self.local_tag.as_str())
     }
 

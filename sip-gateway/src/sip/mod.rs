@@ -11,11 +11,13 @@
 //! - [`outbound`]: INVITE, OPTIONS and REGISTER towards a trunk, from a header whitelist.
 //! - [`dialog`]: the dialog a 2xx creates: ACK, BYE, in-dialog answers; CANCEL.
 //! - [`call`]: the per-call state machine the gateway shell drives, built on all of the above.
+//! - [`inbound`]: its counterpart for a call a trunk offers us, which we answer or refuse.
 
 pub mod call;
 mod canonical;
 pub mod dialog;
 pub mod digest;
+pub mod inbound;
 pub mod message;
 pub mod outbound;
 pub mod parse;
@@ -25,5 +27,6 @@ pub mod sdp;
 pub mod transaction;
 
 pub use call::{Call, CallEvent, CallParams, EndCause};
+pub use inbound::{InboundCall, InboundParams, Offer};
 pub use message::{OutgoingRequest, OutgoingResponse, Transmit, Transport};
 pub use parse::{parse_message, ParseError};

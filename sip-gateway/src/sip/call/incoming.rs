@@ -85,25 +85,12 @@ impl Call {
         let Some(dialog) = self.dialog.as_mut() else {
             return OutgoingResponse::to_request(request, 481, None);
         };
-        dialog.refresh_target(request);
-        if request.body.is_empty() {
-            // An offerless re-INVITE: we offer in the 2xx and the answer comes in the ACK.
-            self.sdp_version += 1;
-            self.awaiting_ack_sdp = true;
-            let offer = sdp::offer(&self.local_media, self.sdp_version);
-            return dialog.response(request, 200, Some(offer));
+        let answered = answer_reinvite(dialog, &self.local_media, &mut self.sdp_version, request);
+        self.awaiting_ack_sdp |= answered.awaiting_ack_sdp;
+        if let Some(media) = answered.media {
+            self.events.push_back(CallEvent::MediaChanged { media });
         }
-        match sdp::answer(&self.local_media, self.sdp_version + 1, &request.body) {
-            Ok((answer, media)) => {
-                self.sdp_version += 1;
-                self.events.push_back(CallEvent::MediaChanged { media });
-                dialog.response(request, 200, Some(answer))
-            }
-            Err(error) => {
-                tracing::debug!(%error, "unusable re-INVITE offer");
-                dialog.response(request, 488, None)
-            }
-        }
+        answered.response
     }
 
     fn on_ack(&mut self, request: &rsip::Request) {
@@ -117,6 +104,53 @@ impl Call {
         self.awaiting_ack_sdp = false;
         if let Ok(media) = sdp::negotiate_answer(&self.local_media, &request.body) {
             self.events.push_back(CallEvent::MediaChanged { media });
+        }
+    }
+}
+
+/// What answering a re-INVITE gave: the response, the media agreed, and
+/// whether the peer's answer is due in its ACK (an offerless re-INVITE).
+pub(crate) struct ReinviteAnswer {
+    pub response: OutgoingResponse,
+    pub media: Option<sdp::NegotiatedMedia>,
+    pub awaiting_ack_sdp: bool,
+}
+
+/// Answers a re-INVITE in `dialog` (hold, unhold, session refresh), for a
+/// call we placed or one we answered alike.
+pub(crate) fn answer_reinvite(
+    dialog: &mut crate::sip::dialog::Dialog,
+    local: &sdp::LocalMedia,
+    version: &mut u64,
+    request: &rsip::Request,
+) -> ReinviteAnswer {
+    dialog.refresh_target(request);
+    if request.body.is_empty() {
+        // An offerless re-INVITE: we offer in the 2xx and the answer comes in the ACK.
+        *version += 1;
+        let offer = sdp::offer(local, *version);
+        return ReinviteAnswer {
+            response: dialog.response(request, 200, Some(offer)),
+            media: None,
+            awaiting_ack_sdp: true,
+        };
+    }
+    match sdp::answer(local, *version + 1, &request.body) {
+        Ok((answer, media)) => {
+            *version += 1;
+            ReinviteAnswer {
+                response: dialog.response(request, 200, Some(answer)),
+                media: Some(media),
+                awaiting_ack_sdp: false,
+            }
+        }
+        Err(error) => {
+            tracing::debug!(%error, "unusable re-INVITE offer");
+            ReinviteAnswer {
+                response: dialog.response(request, 488, None),
+                media: None,
+                awaiting_ack_sdp: false,
+            }
         }
     }
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use rsip::{Method, SipMessage};
 
 pub use cause::{cause_for_status, try_next_trunk, EndCause};
+pub(crate) use incoming::answer_reinvite;
 
 use super::dialog::{cancel, Dialog};
 use super::digest::Credentials;
