@@ -6,8 +6,8 @@ use vocab::CallRef;
 
 /// The ids, defined in `vocab` so every crate names a row by one type.
 pub use vocab::{
-    AccountId, AttemptId, CampaignId, ContactId, DeliveryId, InteractionId, LeadId, ListId, UserId,
-    WebhookId,
+    AccountId, AttemptId, CampaignId, ContactId, DeliveryId, InteractionId, LeadId, ListId,
+    QueueId, UserId, WebhookId,
 };
 
 /// A user's role, which decides what the server lets them do.

@@ -42,6 +42,8 @@ id_type! {
     WebhookId,
     /// Identifies one delivery of an event to a webhook endpoint.
     DeliveryId,
+    /// Identifies an inbound queue.
+    QueueId,
 }
 
 #[cfg(test)]

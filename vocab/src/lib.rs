@@ -25,7 +25,7 @@ pub mod state;
 pub use call::{AmdVerdict, CallRef, EndCause, ParseCallRefError};
 pub use clock::{Clock, ManualClock, SetClock, SystemClock};
 pub use ids::{
-    AccountId, AttemptId, CampaignId, ContactId, DeliveryId, InteractionId, LeadId, ListId, UserId,
-    WebhookId,
+    AccountId, AttemptId, CampaignId, ContactId, DeliveryId, InteractionId, LeadId, ListId,
+    QueueId, UserId, WebhookId,
 };
 pub use state::{AgentState, CallPhase};

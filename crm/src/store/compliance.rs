@@ -263,7 +263,7 @@ impl Store {
              CAST(COALESCE(SUM(CASE WHEN connected_at IS NOT NULL THEN 1 ELSE 0 END), 0) \
                   AS BIGINT) \
              FROM call_attempts WHERE account_id = $1 AND campaign_id = $2 \
-             AND started_at >= $3 AND ended_at IS NOT NULL"
+             AND direction = 'outbound' AND started_at >= $3 AND ended_at IS NOT NULL"
         )
         .bind(account.0)
         .bind(campaign.0)
@@ -324,7 +324,8 @@ impl Store {
         let open: Vec<OpenAttempt> = on_pool!(self, |pool| sqlx::query_as(
             "SELECT id, account_id, call_ref, campaign_id, contact_id, answered_at, \
              connected_at, abandoned_at FROM call_attempts \
-             WHERE node = $1 AND node_epoch < $2 AND ended_at IS NULL ORDER BY id"
+             WHERE node = $1 AND node_epoch < $2 AND ended_at IS NULL \
+             AND direction = 'outbound' ORDER BY id"
         )
         .bind(node)
         .bind(epoch)
@@ -405,6 +406,38 @@ impl Store {
             self.record_outcome(account, lead, outcome, now, &policy)
                 .await?;
             recovery.leads += 1;
+        }
+        // Inbound calls it was answering: closed as interrupted, never as
+        // an outbound abandon, and their callers' leads are left alone.
+        let inbound: Vec<(i64, i64, CallRef, Option<i64>)> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, account_id, call_ref, campaign_id FROM call_attempts \
+             WHERE node = $1 AND node_epoch < $2 AND ended_at IS NULL \
+             AND direction = 'inbound' ORDER BY id"
+        )
+        .bind(node)
+        .bind(epoch)
+        .fetch_all(pool)
+        .await?);
+        for (id, account, call_ref, campaign) in inbound {
+            let closed = on_pool!(self, |pool| sqlx::query(
+                "UPDATE call_attempts SET ended_at = $1, outcome = 'interrupted' \
+                 WHERE id = $2 AND ended_at IS NULL"
+            )
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected());
+            if closed == 0 {
+                continue;
+            }
+            recovery.interrupted += 1;
+            recovery.calls.push(ClosedCall {
+                account: AccountId(account),
+                call_ref,
+                campaign_id: campaign.map(CampaignId),
+                outcome: INTERRUPTED,
+            });
         }
         // Leads claimed but never dialled, or held on an agent's preview screen.
         recovery.leads += on_pool!(self, |pool| sqlx::query(

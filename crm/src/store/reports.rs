@@ -294,7 +294,7 @@ impl Store {
         }
         let attempts: Vec<Attempt> = on_pool!(self, |pool| sqlx::query_as(
             "SELECT campaign_id, started_at, answered_at, outcome FROM call_attempts \
-             WHERE account_id = $1 AND campaign_id IS NOT NULL \
+             WHERE account_id = $1 AND campaign_id IS NOT NULL AND direction = 'outbound' \
                AND started_at >= $2 AND started_at < $3"
         )
         .bind(account.0)
