@@ -159,6 +159,14 @@ impl App {
             .await
             .context("closing the calls this node left open")?;
         let heartbeat = tokio::spawn(floor.clone().keep_membership(membership));
+        // Calls the trunks offer: routed to queues, connected to free agents.
+        let switchboard = dialer::switchboard::Switchboard::spawn(
+            store.clone(),
+            floor.clone(),
+            bus.clone(),
+            clock.clone(),
+            Some(settings.recordings_dir.clone()),
+        );
         let resumed = floor.resume().await.context("resuming running campaigns")?;
         tokio::spawn(floor.clone().watch_trunks());
         if settings.nats_url.is_some() {
@@ -275,6 +283,7 @@ impl App {
             }
         };
         extras.push(heartbeat);
+        extras.push(switchboard);
         let housekeeping = tokio::spawn(housekeeping(
             store.clone(),
             clock,

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::model::{AccountId, CampaignId, ContactId, LeadId, ListId, UserId};
+use crate::model::{AccountId, CampaignId, ContactId, LeadId, ListId, QueueId, UserId};
 use vocab::CallRef;
 
 /// The states and phases events carry, defined once below every crate.
@@ -184,6 +184,24 @@ pub enum Event {
         /// When the sessions ended.
         at: DateTime<Utc>,
     },
+    /// An inbound queue as one node sees it now: its callers waiting
+    /// there and its agents free there. Wallboards add the nodes up.
+    QueueStatus {
+        /// The queue's account.
+        account: AccountId,
+        /// The queue.
+        queue_id: QueueId,
+        /// The node whose switchboard took them.
+        node: String,
+        /// Callers waiting for an agent.
+        waiting: u32,
+        /// How long the caller waiting longest has waited, in seconds.
+        longest_wait_secs: u64,
+        /// Agents of the queue free to take a call.
+        agents_free: u32,
+        /// When they were taken.
+        at: DateTime<Utc>,
+    },
     /// Something a supervisor should look at.
     Alert {
         /// The account concerned.
@@ -210,6 +228,7 @@ impl Event {
             | Event::TrunkState { account, .. }
             | Event::ContactEdited { account, .. }
             | Event::SessionsRevoked { account, .. }
+            | Event::QueueStatus { account, .. }
             | Event::Alert { account, .. } => *account,
         }
     }
@@ -295,6 +314,15 @@ mod tests {
                 account,
                 campaign_id: CampaignId(7),
                 agent: UserId(3),
+            },
+            Event::QueueStatus {
+                account,
+                queue_id: QueueId(2),
+                node: "n1".into(),
+                waiting: 3,
+                longest_wait_secs: 41,
+                agents_free: 0,
+                at,
             },
             Event::ImportProgress {
                 account,

@@ -51,6 +51,13 @@ struct CampaignLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabel {
+    account: String,
+    queue: String,
+    node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabel {
     account: String,
     campaign: String,
@@ -115,6 +122,8 @@ pub struct Metrics {
     dial_level: Family<CampaignLabel, FloatGauge>,
     abandon_24h: Family<CampaignLabel, FloatGauge>,
     abandon_30d: Family<CampaignLabel, FloatGauge>,
+    queue_waiting: Family<QueueLabel, Gauge>,
+    queue_agents_free: Family<QueueLabel, Gauge>,
     agents: Family<StateLabel, Gauge>,
     import_rows: Counter,
     database_up: Gauge,
@@ -169,6 +178,8 @@ impl Metrics {
             dial_level: Family::default(),
             abandon_24h: Family::default(),
             abandon_30d: Family::default(),
+            queue_waiting: Family::default(),
+            queue_agents_free: Family::default(),
             agents: Family::default(),
             import_rows: Counter::default(),
             database_up: Gauge::default(),
@@ -210,6 +221,16 @@ impl Metrics {
             "campaign_lines",
             "Lines a campaign has in use",
             m.lines.clone(),
+        );
+        r.register(
+            "queue_waiting",
+            "Callers waiting in an inbound queue on a node",
+            m.queue_waiting.clone(),
+        );
+        r.register(
+            "queue_agents_free",
+            "Agents free to take an inbound queue's calls on a node",
+            m.queue_agents_free.clone(),
         );
         r.register(
             "campaign_dial_level",
@@ -359,7 +380,7 @@ impl Metrics {
                             .get_or_create(&label(&outcome(cause.as_deref())))
                             .inc();
                     }
-                    CallPhase::Ringing | CallPhase::Connected => {}
+                    CallPhase::Ringing | CallPhase::Connected | CallPhase::Queued => {}
                 }
             }
             Event::CampaignFigures {
@@ -420,6 +441,26 @@ impl Metrics {
             | Event::ContactEdited { .. }
             | Event::SessionsRevoked { .. }
             | Event::Alert { .. } => {}
+            Event::QueueStatus {
+                account,
+                queue_id,
+                node,
+                waiting,
+                agents_free,
+                ..
+            } => {
+                let label = QueueLabel {
+                    account: account.0.to_string(),
+                    queue: queue_id.0.to_string(),
+                    node: node.clone(),
+                };
+                self.queue_waiting
+                    .get_or_create(&label)
+                    .set(i64::from(*waiting));
+                self.queue_agents_free
+                    .get_or_create(&label)
+                    .set(i64::from(*agents_free));
+            }
         }
     }
 

@@ -313,6 +313,29 @@ impl Campaign {
             .handle_input(PacerInput::Agent { agent, state }, now.at);
     }
 
+    /// Lends a free agent to an inbound call: when they are Ready with no
+    /// line of the campaign reserved for them and no contact on a preview
+    /// screen, they count as in a call from now on (their desk says so
+    /// too, moments later) and the answer is true; otherwise false, and
+    /// nothing changes.
+    pub fn lend(&mut self, agent: AgentId, now: Now) -> bool {
+        let free = self.desks.get(&agent) == Some(&AgentState::Ready)
+            && self.legs.contains_key(&agent)
+            && !self.previews.contains_key(&agent)
+            && self.pacer.free_agents().contains(&agent);
+        if free {
+            self.desks.insert(agent, AgentState::InCall);
+            self.pacer.handle_input(
+                PacerInput::Agent {
+                    agent,
+                    state: AgentState::InCall,
+                },
+                now.at,
+            );
+        }
+        free
+    }
+
     /// Gives the pacer back an agent it chose for a call that never reached
     /// them, in the state their desk last gave.
     fn restore_agent(&mut self, agent: AgentId, now: Now) {

@@ -12,6 +12,9 @@
 //!   gateway, with leads from a [`LeadSource`].
 //! - [`leads`] is that lead source over the Store: leases, attempts,
 //!   retries, and the compliance figures every node shares.
+//! - [`switchboard`] takes the node's inbound calls: routes them to their
+//!   queue, holds the caller, and connects them to a free agent lent by
+//!   that agent's campaign, so inbound and outbound share the agents.
 //!
 //! The crate graph reads bottom-up: `sip-gateway` and `crm` know nothing of
 //! each other or of this crate; `dashboard` and the binary sit above it
@@ -20,6 +23,7 @@
 pub mod floor;
 pub mod leads;
 pub mod runner;
+pub mod switchboard;
 
 pub use dialer_core::{compliance, hours, pacer, retry, simulation, zone};
 pub use dialer_core::{

@@ -20,6 +20,7 @@ mod firefox;
 mod guard;
 mod helpers;
 mod https;
+mod inbound;
 mod listen;
 mod listen_across;
 mod listen_page;

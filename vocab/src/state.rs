@@ -41,6 +41,8 @@ pub enum CallPhase {
     Ringing,
     /// The far end answered; no agent is on it yet.
     Answered,
+    /// An inbound caller waits in a queue for an agent.
+    Queued,
     /// An agent is talking to the contact.
     Connected,
     /// Answered, but no agent was connected in time: the message plays and

@@ -827,6 +827,24 @@ impl Store {
         Ok(())
     }
 
+    /// Returns the queue an inbound call came to, by id and name; `None`
+    /// for a call we placed.
+    pub async fn queue_of_call(
+        &self,
+        account: AccountId,
+        call_ref: CallRef,
+    ) -> Result<Option<(QueueId, String)>, StoreError> {
+        let row: Option<(i64, String)> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT q.id, q.name FROM call_attempts a JOIN queues q ON q.id = a.queue_id \
+             WHERE a.call_ref = $1 AND a.account_id = $2 AND a.direction = 'inbound'"
+        )
+        .bind(call_ref)
+        .bind(account.0)
+        .fetch_optional(pool)
+        .await?);
+        Ok(row.map(|(id, name)| (QueueId(id), name)))
+    }
+
     /// The contact with this number that was called or called in last.
     async fn latest_contact_by_number(
         &self,

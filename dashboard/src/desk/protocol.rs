@@ -135,6 +135,11 @@ pub enum ServerMessage {
         call_ref: CallRef,
         /// The contact's card.
         contact: Box<ContactCard>,
+        /// For a call the customer made to one of the account's queues:
+        /// which, and whether their number is on the do-not-call list
+        /// (they are answered all the same: they called us).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        inbound: Option<InboundCard>,
         /// The campaign's call script rendered for this call: a tree of
         /// plain text (docs/api.md); absent when the campaign has none.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -217,6 +222,15 @@ pub struct CampaignSummary {
     pub id: CampaignId,
     /// Its name.
     pub name: String,
+}
+
+/// What the card says of an inbound call.
+#[derive(Debug, Clone, Serialize)]
+pub struct InboundCard {
+    /// The queue the customer called.
+    pub queue: String,
+    /// Whether their number is on the do-not-call list.
+    pub do_not_call: bool,
 }
 
 /// What an agent sees of the contact on a call.

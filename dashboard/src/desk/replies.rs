@@ -7,7 +7,9 @@ use crm::store::SearchScope;
 use dialer_core::desk::Reply;
 use sip_gateway::gateway::CallRef;
 
-use super::protocol::{CampaignSummary, CardField, ContactCard, ServerMessage, VERSION};
+use super::protocol::{
+    CampaignSummary, CardField, ContactCard, InboundCard, ServerMessage, VERSION,
+};
 use super::session::{error, Session};
 
 /// How many of the newest timeline entries a card carries.
@@ -86,9 +88,11 @@ impl Session {
                     Some(campaign) => self.script(campaign, &card).await,
                     None => None,
                 };
+                let inbound = self.inbound(call, &card).await;
                 ServerMessage::Call {
                     call_ref: call,
                     contact: Box::new(card),
+                    inbound,
                     script: script.map(Box::new),
                 }
             }
@@ -112,7 +116,7 @@ impl Session {
             } => ServerMessage::CallEnded {
                 call_ref: call,
                 cause,
-                dispositions: self.dispositions().await,
+                dispositions: self.dispositions(call).await,
                 wrap_up_secs,
             },
             Reply::WrapUpExpired { call } => ServerMessage::WrapUpExpired { call_ref: call },
@@ -121,9 +125,30 @@ impl Session {
         })
     }
 
-    /// The dispositions of the campaign joined last.
-    async fn dispositions(&self) -> Vec<String> {
-        match self.desk.campaign() {
+    /// What the card says of an inbound call: its queue and the caller's
+    /// do-not-call flag; `None` for a call we placed.
+    async fn inbound(&self, call: CallRef, card: &ContactCard) -> Option<InboundCard> {
+        let store = &self.state.store;
+        let account = self.user.account_id;
+        let (_, queue) = store.queue_of_call(account, call).await.ok()??;
+        let do_not_call = store
+            .is_suppressed(account, &card.contact.fields.phone_e164)
+            .await
+            .unwrap_or(false);
+        Some(InboundCard { queue, do_not_call })
+    }
+
+    /// The dispositions of the call's campaign, else of the campaign
+    /// joined last: an inbound call is logged against its queue's.
+    async fn dispositions(&self, call: CallRef) -> Vec<String> {
+        let of_call = self
+            .state
+            .store
+            .attempt_by_ref(self.user.account_id, call)
+            .await
+            .ok()
+            .and_then(|a| a.campaign_id);
+        match of_call.or(self.desk.campaign()) {
             Some(c) => self
                 .state
                 .store

@@ -29,7 +29,11 @@ pub async fn save(state: &AppState, user: &User, w: Wrapup<'_>) -> Result<(), Ap
     let store = &state.store;
     let account = user.account_id;
     let now = state.clock.now();
-    let settings = store.campaign_settings(account, w.campaign).await?;
+    let attempt = store.attempt_by_ref(account, w.call_ref).await?;
+    // An inbound call is logged against its queue's campaign, whose
+    // dispositions apply, whatever campaign the agent works.
+    let campaign = attempt.campaign_id.unwrap_or(w.campaign);
+    let settings = store.campaign_settings(account, campaign).await?;
     let Some(disposition) = settings.disposition(w.disposition).cloned() else {
         return Err(ApiError::BadRequest(format!(
             "{:?} is not a disposition of this campaign",
@@ -42,7 +46,6 @@ pub async fn save(state: &AppState, user: &User, w: Wrapup<'_>) -> Result<(), Ap
         ));
     }
     let notes = w.notes.map(|n| n.chars().take(10_000).collect::<String>());
-    let attempt = store.attempt_by_ref(account, w.call_ref).await?;
     let Some(contact_id) = attempt.contact_id else {
         return Err(ApiError::Conflict(
             "the contact of this call no longer exists".into(),
@@ -76,7 +79,7 @@ pub async fn save(state: &AppState, user: &User, w: Wrapup<'_>) -> Result<(), Ap
     }
     if let (true, Some(at)) = (disposition.schedules_callback, w.callback_at) {
         let lead = store
-            .lead_for_contact(account, w.campaign, contact_id)
+            .lead_for_contact(account, campaign, contact_id)
             .await?;
         let owner = w.callback_mine.then_some(user.id);
         store

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use crm::events::{AgentState, CallPhase, CampaignFigures, Event};
-use crm::model::{CampaignId, UserId};
+use crm::model::{CampaignId, QueueId, UserId};
 use serde::Serialize;
 use vocab::CallRef;
 
@@ -67,6 +67,23 @@ pub struct TrunkView {
     pub since: DateTime<Utc>,
 }
 
+/// A queue's tile from one node: its callers waiting and agents free there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueView {
+    /// The queue.
+    pub queue_id: QueueId,
+    /// The node whose switchboard reported it.
+    pub node: String,
+    /// Callers waiting.
+    pub waiting: u32,
+    /// How long the caller waiting longest had waited, in seconds, at `at`.
+    pub longest_wait_secs: u64,
+    /// Agents free to take its calls.
+    pub agents_free: u32,
+    /// When it was reported.
+    pub at: DateTime<Utc>,
+}
+
 /// How much older than a campaign's newest figures another node's may be
 /// and still count: runners report every second.
 const FIGURES_STALE: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
@@ -78,6 +95,7 @@ pub struct Wallboard {
     calls: BTreeMap<CallRef, CallView>,
     campaigns: BTreeMap<(CampaignId, String), CampaignView>,
     trunks: BTreeMap<(String, String), TrunkView>,
+    queues: BTreeMap<(QueueId, String), QueueView>,
 }
 
 /// A snapshot of a wallboard, ready to serialise.
@@ -92,6 +110,9 @@ pub struct Snapshot<'a> {
     pub campaigns: Vec<&'a CampaignView>,
     /// The trunks, by node and name.
     pub trunks: Vec<&'a TrunkView>,
+    /// The queues, by id and node: one entry for each node taking its
+    /// calls, to be added up.
+    pub queues: Vec<&'a QueueView>,
 }
 
 impl Wallboard {
@@ -174,6 +195,27 @@ impl Wallboard {
                 at,
                 ..
             } => self.note_trunk(node, trunk, *up, *at),
+            Event::QueueStatus {
+                queue_id,
+                node,
+                waiting,
+                longest_wait_secs,
+                agents_free,
+                at,
+                ..
+            } => {
+                self.queues.insert(
+                    (*queue_id, node.clone()),
+                    QueueView {
+                        queue_id: *queue_id,
+                        node: node.clone(),
+                        waiting: *waiting,
+                        longest_wait_secs: *longest_wait_secs,
+                        agents_free: *agents_free,
+                        at: *at,
+                    },
+                );
+            }
             Event::ImportProgress { .. }
             | Event::ContactEdited { .. }
             | Event::Alert { .. }
@@ -190,6 +232,7 @@ impl Wallboard {
             calls: self.calls.values().collect(),
             campaigns: self.campaigns.values().collect(),
             trunks: self.trunks.values().collect(),
+            queues: self.queues.values().collect(),
         }
     }
 

@@ -917,3 +917,33 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_free_agent_is_lent_to_an_inbound_call_once_and_a_reserved_one_not_at_all() {
+    let mut sim = Sim::new(config(Mode::Progressive), vec![]);
+    sim.ready(7);
+    let now = sim.now;
+    assert!(
+        sim.campaign.lend(AgentId(7), now),
+        "Ready with nothing to dial"
+    );
+    assert!(!sim.campaign.lend(AgentId(7), now), "already lent");
+    assert!(!sim.campaign.lend(AgentId(8), now), "not on this campaign");
+    // Back from the inbound call, they are the campaign's again.
+    sim.ready(7);
+    assert!(sim.campaign.lend(AgentId(7), sim.now));
+
+    let mut busy = Sim::new(config(Mode::Progressive), vec![(lead(1), answers(3, 30))]);
+    busy.ready(7);
+    let now = busy.now;
+    assert!(
+        !busy.campaign.lend(AgentId(7), now),
+        "a line is being dialled for them"
+    );
+    busy.run_for(Duration::from_secs(60));
+    assert_eq!(
+        busy.connected.len(),
+        1,
+        "the outbound call still reached them"
+    );
+}

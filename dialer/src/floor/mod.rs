@@ -40,6 +40,31 @@ pub struct Floor {
     running: Mutex<HashMap<CampaignId, Running>>,
     /// Set once the node drains to restart: no campaign starts here again.
     draining: tokio::sync::watch::Sender<bool>,
+    /// Where each agent of this node sits: the campaign they work, their
+    /// state and audio leg, as their desk last told.
+    seats: std::sync::Mutex<HashMap<UserId, Seat>>,
+    /// Who hears of agents' changes (the node's switchboard).
+    seat_watcher: std::sync::Mutex<Option<mpsc::UnboundedSender<SeatChange>>>,
+}
+
+/// An agent's place on this node's floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seat {
+    account: AccountId,
+    campaign: CampaignId,
+    state: AgentState,
+    leg: Option<CallRef>,
+}
+
+/// An agent's change of state on this node, as the switchboard hears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeatChange {
+    /// The agent's account.
+    pub account: AccountId,
+    /// The agent.
+    pub user: UserId,
+    /// Their new state.
+    pub state: AgentState,
 }
 
 struct Running {
@@ -75,6 +100,78 @@ impl Floor {
             recordings: None,
             running: Mutex::new(HashMap::new()),
             draining: tokio::sync::watch::Sender::new(false),
+            seats: std::sync::Mutex::new(HashMap::new()),
+            seat_watcher: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Tells the returned channel of every agent's change of state on this
+    /// node from now on; a later call replaces the earlier watcher.
+    pub fn seat_changes(&self) -> mpsc::UnboundedReceiver<SeatChange> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.seat_watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        rx
+    }
+
+    /// Lends a Ready agent of this node to an inbound call: their
+    /// campaign's runner checks they are free of its own calls and counts
+    /// them as in a call. Returns their audio leg, or `None` when they were
+    /// not free.
+    pub async fn lend(&self, user: UserId) -> Option<CallRef> {
+        let seat = self.seat(user)?;
+        if seat.state != AgentState::Ready {
+            return None;
+        }
+        let leg = seat.leg?;
+        let lent = {
+            let running = self.running.lock().await;
+            match running.get(&seat.campaign) {
+                Some(r) if r.account == seat.account => r.handle.lend(agent_id(user)).await,
+                _ => false,
+            }
+        };
+        if !lent {
+            return None;
+        }
+        let mut seats = self.seats.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = seats.get_mut(&user) {
+            s.state = AgentState::InCall;
+        }
+        Some(leg)
+    }
+
+    fn seat(&self, user: UserId) -> Option<Seat> {
+        self.seats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&user)
+            .copied()
+    }
+
+    /// Notes an agent's change and tells the watcher.
+    fn seat_changed(&self, seat: Seat, user: UserId) {
+        {
+            let mut seats = self.seats.lock().unwrap_or_else(|p| p.into_inner());
+            if seat.state == AgentState::LoggedOut {
+                // Leaving one campaign for another says LoggedOut to the old one.
+                if seats
+                    .get(&user)
+                    .is_some_and(|s| s.campaign == seat.campaign)
+                {
+                    seats.remove(&user);
+                }
+            } else {
+                seats.insert(user, seat);
+            }
+        }
+        let mut watcher = self.seat_watcher.lock().unwrap_or_else(|p| p.into_inner());
+        let change = SeatChange {
+            account: seat.account,
+            user,
+            state: seat.state,
+        };
+        if watcher.as_ref().is_some_and(|w| w.send(change).is_err()) {
+            *watcher = None;
         }
     }
 
@@ -316,7 +413,16 @@ impl Floor {
             state,
             leg,
         };
-        self.update(account, campaign, update).await
+        self.update(account, campaign, update).await?;
+        let leg = leg.or_else(|| self.seat(user).and_then(|s| s.leg));
+        let seat = Seat {
+            account,
+            campaign,
+            state,
+            leg,
+        };
+        self.seat_changed(seat, user);
+        Ok(())
     }
 
     /// Passes an agent's change (a state, or a preview choice: next, call,

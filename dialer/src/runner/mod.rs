@@ -131,6 +131,8 @@ enum Control {
     Agent(AgentUpdate),
     /// Place no new call; let those in progress end.
     Drain,
+    /// Lend a free agent to an inbound call; the answer says whether they were free.
+    Lend(AgentId, tokio::sync::oneshot::Sender<bool>),
 }
 
 /// The handle to a running campaign.
@@ -152,6 +154,17 @@ impl RunnerHandle {
     /// plan's `max_dial_level`; it holds from the runner's next step.
     pub fn set_dial_level_cap(&self, cap: f64) {
         self.agent(AgentUpdate::DialLevelCap(cap));
+    }
+
+    /// Lends an agent to an inbound call if they are free for this
+    /// campaign (Ready, no line reserved for them), answering whether they
+    /// were; a stopped runner answers false.
+    pub async fn lend(&self, agent: AgentId) -> bool {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if self.control.send(Control::Lend(agent, reply)).is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
     }
 
     /// Places no new call from now on; calls in progress run to their end.

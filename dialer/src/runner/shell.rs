@@ -96,6 +96,10 @@ impl<L: LeadSource> Runner<L> {
                         let now = self.now();
                         self.core.drain(now);
                     }
+                    Some(Control::Lend(agent, reply)) => {
+                        let now = self.now();
+                        let _ = reply.send(self.core.lend(agent, now));
+                    }
                     None => break,
                 },
                 Some(event) = self.calls.recv() => self.call_event(event),

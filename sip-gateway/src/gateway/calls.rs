@@ -40,6 +40,9 @@ impl Engine {
             Command::Play(call_ref, samples, reply) => {
                 let _ = reply.send(self.to_leg(call_ref, LegCommand::Play(samples)));
             }
+            Command::StopPlaying(call_ref, reply) => {
+                let _ = reply.send(self.to_leg(call_ref, LegCommand::StopPlaying));
+            }
             Command::Record(call_ref, recorder, reply) => {
                 let _ = reply.send(self.to_leg(call_ref, LegCommand::Record(recorder)));
             }

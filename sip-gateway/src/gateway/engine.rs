@@ -35,6 +35,7 @@ pub(crate) enum Command {
     ),
     Hangup(CallRef, Reply),
     Play(CallRef, Arc<[i16]>, Reply),
+    StopPlaying(CallRef, Reply),
     Record(CallRef, Recorder, Reply),
     PauseRecording(CallRef, Reply),
     ResumeRecording(CallRef, Reply),

@@ -43,6 +43,8 @@ pub(crate) enum LegCommand {
     },
     /// Plays samples into the leg, replacing any playback.
     Play(Arc<[i16]>),
+    /// Stops any playback, without a `PlaybackFinished`.
+    StopPlaying,
     /// Records both directions of the leg.
     Record(Recorder),
     /// Records silence until resumed.
@@ -280,6 +282,12 @@ impl Leg {
                 Some(_) => self.start_player(samples, now),
                 None => self.pending_play = Some(samples),
             },
+            LegCommand::StopPlaying => {
+                self.pending_play = None;
+                if self.player.take().is_some() {
+                    self.relay.remove_source(PLAYER);
+                }
+            }
             LegCommand::Record(recorder) => {
                 self.tap = Some(recorder.tap());
                 self.recorder = Some(recorder);

@@ -245,6 +245,13 @@ impl Gateway {
             .await
     }
 
+    /// Stops what [`Gateway::play`] is playing into a call, at once and
+    /// without a `PlaybackFinished` event; nothing playing is no error.
+    pub async fn stop_playing(&self, call_ref: CallRef) -> Result<(), GatewayError> {
+        self.ask(|reply| Command::StopPlaying(call_ref, reply))
+            .await
+    }
+
     /// Records a call to a stereo WAV: what we send on the left, the customer on the right.
     ///
     /// The file is complete when the call's `Ended` event arrives.

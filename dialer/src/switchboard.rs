@@ -1,0 +1,730 @@
+//! The switchboard: the node's inbound calls, from the trunk's INVITE to
+//! an agent, around the distributor core ([`dialer_core::acd`]).
+//!
+//! A call offered by the gateway is routed by the number dialled to its
+//! queue ([`crm::store::queues`]); a number that is not ours gets 404.
+//! Outside opening hours the caller hears the closed message (or gets 480
+//! without one). Otherwise the call is answered and logged against the
+//! queue's campaign, the welcome message plays, and the caller waits with
+//! hold music (the hold tone when the queue has none) while the
+//! distributor looks for a free agent of the queue: best skill, then
+//! longest idle, with a return caller waiting a few seconds for the agent
+//! who last spoke to them. The agent is lent by their campaign's runner
+//! (so the outbound dialler cannot take them at the same moment), the
+//! call is bridged into their audio leg, and their desk hears of it as of
+//! any connected call. A caller who waits the queue's longest wait is
+//! offered the overflow: a voicemail filed against their contact, or a
+//! callback (press 1) that the queue's campaign dials under the usual
+//! rules.
+//!
+//! Every change of a queue goes on the bus as [`Event::QueueStatus`], and
+//! every call's as [`Event::CallState`], like outbound calls.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crm::events::{CallPhase, Event, EventBus};
+use crm::model::{AccountId, CampaignId, ContactId, UserId};
+use crm::store::erasure::NewRecording;
+use crm::store::queues::{InboundOutcome, Overflow, Queue};
+use crm::Store;
+use dialer_core::acd::{Acd, Offer, QueueId, Waiting};
+use dialer_core::AgentState;
+use sip_gateway::gateway::{Audio, CallEvent, CallEventKind, CallRef, Gateway, IncomingCall};
+use tokio::sync::mpsc;
+use vocab::Clock;
+
+use crate::floor::{agent_id, user_id, Floor, SeatChange};
+
+/// How long a return caller waits for the agent who last spoke to them.
+pub const PREFER_LAST_AGENT: Duration = Duration::from_secs(8);
+
+/// How long a caller offered a callback has to press 1 after the prompt.
+const CALLBACK_CHOICE: Duration = Duration::from_secs(10);
+
+/// The longest voicemail kept.
+const VOICEMAIL_LIMIT: Duration = Duration::from_secs(120);
+
+/// Where a call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// The closed message plays; the call ends after it.
+    Closed,
+    /// The welcome message plays; the caller waits after it.
+    Welcome,
+    /// Waiting for an agent, with music.
+    Waiting,
+    /// With an agent.
+    Connected(UserId),
+    /// The voicemail prompt plays; recording starts after it.
+    VoicemailPrompt,
+    /// Recording the caller's message until they hang up or the limit.
+    Voicemail,
+    /// The callback prompt plays, then the caller may press 1.
+    CallbackPrompt,
+    /// The caller pressed 1: thanked, then the call ends.
+    CallbackBooked,
+    /// The call is being ended after its last message.
+    Leaving,
+}
+
+struct Caller {
+    account: AccountId,
+    queue: Queue,
+    contact: Option<ContactId>,
+    stage: Stage,
+    /// A timer of the stage: the voicemail's limit, the callback choice.
+    deadline: Option<Instant>,
+    /// A voicemail being recorded.
+    recording: Option<PathBuf>,
+    /// Whether hold music (a file) plays, rather than the hold tone.
+    music: bool,
+    /// The agent who last spoke to this caller, whom they wait for first.
+    last_agent: Option<UserId>,
+}
+
+/// The node's inbound calls.
+pub struct Switchboard {
+    store: Store,
+    gateway: Gateway,
+    floor: Arc<Floor>,
+    bus: EventBus,
+    clock: Arc<dyn Clock>,
+    /// Where recorded calls and voicemails go; `None` records nothing.
+    recordings: Option<PathBuf>,
+    acd: Acd<CallRef>,
+    calls: HashMap<CallRef, Caller>,
+    events_tx: mpsc::UnboundedSender<(CallRef, CallEvent)>,
+}
+
+impl Switchboard {
+    /// Starts taking the gateway's offered calls on this node.
+    pub fn spawn(
+        store: Store,
+        floor: Arc<Floor>,
+        bus: EventBus,
+        clock: Arc<dyn Clock>,
+        recordings: Option<PathBuf>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let gateway = floor.gateway().clone();
+        let incoming = gateway.incoming();
+        let seats = floor.seat_changes();
+        let board = Switchboard {
+            store,
+            gateway,
+            floor,
+            bus,
+            clock,
+            recordings,
+            acd: Acd::new(),
+            calls: HashMap::new(),
+            events_tx,
+        };
+        tokio::spawn(board.run(incoming, seats, events))
+    }
+
+    async fn run(
+        mut self,
+        mut incoming: mpsc::UnboundedReceiver<IncomingCall>,
+        mut seats: mpsc::UnboundedReceiver<SeatChange>,
+        mut events: mpsc::UnboundedReceiver<(CallRef, CallEvent)>,
+    ) {
+        loop {
+            let wake = self.next_timeout();
+            tokio::select! {
+                offered = incoming.recv() => match offered {
+                    Some(call) => self.offered(call).await,
+                    None => break,
+                },
+                Some(change) = seats.recv() => self.seat(change).await,
+                Some((call, event)) = events.recv() => self.event(call, event).await,
+                _ = sleep_until(wake) => self.timeout().await,
+            }
+            self.dispatch().await;
+        }
+    }
+
+    fn now() -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
+    fn next_timeout(&self) -> Option<Instant> {
+        let calls = self.calls.values().filter_map(|c| c.deadline);
+        calls.chain(self.acd.poll_timeout()).min()
+    }
+
+    /// A trunk offers a call: route it, or refuse it.
+    async fn offered(&mut self, call: IncomingCall) {
+        let IncomingCall {
+            call_ref,
+            number,
+            caller,
+            mut events,
+            ..
+        } = call;
+        // Each call's events come to the one loop, in order.
+        let tx = self.events_tx.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let _ = tx.send((call_ref, event));
+            }
+        });
+        let routed = match self.route(&number).await {
+            Ok(Some(queue)) => queue,
+            Ok(None) => {
+                tracing::info!(call = %call_ref, "a call to a number that is not ours");
+                let _ = self.gateway.reject(call_ref, 404).await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(call = %call_ref, error = %e, "routing an inbound call failed");
+                let _ = self.gateway.reject(call_ref, 503).await;
+                return;
+            }
+        };
+        let now = self.clock.now();
+        let caller = caller.as_deref().and_then(e164);
+        let arrived = self
+            .store
+            .inbound_call_arrived(
+                &routed,
+                caller.as_deref(),
+                call_ref,
+                &self.floor.holder(),
+                now,
+            )
+            .await;
+        let arrived = match arrived {
+            Ok(arrived) => arrived,
+            Err(e) => {
+                tracing::warn!(call = %call_ref, error = %e, "logging an inbound call failed");
+                let _ = self.gateway.reject(call_ref, 503).await;
+                return;
+            }
+        };
+        let open = routed.settings.is_open(now);
+        if !open && routed.settings.closed_message.is_none() {
+            let _ = self.gateway.reject(call_ref, 480).await;
+            self.close(call_ref, routed.account_id, InboundOutcome::Closed)
+                .await;
+            return;
+        }
+        if let Err(e) = self.gateway.answer(call_ref).await {
+            // The caller gave up meanwhile: their Ended event closes the call.
+            tracing::info!(call = %call_ref, error = %e, "an inbound call went before the answer");
+        }
+        let account = routed.account_id;
+        let campaign = routed.settings.campaign_id;
+        let queue_id = routed.id;
+        let mut caller_state = Caller {
+            account,
+            contact: arrived.contact_id,
+            stage: Stage::Welcome,
+            deadline: None,
+            recording: None,
+            music: false,
+            last_agent: arrived.last_agent.filter(|_| arrived.known),
+            queue: routed,
+        };
+        if !open {
+            caller_state.stage = Stage::Closed;
+            let message = caller_state.queue.settings.closed_message.clone();
+            self.calls.insert(call_ref, caller_state);
+            self.play(call_ref, message).await;
+            return;
+        }
+        self.publish_call(account, call_ref, campaign, CallPhase::Queued, None, None);
+        if caller_state.queue.settings.record_calls {
+            self.record_call(call_ref, account, arrived.contact_id)
+                .await;
+        }
+        let welcome = caller_state.queue.settings.welcome_message.clone();
+        self.calls.insert(call_ref, caller_state);
+        if welcome.is_some() {
+            self.play(call_ref, welcome).await;
+        } else {
+            self.wait(call_ref).await;
+        }
+        self.publish_queue(account, queue_id);
+    }
+
+    /// The queue a dialled number routes to: as written, or in E.164.
+    async fn route(&self, number: &str) -> Result<Option<Queue>, crm::StoreError> {
+        if let Some(queue) = self.store.route_number(number).await? {
+            return Ok(Some(queue));
+        }
+        match e164(number) {
+            Some(normal) if normal != number => self.store.route_number(&normal).await,
+            _ => Ok(None),
+        }
+    }
+
+    /// The caller starts waiting for an agent, with music.
+    async fn wait(&mut self, call: CallRef) {
+        let now = Self::now();
+        let Some(caller) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let preferred = caller.last_agent;
+        caller.stage = Stage::Waiting;
+        let settings = caller.queue.settings.clone();
+        let waiting = Waiting {
+            call,
+            queue: caller.queue.id,
+            since: now,
+            priority: settings.priority,
+            preferred: preferred.map(agent_id),
+            prefer_until: preferred.map(|_| now + PREFER_LAST_AGENT),
+            overflow_at: Some(now + Duration::from_secs(u64::from(settings.max_wait_secs))),
+        };
+        caller.music = settings.hold_music.is_some();
+        self.acd.call_waiting(waiting, now);
+        match settings.hold_music {
+            Some(music) => self.play(call, Some(music)).await,
+            None => {
+                let _ = self.gateway.hold(call, true).await;
+            }
+        }
+    }
+
+    /// An agent of this node changed state.
+    async fn seat(&mut self, change: SeatChange) {
+        let agent = agent_id(change.user);
+        match change.state {
+            AgentState::Ready => {
+                let queues = match self.store.agent_queues(change.account, change.user).await {
+                    Ok(queues) => queues,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading an agent's queues failed");
+                        return;
+                    }
+                };
+                if queues.is_empty() {
+                    self.acd.agent_gone(agent);
+                    return;
+                }
+                let skills: Vec<(QueueId, u8)> =
+                    queues.iter().map(|m| (m.queue_id, m.skill)).collect();
+                self.acd.agent_free(agent, skills, Self::now());
+                for m in queues {
+                    self.publish_queue(change.account, m.queue_id);
+                }
+            }
+            AgentState::LoggedOut => self.acd.agent_gone(agent),
+            _ => self.acd.agent_busy(agent),
+        }
+    }
+
+    /// Connects the calls the distributor chose agents for.
+    async fn dispatch(&mut self) {
+        while let Some(offer) = self.acd.poll_offer() {
+            self.connect(offer).await;
+        }
+        while let Some(call) = self.acd.poll_overflow() {
+            self.overflow(call).await;
+        }
+    }
+
+    async fn connect(&mut self, offer: Offer<CallRef>) {
+        let call = offer.call;
+        let user = user_id(offer.agent);
+        let Some(leg) = self.floor.lend(user).await else {
+            // Taken by the outbound dialler meanwhile, or gone.
+            self.acd.declined(call, Self::now());
+            return;
+        };
+        let Some(caller) = self.calls.get(&call) else {
+            self.acd.taken(call);
+            return;
+        };
+        let (account, campaign, queue, music) = (
+            caller.account,
+            caller.queue.settings.campaign_id,
+            caller.queue.id,
+            caller.music,
+        );
+        if music {
+            let _ = self.gateway.stop_playing(call).await;
+        } else {
+            let _ = self.gateway.hold(call, false).await;
+        }
+        if let Err(e) = self.gateway.bridge(call, leg).await {
+            tracing::warn!(%call, error = %e, "bridging an inbound call to its agent failed");
+            // The agent was lent: their desk never hears of the call, so
+            // they stay in the campaign as the runner now counts them.
+            let _ = self
+                .floor
+                .agent(account, campaign, user, AgentState::Ready, Some(leg))
+                .await;
+            self.acd.declined(call, Self::now());
+            return;
+        }
+        self.acd.taken(call);
+        if let Some(caller) = self.calls.get_mut(&call) {
+            caller.stage = Stage::Connected(user);
+        }
+        if let Err(e) = self
+            .store
+            .inbound_call_taken(account, call, user, self.clock.now())
+            .await
+        {
+            tracing::warn!(%call, error = %e, "recording who took an inbound call failed");
+        }
+        tracing::info!(%call, agent = %user, "inbound call connected");
+        self.publish_call(
+            account,
+            call,
+            campaign,
+            CallPhase::Connected,
+            Some(user),
+            None,
+        );
+        self.publish_queue(account, queue);
+    }
+
+    /// A caller waited the queue's longest wait.
+    async fn overflow(&mut self, call: CallRef) {
+        let Some(caller) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let settings = caller.queue.settings.clone();
+        let (account, queue) = (caller.account, caller.queue.id);
+        let stage = match settings.overflow {
+            Overflow::Voicemail if self.recordings.is_some() => Stage::VoicemailPrompt,
+            Overflow::Callback if caller.contact.is_some() => Stage::CallbackPrompt,
+            _ => Stage::Leaving,
+        };
+        caller.stage = stage;
+        let music = caller.music;
+        if music {
+            let _ = self.gateway.stop_playing(call).await;
+        } else {
+            let _ = self.gateway.hold(call, false).await;
+        }
+        let message = match stage {
+            Stage::Leaving => settings.closed_message,
+            _ => settings.voicemail_message,
+        };
+        match (stage, message) {
+            (_, Some(path)) => self.play(call, Some(path)).await,
+            (Stage::Leaving, None) => {
+                let _ = self.gateway.hangup(call).await;
+            }
+            // No prompt: a beep says the caller may speak, or press 1.
+            (_, None) => {
+                let beep = sip_gateway::media::tone::sine(1000.0, 6000, 8000, 2400);
+                let _ = self.gateway.play(call, Audio::Samples(beep.into())).await;
+            }
+        }
+        self.publish_queue(account, queue);
+    }
+
+    /// One of the calls' events.
+    async fn event(&mut self, call: CallRef, event: CallEvent) {
+        match event.kind {
+            CallEventKind::PlaybackFinished => self.played(call).await,
+            CallEventKind::Dtmf { digit } => self.pressed(call, digit).await,
+            CallEventKind::Ended { cause } => self.ended(call, cause).await,
+            _ => {}
+        }
+    }
+
+    /// What was playing into a call reached its end.
+    async fn played(&mut self, call: CallRef) {
+        let Some(caller) = self.calls.get_mut(&call) else {
+            return;
+        };
+        match caller.stage {
+            Stage::Closed | Stage::Leaving | Stage::CallbackBooked => {
+                let _ = self.gateway.hangup(call).await;
+            }
+            Stage::Welcome => self.wait(call).await,
+            Stage::Waiting if caller.music => {
+                let music = caller.queue.settings.hold_music.clone();
+                self.play(call, music).await;
+            }
+            Stage::VoicemailPrompt => self.start_voicemail(call).await,
+            Stage::CallbackPrompt => {
+                caller.deadline = Some(Self::now() + CALLBACK_CHOICE);
+            }
+            _ => {}
+        }
+    }
+
+    async fn start_voicemail(&mut self, call: CallRef) {
+        let Some(folder) = self.recordings.clone() else {
+            return;
+        };
+        let path = folder.join(format!("{call}-voicemail.wav"));
+        if let Err(e) = self.gateway.record(call, &path).await {
+            tracing::warn!(%call, error = %e, "a voicemail could not be recorded");
+            let _ = self.gateway.hangup(call).await;
+            return;
+        }
+        if let Some(caller) = self.calls.get_mut(&call) {
+            caller.stage = Stage::Voicemail;
+            caller.recording = Some(path);
+            caller.deadline = Some(Self::now() + VOICEMAIL_LIMIT);
+        }
+    }
+
+    /// The caller pressed a key.
+    async fn pressed(&mut self, call: CallRef, digit: char) {
+        let Some(caller) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if caller.stage != Stage::CallbackPrompt || digit != '1' {
+            return;
+        }
+        caller.stage = Stage::CallbackBooked;
+        caller.deadline = None;
+        let (account, campaign, contact) = (
+            caller.account,
+            caller.queue.settings.campaign_id,
+            caller.contact,
+        );
+        let booked = match contact {
+            Some(contact) => self.book_callback(account, campaign, contact).await,
+            None => false,
+        };
+        if !booked {
+            tracing::warn!(%call, "a callback could not be booked");
+        }
+        let _ = self.gateway.hangup(call).await;
+    }
+
+    async fn book_callback(
+        &self,
+        account: AccountId,
+        campaign: CampaignId,
+        contact: ContactId,
+    ) -> bool {
+        let now = self.clock.now();
+        let lead = match self
+            .store
+            .lead_for_contact(account, campaign, contact)
+            .await
+        {
+            Ok(lead) => lead,
+            Err(e) => {
+                tracing::warn!(error = %e, "the caller's lead was not found");
+                return false;
+            }
+        };
+        self.store
+            .schedule_callback(account, lead.id, now, None, now)
+            .await
+            .is_ok()
+    }
+
+    /// A call ended: log its outcome, tell the distributor and the floor.
+    async fn ended(&mut self, call: CallRef, cause: sip_gateway::gateway::EndCause) {
+        self.acd.call_gone(call);
+        let Some(caller) = self.calls.remove(&call) else {
+            return;
+        };
+        let outcome = match caller.stage {
+            Stage::Closed => InboundOutcome::Closed,
+            Stage::Welcome | Stage::Waiting => InboundOutcome::Abandoned,
+            Stage::Connected(_) => InboundOutcome::Answered,
+            Stage::Voicemail => InboundOutcome::Voicemail,
+            Stage::CallbackBooked => InboundOutcome::Callback,
+            Stage::VoicemailPrompt | Stage::CallbackPrompt | Stage::Leaving => {
+                InboundOutcome::Overflowed
+            }
+        };
+        if let (Some(path), InboundOutcome::Voicemail) = (&caller.recording, outcome) {
+            let recording = NewRecording {
+                attempt_id: self
+                    .store
+                    .attempt_by_ref(caller.account, call)
+                    .await
+                    .ok()
+                    .map(|a| a.id),
+                call_ref: Some(call),
+                contact_id: caller.contact,
+                path: path.clone(),
+            };
+            if let Err(e) = self
+                .store
+                .add_recording(caller.account, &recording, self.clock.now())
+                .await
+            {
+                tracing::warn!(%call, error = %e, "filing a voicemail failed");
+            }
+        }
+        self.close(call, caller.account, outcome).await;
+        let agent = match caller.stage {
+            Stage::Connected(user) => Some(user),
+            _ => None,
+        };
+        self.publish_call(
+            caller.account,
+            call,
+            caller.queue.settings.campaign_id,
+            CallPhase::Ended,
+            agent,
+            Some(format!("{cause:?}")),
+        );
+        self.publish_queue(caller.account, caller.queue.id);
+    }
+
+    async fn close(&self, call: CallRef, account: AccountId, outcome: InboundOutcome) {
+        if let Err(e) = self
+            .store
+            .inbound_call_ended(account, call, outcome, self.clock.now())
+            .await
+        {
+            tracing::warn!(%call, error = %e, "closing an inbound call failed");
+        }
+    }
+
+    /// Stage timers: the voicemail's limit, the callback choice.
+    async fn timeout(&mut self) {
+        let now = Self::now();
+        self.acd.handle_timeout(now);
+        let due: Vec<CallRef> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.deadline.is_some_and(|d| d <= now))
+            .map(|(call, _)| *call)
+            .collect();
+        for call in due {
+            if let Some(caller) = self.calls.get_mut(&call) {
+                caller.deadline = None;
+                caller.stage = match caller.stage {
+                    Stage::CallbackPrompt => Stage::Leaving,
+                    other => other,
+                };
+            }
+            let _ = self.gateway.hangup(call).await;
+        }
+    }
+
+    /// Records an answered call into the recordings folder, filed with it.
+    async fn record_call(&self, call: CallRef, account: AccountId, contact: Option<ContactId>) {
+        let Some(folder) = &self.recordings else {
+            return;
+        };
+        let path = folder.join(format!("{call}.wav"));
+        if let Err(e) = self.gateway.record(call, &path).await {
+            tracing::warn!(%call, error = %e, "an inbound call could not be recorded");
+            return;
+        }
+        let attempt = self.store.attempt_by_ref(account, call).await.ok();
+        let recording = NewRecording {
+            attempt_id: attempt.map(|a| a.id),
+            call_ref: Some(call),
+            contact_id: contact,
+            path,
+        };
+        if let Err(e) = self
+            .store
+            .add_recording(account, &recording, self.clock.now())
+            .await
+        {
+            tracing::warn!(%call, error = %e, "filing a recording failed");
+        }
+    }
+
+    /// Plays a WAV into a call; one that cannot play counts as played.
+    async fn play(&mut self, call: CallRef, path: Option<String>) {
+        let played = match path {
+            Some(path) => self.gateway.play(call, Audio::File(path.into())).await,
+            None => Err(sip_gateway::gateway::GatewayError::NoMedia),
+        };
+        if let Err(e) = played {
+            tracing::debug!(%call, error = %e, "a queue message did not play");
+            Box::pin(self.played(call)).await;
+        }
+    }
+
+    fn publish_call(
+        &self,
+        account: AccountId,
+        call: CallRef,
+        campaign: CampaignId,
+        state: CallPhase,
+        agent: Option<UserId>,
+        cause: Option<String>,
+    ) {
+        self.bus.publish(Event::CallState {
+            account,
+            call_ref: call,
+            campaign_id: Some(campaign),
+            state,
+            agent,
+            cause,
+            at: self.clock.now(),
+        });
+    }
+
+    /// Tells the wallboards how a queue stands on this node now.
+    fn publish_queue(&self, account: AccountId, queue: QueueId) {
+        let now = Self::now();
+        let waiting = self.acd.waiting_in(queue);
+        let longest = waiting.first().map_or(0, |(_, since)| {
+            now.saturating_duration_since(*since).as_secs()
+        });
+        self.bus.publish(Event::QueueStatus {
+            account,
+            queue_id: queue,
+            node: self.floor.node().to_owned(),
+            waiting: u32::try_from(waiting.len()).unwrap_or(u32::MAX),
+            longest_wait_secs: longest,
+            agents_free: u32::try_from(self.acd.free_in(queue)).unwrap_or(u32::MAX),
+            at: self.clock.now(),
+        });
+    }
+}
+
+/// A number as E.164 where its form allows: `+` kept, `00` read as `+`, and
+/// bare digits taken as already international. Visual separators go.
+pub fn e164(number: &str) -> Option<String> {
+    let kept: String = number
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    let digits = if let Some(rest) = kept.strip_prefix('+') {
+        rest
+    } else if let Some(rest) = kept.strip_prefix("00") {
+        rest
+    } else if kept.starts_with('0') {
+        // A national number: which country it belongs to is not said.
+        return None;
+    } else {
+        kept.as_str()
+    };
+    ((8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| format!("+{digits}"))
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::e164;
+
+    #[test]
+    fn numbers_become_e164_where_their_form_allows() {
+        assert_eq!(e164("+441632960001").as_deref(), Some("+441632960001"));
+        assert_eq!(e164("441632960001").as_deref(), Some("+441632960001"));
+        assert_eq!(e164("00441632960001").as_deref(), Some("+441632960001"));
+        assert_eq!(e164("+44 1632 960-001").as_deref(), Some("+441632960001"));
+        assert_eq!(
+            e164("01632960001"),
+            None,
+            "national: the country is unknown"
+        );
+        assert_eq!(e164("anonymous"), None);
+        assert_eq!(e164("+1234"), None);
+    }
+}

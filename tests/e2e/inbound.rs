@@ -1,0 +1,271 @@
+//! Customers calling in: sipp plays the provider sending a call to one of
+//! the account's numbers, the service answers it, the caller waits in the
+//! queue and reaches the agent working a campaign (blended: the same agent
+//! takes outbound calls), who sees the card, talks (audio both ways,
+//! checked by frequency in the call's recording), hangs up and saves a
+//! disposition; the caller calling again pops the same contact with its
+//! history. A number that is not ours gets 404. Both backends.
+//!
+//! sipp (Debian package `sip-tester`) must be installed: under `CI=true`
+//! a missing sipp fails these tests; elsewhere they are skipped loudly.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use chrono::Utc;
+use crm::store::campaign_settings::DialMode;
+use crm::store::queues::QueueSettings;
+use serde_json::json;
+use sip_gateway::gateway::TrunkConfig;
+use sip_gateway::media::tone::dominant_frequency;
+use tokio::process::{Child, Command};
+
+use crate::desk::{agent_floor_tuned, next, say, wait_for};
+
+const DID: &str = "+441632960001";
+const CALLER: &str = "+447400123456";
+
+#[tokio::test]
+async fn a_caller_reaches_a_blended_agent_and_calls_back_on_sqlite() {
+    inbound_day(crm::testing::TestBackend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_caller_reaches_a_blended_agent_and_calls_back_on_postgres() {
+    inbound_day(crm::testing::TestBackend::Postgres).await;
+}
+
+/// sipp calling the service once, as the provider's customer.
+struct Caller {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Caller {
+    async fn call(
+        scenario: &str,
+        gateway: std::net::SocketAddr,
+        port: u16,
+        number: &str,
+    ) -> Caller {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/sipp")
+            .join(scenario);
+        let log = std::env::temp_dir().join(format!(
+            "dialcrm-inbound-{}-{}.log",
+            std::process::id(),
+            sip_gateway::gateway::CallRef::random()
+        ));
+        let media = free_port();
+        let child = Command::new("sipp")
+            .arg(gateway.to_string())
+            .arg("-sf")
+            .arg(&path)
+            .args(["-s", number, "-key", "caller", CALLER])
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-mp", &media.to_string(), "-rtp_echo"])
+            .args(["-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error"])
+            .arg("-trace_err")
+            .arg("-error_file")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("sipp starts");
+        Caller { child, log }
+    }
+
+    async fn passed(mut self) {
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("sipp finishes its call")
+            .expect("status");
+        let errors = std::fs::read_to_string(&self.log).unwrap_or_default();
+        assert!(
+            status.success(),
+            "sipp's scenario failed ({status}): {errors}"
+        );
+    }
+}
+
+async fn sipp_installed() -> bool {
+    let found = Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok();
+    if !found {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(!ci, "sipp is not installed (Debian sip-tester) and CI=true");
+        eprintln!(
+            "!!! SKIPPING inbound tests: sipp is not installed (apt-get install sip-tester) !!!"
+        );
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    loop {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = probe.local_addr().expect("addr").port() & !1;
+        drop(probe);
+        if port > 1024 && (0..4).all(|i| std::net::UdpSocket::bind(("127.0.0.1", port + i)).is_ok())
+        {
+            return port;
+        }
+    }
+}
+
+async fn inbound_day(backend: crm::testing::TestBackend) {
+    if !sipp_installed().await {
+        return;
+    }
+    let sipp_port = free_port();
+    let Some(f) = agent_floor_tuned(backend, None, |settings| {
+        let provider = format!("127.0.0.1:{sipp_port}").parse().expect("addr");
+        settings.trunks.push(TrunkConfig::new("provider", provider));
+    })
+    .await
+    else {
+        return;
+    };
+    let s = &f.t.db.store;
+    let now = Utc::now();
+    let acme = &f.acme;
+    // The agent works a progressive campaign with nobody left to call, so
+    // they sit Ready for it and the queue borrows them.
+    let list = s
+        .create_list(acme.id, "Empty", "GB", now)
+        .await
+        .expect("list");
+    let campaign =
+        f.t.start_campaign(
+            acme,
+            list.id,
+            "Service",
+            DialMode::Progressive,
+            Some("customers"),
+            ("sue", &f.sup_pw),
+        )
+        .await;
+    let mut settings = QueueSettings::new(campaign.id);
+    settings.record_calls = true;
+    let queue = s
+        .create_queue(acme.id, "Sales", &settings, &[DID.to_owned()], now)
+        .await
+        .expect("queue");
+    s.assign_queue_agent(acme.id, queue.id, f.agent.id, 5)
+        .await
+        .expect("agent in the queue");
+
+    let mut ws = f.open_desk().await;
+    assert_eq!(next(&mut ws).await["type"], "welcome");
+    f.connect_audio().await;
+    say(
+        &mut ws,
+        json!({"type": "ready", "campaign_id": campaign.id.0}),
+    )
+    .await;
+    assert_eq!(wait_for(&mut ws, "state").await["state"], "ready");
+
+    let gateway = f.t.app.telephony.gateway.sip_udp_addr();
+    // A number that is not ours is refused, and nobody's desk hears of it.
+    Caller::call("inbound_unknown.xml", gateway, sipp_port, "+441632960999")
+        .await
+        .passed()
+        .await;
+
+    let caller = Caller::call("inbound_caller.xml", gateway, sipp_port, DID).await;
+    let card = wait_for(&mut ws, "call").await;
+    assert_eq!(card["inbound"]["queue"], "Sales");
+    assert_eq!(card["inbound"]["do_not_call"], false);
+    assert_eq!(card["contact"]["phone_e164"], CALLER, "{card}");
+    let call_ref = card["call_ref"].as_str().expect("ref").to_owned();
+    let contact = card["contact"]["id"].as_i64().expect("a contact id");
+    // The agent's leg sends 1000 Hz; sipp echoes what it hears.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    say(&mut ws, json!({"type": "hangup"})).await;
+    let ended = wait_for(&mut ws, "call_ended").await;
+    assert_eq!(ended["call_ref"], call_ref);
+    let choices = ended["dispositions"].as_array().expect("list").clone();
+    assert!(choices.iter().any(|c| c == "sale"), "{ended}");
+    say(
+        &mut ws,
+        json!({"type": "disposition", "call_ref": call_ref, "disposition": "sale",
+               "notes": "renewed by phone"}),
+    )
+    .await;
+    assert_eq!(wait_for(&mut ws, "saved").await["call_ref"], call_ref);
+    assert_eq!(wait_for(&mut ws, "state").await["state"], "ready");
+    caller.passed().await;
+
+    let attempt = s
+        .attempt_by_ref(acme.id, call_ref.parse().expect("a call reference"))
+        .await
+        .expect("attempt");
+    assert_eq!(attempt.outcome.as_deref(), Some("answered"));
+    assert_eq!(attempt.campaign_id, Some(campaign.id));
+    let recordings = s
+        .recordings_for_contact(acme.id, crm::model::ContactId(contact))
+        .await
+        .expect("recordings");
+    assert_eq!(recordings.len(), 1, "the queue records its calls");
+    let (left, right) = channels(std::path::Path::new(&recordings[0].path));
+    let candidates = [440.0, 1000.0];
+    assert_eq!(
+        dominant_frequency(&left, &candidates, 8000, 0.001),
+        Some(1000.0),
+        "the agent reached the caller"
+    );
+    assert_eq!(
+        dominant_frequency(&right[right.len() / 3..], &candidates, 8000, 0.001),
+        Some(1000.0),
+        "the caller reached the agent"
+    );
+    let counts = s
+        .compliance_counts(campaign.id, Utc::now())
+        .await
+        .expect("figures");
+    assert_eq!(counts.day.live, 0, "an inbound call is no outbound answer");
+
+    // The same customer calls again: their card, with its history, pops.
+    let again = Caller::call("inbound_caller.xml", gateway, sipp_port, DID).await;
+    let card = wait_for(&mut ws, "call").await;
+    assert_eq!(card["contact"]["id"], contact, "the same contact");
+    let history = card["contact"]["history"].to_string();
+    assert!(
+        history.contains("renewed by phone") || history.contains("sale"),
+        "{card}"
+    );
+    say(&mut ws, json!({"type": "hangup"})).await;
+    let ended = wait_for(&mut ws, "call_ended").await;
+    say(
+        &mut ws,
+        json!({"type": "disposition", "call_ref": ended["call_ref"], "disposition": "sale"}),
+    )
+    .await;
+    wait_for(&mut ws, "saved").await;
+    again.passed().await;
+    let calls = s
+        .interactions_for_contact(acme.id, crm::model::ContactId(contact))
+        .await
+        .expect("interactions");
+    assert_eq!(calls.len(), 2);
+    assert!(calls.iter().all(|i| i.user_id == Some(f.agent.id)));
+    f.t.app.stop().await.expect("stops");
+    f.t.db.finish().await;
+}
+
+/// The two channels of a stereo recording: what was sent, what was heard.
+fn channels(path: &std::path::Path) -> (Vec<i16>, Vec<i16>) {
+    let reader = hound::WavReader::open(path).expect("a WAV");
+    let samples: Vec<i16> = reader.into_samples().map(|s| s.expect("sample")).collect();
+    let left = samples.iter().step_by(2).copied().collect();
+    let right = samples.iter().skip(1).step_by(2).copied().collect();
+    (left, right)
+}
