@@ -4,6 +4,8 @@
 //! stepped on a virtual clock; the `dialer` crate is the tokio shell that
 //! drives these cores over the SIP gateway and the CRM's Store.
 //!
+//! - [`blend`] sizes an inbound queue by Erlang C and says how many Ready
+//!   agents a campaign that shares them must leave idle for it.
 //! - [`campaign`] is one campaign's whole dialling as one state machine:
 //!   the pacer, the ledger (a cache of every node's figures in the
 //!   database) and the life of each line; its shell executes the commands.
@@ -24,6 +26,7 @@
 //! calendar (the ledger's windows, calling hours, retry times) uses
 //! `DateTime<Utc>`.
 
+pub mod blend;
 pub mod campaign;
 pub mod compliance;
 pub mod desk;
