@@ -137,23 +137,7 @@ pub fn agents_for_service_level(
     fraction: f64,
 ) -> u32 {
     let a = load(load(arrivals_per_sec) * handle.as_secs_f64());
-    if a == 0.0 || fraction.is_nan() || fraction <= 0.0 {
-        return 0;
-    }
-    if !a.is_finite() || a >= f64::from(MAX_AGENTS) {
-        return MAX_AGENTS;
-    }
-    // Erlang B is carried from one count to the next, so the search costs
-    // one step of the recursion per agent.
-    let mut b = 1.0;
-    for n in 1..=MAX_AGENTS {
-        b = a * b / (f64::from(n) + a * b);
-        let c = erlang_c_from_b(n, a, b);
-        if service_level_from_c(n, a, c, handle, within) >= fraction {
-            return n;
-        }
-    }
-    MAX_AGENTS
+    fewest_agents(a, handle, within, fraction, MAX_AGENTS).unwrap_or(MAX_AGENTS)
 }
 
 /// Returns `W(k)`: the probability that a caller finds none of `staffed`
@@ -206,13 +190,60 @@ pub fn reserve(queue: &QueueLoad, floor: &Floor) -> u32 {
         return floor.waiting;
     }
     let target = queue.target;
-    let dedicated = agents_for_service_level(lambda, queue.handle, target.within, target.fraction)
-        .saturating_sub(floor.on_inbound);
-    let most = floor.staffed.min(dedicated);
-    let threshold = (0..most)
-        .find(|&k| pooled_service_level(queue, floor, k) >= target.fraction)
-        .unwrap_or(most);
+    // Only whether the dedicated group lacks fewer than `staffed` matters,
+    // so its size is searched no further: the cost stays linear in the floor.
+    let a = lambda * queue.handle.as_secs_f64();
+    let limit = floor.staffed.saturating_add(floor.on_inbound);
+    let most = fewest_agents(a, queue.handle, target.within, target.fraction, limit)
+        .map_or(floor.staffed, |n| n.saturating_sub(floor.on_inbound))
+        .min(floor.staffed);
+    // W(k) built up one threshold at a time, as in pooled_wait_probability.
+    let s = f64::from(floor.staffed);
+    let threshold = if a >= s {
+        most
+    } else {
+        let drain = s / queue.handle.as_secs_f64() - lambda;
+        let after_lead = target.within.saturating_sub(floor.lead).as_secs_f64();
+        let late = (-drain * after_lead).exp();
+        let (mut term, mut sum) = (1.0, 0.0);
+        let mut k = 0;
+        while k < most && 1.0 - late / (1.0 + (1.0 - a / s) * sum) < target.fraction {
+            k += 1;
+            term *= f64::from(floor.staffed - k + 1) / a;
+            sum += term;
+        }
+        k
+    };
     threshold.saturating_add(floor.waiting)
+}
+
+/// Returns the fewest agents, at most `limit`, whose Erlang C service level
+/// reaches `fraction`: none when even `limit` agents fall short.
+fn fewest_agents(
+    a: f64,
+    handle: Duration,
+    within: Duration,
+    fraction: f64,
+    limit: u32,
+) -> Option<u32> {
+    let a = load(a);
+    if a == 0.0 || fraction.is_nan() || fraction <= 0.0 {
+        return Some(0);
+    }
+    if !a.is_finite() || a >= f64::from(limit) {
+        return None;
+    }
+    // Erlang B is carried from one count to the next, so the search costs
+    // one step of the recursion per agent.
+    let mut b = 1.0;
+    for n in 1..=limit {
+        b = a * b / (f64::from(n) + a * b);
+        let c = erlang_c_from_b(n, a, b);
+        if service_level_from_c(n, a, c, handle, within) >= fraction {
+            return Some(n);
+        }
+    }
+    None
 }
 
 /// Reads a rate or a load: anything not a positive number is none.
