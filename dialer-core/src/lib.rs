@@ -6,6 +6,8 @@
 //!
 //! - [`acd`] distributes waiting inbound calls to free agents by queue
 //!   priority, skill and idle time.
+//! - [`blend`] sizes an inbound queue by Erlang C and says how many Ready
+//!   agents a campaign that shares them must leave idle for it.
 //! - [`campaign`] is one campaign's whole dialling as one state machine:
 //!   the pacer, the ledger (a cache of every node's figures in the
 //!   database) and the life of each line; its shell executes the commands.
@@ -27,6 +29,7 @@
 //! `DateTime<Utc>`.
 
 pub mod acd;
+pub mod blend;
 pub mod campaign;
 pub mod compliance;
 pub mod desk;

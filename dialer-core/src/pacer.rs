@@ -26,6 +26,11 @@
 //!   answered at once the rolling rate could pass the target by at most one
 //!   call; this costs utilisation while a campaign's windows are nearly empty.
 //!
+//! An inbound queue that shares the agents may have some Ready agents held
+//! back ([`PacerInput::HoldBack`]): progressive covers only the Ready agents
+//! beyond them, and predictive counts them out of the free agents, so its
+//! model expects the first agents to come free to refill the reserve.
+//!
 //! Every mode stays under the hard ceiling (`max_lines`, and `max_dial_level`
 //! lines per staffed agent) and the supervisor's dial-level cap. A call
 //! answered live waits at most [`ABANDON_GRACE`] for an agent, then the pacer
@@ -134,6 +139,12 @@ pub enum PacerInput {
         /// The agent.
         agent: AgentId,
     },
+    /// Ready agents to leave without a line, for an inbound queue that
+    /// shares them (see [`crate::blend::reserve`]): progressive and
+    /// predictive dial only for Ready agents beyond them. It limits
+    /// dialling, not connecting: a person who answers still gets any free
+    /// agent rather than be abandoned. Zero, the default, holds none back.
+    HoldBack(usize),
     /// The supervisor's cap on lines ordered or ringing per staffed agent.
     DialLevelCap(f64),
     /// The campaign's ledger figures as of now.
@@ -233,6 +244,7 @@ struct Line {
 pub struct Pacer {
     config: PacerConfig,
     cap: f64,
+    hold_back: usize,
     compliance: ComplianceSnapshot,
     agents: BTreeMap<AgentId, Agent>,
     lines: BTreeMap<LineId, Line>,

@@ -8,14 +8,24 @@
 //! start and go back to Ready after each wrap-up. Utilisation is the share of
 //! logged-in time agents spend talking or wrapping up.
 //!
+//! Inbound calls may share the floor ([`simulate_with_inbound`],
+//! [`InboundConfig`]): see [`inbound`] for how they arrive, wait and are
+//! answered, and how the two ways of pooling the agents differ.
+//!
 //! The same seed gives the same run: the random source is a SplitMix64
-//! generator and every queue is ordered by time, then by insertion.
+//! generator and every queue is ordered by time, then by insertion. Inbound
+//! callers draw from a second generator of their own, so a run with blended
+//! agents and one with a fixed split meet the same callers.
+
+pub mod inbound;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+
+pub use inbound::{InboundConfig, Pooling};
 
 use crate::compliance::{AbandonTarget, ComplianceLedger, LiveAnswer, Window};
 use crate::pacer::{
@@ -27,7 +37,7 @@ use crate::pacer::{
 pub struct SimConfig {
     /// The dialling mode under test.
     pub mode: Mode,
-    /// Agents logged in for the whole run.
+    /// Agents logged in for the whole run (with inbound calls, the whole floor).
     pub agents: u64,
     /// Probability that a dial is answered by a person.
     pub answer_rate: f64,
@@ -77,17 +87,34 @@ pub struct SimReport {
     pub abandon_rate: f64,
     /// The most abandons ever counted beyond what the 3% target allowed at that moment.
     pub peak_excess: f64,
-    /// Share of agent time spent talking or wrapping up.
+    /// Share of agent time spent talking or wrapping up, on either kind of call.
     pub utilisation: f64,
-    /// Minutes of talk per agent-hour.
+    /// Minutes of outbound talk per agent-hour of the whole floor.
     pub talk_minutes_per_agent_hour: f64,
     /// Lines dialled per hour.
     pub dials_per_hour: f64,
+    /// Inbound calls that arrived.
+    pub inbound_offered: u64,
+    /// Inbound calls an agent answered.
+    pub inbound_answered: u64,
+    /// Inbound callers who hung up before an agent answered.
+    pub inbound_abandoned: u64,
+    /// Inbound calls answered within the target's time, over all offered (0 when none were).
+    pub service_level: f64,
+    /// Mean wait of the inbound calls answered.
+    pub average_speed_of_answer: Duration,
+    /// Minutes of inbound talk per agent-hour of the whole floor.
+    pub inbound_talk_minutes_per_agent_hour: f64,
 }
 
-/// Runs one simulation to completion.
+/// Runs one simulation to completion, with no inbound calls.
 pub fn simulate(config: &SimConfig) -> SimReport {
-    Run::new(config).finish()
+    simulate_with_inbound(config, &InboundConfig::default())
+}
+
+/// Runs one simulation to completion, with inbound calls on the same floor.
+pub fn simulate_with_inbound(config: &SimConfig, inbound: &InboundConfig) -> SimReport {
+    Run::new(config, inbound).finish()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -95,6 +122,9 @@ enum Happening {
     Result(LineId, Outcome),
     Hangup(LineId, AgentId, Duration),
     WrapDone(AgentId),
+    Arrival,
+    GiveUp(u64),
+    InboundHangup(AgentId, Duration),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -107,7 +137,9 @@ enum Outcome {
 
 struct Run<'a> {
     config: &'a SimConfig,
+    inbound: &'a InboundConfig,
     rng: SplitMix64,
+    callers_rng: SplitMix64,
     pacer: Pacer,
     ledger: ComplianceLedger,
     start: Instant,
@@ -121,10 +153,34 @@ struct Run<'a> {
     live: u64,
     abandons: u64,
     peak_excess: f64,
+    /// Agents the pacer dials for: all of them, or the outbound side of a split.
+    dialling: u64,
+    /// Agents neither talking nor wrapping up, and since when.
+    idle_since: BTreeMap<AgentId, Instant>,
+    /// Agents handling an inbound call, talking or wrapping up.
+    on_inbound: BTreeSet<AgentId>,
+    callers: VecDeque<Caller>,
+    next_caller: u64,
+    held_back: usize,
+    inbound_talk: Duration,
+    offered: u64,
+    answered: u64,
+    answered_in_time: u64,
+    gave_up: u64,
+    waited: Duration,
+}
+
+/// An inbound caller waiting for an agent.
+#[derive(Clone, Copy, Debug)]
+struct Caller {
+    id: u64,
+    arrived: Instant,
+    /// Seconds the call will last once answered.
+    talk: f64,
 }
 
 impl<'a> Run<'a> {
-    fn new(config: &'a SimConfig) -> Self {
+    fn new(config: &'a SimConfig, inbound: &'a InboundConfig) -> Self {
         let start = Instant::now();
         let pacer_config = PacerConfig {
             mode: config.mode,
@@ -132,7 +188,9 @@ impl<'a> Run<'a> {
         };
         let mut run = Self {
             config,
+            inbound,
             rng: SplitMix64(config.seed),
+            callers_rng: SplitMix64(config.seed ^ CALLERS_STREAM),
             pacer: Pacer::new(pacer_config, start),
             ledger: ComplianceLedger::new(AbandonTarget::default()),
             start,
@@ -146,8 +204,23 @@ impl<'a> Run<'a> {
             live: 0,
             abandons: 0,
             peak_excess: 0.0,
+            dialling: inbound.dialling_agents(config.agents),
+            idle_since: (0..config.agents).map(|id| (AgentId(id), start)).collect(),
+            on_inbound: BTreeSet::new(),
+            callers: VecDeque::new(),
+            next_caller: 0,
+            held_back: 0,
+            inbound_talk: Duration::ZERO,
+            offered: 0,
+            answered: 0,
+            answered_in_time: 0,
+            gave_up: 0,
+            waited: Duration::ZERO,
         };
-        for id in 0..config.agents {
+        // The reserve goes in before the agents, or the first plan would
+        // dial for every one of them.
+        run.update_hold_back(start);
+        for id in 0..run.dialling {
             run.input(
                 PacerInput::Agent {
                     agent: AgentId(id),
@@ -156,6 +229,7 @@ impl<'a> Run<'a> {
                 start,
             );
         }
+        run.schedule_arrival(start);
         run
     }
 
@@ -179,11 +253,17 @@ impl<'a> Run<'a> {
             } else if let Some(Reverse((at, _, happening))) = self.queue.pop() {
                 self.happen(happening, at);
             }
+            // The pacer's reach moves with every answer.
+            self.update_hold_back(now);
         }
         for since in std::mem::take(&mut self.busy_since).into_values() {
             self.busy += end.saturating_duration_since(since);
         }
         let agent_hours = self.config.agents as f64 * self.config.duration.as_secs_f64() / 3600.0;
+        let average_speed_of_answer = match u32::try_from(self.answered) {
+            Ok(n) if n > 0 => self.waited / n,
+            _ => Duration::ZERO,
+        };
         SimReport {
             dials: self.dials,
             live: self.live,
@@ -193,6 +273,14 @@ impl<'a> Run<'a> {
             utilisation: self.busy.as_secs_f64() / (agent_hours * 3600.0),
             talk_minutes_per_agent_hour: self.talk.as_secs_f64() / 60.0 / agent_hours,
             dials_per_hour: self.dials as f64 / (self.config.duration.as_secs_f64() / 3600.0),
+            inbound_offered: self.offered,
+            inbound_answered: self.answered,
+            inbound_abandoned: self.gave_up,
+            service_level: ratio(self.answered_in_time, self.offered),
+            average_speed_of_answer,
+            inbound_talk_minutes_per_agent_hour: self.inbound_talk.as_secs_f64()
+                / 60.0
+                / agent_hours,
         }
     }
 
@@ -232,14 +320,24 @@ impl<'a> Run<'a> {
                 if let Some(since) = self.busy_since.remove(&agent) {
                     self.busy += now.saturating_duration_since(since);
                 }
-                self.input(
-                    PacerInput::Agent {
-                        agent,
-                        state: AgentState::Ready,
-                    },
-                    now,
-                );
+                self.on_inbound.remove(&agent);
+                // Idle before the pacer hears of it, so that a call it hands
+                // this agent at once takes them off the idle list again.
+                self.idle_since.insert(agent, now);
+                if self.dials_for(agent) {
+                    self.input(
+                        PacerInput::Agent {
+                            agent,
+                            state: AgentState::Ready,
+                        },
+                        now,
+                    );
+                }
+                self.serve_callers(now);
             }
+            Happening::Arrival => self.arrive(now),
+            Happening::GiveUp(caller) => self.give_up(caller, now),
+            Happening::InboundHangup(agent, talk) => self.inbound_hangup(agent, talk, now),
         }
     }
 
@@ -292,6 +390,7 @@ impl<'a> Run<'a> {
         match event {
             PacerEvent::Connect { line, agent } => {
                 self.ledger.record(LiveAnswer::Connected, wall);
+                self.idle_since.remove(&agent);
                 self.busy_since.insert(agent, now);
                 let talk = self.talk_time();
                 self.schedule(now + talk, Happening::Hangup(line, agent, talk));
@@ -310,10 +409,7 @@ impl<'a> Run<'a> {
     }
 
     fn talk_time(&mut self) -> Duration {
-        // Log-normal with sigma 0.6: mu chosen so the mean is talk_mean.
-        let sigma = 0.6;
-        let mu = self.config.talk_mean.as_secs_f64().ln() - sigma * sigma / 2.0;
-        Duration::from_secs_f64((mu + sigma * self.rng.normal()).exp())
+        Duration::from_secs_f64(log_normal_secs(&mut self.rng, self.config.talk_mean))
     }
 
     fn schedule(&mut self, at: Instant, happening: Happening) {
@@ -321,6 +417,17 @@ impl<'a> Run<'a> {
         self.queue.push(Reverse((at, self.seq, happening)));
     }
 }
+
+/// Returns a log-normal time in seconds with sigma 0.6 and the given mean.
+fn log_normal_secs(rng: &mut SplitMix64, mean: Duration) -> f64 {
+    // mu is chosen so that the mean is `mean`.
+    let sigma = 0.6;
+    let mu = mean.as_secs_f64().ln() - sigma * sigma / 2.0;
+    (mu + sigma * rng.normal()).exp()
+}
+
+/// Mixed into the seed for the inbound callers' own generator.
+const CALLERS_STREAM: u64 = 0x6A09_E667_F3BC_C909;
 
 fn ratio(part: u64, whole: u64) -> f64 {
     if whole == 0 {
@@ -349,6 +456,11 @@ impl SplitMix64 {
 
     fn between(&mut self, low: f64, high: f64) -> f64 {
         low + (high - low) * self.unit()
+    }
+
+    /// Returns an exponential value with the given mean.
+    fn exponential(&mut self, mean: f64) -> f64 {
+        -(1.0 - self.unit()).ln() * mean
     }
 
     /// Returns a standard normal value (Box-Muller).

@@ -8,6 +8,7 @@ impl Pacer {
         Self {
             config,
             cap: config.max_dial_level,
+            hold_back: 0,
             compliance: ComplianceSnapshot::unknown(config.target),
             agents: BTreeMap::new(),
             lines: BTreeMap::new(),
@@ -29,6 +30,7 @@ impl Pacer {
             PacerInput::PreviewDial { agent } => self.preview_dial(agent, now),
             PacerInput::ManualDial { agent } => self.manual_dial(agent, now),
             PacerInput::Reserve { line, agent } => self.reserve(line, agent),
+            PacerInput::HoldBack(agents) => self.hold_back = agents,
             PacerInput::DialLevelCap(cap) if cap.is_finite() => self.cap = cap.max(0.0),
             PacerInput::DialLevelCap(_) => {}
             PacerInput::Compliance(snapshot) => self.compliance = snapshot,
@@ -102,6 +104,24 @@ impl Pacer {
     /// Returns the dialling mode.
     pub fn mode(&self) -> Mode {
         self.config.mode
+    }
+
+    /// Returns the Ready agents held back for an inbound queue.
+    pub fn held_back(&self) -> usize {
+        self.hold_back
+    }
+
+    /// Returns how long agents who come free stay promised to lines already dialled.
+    ///
+    /// Predictive lines are dialled for agents expected free within the
+    /// model's horizon (mean time from order to answer, plus the grace
+    /// period), so an agent freed sooner is likely to go to one of them. A
+    /// progressive or preview line is its agent's alone: zero.
+    pub fn reach(&self) -> Duration {
+        match self.config.mode {
+            Mode::Predictive => Duration::from_secs_f64(self.history.horizon()),
+            Mode::Progressive | Mode::Preview => Duration::ZERO,
+        }
     }
 
     fn advance(&mut self, now: Instant) -> Instant {

@@ -70,6 +70,12 @@ impl History {
         self.answer_wait.push(wait.as_secs_f64());
     }
 
+    /// Returns the seconds from ordering a line until its answer has an agent or is abandoned.
+    pub(crate) fn horizon(&self) -> f64 {
+        // An answer may wait out the grace period for an agent.
+        self.answer_wait.mean().unwrap_or(10.0) + ABANDON_GRACE.as_secs_f64()
+    }
+
     /// Returns the estimates once enough lines have a result.
     pub(crate) fn estimates(&self, min_samples: usize) -> Option<Estimates> {
         if self.answered.len() < min_samples {
@@ -77,8 +83,7 @@ impl History {
         }
         Some(Estimates {
             answer: self.answered.mean()?.clamp(0.01, 1.0),
-            // An answer may wait out the grace period for an agent.
-            horizon: self.answer_wait.mean().unwrap_or(10.0) + ABANDON_GRACE.as_secs_f64(),
+            horizon: self.horizon(),
             talk: self.talk.mean().unwrap_or(60.0).max(1.0),
             wrap: self.wrap.mean().unwrap_or(0.0),
         })
@@ -121,7 +126,8 @@ impl Estimates {
 pub(crate) struct Plan<'a> {
     /// Lines ordered or ringing.
     pub(crate) pending: usize,
-    /// Agents free now, less answered calls already waiting for one.
+    /// Agents free now, less answered calls already waiting for one and
+    /// agents held back for an inbound queue; negative when those outnumber them.
     pub(crate) free: i64,
     /// For each busy agent, the probability it is free within the horizon.
     pub(crate) soon_free: &'a [f64],

@@ -19,7 +19,7 @@ impl Pacer {
         }
     }
 
-    /// Gives every Ready agent without a line one reserved line.
+    /// Gives every Ready agent without a line one reserved line, but for those held back.
     fn plan_progressive(&mut self, now: Instant) {
         let mut uncovered: Vec<(Instant, AgentId)> = self
             .agents
@@ -28,6 +28,9 @@ impl Pacer {
             .map(|(&id, a)| (a.since, id))
             .collect();
         uncovered.sort_unstable();
+        // The longest idle get lines; the last to come free stay free, and
+        // an inbound queue takes its longest-idle agent from among them.
+        uncovered.truncate(uncovered.len().saturating_sub(self.hold_back));
         let limit = self.line_limit();
         let mut in_flight = self.lines_in_flight();
         for (_, agent) in uncovered {
@@ -67,12 +70,19 @@ impl Pacer {
             .values()
             .filter(|l| matches!(l.state, LineState::Waiting { .. }))
             .count();
-        let free = free_agents as i64 - waiting as i64;
+        // Held-back agents are not free for outbound: with fewer free than
+        // held back, `free` goes negative and the model expects the first
+        // agents to come free to refill the reserve before taking an answer.
+        let held = i64::try_from(self.hold_back).unwrap_or(i64::MAX);
+        let free = (free_agents as i64 - waiting as i64).saturating_sub(held);
         let at_least = usize::try_from(free).unwrap_or(0).saturating_sub(pending);
         // Even if every line in flight were answered and no busy agent came
         // free, abandons could not pass the ledger's headroom by more than one.
         let headroom = i64::try_from(self.compliance.headroom()).unwrap_or(i64::MAX);
-        let worst_case = free.saturating_add(headroom).saturating_add(1) - pending as i64;
+        let worst_case = free
+            .saturating_add(headroom)
+            .saturating_add(1)
+            .saturating_sub(pending as i64);
         let at_most = (limit - pending).min(usize::try_from(worst_case).unwrap_or(0).max(at_least));
         let target = self.planning_target();
         let estimates = self.history.estimates(self.config.min_history);

@@ -352,12 +352,121 @@ fn nothing_to_dial_pauses_ordering() {
     assert_eq!(h.orders().len(), 1);
 }
 
+#[test]
+fn progressive_leaves_the_last_agents_to_come_free_without_a_line() {
+    let mut h = Harness::new(Mode::Progressive);
+    h.input(PacerInput::HoldBack(1));
+    for id in 0..4 {
+        h.at(id as f64);
+        h.agent(id, AgentState::Ready);
+    }
+    let lines: Vec<_> = h.orders().iter().map(|o| o.agent).collect();
+    assert_eq!(
+        lines,
+        [Some(AgentId(0)), Some(AgentId(1)), Some(AgentId(2))],
+        "the longest idle are dialled for"
+    );
+    assert_eq!(h.pacer.free_agents(), [AgentId(3)]);
+
+    h.input(PacerInput::HoldBack(3));
+    assert!(h.orders().is_empty());
+    assert_eq!(h.pacer.lines_in_flight(), 3, "lines already out stay out");
+
+    h.input(PacerInput::HoldBack(0));
+    let lines: Vec<_> = h.orders().iter().map(|o| o.agent).collect();
+    assert_eq!(
+        lines,
+        [Some(AgentId(3))],
+        "no hold back: every agent dialled for"
+    );
+}
+
+#[test]
+fn predictive_without_history_dials_only_for_agents_beyond_the_hold_back() {
+    let mut h = Harness::new(Mode::Predictive);
+    h.healthy_ledger();
+    h.input(PacerInput::HoldBack(1));
+    for id in 0..4 {
+        h.agent(id, AgentState::Ready);
+    }
+    assert_eq!(h.orders().len(), 3);
+    h.input(PacerInput::HoldBack(4));
+    h.agent(4, AgentState::Ready);
+    assert!(
+        h.orders().is_empty(),
+        "five free, four held, three lines out"
+    );
+}
+
+#[test]
+fn predictive_expects_agents_coming_free_to_refill_the_reserve_first() {
+    let lines_with = |held| {
+        let mut h = Harness::new(Mode::Predictive);
+        h.learn();
+        h.healthy_ledger();
+        h.input(PacerInput::HoldBack(held));
+        // Every agent wrapping up, none free: any line counts on an agent
+        // coming free within the horizon.
+        for id in 0..10 {
+            h.agent(id, AgentState::WrapUp);
+        }
+        h.orders().len()
+    };
+    let (none, two, all) = (lines_with(0), lines_with(2), lines_with(10));
+    assert!(none > 0, "ten busy agents free up within the horizon");
+    assert!(
+        two < none,
+        "{two} lines with two held back, {none} with none"
+    );
+    assert_eq!(all, 0);
+}
+
+#[test]
+fn a_held_back_agent_still_takes_a_call_that_would_be_abandoned() {
+    let mut h = Harness::new(Mode::Predictive);
+    h.healthy_ledger();
+    h.input(PacerInput::HoldBack(1));
+    h.agent(0, AgentState::Ready);
+    h.agent(1, AgentState::Ready);
+    let orders = h.orders();
+    assert_eq!(orders.len(), 1);
+    // A caller waits now: both agents held, yet an answer still connects.
+    h.input(PacerInput::HoldBack(2));
+    assert!(h.orders().is_empty());
+    assert_eq!(h.pacer.lines_in_flight(), 1, "the line out stays out");
+    let line = orders[0].line;
+    h.call(line, CallEvent::Dialled);
+    h.call(line, CallEvent::AnsweredLive);
+    assert_eq!(
+        h.events(),
+        [PacerEvent::Connect {
+            line,
+            agent: AgentId(0)
+        }]
+    );
+}
+
+#[test]
+fn only_predictive_lines_reach_ahead_of_the_agents() {
+    let mut h = Harness::new(Mode::Predictive);
+    assert_eq!(h.pacer.reach(), Duration::from_secs(12), "assumed at first");
+    h.learn();
+    // The harness answers every line the instant it is ordered.
+    assert_eq!(h.pacer.reach(), Duration::from_secs(2));
+    assert_eq!(
+        Harness::new(Mode::Progressive).pacer.reach(),
+        Duration::ZERO
+    );
+    assert_eq!(Harness::new(Mode::Preview).pacer.reach(), Duration::ZERO);
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Agent(u64, AgentState),
     Call(usize, CallEvent),
     Preview(u64),
     Cap(f64),
+    HoldBack(usize),
     Ledger(u64, u64),
     Wait(u64),
 }
@@ -390,6 +499,7 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
         6 => (any::<usize>(), event).prop_map(|(i, e)| Op::Call(i, e)),
         1 => (0u64..8).prop_map(Op::Preview),
         1 => (0.0f64..6.0).prop_map(Op::Cap),
+        1 => (0usize..6).prop_map(Op::HoldBack),
         1 => (0u64..2_000, 0u64..100).prop_map(|(l, a)| Op::Ledger(l, a.min(l))),
         2 => (0u64..5_000).prop_map(Op::Wait),
     ];
@@ -411,6 +521,7 @@ fn check(mode: Mode, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 h.input(PacerInput::PreviewDial { agent: AgentId(a) });
             }
             Op::Cap(c) => h.input(PacerInput::DialLevelCap(c)),
+            Op::HoldBack(n) => h.input(PacerInput::HoldBack(n)),
             Op::Ledger(live, abandoned) => {
                 let counts = Counts { live, abandoned };
                 let snapshot = ComplianceSnapshot {
@@ -438,7 +549,15 @@ fn check(mode: Mode, ops: Vec<Op>) -> Result<(), TestCaseError> {
         prop_assert!(in_flight <= h.pacer.config.max_lines);
         match mode {
             Mode::Preview => prop_assert!(orders.len() <= 1 && previews > 0),
-            Mode::Progressive => prop_assert!(in_flight <= h.pacer.ready_agents()),
+            Mode::Progressive => {
+                prop_assert!(in_flight <= h.pacer.ready_agents());
+                let free = h.pacer.free_agents().len();
+                prop_assert!(
+                    free >= h.pacer.held_back(),
+                    "dialled leaving {free} free, {} held back",
+                    h.pacer.held_back()
+                );
+            }
             Mode::Predictive => {}
         }
         lines.extend(orders.iter().map(|o| o.line));
