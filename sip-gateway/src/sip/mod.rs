@@ -7,6 +7,8 @@
 //!   header helpers.
 //! - [`transaction`]: RFC 3261 client and server transactions with their timers.
 //! - [`digest`]: answers to 401/407 digest challenges (MD5, SHA-256).
+//! - [`digest_server`]: our own challenges, with stateless nonces any node can check, and the
+//!   check of an answer against a stored HA1.
 //! - [`sdp`]: G.711 and telephone-event offer/answer, as RTP or SRTP keyed by [`sdes`].
 //! - [`outbound`]: INVITE, OPTIONS and REGISTER towards a trunk, from a header whitelist.
 //! - [`dialog`]: the dialog a 2xx creates: ACK, BYE, in-dialog answers; CANCEL.
@@ -16,6 +18,7 @@ pub mod call;
 mod canonical;
 pub mod dialog;
 pub mod digest;
+pub mod digest_server;
 pub mod message;
 pub mod outbound;
 pub mod parse;
