@@ -11,6 +11,8 @@
 //!   check of an answer against a stored HA1.
 //! - [`sdp`]: G.711 and telephone-event offer/answer, as RTP or SRTP keyed by [`sdes`].
 //! - [`outbound`]: INVITE, OPTIONS and REGISTER towards a trunk, from a header whitelist.
+//! - [`registrar`]: REGISTER from agents' desk phones, two-step so credentials can come
+//!   from a database, with bindings that remember where each phone is reachable through NAT.
 //! - [`dialog`]: the dialog a 2xx creates: ACK, BYE, in-dialog answers; CANCEL.
 //! - [`call`]: the per-call state machine the gateway shell drives, built on all of the above.
 
@@ -22,6 +24,7 @@ pub mod digest_server;
 pub mod message;
 pub mod outbound;
 pub mod parse;
+pub mod registrar;
 pub mod screen;
 pub mod sdes;
 pub mod sdp;
