@@ -7,7 +7,7 @@ use crm::model::*;
 use crm::password;
 use crm::store::phones::DeskPhone;
 use crm::testing::TestDb;
-use crm::StoreError;
+use crm::{Store, StoreError};
 
 crm::on_both_backends!(
     a_password_becomes_the_published_ha1_values_and_is_found_by_username,
@@ -17,6 +17,7 @@ crm::on_both_backends!(
     a_new_password_replaces_the_old_values,
     removing_a_credential_ends_it_and_both_changes_are_audited,
     accounts_see_and_touch_only_their_own_phones,
+    every_node_gets_the_same_nonce_secret,
 );
 
 const LOGIN_PASSWORD: &str = "Login password 1";
@@ -304,5 +305,22 @@ async fn accounts_see_and_touch_only_their_own_phones(db: TestDb) -> TestDb {
     assert!(db.store.sip_credential("frank").await.unwrap().is_some());
     assert!(db.store.sip_credential("stolen").await.unwrap().is_none());
     assert!(db.store.audit_entries(b, 10).await.unwrap().is_empty());
+    db
+}
+
+async fn every_node_gets_the_same_nonce_secret(db: TestDb) -> TestDb {
+    let other_node = Store::connect(&db.url)
+        .await
+        .expect("a second node connects");
+    let (first, second) = tokio::join!(
+        db.store.sip_nonce_secret(t0()),
+        other_node.sip_nonce_secret(t0() + Duration::seconds(1)),
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first, second);
+    assert!(first.as_bytes().len() >= 32);
+    assert_eq!(db.store.sip_nonce_secret(t0()).await.unwrap(), first);
+    assert!(!format!("{first:?}").contains(std::str::from_utf8(first.as_bytes()).unwrap()));
+    other_node.close().await;
     db
 }

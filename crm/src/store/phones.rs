@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::{on_pool, Store};
 use crate::model::{AccountId, Actor, UserId};
-use crate::{password, StoreError};
+use crate::{password, privacy, StoreError};
 
 /// Fewest characters in a desk phone password.
 pub const MIN_SIP_PASSWORD_LEN: usize = 12;
@@ -72,6 +72,27 @@ pub struct DeskPhone {
     pub created_at: DateTime<Utc>,
     /// When the password or SIP username last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+/// The name under which the registrar's nonce secret is kept in `server_secrets`.
+const NONCE_SECRET_NAME: &str = "sip_nonces";
+
+/// The secret every node signs and checks the registrar's nonces with;
+/// `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SipNonceSecret(String);
+
+impl SipNonceSecret {
+    /// Returns the secret's bytes, for the registrar's nonce key.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for SipNonceSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SipNonceSecret(***)")
+    }
 }
 
 const DESK_PHONE_SELECT: &str = "SELECT c.user_id, u.username, c.sip_username, c.realm, u.active, \
@@ -203,6 +224,28 @@ impl Store {
             now,
         )
         .await
+    }
+
+    /// Returns the registrar's nonce secret, creating it on first use, the
+    /// same on every node of the service.
+    pub async fn sip_nonce_secret(&self, now: DateTime<Utc>) -> Result<SipNonceSecret, StoreError> {
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO server_secrets (name, secret, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING"
+        )
+        .bind(NONCE_SECRET_NAME)
+        .bind(privacy::new_account_key())
+        .bind(now)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        let secret: String = on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT secret FROM server_secrets WHERE name = $1"
+        )
+        .bind(NONCE_SECRET_NAME)
+        .fetch_one(pool)
+        .await?);
+        Ok(SipNonceSecret(secret))
     }
 
     /// Returns the account's users who have a desk phone credential, by

@@ -190,6 +190,9 @@ pub struct Completion {
     pub response: OutgoingResponse,
     /// What the REGISTER changed, in order; empty unless it succeeded.
     pub changes: Vec<BindingChange>,
+    /// Whether it counted as a failed authentication (unknown user, wrong password, another
+    /// user's credentials); a shell that shares failure counts between nodes records it there.
+    pub failed: bool,
 }
 
 /// Desk phones' registrations: challenges, bindings, their expiry, and the failure throttle.
@@ -271,11 +274,6 @@ impl Registrar {
         let Some(auth) = ours else {
             return respond(401, challenge(self, false));
         };
-        if auth.username != register.username {
-            tracing::debug!("REGISTER refused: credentials of another user");
-            self.throttle.record(source.ip(), &register.username, now);
-            return respond(403, Vec::new());
-        }
         let stale = match self.digest.precheck(&auth, &request.uri, source.ip(), wall) {
             Ok(check) => check == NonceCheck::Stale,
             Err(Refusal::OtherRealm | Refusal::InvalidNonce) => {
@@ -311,6 +309,7 @@ impl Registrar {
             transport: p.transport,
             response: response(&p.headers, status, extra),
             changes,
+            failed: false,
         };
         let username = &p.register.username;
         // Checked again: other answers may have failed since this one was first seen, and
@@ -318,10 +317,15 @@ impl Registrar {
         if self.throttled(username, p.source, p.transport, now) {
             return done(403, Vec::new(), Vec::new());
         }
-        if !self.verify(&p.auth, stored) {
-            tracing::debug!("REGISTER refused: unknown user or wrong password");
+        // RFC 3261 §10.3 step 3: the credentials must be those of the AOR's own user.
+        let verified = self.verify(&p.auth, stored);
+        if !verified || p.auth.username != *username {
+            tracing::debug!("REGISTER refused: unknown user or wrong credentials");
             self.throttle.record(p.source.ip(), username, now);
-            return done(403, Vec::new(), Vec::new());
+            return Completion {
+                failed: true,
+                ..done(403, Vec::new(), Vec::new())
+            };
         }
         let retry = || {
             p.retry
@@ -344,6 +348,19 @@ impl Registrar {
                 done(200, contacts, changes)
             }
             Err((status, extra)) => done(status, extra, Vec::new()),
+        }
+    }
+
+    /// Answers a pending REGISTER with a bare 403 without checking or counting it, for a shell
+    /// whose failure counts shared between nodes say its username or address is over the limit.
+    pub fn refuse(&mut self, pending: Pending) -> Completion {
+        let p = *pending.0;
+        Completion {
+            destination: p.source,
+            transport: p.transport,
+            response: response(&p.headers, 403, Vec::new()),
+            changes: Vec::new(),
+            failed: false,
         }
     }
 

@@ -255,6 +255,10 @@ fn unknown_users_and_wrong_passwords_get_the_same_403() {
     let unknown = register(&mut reg, &mut nobody, "", None, now);
     for done in [&wrong, &unknown] {
         assert_eq!(done.response.status, 403);
+        assert!(
+            done.failed,
+            "counted, for a shell that shares counts between nodes"
+        );
         assert!(done.changes.is_empty());
         assert!(headers(&done.response, "WWW-Authenticate").is_empty());
         assert!(headers(&done.response, "Warning").is_empty());
@@ -553,13 +557,16 @@ fn answers_that_cannot_be_ours_are_refused_before_any_lookup() {
     assert!(headers(&elsewhere, "WWW-Authenticate")
         .iter()
         .all(|c| !Challenge::parse(c).unwrap().stale));
-    // Credentials of another user for this AOR.
+    // Credentials of another user for this AOR: a failure, whatever is stored.
     let mut bob = phone.clone();
     bob.user = "bob".into();
     let bobs = bob.answer(&challenge, 1);
+    let p = pending(send(&mut reg, &mut phone, "", Some(&bobs), now, wall0()));
+    assert_eq!(p.username(), "alice");
+    let foreign_user = reg.complete(p, Some(&stored("alice")), now);
     assert_eq!(
-        respond(send(&mut reg, &mut phone, "", Some(&bobs), now, wall0())).status,
-        403
+        (foreign_user.response.status, foreign_user.failed),
+        (403, true)
     );
     // A digest uri that is not the Request-URI, and junk Authorization.
     let other_uri = answer.replace(
@@ -737,6 +744,25 @@ fn guesses_sent_together_are_still_limited() {
         403
     );
     assert!(reg.binding("alice", now).is_none());
+}
+
+#[test]
+fn a_shell_may_refuse_a_pending_register_without_counting_it() {
+    let now = Instant::now();
+    let mut reg = registrar();
+    let mut phone = Phone::new("alice");
+    let challenge = respond(send(&mut reg, &mut phone, "", None, now, wall0()));
+    for i in 0..MAX_FAILURES_PER_USER as u32 + 2 {
+        let answer = phone.answer(&challenge, i + 1);
+        let p = pending(send(&mut reg, &mut phone, "", Some(&answer), now, wall0()));
+        let refused = reg.refuse(p);
+        assert_eq!((refused.response.status, refused.failed), (403, false));
+        assert!(headers(&refused.response, "WWW-Authenticate").is_empty());
+        assert_eq!(refused.destination, phone.source);
+    }
+    // None of them counted here: the right password still registers.
+    let ok = register(&mut reg, &mut phone, "", Some(&stored("alice")), now);
+    assert_eq!((ok.response.status, ok.failed), (200, false));
 }
 
 #[test]
