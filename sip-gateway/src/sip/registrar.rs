@@ -147,11 +147,10 @@ pub enum RegisterStep {
     Pending(Pending),
 }
 
-/// A REGISTER waiting for its user's stored credentials.
-#[derive(Debug)]
+/// A REGISTER waiting for its user's stored credentials; `Debug` shows where it came from
+/// only, as usernames may name people.
 pub struct Pending(Box<PendingRegister>);
 
-#[derive(Debug)]
 struct PendingRegister {
     register: Register,
     auth: Authorization,
@@ -160,6 +159,15 @@ struct PendingRegister {
     headers: Vec<(String, String)>,
     stale: bool,
     retry: [String; 2],
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("source", &self.0.source)
+            .field("transport", &self.0.transport)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Pending {
