@@ -27,6 +27,7 @@ mod lists;
 pub mod login_failures;
 pub mod nodes;
 mod passwords;
+pub mod phones;
 pub mod queues;
 pub mod reports;
 mod retention;

@@ -17,7 +17,8 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    fn name(self) -> &'static str {
+    /// Returns the name written in `algorithm=` parameters.
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Algorithm::Md5 => "MD5",
             Algorithm::Md5Sess => "MD5-sess",
@@ -26,7 +27,8 @@ impl Algorithm {
         }
     }
 
-    fn hash(self, data: &str) -> String {
+    /// Returns the lower-case hex digest of `data` under this algorithm.
+    pub(crate) fn hash(self, data: &str) -> String {
         match self {
             Algorithm::Md5 | Algorithm::Md5Sess => hex::encode(Md5::digest(data.as_bytes())),
             Algorithm::Sha256 | Algorithm::Sha256Sess => {
@@ -226,7 +228,8 @@ impl Challenge {
     }
 }
 
-fn qop_name(qop: Qop) -> &'static str {
+/// Returns the token written in `qop=` parameters.
+pub(crate) fn qop_name(qop: Qop) -> &'static str {
     match qop {
         Qop::Auth => "auth",
         Qop::AuthInt => "auth-int",
@@ -238,7 +241,7 @@ fn quote(value: &str) -> String {
 }
 
 /// Splits `k=v, k="quoted, v"` into pairs, unescaping quoted strings.
-fn parse_params(input: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_params(input: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut chars = input.chars().peekable();
     loop {
