@@ -67,6 +67,9 @@ pub enum Command {
     /// Manages an account's do-not-call list.
     #[command(subcommand)]
     Dnc(crate::dnc_cli::DncCommand),
+    /// Manages inbound queues: numbers, settings, agents and skills.
+    #[command(subcommand)]
+    Queue(crate::queues_cli::QueueCommand),
     /// Places one call through a trunk and prints what happens.
     Dial(crate::telephony::DialArgs),
     /// Runs the simulated carrier: a SIP endpoint that answers, rings out,
@@ -228,6 +231,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::simulate_cli::run(&args)
         }
         Command::Dnc(c) => crate::dnc_cli::run(&open_migrated(&settings).await?, c).await,
+        Command::Queue(c) => crate::queues_cli::run(&open_migrated(&settings).await?, c).await,
         Command::Backup { file } => {
             let store = open(&settings).await?;
             let started = std::time::Instant::now();

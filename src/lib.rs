@@ -9,6 +9,7 @@ pub mod contacts_cli;
 pub mod dnc_cli;
 pub mod doctor;
 pub mod lists_cli;
+pub mod queues_cli;
 pub mod settings;
 pub mod simulate_cli;
 pub mod telephony;

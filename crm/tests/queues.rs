@@ -21,6 +21,7 @@ crm::on_both_backends!(
     inbound_calls_never_count_in_outbound_figures,
     a_survivor_closes_a_dead_nodes_inbound_calls_as_interrupted,
     queues_are_scoped_to_their_account,
+    a_queue_report_counts_waits_answers_and_the_service_level,
 );
 
 const DID: &str = "+441632960001";
@@ -467,5 +468,71 @@ async fn queues_are_scoped_to_their_account(db: TestDb) -> TestDb {
             .await,
         Err(StoreError::NotFound)
     ));
+    db
+}
+
+async fn a_queue_report_counts_waits_answers_and_the_service_level(db: TestDb) -> TestDb {
+    let (a, c) = setup(&db, "acme").await;
+    let q = db
+        .store
+        .create_queue(a, "Sales", &QueueSettings::new(c), &[DID.to_owned()], t0())
+        .await
+        .unwrap();
+    let ann = agent(&db, a, "ann").await;
+    let secs = |n: i64| TimeDelta::seconds(n);
+    // (arrives after t0, taken after arrival, ends after arrival, outcome)
+    let calls = [
+        (0, Some(10), 180, InboundOutcome::Answered),
+        (60, Some(45), 200, InboundOutcome::Answered),
+        (120, None, 30, InboundOutcome::Abandoned),
+        (4000, None, 5, InboundOutcome::Closed),
+    ];
+    for (arrives, taken, ends, outcome) in calls {
+        let call = CallRef::random();
+        let at = t0() + secs(arrives);
+        db.store
+            .inbound_call_arrived(&q, Some(CALLER), call, &Holder::from("n1"), at)
+            .await
+            .unwrap();
+        if let Some(t) = taken {
+            db.store
+                .inbound_call_taken(a, call, ann, at + secs(t))
+                .await
+                .unwrap();
+        }
+        db.store
+            .inbound_call_ended(a, call, outcome, at + secs(ends))
+            .await
+            .unwrap();
+    }
+    let period = crm::store::reports::Period {
+        from: t0() - TimeDelta::hours(1),
+        to: t0() + TimeDelta::hours(3),
+    };
+    let reports = db.store.queue_report(a, period).await.unwrap();
+    assert_eq!(reports.len(), 1);
+    let r = &reports[0];
+    assert_eq!((r.offered, r.answered, r.abandoned, r.closed), (3, 2, 1, 1));
+    assert!(
+        (r.service_level - 1.0 / 3.0).abs() < 1e-9,
+        "{}",
+        r.service_level
+    );
+    assert!((r.average_speed_of_answer_secs - 27.5).abs() < 1e-9);
+    assert_eq!(r.longest_wait_secs, 45);
+    assert_eq!(
+        r.hours.len(),
+        1,
+        "the closed call's hour has no offered call"
+    );
+    assert_eq!(r.hours[0].offered, 3);
+    let before = crm::store::reports::Period {
+        from: t0() - TimeDelta::hours(3),
+        to: t0() - TimeDelta::hours(1),
+    };
+    assert_eq!(
+        db.store.queue_report(a, before).await.unwrap()[0].offered,
+        0
+    );
     db
 }

@@ -343,6 +343,48 @@ pub const RULES: &[Rule] = &[
     ),
     rule(
         "GET",
+        "/api/queues",
+        Who::Roles(MANAGERS),
+        "The account's inbound queues with their numbers and settings",
+    ),
+    rule(
+        "POST",
+        "/api/queues",
+        Who::Roles(MANAGERS),
+        "Create an inbound queue: its name, numbers, campaign and settings",
+    ),
+    rule(
+        "GET",
+        "/api/queues/{id}",
+        Who::Roles(MANAGERS),
+        "One inbound queue",
+    ),
+    rule(
+        "PATCH",
+        "/api/queues/{id}",
+        Who::Roles(MANAGERS),
+        "Change an inbound queue's settings or numbers",
+    ),
+    rule(
+        "DELETE",
+        "/api/queues/{id}",
+        Who::Roles(MANAGERS),
+        "Delete an inbound queue; its calls keep their history",
+    ),
+    rule(
+        "GET",
+        "/api/queues/{id}/agents",
+        Who::Roles(MANAGERS),
+        "The agents answering a queue, with their skills",
+    ),
+    rule(
+        "PUT",
+        "/api/queues/{id}/agents",
+        Who::Roles(MANAGERS),
+        "Set the agents answering a queue and their skills (1 to 10)",
+    ),
+    rule(
+        "GET",
         "/api/campaigns/{id}/script",
         Who::Roles(MANAGERS),
         "A campaign's call script: sections of text with merge fields",
@@ -400,6 +442,12 @@ pub const RULES: &[Rule] = &[
         "/api/reports/campaigns",
         Who::Roles(MANAGERS),
         "Campaigns' calls, answers and abandons, as JSON or CSV",
+    ),
+    rule(
+        "GET",
+        "/api/reports/queues",
+        Who::Roles(MANAGERS),
+        "Inbound queues over a period: offered, answered, abandoned, service level, speed of answer",
     ),
     rule(
         "GET",

@@ -173,8 +173,20 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
         .await
         .expect("webhook")
         .0;
+    let queue = s
+        .create_queue(
+            a.id,
+            "Matrix",
+            &crm::store::queues::QueueSettings::new(campaign.id),
+            &["+441632960555".to_owned()],
+            now,
+        )
+        .await
+        .expect("queue");
     let id_for = |path: &str| -> String {
-        let id = if path.starts_with("/api/webhooks/") {
+        let id = if path.starts_with("/api/queues/") {
+            queue.id.0
+        } else if path.starts_with("/api/webhooks/") {
             webhook.id.0
         } else if path.starts_with("/api/contacts/") {
             contact.id.0
@@ -221,7 +233,7 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
                 other => panic!("no test for method {other}"),
             };
             if rule.method != "GET" {
-                req = req.json(&body_for(rule.path, list.id.0, user.id.0));
+                req = req.json(&body_for(rule.path, list.id.0, user.id.0, campaign.id.0));
             }
             if path.ends_with("/ws") || path == "/api/stream" {
                 req = req
@@ -282,7 +294,7 @@ fn hidden_from_unassigned(path: &str) -> bool {
 
 /// A well-formed body for the routes that take one, so that a foreign
 /// caller's refusal comes from the account scope, not from the body.
-fn body_for(path: &str, list: i64, agent: i64) -> serde_json::Value {
+fn body_for(path: &str, list: i64, agent: i64, campaign: i64) -> serde_json::Value {
     match path {
         "/api/users/{id}/active" => serde_json::json!({ "active": true }),
         "/api/campaigns/{id}/settings" => serde_json::to_value(
@@ -306,6 +318,11 @@ fn body_for(path: &str, list: i64, agent: i64) -> serde_json::Value {
         "/api/webhooks/{id}" => serde_json::json!({ "description": "matrix" }),
         "/api/account/fields" => serde_json::json!({ "key": "matrix_two", "kind": "yes_no" }),
         "/api/account/fields/{key}" => serde_json::json!({ "label": "Matrix field" }),
+        "/api/queues" => serde_json::json!({ "name": "Matrix two", "campaign_id": campaign }),
+        "/api/queues/{id}" => serde_json::json!({ "max_wait_secs": 90 }),
+        "/api/queues/{id}/agents" => {
+            serde_json::json!({ "agents": [{ "user_id": agent, "skill": 5 }] })
+        }
         _ => serde_json::json!({}),
     }
 }

@@ -31,6 +31,7 @@ mod nodes;
 mod ops;
 mod privacy;
 mod privacy_aggregate;
+mod queues;
 mod reports;
 mod restarts;
 mod scripts;

@@ -13,7 +13,9 @@
 //! touch `connected_at` or `abandoned_at`, so a campaign's outbound
 //! abandon figures never count them.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use chrono_tz::Tz;
 use dialer_core::may_call;
 use serde::{Deserialize, Serialize};
@@ -476,6 +478,113 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces the numbers routed to a queue, in one transaction: a
+    /// number another queue has is refused and nothing changes.
+    pub async fn set_queue_numbers(
+        &self,
+        account: AccountId,
+        queue: QueueId,
+        numbers: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        for number in numbers {
+            check_number(number)?;
+        }
+        self.queue(account, queue).await?;
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM queue_numbers WHERE queue_id = $1 AND account_id = $2")
+                .bind(queue.0)
+                .bind(account.0)
+                .execute(&mut *tx)
+                .await?;
+            for number in numbers {
+                sqlx::query(
+                    "INSERT INTO queue_numbers (number, account_id, queue_id, created_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(number)
+                .bind(account.0)
+                .bind(queue.0)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    unique_as_conflict(e, &format!("{number} already routes to a queue"))
+                })?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Replaces a queue's agents and their skills; each must be allowed as
+    /// [`Store::assign_queue_agent`] says, else nothing changes.
+    pub async fn set_queue_members(
+        &self,
+        account: AccountId,
+        queue: QueueId,
+        members: &[(UserId, u8)],
+    ) -> Result<(), StoreError> {
+        let found = self.queue(account, queue).await?;
+        for (user, skill) in members {
+            self.check_member(account, found.settings.campaign_id, *user, *skill)
+                .await?;
+        }
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM queue_agents WHERE queue_id = $1 AND account_id = $2")
+                .bind(queue.0)
+                .bind(account.0)
+                .execute(&mut *tx)
+                .await?;
+            for (user, skill) in members {
+                sqlx::query(
+                    "INSERT INTO queue_agents (queue_id, user_id, account_id, skill) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (queue_id, user_id) DO UPDATE SET skill = excluded.skill",
+                )
+                .bind(queue.0)
+                .bind(user.0)
+                .bind(account.0)
+                .bind(i64::from(*skill))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Checks a user may answer a queue logging its calls against `campaign`.
+    async fn check_member(
+        &self,
+        account: AccountId,
+        campaign: CampaignId,
+        user: UserId,
+        skill: u8,
+    ) -> Result<(), StoreError> {
+        if !(1..=10).contains(&skill) {
+            return Err(StoreError::Invalid("a skill is 1 to 10".into()));
+        }
+        let member = self.user(account, user).await.map_err(|e| match e {
+            StoreError::NotFound => StoreError::Invalid(format!("no user {user} in the account")),
+            other => other,
+        })?;
+        if !member.active || member.role == Role::Admin {
+            return Err(StoreError::Invalid(
+                "only an active agent or supervisor answers a queue".into(),
+            ));
+        }
+        if !self.is_assigned(account, campaign, user).await? {
+            return Err(StoreError::Invalid(format!(
+                "{} is not assigned to the queue's campaign",
+                member.username
+            )));
+        }
+        Ok(())
+    }
+
     /// Returns the account's queues, by name.
     pub async fn queues(&self, account: AccountId) -> Result<Vec<Queue>, StoreError> {
         let sql = format!("SELECT {QUEUE_COLUMNS} FROM queues WHERE account_id = $1 ORDER BY name");
@@ -577,25 +686,9 @@ impl Store {
         user: UserId,
         skill: u8,
     ) -> Result<(), StoreError> {
-        if !(1..=10).contains(&skill) {
-            return Err(StoreError::Invalid("a skill is 1 to 10".into()));
-        }
         let found = self.queue(account, queue).await?;
-        let member = self.user(account, user).await?;
-        if !member.active || member.role == Role::Admin {
-            return Err(StoreError::Invalid(
-                "only an active agent or supervisor answers a queue".into(),
-            ));
-        }
-        if !self
-            .is_assigned(account, found.settings.campaign_id, user)
-            .await?
-        {
-            return Err(StoreError::Invalid(format!(
-                "{} is not assigned to the queue's campaign",
-                member.username
-            )));
-        }
+        self.check_member(account, found.settings.campaign_id, user, skill)
+            .await?;
         on_pool!(self, |pool| sqlx::query(
             "INSERT INTO queue_agents (queue_id, user_id, account_id, skill) \
              VALUES ($1, $2, $3, $4) \
@@ -884,6 +977,170 @@ impl Store {
         .fetch_optional(pool)
         .await?);
         Ok(id.flatten().map(UserId))
+    }
+}
+
+/// One queue's figures over a period, for supervisors' reports. A call
+/// counts in the period and hour it arrived; its wait runs from its arrival
+/// (the welcome message included) to an agent taking it or it ending.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueReport {
+    /// The queue.
+    pub queue_id: QueueId,
+    /// Its name.
+    pub name: String,
+    /// Calls that arrived while it was open.
+    pub offered: i64,
+    /// Of them, taken by an agent.
+    pub answered: i64,
+    /// Of them, hung up by the caller while waiting.
+    pub abandoned: i64,
+    /// Of them, ending in a voicemail.
+    pub voicemail: i64,
+    /// Of them, ending with a callback booked.
+    pub callbacks: i64,
+    /// Calls that arrived while it was closed.
+    pub closed: i64,
+    /// Answered within the queue's service-level seconds, over offered
+    /// (0 without any): the strict reading, where a caller who gave up
+    /// early counts against it.
+    pub service_level: f64,
+    /// The mean wait of the answered calls, in seconds.
+    pub average_speed_of_answer_secs: f64,
+    /// The longest any caller waited, answered or not, in seconds.
+    pub longest_wait_secs: i64,
+    /// The same hour by hour, only hours with calls.
+    pub hours: Vec<QueueHour>,
+}
+
+/// One hour of a queue's calls.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueHour {
+    /// The start of the hour.
+    pub hour: DateTime<Utc>,
+    /// Calls offered in the hour.
+    pub offered: i64,
+    /// Of them, answered.
+    pub answered: i64,
+    /// Of them, abandoned in the queue.
+    pub abandoned: i64,
+    /// Of them, answered within the service-level seconds, over offered.
+    pub service_level: f64,
+}
+
+#[derive(Default)]
+struct Tally {
+    offered: i64,
+    answered: i64,
+    abandoned: i64,
+    voicemail: i64,
+    callbacks: i64,
+    closed: i64,
+    in_target: i64,
+    answer_secs: i64,
+    longest: i64,
+}
+
+impl Tally {
+    fn level(&self) -> f64 {
+        if self.offered == 0 {
+            0.0
+        } else {
+            self.in_target as f64 / self.offered as f64
+        }
+    }
+}
+
+impl Store {
+    /// Returns every queue's figures for calls that arrived in `period`.
+    pub async fn queue_report(
+        &self,
+        account: AccountId,
+        period: super::reports::Period,
+    ) -> Result<Vec<QueueReport>, StoreError> {
+        type Row = (
+            Option<i64>,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT queue_id, started_at, taken_at, ended_at, outcome FROM call_attempts \
+             WHERE account_id = $1 AND direction = 'inbound' \
+             AND started_at >= $2 AND started_at < $3"
+        )
+        .bind(account.0)
+        .bind(period.from)
+        .bind(period.to)
+        .fetch_all(pool)
+        .await?);
+        let mut out = Vec::new();
+        for queue in self.queues(account).await? {
+            let target = i64::from(queue.settings.service_level_secs);
+            let mut all = Tally::default();
+            let mut hours: BTreeMap<DateTime<Utc>, Tally> = BTreeMap::new();
+            for (q, started, taken, ended, outcome) in &rows {
+                if *q != Some(queue.id.0) {
+                    continue;
+                }
+                let hour = started
+                    .duration_trunc(TimeDelta::hours(1))
+                    .unwrap_or(*started);
+                let wait_end = taken.or(*ended);
+                let wait = wait_end.map_or(0, |t| (t - *started).num_seconds().max(0));
+                for tally in [&mut all, hours.entry(hour).or_default()] {
+                    match outcome.as_deref() {
+                        Some("closed") => {
+                            tally.closed += 1;
+                            continue;
+                        }
+                        Some("abandoned_in_queue") => tally.abandoned += 1,
+                        Some("voicemail") => tally.voicemail += 1,
+                        Some("callback_requested") => tally.callbacks += 1,
+                        _ => {}
+                    }
+                    tally.offered += 1;
+                    tally.longest = tally.longest.max(wait);
+                    if taken.is_some() {
+                        tally.answered += 1;
+                        tally.answer_secs += wait;
+                        if wait <= target {
+                            tally.in_target += 1;
+                        }
+                    }
+                }
+            }
+            out.push(QueueReport {
+                queue_id: queue.id,
+                name: queue.name,
+                offered: all.offered,
+                answered: all.answered,
+                abandoned: all.abandoned,
+                voicemail: all.voicemail,
+                callbacks: all.callbacks,
+                closed: all.closed,
+                service_level: all.level(),
+                average_speed_of_answer_secs: if all.answered == 0 {
+                    0.0
+                } else {
+                    all.answer_secs as f64 / all.answered as f64
+                },
+                longest_wait_secs: all.longest,
+                hours: hours
+                    .into_iter()
+                    .filter(|(_, t)| t.offered > 0)
+                    .map(|(hour, t)| QueueHour {
+                        hour,
+                        offered: t.offered,
+                        answered: t.answered,
+                        abandoned: t.abandoned,
+                        service_level: t.level(),
+                    })
+                    .collect(),
+            });
+        }
+        Ok(out)
     }
 }
 

@@ -19,6 +19,7 @@ pub(crate) mod listen;
 mod lists;
 mod pause_codes;
 mod privacy;
+mod queues;
 mod reports;
 mod users;
 mod webhooks;
@@ -49,5 +50,6 @@ pub fn routes() -> Router<AppState> {
         .merge(estimate::routes())
         .merge(listen::routes())
         .merge(webhooks::routes())
+        .merge(queues::routes())
         .merge(callbacks::routes())
 }

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, TimeDelta, Utc};
+use crm::store::queues::QueueReport;
 use crm::store::reports::{AgentFigures, CampaignReport, Period};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/reports/agents", get(agents))
         .route("/api/reports/campaigns", get(campaigns))
+        .route("/api/reports/queues", get(queues))
 }
 
 /// The period and format as they arrive; empty values take the defaults.
@@ -47,6 +49,8 @@ struct Report {
     agents: Option<Vec<AgentFigures>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     campaigns: Option<Vec<CampaignReport>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queues: Option<Vec<QueueReport>>,
 }
 
 async fn agents(
@@ -68,6 +72,7 @@ async fn agents(
         time_zone: TIME_ZONE,
         agents: Some(figures),
         campaigns: None,
+        queues: None,
     })
     .into_response())
 }
@@ -99,6 +104,42 @@ async fn campaigns(
         time_zone: TIME_ZONE,
         agents: None,
         campaigns: Some(reports),
+        queues: None,
+    })
+    .into_response())
+}
+
+/// Inbound queues: offered, answered, abandoned in the queue, the service
+/// level against each queue's target, the average speed of answer and the
+/// longest wait; `by=hour` gives the CSV hour by hour.
+async fn queues(
+    State(state): State<AppState>,
+    Manager(me): Manager,
+    headers: HeaderMap,
+    Query(query): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    let period = query.period(state.clock.now())?;
+    let by_hour = match query.by.as_deref().map(str::trim) {
+        None | Some("") | Some("queue") => false,
+        Some("hour") => true,
+        Some(_) => return Err(ApiError::BadRequest("by must be queue or hour".into())),
+    };
+    let reports = state.store.queue_report(me.account(), period).await?;
+    if wants_csv(&query, &headers) {
+        let (csv, name) = if by_hour {
+            (queue_hours_csv(&reports), "queue-hours")
+        } else {
+            (queues_csv(&reports), "queues")
+        };
+        return Ok(csv_response(csv.map_err(csv_failed)?, name, period));
+    }
+    Ok(Json(Report {
+        from: period.from,
+        to: period.to,
+        time_zone: TIME_ZONE,
+        agents: None,
+        campaigns: None,
+        queues: Some(reports),
     })
     .into_response())
 }
@@ -289,6 +330,68 @@ fn hours_csv(reports: &[CampaignReport]) -> Result<Vec<u8>, csv::Error> {
                 h.answered.to_string(),
                 h.abandoned.to_string(),
                 format!("{:.4}", h.abandon_rate),
+            ])?;
+        }
+    }
+    out.into_inner().map_err(|e| e.into_error().into())
+}
+
+/// One row per queue.
+fn queues_csv(reports: &[QueueReport]) -> Result<Vec<u8>, csv::Error> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record([
+        "queue_id",
+        "queue",
+        "offered",
+        "answered",
+        "abandoned",
+        "voicemail",
+        "callbacks",
+        "closed",
+        "service_level",
+        "average_speed_of_answer_secs",
+        "longest_wait_secs",
+    ])?;
+    for r in reports {
+        out.write_record([
+            r.queue_id.to_string(),
+            defuse(&r.name),
+            r.offered.to_string(),
+            r.answered.to_string(),
+            r.abandoned.to_string(),
+            r.voicemail.to_string(),
+            r.callbacks.to_string(),
+            r.closed.to_string(),
+            format!("{:.4}", r.service_level),
+            format!("{:.1}", r.average_speed_of_answer_secs),
+            r.longest_wait_secs.to_string(),
+        ])?;
+    }
+    out.into_inner().map_err(|e| e.into_error().into())
+}
+
+/// One row per queue and hour with calls.
+fn queue_hours_csv(reports: &[QueueReport]) -> Result<Vec<u8>, csv::Error> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record([
+        "queue_id",
+        "queue",
+        "hour",
+        "offered",
+        "answered",
+        "abandoned",
+        "service_level",
+    ])?;
+    for r in reports {
+        for h in &r.hours {
+            out.write_record([
+                r.queue_id.to_string(),
+                defuse(&r.name),
+                h.hour.to_rfc3339_opts(SecondsFormat::Secs, true),
+                h.offered.to_string(),
+                h.answered.to_string(),
+                h.abandoned.to_string(),
+                format!("{:.4}", h.service_level),
             ])?;
         }
     }
