@@ -526,6 +526,13 @@ async fn a_queue_report_counts_waits_answers_and_the_service_level(db: TestDb) -
         "the closed call's hour has no offered call"
     );
     assert_eq!(r.hours[0].offered, 3);
+    let (offered, talk) = db
+        .store
+        .queue_load(a, q.id, t0() - TimeDelta::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(offered, 3, "the closed call is no load");
+    assert!((talk.expect("answered calls") - 162.5).abs() < 1e-9);
     let before = crm::store::reports::Period {
         from: t0() - TimeDelta::hours(3),
         to: t0() - TimeDelta::hours(1),

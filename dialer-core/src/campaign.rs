@@ -287,6 +287,10 @@ impl Campaign {
                 }
                 return;
             }
+            AgentUpdate::HoldBack(n) => {
+                self.pacer.handle_input(PacerInput::HoldBack(n), now.at);
+                return;
+            }
             AgentUpdate::ManualDial { agent, lead } => return self.manual_dial(agent, lead, now),
         };
         match leg {

@@ -19,6 +19,13 @@
 //!
 //! Every change of a queue goes on the bus as [`Event::QueueStatus`], and
 //! every call's as [`Event::CallState`], like outbound calls.
+//!
+//! Blending: every two seconds each campaign dialling here is told how many
+//! of its Ready agents to leave idle for the queues they answer — the
+//! threshold of [`dialer_core::blend::reserve`], from each queue's arrival
+//! rate and talk time over the last hour (read from the database every
+//! minute), its service-level target, its callers waiting and its agents on
+//! inbound calls — so outbound fills the rest of their time.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -28,9 +35,11 @@ use std::time::{Duration, Instant};
 use crm::events::{CallPhase, Event, EventBus};
 use crm::model::{AccountId, CampaignId, ContactId, UserId};
 use crm::store::erasure::NewRecording;
+use crm::store::queues::Membership;
 use crm::store::queues::{InboundOutcome, Overflow, Queue};
 use crm::Store;
 use dialer_core::acd::{Acd, Offer, QueueId, Waiting};
+use dialer_core::blend::{reserve, Floor as BlendFloor, QueueLoad, ServiceTarget};
 use dialer_core::AgentState;
 use sip_gateway::gateway::{Audio, CallEvent, CallEventKind, CallRef, Gateway, IncomingCall};
 use tokio::sync::mpsc;
@@ -46,6 +55,25 @@ const CALLBACK_CHOICE: Duration = Duration::from_secs(10);
 
 /// The longest voicemail kept.
 const VOICEMAIL_LIMIT: Duration = Duration::from_secs(120);
+
+/// How often the hold-back each campaign leaves for the queues is worked out again.
+const BLEND_EVERY: Duration = Duration::from_secs(2);
+
+/// How often each queue's traffic is read again from the database.
+const LOAD_EVERY: Duration = Duration::from_secs(60);
+
+/// The window a queue's arrival rate and talk time are measured over.
+const LOAD_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// The handle time assumed for a queue with no answered call in the window.
+const DEFAULT_HANDLE: Duration = Duration::from_secs(180);
+
+/// Wrap-up added to a queue's mean talk time to make its handle time.
+const WRAP_ALLOWANCE: Duration = Duration::from_secs(10);
+
+/// How long agents freed in a predictive campaign stay promised to lines
+/// already dialled: the pacer's reach, about its model's horizon.
+const PREDICTIVE_REACH: Duration = Duration::from_secs(11);
 
 /// Where a call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +124,15 @@ pub struct Switchboard {
     recordings: Option<PathBuf>,
     acd: Acd<CallRef>,
     calls: HashMap<CallRef, Caller>,
+    /// The queues each Ready agent of this node answers, as last read.
+    memberships: HashMap<UserId, Vec<Membership>>,
+    /// Each queue's traffic, target, and the reach of campaigns, as last read.
+    loads: HashMap<QueueId, QueueLoad>,
+    reach: HashMap<CampaignId, Duration>,
+    /// The hold-back last given to each campaign.
+    held: HashMap<CampaignId, usize>,
+    next_blend: Instant,
+    next_load: Instant,
     events_tx: mpsc::UnboundedSender<(CallRef, CallEvent)>,
 }
 
@@ -121,6 +158,12 @@ impl Switchboard {
             recordings,
             acd: Acd::new(),
             calls: HashMap::new(),
+            memberships: HashMap::new(),
+            loads: HashMap::new(),
+            reach: HashMap::new(),
+            held: HashMap::new(),
+            next_blend: Self::now(),
+            next_load: Self::now(),
             events_tx,
         };
         tokio::spawn(board.run(incoming, seats, events))
@@ -153,7 +196,8 @@ impl Switchboard {
 
     fn next_timeout(&self) -> Option<Instant> {
         let calls = self.calls.values().filter_map(|c| c.deadline);
-        calls.chain(self.acd.poll_timeout()).min()
+        let blend = (!self.memberships.is_empty()).then_some(self.next_blend);
+        calls.chain(self.acd.poll_timeout()).chain(blend).min()
     }
 
     /// A trunk offers a call: route it, or refuse it.
@@ -304,8 +348,10 @@ impl Switchboard {
                 };
                 if queues.is_empty() {
                     self.acd.agent_gone(agent);
+                    self.memberships.remove(&change.user);
                     return;
                 }
+                self.memberships.insert(change.user, queues.clone());
                 let skills: Vec<(QueueId, u8)> =
                     queues.iter().map(|m| (m.queue_id, m.skill)).collect();
                 self.acd.agent_free(agent, skills, Self::now());
@@ -313,7 +359,10 @@ impl Switchboard {
                     self.publish_queue(change.account, m.queue_id);
                 }
             }
-            AgentState::LoggedOut => self.acd.agent_gone(agent),
+            AgentState::LoggedOut => {
+                self.acd.agent_gone(agent);
+                self.memberships.remove(&change.user);
+            }
             _ => self.acd.agent_busy(agent),
         }
     }
@@ -586,6 +635,10 @@ impl Switchboard {
     async fn timeout(&mut self) {
         let now = Self::now();
         self.acd.handle_timeout(now);
+        if now >= self.next_blend {
+            self.next_blend = now + BLEND_EVERY;
+            self.blend(now).await;
+        }
         let due: Vec<CallRef> = self
             .calls
             .iter()
@@ -601,6 +654,128 @@ impl Switchboard {
                 };
             }
             let _ = self.gateway.hangup(call).await;
+        }
+    }
+
+    /// Works out how many Ready agents each campaign dialling here must
+    /// leave idle for the queues its agents answer (the blend's threshold,
+    /// [`dialer_core::blend::reserve`]), and tells the campaigns that changed.
+    async fn blend(&mut self, now: Instant) {
+        if now >= self.next_load {
+            self.next_load = now + LOAD_EVERY;
+            self.read_loads().await;
+        }
+        let seated = self.floor.seated();
+        let mut campaigns: HashMap<CampaignId, Vec<UserId>> = HashMap::new();
+        for (user, _, campaign, state) in &seated {
+            if *state != AgentState::LoggedOut {
+                campaigns.entry(*campaign).or_default().push(*user);
+            }
+            // An agent whose lending was refused (a line was being dialled
+            // for them) counts as busy until told otherwise; still Ready,
+            // they are offered calls again.
+            if *state == AgentState::Ready {
+                if let Some(queues) = self.memberships.get(user) {
+                    let skills: Vec<(QueueId, u8)> =
+                        queues.iter().map(|m| (m.queue_id, m.skill)).collect();
+                    self.acd.agent_free(agent_id(*user), skills, now);
+                }
+            }
+        }
+        let on_inbound: Vec<(UserId, QueueId)> = self
+            .calls
+            .values()
+            .filter_map(|c| match c.stage {
+                Stage::Connected(user) => Some((user, c.queue.id)),
+                _ => None,
+            })
+            .collect();
+        let mut wanted: HashMap<CampaignId, usize> = HashMap::new();
+        for (campaign, agents) in &campaigns {
+            let mut queues: HashMap<QueueId, BlendFloor> = HashMap::new();
+            for user in agents {
+                for m in self.memberships.get(user).into_iter().flatten() {
+                    let floor = queues.entry(m.queue_id).or_insert(BlendFloor {
+                        staffed: 0,
+                        on_inbound: 0,
+                        waiting: 0,
+                        lead: self.reach.get(campaign).copied().unwrap_or_default(),
+                    });
+                    floor.staffed += 1;
+                    if on_inbound.contains(&(*user, m.queue_id)) {
+                        floor.on_inbound += 1;
+                    }
+                }
+            }
+            let mut hold = 0usize;
+            for (queue, mut floor) in queues {
+                floor.waiting = u32::try_from(self.acd.waiting_in(queue).len()).unwrap_or(u32::MAX);
+                let load = self.loads.get(&queue).copied().unwrap_or(QueueLoad {
+                    arrivals_per_sec: 0.0,
+                    handle: DEFAULT_HANDLE,
+                    target: ServiceTarget::default(),
+                });
+                hold += reserve(&load, &floor) as usize;
+            }
+            wanted.insert(*campaign, hold.min(agents.len()));
+        }
+        // Campaigns whose agents all left keep no hold-back.
+        for campaign in self.held.keys() {
+            wanted.entry(*campaign).or_insert(0);
+        }
+        for (campaign, hold) in wanted {
+            if self.held.get(&campaign).copied().unwrap_or(0) != hold {
+                tracing::debug!(%campaign, hold, "agents held back for inbound");
+                self.floor.hold_back(campaign, hold).await;
+            }
+            if hold == 0 {
+                self.held.remove(&campaign);
+            } else {
+                self.held.insert(campaign, hold);
+            }
+        }
+    }
+
+    /// Reads each queue's traffic over the last hour and the reach of the
+    /// campaigns its agents work.
+    async fn read_loads(&mut self) {
+        let since = self.clock.now() - LOAD_WINDOW;
+        let seated = self.floor.seated();
+        let mut queues: HashMap<QueueId, AccountId> = HashMap::new();
+        for (user, account, campaign, _) in &seated {
+            for m in self.memberships.get(user).into_iter().flatten() {
+                queues.insert(m.queue_id, *account);
+            }
+            if let Ok(settings) = self.store.campaign_settings(*account, *campaign).await {
+                let reach = match settings.mode {
+                    crm::store::campaign_settings::DialMode::Predictive => PREDICTIVE_REACH,
+                    _ => Duration::ZERO,
+                };
+                self.reach.insert(*campaign, reach);
+            }
+        }
+        for (queue, account) in queues {
+            let Ok(found) = self.store.queue(account, queue).await else {
+                continue;
+            };
+            let Ok((offered, talk)) = self.store.queue_load(account, queue, since).await else {
+                continue;
+            };
+            let window = LOAD_WINDOW.num_seconds().max(1) as f64;
+            let handle = talk.map_or(DEFAULT_HANDLE, |t| {
+                Duration::from_secs_f64(t.max(0.0)) + WRAP_ALLOWANCE
+            });
+            self.loads.insert(
+                queue,
+                QueueLoad {
+                    arrivals_per_sec: offered as f64 / window,
+                    handle,
+                    target: ServiceTarget {
+                        fraction: f64::from(found.settings.service_level_pct) / 100.0,
+                        within: Duration::from_secs(u64::from(found.settings.service_level_secs)),
+                    },
+                },
+            );
         }
     }
 

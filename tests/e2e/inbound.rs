@@ -36,6 +36,16 @@ async fn a_caller_reaches_a_blended_agent_and_calls_back_on_postgres() {
     inbound_day(crm::testing::TestBackend::Postgres).await;
 }
 
+#[tokio::test]
+async fn a_busy_queue_holds_an_agent_back_from_outbound_on_sqlite() {
+    held_back(crm::testing::TestBackend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_busy_queue_holds_an_agent_back_from_outbound_on_postgres() {
+    held_back(crm::testing::TestBackend::Postgres).await;
+}
+
 /// sipp calling the service once, as the provider's customer.
 struct Caller {
     child: Child,
@@ -257,6 +267,122 @@ async fn inbound_day(backend: crm::testing::TestBackend) {
         .expect("interactions");
     assert_eq!(calls.len(), 2);
     assert!(calls.iter().all(|i| i.user_id == Some(f.agent.id)));
+    f.t.app.stop().await.expect("stops");
+    f.t.db.finish().await;
+}
+
+/// An agent in an outbound call while a customer waits in the queue: when
+/// the agent is free again the campaign, told to hold one agent back, dials
+/// nothing for them, and the waiting caller gets them; once nobody waits,
+/// the agent is the campaign's again.
+async fn held_back(backend: crm::testing::TestBackend) {
+    if !sipp_installed().await {
+        return;
+    }
+    let sipp_port = free_port();
+    let Some(f) = agent_floor_tuned(backend, None, |settings| {
+        let provider = format!("127.0.0.1:{sipp_port}").parse().expect("addr");
+        settings.trunks.push(TrunkConfig::new("provider", provider));
+    })
+    .await
+    else {
+        return;
+    };
+    let s = &f.t.db.store;
+    let now = Utc::now();
+    let acme = &f.acme;
+    let list = s
+        .create_list(acme.id, "Leads", "GB", now)
+        .await
+        .expect("list");
+    for i in 0..4 {
+        let phone = format!("+44770090050{i}");
+        let c = s
+            .create_contact(
+                acme.id,
+                &crm::model::ContactFields {
+                    first_name: format!("Lead{i}"),
+                    phone_e164: phone.clone(),
+                    phone_raw: phone,
+                    time_zone: Some(crate::dialler::DAY_ZONE.into()),
+                    custom_fields: json!({}),
+                    ..crm::model::ContactFields::default()
+                },
+                now,
+            )
+            .await
+            .expect("contact");
+        s.add_to_list(acme.id, list.id, c.id, now)
+            .await
+            .expect("member");
+    }
+    let campaign =
+        f.t.start_campaign(
+            acme,
+            list.id,
+            "Blend",
+            DialMode::Progressive,
+            Some("customers"),
+            ("sue", &f.sup_pw),
+        )
+        .await;
+    let queue = s
+        .create_queue(
+            acme.id,
+            "Sales",
+            &QueueSettings::new(campaign.id),
+            &[DID.to_owned()],
+            now,
+        )
+        .await
+        .expect("queue");
+    s.assign_queue_agent(acme.id, queue.id, f.agent.id, 5)
+        .await
+        .expect("agent in the queue");
+
+    let mut ws = f.open_desk().await;
+    assert_eq!(next(&mut ws).await["type"], "welcome");
+    f.connect_audio().await;
+    say(
+        &mut ws,
+        json!({"type": "ready", "campaign_id": campaign.id.0}),
+    )
+    .await;
+    let outbound = wait_for(&mut ws, "call").await;
+    assert!(
+        outbound["inbound"].is_null(),
+        "an outbound call first: {outbound}"
+    );
+
+    let gateway = f.t.app.telephony.gateway.sip_udp_addr();
+    let caller = Caller::call("inbound_patient_caller.xml", gateway, sipp_port, DID).await;
+    // The caller waits; the blend sees them within its two-second round.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    say(&mut ws, json!({"type": "hangup"})).await;
+    let ended = wait_for(&mut ws, "call_ended").await;
+    say(
+        &mut ws,
+        json!({"type": "disposition", "call_ref": ended["call_ref"], "disposition": "not_interested"}),
+    )
+    .await;
+    wait_for(&mut ws, "saved").await;
+    let next_call = wait_for(&mut ws, "call").await;
+    assert_eq!(
+        next_call["inbound"]["queue"], "Sales",
+        "the waiting caller, not another lead: {next_call}"
+    );
+    say(&mut ws, json!({"type": "hangup"})).await;
+    let ended = wait_for(&mut ws, "call_ended").await;
+    say(
+        &mut ws,
+        json!({"type": "disposition", "call_ref": ended["call_ref"], "disposition": "sale"}),
+    )
+    .await;
+    wait_for(&mut ws, "saved").await;
+    caller.passed().await;
+    // Nobody waits: the campaign has the agent again.
+    let again = wait_for(&mut ws, "call").await;
+    assert!(again["inbound"].is_null(), "outbound again: {again}");
     f.t.app.stop().await.expect("stops");
     f.t.db.finish().await;
 }

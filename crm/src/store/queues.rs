@@ -1052,6 +1052,40 @@ impl Tally {
 }
 
 impl Store {
+    /// Returns what the blend needs of a queue's recent traffic: the calls
+    /// offered since `since` (outside opening hours not counted) and the
+    /// mean talk time of those answered and ended, in seconds (`None`
+    /// without any).
+    pub async fn queue_load(
+        &self,
+        account: AccountId,
+        queue: QueueId,
+        since: DateTime<Utc>,
+    ) -> Result<(u64, Option<f64>), StoreError> {
+        type Row = (Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<String>);
+        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT taken_at, ended_at, outcome FROM call_attempts \
+                 WHERE account_id = $1 AND queue_id = $2 AND direction = 'inbound' \
+                 AND started_at >= $3"
+        )
+        .bind(account.0)
+        .bind(queue.0)
+        .bind(since)
+        .fetch_all(pool)
+        .await?);
+        let offered = rows
+            .iter()
+            .filter(|(_, _, o)| o.as_deref() != Some("closed"))
+            .count() as u64;
+        let talks: Vec<f64> = rows
+            .iter()
+            .filter_map(|(taken, ended, _)| Some((*ended)? - (*taken)?))
+            .map(|d| d.num_milliseconds().max(0) as f64 / 1000.0)
+            .collect();
+        let mean = (!talks.is_empty()).then(|| talks.iter().sum::<f64>() / talks.len() as f64);
+        Ok((offered, mean))
+    }
+
     /// Returns every queue's figures for calls that arrived in `period`.
     pub async fn queue_report(
         &self,

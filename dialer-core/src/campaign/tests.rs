@@ -947,3 +947,21 @@ fn a_free_agent_is_lent_to_an_inbound_call_once_and_a_reserved_one_not_at_all() 
         "the outbound call still reached them"
     );
 }
+
+#[test]
+fn an_agent_held_back_for_inbound_stays_free_to_lend_while_leads_wait() {
+    let leads = (1..=4).map(|i| (lead(i), answers(3, 30))).collect();
+    let mut sim = Sim::new(config(Mode::Progressive), leads);
+    sim.input(Input::Agent(AgentUpdate::HoldBack(1)));
+    sim.ready(7);
+    sim.ready(8);
+    let now = sim.now;
+    let lent = [7, 8]
+        .into_iter()
+        .filter(|a| sim.campaign.lend(AgentId(*a), now))
+        .count();
+    assert_eq!(lent, 1, "one agent dials, the other waits for the queue");
+    sim.input(Input::Agent(AgentUpdate::HoldBack(0)));
+    sim.run_for(Duration::from_secs(200));
+    assert!(!sim.connected.is_empty(), "the other agent kept dialling");
+}

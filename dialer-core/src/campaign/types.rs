@@ -134,6 +134,9 @@ pub enum AgentUpdate {
     /// The supervisor's cap on lines per staffed agent. Not an agent's
     /// change, but it keeps its order with them on the same channel.
     DialLevelCap(f64),
+    /// How many Ready agents to leave idle for inbound queues that share
+    /// them (the blend's threshold): dialling covers only those beyond.
+    HoldBack(usize),
 }
 
 /// What the gateway said about one of the campaign's calls.

@@ -140,6 +140,25 @@ impl Floor {
         Some(leg)
     }
 
+    /// Leaves `n` Ready agents of a campaign dialling here idle for the
+    /// inbound queues that share them; nothing when it does not dial here.
+    pub async fn hold_back(&self, campaign: CampaignId, n: usize) {
+        if let Some(r) = self.running.lock().await.get(&campaign) {
+            r.handle.set_hold_back(n);
+        }
+    }
+
+    /// Returns where every agent of this node sits: their account, the
+    /// campaign they work and their state.
+    pub fn seated(&self) -> Vec<(UserId, AccountId, CampaignId, AgentState)> {
+        self.seats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(user, s)| (*user, s.account, s.campaign, s.state))
+            .collect()
+    }
+
     fn seat(&self, user: UserId) -> Option<Seat> {
         self.seats
             .lock()

@@ -167,6 +167,12 @@ impl RunnerHandle {
         answer.await.unwrap_or(false)
     }
 
+    /// Leaves `n` Ready agents idle for inbound queues; dialling covers
+    /// only the Ready agents beyond them.
+    pub fn set_hold_back(&self, n: usize) {
+        self.agent(AgentUpdate::HoldBack(n));
+    }
+
     /// Places no new call from now on; calls in progress run to their end.
     pub fn drain(&self) {
         let _ = self.control.send(Control::Drain);
