@@ -92,7 +92,7 @@
         showPreview(m);
         break;
       case "call":
-        showCall(m.call_ref, m.contact, m.script);
+        showCall(m.call_ref, m.contact, m.script, m.inbound);
         break;
       case "call_ended":
         callEnded(m);
@@ -276,14 +276,19 @@
     tick();
   }
 
-  function showCall(callRef, contact, script) {
+  function showCall(callRef, contact, script, inbound) {
     desk.call = { call_ref: callRef, since: Date.now(), ended: null };
     clearWrapup();
     $("preview-actions").hidden = true;
     const name = renderContact(contact);
     showScript(script);
     $("contact").dataset.callRef = callRef;
-    status(`Connected to ${name}.`);
+    // A customer who called one of the account's numbers: which queue,
+    // and whether they are on the do-not-call list.
+    $("inbound").hidden = !inbound;
+    $("inbound-queue").textContent = inbound ? `Inbound call to ${inbound.queue}` : "";
+    $("inbound-dnc").hidden = !(inbound && inbound.do_not_call);
+    status(inbound ? `${name} called ${inbound.queue}.` : `Connected to ${name}.`);
   }
 
   // Preview campaigns: the contact comes first; the agent calls or skips.
@@ -296,12 +301,14 @@
     }
     const name = renderContact(m.contact);
     showScript(m.script);
+    $("inbound").hidden = true;
     $("preview-actions").hidden = false;
     status(`Preview: call ${name}, or skip to the next contact.`);
   }
 
   function hideContact() {
     $("contact").hidden = true;
+    $("inbound").hidden = true;
     $("script-panel").hidden = true;
     $("script").replaceChildren();
   }

@@ -4,7 +4,7 @@
 
 const board = {
   seq: 0, agents: new Map(), calls: new Map(), campaigns: new Map(), names: new Map(), campaignNames: new Map(),
-  trunks: new Map(),
+  trunks: new Map(), queues: new Map(), queueNames: new Map(),
 };
 // How states read on the board; the wire keeps its snake_case names.
 const WORDS = { in_call: "in call", wrap_up: "wrap-up", logged_out: "logged out" };
@@ -76,6 +76,13 @@ function apply(ev) {
       if (!known || known.up !== ev.up) board.trunks.set(key, { node: ev.node, trunk: ev.trunk, up: ev.up, since: ev.at });
       break;
     }
+    case "queue_status":
+      if (!board.queueNames.has(ev.queue_id)) loadQueueNames().catch((e) => console.error(e));
+      board.queues.set(`${ev.queue_id}/${ev.node}`, {
+        queue_id: ev.queue_id, node: ev.node, waiting: ev.waiting,
+        longest_wait_secs: ev.longest_wait_secs, agents_free: ev.agents_free, at: ev.at,
+      });
+      break;
     case "alert": {
       const li = document.createElement("li");
       li.textContent = `${new Date(ev.at).toLocaleTimeString()} — ${ev.message}`;
@@ -97,6 +104,51 @@ function loadSnapshot(s) {
   for (const c of s.campaigns) board.campaigns.set(`${c.campaign_id}/${c.node || ""}`, c);
   board.trunks.clear();
   for (const t of s.trunks || []) board.trunks.set(`${t.node}/${t.trunk}`, t);
+  board.queues.clear();
+  for (const q of s.queues || []) board.queues.set(`${q.queue_id}/${q.node}`, q);
+}
+
+// The account's queue names, for the tiles.
+let queueNamesAt = 0;
+async function loadQueueNames() {
+  // A queue deleted since still reports for a moment: ask at most every 10 s.
+  if (Date.now() - queueNamesAt < 10000) return;
+  queueNamesAt = Date.now();
+  const res = await fetch("/api/queues", { credentials: "same-origin" });
+  if (!res.ok) return;
+  for (const q of await res.json()) board.queueNames.set(q.id, q.name);
+}
+
+// One tile per queue, its nodes added up: callers waiting, the longest
+// wait (counting on from its report), agents free. Amber while anyone waits.
+function renderQueues() {
+  const byQueue = new Map();
+  for (const q of board.queues.values()) {
+    const t = byQueue.get(q.queue_id) || { waiting: 0, agents_free: 0, longest: 0 };
+    t.waiting += q.waiting;
+    t.agents_free += q.agents_free;
+    if (q.waiting > 0) {
+      const grown = q.longest_wait_secs + Math.max(0, (Date.now() - Date.parse(q.at)) / 1000);
+      t.longest = Math.max(t.longest, grown);
+    }
+    byQueue.set(q.queue_id, t);
+  }
+  if (byQueue.size === 0) return;
+  const ids = [...byQueue.keys()].sort((a, b) => a - b);
+  document.getElementById("queues").replaceChildren(...ids.map((id) => {
+    const t = byQueue.get(id);
+    const li = document.createElement("li");
+    li.dataset.queue = String(id);
+    li.dataset.waiting = String(t.waiting);
+    const name = document.createElement("strong");
+    name.textContent = board.queueNames.get(id) || `Queue #${id}`;
+    const figures = document.createElement("small");
+    const s = Math.floor(t.longest);
+    const longest = t.waiting ? `, longest ${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}` : "";
+    figures.textContent = `${t.waiting} waiting${longest}; ${t.agents_free} agents free`;
+    li.append(name, figures);
+    return li;
+  }));
 }
 
 function render() {
@@ -126,6 +178,7 @@ function render() {
     return tr;
   }));
   renderTrunks();
+  renderQueues();
   drawChart();
 }
 
@@ -321,3 +374,4 @@ connect();
 setInterval(render, 1000);
 showCampaignControls().catch((e) => console.error(e));
 showListControls().catch((e) => console.error(e));
+loadQueueNames().catch((e) => console.error(e));

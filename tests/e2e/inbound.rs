@@ -23,7 +23,7 @@ use tokio::process::{Child, Command};
 
 use crate::desk::{agent_floor_tuned, next, say, wait_for};
 
-const DID: &str = "+441632960001";
+pub(crate) const DID: &str = "+441632960001";
 const CALLER: &str = "+447400123456";
 
 #[tokio::test]
@@ -47,13 +47,13 @@ async fn a_busy_queue_holds_an_agent_back_from_outbound_on_postgres() {
 }
 
 /// sipp calling the service once, as the provider's customer.
-struct Caller {
+pub(crate) struct Caller {
     child: Child,
     log: PathBuf,
 }
 
 impl Caller {
-    async fn call(
+    pub(crate) async fn call(
         scenario: &str,
         gateway: std::net::SocketAddr,
         port: u16,
@@ -88,7 +88,7 @@ impl Caller {
         Caller { child, log }
     }
 
-    async fn passed(mut self) {
+    pub(crate) async fn passed(mut self) {
         let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
             .expect("sipp finishes its call")
@@ -101,7 +101,7 @@ impl Caller {
     }
 }
 
-async fn sipp_installed() -> bool {
+pub(crate) async fn sipp_installed() -> bool {
     let found = Command::new("sipp")
         .arg("-v")
         .stdout(Stdio::null())
@@ -119,7 +119,7 @@ async fn sipp_installed() -> bool {
     found
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     loop {
         let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         let port = probe.local_addr().expect("addr").port() & !1;

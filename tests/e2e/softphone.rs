@@ -33,8 +33,8 @@ use crate::dialler::DAY_ZONE;
 use crate::helpers::{spawn_app_with, TestApp};
 use cdp::{Cdp, Chromium};
 
-const CANDIDATES: [f64; 5] = [300.0, 440.0, 697.0, 1000.0, 1336.0];
-const LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const CANDIDATES: [f64; 5] = [300.0, 440.0, 697.0, 1000.0, 1336.0];
+pub(crate) const LIMIT: Duration = Duration::from_secs(60);
 
 /// One Chromium and one sipp at a time: two of each on two cores would
 /// starve the real-time audio the test measures.
@@ -433,7 +433,7 @@ async fn screenshot(cdp: &mut Cdp, page: &str) -> Result<()> {
 
 /// Listens to the page's remote audio, as the `<audio>` element plays it,
 /// and reports the loudest frequency every 100 ms for 1.5 s.
-const LISTEN: &str = "(async () => {
+pub(crate) const LISTEN: &str = "(async () => {
   const stream = document.getElementById('remote').srcObject;
   if (!stream) throw new Error('the page plays no remote audio');
   const ctx = new AudioContext();
@@ -455,7 +455,7 @@ const LISTEN: &str = "(async () => {
   return JSON.stringify(peaks);
 })()";
 
-fn assert_heard(peaks: &Value, hz: f64) -> Result<()> {
+pub(crate) fn assert_heard(peaks: &Value, hz: f64) -> Result<()> {
     let peaks = peaks.as_array().context("peaks")?;
     let at_hz = peaks
         .iter()
@@ -542,7 +542,7 @@ impl Sipp {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     loop {
         let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         let port = probe.local_addr().expect("addr").port() & !1;
@@ -572,7 +572,7 @@ pub(crate) fn write_tone(path: &Path, frequency: f64) -> Result<()> {
     Ok(())
 }
 
-fn channels(path: &Path) -> (Vec<i16>, Vec<i16>) {
+pub(crate) fn channels(path: &Path) -> (Vec<i16>, Vec<i16>) {
     let mut reader = hound::WavReader::open(path).expect("a valid WAV");
     let spec = reader.spec();
     assert_eq!((spec.channels, spec.sample_rate), (2, 8000), "stereo 8 kHz");
