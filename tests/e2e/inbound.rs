@@ -37,6 +37,16 @@ async fn a_caller_reaches_a_blended_agent_and_calls_back_on_postgres() {
 }
 
 #[tokio::test]
+async fn callers_nobody_takes_leave_a_voicemail_or_get_called_back_on_sqlite() {
+    overflow(crm::testing::TestBackend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn callers_nobody_takes_leave_a_voicemail_or_get_called_back_on_postgres() {
+    overflow(crm::testing::TestBackend::Postgres).await;
+}
+
+#[tokio::test]
 async fn a_busy_queue_holds_an_agent_back_from_outbound_on_sqlite() {
     held_back(crm::testing::TestBackend::Sqlite).await;
 }
@@ -269,6 +279,170 @@ async fn inbound_day(backend: crm::testing::TestBackend) {
     assert!(calls.iter().all(|i| i.user_id == Some(f.agent.id)));
     f.t.app.stop().await.expect("stops");
     f.t.db.finish().await;
+}
+
+/// A queue nobody answers: after its longest wait one caller leaves a
+/// voicemail, filed against their contact (and gone with the contact's
+/// erasure); with the callback overflow another presses 1 and the queue's
+/// campaign calls them back to its agent. A call outside opening hours
+/// hears the closed message and ends.
+async fn overflow(backend: crm::testing::TestBackend) {
+    if !sipp_installed().await {
+        return;
+    }
+    let sipp_port = free_port();
+    let Some(f) = agent_floor_tuned(backend, None, |settings| {
+        let provider = format!("127.0.0.1:{sipp_port}").parse().expect("addr");
+        settings.trunks.push(TrunkConfig::new("provider", provider));
+    })
+    .await
+    else {
+        return;
+    };
+    let s = &f.t.db.store;
+    let now = Utc::now();
+    let acme = &f.acme;
+    let list = s
+        .create_list(acme.id, "Empty", "GB", now)
+        .await
+        .expect("list");
+    let campaign =
+        f.t.start_campaign(
+            acme,
+            list.id,
+            "Service",
+            DialMode::Progressive,
+            Some("customers"),
+            ("sue", &f.sup_pw),
+        )
+        .await;
+    // Nobody answers the queue: the campaign's agent works outbound only.
+    let mut settings = QueueSettings::new(campaign.id);
+    settings.max_wait_secs = 5;
+    let queue = s
+        .create_queue(acme.id, "Sales", &settings, &[DID.to_owned()], now)
+        .await
+        .expect("queue");
+    let mut ws = f.open_desk().await;
+    assert_eq!(next(&mut ws).await["type"], "welcome");
+    f.connect_audio().await;
+    say(
+        &mut ws,
+        json!({"type": "ready", "campaign_id": campaign.id.0}),
+    )
+    .await;
+    assert_eq!(wait_for(&mut ws, "state").await["state"], "ready");
+    let gateway = f.t.app.telephony.gateway.sip_udp_addr();
+
+    // The caller waits five seconds, hears the beep, speaks, hangs up at six.
+    Caller::call("inbound_caller.xml", gateway, sipp_port, DID)
+        .await
+        .passed()
+        .await;
+    let contact = s
+        .contacts_by_number(acme.id, CALLER)
+        .await
+        .expect("q")
+        .first()
+        .expect("the caller's contact")
+        .id;
+    let attempts = s.attempts_for_contact(acme.id, contact).await.expect("q");
+    assert_eq!(attempts.len(), 1);
+    let outcome = wait_until_outcome(s, acme.id, attempts[0].call_ref).await;
+    assert_eq!(outcome, "voicemail");
+    let voicemails = s.recordings_for_contact(acme.id, contact).await.expect("q");
+    assert_eq!(
+        voicemails.len(),
+        1,
+        "the voicemail is filed with the caller"
+    );
+    let file = std::path::PathBuf::from(&voicemails[0].path);
+    assert!(file.exists());
+
+    // The callback overflow: the caller presses 1 and is called back.
+    let mut changed = queue.settings.clone();
+    changed.overflow = crm::store::queues::Overflow::Callback;
+    s.update_queue(acme.id, queue.id, &changed, now)
+        .await
+        .expect("callback overflow");
+    let caller = Caller::call("inbound_callback_caller.xml", gateway, sipp_port, DID).await;
+    let callback = wait_for(&mut ws, "call").await;
+    assert!(
+        callback["inbound"].is_null(),
+        "an outbound call: {callback}"
+    );
+    assert_eq!(callback["contact"]["phone_e164"], CALLER, "{callback}");
+    caller.passed().await;
+    let booked = s.attempts_for_contact(acme.id, contact).await.expect("q");
+    let inbound = booked
+        .iter()
+        .filter(|a| a.outcome.as_deref() == Some("callback_requested"))
+        .count();
+    assert_eq!(inbound, 1, "{booked:?}");
+
+    // Erasing the caller takes the voicemail with them.
+    let actor = crm::model::Actor {
+        account_id: Some(acme.id),
+        ..Default::default()
+    };
+    say(&mut ws, json!({"type": "hangup"})).await;
+    let ended = wait_for(&mut ws, "call_ended").await;
+    say(
+        &mut ws,
+        json!({"type": "disposition", "call_ref": ended["call_ref"], "disposition": "sale"}),
+    )
+    .await;
+    wait_for(&mut ws, "saved").await;
+    s.erase_contact(acme.id, contact, &actor, Utc::now())
+        .await
+        .expect("erased");
+    assert!(!file.exists(), "the voicemail went with the erasure");
+
+    // Outside opening hours (the service's clock says Friday 09:00 UTC):
+    // the closed message plays and the service hangs up.
+    let message = std::env::temp_dir().join(format!("dialcrm-closed-{}.wav", std::process::id()));
+    crate::softphone::write_tone(&message, 697.0).expect("a message");
+    let mut closed = changed.clone();
+    closed.opening_hours = dialcrm::queues_cli::parse_hours("sat 10:00-11:00").expect("hours");
+    closed.closed_message = Some(message.to_string_lossy().into_owned());
+    s.update_queue(acme.id, queue.id, &closed, now)
+        .await
+        .expect("closed");
+    Caller::call("inbound_caller.xml", gateway, sipp_port, DID)
+        .await
+        .passed()
+        .await;
+    let reports = s
+        .queue_report(
+            acme.id,
+            crm::store::reports::Period {
+                from: Utc::now() - chrono::TimeDelta::days(30),
+                to: Utc::now() + chrono::TimeDelta::days(1),
+            },
+        )
+        .await
+        .expect("report");
+    assert_eq!(reports[0].closed, 1, "{reports:?}");
+    assert_eq!(reports[0].voicemail, 1);
+    assert_eq!(reports[0].callbacks, 1);
+    f.t.app.stop().await.expect("stops");
+    f.t.db.finish().await;
+}
+
+/// Waits for the switchboard to close an inbound call, and returns its outcome.
+async fn wait_until_outcome(
+    s: &crm::Store,
+    account: crm::model::AccountId,
+    call: sip_gateway::gateway::CallRef,
+) -> String {
+    for _ in 0..100 {
+        let attempt = s.attempt_by_ref(account, call).await.expect("attempt");
+        if let Some(outcome) = attempt.outcome {
+            return outcome;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the inbound call was never closed");
 }
 
 /// An agent in an outbound call while a customer waits in the queue: when
