@@ -240,6 +240,9 @@ pub struct CallAttempt {
     pub ended_at: Option<DateTime<Utc>>,
     /// How the call ended (busy, no-answer, answered, abandoned, ...).
     pub outcome: Option<String>,
+    /// `outbound` for a call the account placed, `inbound` for one a
+    /// customer made to one of its queues.
+    pub direction: String,
 }
 
 /// Something that happened between the account and a contact.

@@ -331,6 +331,8 @@ pub struct CallFacts {
     pub started_at: DateTime<Utc>,
     /// When it was answered.
     pub answered_at: Option<DateTime<Utc>>,
+    /// `outbound` or `inbound`.
+    pub direction: String,
 }
 
 impl CallFacts {
@@ -343,6 +345,7 @@ impl CallFacts {
             contact_id: attempt.contact_id,
             started_at: attempt.started_at,
             answered_at: attempt.answered_at,
+            direction: attempt.direction.clone(),
         }
     }
 }
@@ -357,6 +360,7 @@ impl Occurrence {
                 "attempt_id": call.attempt_id,
                 "call_ref": call.call_ref,
                 "campaign_id": call.campaign_id,
+                "direction": call.direction,
                 "started_at": call.started_at,
                 "answered_at": at,
             }),
@@ -373,6 +377,7 @@ impl Occurrence {
                 "attempt_id": call.attempt_id,
                 "call_ref": call.call_ref,
                 "campaign_id": call.campaign_id,
+                "direction": call.direction,
                 "outcome": outcome,
                 "started_at": call.started_at,
                 "answered_at": call.answered_at,
@@ -671,6 +676,7 @@ mod tests {
             contact_id: Some(ContactId(5)),
             started_at: t0(),
             answered_at: Some(t0()),
+            direction: "inbound".into(),
         };
         let o = Occurrence::call_ended(&call, "answered", t0());
         let out = Outgoing {
@@ -687,6 +693,7 @@ mod tests {
         assert_eq!(bare["event"], "call.ended");
         assert_eq!(bare["data"]["contact_id"], 5);
         assert_eq!(bare["data"]["outcome"], "answered");
+        assert_eq!(bare["data"]["direction"], "inbound");
         assert!(bare.get("contact").is_none());
         let text = bare.to_string();
         for personal in [

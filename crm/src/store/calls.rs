@@ -14,7 +14,7 @@ use vocab::CallRef;
 
 pub(super) const ATTEMPT_COLUMNS: &str =
     "id, account_id, call_ref, campaign_id, contact_id, started_at, \
-     answered_at, ended_at, outcome";
+     answered_at, ended_at, outcome, direction";
 const INTERACTION_COLUMNS: &str =
     "id, account_id, contact_id, user_id, attempt_id, kind, disposition, notes, occurred_at";
 

@@ -38,6 +38,9 @@ pub enum TimelineEvent {
         outcome: Option<String>,
         /// Seconds from answer to end, for an answered call that ended.
         talk_secs: Option<i64>,
+        /// `outbound` for a call placed to the contact, `inbound` for one
+        /// they made to a queue.
+        direction: String,
     },
     /// A disposition or note recorded by a user.
     Interaction {
@@ -119,6 +122,7 @@ impl Store {
                     campaign_id: a.campaign_id,
                     outcome: a.outcome.clone(),
                     talk_secs,
+                    direction: a.direction.clone(),
                 },
             });
         }

@@ -10,9 +10,12 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::{check_number, Queue};
-use crate::model::{AccountId, AttemptId, ContactFields, ContactId, QueueId, UserId};
+use crate::model::{AccountId, AttemptId, CallAttempt, ContactFields, ContactId, QueueId, UserId};
+use crate::store::calls::ATTEMPT_COLUMNS;
 use crate::store::nodes::Holder;
+use crate::store::webhooks::enqueue_webhooks;
 use crate::store::{on_pool, Store};
+use crate::webhooks::{CallFacts, Occurrence};
 use crate::StoreError;
 use vocab::CallRef;
 
@@ -168,25 +171,32 @@ impl Store {
         agent: UserId,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let n = on_pool!(self, |pool| sqlx::query(
+        let sql = format!(
             "UPDATE call_attempts SET taken_at = $1, taken_by = $2 \
              WHERE call_ref = $3 AND account_id = $4 AND direction = 'inbound' \
-             AND ended_at IS NULL"
-        )
-        .bind(at)
-        .bind(agent.0)
-        .bind(call_ref)
-        .bind(account.0)
-        .execute(pool)
-        .await?
-        .rows_affected());
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
+             AND ended_at IS NULL RETURNING {ATTEMPT_COLUMNS}"
+        );
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let attempt: CallAttempt = sqlx::query_as(&sql)
+                .bind(at)
+                .bind(agent.0)
+                .bind(call_ref)
+                .bind(account.0)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            // For the account's systems, an inbound call is answered when
+            // an agent takes it.
+            let answered = Occurrence::call_answered(&CallFacts::of(&attempt), at);
+            enqueue_webhooks!(&mut *tx, account, &answered)?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
-    /// Closes an inbound call with its outcome; closing it twice keeps the first.
+    /// Closes an inbound call with its outcome, queueing its `call.ended`
+    /// webhooks; closing it twice keeps the first.
     pub async fn inbound_call_ended(
         &self,
         account: AccountId,
@@ -194,18 +204,26 @@ impl Store {
         outcome: InboundOutcome,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |pool| sqlx::query(
+        let sql = format!(
             "UPDATE call_attempts SET ended_at = $1, outcome = $2 \
              WHERE call_ref = $3 AND account_id = $4 AND direction = 'inbound' \
-             AND ended_at IS NULL"
-        )
-        .bind(at)
-        .bind(outcome.as_str())
-        .bind(call_ref)
-        .bind(account.0)
-        .execute(pool)
-        .await?
-        .rows_affected());
+             AND ended_at IS NULL RETURNING {ATTEMPT_COLUMNS}"
+        );
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let closed: Option<CallAttempt> = sqlx::query_as(&sql)
+                .bind(at)
+                .bind(outcome.as_str())
+                .bind(call_ref)
+                .bind(account.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(closed) = &closed {
+                let ended = Occurrence::call_ended(&CallFacts::of(closed), outcome.as_str(), at);
+                enqueue_webhooks!(&mut *tx, account, &ended)?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
