@@ -1,11 +1,13 @@
 //! Agents' desk phones registering with the gateway: sipp playing the phone with the
 //! scenarios `tests/sipp/register_*.xml` (digest over UDP and TCP, refresh, unregister,
 //! expiry, refusals), and a hand-driven phone for what sipp cannot send (retransmissions,
-//! floods, a directory that fails).
+//! floods, a directory that fails), and baresip as a desk phone.
 //!
-//! sipp (Debian package `sip-tester`) must be installed for the sipp tests: under `CI=true`
-//! a missing sipp fails them; elsewhere they are skipped loudly.
+//! sipp (Debian package `sip-tester`) and baresip must be installed for the tests that run
+//! them: under `CI=true` a missing one fails them; elsewhere they are skipped loudly.
 
+#[path = "registrar/baresip.rs"]
+mod baresip;
 mod common;
 #[path = "registrar/phone.rs"]
 mod phone;
@@ -16,6 +18,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use baresip::DeskBaresip;
 use common::temp_wav;
 use phone::{Directory, RawPhone, REALM};
 use sip_gateway::gateway::{
@@ -36,8 +39,6 @@ const BOB: (&str, &str) = ("bob", "staple of the desk");
 /// Starts a gateway taking desk phones from `directory`, with `tune` applied to its options.
 async fn gateway(directory: Arc<Directory>, tune: impl FnOnce(&mut PhoneOptions)) -> Gateway {
     let mut phones = PhoneOptions::new(REALM, SECRET, directory).unwrap();
-    // sipp 3.6 answers the first challenge and knows only MD5.
-    phones.registrar.md5_first = true;
     tune(&mut phones);
     let config = GatewayConfig {
         t1: Duration::from_millis(100),
@@ -49,6 +50,12 @@ async fn gateway(directory: Arc<Directory>, tune: impl FnOnce(&mut PhoneOptions)
     Gateway::start_with(config, Vec::new(), options)
         .await
         .unwrap()
+}
+
+/// Challenges with MD5 alone: sipp 3.6 answers the first challenge and knows only MD5, and
+/// baresip 1.0 gives up on challenges with SHA-256 among them.
+fn md5_only(phones: &mut PhoneOptions) {
+    phones.registrar.md5_only = true;
 }
 
 /// Waits for the next change to a phone's registration.
@@ -153,7 +160,7 @@ fn free_port() -> u16 {
 #[tokio::test]
 async fn a_desk_phone_registers_refreshes_and_unregisters_over_udp() {
     let directory = Arc::new(Directory::with(&[ALICE, BOB]));
-    let gw = gateway(directory.clone(), |_| {}).await;
+    let gw = gateway(directory.clone(), md5_only).await;
     let mut events = gw.phone_events();
     let Some(sipp) = SippPhone::start("register_phone.xml", &gw, ALICE, false).await else {
         return;
@@ -194,7 +201,7 @@ async fn a_desk_phone_registers_refreshes_and_unregisters_over_udp() {
 #[tokio::test]
 async fn a_wrong_password_and_an_unknown_user_get_403_and_no_binding() {
     let directory = Arc::new(Directory::with(&[ALICE]));
-    let gw = gateway(directory.clone(), |_| {}).await;
+    let gw = gateway(directory.clone(), md5_only).await;
     let mut events = gw.phone_events();
     let wrong = ("alice", "not the password");
     let Some(sipp) = SippPhone::start("register_refused.xml", &gw, wrong, false).await else {
@@ -237,6 +244,7 @@ async fn the_403_says_nothing_of_whether_the_user_exists() {
 async fn a_registration_lapses_by_itself() {
     let directory = Arc::new(Directory::with(&[ALICE]));
     let gw = gateway(directory, |phones| {
+        md5_only(phones);
         phones.registrar.min_expires = 1;
         phones.registrar.max_expires = 2;
     })
@@ -272,7 +280,7 @@ async fn a_registration_lapses_by_itself() {
 #[tokio::test]
 async fn a_desk_phone_registers_over_tcp_and_is_reached_through_its_connection() {
     let directory = Arc::new(Directory::with(&[ALICE]));
-    let gw = gateway(directory, |_| {}).await;
+    let gw = gateway(directory, md5_only).await;
     let mut events = gw.phone_events();
     let Some(sipp) = SippPhone::start("register_once.xml", &gw, ALICE, true).await else {
         return;
@@ -478,4 +486,38 @@ async fn strangers_still_get_403_for_anything_but_register() {
     phone.send(&request).await;
     assert_eq!(phone.recv().await.status(), 403);
     assert_eq!(plain.phone("alice").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn baresip_registers_as_a_desk_phone_and_unregisters_when_it_quits() {
+    let directory = Arc::new(Directory::with(&[ALICE]));
+    let gw = gateway(directory, md5_only).await;
+    let mut events = gw.phone_events();
+    let dir = temp_wav("baresip-phone").with_extension("d");
+    let Some(baresip) = DeskBaresip::start(&dir, &gw, ALICE).await else {
+        return;
+    };
+    let registered = tokio::time::timeout(LIMIT, events.recv())
+        .await
+        .unwrap_or_else(|_| panic!("baresip registers; its log:\n{}", baresip.log()))
+        .unwrap();
+    assert_eq!(registered.sip_username, "alice");
+    let PhoneEventKind::Registered(target) = registered.kind else {
+        panic!("expected a registration, got {registered:?}");
+    };
+    assert_eq!(
+        (target.address, target.transport),
+        (baresip.sip, Transport::Udp)
+    );
+    assert_eq!(gw.phone("alice").await.unwrap(), Some(target.clone()));
+    baresip.quit().await;
+    assert_eq!(
+        next_event(&mut events).await.kind,
+        PhoneEventKind::Unregistered {
+            contact: target.contact
+        },
+        "baresip unregisters as it quits; its log:\n{}",
+        baresip.log()
+    );
+    assert_eq!(gw.phone("alice").await.unwrap(), None);
 }

@@ -64,11 +64,11 @@ pub struct RegistrarConfig {
     pub max_expires: u32,
     /// Registration granted when none is asked for, in seconds.
     pub default_expires: u32,
-    /// Offers MD5 before SHA-256, for phones that answer the first challenge whatever its
-    /// algorithm and know only MD5 (sipp 3.6 does so); phones that pick the first algorithm
-    /// they know then pick MD5 too. Off by default: SHA-256 first, as RFC 8760 §2.4 orders
-    /// by preference.
-    pub md5_first: bool,
+    /// Challenges with MD5 only, for phones that fail on a challenge whose algorithm they do
+    /// not know instead of skipping it (baresip 1.0 on libre 1.1), or that answer the first
+    /// challenge whatever its algorithm (sipp 3.6). Off by default: SHA-256, then MD5. An
+    /// answer with either is accepted in both cases.
+    pub md5_only: bool,
 }
 
 impl RegistrarConfig {
@@ -80,7 +80,7 @@ impl RegistrarConfig {
             min_expires: MIN_EXPIRES,
             max_expires: MAX_EXPIRES,
             default_expires: DEFAULT_EXPIRES,
-            md5_first: false,
+            md5_only: false,
         }
     }
 }
@@ -172,7 +172,7 @@ struct PendingRegister {
     transport: Transport,
     headers: Vec<(String, String)>,
     stale: bool,
-    retry: [String; 2],
+    retry: Vec<String>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -289,8 +289,9 @@ impl Registrar {
             let nonce = registrar.nonce(source, wall);
             registrar
                 .challenges(&nonce, stale)
+                .into_iter()
                 .map(|c| ("WWW-Authenticate".to_string(), c))
-                .to_vec()
+                .collect()
         };
         let Some(auth) = ours else {
             return respond(401, challenge(self, false));
@@ -640,13 +641,13 @@ impl Registrar {
         base
     }
 
-    /// Returns the WWW-Authenticate values for a nonce, in the configured order.
-    fn challenges(&self, nonce: &str, stale: bool) -> [String; 2] {
-        let mut challenges = self.digest.challenges(nonce, stale);
-        if self.config.md5_first {
-            challenges.reverse();
+    /// Returns the WWW-Authenticate values for a nonce: both, or MD5 alone.
+    fn challenges(&self, nonce: &str, stale: bool) -> Vec<String> {
+        let [sha256, md5] = self.digest.challenges(nonce, stale);
+        match self.config.md5_only {
+            true => vec![md5],
+            false => vec![sha256, md5],
         }
-        challenges
     }
 
     fn nonce(&mut self, source: SocketAddr, wall: SystemTime) -> String {

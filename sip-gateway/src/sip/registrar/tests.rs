@@ -455,24 +455,28 @@ fn contacts_are_removed_one_by_one_or_all_at_once() {
 }
 
 #[test]
-fn md5_may_be_offered_first_for_phones_that_take_the_first_challenge() {
+fn md5_alone_may_be_offered_for_phones_that_stumble_on_sha256() {
     let now = Instant::now();
     let mut config = RegistrarConfig::new(REALM, key());
-    config.md5_first = true;
+    config.md5_only = true;
     let mut reg = Registrar::new(config, IdGenerator::from_seed(1));
     let mut phone = Phone::new("alice");
     phone.algorithm = "MD5";
     let first = respond(send(&mut reg, &mut phone, "", None, now, wall0()));
     let challenges = headers(&first, "WWW-Authenticate");
-    assert!(challenges[0].contains("algorithm=MD5") && challenges[1].contains("algorithm=SHA-256"));
+    assert_eq!(challenges.len(), 1);
+    assert!(challenges[0].contains("algorithm=MD5"));
     let answer = phone.answer(&first, 1);
     let p = pending(send(&mut reg, &mut phone, "", Some(&answer), now, wall0()));
     let done = reg.complete(p, Some(&stored("alice")), now);
     assert_eq!(done.response.status, 200);
-    // A phone that prefers SHA-256 still gets it.
-    let mut other = Phone::new("bob");
-    let done = register(&mut reg, &mut other, "", Some(&stored("bob")), now);
-    assert_eq!(done.response.status, 200);
+    // A replayed answer is challenged again, with MD5 alone too.
+    let p = pending(send(&mut reg, &mut phone, "", Some(&answer), now, wall0()));
+    let stale = reg.complete(p, Some(&stored("alice")), now);
+    assert_eq!(stale.response.status, 401);
+    let retry = headers(&stale.response, "WWW-Authenticate");
+    assert_eq!(retry.len(), 1);
+    assert!(retry[0].contains("algorithm=MD5") && retry[0].contains("stale=true"));
 }
 
 #[test]
