@@ -10,7 +10,8 @@
 //!   legs, and recording.
 //! - [`gateway`]: the tokio shell that drives both over real sockets, and the
 //!   Rust API the dialler calls: dial, hang up, play, record, bridge, hold,
-//!   send DTMF, listen in, events.
+//!   send DTMF, listen in, events; and agents' desk phones registering, with
+//!   credentials from a directory the service plugs in.
 //! - [`carrier`]: a simulated carrier on loopback for the demo and benchmarks.
 //! - [`webrtc`]: the agent's browser leg over WebRTC (str0m, ICE-lite,
 //!   DTLS-SRTP, G.711), nailed up for the shift, with its tokio driver.

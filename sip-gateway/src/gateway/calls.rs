@@ -83,6 +83,17 @@ impl Engine {
             Command::Reject(call_ref, status, reply) => {
                 let _ = reply.send(self.decide(call_ref, Decision::Reject(status), now));
             }
+            Command::Phone(username, reply) => {
+                let target = self.phones.as_ref().and_then(|p| p.target(&username, now));
+                let _ = reply.send(target);
+            }
+            Command::Unregister(username, reply) => {
+                let removed = self
+                    .phones
+                    .as_mut()
+                    .is_some_and(|p| p.unregister(&username));
+                let _ = reply.send(removed);
+            }
         }
     }
 

@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::agent::AgentEntry;
 use super::config::GatewayConfig;
 use super::leg::{LegEvent, LegHandle};
+use super::phones::{LookupDone, PhoneTarget, Phones};
 use super::ports::PortPool;
 use super::transport::{Inbound, SipTransport};
 use super::trunk::TrunkState;
@@ -22,7 +23,7 @@ use super::types::{
 use super::{now, sleep_until};
 use crate::media::Recorder;
 use crate::sip::message::{header_value, OutgoingResponse};
-use crate::sip::parse::{bad_request_response, parse_message};
+use crate::sip::parse::{bad_request_response, parse_message, ParseError};
 use crate::sip::{Call, EndCause, InboundCall, Transport};
 
 /// A request from a [`super::Gateway`] handle.
@@ -52,6 +53,8 @@ pub(crate) enum Command {
     Answer(CallRef, Reply),
     Ring(CallRef, Reply),
     Reject(CallRef, u16, Reply),
+    Phone(String, oneshot::Sender<Option<PhoneTarget>>),
+    Unregister(String, oneshot::Sender<bool>),
 }
 
 pub(crate) type Reply = oneshot::Sender<Result<(), GatewayError>>;
@@ -177,6 +180,8 @@ pub(crate) struct Engine {
     pub next_leg_id: u64,
     /// Where calls the trunks offer us go; without it they get 404.
     pub incoming: Option<mpsc::UnboundedSender<IncomingCall>>,
+    /// Desk phones' registrar; without it, REGISTER gets 403 like any stranger's request.
+    pub phones: Option<Phones>,
 }
 
 impl Engine {
@@ -186,6 +191,7 @@ impl Engine {
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut inbound: mpsc::Receiver<Inbound>,
         mut leg_events: mpsc::UnboundedReceiver<LegEvent>,
+        mut lookups: mpsc::UnboundedReceiver<LookupDone>,
     ) {
         loop {
             let deadline = self.poll_timeout().map(tokio::time::Instant::from_std);
@@ -196,6 +202,7 @@ impl Engine {
                 },
                 Some(input) = inbound.recv() => self.on_inbound(input, now()).await,
                 Some(event) = leg_events.recv() => self.on_leg_event(event, now()),
+                Some(done) = lookups.recv() => self.on_lookup(done, now()),
                 _ = sleep_until(deadline), if deadline.is_some() => self.on_timeout(now()),
             }
         }
@@ -223,7 +230,8 @@ impl Engine {
     fn poll_timeout(&self) -> Option<Instant> {
         let calls = self.timers.peek().map(|Reverse((at, _))| *at);
         let trunks = self.trunks.iter().filter_map(TrunkState::poll_timeout);
-        calls.into_iter().chain(trunks).min()
+        let phones = self.phones.as_ref().and_then(Phones::poll_timeout);
+        calls.into_iter().chain(trunks).chain(phones).min()
     }
 
     /// Notes an attempt's next deadline in the timer heap if it changed.
@@ -268,6 +276,12 @@ impl Engine {
                 self.flush_trunk(index);
             }
         }
+        if let Some(phones) = &mut self.phones {
+            if phones.poll_timeout().is_some_and(|t| t <= now) {
+                phones.handle_timeout(now);
+                self.flush_phones();
+            }
+        }
     }
 
     async fn on_inbound(&mut self, input: Inbound, now: Instant) {
@@ -275,6 +289,9 @@ impl Engine {
             Inbound::Connected { peer, writer } => self.transport.connected(peer, writer),
             Inbound::Disconnected { peer } => {
                 self.transport.disconnected(peer);
+                if let Some(phones) = &mut self.phones {
+                    phones.disconnected(peer);
+                }
                 let hit: Vec<String> = self
                     .attempts
                     .iter()
@@ -306,10 +323,20 @@ impl Engine {
         transport: Transport,
         now: Instant,
     ) {
-        let Some(trunk) = self.trunk_for(source) else {
-            return self.refuse(bytes, source, transport);
+        let parsed = match (parse_message(bytes), &mut self.phones) {
+            // Desk phones' registrations, from whoever sends them: a provider never does.
+            (Ok(SipMessage::Request(request)), Some(phones))
+                if request.method == rsip::Method::Register =>
+            {
+                phones.handle_register(request, source, transport, now);
+                return self.flush_phones();
+            }
+            (parsed, _) => parsed,
         };
-        let message = match parse_message(bytes) {
+        let Some(trunk) = self.trunk_for(source) else {
+            return self.refuse(parsed, source, transport);
+        };
+        let message = match parsed {
             Ok(message) => message,
             Err(error) => {
                 tracing::debug!(%error, %source, "malformed SIP message");
@@ -356,9 +383,14 @@ impl Engine {
     }
 
     /// Answers a stranger's request with 403, keeping no state; anything else is dropped.
-    fn refuse(&mut self, bytes: &[u8], source: SocketAddr, transport: Transport) {
+    fn refuse(
+        &mut self,
+        parsed: Result<SipMessage, ParseError>,
+        source: SocketAddr,
+        transport: Transport,
+    ) {
         tracing::debug!(%source, "SIP from an address that is not a trunk");
-        let Ok(SipMessage::Request(request)) = parse_message(bytes) else {
+        let Ok(SipMessage::Request(request)) = parsed else {
             return;
         };
         if request.method == rsip::Method::Ack {
@@ -373,6 +405,23 @@ impl Engine {
             transport,
             payload: response.to_bytes(),
         });
+    }
+
+    /// Completes the REGISTER whose credentials were looked up.
+    fn on_lookup(&mut self, done: LookupDone, now: Instant) {
+        if let Some(phones) = &mut self.phones {
+            phones.looked_up(done, now);
+            self.flush_phones();
+        }
+    }
+
+    fn flush_phones(&mut self) {
+        let Some(phones) = &mut self.phones else {
+            return;
+        };
+        while let Some(transmit) = phones.poll_transmit() {
+            self.transport.send(transmit);
+        }
     }
 
     fn flush_trunk(&mut self, index: usize) {

@@ -10,6 +10,14 @@
 //! holds it (playing the hold tone), sends its DTMF, and mixes both sides for supervisors
 //! listening in.
 //!
+//! Agents' desk phones register with the gateway when [`Gateway::start_with`] is given
+//! [`PhoneOptions`]: a REGISTER, from whoever sends it, goes through server transactions of
+//! its own to the sans-IO [`crate::sip::registrar`], and the credentials it needs come from
+//! the service's [`PhoneDirectory`], looked up off the engine's task (`phones`).
+//! [`Gateway::phone`] says where an INVITE to a phone goes now, [`Gateway::phone_events`]
+//! tells registrations as they change. Anything else from an address that is not a trunk
+//! gets 403, as does REGISTER when no directory was given.
+//!
 //! - [`config`]: [`GatewayConfig`] and [`TrunkConfig`], read from TOML.
 //! - [`types`]: [`DialRequest`], [`CallRef`], [`CallEvent`] and the errors.
 
@@ -20,6 +28,7 @@ mod engine;
 mod health;
 mod inbound;
 mod leg;
+mod phones;
 mod ports;
 mod probe;
 mod tls;
@@ -34,7 +43,13 @@ use std::path::Path;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+pub use crate::sip::digest_server::StoredCredentials;
+pub use crate::sip::registrar::RegistrarConfig;
 pub use config::{GatewayConfig, Secret, TrunkConfig, TrunkTransport};
+pub use phones::{
+    DirectoryError, GatewayOptions, Lookup, PhoneDirectory, PhoneEvent, PhoneEventKind,
+    PhoneOptions, PhoneTarget, LOOKUP_TIMEOUT, MAX_LOOKUPS, RETRY_AFTER,
+};
 pub use probe::{probe_trunk, ProbeError, TrunkProbe};
 pub use types::GatewayError;
 pub use types::{
@@ -47,6 +62,7 @@ use crate::media::playback::load_wav;
 use crate::media::{Recorder, RecorderConfig};
 use crate::sip::outbound::Trunk;
 use engine::{Command, Engine, Reply};
+use phones::Phones;
 use transport::{SipTransport, TlsLinks};
 use trunk::TrunkState;
 
@@ -62,15 +78,26 @@ pub struct Gateway {
     commands: mpsc::UnboundedSender<Command>,
     events: broadcast::Sender<CallEvent>,
     trunk_events: broadcast::Sender<TrunkStatus>,
+    phone_events: broadcast::Sender<PhoneEvent>,
     sip_udp: SocketAddr,
     sip_tcp: Option<SocketAddr>,
 }
 
 impl Gateway {
-    /// Binds the SIP sockets, resolves the trunks and starts the engine.
+    /// Binds the SIP sockets, resolves the trunks and starts the engine; takes no desk phones.
     pub async fn start(
         config: GatewayConfig,
         trunks: Vec<TrunkConfig>,
+    ) -> Result<Gateway, GatewayError> {
+        Gateway::start_with(config, trunks, GatewayOptions::default()).await
+    }
+
+    /// Starts the gateway as [`Gateway::start`] does, with `options`: desk phones register
+    /// when [`GatewayOptions::phones`] is set.
+    pub async fn start_with(
+        config: GatewayConfig,
+        trunks: Vec<TrunkConfig>,
+        options: GatewayOptions,
     ) -> Result<Gateway, GatewayError> {
         let io = |context: &str| {
             let context = context.to_string();
@@ -155,6 +182,12 @@ impl Gateway {
         let (leg_tx, leg_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (trunk_events, _) = broadcast::channel(64);
+        let (phone_events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (lookups, lookup_rx) = mpsc::unbounded_channel();
+        let phones = options
+            .phones
+            .map(|o| Phones::new(o, config.timers(), lookups, phone_events.clone()));
+        let takes_phones = phones.is_some();
         let engine = Engine {
             ports: ports::PortPool::new(config.sip_udp.ip(), config.rtp_ports()),
             config,
@@ -170,13 +203,15 @@ impl Gateway {
             leg_events: leg_tx,
             next_leg_id: 0,
             incoming: None,
+            phones,
         };
-        tokio::spawn(engine.run(command_rx, inbound_rx, leg_rx));
-        tracing::info!(%sip_udp, ?sip_tcp, ?sip_tls, "gateway started");
+        tokio::spawn(engine.run(command_rx, inbound_rx, leg_rx, lookup_rx));
+        tracing::info!(%sip_udp, ?sip_tcp, ?sip_tls, takes_phones, "gateway started");
         Ok(Gateway {
             commands,
             events,
             trunk_events,
+            phone_events,
             sip_udp,
             sip_tcp,
         })
@@ -384,6 +419,33 @@ impl Gateway {
     /// that is not ours, 480 or 486 when nobody can take it).
     pub async fn reject(&self, call: CallRef, status: u16) -> Result<(), GatewayError> {
         self.ask(|reply| Command::Reject(call, status, reply)).await
+    }
+
+    /// Returns where an INVITE to the desk phone registered as `sip_username` goes now (the
+    /// contact it registered last), or `None` when it has no live registration.
+    pub async fn phone(&self, sip_username: &str) -> Result<Option<PhoneTarget>, GatewayError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Phone(sip_username.to_string(), reply))
+            .map_err(|_| GatewayError::Stopped)?;
+        answer.await.map_err(|_| GatewayError::Stopped)
+    }
+
+    /// Subscribes to desk phones' registrations, refreshes, unregistrations, expiries and
+    /// closed connections from now on.
+    pub fn phone_events(&self) -> broadcast::Receiver<PhoneEvent> {
+        self.phone_events.subscribe()
+    }
+
+    /// Drops every registration of `sip_username`, as when its credentials are removed or
+    /// its user deactivated; tells whether it had any. The phone is not told: its next
+    /// REGISTER is checked against the directory like any other.
+    pub async fn unregister(&self, sip_username: &str) -> Result<bool, GatewayError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Unregister(sip_username.to_string(), reply))
+            .map_err(|_| GatewayError::Stopped)?;
+        answer.await.map_err(|_| GatewayError::Stopped)
     }
 
     /// Returns the bound SIP UDP address.

@@ -64,6 +64,11 @@ pub struct RegistrarConfig {
     pub max_expires: u32,
     /// Registration granted when none is asked for, in seconds.
     pub default_expires: u32,
+    /// Challenges with MD5 only, for phones that fail on a challenge whose algorithm they do
+    /// not know instead of skipping it (baresip 1.0 on libre 1.1), or that answer the first
+    /// challenge whatever its algorithm (sipp 3.6). Off by default: SHA-256, then MD5. An
+    /// answer with either is accepted in both cases.
+    pub md5_only: bool,
 }
 
 impl RegistrarConfig {
@@ -75,6 +80,7 @@ impl RegistrarConfig {
             min_expires: MIN_EXPIRES,
             max_expires: MAX_EXPIRES,
             default_expires: DEFAULT_EXPIRES,
+            md5_only: false,
         }
     }
 }
@@ -136,6 +142,14 @@ pub enum BindingChange {
         /// The contact that was bound.
         contact: String,
     },
+    /// A binding over TCP or TLS was dropped because its connection closed, so nothing can
+    /// reach the phone there any more (see [`Registrar::disconnected`]).
+    Disconnected {
+        /// Whose binding.
+        username: String,
+        /// The contact that was bound.
+        contact: String,
+    },
 }
 
 /// What [`Registrar::handle_register`] decided.
@@ -158,7 +172,7 @@ struct PendingRegister {
     transport: Transport,
     headers: Vec<(String, String)>,
     stale: bool,
-    retry: [String; 2],
+    retry: Vec<String>,
 }
 
 impl std::fmt::Debug for Pending {
@@ -274,10 +288,10 @@ impl Registrar {
         let challenge = |registrar: &mut Self, stale| {
             let nonce = registrar.nonce(source, wall);
             registrar
-                .digest
                 .challenges(&nonce, stale)
+                .into_iter()
                 .map(|c| ("WWW-Authenticate".to_string(), c))
-                .to_vec()
+                .collect()
         };
         let Some(auth) = ours else {
             return respond(401, challenge(self, false));
@@ -290,7 +304,7 @@ impl Registrar {
             Err(Refusal::BadRequest(why)) => return respond(400, vec![warning(why)]),
         };
         let nonce = self.nonce(source, wall);
-        let retry = self.digest.challenges(&nonce, true);
+        let retry = self.challenges(&nonce, true);
         RegisterStep::Pending(Pending(Box::new(PendingRegister {
             register,
             auth,
@@ -370,6 +384,44 @@ impl Registrar {
             changes: Vec::new(),
             failed: false,
         }
+    }
+
+    /// Answers a pending REGISTER with 503 and `Retry-After`, without checking or counting it,
+    /// for a shell that cannot look its credentials up now (the store is down or slow, or too
+    /// many lookups are under way).
+    pub fn unavailable(&mut self, pending: Pending, retry_after: u32) -> Completion {
+        let p = *pending.0;
+        let extra = vec![("Retry-After".into(), retry_after.to_string())];
+        Completion {
+            destination: p.source,
+            transport: p.transport,
+            response: response(&p.headers, 503, extra),
+            changes: Vec::new(),
+            failed: false,
+        }
+    }
+
+    /// Drops the bindings made over the TCP or TLS connection from `peer`, which has closed.
+    ///
+    /// A phone is reached through the connection it registered over: we cannot open one to
+    /// the port it connected from, and its Contact names an address behind NAT. Until it
+    /// registers again, over a new connection, it is unreachable.
+    pub fn disconnected(&mut self, peer: SocketAddr) -> Vec<BindingChange> {
+        let mut changes = Vec::new();
+        for (username, list) in self.bindings.iter_mut() {
+            list.retain(|b| {
+                let lost = b.destination == peer && b.transport.is_reliable();
+                if lost {
+                    changes.push(BindingChange::Disconnected {
+                        username: username.clone(),
+                        contact: b.contact.clone(),
+                    });
+                }
+                !lost
+            });
+        }
+        self.bindings.retain(|_, list| !list.is_empty());
+        changes
     }
 
     /// Returns where to send an INVITE for `username` now: the binding refreshed last.
@@ -587,6 +639,15 @@ impl Registrar {
             *via = stamp_via(via, source);
         }
         base
+    }
+
+    /// Returns the WWW-Authenticate values for a nonce: both, or MD5 alone.
+    fn challenges(&self, nonce: &str, stale: bool) -> Vec<String> {
+        let [sha256, md5] = self.digest.challenges(nonce, stale);
+        match self.config.md5_only {
+            true => vec![md5],
+            false => vec![sha256, md5],
+        }
     }
 
     fn nonce(&mut self, source: SocketAddr, wall: SystemTime) -> String {

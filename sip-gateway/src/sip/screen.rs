@@ -14,20 +14,27 @@ use super::outbound::ALLOW;
 ///
 /// ACKs are never answered and CANCEL is matched to its INVITE, so neither is screened.
 pub fn screen(request: &rsip::Request) -> Option<OutgoingResponse> {
+    screen_allowing(request, ALLOW)
+}
+
+/// Screens a request as [`screen`] does, for an endpoint that implements the methods of
+/// `allow` (a comma-separated list, as in an Allow header) instead of [`ALLOW`].
+pub fn screen_allowing(request: &rsip::Request, allow: &str) -> Option<OutgoingResponse> {
     if matches!(request.method, Method::Ack | Method::Cancel) {
         return None;
     }
-    let (status, extra) = rejection(request)?;
+    let (status, extra) = rejection(request, allow)?;
     let tag = format!("{:016x}", rand::random::<u64>());
     let mut response = OutgoingResponse::to_request(request, status, Some(&tag));
     response.headers.extend(extra);
     Some(response)
 }
 
-fn rejection(request: &rsip::Request) -> Option<(u16, Vec<(String, String)>)> {
-    let allowed = ALLOW.split(", ").any(|m| m == request.method.to_string());
+fn rejection(request: &rsip::Request, allow: &str) -> Option<(u16, Vec<(String, String)>)> {
+    let method = request.method.to_string();
+    let allowed = allow.split(',').any(|m| m.trim() == method);
     if !allowed {
-        return Some((405, vec![("Allow".into(), ALLOW.into())]));
+        return Some((405, vec![("Allow".into(), allow.into())]));
     }
     let required: Vec<String> = header_values(&request.headers, "Require")
         .iter()
@@ -135,5 +142,28 @@ mod tests {
         let mut invite = request("Accept: text/x-nothing\r\n", "");
         invite.method = Method::Invite;
         assert_eq!(status(&invite), Some(406));
+    }
+
+    #[test]
+    fn an_endpoint_may_allow_other_methods() {
+        let mut register = request("", "");
+        register.method = Method::Register;
+        assert_eq!(
+            status(&register),
+            Some(405),
+            "the trunk side has no registrar"
+        );
+        assert!(screen_allowing(&register, "REGISTER").is_none());
+        let options = request("", "");
+        let refused = screen_allowing(&options, "REGISTER").unwrap();
+        assert_eq!(refused.status, 405);
+        assert!(refused
+            .headers
+            .iter()
+            .any(|(n, v)| n == "Allow" && v == "REGISTER"));
+        assert_eq!(
+            screen_allowing(&request("Require: path\r\n", ""), "OPTIONS").map(|r| r.status),
+            Some(420)
+        );
     }
 }

@@ -455,6 +455,91 @@ fn contacts_are_removed_one_by_one_or_all_at_once() {
 }
 
 #[test]
+fn md5_alone_may_be_offered_for_phones_that_stumble_on_sha256() {
+    let now = Instant::now();
+    let mut config = RegistrarConfig::new(REALM, key());
+    config.md5_only = true;
+    let mut reg = Registrar::new(config, IdGenerator::from_seed(1));
+    let mut phone = Phone::new("alice");
+    phone.algorithm = "MD5";
+    let first = respond(send(&mut reg, &mut phone, "", None, now, wall0()));
+    let challenges = headers(&first, "WWW-Authenticate");
+    assert_eq!(challenges.len(), 1);
+    assert!(challenges[0].contains("algorithm=MD5"));
+    let answer = phone.answer(&first, 1);
+    let p = pending(send(&mut reg, &mut phone, "", Some(&answer), now, wall0()));
+    let done = reg.complete(p, Some(&stored("alice")), now);
+    assert_eq!(done.response.status, 200);
+    // A replayed answer is challenged again, with MD5 alone too.
+    let p = pending(send(&mut reg, &mut phone, "", Some(&answer), now, wall0()));
+    let stale = reg.complete(p, Some(&stored("alice")), now);
+    assert_eq!(stale.response.status, 401);
+    let retry = headers(&stale.response, "WWW-Authenticate");
+    assert_eq!(retry.len(), 1);
+    assert!(retry[0].contains("algorithm=MD5") && retry[0].contains("stale=true"));
+}
+
+#[test]
+fn a_closed_connection_unbinds_only_what_was_registered_over_it() {
+    let now = Instant::now();
+    let mut reg = registrar();
+    let mut udp = Phone::new("alice");
+    let mut tcp = Phone::new("alice");
+    tcp.call_id = "tcp-phone".into();
+    tcp.contact = "<sip:alice@192.168.1.30:5060;transport=tcp>".into();
+    tcp.source = addr(7, 40999);
+    tcp.transport = Transport::Tcp;
+    let mut bob = Phone::new("bob");
+    bob.source = addr(7, 40999);
+    register(&mut reg, &mut udp, "", Some(&stored("alice")), now);
+    register(&mut reg, &mut tcp, "", Some(&stored("alice")), now);
+    // Bob's UDP binding shares the address and port, not the connection.
+    register(&mut reg, &mut bob, "", Some(&stored("bob")), now);
+
+    assert!(reg.disconnected(addr(7, 1)).is_empty());
+    assert_eq!(
+        reg.disconnected(addr(7, 40999)),
+        vec![BindingChange::Disconnected {
+            username: "alice".into(),
+            contact: "sip:alice@192.168.1.30:5060;transport=tcp".into()
+        }]
+    );
+    let target = reg.binding("alice", now).unwrap();
+    assert_eq!(
+        target.transport,
+        Transport::Udp,
+        "the UDP phone still rings"
+    );
+    assert_eq!(reg.binding("bob", now).unwrap().destination, addr(7, 40999));
+    assert!(reg.disconnected(addr(7, 40999)).is_empty(), "told once");
+}
+
+#[test]
+fn an_unavailable_store_gets_503_and_counts_nothing() {
+    let now = Instant::now();
+    let mut reg = registrar();
+    let mut phone = Phone::new("alice");
+    let challenge = respond(send(&mut reg, &mut phone, "", None, now, wall0()));
+    let answer = phone.answer(&challenge, 1);
+    let p = pending(send(&mut reg, &mut phone, "", Some(&answer), now, wall0()));
+    let done = reg.unavailable(p, 10);
+    assert_eq!(done.response.status, 503);
+    assert_eq!(headers(&done.response, "Retry-After"), vec!["10"]);
+    assert!(headers(&done.response, "WWW-Authenticate").is_empty());
+    assert_eq!((done.destination, done.failed), (phone.source, false));
+    assert!(done.changes.is_empty());
+    // Far more than the limit of failures, and the phone still registers.
+    for _ in 0..MAX_FAILURES_PER_USER * 2 {
+        let challenge = respond(send(&mut reg, &mut phone, "", None, now, wall0()));
+        let answer = phone.answer(&challenge, 1);
+        let p = pending(send(&mut reg, &mut phone, "", Some(&answer), now, wall0()));
+        assert_eq!(reg.unavailable(p, 10).response.status, 503);
+    }
+    let done = register(&mut reg, &mut phone, "", Some(&stored("alice")), now);
+    assert_eq!(done.response.status, 200);
+}
+
+#[test]
 fn too_many_contacts_and_stale_requests_are_refused() {
     let now = Instant::now();
     let mut reg = registrar();

@@ -12,12 +12,15 @@ use super::{TimerConfig, TransactionError, TransactionEvent, TransactionKey};
 use crate::sip::message::{
     header_value, param, OutgoingRequest, OutgoingResponse, Transmit, Transport,
 };
-use crate::sip::screen::screen;
+use crate::sip::outbound::ALLOW;
+use crate::sip::screen::screen_allowing;
 
 /// All live transactions of one endpoint, sans-IO.
 #[derive(Debug)]
 pub struct TransactionLayer {
     config: TimerConfig,
+    /// Methods a new request may have; others are answered 405 here.
+    allow: &'static str,
     clients: BTreeMap<TransactionKey, (ClientTransaction, SocketAddr, Transport)>,
     servers: BTreeMap<TransactionKey, (ServerTransaction, SocketAddr, Transport)>,
     transmits: VecDeque<Transmit>,
@@ -29,10 +32,17 @@ pub struct TransactionLayer {
 }
 
 impl TransactionLayer {
-    /// Creates an empty layer with these timer values.
+    /// Creates an empty layer with these timer values, for the methods of [`ALLOW`].
     pub fn new(config: TimerConfig) -> Self {
+        TransactionLayer::allowing(config, ALLOW)
+    }
+
+    /// Creates an empty layer whose server transactions take only the methods in `allow`
+    /// (comma-separated, as in an Allow header), such as a registrar's `"REGISTER"`.
+    pub fn allowing(config: TimerConfig, allow: &'static str) -> Self {
         TransactionLayer {
             config,
+            allow,
             clients: BTreeMap::new(),
             servers: BTreeMap::new(),
             transmits: VecDeque::new(),
@@ -221,7 +231,7 @@ impl TransactionLayer {
         let invite = request.method == Method::Invite;
         let mut tx =
             ServerTransaction::new(invite, transport.is_reliable(), self.config, dialog_match);
-        if let Some(response) = screen(&request) {
+        if let Some(response) = screen_allowing(&request, self.allow) {
             // Answered here, so a retransmission of the request gets the same answer.
             tx.respond(response.status, response.to_bytes(), now);
             self.servers.insert(key, (tx, source, transport));

@@ -292,6 +292,40 @@ fn server_non_invite_resends_its_response_until_timer_j() {
 }
 
 #[test]
+fn a_registrar_layer_takes_register_and_refuses_the_rest() {
+    let start = Instant::now();
+    let mut trunk_side = TransactionLayer::new(TimerConfig::default());
+    trunk_side.handle_message(
+        incoming(Method::Register, "z9hG4bKr0", 1),
+        peer(),
+        Transport::Udp,
+        start,
+    );
+    assert!(events(&mut trunk_side).is_empty());
+    assert!(transmits(&mut trunk_side)[0].starts_with("SIP/2.0 405"));
+
+    let mut layer = TransactionLayer::allowing(TimerConfig::default(), "REGISTER");
+    let register = incoming(Method::Register, "z9hG4bKr1", 1);
+    layer.handle_message(register.clone(), peer(), Transport::Udp, start);
+    let [TransactionEvent::Request { key: Some(key), .. }] = &events(&mut layer)[..] else {
+        panic!("expected the REGISTER to reach the registrar");
+    };
+    // Retransmitted while the answer is being worked out: absorbed, nothing sent.
+    layer.handle_message(register, peer(), Transport::Udp, start + T1);
+    assert!(events(&mut layer).is_empty());
+    assert!(transmits(&mut layer).is_empty());
+    assert!(layer.is_active(key));
+    layer.handle_message(
+        incoming(Method::Options, "z9hG4bKr2", 1),
+        peer(),
+        Transport::Udp,
+        start,
+    );
+    assert!(events(&mut layer).is_empty());
+    assert!(transmits(&mut layer)[0].starts_with("SIP/2.0 405"));
+}
+
+#[test]
 fn server_invite_retransmits_2xx_until_its_ack() {
     let start = Instant::now();
     let mut layer = TransactionLayer::new(TimerConfig::default());
