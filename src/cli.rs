@@ -70,6 +70,9 @@ pub enum Command {
     /// Manages inbound queues: numbers, settings, agents and skills.
     #[command(subcommand)]
     Queue(crate::queues_cli::QueueCommand),
+    /// Manages agents' SIP desk phone credentials.
+    #[command(subcommand)]
+    Phone(crate::phones::PhoneCommand),
     /// Places one call through a trunk and prints what happens.
     Dial(crate::telephony::DialArgs),
     /// Runs the simulated carrier: a SIP endpoint that answers, rings out,
@@ -232,6 +235,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Dnc(c) => crate::dnc_cli::run(&open_migrated(&settings).await?, c).await,
         Command::Queue(c) => crate::queues_cli::run(&open_migrated(&settings).await?, c).await,
+        Command::Phone(c) => {
+            crate::phones::run(&open_migrated(&settings).await?, &settings.phones, c).await
+        }
         Command::Backup { file } => {
             let store = open(&settings).await?;
             let started = std::time::Instant::now();

@@ -9,6 +9,7 @@ pub mod contacts_cli;
 pub mod dnc_cli;
 pub mod doctor;
 pub mod lists_cli;
+pub mod phones;
 pub mod queues_cli;
 pub mod settings;
 pub mod simulate_cli;
@@ -139,7 +140,7 @@ impl App {
                 settings.recordings_dir.display()
             )
         })?;
-        let telephony = Telephony::start(settings).await?;
+        let telephony = Telephony::start(settings, Some(&store)).await?;
         let floor = Arc::new(
             dialer::floor::Floor::new(
                 store.clone(),
@@ -369,10 +370,12 @@ pub struct Telephony {
 
 impl Telephony {
     /// Starts the gateway over the configured trunks, or over an in-process
-    /// simulated carrier when there are none, so the demo can dial at once.
-    pub async fn start(settings: &Settings) -> Result<Telephony> {
+    /// simulated carrier when there are none, so the demo can dial at once;
+    /// with a Store, agents' desk phones register against its SIP
+    /// credentials.
+    pub async fn start(settings: &Settings, store: Option<&crm::Store>) -> Result<Telephony> {
         use sip_gateway::carrier::{Carrier, CarrierConfig};
-        use sip_gateway::gateway::{Gateway, TrunkConfig};
+        use sip_gateway::gateway::{Gateway, GatewayOptions, TrunkConfig};
         let (trunks, carrier) = if settings.trunks.is_empty() {
             let carrier = Carrier::start(CarrierConfig {
                 sip_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -388,9 +391,14 @@ impl Telephony {
             (settings.trunks.clone(), None)
         };
         let default_trunk = trunks.first().map(|t| t.name.clone()).unwrap_or_default();
-        let gateway = Gateway::start(settings.gateway_config(), trunks)
-            .await
-            .context("starting the SIP gateway")?;
+        let phones = match store {
+            Some(store) => Some(crate::phones::options(store, &settings.phones).await?),
+            None => None,
+        };
+        let gateway =
+            Gateway::start_with(settings.gateway_config(), trunks, GatewayOptions { phones })
+                .await
+                .context("starting the SIP gateway")?;
         if let Some(c) = &carrier {
             tracing::info!(carrier = %c.sip_addr(), "no trunks configured: dialling the simulated carrier");
         }

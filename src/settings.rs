@@ -77,6 +77,29 @@ pub struct Settings {
     pub nats_url: Option<Secret<String>>,
     /// How this node sends webhook deliveries.
     pub webhooks: WebhookSettings,
+    /// Agents' SIP desk phones registering with the gateway.
+    pub phones: PhoneSettings,
+}
+
+/// How agents' desk phones register: the realm their SIP passwords are set
+/// for, and which digest algorithms they are challenged with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneSettings {
+    /// The digest realm; changing it means setting every SIP password again.
+    pub realm: String,
+    /// Offer SHA-256 (RFC 8760) before MD5. Off by default: many desk
+    /// phones answer the first challenge whatever its algorithm, or give up
+    /// when SHA-256 is offered at all.
+    pub sha256: bool,
+}
+
+impl Default for PhoneSettings {
+    fn default() -> Self {
+        PhoneSettings {
+            realm: "dialcrm".into(),
+            sha256: false,
+        }
+    }
 }
 
 /// How this node sends the deliveries of accounts' webhook endpoints.
@@ -181,6 +204,7 @@ impl Default for Settings {
             tls: TlsSettings::default(),
             nats_url: None,
             webhooks: WebhookSettings::default(),
+            phones: PhoneSettings::default(),
         }
     }
 }
@@ -206,6 +230,15 @@ struct FileSettings {
     tls: Option<FileTls>,
     nats_url: Option<String>,
     webhooks: Option<FileWebhooks>,
+    phones: Option<FilePhones>,
+}
+
+/// The `[phones]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePhones {
+    realm: Option<String>,
+    sha256: Option<bool>,
 }
 
 /// The `[webhooks]` table.
@@ -317,6 +350,15 @@ impl Settings {
         s.tls.source().map_err(anyhow::Error::msg)?;
         s.check_nodes()?;
         s.webhooks.check()?;
+        let realm = &s.phones.realm;
+        if realm.is_empty()
+            || realm.len() > 128
+            || !realm
+                .chars()
+                .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+        {
+            anyhow::bail!("phones.realm must be 1–128 printable characters, no quotes: {realm:?}");
+        }
         Ok(s)
     }
 
@@ -433,6 +475,14 @@ impl Settings {
         }
         if let Some(v) = file.nats_url {
             self.nats_url = Some(Secret::new(v));
+        }
+        if let Some(p) = file.phones {
+            if let Some(realm) = p.realm {
+                self.phones.realm = realm;
+            }
+            if let Some(v) = p.sha256 {
+                self.phones.sha256 = v;
+            }
         }
         if let Some(w) = file.webhooks {
             let hooks = &mut self.webhooks;

@@ -30,6 +30,7 @@ mod login;
 mod manual;
 mod nodes;
 mod ops;
+mod phones;
 mod privacy;
 mod privacy_aggregate;
 mod queues;
