@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::engine::{Attempt, CallCore, CallEntry, Command, Engine};
+use super::engine::{Attempt, CallCore, CallEntry, Command, Engine, Route};
 use super::inbound::Decision;
 use super::leg::{self, LegCommand};
 use super::types::{CallEventKind, CallRef, DialError, DialRequest, GatewayError};
@@ -87,6 +87,14 @@ impl Engine {
                 let target = self.phones.as_ref().and_then(|p| p.target(&username, now));
                 let _ = reply.send(target);
             }
+            Command::CallPhone(call, watcher, reply) => {
+                let call_ref = call.call_ref;
+                let placed = self.call_phone(call, now).await;
+                if let (Ok(_), Some(watcher)) = (&placed, watcher) {
+                    self.watchers.insert(call_ref, watcher);
+                }
+                let _ = reply.send(placed);
+            }
             Command::Unregister(username, reply) => {
                 let removed = self
                     .phones
@@ -121,14 +129,16 @@ impl Engine {
         while let Some(event) = attempt.call.poll_event() {
             events.push(event);
         }
-        let (call_ref, trunk, finished) =
-            (attempt.call_ref, attempt.trunk, attempt.call.is_finished());
+        let (call_ref, route, finished) =
+            (attempt.call_ref, attempt.route, attempt.call.is_finished());
         for event in events {
             if let CoreEvent::Ended { .. } = event {
                 if let Some(attempt) = self.attempts.get_mut(call_id) {
                     if !attempt.ended {
                         attempt.ended = true;
-                        self.trunks[trunk].active -= 1;
+                        if let Route::Trunk(trunk) = route {
+                            self.trunks[trunk].active -= 1;
+                        }
                     }
                 }
             }
@@ -319,7 +329,7 @@ impl Engine {
             Attempt {
                 call: CallCore::Placed(call),
                 call_ref: request.call_ref,
-                trunk,
+                route: Route::Trunk(trunk),
                 ended: false,
                 scheduled: None,
             },

@@ -55,24 +55,53 @@ pub(crate) enum Command {
     Reject(CallRef, u16, Reply),
     Phone(String, oneshot::Sender<Option<PhoneTarget>>),
     Unregister(String, oneshot::Sender<bool>),
+    CallPhone(
+        PhoneCall,
+        Option<mpsc::UnboundedSender<CallEvent>>,
+        oneshot::Sender<Result<CallRef, DialError>>,
+    ),
+}
+
+/// What [`super::Gateway::call_phone`] asks for.
+#[derive(Debug)]
+pub(crate) struct PhoneCall {
+    pub sip_username: String,
+    pub call_ref: CallRef,
+    pub ring_timeout: std::time::Duration,
 }
 
 pub(crate) type Reply = oneshot::Sender<Result<(), GatewayError>>;
 
 /// One INVITE attempt through one trunk; a call that fails over has several.
-/// A call a trunk offered us has one, its [`InboundCall`].
+/// A call a trunk offered us has one, its [`InboundCall`]; so has a call to a desk phone.
 #[derive(Debug)]
 pub(crate) struct Attempt {
     pub call: CallCore,
     pub call_ref: CallRef,
-    pub trunk: usize,
+    pub route: Route,
     pub ended: bool,
     /// The deadline last pushed to [`Engine::timers`] for this attempt.
     pub scheduled: Option<Instant>,
 }
 
+/// Whom an attempt's signalling goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// The trunk at this index: the attempt counts among its active calls, and its
+    /// connection closing is the trunk's transport failing.
+    Trunk(usize),
+    /// A registered desk phone, straight at the address it registered from; no trunk's
+    /// limits apply, and the call never fails over.
+    Phone {
+        address: SocketAddr,
+        transport: Transport,
+    },
+}
+
 /// The signalling of one attempt: a call we placed, or one we were offered.
 #[derive(Debug)]
+// One per live attempt, in a map: the few hundred bytes between the variants do not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum CallCore {
     Placed(Call),
     Offered(InboundCall),
@@ -107,6 +136,14 @@ impl CallCore {
     pub fn transport_error(&mut self, now: Instant) {
         match self {
             CallCore::Placed(c) => c.transport_error(now),
+            CallCore::Offered(c) => c.transport_error(now),
+        }
+    }
+
+    /// Ends the call at once: the connection its far end is reached over closed for good.
+    pub fn connection_lost(&mut self, now: Instant) {
+        match self {
+            CallCore::Placed(c) => c.connection_lost(now),
             CallCore::Offered(c) => c.transport_error(now),
         }
     }
@@ -182,6 +219,9 @@ pub(crate) struct Engine {
     pub incoming: Option<mpsc::UnboundedSender<IncomingCall>>,
     /// Desk phones' registrar; without it, REGISTER gets 403 like any stranger's request.
     pub phones: Option<Phones>,
+    /// The bound SIP UDP address, and TCP when on: where desk phones reach us.
+    pub sip_udp: SocketAddr,
+    pub sip_tcp: Option<SocketAddr>,
 }
 
 impl Engine {
@@ -292,18 +332,27 @@ impl Engine {
                 if let Some(phones) = &mut self.phones {
                     phones.disconnected(peer);
                 }
-                let hit: Vec<String> = self
+                let hit: Vec<(String, Route)> = self
                     .attempts
                     .iter()
-                    .filter(|(_, a)| {
-                        let trunk = &self.trunks[a.trunk].trunk;
-                        trunk.transport.is_reliable() && trunk.address == peer
+                    .filter(|(_, a)| match a.route {
+                        Route::Trunk(index) => {
+                            let trunk = &self.trunks[index].trunk;
+                            trunk.transport.is_reliable() && trunk.address == peer
+                        }
+                        Route::Phone { address, transport } => {
+                            transport.is_reliable() && address == peer
+                        }
                     })
-                    .map(|(id, _)| id.clone())
+                    .map(|(id, a)| (id.clone(), a.route))
                     .collect();
-                for call_id in hit {
+                for (call_id, route) in hit {
                     if let Some(attempt) = self.attempts.get_mut(&call_id) {
-                        attempt.call.transport_error(now);
+                        match route {
+                            Route::Trunk(_) => attempt.call.transport_error(now),
+                            // Only the phone opens its connection: none can be opened to it.
+                            Route::Phone { .. } => attempt.call.connection_lost(now),
+                        }
                     }
                     self.drive(&call_id, now);
                 }
@@ -334,7 +383,20 @@ impl Engine {
             (parsed, _) => parsed,
         };
         let Some(trunk) = self.trunk_for(source) else {
-            return self.refuse(parsed, source, transport);
+            // A desk phone we call answers, and sends its requests, from its own address.
+            let phone_call = parsed
+                .as_ref()
+                .ok()
+                .and_then(|message| self.phone_call_of(message, source));
+            return match (phone_call, parsed) {
+                (Some(call_id), Ok(message)) => {
+                    if let Some(attempt) = self.attempts.get_mut(&call_id) {
+                        attempt.call.handle_message(message, now);
+                    }
+                    self.drive(&call_id, now)
+                }
+                (_, parsed) => self.refuse(parsed, source, transport),
+            };
         };
         let message = match parsed {
             Ok(message) => message,
@@ -369,6 +431,21 @@ impl Engine {
                     self.flush_trunk(trunk);
                 }
             },
+        }
+    }
+
+    /// Returns the Call-ID of our call to a desk phone that `message` from `source` belongs
+    /// to: one with its Call-ID, to a phone at the same IP address.
+    fn phone_call_of(&self, message: &SipMessage, source: SocketAddr) -> Option<String> {
+        let headers = match message {
+            SipMessage::Request(r) => &r.headers,
+            SipMessage::Response(r) => &r.headers,
+        };
+        let call_id = header_value(headers, "Call-ID")?;
+        let attempt = self.attempts.get(&call_id)?;
+        match attempt.route {
+            Route::Phone { address, .. } if address.ip() == source.ip() => Some(call_id),
+            _ => None,
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::engine::{Attempt, CallCore, CallEntry, Engine};
+use super::engine::{Attempt, CallCore, CallEntry, Engine, Route};
 use super::leg;
 use super::types::{CallRef, DialRequest, GatewayError, IncomingCall};
 use crate::media::srtp::MasterKey;
@@ -96,7 +96,7 @@ impl Engine {
                 Attempt {
                     call: CallCore::Offered(call),
                     call_ref,
-                    trunk,
+                    route: Route::Trunk(trunk),
                     ended: true,
                     scheduled: None,
                 },
@@ -149,7 +149,7 @@ impl Engine {
             Attempt {
                 call: CallCore::Offered(call),
                 call_ref,
-                trunk,
+                route: Route::Trunk(trunk),
                 ended: false,
                 scheduled: None,
             },

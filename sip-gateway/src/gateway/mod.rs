@@ -28,6 +28,7 @@ mod engine;
 mod health;
 mod inbound;
 mod leg;
+mod phone_calls;
 mod phones;
 mod ports;
 mod probe;
@@ -61,7 +62,7 @@ use crate::media::dtmf_sender::is_key;
 use crate::media::playback::load_wav;
 use crate::media::{Recorder, RecorderConfig};
 use crate::sip::outbound::Trunk;
-use engine::{Command, Engine, Reply};
+use engine::{Command, Engine, PhoneCall, Reply};
 use phones::Phones;
 use transport::{SipTransport, TlsLinks};
 use trunk::TrunkState;
@@ -204,6 +205,8 @@ impl Gateway {
             next_leg_id: 0,
             incoming: None,
             phones,
+            sip_udp,
+            sip_tcp,
         };
         tokio::spawn(engine.run(command_rx, inbound_rx, leg_rx, lookup_rx));
         tracing::info!(%sip_udp, ?sip_tcp, ?sip_tls, takes_phones, "gateway started");
@@ -429,6 +432,61 @@ impl Gateway {
             .send(Command::Phone(sip_username.to_string(), reply))
             .map_err(|_| GatewayError::Stopped)?;
         answer.await.map_err(|_| GatewayError::Stopped)
+    }
+
+    /// Calls the desk phone registered as `sip_username`, to be an agent's audio leg; its
+    /// progress arrives on [`Gateway::events`] as `call_ref`'s.
+    ///
+    /// The INVITE goes to the contact the phone registered last, at the address and over the
+    /// transport it registered from (over TCP, its own connection), offering G.711 over
+    /// plain RTP, from the service (`sip:dialcrm@` our address) to the phone's address of
+    /// record: nothing of the CRM. The phone rings for at most `ring_timeout`. Once placed
+    /// it is a call like one through a trunk: bridge it into customer calls, and `hangup`,
+    /// `record`, `play`, `hold`, `send_dtmf` and `listen` work on it. A phone that
+    /// challenges the INVITE ends the call with `AuthenticationFailed`; when the
+    /// connection it registered over closes, the call ends with `TrunkFailure`.
+    /// Errors: `PhoneNotRegistered` when it has no live registration (or desk phones are
+    /// not taken), `DuplicateRef`, `NoMediaPort`.
+    pub async fn call_phone(
+        &self,
+        sip_username: &str,
+        call_ref: CallRef,
+        ring_timeout: std::time::Duration,
+    ) -> Result<CallRef, DialError> {
+        self.ring_phone(sip_username, call_ref, ring_timeout, None)
+            .await
+    }
+
+    /// Calls a desk phone as [`Gateway::call_phone`] does; every event of the call, up to
+    /// and including `Ended`, also goes to `events`, which never drops one.
+    pub async fn call_phone_watched(
+        &self,
+        sip_username: &str,
+        call_ref: CallRef,
+        ring_timeout: std::time::Duration,
+        events: mpsc::UnboundedSender<CallEvent>,
+    ) -> Result<CallRef, DialError> {
+        self.ring_phone(sip_username, call_ref, ring_timeout, Some(events))
+            .await
+    }
+
+    async fn ring_phone(
+        &self,
+        sip_username: &str,
+        call_ref: CallRef,
+        ring_timeout: std::time::Duration,
+        watcher: Option<mpsc::UnboundedSender<CallEvent>>,
+    ) -> Result<CallRef, DialError> {
+        let call = PhoneCall {
+            sip_username: sip_username.to_string(),
+            call_ref,
+            ring_timeout,
+        };
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::CallPhone(call, watcher, reply))
+            .map_err(|_| DialError::Stopped)?;
+        answer.await.map_err(|_| DialError::Stopped)?
     }
 
     /// Subscribes to desk phones' registrations, refreshes, unregistrations, expiries and

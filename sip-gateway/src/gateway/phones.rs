@@ -224,6 +224,8 @@ struct InFlight {
 
 /// The engine's desk phones: their registrar, its transactions and the lookups under way.
 pub(crate) struct Phones {
+    /// The registrar's realm, which names the domain of phones' addresses of record.
+    realm: String,
     registrar: Registrar,
     layer: TransactionLayer,
     directory: Arc<dyn PhoneDirectory>,
@@ -246,6 +248,7 @@ impl Phones {
         events: broadcast::Sender<PhoneEvent>,
     ) -> Phones {
         Phones {
+            realm: options.registrar.realm.clone(),
             registrar: Registrar::new(options.registrar, IdGenerator::from_entropy()),
             layer: TransactionLayer::allowing(timers, "REGISTER"),
             directory: options.directory,
@@ -328,6 +331,11 @@ impl Phones {
         self.registrar
             .binding(sip_username, now)
             .map(PhoneTarget::from)
+    }
+
+    /// Returns the realm phones register in.
+    pub fn realm(&self) -> &str {
+        &self.realm
     }
 
     /// Returns when [`Phones::handle_timeout`] has something to do.

@@ -142,6 +142,9 @@ pub enum DialError {
     /// The trunk and every trunk after it in failover order are down.
     #[error("trunk {0:?} and every trunk it fails over to are down")]
     TrunksDown(String),
+    /// The desk phone to call has no live registration (or desk phones are not taken).
+    #[error("the desk phone is not registered")]
+    PhoneNotRegistered,
     /// The gateway has stopped.
     #[error("the gateway has stopped")]
     Stopped,

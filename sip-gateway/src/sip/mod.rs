@@ -32,7 +32,7 @@ pub mod sdes;
 pub mod sdp;
 pub mod transaction;
 
-pub use call::{Call, CallEvent, CallParams, EndCause};
+pub use call::{Call, CallEvent, CallParams, EndCause, PhoneCallParams};
 pub use inbound::{InboundCall, InboundParams, Offer};
 pub use message::{OutgoingRequest, OutgoingResponse, Transmit, Transport};
 pub use parse::{parse_message, ParseError};

@@ -57,6 +57,9 @@ pub enum OutboundError {
     /// The trunk host or from-domain contains characters not allowed in a SIP host.
     #[error("trunk host is not a plain host name")]
     InvalidHost,
+    /// A desk phone's contact is not a plain sip or sips URI.
+    #[error("the phone's contact is not a plain SIP URI")]
+    InvalidContact,
 }
 
 /// Source of random Call-IDs, tags, branches and cnonces.
@@ -148,6 +151,57 @@ pub fn invite(
     })
 }
 
+/// The user part of our From towards desk phones: the service, never a person or a lead.
+pub const PHONE_CALLER: &str = "dialcrm";
+
+/// Builds the initial INVITE to a registered desk phone at `target`, its contact, carrying `sdp`.
+///
+/// The Request-URI is `target`, the contact the phone registered; To is the phone's address of
+/// record, `username` at `domain` (at our own address when `domain` is not a plain host
+/// name, as a realm need not be); From is the service itself, `dialcrm` at our address.
+/// Nothing in it comes from the CRM.
+pub fn invite_to_phone(
+    target: &str,
+    username: &str,
+    domain: &str,
+    local: SocketAddr,
+    transport: Transport,
+    sdp: &str,
+    ids: &mut IdGenerator,
+) -> Result<OutgoingRequest, OutboundError> {
+    if !is_plain_sip_uri(target) {
+        return Err(OutboundError::InvalidContact);
+    }
+    let ours = host_of(local);
+    let domain = match is_host(domain) {
+        true => domain.to_string(),
+        false => ours.clone(),
+    };
+    let headers = vec![
+        ("Via".into(), via(local, transport, &ids.branch())),
+        ("Max-Forwards".into(), "70".into()),
+        (
+            "From".into(),
+            format!("<sip:{PHONE_CALLER}@{ours}>;tag={}", ids.tag()),
+        ),
+        (
+            "To".into(),
+            format!("<sip:{}@{domain}>", escape_user(username)),
+        ),
+        ("Call-ID".into(), ids.call_id()),
+        ("CSeq".into(), "1 INVITE".into()),
+        ("Contact".into(), contact(local, transport)),
+        ("Allow".into(), ALLOW.into()),
+        ("Content-Type".into(), "application/sdp".into()),
+    ];
+    Ok(OutgoingRequest {
+        method: Method::Invite,
+        uri: target.to_string(),
+        headers,
+        body: sdp.as_bytes().to_vec(),
+    })
+}
+
 /// Builds an out-of-dialog OPTIONS keepalive to the trunk.
 pub fn options(trunk: &Trunk, local: SocketAddr, ids: &mut IdGenerator) -> OutgoingRequest {
     let uri = host_uri(trunk);
@@ -231,6 +285,38 @@ fn trunk_uri(user: Option<&str>, trunk: &Trunk) -> String {
         Transport::Udp | Transport::Tcp => "",
     };
     format!("sip:{user}{}{port}{transport}", trunk.host)
+}
+
+/// Returns our address as the host part of a URI (an IPv6 address in brackets), without port.
+fn host_of(local: SocketAddr) -> String {
+    match local {
+        SocketAddr::V4(a) => a.ip().to_string(),
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    }
+}
+
+/// Whether `uri` is a sip or sips URI that can stand as a Request-URI and inside `<>`.
+fn is_plain_sip_uri(uri: &str) -> bool {
+    let rest = uri.split_once(':').and_then(|(scheme, rest)| {
+        (scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")).then_some(rest)
+    });
+    rest.is_some_and(|r| !r.is_empty())
+        && uri
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b','))
+}
+
+/// Escapes a SIP user part (RFC 3261 §25.1: unreserved and user-unreserved stay as they are).
+fn escape_user(user: &str) -> String {
+    let mut out = String::with_capacity(user.len());
+    for b in user.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$;?/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn is_digits(value: &str) -> bool {
@@ -366,6 +452,73 @@ pub(crate) mod tests {
         assert_eq!(opt.uri, "sip:trunk.example.com:5071;transport=tls");
         assert!(parse_message(&opt.to_bytes()).is_ok());
         assert!(parse_message(&req.to_bytes()).is_ok());
+    }
+
+    #[test]
+    fn an_invite_to_a_phone_names_the_service_and_the_phone_alone() {
+        let mut ids = IdGenerator::from_seed(11);
+        let contact = "sip:alice@192.0.2.40:5062;transport=tcp";
+        let req = invite_to_phone(
+            contact,
+            "alice",
+            "phones.example.com",
+            local(),
+            Transport::Tcp,
+            "v=0\r\n",
+            &mut ids,
+        )
+        .unwrap();
+        assert_eq!(req.uri, contact);
+        let names: Vec<&str> = req.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, INVITE_HEADERS[..INVITE_HEADERS.len() - 2].to_vec());
+        let from = req.header("From").unwrap();
+        assert!(from.starts_with("<sip:dialcrm@192.0.2.10>;tag="), "{from}");
+        assert_eq!(req.header("To"), Some("<sip:alice@phones.example.com>"));
+        assert!(req
+            .header("Via")
+            .unwrap()
+            .starts_with("SIP/2.0/TCP 192.0.2.10:5060;"));
+        assert_eq!(
+            req.header("Contact"),
+            Some("<sip:192.0.2.10:5060;transport=tcp>")
+        );
+        assert!(parse_message(&req.to_bytes()).is_ok());
+    }
+
+    #[test]
+    fn an_invite_to_a_phone_escapes_its_user_and_refuses_odd_contacts() {
+        let mut ids = IdGenerator::from_seed(12);
+        let v6: SocketAddr = "[2001:db8::1]:5060".parse().unwrap();
+        let req = invite_to_phone(
+            "sip:x@h",
+            "a b@c%",
+            "realm with spaces",
+            v6,
+            Transport::Udp,
+            "",
+            &mut ids,
+        )
+        .unwrap();
+        assert_eq!(req.header("To"), Some("<sip:a%20b%40c%25@[2001:db8::1]>"));
+        assert!(req
+            .header("From")
+            .unwrap()
+            .starts_with("<sip:dialcrm@[2001:db8::1]>"));
+        assert!(parse_message(&req.to_bytes()).is_ok());
+        for contact in [
+            "",
+            "tel:+441234",
+            "sip:",
+            "sip:a b@h",
+            "sip:a@h>\r\nX: y",
+            "http://h",
+        ] {
+            assert_eq!(
+                invite_to_phone(contact, "a", "h", local(), Transport::Udp, "", &mut ids),
+                Err(OutboundError::InvalidContact),
+                "{contact:?}"
+            );
+        }
     }
 
     fn bytes_header_names(bytes: &[u8]) -> Vec<String> {

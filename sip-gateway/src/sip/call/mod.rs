@@ -1,6 +1,7 @@
-//! The per-call UAC state machine towards a trunk, sans-IO.
+//! The per-call UAC state machine towards a trunk or a registered desk phone, sans-IO.
 //!
-//! A [`Call`] sends the INVITE, answers digest challenges, cancels on ring timeout or hangup,
+//! A [`Call`] sends the INVITE (through a trunk from [`CallParams`], or straight to a
+//! desk phone from [`PhoneCallParams`]), answers digest challenges, cancels on ring timeout or hangup,
 //! acknowledges the 2xx, answers the provider's in-dialog requests and reports [`CallEvent`]s.
 //! Early-dialog forks (a second 2xx with another To tag) are not tracked.
 
@@ -20,7 +21,8 @@ pub(crate) use incoming::answer_reinvite;
 use super::dialog::{cancel, Dialog};
 use super::digest::Credentials;
 use super::message::Transmit;
-use super::outbound::{invite, IdGenerator, OutboundError, Trunk};
+use super::message::Transport;
+use super::outbound::{invite, invite_to_phone, IdGenerator, OutboundError, Trunk};
 use super::parse::{bad_request_response, parse_message};
 use super::sdp::{self, LocalMedia, NegotiatedMedia};
 use super::transaction::{TimerConfig, TransactionEvent, TransactionKey, TransactionLayer};
@@ -47,6 +49,30 @@ pub struct CallParams {
     pub timers: TimerConfig,
     /// Our SRTP master key when the trunk's media must be SRTP; fresh for each call.
     pub srtp: Option<MasterKey>,
+}
+
+/// Everything needed to call a registered desk phone: plain RTP, and no credentials, since a
+/// phone that challenges us is not one we can call.
+#[derive(Debug, Clone)]
+pub struct PhoneCallParams {
+    /// Request-URI: the Contact the phone registered.
+    pub contact: String,
+    /// The phone's SIP username, the user part of its address of record in To.
+    pub username: String,
+    /// The domain of its address of record (the registrar's realm).
+    pub domain: String,
+    /// Where the phone is reached: the address its REGISTER came from.
+    pub address: SocketAddr,
+    /// The transport it registered over.
+    pub transport: Transport,
+    /// How long to let the phone ring before cancelling.
+    pub ring_timeout: Duration,
+    /// Our SIP address as the phone should see it (Via, Contact and From).
+    pub local_sip: SocketAddr,
+    /// Where we receive RTP.
+    pub local_rtp: SocketAddr,
+    /// SIP timer values.
+    pub timers: TimerConfig,
 }
 
 /// What happened to a call.
@@ -98,10 +124,14 @@ enum Phase {
     Ended,
 }
 
-/// One outbound call through a trunk.
+/// One outbound call, through a trunk or to a desk phone.
 #[derive(Debug)]
 pub struct Call {
-    params: CallParams,
+    /// Where every request goes and every message is taken from: the trunk or the phone.
+    peer: SocketAddr,
+    transport: Transport,
+    local_sip: SocketAddr,
+    credentials: Option<Credentials>,
     ids: IdGenerator,
     layer: TransactionLayer,
     phase: Phase,
@@ -150,18 +180,83 @@ impl Call {
             &offer,
             &mut ids,
         )?;
-        let mut layer = TransactionLayer::new(params.timers);
+        let mut call = Call::start(
+            request,
+            local_media,
+            params.trunk.address,
+            params.trunk.transport,
+            params.local_sip,
+            ids,
+            params.timers,
+            now + params.ring_timeout,
+            now,
+        );
+        call.credentials = params.credentials;
+        Ok(call)
+    }
+
+    /// Starts a call to a registered desk phone, queueing the INVITE.
+    pub fn to_phone(params: PhoneCallParams, now: Instant) -> Result<Self, OutboundError> {
+        Self::to_phone_with_ids(params, IdGenerator::from_entropy(), now)
+    }
+
+    /// Starts a call to a desk phone with a given id generator.
+    pub fn to_phone_with_ids(
+        params: PhoneCallParams,
+        mut ids: IdGenerator,
+        now: Instant,
+    ) -> Result<Self, OutboundError> {
+        let local_media = LocalMedia {
+            rtp: params.local_rtp,
+            session_id: ids.number(),
+            srtp: None,
+        };
+        let offer = sdp::offer(&local_media, 1);
+        let request = invite_to_phone(
+            &params.contact,
+            &params.username,
+            &params.domain,
+            params.local_sip,
+            params.transport,
+            &offer,
+            &mut ids,
+        )?;
+        Ok(Call::start(
+            request,
+            local_media,
+            params.address,
+            params.transport,
+            params.local_sip,
+            ids,
+            params.timers,
+            now + params.ring_timeout,
+            now,
+        ))
+    }
+
+    /// Sends `request`, the initial INVITE, to `peer`, and sets the call up around it.
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        request: super::message::OutgoingRequest,
+        local_media: LocalMedia,
+        peer: SocketAddr,
+        transport: Transport,
+        local_sip: SocketAddr,
+        ids: IdGenerator,
+        timers: TimerConfig,
+        ring_deadline: Instant,
+        now: Instant,
+    ) -> Self {
+        let mut layer = TransactionLayer::new(timers);
         let key = layer
-            .send_request(
-                request.clone(),
-                params.trunk.address,
-                params.trunk.transport,
-                now,
-            )
+            .send_request(request.clone(), peer, transport, now)
             .expect("a freshly built INVITE has a branch and is not an ACK");
-        Ok(Call {
-            ring_deadline: Some(now + params.ring_timeout),
-            params,
+        Call {
+            peer,
+            transport,
+            local_sip,
+            credentials: None,
+            ring_deadline: Some(ring_deadline),
             ids,
             layer,
             phase: Phase::Calling,
@@ -180,7 +275,7 @@ impl Call {
             reported_ringing: false,
             awaiting_ack_sdp: false,
             events: VecDeque::new(),
-        })
+        }
     }
 
     /// Feeds one datagram (or framed TCP message) from the trunk.
@@ -196,11 +291,10 @@ impl Call {
         }
     }
 
-    /// Feeds one parsed message from the trunk.
+    /// Feeds one parsed message from the trunk (or the phone).
     pub fn handle_message(&mut self, message: SipMessage, now: Instant) {
-        let trunk = &self.params.trunk;
         self.layer
-            .handle_message(message, trunk.address, trunk.transport, now);
+            .handle_message(message, self.peer, self.transport, now);
         self.process(now);
     }
 
@@ -230,6 +324,23 @@ impl Call {
             self.layer.transport_error(&key, now);
         }
         self.process(now);
+    }
+
+    /// Ends the call at once, sending nothing more: the connection the far end is reached
+    /// over has closed, and it cannot be reopened (a desk phone's, which only it opens).
+    ///
+    /// A hangup already under way ends with its own cause; anything else with `TrunkFailure`.
+    pub fn connection_lost(&mut self, now: Instant) {
+        self.layer.transport_error(&self.invite_key.clone(), now);
+        if let Some(key) = self.bye_key.clone() {
+            self.layer.transport_error(&key, now);
+        }
+        self.process(now);
+        let cause = match self.phase {
+            Phase::Cancelling(cause) | Phase::Terminating(cause) => cause,
+            _ => EndCause::TrunkFailure,
+        };
+        self.end(cause, None);
     }
 
     /// Fires every timer due at `now`.
@@ -282,12 +393,11 @@ impl Call {
     fn send_cancel(&mut self, cause: EndCause, now: Instant) {
         self.ring_deadline = None;
         self.phase = Phase::Cancelling(cause);
-        let trunk = &self.params.trunk;
         let request = cancel(&self.invite);
         // CANCEL shares the INVITE branch but is keyed by its own method, so it cannot clash.
         let _ = self
             .layer
-            .send_request(request, trunk.address, trunk.transport, now);
+            .send_request(request, self.peer, self.transport, now);
         self.layer.cancel_sent(&self.invite_key, now);
     }
 
@@ -298,10 +408,9 @@ impl Call {
             return;
         };
         let request = dialog.request(Method::Bye, &self.ids.branch());
-        let trunk = &self.params.trunk;
         self.bye_key = self
             .layer
-            .send_request(request, trunk.address, trunk.transport, now)
+            .send_request(request, self.peer, self.transport, now)
             .ok();
         self.phase = Phase::Terminating(cause);
     }
@@ -320,9 +429,8 @@ impl Call {
     }
 
     fn send_raw(&mut self, payload: Vec<u8>) {
-        let trunk = &self.params.trunk;
         self.layer
-            .send_stateless(payload, trunk.address, trunk.transport);
+            .send_stateless(payload, self.peer, self.transport);
     }
 
     fn process(&mut self, now: Instant) {

@@ -67,13 +67,8 @@ impl Call {
             }
             return;
         }
-        let trunk = &self.params.trunk;
-        let dialog = match Dialog::from_2xx(
-            &self.invite,
-            &response,
-            self.params.local_sip,
-            trunk.transport,
-        ) {
+        let dialog = match Dialog::from_2xx(&self.invite, &response, self.local_sip, self.transport)
+        {
             Ok(dialog) => dialog,
             Err(error) => {
                 tracing::debug!(%error, "unusable 2xx to INVITE");
@@ -115,7 +110,7 @@ impl Call {
     }
 
     fn retry_with_credentials(&mut self, response: &rsip::Response, now: Instant) -> bool {
-        let Some(credentials) = self.params.credentials.clone() else {
+        let Some(credentials) = self.credentials.clone() else {
             return false;
         };
         let (header, kind) = match response.status_code.code() {
@@ -146,18 +141,13 @@ impl Call {
             &self.ids.hex(8),
             self.nonce_count,
         );
-        let via = via(
-            self.params.local_sip,
-            self.params.trunk.transport,
-            &self.ids.branch(),
-        );
+        let via = via(self.local_sip, self.transport, &self.ids.branch());
         request.set_header("Via", via);
         request.set_header("CSeq", format!("{cseq} INVITE"));
         request.set_header(kind.answer_header(), value);
-        let trunk = &self.params.trunk;
         match self
             .layer
-            .send_request(request.clone(), trunk.address, trunk.transport, now)
+            .send_request(request.clone(), self.peer, self.transport, now)
         {
             Ok(key) => {
                 self.invite = request;

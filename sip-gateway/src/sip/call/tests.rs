@@ -375,3 +375,6 @@ fn requests_outside_the_dialog_get_481() {
 
 #[path = "srtp_tests.rs"]
 mod srtp;
+
+#[path = "phone_tests.rs"]
+mod phone;
