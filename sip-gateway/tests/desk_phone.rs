@@ -29,6 +29,8 @@ const LIMIT: Duration = Duration::from_secs(10);
 const SECRET: &[u8] = b"the nonce secret every node shares";
 const ALICE: (&str, &str) = ("alice", "correct horse battery");
 const CUSTOMER: f64 = 1000.0;
+/// Where the phones are: not the carrier's address, so nothing of theirs passes as a trunk's.
+const PHONE_IP: &str = "127.0.0.2";
 
 /// A gateway taking desk phones, with one trunk "customer" to a carrier answering with
 /// [`CUSTOMER`] Hz; challenging phones with MD5 alone when `md5_only`.
@@ -109,7 +111,7 @@ impl SippPhone {
             .arg("-oocsf")
             .arg(dir.join("desk_phone_answers_call.xml"))
             .args(["-s", user, "-au", user, "-ap", password, "-t", transport])
-            .args(["-i", "127.0.0.1", "-p", &free_port(1).to_string()])
+            .args(["-i", PHONE_IP, "-p", &free_port(1).to_string()])
             .args(["-mp", &free_port(4).to_string(), "-rtp_echo"])
             .args(["-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error"])
             .arg("-trace_err")
@@ -143,18 +145,18 @@ impl SippPhone {
 }
 
 /// Returns the first of `count` consecutive ports (even when more than one) free for UDP
-/// and TCP on loopback.
+/// and TCP at [`PHONE_IP`].
 fn free_port(count: u16) -> u16 {
     loop {
-        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let probe = std::net::UdpSocket::bind((PHONE_IP, 0)).unwrap();
         let port = match count {
             1 => probe.local_addr().unwrap().port(),
             _ => probe.local_addr().unwrap().port() & !1,
         };
         drop(probe);
         let free = (0..count).all(|i| {
-            std::net::UdpSocket::bind(("127.0.0.1", port + i)).is_ok()
-                && std::net::TcpListener::bind(("127.0.0.1", port + i)).is_ok()
+            std::net::UdpSocket::bind((PHONE_IP, port + i)).is_ok()
+                && std::net::TcpListener::bind((PHONE_IP, port + i)).is_ok()
         });
         if port > 1024 && free {
             return port;
@@ -258,8 +260,8 @@ async fn called(gw: &Gateway, tcp: bool) -> (RawPhone, Response, CallRef) {
     let mut phone_events = gw.phone_events();
     let (user, password) = ALICE;
     let mut phone = match tcp {
-        true => RawPhone::tcp_from("127.0.0.1", gw.sip_tcp_addr().unwrap(), user, password).await,
-        false => RawPhone::udp("127.0.0.1", gw.sip_udp_addr(), user, password).await,
+        true => RawPhone::tcp_from(PHONE_IP, gw.sip_tcp_addr().unwrap(), user, password).await,
+        false => RawPhone::udp(PHONE_IP, gw.sip_udp_addr(), user, password).await,
     };
     assert_eq!(phone.register_fully(600).await.status(), 200);
     registered(&mut phone_events).await;
@@ -324,7 +326,7 @@ async fn a_phone_whose_connection_closes_mid_call_ends_it() {
     let mut events = gw.events();
     let (mut phone, invite, call) = called(&gw, true).await;
     let local = phone.local();
-    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n\
          m=audio 49170 RTP/AVP 8\r\na=sendrecv\r\n";
     let contact = format!("Contact: <sip:alice@{local};transport=tcp>\r\n");
     phone.send(&answer(&invite, 200, &contact, sdp)).await;

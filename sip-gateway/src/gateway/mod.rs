@@ -16,7 +16,14 @@
 //! the service's [`PhoneDirectory`], looked up off the engine's task (`phones`).
 //! [`Gateway::phone`] says where an INVITE to a phone goes now, [`Gateway::phone_events`]
 //! tells registrations as they change. Anything else from an address that is not a trunk
-//! gets 403, as does REGISTER when no directory was given.
+//! gets 403, as does REGISTER when no directory was given, unless it belongs to a call we
+//! placed to a phone at that IP address.
+//!
+//! [`Gateway::call_phone`] calls a registered phone, to be an agent's audio leg
+//! (`phone_calls`): an INVITE from the service to the phone's binding, over the phone's
+//! own connection for TCP, with no trunk (an attempt's `Route` is a trunk or a phone). The
+//! call is then like one placed through a trunk, bridged into customer calls as a browser's
+//! leg is.
 //!
 //! - [`config`]: [`GatewayConfig`] and [`TrunkConfig`], read from TOML.
 //! - [`types`]: [`DialRequest`], [`CallRef`], [`CallEvent`] and the errors.
