@@ -85,6 +85,9 @@
             status(`Audio answer rejected: ${e.message}`, true));
         }
         break;
+      case "desk_phone":
+        deskPhone(m.state);
+        break;
       case "state":
         setState(m.state, m.reason);
         break;
@@ -152,7 +155,13 @@
     setState("paused", desk.connectedOnce ? "reconnected" : null);
     status(desk.connectedOnce ? "Reconnected." : `Welcome, ${m.username}.`);
     desk.connectedOnce = true;
-    startAudio();
+    if (wantsPhone() && m.audio) {
+      // The desk phone call outlives a reload: it is still the audio.
+      $("audio-choice").value = "phone";
+      deskPhone("connected");
+    } else {
+      startAudio();
+    }
     showCallbacks();
   }
 
@@ -182,7 +191,42 @@
 
   // ---- Audio ----
 
+  // ---- Audio: the browser's microphone, or the agent's desk phone ----
+
+  const AUDIO_CHOICE = "dialcrm.audio";
+  const wantsPhone = () => localStorage.getItem(AUDIO_CHOICE) === "phone";
+
+  function deskPhone(state) {
+    const says = {
+      ringing: "Your desk phone is ringing: answer it and keep it off-hook for your shift.",
+      connected: "Your desk phone is your audio.",
+      unanswered: "Your desk phone did not answer; choose your audio again to retry.",
+      ended: "Your desk phone hung up: you are paused until your audio is back.",
+    };
+    if (state === "connected") setAudio("live", "desk phone");
+    else if (state === "ringing") setAudio("connecting", "desk phone…");
+    else setAudio("down", "no audio");
+    status(says[state] || state, state === "unanswered" || state === "ended");
+  }
+
+  function chooseAudio() {
+    localStorage.setItem(AUDIO_CHOICE, $("audio-choice").value);
+    startAudio();
+  }
+
   async function startAudio() {
+    $("audio-choice").value = wantsPhone() ? "phone" : "browser";
+    if (wantsPhone()) {
+      // The desk phone carries the audio: no microphone in the browser.
+      if (desk.pc) {
+        const pc = desk.pc;
+        desk.pc = null;
+        pc.close();
+      }
+      setAudio("connecting", "desk phone…");
+      send({ type: "desk_phone" });
+      return;
+    }
     // Browsers give the microphone only to secure pages (HTTPS, or this
     // computer itself): say so plainly rather than fail without a word.
     if (!window.isSecureContext || !navigator.mediaDevices) {
@@ -605,6 +649,7 @@
   }
 
   $("ready").addEventListener("click", ready);
+  $("audio-choice").addEventListener("change", chooseAudio);
   $("pause").addEventListener("click", pause);
   $("hangup").addEventListener("click", hangup);
   $("preview-call").addEventListener("click", () => {

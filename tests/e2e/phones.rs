@@ -17,6 +17,16 @@ use crate::inbound::{free_port, sipp_installed};
 
 on_both_backends!(an_agents_desk_phone_registers_with_the_password_the_cli_set);
 
+#[tokio::test]
+async fn an_agent_takes_calls_on_their_desk_phone_on_sqlite() {
+    desk_phone_day(crm::testing::TestBackend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_agent_takes_calls_on_their_desk_phone_on_postgres() {
+    desk_phone_day(crm::testing::TestBackend::Postgres).await;
+}
+
 const PASSWORD: &str = "correct-horse-battery";
 
 /// Runs `dialcrm` with `args` against the test's database, `input` on stdin.
@@ -141,4 +151,144 @@ async fn an_agents_desk_phone_registers_with_the_password_the_cli_set(t: TestApp
     assert!(password.len() >= 12);
     assert!(register(&t, "register_phone.xml", "al", &password).await);
     t
+}
+
+/// The agent chooses their registered desk phone as their audio: the
+/// service calls it, sipp (the phone) answers and echoes, and the campaign's
+/// call to a customer (the simulated carrier's 440 Hz) is connected into
+/// it: the recording hears the customer and the phone's echo of them.
+async fn desk_phone_day(backend: crm::testing::TestBackend) {
+    use crate::desk::{agent_floor, next, say, wait_for};
+    if !sipp_installed().await {
+        return;
+    }
+    let Some(f) = agent_floor(backend, None).await else {
+        return;
+    };
+    let s = &f.t.db.store;
+    let acme = &f.acme;
+    let now = chrono::Utc::now();
+    let actor = crm::model::Actor {
+        account_id: Some(acme.id),
+        ..Default::default()
+    };
+    s.set_sip_password(&actor, f.agent.id, None, "dialcrm", PASSWORD, now)
+        .await
+        .expect("a SIP password");
+    // The phone registers, then waits for the service's call and echoes.
+    // sipp takes the service's INVITE, with a Call-ID of its own, in a
+    // second scenario for calls it did not start; it sits on 127.0.0.2 so
+    // nothing it sends passes for the carriers' (on 127.0.0.1).
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp");
+    let (port, media) = (free_port(), free_port());
+    let mut phone = Command::new("sipp")
+        .arg(f.t.app.telephony.gateway.sip_udp_addr().to_string())
+        .arg("-sf")
+        .arg(dir.join("desk_phone_answers.xml"))
+        .arg("-oocsf")
+        .arg(dir.join("desk_phone_answers_call.xml"))
+        .args(["-s", "al", "-au", "al", "-ap", PASSWORD])
+        .args(["-i", "127.0.0.2", "-p", &port.to_string()])
+        .args(["-mp", &media.to_string(), "-rtp_echo"])
+        .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp runs");
+    let gateway = f.t.app.telephony.gateway.clone();
+    for _ in 0..100 {
+        if gateway.phone("al").await.expect("gateway").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        gateway.phone("al").await.expect("gateway").is_some(),
+        "the phone registered"
+    );
+
+    let list = s.create_list(acme.id, "L", "GB", now).await.expect("list");
+    let contact = s
+        .create_contact(
+            acme.id,
+            &crm::model::ContactFields {
+                first_name: "Desk".into(),
+                phone_e164: "+447700900611".into(),
+                phone_raw: "+447700900611".into(),
+                time_zone: Some(crate::dialler::DAY_ZONE.into()),
+                custom_fields: serde_json::json!({}),
+                ..Default::default()
+            },
+            now,
+        )
+        .await
+        .expect("contact");
+    s.add_to_list(acme.id, list.id, contact.id, now)
+        .await
+        .expect("member");
+    let campaign =
+        f.t.start_campaign(
+            acme,
+            list.id,
+            "Phones",
+            crm::store::campaign_settings::DialMode::Progressive,
+            Some("customers"),
+            ("sue", &f.sup_pw),
+        )
+        .await;
+
+    let mut ws = f.open_desk().await;
+    assert_eq!(next(&mut ws).await["type"], "welcome");
+    say(&mut ws, serde_json::json!({"type": "desk_phone"})).await;
+    assert_eq!(wait_for(&mut ws, "desk_phone").await["state"], "ringing");
+    assert_eq!(wait_for(&mut ws, "desk_phone").await["state"], "connected");
+    say(
+        &mut ws,
+        serde_json::json!({"type": "ready", "campaign_id": campaign.id.0}),
+    )
+    .await;
+    let card = wait_for(&mut ws, "call").await;
+    assert_eq!(card["contact"]["first_name"], "Desk");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    say(&mut ws, serde_json::json!({"type": "hangup"})).await;
+    let ended = wait_for(&mut ws, "call_ended").await;
+    say(
+        &mut ws,
+        serde_json::json!({"type": "disposition", "call_ref": ended["call_ref"], "disposition": "sale"}),
+    )
+    .await;
+    wait_for(&mut ws, "saved").await;
+    let recordings = s
+        .recordings_for_contact(acme.id, contact.id)
+        .await
+        .expect("recordings");
+    assert_eq!(recordings.len(), 1);
+    let (left, right) = crate::softphone::channels(std::path::Path::new(&recordings[0].path));
+    let candidates = [440.0, 1000.0];
+    let middle = |x: &[i16]| x[x.len() / 4..x.len() * 3 / 4].to_vec();
+    use sip_gateway::media::tone::dominant_frequency;
+    assert_eq!(
+        dominant_frequency(&middle(&right), &candidates, 8000, 1e-4),
+        Some(440.0),
+        "the customer"
+    );
+    assert_eq!(
+        dominant_frequency(&middle(&left), &candidates, 8000, 1e-4),
+        Some(440.0),
+        "what the desk phone sent the customer: its echo of them"
+    );
+    // The desk phone stayed the agent's audio across the call; at the end
+    // of the shift the service hangs it up.
+    let leg = f.t.app.legs.get(f.agent.id).expect("the desk phone is the agent's leg");
+    gateway.hangup(leg).await.expect("hung up");
+    let status = tokio::time::timeout(Duration::from_secs(20), phone.wait())
+        .await
+        .expect("sipp ends")
+        .expect("status");
+    assert!(status.success(), "the phone's scenario passed");
+    drop(gateway);
+    f.t.app.stop().await.expect("stops");
+    f.t.db.finish().await;
 }

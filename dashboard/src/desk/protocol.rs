@@ -22,6 +22,10 @@ pub enum ClientMessage {
         /// The SDP offer.
         sdp: String,
     },
+    /// Use the agent's registered SIP desk phone as their audio: the
+    /// service calls it once; the agent answers and keeps it off-hook (or
+    /// on auto-answer) for the shift, and calls are connected into it.
+    DeskPhone,
     /// Ready to take calls of a campaign.
     Ready {
         /// The campaign to work.
@@ -107,6 +111,12 @@ pub enum ServerMessage {
     WebrtcAnswer {
         /// The SDP answer.
         sdp: String,
+    },
+    /// Where the agent's desk phone stands as their audio: `ringing`,
+    /// `connected`, `unanswered` or `ended` (it hung up).
+    DeskPhone {
+        /// One of the states above.
+        state: &'static str,
     },
     /// The agent's state as the server sees it.
     State {

@@ -15,7 +15,7 @@ use dialer::floor::Floor;
 use dialer::pacer::AgentState;
 use dialer::runner::AgentUpdate;
 use dialer_core::desk::{self, Action, Desk, Input, Phase, Refusal};
-use sip_gateway::gateway::CallRef;
+use sip_gateway::gateway::{CallEventKind, CallRef, DialError};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::protocol::{ClientMessage, ServerMessage};
@@ -37,7 +37,21 @@ pub(super) struct Session {
     pub desk: AgentDesk,
     /// The desk as last kept in the database.
     kept: Option<KeptDesk>,
+    /// News of the desk phone calls this connection placed.
+    phone_news: tokio::sync::mpsc::UnboundedSender<PhoneNews>,
 }
+
+/// What became of a call to the agent's desk phone.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum PhoneNews {
+    /// The agent answered: the call is their audio from now on.
+    Answered(CallRef),
+    /// The call ended, answered or not.
+    Ended(CallRef),
+}
+
+/// How long the agent's desk phone rings before the service gives up.
+const DESK_PHONE_RING: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How often a connected desk checks that its login session still holds.
 const SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
@@ -68,6 +82,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
         None => state.desks.load(user.id),
     };
     let returning = saved.is_some();
+    let (phone_news, mut phone_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut s = Session {
         desk: saved.unwrap_or_default(),
         floor,
@@ -75,6 +90,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
         user,
         token_hash,
         kept,
+        phone_news,
     };
     let mut opening = vec![s.welcome().await];
     if returning {
@@ -100,6 +116,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
                 Some(Ok(_)) => Vec::new(),
             },
             _ = sleep_until(s.desk.poll_timeout(), s.state.clock.now()) => s.timeout().await,
+            Some(news) = phone_rx.recv() => s.phone_news(news).await,
             Ok(()) = draining.changed() => {
                 if *draining.borrow_and_update() {
                     vec![restarting()]
@@ -301,6 +318,7 @@ impl Session {
         };
         let input = match message {
             ClientMessage::WebrtcOffer { sdp } => return self.offer(&sdp).await,
+            ClientMessage::DeskPhone => return self.call_desk_phone().await,
             ClientMessage::Ready { campaign_id } => Input::Ready {
                 campaign: campaign_id,
             },
@@ -364,6 +382,84 @@ impl Session {
         let mut out = self.step(Input::AudioConnected).await;
         out.push(ServerMessage::WebrtcAnswer { sdp: answer });
         out
+    }
+
+    /// Calls the agent's registered desk phone to be their audio; what
+    /// becomes of the call comes back as [`PhoneNews`].
+    async fn call_desk_phone(&mut self) -> Vec<ServerMessage> {
+        let store = &self.state.store;
+        let phones = match store.desk_phones(self.user.account_id).await {
+            Ok(phones) => phones,
+            Err(_) => return vec![error("your desk phone could not be looked up".into())],
+        };
+        let Some(phone) = phones.into_iter().find(|p| p.user_id == self.user.id) else {
+            return vec![error(
+                "you have no desk phone: an admin gives you a SIP password (dialcrm phone set)"
+                    .into(),
+            )];
+        };
+        let gateway = self.floor.gateway().clone();
+        let call = CallRef::random();
+        // Listening from before the call, so its answer is not missed.
+        let mut events = gateway.events();
+        let news = self.phone_news.clone();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(e) if e.call_ref == call => match e.kind {
+                        CallEventKind::Answered => {
+                            let _ = news.send(PhoneNews::Answered(call));
+                        }
+                        CallEventKind::Ended { .. } => {
+                            let _ = news.send(PhoneNews::Ended(call));
+                            return;
+                        }
+                        _ => {}
+                    },
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        match gateway
+            .call_phone(&phone.sip_username, call, DESK_PHONE_RING)
+            .await
+        {
+            Ok(_) => vec![ServerMessage::DeskPhone { state: "ringing" }],
+            Err(DialError::PhoneNotRegistered) => vec![error(
+                "your desk phone is not registered: check it is on and signed in".into(),
+            )],
+            Err(e) => vec![error(format!("your desk phone could not be called: {e}"))],
+        }
+    }
+
+    /// A call to the agent's desk phone was answered or ended.
+    async fn phone_news(&mut self, news: PhoneNews) -> Vec<ServerMessage> {
+        let gateway = self.floor.gateway().clone();
+        match news {
+            PhoneNews::Answered(call) => {
+                if let Some(old) = self.state.legs.set(self.user.id, call) {
+                    if old != call {
+                        let _ = gateway.hangup(old).await;
+                    }
+                }
+                let mut out = vec![ServerMessage::DeskPhone { state: "connected" }];
+                out.extend(self.step(Input::AudioConnected).await);
+                out
+            }
+            PhoneNews::Ended(call) => {
+                if self.state.legs.get(self.user.id) == Some(call) {
+                    self.state.legs.remove(self.user.id);
+                    let mut out = vec![ServerMessage::DeskPhone { state: "ended" }];
+                    out.extend(self.step(Input::AudioLost).await);
+                    out
+                } else {
+                    vec![ServerMessage::DeskPhone {
+                        state: "unanswered",
+                    }]
+                }
+            }
+        }
     }
 
     /// Turns a bus event about this agent, or a call of their account, into

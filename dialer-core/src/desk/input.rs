@@ -83,6 +83,9 @@ pub enum Input<C> {
     },
     /// The page connected a new audio leg.
     AudioConnected,
+    /// The agent's audio leg went (their desk phone hung up) and no other
+    /// replaced it.
+    AudioLost,
     /// The dialler offers this agent a contact to preview.
     PreviewOffered {
         /// The lead; `None` when nobody may be called now.

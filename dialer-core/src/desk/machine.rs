@@ -253,6 +253,18 @@ impl<C: Clone + PartialEq> Desk<C> {
         }
     }
 
+    /// The audio leg went: a Ready agent stops taking calls until they
+    /// connect audio again; a call in progress or its wrap-up carries on.
+    pub(super) fn audio_lost(&mut self) {
+        if !self.phase.is_ready() {
+            return;
+        }
+        self.tell_floor(AgentState::Paused);
+        self.phase = Phase::Paused { code: None };
+        self.publish(AgentState::Paused, Some("no_audio"));
+        self.send_state(Some("no_audio".into()));
+    }
+
     pub(super) fn ringing(&mut self, call: C) {
         if let Phase::Dialling { call: None, number } = &self.phase {
             let number = number.clone();

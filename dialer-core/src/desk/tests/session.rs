@@ -182,6 +182,23 @@ fn a_waiting_agent_is_paused_when_the_page_goes() {
 }
 
 #[test]
+fn a_waiting_agent_whose_audio_goes_stops_taking_calls_but_a_call_carries_on() {
+    let mut desk = ready_in(SPRING, false);
+    assert_eq!(
+        feed(&mut desk, Input::AudioLost),
+        vec![
+            floor(SPRING, AgentState::Paused),
+            publish(AgentState::Paused, Some("no_audio")),
+            state("paused", Some(SPRING), Some("no_audio")),
+        ]
+    );
+    assert_eq!(desk.phase(), &Phase::Paused { code: None });
+    let mut desk = in_call(5, false);
+    assert!(feed(&mut desk, Input::AudioLost).is_empty());
+    assert_eq!(desk.live_call(), Some(&5));
+}
+
+#[test]
 fn a_call_or_wrap_up_outlasts_the_page() {
     let mut desk = in_call(5, false);
     assert_eq!(
