@@ -145,13 +145,7 @@ async fn inbound_day(backend: crm::testing::TestBackend) {
     if !sipp_installed().await {
         return;
     }
-    let sipp_port = free_port();
-    let Some(f) = agent_floor_tuned(backend, None, |settings| {
-        let provider = format!("127.0.0.1:{sipp_port}").parse().expect("addr");
-        settings.trunks.push(TrunkConfig::new("provider", provider));
-    })
-    .await
-    else {
+    let Some((f, sipp_port)) = provider_floor(backend).await else {
         return;
     };
     let s = &f.t.db.store;
@@ -183,15 +177,7 @@ async fn inbound_day(backend: crm::testing::TestBackend) {
         .await
         .expect("agent in the queue");
 
-    let mut ws = f.open_desk().await;
-    assert_eq!(next(&mut ws).await["type"], "welcome");
-    f.connect_audio().await;
-    say(
-        &mut ws,
-        json!({"type": "ready", "campaign_id": campaign.id.0}),
-    )
-    .await;
-    assert_eq!(wait_for(&mut ws, "state").await["state"], "ready");
+    let mut ws = ready_desk(&f, campaign.id).await;
 
     let gateway = f.t.app.telephony.gateway.sip_udp_addr();
     // A number that is not ours is refused, and nobody's desk hears of it.
@@ -290,13 +276,7 @@ async fn overflow(backend: crm::testing::TestBackend) {
     if !sipp_installed().await {
         return;
     }
-    let sipp_port = free_port();
-    let Some(f) = agent_floor_tuned(backend, None, |settings| {
-        let provider = format!("127.0.0.1:{sipp_port}").parse().expect("addr");
-        settings.trunks.push(TrunkConfig::new("provider", provider));
-    })
-    .await
-    else {
+    let Some((f, sipp_port)) = provider_floor(backend).await else {
         return;
     };
     let s = &f.t.db.store;
@@ -323,15 +303,7 @@ async fn overflow(backend: crm::testing::TestBackend) {
         .create_queue(acme.id, "Sales", &settings, &[DID.to_owned()], now)
         .await
         .expect("queue");
-    let mut ws = f.open_desk().await;
-    assert_eq!(next(&mut ws).await["type"], "welcome");
-    f.connect_audio().await;
-    say(
-        &mut ws,
-        json!({"type": "ready", "campaign_id": campaign.id.0}),
-    )
-    .await;
-    assert_eq!(wait_for(&mut ws, "state").await["state"], "ready");
+    let mut ws = ready_desk(&f, campaign.id).await;
     let gateway = f.t.app.telephony.gateway.sip_udp_addr();
 
     // The caller waits five seconds, hears the beep, speaks, hangs up at six.
@@ -453,13 +425,7 @@ async fn held_back(backend: crm::testing::TestBackend) {
     if !sipp_installed().await {
         return;
     }
-    let sipp_port = free_port();
-    let Some(f) = agent_floor_tuned(backend, None, |settings| {
-        let provider = format!("127.0.0.1:{sipp_port}").parse().expect("addr");
-        settings.trunks.push(TrunkConfig::new("provider", provider));
-    })
-    .await
-    else {
+    let Some((f, sipp_port)) = provider_floor(backend).await else {
         return;
     };
     let s = &f.t.db.store;
@@ -559,6 +525,34 @@ async fn held_back(backend: crm::testing::TestBackend) {
     assert!(again["inbound"].is_null(), "outbound again: {again}");
     f.t.app.stop().await.expect("stops");
     f.t.db.finish().await;
+}
+
+/// The service with the customers' and the agents' simulated carriers
+/// (`crate::desk::agent_floor`) and a trunk `provider` at a free port on
+/// loopback, for sipp to call from; `None` when the backend is absent.
+async fn provider_floor(
+    backend: crm::testing::TestBackend,
+) -> Option<(crate::desk::AgentFloor, u16)> {
+    let sipp_port = free_port();
+    let f = agent_floor_tuned(backend, None, |settings| {
+        let provider = format!("127.0.0.1:{sipp_port}").parse().expect("addr");
+        settings.trunks.push(TrunkConfig::new("provider", provider));
+    })
+    .await?;
+    Some((f, sipp_port))
+}
+
+/// The agent's desk, with audio, Ready in `campaign`.
+async fn ready_desk(
+    f: &crate::desk::AgentFloor,
+    campaign: crm::model::CampaignId,
+) -> crate::desk::Ws {
+    let mut ws = f.open_desk().await;
+    assert_eq!(next(&mut ws).await["type"], "welcome");
+    f.connect_audio().await;
+    say(&mut ws, json!({"type": "ready", "campaign_id": campaign.0})).await;
+    assert_eq!(wait_for(&mut ws, "state").await["state"], "ready");
+    ws
 }
 
 /// The two channels of a stereo recording: what was sent, what was heard.

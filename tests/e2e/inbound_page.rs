@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use chrono::Utc;
 use crm::model::Role;
 use crm::store::campaign_settings::DialMode;
@@ -21,7 +21,7 @@ use crate::helpers::{spawn_app_with, TestApp};
 use crate::inbound::{free_port, Caller, DID};
 use crate::softphone::cdp::{Cdp, Chromium};
 use crate::softphone::{
-    assert_heard, channels, landed_on_agent_page, peers_or_skip, until, with_ids, write_tone,
+    agent_page_ready, assert_heard, channels, peers_or_skip, until, with_ids, write_tone,
     CANDIDATES, LIMIT, LISTEN, ONE_AT_A_TIME,
 };
 
@@ -145,32 +145,7 @@ async fn drive(
     campaign: i64,
     sipp_port: u16,
 ) -> Result<Caller> {
-    let page = cdp.open_page(&t.url("/login")).await?;
-    let login = format!(
-        "(() => {{ const f = document.getElementById('login'); f.username.value = 'al'; \
-         f.password.value = {}; f.requestSubmit(); return true; }})()",
-        serde_json::to_string(password)?
-    );
-    cdp.evaluate(&page, &login).await?;
-    landed_on_agent_page(cdp, &page).await?;
-    let navigated = cdp
-        .call(
-            Some(&page),
-            "Page.navigate",
-            json!({ "url": t.url("/agent?processing=off") }),
-        )
-        .await?;
-    if let Some(error) = navigated.get("errorText") {
-        bail!("opening the agent page failed: {error}");
-    }
-    until(cdp, &page, "document.readyState === 'complete'").await?;
-    until(cdp, &page, "$('audio').dataset.state === 'live'").await?;
-    let pick = format!(
-        "(() => {{ const s = $('campaign'); s.value = '{campaign}'; \
-         if (s.value !== '{campaign}') return false; \
-         s.dispatchEvent(new Event('change')); $('ready').click(); return true; }})()"
-    );
-    assert_eq!(cdp.evaluate(&page, &with_ids(&pick)).await?, json!(true));
+    let page = agent_page_ready(cdp, t, password, campaign).await?;
     until(cdp, &page, "$('state').dataset.state === 'ready'").await?;
 
     let gateway = t.app.telephony.gateway.sip_udp_addr();

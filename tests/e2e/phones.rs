@@ -281,7 +281,11 @@ async fn desk_phone_day(backend: crm::testing::TestBackend) {
     );
     // The desk phone stayed the agent's audio across the call; at the end
     // of the shift the service hangs it up.
-    let leg = f.t.app.legs.get(f.agent.id).expect("the desk phone is the agent's leg");
+    let leg =
+        f.t.app
+            .legs
+            .get(f.agent.id)
+            .expect("the desk phone is the agent's leg");
     gateway.hangup(leg).await.expect("hung up");
     let status = tokio::time::timeout(Duration::from_secs(20), phone.wait())
         .await

@@ -281,8 +281,16 @@ async fn take_a_call(t: &TestApp, binary: &Path, dir: &Path, flags: &[String]) -
     Ok(())
 }
 
-/// Logs in through the form, takes the call, hangs up and saves the wrap-up, all on the page.
-async fn drive_the_page(cdp: &mut Cdp, t: &TestApp, password: &str, campaign: i64) -> Result<()> {
+/// Logs the agent in through the form, opens the agent page with audio
+/// processing off (it would fade the steady test tone, and echo
+/// cancellation would take sipp's echo for the agent's own voice), waits
+/// for its audio, picks `campaign` and clicks Ready; returns the page.
+pub(crate) async fn agent_page_ready(
+    cdp: &mut Cdp,
+    t: &TestApp,
+    password: &str,
+    campaign: i64,
+) -> Result<String> {
     let page = cdp.open_page(&t.url("/login")).await?;
     let login = format!(
         "(() => {{ const f = document.getElementById('login'); f.username.value = 'al'; \
@@ -291,8 +299,6 @@ async fn drive_the_page(cdp: &mut Cdp, t: &TestApp, password: &str, campaign: i6
     );
     cdp.evaluate(&page, &login).await?;
     landed_on_agent_page(cdp, &page).await?;
-    // Audio processing would fade the steady test tone, and echo
-    // cancellation would take sipp's echo for the agent's own voice.
     let navigated = cdp
         .call(
             Some(&page),
@@ -315,6 +321,12 @@ async fn drive_the_page(cdp: &mut Cdp, t: &TestApp, password: &str, campaign: i6
         json!(true),
         "the welcome listed the campaign"
     );
+    Ok(page)
+}
+
+/// Logs in through the form, takes the call, hangs up and saves the wrap-up, all on the page.
+async fn drive_the_page(cdp: &mut Cdp, t: &TestApp, password: &str, campaign: i64) -> Result<()> {
+    let page = agent_page_ready(cdp, t, password, campaign).await?;
     until(cdp, &page, "$('state').dataset.state === 'in_call'").await?;
     until(
         cdp,
