@@ -287,6 +287,14 @@ async fn desk_phone_day(backend: crm::testing::TestBackend) {
             .get(f.agent.id)
             .expect("the desk phone is the agent's leg");
     gateway.hangup(leg).await.expect("hung up");
+    // Without audio, the waiting agent is paused until it is back.
+    assert_eq!(wait_for(&mut ws, "desk_phone").await["state"], "ended");
+    let paused = wait_for(&mut ws, "state").await;
+    assert_eq!(
+        (paused["state"].as_str(), paused["reason"].as_str()),
+        (Some("paused"), Some("no_audio"))
+    );
+    assert!(f.t.app.legs.get(f.agent.id).is_none());
     let status = tokio::time::timeout(Duration::from_secs(20), phone.wait())
         .await
         .expect("sipp ends")

@@ -37,8 +37,11 @@ pub(super) struct Session {
     pub desk: AgentDesk,
     /// The desk as last kept in the database.
     kept: Option<KeptDesk>,
-    /// News of the desk phone calls this connection placed.
+    /// News of the agent's audio legs: the desk phone calls this
+    /// connection placed, and the leg it found.
     phone_news: tokio::sync::mpsc::UnboundedSender<PhoneNews>,
+    /// The desk phone calls this connection placed.
+    phone_calls: std::collections::HashSet<CallRef>,
 }
 
 /// What became of a call to the agent's desk phone.
@@ -91,7 +94,13 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
         token_hash,
         kept,
         phone_news,
+        phone_calls: std::collections::HashSet::new(),
     };
+    // The audio leg a reload finds (a desk phone call outlives the page):
+    // its end still pauses a waiting agent.
+    if let Some(leg) = s.state.legs.get(s.user.id) {
+        s.watch_leg(leg);
+    }
     let mut opening = vec![s.welcome().await];
     if returning {
         opening.extend(s.restore().await);
@@ -401,26 +410,8 @@ impl Session {
         let gateway = self.floor.gateway().clone();
         let call = CallRef::random();
         // Listening from before the call, so its answer is not missed.
-        let mut events = gateway.events();
-        let news = self.phone_news.clone();
-        tokio::spawn(async move {
-            loop {
-                match events.recv().await {
-                    Ok(e) if e.call_ref == call => match e.kind {
-                        CallEventKind::Answered => {
-                            let _ = news.send(PhoneNews::Answered(call));
-                        }
-                        CallEventKind::Ended { .. } => {
-                            let _ = news.send(PhoneNews::Ended(call));
-                            return;
-                        }
-                        _ => {}
-                    },
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => return,
-                }
-            }
-        });
+        self.watch_leg(call);
+        self.phone_calls.insert(call);
         match gateway
             .call_phone(&phone.sip_username, call, DESK_PHONE_RING)
             .await
@@ -433,10 +424,37 @@ impl Session {
         }
     }
 
+    /// Tells this connection when `leg` (a desk phone call, or the leg a
+    /// reload found) is answered and when it ends.
+    fn watch_leg(&self, leg: CallRef) {
+        let mut events = self.floor.gateway().events();
+        let news = self.phone_news.clone();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(e) if e.call_ref == leg => match e.kind {
+                        CallEventKind::Answered => {
+                            let _ = news.send(PhoneNews::Answered(leg));
+                        }
+                        CallEventKind::Ended { .. } => {
+                            let _ = news.send(PhoneNews::Ended(leg));
+                            return;
+                        }
+                        _ => {}
+                    },
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+
     /// A call to the agent's desk phone was answered or ended.
     async fn phone_news(&mut self, news: PhoneNews) -> Vec<ServerMessage> {
         let gateway = self.floor.gateway().clone();
         match news {
+            // A browser leg that recovered says Answered again: nothing to do.
+            PhoneNews::Answered(call) if !self.phone_calls.contains(&call) => Vec::new(),
             PhoneNews::Answered(call) => {
                 if let Some(old) = self.state.legs.set(self.user.id, call) {
                     if old != call {
@@ -448,15 +466,21 @@ impl Session {
                 out
             }
             PhoneNews::Ended(call) => {
+                let phone = self.phone_calls.remove(&call);
                 if self.state.legs.get(self.user.id) == Some(call) {
                     self.state.legs.remove(self.user.id);
-                    let mut out = vec![ServerMessage::DeskPhone { state: "ended" }];
+                    let mut out = Vec::new();
+                    if phone {
+                        out.push(ServerMessage::DeskPhone { state: "ended" });
+                    }
                     out.extend(self.step(Input::AudioLost).await);
                     out
-                } else {
+                } else if phone {
                     vec![ServerMessage::DeskPhone {
                         state: "unanswered",
                     }]
+                } else {
+                    Vec::new()
                 }
             }
         }
