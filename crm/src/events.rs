@@ -199,6 +199,10 @@ pub enum Event {
         longest_wait_secs: u64,
         /// Agents of the queue free to take a call.
         agents_free: u32,
+        /// Today's service level (UTC day, every node's calls, as the
+        /// database holds them), when read; refreshed every minute.
+        #[serde(default)]
+        service_level: Option<f64>,
         /// When they were taken.
         at: DateTime<Utc>,
     },
@@ -322,6 +326,7 @@ mod tests {
                 waiting: 3,
                 longest_wait_secs: 41,
                 agents_free: 0,
+                service_level: Some(0.85),
                 at,
             },
             Event::ImportProgress {

@@ -80,7 +80,8 @@ function apply(ev) {
       if (!board.queueNames.has(ev.queue_id)) loadQueueNames().catch((e) => console.error(e));
       board.queues.set(`${ev.queue_id}/${ev.node}`, {
         queue_id: ev.queue_id, node: ev.node, waiting: ev.waiting,
-        longest_wait_secs: ev.longest_wait_secs, agents_free: ev.agents_free, at: ev.at,
+        longest_wait_secs: ev.longest_wait_secs, agents_free: ev.agents_free,
+        service_level: ev.service_level, at: ev.at,
       });
       break;
     case "alert": {
@@ -124,9 +125,14 @@ async function loadQueueNames() {
 function renderQueues() {
   const byQueue = new Map();
   for (const q of board.queues.values()) {
-    const t = byQueue.get(q.queue_id) || { waiting: 0, agents_free: 0, longest: 0 };
+    const t = byQueue.get(q.queue_id) || { waiting: 0, agents_free: 0, longest: 0, level: null, levelAt: 0 };
     t.waiting += q.waiting;
     t.agents_free += q.agents_free;
+    // Every node reads the same figure from the database: the newest stands.
+    if (q.service_level !== null && q.service_level !== undefined && Date.parse(q.at) >= t.levelAt) {
+      t.level = q.service_level;
+      t.levelAt = Date.parse(q.at);
+    }
     if (q.waiting > 0) {
       const grown = q.longest_wait_secs + Math.max(0, (Date.now() - Date.parse(q.at)) / 1000);
       t.longest = Math.max(t.longest, grown);
@@ -145,7 +151,8 @@ function renderQueues() {
     const figures = document.createElement("small");
     const s = Math.floor(t.longest);
     const longest = t.waiting ? `, longest ${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}` : "";
-    figures.textContent = `${t.waiting} waiting${longest}; ${t.agents_free} agents free`;
+    const level = t.level === null ? "" : `; ${pct(t.level)} in target today`;
+    figures.textContent = `${t.waiting} waiting${longest}; ${t.agents_free} agents free${level}`;
     li.append(name, figures);
     return li;
   }));

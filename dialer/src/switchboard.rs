@@ -131,6 +131,8 @@ pub struct Switchboard {
     reach: HashMap<CampaignId, Duration>,
     /// The hold-back last given to each campaign.
     held: HashMap<CampaignId, usize>,
+    /// Each queue's service level today, as last read.
+    levels: HashMap<QueueId, f64>,
     next_blend: Instant,
     next_load: Instant,
     events_tx: mpsc::UnboundedSender<(CallRef, CallEvent)>,
@@ -162,6 +164,7 @@ impl Switchboard {
             loads: HashMap::new(),
             reach: HashMap::new(),
             held: HashMap::new(),
+            levels: HashMap::new(),
             next_blend: Self::now(),
             next_load: Self::now(),
             events_tx,
@@ -754,6 +757,23 @@ impl Switchboard {
                 self.reach.insert(*campaign, reach);
             }
         }
+        // Today's service level of each account's queues, for the tiles.
+        let accounts: std::collections::HashSet<AccountId> = queues.values().copied().collect();
+        let wall = self.clock.now();
+        let today = crm::store::reports::Period {
+            from: wall
+                .date_naive()
+                .and_hms_opt(0, 0, 0)
+                .map_or(wall, |t| t.and_utc()),
+            to: wall + chrono::TimeDelta::seconds(1),
+        };
+        for account in accounts {
+            if let Ok(reports) = self.store.queue_report(account, today).await {
+                for r in reports {
+                    self.levels.insert(r.queue_id, r.service_level);
+                }
+            }
+        }
         for (queue, account) in queues {
             let Ok(found) = self.store.queue(account, queue).await else {
                 continue;
@@ -851,6 +871,7 @@ impl Switchboard {
             waiting: u32::try_from(waiting.len()).unwrap_or(u32::MAX),
             longest_wait_secs: longest,
             agents_free: u32::try_from(self.acd.free_in(queue)).unwrap_or(u32::MAX),
+            service_level: self.levels.get(&queue).copied(),
             at: self.clock.now(),
         });
     }

@@ -80,6 +80,8 @@ pub struct QueueView {
     pub longest_wait_secs: u64,
     /// Agents free to take its calls.
     pub agents_free: u32,
+    /// Today's service level, when the node had read it.
+    pub service_level: Option<f64>,
     /// When it was reported.
     pub at: DateTime<Utc>,
 }
@@ -201,6 +203,7 @@ impl Wallboard {
                 waiting,
                 longest_wait_secs,
                 agents_free,
+                service_level,
                 at,
                 ..
             } => {
@@ -212,6 +215,7 @@ impl Wallboard {
                         waiting: *waiting,
                         longest_wait_secs: *longest_wait_secs,
                         agents_free: *agents_free,
+                        service_level: *service_level,
                         at: *at,
                     },
                 );
@@ -291,6 +295,37 @@ mod tests {
             cause: None,
             at: at(t),
         }
+    }
+
+    #[test]
+    fn a_queue_tile_keeps_each_nodes_latest_report() {
+        let status = |node: &str, waiting: u32, level: Option<f64>, t: i64| Event::QueueStatus {
+            account: AccountId(1),
+            queue_id: QueueId(4),
+            node: node.into(),
+            waiting,
+            longest_wait_secs: 12,
+            agents_free: 1,
+            service_level: level,
+            at: at(t),
+        };
+        let mut w = Wallboard::default();
+        w.apply(&status("a", 2, None, 0));
+        w.apply(&status("b", 1, Some(0.9), 1));
+        w.apply(&status("a", 3, Some(0.8), 2));
+        let seen: Vec<(String, u32, Option<f64>)> = w
+            .snapshot()
+            .queues
+            .iter()
+            .map(|q| (q.node.clone(), q.waiting, q.service_level))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("a".to_owned(), 3, Some(0.8)),
+                ("b".to_owned(), 1, Some(0.9))
+            ]
+        );
     }
 
     #[test]
