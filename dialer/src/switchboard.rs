@@ -589,24 +589,8 @@ impl Switchboard {
             }
         };
         if let (Some(path), InboundOutcome::Voicemail) = (&caller.recording, outcome) {
-            let recording = NewRecording {
-                attempt_id: self
-                    .store
-                    .attempt_by_ref(caller.account, call)
-                    .await
-                    .ok()
-                    .map(|a| a.id),
-                call_ref: Some(call),
-                contact_id: caller.contact,
-                path: path.clone(),
-            };
-            if let Err(e) = self
-                .store
-                .add_recording(caller.account, &recording, self.clock.now())
-                .await
-            {
-                tracing::warn!(%call, error = %e, "filing a voicemail failed");
-            }
+            self.file_recording(call, caller.account, caller.contact, path.clone())
+                .await;
         }
         self.close(call, caller.account, outcome).await;
         let agent = match caller.stage {
@@ -745,16 +729,21 @@ impl Switchboard {
         let since = self.clock.now() - LOAD_WINDOW;
         let seated = self.floor.seated();
         let mut queues: HashMap<QueueId, AccountId> = HashMap::new();
+        let mut campaigns: HashMap<CampaignId, AccountId> = HashMap::new();
         for (user, account, campaign, _) in &seated {
             for m in self.memberships.get(user).into_iter().flatten() {
                 queues.insert(m.queue_id, *account);
             }
-            if let Ok(settings) = self.store.campaign_settings(*account, *campaign).await {
+            campaigns.insert(*campaign, *account);
+        }
+        // One read per campaign, however many of its agents sit here.
+        for (campaign, account) in campaigns {
+            if let Ok(settings) = self.store.campaign_settings(account, campaign).await {
                 let reach = match settings.mode {
                     crm::store::campaign_settings::DialMode::Predictive => PREDICTIVE_REACH,
                     _ => Duration::ZERO,
                 };
-                self.reach.insert(*campaign, reach);
+                self.reach.insert(campaign, reach);
             }
         }
         // Today's service level of each account's queues, for the tiles.
@@ -809,6 +798,19 @@ impl Switchboard {
             tracing::warn!(%call, error = %e, "an inbound call could not be recorded");
             return;
         }
+        self.file_recording(call, account, contact, path).await;
+    }
+
+    /// Files a recording (of the call, or a voicemail) with the call's
+    /// attempt and the caller's contact, so access, erasure and retention
+    /// find it.
+    async fn file_recording(
+        &self,
+        call: CallRef,
+        account: AccountId,
+        contact: Option<ContactId>,
+        path: PathBuf,
+    ) {
         let attempt = self.store.attempt_by_ref(account, call).await.ok();
         let recording = NewRecording {
             attempt_id: attempt.map(|a| a.id),

@@ -222,6 +222,10 @@ const QUEUE_COLUMNS: &str = "id, account_id, name, campaign_id, priority, openin
      time_zone, welcome_message, hold_music, closed_message, voicemail_message, max_wait_secs, \
      overflow, service_level_secs, service_level_pct, record_calls, ring_secs";
 
+/// Routes a number to a queue; a number routed elsewhere is a unique violation.
+const INSERT_NUMBER: &str = "INSERT INTO queue_numbers (number, account_id, queue_id, created_at) \
+     VALUES ($1, $2, $3, $4)";
+
 fn secs(v: i64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
@@ -319,19 +323,16 @@ impl Store {
                 .await
                 .map_err(|e| unique_as_conflict(e, "the account has a queue of that name"))?;
             for number in numbers {
-                sqlx::query(
-                    "INSERT INTO queue_numbers (number, account_id, queue_id, created_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(number)
-                .bind(account.0)
-                .bind(row.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| {
-                    unique_as_conflict(e, &format!("{number} already routes to a queue"))
-                })?;
+                sqlx::query(INSERT_NUMBER)
+                    .bind(number)
+                    .bind(account.0)
+                    .bind(row.id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| {
+                        unique_as_conflict(e, &format!("{number} already routes to a queue"))
+                    })?;
             }
             tx.commit().await?;
             row
@@ -392,18 +393,15 @@ impl Store {
     ) -> Result<(), StoreError> {
         check_number(number)?;
         self.queue(account, queue).await?;
-        on_pool!(self, |pool| sqlx::query(
-            "INSERT INTO queue_numbers (number, account_id, queue_id, created_at) \
-             VALUES ($1, $2, $3, $4)"
-        )
-        .bind(number)
-        .bind(account.0)
-        .bind(queue.0)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map_err(|e| unique_as_conflict(e, &format!("{number} already routes to a queue")))?
-        .rows_affected());
+        on_pool!(self, |pool| sqlx::query(INSERT_NUMBER)
+            .bind(number)
+            .bind(account.0)
+            .bind(queue.0)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map_err(|e| unique_as_conflict(e, &format!("{number} already routes to a queue")))?
+            .rows_affected());
         Ok(())
     }
 
@@ -448,19 +446,16 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             for number in numbers {
-                sqlx::query(
-                    "INSERT INTO queue_numbers (number, account_id, queue_id, created_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(number)
-                .bind(account.0)
-                .bind(queue.0)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| {
-                    unique_as_conflict(e, &format!("{number} already routes to a queue"))
-                })?;
+                sqlx::query(INSERT_NUMBER)
+                    .bind(number)
+                    .bind(account.0)
+                    .bind(queue.0)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| {
+                        unique_as_conflict(e, &format!("{number} already routes to a queue"))
+                    })?;
             }
             tx.commit().await?;
         });
