@@ -206,6 +206,34 @@ pub enum Event {
         /// When they were taken.
         at: DateTime<Utc>,
     },
+    /// An inbound call left its queue: taken by an agent, or not.
+    QueueCall {
+        /// The queue's account.
+        account: AccountId,
+        /// The queue.
+        queue_id: QueueId,
+        /// The node whose switchboard took it.
+        node: String,
+        /// How it ended, as the attempt's outcome says (`answered`,
+        /// `abandoned_in_queue`, `voicemail`, ...).
+        outcome: String,
+        /// How long the caller waited for an agent, in seconds (the
+        /// welcome message included), until taken or gone.
+        waited_secs: f64,
+        /// When it left.
+        at: DateTime<Utc>,
+    },
+    /// An agent's desk phone rang for a queue call and was not answered in
+    /// the queue's ring time: the call went to the next agent, and the
+    /// agent's desk pauses them (`not_answering`) until they say Ready.
+    AgentNotAnswering {
+        /// The agent's account.
+        account: AccountId,
+        /// The agent.
+        user_id: UserId,
+        /// When the ringing stopped.
+        at: DateTime<Utc>,
+    },
     /// Something a supervisor should look at.
     Alert {
         /// The account concerned.
@@ -233,6 +261,8 @@ impl Event {
             | Event::ContactEdited { account, .. }
             | Event::SessionsRevoked { account, .. }
             | Event::QueueStatus { account, .. }
+            | Event::QueueCall { account, .. }
+            | Event::AgentNotAnswering { account, .. }
             | Event::Alert { account, .. } => *account,
         }
     }
@@ -351,6 +381,19 @@ mod tests {
                 at,
             },
             Event::SessionsRevoked {
+                account,
+                user_id: UserId(3),
+                at,
+            },
+            Event::QueueCall {
+                account,
+                queue_id: QueueId(4),
+                node: "n1".into(),
+                outcome: "answered".into(),
+                waited_secs: 12.5,
+                at,
+            },
+            Event::AgentNotAnswering {
                 account,
                 user_id: UserId(3),
                 at,

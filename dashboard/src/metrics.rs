@@ -58,6 +58,13 @@ struct QueueLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueCallLabel {
+    account: String,
+    queue: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabel {
     account: String,
     campaign: String,
@@ -124,6 +131,9 @@ pub struct Metrics {
     abandon_30d: Family<CampaignLabel, FloatGauge>,
     queue_waiting: Family<QueueLabel, Gauge>,
     queue_agents_free: Family<QueueLabel, Gauge>,
+    queue_calls: Family<QueueCallLabel, Counter>,
+    queue_wait: Family<QueueCallLabel, Histogram>,
+    not_answering: Counter,
     agents: Family<StateLabel, Gauge>,
     import_rows: Counter,
     database_up: Gauge,
@@ -180,6 +190,14 @@ impl Metrics {
             abandon_30d: Family::default(),
             queue_waiting: Family::default(),
             queue_agents_free: Family::default(),
+            queue_calls: Family::default(),
+            // 1 s to about 17 minutes: callers wait seconds to minutes.
+            queue_wait: Family::new_with_constructor(|| {
+                Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                    1.0, 2.0, 11,
+                ))
+            }),
+            not_answering: Counter::default(),
             agents: Family::default(),
             import_rows: Counter::default(),
             database_up: Gauge::default(),
@@ -231,6 +249,21 @@ impl Metrics {
             "queue_agents_free",
             "Agents free to take an inbound queue's calls on a node",
             m.queue_agents_free.clone(),
+        );
+        r.register(
+            "queue_calls",
+            "Inbound calls that left a queue on this node, by outcome (answered, abandoned_in_queue, voicemail, callback_requested, closed, overflowed, interrupted)",
+            m.queue_calls.clone(),
+        );
+        r.register(
+            "queue_wait_seconds",
+            "How long inbound callers waited for an agent on this node, by how their call ended",
+            m.queue_wait.clone(),
+        );
+        r.register(
+            "desk_phones_not_answering",
+            "Queue calls a desk phone rang out for, its agent then paused",
+            m.not_answering.clone(),
         );
         r.register(
             "campaign_dial_level",
@@ -441,6 +474,26 @@ impl Metrics {
             | Event::ContactEdited { .. }
             | Event::SessionsRevoked { .. }
             | Event::Alert { .. } => {}
+            Event::QueueCall {
+                account,
+                queue_id,
+                outcome,
+                waited_secs,
+                ..
+            } => {
+                let label = QueueCallLabel {
+                    account: account.0.to_string(),
+                    queue: queue_id.0.to_string(),
+                    outcome: outcome.clone(),
+                };
+                self.queue_calls.get_or_create(&label).inc();
+                self.queue_wait
+                    .get_or_create(&label)
+                    .observe(waited_secs.max(0.0));
+            }
+            Event::AgentNotAnswering { .. } => {
+                self.not_answering.inc();
+            }
             Event::QueueStatus {
                 account,
                 queue_id,

@@ -156,9 +156,10 @@
     status(desk.connectedOnce ? "Reconnected." : `Welcome, ${m.username}.`);
     desk.connectedOnce = true;
     if (wantsPhone() && m.audio) {
-      // The desk phone call outlives a reload: it is still the audio.
-      $("audio-choice").value = "phone";
-      deskPhone("connected");
+      // The desk phone (its call, or its ringing per call) outlives a
+      // reload: it is still the audio.
+      $("audio-choice").value = audioChoice();
+      deskPhone(audioChoice() === "phone-per-call" ? "per_call" : "connected");
     } else {
       startAudio();
     }
@@ -194,7 +195,12 @@
   // ---- Audio: the browser's microphone, or the agent's desk phone ----
 
   const AUDIO_CHOICE = "dialcrm.audio";
-  const wantsPhone = () => localStorage.getItem(AUDIO_CHOICE) === "phone";
+  const AUDIO_CHOICES = ["browser", "phone", "phone-per-call"];
+  const audioChoice = () => {
+    const stored = localStorage.getItem(AUDIO_CHOICE);
+    return AUDIO_CHOICES.includes(stored) ? stored : "browser";
+  };
+  const wantsPhone = () => audioChoice() !== "browser";
 
   function deskPhone(state) {
     const says = {
@@ -202,8 +208,11 @@
       connected: "Your desk phone is your audio.",
       unanswered: "Your desk phone did not answer; choose your audio again to retry.",
       ended: "Your desk phone hung up: you are paused until your audio is back.",
+      per_call: "Your desk phone rings for each queue call (queue calls only); " +
+        "a call left ringing goes to a colleague and pauses you.",
     };
     if (state === "connected") setAudio("live", "desk phone");
+    else if (state === "per_call") setAudio("live", "desk phone, rung per call");
     else if (state === "ringing") setAudio("connecting", "desk phone…");
     else setAudio("down", "no audio");
     status(says[state] || state, state === "unanswered" || state === "ended");
@@ -215,7 +224,7 @@
   }
 
   async function startAudio() {
-    $("audio-choice").value = wantsPhone() ? "phone" : "browser";
+    $("audio-choice").value = audioChoice();
     if (wantsPhone()) {
       // The desk phone carries the audio: no microphone in the browser.
       if (desk.pc) {
@@ -224,7 +233,7 @@
         pc.close();
       }
       setAudio("connecting", "desk phone…");
-      send({ type: "desk_phone" });
+      send({ type: "desk_phone", per_call: audioChoice() === "phone-per-call" });
       return;
     }
     // Browsers give the microphone only to secure pages (HTTPS, or this
@@ -304,13 +313,19 @@
 
   // ---- State and call ----
 
+  // Why the server paused the agent, in words.
+  const REASONS = {
+    no_audio: "no audio",
+    not_answering: "your desk phone did not answer",
+  };
+
   function setState(state, reason) {
     if (state !== desk.state) desk.stateSince = Date.now();
     desk.state = state;
     const badge = $("state");
     badge.dataset.state = state;
     badge.textContent = STATES[state] || state;
-    $("state-reason").textContent = reason ? `(${reason})` : "";
+    $("state-reason").textContent = reason ? `(${REASONS[reason] || reason})` : "";
     $("hangup").disabled = state !== "in_call" && state !== "dialling";
     if (state !== "in_call") controls({ held: false, recording: "off" });
     if (state === "ready" && !desk.wrapup) {

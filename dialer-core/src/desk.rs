@@ -245,7 +245,8 @@ impl<C: Clone + PartialEq> Desk<C> {
             Input::DialRefused => self.not_connected(None, Some("refused".into())),
             Input::Reconnected { attempt } => self.reconnected(attempt),
             Input::Disconnected => self.disconnected(),
-            Input::AudioLost => self.audio_lost(),
+            Input::AudioLost => self.pause_waiting("no_audio"),
+            Input::NotAnswering => self.pause_waiting("not_answering"),
             Input::SignedOut => self.signed_out(),
             Input::Joined { campaign, preview } => self.joined(campaign, preview),
             Input::WrapUpLimit {

@@ -12,7 +12,12 @@
 //! who last spoke to them. The agent is lent by their campaign's runner
 //! (so the outbound dialler cannot take them at the same moment), the
 //! call is bridged into their audio leg, and their desk hears of it as of
-//! any connected call. A caller who waits the queue's longest wait is
+//! any connected call. An agent who takes queue calls on a desk phone rung
+//! per call has no leg: their phone rings (the caller hears the music
+//! still) for the queue's ring time; answered, the call is bridged into
+//! it, and either hanging up ends both; unanswered, the caller waits again
+//! in their place for the next agent and the agent is paused as not
+//! answering. A caller who waits the queue's longest wait is
 //! offered the overflow: a voicemail filed against their contact, or a
 //! callback (press 1) that the queue's campaign dials under the usual
 //! rules.
@@ -45,7 +50,7 @@ use sip_gateway::gateway::{Audio, CallEvent, CallEventKind, CallRef, Gateway, In
 use tokio::sync::mpsc;
 use vocab::Clock;
 
-use crate::floor::{agent_id, user_id, Floor, SeatChange};
+use crate::floor::{agent_id, user_id, Floor, Lent, SeatChange};
 
 /// How long a return caller waits for the agent who last spoke to them.
 pub const PREFER_LAST_AGENT: Duration = Duration::from_secs(8);
@@ -84,6 +89,9 @@ enum Stage {
     Welcome,
     /// Waiting for an agent, with music.
     Waiting,
+    /// Ringing an agent's desk phone (the call `phone`); the caller hears
+    /// the hold music meanwhile.
+    Ringing { user: UserId, phone: CallRef },
     /// With an agent.
     Connected(UserId),
     /// The voicemail prompt plays; recording starts after it.
@@ -111,6 +119,21 @@ struct Caller {
     music: bool,
     /// The agent who last spoke to this caller, whom they wait for first.
     last_agent: Option<UserId>,
+    /// When the call was answered, and how long the caller then waited
+    /// for an agent, once taken.
+    answered: Instant,
+    waited: Option<Duration>,
+    /// The agent's desk phone, rung for this call, once it answered: it
+    /// hangs up with the call.
+    phone: Option<CallRef>,
+}
+
+/// A desk phone rung for a waiting caller.
+struct Ring {
+    customer: CallRef,
+    user: UserId,
+    account: AccountId,
+    answered: bool,
 }
 
 /// The node's inbound calls.
@@ -133,6 +156,8 @@ pub struct Switchboard {
     held: HashMap<CampaignId, usize>,
     /// Each queue's service level today, as last read.
     levels: HashMap<QueueId, f64>,
+    /// Desk phones rung per call, by the call to the phone.
+    rings: HashMap<CallRef, Ring>,
     next_blend: Instant,
     next_load: Instant,
     events_tx: mpsc::UnboundedSender<(CallRef, CallEvent)>,
@@ -165,6 +190,7 @@ impl Switchboard {
             reach: HashMap::new(),
             held: HashMap::new(),
             levels: HashMap::new(),
+            rings: HashMap::new(),
             next_blend: Self::now(),
             next_load: Self::now(),
             events_tx,
@@ -257,6 +283,12 @@ impl Switchboard {
             let _ = self.gateway.reject(call_ref, 480).await;
             self.close(call_ref, routed.account_id, InboundOutcome::Closed)
                 .await;
+            self.publish_left(
+                routed.account_id,
+                routed.id,
+                InboundOutcome::Closed,
+                Duration::ZERO,
+            );
             return;
         }
         if let Err(e) = self.gateway.answer(call_ref).await {
@@ -275,6 +307,9 @@ impl Switchboard {
             music: false,
             last_agent: arrived.last_agent.filter(|_| arrived.known),
             queue: routed,
+            answered: Self::now(),
+            waited: None,
+            phone: None,
         };
         if !open {
             caller_state.stage = Stage::Closed;
@@ -383,26 +418,28 @@ impl Switchboard {
     async fn connect(&mut self, offer: Offer<CallRef>) {
         let call = offer.call;
         let user = user_id(offer.agent);
-        let Some(leg) = self.floor.lend(user).await else {
-            // Taken by the outbound dialler meanwhile, or gone.
-            self.acd.declined(call, Self::now());
-            return;
-        };
         let Some(caller) = self.calls.get(&call) else {
             self.acd.taken(call);
             return;
         };
-        let (account, campaign, queue, music) = (
+        let (account, campaign, ring_secs) = (
             caller.account,
             caller.queue.settings.campaign_id,
-            caller.queue.id,
-            caller.music,
+            caller.queue.settings.ring_secs,
         );
-        if music {
-            let _ = self.gateway.stop_playing(call).await;
-        } else {
-            let _ = self.gateway.hold(call, false).await;
-        }
+        let leg = match self.floor.lend(user).await {
+            Some(Lent::Leg(leg)) => leg,
+            Some(Lent::Phone(phone)) => {
+                let ring = Duration::from_secs(u64::from(ring_secs));
+                return self.ring(call, user, account, &phone, ring).await;
+            }
+            None => {
+                // Taken by the outbound dialler meanwhile, or gone.
+                self.acd.declined(call, Self::now());
+                return;
+            }
+        };
+        self.stop_waiting_sound(call).await;
         if let Err(e) = self.gateway.bridge(call, leg).await {
             tracing::warn!(%call, error = %e, "bridging an inbound call to its agent failed");
             // The agent was lent: their desk never hears of the call, so
@@ -414,10 +451,34 @@ impl Switchboard {
             self.acd.declined(call, Self::now());
             return;
         }
-        self.acd.taken(call);
-        if let Some(caller) = self.calls.get_mut(&call) {
-            caller.stage = Stage::Connected(user);
+        self.connected(call, user).await;
+    }
+
+    /// Stops the hold music (or tone) a waiting caller hears.
+    async fn stop_waiting_sound(&self, call: CallRef) {
+        let music = self.calls.get(&call).is_some_and(|c| c.music);
+        if music {
+            let _ = self.gateway.stop_playing(call).await;
+        } else {
+            let _ = self.gateway.hold(call, false).await;
         }
+    }
+
+    /// The call reached its agent: logged, and told to their desk (which
+    /// takes it as any connected call) and to the wallboards.
+    async fn connected(&mut self, call: CallRef, user: UserId) {
+        self.acd.taken(call);
+        let now = Self::now();
+        let Some(caller) = self.calls.get_mut(&call) else {
+            return;
+        };
+        caller.stage = Stage::Connected(user);
+        caller.waited = Some(now.saturating_duration_since(caller.answered));
+        let (account, campaign, queue) = (
+            caller.account,
+            caller.queue.settings.campaign_id,
+            caller.queue.id,
+        );
         if let Err(e) = self
             .store
             .inbound_call_taken(account, call, user, self.clock.now())
@@ -437,6 +498,124 @@ impl Switchboard {
         self.publish_queue(account, queue);
     }
 
+    /// Rings the desk phone of the agent lent to a waiting caller, who
+    /// keeps hearing the hold music until it answers.
+    async fn ring(
+        &mut self,
+        call: CallRef,
+        user: UserId,
+        account: AccountId,
+        sip_username: &str,
+        ring: Duration,
+    ) {
+        let phone = CallRef::random();
+        let (tx, mut events) = mpsc::unbounded_channel();
+        let forward = self.events_tx.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let _ = forward.send((phone, event));
+            }
+        });
+        self.rings.insert(
+            phone,
+            Ring {
+                customer: call,
+                user,
+                account,
+                answered: false,
+            },
+        );
+        if let Some(caller) = self.calls.get_mut(&call) {
+            caller.stage = Stage::Ringing { user, phone };
+        }
+        if let Err(e) = self
+            .gateway
+            .call_phone_watched(sip_username, phone, ring, tx)
+            .await
+        {
+            tracing::info!(%call, agent = %user, error = %e, "an agent's desk phone could not be rung");
+            self.rings.remove(&phone);
+            self.rang_out(call, user, account).await;
+        }
+    }
+
+    /// An event of a desk phone rung for a caller.
+    async fn phone_event(&mut self, phone: CallRef, event: CallEventKind) {
+        match event {
+            CallEventKind::Answered => self.phone_answered(phone).await,
+            CallEventKind::Ended { .. } => {
+                let Some(ring) = self.rings.remove(&phone) else {
+                    return;
+                };
+                if ring.answered {
+                    // The agent hung up their phone: the call ends with it.
+                    let connected = self.calls.get(&ring.customer).is_some_and(|c| {
+                        c.phone == Some(phone) && c.stage == Stage::Connected(ring.user)
+                    });
+                    if connected {
+                        let _ = self.gateway.hangup(ring.customer).await;
+                    }
+                } else {
+                    self.rang_out(ring.customer, ring.user, ring.account).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A desk phone rung for a caller answered: the caller is put through.
+    async fn phone_answered(&mut self, phone: CallRef) {
+        let Some(ring) = self.rings.get_mut(&phone) else {
+            return;
+        };
+        ring.answered = true;
+        let (call, user) = (ring.customer, ring.user);
+        let ringing =
+            self.calls.get(&call).map(|c| c.stage) == Some(Stage::Ringing { user, phone });
+        if !ringing {
+            let _ = self.gateway.hangup(phone).await;
+            return;
+        }
+        self.stop_waiting_sound(call).await;
+        if let Err(e) = self.gateway.bridge(call, phone).await {
+            tracing::warn!(%call, error = %e, "bridging an inbound call to a desk phone failed");
+            self.rings.remove(&phone);
+            let _ = self.gateway.hangup(phone).await;
+            self.floor.unlend(user);
+            self.back_to_waiting(call).await;
+            return;
+        }
+        if let Some(caller) = self.calls.get_mut(&call) {
+            caller.phone = Some(phone);
+        }
+        self.connected(call, user).await;
+    }
+
+    /// An agent's desk phone rang out (or could not ring) for a caller: the
+    /// caller waits again for the next agent, and the agent is paused as
+    /// not answering.
+    async fn rang_out(&mut self, call: CallRef, user: UserId, account: AccountId) {
+        tracing::info!(%call, agent = %user, "a desk phone was not answered: its agent is paused");
+        self.floor.not_answering(user);
+        self.bus.publish(Event::AgentNotAnswering {
+            account,
+            user_id: user,
+            at: self.clock.now(),
+        });
+        self.back_to_waiting(call).await;
+    }
+
+    /// A caller offered to an agent who did not take them waits again, in
+    /// their place, with their music still playing.
+    async fn back_to_waiting(&mut self, call: CallRef) {
+        if let Some(caller) = self.calls.get_mut(&call) {
+            if matches!(caller.stage, Stage::Ringing { .. }) {
+                caller.stage = Stage::Waiting;
+            }
+        }
+        self.acd.declined(call, Self::now());
+    }
+
     /// A caller waited the queue's longest wait.
     async fn overflow(&mut self, call: CallRef) {
         let Some(caller) = self.calls.get_mut(&call) else {
@@ -450,12 +629,7 @@ impl Switchboard {
             _ => Stage::Leaving,
         };
         caller.stage = stage;
-        let music = caller.music;
-        if music {
-            let _ = self.gateway.stop_playing(call).await;
-        } else {
-            let _ = self.gateway.hold(call, false).await;
-        }
+        self.stop_waiting_sound(call).await;
         let message = match stage {
             Stage::Leaving => settings.closed_message,
             _ => settings.voicemail_message,
@@ -476,6 +650,9 @@ impl Switchboard {
 
     /// One of the calls' events.
     async fn event(&mut self, call: CallRef, event: CallEvent) {
+        if self.rings.contains_key(&call) {
+            return self.phone_event(call, event.kind).await;
+        }
         match event.kind {
             CallEventKind::PlaybackFinished => self.played(call).await,
             CallEventKind::Dtmf { digit } => self.pressed(call, digit).await,
@@ -494,7 +671,7 @@ impl Switchboard {
                 let _ = self.gateway.hangup(call).await;
             }
             Stage::Welcome => self.wait(call).await,
-            Stage::Waiting if caller.music => {
+            Stage::Waiting | Stage::Ringing { .. } if caller.music => {
                 let music = caller.queue.settings.hold_music.clone();
                 self.play(call, music).await;
             }
@@ -578,9 +755,19 @@ impl Switchboard {
         let Some(caller) = self.calls.remove(&call) else {
             return;
         };
+        if let Stage::Ringing { user, phone } = caller.stage {
+            // The caller went while the agent's phone rang: not the agent's doing.
+            self.rings.remove(&phone);
+            let _ = self.gateway.hangup(phone).await;
+            self.floor.unlend(user);
+        }
+        if let Some(phone) = caller.phone {
+            self.rings.remove(&phone);
+            let _ = self.gateway.hangup(phone).await;
+        }
         let outcome = match caller.stage {
             Stage::Closed => InboundOutcome::Closed,
-            Stage::Welcome | Stage::Waiting => InboundOutcome::Abandoned,
+            Stage::Welcome | Stage::Waiting | Stage::Ringing { .. } => InboundOutcome::Abandoned,
             Stage::Connected(_) => InboundOutcome::Answered,
             Stage::Voicemail => InboundOutcome::Voicemail,
             Stage::CallbackBooked => InboundOutcome::Callback,
@@ -605,7 +792,29 @@ impl Switchboard {
             agent,
             Some(format!("{cause:?}")),
         );
+        let waited = caller
+            .waited
+            .unwrap_or_else(|| Self::now().saturating_duration_since(caller.answered));
+        self.publish_left(caller.account, caller.queue.id, outcome, waited);
         self.publish_queue(caller.account, caller.queue.id);
+    }
+
+    /// Tells the bus (and so the metrics) that a call left its queue.
+    fn publish_left(
+        &self,
+        account: AccountId,
+        queue: QueueId,
+        outcome: InboundOutcome,
+        waited: Duration,
+    ) {
+        self.bus.publish(Event::QueueCall {
+            account,
+            queue_id: queue,
+            node: self.floor.node().to_owned(),
+            outcome: outcome.as_str().to_owned(),
+            waited_secs: waited.as_secs_f64(),
+            at: self.clock.now(),
+        });
     }
 
     async fn close(&self, call: CallRef, account: AccountId, outcome: InboundOutcome) {
@@ -673,7 +882,7 @@ impl Switchboard {
             .calls
             .values()
             .filter_map(|c| match c.stage {
-                Stage::Connected(user) => Some((user, c.queue.id)),
+                Stage::Connected(user) | Stage::Ringing { user, .. } => Some((user, c.queue.id)),
                 _ => None,
             })
             .collect();

@@ -36,6 +36,7 @@ mod privacy_aggregate;
 mod queues;
 mod reports;
 mod restarts;
+mod ring_phones;
 mod scripts;
 mod softphone;
 mod softphone_controls;

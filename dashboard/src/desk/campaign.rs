@@ -12,7 +12,7 @@ use super::session::{error, Session};
 
 impl Session {
     /// Joins a campaign as Ready, after leaving `leave`: the agent must be
-    /// assigned to it and have an audio leg.
+    /// assigned to it and have an audio leg (or a desk phone rung per call).
     pub(super) async fn join(
         &self,
         campaign: desk::CampaignId,
@@ -28,9 +28,11 @@ impl Session {
         if !assigned {
             return Err(error("you are not assigned to that campaign".into()));
         }
-        let Some(leg) = self.state.legs.get(user) else {
+        // Without a leg, the agent's desk phone rung per call is their audio.
+        let leg = self.state.legs.get(user);
+        if leg.is_none() && self.floor.rung_phone(user).is_none() {
             return Err(error("connect your audio before going ready".into()));
-        };
+        }
         if let Some(old) = leave {
             let _ = self
                 .floor
@@ -39,7 +41,7 @@ impl Session {
         }
         let joined = self
             .floor
-            .agent(account, joining, user, AgentState::Ready, Some(leg))
+            .agent(account, joining, user, AgentState::Ready, leg)
             .await;
         if joined.is_err() {
             return Err(error("that campaign is not dialling".into()));

@@ -22,10 +22,18 @@ pub enum ClientMessage {
         /// The SDP offer.
         sdp: String,
     },
-    /// Use the agent's registered SIP desk phone as their audio: the
-    /// service calls it once; the agent answers and keeps it off-hook (or
-    /// on auto-answer) for the shift, and calls are connected into it.
-    DeskPhone,
+    /// Use the agent's registered SIP desk phone as their audio. By
+    /// default the service calls it once; the agent answers and keeps it
+    /// off-hook (or on auto-answer) for the shift, and calls are connected
+    /// into it. With `per_call` the phone is instead rung for each queue
+    /// call and hangs up with it; the agent then takes queue calls only
+    /// (a customer who answered an outbound call cannot wait for a phone
+    /// to be picked up), and a phone left ringing pauses them.
+    DeskPhone {
+        /// Ring the phone for each queue call rather than once.
+        #[serde(default)]
+        per_call: bool,
+    },
     /// Ready to take calls of a campaign.
     Ready {
         /// The campaign to work.
@@ -113,7 +121,8 @@ pub enum ServerMessage {
         sdp: String,
     },
     /// Where the agent's desk phone stands as their audio: `ringing`,
-    /// `connected`, `unanswered` or `ended` (it hung up).
+    /// `connected`, `unanswered` or `ended` (it hung up) when kept up for
+    /// the shift; `per_call` when it is rung for each queue call.
     DeskPhone {
         /// One of the states above.
         state: &'static str,

@@ -44,7 +44,8 @@ impl Session {
             version: VERSION,
             username: self.user.username.clone(),
             campaigns,
-            audio: self.state.legs.get(self.user.id).is_some(),
+            audio: self.state.legs.get(self.user.id).is_some()
+                || self.floor.rung_phone(self.user.id).is_some(),
             pause_codes: self
                 .state
                 .store

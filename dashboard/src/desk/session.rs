@@ -254,6 +254,7 @@ impl Session {
                 if let Some(leg) = self.state.legs.remove(self.user.id) {
                     let _ = gateway.hangup(leg).await;
                 }
+                self.floor.ring_phone(self.user.id, None).await;
                 Ok(None)
             }
             Action::Bridge { call } => {
@@ -327,7 +328,8 @@ impl Session {
         };
         let input = match message {
             ClientMessage::WebrtcOffer { sdp } => return self.offer(&sdp).await,
-            ClientMessage::DeskPhone => return self.call_desk_phone().await,
+            ClientMessage::DeskPhone { per_call: false } => return self.call_desk_phone().await,
+            ClientMessage::DeskPhone { per_call: true } => return self.ring_desk_phone().await,
             ClientMessage::Ready { campaign_id } => Input::Ready {
                 campaign: campaign_id,
             },
@@ -385,6 +387,7 @@ impl Session {
             Ok(attached) => attached,
             Err(e) => return vec![error(format!("audio could not be set up: {e}"))],
         };
+        self.floor.ring_phone(self.user.id, None).await;
         if let Some(old) = self.state.legs.set(self.user.id, leg) {
             let _ = gateway.hangup(old).await;
         }
@@ -393,29 +396,58 @@ impl Session {
         out
     }
 
-    /// Calls the agent's registered desk phone to be their audio; what
-    /// becomes of the call comes back as [`PhoneNews`].
-    async fn call_desk_phone(&mut self) -> Vec<ServerMessage> {
+    /// The SIP username of the agent's desk phone, or why there is none.
+    async fn my_desk_phone(&self) -> Result<String, ServerMessage> {
         let store = &self.state.store;
         let phones = match store.desk_phones(self.user.account_id).await {
             Ok(phones) => phones,
-            Err(_) => return vec![error("your desk phone could not be looked up".into())],
+            Err(_) => return Err(error("your desk phone could not be looked up".into())),
         };
-        let Some(phone) = phones.into_iter().find(|p| p.user_id == self.user.id) else {
-            return vec![error(
+        match phones.into_iter().find(|p| p.user_id == self.user.id) {
+            Some(phone) => Ok(phone.sip_username),
+            None => Err(error(
                 "you have no desk phone: an admin gives you a SIP password (dialcrm phone set)"
                     .into(),
+            )),
+        }
+    }
+
+    /// Takes the agent's queue calls on their desk phone, rung for each
+    /// call: no audio leg is kept up, so any the agent had is hung up.
+    async fn ring_desk_phone(&mut self) -> Vec<ServerMessage> {
+        let phone = match self.my_desk_phone().await {
+            Ok(phone) => phone,
+            Err(refusal) => return vec![refusal],
+        };
+        let gateway = self.floor.gateway().clone();
+        if !matches!(gateway.phone(&phone).await, Ok(Some(_))) {
+            return vec![error(
+                "your desk phone is not registered: check it is on and signed in".into(),
             )];
+        }
+        self.floor.ring_phone(self.user.id, Some(phone)).await;
+        if let Some(leg) = self.state.legs.remove(self.user.id) {
+            self.phone_calls.remove(&leg);
+            let _ = gateway.hangup(leg).await;
+        }
+        let mut out = vec![ServerMessage::DeskPhone { state: "per_call" }];
+        out.extend(self.step(Input::AudioConnected).await);
+        out
+    }
+
+    /// Calls the agent's registered desk phone to be their audio; what
+    /// becomes of the call comes back as [`PhoneNews`].
+    async fn call_desk_phone(&mut self) -> Vec<ServerMessage> {
+        let phone = match self.my_desk_phone().await {
+            Ok(phone) => phone,
+            Err(refusal) => return vec![refusal],
         };
         let gateway = self.floor.gateway().clone();
         let call = CallRef::random();
         // Listening from before the call, so its answer is not missed.
         self.watch_leg(call);
         self.phone_calls.insert(call);
-        match gateway
-            .call_phone(&phone.sip_username, call, DESK_PHONE_RING)
-            .await
-        {
+        match gateway.call_phone(&phone, call, DESK_PHONE_RING).await {
             Ok(_) => vec![ServerMessage::DeskPhone { state: "ringing" }],
             Err(DialError::PhoneNotRegistered) => vec![error(
                 "your desk phone is not registered: check it is on and signed in".into(),
@@ -456,6 +488,7 @@ impl Session {
             // A browser leg that recovered says Answered again: nothing to do.
             PhoneNews::Answered(call) if !self.phone_calls.contains(&call) => Vec::new(),
             PhoneNews::Answered(call) => {
+                self.floor.ring_phone(self.user.id, None).await;
                 if let Some(old) = self.state.legs.set(self.user.id, call) {
                     if old != call {
                         let _ = gateway.hangup(old).await;
@@ -504,6 +537,9 @@ impl Session {
             Event::DialRefused { account, agent, .. } if (*account, *agent) == me => {
                 Input::DialRefused
             }
+            Event::AgentNotAnswering {
+                account, user_id, ..
+            } if (*account, *user_id) == me => Input::NotAnswering,
             Event::CallState {
                 account,
                 call_ref,

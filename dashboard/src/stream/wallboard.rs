@@ -225,6 +225,8 @@ impl Wallboard {
             | Event::Alert { .. }
             | Event::PreviewOffered { .. }
             | Event::DialRefused { .. }
+            | Event::QueueCall { .. }
+            | Event::AgentNotAnswering { .. }
             | Event::SessionsRevoked { .. } => {}
         }
     }

@@ -86,6 +86,10 @@ pub enum Input<C> {
     /// The agent's audio leg went (their desk phone hung up) and no other
     /// replaced it.
     AudioLost,
+    /// The agent's desk phone, rung per call, was not answered for a queue
+    /// call, which went to another agent: a waiting agent is paused
+    /// (`not_answering`) until they say Ready again.
+    NotAnswering,
     /// The dialler offers this agent a contact to preview.
     PreviewOffered {
         /// The lead; `None` when nobody may be called now.

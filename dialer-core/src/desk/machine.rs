@@ -253,16 +253,17 @@ impl<C: Clone + PartialEq> Desk<C> {
         }
     }
 
-    /// The audio leg went: a Ready agent stops taking calls until they
-    /// connect audio again; a call in progress or its wrap-up carries on.
-    pub(super) fn audio_lost(&mut self) {
+    /// A waiting agent can take no call for `reason` (their audio leg
+    /// went, or their desk phone rang out): they stop taking calls until
+    /// they say Ready again; a call in progress or its wrap-up carries on.
+    pub(super) fn pause_waiting(&mut self, reason: &str) {
         if !self.phase.is_ready() {
             return;
         }
         self.tell_floor(AgentState::Paused);
         self.phase = Phase::Paused { code: None };
-        self.publish(AgentState::Paused, Some("no_audio"));
-        self.send_state(Some("no_audio".into()));
+        self.publish(AgentState::Paused, Some(reason));
+        self.send_state(Some(reason.into()));
     }
 
     pub(super) fn ringing(&mut self, call: C) {

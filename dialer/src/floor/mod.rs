@@ -45,6 +45,18 @@ pub struct Floor {
     seats: std::sync::Mutex<HashMap<UserId, Seat>>,
     /// Who hears of agents' changes (the node's switchboard).
     seat_watcher: std::sync::Mutex<Option<mpsc::UnboundedSender<SeatChange>>>,
+    /// Agents who take queue calls on their registered desk phone, rung
+    /// for each call: their SIP usernames.
+    rung: std::sync::Mutex<HashMap<UserId, String>>,
+}
+
+/// How a lent agent is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lent {
+    /// Through their audio leg, up for the shift: bridge the call into it.
+    Leg(CallRef),
+    /// By ringing their desk phone, registered under this SIP username.
+    Phone(String),
 }
 
 /// An agent's place on this node's floor.
@@ -102,6 +114,7 @@ impl Floor {
             draining: tokio::sync::watch::Sender::new(false),
             seats: std::sync::Mutex::new(HashMap::new()),
             seat_watcher: std::sync::Mutex::new(None),
+            rung: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -113,31 +126,111 @@ impl Floor {
         rx
     }
 
-    /// Lends a Ready agent of this node to an inbound call: their
-    /// campaign's runner checks they are free of its own calls and counts
-    /// them as in a call. Returns their audio leg, or `None` when they were
+    /// Lends a Ready agent of this node to an inbound call. An agent with
+    /// an audio leg is lent by their campaign's runner, which checks they
+    /// are free of its own calls and counts them as in a call; an agent
+    /// whose desk phone is rung per call takes no outbound call, so is
+    /// theirs to lend. Returns how to reach them, or `None` when they were
     /// not free.
-    pub async fn lend(&self, user: UserId) -> Option<CallRef> {
+    pub async fn lend(&self, user: UserId) -> Option<Lent> {
         let seat = self.seat(user)?;
         if seat.state != AgentState::Ready {
             return None;
         }
-        let leg = seat.leg?;
-        let lent = {
-            let running = self.running.lock().await;
-            match running.get(&seat.campaign) {
-                Some(r) if r.account == seat.account => r.handle.lend(agent_id(user)).await,
-                _ => false,
+        let lent = match (seat.leg, self.rung_phone(user)) {
+            (_, Some(phone)) => Lent::Phone(phone),
+            (Some(leg), None) => {
+                let running = self.running.lock().await;
+                let free = match running.get(&seat.campaign) {
+                    Some(r) if r.account == seat.account => r.handle.lend(agent_id(user)).await,
+                    _ => false,
+                };
+                if !free {
+                    return None;
+                }
+                Lent::Leg(leg)
             }
+            (None, None) => return None,
         };
-        if !lent {
-            return None;
+        self.set_state(user, AgentState::InCall);
+        Some(lent)
+    }
+
+    /// Gives back an agent lent to a call that went before reaching them
+    /// (the caller hung up while their desk phone rang): Ready again.
+    pub fn unlend(&self, user: UserId) {
+        self.set_state(user, AgentState::Ready);
+    }
+
+    /// Notes that an agent's desk phone rang out for a queue call: they
+    /// count as paused here until their desk says otherwise.
+    pub fn not_answering(&self, user: UserId) {
+        self.set_state(user, AgentState::Paused);
+    }
+
+    /// Sets the state of a seated agent and tells the watcher.
+    fn set_state(&self, user: UserId, state: AgentState) {
+        let seat = {
+            let mut seats = self.seats.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(s) = seats.get_mut(&user) else {
+                return;
+            };
+            if s.state == state {
+                return;
+            }
+            s.state = state;
+            *s
+        };
+        self.tell_watcher(seat, user);
+    }
+
+    /// Takes an agent's queue calls on their desk phone, registered as
+    /// `phone`, rung for each call (`None`: back to an audio leg). Rung
+    /// per call they take no outbound call, as a customer who answered
+    /// must not wait for a phone to be picked up: the leg their
+    /// campaign's runner knew is forgotten.
+    pub async fn ring_phone(&self, user: UserId, phone: Option<String>) {
+        {
+            let mut rung = self.rung.lock().unwrap_or_else(|p| p.into_inner());
+            match &phone {
+                Some(name) => rung.insert(user, name.clone()),
+                None => rung.remove(&user),
+            };
         }
-        let mut seats = self.seats.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = seats.get_mut(&user) {
-            s.state = AgentState::InCall;
+        if phone.is_none() {
+            return;
         }
-        Some(leg)
+        let seat = {
+            let mut seats = self.seats.lock().unwrap_or_else(|p| p.into_inner());
+            seats.get_mut(&user).map(|s| {
+                s.leg = None;
+                *s
+            })
+        };
+        if let Some(seat) = seat {
+            let gone = AgentUpdate::State {
+                agent: agent_id(user),
+                state: AgentState::LoggedOut,
+                leg: None,
+            };
+            let _ = self.update(seat.account, seat.campaign, gone).await;
+            let back = AgentUpdate::State {
+                agent: agent_id(user),
+                state: seat.state,
+                leg: None,
+            };
+            let _ = self.update(seat.account, seat.campaign, back).await;
+        }
+    }
+
+    /// Returns the SIP username of the desk phone an agent takes queue
+    /// calls on, rung per call.
+    pub fn rung_phone(&self, user: UserId) -> Option<String> {
+        self.rung
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&user)
+            .cloned()
     }
 
     /// Leaves `n` Ready agents of a campaign dialling here idle for the
@@ -183,6 +276,10 @@ impl Floor {
                 seats.insert(user, seat);
             }
         }
+        self.tell_watcher(seat, user);
+    }
+
+    fn tell_watcher(&self, seat: Seat, user: UserId) {
         let mut watcher = self.seat_watcher.lock().unwrap_or_else(|p| p.into_inner());
         let change = SeatChange {
             account: seat.account,

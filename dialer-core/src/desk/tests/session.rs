@@ -199,6 +199,25 @@ fn a_waiting_agent_whose_audio_goes_stops_taking_calls_but_a_call_carries_on() {
 }
 
 #[test]
+fn a_waiting_agent_whose_desk_phone_rings_out_is_paused_as_not_answering() {
+    let mut desk = ready_in(SPRING, false);
+    assert_eq!(
+        feed(&mut desk, Input::NotAnswering),
+        vec![
+            floor(SPRING, AgentState::Paused),
+            publish(AgentState::Paused, Some("not_answering")),
+            state("paused", Some(SPRING), Some("not_answering")),
+        ]
+    );
+    assert_eq!(desk.phase(), &Phase::Paused { code: None });
+    // Already paused, or talking: nothing changes.
+    assert!(feed(&mut desk, Input::NotAnswering).is_empty());
+    let mut desk = in_call(5, false);
+    assert!(feed(&mut desk, Input::NotAnswering).is_empty());
+    assert_eq!(desk.live_call(), Some(&5));
+}
+
+#[test]
 fn a_call_or_wrap_up_outlasts_the_page() {
     let mut desk = in_call(5, false);
     assert_eq!(
