@@ -48,6 +48,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../static/login.js"),
     ),
     (
+        "queues.js",
+        "text/javascript",
+        include_str!("../static/queues.js"),
+    ),
+    (
         "script-view.js",
         "text/javascript",
         include_str!("../static/script-view.js"),

@@ -50,13 +50,12 @@ function counts(map, format = String) {
 function showTab(name) {
   for (const b of document.querySelectorAll(".tabs button")) {
     b.setAttribute("aria-selected", String(b.dataset.tab === name));
-  }
-  for (const tab of ["floor", "reports", "users", "scripts"]) {
-    document.getElementById(`tab-${tab}`).hidden = tab !== name;
+    document.getElementById(`tab-${b.dataset.tab}`).hidden = b.dataset.tab !== name;
   }
   if (name === "reports") loadReports();
   if (name === "users") loadUsers();
   if (name === "scripts") loadScripts();
+  if (name === "queues") loadQueues();
   if (name === "floor") loadDialLevels();
 }
 

@@ -34,6 +34,7 @@ mod phones;
 mod privacy;
 mod privacy_aggregate;
 mod queues;
+mod queues_page;
 mod reports;
 mod restarts;
 mod ring_phones;
