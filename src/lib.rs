@@ -162,12 +162,24 @@ impl App {
             .context("closing the calls this node left open")?;
         let heartbeat = tokio::spawn(floor.clone().keep_membership(membership));
         // Calls the trunks offer: routed to queues, connected to free agents.
-        let switchboard = dialer::switchboard::Switchboard::spawn(
+        // With the other nodes it has trunks to, and their queue statuses
+        // from the shared bus, it hands them callers no agent here can take.
+        let peers = dialer::switchboard::Peers {
+            trunks: settings
+                .trunks
+                .iter()
+                .filter(|t| t.peer)
+                .map(|t| t.name.clone())
+                .collect(),
+            events: shared.as_ref().map(|s| s.events().subscribe()),
+        };
+        let switchboard = dialer::switchboard::Switchboard::spawn_with_peers(
             store.clone(),
             floor.clone(),
             bus.clone(),
             clock.clone(),
             Some(settings.recordings_dir.clone()),
+            peers,
         );
         let resumed = floor.resume().await.context("resuming running campaigns")?;
         tokio::spawn(floor.clone().watch_trunks());
@@ -376,7 +388,9 @@ impl Telephony {
     pub async fn start(settings: &Settings, store: Option<&crm::Store>) -> Result<Telephony> {
         use sip_gateway::carrier::{Carrier, CarrierConfig};
         use sip_gateway::gateway::{Gateway, GatewayOptions, TrunkConfig};
-        let (trunks, carrier) = if settings.trunks.is_empty() {
+        // Trunks to the service's other nodes are no provider.
+        let providers = settings.trunks.iter().filter(|t| !t.peer).count();
+        let (trunks, carrier) = if providers == 0 {
             let carrier = Carrier::start(CarrierConfig {
                 sip_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
                 hangup_after: Some(std::time::Duration::from_secs(60)),
@@ -386,11 +400,17 @@ impl Telephony {
             .context("starting the simulated carrier")?;
             let mut trunk = TrunkConfig::new("simulated", carrier.sip_addr());
             trunk.max_cps = 50;
-            (vec![trunk], Some(carrier))
+            let mut trunks = vec![trunk];
+            trunks.extend(settings.trunks.iter().cloned());
+            (trunks, Some(carrier))
         } else {
             (settings.trunks.clone(), None)
         };
-        let default_trunk = trunks.first().map(|t| t.name.clone()).unwrap_or_default();
+        let default_trunk = trunks
+            .iter()
+            .find(|t| !t.peer)
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
         let phones = match store {
             Some(store) => Some(crate::phones::options(store, &settings.phones).await?),
             None => None,

@@ -22,6 +22,9 @@
 //! callback (press 1) that the queue's campaign dials under the usual
 //! rules.
 //!
+//! With several nodes, a caller no agent here can take goes to a node
+//! that has a free one (the `handover` module, decision 0015).
+//!
 //! Every change of a queue goes on the bus as [`Event::QueueStatus`], and
 //! every call's as [`Event::CallState`], like outbound calls.
 //!
@@ -32,13 +35,13 @@
 //! minute), its service-level target, its callers waiting and its agents on
 //! inbound calls — so outbound fills the rest of their time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crm::events::{CallPhase, Event, EventBus};
-use crm::model::{AccountId, CampaignId, ContactId, UserId};
+use crm::model::{AccountId, AttemptId, CampaignId, ContactId, UserId};
 use crm::store::erasure::NewRecording;
 use crm::store::queues::Membership;
 use crm::store::queues::{InboundOutcome, Overflow, Queue};
@@ -47,10 +50,15 @@ use dialer_core::acd::{Acd, Offer, QueueId, Waiting};
 use dialer_core::blend::{reserve, Floor as BlendFloor, QueueLoad, ServiceTarget};
 use dialer_core::AgentState;
 use sip_gateway::gateway::{Audio, CallEvent, CallEventKind, CallRef, Gateway, IncomingCall};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use vocab::Clock;
 
 use crate::floor::{agent_id, user_id, Floor, Lent, SeatChange};
+
+mod handover;
+
+use handover::next_peer_event;
+pub use handover::Peers;
 
 /// How long a return caller waits for the agent who last spoke to them.
 pub const PREFER_LAST_AGENT: Duration = Duration::from_secs(8);
@@ -104,6 +112,12 @@ enum Stage {
     CallbackBooked,
     /// The call is being ended after its last message.
     Leaving,
+    /// Being handed over to another node with a free agent (the call to it,
+    /// `peer`, rings); the caller hears the music still.
+    HandingOver { peer: CallRef },
+    /// Handed over: bridged into the call to the other node, which logs it
+    /// from now on; this node only carries its audio.
+    HandedOver { peer: CallRef },
 }
 
 struct Caller {
@@ -126,6 +140,17 @@ struct Caller {
     /// The agent's desk phone, rung for this call, once it answered: it
     /// hangs up with the call.
     phone: Option<CallRef>,
+    /// The number the caller dialled, as the trunk wrote it.
+    number: String,
+    /// The call's attempt row.
+    attempt: AttemptId,
+    /// When the caller started waiting for an agent (set once: a caller
+    /// back from another node keeps their place and overflow time).
+    wait_since: Option<Instant>,
+    /// Whether another node handed the call here: it is never handed on.
+    handed_in: bool,
+    /// The nodes it was offered to that did not take it.
+    tried: Vec<String>,
 }
 
 /// A desk phone rung for a waiting caller.
@@ -158,13 +183,21 @@ pub struct Switchboard {
     levels: HashMap<QueueId, f64>,
     /// Desk phones rung per call, by the call to the phone.
     rings: HashMap<CallRef, Ring>,
+    /// The other nodes of the service, by the name of the trunk that leads
+    /// to each (their `node_id`).
+    peers: HashSet<String>,
+    /// The agents free in each queue on each other node, as they last said.
+    remote: HashMap<QueueId, HashMap<String, u32>>,
+    /// Calls to other nodes carrying a caller handed over, by that call.
+    handovers: HashMap<CallRef, CallRef>,
     next_blend: Instant,
     next_load: Instant,
     events_tx: mpsc::UnboundedSender<(CallRef, CallEvent)>,
 }
 
 impl Switchboard {
-    /// Starts taking the gateway's offered calls on this node.
+    /// Starts taking the gateway's offered calls on this node, which has
+    /// no other node to hand calls to.
     pub fn spawn(
         store: Store,
         floor: Arc<Floor>,
@@ -172,6 +205,20 @@ impl Switchboard {
         clock: Arc<dyn Clock>,
         recordings: Option<PathBuf>,
     ) -> tokio::task::JoinHandle<()> {
+        Self::spawn_with_peers(store, floor, bus, clock, recordings, Peers::default())
+    }
+
+    /// Starts taking the gateway's offered calls on this node, handing
+    /// callers no agent here can take to the other nodes in `peers`.
+    pub fn spawn_with_peers(
+        store: Store,
+        floor: Arc<Floor>,
+        bus: EventBus,
+        clock: Arc<dyn Clock>,
+        recordings: Option<PathBuf>,
+        peers: Peers,
+    ) -> tokio::task::JoinHandle<()> {
+        let peer_events = peers.events;
         let (events_tx, events) = mpsc::unbounded_channel();
         let gateway = floor.gateway().clone();
         let incoming = gateway.incoming();
@@ -191,11 +238,14 @@ impl Switchboard {
             held: HashMap::new(),
             levels: HashMap::new(),
             rings: HashMap::new(),
+            peers: peers.trunks.into_iter().collect(),
+            remote: HashMap::new(),
+            handovers: HashMap::new(),
             next_blend: Self::now(),
             next_load: Self::now(),
             events_tx,
         };
-        tokio::spawn(board.run(incoming, seats, events))
+        tokio::spawn(board.run(incoming, seats, events, peer_events))
     }
 
     async fn run(
@@ -203,6 +253,7 @@ impl Switchboard {
         mut incoming: mpsc::UnboundedReceiver<IncomingCall>,
         mut seats: mpsc::UnboundedReceiver<SeatChange>,
         mut events: mpsc::UnboundedReceiver<(CallRef, CallEvent)>,
+        mut peer_events: Option<broadcast::Receiver<Arc<Event>>>,
     ) {
         loop {
             let wake = self.next_timeout();
@@ -213,6 +264,11 @@ impl Switchboard {
                 },
                 Some(change) = seats.recv() => self.seat(change).await,
                 Some((call, event)) = events.recv() => self.event(call, event).await,
+                heard = next_peer_event(&mut peer_events) => match heard {
+                    Ok(event) => self.peer_event(&event),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => peer_events = None,
+                },
                 _ = sleep_until(wake) => self.timeout().await,
             }
             self.dispatch().await;
@@ -233,10 +289,10 @@ impl Switchboard {
     async fn offered(&mut self, call: IncomingCall) {
         let IncomingCall {
             call_ref,
+            trunk,
             number,
             caller,
             mut events,
-            ..
         } = call;
         // Each call's events come to the one loop, in order.
         let tx = self.events_tx.clone();
@@ -245,6 +301,9 @@ impl Switchboard {
                 let _ = tx.send((call_ref, event));
             }
         });
+        if self.peers.contains(&trunk) {
+            return self.handed_in(call_ref, number, caller).await;
+        }
         let routed = match self.route(&number).await {
             Ok(Some(queue)) => queue,
             Ok(None) => {
@@ -310,6 +369,11 @@ impl Switchboard {
             answered: Self::now(),
             waited: None,
             phone: None,
+            number,
+            attempt: arrived.attempt_id,
+            wait_since: None,
+            handed_in: false,
+            tried: Vec::new(),
         };
         if !open {
             caller_state.stage = Stage::Closed;
@@ -352,19 +416,22 @@ impl Switchboard {
         };
         let preferred = caller.last_agent;
         caller.stage = Stage::Waiting;
-        let settings = caller.queue.settings.clone();
+        caller.music = caller.queue.settings.hold_music.is_some();
+        let music = caller.queue.settings.hold_music.clone();
+        let since = *caller.wait_since.get_or_insert(now);
         let waiting = Waiting {
             call,
             queue: caller.queue.id,
-            since: now,
-            priority: settings.priority,
+            since,
+            priority: caller.queue.settings.priority,
             preferred: preferred.map(agent_id),
             prefer_until: preferred.map(|_| now + PREFER_LAST_AGENT),
-            overflow_at: Some(now + Duration::from_secs(u64::from(settings.max_wait_secs))),
+            overflow_at: Some(
+                since + Duration::from_secs(u64::from(caller.queue.settings.max_wait_secs)),
+            ),
         };
-        caller.music = settings.hold_music.is_some();
         self.acd.call_waiting(waiting, now);
-        match settings.hold_music {
+        match music {
             Some(music) => self.play(call, Some(music)).await,
             None => {
                 let _ = self.gateway.hold(call, true).await;
@@ -399,9 +466,19 @@ impl Switchboard {
             }
             AgentState::LoggedOut => {
                 self.acd.agent_gone(agent);
-                self.memberships.remove(&change.user);
+                if let Some(queues) = self.memberships.remove(&change.user) {
+                    for m in queues {
+                        self.publish_queue(change.account, m.queue_id);
+                    }
+                }
             }
-            _ => self.acd.agent_busy(agent),
+            _ => {
+                self.acd.agent_busy(agent);
+                // Other nodes count this node's free agents to hand calls to.
+                for m in self.memberships.get(&change.user).into_iter().flatten() {
+                    self.publish_queue(change.account, m.queue_id);
+                }
+            }
         }
     }
 
@@ -412,6 +489,9 @@ impl Switchboard {
         }
         while let Some(call) = self.acd.poll_overflow() {
             self.overflow(call).await;
+        }
+        if !self.remote.is_empty() {
+            self.hand_over_waiting().await;
         }
     }
 
@@ -653,6 +733,9 @@ impl Switchboard {
         if self.rings.contains_key(&call) {
             return self.phone_event(call, event.kind).await;
         }
+        if self.handovers.contains_key(&call) {
+            return self.peer_call_event(call, event.kind).await;
+        }
         match event.kind {
             CallEventKind::PlaybackFinished => self.played(call).await,
             CallEventKind::Dtmf { digit } => self.pressed(call, digit).await,
@@ -671,7 +754,7 @@ impl Switchboard {
                 let _ = self.gateway.hangup(call).await;
             }
             Stage::Welcome => self.wait(call).await,
-            Stage::Waiting | Stage::Ringing { .. } if caller.music => {
+            Stage::Waiting | Stage::Ringing { .. } | Stage::HandingOver { .. } if caller.music => {
                 let music = caller.queue.settings.hold_music.clone();
                 self.play(call, music).await;
             }
@@ -755,6 +838,18 @@ impl Switchboard {
         let Some(caller) = self.calls.remove(&call) else {
             return;
         };
+        if let Stage::HandingOver { peer } | Stage::HandedOver { peer } = caller.stage {
+            // The node it went to logs it; here only the carrying call ends.
+            self.handovers.remove(&peer);
+            let _ = self.gateway.hangup(peer).await;
+            if matches!(caller.stage, Stage::HandingOver { .. }) {
+                // Unless it never got there: closed here, if still ours.
+                self.close(call, caller.account, InboundOutcome::Abandoned)
+                    .await;
+                self.publish_queue(caller.account, caller.queue.id);
+            }
+            return;
+        }
         if let Stage::Ringing { user, phone } = caller.stage {
             // The caller went while the agent's phone rang: not the agent's doing.
             self.rings.remove(&phone);
@@ -774,6 +869,8 @@ impl Switchboard {
             Stage::VoicemailPrompt | Stage::CallbackPrompt | Stage::Leaving => {
                 InboundOutcome::Overflowed
             }
+            // Dealt with above.
+            Stage::HandingOver { .. } | Stage::HandedOver { .. } => InboundOutcome::Interrupted,
         };
         if let (Some(path), InboundOutcome::Voicemail) = (&caller.recording, outcome) {
             self.file_recording(call, caller.account, caller.contact, path.clone())

@@ -267,6 +267,34 @@ async fn a_silent_trunk_fails_over_to_the_next() {
 }
 
 #[tokio::test]
+async fn a_silent_trunk_never_fails_over_to_another_node_of_the_service() {
+    let node = carrier(Outcome::Answer, 440.0).await;
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut peer = TrunkConfig::new("node-b", node.sip_addr());
+    peer.peer = true;
+    let gw = gateway(vec![
+        TrunkConfig::new("dead", dead.local_addr().unwrap()),
+        peer,
+    ])
+    .await;
+    let mut events = gw.events();
+    let call = gw.dial(request("dead", LIMIT)).await.unwrap();
+    let seen = wait_for(&mut events, call, LIMIT, ended).await;
+    assert!(
+        !seen.contains(&CallEventKind::Answered),
+        "the call ended on the dead trunk: {seen:?}"
+    );
+    assert_eq!(node.stats().answered, 0, "the other node was never called");
+    // Called by name, the other node is reached.
+    let handed = gw.dial(request("node-b", LIMIT)).await.unwrap();
+    wait_for(&mut events, handed, LIMIT, |k| {
+        *k == CallEventKind::Answered
+    })
+    .await;
+    assert_eq!(node.stats().answered, 1);
+}
+
+#[tokio::test]
 async fn a_call_whose_rtp_stops_is_ended_after_the_media_timeout() {
     let far = carrier(Outcome::Answer, 440.0).await;
     let config = GatewayConfig {

@@ -21,6 +21,7 @@ mod guard;
 mod helpers;
 mod https;
 mod inbound;
+mod inbound_nodes;
 mod inbound_page;
 mod listen;
 mod listen_across;

@@ -289,7 +289,10 @@ impl Engine {
         self.calls.insert(
             call_ref,
             CallEntry {
-                fallbacks: (first + 1..self.trunks.len()).collect(),
+                // Another node of the service is no provider to fail over to.
+                fallbacks: (first + 1..self.trunks.len())
+                    .filter(|t| !self.trunks[*t].config.peer)
+                    .collect(),
                 request,
                 call_id: call_id.clone(),
                 leg,

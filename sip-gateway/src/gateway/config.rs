@@ -191,6 +191,11 @@ pub struct TrunkConfig {
     /// Answers in a row that mark a down trunk up again.
     #[serde(default = "default_up_after")]
     pub up_after: u32,
+    /// Whether the trunk leads to another node of the service rather than
+    /// to a provider: inbound calls are handed over through it, and no
+    /// outbound call fails over to it.
+    #[serde(default)]
+    pub peer: bool,
 }
 
 impl TrunkConfig {
@@ -214,6 +219,7 @@ impl TrunkConfig {
             register_expires: default_register_expires(),
             down_after: default_down_after(),
             up_after: default_up_after(),
+            peer: false,
         }
     }
 

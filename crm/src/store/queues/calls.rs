@@ -163,6 +163,57 @@ impl Store {
         })
     }
 
+    /// Takes over an inbound call another node of the service hands on
+    /// (it had no free agent of the queue, this node has): the call's
+    /// attempt, still open, comes to this node under the reference its
+    /// call has here, keeping its start, caller and queue, so the call is
+    /// counted once, where it ends. Returns it as arrived, with when it
+    /// started; `None` when no open inbound attempt of the queue has that
+    /// id (it ended meanwhile, or belongs elsewhere).
+    pub async fn inbound_call_moved(
+        &self,
+        queue: &Queue,
+        attempt: AttemptId,
+        call_ref: CallRef,
+        holder: &Holder,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(ArrivedCall, DateTime<Utc>)>, StoreError> {
+        let account = queue.account_id;
+        let moved: Option<(Option<i64>, DateTime<Utc>)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "UPDATE call_attempts SET call_ref = $1, node = $2, node_epoch = $3 \
+                 WHERE id = $4 AND account_id = $5 AND queue_id = $6 \
+                 AND direction = 'inbound' AND ended_at IS NULL AND taken_at IS NULL \
+                 RETURNING contact_id, started_at",
+            )
+            .bind(call_ref)
+            .bind(holder.name())
+            .bind(holder.epoch())
+            .bind(attempt.0)
+            .bind(account.0)
+            .bind(queue.id.0)
+            .fetch_optional(pool)
+            .await?
+        });
+        let Some((contact, started)) = moved else {
+            return Ok(None);
+        };
+        let contact = contact.map(ContactId);
+        let last_agent = match contact {
+            Some(contact) => self.last_agent_of(account, contact, now).await?,
+            None => None,
+        };
+        let arrived = ArrivedCall {
+            attempt_id: attempt,
+            contact_id: contact,
+            known: contact.is_some(),
+            // The card reads the flag from the contact's number itself.
+            suppressed: false,
+            last_agent,
+        };
+        Ok(Some((arrived, started)))
+    }
+
     /// Records that an agent took an inbound call.
     pub async fn inbound_call_taken(
         &self,
