@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use crm::model::{Account, Actor};
+use crm::store::login_failures::{FailureKey, LoginSecret};
 use crm::Store;
 use sip_gateway::gateway::{
     DirectoryError, Lookup, PhoneDirectory, PhoneOptions, StoredCredentials,
@@ -16,20 +17,64 @@ use sip_gateway::gateway::{
 
 use crate::settings::PhoneSettings;
 
-/// The Store as the gateway's directory of desk phones.
+/// Failed registrations of one SIP username, within [`FAILURE_WINDOW`],
+/// after which it is refused on every node.
+const USERNAME_FAILURES: u32 = 5;
+
+/// Failed registrations from one address, within [`FAILURE_WINDOW`].
+const ADDRESS_FAILURES: u32 = 20;
+
+/// How long a failed registration counts.
+const FAILURE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// The Store as the gateway's directory of desk phones. Failed
+/// registrations are counted in the database (`login_failures`, by keyed
+/// hash of the username or address, apart from web logins), so every node
+/// refuses a phone another node throttled, and a restart forgets nothing.
 struct CrmPhones {
     store: Store,
     realm: String,
+    secret: LoginSecret,
+}
+
+impl CrmPhones {
+    fn keys(&self, sip_username: &str, source: IpAddr) -> [FailureKey; 2] {
+        [
+            self.secret.sip_username(sip_username),
+            self.secret.sip_address(&source.to_string()),
+        ]
+    }
 }
 
 impl PhoneDirectory for CrmPhones {
-    fn credentials(&self, sip_username: &str, _source: IpAddr) -> Lookup {
+    fn credentials(&self, sip_username: &str, source: IpAddr) -> Lookup {
         let (store, username, realm) = (
             self.store.clone(),
             sip_username.to_owned(),
             self.realm.clone(),
         );
+        let [user_key, address_key] = self.keys(sip_username, source);
         Box::pin(async move {
+            let since = chrono::Utc::now() - FAILURE_WINDOW;
+            let mut over = false;
+            for (key, limit) in [
+                (&user_key, USERNAME_FAILURES),
+                (&address_key, ADDRESS_FAILURES),
+            ] {
+                match store.login_failures(&[key]).await {
+                    Ok(counted) => {
+                        over |= counted.iter().any(|f| f.last >= since && f.count >= limit);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading a desk phone's failed registrations failed");
+                        return Err(DirectoryError::Unavailable);
+                    }
+                }
+            }
+            if over {
+                tracing::info!("a desk phone's registration refused: too many failures");
+                return Err(DirectoryError::Throttled);
+            }
             match store.sip_credential(&username).await {
                 // A credential set for another realm cannot be checked: as unknown.
                 Ok(Some(c)) if c.realm == realm => Ok(Some(StoredCredentials {
@@ -47,6 +92,21 @@ impl PhoneDirectory for CrmPhones {
             }
         })
     }
+
+    fn failed(&self, sip_username: &str, source: IpAddr) {
+        let store = self.store.clone();
+        let [user_key, address_key] = self.keys(sip_username, source);
+        // Counted off the gateway's task, which must not wait on the database.
+        tokio::spawn(async move {
+            let now = chrono::Utc::now();
+            if let Err(e) = store
+                .record_login_failure(&[&user_key, &address_key], now, now - FAILURE_WINDOW)
+                .await
+            {
+                tracing::warn!(error = %e, "counting a desk phone's failed registration failed");
+            }
+        });
+    }
 }
 
 /// The gateway's desk-phone options over the Store: the realm, the nonce
@@ -56,9 +116,14 @@ pub async fn options(store: &Store, settings: &PhoneSettings) -> Result<PhoneOpt
         .sip_nonce_secret(chrono::Utc::now())
         .await
         .context("reading the desk phones' nonce secret")?;
+    let failures = store
+        .login_secret(chrono::Utc::now())
+        .await
+        .context("reading the secret failed registrations are counted under")?;
     let directory = Arc::new(CrmPhones {
         store: store.clone(),
         realm: settings.realm.clone(),
+        secret: failures,
     });
     let mut options = PhoneOptions::new(&settings.realm, secret.as_bytes(), directory)
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -15,7 +15,10 @@ use tokio::process::Command;
 use crate::helpers::{on_both_backends, TestApp};
 use crate::inbound::{free_port, sipp_installed};
 
-on_both_backends!(an_agents_desk_phone_registers_with_the_password_the_cli_set);
+on_both_backends!(
+    an_agents_desk_phone_registers_with_the_password_the_cli_set,
+    a_phone_guessing_passwords_stays_refused_after_a_restart,
+);
 
 #[tokio::test]
 async fn an_agent_takes_calls_on_their_desk_phone_on_sqlite() {
@@ -150,6 +153,48 @@ async fn an_agents_desk_phone_registers_with_the_password_the_cli_set(t: TestApp
         .to_owned();
     assert!(password.len() >= 12);
     assert!(register(&t, "register_phone.xml", "al", &password).await);
+    t
+}
+
+/// Five wrong passwords for one SIP username are counted in the database:
+/// the phone is refused even with the right password, and still after the
+/// service restarts (which forgets the registrar's own counts), while
+/// another agent's phone registers as usual.
+async fn a_phone_guessing_passwords_stays_refused_after_a_restart(t: TestApp) -> TestApp {
+    if !sipp_installed().await {
+        return t;
+    }
+    let acme = t.account("acme", 5).await;
+    let s = &t.db.store;
+    let now = chrono::Utc::now();
+    let actor = crm::model::Actor {
+        account_id: Some(acme.id),
+        ..Default::default()
+    };
+    for name in ["al", "bo"] {
+        t.user(&acme, name, Role::Agent).await;
+        let user = s.credentials(name).await.expect("q").expect("user").0;
+        s.set_sip_password(&actor, user.id, None, "dialcrm", PASSWORD, now)
+            .await
+            .expect("a SIP password");
+    }
+    for _ in 0..5 {
+        assert!(
+            register(&t, "register_refused.xml", "al", "a-guess-1234").await,
+            "a wrong password gets 403"
+        );
+    }
+    // The counts are written off the gateway's task: give them a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = t.restart().await;
+    assert!(
+        register(&t, "register_refused.xml", "al", PASSWORD).await,
+        "throttled across the restart, even with the right password"
+    );
+    assert!(
+        register(&t, "register_phone.xml", "bo", PASSWORD).await,
+        "another phone from the same address registers"
+    );
     t
 }
 

@@ -41,6 +41,17 @@ impl LoginSecret {
     pub fn address(&self, ip: &str) -> FailureKey {
         FailureKey(privacy::keyed_hash(&self.0, &format!("i:{ip}")))
     }
+
+    /// The key a desk phone's failed registrations count under, for its
+    /// SIP username: apart from web logins, so neither locks the other out.
+    pub fn sip_username(&self, username: &str) -> FailureKey {
+        FailureKey(privacy::keyed_hash(&self.0, &format!("su:{username}")))
+    }
+
+    /// The key failed registrations from a client address count under.
+    pub fn sip_address(&self, ip: &str) -> FailureKey {
+        FailureKey(privacy::keyed_hash(&self.0, &format!("si:{ip}")))
+    }
 }
 
 /// What failed logins are counted under: a keyed hash, never a name.
