@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use crm::store::suppression::{DNC_IMPORT_SOURCE, DNC_LIST_SOURCE};
 use crm::Store;
 
 /// `dnc …`
@@ -19,6 +20,31 @@ pub enum DncCommand {
     /// Imports a list: one number per line, or a CSV whose first column is
     /// the number; bad lines are reported by number.
     Import(Import),
+    /// Prints the list, oldest first: each number where the account keeps
+    /// it (else its keyed hash's start), why and since when.
+    List(Account),
+    /// Keeps the list's numbers from now on (`on`), or forgets those kept
+    /// (`off`; their hashes go on blocking them).
+    KeepNumbers(KeepNumbers),
+}
+
+/// An account.
+#[derive(Debug, Args)]
+pub struct Account {
+    /// The account's name.
+    #[arg(long)]
+    pub account: String,
+}
+
+/// Flags of `dnc keep-numbers`.
+#[derive(Debug, Args)]
+pub struct KeepNumbers {
+    /// The account's name.
+    #[arg(long)]
+    pub account: String,
+    /// `on` or `off`.
+    #[arg(value_parser = ["on", "off"])]
+    pub keep: String,
 }
 
 /// One number.
@@ -73,13 +99,14 @@ pub async fn run(store: &Store, command: DncCommand) -> Result<()> {
         DncCommand::Add(one) => {
             let account = account_named(&one.account).await?;
             let e164 = number(&one)?;
+            let keep = store.dnc_keeps_numbers(account.id).await?;
             let (entry, added) = store
                 .suppress_number(
                     account.id,
                     &e164,
                     "do-not-call list",
-                    "dnc-list",
-                    false,
+                    DNC_LIST_SOURCE,
+                    keep,
                     now,
                 )
                 .await?;
@@ -128,7 +155,7 @@ pub async fn run(store: &Store, command: DncCommand) -> Result<()> {
                     account.id,
                     std::io::BufReader::new(file),
                     &import.region,
-                    "dnc-import",
+                    DNC_IMPORT_SOURCE,
                     now,
                 )
                 .await?;
@@ -146,6 +173,59 @@ pub async fn run(store: &Store, command: DncCommand) -> Result<()> {
             );
             for (line, why) in &report.invalid_lines {
                 println!("  line {line}: {why}");
+            }
+        }
+        DncCommand::List(which) => {
+            let account = account_named(&which.account).await?;
+            let mut after = 0;
+            let mut shown = 0usize;
+            loop {
+                let page = store.dnc_entries(account.id, after, 1000).await?;
+                let Some((last, _)) = page.last() else {
+                    break;
+                };
+                after = *last;
+                for (_, e) in &page {
+                    let number = match &e.number_e164 {
+                        Some(n) => n.clone(),
+                        None => format!("#{}", e.number_hash.get(..12).unwrap_or_default()),
+                    };
+                    println!(
+                        "{number}\t{}\t{}\t{}",
+                        e.reason,
+                        e.source,
+                        e.created_at.date_naive()
+                    );
+                }
+                shown += page.len();
+            }
+            store
+                .audit(
+                    &actor(&account),
+                    "dnc.list",
+                    Some(&format!("{shown} entries")),
+                    now,
+                )
+                .await?;
+            eprintln!("{shown} entries (# and a hash where the number is not kept)");
+        }
+        DncCommand::KeepNumbers(k) => {
+            let account = account_named(&k.account).await?;
+            let on = k.keep == "on";
+            let forgotten = store.set_dnc_keeps_numbers(account.id, on).await?;
+            let target = match on {
+                true => "on".to_owned(),
+                false => format!("off, {forgotten} numbers forgotten"),
+            };
+            store
+                .audit(&actor(&account), "dnc.keep_numbers", Some(&target), now)
+                .await?;
+            match on {
+                true => println!("{} now keeps the numbers it adds to its list", account.name),
+                false => println!(
+                    "{} keeps hashes only: {forgotten} numbers forgotten",
+                    account.name
+                ),
             }
         }
     }

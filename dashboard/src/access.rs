@@ -294,6 +294,24 @@ pub const RULES: &[Rule] = &[
         "Take a number off the do-not-call list (never an erased person's)",
     ),
     rule(
+        "GET",
+        "/api/dnc",
+        Who::Roles(MANAGERS),
+        "Read the do-not-call list back, with the numbers where the account keeps them",
+    ),
+    rule(
+        "GET",
+        "/api/dnc/settings",
+        Who::Roles(MANAGERS),
+        "Whether the account keeps its do-not-call list's numbers",
+    ),
+    rule(
+        "PUT",
+        "/api/dnc/settings",
+        Who::Roles(ADMINS),
+        "Keep the do-not-call list's numbers, or forget them (hashes stay)",
+    ),
+    rule(
         "POST",
         "/api/dnc/import",
         Who::Roles(MANAGERS),

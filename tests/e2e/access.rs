@@ -309,6 +309,7 @@ fn body_for(path: &str, list: i64, agent: i64, campaign: i64) -> serde_json::Val
         "/api/campaigns/{id}/agents" => serde_json::json!({ "user_ids": [agent] }),
         "/api/account/privacy" => serde_json::json!({ "aggregate_only": false }),
         "/api/dnc" => serde_json::json!({ "number": "+447400900123" }),
+        "/api/dnc/settings" => serde_json::json!({ "keep_numbers": false }),
         "/api/contacts" => serde_json::json!({ "phone": "+447400100808" }),
         "/api/contacts/{id}" => serde_json::json!({ "version": 1, "last_name": "Matrix" }),
         "/api/listen/{call_ref}/leg" => serde_json::json!({ "sdp": "v=0" }),

@@ -824,6 +824,22 @@ async fn the_do_not_call_list_is_kept_from_the_command_line() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("is not on the list"));
     let out = cli(&["dnc", "add", "--account", "acme", "not-a-number"]).await;
     assert!(!out.status.success());
+    // Kept numbers are listed; the others by their hash's start; off again,
+    // they are forgotten.
+    let out = cli(&["dnc", "keep-numbers", "--account", "acme", "on"]).await;
+    assert!(out.status.success());
+    cli(&["dnc", "add", "--account", "acme", "07400 900779"]).await;
+    let out = cli(&["dnc", "list", "--account", "acme"]).await;
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.len(), 2, "{said}");
+    assert!(lines[0].starts_with('#'), "not kept: {said}");
+    assert!(lines[1].starts_with("+447400900779\t"), "{said}");
+    let out = cli(&["dnc", "keep-numbers", "--account", "acme", "off"]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 numbers forgotten"));
+    let out = cli(&["dnc", "list", "--account", "acme"]).await;
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.lines().all(|l| l.starts_with('#')), "{said}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

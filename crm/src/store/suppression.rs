@@ -16,6 +16,12 @@ use crate::{privacy, StoreError};
 /// Where an entry that erasure left comes from: the law asks that it stay.
 pub const ERASURE_SOURCE: &str = "erasure";
 
+/// Where an entry added to the do-not-call list by hand comes from.
+pub const DNC_LIST_SOURCE: &str = "dnc-list";
+
+/// Where an entry of an imported do-not-call list comes from.
+pub const DNC_IMPORT_SOURCE: &str = "dnc-import";
+
 /// How many invalid lines a do-not-call import reports by line.
 const REPORTED_LINES: usize = 100;
 
@@ -111,9 +117,10 @@ impl Store {
     }
 
     /// Reads a do-not-call list, one number per line (or a CSV whose first
-    /// column is the number), and suppresses each valid one without
-    /// keeping the number itself; numbers without a country code are read
-    /// in `region`. Lines that hold no valid number are counted and the
+    /// column is the number), and suppresses each valid one, keeping the
+    /// number itself only if the account asks
+    /// ([`Store::dnc_keeps_numbers`]); numbers without a country code are
+    /// read in `region`. Lines that hold no valid number are counted and the
     /// first of them reported; nothing else is lost.
     pub async fn import_dnc(
         &self,
@@ -124,6 +131,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<DncReport, StoreError> {
         let region = crate::import::region(region).map_err(StoreError::Invalid)?;
+        let keep = self.dnc_keeps_numbers(account).await?;
         let mut report = DncReport::default();
         for (n, line) in input.split(b'\n').enumerate() {
             let line_no = n as u64 + 1;
@@ -145,7 +153,7 @@ impl Store {
             match crate::import::e164(field, region) {
                 Ok(e164) => {
                     let (_, added) = self
-                        .suppress_number(account, &e164, "do-not-call list", source, false, now)
+                        .suppress_number(account, &e164, "do-not-call list", source, keep, now)
                         .await?;
                     if added {
                         report.added += 1;
@@ -162,6 +170,86 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// Whether the account keeps the numbers of its do-not-call list
+    /// itself, beside their keyed hashes, so that it can read the list
+    /// back; off (the default), the hash alone blocks a number.
+    pub async fn dnc_keeps_numbers(&self, account: AccountId) -> Result<bool, StoreError> {
+        let on: Option<bool> = on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT dnc_keep_numbers FROM accounts WHERE id = $1"
+        )
+        .bind(account.0)
+        .fetch_optional(pool)
+        .await?);
+        on.ok_or(StoreError::NotFound)
+    }
+
+    /// Keeps the numbers of the do-not-call list from now on, or stops:
+    /// turned off, the numbers the list kept (added by hand or imported)
+    /// are forgotten at once, and their hashes go on blocking them.
+    /// Returns how many numbers were forgotten.
+    pub async fn set_dnc_keeps_numbers(
+        &self,
+        account: AccountId,
+        on: bool,
+    ) -> Result<u64, StoreError> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query("UPDATE accounts SET dnc_keep_numbers = $1 WHERE id = $2")
+                .bind(on)
+                .bind(account.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            let forgotten = if on {
+                0
+            } else {
+                sqlx::query(
+                    "UPDATE suppression SET number_e164 = NULL WHERE account_id = $1 \
+                     AND source IN ($2, $3) AND number_e164 IS NOT NULL",
+                )
+                .bind(account.0)
+                .bind(DNC_LIST_SOURCE)
+                .bind(DNC_IMPORT_SOURCE)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+            };
+            tx.commit().await?;
+            Ok(forgotten)
+        })
+    }
+
+    /// Returns the account's suppression list, oldest first, `limit`
+    /// entries after the one numbered `after`: each with its number where
+    /// it is kept (none for an erased person's, or where the account keeps
+    /// hashes only), and the number to page on from.
+    pub async fn dnc_entries(
+        &self,
+        account: AccountId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, Suppression)>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: i64,
+            #[sqlx(flatten)]
+            entry: Suppression,
+        }
+        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, number_hash, number_e164, reason, source, created_at \
+             FROM suppression WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        )
+        .bind(account.0)
+        .bind(after)
+        .bind(limit.clamp(1, 10_000))
+        .fetch_all(pool)
+        .await?);
+        Ok(rows.into_iter().map(|r| (r.id, r.entry)).collect())
     }
 
     /// Returns the suppression entry for a number, if it is suppressed.
