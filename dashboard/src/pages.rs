@@ -38,6 +38,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../static/app.js"),
     ),
     (
+        "contacts.js",
+        "text/javascript",
+        include_str!("../static/contacts.js"),
+    ),
+    (
         "listen.js",
         "text/javascript",
         include_str!("../static/listen.js"),

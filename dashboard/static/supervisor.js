@@ -56,6 +56,7 @@ function showTab(name) {
   if (name === "users") loadUsers();
   if (name === "scripts") loadScripts();
   if (name === "queues") loadQueues();
+  if (name === "contacts") loadContacts();
   if (name === "floor") loadDialLevels();
 }
 

@@ -84,6 +84,10 @@ function apply(ev) {
         service_level: ev.service_level, at: ev.at,
       });
       break;
+    case "contact_edited":
+      // The Contacts tab reads an open contact again (contacts.js).
+      document.dispatchEvent(new CustomEvent("dialcrm:contact-edited", { detail: ev }));
+      break;
     case "alert": {
       const li = document.createElement("li");
       li.textContent = `${new Date(ev.at).toLocaleTimeString()} — ${ev.message}`;

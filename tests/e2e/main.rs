@@ -10,6 +10,7 @@ mod campaigns;
 mod cli;
 mod compliance;
 mod contacts;
+mod contacts_page;
 mod desk;
 mod dial;
 mod dialler;
