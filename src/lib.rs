@@ -150,7 +150,15 @@ impl App {
                 settings.node_id.clone(),
                 telephony.default_trunk.clone(),
             )
-            .with_recordings(&settings.recordings_dir),
+            .with_recordings(&settings.recordings_dir)
+            .with_peers(
+                settings
+                    .trunks
+                    .iter()
+                    .filter(|t| t.peer)
+                    .map(|t| t.name.clone())
+                    .collect(),
+            ),
         );
         // Before anything dials: the node joins with a new epoch, and what
         // it left open when it last stopped without ending its calls is
@@ -165,12 +173,7 @@ impl App {
         // With the other nodes it has trunks to, and their queue statuses
         // from the shared bus, it hands them callers no agent here can take.
         let peers = dialer::switchboard::Peers {
-            trunks: settings
-                .trunks
-                .iter()
-                .filter(|t| t.peer)
-                .map(|t| t.name.clone())
-                .collect(),
+            trunks: floor.peers().to_vec(),
             events: shared.as_ref().map(|s| s.events().subscribe()),
         };
         let switchboard = dialer::switchboard::Switchboard::spawn_with_peers(

@@ -56,9 +56,12 @@ use vocab::Clock;
 use crate::floor::{agent_id, user_id, Floor, Lent, SeatChange};
 
 mod handover;
+mod relay;
 
 use handover::next_peer_event;
 pub use handover::Peers;
+pub use relay::relay_number;
+use relay::Relay;
 
 /// How long a return caller waits for the agent who last spoke to them.
 pub const PREFER_LAST_AGENT: Duration = Duration::from_secs(8);
@@ -190,6 +193,10 @@ pub struct Switchboard {
     remote: HashMap<QueueId, HashMap<String, u32>>,
     /// Calls to other nodes carrying a caller handed over, by that call.
     handovers: HashMap<CallRef, CallRef>,
+    /// Desk phones rung for agents on other nodes, by the call to the phone.
+    relays: HashMap<CallRef, Relay>,
+    /// The same, by the call from the other node.
+    relayed_from: HashMap<CallRef, CallRef>,
     next_blend: Instant,
     next_load: Instant,
     events_tx: mpsc::UnboundedSender<(CallRef, CallEvent)>,
@@ -241,6 +248,8 @@ impl Switchboard {
             peers: peers.trunks.into_iter().collect(),
             remote: HashMap::new(),
             handovers: HashMap::new(),
+            relays: HashMap::new(),
+            relayed_from: HashMap::new(),
             next_blend: Self::now(),
             next_load: Self::now(),
             events_tx,
@@ -302,6 +311,9 @@ impl Switchboard {
             }
         });
         if self.peers.contains(&trunk) {
+            if Self::is_relay(&number) {
+                return self.relay_in(call_ref, &number, caller).await;
+            }
             return self.handed_in(call_ref, number, caller).await;
         }
         let routed = match self.route(&number).await {
@@ -735,6 +747,12 @@ impl Switchboard {
         }
         if self.handovers.contains_key(&call) {
             return self.peer_call_event(call, event.kind).await;
+        }
+        if self.relays.contains_key(&call) {
+            return self.relay_phone_event(call, event.kind).await;
+        }
+        if self.relayed_from.contains_key(&call) {
+            return self.relay_call_event(call, event.kind).await;
         }
         match event.kind {
             CallEventKind::PlaybackFinished => self.played(call).await,

@@ -27,14 +27,20 @@ use crate::inbound::{free_port, sipp_installed, Caller, DID};
 
 const CALLER: &str = "+447400123456";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_caller_at_one_node_reaches_an_agent_on_another() {
+/// Two nodes, A (the test app, with the provider's trunk to sipp) and B,
+/// each with a trunk to the other, on one PostgreSQL and one NATS.
+struct TwoNodes {
+    f: crate::desk::AgentFloor,
+    b: dialcrm::App,
+    sipp_port: u16,
+    _nats: TestNats,
+}
+
+async fn two_nodes() -> Option<TwoNodes> {
     if !sipp_installed().await {
-        return;
+        return None;
     }
-    let Some(nats) = TestNats::start().await else {
-        return;
-    };
+    let nats = TestNats::start().await?;
     let (sipp_port, sip_a, sip_b) = (free_port(), free_port(), free_port());
     let gateway_on = |port: u16| GatewayConfig {
         sip_udp: format!("127.0.0.1:{port}").parse().expect("addr"),
@@ -47,7 +53,7 @@ async fn a_caller_at_one_node_reaches_an_agent_on_another() {
         trunk
     };
     let nats_url = nats.url.clone();
-    let Some(f) = agent_floor_tuned(crm::testing::TestBackend::Postgres, None, |settings| {
+    let f = agent_floor_tuned(crm::testing::TestBackend::Postgres, None, |settings| {
         let provider = format!("127.0.0.1:{sipp_port}").parse().expect("addr");
         settings.trunks.push(TrunkConfig::new("provider", provider));
         settings.trunks.push(peer("node-b", sip_b));
@@ -55,10 +61,7 @@ async fn a_caller_at_one_node_reaches_an_agent_on_another() {
         settings.gateway = Some(gateway_on(sip_a));
         settings.nats_url = Some(dialcrm::settings::Secret::new(nats_url));
     })
-    .await
-    else {
-        return;
-    };
+    .await?;
     // Node B: the same service and database, its own SIP port, a trunk
     // back to A.
     let mut settings_b = f.t.settings.clone();
@@ -69,20 +72,26 @@ async fn a_caller_at_one_node_reaches_an_agent_on_another() {
     let b = dialcrm::App::start_with_clock(&settings_b, f.t.clock.clone())
         .await
         .expect("node B starts");
+    Some(TwoNodes {
+        f,
+        b,
+        sipp_port,
+        _nats: nats,
+    })
+}
 
+/// Creates a progressive campaign dialling `list` through the customers'
+/// trunk, with the agent assigned, and has the supervisor start it on B.
+async fn start_on_b(n: &TwoNodes, list: crm::model::ListId) -> crm::model::Campaign {
+    let (f, b) = (&n.f, &n.b);
     let s = &f.t.db.store;
     let now = Utc::now();
     let acme = &f.acme;
-    // A campaign with nobody to call, started on B: its agents sit Ready there.
-    let list = s
-        .create_list(acme.id, "Empty", "GB", now)
-        .await
-        .expect("list");
     let campaign = s
         .create_campaign(acme.id, "Service", "+441632960000", now)
         .await
         .expect("campaign");
-    s.attach_list(acme.id, campaign.id, list.id, 0)
+    s.attach_list(acme.id, campaign.id, list, 0)
         .await
         .expect("attach");
     let mut settings = CampaignSettings::defaults("+441632960000");
@@ -112,6 +121,24 @@ async fn a_caller_at_one_node_reaches_an_agent_on_another() {
         .await
         .expect("sent");
     assert_eq!(started.status(), 200, "the supervisor starts it on B");
+    campaign
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_at_one_node_reaches_an_agent_on_another() {
+    let Some(n) = two_nodes().await else {
+        return;
+    };
+    let (f, b, sipp_port) = (&n.f, &n.b, n.sipp_port);
+    let s = &f.t.db.store;
+    let now = Utc::now();
+    let acme = &f.acme;
+    // A campaign with nobody to call, started on B: its agents sit Ready there.
+    let list = s
+        .create_list(acme.id, "Empty", "GB", now)
+        .await
+        .expect("list");
+    let campaign = start_on_b(&n, list.id).await;
 
     let mut queue_settings = QueueSettings::new(campaign.id);
     queue_settings.record_calls = true;
@@ -207,11 +234,15 @@ async fn a_caller_at_one_node_reaches_an_agent_on_another() {
         Some(1000.0),
         "the caller at A reached the agent on B"
     );
-    drop(sup);
-    b.stop().await.expect("B stops");
-    f.t.app.stop().await.expect("A stops");
-    f.t.db.finish().await;
-    drop(nats);
+    n.finish().await;
+}
+
+impl TwoNodes {
+    async fn finish(self) {
+        self.b.stop().await.expect("B stops");
+        self.f.t.app.stop().await.expect("A stops");
+        self.f.t.db.finish().await;
+    }
 }
 
 /// Opens the agent's desk websocket on the node at `addr`.
@@ -225,4 +256,139 @@ async fn open_desk_at(addr: std::net::SocketAddr, cookie: &str) -> Ws {
         .await
         .expect("the agent's websocket opens")
         .0
+}
+
+/// The agent's desk phone registered with node A while their page is on
+/// node B: B asks A for it through their trunk, A rings it (sipp answers
+/// and echoes) and carries the call on, and B's campaign connects its
+/// customer (the simulated carrier's 440 Hz) into that leg: B's recording
+/// hears the customer and the phone's echo of them, back through A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_on_one_node_takes_calls_on_a_desk_phone_registered_with_another() {
+    let Some(n) = two_nodes().await else {
+        return;
+    };
+    let (f, b) = (&n.f, &n.b);
+    let s = &f.t.db.store;
+    let now = Utc::now();
+    let acme = &f.acme;
+    let actor = crm::model::Actor {
+        account_id: Some(acme.id),
+        ..Default::default()
+    };
+    const PASSWORD: &str = "correct-horse-battery";
+    s.set_sip_password(&actor, f.agent.id, None, "dialcrm", PASSWORD, now)
+        .await
+        .expect("a SIP password");
+    // The phone registers with node A.
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp");
+    let gateway_a = f.t.app.telephony.gateway.clone();
+    let (port, media) = (free_port(), free_port());
+    let mut phone = tokio::process::Command::new("sipp")
+        .arg(gateway_a.sip_udp_addr().to_string())
+        .arg("-sf")
+        .arg(dir.join("desk_phone_answers.xml"))
+        .arg("-oocsf")
+        .arg(dir.join("desk_phone_answers_call.xml"))
+        .args(["-s", "al", "-au", "al", "-ap", PASSWORD])
+        .args(["-i", "127.0.0.2", "-p", &port.to_string()])
+        .args(["-mp", &media.to_string(), "-rtp_echo"])
+        .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp runs");
+    for _ in 0..100 {
+        if gateway_a.phone("al").await.expect("gateway").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gateway_a.phone("al").await.expect("gateway").is_some());
+    assert!(
+        b.telephony
+            .gateway
+            .phone("al")
+            .await
+            .expect("gateway")
+            .is_none(),
+        "registered with A only"
+    );
+
+    let list = s.create_list(acme.id, "L", "GB", now).await.expect("list");
+    let contact = s
+        .create_contact(
+            acme.id,
+            &crm::model::ContactFields {
+                first_name: "Far".into(),
+                phone_e164: "+447700900612".into(),
+                phone_raw: "+447700900612".into(),
+                time_zone: Some(crate::dialler::DAY_ZONE.into()),
+                custom_fields: json!({}),
+                ..Default::default()
+            },
+            now,
+        )
+        .await
+        .expect("contact");
+    s.add_to_list(acme.id, list.id, contact.id, now)
+        .await
+        .expect("member");
+    let campaign = start_on_b(&n, list.id).await;
+
+    let cookie = f.t.session_cookie("al", &f.agent_pw).await;
+    let mut desk = open_desk_at(b.http_addr, &cookie).await;
+    assert_eq!(next(&mut desk).await["type"], "welcome");
+    say(&mut desk, json!({"type": "desk_phone"})).await;
+    assert_eq!(wait_for(&mut desk, "desk_phone").await["state"], "ringing");
+    assert_eq!(
+        wait_for(&mut desk, "desk_phone").await["state"],
+        "connected"
+    );
+    say(
+        &mut desk,
+        json!({"type": "ready", "campaign_id": campaign.id.0}),
+    )
+    .await;
+    let card = wait_for(&mut desk, "call").await;
+    assert_eq!(card["contact"]["first_name"], "Far");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    say(&mut desk, json!({"type": "hangup"})).await;
+    let ended = wait_for(&mut desk, "call_ended").await;
+    say(
+        &mut desk,
+        json!({"type": "disposition", "call_ref": ended["call_ref"], "disposition": "sale"}),
+    )
+    .await;
+    wait_for(&mut desk, "saved").await;
+    let recordings = s
+        .recordings_for_contact(acme.id, contact.id)
+        .await
+        .expect("recordings");
+    assert_eq!(recordings.len(), 1);
+    let (sent, heard) = crate::softphone::channels(std::path::Path::new(&recordings[0].path));
+    let middle = |x: &[i16]| x[x.len() / 4..x.len() * 3 / 4].to_vec();
+    let candidates = [440.0, 1000.0];
+    assert_eq!(
+        dominant_frequency(&middle(&heard), &candidates, 8000, 1e-4),
+        Some(440.0),
+        "the customer"
+    );
+    assert_eq!(
+        dominant_frequency(&middle(&sent), &candidates, 8000, 1e-4),
+        Some(440.0),
+        "what the desk phone on A sent the customer on B: its echo of them"
+    );
+    // At the end of the shift B hangs the leg up; A hangs up the phone.
+    let leg = b.legs.get(f.agent.id).expect("the relayed call is the leg");
+    b.telephony.gateway.hangup(leg).await.expect("hung up");
+    assert_eq!(wait_for(&mut desk, "desk_phone").await["state"], "ended");
+    let status = tokio::time::timeout(Duration::from_secs(20), phone.wait())
+        .await
+        .expect("sipp ends")
+        .expect("status");
+    assert!(status.success(), "the phone's scenario passed");
+    n.finish().await;
 }

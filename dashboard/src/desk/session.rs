@@ -15,7 +15,7 @@ use dialer::floor::Floor;
 use dialer::pacer::AgentState;
 use dialer::runner::AgentUpdate;
 use dialer_core::desk::{self, Action, Desk, Input, Phase, Refusal};
-use sip_gateway::gateway::{CallEventKind, CallRef, DialError};
+use sip_gateway::gateway::{CallEventKind, CallRef, DialError, DialRequest};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::protocol::{ClientMessage, ServerMessage};
@@ -449,11 +449,57 @@ impl Session {
         self.phone_calls.insert(call);
         match gateway.call_phone(&phone, call, DESK_PHONE_RING).await {
             Ok(_) => vec![ServerMessage::DeskPhone { state: "ringing" }],
-            Err(DialError::PhoneNotRegistered) => vec![error(
-                "your desk phone is not registered: check it is on and signed in".into(),
-            )],
-            Err(e) => vec![error(format!("your desk phone could not be called: {e}"))],
+            Err(DialError::PhoneNotRegistered) => {
+                self.phone_calls.remove(&call);
+                self.call_desk_phone_elsewhere().await
+            }
+            Err(e) => {
+                self.phone_calls.remove(&call);
+                vec![error(format!("your desk phone could not be called: {e}"))]
+            }
         }
+    }
+
+    /// Reaches the agent's desk phone through the other nodes, when it is
+    /// registered with one of them: each is asked for it at once (those
+    /// without it refuse), and the first call the phone answers is the leg.
+    async fn call_desk_phone_elsewhere(&mut self) -> Vec<ServerMessage> {
+        let not_registered = || {
+            vec![error(
+                "your desk phone is not registered: check it is on and signed in".into(),
+            )]
+        };
+        let Some((number, caller_id)) =
+            dialer::switchboard::relay_number(self.user.account_id, self.user.id)
+        else {
+            return not_registered();
+        };
+        let gateway = self.floor.gateway().clone();
+        let mut asked = 0;
+        for node in self.floor.peers().to_vec() {
+            let call = CallRef::random();
+            self.watch_leg(call);
+            self.phone_calls.insert(call);
+            let request = DialRequest {
+                number: number.clone(),
+                caller_id: caller_id.clone(),
+                trunk: node,
+                ring_timeout: DESK_PHONE_RING,
+                call_ref: call,
+                detect_machine: false,
+            };
+            match gateway.dial(request).await {
+                Ok(_) => asked += 1,
+                Err(e) => {
+                    tracing::debug!(error = %e, "another node could not be asked for a desk phone");
+                    self.phone_calls.remove(&call);
+                }
+            }
+        }
+        if asked == 0 {
+            return not_registered();
+        }
+        vec![ServerMessage::DeskPhone { state: "ringing" }]
     }
 
     /// Tells this connection when `leg` (a desk phone call, or the leg a
@@ -489,6 +535,17 @@ impl Session {
             PhoneNews::Answered(call) if !self.phone_calls.contains(&call) => Vec::new(),
             PhoneNews::Answered(call) => {
                 self.floor.ring_phone(self.user.id, None).await;
+                // Other nodes still asked for the phone have it not: done.
+                let others: Vec<CallRef> = self
+                    .phone_calls
+                    .iter()
+                    .copied()
+                    .filter(|c| *c != call)
+                    .collect();
+                for other in others {
+                    self.phone_calls.remove(&other);
+                    let _ = gateway.hangup(other).await;
+                }
                 if let Some(old) = self.state.legs.set(self.user.id, call) {
                     if old != call {
                         let _ = gateway.hangup(old).await;
@@ -508,7 +565,8 @@ impl Session {
                     }
                     out.extend(self.step(Input::AudioLost).await);
                     out
-                } else if phone {
+                } else if phone && self.phone_calls.is_empty() {
+                    // Said once every node asked for the phone said no.
                     vec![ServerMessage::DeskPhone {
                         state: "unanswered",
                     }]

@@ -48,6 +48,8 @@ pub struct Floor {
     /// Agents who take queue calls on their registered desk phone, rung
     /// for each call: their SIP usernames.
     rung: std::sync::Mutex<HashMap<UserId, String>>,
+    /// The trunks to the service's other nodes, named by their `node_id`.
+    peers: Vec<String>,
 }
 
 /// How a lent agent is reached.
@@ -115,6 +117,7 @@ impl Floor {
             seats: std::sync::Mutex::new(HashMap::new()),
             seat_watcher: std::sync::Mutex::new(None),
             rung: std::sync::Mutex::new(HashMap::new()),
+            peers: Vec::new(),
         }
     }
 
@@ -289,6 +292,19 @@ impl Floor {
         if watcher.as_ref().is_some_and(|w| w.send(change).is_err()) {
             *watcher = None;
         }
+    }
+
+    /// Names the trunks to the service's other nodes (each their
+    /// `node_id`), through which a desk phone registered with another node
+    /// is reached.
+    pub fn with_peers(mut self, peers: Vec<String>) -> Self {
+        self.peers = peers;
+        self
+    }
+
+    /// Returns the trunks to the service's other nodes.
+    pub fn peers(&self) -> &[String] {
+        &self.peers
     }
 
     /// Records the connected calls of campaigns that record into `folder`.

@@ -48,6 +48,10 @@ pub struct InboundParams {
     pub decide_within: Duration,
 }
 
+/// How long a call the service rings for may ring before the caller gets
+/// 480, counted from the last 180.
+pub const RINGING_LIMIT: Duration = Duration::from_secs(120);
+
 /// Who calls whom, as the INVITE says: all the service is told of it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Offer {
@@ -218,13 +222,16 @@ impl InboundCall {
         &self.call_id
     }
 
-    /// Tells the caller it rings (180), while the service decides.
+    /// Tells the caller it rings (180), while the service decides: it then
+    /// has [`RINGING_LIMIT`] from now to answer or refuse (a phone it rings
+    /// on the caller's behalf takes longer than a decision).
     pub fn ring(&mut self, now: Instant) {
         if self.phase != Phase::Offered {
             return;
         }
         if let Some(response) = self.invite_response(180) {
             self.respond_invite(&response, now);
+            self.deadline = Some(now + RINGING_LIMIT);
         }
     }
 

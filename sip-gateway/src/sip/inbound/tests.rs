@@ -286,6 +286,21 @@ fn an_undecided_call_gets_480_at_its_deadline() {
 }
 
 #[test]
+fn a_ringing_call_has_the_ringing_limit_rather_than_the_deadline() {
+    let (mut call, now) = start("", OFFER);
+    sent(&mut call);
+    call.ring(now + Duration::from_secs(1));
+    assert_eq!(status_of(&sent(&mut call)[0]), 180);
+    call.handle_timeout(now + Duration::from_secs(9));
+    assert!(
+        sent(&mut call).is_empty(),
+        "still ringing past the deadline"
+    );
+    call.handle_timeout(now + Duration::from_secs(1) + RINGING_LIMIT);
+    assert_eq!(status_of(&sent(&mut call)[0]), 480);
+}
+
+#[test]
 fn rejecting_sends_the_status_asked_for() {
     let (mut call, now) = start("", OFFER);
     sent(&mut call);
