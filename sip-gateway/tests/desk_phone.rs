@@ -1,12 +1,15 @@
 //! The gateway calling agents' registered desk phones, so that a phone is an agent's audio
 //! leg: sipp as a phone that registers and answers with its audio echoed (scenarios
 //! `tests/sipp/desk_phone_answers*.xml`), over UDP and TCP, bridged to a customer on the
-//! simulated carrier; and a hand-driven phone for what sipp cannot do (challenge the
-//! INVITE, drop its connection mid-call).
+//! simulated carrier; Debian's baresip as a phone that registers, answers with a tone of
+//! its own and sends a digit; and a hand-driven phone for what neither can do (challenge
+//! the INVITE, drop its connection mid-call).
 //!
-//! sipp (Debian package `sip-tester`) must be installed for the tests that run it: under
-//! `CI=true` a missing sipp fails them; elsewhere they are skipped loudly.
+//! sipp (Debian package `sip-tester`) and baresip must be installed for the tests that run
+//! them: under `CI=true` a missing one fails them; elsewhere they are skipped loudly.
 
+#[path = "registrar/baresip.rs"]
+mod baresip;
 mod common;
 #[path = "registrar/phone.rs"]
 mod phone;
@@ -16,19 +19,25 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use baresip::{DeskBaresip, DeskOptions};
 use common::{channels, dominant, request, temp_wav, wait_for};
 use phone::{Directory, RawPhone, Response, REALM};
 use sip_gateway::carrier::{Carrier, CarrierAudio, CarrierConfig, Mix, Outcome};
 use sip_gateway::gateway::{
-    CallEventKind, CallRef, DialError, EndCause, Gateway, GatewayConfig, GatewayOptions,
+    Audio, CallEventKind, CallRef, DialError, EndCause, Gateway, GatewayConfig, GatewayOptions,
     PhoneEventKind, PhoneOptions, TrunkConfig,
 };
+use sip_gateway::media::tone::sine;
 use tokio::process::{Child, Command};
 
 const LIMIT: Duration = Duration::from_secs(10);
 const SECRET: &[u8] = b"the nonce secret every node shares";
 const ALICE: (&str, &str) = ("alice", "correct horse battery");
 const CUSTOMER: f64 = 1000.0;
+/// The tone baresip answers with.
+const PHONE_TONE: f64 = 697.0;
+/// The tone the gateway plays to baresip: neither the customer's nor the phone's.
+const GATEWAY_TONE: f64 = 1400.0;
 /// Where the phones are: not the carrier's address, so nothing of theirs passes as a trunk's.
 const PHONE_IP: &str = "127.0.0.2";
 
@@ -232,6 +241,102 @@ async fn a_desk_phone_over_udp_carries_a_customer_call_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_desk_phone_over_tcp_is_called_through_its_own_connection() {
     a_desk_phone_carries_a_customer_call(true).await;
+}
+
+/// baresip registers as alice with digest, the gateway calls it and it answers at once.
+/// Each side's tone must reach the other: baresip's, played by aufile from a WAV, in the
+/// gateway's recording of the call; the gateway's, played with `Gateway::play`, in what
+/// baresip heard. baresip 1.0's `aufile` module registers an audio source only: given
+/// `audio_player aufile,<path>`, its player fails to start ("start_player failed …: No
+/// such file or directory") and it never answers. So what baresip heard is read from the
+/// dump its `sndfile` filter writes of the audio it decoded. A digit baresip sends
+/// (RFC 4733, its `sndcode` command) must arrive as a `Dtmf` event, and the gateway's
+/// hang-up must end baresip's call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_registers_answers_and_carries_audio_and_a_digit_both_ways() {
+    // baresip 1.0 gives up on challenges with SHA-256 among them.
+    let (gw, _customer) = gateway(true).await;
+    let mut phone_events = gw.phone_events();
+    let mut events = gw.events();
+    let dir = temp_wav("baresip-desk-phone").with_extension("d");
+    let options = DeskOptions {
+        ip: Some(PHONE_IP.parse().unwrap()),
+        answer_with: Some(PHONE_TONE),
+    };
+    let Some(mut baresip) = DeskBaresip::start_with(&dir, &gw, ALICE, options).await else {
+        return;
+    };
+    let event = tokio::time::timeout(LIMIT, phone_events.recv())
+        .await
+        .unwrap_or_else(|_| panic!("baresip registers; its log:\n{}", baresip.log()))
+        .unwrap();
+    assert!(
+        matches!(event.kind, PhoneEventKind::Registered(_)),
+        "{event:?}"
+    );
+
+    let phone = gw
+        .call_phone("alice", CallRef::random(), LIMIT)
+        .await
+        .expect("the phone is called");
+    let seen = wait_for(&mut events, phone, LIMIT, |k| {
+        *k == CallEventKind::Answered || matches!(k, CallEventKind::Ended { .. })
+    })
+    .await;
+    assert_eq!(
+        seen.last(),
+        Some(&CallEventKind::Answered),
+        "baresip answers; its log:\n{}",
+        baresip.log()
+    );
+    baresip.call_event("CALL_ESTABLISHED").await;
+
+    let path = temp_wav("baresip-desk-phone");
+    gw.record(phone, &path).await.expect("records");
+    let tone = sine(GATEWAY_TONE, 8000, 8000, 16000);
+    gw.play(phone, Audio::Samples(tone.into()))
+        .await
+        .expect("plays");
+    baresip.command("sndcode", "7").await;
+    let seen = wait_for(&mut events, phone, LIMIT, |k| {
+        *k == CallEventKind::PlaybackFinished
+    })
+    .await;
+    assert!(
+        seen.contains(&CallEventKind::Dtmf { digit: '7' }),
+        "baresip's digit arrives: {seen:?}"
+    );
+
+    gw.hangup(phone).await.expect("hangs the phone up");
+    let seen = wait_for(&mut events, phone, LIMIT, |k| {
+        matches!(k, CallEventKind::Ended { .. })
+    })
+    .await;
+    assert_eq!(
+        seen.last(),
+        Some(&CallEventKind::Ended {
+            cause: EndCause::LocalHangup
+        })
+    );
+    baresip.call_event("CALL_CLOSED").await;
+
+    let (left, right) = channels(&path);
+    assert_eq!(
+        dominant(&left),
+        Some(GATEWAY_TONE),
+        "the tone the gateway sent"
+    );
+    assert_eq!(
+        dominant(&right),
+        Some(PHONE_TONE),
+        "baresip's tone reached the gateway"
+    );
+    let heard = baresip.heard().await;
+    assert_eq!(
+        dominant(&heard),
+        Some(GATEWAY_TONE),
+        "the gateway's tone reached baresip"
+    );
 }
 
 #[tokio::test]

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+#[path = "audio.rs"]
+mod audio;
+
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use sip_gateway::gateway::{TrunkConfig, TrunkTransport};
 use tokio::process::{Child, Command};
@@ -77,9 +80,8 @@ impl Baresip {
             return None;
         }
         let dir = dir.join("baresip");
-        std::fs::create_dir_all(dir.join("snd")).unwrap();
-        let tone = dir.join("tone.wav");
-        write_tone(&tone, BARESIP_TONE, Duration::from_secs(30));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sound = audio::tone_out_dump_in(&dir, BARESIP_TONE);
         let sip = free_tls_pair();
         let rtp = free_udp_range(10);
         let config = format!(
@@ -87,23 +89,15 @@ impl Baresip {
              sip_listen 127.0.0.1:{sip}\n\
              sip_certificate {cert}\n\
              rtp_ports {rtp_lo}-{rtp_hi}\n\
-             audio_player aubridge,nowhere\n\
-             audio_source aufile,{tone}\n\
-             audio_alert aubridge,nowhere\n\
              module_path /usr/lib/baresip/modules\n\
              module g711.so\n\
-             module aufile.so\n\
-             module aubridge.so\n\
              module srtp.so\n\
-             module sndfile.so\n\
              module_app account.so\n\
              module_app menu.so\n\
-             snd_path {snd}\n",
+             {sound}",
             cert = pki.server.display(),
             rtp_lo = rtp,
             rtp_hi = rtp + 9,
-            tone = tone.display(),
-            snd = dir.join("snd").display(),
         );
         std::fs::write(dir.join("config"), config).unwrap();
         let media = if srtp { ";mediaenc=srtp-mand" } else { "" };
@@ -172,22 +166,9 @@ impl Baresip {
 
     /// Returns the samples baresip decoded from the call (what it heard), once the call is over.
     pub async fn heard(&self) -> Vec<i16> {
-        let snd = self.dir.join("snd");
-        // sndfile names its dumps after the call; the decoder's ends in "dec.wav".
-        for _ in 0..100 {
-            let found = std::fs::read_dir(&snd)
-                .unwrap()
-                .flatten()
-                .find(|e| e.file_name().to_string_lossy().ends_with("dec.wav"));
-            if let Some(entry) = found {
-                let samples = wav_samples(&entry.path());
-                if !samples.is_empty() {
-                    return samples;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("baresip wrote no decoded audio; its log:\n{}", self.log());
+        audio::heard(&self.dir.join("snd"))
+            .await
+            .unwrap_or_else(|| panic!("baresip wrote no decoded audio; its log:\n{}", self.log()))
     }
 }
 
@@ -199,37 +180,6 @@ async fn installed() -> bool {
         .status()
         .await
         .is_ok()
-}
-
-/// Writes a mono 8 kHz WAV of a sine at `frequency`.
-fn write_tone(path: &Path, frequency: f64, length: Duration) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    let count = (length.as_secs_f64() * 8000.0) as usize;
-    for sample in sip_gateway::media::tone::sine(frequency, 8000, 8000, count) {
-        writer.write_sample(sample).unwrap();
-    }
-    writer.finalize().unwrap();
-}
-
-/// Reads the 16-bit samples of a WAV's data chunk, whatever sizes its header claims
-/// (a file still open has not had them written yet).
-fn wav_samples(path: &Path) -> Vec<i16> {
-    let bytes = std::fs::read(path).unwrap_or_default();
-    let Some(start) = bytes.windows(4).position(|w| w == b"data") else {
-        return Vec::new();
-    };
-    bytes
-        .get(start + 8..)
-        .unwrap_or_default()
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect()
 }
 
 /// Returns a port whose TCP and UDP, and TCP one above, are free on loopback.
