@@ -6,6 +6,7 @@
 // contact follows the edits others make as the live stream reports them.
 // A contact's values are the account's own text: they go into the page as
 // text and input values, never as markup. The server checks everything.
+// The form's pieces are in contact-form.js, shared with the agent's card.
 
 const contactPage = {
   wired: false,
@@ -24,13 +25,6 @@ const contactPage = {
   noticeTimer: null,
 };
 
-// How the contact's own fields read in a sentence; account fields by label.
-const CONTACT_WORDS = {
-  first_name: "first name", last_name: "last name", phone_e164: "number",
-  phone_raw: "number", email: "email", postal_address: "postal address",
-  profession: "profession", time_zone: "time zone", custom_fields: "other columns",
-};
-
 const CONTACT_MATCHED = {
   number: "Read as a number.", name: "Read as names.", email: "Read as an email address.",
   postal_code: "Read as a postcode.", all: "Every contact.",
@@ -38,24 +32,6 @@ const CONTACT_MATCHED = {
 
 // The stream's contact_edited events, passed on by the wallboard.
 document.addEventListener("dialcrm:contact-edited", (ev) => contactEditedElsewhere(ev.detail));
-
-async function contactFetch(path, options = {}) {
-  const r = await fetch(path, {
-    ...options,
-    headers: { "Content-Type": "application/json", ...(options.headers || {}) },
-  });
-  if (r.status === 401) {
-    window.location.assign("/login");
-    throw new Error("logged out");
-  }
-  const data = r.status === 204 ? null : await r.json().catch(() => null);
-  if (!r.ok) {
-    const e = new Error((data && data.error) || `HTTP ${r.status}`);
-    e.status = r.status;
-    throw e;
-  }
-  return data;
-}
 
 function contactSay(id, message, isError = false) {
   const el = document.getElementById(id);
@@ -162,13 +138,7 @@ function contactCampaign(id) {
 }
 
 function contactWords(names) {
-  return names.map((n) => {
-    if (n.startsWith("field.")) {
-      const def = contactPage.fields.find((f) => f.key === n.slice(6));
-      return def ? def.label : n.slice(6);
-    }
-    return CONTACT_WORDS[n] || n;
-  }).filter((w, i, all) => all.indexOf(w) === i).join(", ");
+  return contactFieldWords(names, contactPage.fields);
 }
 
 function contactWhen(iso) {
@@ -242,51 +212,6 @@ function turnPage(step) {
   searchContacts();
 }
 
-// The account's fields, as inputs that match their kind.
-
-function fieldInput(def, value) {
-  let input;
-  if (def.kind === "choice" || def.kind === "yes_no") {
-    input = document.createElement("select");
-    const choices = def.kind === "choice"
-      ? def.choices.map((c) => new Option(c, c))
-      : [new Option("Yes", "true"), new Option("No", "false")];
-    input.append(new Option("—", ""), ...choices);
-    // A value no longer among the choices still shows as it is.
-    const text = fieldText(def, value);
-    if (text && !(def.choices || []).concat(["true", "false"]).includes(text)) input.append(new Option(text, text));
-  } else {
-    input = document.createElement("input");
-    input.type = { number: "number", date: "date" }[def.kind] || "text";
-    if (def.kind === "number") input.step = "any";
-    if (def.kind === "text") input.maxLength = 1000;
-    input.autocomplete = "off";
-  }
-  input.name = `field.${def.key}`;
-  input.dataset.key = def.key;
-  input.dataset.kind = def.kind;
-  input.dataset.label = def.label;
-  if (def.required) input.setAttribute("aria-required", "true");
-  input.value = fieldText(def, value);
-  const label = document.createElement("label");
-  label.append(`${def.label}${def.required ? " (required)" : ""} `, input);
-  return label;
-}
-
-function fieldText(def, value) {
-  if (value === null || value === undefined) return "";
-  if (def.kind === "yes_no") return value ? "true" : "false";
-  return String(value);
-}
-
-function fieldValue(input) {
-  const v = input.value.trim();
-  if (v === "") return null;
-  if (input.dataset.kind === "number") return Number(v);
-  if (input.dataset.kind === "yes_no") return v === "true";
-  return v;
-}
-
 function fillListChoice(lists) {
   const select = document.getElementById("contact-new").elements.namedItem("list_id");
   const wanted = select.value;
@@ -303,37 +228,6 @@ function fillNewContactForm() {
   const box = document.getElementById("contact-new-fields");
   box.replaceChildren(box.querySelector("legend"), ...contactPage.fields.map((f) => fieldInput(f, null)));
   box.hidden = contactPage.fields.length === 0;
-}
-
-// Points at the input an error message names, if it names one: by its
-// name or label first, then by the word its message uses (`number`).
-function markInvalid(form, message) {
-  const inputs = [...form.querySelectorAll("input, select, textarea")].filter((el) => el.name);
-  for (const el of inputs) el.removeAttribute("aria-invalid");
-  if (!message) return null;
-  const words = message.toLowerCase();
-  const said = (name) => {
-    if (!name) return false;
-    const literal = name.toLowerCase().replace(/[.*+?^$|()[\]{}\\]/g, "\\$&");
-    return new RegExp(`(^|[^a-z0-9_])${literal}([^a-z0-9_]|$)`).test(words);
-  };
-  const marked = inputs.find((el) => [el.name, el.dataset.key, el.dataset.label].some(said))
-    || inputs.find((el) => said(el.dataset.says));
-  if (marked) marked.setAttribute("aria-invalid", "true");
-  return marked || null;
-}
-
-// A number or date the browser could not read shows as empty: refuse it
-// rather than send it as a cleared value.
-function unreadable(form) {
-  const el = [...form.querySelectorAll("[data-key]")].find((e) => e.validity && e.validity.badInput);
-  if (!el) return null;
-  for (const other of form.querySelectorAll("[aria-invalid]")) other.removeAttribute("aria-invalid");
-  el.setAttribute("aria-invalid", "true");
-  el.focus();
-  return el.dataset.kind === "number"
-    ? `${el.dataset.label} must be a number such as 12 or -3.5.`
-    : `${el.dataset.label} must be a whole date.`;
 }
 
 // The open contact.
@@ -396,10 +290,7 @@ function showContact(c, timeline) {
   box.replaceChildren(box.querySelector("legend"), ...contactPage.fields.map((f) => fieldInput(f, values[f.key])));
   box.hidden = contactPage.fields.length === 0;
   // What the form showed as read, to send only what the supervisor changed.
-  for (const el of form.querySelectorAll("input, select, textarea")) {
-    el.dataset.initial = el.value;
-    el.removeAttribute("aria-invalid");
-  }
+  contactFormRead(form);
   const meta = [`Version ${c.version}`, `created ${contactWhen(c.created_at)}`,
     `changed ${contactWhen(c.updated_at)}`];
   if (c.phone_raw && c.phone_raw !== c.phone_e164) meta.push(`number given as ${c.phone_raw}`);
@@ -491,30 +382,7 @@ function showNotice(message) {
 
 // Whether the form holds a change not saved yet.
 function contactDirty() {
-  const form = document.getElementById("contact-form");
-  return [...form.querySelectorAll("input, select, textarea")]
-    .some((el) => el.dataset.initial !== undefined && el.value !== el.dataset.initial);
-}
-
-// The fields the supervisor changed, as PATCH takes them.
-function contactChange() {
-  const form = document.getElementById("contact-form");
-  const changed = (el) => el.value !== el.dataset.initial;
-  const change = {};
-  for (const name of ["first_name", "last_name", "phone"]) {
-    const el = form.elements.namedItem(name);
-    if (changed(el)) change[name] = el.value.trim();
-  }
-  for (const name of ["email", "postal_address", "profession", "time_zone"]) {
-    const el = form.elements.namedItem(name);
-    if (changed(el)) change[name] = el.value.trim() || null;
-  }
-  const fields = {};
-  for (const el of document.querySelectorAll("#contact-account-fields [data-key]")) {
-    if (changed(el)) fields[el.dataset.key] = fieldValue(el);
-  }
-  if (Object.keys(fields).length) change.fields = fields;
-  return change;
+  return contactFormDirty(document.getElementById("contact-form"));
 }
 
 async function saveContact(ev) {
@@ -527,7 +395,7 @@ async function saveContact(ev) {
     contactSay("contact-form-status", bad, true);
     return;
   }
-  const change = contactChange();
+  const change = contactFormChange(form);
   if (Object.keys(change).length === 0) {
     contactSay("contact-form-status", "Nothing to save: no field was changed.");
     return;

@@ -1,6 +1,7 @@
 "use strict";
 // The agent's softphone: the desk websocket (protocol v1, docs/api.md), one
-// WebRTC audio leg kept for the shift, the contact card and the wrap-up form.
+// WebRTC audio leg kept for the shift, the contact card (editable during a
+// call and its wrap-up, with contact-form.js) and the wrap-up form.
 //
 // `/agent?processing=off` turns the browser's echo cancellation, noise
 // suppression and gain control off, for headsets that do their own.
@@ -24,6 +25,9 @@
     stateSince: Date.now(),
     call: null, // { call_ref, since, ended }
     wrapup: null, // the call_ref the form is for
+    card: null, // the contact of the call, as last read, while its card is shown
+    edit: null, // { id, version } the card's edit form was filled from, while open
+    cardSaving: false,
     saving: false,
     muted: false,
     held: false,
@@ -339,6 +343,11 @@
     desk.call = { call_ref: callRef, since: Date.now(), ended: null };
     clearWrapup();
     $("preview-actions").hidden = true;
+    // A reconnection sends the card again: an open form keeps what was typed.
+    const editing = desk.edit && desk.edit.id === contact.id;
+    desk.card = contact;
+    if (!editing) closeEdit();
+    $("card-status").textContent = "";
     const name = renderContact(contact);
     showScript(script);
     $("contact").dataset.callRef = callRef;
@@ -358,6 +367,9 @@
       status("Nobody may be called now in this campaign.");
       return;
     }
+    // Nobody is on the line yet: the card is read-only.
+    desk.card = null;
+    closeEdit();
     const name = renderContact(m.contact);
     showScript(m.script);
     $("inbound").hidden = true;
@@ -366,6 +378,9 @@
   }
 
   function hideContact() {
+    desk.card = null;
+    closeEdit();
+    $("card-status").textContent = "";
     $("contact").hidden = true;
     $("inbound").hidden = true;
     $("script-panel").hidden = true;
@@ -396,9 +411,8 @@
     field("Address", contact.postal_address);
     field("Profession", contact.profession);
     field("Time zone", contact.time_zone);
-    // The account's own fields marked for the card, in the account's order.
-    // Read-only here: the card has no edit form yet (PATCH /api/contacts/{id}
-    // takes them as "fields").
+    // The account's own fields marked for the card, in the account's order;
+    // the Edit form changes them (PATCH /api/contacts/{id} takes them as "fields").
     for (const f of contact.card_fields || []) {
       field(f.label, typeof f.value === "boolean" ? (f.value ? "Yes" : "No") : f.value);
     }
@@ -420,6 +434,191 @@
     if (history.length === 0) ul.append(Object.assign(document.createElement("li"), { textContent: "None." }));
     $("contact").hidden = false;
     return name;
+  }
+
+  // ---- Editing the contact of the call (PATCH /api/contacts/{id}) ----
+  //
+  // An agent may edit the contact of their call while talking and while
+  // wrapping it up. The form sends only what was changed, with the version
+  // it was filled from: someone else's change since is a 409, never
+  // overwritten, and the agent is offered the card as it is now.
+
+  function openEdit() {
+    const c = desk.card;
+    if (!c) return;
+    if (!desk.edit) fillEdit(c);
+    $("card-status").textContent = "";
+    $("card-form").first_name.focus();
+  }
+
+  function fillEdit(c) {
+    desk.edit = { id: c.id, version: c.version };
+    const form = $("card-form");
+    const set = (name, value) => { form.elements.namedItem(name).value = value || ""; };
+    set("first_name", c.first_name);
+    set("last_name", c.last_name);
+    set("phone", c.phone_e164);
+    for (const name of ["email", "postal_address", "profession"]) set(name, c[name]);
+    const defs = c.card_fields || [];
+    const box = $("card-account-fields");
+    box.replaceChildren(box.querySelector("legend"), ...defs.map((f) => fieldInput(f, f.value)));
+    box.hidden = defs.length === 0;
+    contactFormRead(form);
+    $("card-conflict").hidden = true;
+    cardFormSay("");
+    form.hidden = false;
+    $("contact-fields").hidden = true;
+    $("contact-edit").setAttribute("aria-expanded", "true");
+  }
+
+  function closeEdit() {
+    desk.edit = null;
+    const form = $("card-form");
+    form.reset();
+    const box = $("card-account-fields");
+    box.replaceChildren(box.querySelector("legend"));
+    box.hidden = true;
+    markInvalid(form, "");
+    form.hidden = true;
+    $("card-conflict").hidden = true;
+    $("card-conflict-text").textContent = "";
+    cardFormSay("");
+    $("contact-fields").hidden = false;
+    $("card-actions").hidden = !desk.card;
+    $("contact-edit").setAttribute("aria-expanded", "false");
+  }
+
+  // Escape leaves the form, but never throws away what was typed.
+  function escapeEdit(ev) {
+    if (ev.key !== "Escape" || ev.target.tagName === "SELECT") return;
+    ev.preventDefault();
+    if (contactFormDirty($("card-form"))) {
+      cardFormSay("Save your changes, or press Cancel to drop them.");
+      return;
+    }
+    closeEdit();
+    $("contact-edit").focus();
+  }
+
+  function cancelEdit() {
+    closeEdit();
+    $("contact-edit").focus();
+  }
+
+  async function saveEdit() {
+    const form = $("card-form");
+    const edit = desk.edit;
+    if (!edit || desk.cardSaving) return;
+    const bad = unreadable(form);
+    if (bad) {
+      cardFormSay(bad, true);
+      return;
+    }
+    const change = contactFormChange(form);
+    if (Object.keys(change).length === 0) {
+      cardFormSay("Nothing to save: no field was changed.");
+      return;
+    }
+    desk.cardSaving = true;
+    $("card-save").disabled = true;
+    cardFormSay("Saving…");
+    try {
+      const saved = await contactFetch(`/api/contacts/${edit.id}`, {
+        method: "PATCH",
+        body: JSON.stringify({ version: edit.version, ...change }),
+      });
+      if (desk.edit !== edit) {
+        // The call, and its card, moved on meanwhile.
+        status("The contact was saved.");
+        return;
+      }
+      const words = contactFieldWords(saved.changed, desk.card.card_fields || []);
+      updateCard(saved);
+      closeEdit();
+      let said = `Saved (${words}).`;
+      if (saved.suppressed) said += " The number is on the suppression list: it is never dialled.";
+      cardSay(said, saved.suppressed);
+      $("contact-edit").focus();
+    } catch (e) {
+      if (desk.edit !== edit) return;
+      if (e.status === 409) {
+        await conflicted(edit, e.message);
+      } else {
+        cardFormSay(e.message, true);
+        const el = markInvalid(form, e.message);
+        if (el) el.focus();
+      }
+    } finally {
+      desk.cardSaving = false;
+      $("card-save").disabled = false;
+    }
+  }
+
+  // A 409: someone changed the contact since the form was filled, or the
+  // number is another contact's. Only the first offers to reload.
+  async function conflicted(edit, message) {
+    let now = null;
+    try {
+      now = await contactFetch(`/api/contacts/${edit.id}`);
+    } catch {
+      now = null;
+    }
+    if (desk.edit !== edit) return;
+    if (!now || now.version === edit.version) {
+      cardFormSay(message, true);
+      markInvalid($("card-form"), message);
+      return;
+    }
+    cardFormSay("");
+    $("card-conflict-text").textContent =
+      `Someone else changed this contact since you opened the form (you read version ${edit.version}; ` +
+      `it is now at version ${now.version}). Your changes were not saved. Reload the card to see ` +
+      "theirs, then make yours again.";
+    $("card-conflict").hidden = false;
+    $("card-conflict-reload").focus();
+  }
+
+  // Reads the contact again and fills the card and the form with it.
+  async function reloadCard() {
+    const c = desk.card;
+    if (!c) return;
+    let now;
+    try {
+      now = await contactFetch(`/api/contacts/${c.id}`);
+    } catch (e) {
+      cardFormSay(e.message, true);
+      return;
+    }
+    if (desk.card !== c) return;
+    updateCard(now);
+    fillEdit(desk.card);
+    cardFormSay(`The card shows the contact as it is now (version ${now.version}); make your changes again.`);
+    $("card-form").first_name.focus();
+  }
+
+  // Takes the contact's fields as the API gave them into the card shown.
+  function updateCard(fresh) {
+    const c = desk.card;
+    for (const key of ["first_name", "last_name", "phone_e164", "phone_raw", "email", "postal_address",
+      "profession", "time_zone", "custom_fields", "version", "updated_at"]) {
+      if (key in fresh) c[key] = fresh[key];
+    }
+    // The API gives an agent only the values of the fields on the card.
+    c.fields = fresh.fields || {};
+    c.card_fields = (c.card_fields || []).map((f) => ({ ...f, value: f.key in c.fields ? c.fields[f.key] : null }));
+    renderContact(c);
+  }
+
+  function cardSay(message, isError = false) {
+    const el = $("card-status");
+    el.textContent = message;
+    el.classList.toggle("error", isError);
+  }
+
+  function cardFormSay(message, isError = false) {
+    const el = $("card-form-status");
+    el.textContent = message;
+    el.classList.toggle("error", isError);
   }
 
   // Hold and recording of the call in progress, as the server has them.
@@ -499,7 +698,8 @@
     $("discard").hidden = !restored;
     $("wrapup-panel").hidden = false;
     $("wrapup-panel").dataset.callRef = draft.call_ref;
-    select.focus();
+    // An agent typing a correction to the contact keeps the focus.
+    if (!$("card-form").contains(document.activeElement)) select.focus();
   }
 
   function clearWrapup() {
@@ -527,6 +727,12 @@
   function save() {
     const form = $("wrapup");
     if (!desk.wrapup || desk.saving) return;
+    // Saving the wrap-up closes the card: an unsaved correction would be lost.
+    if (desk.edit && contactFormDirty($("card-form"))) {
+      status("Save or cancel your changes to the contact first.", true);
+      $("card-save").focus();
+      return;
+    }
     if (!form.reportValidity()) return;
     const d = formDraft();
     storeDraft(d);
@@ -644,7 +850,8 @@
   function shortcut(ev) {
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
       ev.preventDefault();
-      save();
+      if (desk.edit && ev.target instanceof Node && $("card-form").contains(ev.target)) saveEdit();
+      else save();
       return;
     }
     if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat || typing(ev.target)) return;
@@ -656,6 +863,7 @@
     const focusDial = () => $("manual").number.focus();
     const action = {
       r: ready, p: pause, h: hangup, m: toggleMute, o: toggleHold, e: toggleRecording, d: focusDial,
+      c: openEdit,
     }[ev.key.toLowerCase()];
     if (action) {
       ev.preventDefault();
@@ -683,6 +891,14 @@
     dial(false);
   });
   $("dial-anyway").addEventListener("click", () => dial(true));
+  $("contact-edit").addEventListener("click", openEdit);
+  $("card-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    saveEdit();
+  });
+  $("card-form").addEventListener("keydown", escapeEdit);
+  $("card-cancel").addEventListener("click", cancelEdit);
+  $("card-conflict-reload").addEventListener("click", reloadCard);
   $("wrapup").addEventListener("submit", (ev) => {
     ev.preventDefault();
     save();

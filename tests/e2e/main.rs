@@ -7,6 +7,7 @@ mod assignment;
 mod bidi;
 mod callbacks;
 mod campaigns;
+mod card_edit_page;
 mod cli;
 mod compliance;
 mod contacts;
