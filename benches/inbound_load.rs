@@ -18,8 +18,8 @@
 //!   up after `INBOUND_BENCH_TALK_MS` milliseconds (default 3,000)
 //!   (`tests/sipp/inbound_load_caller.xml`).
 //!
-//! The agents work a progressive campaign with nobody left to call, so they sit Ready in it
-//! and its queue borrows them: the switchboard answers each call (no welcome message), and
+//! The agents work a progressive campaign with nobody left to call (`INBOUND_BENCH_MODE=
+//! preview` for a preview one), so they sit Ready in it and its queue borrows them: the switchboard answers each call (no welcome message), and
 //! connects it to a free agent's phone leg. The benchmark stands in for the agents' desks:
 //! it tells the floor an agent is Ready with their leg, as the desk does when a phone
 //! answers, and Ready again as soon as a call of theirs ends (no wrap-up); the desk pages,
@@ -60,6 +60,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use chrono::Utc;
+use crm::store::campaign_settings::DialMode;
 use crm::store::queues::QueueReport;
 use dialcrm::{App, Settings};
 use dialer_core::AgentState;
@@ -119,6 +120,9 @@ struct Params {
     agents: usize,
     /// How long each caller talks after the answer.
     talk: Duration,
+    /// How the agents' campaign dials: with nobody to call, a progressive campaign keeps
+    /// looking for leads for its Ready agents, a preview one looks only when asked.
+    mode: DialMode,
 }
 
 impl Params {
@@ -130,6 +134,11 @@ impl Params {
             secs: env_number("INBOUND_BENCH_SECS", 30)?,
             agents: env_number("INBOUND_BENCH_AGENTS", rate as usize * 6)?,
             talk: Duration::from_millis(env_number("INBOUND_BENCH_TALK_MS", 3000)?),
+            mode: match std::env::var("INBOUND_BENCH_MODE").as_deref() {
+                Err(_) | Ok("progressive") => DialMode::Progressive,
+                Ok("preview") => DialMode::Preview,
+                Ok(other) => bail!("INBOUND_BENCH_MODE={other:?}: progressive or preview"),
+            },
         })
     }
 
@@ -214,7 +223,7 @@ async fn measure(p: &Params, dir: &Path) -> Result<Report> {
         .await
         .context("starting the service")?;
     let gateway = app.telephony.gateway.clone();
-    let centre = Centre::seat(&app, p.agents, DID)
+    let centre = Centre::seat(&app, p.agents, p.mode, DID)
         .await
         .context("setting up the floor")?;
 
@@ -520,7 +529,7 @@ impl Report {
         println!("phones sipp: {}", self.phones_command);
         println!();
         println!(
-            "inbound_load  {}  {} CPUs  load {}  {} cps for {} s, {} agents, {} ms talk",
+            "inbound_load  {}  {} CPUs  load {}  {} cps for {} s, {} agents, {} ms talk, {} campaign",
             Utc::now().format("%Y-%m-%d %H:%M UTC"),
             cpus,
             load_average(),
@@ -528,6 +537,7 @@ impl Report {
             p.secs,
             p.agents,
             p.talk.as_millis(),
+            p.mode.as_str(),
         );
         println!("{:-<100}", "");
         println!("{:<48}{:>30}   {:<14}", "figure", "measured", "target");

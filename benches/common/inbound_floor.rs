@@ -39,10 +39,9 @@ pub struct Centre {
 }
 
 impl Centre {
-    /// Creates the account, `count` agents (each with a SIP password), a running
-    /// progressive campaign with nobody to call, and the queue on `number` that borrows
-    /// its agents.
-    pub async fn seat(app: &App, count: usize, number: &str) -> Result<Centre> {
+    /// Creates the account, `count` agents (each with a SIP password), a running campaign
+    /// in `mode` with nobody to call, and the queue on `number` that borrows its agents.
+    pub async fn seat(app: &App, count: usize, mode: DialMode, number: &str) -> Result<Centre> {
         let store = &app.store;
         let now = Utc::now();
         let seats = i64::try_from(count).unwrap_or(i64::MAX);
@@ -72,7 +71,7 @@ impl Centre {
             .attach_list(account.id, campaign.id, list.id, 0)
             .await?;
         let mut settings = CampaignSettings::defaults("+441632960000");
-        settings.mode = DialMode::Progressive;
+        settings.mode = mode;
         settings.trunk = "provider".into();
         store
             .update_campaign_settings(account.id, campaign.id, &settings, now)
