@@ -431,6 +431,34 @@ async fn a_flood_of_registers_over_udp_gets_few_answers_and_no_lookup() {
 }
 
 #[tokio::test]
+async fn a_registered_phone_gets_through_while_strangers_flood() {
+    let directory = Arc::new(Directory::with(&[ALICE]));
+    let gw = gateway(directory.clone(), |_| {}).await;
+    let mut alice = RawPhone::udp("127.0.0.1", gw.sip_udp_addr(), ALICE.0, ALICE.1).await;
+    assert_eq!(alice.register_fully(600).await.status(), 200);
+    let mut stranger = RawPhone::udp("127.0.0.2", gw.sip_udp_addr(), "mallory", "guess").await;
+    for i in 0..1000 {
+        let request = stranger.register(&format!("user{i}"), 600, None);
+        stranger.send(&request).await;
+        if i % 10 == 9 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    // Within the same second, the strangers' budget spent: the registered
+    // phone's refresh passes on a budget of its own.
+    assert_eq!(alice.register_fully(600).await.status(), 200);
+    let mut answered = 0;
+    while stranger
+        .try_recv(Duration::from_millis(200))
+        .await
+        .is_some()
+    {
+        answered += 1;
+    }
+    assert!(answered <= 100, "{answered} answers to the stranger");
+}
+
+#[tokio::test]
 async fn a_failing_directory_gets_503_or_403_and_counts_nothing() {
     let gate = Arc::new(Semaphore::new(0));
     let directory = Directory::with(&[ALICE])

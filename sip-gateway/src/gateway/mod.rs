@@ -192,9 +192,16 @@ impl Gateway {
         let (trunk_events, _) = broadcast::channel(64);
         let (phone_events, _) = broadcast::channel(EVENT_CAPACITY);
         let (lookups, lookup_rx) = mpsc::unbounded_channel();
-        let phones = options
-            .phones
-            .map(|o| Phones::new(o, config.timers(), lookups, phone_events.clone()));
+        let known_phones = transport::KnownPhones::default();
+        let phones = options.phones.map(|o| {
+            Phones::new(
+                o,
+                config.timers(),
+                lookups,
+                phone_events.clone(),
+                known_phones.clone(),
+            )
+        });
         let takes_phones = phones.is_some();
         let engine = Engine {
             ports: ports::PortPool::new(config.sip_udp.ip(), config.rtp_ports()),
@@ -204,7 +211,7 @@ impl Gateway {
             timers: BinaryHeap::new(),
             calls: BTreeMap::new(),
             agents: BTreeMap::new(),
-            transport: SipTransport::start(udp, tcp, tls, inbound_tx, trunk_ips),
+            transport: SipTransport::start(udp, tcp, tls, inbound_tx, trunk_ips, known_phones),
             events: events.clone(),
             watchers: HashMap::new(),
             trunk_events: trunk_events.clone(),

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rsip::SipMessage;
 use tokio::sync::{broadcast, mpsc};
 
+use super::transport::KnownPhones;
 use super::types::GatewayError;
 use crate::sip::digest_server::{NonceKey, StoredCredentials};
 use crate::sip::outbound::IdGenerator;
@@ -234,6 +235,8 @@ pub(crate) struct Phones {
     next_lookup: u64,
     done: mpsc::UnboundedSender<LookupDone>,
     events: broadcast::Sender<PhoneEvent>,
+    /// Where phones registered from over UDP, for the receive task's budget.
+    known: KnownPhones,
     /// The registrar's next deadline, kept after each change so the engine's loop need not
     /// walk every binding on each turn.
     registrar_timeout: Option<Instant>,
@@ -246,8 +249,10 @@ impl Phones {
         timers: TimerConfig,
         done: mpsc::UnboundedSender<LookupDone>,
         events: broadcast::Sender<PhoneEvent>,
+        known: KnownPhones,
     ) -> Phones {
         Phones {
+            known,
             realm: options.registrar.realm.clone(),
             registrar: Registrar::new(options.registrar, IdGenerator::from_entropy()),
             layer: TransactionLayer::allowing(timers, "REGISTER"),
@@ -426,6 +431,13 @@ impl Phones {
 
     /// Logs a binding change (the username at DEBUG only) and publishes it.
     fn tell(&mut self, change: BindingChange) {
+        if let BindingChange::Added { binding, .. } | BindingChange::Refreshed { binding, .. } =
+            &change
+        {
+            if binding.transport == Transport::Udp {
+                self.known.bound(binding.destination, binding.expires_at);
+            }
+        }
         let event = PhoneEvent::from(change);
         let what = match &event.kind {
             PhoneEventKind::Registered(_) => "desk phone registered",

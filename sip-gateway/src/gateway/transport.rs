@@ -90,9 +90,10 @@ impl SipTransport {
         tls: TlsLinks,
         inbound: mpsc::Sender<Inbound>,
         trunks: Vec<IpAddr>,
+        phones: KnownPhones,
     ) -> SipTransport {
         let udp = Arc::new(udp);
-        tokio::spawn(receive_udp(udp.clone(), inbound.clone(), trunks));
+        tokio::spawn(receive_udp(udp.clone(), inbound.clone(), trunks, phones));
         if let Some(listener) = tcp {
             tokio::spawn(accept_tcp(listener, inbound.clone()));
         }
@@ -159,6 +160,40 @@ impl SipTransport {
 /// dropped unread.
 pub(crate) const STRANGERS_PER_SECOND: u32 = 50;
 
+/// How many datagrams a second from registered desk phones reach the
+/// engine: their refreshes, and their answers to our calls, kept apart
+/// from strangers' budget so that a flood of junk cannot cut them off (nor
+/// hundreds of phones crowd out each other's answers).
+pub(crate) const PHONES_PER_SECOND: u32 = 2000;
+
+/// The addresses desk phones registered from over UDP, each until its
+/// binding lapses: their datagrams pass within [`PHONES_PER_SECOND`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KnownPhones(Arc<std::sync::Mutex<HashMap<SocketAddr, Instant>>>);
+
+impl KnownPhones {
+    /// Notes a binding to `address`, good until `until`.
+    pub(crate) fn bound(&self, address: SocketAddr, until: Instant) {
+        let mut known = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Lapsed entries go as new ones come, so the map stays as large as
+        // the phones registered.
+        if known.len() > 64 && known.len().is_power_of_two() {
+            let now = Instant::now();
+            known.retain(|_, t| *t > now);
+        }
+        known.insert(address, until);
+    }
+
+    /// Whether a phone registered from `address` and has not lapsed.
+    fn contains(&self, address: SocketAddr, now: Instant) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&address)
+            .is_some_and(|t| *t > now)
+    }
+}
+
 /// A token bucket: `rate` a second, as many at once.
 struct Budget {
     rate: u32,
@@ -186,9 +221,15 @@ impl Budget {
     }
 }
 
-async fn receive_udp(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>, trunks: Vec<IpAddr>) {
+async fn receive_udp(
+    socket: Arc<UdpSocket>,
+    inbound: mpsc::Sender<Inbound>,
+    trunks: Vec<IpAddr>,
+    phones: KnownPhones,
+) {
     let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
     let mut strangers = Budget::new(STRANGERS_PER_SECOND);
+    let mut phone_budget = Budget::new(PHONES_PER_SECOND);
     let mut dropped: u64 = 0;
     loop {
         let (n, source) = match socket.recv_from(&mut buf).await {
@@ -200,7 +241,14 @@ async fn receive_udp(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>, tru
             }
         };
         let trusted = trunks.contains(&source.ip());
-        if !trusted && !strangers.take(Instant::now()) {
+        let now = Instant::now();
+        let passes = trusted
+            || if phones.contains(source, now) {
+                phone_budget.take(now)
+            } else {
+                strangers.take(now)
+            };
+        if !passes {
             dropped += 1;
             if dropped.is_power_of_two() {
                 tracing::debug!(dropped, "SIP from strangers over budget, dropped");
