@@ -23,7 +23,7 @@ use sip_gateway::gateway::TrunkConfig;
 
 use crate::dialler::{carrier, DAY_ZONE};
 use crate::helpers::{next_json, spawn_app_with, NowUtc, TestApp, Ws};
-use crate::softphone::cdp::{find_chromium, Cdp, Chromium};
+use crate::softphone::cdp::{Cdp, Chromium};
 use crate::softphone::{agent_page_ready, with_ids, write_tone, ONE_AT_A_TIME};
 
 /// A value that would become an element, and run, if it were read as HTML.
@@ -43,12 +43,7 @@ async fn an_agent_edits_the_contact_of_their_call_on_the_card_in_chromium_on_pos
 }
 
 async fn card_edit_page(backend: TestBackend) {
-    let Some(binary) = find_chromium() else {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "CI=true but chromium is missing"
-        );
-        eprintln!("\n!!!!! SKIPPING the card edit page test: chromium is missing !!!!!\n");
+    let Some(binary) = crate::softphone::chromium_or_skip("the card edit page test") else {
         return;
     };
     let _turn = ONE_AT_A_TIME.lock().await;

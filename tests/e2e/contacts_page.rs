@@ -22,7 +22,7 @@ use sip_gateway::gateway::CallRef;
 use crate::desk::{agent_floor, say, wait_for, AgentFloor};
 use crate::dialler::DAY_ZONE;
 use crate::helpers::{NowUtc, TestApp};
-use crate::softphone::cdp::{find_chromium, Cdp, Chromium};
+use crate::softphone::cdp::{Cdp, Chromium};
 use crate::softphone::{with_ids, write_tone, ONE_AT_A_TIME};
 use crate::wallboard::landed_on_wallboard;
 
@@ -40,12 +40,7 @@ async fn a_supervisor_finds_edits_and_creates_contacts_in_chromium_on_postgres()
 }
 
 async fn contacts_page(backend: TestBackend) {
-    let Some(binary) = find_chromium() else {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "CI=true but chromium is missing"
-        );
-        eprintln!("\n!!!!! SKIPPING the contacts page test: chromium is missing !!!!!\n");
+    let Some(binary) = crate::softphone::chromium_or_skip("the contacts page test") else {
         return;
     };
     let _turn = ONE_AT_A_TIME.lock().await;

@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::dialler::{agent_phone, carrier, DAY_ZONE};
 use crate::helpers::{spawn_app_with, TestApp};
-use crate::softphone::cdp::{find_chromium, Cdp, Chromium};
+use crate::softphone::cdp::{Cdp, Chromium};
 use crate::softphone::{until, write_tone, ONE_AT_A_TIME};
 use crate::wallboard::{landed_on_wallboard, wait_for_call, Desk};
 
@@ -38,12 +38,7 @@ const QUIET_HZ: f64 = 1000.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_supervisor_listens_to_a_live_call_from_the_wallboard() {
-    let Some(binary) = find_chromium() else {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "CI=true but chromium is missing"
-        );
-        eprintln!("\n!!!!! SKIPPING the listening page test: chromium is missing !!!!!\n");
+    let Some(binary) = crate::softphone::chromium_or_skip("the listening page test") else {
         return;
     };
     let _turn = ONE_AT_A_TIME.lock().await;

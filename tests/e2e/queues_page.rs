@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use sip_gateway::gateway::CallRef;
 
 use crate::helpers::{spawn_app, NowUtc, TestApp};
-use crate::softphone::cdp::{find_chromium, Cdp, Chromium};
+use crate::softphone::cdp::{Cdp, Chromium};
 use crate::softphone::{landed_on_agent_page, with_ids, write_tone, ONE_AT_A_TIME};
 use crate::wallboard::landed_on_wallboard;
 
@@ -36,12 +36,7 @@ async fn a_supervisor_manages_queues_on_the_page_in_chromium_on_postgres() {
 }
 
 async fn queues_page(backend: TestBackend) {
-    let Some(binary) = find_chromium() else {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "CI=true but chromium is missing"
-        );
-        eprintln!("\n!!!!! SKIPPING the queues page test: chromium is missing !!!!!\n");
+    let Some(binary) = crate::softphone::chromium_or_skip("the queues page test") else {
         return;
     };
     let _turn = ONE_AT_A_TIME.lock().await;

@@ -40,6 +40,21 @@ pub(crate) const LIMIT: Duration = Duration::from_secs(60);
 /// starve the real-time audio the test measures.
 pub(crate) static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
+/// Debian's Chromium for a page test, or `None` (having said loudly that
+/// `what` is skipped) where it is missing outside CI; under `CI=true` a
+/// missing Chromium fails the test.
+pub(crate) fn chromium_or_skip(what: &str) -> Option<std::path::PathBuf> {
+    let found = cdp::find_chromium();
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI=true but chromium is missing"
+        );
+        eprintln!("\n!!!!! SKIPPING {what}: chromium is missing !!!!!\n");
+    }
+    found
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_page_takes_a_call_in_chromium_on_sqlite() {
     agent_page(TestBackend::Sqlite, Reach::Loopback).await;

@@ -231,12 +231,7 @@ pub(crate) async fn wait_for_call(desk: &mut Desk) -> Result<()> {
 /// its Users panel adds an agent, then says so when the seats are full.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_supervisor_page_reports_a_call_and_adds_an_agent() {
-    let Some(binary) = crate::softphone::cdp::find_chromium() else {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "CI=true but chromium is missing"
-        );
-        eprintln!("\n!!!!! SKIPPING the supervisor page test: chromium is missing !!!!!\n");
+    let Some(binary) = crate::softphone::chromium_or_skip("the supervisor page test") else {
         return;
     };
     let _turn = ONE_AT_A_TIME.lock().await;
