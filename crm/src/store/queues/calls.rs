@@ -305,7 +305,7 @@ impl Store {
         let id: Option<i64> = on_pool!(self, |pool| sqlx::query_scalar(
             "SELECT c.id FROM contacts c \
              LEFT JOIN call_attempts a ON a.contact_id = c.id AND a.account_id = c.account_id \
-             WHERE c.account_id = $1 AND c.phone_e164 = $2 \
+             WHERE c.account_id = $1 AND c.phone_e164 = $2 AND c.merged_into IS NULL \
              GROUP BY c.id ORDER BY MAX(a.started_at) DESC, c.id LIMIT 1"
         )
         .bind(account.0)
