@@ -101,6 +101,20 @@ pub fn similar_names(a: (&str, &str), b: (&str, &str)) -> bool {
     within(&a.join(" "), &b.join(" "), max) || within(&sorted_a.join(" "), &sorted_b.join(" "), max)
 }
 
+/// Returns the first two letters, lower-cased, of each word of a name: a
+/// similar name starts its first or last name with one of them, unless a
+/// typo changed the start of every word.
+pub fn name_starts(name: (&str, &str)) -> Vec<String> {
+    let mut starts: Vec<String> = name_words(name)
+        .iter()
+        .map(|w| w.chars().take(2).collect())
+        .collect();
+    starts.sort();
+    starts.dedup();
+    starts.truncate(4);
+    starts
+}
+
 /// Returns the texts, lower-cased, in which a field may hold this number:
 /// E.164 with and without its `+`, the national and international formats
 /// with and without spaces, and the number as it was entered.
@@ -268,6 +282,16 @@ mod tests {
             !similar_names(("Jo", "L"), ("Jo", "M")),
             "three letters must match"
         );
+    }
+
+    #[test]
+    fn a_name_starts_with_the_start_of_each_word() {
+        assert_eq!(name_starts(("Ada", "Lovelace")), ["ad", "lo"]);
+        assert_eq!(
+            name_starts(("Mary-Ann", "de Vries")),
+            ["an", "de", "ma", "vr"]
+        );
+        assert!(name_starts(("", " ")).is_empty());
     }
 
     #[test]

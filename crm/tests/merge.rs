@@ -24,6 +24,7 @@ crm::on_both_backends!(
     suppression_becomes_the_union_and_undo_takes_back_only_its_own,
     an_undo_puts_both_contacts_back_as_they_were,
     merges_are_refused_across_accounts_in_calls_and_on_stale_versions,
+    of_two_merges_at_once_one_wins_and_the_other_is_refused,
     erasing_either_contact_clears_what_the_merge_could_undo,
     a_merge_becomes_final_after_a_day,
 );
@@ -209,7 +210,8 @@ async fn the_account_pages_list_each_pair_once(db: TestDb) -> TestDb {
     let a = s.create_account("a", 1, t0()).await.expect("account").id;
     define(s, a, "other_phone").await;
     // 1 and 4 share an email; 2 wrote 5's number in a field and 5 wrote
-    // 2's in its custom fields; 3 and 6 are one name at one postcode.
+    // 2's in its custom fields; 3 and 6 are one name at one postcode; 8
+    // wrote 7's number in its custom fields.
     let c1 = add(
         s,
         a,
@@ -252,10 +254,19 @@ async fn the_account_pages_list_each_pair_once(db: TestDb) -> TestDb {
         "phone": "+447400200006", "postal_address": "YO1 7HH" }),
     )
     .await;
-    add(
+    let c7 = add(
         s,
         a,
         serde_json::json!({ "first_name": "Seven", "phone": "+447400200007" }),
+    )
+    .await;
+    // Only the later contact holds the earlier one's number, in its custom
+    // fields, which no index reads: its own page lists the pair.
+    let c8 = add(
+        s,
+        a,
+        serde_json::json!({ "first_name": "Eight", "phone": "+447400200008",
+            "custom_fields": { "landline": "+44 7400 200007" } }),
     )
     .await;
 
@@ -284,6 +295,7 @@ async fn the_account_pages_list_each_pair_once(db: TestDb) -> TestDb {
             (c1.id, c4.id, vec![DuplicateReason::SameEmail]),
             (c2.id, c5.id, vec![DuplicateReason::SameNumber]),
             (c3.id, c6.id, vec![DuplicateReason::SimilarNamePostcode]),
+            (c7.id, c8.id, vec![DuplicateReason::SameNumber]),
         ]
     );
     assert!(matches!(
@@ -711,6 +723,30 @@ async fn a_merge_moves_every_kind_of_history_and_fills_only_empty_fields(db: Tes
     assert_eq!(records[0].merge_id, merged.merge_id);
     assert_eq!((records[0].kept_id, records[0].merged_id), (k, m));
     assert_eq!(records[0].state, MergeState::Open);
+
+    // The person calls in from the merged contact's number: the call is
+    // the kept contact's, not a new contact's.
+    let queue = s
+        .create_queue(
+            a,
+            "Inbound",
+            &crm::store::queues::QueueSettings::new(h.campaigns[1]),
+            &["+441632960555".to_owned()],
+            t0(),
+        )
+        .await
+        .expect("queue");
+    let arrived = s
+        .inbound_call_arrived(
+            &queue,
+            Some("+447400300002"),
+            CallRef::random(),
+            &crm::store::nodes::Holder::from("n1"),
+            t0() + Duration::minutes(10),
+        )
+        .await
+        .expect("arrived");
+    assert_eq!((arrived.contact_id, arrived.known), (Some(k), true));
     db
 }
 
@@ -998,6 +1034,53 @@ async fn merges_are_refused_across_accounts_in_calls_and_on_stale_versions(db: T
     s.undo_merge(&actor(a), three_into_one, t0() + Duration::hours(23))
         .await
         .expect("within the day");
+    db
+}
+
+async fn of_two_merges_at_once_one_wins_and_the_other_is_refused(db: TestDb) -> TestDb {
+    let s = &db.store;
+    let a = s.create_account("a", 1, t0()).await.expect("account").id;
+    let req = |keep: &Contact, merge: &Contact| MergeRequest {
+        keep: keep.id,
+        merge: merge.id,
+        version_keep: keep.version,
+        version_merge: merge.version,
+    };
+    for round in 0..5 {
+        let phone = |i: u32| format!("+4474009{round:02}{i:03}");
+        let mut fresh = Vec::new();
+        for i in 0..5 {
+            fresh.push(
+                add(
+                    s,
+                    a,
+                    serde_json::json!({ "first_name": "P", "phone": phone(i) }),
+                )
+                .await,
+            );
+        }
+        // One contact merged into two others at once; two contacts merged
+        // into each other at once.
+        let pairs = [
+            (req(&fresh[0], &fresh[1]), req(&fresh[2], &fresh[1])),
+            (req(&fresh[3], &fresh[4]), req(&fresh[4], &fresh[3])),
+        ];
+        for (first, second) in pairs {
+            let actor = actor(a);
+            let (x, y) = tokio::join!(
+                s.merge_contacts(&actor, &first, t0()),
+                s.merge_contacts(&actor, &second, t0())
+            );
+            let won = usize::from(x.is_ok()) + usize::from(y.is_ok());
+            assert_eq!(won, 1, "round {round}: {x:?} / {y:?}");
+            for lost in [x, y].into_iter().filter_map(Result::err) {
+                assert!(
+                    matches!(lost, StoreError::Refused(_) | StoreError::Stale(_)),
+                    "round {round}: {lost:?}"
+                );
+            }
+        }
+    }
     db
 }
 

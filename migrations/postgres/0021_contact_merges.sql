@@ -6,6 +6,9 @@
 -- marked contact is left out of searches, number lookups and imports.
 ALTER TABLE contacts ADD COLUMN merged_into BIGINT REFERENCES contacts (id);
 CREATE INDEX contacts_merged_into ON contacts (merged_into) WHERE merged_into IS NOT NULL;
+-- An account's contacts in id order: the duplicate finder walks them a page
+-- at a time from a cursor.
+CREATE INDEX contacts_account_id ON contacts (account_id, id);
 
 -- One row per merge. `undo` holds what the merge moved and filled, by row id
 -- and field name only (never a contact's values), and is cleared when the

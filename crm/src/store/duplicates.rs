@@ -9,13 +9,16 @@
 //!   (field, lower-cased value) for the other contacts that hold its number,
 //!   in its usual written forms, in a text or number field;
 //! - `similar_name_postcode`: the address index (FTS5 on SQLite, GIN on
-//!   PostgreSQL) for the contacts at its postal code, whose names are then
+//!   PostgreSQL) for the contacts at its postal code whose first or last
+//!   name starts as one of its name's words does, whose names are then
 //!   compared here ([`crate::duplicates::similar_names`]).
 //!
-//! Each lookup reads at most [`PER_REASON`] contacts ([`AT_POSTCODE`] at a
-//! postal code). The account's pairs are read by walking its contacts by id
-//! from a cursor, at most [`MAX_SCAN`] a page, so a page costs the same on
-//! an account of a thousand contacts or of millions.
+//! Each lookup returns at most [`PER_REASON`] contacts ([`AT_POSTCODE`] at a
+//! postal code, where the cost follows how many share the code). The
+//! account's pairs are read by walking its contacts by id from a cursor
+//! (`contacts_account_id`), at most [`MAX_SCAN`] a page, so a page costs the
+//! same on an account of a thousand contacts or of millions
+//! (`crm/benches/contact_duplicates.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,7 +27,7 @@ use serde::Serialize;
 use super::rows::CONTACT_COLUMNS;
 use super::{on_pool, Backend, Store};
 use crate::duplicates::{
-    number_forms, numbers_in, postal_code, region_of, similar_names, DuplicateReason,
+    name_starts, number_forms, numbers_in, postal_code, region_of, similar_names, DuplicateReason,
 };
 use crate::fields::FieldKind;
 use crate::model::{AccountId, Contact, ContactId};
@@ -119,8 +122,12 @@ impl Store {
                 "a page walks 1 to {MAX_SCAN} contacts"
             )));
         }
+        let hint = match self.backend() {
+            Backend::Sqlite => " INDEXED BY contacts_account_id",
+            Backend::Postgres => "",
+        };
         let sql = format!(
-            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE account_id = $1 AND id > $2 \
+            "SELECT {CONTACT_COLUMNS} FROM contacts{hint} WHERE account_id = $1 AND id > $2 \
              AND merged_into IS NULL ORDER BY id LIMIT $3"
         );
         let mut window: Vec<Contact> = on_pool!(self, |pool| sqlx::query_as(&sql)
@@ -131,31 +138,34 @@ impl Store {
             .await?);
         self.fill_values(account, &mut window).await?;
         let lookup = self.lookup(account).await?;
-        let mut seen: BTreeMap<i64, Found> = BTreeMap::new();
         let mut pairs: Vec<(i64, i64, BTreeSet<DuplicateReason>)> = Vec::new();
         for c in &window {
-            let found = self.candidates(account, c, &lookup).await?;
-            for (other, reasons) in &found {
-                if *other > c.id.0 {
-                    pairs.push((c.id.0, *other, reasons.clone()));
+            for (other, reasons) in self.candidates(account, c, &lookup).await? {
+                if other > c.id.0 {
+                    pairs.push((c.id.0, other, reasons));
                     continue;
                 }
-                // The other came first: it listed the pair if its own
-                // lookups found this contact.
-                let theirs = match seen.get(other) {
-                    Some(f) => f.contains_key(&c.id.0),
-                    None => {
-                        let them = self.contact(account, ContactId(*other)).await?;
-                        self.candidates(account, &them, &lookup)
-                            .await?
-                            .contains_key(&c.id.0)
-                    }
-                };
-                if !theirs {
-                    pairs.push((*other, c.id.0, reasons.clone()));
+                // The other came first, and listed the pair if its own
+                // lookups found this contact. An email and a name at a
+                // postcode find each other both ways, as the same phone
+                // does; a number written in a field may be in one only.
+                if reasons.contains(&DuplicateReason::SameEmail)
+                    || reasons.contains(&DuplicateReason::SimilarNamePostcode)
+                {
+                    continue;
+                }
+                let them = self.contact(account, ContactId(other)).await?;
+                if them.fields.phone_e164 == c.fields.phone_e164 {
+                    continue;
+                }
+                if !self
+                    .number_candidates(account, &them, &lookup)
+                    .await?
+                    .contains(&c.id.0)
+                {
+                    pairs.push((other, c.id.0, reasons));
                 }
             }
-            seen.insert(c.id.0, found);
         }
         let ids: BTreeSet<i64> = pairs.iter().flat_map(|(a, b, _)| [*a, *b]).collect();
         let contacts = self
@@ -227,6 +237,77 @@ impl Store {
             add(self.ids(&sql, &binds).await?, DuplicateReason::SameEmail);
         }
 
+        add(
+            self.number_candidates(account, c, lookup).await?,
+            DuplicateReason::SameNumber,
+        );
+
+        // Those at its postal code whose name reads as its name. A name's
+        // first two letters narrow the neighbours read, so the bound keeps
+        // the likely ones: a typo seldom changes the start of every word.
+        let starts = name_starts((&c.fields.first_name, &c.fields.last_name));
+        let code = c.fields.postal_address.as_deref().and_then(postal_code);
+        if let (Some(code), false) = (code, starts.is_empty()) {
+            let (matched, phrase) = match lookup.backend {
+                // The code's words are letters and digits only, so quoting
+                // them makes an FTS5 phrase no operator in the text escapes.
+                Backend::Sqlite => (
+                    "c.id IN (SELECT rowid FROM contact_addresses \
+                     WHERE contact_addresses MATCH $2)",
+                    format!("\"{code}\""),
+                ),
+                Backend::Postgres => (
+                    "to_tsvector('simple', coalesce(c.postal_address, '')) \
+                     @@ phraseto_tsquery('simple', $2)",
+                    code,
+                ),
+            };
+            let mut binds = vec![acct, Bind::Text(phrase), me, Bind::Int(AT_POSTCODE)];
+            // Compared, not looked up: the name indexes would read every
+            // contact whose name starts so, when the postcode holds a few.
+            let mut named = Vec::new();
+            for start in starts {
+                let len = start.chars().count();
+                binds.push(Bind::Text(lookup.folded(&start)));
+                let n = binds.len();
+                for column in ["c.first_name", "c.last_name"] {
+                    named.push(format!("substr(lower({column}), 1, {len}) = ${n}"));
+                }
+            }
+            let sql = format!(
+                "SELECT c.id, c.first_name, c.last_name FROM contacts c{} \
+                 WHERE c.account_id = $1 AND {matched} AND c.id <> $3 \
+                 AND c.merged_into IS NULL AND ({}) ORDER BY c.id LIMIT $4",
+                lookup.by_id(),
+                named.join(" OR ")
+            );
+            let neighbours = self.named(&sql, &binds).await?;
+            let me = (c.fields.first_name.as_str(), c.fields.last_name.as_str());
+            add(
+                neighbours
+                    .into_iter()
+                    .filter(|(_, first, last)| similar_names(me, (first, last)))
+                    .map(|(id, _, _)| id)
+                    .collect(),
+                DuplicateReason::SimilarNamePostcode,
+            );
+        }
+        Ok(found)
+    }
+
+    /// Returns the contacts with the same number as `c`, as their phone or
+    /// written in one of their fields, or whose phone `c` wrote in one of
+    /// its own: the `same_number` lookups.
+    async fn number_candidates(
+        &self,
+        account: AccountId,
+        c: &Contact,
+        lookup: &Lookup,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut found = Vec::new();
+        let acct = Bind::Int(account.0);
+        let me = Bind::Int(c.id.0);
+        let limit = Bind::Int(PER_REASON);
         // Its number, and the numbers written in its fields, as others' phones.
         let written = c.values.values().chain(
             c.fields
@@ -249,7 +330,7 @@ impl Store {
         );
         let mut binds = vec![acct.clone(), me.clone(), limit.clone()];
         binds.extend(numbers.into_iter().map(Bind::Text));
-        add(self.ids(&sql, &binds).await?, DuplicateReason::SameNumber);
+        found.extend(self.ids(&sql, &binds).await?);
 
         // Others that wrote its number in one of their fields.
         if !lookup.value_fields.is_empty() {
@@ -269,43 +350,10 @@ impl Store {
             let mut binds = vec![acct.clone(), me.clone(), limit.clone()];
             binds.extend(lookup.value_fields.iter().map(|f| Bind::Int(*f)));
             binds.extend(forms.into_iter().map(Bind::Text));
-            add(self.ids(&sql, &binds).await?, DuplicateReason::SameNumber);
+            found.extend(self.ids(&sql, &binds).await?);
         }
-
-        // Those at its postal code whose name reads as its name.
-        if let Some(code) = c.fields.postal_address.as_deref().and_then(postal_code) {
-            let (matched, phrase) = match lookup.backend {
-                // The code's words are letters and digits only, so quoting
-                // them makes an FTS5 phrase no operator in the text escapes.
-                Backend::Sqlite => (
-                    "c.id IN (SELECT rowid FROM contact_addresses \
-                     WHERE contact_addresses MATCH $2)",
-                    format!("\"{code}\""),
-                ),
-                Backend::Postgres => (
-                    "to_tsvector('simple', coalesce(c.postal_address, '')) \
-                     @@ phraseto_tsquery('simple', $2)",
-                    code,
-                ),
-            };
-            let sql = format!(
-                "SELECT c.id, c.first_name, c.last_name FROM contacts c{} \
-                 WHERE c.account_id = $1 AND {matched} AND c.id <> $3 \
-                 AND c.merged_into IS NULL ORDER BY c.id LIMIT $4",
-                lookup.by_id()
-            );
-            let binds = [acct, Bind::Text(phrase), me, Bind::Int(AT_POSTCODE)];
-            let neighbours = self.named(&sql, &binds).await?;
-            let me = (c.fields.first_name.as_str(), c.fields.last_name.as_str());
-            add(
-                neighbours
-                    .into_iter()
-                    .filter(|(_, first, last)| similar_names(me, (first, last)))
-                    .map(|(id, _, _)| id)
-                    .collect(),
-                DuplicateReason::SimilarNamePostcode,
-            );
-        }
+        found.sort_unstable();
+        found.dedup();
         Ok(found)
     }
 
@@ -349,8 +397,14 @@ impl Store {
     ) -> Result<BTreeMap<i64, Contact>, StoreError> {
         let mut out = BTreeMap::new();
         for chunk in ids.chunks(500) {
+            // SQLite reads them by id, not by walking an index of the account.
+            let hint = match self.backend() {
+                Backend::Sqlite => " NOT INDEXED",
+                Backend::Postgres => "",
+            };
             let sql = format!(
-                "SELECT {CONTACT_COLUMNS} FROM contacts WHERE account_id = $1 AND id IN ({})",
+                "SELECT {CONTACT_COLUMNS} FROM contacts{hint} WHERE account_id = $1 \
+                 AND id IN ({})",
                 marks(2, chunk.len())
             );
             let mut rows: Vec<Contact> = on_pool!(self, |pool| {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 
 use super::rows::CONTACT_COLUMNS;
-use super::{on_pool, Store};
+use super::{on_pool, Backend, Store};
 use crate::merge::{fill, Filled};
 use crate::model::{AccountId, Actor, Contact, ContactId, UserId};
 use crate::{privacy, StoreError};
@@ -253,9 +253,34 @@ impl Store {
         let contact_sql =
             format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1 AND account_id = $2");
         let undo_until = now + UNDO_WINDOW;
+        // Both rows are locked first, in id order, so two merges of the
+        // same contacts wait for each other rather than deadlock; SQLite's
+        // write transaction holds the whole database already.
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let marks_sql = format!(
+            "SELECT id, merged_into FROM contacts WHERE account_id = $1 AND id IN ($2, $3) \
+             ORDER BY id{lock}"
+        );
         let begin = self.begin_write();
         let (merge_id, undo, suppressed) = on_pool!(self, |pool| {
             let mut tx = pool.begin_with(begin).await?;
+            let marks: Vec<(i64, Option<i64>)> = sqlx::query_as(&marks_sql)
+                .bind(account.0)
+                .bind(keep.0)
+                .bind(merge.0)
+                .fetch_all(&mut *tx)
+                .await?;
+            if marks.len() < 2 {
+                return Err(StoreError::NotFound);
+            }
+            if let Some((id, Some(into))) = marks.iter().find(|(_, into)| into.is_some()) {
+                return Err(StoreError::Refused(format!(
+                    "contact {id} is merged into contact {into} already"
+                )));
+            }
             let kept: Contact = sqlx::query_as(&contact_sql)
                 .bind(keep.0)
                 .bind(account.0)
@@ -268,20 +293,6 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(StoreError::NotFound)?;
-            let marked: Vec<(i64, i64)> = sqlx::query_as(
-                "SELECT id, merged_into FROM contacts WHERE account_id = $1 AND id IN ($2, $3) \
-                 AND merged_into IS NOT NULL ORDER BY id",
-            )
-            .bind(account.0)
-            .bind(keep.0)
-            .bind(merge.0)
-            .fetch_all(&mut *tx)
-            .await?;
-            if let Some((id, into)) = marked.first() {
-                return Err(StoreError::Refused(format!(
-                    "contact {id} is merged into contact {into} already"
-                )));
-            }
             let kept_open: Option<i64> = sqlx::query_scalar(
                 "SELECT id FROM contact_merges WHERE account_id = $1 AND kept_id = $2 \
                  AND state = 'open' ORDER BY id LIMIT 1",

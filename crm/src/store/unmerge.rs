@@ -59,19 +59,26 @@ impl Store {
         let contact_sql =
             format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1 AND account_id = $2");
         let backend = self.backend();
+        // The merge's row is locked first on PostgreSQL, so an undo and the
+        // job making it final (or a second undo) take turns.
+        let lock = match backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let merge_sql = format!(
+            "SELECT kept_id, merged_id, state, undo_until, undo FROM contact_merges \
+             WHERE id = $1 AND account_id = $2{lock}"
+        );
         let begin = self.begin_write();
         let (keep, merge, mut cleared, values_cleared) = on_pool!(self, |pool| {
             let mut tx = pool.begin_with(begin).await?;
             type Row = (i64, i64, String, DateTime<Utc>, Option<Json<UndoData>>);
-            let (keep, merge, state, undo_until, undo): Row = sqlx::query_as(
-                "SELECT kept_id, merged_id, state, undo_until, undo FROM contact_merges \
-                 WHERE id = $1 AND account_id = $2",
-            )
-            .bind(id.0)
-            .bind(account.0)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+            let (keep, merge, state, undo_until, undo): Row = sqlx::query_as(&merge_sql)
+                .bind(id.0)
+                .bind(account.0)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
             let (keep, merge) = (ContactId(keep), ContactId(merge));
             match state.as_str() {
                 "open" => {}
