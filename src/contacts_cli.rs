@@ -1,6 +1,7 @@
 //! `dialcrm contact search` and `dialcrm contact edit`: the CRM's contacts
 //! found and corrected from the command line, through the same Store calls
-//! (and the same audit) as the API.
+//! (and the same audit) as the API. Duplicates and merges are in
+//! [`crate::merge_cli`].
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -18,6 +19,14 @@ pub enum ContactCommand {
     Search(SearchArgs),
     /// Changes fields of a contact; audited by field name.
     Edit(EditArgs),
+    /// Lists likely duplicates (same email, same number, similar name at
+    /// one postal code), of one contact or of the account.
+    Duplicates(crate::merge_cli::DuplicatesArgs),
+    /// Merges a contact into another: history moves, empty fields are
+    /// filled, suppression is the union; undoable for a day.
+    Merge(crate::merge_cli::MergeArgs),
+    /// Undoes a merge within its day.
+    UndoMerge(crate::merge_cli::UndoArgs),
 }
 
 /// Flags of `contact search`.
@@ -67,6 +76,9 @@ pub async fn run(store: &Store, command: ContactCommand) -> Result<()> {
     match command {
         ContactCommand::Search(args) => search(store, args).await,
         ContactCommand::Edit(args) => edit(store, args).await,
+        ContactCommand::Duplicates(args) => crate::merge_cli::duplicates(store, args).await,
+        ContactCommand::Merge(args) => crate::merge_cli::merge(store, args).await,
+        ContactCommand::UndoMerge(args) => crate::merge_cli::undo(store, args).await,
     }
 }
 
@@ -204,7 +216,8 @@ fn named<T: serde::de::DeserializeOwned + Default>(flag: &str, value: Option<&st
     }
 }
 
-async fn account(store: &Store, name: &str) -> Result<Account> {
+/// Returns the account an operator named.
+pub(crate) async fn account(store: &Store, name: &str) -> Result<Account> {
     store
         .account_by_name(name)
         .await
@@ -212,7 +225,7 @@ async fn account(store: &Store, name: &str) -> Result<Account> {
 }
 
 /// Returns the audit actor of an operator at the command line.
-fn cli_actor(account: &Account) -> Actor {
+pub(crate) fn cli_actor(account: &Account) -> Actor {
     Actor {
         account_id: Some(account.id),
         user_id: None,

@@ -9,6 +9,7 @@ pub mod contacts_cli;
 pub mod dnc_cli;
 pub mod doctor;
 pub mod lists_cli;
+pub mod merge_cli;
 pub mod phones;
 pub mod queues_cli;
 pub mod settings;
@@ -491,6 +492,10 @@ async fn housekeeping(
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "the retention purge failed"),
+            }
+            // Contacts merged a day ago are deleted, and their merges final.
+            if let Err(e) = store.finalise_merges(clock.now()).await {
+                tracing::warn!(error = %e, "making merges final failed");
             }
         }
     }

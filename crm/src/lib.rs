@@ -14,6 +14,9 @@
 //! - [`search`] reads what a contact search asks for, and [`edit`] checks
 //!   a contact created or changed by hand; the Store runs both
 //!   ([`Store::search_contacts`], [`Store::add_contact`], [`Store::edit_contact`]).
+//! - [`duplicates`] says what makes two contacts likely the same person, and
+//!   [`merge`] how one takes the other's empty fields; the Store finds them
+//!   and merges them ([`Store::duplicates_of`], [`Store::merge_contacts`]).
 //! - [`fields`] checks the fields an account defines for its contacts and
 //!   reads their values; the Store keeps both ([`Store::define_field`]).
 //! - [`script`] reads a campaign's call script and renders it for one call
@@ -25,12 +28,14 @@
 //! - [`demo`] seeds the demo account a first start creates.
 
 pub mod demo;
+pub mod duplicates;
 pub mod edit;
 pub mod error;
 pub mod events;
 pub mod export;
 pub mod fields;
 pub mod import;
+pub mod merge;
 pub mod model;
 pub mod password;
 pub mod privacy;

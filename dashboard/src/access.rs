@@ -270,6 +270,30 @@ pub const RULES: &[Rule] = &[
         "Everything held about a contact (subject access)",
     ),
     rule(
+        "GET",
+        "/api/contacts/duplicates",
+        Who::Roles(MANAGERS),
+        "Likely duplicates (same email, same number, similar name at one postal code): of one contact with contact_id, else a page of the account's pairs",
+    ),
+    rule(
+        "POST",
+        "/api/contacts/merge",
+        Who::Roles(MANAGERS),
+        "Merge one contact into another, each at the version read: history moves, empty fields are filled, suppression is the union",
+    ),
+    rule(
+        "GET",
+        "/api/contacts/merges",
+        Who::Roles(MANAGERS),
+        "The account's merges, newest first (of one contact with contact_id)",
+    ),
+    rule(
+        "POST",
+        "/api/contacts/merge/{id}/undo",
+        Who::Roles(MANAGERS),
+        "Undo a merge within its day: both contacts as they were",
+    ),
+    rule(
         "POST",
         "/api/contacts/{id}/erase",
         Who::Roles(ADMINS),

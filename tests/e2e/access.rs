@@ -233,7 +233,13 @@ async fn every_route_refuses_whom_it_must(t: TestApp) -> TestApp {
                 other => panic!("no test for method {other}"),
             };
             if rule.method != "GET" {
-                req = req.json(&body_for(rule.path, list.id.0, user.id.0, campaign.id.0));
+                req = req.json(&body_for(
+                    rule.path,
+                    list.id.0,
+                    user.id.0,
+                    campaign.id.0,
+                    contact.id.0,
+                ));
             }
             if path.ends_with("/ws") || path == "/api/stream" {
                 req = req
@@ -294,7 +300,7 @@ fn hidden_from_unassigned(path: &str) -> bool {
 
 /// A well-formed body for the routes that take one, so that a foreign
 /// caller's refusal comes from the account scope, not from the body.
-fn body_for(path: &str, list: i64, agent: i64, campaign: i64) -> serde_json::Value {
+fn body_for(path: &str, list: i64, agent: i64, campaign: i64, contact: i64) -> serde_json::Value {
     match path {
         "/api/users/{id}/active" => serde_json::json!({ "active": true }),
         "/api/campaigns/{id}/settings" => serde_json::to_value(
@@ -312,6 +318,10 @@ fn body_for(path: &str, list: i64, agent: i64, campaign: i64) -> serde_json::Val
         "/api/dnc/settings" => serde_json::json!({ "keep_numbers": false }),
         "/api/contacts" => serde_json::json!({ "phone": "+447400100808" }),
         "/api/contacts/{id}" => serde_json::json!({ "version": 1, "last_name": "Matrix" }),
+        // The second contact does not exist: the matrix merges nothing.
+        "/api/contacts/merge" => serde_json::json!({
+            "keep": contact, "merge": contact + 1_000_000, "version_keep": 1, "version_merge": 1
+        }),
         "/api/listen/{call_ref}/leg" => serde_json::json!({ "sdp": "v=0" }),
         "/api/webhooks" => serde_json::json!({
             "url": "https://hooks.example.com/other", "events": ["call.ended"]

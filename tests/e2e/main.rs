@@ -31,6 +31,7 @@ mod listen_page;
 mod lists;
 mod login;
 mod manual;
+mod merge;
 mod nodes;
 mod ops;
 mod phones;

@@ -94,7 +94,9 @@ impl Store {
     ///
     /// A stale version is a [`StoreError::Stale`] and changes nothing; a
     /// change that alters no value writes nothing and keeps the version.
-    /// A required field of the account may be changed but not cleared.
+    /// A required field of the account may be changed but not cleared. A
+    /// contact merged into another is [`StoreError::Refused`]: an undo of
+    /// the merge brings it back as it was.
     pub async fn edit_contact(
         &self,
         actor: &Actor,
@@ -105,6 +107,12 @@ impl Store {
     ) -> Result<Saved, StoreError> {
         let account = actor.account_id.ok_or(StoreError::NotFound)?;
         let current = self.contact(account, id).await?;
+        if let Some(into) = self.merged_into(account, id).await? {
+            return Err(StoreError::Refused(format!(
+                "contact {id} was merged into contact {into}: change that one, \
+                 or undo the merge first"
+            )));
+        }
         if current.version != version {
             return Err(stale(id, version, current.version));
         }

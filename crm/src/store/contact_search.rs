@@ -20,6 +20,9 @@ use crate::model::{AccountId, Contact, UserId};
 use crate::search::{ContactQuery, Criterion, FieldFilter, Sort};
 use crate::StoreError;
 
+/// Leaves out the contacts merged into another.
+const MERGED_OUT: &str = " AND c.merged_into IS NULL";
+
 /// Whose contacts a search may return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SearchScope {
@@ -356,14 +359,16 @@ impl Sql {
         format!("({first} OR {last})")
     }
 
-    /// Returns the agent's restriction to the leads of their campaigns.
+    /// Returns the restriction to the contacts in scope: none merged into
+    /// another (it is shown through the contact it was merged into), and
+    /// for an agent only the leads of their campaigns.
     fn scope(&mut self, scope: SearchScope) -> String {
         match scope {
-            SearchScope::Account => String::new(),
+            SearchScope::Account => MERGED_OUT.into(),
             SearchScope::Agent(user) => {
                 let user = self.push(Bind::Int(user.0));
                 format!(
-                    " AND EXISTS (SELECT 1 FROM leads l JOIN campaign_agents a \
+                    "{MERGED_OUT} AND EXISTS (SELECT 1 FROM leads l JOIN campaign_agents a \
                      ON a.campaign_id = l.campaign_id WHERE l.contact_id = c.id \
                      AND l.account_id = $1 AND a.account_id = $1 AND a.user_id = {user})"
                 )

@@ -223,7 +223,8 @@ impl Store {
         Ok(rows)
     }
 
-    /// Returns the contacts of the account with this E.164 number.
+    /// Returns the contacts of the account with this E.164 number, but
+    /// those merged into another (see [`Store::merge_contacts`]).
     pub async fn contacts_by_number(
         &self,
         account: AccountId,
@@ -231,7 +232,7 @@ impl Store {
     ) -> Result<Vec<Contact>, StoreError> {
         let sql = format!(
             "SELECT {CONTACT_COLUMNS} FROM contacts WHERE account_id = $1 AND phone_e164 = $2 \
-             ORDER BY id"
+             AND merged_into IS NULL ORDER BY id"
         );
         let mut rows: Vec<Contact> = on_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(account.0)

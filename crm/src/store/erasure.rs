@@ -77,6 +77,9 @@ pub struct ErasureReport {
     pub recordings_deleted: u64,
     /// Recording files that were already gone or could not be deleted.
     pub recordings_not_deleted: u64,
+    /// Contacts merged into this one within the day a merge can be undone,
+    /// erased with it (the counts above include theirs).
+    pub merged_erased: Vec<ContactId>,
 }
 
 impl Store {
@@ -132,6 +135,10 @@ impl Store {
     /// Writes the `contact.erase` audit entry, naming the contact's id only,
     /// in the same transaction. A contact of another account is
     /// [`StoreError::NotFound`] and nothing is touched.
+    ///
+    /// What a merge of the contact could undo goes too (the merge stays as
+    /// it is), and contacts merged into this one within that day are erased
+    /// with it, each with its own audit entry.
     pub async fn erase_contact(
         &self,
         account: AccountId,
@@ -153,6 +160,7 @@ impl Store {
             attempts_unlinked: 0,
             recordings_deleted: 0,
             recordings_not_deleted: 0,
+            merged_erased: Vec::new(),
         };
         let paths: Vec<String> = on_pool!(self, |pool| {
             let mut tx = pool.begin_with(begin).await?;
@@ -164,99 +172,129 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound)?;
-            let hash = privacy::number_hash(&key, &phone);
-            sqlx::query(
-                "INSERT INTO suppression (account_id, number_hash, number_e164, reason, source, \
-                 created_at) VALUES ($1, $2, NULL, 'erased', 'erasure', $3) \
-                 ON CONFLICT (account_id, number_hash) DO UPDATE SET source = 'erasure'",
+            // Contacts merged into this one within the undo day are the same
+            // person by a supervisor's word: they are erased with it, first,
+            // as they point at it.
+            let merged_in: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT id, phone_e164 FROM contacts WHERE account_id = $1 AND merged_into = $2 \
+                 ORDER BY id",
             )
-            .bind(account.0)
-            .bind(&hash)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            // An entry made earlier (an opt-out, an import) may hold the
-            // number; it is now an erasure's, which no one may take away.
-            sqlx::query(
-                "UPDATE suppression SET number_e164 = NULL \
-                 WHERE account_id = $1 AND number_hash = $2",
-            )
-            .bind(account.0)
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await?;
-            let paths: Vec<String> = sqlx::query_scalar(&format!(
-                "DELETE FROM recordings WHERE {OF_CONTACT} RETURNING path"
-            ))
             .bind(account.0)
             .bind(contact.0)
             .fetch_all(&mut *tx)
             .await?;
-            let by_contact = |table: &str| {
-                format!("DELETE FROM {table} WHERE account_id = $1 AND contact_id = $2")
-            };
-            report.interactions_deleted = sqlx::query(&by_contact("interactions"))
+            report.merged_erased = merged_in.iter().map(|(id, _)| ContactId(*id)).collect();
+            let targets = merged_in
+                .into_iter()
+                .map(|(id, phone)| (ContactId(id), phone))
+                .chain(std::iter::once((contact, phone)));
+            let mut paths = Vec::new();
+            for (target, phone) in targets {
+                // What a merge could undo names the person: it goes too, and
+                // the merge stays as it is.
+                sqlx::query(
+                    "DELETE FROM contact_merges WHERE account_id = $1 \
+                     AND (kept_id = $2 OR merged_id = $2)",
+                )
                 .bind(account.0)
-                .bind(contact.0)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            report.field_values_deleted = sqlx::query(&by_contact("contact_field_values"))
-                .bind(account.0)
-                .bind(contact.0)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            report.list_memberships_deleted = sqlx::query(&by_contact("list_members"))
-                .bind(account.0)
-                .bind(contact.0)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            report.leads_deleted = sqlx::query(&by_contact("leads"))
-                .bind(account.0)
-                .bind(contact.0)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            report.attempts_unlinked = sqlx::query(
-                "UPDATE call_attempts SET contact_id = NULL \
-                 WHERE account_id = $1 AND contact_id = $2",
-            )
-            .bind(account.0)
-            .bind(contact.0)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            // Deliveries already queued keep their facts but lose the
-            // contact, as the attempts do; the one that reports the erasure
-            // names it, so receivers erase it too.
-            sqlx::query(
-                "UPDATE webhook_deliveries SET contact_id = NULL \
-                 WHERE account_id = $1 AND contact_id = $2",
-            )
-            .bind(account.0)
-            .bind(contact.0)
-            .execute(&mut *tx)
-            .await?;
-            enqueue_webhooks!(&mut *tx, account, &Occurrence::contact_erased(contact, now))?;
-            sqlx::query("DELETE FROM contacts WHERE id = $1 AND account_id = $2")
-                .bind(contact.0)
-                .bind(account.0)
+                .bind(target.0)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(
-                "INSERT INTO audit_log (account_id, user_id, action, target, ip, user_agent, \
-                 occurred_at) VALUES ($1, $2, 'contact.erase', $3, $4, $5, $6)",
-            )
-            .bind(account.0)
-            .bind(actor.user_id.map(|u| u.0))
-            .bind(format!("contact:{contact}"))
-            .bind(&actor.ip)
-            .bind(&actor.user_agent)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+                let hash = privacy::number_hash(&key, &phone);
+                sqlx::query(
+                    "INSERT INTO suppression (account_id, number_hash, number_e164, reason, source, \
+                     created_at) VALUES ($1, $2, NULL, 'erased', 'erasure', $3) \
+                     ON CONFLICT (account_id, number_hash) DO UPDATE SET source = 'erasure'",
+                )
+                .bind(account.0)
+                .bind(&hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                // An entry made earlier (an opt-out, an import) may hold the
+                // number; it is now an erasure's, which no one may take away.
+                sqlx::query(
+                    "UPDATE suppression SET number_e164 = NULL \
+                     WHERE account_id = $1 AND number_hash = $2",
+                )
+                .bind(account.0)
+                .bind(&hash)
+                .execute(&mut *tx)
+                .await?;
+                let deleted: Vec<String> = sqlx::query_scalar(&format!(
+                    "DELETE FROM recordings WHERE {OF_CONTACT} RETURNING path"
+                ))
+                .bind(account.0)
+                .bind(target.0)
+                .fetch_all(&mut *tx)
+                .await?;
+                let by_contact = |table: &str| {
+                    format!("DELETE FROM {table} WHERE account_id = $1 AND contact_id = $2")
+                };
+                report.interactions_deleted += sqlx::query(&by_contact("interactions"))
+                    .bind(account.0)
+                    .bind(target.0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                report.field_values_deleted += sqlx::query(&by_contact("contact_field_values"))
+                    .bind(account.0)
+                    .bind(target.0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                report.list_memberships_deleted += sqlx::query(&by_contact("list_members"))
+                    .bind(account.0)
+                    .bind(target.0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                report.leads_deleted += sqlx::query(&by_contact("leads"))
+                    .bind(account.0)
+                    .bind(target.0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                report.attempts_unlinked += sqlx::query(
+                    "UPDATE call_attempts SET contact_id = NULL \
+                     WHERE account_id = $1 AND contact_id = $2",
+                )
+                .bind(account.0)
+                .bind(target.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                // Deliveries already queued keep their facts but lose the
+                // contact, as the attempts do; the one that reports the erasure
+                // names it, so receivers erase it too.
+                sqlx::query(
+                    "UPDATE webhook_deliveries SET contact_id = NULL \
+                     WHERE account_id = $1 AND contact_id = $2",
+                )
+                .bind(account.0)
+                .bind(target.0)
+                .execute(&mut *tx)
+                .await?;
+                enqueue_webhooks!(&mut *tx, account, &Occurrence::contact_erased(target, now))?;
+                sqlx::query("DELETE FROM contacts WHERE id = $1 AND account_id = $2")
+                    .bind(target.0)
+                    .bind(account.0)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO audit_log (account_id, user_id, action, target, ip, user_agent, \
+                     occurred_at) VALUES ($1, $2, 'contact.erase', $3, $4, $5, $6)",
+                )
+                .bind(account.0)
+                .bind(actor.user_id.map(|u| u.0))
+                .bind(format!("contact:{target}"))
+                .bind(&actor.ip)
+                .bind(&actor.user_agent)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                paths.extend(deleted);
+            }
             tx.commit().await?;
             paths
         });

@@ -359,7 +359,7 @@ impl Store {
     ) -> Result<HashMap<String, i64>, StoreError> {
         let sql = format!(
             "SELECT phone_e164, MIN(id) FROM contacts WHERE account_id = $1 \
-             AND phone_e164 IN ({}) GROUP BY phone_e164",
+             AND phone_e164 IN ({}) AND merged_into IS NULL GROUP BY phone_e164",
             placeholders(2, rows.len())
         );
         let found: Vec<(String, i64)> = on_pool!(self, |pool| {

@@ -9,6 +9,7 @@ use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Type};
 
 use super::leads::LeadState;
+use super::merge::MergeState;
 use super::webhooks::DeliveryStatus;
 use crate::fields::FieldKind;
 use crate::model::{CampaignStatus, Role};
@@ -52,5 +53,6 @@ stored_as_text!(
     LeadState,
     WebhookEvent,
     DeliveryStatus,
-    FieldKind
+    FieldKind,
+    MergeState
 );

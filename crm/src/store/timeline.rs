@@ -66,9 +66,11 @@ pub enum TimelineEvent {
         /// The agent who must make it, or `None` for anyone.
         user_id: Option<UserId>,
     },
-    /// The contact created or edited by hand; field names only.
+    /// The contact created, edited or merged; field names only.
     Edit {
-        /// `contact.create` or `contact.edit`.
+        /// `contact.create` or `contact.edit`, of this contact or of one
+        /// merged into it; `contact.merge` (the fields filled) or
+        /// `contact.merge_undo` (the fields emptied again).
         action: String,
         /// Who did it; `None` from the command line.
         user_id: Option<UserId>,
@@ -89,7 +91,8 @@ impl Store {
     /// assigned to, the interactions of those calls and those campaigns'
     /// callbacks, as the contact card does, and no list membership (lists
     /// are the supervisors'). Edits are kept in every scope: they name
-    /// fields, never values.
+    /// fields, never values. The edits of a contact merged into this one
+    /// are part of its story, as its calls and notes are (they moved).
     pub async fn contact_timeline(
         &self,
         account: AccountId,
@@ -209,16 +212,29 @@ impl Store {
         account: AccountId,
         contact: ContactId,
     ) -> Result<Vec<EditRow>, StoreError> {
-        Ok(on_pool!(self, |pool| sqlx::query_as(
+        let mut targets = vec![format!("contact:{contact}")];
+        targets.extend(
+            self.merged_into_contact(account, contact)
+                .await?
+                .into_iter()
+                .map(|m| format!("contact:{m}")),
+        );
+        let marks: Vec<String> = (0..targets.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
             "SELECT action, user_id, detail, occurred_at FROM audit_log \
-             WHERE account_id = $1 AND target = $2 \
-               AND action IN ('contact.create', 'contact.edit') \
-             ORDER BY occurred_at DESC, id DESC LIMIT 500"
-        )
-        .bind(account.0)
-        .bind(format!("contact:{contact}"))
-        .fetch_all(pool)
-        .await?))
+             WHERE account_id = $1 AND target IN ({}) \
+               AND action IN ('contact.create', 'contact.edit', 'contact.merge', \
+                              'contact.merge_undo') \
+             ORDER BY occurred_at DESC, id DESC LIMIT 500",
+            marks.join(", ")
+        );
+        Ok(on_pool!(self, |pool| {
+            let mut q = sqlx::query_as(&sql).bind(account.0);
+            for t in &targets {
+                q = q.bind(t);
+            }
+            q.fetch_all(pool).await?
+        }))
     }
 
     async fn memberships_of_contact(

@@ -8,8 +8,10 @@
 
 mod cases;
 mod fixture;
+mod merged;
 
 use cases::*;
+use merged::*;
 
 crm::on_both_backends!(
     erased_contact_leaves_no_trace_and_is_never_dialled_again,
@@ -17,4 +19,5 @@ crm::on_both_backends!(
     an_earlier_opt_out_keeps_its_reason_but_loses_the_number,
     a_foreign_contact_cannot_be_erased,
     a_removed_field_leaves_no_value_behind,
+    a_merged_contact_is_erased_with_the_one_it_was_merged_into,
 );

@@ -8,6 +8,7 @@ mod campaign_scripts;
 mod campaign_settings;
 mod campaigns;
 mod contact_edit;
+mod contact_merge;
 mod contact_search;
 mod contact_timeline;
 mod contacts;
@@ -40,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .merge(pause_codes::routes())
         .merge(privacy::routes())
         .merge(contacts::routes())
+        .merge(contact_merge::routes())
         .merge(dnc::routes())
         .merge(campaigns::routes())
         .merge(imports::routes())

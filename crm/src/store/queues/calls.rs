@@ -296,17 +296,19 @@ impl Store {
         Ok(row.map(|(id, name)| (QueueId(id), name)))
     }
 
-    /// The contact with this number that was called or called in last.
+    /// The contact with this number that was called or called in last; a
+    /// contact merged into another (within the day its merge can be undone)
+    /// stands for that one, which holds its history now.
     async fn latest_contact_by_number(
         &self,
         account: AccountId,
         number: &str,
     ) -> Result<Option<ContactId>, StoreError> {
         let id: Option<i64> = on_pool!(self, |pool| sqlx::query_scalar(
-            "SELECT c.id FROM contacts c \
+            "SELECT COALESCE(c.merged_into, c.id) FROM contacts c \
              LEFT JOIN call_attempts a ON a.contact_id = c.id AND a.account_id = c.account_id \
              WHERE c.account_id = $1 AND c.phone_e164 = $2 \
-             GROUP BY c.id ORDER BY MAX(a.started_at) DESC, c.id LIMIT 1"
+             GROUP BY c.id, c.merged_into ORDER BY MAX(a.started_at) DESC, c.id LIMIT 1"
         )
         .bind(account.0)
         .bind(number)
