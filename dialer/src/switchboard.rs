@@ -284,6 +284,16 @@ impl Switchboard {
         }
     }
 
+    /// Brings a call's events to the one loop, in order, as `(call, event)`.
+    fn forward_events(&self, call: CallRef, mut events: mpsc::UnboundedReceiver<CallEvent>) {
+        let forward = self.events_tx.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let _ = forward.send((call, event));
+            }
+        });
+    }
+
     fn now() -> Instant {
         tokio::time::Instant::now().into_std()
     }
@@ -301,15 +311,9 @@ impl Switchboard {
             trunk,
             number,
             caller,
-            mut events,
+            events,
         } = call;
-        // Each call's events come to the one loop, in order.
-        let tx = self.events_tx.clone();
-        tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                let _ = tx.send((call_ref, event));
-            }
-        });
+        self.forward_events(call_ref, events);
         if self.peers.contains(&trunk) {
             if Self::is_relay(&number) {
                 return self.relay_in(call_ref, &number, caller).await;
@@ -601,13 +605,8 @@ impl Switchboard {
         ring: Duration,
     ) {
         let phone = CallRef::random();
-        let (tx, mut events) = mpsc::unbounded_channel();
-        let forward = self.events_tx.clone();
-        tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                let _ = forward.send((phone, event));
-            }
-        });
+        let (tx, events) = mpsc::unbounded_channel();
+        self.forward_events(phone, events);
         self.rings.insert(
             phone,
             Ring {

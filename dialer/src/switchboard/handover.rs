@@ -131,13 +131,8 @@ impl Switchboard {
         self.acd.call_gone(call);
         caller.stage = Stage::HandingOver { peer };
         self.handovers.insert(peer, call);
-        let (tx, mut events) = mpsc::unbounded_channel();
-        let forward = self.events_tx.clone();
-        tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                let _ = forward.send((peer, event));
-            }
-        });
+        let (tx, events) = mpsc::unbounded_channel();
+        self.forward_events(peer, events);
         tracing::info!(%call, %node, "handing a caller to another node with a free agent");
         if let Err(e) = self.gateway.dial_watched(request, tx).await {
             tracing::warn!(%call, %node, error = %e, "a caller could not be handed to another node");

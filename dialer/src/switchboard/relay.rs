@@ -79,13 +79,8 @@ impl Switchboard {
         };
         let _ = self.gateway.ring(call).await;
         let leg = CallRef::random();
-        let (tx, mut events) = mpsc::unbounded_channel();
-        let forward = self.events_tx.clone();
-        tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                let _ = forward.send((leg, event));
-            }
-        });
+        let (tx, events) = mpsc::unbounded_channel();
+        self.forward_events(leg, events);
         self.relays.insert(
             leg,
             Relay {
