@@ -487,6 +487,13 @@ impl Campaign {
         let owner = lead.owner.filter(|o| offered.contains(o));
         self.lines
             .insert(line, Line::new(lead, call, for_agent, detect_machine));
+        // A callback of the agent's own: the line is kept for them, before
+        // the pacer, told it is dialled, gives an unreserved line to another.
+        if let Some(owner) = owner {
+            self.promised.insert(owner, line);
+            self.pacer
+                .handle_input(PacerInput::Reserve { line, agent: owner }, now.at);
+        }
         self.pacer.handle_input(
             PacerInput::Call {
                 line,
@@ -494,12 +501,6 @@ impl Campaign {
             },
             now.at,
         );
-        // A callback of the agent's own: the line is kept for them.
-        if let Some(owner) = owner {
-            self.promised.insert(owner, line);
-            self.pacer
-                .handle_input(PacerInput::Reserve { line, agent: owner }, now.at);
-        }
     }
 
     /// A lead whose attempt was opened but that is not dialled after all.

@@ -196,7 +196,8 @@ pub struct PacerConfig {
     pub safety: f64,
     /// Share of the target at which the rolling rate starts to slow dialling.
     pub backoff_from: f64,
-    /// Pause before ordering again after a [`CallEvent::NotDialled`].
+    /// Pause before ordering again after a [`CallEvent::NotDialled`]; the
+    /// order after it is one probe line, unreserved, until a line is dialled.
     pub starved_pause: Duration,
 }
 
@@ -251,6 +252,9 @@ pub struct Pacer {
     history: History,
     next_line: u64,
     starved_until: Option<Instant>,
+    /// The last claim found nothing to dial, and no claim has found a lead
+    /// since: only one probe line is ordered at a time until one does.
+    starved: bool,
     orders: VecDeque<DialOrder>,
     events: VecDeque<PacerEvent>,
     now: Instant,

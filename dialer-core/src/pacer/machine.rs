@@ -15,6 +15,7 @@ impl Pacer {
             history: History::new(config.history),
             next_line: 0,
             starved_until: None,
+            starved: false,
             orders: VecDeque::new(),
             events: VecDeque::new(),
             now,
@@ -170,11 +171,13 @@ impl Pacer {
         match event {
             CallEvent::Dialled if line.state == LineState::Ordered => {
                 line.state = LineState::Ringing;
+                self.starved = false;
             }
             CallEvent::Dialled => {}
             CallEvent::NotDialled => {
                 self.remove_line(id);
                 self.starved_until = Some(now + self.config.starved_pause);
+                self.starved = true;
             }
             CallEvent::AnsweredLive | CallEvent::AnsweredLiveAfter(_) if unanswered => {
                 let waited = now.saturating_duration_since(line.ordered_at);

@@ -19,6 +19,17 @@ impl Pacer {
         }
     }
 
+    /// Returns how many more lines may be ordered now: with nothing found to
+    /// dial at the last claim, one probe line at a time, so a campaign out of
+    /// leads costs one claim a pause rather than one per free agent.
+    fn order_budget(&self) -> usize {
+        if !self.starved {
+            return usize::MAX;
+        }
+        let probing = self.lines.values().any(|l| l.state == LineState::Ordered);
+        usize::from(!probing)
+    }
+
     /// Gives every Ready agent without a line one reserved line, but for those held back.
     fn plan_progressive(&mut self, now: Instant) {
         let mut uncovered: Vec<(Instant, AgentId)> = self
@@ -33,10 +44,18 @@ impl Pacer {
         uncovered.truncate(uncovered.len().saturating_sub(self.hold_back));
         let limit = self.line_limit();
         let mut in_flight = self.lines_in_flight();
+        let mut budget = self.order_budget();
+        let starved = self.starved;
         for (_, agent) in uncovered {
-            // A line orphaned by an agent who paused covers the next one.
+            // A line orphaned by an agent who paused covers the next one;
+            // a probe, not yet claimed, belongs to no one until it is.
             let orphan = self.lines.iter_mut().find(|(_, l)| {
-                l.reserved.is_none() && matches!(l.state, LineState::Ordered | LineState::Ringing)
+                l.reserved.is_none()
+                    && match l.state {
+                        LineState::Ordered => !starved,
+                        LineState::Ringing => true,
+                        _ => false,
+                    }
             });
             if let Some((&id, line)) = orphan {
                 line.reserved = Some(agent);
@@ -45,11 +64,15 @@ impl Pacer {
                 }
                 continue;
             }
-            if in_flight >= limit {
+            if in_flight >= limit || budget == 0 {
                 return;
             }
-            self.order(Some(agent), now);
+            // A probe is offered to every free agent, so that whichever of
+            // them has a callback of their own due may have it; once its lead
+            // is dialled it covers the longest idle, or the callback's owner.
+            self.order(Some(agent).filter(|_| !starved), now);
             in_flight += 1;
+            budget -= 1;
         }
     }
 
@@ -109,7 +132,7 @@ impl Pacer {
             }
             _ => at_least.min(at_most),
         };
-        for _ in 0..count {
+        for _ in 0..count.min(self.order_budget()) {
             self.order(None, now);
         }
     }

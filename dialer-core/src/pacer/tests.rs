@@ -353,6 +353,97 @@ fn nothing_to_dial_pauses_ordering() {
 }
 
 #[test]
+fn a_starved_progressive_campaign_probes_with_one_line_for_all_its_agents() {
+    let mut h = Harness::new(Mode::Progressive);
+    for id in 0..50 {
+        h.at(id as f64 / 100.0);
+        h.agent(id, AgentState::Ready);
+    }
+    let first = h.orders();
+    assert_eq!(first.len(), 50);
+    for order in &first {
+        h.call(order.line, CallEvent::NotDialled);
+    }
+    assert!(h.orders().is_empty());
+    assert_eq!(h.pacer.free_agents().len(), 50);
+    for round in 1..=3u64 {
+        h.at(5.5 * round as f64);
+        h.pacer.handle_timeout(h.now);
+        let probe = h.orders();
+        assert_eq!(probe.len(), 1, "one claim a pause, not one per agent");
+        assert_eq!(probe[0].agent, None, "the probe is no one's yet");
+        assert_eq!(
+            h.pacer.free_agents().len(),
+            50,
+            "no agent is held for the probe"
+        );
+        // Agents coming and going while the probe's claim runs order nothing more.
+        h.agent(99, AgentState::Ready);
+        h.agent(99, AgentState::Paused);
+        assert!(h.orders().is_empty());
+        h.call(probe[0].line, CallEvent::NotDialled);
+    }
+    // Leads again: the probe is dialled, covers the longest idle, and every
+    // other Ready agent gets a line of their own at once.
+    h.at(30.0);
+    h.pacer.handle_timeout(h.now);
+    let probe = h.orders()[0].line;
+    h.call(probe, CallEvent::Dialled);
+    let rest = h.orders();
+    assert_eq!(rest.len(), 49);
+    assert!(rest.iter().all(|o| o.agent.is_some()));
+    assert_eq!(h.pacer.dials_for(AgentId(0)), Some(probe));
+    assert!(h.pacer.free_agents().is_empty());
+}
+
+#[test]
+fn a_probe_kept_for_a_callback_owner_is_theirs_not_the_longest_idles() {
+    let mut h = Harness::new(Mode::Progressive);
+    h.agent(0, AgentState::Ready);
+    h.at(1.0);
+    h.agent(1, AgentState::Ready);
+    for order in h.orders() {
+        h.call(order.line, CallEvent::NotDialled);
+    }
+    h.at(6.0);
+    h.pacer.handle_timeout(h.now);
+    let probe = h.orders()[0].line;
+    h.input(PacerInput::Reserve {
+        line: probe,
+        agent: AgentId(1),
+    });
+    h.call(probe, CallEvent::Dialled);
+    assert_eq!(h.pacer.dials_for(AgentId(1)), Some(probe));
+    let rest = h.orders();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].agent, Some(AgentId(0)));
+}
+
+#[test]
+fn a_starved_predictive_campaign_probes_with_one_line() {
+    let mut h = Harness::new(Mode::Predictive);
+    h.learn();
+    h.healthy_ledger();
+    for id in 0..10 {
+        h.agent(id, AgentState::Ready);
+    }
+    let first = h.orders();
+    assert!(first.len() > 10, "predictive dials ahead: {}", first.len());
+    for order in &first {
+        h.call(order.line, CallEvent::NotDialled);
+    }
+    h.at(6.0);
+    h.pacer.handle_timeout(h.now);
+    let probe = h.orders();
+    assert_eq!(probe.len(), 1);
+    h.call(probe[0].line, CallEvent::Dialled);
+    assert!(
+        !h.orders().is_empty(),
+        "dials ahead again once a lead is found"
+    );
+}
+
+#[test]
 fn progressive_leaves_the_last_agents_to_come_free_without_a_line() {
     let mut h = Harness::new(Mode::Progressive);
     h.input(PacerInput::HoldBack(1));
