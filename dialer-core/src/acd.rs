@@ -9,13 +9,19 @@
 //! agent (the one who last spoke to them): until its `prefer_until` passes
 //! the call waits for that agent alone, then goes to anyone.
 //!
+//! Free agents are kept indexed per queue by skill and idle time, and
+//! waiting calls in the order they are served, so a dispatch costs a look-up
+//! per waiting call rather than a walk over every seat, and nothing at all
+//! when no agent is free.
+//!
 //! The shell tries each [`Offer`] (the agent may have been taken by the
 //! outbound dialler meanwhile) and answers [`Acd::taken`] or
 //! [`Acd::declined`]. A call that waits until its `overflow_at` comes out
 //! of [`Acd::poll_overflow`]. The core never reads the clock: every input
 //! carries the current `Instant`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
 use crate::pacer::AgentId;
@@ -60,13 +66,20 @@ struct Seat {
     free_since: Option<Instant>,
 }
 
+/// A free agent's place in a queue's line-up: best skill, then idle longest.
+type Rank = (Reverse<u8>, Instant, AgentId);
+
 /// The distributor of one node.
 #[derive(Debug)]
 pub struct Acd<C> {
+    /// Calls waiting, in the order they are served: highest priority, then
+    /// oldest, then first come.
     waiting: Vec<Waiting<C>>,
     /// Calls offered and not yet answered for, with their waiting entry.
     offered: Vec<(Offer<C>, Waiting<C>)>,
     seats: BTreeMap<AgentId, Seat>,
+    /// The free agents of each queue, best first.
+    free: BTreeMap<QueueId, BTreeSet<Rank>>,
     offers: VecDeque<Offer<C>>,
     overflows: VecDeque<C>,
 }
@@ -77,6 +90,7 @@ impl<C> Default for Acd<C> {
             waiting: Vec::new(),
             offered: Vec::new(),
             seats: BTreeMap::new(),
+            free: BTreeMap::new(),
             offers: VecDeque::new(),
             overflows: VecDeque::new(),
         }
@@ -94,7 +108,7 @@ impl<C: Copy + PartialEq> Acd<C> {
         if self.waiting.iter().any(|w| w.call == waiting.call) || self.is_offered(waiting.call) {
             return;
         }
-        self.waiting.push(waiting);
+        self.enqueue(waiting);
         self.dispatch(now);
     }
 
@@ -115,19 +129,27 @@ impl<C: Copy + PartialEq> Acd<C> {
     ) {
         let skills: BTreeMap<QueueId, u8> = skills.into_iter().collect();
         let offered = self.offered.iter().any(|(o, _)| o.agent == agent);
-        let seat = self.seats.entry(agent).or_insert(Seat {
-            skills: BTreeMap::new(),
-            free_since: None,
-        });
-        seat.skills = skills;
-        if !offered && seat.free_since.is_none() {
-            seat.free_since = Some(now);
-        }
+        let since = self.seats.get(&agent).and_then(|s| s.free_since);
+        let since = match since {
+            Some(since) => Some(since),
+            None if !offered => Some(now),
+            None => None,
+        };
+        self.unlist(agent);
+        self.seats.insert(
+            agent,
+            Seat {
+                skills,
+                free_since: since,
+            },
+        );
+        self.list(agent);
         self.dispatch(now);
     }
 
     /// An agent is no longer free (in a call, paused, gone).
     pub fn agent_busy(&mut self, agent: AgentId) {
+        self.unlist(agent);
         if let Some(seat) = self.seats.get_mut(&agent) {
             seat.free_since = None;
         }
@@ -135,6 +157,7 @@ impl<C: Copy + PartialEq> Acd<C> {
 
     /// An agent left: they are forgotten.
     pub fn agent_gone(&mut self, agent: AgentId) {
+        self.unlist(agent);
         self.seats.remove(&agent);
     }
 
@@ -152,7 +175,7 @@ impl<C: Copy + PartialEq> Acd<C> {
         };
         let (offer, waiting) = self.offered.remove(at);
         self.agent_busy(offer.agent);
-        self.waiting.push(waiting);
+        self.enqueue(waiting);
         self.dispatch(now);
     }
 
@@ -209,28 +232,68 @@ impl<C: Copy + PartialEq> Acd<C> {
 
     /// Returns how many free agents answer `queue` now.
     pub fn free_in(&self, queue: QueueId) -> usize {
-        self.seats
-            .values()
-            .filter(|s| s.free_since.is_some() && s.skills.contains_key(&queue))
-            .count()
+        self.free.get(&queue).map_or(0, BTreeSet::len)
     }
 
     fn is_offered(&self, call: C) -> bool {
         self.offered.iter().any(|(o, _)| o.call == call)
     }
 
+    /// Puts a call in its place among the waiting.
+    fn enqueue(&mut self, waiting: Waiting<C>) {
+        let key = |w: &Waiting<C>| (Reverse(w.priority), w.since);
+        let at = self.waiting.partition_point(|w| key(w) <= key(&waiting));
+        self.waiting.insert(at, waiting);
+    }
+
+    /// Adds a free agent to the line-up of each of their queues.
+    fn list(&mut self, agent: AgentId) {
+        let Some(seat) = self.seats.get(&agent) else {
+            return;
+        };
+        let Some(since) = seat.free_since else {
+            return;
+        };
+        for (&queue, &skill) in &seat.skills {
+            self.free
+                .entry(queue)
+                .or_default()
+                .insert((Reverse(skill), since, agent));
+        }
+    }
+
+    /// Takes an agent out of every line-up they are in.
+    fn unlist(&mut self, agent: AgentId) {
+        let Some(seat) = self.seats.get(&agent) else {
+            return;
+        };
+        let Some(since) = seat.free_since else {
+            return;
+        };
+        for (queue, &skill) in &seat.skills {
+            if let Some(free) = self.free.get_mut(queue) {
+                free.remove(&(Reverse(skill), since, agent));
+                if free.is_empty() {
+                    self.free.remove(queue);
+                }
+            }
+        }
+    }
+
     /// Matches waiting calls with free agents.
     fn dispatch(&mut self, now: Instant) {
-        // Highest priority first, then oldest; a stable order for ties.
-        self.waiting
-            .sort_by(|a, b| b.priority.cmp(&a.priority).then(a.since.cmp(&b.since)));
+        if self.free.is_empty() || self.waiting.is_empty() {
+            return;
+        }
         let mut still = Vec::with_capacity(self.waiting.len());
         for waiting in std::mem::take(&mut self.waiting) {
+            if self.free.is_empty() {
+                still.push(waiting);
+                continue;
+            }
             match self.best_agent(&waiting, now) {
                 Some(agent) => {
-                    if let Some(seat) = self.seats.get_mut(&agent) {
-                        seat.free_since = None;
-                    }
+                    self.agent_busy(agent);
                     let offer = Offer {
                         call: waiting.call,
                         agent,
@@ -248,28 +311,20 @@ impl<C: Copy + PartialEq> Acd<C> {
     /// The agent a call goes to now, if any: its preferred agent while the
     /// preference holds, else the best-skilled free member, idle longest.
     fn best_agent(&self, waiting: &Waiting<C>, now: Instant) -> Option<AgentId> {
-        let free = |agent: &AgentId| {
-            self.seats
-                .get(agent)
-                .is_some_and(|s| s.free_since.is_some() && s.skills.contains_key(&waiting.queue))
-        };
         if let Some(preferred) = waiting.preferred {
-            if free(&preferred) {
+            let free = self
+                .seats
+                .get(&preferred)
+                .is_some_and(|s| s.free_since.is_some() && s.skills.contains_key(&waiting.queue));
+            if free {
                 return Some(preferred);
             }
             if waiting.prefer_until.is_some_and(|t| now < t) {
                 return None;
             }
         }
-        self.seats
-            .iter()
-            .filter_map(|(agent, seat)| {
-                let skill = *seat.skills.get(&waiting.queue)?;
-                let since = seat.free_since?;
-                Some((std::cmp::Reverse(skill), since, *agent))
-            })
-            .min()
-            .map(|(_, _, agent)| agent)
+        let (_, _, agent) = self.free.get(&waiting.queue)?.first()?;
+        Some(*agent)
     }
 }
 

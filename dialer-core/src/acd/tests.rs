@@ -174,3 +174,131 @@ fn the_same_call_waits_once() {
     acd.call_waiting(waiting(10, SALES, t), t);
     assert_eq!(acd.waiting_in(SALES).len(), 1);
 }
+
+mod index {
+    //! The per-queue index of free agents against the seats it is built
+    //! from, over random sequences of everything a switchboard does.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Free {
+            agent: u64,
+            skills: Vec<(u32, u8)>,
+        },
+        Busy(u64),
+        Gone(u64),
+        Call {
+            call: u32,
+            queue: u32,
+            priority: i64,
+        },
+        Taken,
+        Declined,
+        Hangup(u32),
+        Tick(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..6u64, prop::collection::vec((1..4u32, 1..=10u8), 0..3))
+                .prop_map(|(agent, skills)| Op::Free { agent, skills }),
+            (0..6u64).prop_map(Op::Busy),
+            (0..6u64).prop_map(Op::Gone),
+            (0..20u32, 1..4u32, 0..3i64).prop_map(|(call, queue, priority)| Op::Call {
+                call,
+                queue,
+                priority
+            }),
+            Just(Op::Taken),
+            Just(Op::Declined),
+            (0..20u32).prop_map(Op::Hangup),
+            (1..5u64).prop_map(Op::Tick),
+        ]
+    }
+
+    /// The index holds exactly the free seats, waiting calls are in serving
+    /// order, and no call waits while a free agent of its queue is idle.
+    fn check(acd: &Acd<u32>) {
+        let mut expected: BTreeMap<QueueId, BTreeSet<Rank>> = BTreeMap::new();
+        for (&agent, seat) in &acd.seats {
+            if let Some(since) = seat.free_since {
+                for (&queue, &skill) in &seat.skills {
+                    expected
+                        .entry(queue)
+                        .or_default()
+                        .insert((Reverse(skill), since, agent));
+                }
+            }
+        }
+        assert_eq!(acd.free, expected);
+        let keys: Vec<_> = acd
+            .waiting
+            .iter()
+            .map(|w| (Reverse(w.priority), w.since))
+            .collect();
+        assert!(keys.windows(2).all(|k| k[0] <= k[1]), "{keys:?}");
+        for w in &acd.waiting {
+            assert_eq!(
+                acd.free_in(w.queue),
+                0,
+                "call {} waits by a free agent",
+                w.call
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_index_matches_the_seats(ops in prop::collection::vec(op(), 1..80)) {
+            let start = Instant::now();
+            let mut now = start;
+            let mut acd = Acd::new();
+            let mut out: VecDeque<Offer<u32>> = VecDeque::new();
+            for op in ops {
+                match op {
+                    Op::Free { agent, skills } => acd.agent_free(
+                        AgentId(agent),
+                        skills.into_iter().map(|(q, s)| (QueueId(q.into()), s)),
+                        now,
+                    ),
+                    Op::Busy(agent) => acd.agent_busy(AgentId(agent)),
+                    Op::Gone(agent) => acd.agent_gone(AgentId(agent)),
+                    Op::Call { call, queue, priority } => {
+                        let mut w = waiting(call, QueueId(queue.into()), now);
+                        w.priority = priority;
+                        acd.call_waiting(w, now);
+                    }
+                    Op::Taken => {
+                        if let Some(o) = out.pop_front() {
+                            acd.taken(o.call);
+                        }
+                    }
+                    Op::Declined => {
+                        if let Some(o) = out.pop_front() {
+                            acd.declined(o.call, now);
+                        }
+                    }
+                    Op::Hangup(call) => {
+                        out.retain(|o| o.call != call);
+                        acd.call_gone(call);
+                    }
+                    Op::Tick(secs) => {
+                        now += Duration::from_secs(secs);
+                        acd.handle_timeout(now);
+                    }
+                }
+                while let Some(offer) = acd.poll_offer() {
+                    let seat = &acd.seats[&offer.agent];
+                    prop_assert!(seat.free_since.is_none(), "an offered agent is not free");
+                    prop_assert!(seat.skills.contains_key(&offer.queue));
+                    out.push_back(offer);
+                }
+                check(&acd);
+            }
+        }
+    }
+}
