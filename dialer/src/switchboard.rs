@@ -547,6 +547,10 @@ impl Switchboard {
             self.acd.declined(call, Self::now());
             return;
         }
+        // The agent's line was open already: a beep tells them someone is there.
+        if let Err(e) = self.gateway.zip_tone(leg).await {
+            tracing::debug!(%call, error = %e, "the zip tone did not play");
+        }
         self.connected(call, user).await;
     }
 

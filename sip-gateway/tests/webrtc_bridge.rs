@@ -29,6 +29,8 @@ use common::{channels, dominant, request, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(5);
 const AGENT_TONE: f64 = 440.0;
+/// The zip tone's pitch, as `Gateway::zip_tone` documents it.
+const ZIP_TONE: f64 = 1400.0;
 /// Each carrier's trunk name and the tone its customer plays.
 const CUSTOMERS: [(&str, f64); 2] = [("first", 1000.0), ("second", 697.0)];
 
@@ -134,6 +136,9 @@ async fn shift(cdp: &mut Cdp, url: &str, gateway: &Gateway, dir: &Path) -> Resul
         let report = listen(cdp, &page).await?;
         support::assert_heard(&report, tone)
             .with_context(|| format!("call {n} through {trunk}"))?;
+        if n == 0 {
+            zip_tone(cdp, &page, gateway, agent, call, tone).await?;
+        }
 
         gateway.hangup(call).await?;
         wait_for(&mut events, call, LIMIT, |k| {
@@ -216,6 +221,30 @@ fn assert_quiet(
             Err(error) => bail!("event stream failed: {error}"),
         }
     }
+}
+
+/// The agent hears the zip tone in place of the call, then the call again;
+/// a trunk call has no zip tone to play.
+async fn zip_tone(
+    cdp: &mut Cdp,
+    page: &str,
+    gateway: &Gateway,
+    agent: CallRef,
+    call: CallRef,
+    tone: f64,
+) -> Result<()> {
+    cdp.evaluate(page, include_str!("webrtc/watch.js")).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gateway.zip_tone(agent).await?;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let log = cdp.evaluate(page, "JSON.stringify(window.peakLog)").await?;
+    let log: Value = serde_json::from_str(log.as_str().context("no peak log")?)?;
+    support::assert_zip_then(&log, ZIP_TONE, tone)?;
+    assert!(matches!(
+        gateway.zip_tone(call).await,
+        Err(GatewayError::NotAnAgentLeg)
+    ));
+    Ok(())
 }
 
 async fn listen(cdp: &mut Cdp, page: &str) -> Result<Value> {

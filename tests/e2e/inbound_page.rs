@@ -1,8 +1,8 @@
 //! A customer calling in reaches an agent working in the agent page in a
 //! real headless Chromium: sipp plays the provider's caller and echoes what
 //! it hears; the page shows the caller's card marked as an inbound call to
-//! the queue, its WebAudio analyser hears the browser's own 440 Hz come
-//! back from the caller, the call's recording holds it both ways, and the
+//! the queue, its WebAudio analyser hears the zip tone that marks the call
+//! put through and then the browser's own 440 Hz come back from the caller, the call's recording holds it both ways, and the
 //! agent hangs up and saves the wrap-up on the page.
 
 use std::path::Path;
@@ -18,11 +18,14 @@ use sip_gateway::gateway::TrunkConfig;
 use sip_gateway::media::tone::dominant_frequency;
 
 use crate::helpers::{spawn_app_with, TestApp};
+
+/// The pitch of the gateway's zip tone.
+const ZIP_TONE: f64 = 1400.0;
 use crate::inbound::{free_port, Caller, DID};
 use crate::softphone::cdp::{Cdp, Chromium};
 use crate::softphone::{
-    agent_page_ready, assert_heard, channels, peers_or_skip, until, with_ids, write_tone,
-    CANDIDATES, LIMIT, LISTEN, ONE_AT_A_TIME,
+    agent_page_ready, assert_heard, channels, peers_or_skip, until, watched, with_ids, write_tone,
+    CANDIDATES, LIMIT, LISTEN, ONE_AT_A_TIME, WATCH,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,10 +150,13 @@ async fn drive(
 ) -> Result<Caller> {
     let page = agent_page_ready(cdp, t, password, campaign).await?;
     until(cdp, &page, "$('state').dataset.state === 'ready'").await?;
+    cdp.evaluate(&page, WATCH).await?;
 
     let gateway = t.app.telephony.gateway.sip_udp_addr();
     let caller = Caller::call("inbound_caller.xml", gateway, sipp_port, DID).await;
     until(cdp, &page, "$('state').dataset.state === 'in_call'").await?;
+    // The line was open already: a zip tone says someone is there.
+    until(cdp, &page, &format!("{} >= 3", watched(ZIP_TONE))).await?;
     until(cdp, &page, "!$('inbound').hidden").await?;
     let banner = cdp
         .evaluate(&page, &with_ids("$('inbound').textContent"))

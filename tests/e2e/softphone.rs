@@ -482,6 +482,34 @@ pub(crate) const LISTEN: &str = "(async () => {
   return JSON.stringify(peaks);
 })()";
 
+/// Starts logging, every 20 ms, the loudest frequency the page's remote
+/// audio carries into `window.peakLog`, for sounds too short to poll for.
+pub(crate) const WATCH: &str = "(async () => {
+  const stream = document.getElementById('remote').srcObject;
+  if (!stream) throw new Error('the page plays no remote audio');
+  const ctx = new AudioContext();
+  await ctx.resume();
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 1024;
+  analyser.smoothingTimeConstant = 0;
+  ctx.createMediaStreamSource(stream).connect(analyser);
+  const bins = new Float32Array(analyser.frequencyBinCount);
+  window.peakLog = [];
+  setInterval(() => {
+    analyser.getFloatFrequencyData(bins);
+    let best = 1;
+    for (let k = 2; k < bins.length; k++) if (bins[k] > bins[best]) best = k;
+    window.peakLog.push({ hz: (best * ctx.sampleRate) / analyser.fftSize, db: bins[best] });
+    if (window.peakLog.length > 500) window.peakLog.shift();
+  }, 20);
+  return true;
+})()";
+
+/// How many of `WATCH`'s samples heard `hz`.
+pub(crate) fn watched(hz: f64) -> String {
+    format!("window.peakLog.filter((p) => Math.abs(p.hz - {hz}) < 50 && p.db > -60).length")
+}
+
 pub(crate) fn assert_heard(peaks: &Value, hz: f64) -> Result<()> {
     let peaks = peaks.as_array().context("peaks")?;
     let at_hz = peaks

@@ -11,12 +11,14 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use tokio::time::{interval, Interval, MissedTickBehavior};
 
 use super::engine::Engine;
 use super::leg::{BridgedPacket, LegCommand, LegEvent, LegHandle};
 use super::types::{CallRef, GatewayError};
 use crate::media::relay::SourceId;
 use crate::media::rtp::{RtpBuilder, RtpHeader, RtpPacket};
+use crate::media::tone::ToneGenerator;
 use crate::media::G711;
 use crate::sip::sdp::Codec;
 use crate::sip::EndCause;
@@ -28,6 +30,15 @@ use crate::webrtc::{
 const BRIDGE_QUEUE: usize = 64;
 /// How long a closing leg waits for its session to say goodbye to the browser.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+/// The zip tone's pitch and peak (about -12 dBFS).
+const ZIP_HZ: f64 = 1400.0;
+const ZIP_PEAK: i16 = 8000;
+/// The zip tone, 20 ms frame by frame: a beep, a gap, a beep.
+const ZIP_PATTERN: [bool; 13] = [
+    true, true, true, true, true, false, false, false, true, true, true, true, true,
+];
+/// Samples in one 20 ms frame of G.711.
+const FRAME_SAMPLES: usize = 160;
 
 /// An agent leg as the engine keeps it.
 #[derive(Debug)]
@@ -116,6 +127,18 @@ impl Engine {
         Ok(())
     }
 
+    /// Plays an agent leg the zip tone; see [`super::Gateway::zip_tone`].
+    pub(crate) fn zip_tone(&self, agent: CallRef) -> Result<(), GatewayError> {
+        match self.agents.get(&agent) {
+            Some(entry) => {
+                entry.leg.send(LegCommand::ZipTone);
+                Ok(())
+            }
+            None if self.calls.contains_key(&agent) => Err(GatewayError::NotAnAgentLeg),
+            None => Err(GatewayError::NoSuchCall),
+        }
+    }
+
     /// Tells every leg but `except` to stop sending to `leg`, as its peer or as a listener.
     pub(crate) fn forget_everywhere(&self, leg: &LegHandle, except: &[CallRef]) {
         let calls = self.calls.iter().map(|(r, e)| (r, &e.leg));
@@ -166,6 +189,8 @@ fn spawn(
         ssrc: rand::random(),
         sequence: rand::random(),
         events,
+        zip: None,
+        heard: G711::Pcmu,
     };
     tokio::spawn(tracing::Instrument::instrument(
         bridge.run(command_rx, inbox_rx, streams),
@@ -186,6 +211,41 @@ struct AgentBridge {
     ssrc: u32,
     sequence: u16,
     events: mpsc::UnboundedSender<LegEvent>,
+    /// The zip tone while it plays.
+    zip: Option<Zip>,
+    /// The law of the audio last sent to the browser, for the zip tone.
+    heard: G711,
+}
+
+/// A zip tone being played, frame by frame on its own 20 ms clock.
+struct Zip {
+    ticks: Interval,
+    frame: usize,
+    timestamp: u32,
+    tone: ToneGenerator,
+}
+
+impl Zip {
+    fn new() -> Self {
+        let mut ticks = interval(std::time::Duration::from_millis(20));
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Zip {
+            ticks,
+            frame: 0,
+            timestamp: rand::random(),
+            tone: ToneGenerator::new(ZIP_HZ, ZIP_PEAK, 8000),
+        }
+    }
+}
+
+/// Waits for the zip tone's next frame; forever when none is playing.
+async fn zip_tick(zip: &mut Option<Zip>) {
+    match zip {
+        Some(zip) => {
+            zip.ticks.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 impl AgentBridge {
@@ -204,6 +264,7 @@ impl AgentBridge {
                         self.peer = Some(peer);
                     }
                     Some(LegCommand::Unbridge) => self.peer = None,
+                    Some(LegCommand::ZipTone) => self.zip = Some(Zip::new()),
                     Some(LegCommand::Forget(leg)) => {
                         if self.peer.as_ref().is_some_and(|p| p.same_channel(&leg)) {
                             self.peer = None;
@@ -212,6 +273,7 @@ impl AgentBridge {
                     // The engine refuses the others for agent legs before they get here.
                     Some(other) => tracing::debug!(?other, "command ignored by an agent leg"),
                 },
+                () = zip_tick(&mut self.zip) => self.zip_frame(),
                 Some(packet) = inbox.recv() => self.on_bridged(packet),
                 Some(frame) = streams.frames.recv() => self.on_agent_frame(frame),
                 event = streams.events.recv() => match event {
@@ -242,6 +304,11 @@ impl AgentBridge {
     /// Sends the audio of a bridged packet to the browser; other payloads are dropped.
     fn on_bridged(&mut self, packet: BridgedPacket) {
         let Some(session) = &self.session else { return };
+        self.heard = g711(packet.codec);
+        if self.zip.is_some() {
+            // The agent hears the tone, not the call, until it ends.
+            return;
+        }
         let Ok(view) = RtpPacket::parse(&packet.bytes) else {
             return;
         };
@@ -255,6 +322,33 @@ impl AgentBridge {
         };
         if session.send_frame(frame).is_err() {
             tracing::trace!("frame for a closing agent leg dropped");
+        }
+    }
+
+    /// Sends the browser the zip tone's next frame, and ends it after the last.
+    fn zip_frame(&mut self) {
+        let Some(zip) = &mut self.zip else { return };
+        let Some(&beep) = ZIP_PATTERN.get(zip.frame) else {
+            self.zip = None;
+            return;
+        };
+        let mut samples = [0i16; FRAME_SAMPLES];
+        if beep {
+            zip.tone.fill(&mut samples);
+        }
+        let mut payload = [0u8; FRAME_SAMPLES];
+        self.heard.encode(&samples, &mut payload);
+        let frame = OutgoingFrame {
+            codec: self.heard,
+            timestamp: zip.timestamp,
+            payload: Bytes::copy_from_slice(&payload),
+        };
+        zip.frame += 1;
+        zip.timestamp = zip.timestamp.wrapping_add(FRAME_SAMPLES as u32);
+        if let Some(session) = &self.session {
+            if session.send_frame(frame).is_err() {
+                tracing::trace!("zip tone frame for a closing agent leg dropped");
+            }
         }
     }
 

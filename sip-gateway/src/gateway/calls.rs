@@ -64,6 +64,9 @@ impl Engine {
             Command::Listen(call, listener, reply) => {
                 let _ = reply.send(self.listen(call, listener));
             }
+            Command::ZipTone(agent, reply) => {
+                let _ = reply.send(self.zip_tone(agent));
+            }
             Command::SendDtmf(call_ref, digits, reply) => {
                 let sent = self
                     .answered_leg(call_ref)

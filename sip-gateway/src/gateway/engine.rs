@@ -44,6 +44,7 @@ pub(crate) enum Command {
     Hold(CallRef, bool, Reply),
     SendDtmf(CallRef, String, Reply),
     Listen(CallRef, CallRef, Reply),
+    ZipTone(CallRef, Reply),
     AttachAgent(
         String,
         oneshot::Sender<Result<(CallRef, String), GatewayError>>,

@@ -66,6 +66,8 @@ pub(crate) enum LegCommand {
     Forget(mpsc::Sender<BridgedPacket>),
     /// Listens to the far end's audio from now on and reports who answered.
     DetectMachine,
+    /// Plays an agent leg the zip tone that marks a call put through.
+    ZipTone,
     /// Stops the leg, finishing any recording.
     Close,
 }
@@ -317,7 +319,8 @@ impl Leg {
                     self.mixer = None;
                 }
             }
-            LegCommand::Close => {}
+            // Only agent legs play it; the engine sends it to no other.
+            LegCommand::ZipTone | LegCommand::Close => {}
         }
     }
 

@@ -388,6 +388,16 @@ impl Gateway {
             .await
     }
 
+    /// Plays the agent of a browser leg a short double beep (a "zip tone",
+    /// 1400 Hz, two 100 ms beeps 60 ms apart) in place of what they hear, to
+    /// mark that a call has just been put through to them; the caller hears
+    /// nothing of it and it is not recorded. Audio bridged to the leg meanwhile
+    /// is dropped, and flows again after the tone. Errors: `NoSuchCall`, and
+    /// `NotAnAgentLeg` for a trunk call.
+    pub async fn zip_tone(&self, agent: CallRef) -> Result<(), GatewayError> {
+        self.ask(|reply| Command::ZipTone(agent, reply)).await
+    }
+
     /// Accepts an agent browser's WebRTC offer as a new leg and returns its reference and SDP answer.
     ///
     /// The leg takes a socket from the RTP port range and lives until

@@ -62,3 +62,28 @@ pub fn assert_heard(report: &Value, hz: f64) -> Result<()> {
     }
     Ok(())
 }
+
+/// Checks a `watch.js` log for a short tone at `zip` Hz, heard for at least
+/// 60 ms and gone within half a second, with `call` Hz heard after it.
+pub fn assert_zip_then(log: &Value, zip: f64, call: f64) -> Result<()> {
+    let Some(log) = log.as_array() else {
+        bail!("no peak log: {log}");
+    };
+    let at = |p: &Value, hz: f64| {
+        let peak = p["hz"].as_f64().unwrap_or(0.0);
+        let db = p["db"].as_f64().unwrap_or(f64::NEG_INFINITY);
+        (peak - hz).abs() < 50.0 && db > -60.0
+    };
+    let ms = |p: &Value| p["ms"].as_f64().unwrap_or(0.0);
+    let zips: Vec<f64> = log.iter().filter(|p| at(p, zip)).map(ms).collect();
+    let (Some(&first), Some(&last)) = (zips.first(), zips.last()) else {
+        bail!("the browser never heard {zip} Hz: {log:?}");
+    };
+    if zips.len() < 3 || last - first > 500.0 {
+        bail!("{zip} Hz heard at {zips:?}, not as a short tone: {log:?}");
+    }
+    if !log.iter().any(|p| ms(p) > last && at(p, call)) {
+        bail!("the call's {call} Hz did not come back after the tone: {log:?}");
+    }
+    Ok(())
+}
