@@ -174,15 +174,70 @@ impl AmdDetector {
     }
 }
 
+/// A far end's G.711 packets as one run of samples in RTP time, for the
+/// detectors that listen to a live call.
+///
+/// A far end that stops sending while it is quiet (silence suppression,
+/// comfort noise) leaves a jump in the timestamps: the jump is heard as the
+/// silence it stands for, up to `max_gap` (more is a restart, not a pause).
+/// A packet from before the last one is late and ignored.
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    max_gap: u64,
+    pcm: Vec<i16>,
+    /// The RTP timestamp the next packet should carry.
+    next_timestamp: Option<u32>,
+}
+
+impl Timeline {
+    /// A timeline that fills gaps of at most `max_gap` with silence.
+    pub fn new(max_gap: Duration) -> Self {
+        Timeline {
+            max_gap: max_gap.as_millis() as u64 * 8,
+            pcm: Vec::with_capacity(160),
+            next_timestamp: None,
+        }
+    }
+
+    /// Feeds one packet to `push` as decoded samples, after the silence its
+    /// timestamp implies; returns the first answer `push` gives.
+    pub fn feed<T>(
+        &mut self,
+        codec: G711,
+        payload: &[u8],
+        timestamp: u32,
+        mut push: impl FnMut(&[i16]) -> Option<T>,
+    ) -> Option<T> {
+        if let Some(expected) = self.next_timestamp {
+            let ahead = timestamp.wrapping_sub(expected);
+            if ahead > u32::MAX / 2 {
+                return None;
+            }
+            let silence = [0i16; 160];
+            let mut left = u64::from(ahead).min(self.max_gap) as usize;
+            while left > 0 {
+                let n = left.min(silence.len());
+                if let Some(answer) = push(&silence[..n]) {
+                    return Some(answer);
+                }
+                left -= n;
+            }
+        }
+        self.next_timestamp = Some(timestamp.wrapping_add(payload.len() as u32));
+        self.pcm.clear();
+        self.pcm.resize(payload.len(), 0);
+        codec.decode(payload, &mut self.pcm);
+        push(&self.pcm)
+    }
+}
+
 /// Detection on a live call: G.711 payloads in, one verdict out, and
 /// `Unsure` if the far end sends too little audio to decide by the deadline.
 #[derive(Debug, Clone)]
 pub struct MachineCheck {
     detector: AmdDetector,
+    timeline: Timeline,
     deadline: Instant,
-    pcm: Vec<i16>,
-    /// The RTP timestamp the next packet should carry.
-    next_timestamp: Option<u32>,
 }
 
 impl MachineCheck {
@@ -193,42 +248,17 @@ impl MachineCheck {
         let grace = Duration::from_secs(1);
         MachineCheck {
             detector: AmdDetector::new(config),
+            timeline: Timeline::new(config.total),
             deadline: now + config.total + grace,
-            pcm: Vec::with_capacity(160),
-            next_timestamp: None,
         }
     }
 
     /// Takes one packet's G.711 payload and RTP timestamp; the verdict when
-    /// it completes one.
-    ///
-    /// A far end that stops sending while it is quiet (silence suppression,
-    /// comfort noise) leaves a jump in the timestamps: the jump is heard as
-    /// the silence it stands for. A packet from before the last one is late
-    /// and ignored.
+    /// it completes one. Gaps and late packets are as [`Timeline`] hears them.
     pub fn push_g711(&mut self, codec: G711, payload: &[u8], timestamp: u32) -> Option<AmdVerdict> {
-        if let Some(expected) = self.next_timestamp {
-            let ahead = timestamp.wrapping_sub(expected);
-            if ahead > u32::MAX / 2 {
-                return None;
-            }
-            // At most the detector's whole span: more is a restart, not a pause.
-            let gap = u64::from(ahead).min(self.detector.config.total.as_millis() as u64 * 8);
-            let silence = [0i16; 160];
-            let mut left = gap as usize;
-            while left > 0 {
-                let n = left.min(silence.len());
-                if let Some(verdict) = self.detector.push(&silence[..n]) {
-                    return Some(verdict);
-                }
-                left -= n;
-            }
-        }
-        self.next_timestamp = Some(timestamp.wrapping_add(payload.len() as u32));
-        self.pcm.clear();
-        self.pcm.resize(payload.len(), 0);
-        codec.decode(payload, &mut self.pcm);
-        self.detector.push(&self.pcm)
+        let detector = &mut self.detector;
+        self.timeline
+            .feed(codec, payload, timestamp, |pcm| detector.push(pcm))
     }
 
     /// When [`MachineCheck::handle_timeout`] should be called.

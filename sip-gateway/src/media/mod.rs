@@ -13,7 +13,8 @@
 //! [`resample`] convert at the edge of an agent leg whose browser would only
 //! speak Opus, so everything here still sees G.711 at 8 kHz.
 //!
-//! [`amd`] tells a person who answered from an answering machine.
+//! [`amd`] tells a person who answered from an answering machine, and
+//! [`greeting`] hears when a machine's greeting ends, to leave a message.
 //!
 //! [`srtp`] encrypts and authenticates a trunk call's RTP when its trunk asks for SRTP.
 //!
@@ -25,6 +26,7 @@ pub mod amd;
 pub mod dtmf;
 pub mod dtmf_sender;
 pub mod g711;
+pub mod greeting;
 pub mod hold;
 pub mod latch;
 pub mod mix;

@@ -1,0 +1,241 @@
+//! The end of an answering machine's greeting: when to leave a message.
+//!
+//! Once a call is known to have reached a machine, its audio goes on
+//! through [`GreetingEnd`] in 20 ms frames. A machine greets, then records
+//! what follows, and says when it starts in one of two ways:
+//!
+//! - **a beep**: a pure tone (one frequency holds nearly all of a frame's
+//!   energy) of at least `min_beep`. Its frequency is estimated from the
+//!   frame's zero crossings and its share of the energy measured by three
+//!   Goertzel probes around that estimate, so a frame costs a few hundred
+//!   multiplications whatever the tone. Speech, even a sung vowel, spreads
+//!   its energy over harmonics and never holds the share. The greeting is
+//!   over when the beep stops.
+//! - **silence**: `silence` of quiet after the last sound, for a machine
+//!   that records without a beep.
+//!
+//! Neither within `max_wait` (a greeting that never ends, a line left open)
+//! is reported too, and the caller decides. Time is counted in samples, as
+//! by the machine detector ([`super::amd`]), so the verdict depends on the
+//! audio alone.
+
+use std::time::{Duration, Instant};
+
+use super::amd::Timeline;
+use super::tone::{goertzel_power, zero_crossing_frequency};
+use super::G711;
+
+/// Samples per analysis frame: 20 ms at 8 kHz.
+const FRAME: usize = 160;
+const RATE: u32 = 8000;
+
+/// How a greeting was heard to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GreetingEnded {
+    /// A beep ended: the machine records from now.
+    Beep,
+    /// Quiet followed the greeting long enough.
+    Silence,
+    /// Neither came in time.
+    TimedOut,
+}
+
+/// The detector's thresholds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GreetingConfig {
+    /// RMS level (16-bit PCM) above which a frame is sound, not silence.
+    pub silence_threshold: f64,
+    /// Quiet after the last sound that ends a greeting without a beep.
+    pub silence: Duration,
+    /// The shortest tone that is a beep.
+    pub min_beep: Duration,
+    /// The share of a frame's energy one frequency must hold to be a tone.
+    pub tone_share: f64,
+    /// The lowest and highest frequencies a beep may have.
+    pub beep_hz: (f64, f64),
+    /// How long to wait for the end at most.
+    pub max_wait: Duration,
+}
+
+impl Default for GreetingConfig {
+    fn default() -> Self {
+        GreetingConfig {
+            silence_threshold: 256.0,
+            silence: Duration::from_millis(1500),
+            min_beep: Duration::from_millis(120),
+            tone_share: 0.7,
+            beep_hz: (300.0, 2600.0),
+            max_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Listens for the end of a machine's greeting; see the module docs.
+#[derive(Debug, Clone)]
+pub struct GreetingEnd {
+    config: GreetingConfig,
+    frame: Vec<i16>,
+    /// Milliseconds analysed, of quiet since the last sound, and of the
+    /// current run of one tone, with its frequency.
+    elapsed: u64,
+    quiet: u64,
+    tone: u64,
+    tone_hz: f64,
+    ended: Option<GreetingEnded>,
+}
+
+impl GreetingEnd {
+    /// A detector with these thresholds.
+    pub fn new(config: GreetingConfig) -> Self {
+        GreetingEnd {
+            config,
+            frame: Vec::with_capacity(FRAME),
+            elapsed: 0,
+            quiet: 0,
+            tone: 0,
+            tone_hz: 0.0,
+            ended: None,
+        }
+    }
+
+    /// Takes 8 kHz samples; returns how the greeting ended when they end it, once.
+    pub fn push(&mut self, samples: &[i16]) -> Option<GreetingEnded> {
+        if self.ended.is_some() {
+            return None;
+        }
+        for &s in samples {
+            self.frame.push(s);
+            if self.frame.len() == FRAME {
+                let ended = self.analyse();
+                self.frame.clear();
+                if ended.is_some() {
+                    self.ended = ended;
+                    return ended;
+                }
+            }
+        }
+        None
+    }
+
+    /// How the greeting ended, once it has.
+    pub fn ended(&self) -> Option<GreetingEnded> {
+        self.ended
+    }
+
+    fn analyse(&mut self) -> Option<GreetingEnded> {
+        const STEP: u64 = 20;
+        let ms = |d: Duration| d.as_millis() as u64;
+        let c = self.config;
+        self.elapsed += STEP;
+        let mean_square = self
+            .frame
+            .iter()
+            .map(|&s| f64::from(s) * f64::from(s))
+            .sum::<f64>()
+            / FRAME as f64;
+        let sound = mean_square.sqrt() > c.silence_threshold;
+        let hz = if sound { self.tone_in_frame() } else { None };
+        let same_tone = match hz {
+            Some(hz) => self.tone > 0 && (hz - self.tone_hz).abs() <= 50.0,
+            None => false,
+        };
+        if self.tone >= ms(c.min_beep) && !same_tone {
+            return Some(GreetingEnded::Beep);
+        }
+        match hz {
+            Some(hz) if same_tone => {
+                self.tone += STEP;
+                // Follow a tone that drifts a little.
+                self.tone_hz = hz;
+            }
+            Some(hz) => {
+                self.tone = STEP;
+                self.tone_hz = hz;
+            }
+            None => self.tone = 0,
+        }
+        if sound {
+            self.quiet = 0;
+        } else {
+            self.quiet += STEP;
+            if self.quiet >= ms(c.silence) {
+                return Some(GreetingEnded::Silence);
+            }
+        }
+        if self.elapsed >= ms(c.max_wait) {
+            return Some(GreetingEnded::TimedOut);
+        }
+        None
+    }
+
+    /// The frequency of the frame when it is one tone within the beep range.
+    fn tone_in_frame(&self) -> Option<f64> {
+        let (low, high) = self.config.beep_hz;
+        let estimate = zero_crossing_frequency(&self.frame, RATE);
+        if !(low - 25.0..=high + 25.0).contains(&estimate) {
+            return None;
+        }
+        let normalised = self
+            .frame
+            .iter()
+            .map(|&s| (f64::from(s) / 32768.0).powi(2))
+            .sum::<f64>()
+            / FRAME as f64;
+        // Zero crossings in 20 ms resolve 25 Hz: probe either side as well.
+        let (hz, power) = [estimate - 12.5, estimate, estimate + 12.5]
+            .into_iter()
+            .map(|f| (f, goertzel_power(&self.frame, f, RATE)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))?;
+        // A sine's Goertzel power is a quarter of its peak squared, half its mean square.
+        let share = 2.0 * power / normalised;
+        (share >= self.config.tone_share).then_some(hz)
+    }
+}
+
+/// The greeting's end on a live call: G.711 payloads in, one answer out,
+/// and `TimedOut` if the far end sends too little audio by the deadline.
+#[derive(Debug, Clone)]
+pub struct GreetingWatch {
+    detector: GreetingEnd,
+    timeline: Timeline,
+    deadline: Instant,
+}
+
+impl GreetingWatch {
+    /// Starts listening at `now`.
+    pub fn new(config: GreetingConfig, now: Instant) -> Self {
+        GreetingWatch {
+            detector: GreetingEnd::new(config),
+            timeline: Timeline::new(config.max_wait),
+            deadline: now + config.max_wait + Duration::from_secs(1),
+        }
+    }
+
+    /// Takes one packet's G.711 payload and RTP timestamp; how the greeting
+    /// ended when this packet ends it. Gaps in the timestamps are heard as
+    /// the silence they stand for; late packets are ignored.
+    pub fn push_g711(
+        &mut self,
+        codec: G711,
+        payload: &[u8],
+        timestamp: u32,
+    ) -> Option<GreetingEnded> {
+        let detector = &mut self.detector;
+        self.timeline
+            .feed(codec, payload, timestamp, |pcm| detector.push(pcm))
+    }
+
+    /// When [`GreetingWatch::handle_timeout`] should be called.
+    pub fn poll_timeout(&self) -> Instant {
+        self.deadline
+    }
+
+    /// `TimedOut` once the deadline has passed without an end heard.
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<GreetingEnded> {
+        (now >= self.deadline && self.detector.ended().is_none()).then_some(GreetingEnded::TimedOut)
+    }
+}
+
+#[cfg(test)]
+#[path = "greeting_tests.rs"]
+mod tests;
