@@ -7,7 +7,8 @@ use std::time::Duration;
 use common::{channels, dominant, next_event, request, temp_wav, wait_for};
 use sip_gateway::carrier::{Carrier, CarrierAudio, CarrierConfig, Mix, Outcome};
 use sip_gateway::gateway::{
-    AmdVerdict, Audio, CallEventKind, DialError, EndCause, Gateway, GatewayConfig, TrunkConfig,
+    AmdVerdict, Audio, CallEventKind, DialError, EndCause, Gateway, GatewayConfig, GreetingEnded,
+    TrunkConfig,
 };
 use sip_gateway::media::tone::sine;
 
@@ -160,6 +161,80 @@ async fn machine_detection_tells_a_person_from_a_machine() {
             "{outcome:?}"
         );
         gw.hangup(call).await.unwrap();
+    }
+}
+
+/// A machine that greets with eight words, then beeps at 1000 Hz or not,
+/// then records for ten seconds.
+async fn recording_machine(beep_hz: Option<f64>) -> Carrier {
+    let config = CarrierConfig {
+        machine_greeting: Duration::from_secs(10),
+        machine_audio: Some(CarrierAudio::Greeting { words: 8, beep_hz }),
+        ..config(Outcome::Machine, 440.0)
+    };
+    Carrier::start(config).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_message_is_left_after_the_beep_or_after_the_greeting_falls_silent() {
+    // Eight words 300 ms long, 150 ms apart: the last ends at 3.45 s; the
+    // beep after it at 4.1 s, else 1.5 s of quiet ends the greeting at 4.95 s.
+    for (beep, expected, earliest) in [
+        (Some(1000.0), GreetingEnded::Beep, 4.0),
+        (None, GreetingEnded::Silence, 4.8),
+    ] {
+        let machine = recording_machine(beep).await;
+        machine.start_capture();
+        let gw = gateway(vec![TrunkConfig::new("sim", machine.sip_addr())]).await;
+        let mut events = gw.events();
+        let mut detected = request("sim", LIMIT);
+        detected.detect_machine = true;
+        let call = gw.dial(detected).await.unwrap();
+        wait_for(&mut events, call, LIMIT, |k| *k == CallEventKind::Answered).await;
+        let answered = std::time::Instant::now();
+        let verdict = wait_for(&mut events, call, LIMIT, |k| {
+            matches!(k, CallEventKind::AnsweredBy { .. })
+        })
+        .await;
+        assert_eq!(
+            verdict.last(),
+            Some(&CallEventKind::AnsweredBy {
+                verdict: AmdVerdict::Machine
+            })
+        );
+        let message: std::sync::Arc<[i16]> = sine(697.0, 8000, 8000, 8000).into();
+        gw.leave_message(call, Audio::Samples(message))
+            .await
+            .unwrap();
+        let seen = wait_for(&mut events, call, LIMIT, |k| {
+            matches!(k, CallEventKind::GreetingEnded { .. })
+        })
+        .await;
+        let waited = answered.elapsed().as_secs_f64();
+        assert_eq!(
+            seen.last(),
+            Some(&CallEventKind::GreetingEnded { ended: expected })
+        );
+        assert!(
+            (earliest..earliest + 1.5).contains(&waited),
+            "{expected:?} heard {waited:.2} s after the answer"
+        );
+        wait_for(&mut events, call, LIMIT, |k| {
+            *k == CallEventKind::PlaybackFinished
+        })
+        .await;
+        gw.hangup(call).await.unwrap();
+        wait_for(&mut events, call, LIMIT, ended).await;
+        let heard = machine.take_capture().audio;
+        let message_heard = heard
+            .chunks(1600)
+            .filter(|c| dominant(c) == Some(697.0))
+            .count();
+        // One second of message is five 200 ms chunks; alignment may split one.
+        assert!(
+            message_heard >= 4,
+            "the machine recorded {message_heard} chunks"
+        );
     }
 }
 

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
-use crate::media::amd::spoken_words;
+use crate::media::amd::{spoken_words, voiced_words};
 use crate::media::dtmf::TelephoneEvent;
 use crate::media::playback::{load_wav, PlaybackError};
 use crate::media::tone::sine;
@@ -119,6 +119,16 @@ pub enum CarrierAudio {
         /// Bursts at the start of every 10 s.
         words: u32,
     },
+    /// An answering machine's greeting as the detectors hear it: `words`
+    /// bursts of a voice-like buzz (300 ms each with 150 ms between), then
+    /// a 500 ms beep at `beep_hz` if given, then silence (while the machine
+    /// records), repeated every 20 s.
+    Greeting {
+        /// Bursts before the beep.
+        words: u32,
+        /// The beep's frequency in Hz; no beep when absent.
+        beep_hz: Option<f64>,
+    },
 }
 
 impl CarrierAudio {
@@ -134,6 +144,17 @@ impl CarrierAudio {
                 8000 * 10,
             )
             .into(),
+            CarrierAudio::Greeting { words, beep_hz } => {
+                let word = Duration::from_millis(300);
+                let gap = Duration::from_millis(150);
+                let spoken = (*words as usize) * 450 * 8;
+                let mut greeting = voiced_words(*words, word, gap, spoken);
+                if let Some(beep) = beep_hz {
+                    greeting.extend(sine(*beep, 9000, 8000, 4000));
+                }
+                greeting.resize(8000 * 20, 0);
+                greeting.into()
+            }
         })
     }
 }

@@ -64,6 +64,12 @@ impl Engine {
             Command::Listen(call, listener, reply) => {
                 let _ = reply.send(self.listen(call, listener));
             }
+            Command::LeaveMessage(call_ref, samples, reply) => {
+                let left = self
+                    .answered_leg(call_ref)
+                    .map(|leg| leg.send(LegCommand::LeaveMessage(samples)));
+                let _ = reply.send(left);
+            }
             Command::ZipTone(agent, reply) => {
                 let _ = reply.send(self.zip_tone(agent));
             }

@@ -45,6 +45,7 @@ pub(crate) enum Command {
     SendDtmf(CallRef, String, Reply),
     Listen(CallRef, CallRef, Reply),
     ZipTone(CallRef, Reply),
+    LeaveMessage(CallRef, Arc<[i16]>, Reply),
     AttachAgent(
         String,
         oneshot::Sender<Result<(CallRef, String), GatewayError>>,
@@ -535,6 +536,9 @@ impl Engine {
             }
             LegEvent::PlaybackFinished(call_ref) => {
                 self.emit(call_ref, CallEventKind::PlaybackFinished)
+            }
+            LegEvent::GreetingEnded(call_ref, ended) => {
+                self.emit(call_ref, CallEventKind::GreetingEnded { ended })
             }
             LegEvent::Connected(call_ref) => self.emit(call_ref, CallEventKind::Answered),
             LegEvent::Disconnected(call_ref) => {

@@ -12,6 +12,7 @@ use super::types::CallRef;
 use super::{now, sleep_until};
 use crate::media::amd::{AmdConfig, AmdVerdict, MachineCheck};
 use crate::media::dtmf_sender::{DtmfMode, DtmfSender, DtmfSenderConfig};
+use crate::media::greeting::{GreetingConfig, GreetingEnded, GreetingWatch};
 use crate::media::hold::hold_tone;
 use crate::media::mix::Mixer;
 use crate::media::playback::{Player, PlayerConfig, PlayerEvent};
@@ -68,6 +69,8 @@ pub(crate) enum LegCommand {
     DetectMachine,
     /// Plays an agent leg the zip tone that marks a call put through.
     ZipTone,
+    /// Waits for the end of the machine's greeting, then plays the message.
+    LeaveMessage(Arc<[i16]>),
     /// Stops the leg, finishing any recording.
     Close,
 }
@@ -92,6 +95,9 @@ pub(crate) enum LegEvent {
     MediaTimeout(CallRef),
     /// Playback reached its end.
     PlaybackFinished(CallRef),
+    /// The machine's greeting ended, and the message is playing unless it
+    /// timed out.
+    GreetingEnded(CallRef, GreetingEnded),
     /// An agent leg's connection is up.
     Connected(CallRef),
     /// An agent leg's browser stopped answering.
@@ -150,6 +156,7 @@ pub(crate) fn spawn(
         listeners: Vec::new(),
         mixer: None,
         machine: None,
+        message: None,
         srtp: None,
         events,
     };
@@ -189,6 +196,9 @@ struct Leg {
     mixer: Option<Mixer>,
     /// Machine detection, from answer until its verdict.
     machine: Option<MachineCheck>,
+    /// A message to leave once the machine's greeting ends, and the watch
+    /// for that end.
+    message: Option<(GreetingWatch, Arc<[i16]>)>,
     /// SRTP towards the trunk, when its media is encrypted.
     srtp: Option<LegSrtp>,
     events: mpsc::UnboundedSender<LegEvent>,
@@ -268,6 +278,7 @@ impl Leg {
             self.mixer.as_ref().map(Mixer::poll_timeout),
             self.dtmf.poll_timeout(),
             self.machine.as_ref().map(MachineCheck::poll_timeout),
+            self.message.as_ref().map(|(w, _)| w.poll_timeout()),
         ]
         .into_iter()
         .flatten()
@@ -280,12 +291,17 @@ impl Leg {
             LegCommand::DetectMachine => {
                 self.machine = Some(MachineCheck::new(AmdConfig::default(), now));
             }
+            LegCommand::LeaveMessage(samples) => {
+                let watch = GreetingWatch::new(GreetingConfig::default(), now);
+                self.message = Some((watch, samples));
+            }
             LegCommand::Play(samples) => match self.media {
                 Some(_) => self.start_player(samples, now),
                 None => self.pending_play = Some(samples),
             },
             LegCommand::StopPlaying => {
                 self.pending_play = None;
+                self.message = None;
                 if self.player.take().is_some() {
                     self.relay.remove_source(PLAYER);
                 }
@@ -463,6 +479,12 @@ impl Leg {
             if let Some(v) = heard {
                 self.answered_by(v);
             }
+            let ended = self.message.as_mut().and_then(|(w, _)| {
+                w.push_g711(g711(media.codec), packet.payload(), packet.timestamp())
+            });
+            if let Some(ended) = ended {
+                self.greeting_ended(ended, now);
+            }
         }
         if let (Some(peer), None) = (&self.peer, &self.hold) {
             let forwarded = BridgedPacket {
@@ -506,6 +528,13 @@ impl Leg {
     fn on_timeout(&mut self, now: Instant) {
         if let Some(v) = self.machine.as_mut().and_then(|m| m.handle_timeout(now)) {
             self.answered_by(v);
+        }
+        if let Some(e) = self
+            .message
+            .as_mut()
+            .and_then(|(w, _)| w.handle_timeout(now))
+        {
+            self.greeting_ended(e, now);
         }
         if let Some(latch) = self.latch.as_mut() {
             latch.handle_timeout(now);
@@ -648,6 +677,20 @@ impl Leg {
         let _ = self
             .events
             .send(LegEvent::AnsweredBy(self.call_ref, verdict));
+    }
+
+    /// Plays the message once the greeting is over; after a time-out, only reports it.
+    fn greeting_ended(&mut self, ended: GreetingEnded, now: Instant) {
+        let Some((_, message)) = self.message.take() else {
+            return;
+        };
+        tracing::debug!(?ended, "greeting ended");
+        if ended != GreetingEnded::TimedOut {
+            self.start_player(message, now);
+        }
+        let _ = self
+            .events
+            .send(LegEvent::GreetingEnded(self.call_ref, ended));
     }
 
     fn drain_dtmf(&mut self) {

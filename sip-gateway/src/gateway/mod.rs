@@ -62,7 +62,7 @@ pub use probe::{probe_trunk, ProbeError, TrunkProbe};
 pub use types::GatewayError;
 pub use types::{
     AmdVerdict, Audio, CallEvent, CallEventKind, CallRef, DialError, DialRequest, EndCause,
-    IncomingCall, TrunkStatus,
+    GreetingEnded, IncomingCall, TrunkStatus,
 };
 
 use crate::media::dtmf_sender::is_key;
@@ -287,13 +287,22 @@ impl Gateway {
 
     /// Plays audio into a call, from its start if media is not yet up.
     pub async fn play(&self, call_ref: CallRef, audio: Audio) -> Result<(), GatewayError> {
-        let samples = match audio {
-            Audio::Samples(samples) => samples,
-            Audio::File(path) => tokio::task::spawn_blocking(move || load_wav(&path))
-                .await
-                .map_err(|_| GatewayError::Stopped)??,
-        };
+        let samples = audio.load().await?;
         self.ask(|reply| Command::Play(call_ref, samples, reply))
+            .await
+    }
+
+    /// Leaves a message on the answering machine that answered a call: waits
+    /// for the end of its greeting (a beep that stops, or 1.5 s of quiet;
+    /// [`crate::media::greeting`]), then plays `audio` in place of anything
+    /// bridged, reporting [`CallEventKind::GreetingEnded`] and, at the
+    /// message's end, [`CallEventKind::PlaybackFinished`]. If the greeting
+    /// has not ended within 30 s, only `GreetingEnded` (`TimedOut`) comes.
+    /// The caller hangs up. [`Gateway::stop_playing`] cancels it. Errors as
+    /// for [`Gateway::hold`], and those of loading a file.
+    pub async fn leave_message(&self, call_ref: CallRef, audio: Audio) -> Result<(), GatewayError> {
+        let samples = audio.load().await?;
+        self.ask(|reply| Command::LeaveMessage(call_ref, samples, reply))
             .await
     }
 
@@ -617,5 +626,18 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+impl Audio {
+    /// The samples to play, read from the file off the gateway's thread.
+    async fn load(self) -> Result<std::sync::Arc<[i16]>, GatewayError> {
+        match self {
+            Audio::Samples(samples) => Ok(samples),
+            Audio::File(path) => tokio::task::spawn_blocking(move || load_wav(&path))
+                .await
+                .map_err(|_| GatewayError::Stopped)?
+                .map_err(GatewayError::from),
+        }
     }
 }

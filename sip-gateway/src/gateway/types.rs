@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::media::amd::AmdVerdict;
+pub use crate::media::greeting::GreetingEnded;
 
 pub use crate::sip::EndCause;
 
@@ -100,8 +101,16 @@ pub enum CallEventKind {
         /// `0`–`9`, `*`, `#` or `A`–`D`.
         digit: char,
     },
-    /// A playback started with [`crate::gateway::Gateway::play`] reached its end.
+    /// A playback started with [`crate::gateway::Gateway::play`] or
+    /// [`crate::gateway::Gateway::leave_message`] reached its end.
     PlaybackFinished,
+    /// After [`crate::gateway::Gateway::leave_message`]: the machine's
+    /// greeting ended (the message now plays), or did not in time (nothing
+    /// plays; the call stays up for the caller to end).
+    GreetingEnded {
+        /// A beep, silence, or a time-out.
+        ended: GreetingEnded,
+    },
     /// The call is over, any recording is complete, and no further events follow.
     Ended {
         /// Why.

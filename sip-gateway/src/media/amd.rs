@@ -286,6 +286,35 @@ pub fn spoken_words(hz: f64, words: u32, word: Duration, gap: Duration, len: usi
     out
 }
 
+/// Test and simulation audio that sounds like speech to a tone detector:
+/// `words` bursts of a 150 Hz buzz with its first twelve harmonics (a voice
+/// holds its energy in many of them, never in one), each `word` long with
+/// `gap` of silence after it, then silence until `len` samples.
+pub fn voiced_words(words: u32, word: Duration, gap: Duration, len: usize) -> Vec<i16> {
+    let at_8k = |d: Duration| (d.as_millis() as usize) * 8;
+    let n = at_8k(word);
+    let mut buzz = vec![0i32; n];
+    for harmonic in 1..=12u32 {
+        let amplitude = i16::try_from(4000 / harmonic).unwrap_or(0);
+        let overtone = super::tone::sine(150.0 * f64::from(harmonic), amplitude, 8000, n);
+        for (x, s) in buzz.iter_mut().zip(overtone) {
+            *x += i32::from(s);
+        }
+    }
+    let buzz: Vec<i16> = buzz
+        .into_iter()
+        .map(|x| x.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16)
+        .collect();
+    let mut out = Vec::with_capacity(len);
+    for _ in 0..words {
+        out.extend_from_slice(&buzz);
+        out.resize(out.len() + at_8k(gap), 0);
+    }
+    out.resize(len.max(out.len()), 0);
+    out.truncate(len);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

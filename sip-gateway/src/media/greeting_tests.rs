@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::media::amd::spoken_words;
+use crate::media::amd::{spoken_words, voiced_words};
 use crate::media::tone::sine;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
@@ -10,24 +10,10 @@ fn at_8k(d: Duration) -> usize {
     d.as_millis() as usize * 8
 }
 
-/// Speech-like sound: a 150 Hz buzz with its harmonics, which is sound but
-/// never one tone, in words of `word` with `gap` between them.
+/// Speech as a tone detector hears it: sound, but never one tone.
 fn voice(words: u32, word: Duration, gap: Duration) -> Vec<i16> {
-    let mut out = Vec::new();
-    for _ in 0..words {
-        let n = at_8k(word);
-        let mut w = vec![0i32; n];
-        for harmonic in 1..=12u32 {
-            let hz = 150.0 * f64::from(harmonic);
-            let amp = (4000 / harmonic) as i16;
-            for (x, s) in w.iter_mut().zip(sine(hz, amp, 8000, n)) {
-                *x += i32::from(s);
-            }
-        }
-        out.extend(w.into_iter().map(|x| x.clamp(-32768, 32767) as i16));
-        out.resize(out.len() + at_8k(gap), 0);
-    }
-    out
+    let len = (word + gap).as_millis() as usize * 8 * words as usize;
+    voiced_words(words, word, gap, len)
 }
 
 /// Runs audio through a default detector in 20 ms frames; returns how the
