@@ -7,7 +7,7 @@
 //! database on the test server), defines a choice field `tier` in the account, suppresses a
 //! thousandth of the numbers, imports a hundredth of them into another list first (numbers
 //! the account already holds), and times `import::import_csv` reading the file from disk with
-//! the options the CLI uses: the code path of `dialcrm lists import` and of
+//! the options the CLI uses (`IMPORT_BENCH_BATCH` sets another batch size): the code path of `dialcrm lists import` and of
 //! `POST /api/lists/{id}/import`, less the upload. Reports rows per second, the summary and
 //! its row errors by reason, and the process's peak resident memory during the import (the
 //! PostgreSQL server's own is not in it).
@@ -18,7 +18,7 @@
 //! for four in five, a source that lands in the custom fields, and now and then a quoted
 //! name with a comma. Every 100th row repeats the number of the row three before (a
 //! duplicate in the same batch, written another way) and every 100th another repeats one
-//! from a thousand rows before (a duplicate across batches); about one row in 140 is broken
+//! from a thousand rows before (a duplicate across batches); one row in 100 is broken
 //! (no number, text for a number, a number too short, a cell missing, a tier not offered).
 //! The summary is checked against what the file holds; a mismatch fails the run, a missed
 //! target does not.
@@ -163,7 +163,12 @@ async fn import_once(
         )
         .await?;
     suppress(store, account.id, rows, now).await?;
-    let options = ImportOptions::default();
+    let mut options = ImportOptions::default();
+    if let Ok(size) = std::env::var("IMPORT_BENCH_BATCH") {
+        options.batch_size = size
+            .parse()
+            .context("IMPORT_BENCH_BATCH must be a number")?;
+    }
     let old = store.create_list(account.id, "previous", "GB", now).await?;
     import_csv(
         store,
