@@ -213,10 +213,12 @@ mod sqlite {
     use crate::import::BatchOutcome;
     use crate::StoreError;
 
-    const EXISTING: &str = "SELECT phone_e164, MIN(id) FROM contacts WHERE account_id = $1 \
+    pub(super) const EXISTING: &str =
+        "SELECT phone_e164, MIN(id) FROM contacts WHERE account_id = $1 \
          AND phone_e164 IN (SELECT value FROM json_each($2)) AND merged_into IS NULL \
          GROUP BY phone_e164";
-    const SUPPRESSED: &str = "SELECT number_hash FROM suppression WHERE account_id = $1 \
+    pub(super) const SUPPRESSED: &str =
+        "SELECT number_hash FROM suppression WHERE account_id = $1 \
          AND number_hash IN (SELECT value FROM json_each($2))";
     const INSERT: &str = "INSERT INTO contacts (account_id, first_name, last_name, phone_e164, \
          phone_raw, email, postal_address, profession, time_zone, custom_fields, created_at, \
@@ -225,11 +227,15 @@ mod sqlite {
          r.value ->> 5, r.value ->> 6, r.value ->> 7, r.value ->> 8, $2, $2 \
          FROM json_each($3) AS r ORDER BY r.key \
          RETURNING id, phone_e164";
-    const UPDATE: &str = "UPDATE contacts SET first_name = r.value ->> 1, \
+    // The unary plus keeps the account's index out of the plan: without
+    // statistics SQLite would walk every contact of the account for each row,
+    // where reading each row's contact by id is what this wants.
+    pub(super) const UPDATE: &str = "UPDATE contacts SET first_name = r.value ->> 1, \
          last_name = r.value ->> 2, phone_raw = r.value ->> 3, email = r.value ->> 4, \
          postal_address = r.value ->> 5, profession = r.value ->> 6, time_zone = r.value ->> 7, \
          custom_fields = r.value ->> 8, updated_at = $2, version = version + 1 \
-         FROM json_each($3) AS r WHERE contacts.id = r.value ->> 0 AND contacts.account_id = $1";
+         FROM json_each($3) AS r WHERE contacts.id = r.value ->> 0 \
+         AND +contacts.account_id = $1";
     // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT.
     const VALUES: &str = "INSERT INTO contact_field_values (account_id, contact_id, field_id, \
          value) SELECT $1, r.value ->> 0, r.value ->> 1, r.value ->> 2 FROM json_each($2) AS r \
@@ -468,5 +474,42 @@ mod postgres {
             .rows_affected();
         tx.commit().await?;
         Ok(plan.outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite;
+    use crate::testing::TestDb;
+
+    /// Returns SQLite's plan of a statement, one step a line.
+    async fn plan_of(db: &TestDb, sql: &str, binds: usize) -> String {
+        let pool = db.store.sqlite_pool().expect("a SQLite store");
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
+        for _ in 1..binds {
+            q = q.bind(1_i64);
+        }
+        let rows = q.bind("[]").fetch_all(pool).await.expect("a plan");
+        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+    }
+
+    #[tokio::test]
+    async fn sqlite_batches_read_contacts_and_hashes_through_indexes() {
+        let db = TestDb::sqlite().await;
+        let existing = plan_of(&db, sqlite::EXISTING, 2).await;
+        assert!(
+            existing.contains("INDEX contacts_account_phone"),
+            "{existing}"
+        );
+        let suppressed = plan_of(&db, sqlite::SUPPRESSED, 2).await;
+        assert!(
+            suppressed.contains("(account_id=? AND number_hash=?)"),
+            "{suppressed}"
+        );
+        let update = plan_of(&db, sqlite::UPDATE, 3).await;
+        assert!(update.contains("INTEGER PRIMARY KEY"), "{update}");
+        assert!(!update.contains("contacts_account_id"), "{update}");
+        db.finish().await;
     }
 }
