@@ -29,7 +29,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::fields::{FieldDef, FieldId};
-use crate::model::{AccountId, Actor, ContactFields, ListId};
+use crate::model::{Actor, ContactFields, ListId};
+use crate::store::ImportTarget;
 use crate::{Store, StoreError};
 use parse::{ContactReader, Row};
 
@@ -187,6 +188,7 @@ where
     store
         .audit(actor, "list.import", Some(&format!("list:{list}")), now)
         .await?;
+    let target = store.import_target(account, list).await?;
 
     let fields = store.fields(account).await?;
     let batch_size = options.batch_size.clamp(1, 2000);
@@ -205,7 +207,7 @@ where
                 break;
             }
         };
-        if let Err(e) = apply(store, account, list, options, now, batch, &mut summary).await {
+        if let Err(e) = apply(store, &target, options, now, batch, &mut summary).await {
             failure = Some(e);
             break;
         }
@@ -324,8 +326,7 @@ fn parse_batches<R: Read>(
 
 async fn apply(
     store: &Store,
-    account: AccountId,
-    list: ListId,
+    target: &ImportTarget,
     options: &ImportOptions,
     now: DateTime<Utc>,
     batch: Batch,
@@ -361,7 +362,7 @@ async fn apply(
         }
     }
     let outcome = store
-        .import_batch_with_values(account, list, &rows, &values, options.on_duplicate, now)
+        .write_import_batch(target, &rows, &values, options.on_duplicate, now)
         .await?;
     summary.imported += outcome.imported;
     summary.updated += outcome.updated;

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use crm::export::ListExport;
+use crm::fields::{FieldKind, NewField};
 use crm::import::{import_csv, ImportError, ImportOptions, ImportSummary, OnDuplicate};
 use crm::model::*;
 use crm::testing::TestDb;
@@ -18,6 +19,7 @@ crm::on_both_backends!(
     bad_files_write_nothing,
     progress_is_reported_across_batches,
     export_carries_history_and_imports_back_the_same,
+    batch_edges_keep_errors_duplicates_and_values,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -472,5 +474,109 @@ async fn export_carries_history_and_imports_back_the_same(db: TestDb) -> TestDb 
     let before: Vec<ContactFields> = members(s, &f).await.into_iter().map(|c| c.fields).collect();
     let after: Vec<ContactFields> = members(s, &g).await.into_iter().map(|c| c.fields).collect();
     assert_eq!(before, after);
+    db
+}
+
+async fn batch_edges_keep_errors_duplicates_and_values(db: TestDb) -> TestDb {
+    let s = &db.store;
+    let f = fixture(s, "acme").await;
+    s.define_field(
+        &f.actor,
+        &NewField {
+            key: "tier".into(),
+            kind: Some(FieldKind::Choice),
+            choices: vec!["gold".into(), "silver".into(), "bronze".into()],
+            ..NewField::default()
+        },
+        t0(),
+    )
+    .await
+    .expect("field");
+    // Batches of three records: a broken row ends the first batch; a number
+    // comes back at the start of the next batch, inside a batch, and two
+    // batches later; a bad value ends the third batch's first row.
+    let csv = "first_name,phone,tier,note\n\
+               A,07400100001,gold,\n\
+               B,07400100002,silver,\n\
+               Broken,,gold,\n\
+               C,+44 7400 100002,bronze,\n\
+               D,07400100003,,\n\
+               E,07400 100003,gold,\n\
+               F,07400100004,platinum,\n\
+               G,07400100001,silver,\n\
+               Zoë O'Brien-Ünal,07400100005,,\"say \"\"hi\"\" \\ then\nbye ✓\"\n";
+    let skip = import(s, &f, csv.as_bytes(), OnDuplicate::Skip)
+        .await
+        .expect("imports");
+    assert_eq!(
+        (
+            skip.rows_read,
+            skip.imported,
+            skip.skipped_duplicates,
+            skip.invalid
+        ),
+        (9, 4, 3, 2),
+        "{skip:?}"
+    );
+    assert_eq!(skip.added_to_list, 4);
+    let lines: Vec<u64> = skip.errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![4, 8], "{:?}", skip.errors);
+    let got = members(s, &f).await;
+    let names: Vec<&str> = got.iter().map(|c| c.fields.first_name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["A", "B", "D", "Zoë O'Brien-Ünal"],
+        "skip keeps the first"
+    );
+    let tiers: Vec<Option<&serde_json::Value>> = got.iter().map(|c| c.values.get("tier")).collect();
+    assert_eq!(
+        tiers,
+        vec![Some(&"gold".into()), Some(&"silver".into()), None, None]
+    );
+    assert_eq!(
+        got[3].fields.custom_fields,
+        serde_json::json!({"note": "say \"hi\" \\ then\nbye ✓"}),
+        "text comes back byte for byte"
+    );
+
+    let update = import(s, &f, csv.as_bytes(), OnDuplicate::Update)
+        .await
+        .expect("imports");
+    assert_eq!(
+        (
+            update.imported,
+            update.updated,
+            update.skipped_duplicates,
+            update.invalid
+        ),
+        (0, 7, 0, 2),
+        "{update:?}"
+    );
+    assert_eq!(update.added_to_list, 0);
+    let got = members(s, &f).await;
+    let names: Vec<&str> = got.iter().map(|c| c.fields.first_name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec!["G", "C", "E", "Zoë O'Brien-Ünal"],
+        "update keeps the last"
+    );
+    let tiers: Vec<Option<&serde_json::Value>> = got.iter().map(|c| c.values.get("tier")).collect();
+    assert_eq!(
+        tiers,
+        vec![
+            Some(&"silver".into()),
+            Some(&"bronze".into()),
+            Some(&"gold".into()),
+            None
+        ],
+        "an updated contact takes the values its last row holds"
+    );
+    assert_eq!(got[1].fields.phone_raw, "+44 7400 100002");
+    let versions: Vec<i64> = got.iter().map(|c| c.version).collect();
+    assert_eq!(
+        versions,
+        vec![3, 3, 2, 2],
+        "one update per batch a number is in"
+    );
     db
 }

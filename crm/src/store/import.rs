@@ -1,6 +1,5 @@
-//! Batched writes of CSV imports, import jobs, and the pages of list exports.
-
-use std::collections::HashMap;
+//! Batched writes of CSV imports (written by `import_batch`), import jobs,
+//! and the pages of list exports.
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
@@ -11,10 +10,7 @@ use crate::export::ExportRow;
 use crate::fields::FieldId;
 use crate::import::{BatchOutcome, ImportJob, ImportStatus, ImportSummary, OnDuplicate};
 use crate::model::{AccountId, ContactFields, ContactId, ListId, UserId};
-use crate::{privacy, StoreError};
-
-/// Bound values per contact row in the multi-row insert.
-const CONTACT_PARAMS: usize = 9;
+use crate::StoreError;
 
 impl Store {
     /// Writes one batch of imported contacts to a list in one transaction.
@@ -49,158 +45,9 @@ impl Store {
         on_duplicate: OnDuplicate,
         now: DateTime<Utc>,
     ) -> Result<BatchOutcome, StoreError> {
-        let mut outcome = BatchOutcome::default();
-        let owned: Option<i64> = on_pool!(self, |pool| sqlx::query_scalar(
-            "SELECT id FROM lists WHERE id = $1 AND account_id = $2"
-        )
-        .bind(list.0)
-        .bind(account.0)
-        .fetch_optional(pool)
-        .await?);
-        owned.ok_or(StoreError::NotFound)?;
-        if rows.is_empty() {
-            return Ok(outcome);
-        }
-        if rows.len() * CONTACT_PARAMS > 30_000 {
-            return Err(StoreError::Invalid(
-                "an import batch holds at most 3000 rows".into(),
-            ));
-        }
-        if let Some(bad) = rows.iter().find(|r| !r.custom_fields.is_object()) {
-            return Err(StoreError::Invalid(format!(
-                "custom_fields must be a JSON object, not {}",
-                bad.custom_fields
-            )));
-        }
-
-        // Lookups run before the write transaction: a SQLite transaction
-        // that reads first cannot always upgrade to a writer.
-        let existing = self.first_contacts_by_number(account, rows).await?;
-        let key = self.account_key(account).await?;
-        let hashes: Vec<String> = rows
-            .iter()
-            .map(|r| privacy::number_hash(&key, &r.phone_e164))
-            .collect();
-        let suppressed = self.suppressed_hashes(account, &hashes).await?;
-        outcome.suppressed = (0..rows.len())
-            .filter(|&i| suppressed.contains(&hashes[i]))
-            .collect();
-
-        let mut fresh: Vec<&ContactFields> = Vec::new();
-        let mut updates: Vec<(i64, &ContactFields)> = Vec::new();
-        let mut members: Vec<i64> = Vec::with_capacity(rows.len());
-        // The values to write, by the row's number until new contacts have ids.
-        let mut held: Vec<(&str, FieldId, &str)> = Vec::new();
-        let no_values = Vec::new();
-        for (i, row) in rows.iter().enumerate() {
-            let row_values = values.get(i).unwrap_or(&no_values);
-            let write = match existing.get(&row.phone_e164) {
-                None => {
-                    fresh.push(row);
-                    true
-                }
-                Some(&id) => {
-                    members.push(id);
-                    match on_duplicate {
-                        OnDuplicate::Skip => {
-                            outcome.skipped += 1;
-                            false
-                        }
-                        OnDuplicate::Update => {
-                            updates.push((id, row));
-                            true
-                        }
-                    }
-                }
-            };
-            if write {
-                held.extend(
-                    row_values
-                        .iter()
-                        .map(|(f, v)| (row.phone_e164.as_str(), *f, v.as_str())),
-                );
-            }
-        }
-        outcome.imported = fresh.len() as u64;
-        outcome.updated = updates.len() as u64;
-
-        let insert = (!fresh.is_empty()).then(|| insert_contacts_sql(fresh.len()));
-        let membership = |n: usize| {
-            let values: Vec<String> = (0..n)
-                .map(|i| format!("($1, ${}, $2, $3)", i + 4))
-                .collect();
-            format!(
-                "INSERT INTO list_members (list_id, contact_id, account_id, added_at) VALUES {} \
-                 ON CONFLICT (list_id, contact_id) DO NOTHING",
-                values.join(", ")
-            )
-        };
-        on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let mut ids: HashMap<String, i64> = updates
-                .iter()
-                .map(|(id, f)| (f.phone_e164.clone(), *id))
-                .collect();
-            if let Some(sql) = &insert {
-                let mut q = sqlx::query_as::<_, (i64, String)>(sql)
-                    .bind(account.0)
-                    .bind(now);
-                for f in &fresh {
-                    q = q
-                        .bind(&f.first_name)
-                        .bind(&f.last_name)
-                        .bind(&f.phone_e164)
-                        .bind(&f.phone_raw)
-                        .bind(&f.email)
-                        .bind(&f.postal_address)
-                        .bind(&f.profession)
-                        .bind(&f.time_zone)
-                        .bind(Json(&f.custom_fields));
-                }
-                for (id, phone) in q.fetch_all(&mut *tx).await? {
-                    members.push(id);
-                    ids.insert(phone, id);
-                }
-            }
-            for (id, f) in &updates {
-                sqlx::query(
-                    "UPDATE contacts SET first_name = $1, last_name = $2, phone_raw = $3, \
-                     email = $4, postal_address = $5, profession = $6, time_zone = $7, \
-                     custom_fields = $8, updated_at = $9, version = version + 1 WHERE id = $10 AND account_id = $11",
-                )
-                .bind(&f.first_name)
-                .bind(&f.last_name)
-                .bind(&f.phone_raw)
-                .bind(&f.email)
-                .bind(&f.postal_address)
-                .bind(&f.profession)
-                .bind(&f.time_zone)
-                .bind(Json(&f.custom_fields))
-                .bind(now)
-                .bind(id)
-                .bind(account.0)
-                .execute(&mut *tx)
-                .await?;
-            }
-            for chunk in held.chunks(VALUES_PER_INSERT) {
-                let sql = upsert_values_sql(chunk.len());
-                let mut q = sqlx::query(&sql).bind(account.0);
-                for (phone, field, value) in chunk {
-                    // Every row written above has an id by its number.
-                    let id = ids.get(*phone).copied().unwrap_or_default();
-                    q = q.bind(id).bind(field.0).bind(*value);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            let sql = membership(members.len());
-            let mut q = sqlx::query(&sql).bind(list.0).bind(account.0).bind(now);
-            for id in &members {
-                q = q.bind(id);
-            }
-            outcome.added_to_list = q.execute(&mut *tx).await?.rows_affected();
-            tx.commit().await?;
-        });
-        Ok(outcome)
+        let target = self.import_target(account, list).await?;
+        self.write_import_batch(&target, rows, values, on_duplicate, now)
+            .await
     }
 
     /// Records a background import that has just started.
@@ -351,87 +198,6 @@ impl Store {
             .await?;
         Ok(rows)
     }
-
-    async fn first_contacts_by_number(
-        &self,
-        account: AccountId,
-        rows: &[ContactFields],
-    ) -> Result<HashMap<String, i64>, StoreError> {
-        let sql = format!(
-            "SELECT phone_e164, MIN(id) FROM contacts WHERE account_id = $1 \
-             AND phone_e164 IN ({}) AND merged_into IS NULL GROUP BY phone_e164",
-            placeholders(2, rows.len())
-        );
-        let found: Vec<(String, i64)> = on_pool!(self, |pool| {
-            let mut q = sqlx::query_as(&sql).bind(account.0);
-            for r in rows {
-                q = q.bind(&r.phone_e164);
-            }
-            q.fetch_all(pool).await?
-        });
-        Ok(found.into_iter().collect())
-    }
-
-    async fn suppressed_hashes(
-        &self,
-        account: AccountId,
-        hashes: &[String],
-    ) -> Result<std::collections::HashSet<String>, StoreError> {
-        let sql = format!(
-            "SELECT number_hash FROM suppression WHERE account_id = $1 AND number_hash IN ({})",
-            placeholders(2, hashes.len())
-        );
-        let found: Vec<String> = on_pool!(self, |pool| {
-            let mut q = sqlx::query_scalar(&sql).bind(account.0);
-            for h in hashes {
-                q = q.bind(h);
-            }
-            q.fetch_all(pool).await?
-        });
-        Ok(found.into_iter().collect())
-    }
-}
-
-/// Returns `$first, $first+1, …` for `n` values.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn insert_contacts_sql(n: usize) -> String {
-    let values: Vec<String> = (0..n)
-        .map(|i| {
-            format!(
-                "($1, {}, $2, $2)",
-                placeholders(3 + i * CONTACT_PARAMS, CONTACT_PARAMS)
-            )
-        })
-        .collect();
-    format!(
-        "INSERT INTO contacts (account_id, first_name, last_name, phone_e164, phone_raw, email, \
-         postal_address, profession, time_zone, custom_fields, created_at, updated_at) \
-         VALUES {} RETURNING id, phone_e164",
-        values.join(", ")
-    )
-}
-
-/// Values written per statement: three bound per value, well under
-/// either engine's limit on bound parameters.
-const VALUES_PER_INSERT: usize = 5000;
-
-/// Returns an insert of `n` values of contacts' fields, `$1` being the
-/// account, that overwrites a value the contact has in the field.
-fn upsert_values_sql(n: usize) -> String {
-    let rows: Vec<String> = (0..n)
-        .map(|i| format!("($1, {})", placeholders(2 + i * 3, 3)))
-        .collect();
-    format!(
-        "INSERT INTO contact_field_values (account_id, contact_id, field_id, value) VALUES {} \
-         ON CONFLICT (contact_id, field_id) DO UPDATE SET value = excluded.value",
-        rows.join(", ")
-    )
 }
 
 #[derive(sqlx::FromRow)]

@@ -23,6 +23,7 @@ pub mod duplicates;
 pub mod erasure;
 mod fields;
 mod import;
+mod import_batch;
 pub mod leads;
 mod lists;
 pub mod login_failures;
@@ -55,6 +56,7 @@ use crate::StoreError;
 
 pub use contact_edit::Saved;
 pub use contact_search::{SearchPage, SearchScope};
+pub(crate) use import_batch::ImportTarget;
 pub use login_failures::{FailureKey, LoginFailures, LoginSecret};
 pub use retention::PurgeReport;
 pub use sessions::NewSession;
