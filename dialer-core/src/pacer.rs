@@ -9,22 +9,36 @@
 //! - **Progressive** keeps exactly one line ordered or ringing for each Ready
 //!   agent, reserved for that agent, so its calls are never abandoned while
 //!   the agent stays Ready.
-//! - **Predictive** opens unreserved lines. From a sliding window of recent
-//!   calls it estimates `p`, the chance a line is answered live, the mean
-//!   time from order to answer (the horizon), and mean talk and wrap-up
-//!   times. With `k` lines out, answers are `X ~ Binomial(k, p)`; the agents
-//!   able to take them are the free ones plus `S`, the busy agents freed
-//!   within the horizon (each with probability from an exponential model of
-//!   remaining talk and wrap-up). It opens the most lines for which expected
-//!   abandons `E[max(X - free - S, 0)]` stay within a planning target times
-//!   expected live answers `k p`. The planning target is the abandon target
-//!   times a safety factor, scaled down linearly to zero as the worse of the
-//!   ledger's 24-hour and 30-day rates climbs from `backoff_from` of the
-//!   target to the target itself; with no headroom left, or too little
-//!   history, it opens one line per free agent. Lines beyond the free agents
-//!   never exceed the ledger's headroom plus one, so even if every line were
-//!   answered at once the rolling rate could pass the target by at most one
-//!   call; this costs utilisation while a campaign's windows are nearly empty.
+//! - **Predictive** opens unreserved lines, learning as the campaign runs.
+//!   From a sliding window of recent calls it knows the share of lines
+//!   answered live, how long live answers and other results took after the
+//!   order (so a line still ringing is judged by its age: one older than any
+//!   recent live answer will most likely ring out), the wrap-up times agents
+//!   took (so an agent's remaining wrap-up follows them: a fixed wrap-up is
+//!   known to the second), and a log-normal fit of talk times (so a call's
+//!   remaining talk depends on how long it has lasted). It cuts the time
+//!   ahead, up to the longest recent wait for a live answer, into intervals;
+//!   in each, the live answers and the agents coming free in time for them
+//!   (by the interval's end plus [`ABANDON_GRACE`]) are Poisson-binomial
+//!   counts, and idle agents carry over to the next interval while answers
+//!   do not, which gives the expected abandons of any number of new lines.
+//!   It opens lines while each one's share of the expected abandons, over
+//!   its chance of a live answer, stays under a marginal target.
+//!
+//!   The marginal target is feedback on the ledger: `marginal_risk` times
+//!   the abandon target, scaled by `exp(feedback * (spare - cushion))`, where
+//!   `spare` is how many more abandons the worse of the 24-hour and 30-day
+//!   windows could take at the target and the cushion is
+//!   `cushion_per_agent` abandons per staffed agent. With budget to spare
+//!   it dials harder, with little it dials softer, so the rolling rate climbs
+//!   towards the target instead of staying far below it (docs/benchmarks.md,
+//!   "Predictive pacing"). Past `backoff_from` of the target it is scaled
+//!   down to zero at the target; with no headroom, or too little history, it
+//!   opens one line per free agent. Whatever the model says, lines in flight
+//!   beyond the free agents never exceed the ledger's headroom: even if
+//!   every line were answered at once and no agent came free, the abandons
+//!   would fit in the headroom the ledger reported when they were dialled.
+//!   This costs utilisation while a campaign's windows are nearly empty.
 //!
 //! An inbound queue that shares the agents may have some Ready agents held
 //! back ([`PacerInput::HoldBack`]): progressive covers only the Ready agents
@@ -36,13 +50,14 @@
 //! answered live waits at most [`ABANDON_GRACE`] for an agent, then the pacer
 //! emits [`PacerEvent::Abandon`].
 
+mod history;
 mod model;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::compliance::{AbandonTarget, ComplianceSnapshot, ABANDON_GRACE};
-use model::History;
+use crate::compliance::{AbandonTarget, ComplianceSnapshot, Counts, ABANDON_GRACE};
+use history::History;
 
 /// Identifies an agent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -192,8 +207,14 @@ pub struct PacerConfig {
     pub history: usize,
     /// Calls with a result needed before predicting.
     pub min_history: usize,
-    /// Share of the target the planner aims for, below 1 to absorb model error.
-    pub safety: f64,
+    /// Largest chance that a new line's live answer is abandoned, in
+    /// multiples of the target, before the feedback scales it.
+    pub marginal_risk: f64,
+    /// How much each abandon the ledger could still take, beyond the
+    /// cushion or short of it, scales the risk the planner takes (`exp`).
+    pub feedback: f64,
+    /// Abandons of headroom the feedback keeps in reserve per staffed agent.
+    pub cushion_per_agent: f64,
     /// Share of the target at which the rolling rate starts to slow dialling.
     pub backoff_from: f64,
     /// Pause before ordering again after a [`CallEvent::NotDialled`]; the
@@ -210,8 +231,10 @@ impl Default for PacerConfig {
             max_dial_level: 4.0,
             history: 300,
             min_history: 30,
-            safety: 0.7,
-            backoff_from: 0.6,
+            marginal_risk: 2.0,
+            feedback: 0.1,
+            cushion_per_agent: 1.0,
+            backoff_from: 0.9,
             starved_pause: Duration::from_secs(5),
         }
     }
@@ -244,6 +267,8 @@ struct Line {
 #[derive(Debug)]
 pub struct Pacer {
     config: PacerConfig,
+    /// The situation predictive planning last planned for.
+    planned: Option<predictive::Situation>,
     cap: f64,
     hold_back: usize,
     compliance: ComplianceSnapshot,
@@ -262,6 +287,7 @@ pub struct Pacer {
 
 mod machine;
 mod planning;
+mod predictive;
 
 #[cfg(test)]
 mod tests;

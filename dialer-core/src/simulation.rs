@@ -87,6 +87,8 @@ pub struct SimReport {
     pub abandon_rate: f64,
     /// The most abandons ever counted beyond what the 3% target allowed at that moment.
     pub peak_excess: f64,
+    /// The highest rolling 24-hour abandon rate the ledger reported, read after every abandon.
+    pub peak_day_rate: f64,
     /// Share of agent time spent talking or wrapping up, on either kind of call.
     pub utilisation: f64,
     /// Minutes of outbound talk per agent-hour of the whole floor.
@@ -153,6 +155,7 @@ struct Run<'a> {
     live: u64,
     abandons: u64,
     peak_excess: f64,
+    peak_day_rate: f64,
     /// Agents the pacer dials for: all of them, or the outbound side of a split.
     dialling: u64,
     /// Agents neither talking nor wrapping up, and since when.
@@ -204,6 +207,7 @@ impl<'a> Run<'a> {
             live: 0,
             abandons: 0,
             peak_excess: 0.0,
+            peak_day_rate: 0.0,
             dialling: inbound.dialling_agents(config.agents),
             idle_since: (0..config.agents).map(|id| (AgentId(id), start)).collect(),
             on_inbound: BTreeSet::new(),
@@ -270,6 +274,7 @@ impl<'a> Run<'a> {
             abandons: self.abandons,
             abandon_rate: ratio(self.abandons, self.live),
             peak_excess: self.peak_excess,
+            peak_day_rate: self.peak_day_rate,
             utilisation: self.busy.as_secs_f64() / (agent_hours * 3600.0),
             talk_minutes_per_agent_hour: self.talk.as_secs_f64() / 60.0 / agent_hours,
             dials_per_hour: self.dials as f64 / (self.config.duration.as_secs_f64() / 3600.0),
@@ -401,6 +406,7 @@ impl<'a> Run<'a> {
                 let day = self.ledger.counts(Window::Day, wall);
                 let allowed = self.ledger.target().fraction() * day.live as f64;
                 self.peak_excess = self.peak_excess.max(day.abandoned as f64 - allowed);
+                self.peak_day_rate = self.peak_day_rate.max(day.rate());
             }
         }
         let snapshot = self.ledger.snapshot(wall);

@@ -7,6 +7,7 @@ impl Pacer {
     pub fn new(config: PacerConfig, now: Instant) -> Self {
         Self {
             config,
+            planned: None,
             cap: config.max_dial_level,
             hold_back: 0,
             compliance: ComplianceSnapshot::unknown(config.target),
@@ -195,7 +196,8 @@ impl Pacer {
             | CallEvent::Failed
                 if unanswered =>
             {
-                self.history.answered.push(0.0);
+                self.history
+                    .record_other(now.saturating_duration_since(line.ordered_at));
                 self.remove_line(id);
             }
             CallEvent::Connected { agent } => {

@@ -1,137 +1,38 @@
-//! Recent-history statistics and the binomial model behind predictive pacing.
+//! The model behind predictive pacing: how many lines keep abandons in check.
+//!
+//! An answer at time `t` finds an agent if one is free by `t` plus the
+//! grace period and not taken by an earlier answer; agents who come free
+//! wait for a call, answers do not wait past the grace period. The model
+//! cuts the time ahead into intervals. In each, the answers arriving are a
+//! Poisson-binomial count over the lines (each line's chance of a live
+//! answer within that interval) and the agents coming free a Poisson-binomial
+//! count over the busy agents; it carries the distribution of idle agents
+//! from one interval to the next and sums the expected answers left without
+//! one.
 
-use std::collections::VecDeque;
-use std::time::Duration;
-
-use crate::compliance::ABANDON_GRACE;
-
-/// The last `capacity` samples of something, with their running sum.
-#[derive(Clone, Debug)]
-pub(crate) struct Recent {
-    values: VecDeque<f64>,
-    sum: f64,
-    capacity: usize,
-}
-
-impl Recent {
-    pub(crate) fn new(capacity: usize) -> Self {
-        Self {
-            values: VecDeque::with_capacity(capacity),
-            sum: 0.0,
-            capacity: capacity.max(1),
-        }
-    }
-
-    pub(crate) fn push(&mut self, value: f64) {
-        if self.values.len() == self.capacity {
-            if let Some(old) = self.values.pop_front() {
-                self.sum -= old;
-            }
-        }
-        self.values.push_back(value);
-        self.sum += value;
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    pub(crate) fn mean(&self) -> Option<f64> {
-        // Recomputing would cost O(n); the running sum drifts by at most
-        // rounding error over a window this short.
-        (!self.values.is_empty()).then(|| self.sum / self.values.len() as f64)
-    }
-}
-
-/// What the pacer has learnt from recent calls.
-#[derive(Clone, Debug)]
-pub(crate) struct History {
-    /// 1.0 for a line answered live, 0.0 for any other result.
-    pub(crate) answered: Recent,
-    /// Seconds from order to live answer.
-    pub(crate) answer_wait: Recent,
-    /// Seconds of talk per connected call.
-    pub(crate) talk: Recent,
-    /// Seconds of wrap-up per call.
-    pub(crate) wrap: Recent,
-}
-
-impl History {
-    pub(crate) fn new(capacity: usize) -> Self {
-        Self {
-            answered: Recent::new(capacity),
-            answer_wait: Recent::new(capacity),
-            talk: Recent::new(capacity),
-            wrap: Recent::new(capacity),
-        }
-    }
-
-    pub(crate) fn record_wait(&mut self, wait: Duration) {
-        self.answer_wait.push(wait.as_secs_f64());
-    }
-
-    /// Returns the seconds from ordering a line until its answer has an agent or is abandoned.
-    pub(crate) fn horizon(&self) -> f64 {
-        // An answer may wait out the grace period for an agent.
-        self.answer_wait.mean().unwrap_or(10.0) + ABANDON_GRACE.as_secs_f64()
-    }
-
-    /// Returns the estimates once enough lines have a result.
-    pub(crate) fn estimates(&self, min_samples: usize) -> Option<Estimates> {
-        if self.answered.len() < min_samples {
-            return None;
-        }
-        Some(Estimates {
-            answer: self.answered.mean()?.clamp(0.01, 1.0),
-            horizon: self.horizon(),
-            talk: self.talk.mean().unwrap_or(60.0).max(1.0),
-            wrap: self.wrap.mean().unwrap_or(0.0),
-        })
-    }
-}
-
-/// Point estimates the model works from, times in seconds.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Estimates {
-    /// Probability that a dialled line is answered live.
+/// What the model expects within one interval of time ahead.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Interval {
+    /// For each line ordered or ringing, the probability it is answered live within the interval.
+    pub(crate) pending: Vec<f64>,
+    /// Probability that a line ordered now is answered live within the interval.
     pub(crate) answer: f64,
-    /// Mean time from order to live answer: how far ahead a new line reaches.
-    pub(crate) horizon: f64,
-    /// Mean talk time.
-    pub(crate) talk: f64,
-    /// Mean wrap-up time.
-    pub(crate) wrap: f64,
-}
-
-impl Estimates {
-    /// Probability that an agent `elapsed` seconds into wrap-up is free within the horizon.
-    ///
-    /// The remaining wrap-up is taken as exponential with the mean wrap-up
-    /// time less what has passed (at least a second): memoryless enough for
-    /// agents who linger, yet an agent near the usual end counts as nearly free.
-    pub(crate) fn wrap_free(&self, elapsed: f64) -> f64 {
-        let remaining = (self.wrap - elapsed).max(1.0);
-        1.0 - (-self.horizon / remaining).exp()
-    }
-
-    /// Probability that an agent in a call is free within the horizon.
-    pub(crate) fn call_free(&self) -> f64 {
-        let after_wrap = (self.horizon - self.wrap).max(0.0);
-        1.0 - (-after_wrap / self.talk).exp()
-    }
+    /// For each busy agent, the probability it comes free in time for the interval's answers.
+    pub(crate) freed: Vec<f64>,
 }
 
 /// The situation the model plans for.
 #[derive(Clone, Debug)]
 pub(crate) struct Plan<'a> {
-    /// Lines ordered or ringing.
-    pub(crate) pending: usize,
+    /// Intervals ahead, together covering every answer a new line may bring.
+    pub(crate) intervals: &'a [Interval],
+    /// Probability that a new line is answered live at all.
+    pub(crate) answer: f64,
     /// Agents free now, less answered calls already waiting for one and
-    /// agents held back for an inbound queue; negative when those outnumber them.
+    /// agents held back for an inbound queue; negative when those outnumber
+    /// them, a debt the first agents to come free pay before any answer.
     pub(crate) free: i64,
-    /// For each busy agent, the probability it is free within the horizon.
-    pub(crate) soon_free: &'a [f64],
-    /// Largest accepted ratio of expected abandons to expected live answers.
+    /// Largest accepted chance that the last new line, answered live, finds no agent.
     pub(crate) target: f64,
     /// New lines that are safe whatever happens (one per free agent).
     pub(crate) at_least: usize,
@@ -139,144 +40,277 @@ pub(crate) struct Plan<'a> {
     pub(crate) at_most: usize,
 }
 
-/// Returns how many new lines keep expected abandons within the plan's target.
+/// Returns how many new lines the plan's target allows.
 ///
-/// With `k` lines out, answers are `X ~ Binomial(k, p)` and agents able to
-/// take them are `free + S`, `S` the Poisson-binomial count of busy agents
-/// freed within the horizon. A count is accepted when
-/// `E[max(X - free - S, 0)] <= target * k * p`; the count grows from the
-/// safe floor until it first fails.
-pub(crate) fn lines_to_open(plan: &Plan<'_>, answer: f64) -> usize {
-    let soon = poisson_binomial(plan.soon_free);
-    let mut chosen = plan.at_least.min(plan.at_most);
-    for extra in chosen + 1..=plan.at_most {
-        let lines = plan.pending + extra;
-        let overflow = expected_overflow(&binomial(lines, answer), plan.free, &soon);
-        if overflow > plan.target * lines as f64 * answer {
+/// Each new line beyond the safe floor is accepted while what it adds to
+/// expected abandons, over its chance of a live answer (the chance that
+/// its answer is the one abandoned), stays within the target: the marginal
+/// line is judged, not the average, so no line is opened whose own risk is
+/// high because the others are safe.
+pub(crate) fn lines_to_open(plan: &Plan<'_>) -> usize {
+    let at_most = plan.at_most;
+    let at_least = plan.at_least.min(at_most);
+    let answer = plan.answer.clamp(0.0, 1.0);
+    if answer <= 0.0 || plan.intervals.is_empty() {
+        return at_least;
+    }
+    let freed: Vec<Vec<f64>> = plan
+        .intervals
+        .iter()
+        .map(|i| poisson_binomial(&i.freed))
+        .collect();
+    let mut answers: Vec<Vec<f64>> = plan
+        .intervals
+        .iter()
+        .map(|i| {
+            let mut dist = poisson_binomial(&i.pending);
+            for _ in 0..at_least {
+                add_trial(&mut dist, i.answer);
+            }
+            dist
+        })
+        .collect();
+    let mut current = expected_abandons(&answers, &freed, plan.free);
+    let mut chosen = at_least;
+    while chosen < at_most {
+        let mut more = answers.clone();
+        for (dist, interval) in more.iter_mut().zip(plan.intervals) {
+            add_trial(dist, interval.answer);
+        }
+        let with_more = expected_abandons(&more, &freed, plan.free);
+        if with_more - current > plan.target * answer {
             break;
         }
-        chosen = extra;
+        answers = more;
+        current = with_more;
+        chosen += 1;
     }
     chosen
 }
 
-/// Returns `E[max(X - free - S, 0)]` for independent `X` and `S` given as distributions.
-fn expected_overflow(answers: &[f64], free: i64, soon: &[f64]) -> f64 {
-    // excess[m] = E[max(X - m, 0)] = sum over j >= m of P(X > j).
-    let n = answers.len();
-    let mut excess = vec![0.0; n + 1];
-    let mut above = 0.0;
-    for m in (0..n).rev() {
-        // Here `above` becomes P(X > m).
-        above += answers.get(m + 1).copied().unwrap_or(0.0);
-        excess[m] = excess[m + 1] + above;
+/// Returns the expected answers left without an agent, interval by interval.
+///
+/// `answers[j]` and `freed[j]` are the distributions of answers arriving
+/// and agents coming free within interval `j`; agents left idle carry on
+/// to the next interval, answers do not. A negative `free` is a debt.
+fn expected_abandons(answers: &[Vec<f64>], freed: &[Vec<f64>], free: i64) -> f64 {
+    let low = free.min(0);
+    let zero = usize::try_from(-low).unwrap_or(0);
+    // state[i]: the chance that idle agents (a debt, when negative) number `low + i`.
+    let mut state = vec![0.0; usize::try_from(free - low).unwrap_or(0) + 1];
+    if let Some(last) = state.last_mut() {
+        *last = 1.0;
     }
-    let mean: f64 = answers.iter().enumerate().map(|(x, p)| x as f64 * p).sum();
-    soon.iter()
-        .enumerate()
-        .map(|(s, p_s)| {
-            let m = free + s as i64;
-            let e = if m < 0 {
-                mean - m as f64
-            } else {
-                excess.get(m as usize).copied().unwrap_or(0.0)
-            };
-            p_s * e
-        })
-        .sum()
-}
-
-/// Returns the distribution of a `Binomial(n, p)` count.
-pub(crate) fn binomial(n: usize, p: f64) -> Vec<f64> {
-    let mut w = vec![0.0; n + 1];
-    if p <= 0.0 {
-        w[0] = 1.0;
-        return w;
+    let mut abandons = 0.0;
+    let mut excess = Vec::new();
+    for (arrive, come) in answers.iter().zip(freed) {
+        let available = convolve(&state, come);
+        // excess[m] = E[max(A - m, 0)] = sum over j >= m of P(A > j).
+        excess.clear();
+        excess.resize(arrive.len() + 1, 0.0);
+        let mut above = 0.0;
+        for m in (0..arrive.len()).rev() {
+            above += arrive.get(m + 1).copied().unwrap_or(0.0);
+            excess[m] = excess[m + 1] + above;
+        }
+        let mean = excess[0];
+        let mut next = vec![0.0; available.len()];
+        for (i, &p) in available.iter().enumerate() {
+            if p == 0.0 {
+                continue;
+            }
+            if i <= zero {
+                // No agent idle: every answer is abandoned, any debt remains.
+                abandons += p * mean;
+                next[i] += p;
+                continue;
+            }
+            let idle = i - zero;
+            abandons += p * excess.get(idle).copied().unwrap_or(0.0);
+            let mut served_all = 0.0;
+            for (a, &q) in arrive.iter().enumerate().take(idle) {
+                next[i - a] += p * q;
+                served_all += q;
+            }
+            next[zero] += p * (1.0 - served_all).max(0.0);
+        }
+        trim(&mut next);
+        state = next;
     }
-    if p >= 1.0 {
-        w[n] = 1.0;
-        return w;
-    }
-    // Start at the mode with weight 1 and walk outwards, so nothing
-    // underflows where the mass is; normalise at the end.
-    let mode = (((n + 1) as f64 * p).floor() as usize).min(n);
-    let odds = p / (1.0 - p);
-    w[mode] = 1.0;
-    for k in mode + 1..=n {
-        w[k] = w[k - 1] * (n - k + 1) as f64 / k as f64 * odds;
-    }
-    for k in (0..mode).rev() {
-        w[k] = w[k + 1] * (k + 1) as f64 / (n - k) as f64 / odds;
-    }
-    let total: f64 = w.iter().sum();
-    w.iter_mut().for_each(|x| *x /= total);
-    w
+    abandons
 }
 
 /// Returns the distribution of a sum of independent Bernoulli trials.
 pub(crate) fn poisson_binomial(probabilities: &[f64]) -> Vec<f64> {
-    let mut dist = vec![1.0];
+    let mut dist = Vec::with_capacity(probabilities.len() + 1);
+    dist.push(1.0);
     for &q in probabilities {
-        let q = q.clamp(0.0, 1.0);
-        let mut next = vec![0.0; dist.len() + 1];
-        for (k, p) in dist.iter().enumerate() {
-            next[k] += p * (1.0 - q);
-            next[k + 1] += p * q;
-        }
-        dist = next;
+        add_trial(&mut dist, q);
     }
     dist
 }
+
+/// Adds one more Bernoulli trial of probability `q` to the distribution of a count.
+fn add_trial(dist: &mut Vec<f64>, q: f64) {
+    let q = if q.is_nan() { 0.0 } else { q.clamp(0.0, 1.0) };
+    if q == 0.0 {
+        return;
+    }
+    dist.push(0.0);
+    for k in (1..dist.len()).rev() {
+        dist[k] = dist[k] * (1.0 - q) + dist[k - 1] * q;
+    }
+    dist[0] *= 1.0 - q;
+    trim(dist);
+}
+
+/// Returns the distribution of a sum of two independent counts.
+fn convolve(a: &[f64], b: &[f64]) -> Vec<f64> {
+    let mut out = vec![0.0; a.len() + b.len().max(1) - 1];
+    for (i, &x) in a.iter().enumerate() {
+        if x == 0.0 {
+            continue;
+        }
+        for (j, &y) in b.iter().enumerate() {
+            out[i + j] += x * y;
+        }
+    }
+    trim(&mut out);
+    out
+}
+
+/// Drops the tail of a distribution where the chances are too small to matter.
+fn trim(dist: &mut Vec<f64>) {
+    while dist.len() > 1 && dist.last().is_some_and(|&p| p < NEGLIGIBLE) {
+        dist.pop();
+    }
+}
+
+/// Chances below this are left out of the model's distributions.
+const NEGLIGIBLE: f64 = 1e-12;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn binomial_matches_closed_form_and_sums_to_one() {
-        let d = binomial(4, 0.25);
+    fn equal_trials_match_the_binomial_closed_form_and_sum_to_one() {
+        let d = poisson_binomial(&[0.25; 4]);
         let exact = [81.0, 108.0, 54.0, 12.0, 1.0].map(|x| x / 256.0);
         for (a, b) in d.iter().zip(exact) {
             assert!((a - b).abs() < 1e-12);
         }
-        let big = binomial(2_000, 0.9);
+        let big = poisson_binomial(&[0.9; 2_000]);
         assert!((big.iter().sum::<f64>() - 1.0).abs() < 1e-9);
     }
 
     #[test]
-    fn overflow_is_zero_when_agents_cover_every_line() {
-        assert_eq!(expected_overflow(&binomial(3, 0.5), 3, &[1.0]), 0.0);
+    fn abandons_are_zero_when_agents_cover_every_line() {
+        let answers = [poisson_binomial(&[0.5; 3])];
+        assert_eq!(expected_abandons(&answers, &[vec![1.0]], 3), 0.0);
         // One line, one answer certain, no agent: one abandon.
-        assert!((expected_overflow(&binomial(1, 1.0), 0, &[1.0]) - 1.0).abs() < 1e-12);
+        let certain = [poisson_binomial(&[1.0])];
+        assert!((expected_abandons(&certain, &[vec![1.0]], 0) - 1.0).abs() < 1e-12);
+        // A debt of one: the agent who comes free pays it, the answer is lost.
+        let paid = expected_abandons(&certain, &[poisson_binomial(&[1.0])], -1);
+        assert!((paid - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn an_agent_left_idle_takes_a_later_answer_but_not_an_earlier_one() {
+        let one = poisson_binomial(&[1.0]);
+        let none = poisson_binomial(&[]);
+        // Free first, answer after: served.
+        let later = expected_abandons(
+            &[none.clone(), one.clone()],
+            &[one.clone(), none.clone()],
+            0,
+        );
+        assert_eq!(later, 0.0);
+        // Answer first, free after: lost.
+        let earlier = expected_abandons(&[one.clone(), none.clone()], &[none, one], 0);
+        assert!((earlier - 1.0).abs() < 1e-12);
+    }
+
+    fn plan(intervals: &[Interval], free: i64, target: f64) -> Plan<'_> {
+        let pending = intervals.first().map_or(0, |i| i.pending.len());
+        Plan {
+            intervals,
+            answer: intervals.iter().map(|i| i.answer).sum(),
+            free,
+            target,
+            at_least: usize::try_from(free).unwrap_or(0).saturating_sub(pending),
+            at_most: 200,
+        }
+    }
+
+    fn within(pending: &[f64], answer: f64, freed: &[f64]) -> Interval {
+        Interval {
+            pending: pending.to_vec(),
+            answer,
+            freed: freed.to_vec(),
+        }
     }
 
     #[test]
     fn more_free_agents_allow_more_lines() {
-        let plan = |free| Plan {
-            pending: 0,
-            free,
-            soon_free: &[],
-            target: 0.03,
-            at_least: 0,
-            at_most: 200,
-        };
-        let few = lines_to_open(&plan(2), 0.25);
-        let many = lines_to_open(&plan(10), 0.25);
+        let one = [within(&[], 0.25, &[])];
+        let few = lines_to_open(&plan(&one, 2, 0.03));
+        let many = lines_to_open(&plan(&one, 10, 0.03));
         assert!(few >= 2 && many > few, "{few} {many}");
         // Ten agents at a 25% answer rate need well over ten lines, fewer than forty.
         assert!((11..40).contains(&many), "{many}");
     }
 
     #[test]
+    fn lines_unlikely_to_be_answered_leave_room_for_new_ones() {
+        let fresh = lines_to_open(&plan(&[within(&[0.25; 20], 0.25, &[])], 10, 0.03));
+        let ringing_out = lines_to_open(&plan(&[within(&[0.01; 20], 0.25, &[])], 10, 0.03));
+        assert!(ringing_out > fresh + 10, "{ringing_out} {fresh}");
+    }
+
+    #[test]
+    fn agents_about_to_be_free_allow_more_lines() {
+        let alone = lines_to_open(&plan(&[within(&[], 0.25, &[0.0; 10])], 5, 0.03));
+        let helped = lines_to_open(&plan(&[within(&[], 0.25, &[0.9; 10])], 5, 0.03));
+        assert!(helped > alone + 20, "{helped} {alone}");
+    }
+
+    #[test]
+    fn agents_free_only_after_the_first_answers_allow_fewer_lines() {
+        // Ten agents come free, but only after a tenth of the answers.
+        let late = [within(&[], 0.025, &[]), within(&[], 0.225, &[1.0; 10])];
+        let in_time = [within(&[], 0.025, &[1.0; 10]), within(&[], 0.225, &[])];
+        let fewer = lines_to_open(&plan(&late, 0, 0.03));
+        let more = lines_to_open(&plan(&in_time, 0, 0.03));
+        assert!(fewer + 10 < more, "{fewer} {more}");
+    }
+
+    #[test]
+    fn a_higher_target_never_opens_fewer_lines() {
+        let intervals = [
+            within(&[0.1; 7], 0.1, &[0.1; 12]),
+            within(&[0.1; 7], 0.1, &[0.2; 12]),
+        ];
+        let mut last = 0;
+        for target in [0.0, 0.01, 0.03, 0.1, 0.3] {
+            let lines = lines_to_open(&plan(&intervals, 6, target));
+            assert!(lines >= last, "{target}: {lines} < {last}");
+            last = lines;
+        }
+    }
+
+    #[test]
     fn zero_target_opens_only_the_safe_floor() {
+        let intervals = [within(&[], 0.3, &[0.5; 5])];
         let plan = Plan {
-            pending: 0,
+            intervals: &intervals,
+            answer: 0.3,
             free: 5,
-            soon_free: &[0.5; 5],
             target: 0.0,
             at_least: 5,
             at_most: 50,
         };
-        assert_eq!(lines_to_open(&plan, 0.3), 5);
+        assert_eq!(lines_to_open(&plan), 5);
     }
 }

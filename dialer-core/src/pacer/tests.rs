@@ -437,8 +437,11 @@ fn a_starved_predictive_campaign_probes_with_one_line() {
     let probe = h.orders();
     assert_eq!(probe.len(), 1);
     h.call(probe[0].line, CallEvent::Dialled);
+    // The predictive planner orders on its next tick.
+    h.at(6.5);
+    h.pacer.handle_timeout(h.now);
     assert!(
-        !h.orders().is_empty(),
+        h.orders().len() > 1,
         "dials ahead again once a lead is found"
     );
 }
@@ -649,7 +652,24 @@ fn check(mode: Mode, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     h.pacer.held_back()
                 );
             }
-            Mode::Predictive => {}
+            Mode::Predictive => {
+                // Were every line in flight answered and no busy agent to
+                // come free, abandons would stay within the ledger's headroom.
+                let waiting = h
+                    .pacer
+                    .lines
+                    .values()
+                    .filter(|l| matches!(l.state, LineState::Waiting { .. }))
+                    .count();
+                let free = h.pacer.free_agents().len() as i64
+                    - waiting as i64
+                    - h.pacer.held_back() as i64;
+                let headroom = h.pacer.compliance.headroom() as i64;
+                prop_assert!(
+                    in_flight as i64 <= free + headroom,
+                    "{in_flight} lines, {free} free, headroom {headroom}"
+                );
+            }
         }
         lines.extend(orders.iter().map(|o| o.line));
     }

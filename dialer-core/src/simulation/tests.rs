@@ -270,3 +270,77 @@ fn odd_inbound_settings_do_not_panic() {
         }
     }
 }
+
+/// The floor of docs/benchmarks.md, "Predictive pacing (`dialcrm
+/// simulate`)": one dial in four answered live, no machines or busy lines,
+/// 90 s talk, 10 s wrap-up, a 20 s ring timeout.
+fn pacing_floor(agents: u64, hours: u64, seed: u64) -> SimConfig {
+    SimConfig {
+        mode: Mode::Predictive,
+        agents,
+        answer_rate: 0.25,
+        machine_rate: 0.0,
+        busy_rate: 0.0,
+        talk_mean: Duration::from_secs(90),
+        wrap: Duration::from_secs(10),
+        ring_timeout: Duration::from_secs(20),
+        duration: Duration::from_secs(hours * 3600),
+        seed,
+    }
+}
+
+/// Runs an 8-hour shift on the pacing floor for each seed and checks the
+/// agents were kept at least this busy, with the rolling 24-hour abandon
+/// rate never above 3 %, not even for a moment.
+fn assert_shift_keeps_busy(agents: u64, least_utilisation: f64) {
+    for seed in [1, 11] {
+        let report = simulate(&pacing_floor(agents, 8, seed));
+        println!("{agents} agents, seed {seed}: {report:?}");
+        assert!(report.live > 900, "too few calls to judge: {}", report.live);
+        assert!(
+            report.utilisation >= least_utilisation,
+            "{agents} agents, seed {seed}: utilisation {}",
+            report.utilisation
+        );
+        assert!(report.abandon_rate <= 0.03, "{report:?}");
+        assert!(report.peak_day_rate <= 0.03, "{report:?}");
+        assert!(report.peak_excess <= 0.0, "{report:?}");
+    }
+}
+
+#[test]
+fn predictive_keeps_twenty_five_agents_busy_87_percent_of_the_time() {
+    assert_shift_keeps_busy(25, 0.87);
+}
+
+#[test]
+fn predictive_keeps_ten_agents_busy_80_percent_of_the_time() {
+    assert_shift_keeps_busy(10, 0.80);
+}
+
+#[test]
+fn predictive_keeps_five_agents_busy_72_percent_of_the_time() {
+    assert_shift_keeps_busy(5, 0.72);
+}
+
+/// The day's figure over many seeds: `cargo test --release -p dialer-core
+/// --lib -- --ignored a_day_never_passes_three_percent --nocapture` (some
+/// minutes). The example `pacing` prints the same runs as a table.
+#[test]
+#[ignore = "runs 300 simulated days; use --release"]
+fn a_day_never_passes_three_percent() {
+    for agents in [5, 10, 25] {
+        let (mut worst_day, mut worst_moment) = (0.0f64, 0.0f64);
+        for seed in 1..=100 {
+            let report = simulate(&pacing_floor(agents, 24, seed));
+            worst_day = worst_day.max(report.abandon_rate);
+            worst_moment = worst_moment.max(report.peak_day_rate);
+            assert!(report.peak_day_rate <= 0.03, "seed {seed}: {report:?}");
+        }
+        println!(
+            "{agents} agents, 100 days: worst 24-hour rate {:.2} %, highest at any moment {:.2} %",
+            worst_day * 100.0,
+            worst_moment * 100.0
+        );
+    }
+}
