@@ -4,7 +4,8 @@
 //! and its empty fields are filled from the merged one's ([`crate::merge`]);
 //! the numbers' suppression becomes the union of both; the merged contact is
 //! marked, not deleted, so the merge can be undone for a day
-//! ([`Store::undo_merge`]). What moved is kept with the merge by row id and
+//! ([`Store::undo_merge`]). Webhook endpoints that take `contact.merged`
+//! are told, by ids, in the same transaction. What moved is kept with the merge by row id and
 //! field name, never a contact's values.
 //!
 //! Where both contacts are on one list, or both are leads of one campaign,
@@ -17,9 +18,11 @@ use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 
 use super::rows::CONTACT_COLUMNS;
+use super::webhooks::enqueue_webhooks;
 use super::{on_pool, Backend, Store};
 use crate::merge::{fill, Filled};
 use crate::model::{AccountId, Actor, Contact, ContactId, UserId};
+use crate::webhooks::Occurrence;
 use crate::{privacy, StoreError};
 
 /// How long a merge can be undone.
@@ -503,6 +506,13 @@ impl Store {
             .bind(Json(&undo))
             .fetch_one(&mut *tx)
             .await?;
+            // Told after the history moved, so this delivery stays the kept
+            // contact's, and an undo (which moves back only what moved) keeps it.
+            enqueue_webhooks!(
+                &mut *tx,
+                account,
+                &Occurrence::contact_merged(MergeId(merge_id), keep, merge, now)
+            )?;
             tx.commit().await?;
             (MergeId(merge_id), undo, !present.is_empty())
         });

@@ -18,6 +18,7 @@ crm::on_both_backends!(
     an_undo_puts_both_contacts_back_as_they_were,
     merges_are_refused_across_accounts_in_calls_and_on_stale_versions,
     of_two_merges_at_once_one_wins_and_the_other_is_refused,
+    a_merge_is_told_to_endpoints_by_ids_and_an_undo_keeps_the_delivery,
     erasing_either_contact_clears_what_the_merge_could_undo,
     a_merge_becomes_final_after_a_day,
 );

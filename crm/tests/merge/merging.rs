@@ -465,3 +465,74 @@ pub async fn of_two_merges_at_once_one_wins_and_the_other_is_refused(db: TestDb)
     }
     db
 }
+
+pub async fn a_merge_is_told_to_endpoints_by_ids_and_an_undo_keeps_the_delivery(
+    db: TestDb,
+) -> TestDb {
+    let s = &db.store;
+    let h = history(s, "acme").await;
+    let (a, k, m) = (h.account, h.k.id, h.m.id);
+    let (told, _) = s
+        .create_webhook(
+            a,
+            &crm::store::webhooks::NewEndpoint {
+                url: "https://hooks.example.com/merges".into(),
+                events: vec![crm::webhooks::WebhookEvent::ContactMerged],
+                active: true,
+                ..Default::default()
+            },
+            t0(),
+        )
+        .await
+        .expect("webhook");
+    let id = merge(s, a, k, m).await;
+    let log = s
+        .webhook_deliveries(a, told.id, 10, None)
+        .await
+        .expect("log");
+    assert_eq!(log.len(), 1, "{log:?}");
+    let d = &log[0];
+    assert_eq!(d.event, crm::webhooks::WebhookEvent::ContactMerged);
+    assert_eq!(
+        d.contact_id,
+        Some(k),
+        "the kept contact is the one concerned"
+    );
+    assert_eq!(
+        d.data,
+        serde_json::json!({ "merge_id": id, "merged_contact_id": m, "merged_at": t0() })
+    );
+    assert_eq!(
+        s.webhook_deliveries(a, h.webhook, 10, None)
+            .await
+            .expect("log")
+            .iter()
+            .filter(|d| d.event == crm::webhooks::WebhookEvent::ContactMerged)
+            .count(),
+        0,
+        "an endpoint that did not take the event is not told"
+    );
+
+    // Undone, the merge stays told (receivers learn of the undo from the
+    // contacts), and nothing more is queued.
+    s.undo_merge(&actor(a), id, t0() + Duration::hours(1))
+        .await
+        .expect("undone");
+    let log = s
+        .webhook_deliveries(a, told.id, 10, None)
+        .await
+        .expect("log");
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].contact_id, Some(k));
+
+    // Erased, the kept contact is no longer named, as with any delivery.
+    s.erase_contact(a, k, &actor(a), t0() + Duration::hours(2))
+        .await
+        .expect("erased");
+    let log = s
+        .webhook_deliveries(a, told.id, 10, None)
+        .await
+        .expect("log");
+    assert_eq!(log[0].contact_id, None);
+    db
+}
