@@ -696,6 +696,7 @@ mod tests {
             created_at: t0(),
             updated_at: t0(),
             values: [("tier".to_owned(), json!("silver"))].into_iter().collect(),
+            other_numbers: Vec::new(),
         };
         let call = CallFacts {
             attempt_id: AttemptId(9),

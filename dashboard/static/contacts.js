@@ -295,6 +295,9 @@ function showContact(c, timeline) {
     `changed ${contactWhen(c.updated_at)}`];
   if (c.phone_raw && c.phone_raw !== c.phone_e164) meta.push(`number given as ${c.phone_raw}`);
   let line = `${meta.join(", ")}.`;
+  // Numbers of contacts merged into this one: kept, never dialled.
+  const others = (c.other_numbers || []).map((n) => n.phone_e164);
+  if (others.length) line += ` Other numbers, never dialled: ${others.join(", ")}.`;
   if (c.suppressed) line += " The number is on the suppression list: it is never dialled.";
   document.getElementById("contact-meta").textContent = line;
   // Columns an import kept beyond the account's fields, read-only here.

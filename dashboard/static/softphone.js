@@ -407,6 +407,8 @@
       dl.append(dt, dd);
     };
     field("Number", contact.phone_e164);
+    // Numbers of contacts merged into this one, never dialled.
+    field("Other numbers", (contact.other_numbers || []).map((n) => n.phone_e164).join(", "));
     field("Email", contact.email);
     field("Address", contact.postal_address);
     field("Profession", contact.profession);

@@ -56,7 +56,8 @@ pub async fn a_merge_moves_every_kind_of_history_and_fills_only_empty_fields(db:
             "postal_address",
             "profession",
             "custom_fields",
-            "field.tier"
+            "field.tier",
+            "other_numbers"
         ]
     );
     let moved = merged.moved;
@@ -69,9 +70,10 @@ pub async fn a_merge_moves_every_kind_of_history_and_fills_only_empty_fields(db:
             moved.leads,
             moved.list_memberships,
             moved.leads_set_aside,
-            moved.list_memberships_set_aside
+            moved.list_memberships_set_aside,
+            moved.other_numbers
         ),
-        (1, 1, 1, 1, 2, 1, 1, 1)
+        (1, 1, 1, 1, 2, 1, 1, 1, 1)
     );
 
     // The kept contact: its values stay, its empty fields are filled.
@@ -81,7 +83,22 @@ pub async fn a_merge_moves_every_kind_of_history_and_fills_only_empty_fields(db:
     assert_eq!(kept.fields.last_name, "Lovelace");
     assert_eq!(kept.fields.email.as_deref(), Some("ada@example.org"));
     assert_eq!(kept.fields.profession.as_deref(), Some("Mathematician"));
-    assert_eq!(kept.fields.phone_e164, "+447400300001");
+    assert_eq!(
+        kept.fields.phone_e164, "+447400300001",
+        "the number dialled"
+    );
+    assert_eq!(
+        kept.other_numbers
+            .iter()
+            .map(|n| (n.phone_e164.as_str(), n.phone_raw.as_str(), n.added_at))
+            .collect::<Vec<_>>(),
+        [(
+            "+447400300002",
+            h.m.fields.phone_raw.as_str(),
+            t0() + Duration::minutes(5)
+        )],
+        "the merged contact's number is kept beside it"
+    );
     assert_eq!(
         kept.fields.custom_fields,
         serde_json::json!({ "plan": "gold", "source": "fair" })
@@ -135,6 +152,24 @@ pub async fn a_merge_moves_every_kind_of_history_and_fills_only_empty_fields(db:
         .await
         .expect("search");
     assert_eq!(all.contacts.iter().map(|c| c.id).collect::<Vec<_>>(), [k]);
+    // Its number finds the kept contact, which has it as another number.
+    let q = crm::search::ContactQuery::parse(
+        "07400 300002",
+        crm::search::Field::Any,
+        &[phonenumber::country::Id::GB],
+        crm::search::Sort::Name,
+        None,
+        None,
+    )
+    .expect("query");
+    let by_number = s
+        .search_contacts(a, SearchScope::Account, &q)
+        .await
+        .expect("search");
+    assert_eq!(
+        by_number.contacts.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [k]
+    );
     // Nor may it be edited while the merge stands.
     assert!(matches!(
         s.edit_contact(
@@ -191,7 +226,7 @@ pub async fn a_merge_moves_every_kind_of_history_and_fills_only_empty_fields(db:
         detail,
         format!(
             "merged=contact:{m} merge={} fields=last_name,email,postal_address,profession,\
-             custom_fields,field.tier",
+             custom_fields,field.tier,other_numbers",
             merged.merge_id
         )
     );
@@ -202,6 +237,7 @@ pub async fn a_merge_moves_every_kind_of_history_and_fills_only_empty_fields(db:
         "Mathematician",
         "fair",
         "silver",
+        "300002",
     ] {
         assert!(!detail.contains(value), "{value} in {detail}");
     }
