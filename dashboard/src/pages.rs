@@ -58,6 +58,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../static/login.js"),
     ),
     (
+        "merges.js",
+        "text/javascript",
+        include_str!("../static/merges.js"),
+    ),
+    (
         "queues.js",
         "text/javascript",
         include_str!("../static/queues.js"),

@@ -6,7 +6,8 @@
 // contact follows the edits others make as the live stream reports them.
 // A contact's values are the account's own text: they go into the page as
 // text and input values, never as markup. The server checks everything.
-// The form's pieces are in contact-form.js, shared with the agent's card.
+// The form's pieces are in contact-form.js, shared with the agent's card;
+// duplicates and merges are in merges.js.
 
 const contactPage = {
   wired: false,
@@ -61,12 +62,13 @@ async function loadContacts() {
   }
   fillNewContactForm();
   if (document.getElementById("contact-status").classList.contains("error")) contactStatus("");
-  await searchContacts();
+  await Promise.all([searchContacts(), loadMerges()]);
 }
 
 // A refusal leaves nothing of an earlier answer on screen.
 function forgetContacts() {
   closeContact();
+  forgetMerges();
   contactPage.fields = [];
   contactPage.fieldsShape = "";
   contactPage.lists.clear();
@@ -356,10 +358,15 @@ function timelineEntry(e, agentOf) {
     case "callback":
       what.textContent = `Callback due (${contactCampaign(e.campaign_id)}) for ${e.user_id ? contactUser(e.user_id) : "any agent"}`;
       break;
-    case "edit":
-      what.textContent = `${e.action === "contact.create" ? "Created" : "Edited"} by ${contactUser(e.user_id)}` +
+    case "edit": {
+      const did = {
+        "contact.create": "Created", "contact.merge": "Merged with another record",
+        "contact.merge_undo": "Merge undone",
+      }[e.action] || "Edited";
+      what.textContent = `${did} by ${contactUser(e.user_id)}` +
         `${e.fields.length ? `: ${contactWords(e.fields)}` : ""}`;
       break;
+    }
     case "added_to_list":
       what.textContent = `Added to the list ${contactPage.lists.get(e.list_id) || `#${e.list_id}`}`;
       break;

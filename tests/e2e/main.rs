@@ -32,6 +32,7 @@ mod lists;
 mod login;
 mod manual;
 mod merge;
+mod merge_page;
 mod nodes;
 mod ops;
 mod phones;
