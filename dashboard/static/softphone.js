@@ -1,7 +1,8 @@
 "use strict";
 // The agent's softphone: the desk websocket (protocol v1, docs/api.md), one
 // WebRTC audio leg kept for the shift, the contact card (editable during a
-// call and its wrap-up, with contact-form.js) and the wrap-up form.
+// call and its wrap-up, with contact-form.js), the wrap-up form, and the
+// agent's callbacks, whose contacts they may correct (callback-edit.js).
 //
 // `/agent?processing=off` turns the browser's echo cancellation, noise
 // suppression and gain control off, for headsets that do their own.
@@ -190,7 +191,15 @@
       const at = new Date(c.callback_at);
       const due = at.getTime() <= now ? " (due)" : "";
       const name = c.contact_name || `contact ${c.contact_id}`;
-      return text("li", `${at.toLocaleString()}${due} — ${name} — ${c.campaign_name}`);
+      const li = text("li", `${at.toLocaleString()}${due} — ${name} — ${c.campaign_name} `);
+      const edit = document.createElement("button");
+      edit.type = "button";
+      edit.textContent = "Edit";
+      edit.dataset.contactId = c.contact_id;
+      edit.setAttribute("aria-label", `Edit the contact ${name}`);
+      edit.addEventListener("click", () => dialcrmCallbackEdit.open(c, edit));
+      li.append(edit);
+      return li;
     }));
   }
 
@@ -852,7 +861,8 @@
   function shortcut(ev) {
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
       ev.preventDefault();
-      if (desk.edit && ev.target instanceof Node && $("card-form").contains(ev.target)) saveEdit();
+      if (dialcrmCallbackEdit.contains(ev.target)) dialcrmCallbackEdit.save();
+      else if (desk.edit && ev.target instanceof Node && $("card-form").contains(ev.target)) saveEdit();
       else save();
       return;
     }
@@ -915,6 +925,14 @@
     restoreDraft();
   });
   document.addEventListener("keydown", shortcut);
+  // A callback's contact was corrected: its name in the list may have
+  // changed. The focus stays on its Edit button as the list is drawn anew.
+  document.addEventListener("dialcrm:callback-contact-saved", async (ev) => {
+    const inList = $("callbacks").contains(document.activeElement);
+    await showCallbacks();
+    const again = document.querySelector(`#callbacks button[data-contact-id="${ev.detail.id}"]`);
+    if (inList && again) again.focus();
+  });
   // A blocked autoplay starts on the first click.
   document.addEventListener("click", () => $("remote").play().catch(() => {}), { once: true });
   setInterval(tick, 1000);

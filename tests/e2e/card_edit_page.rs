@@ -596,10 +596,10 @@ async fn supervisor_stream(t: &TestApp, password: &str) -> Ws {
 }
 
 /// The Ctrl key, in CDP's modifiers.
-const CTRL: i64 = 2;
+pub(crate) const CTRL: i64 = 2;
 
 /// Presses a key in the page as a keyboard would.
-async fn press(cdp: &mut Cdp, page: &str, key: &str, modifiers: i64) -> Result<()> {
+pub(crate) async fn press(cdp: &mut Cdp, page: &str, key: &str, modifiers: i64) -> Result<()> {
     let (code, vk, text) = match key {
         "c" => ("KeyC", 67, "c"),
         "Enter" => ("Enter", 13, "\r"),

@@ -5,6 +5,7 @@ mod access;
 mod acme;
 mod assignment;
 mod bidi;
+mod callback_edit_page;
 mod callbacks;
 mod campaigns;
 mod card_edit_page;
