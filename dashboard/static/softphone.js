@@ -27,8 +27,10 @@
     call: null, // { call_ref, since, ended }
     wrapup: null, // the call_ref the form is for
     card: null, // the contact of the call, as last read, while its card is shown
+    shown: null, // { id, version } of the contact the card shows, call or preview
     edit: null, // { id, version } the card's edit form was filled from, while open
     cardSaving: false,
+    cardNews: null, // an edit of the card's contact told while a save was on its way
     saving: false,
     muted: false,
     held: false,
@@ -101,6 +103,9 @@
         break;
       case "call":
         showCall(m.call_ref, m.contact, m.script, m.inbound);
+        break;
+      case "contact_edited":
+        contactEdited(m);
         break;
       case "call_ended":
         callEnded(m);
@@ -388,6 +393,7 @@
 
   function hideContact() {
     desk.card = null;
+    desk.shown = null;
     closeEdit();
     $("card-status").textContent = "";
     $("contact").hidden = true;
@@ -403,6 +409,7 @@
   }
 
   function renderContact(contact) {
+    desk.shown = { id: contact.id, version: contact.version };
     const name = `${contact.first_name || ""} ${contact.last_name || ""}`.trim() || contact.phone_e164;
     $("contact-name").textContent = name;
     const dl = $("contact-fields");
@@ -562,7 +569,41 @@
     } finally {
       desk.cardSaving = false;
       $("card-save").disabled = false;
+      const later = desk.cardNews;
+      desk.cardNews = null;
+      if (later) contactEdited(later);
     }
+  }
+
+  // Someone else (a supervisor, a merge, this agent on another page)
+  // changed the contact on the card: the card shows it as it is now, and
+  // an open form that holds nothing typed is filled anew. Changes the
+  // agent typed stay in the form; saving them would be refused, as the
+  // form still names the version it was filled from.
+  function contactEdited(m) {
+    const fresh = m.contact;
+    const shown = desk.shown;
+    if (!shown || shown.id !== fresh.id || fresh.version <= shown.version) return;
+    if (desk.cardSaving) {
+      // The save's answer may be this very change: it is looked at after.
+      desk.cardNews = m;
+      return;
+    }
+    const words = m.fields.length ? `: ${contactFieldWords(m.fields, fresh.card_fields || [])}` : "";
+    const notice = `${m.by ? `Changed by ${m.by}` : "Changed"} just now${words}.`;
+    const onCall = desk.card && desk.card.id === fresh.id;
+    if (onCall) desk.card = fresh;
+    renderContact(fresh);
+    if (m.script) showScript(m.script);
+    if (onCall && desk.edit) {
+      if (contactFormDirty($("card-form"))) {
+        cardSay(`${notice} Your changes are still in the form and not saved: saving them now ` +
+          "would be refused, so reload the card to see theirs first.");
+        return;
+      }
+      fillEdit(desk.card);
+    }
+    cardSay(notice);
   }
 
   // A 409: someone changed the contact since the form was filled, or the

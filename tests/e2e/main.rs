@@ -9,6 +9,8 @@ mod callback_edit_page;
 mod callbacks;
 mod campaigns;
 mod card_edit_page;
+mod card_news;
+mod card_news_across;
 mod cli;
 mod compliance;
 mod contacts;
