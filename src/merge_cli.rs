@@ -190,13 +190,14 @@ pub async fn merge(store: &Store, args: MergeArgs) -> Result<()> {
         }
     );
     println!(
-        "moved: {} calls, {} interactions, {} recordings, {} leads, {} list memberships \
-         ({} leads and {} memberships set aside)",
+        "moved: {} calls, {} interactions, {} recordings, {} leads, {} list memberships, \
+         {} other numbers ({} leads and {} memberships set aside)",
         m.call_attempts,
         m.interactions,
         m.recordings,
         m.leads,
         m.list_memberships,
+        m.other_numbers,
         m.leads_set_aside,
         m.list_memberships_set_aside
     );

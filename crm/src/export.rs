@@ -28,13 +28,16 @@ pub const FIELD_COLUMNS: [&str; 8] = [
     "time_zone",
 ];
 
-/// The columns dialcrm keeps about each contact, written last.
-pub const SYSTEM_COLUMNS: [&str; 5] = [
+/// The columns dialcrm keeps about each contact, written last. The other
+/// numbers (those of contacts merged into it, E.164, separated by `;`) are
+/// among them: an import does not read them back.
+pub const SYSTEM_COLUMNS: [&str; 6] = [
     "dialcrm_contact_id",
     "dialcrm_attempts",
     "dialcrm_last_outcome",
     "dialcrm_last_disposition",
     "dialcrm_last_interaction_at",
+    "dialcrm_other_numbers",
 ];
 
 /// One contact with its call history figures, as exported.
@@ -186,6 +189,13 @@ impl ListExport {
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
                 .unwrap_or_default(),
         );
+        let others: Vec<&str> = row
+            .contact
+            .other_numbers
+            .iter()
+            .map(|n| n.phone_e164.as_str())
+            .collect();
+        record.push(others.join(";"));
         record
     }
 }

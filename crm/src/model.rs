@@ -144,6 +144,21 @@ pub struct Contact {
     #[serde(rename = "fields")]
     #[sqlx(skip)]
     pub values: crate::fields::FieldValues,
+    /// The contact's other numbers: those of the contacts merged into it,
+    /// oldest first. Never dialled. The Store's reads fill it in.
+    #[sqlx(skip)]
+    pub other_numbers: Vec<OtherNumber>,
+}
+
+/// Another number of a contact's, brought by a contact merged into it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct OtherNumber {
+    /// The number in E.164 form.
+    pub phone_e164: String,
+    /// The number as it was entered or imported.
+    pub phone_raw: String,
+    /// When it became this contact's.
+    pub added_at: DateTime<Utc>,
 }
 
 /// A call list.

@@ -10,8 +10,8 @@ use crate::{Store, StoreError};
 /// What a subject access request hands over about one contact.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SubjectAccess {
-    /// The contact's fields, custom fields and values in the account's
-    /// fields (`fields`, by key) included.
+    /// The contact's fields, custom fields, values in the account's fields
+    /// (`fields`, by key) and other numbers (`other_numbers`) included.
     pub contact: Contact,
     /// The contact's values in the account's fields, with the names people
     /// see, in the account's order: exported or not, on the card or not.
@@ -24,6 +24,8 @@ pub struct SubjectAccess {
     pub interactions: Vec<Interaction>,
     /// The do-not-call entry for the contact's number, if there is one.
     pub suppression: Option<Suppression>,
+    /// The do-not-call entries for its other numbers, those that have one.
+    pub other_suppressions: Vec<Suppression>,
     /// The call recordings kept on disk.
     pub recordings: Vec<Recording>,
 }
@@ -82,7 +84,12 @@ impl Store {
                 })
             })
             .collect();
+        let mut other_suppressions = Vec::new();
+        for other in &found.other_numbers {
+            other_suppressions.extend(self.suppression(account, &other.phone_e164).await?);
+        }
         Ok(SubjectAccess {
+            other_suppressions,
             fields,
             lists,
             attempts: self.attempts_for_contact(account, contact).await?,

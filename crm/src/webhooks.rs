@@ -1,7 +1,8 @@
 //! Webhooks: what an account's endpoints are told, and how it is signed.
 //!
 //! A fact the Store writes (a call answered or ended, a disposition saved, a
-//! contact erased, a campaign started or paused) becomes an [`Occurrence`]:
+//! contact erased, two contacts merged, a campaign started or paused)
+//! becomes an [`Occurrence`]:
 //! its event, the contact it concerns and the ids, outcome and times that
 //! describe it, never a personal value. The Store writes one delivery per
 //! endpoint that takes the event in the same transaction as the fact
@@ -25,6 +26,7 @@ use sha2::Sha256;
 use crate::model::{
     AttemptId, CampaignId, Contact, ContactId, DeliveryId, InteractionId, UserId, WebhookId,
 };
+use crate::store::merge::MergeId;
 use vocab::CallRef;
 
 /// The header that carries a delivery's signature.
@@ -49,6 +51,9 @@ pub enum WebhookEvent {
     /// A contact was erased; its number stays suppressed.
     #[serde(rename = "contact.erased")]
     ContactErased,
+    /// A supervisor merged a contact into another, which is kept.
+    #[serde(rename = "contact.merged")]
+    ContactMerged,
     /// A campaign started dialling.
     #[serde(rename = "campaign.started")]
     CampaignStarted,
@@ -62,11 +67,12 @@ pub enum WebhookEvent {
 
 impl WebhookEvent {
     /// The events an endpoint may subscribe to.
-    pub const SUBSCRIBABLE: [WebhookEvent; 6] = [
+    pub const SUBSCRIBABLE: [WebhookEvent; 7] = [
         WebhookEvent::CallAnswered,
         WebhookEvent::CallEnded,
         WebhookEvent::DispositionSaved,
         WebhookEvent::ContactErased,
+        WebhookEvent::ContactMerged,
         WebhookEvent::CampaignStarted,
         WebhookEvent::CampaignPaused,
     ];
@@ -79,6 +85,7 @@ impl WebhookEvent {
                 | WebhookEvent::CallEnded
                 | WebhookEvent::DispositionSaved
                 | WebhookEvent::ContactErased
+                | WebhookEvent::ContactMerged
         )
     }
 
@@ -89,6 +96,7 @@ impl WebhookEvent {
             WebhookEvent::CallEnded => "call.ended",
             WebhookEvent::DispositionSaved => "disposition.saved",
             WebhookEvent::ContactErased => "contact.erased",
+            WebhookEvent::ContactMerged => "contact.merged",
             WebhookEvent::CampaignStarted => "campaign.started",
             WebhookEvent::CampaignPaused => "campaign.paused",
             WebhookEvent::Ping => "ping",
@@ -422,6 +430,26 @@ impl Occurrence {
         }
     }
 
+    /// A contact was merged into another, the kept one, which is the
+    /// contact the occurrence concerns.
+    pub fn contact_merged(
+        merge: MergeId,
+        kept: ContactId,
+        merged: ContactId,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Occurrence {
+            event: WebhookEvent::ContactMerged,
+            contact: Some(kept),
+            data: json!({
+                "merge_id": merge,
+                "merged_contact_id": merged,
+                "merged_at": at,
+            }),
+            at,
+        }
+    }
+
     /// A campaign started or was paused.
     pub fn campaign(
         event: WebhookEvent,
@@ -668,6 +696,7 @@ mod tests {
             created_at: t0(),
             updated_at: t0(),
             values: [("tier".to_owned(), json!("silver"))].into_iter().collect(),
+            other_numbers: Vec::new(),
         };
         let call = CallFacts {
             attempt_id: AttemptId(9),
@@ -728,5 +757,37 @@ mod tests {
         let body = payload(&out, &fields, Some(&contact), Some("notes"));
         assert!(body.get("contact").is_none(), "{body}");
         assert_eq!(body["data"]["contact_id"], 5);
+    }
+
+    #[test]
+    fn a_merge_is_told_by_ids_and_names_the_kept_contact_as_its_contact() {
+        let o = Occurrence::contact_merged(MergeId(17), ContactId(5), ContactId(9), t0());
+        assert_eq!(o.contact, Some(ContactId(5)));
+        let out = Outgoing {
+            id: DeliveryId(1),
+            endpoint_id: WebhookId(2),
+            account_id: AccountId(1),
+            event: o.event,
+            contact_id: o.contact,
+            data: o.data,
+            occurred_at: o.at,
+            attempts: 0,
+        };
+        let body = payload(&out, &[], None, None);
+        assert_eq!(body["event"], "contact.merged");
+        assert_eq!(
+            body["data"],
+            json!({
+                "contact_id": 5,
+                "merged_contact_id": 9,
+                "merge_id": 17,
+                "merged_at": "2026-11-27T09:00:00Z",
+            })
+        );
+        assert_eq!(
+            "contact.merged".parse::<WebhookEvent>(),
+            Ok(WebhookEvent::ContactMerged)
+        );
+        assert!(WebhookEvent::SUBSCRIBABLE.contains(&WebhookEvent::ContactMerged));
     }
 }

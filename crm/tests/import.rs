@@ -447,12 +447,12 @@ async fn export_carries_history_and_imports_back_the_same(db: TestDb) -> TestDb 
         Some(
             "first_name,last_name,phone_e164,phone_raw,email,postal_address,profession,time_zone,\
              Colour,Size,dialcrm_contact_id,dialcrm_attempts,dialcrm_last_outcome,\
-             dialcrm_last_disposition,dialcrm_last_interaction_at"
+             dialcrm_last_disposition,dialcrm_last_interaction_at,dialcrm_other_numbers"
         )
     );
     assert!(
         text.contains(&format!(
-            ",red,,{},1,answered,sale,2026-11-27T09:00:00Z",
+            ",red,,{},1,answered,sale,2026-11-27T09:00:00Z,",
             ann.id
         )),
         "{text}"

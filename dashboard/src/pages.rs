@@ -38,6 +38,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../static/app.js"),
     ),
     (
+        "callback-edit.js",
+        "text/javascript",
+        include_str!("../static/callback-edit.js"),
+    ),
+    (
         "contact-form.js",
         "text/javascript",
         include_str!("../static/contact-form.js"),
@@ -56,6 +61,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "login.js",
         "text/javascript",
         include_str!("../static/login.js"),
+    ),
+    (
+        "merges.js",
+        "text/javascript",
+        include_str!("../static/merges.js"),
     ),
     (
         "queues.js",

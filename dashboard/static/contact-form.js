@@ -10,6 +10,7 @@ const CONTACT_WORDS = {
   first_name: "first name", last_name: "last name", phone_e164: "number",
   phone_raw: "number", email: "email", postal_address: "postal address",
   profession: "profession", time_zone: "time zone", custom_fields: "other columns",
+  other_numbers: "other numbers",
 };
 
 // The contact's own fields a form may hold: those a contact always has,

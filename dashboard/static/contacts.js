@@ -6,7 +6,8 @@
 // contact follows the edits others make as the live stream reports them.
 // A contact's values are the account's own text: they go into the page as
 // text and input values, never as markup. The server checks everything.
-// The form's pieces are in contact-form.js, shared with the agent's card.
+// The form's pieces are in contact-form.js, shared with the agent's card;
+// duplicates and merges are in merges.js.
 
 const contactPage = {
   wired: false,
@@ -61,12 +62,13 @@ async function loadContacts() {
   }
   fillNewContactForm();
   if (document.getElementById("contact-status").classList.contains("error")) contactStatus("");
-  await searchContacts();
+  await Promise.all([searchContacts(), loadMerges()]);
 }
 
 // A refusal leaves nothing of an earlier answer on screen.
 function forgetContacts() {
   closeContact();
+  forgetMerges();
   contactPage.fields = [];
   contactPage.fieldsShape = "";
   contactPage.lists.clear();
@@ -295,6 +297,9 @@ function showContact(c, timeline) {
     `changed ${contactWhen(c.updated_at)}`];
   if (c.phone_raw && c.phone_raw !== c.phone_e164) meta.push(`number given as ${c.phone_raw}`);
   let line = `${meta.join(", ")}.`;
+  // Numbers of contacts merged into this one: kept, never dialled.
+  const others = (c.other_numbers || []).map((n) => n.phone_e164);
+  if (others.length) line += ` Other numbers, never dialled: ${others.join(", ")}.`;
   if (c.suppressed) line += " The number is on the suppression list: it is never dialled.";
   document.getElementById("contact-meta").textContent = line;
   // Columns an import kept beyond the account's fields, read-only here.
@@ -353,10 +358,15 @@ function timelineEntry(e, agentOf) {
     case "callback":
       what.textContent = `Callback due (${contactCampaign(e.campaign_id)}) for ${e.user_id ? contactUser(e.user_id) : "any agent"}`;
       break;
-    case "edit":
-      what.textContent = `${e.action === "contact.create" ? "Created" : "Edited"} by ${contactUser(e.user_id)}` +
+    case "edit": {
+      const did = {
+        "contact.create": "Created", "contact.merge": "Merged with another record",
+        "contact.merge_undo": "Merge undone",
+      }[e.action] || "Edited";
+      what.textContent = `${did} by ${contactUser(e.user_id)}` +
         `${e.fields.length ? `: ${contactWords(e.fields)}` : ""}`;
       break;
+    }
     case "added_to_list":
       what.textContent = `Added to the list ${contactPage.lists.get(e.list_id) || `#${e.list_id}`}`;
       break;

@@ -1,7 +1,8 @@
 "use strict";
 // The agent's softphone: the desk websocket (protocol v1, docs/api.md), one
 // WebRTC audio leg kept for the shift, the contact card (editable during a
-// call and its wrap-up, with contact-form.js) and the wrap-up form.
+// call and its wrap-up, with contact-form.js), the wrap-up form, and the
+// agent's callbacks, whose contacts they may correct (callback-edit.js).
 //
 // `/agent?processing=off` turns the browser's echo cancellation, noise
 // suppression and gain control off, for headsets that do their own.
@@ -26,8 +27,10 @@
     call: null, // { call_ref, since, ended }
     wrapup: null, // the call_ref the form is for
     card: null, // the contact of the call, as last read, while its card is shown
+    shown: null, // { id, version } of the contact the card shows, call or preview
     edit: null, // { id, version } the card's edit form was filled from, while open
     cardSaving: false,
+    cardNews: null, // an edit of the card's contact told while a save was on its way
     saving: false,
     muted: false,
     held: false,
@@ -100,6 +103,9 @@
         break;
       case "call":
         showCall(m.call_ref, m.contact, m.script, m.inbound);
+        break;
+      case "contact_edited":
+        contactEdited(m);
         break;
       case "call_ended":
         callEnded(m);
@@ -190,7 +196,15 @@
       const at = new Date(c.callback_at);
       const due = at.getTime() <= now ? " (due)" : "";
       const name = c.contact_name || `contact ${c.contact_id}`;
-      return text("li", `${at.toLocaleString()}${due} — ${name} — ${c.campaign_name}`);
+      const li = text("li", `${at.toLocaleString()}${due} — ${name} — ${c.campaign_name} `);
+      const edit = document.createElement("button");
+      edit.type = "button";
+      edit.textContent = "Edit";
+      edit.dataset.contactId = c.contact_id;
+      edit.setAttribute("aria-label", `Edit the contact ${name}`);
+      edit.addEventListener("click", () => dialcrmCallbackEdit.open(c, edit));
+      li.append(edit);
+      return li;
     }));
   }
 
@@ -379,6 +393,7 @@
 
   function hideContact() {
     desk.card = null;
+    desk.shown = null;
     closeEdit();
     $("card-status").textContent = "";
     $("contact").hidden = true;
@@ -394,6 +409,7 @@
   }
 
   function renderContact(contact) {
+    desk.shown = { id: contact.id, version: contact.version };
     const name = `${contact.first_name || ""} ${contact.last_name || ""}`.trim() || contact.phone_e164;
     $("contact-name").textContent = name;
     const dl = $("contact-fields");
@@ -407,6 +423,8 @@
       dl.append(dt, dd);
     };
     field("Number", contact.phone_e164);
+    // Numbers of contacts merged into this one, never dialled.
+    field("Other numbers", (contact.other_numbers || []).map((n) => n.phone_e164).join(", "));
     field("Email", contact.email);
     field("Address", contact.postal_address);
     field("Profession", contact.profession);
@@ -551,7 +569,41 @@
     } finally {
       desk.cardSaving = false;
       $("card-save").disabled = false;
+      const later = desk.cardNews;
+      desk.cardNews = null;
+      if (later) contactEdited(later);
     }
+  }
+
+  // Someone else (a supervisor, a merge, this agent on another page)
+  // changed the contact on the card: the card shows it as it is now, and
+  // an open form that holds nothing typed is filled anew. Changes the
+  // agent typed stay in the form; saving them would be refused, as the
+  // form still names the version it was filled from.
+  function contactEdited(m) {
+    const fresh = m.contact;
+    const shown = desk.shown;
+    if (!shown || shown.id !== fresh.id || fresh.version <= shown.version) return;
+    if (desk.cardSaving) {
+      // The save's answer may be this very change: it is looked at after.
+      desk.cardNews = m;
+      return;
+    }
+    const words = m.fields.length ? `: ${contactFieldWords(m.fields, fresh.card_fields || [])}` : "";
+    const notice = `${m.by ? `Changed by ${m.by}` : "Changed"} just now${words}.`;
+    const onCall = desk.card && desk.card.id === fresh.id;
+    if (onCall) desk.card = fresh;
+    renderContact(fresh);
+    if (m.script) showScript(m.script);
+    if (onCall && desk.edit) {
+      if (contactFormDirty($("card-form"))) {
+        cardSay(`${notice} Your changes are still in the form and not saved: saving them now ` +
+          "would be refused, so reload the card to see theirs first.");
+        return;
+      }
+      fillEdit(desk.card);
+    }
+    cardSay(notice);
   }
 
   // A 409: someone changed the contact since the form was filled, or the
@@ -850,7 +902,8 @@
   function shortcut(ev) {
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
       ev.preventDefault();
-      if (desk.edit && ev.target instanceof Node && $("card-form").contains(ev.target)) saveEdit();
+      if (dialcrmCallbackEdit.contains(ev.target)) dialcrmCallbackEdit.save();
+      else if (desk.edit && ev.target instanceof Node && $("card-form").contains(ev.target)) saveEdit();
       else save();
       return;
     }
@@ -913,6 +966,14 @@
     restoreDraft();
   });
   document.addEventListener("keydown", shortcut);
+  // A callback's contact was corrected: its name in the list may have
+  // changed. The focus stays on its Edit button as the list is drawn anew.
+  document.addEventListener("dialcrm:callback-contact-saved", async (ev) => {
+    const inList = $("callbacks").contains(document.activeElement);
+    await showCallbacks();
+    const again = document.querySelector(`#callbacks button[data-contact-id="${ev.detail.id}"]`);
+    if (inList && again) again.focus();
+  });
   // A blocked autoplay starts on the first click.
   document.addEventListener("click", () => $("remote").play().catch(() => {}), { once: true });
   setInterval(tick, 1000);

@@ -7,7 +7,9 @@
 //! only and the supervisors' stream is told. A save that a supervisor's
 //! change beat is refused and the agent offered the card anew; a number
 //! that is not one is refused beside the form; a suppressed one is saved
-//! and flagged; the card can still be corrected during the wrap-up.
+//! and flagged; the card can still be corrected during the wrap-up. A
+//! supervisor's change reaches the card as it is made, naming only the
+//! fields the card shows, and never throws away what the agent typed.
 //! Hostile values stay text throughout.
 
 use std::path::Path;
@@ -370,6 +372,17 @@ async fn conflict(cdp: &mut Cdp, page: &str, t: &TestApp, d: &Desk) -> Result<()
     )
     .await?;
     assert_eq!(status, 200, "{theirs}");
+    // The card is told at once; what the agent typed stays in the form.
+    until(
+        cdp,
+        page,
+        "$('card-status').textContent === 'Changed by sue just now: last name. Your changes are \
+still in the form and not saved: saving them now would be refused, so reload the card to see \
+theirs first.' && $('contact-name').textContent === 'Philippa Oddington-Smythe' && \
+         $('card-form').first_name.value === 'Pippa' && !$('card-form').hidden",
+    )
+    .await
+    .context("the supervisor's change reaches the card")?;
     eval(cdp, page, "($('card-save').click(), true)").await?;
     until(
         cdp,
@@ -551,6 +564,26 @@ async fn wrap_up(cdp: &mut Cdp, page: &str, t: &TestApp, d: &Desk) -> Result<()>
     let (_, saved) = send(d.sue.get(t.url(&format!("/api/contacts/{}", d.philippa)))).await?;
     assert_eq!(saved["email"], "pippa@example.org", "{saved}");
     assert_eq!(saved["version"], 5);
+    // A supervisor changes a field on the card and one off it: the card
+    // shows the first as it is saved, and names only it.
+    let (status, theirs) = send(
+        d.sue
+            .patch(t.url(&format!("/api/contacts/{}", d.philippa)))
+            .json(&json!({ "version": 5, "fields": { "seats": 9, "credit": "changed" } })),
+    )
+    .await?;
+    assert_eq!(status, 200, "{theirs}");
+    until(
+        cdp,
+        page,
+        "$('card-status').textContent === 'Changed by sue just now: Seats.' && \
+         [...$('contact-fields').querySelectorAll('dt')].some((dt) => dt.textContent === 'Seats' \
+           && dt.nextElementSibling.textContent === '9') && $('card-form').hidden",
+    )
+    .await
+    .context("a change made during the wrap-up reaches the card")?;
+    let card = shown_card(cdp, page).await?;
+    assert!(card.get("Credit note").is_none(), "off the card: {card}");
     eval(
         cdp,
         page,
@@ -596,10 +629,10 @@ async fn supervisor_stream(t: &TestApp, password: &str) -> Ws {
 }
 
 /// The Ctrl key, in CDP's modifiers.
-const CTRL: i64 = 2;
+pub(crate) const CTRL: i64 = 2;
 
 /// Presses a key in the page as a keyboard would.
-async fn press(cdp: &mut Cdp, page: &str, key: &str, modifiers: i64) -> Result<()> {
+pub(crate) async fn press(cdp: &mut Cdp, page: &str, key: &str, modifiers: i64) -> Result<()> {
     let (code, vk, text) = match key {
         "c" => ("KeyC", 67, "c"),
         "Enter" => ("Enter", 13, "\r"),

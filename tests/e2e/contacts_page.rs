@@ -900,11 +900,13 @@ async fn edit_during_a_call(cdp: &mut Cdp, page: &str, f: &AgentFloor, b: &Book)
 }
 
 /// Presses a key in the page as a keyboard would.
-async fn press(cdp: &mut Cdp, page: &str, key: &str) -> Result<()> {
+pub(crate) async fn press(cdp: &mut Cdp, page: &str, key: &str) -> Result<()> {
     let (code, text) = match key {
         "Enter" => (13, "\r"),
         "Tab" => (9, ""),
         "Escape" => (27, ""),
+        "ArrowUp" => (38, ""),
+        "ArrowDown" => (40, ""),
         other => bail!("no key {other}"),
     };
     let mut down = json!({

@@ -128,8 +128,27 @@ async fn supervisors_find_merge_and_undo_duplicates(t: TestApp) -> TestApp {
         merged["contact"]["email"], "ada@example.org",
         "never overwritten"
     );
-    assert_eq!(merged["filled"], json!(["last_name", "postal_address"]));
+    assert_eq!(
+        merged["filled"],
+        json!(["last_name", "postal_address", "other_numbers"])
+    );
     assert_eq!(merged["moved"]["call_attempts"], 0);
+    assert_eq!(merged["moved"]["other_numbers"], 1);
+    // The kept contact's number is the one dialled; the merged one's is
+    // kept beside it, and finds it.
+    assert_eq!(merged["contact"]["phone_e164"], "+447400600001");
+    let others = &merged["contact"]["other_numbers"];
+    assert_eq!(others.as_array().map(Vec::len), Some(1), "{others}");
+    assert_eq!(others[0]["phone_e164"], "+447400600002");
+    assert_eq!(others[0]["phone_raw"], "+447400600002");
+    let added: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(others[0]["added_at"].clone()).expect("a time");
+    // PostgreSQL keeps times to the microsecond.
+    assert!((added - t.clock.now_utc()).abs() < Duration::milliseconds(1));
+    let (_, card) = send(sup.get(t.url(&format!("/api/contacts/{}", id(&ada))))).await;
+    assert_eq!(card["other_numbers"], merged["contact"]["other_numbers"]);
+    let (_, found) = send(sup.get(t.url("/api/contacts?q=07400%20600002&field=number"))).await;
+    assert_eq!(found["contacts"][0]["id"], id(&ada), "{found}");
     assert_eq!(merged["suppressed"], false);
     let until = t.clock.now_utc() + Duration::hours(24);
     assert_eq!(merged["undo_until"], json!(until));
@@ -173,7 +192,14 @@ async fn supervisors_find_merge_and_undo_duplicates(t: TestApp) -> TestApp {
     assert_eq!(undone["contact"]["last_name"], "");
     assert_eq!(undone["contact"]["version"], 3);
     assert_eq!(undone["restored"]["id"], id(&typo));
-    assert_eq!(undone["cleared"], json!(["last_name", "postal_address"]));
+    assert_eq!(
+        undone["cleared"],
+        json!(["last_name", "postal_address", "other_numbers"])
+    );
+    assert_eq!(undone["contact"]["other_numbers"], json!([]));
+    let (_, found) = send(sup.get(t.url("/api/contacts?q=07400%20600002&field=number"))).await;
+    assert_eq!(found["contacts"][0]["id"], id(&typo), "{found}");
+    assert_eq!(found["contacts"].as_array().map(Vec::len), Some(1));
     let (status, _) = send(sup.post(t.url(&format!("/api/contacts/merge/{merge_id}/undo")))).await;
     assert_eq!(status, 409);
     let (status, _) = send(sup.post(t.url("/api/contacts/merge/999999/undo"))).await;
@@ -185,7 +211,7 @@ async fn supervisors_find_merge_and_undo_duplicates(t: TestApp) -> TestApp {
     assert_eq!(
         log[0]["detail"],
         format!(
-            "merged=contact:{} merge={merge_id} fields=last_name,postal_address",
+            "merged=contact:{} merge={merge_id} fields=last_name,postal_address,other_numbers",
             id(&typo)
         )
     );
@@ -392,7 +418,8 @@ async fn duplicates_are_merged_from_the_command_line(t: TestApp) -> TestApp {
         out.contains(&format!("contact {other_id} merged into contact {kept_id}")),
         "{out}"
     );
-    assert!(out.contains("filled: profession"), "{out}");
+    assert!(out.contains("filled: profession, other_numbers"), "{out}");
+    assert!(out.contains("1 other numbers"), "{out}");
     let k = s
         .contact(acme.id, ContactId(id(&kept)))
         .await
@@ -408,7 +435,10 @@ async fn duplicates_are_merged_from_the_command_line(t: TestApp) -> TestApp {
     assert_eq!(entry.user_agent.as_deref(), Some("dialcrm-cli"));
     assert_eq!(
         entry.detail.as_deref(),
-        Some(format!("merged=contact:{other_id} merge={merge_id} fields=profession").as_str())
+        Some(
+            format!("merged=contact:{other_id} merge={merge_id} fields=profession,other_numbers")
+                .as_str()
+        )
     );
 
     let (ok, out, err) = cli(args(&[

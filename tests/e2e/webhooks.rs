@@ -2,7 +2,8 @@
 //! over the API, deliveries of real calls placed through the simulated
 //! carrier, signed so a receiver can verify them, retried when the receiver
 //! fails, logged with the last error, carrying contact fields only when
-//! opted into, and never held up by an endpoint that hangs.
+//! opted into, and never held up by an endpoint that hangs. A merge of two
+//! contacts reaches the endpoints that take `contact.merged`, by ids.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -36,6 +37,16 @@ async fn calls_reach_endpoints_signed_and_a_hanging_one_holds_up_nothing_on_sqli
 #[tokio::test]
 async fn calls_reach_endpoints_signed_and_a_hanging_one_holds_up_nothing_on_postgres() {
     two_calls(TestBackend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_merge_reaches_endpoints_by_ids_on_sqlite() {
+    merges(TestBackend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_merge_reaches_endpoints_by_ids_on_postgres() {
+    merges(TestBackend::Postgres).await;
 }
 
 #[tokio::test]
@@ -823,4 +834,141 @@ async fn https_receiver(certs: &TestCerts) -> (Receiver, String) {
         let _ = axum::serve(listener, app).await;
     });
     (receiver, base)
+}
+
+/// A supervisor merges two contacts over the API: the endpoint that takes
+/// `contact.merged` gets one signed delivery naming the kept contact, the
+/// merged one and the merge, with no personal value unless opted into;
+/// an endpoint that does not take it gets nothing, and an undo sends
+/// nothing more.
+async fn merges(backend: TestBackend) {
+    let Some(t) = spawn_app_tuned(backend, false, Vec::new(), None, |_| {}).await else {
+        return;
+    };
+    t.clock.stand_still();
+    let acme = t.account("acme", 5).await;
+    let admin_pw = t.user(&acme, "ada", Role::Admin).await;
+    let admin = t.login("ada", &admin_pw).await;
+    let sup_pw = t.user(&acme, "sue", Role::Supervisor).await;
+    let sup = t.login("sue", &sup_pw).await;
+    let (receiver, base) = Receiver::start().await;
+    let (told, secret) =
+        add_endpoint(&t, &admin, format!("{base}/good"), &["contact.merged"], &[]).await;
+    let (_opted, _) = add_endpoint(
+        &t,
+        &admin,
+        format!("{base}/good-opted"),
+        &["contact.merged"],
+        &["first_name", "phone"],
+    )
+    .await;
+    let (_other, _) = add_endpoint(
+        &t,
+        &admin,
+        format!("{base}/good-calls"),
+        &["call.ended", "contact.erased"],
+        &[],
+    )
+    .await;
+    let create = |body: Value| {
+        let sup = sup.clone();
+        let url = t.url("/api/contacts");
+        async move {
+            let r = sup.post(url).json(&body).send().await.expect("sent");
+            assert_eq!(r.status(), 201);
+            r.json::<Value>().await.expect("json")
+        }
+    };
+    let kept = create(json!({ "first_name": "Ada", "phone": "+447400700001" })).await;
+    let merged = create(json!({
+        "first_name": "Adah", "last_name": "Lovelace", "phone": "+447400700002",
+        "email": "ada@example.org"
+    }))
+    .await;
+    let r = sup
+        .post(t.url("/api/contacts/merge"))
+        .json(&json!({
+            "keep": kept["id"], "merge": merged["id"],
+            "version_keep": kept["version"], "version_merge": merged["version"]
+        }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    let done: Value = r.json().await.expect("json");
+    let merge_id = done["merge_id"].as_i64().expect("a merge id");
+
+    let hits = receiver.wait_for("good", 1).await;
+    assert_eq!(hits.len(), 1, "one delivery per merge");
+    let hit = &hits[0];
+    assert_eq!(hit.event, "contact.merged");
+    assert!(verifies(&secret, hit, t.clock.now_utc().timestamp()));
+    let body = hit.body();
+    assert_eq!(body["event"], "contact.merged");
+    assert_eq!(body["account_id"], acme.id.0);
+    let mut data = body["data"].clone();
+    let merged_at = data["merged_at"].take();
+    assert_eq!(
+        data,
+        json!({
+            "contact_id": kept["id"],
+            "merged_contact_id": merged["id"],
+            "merge_id": merge_id,
+            "merged_at": null,
+        }),
+        "{body}"
+    );
+    // PostgreSQL keeps `occurred_at` to the microsecond.
+    let time = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a time")).expect("RFC 3339")
+    };
+    assert!(
+        (time(&merged_at) - time(&body["occurred_at"])).abs() < chrono::TimeDelta::milliseconds(1),
+        "{body}"
+    );
+    assert!(body.get("contact").is_none(), "{body}");
+    let text = String::from_utf8_lossy(&hit.raw);
+    for personal in ["Ada", "Lovelace", "+447400700", "example.org"] {
+        assert!(!text.contains(personal), "{personal} in {text}");
+    }
+    // Opted into fields, the endpoint reads them from the kept contact as
+    // it is after the merge.
+    let opted = receiver.wait_for("good-opted", 1).await[0].body();
+    assert_eq!(
+        opted["contact"],
+        json!({ "first_name": "Ada", "phone": "+447400700001" }),
+        "{opted}"
+    );
+    let entries = log_until(&t, &admin, told, |l| {
+        l.first().is_some_and(|d| d["status"] == "delivered")
+    })
+    .await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["contact_id"], kept["id"]);
+
+    let r = sup
+        .post(t.url(&format!("/api/contacts/merge/{merge_id}/undo")))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    // A ping queued after the undo arrives after anything the undo queued.
+    let r = admin
+        .post(t.url(&format!("/api/webhooks/{told}/test")))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 202);
+    let hits = receiver.wait_for("good", 2).await;
+    assert_eq!(
+        hits.iter().map(|h| h.event.as_str()).collect::<Vec<_>>(),
+        ["contact.merged", "ping"],
+        "the undo sent nothing"
+    );
+    assert!(
+        receiver.hits("good-calls").is_empty(),
+        "an endpoint that does not take the event is not told"
+    );
+    t.app.stop().await.expect("stops");
+    t.db.finish().await;
 }

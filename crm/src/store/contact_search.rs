@@ -169,7 +169,7 @@ fn search_sql(
     // Without statistics SQLite may walk the sort's index and filter, rather
     // than look the value up; a lookup by number or email names its index.
     let hint = match (backend, &query.criterion) {
-        (Backend::Sqlite, Criterion::Number(_)) => " INDEXED BY contacts_account_phone",
+        (Backend::Sqlite, Criterion::Number(_)) => q.by_id(),
         (Backend::Sqlite, Criterion::Email(_)) => " INDEXED BY contacts_email",
         _ => "",
     };
@@ -182,10 +182,21 @@ fn search_sql(
                 .map(|n| q.push(Bind::Text(n.clone())))
                 .collect();
             // SQLite plans `IN` of one value worse than `=`.
-            match marks.as_slice() {
-                [one] => matched.push_str(&format!(" AND c.phone_e164 = {one}")),
-                _ => matched.push_str(&format!(" AND c.phone_e164 IN ({})", marks.join(", "))),
-            }
+            let is = match marks.as_slice() {
+                [one] => format!("= {one}"),
+                _ => format!("IN ({})", marks.join(", ")),
+            };
+            // The contact's own number, or one of its other numbers (those
+            // of contacts merged into it), each looked up in its index.
+            let own = match backend {
+                Backend::Sqlite => " INDEXED BY contacts_account_phone",
+                Backend::Postgres => "",
+            };
+            matched.push_str(&format!(
+                " AND c.id IN (SELECT p.id FROM contacts p{own} WHERE p.account_id = $1 \
+                 AND p.phone_e164 {is} UNION SELECT n.contact_id FROM contact_numbers n \
+                 WHERE n.account_id = $1 AND n.phone_e164 {is})"
+            ));
         }
         Criterion::Email(start) => {
             let range = q.prefix("email", start);

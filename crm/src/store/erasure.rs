@@ -2,7 +2,8 @@
 //!
 //! [`Store::erase_contact`] removes every row that holds the contact's
 //! personal data in one transaction and keeps only what a sender may keep:
-//! the suppression entry (the keyed hash, without the number) and the call
+//! the suppression entries of its numbers, its other numbers included (the
+//! keyed hash, without the number), and the call
 //! attempts with their outcomes but no link to the person. Recording files
 //! are deleted after the commit, so a failed transaction never loses audio
 //! whose rows still exist. On SQLite the connections run with
@@ -16,6 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use vocab::CallRef;
 
+use super::merge::UndoData;
 use super::webhooks::enqueue_webhooks;
 use super::{on_pool, Backend, Store};
 use crate::model::{AccountId, Actor, AttemptId, ContactId};
@@ -67,6 +69,10 @@ pub struct ErasureReport {
     pub interactions_deleted: u64,
     /// Values in the account's fields deleted.
     pub field_values_deleted: u64,
+    /// Other numbers deleted (each kept suppressed): the contact's own,
+    /// and those a merge of the contact that could still be undone gave
+    /// the contact it was merged into.
+    pub other_numbers_deleted: u64,
     /// List memberships deleted.
     pub list_memberships_deleted: u64,
     /// Campaign leads deleted.
@@ -155,6 +161,7 @@ impl Store {
             contact_id: contact,
             interactions_deleted: 0,
             field_values_deleted: 0,
+            other_numbers_deleted: 0,
             list_memberships_deleted: 0,
             leads_deleted: 0,
             attempts_unlinked: 0,
@@ -190,6 +197,44 @@ impl Store {
                 .chain(std::iter::once((contact, phone)));
             let mut paths = Vec::new();
             for (target, phone) in targets {
+                // The numbers a merge of this contact, while it can be
+                // undone, gave the contact it was merged into are this
+                // person's: they go, as the contact's own other numbers do.
+                let undos: Vec<Option<sqlx::types::Json<UndoData>>> = sqlx::query_scalar(
+                    "SELECT undo FROM contact_merges WHERE account_id = $1 AND merged_id = $2 \
+                     AND state = 'open'",
+                )
+                .bind(account.0)
+                .bind(target.0)
+                .fetch_all(&mut *tx)
+                .await?;
+                let given: Vec<i64> = undos
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|u| u.0.numbers_added.into_iter().chain(u.0.numbers_moved))
+                    .collect();
+                let mut numbers: Vec<String> = Vec::new();
+                for id in given {
+                    let gone: Option<String> = sqlx::query_scalar(
+                        "DELETE FROM contact_numbers WHERE account_id = $1 AND id = $2 \
+                         RETURNING phone_e164",
+                    )
+                    .bind(account.0)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    numbers.extend(gone);
+                }
+                let own: Vec<String> = sqlx::query_scalar(
+                    "DELETE FROM contact_numbers WHERE account_id = $1 AND contact_id = $2 \
+                     RETURNING phone_e164",
+                )
+                .bind(account.0)
+                .bind(target.0)
+                .fetch_all(&mut *tx)
+                .await?;
+                numbers.extend(own);
+                report.other_numbers_deleted += numbers.len() as u64;
                 // What a merge could undo names the person: it goes too, and
                 // the merge stays as it is.
                 sqlx::query(
@@ -200,27 +245,30 @@ impl Store {
                 .bind(target.0)
                 .execute(&mut *tx)
                 .await?;
-                let hash = privacy::number_hash(&key, &phone);
-                sqlx::query(
-                    "INSERT INTO suppression (account_id, number_hash, number_e164, reason, source, \
-                     created_at) VALUES ($1, $2, NULL, 'erased', 'erasure', $3) \
-                     ON CONFLICT (account_id, number_hash) DO UPDATE SET source = 'erasure'",
-                )
-                .bind(account.0)
-                .bind(&hash)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                // An entry made earlier (an opt-out, an import) may hold the
-                // number; it is now an erasure's, which no one may take away.
-                sqlx::query(
-                    "UPDATE suppression SET number_e164 = NULL \
-                     WHERE account_id = $1 AND number_hash = $2",
-                )
-                .bind(account.0)
-                .bind(&hash)
-                .execute(&mut *tx)
-                .await?;
+                for number in std::iter::once(&phone).chain(&numbers) {
+                    let hash = privacy::number_hash(&key, number);
+                    sqlx::query(
+                        "INSERT INTO suppression (account_id, number_hash, number_e164, reason, \
+                         source, created_at) VALUES ($1, $2, NULL, 'erased', 'erasure', $3) \
+                         ON CONFLICT (account_id, number_hash) DO UPDATE SET source = 'erasure'",
+                    )
+                    .bind(account.0)
+                    .bind(&hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    // An entry made earlier (an opt-out, an import) may hold
+                    // the number; it is now an erasure's, which no one may
+                    // take away.
+                    sqlx::query(
+                        "UPDATE suppression SET number_e164 = NULL \
+                         WHERE account_id = $1 AND number_hash = $2",
+                    )
+                    .bind(account.0)
+                    .bind(&hash)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 let deleted: Vec<String> = sqlx::query_scalar(&format!(
                     "DELETE FROM recordings WHERE {OF_CONTACT} RETURNING path"
                 ))

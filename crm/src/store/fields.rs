@@ -256,7 +256,8 @@ impl Store {
         }
     }
 
-    /// Fills in the contacts' values in the account's fields.
+    /// Fills in the contacts' values in the account's fields, and their
+    /// other numbers.
     pub(crate) async fn fill_values(
         &self,
         account: AccountId,
@@ -267,11 +268,11 @@ impl Store {
     }
 
     /// Fills in the values of contacts held in other rows, such as an
-    /// export's.
+    /// export's, and their other numbers.
     pub(crate) async fn fill_values_of(
         &self,
         account: AccountId,
-        contacts: Vec<&mut Contact>,
+        mut contacts: Vec<&mut Contact>,
     ) -> Result<(), StoreError> {
         if contacts.is_empty() {
             return Ok(());
@@ -300,7 +301,7 @@ impl Store {
                     .push((key, kind, value));
             }
         }
-        for c in contacts {
+        for c in contacts.iter_mut() {
             c.values = by_contact
                 .remove(&c.id.0)
                 .unwrap_or_default()
@@ -308,7 +309,7 @@ impl Store {
                 .map(|(key, kind, value)| (key, kind.to_json(&value)))
                 .collect();
         }
-        Ok(())
+        self.fill_numbers_of(account, &mut contacts).await
     }
 
     /// Returns the ids of the account's text fields, those on the card

@@ -2,9 +2,12 @@
 //! contact takes the merged one's history (calls, interactions and notes,
 //! recordings, webhook deliveries, leads and callbacks, list memberships)
 //! and its empty fields are filled from the merged one's ([`crate::merge`]);
+//! the merged contact's number, and its other numbers, become the kept
+//! one's other numbers ([`super::numbers`]);
 //! the numbers' suppression becomes the union of both; the merged contact is
 //! marked, not deleted, so the merge can be undone for a day
-//! ([`Store::undo_merge`]). What moved is kept with the merge by row id and
+//! ([`Store::undo_merge`]). Webhook endpoints that take `contact.merged`
+//! are told, by ids, in the same transaction. What moved is kept with the merge by row id and
 //! field name, never a contact's values.
 //!
 //! Where both contacts are on one list, or both are leads of one campaign,
@@ -16,10 +19,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 
+use super::numbers::{ADD_NUMBER, MOVE_NUMBERS};
 use super::rows::CONTACT_COLUMNS;
+use super::webhooks::enqueue_webhooks;
 use super::{on_pool, Backend, Store};
 use crate::merge::{fill, Filled};
 use crate::model::{AccountId, Actor, Contact, ContactId, UserId};
+use crate::webhooks::Occurrence;
 use crate::{privacy, StoreError};
 
 /// How long a merge can be undone.
@@ -75,6 +81,9 @@ pub struct Moved {
     pub leads_set_aside: u64,
     /// Memberships set aside: the kept contact was on the list already.
     pub list_memberships_set_aside: u64,
+    /// Numbers that became the kept contact's other numbers: the merged
+    /// contact's own, when it differs, and its other numbers.
+    pub other_numbers: u64,
 }
 
 /// A merge done.
@@ -89,7 +98,8 @@ pub struct Merged {
     /// The contact merged into it, now marked.
     pub merged_id: ContactId,
     /// The kept contact's fields filled from the merged one's, by name
-    /// (`field.KEY` for the account's fields).
+    /// (`field.KEY` for the account's fields; `other_numbers` when it took
+    /// a number).
     pub filled: Vec<String>,
     /// What moved.
     pub moved: Moved,
@@ -174,6 +184,20 @@ pub(super) struct UndoData {
     pub(super) leads_set_aside: Vec<SetAsideLead>,
     /// Keyed hashes of the numbers the merge suppressed.
     pub(super) suppressed: Vec<String>,
+    /// Other numbers the merge gave the kept contact (the merged one's
+    /// own), by row.
+    #[serde(default)]
+    pub(super) numbers_added: Vec<i64>,
+    /// Other numbers of the merged contact's that moved to the kept one.
+    #[serde(default)]
+    pub(super) numbers_moved: Vec<i64>,
+}
+
+impl UndoData {
+    /// Returns whether the merge gave the kept contact a number.
+    pub(super) fn took_numbers(&self) -> bool {
+        !self.numbers_added.is_empty() || !self.numbers_moved.is_empty()
+    }
 }
 
 /// A list membership of the merged contact, deleted because the kept one
@@ -453,6 +477,25 @@ impl Store {
                 .bind(merge.0)
                 .fetch_all(&mut *tx)
                 .await?;
+            // The merged contact's numbers are the person's too: the kept
+            // contact keeps them beside its own, which is the one dialled.
+            undo.numbers_moved = sqlx::query_scalar(MOVE_NUMBERS)
+                .bind(keep.0)
+                .bind(account.0)
+                .bind(merge.0)
+                .bind(&kept.fields.phone_e164)
+                .fetch_all(&mut *tx)
+                .await?;
+            if merged.fields.phone_e164 != kept.fields.phone_e164 {
+                undo.numbers_added = sqlx::query_scalar(ADD_NUMBER)
+                    .bind(account.0)
+                    .bind(keep.0)
+                    .bind(&merged.fields.phone_e164)
+                    .bind(&merged.fields.phone_raw)
+                    .bind(now)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            }
             // Suppression is the union: a person who asked not to be called
             // on one number is not called on the other either.
             let kept_hash = privacy::number_hash(&key, &kept.fields.phone_e164);
@@ -503,6 +546,13 @@ impl Store {
             .bind(Json(&undo))
             .fetch_one(&mut *tx)
             .await?;
+            // Told after the history moved, so this delivery stays the kept
+            // contact's, and an undo (which moves back only what moved) keeps it.
+            enqueue_webhooks!(
+                &mut *tx,
+                account,
+                &Occurrence::contact_merged(MergeId(merge_id), keep, merge, now)
+            )?;
             tx.commit().await?;
             (MergeId(merge_id), undo, !present.is_empty())
         });
@@ -512,6 +562,9 @@ impl Store {
                 .filter(|d| undo.values.contains(&d.id.0))
                 .map(|d| crate::fields::changed_name(&d.key)),
         );
+        if undo.took_numbers() {
+            filled.push("other_numbers".into());
+        }
         self.audit_detail(
             actor,
             "contact.merge",
@@ -540,6 +593,7 @@ impl Store {
                 list_memberships: count(&undo.lists),
                 leads_set_aside: undo.leads_set_aside.len() as u64,
                 list_memberships_set_aside: undo.lists_set_aside.len() as u64,
+                other_numbers: count(&undo.numbers_added) + count(&undo.numbers_moved),
             },
             suppressed,
         })

@@ -29,6 +29,7 @@ mod lists;
 pub mod login_failures;
 pub mod merge;
 pub mod nodes;
+mod numbers;
 mod passwords;
 pub mod phones;
 pub mod queues;

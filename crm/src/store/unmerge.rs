@@ -1,8 +1,9 @@
 //! A merge undone within its day, or made final after it.
 //!
 //! [`Store::undo_merge`] puts back what [`Store::merge_contacts`] moved, by
-//! the row ids it kept, and empties the fields it filled where they still
-//! hold the merged contact's value. [`Store::finalise_merges`], run by the
+//! the row ids it kept (the other numbers it gave the kept contact
+//! included), and empties the fields it filled where they still hold the
+//! merged contact's value. [`Store::finalise_merges`], run by the
 //! hourly retention job, deletes the merged contacts whose day has passed,
 //! after moving to the kept contact anything that reached them since.
 
@@ -70,7 +71,7 @@ impl Store {
              WHERE id = $1 AND account_id = $2{lock}"
         );
         let begin = self.begin_write();
-        let (keep, merge, mut cleared, values_cleared) = on_pool!(self, |pool| {
+        let (keep, merge, mut cleared, values_cleared, numbers) = on_pool!(self, |pool| {
             let mut tx = pool.begin_with(begin).await?;
             type Row = (i64, i64, String, DateTime<Utc>, Option<Json<UndoData>>);
             let (keep, merge, state, undo_until, undo): Row = sqlx::query_as(&merge_sql)
@@ -184,6 +185,33 @@ impl Store {
                     q.execute(&mut *tx).await?;
                 }
             }
+            // The numbers the merge gave the kept contact go, and those it
+            // moved go back, as the rows they were.
+            let mut numbers = 0;
+            for chunk in undo.numbers_added.chunks(IDS_CHUNK) {
+                let sql = format!(
+                    "DELETE FROM contact_numbers WHERE account_id = $1 AND contact_id = $2 \
+                     AND id IN ({})",
+                    marks(3, chunk.len())
+                );
+                let mut q = sqlx::query(&sql).bind(account.0).bind(keep.0);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                numbers += q.execute(&mut *tx).await?.rows_affected();
+            }
+            for chunk in undo.numbers_moved.chunks(IDS_CHUNK) {
+                let sql = format!(
+                    "UPDATE contact_numbers SET contact_id = $1 WHERE account_id = $2 \
+                     AND contact_id = $3 AND id IN ({})",
+                    marks(4, chunk.len())
+                );
+                let mut q = sqlx::query(&sql).bind(merge.0).bind(account.0).bind(keep.0);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                numbers += q.execute(&mut *tx).await?.rows_affected();
+            }
             for chunk in undo.lists.chunks(IDS_CHUNK) {
                 let sql = format!(
                     "UPDATE list_members SET contact_id = $1 WHERE account_id = $2 \
@@ -281,13 +309,16 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            (keep, merge, cleared, values_cleared)
+            (keep, merge, cleared, values_cleared, numbers)
         });
         cleared.extend(
             defs.iter()
                 .filter(|d| values_cleared.contains(&d.id.0))
                 .map(|d| crate::fields::changed_name(&d.key)),
         );
+        if numbers > 0 {
+            cleared.push("other_numbers".into());
+        }
         self.audit_detail(
             actor,
             "contact.merge_undo",

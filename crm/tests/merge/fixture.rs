@@ -241,6 +241,7 @@ pub async fn history(s: &Store, name: &str) -> History {
 pub struct Held {
     pub fields: ContactFields,
     pub values: crm::fields::FieldValues,
+    pub other_numbers: Vec<OtherNumber>,
     pub merged_into: Option<ContactId>,
     pub attempts: Vec<AttemptId>,
     pub interactions: Vec<InteractionId>,
@@ -264,6 +265,7 @@ pub async fn held(s: &Store, h: &History, id: ContactId) -> Held {
         suppressed: s.is_suppressed(a, &c.fields.phone_e164).await.expect("q"),
         fields: c.fields,
         values: c.values,
+        other_numbers: c.other_numbers,
         merged_into: s.merged_into(a, id).await.expect("q"),
         attempts: s
             .attempts_for_contact(a, id)

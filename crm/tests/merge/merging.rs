@@ -56,7 +56,8 @@ pub async fn a_merge_moves_every_kind_of_history_and_fills_only_empty_fields(db:
             "postal_address",
             "profession",
             "custom_fields",
-            "field.tier"
+            "field.tier",
+            "other_numbers"
         ]
     );
     let moved = merged.moved;
@@ -69,9 +70,10 @@ pub async fn a_merge_moves_every_kind_of_history_and_fills_only_empty_fields(db:
             moved.leads,
             moved.list_memberships,
             moved.leads_set_aside,
-            moved.list_memberships_set_aside
+            moved.list_memberships_set_aside,
+            moved.other_numbers
         ),
-        (1, 1, 1, 1, 2, 1, 1, 1)
+        (1, 1, 1, 1, 2, 1, 1, 1, 1)
     );
 
     // The kept contact: its values stay, its empty fields are filled.
@@ -81,7 +83,22 @@ pub async fn a_merge_moves_every_kind_of_history_and_fills_only_empty_fields(db:
     assert_eq!(kept.fields.last_name, "Lovelace");
     assert_eq!(kept.fields.email.as_deref(), Some("ada@example.org"));
     assert_eq!(kept.fields.profession.as_deref(), Some("Mathematician"));
-    assert_eq!(kept.fields.phone_e164, "+447400300001");
+    assert_eq!(
+        kept.fields.phone_e164, "+447400300001",
+        "the number dialled"
+    );
+    assert_eq!(
+        kept.other_numbers
+            .iter()
+            .map(|n| (n.phone_e164.as_str(), n.phone_raw.as_str(), n.added_at))
+            .collect::<Vec<_>>(),
+        [(
+            "+447400300002",
+            h.m.fields.phone_raw.as_str(),
+            t0() + Duration::minutes(5)
+        )],
+        "the merged contact's number is kept beside it"
+    );
     assert_eq!(
         kept.fields.custom_fields,
         serde_json::json!({ "plan": "gold", "source": "fair" })
@@ -135,6 +152,24 @@ pub async fn a_merge_moves_every_kind_of_history_and_fills_only_empty_fields(db:
         .await
         .expect("search");
     assert_eq!(all.contacts.iter().map(|c| c.id).collect::<Vec<_>>(), [k]);
+    // Its number finds the kept contact, which has it as another number.
+    let q = crm::search::ContactQuery::parse(
+        "07400 300002",
+        crm::search::Field::Any,
+        &[phonenumber::country::Id::GB],
+        crm::search::Sort::Name,
+        None,
+        None,
+    )
+    .expect("query");
+    let by_number = s
+        .search_contacts(a, SearchScope::Account, &q)
+        .await
+        .expect("search");
+    assert_eq!(
+        by_number.contacts.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [k]
+    );
     // Nor may it be edited while the merge stands.
     assert!(matches!(
         s.edit_contact(
@@ -191,7 +226,7 @@ pub async fn a_merge_moves_every_kind_of_history_and_fills_only_empty_fields(db:
         detail,
         format!(
             "merged=contact:{m} merge={} fields=last_name,email,postal_address,profession,\
-             custom_fields,field.tier",
+             custom_fields,field.tier,other_numbers",
             merged.merge_id
         )
     );
@@ -202,6 +237,7 @@ pub async fn a_merge_moves_every_kind_of_history_and_fills_only_empty_fields(db:
         "Mathematician",
         "fair",
         "silver",
+        "300002",
     ] {
         assert!(!detail.contains(value), "{value} in {detail}");
     }
@@ -463,5 +499,76 @@ pub async fn of_two_merges_at_once_one_wins_and_the_other_is_refused(db: TestDb)
             }
         }
     }
+    db
+}
+
+pub async fn a_merge_is_told_to_endpoints_by_ids_and_an_undo_keeps_the_delivery(
+    db: TestDb,
+) -> TestDb {
+    let s = &db.store;
+    let h = history(s, "acme").await;
+    let (a, k, m) = (h.account, h.k.id, h.m.id);
+    let (told, _) = s
+        .create_webhook(
+            a,
+            &crm::store::webhooks::NewEndpoint {
+                url: "https://hooks.example.com/merges".into(),
+                events: vec![crm::webhooks::WebhookEvent::ContactMerged],
+                active: true,
+                ..Default::default()
+            },
+            t0(),
+        )
+        .await
+        .expect("webhook");
+    let id = merge(s, a, k, m).await;
+    let log = s
+        .webhook_deliveries(a, told.id, 10, None)
+        .await
+        .expect("log");
+    assert_eq!(log.len(), 1, "{log:?}");
+    let d = &log[0];
+    assert_eq!(d.event, crm::webhooks::WebhookEvent::ContactMerged);
+    assert_eq!(
+        d.contact_id,
+        Some(k),
+        "the kept contact is the one concerned"
+    );
+    assert_eq!(
+        d.data,
+        serde_json::json!({ "merge_id": id, "merged_contact_id": m, "merged_at": t0() })
+    );
+    assert_eq!(
+        s.webhook_deliveries(a, h.webhook, 10, None)
+            .await
+            .expect("log")
+            .iter()
+            .filter(|d| d.event == crm::webhooks::WebhookEvent::ContactMerged)
+            .count(),
+        0,
+        "an endpoint that did not take the event is not told"
+    );
+
+    // Undone, the merge stays told (receivers learn of the undo from the
+    // contacts), and nothing more is queued.
+    s.undo_merge(&actor(a), id, t0() + Duration::hours(1))
+        .await
+        .expect("undone");
+    let log = s
+        .webhook_deliveries(a, told.id, 10, None)
+        .await
+        .expect("log");
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].contact_id, Some(k));
+
+    // Erased, the kept contact is no longer named, as with any delivery.
+    s.erase_contact(a, k, &actor(a), t0() + Duration::hours(2))
+        .await
+        .expect("erased");
+    let log = s
+        .webhook_deliveries(a, told.id, 10, None)
+        .await
+        .expect("log");
+    assert_eq!(log[0].contact_id, None);
     db
 }

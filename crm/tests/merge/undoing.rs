@@ -43,7 +43,8 @@ pub async fn an_undo_puts_both_contacts_back_as_they_were(db: TestDb) -> TestDb 
             "postal_address",
             "profession",
             "custom_fields",
-            "field.tier"
+            "field.tier",
+            "other_numbers"
         ],
         "the email changed since the merge, so it stays"
     );
@@ -104,7 +105,8 @@ pub async fn an_undo_puts_both_contacts_back_as_they_were(db: TestDb) -> TestDb 
         Some(
             format!(
                 "merged=contact:{m} merge={id} \
-                 fields=last_name,postal_address,profession,custom_fields,field.tier"
+                 fields=last_name,postal_address,profession,custom_fields,field.tier,\
+                 other_numbers"
             )
             .as_str()
         )
@@ -146,6 +148,7 @@ pub async fn erasing_either_contact_clears_what_the_merge_could_undo(db: TestDb)
         "fair",
         "silver",
         "Friday",
+        "300002",
     ] {
         assert!(!undo.contains(value), "{value} in {undo}");
     }

@@ -15,9 +15,11 @@
 //!   and numbers dialled by hand.
 //! - [`replies`] renders the desk's replies as the page's messages, with
 //!   the cards and call scripts they carry.
+//! - [`card_news`] sends the card anew when its contact is edited.
 //! - [`wrapup`] writes a disposition to the CRM and acts on it.
 
 mod campaign;
+mod card_news;
 mod controls;
 pub mod protocol;
 mod replies;

@@ -164,6 +164,23 @@ pub enum ServerMessage {
         #[serde(skip_serializing_if = "Option::is_none")]
         script: Option<Box<Rendered>>,
     },
+    /// The contact on the card was changed by someone (a supervisor, a
+    /// merge, the agent elsewhere): the card as it is now. The page shows
+    /// it, unless the agent's edit form holds unsaved changes, which the
+    /// version check would refuse.
+    ContactEdited {
+        /// The contact's card, at its new version.
+        contact: Box<ContactCard>,
+        /// The fields changed, by name, those on the card only
+        /// (`field.KEY` for the account's fields).
+        fields: Vec<String>,
+        /// The username of who changed it, when known.
+        by: Option<String>,
+        /// The call script rendered anew for the contact; absent when the
+        /// campaign has none.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        script: Option<Box<Rendered>>,
+    },
     /// The call ended; a disposition is due.
     CallEnded {
         /// The call.

@@ -177,7 +177,11 @@ impl Session {
     /// Renders a campaign's script with what the card shows; `None` when
     /// the campaign has no script or it cannot be read now (the call goes
     /// on without it, and the failure is logged).
-    async fn script(&self, campaign: CampaignId, card: &ContactCard) -> Option<Rendered> {
+    pub(super) async fn script(
+        &self,
+        campaign: CampaignId,
+        card: &ContactCard,
+    ) -> Option<Rendered> {
         let store = &self.state.store;
         let account = self.user.account_id;
         let read = async {
@@ -202,7 +206,7 @@ impl Session {
         }
     }
 
-    async fn card_of(&self, contact: ContactId) -> Option<ContactCard> {
+    pub(super) async fn card_of(&self, contact: ContactId) -> Option<ContactCard> {
         let store = &self.state.store;
         let account = self.user.account_id;
         let mut contact = store.contact(account, contact).await.ok()?;

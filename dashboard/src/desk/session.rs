@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use chrono::{DateTime, Utc};
 use crm::events::{CallPhase, Event};
-use crm::model::{CampaignId, User};
+use crm::model::{CampaignId, ContactId, User};
 use crm::store::desks::KeptDesk;
 use dialer::floor::Floor;
 use dialer::pacer::AgentState;
@@ -18,6 +18,7 @@ use dialer_core::desk::{self, Action, Desk, Input, Phase, Refusal};
 use sip_gateway::gateway::{CallEventKind, CallRef, DialError, DialRequest};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::card_news::next_shared;
 use super::protocol::{ClientMessage, ServerMessage};
 use super::wrapup;
 use crate::auth::publish_agent_state;
@@ -42,6 +43,8 @@ pub(super) struct Session {
     phone_news: tokio::sync::mpsc::UnboundedSender<PhoneNews>,
     /// The desk phone calls this connection placed.
     phone_calls: std::collections::HashSet<CallRef>,
+    /// The contact on the page's card, whose edits it is sent.
+    pub card: Option<ContactId>,
 }
 
 /// What became of a call to the agent's desk phone.
@@ -67,6 +70,8 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
         return;
     };
     let mut bus = state.bus.subscribe();
+    // Every node's edits of contacts, when nodes share a stream.
+    let mut shared = state.shared.as_ref().map(|s| s.events().subscribe());
     // Watching from before the welcome: a logout meanwhile is not missed.
     let mut hold = SessionHold::new(&state, user.id, token_hash.clone());
     // This node's own desk for the agent, or the one another node kept
@@ -95,6 +100,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
         kept,
         phone_news,
         phone_calls: std::collections::HashSet::new(),
+        card: None,
     };
     // The audio leg a reload finds (a desk phone call outlives the page):
     // its end still pauses a waiting agent.
@@ -126,6 +132,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
             },
             _ = sleep_until(s.desk.poll_timeout(), s.state.clock.now()) => s.timeout().await,
             Some(news) = phone_rx.recv() => s.phone_news(news).await,
+            edit = next_shared(&mut shared) => s.card_news(&edit).await,
             Ok(()) = draining.changed() => {
                 if *draining.borrow_and_update() {
                     vec![restarting()]
@@ -200,7 +207,11 @@ impl Session {
         let gateway = self.floor.gateway();
         let done = match action {
             Action::Send(reply) => {
-                out.extend(self.render(reply).await);
+                let message = self.render(reply).await;
+                if let Some(m) = &message {
+                    self.note_card(m);
+                }
+                out.extend(message);
                 Ok(None)
             }
             Action::TellFloor { campaign, state } => {
@@ -598,6 +609,9 @@ impl Session {
             Event::AgentNotAnswering {
                 account, user_id, ..
             } if (*account, *user_id) == me => Input::NotAnswering,
+            Event::ContactEdited { .. } if self.state.shared.is_none() => {
+                return self.card_news(event).await
+            }
             Event::CallState {
                 account,
                 call_ref,

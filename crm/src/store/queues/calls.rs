@@ -298,7 +298,9 @@ impl Store {
 
     /// The contact with this number that was called or called in last; a
     /// contact merged into another (within the day its merge can be undone)
-    /// stands for that one, which holds its history now.
+    /// stands for that one, which holds its history now. Without one, the
+    /// contact that has it as another number (a merged contact's, after
+    /// its merge became final).
     async fn latest_contact_by_number(
         &self,
         account: AccountId,
@@ -314,7 +316,10 @@ impl Store {
         .bind(number)
         .fetch_optional(pool)
         .await?);
-        Ok(id.map(ContactId))
+        match id {
+            Some(id) => Ok(Some(ContactId(id))),
+            None => self.contact_by_other_number(account, number).await,
+        }
     }
 
     /// The agent who last handled a call with the contact, as the
