@@ -9,10 +9,13 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{dominant, request, temp_wav, wait_for};
+use common::{channels, dominant, request, temp_wav, wait_for};
+use sip_gateway::carrier::pcap::pcmu_capture;
 use sip_gateway::gateway::{
     Audio, CallEventKind, EndCause, Gateway, GatewayConfig, Secret, TrunkConfig,
 };
+use sip_gateway::media::amd::{voiced_words, AmdVerdict};
+use sip_gateway::media::greeting::GreetingEnded;
 use sip_gateway::media::tone::sine;
 use tokio::process::{Child, Command};
 
@@ -46,7 +49,9 @@ impl Sipp {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/sipp")
             .join(scenario);
-        let log = temp_wav(&format!("sipp-{scenario}")).with_extension("log");
+        // A scenario written for the test is named by its whole path.
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let log = temp_wav(&format!("sipp-{name}")).with_extension("log");
         // A port found free may be taken before sipp binds it (another
         // test, a client socket): sipp then exits, and is started again on
         // another port.
@@ -322,6 +327,102 @@ async fn bye_from_the_far_end_ends_with_remote_hangup() {
         })
     );
     sipp.passed().await;
+}
+
+/// An answering machine's recorded greeting as sipp plays it: eight words
+/// (the last ends at 3.45 s), a 1000 Hz beep from 3.8 s to 4.3 s, then
+/// quiet while it records, eight seconds in all.
+fn recorded_greeting() -> Vec<i16> {
+    let (word, gap) = (Duration::from_millis(300), Duration::from_millis(150));
+    let mut greeting = voiced_words(8, word, gap, 8 * 450 * 8 + 8 * 200);
+    greeting.extend(sine(1000.0, 9000, 8000, 4000));
+    greeting.resize(8000 * 8, 0);
+    greeting
+}
+
+#[tokio::test]
+async fn a_message_is_left_on_sipp_playing_a_recorded_greeting_after_its_beep() {
+    let scratch = temp_wav("machine").with_extension("");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let pcap = scratch.join("greeting.pcap");
+    std::fs::write(&pcap, pcmu_capture(&recorded_greeting())).unwrap();
+    let template =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/sipp/machine_greeting.xml");
+    let scenario = std::fs::read_to_string(template)
+        .unwrap()
+        .replace("GREETING_PCAP", &pcap.to_string_lossy());
+    let path = scratch.join("machine_greeting.xml");
+    std::fs::write(&path, scenario).unwrap();
+    let Some(sipp) = Sipp::start(&path.to_string_lossy()).await else {
+        return;
+    };
+    let gw = gateway(&sipp).await;
+    let mut events = gw.events();
+    let mut screened = request("sipp", LIMIT);
+    screened.detect_machine = true;
+    let call = gw.dial(screened).await.unwrap();
+    wait_for(&mut events, call, LIMIT, |k| *k == CallEventKind::Answered).await;
+    let answered = std::time::Instant::now();
+    let wav = scratch.join("call.wav");
+    gw.record(call, &wav).await.unwrap();
+    let verdict = wait_for(&mut events, call, LIMIT, |k| {
+        matches!(k, CallEventKind::AnsweredBy { .. })
+    })
+    .await;
+    assert_eq!(
+        verdict.last(),
+        Some(&CallEventKind::AnsweredBy {
+            verdict: AmdVerdict::Machine
+        })
+    );
+    let message: std::sync::Arc<[i16]> = sine(697.0, 8000, 8000, 8000).into();
+    gw.leave_message(call, Audio::Samples(message))
+        .await
+        .unwrap();
+    let seen = wait_for(&mut events, call, LIMIT, |k| {
+        matches!(k, CallEventKind::GreetingEnded { .. })
+    })
+    .await;
+    let waited = answered.elapsed().as_secs_f64();
+    assert_eq!(
+        seen.last(),
+        Some(&CallEventKind::GreetingEnded {
+            ended: GreetingEnded::Beep
+        })
+    );
+    // The beep ends 4.3 s into the greeting; a message begun before it
+    // would be cut off on the recording.
+    assert!(
+        (4.25..5.5).contains(&waited),
+        "the greeting's end heard {waited:.2} s after the answer"
+    );
+    wait_for(&mut events, call, LIMIT, |k| {
+        *k == CallEventKind::PlaybackFinished
+    })
+    .await;
+    gw.hangup(call).await.unwrap();
+    wait_for(&mut events, call, LIMIT, ended).await;
+    sipp.passed().await;
+    // What went to the machine: the message, only once its beep was over
+    // (the recording starts at the answer, give or take a packet).
+    let (sent, _) = channels(&wav);
+    let message: Vec<usize> = sent
+        .chunks(800)
+        .enumerate()
+        .filter(|(_, c)| dominant(c) == Some(697.0))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        message.len() >= 9,
+        "{} chunks of the message went out",
+        message.len()
+    );
+    let started = message[0] as f64 * 0.1;
+    assert!(
+        started >= 4.2,
+        "the message began {started:.1} s into the greeting"
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
 }
 
 #[tokio::test]

@@ -18,8 +18,8 @@ use crm::model::{Actor, Role};
 use crm::store::campaign_settings::DialMode;
 use crm::store::queues::QueueSettings;
 use serde_json::json;
+use sip_gateway::carrier::pcap::pcmu_capture;
 use sip_gateway::gateway::{Gateway, TrunkConfig};
-use sip_gateway::media::g711::G711;
 use sip_gateway::media::tone::{dominant_frequency, sine};
 use tokio::process::{Child, Command};
 
@@ -271,47 +271,8 @@ fn tone_scenario(dir: &Path) -> PathBuf {
     scenario
 }
 
-/// A capture (pcap, Ethernet) of `packets` 20 ms RTP packets of a PCMU
-/// tone, as sipp's `play_pcap_audio` reads: it sends their payloads at
-/// their pace from the call's media port.
+/// A capture of `packets` 20 ms PCMU packets of a tone, for sipp's
+/// `play_pcap_audio`.
 fn tone_pcap(frequency: f64, packets: u32) -> Vec<u8> {
-    let samples = sine(frequency, 8000, 8000, packets as usize * 160);
-    let mut out = Vec::new();
-    // Global header: magic, version 2.4, zone, accuracy, snap length, Ethernet.
-    out.extend_from_slice(&0xa1b2_c3d4_u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    for word in [0u32, 0, 65535, 1] {
-        out.extend_from_slice(&word.to_le_bytes());
-    }
-    for (i, chunk) in samples.chunks(160).enumerate() {
-        let seq = i as u32;
-        let mut payload = [0u8; 160];
-        G711::Pcmu.encode(chunk, &mut payload);
-        let mut rtp = vec![0x80, if seq == 0 { 0x80 } else { 0x00 }];
-        rtp.extend_from_slice(&(seq as u16).to_be_bytes());
-        rtp.extend_from_slice(&(seq * 160).to_be_bytes());
-        rtp.extend_from_slice(&0x5eed_0440_u32.to_be_bytes());
-        rtp.extend_from_slice(&payload);
-        let udp_len = 8 + rtp.len() as u16;
-        let ip_len = 20 + udp_len;
-        let mut frame = vec![0u8; 12];
-        frame.extend_from_slice(&0x0800u16.to_be_bytes());
-        frame.extend_from_slice(&[0x45, 0]);
-        frame.extend_from_slice(&ip_len.to_be_bytes());
-        frame.extend_from_slice(&[0, 0, 0, 0, 64, 17, 0, 0]);
-        frame.extend_from_slice(&[127, 0, 0, 1, 127, 0, 0, 1]);
-        frame.extend_from_slice(&6000u16.to_be_bytes());
-        frame.extend_from_slice(&6002u16.to_be_bytes());
-        frame.extend_from_slice(&udp_len.to_be_bytes());
-        frame.extend_from_slice(&[0, 0]);
-        frame.extend_from_slice(&rtp);
-        let micros = u64::from(seq) * 20_000;
-        out.extend_from_slice(&((micros / 1_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&((micros % 1_000_000) as u32).to_le_bytes());
-        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        out.extend_from_slice(&frame);
-    }
-    out
+    pcmu_capture(&sine(frequency, 8000, 8000, packets as usize * 160))
 }

@@ -7,6 +7,7 @@
 //! their RFC 4733 digits, to check what a customer would have heard.
 
 mod media;
+pub mod pcap;
 mod uas;
 
 use std::net::SocketAddr;
