@@ -78,6 +78,14 @@ pub struct Set {
     /// How long a callback booked for one agent waits for them, in minutes.
     #[arg(long, value_name = "MINUTES")]
     pub callback_grace: Option<u32>,
+    /// The WAV left on answering machines (after the greeting of a screened
+    /// machine, or when an agent presses "Leave voicemail"); `none` removes it.
+    #[arg(long, value_name = "PATH")]
+    pub voicemail_message: Option<String>,
+    /// Hours a lead rests after a message was left on its machine; `never`
+    /// stops dialling it.
+    #[arg(long, value_name = "HOURS")]
+    pub voicemail_retry: Option<String>,
 }
 
 /// The account.
@@ -250,6 +258,12 @@ pub async fn run(store: &Store, command: CampaignCommand) -> Result<()> {
             if let Some(v) = set.callback_grace {
                 s.callback_grace_minutes = v;
             }
+            if let Some(v) = &set.voicemail_message {
+                s.voicemail_message_path = (v != "none").then(|| v.clone());
+            }
+            if let Some(v) = &set.voicemail_retry {
+                s.retry_delays.voicemail = voicemail_retry(v)?;
+            }
             let s = store
                 .update_campaign_settings(account.id, campaign.id, &s, now)
                 .await
@@ -258,7 +272,8 @@ pub async fn run(store: &Store, command: CampaignCommand) -> Result<()> {
             println!(
                 "campaign {}: {} through {}, caller ID {}, at most {} attempts, \
                  abandon target {:.2} %, dial level up to {}, ring {} s, recording {}, \
-                 machine screening {}, recycling {}, callbacks kept for their agent {} min",
+                 machine screening {}, voicemail message {}, recycling {}, \
+                 callbacks kept for their agent {} min",
                 campaign.name,
                 s.mode.as_str(),
                 if s.trunk.is_empty() {
@@ -273,6 +288,7 @@ pub async fn run(store: &Store, command: CampaignCommand) -> Result<()> {
                 s.ring_timeout_secs,
                 if s.record_calls { "on" } else { "off" },
                 if s.detect_machines { "on" } else { "off" },
+                describe_voicemail(&s),
                 describe_recycling(&s),
                 s.callback_grace_minutes,
             );
@@ -374,6 +390,30 @@ fn recycle_rules(values: &[String]) -> Result<Vec<RecycleRule>> {
             })
         })
         .collect()
+}
+
+/// Reads `--voicemail-retry`: whole hours, or `never`.
+fn voicemail_retry(value: &str) -> Result<Option<u32>> {
+    if value == "never" {
+        return Ok(None);
+    }
+    let hours: u32 = value
+        .parse()
+        .ok()
+        .filter(|h| *h <= 24 * 365)
+        .with_context(|| {
+            format!("--voicemail-retry takes hours (0 to 8760) or never, not {value:?}")
+        })?;
+    Ok(Some(hours * 3600))
+}
+
+/// Says whether a voicemail message is left, and when its lead is next due.
+fn describe_voicemail(s: &CampaignSettings) -> String {
+    match (&s.voicemail_message_path, s.retry_delays.voicemail) {
+        (None, _) => "none".into(),
+        (Some(_), Some(secs)) => format!("left, retried after {} h", secs / 3600),
+        (Some(_), None) => "left, not retried".into(),
+    }
 }
 
 fn describe_recycling(s: &CampaignSettings) -> String {

@@ -76,6 +76,13 @@ async fn settings_round_trip(db: TestDb) -> TestDb {
     s.record_calls = false;
     assert!(!s.detect_machines, "off unless asked for");
     s.detect_machines = true;
+    assert_eq!(
+        s.retry_delays.voicemail,
+        Some(2 * 86_400),
+        "two days by default"
+    );
+    s.voicemail_message_path = Some("messages/voicemail.wav".into());
+    s.retry_delays.voicemail = Some(3 * 86_400);
     let saved = db
         .store
         .update_campaign_settings(a, c, &s, t0())
@@ -89,6 +96,7 @@ async fn settings_round_trip(db: TestDb) -> TestDb {
     );
     let policy = saved.retry_policy();
     assert_eq!((policy.max_attempts, policy.machine), (7, None));
+    assert_eq!(policy.voicemail, Some(chrono::TimeDelta::days(3)));
     assert!(!policy.reserves_agent);
     // A second save updates the same row.
     s.mode = DialMode::Preview;
@@ -121,6 +129,10 @@ async fn unlawful_settings_are_refused(db: TestDb) -> TestDb {
             Box::new(|s| s.default_time_zone = "Mars/Olympus".into()),
         ),
         ("no attempts", Box::new(|s| s.max_attempts = 0)),
+        (
+            "empty voicemail message",
+            Box::new(|s| s.voicemail_message_path = Some(String::new())),
+        ),
         ("dial level under 1", Box::new(|s| s.max_dial_level = 0.5)),
         (
             "inverted hours",

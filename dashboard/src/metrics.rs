@@ -413,7 +413,10 @@ impl Metrics {
                             .get_or_create(&label(&outcome(cause.as_deref())))
                             .inc();
                     }
-                    CallPhase::Ringing | CallPhase::Connected | CallPhase::Queued => {}
+                    CallPhase::Ringing
+                    | CallPhase::Connected
+                    | CallPhase::Queued
+                    | CallPhase::Voicemail => {}
                 }
             }
             Event::CampaignFigures {

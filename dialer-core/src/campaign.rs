@@ -292,6 +292,7 @@ impl Campaign {
                 return;
             }
             AgentUpdate::ManualDial { agent, lead } => return self.manual_dial(agent, lead, now),
+            AgentUpdate::LeaveMessage { agent } => return self.agent_leaves_message(agent, now),
         };
         match leg {
             Some(leg) if state != AgentState::LoggedOut => {
@@ -588,6 +589,9 @@ impl Campaign {
                 // The person has waited since their greeting ended: the
                 // pause that told them apart, or, unsure, since the answer.
                 let heard = match verdict {
+                    AmdVerdict::Machine if self.config.voicemail_message => {
+                        return self.leave_message(line_id, None, now);
+                    }
                     AmdVerdict::Machine => {
                         line.state = LineState::Machine;
                         return self.push(Command::Hangup { call });
@@ -600,13 +604,64 @@ impl Campaign {
                 line.state = LineState::Waiting;
                 self.live(line_id, heard, now);
             }
-            LineEvent::PlaybackFinished => {
-                if line.state == LineState::Abandoned {
+            LineEvent::PlaybackFinished => match &mut line.state {
+                LineState::Abandoned => self.push(Command::Hangup { call }),
+                LineState::Message { left, .. } => {
+                    *left = true;
                     self.push(Command::Hangup { call });
                 }
-            }
+                _ => {}
+            },
             LineEvent::Ended(cause) => self.ended(line_id, cause, now),
         }
+    }
+
+    /// The agent on a connected call found a machine: the message is left
+    /// on it and the agent is free from now (their desk goes on without a
+    /// wrap-up; the attempt's outcome says whether the message was left).
+    fn agent_leaves_message(&mut self, agent: AgentId, now: Now) {
+        if !self.config.voicemail_message {
+            return;
+        }
+        let on_call = self.lines.iter().find_map(|(&id, line)| match line.state {
+            LineState::Connected { agent: a, since } if a == agent => Some((id, since)),
+            _ => None,
+        });
+        let Some((line_id, since)) = on_call else {
+            return;
+        };
+        let talk = now.at.saturating_duration_since(since);
+        self.pacer.handle_input(
+            PacerInput::Call {
+                line: line_id,
+                event: CallEvent::Ended { talk },
+            },
+            now.at,
+        );
+        self.leave_message(line_id, Some(agent), now);
+    }
+
+    /// Leaves the voicemail message on the machine that answered the line,
+    /// `by` an agent who reached it or on the detector's verdict; the pacer
+    /// is done with the line either way.
+    fn leave_message(&mut self, line_id: LineId, by: Option<AgentId>, now: Now) {
+        let Some(line) = self.lines.get_mut(&line_id) else {
+            return;
+        };
+        let screened = matches!(line.state, LineState::Screening { .. });
+        line.state = LineState::Message { by, left: false };
+        let (call, lead) = (line.call, line.lead.clone());
+        if screened {
+            self.pacer.handle_input(
+                PacerInput::Call {
+                    line: line_id,
+                    event: CallEvent::AnsweredMachine,
+                },
+                now.at,
+            );
+        }
+        self.report_call(call, &lead, CallPhase::Voicemail, by, None);
+        self.push(Command::LeaveMessage { call });
     }
 
     /// Tells the pacer a person answered the line, `heard` ago (zero unless screened).
@@ -726,21 +781,26 @@ impl Campaign {
             LineState::Bridging { agent } => Some(agent),
             _ => None,
         };
+        // A message being left: the pacer is done with the line, and no
+        // agent is on it any more.
+        let message = matches!(line.state, LineState::Message { .. });
         self.write(Write::Finished {
             lead: line.lead.clone(),
             call: line.call,
             outcome,
             at: now.wall,
         });
-        let agent = line.agent().or(line.for_agent);
+        let agent = line.agent().or(line.for_agent).filter(|_| !message);
         self.report_call(line.call, &line.lead, CallPhase::Ended, agent, Some(cause));
-        self.pacer.handle_input(
-            PacerInput::Call {
-                line: line_id,
-                event,
-            },
-            now.at,
-        );
+        if !message {
+            self.pacer.handle_input(
+                PacerInput::Call {
+                    line: line_id,
+                    event,
+                },
+                now.at,
+            );
+        }
         if let Some(agent) = bridging {
             self.restore_agent(agent, now);
         }

@@ -21,8 +21,10 @@ pub enum AttemptOutcome {
     Busy,
     /// Nobody answered.
     NoAnswer,
-    /// A machine answered.
+    /// A machine answered and no message was left.
     Machine,
+    /// A machine answered and the campaign's message was left on it.
+    Voicemail,
     /// A person answered but no agent was connected in time.
     Abandoned,
     /// The call failed in the network.
@@ -40,6 +42,8 @@ pub struct RetryPolicy {
     pub no_answer: Option<TimeDelta>,
     /// Delay after a machine, or `None` to stop.
     pub machine: Option<TimeDelta>,
+    /// Delay after a message was left on a machine, or `None` to stop.
+    pub voicemail: Option<TimeDelta>,
     /// Delay after an abandon, or `None` to stop.
     pub abandoned: Option<TimeDelta>,
     /// Delay after a failure, or `None` to stop.
@@ -55,6 +59,7 @@ impl Default for RetryPolicy {
             busy: Some(TimeDelta::minutes(15)),
             no_answer: Some(TimeDelta::hours(2)),
             machine: Some(TimeDelta::hours(4)),
+            voicemail: Some(TimeDelta::days(2)),
             abandoned: Some(ABANDON_REDIAL_QUIET),
             failed: Some(TimeDelta::hours(1)),
             reserves_agent: false,
@@ -69,6 +74,7 @@ impl RetryPolicy {
             AttemptOutcome::Busy => self.busy,
             AttemptOutcome::NoAnswer => self.no_answer,
             AttemptOutcome::Machine => self.machine,
+            AttemptOutcome::Voicemail => self.voicemail,
             AttemptOutcome::Abandoned => self.abandoned,
             AttemptOutcome::Failed => self.failed,
         }
@@ -149,6 +155,27 @@ mod tests {
                 at: now() + TimeDelta::hours(4)
             }
         );
+    }
+
+    #[test]
+    fn a_message_left_waits_the_voicemail_delay_not_the_machine_one() {
+        let policy = RetryPolicy {
+            voicemail: Some(TimeDelta::days(3)),
+            ..RetryPolicy::default()
+        };
+        let left = decide_retry(&policy, AttemptOutcome::Voicemail, 1, now(), None);
+        assert_eq!(
+            left,
+            RetryDecision::Retry {
+                at: now() + TimeDelta::days(3)
+            }
+        );
+        let policy = RetryPolicy {
+            voicemail: None,
+            ..policy
+        };
+        let left = decide_retry(&policy, AttemptOutcome::Voicemail, 1, now(), None);
+        assert_eq!(left, RetryDecision::Exhausted);
     }
 
     #[test]

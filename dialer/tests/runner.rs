@@ -236,6 +236,7 @@ fn plan(mode: Mode, abandon_message: Option<PathBuf>) -> Plan {
         trunk: "customers".into(),
         ring_timeout: Duration::from_secs(15),
         abandon_message,
+        voicemail_message: None,
         recordings: None,
         detect_machines: false,
     }
@@ -630,4 +631,150 @@ async fn a_paused_agent_dials_by_hand_and_takes_the_call() {
         "{finished:?}"
     );
     handle.stop().await;
+}
+
+/// The customers' carrier as answering machines that greet with eight
+/// words (the last ends 3.45 s after the answer), then a 1000 Hz beep if
+/// `beep`, then keep quiet while they record, for 12 s.
+fn machines(beep: bool) -> CarrierConfig {
+    CarrierConfig {
+        machine_greeting: Duration::from_secs(12),
+        machine_audio: Some(CarrierAudio::Greeting {
+            words: 8,
+            beep_hz: beep.then_some(1000.0),
+        }),
+        ..customers_config(Mix::always(Outcome::Machine), None)
+    }
+}
+
+/// A one-second 697 Hz voicemail message in a fresh folder.
+fn voicemail_message(name: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("dialcrm-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let message = dir.join("voicemail.wav");
+    write_wav(&message, &sine(697.0, 8000, 8000, 8000));
+    (dir, message)
+}
+
+/// How many 200 ms stretches of what the carrier heard are the message.
+fn message_chunks(heard: &[i16]) -> usize {
+    heard
+        .chunks(1600)
+        .filter(|c| dominant_frequency(c, &[440.0, 697.0, 1000.0], 8000, 1e-4) == Some(697.0))
+        .count()
+}
+
+#[tokio::test]
+async fn a_screened_machine_gets_the_voicemail_message_after_its_beep() {
+    let f = floor_with(machines(true)).await;
+    f._customers.start_capture();
+    let leg = agent_leg(&f.gateway).await;
+    let (dir, message) = voicemail_message("voicemail-drop");
+    let leads = MemoryLeads::with(&["+441632960401"]);
+    let (tx, mut reports) = mpsc::unbounded_channel();
+    let handle = spawn(
+        Plan {
+            detect_machines: true,
+            voicemail_message: Some(message),
+            ..plan(Mode::Progressive, None)
+        },
+        leads.clone(),
+        f.gateway.clone(),
+        tx,
+    );
+    handle.agent(AgentUpdate::State {
+        agent: AgentId(12),
+        state: AgentState::Ready,
+        leg: Some(leg),
+    });
+    phase(&mut reports, CallPhase::Answered).await;
+    let answered = tokio::time::Instant::now();
+    let Report::Call { agent, .. } = phase(&mut reports, CallPhase::Voicemail).await else {
+        unreachable!("phase returns call reports")
+    };
+    assert_eq!(agent, None, "the detector, not an agent, found the machine");
+    let Report::Call { agent, .. } = phase(&mut reports, CallPhase::Ended).await else {
+        unreachable!("phase returns call reports")
+    };
+    let took = answered.elapsed();
+    assert_eq!(agent, None);
+    // The beep comes 4.1 s after the answer; the message lasts 1 s; the
+    // machine itself would hang up at 12 s.
+    assert!(
+        took > Duration::from_secs(5) && took < Duration::from_secs(9),
+        "the message was left and the call hung up {took:?} after the answer"
+    );
+    assert_eq!(
+        leads.finished(),
+        vec![(1, CallOutcome::Unconnected(AttemptOutcome::Voicemail))]
+    );
+    let heard = f._customers.take_capture().audio;
+    assert!(
+        message_chunks(&heard) >= 4,
+        "the machine recorded {} chunks of the message",
+        message_chunks(&heard)
+    );
+    handle.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_agent_who_reaches_a_machine_leaves_the_message_and_hears_no_more_of_it() {
+    // Unscreened, and a machine with no beep: its greeting ends in quiet.
+    let f = floor_with(machines(false)).await;
+    f._customers.start_capture();
+    let leg = agent_leg(&f.gateway).await;
+    let (dir, message) = voicemail_message("voicemail-agent");
+    let leads = MemoryLeads::with(&["+441632960402"]);
+    let (tx, mut reports) = mpsc::unbounded_channel();
+    let handle = spawn(
+        Plan {
+            voicemail_message: Some(message),
+            ..plan(Mode::Progressive, None)
+        },
+        leads.clone(),
+        f.gateway.clone(),
+        tx,
+    );
+    let agent = AgentId(13);
+    handle.agent(AgentUpdate::State {
+        agent,
+        state: AgentState::Ready,
+        leg: Some(leg),
+    });
+    let Report::Call { agent: who, .. } = phase(&mut reports, CallPhase::Connected).await else {
+        unreachable!("phase returns call reports")
+    };
+    assert_eq!(who, Some(agent));
+    // The agent hears the greeting for a moment, then moves on.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    f._agents.start_capture();
+    handle.agent(AgentUpdate::LeaveMessage { agent });
+    let Report::Call { agent: who, .. } = phase(&mut reports, CallPhase::Voicemail).await else {
+        unreachable!("phase returns call reports")
+    };
+    assert_eq!(who, Some(agent), "the desk is told its agent is free");
+    // Whatever was in flight drains; after that the agent's leg hears nothing
+    // of the machine's greeting, which goes on for another 2.5 s.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = f._agents.take_capture();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = f._agents.take_capture().audio;
+    let loud = after
+        .chunks(160)
+        .filter(|c| c.iter().map(|s| i64::from(*s).abs()).max().unwrap_or(0) > 1000)
+        .count();
+    assert_eq!(loud, 0, "the agent still heard {loud} loud 20 ms frames");
+    let Report::Call { agent: who, .. } = phase(&mut reports, CallPhase::Ended).await else {
+        unreachable!("phase returns call reports")
+    };
+    assert_eq!(who, None, "the message's end is no call of the agent's");
+    assert_eq!(
+        leads.finished(),
+        vec![(1, CallOutcome::Unconnected(AttemptOutcome::Voicemail))]
+    );
+    let heard = f._customers.take_capture().audio;
+    assert!(message_chunks(&heard) >= 4, "the machine got the message");
+    handle.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -515,6 +515,10 @@ async fn campaign_cli(backend: crm::testing::TestBackend) {
         "8",
         "--callback-grace",
         "45",
+        "--voicemail-message",
+        "/srv/dialcrm/messages/autumn.wav",
+        "--voicemail-retry",
+        "72",
     ])
     .await;
     let said = String::from_utf8_lossy(&out.stdout);
@@ -540,6 +544,56 @@ async fn campaign_cli(backend: crm::testing::TestBackend) {
     assert_eq!(settings.recycle_max_attempts, 8);
     assert_eq!(settings.callback_grace_minutes, 45);
     assert!(said.contains("no_answer after 7 d"), "{said}");
+    assert_eq!(
+        settings.voicemail_message_path.as_deref(),
+        Some("/srv/dialcrm/messages/autumn.wav")
+    );
+    assert_eq!(settings.retry_delays.voicemail, Some(72 * 3600));
+    assert!(
+        said.contains("voicemail message left, retried after 72 h"),
+        "{said}"
+    );
+    let out = cli(&[
+        "campaign",
+        "set",
+        "--account",
+        "acme",
+        "--name",
+        "Autumn",
+        "--voicemail-retry",
+        "soon",
+    ])
+    .await;
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && why.contains("--voicemail-retry"),
+        "{why}"
+    );
+    let out = cli(&[
+        "campaign",
+        "set",
+        "--account",
+        "acme",
+        "--name",
+        "Autumn",
+        "--voicemail-message",
+        "none",
+        "--voicemail-retry",
+        "never",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let settings =
+        t.db.store
+            .campaign_settings(acme.id, campaign.id)
+            .await
+            .expect("q");
+    assert_eq!(settings.voicemail_message_path, None);
+    assert_eq!(settings.retry_delays.voicemail, None);
     let unlawful = cli(&[
         "campaign",
         "set",

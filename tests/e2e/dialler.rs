@@ -123,6 +123,7 @@ async fn a_campaign_dials_only_who_it_may_and_logs_every_attempt(t: TestApp) -> 
         trunk: settings.trunk.clone(),
         ring_timeout: Duration::from_secs(20),
         abandon_message: None,
+        voicemail_message: None,
         recordings: None,
         detect_machines: settings.detect_machines,
     };

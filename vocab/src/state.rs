@@ -48,6 +48,9 @@ pub enum CallPhase {
     /// Answered, but no agent was connected in time: the message plays and
     /// the call ends.
     Abandoned,
+    /// An answering machine answered and the campaign's voicemail message
+    /// is being left on it; no agent is on the call.
+    Voicemail,
     /// The call is over.
     Ended,
 }
@@ -72,5 +75,7 @@ mod tests {
         assert_eq!(phase.as_deref(), Some("\"dialling\""));
         let phase = serde_json::to_string(&CallPhase::Abandoned).ok();
         assert_eq!(phase.as_deref(), Some("\"abandoned\""));
+        let phase = serde_json::to_string(&CallPhase::Voicemail).ok();
+        assert_eq!(phase.as_deref(), Some("\"voicemail\""));
     }
 }

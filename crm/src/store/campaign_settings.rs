@@ -146,8 +146,12 @@ pub struct RetryDelays {
     pub busy: Option<u32>,
     /// After no answer.
     pub no_answer: Option<u32>,
-    /// After an answering machine.
+    /// After an answering machine that got no message.
     pub machine: Option<u32>,
+    /// After the voicemail message was left on a machine (two days unless
+    /// set).
+    #[serde(default = "default_voicemail_retry")]
+    pub voicemail: Option<u32>,
     /// After an abandoned call (never under 72 hours without a reserved agent).
     pub abandoned: Option<u32>,
     /// After a network failure.
@@ -176,14 +180,21 @@ pub struct Disposition {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecycleRule {
     /// The attempt outcome it applies to: `busy`, `no_answer`, `machine`,
-    /// `abandoned` or `failed`.
+    /// `voicemail`, `abandoned` or `failed`.
     pub outcome: String,
     /// Whole days after the last attempt, 1 to 365.
     pub after_days: u32,
 }
 
 /// The attempt outcomes a recycling rule may name, as leads store them.
-pub const RECYCLABLE_OUTCOMES: [&str; 5] = ["busy", "no_answer", "machine", "abandoned", "failed"];
+pub const RECYCLABLE_OUTCOMES: [&str; 6] = [
+    "busy",
+    "no_answer",
+    "machine",
+    "voicemail",
+    "abandoned",
+    "failed",
+];
 
 /// The longest grace, in minutes, a callback waits for its own agent (a week).
 pub const MAX_CALLBACK_GRACE_MINUTES: u32 = 7 * 24 * 60;
@@ -213,6 +224,11 @@ pub struct CampaignSettings {
     pub ring_timeout_secs: u32,
     /// The recorded message played on abandon, a WAV file.
     pub abandon_message_path: Option<String>,
+    /// The recorded message left on answering machines, a WAV file: after
+    /// the greeting of a machine the detector hears (with `detect_machines`),
+    /// and when an agent who reached one presses "Leave voicemail".
+    #[serde(default)]
+    pub voicemail_message_path: Option<String>,
     /// How long an agent may stay in wrap-up, in seconds; 0 for no limit.
     pub wrap_up_limit_secs: u32,
     /// The most lines the pacer opens per ready agent.
@@ -238,6 +254,12 @@ pub struct CampaignSettings {
     /// them after it falls due; then any agent of the campaign may take it.
     #[serde(default = "default_callback_grace")]
     pub callback_grace_minutes: u32,
+}
+
+fn default_voicemail_retry() -> Option<u32> {
+    RetryPolicy::default()
+        .voicemail
+        .and_then(|d| u32::try_from(d.num_seconds()).ok())
 }
 
 fn recorded_by_default() -> bool {
@@ -270,6 +292,7 @@ impl CampaignSettings {
                 busy: secs(policy.busy),
                 no_answer: secs(policy.no_answer),
                 machine: secs(policy.machine),
+                voicemail: secs(policy.voicemail),
                 abandoned: secs(policy.abandoned),
                 failed: secs(policy.failed),
             },
@@ -283,6 +306,7 @@ impl CampaignSettings {
             abandon_target_bp: MAX_ABANDON_TARGET_BP,
             ring_timeout_secs: 20,
             abandon_message_path: None,
+            voicemail_message_path: None,
             wrap_up_limit_secs: 60,
             max_dial_level: 3.0,
             record_calls: true,
@@ -331,6 +355,13 @@ impl CampaignSettings {
             .is_some_and(str::is_empty)
         {
             return invalid("abandon_message_path must not be empty; omit it instead");
+        }
+        if self
+            .voicemail_message_path
+            .as_deref()
+            .is_some_and(str::is_empty)
+        {
+            return invalid("voicemail_message_path must not be empty; omit it instead");
         }
         self.validate_recycling()?;
         if self.callback_grace_minutes > MAX_CALLBACK_GRACE_MINUTES {
@@ -395,6 +426,7 @@ impl CampaignSettings {
             busy: delay(self.retry_delays.busy),
             no_answer: delay(self.retry_delays.no_answer),
             machine: delay(self.retry_delays.machine),
+            voicemail: delay(self.retry_delays.voicemail),
             abandoned: delay(self.retry_delays.abandoned),
             failed: delay(self.retry_delays.failed),
             reserves_agent: self.mode.reserves_agent(),
@@ -462,7 +494,7 @@ impl Store {
             sqlx::query(&format!(
                 "INSERT INTO campaign_settings (campaign_id, account_id, {SETTINGS_COLUMNS}, \
                  updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                 $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) ON CONFLICT (campaign_id) DO UPDATE SET \
+                 $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26) ON CONFLICT (campaign_id) DO UPDATE SET \
                  mode = excluded.mode, trunk = excluded.trunk, \
                  calling_hours = excluded.calling_hours, \
                  default_time_zone = excluded.default_time_zone, \
@@ -482,6 +514,8 @@ impl Store {
                  detect_machines = excluded.detect_machines, recycle = excluded.recycle, \
                  recycle_max_attempts = excluded.recycle_max_attempts, \
                  callback_grace_minutes = excluded.callback_grace_minutes, \
+                 voicemail_message_path = excluded.voicemail_message_path, \
+                 retry_voicemail_secs = excluded.retry_voicemail_secs, \
                  updated_at = excluded.updated_at"
             ))
             .bind(campaign.0)
@@ -507,6 +541,8 @@ impl Store {
             .bind(Json(&settings.recycle))
             .bind(i64::from(settings.recycle_max_attempts))
             .bind(i64::from(settings.callback_grace_minutes))
+            .bind(&settings.voicemail_message_path)
+            .bind(secs(d.voicemail))
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -520,7 +556,8 @@ const SETTINGS_COLUMNS: &str = "mode, trunk, calling_hours, default_time_zone, m
      retry_busy_secs, retry_no_answer_secs, retry_machine_secs, retry_abandoned_secs, \
      retry_failed_secs, dispositions, abandon_target_bp, ring_timeout_secs, \
      abandon_message_path, wrap_up_limit_secs, max_dial_level, record_calls, detect_machines, \
-     recycle, recycle_max_attempts, callback_grace_minutes";
+     recycle, recycle_max_attempts, callback_grace_minutes, voicemail_message_path, \
+     retry_voicemail_secs";
 
 #[derive(sqlx::FromRow)]
 struct SettingsRow {
@@ -545,6 +582,8 @@ struct SettingsRow {
     recycle: Json<Vec<RecycleRule>>,
     recycle_max_attempts: i64,
     callback_grace_minutes: i64,
+    voicemail_message_path: Option<String>,
+    retry_voicemail_secs: Option<i64>,
 }
 
 impl SettingsRow {
@@ -564,6 +603,7 @@ impl SettingsRow {
                 busy: secs(self.retry_busy_secs),
                 no_answer: secs(self.retry_no_answer_secs),
                 machine: secs(self.retry_machine_secs),
+                voicemail: secs(self.retry_voicemail_secs),
                 abandoned: secs(self.retry_abandoned_secs),
                 failed: secs(self.retry_failed_secs),
             },
@@ -572,6 +612,7 @@ impl SettingsRow {
                 .map_err(|_| StoreError::Invalid("stored abandon_target_bp".into()))?,
             ring_timeout_secs: int(self.ring_timeout_secs, "ring_timeout_secs")?,
             abandon_message_path: self.abandon_message_path,
+            voicemail_message_path: self.voicemail_message_path,
             wrap_up_limit_secs: int(self.wrap_up_limit_secs, "wrap_up_limit_secs")?,
             max_dial_level: self.max_dial_level,
             record_calls: self.record_calls,

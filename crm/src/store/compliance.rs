@@ -254,11 +254,12 @@ impl Store {
         since: DateTime<Utc>,
     ) -> Result<CampaignHistory, StoreError> {
         type Row = (i64, i64, i64, i64, i64);
-        let (dials, live, machines, busy, talks): Row = on_pool!(self, |pool| sqlx::query_as(
+        let (dials, live, machines, busy, talks): Row = on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT CAST(COUNT(*) AS BIGINT), \
              CAST(COALESCE(SUM(CASE WHEN connected_at IS NOT NULL OR abandoned_at IS NOT NULL \
                   THEN 1 ELSE 0 END), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(CASE WHEN outcome = 'machine' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN outcome IN ('machine', 'voicemail') THEN 1 ELSE 0 END), 0) AS BIGINT), \
              CAST(COALESCE(SUM(CASE WHEN outcome = 'busy' THEN 1 ELSE 0 END), 0) AS BIGINT), \
              CAST(COALESCE(SUM(CASE WHEN connected_at IS NOT NULL THEN 1 ELSE 0 END), 0) \
                   AS BIGINT) \
@@ -269,7 +270,8 @@ impl Store {
         .bind(campaign.0)
         .bind(since)
         .fetch_one(pool)
-        .await?);
+        .await?
+        });
         // Talk times are summed in Rust: date arithmetic differs between
         // the engines.
         let spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = on_pool!(self, |pool| sqlx::query_as(

@@ -688,6 +688,7 @@ pub fn outcome_name(outcome: AttemptOutcome) -> &'static str {
         AttemptOutcome::Busy => "busy",
         AttemptOutcome::NoAnswer => "no_answer",
         AttemptOutcome::Machine => "machine",
+        AttemptOutcome::Voicemail => "voicemail",
         AttemptOutcome::Abandoned => "abandoned",
         AttemptOutcome::Failed => "failed",
     }

@@ -467,7 +467,7 @@ impl Tally {
         Tally {
             attempts: 1,
             answered: i64::from(answered || abandoned),
-            live: i64::from((answered || abandoned) && outcome != "machine"),
+            live: i64::from((answered || abandoned) && !matches!(outcome, "machine" | "voicemail")),
             abandoned: i64::from(abandoned),
         }
     }

@@ -39,6 +39,14 @@ pub enum LineState {
     Abandoned,
     /// A machine answered; the call is being hung up.
     Machine,
+    /// A machine answered and the voicemail message is being left on it
+    /// (after its greeting); the pacer already counted the line as done.
+    Message {
+        /// The agent who reached the machine and moved on, if one did.
+        by: Option<AgentId>,
+        /// The message played to its end.
+        left: bool,
+    },
 }
 
 impl LineState {
@@ -92,8 +100,12 @@ impl Line {
                 )
             }
             LineState::Abandoned => (unconnected(AttemptOutcome::Abandoned), CallEvent::Abandoned),
-            LineState::Machine => (
+            LineState::Machine | LineState::Message { left: false, .. } => (
                 unconnected(AttemptOutcome::Machine),
+                CallEvent::AnsweredMachine,
+            ),
+            LineState::Message { left: true, .. } => (
+                unconnected(AttemptOutcome::Voicemail),
                 CallEvent::AnsweredMachine,
             ),
             // Answered, then gone before an agent was on: the far end hung up.

@@ -27,6 +27,8 @@ enum Far {
 #[derive(Debug)]
 struct FakeCall {
     far: Far,
+    /// Dialled with machine detection: a person is told too.
+    detect: bool,
     answered: Option<Instant>,
     /// When the call went to an agent or to the message.
     settled: Option<Instant>,
@@ -65,6 +67,8 @@ struct Sim {
     reads: VecDeque<ReadId>,
     /// The agent each owned lead is kept for.
     owners: BTreeMap<i64, u64>,
+    /// Calls a voicemail message was left on, in order.
+    left: Vec<CallRef>,
 }
 
 fn wall0() -> DateTime<Utc> {
@@ -132,6 +136,7 @@ impl Sim {
             wrap: Duration::from_secs(5),
             longest_wait: Duration::ZERO,
             reads: VecDeque::new(),
+            left: Vec::new(),
         };
         sim.drain();
         sim
@@ -232,7 +237,11 @@ impl Sim {
                 self.campaign
                     .handle_input(Input::Previewed { agent, lead }, self.now);
             }
-            Command::Dial { call, number, .. } => {
+            Command::Dial {
+                call,
+                number,
+                detect_machine,
+            } => {
                 let lead = self
                     .pool_lead(&number)
                     .expect("the core dials only numbers it was given");
@@ -246,6 +255,7 @@ impl Sim {
                     call,
                     FakeCall {
                         far,
+                        detect: detect_machine,
                         answered: None,
                         settled: None,
                     },
@@ -289,6 +299,11 @@ impl Sim {
             Command::PlayAbandonMessage { call } => {
                 self.settle(call);
                 self.schedule(Duration::from_secs(4), call, LineEvent::PlaybackFinished);
+            }
+            Command::LeaveMessage { call } => {
+                // The greeting ends, then the message plays for 8 s in all.
+                self.left.push(call);
+                self.schedule(Duration::from_secs(8), call, LineEvent::PlaybackFinished);
             }
             Command::Hangup { call } => {
                 self.settle(call);
@@ -421,6 +436,13 @@ impl Sim {
                         Duration::from_millis(1500),
                         call,
                         LineEvent::AnsweredBy(AmdVerdict::Machine),
+                    );
+                } else if c.detect {
+                    // A person's "Hello?" and the pause after it.
+                    self.schedule(
+                        Duration::from_millis(1200),
+                        call,
+                        LineEvent::AnsweredBy(AmdVerdict::Human),
                     );
                 }
             }
@@ -562,6 +584,181 @@ fn a_machine_is_hung_up_and_recorded_as_one() {
         [CallOutcome::Unconnected(AttemptOutcome::Machine)]
     );
     assert!(sim.connected.is_empty() && sim.abandoned.is_empty());
+}
+
+fn voicemail(detect_machines: bool) -> CampaignConfig {
+    CampaignConfig {
+        detect_machines,
+        voicemail_message: true,
+        ..config(Mode::Progressive)
+    }
+}
+
+/// The call of the first line dialled, and its lead.
+fn first_call(sim: &Sim) -> CallRef {
+    sim.reports
+        .iter()
+        .find_map(|r| match r {
+            Report::Call {
+                call_ref,
+                phase: CallPhase::Dialling,
+                ..
+            } => Some(*call_ref),
+            _ => None,
+        })
+        .expect("a call was placed")
+}
+
+#[test]
+fn a_machine_gets_the_message_while_the_agent_takes_the_next_call() {
+    let machine = Far::Machine {
+        ring: Duration::from_secs(2),
+    };
+    let mut sim = Sim::new(
+        voicemail(true),
+        vec![(lead(1), machine), (lead(2), answers(2, 30))],
+    );
+    sim.ready(7);
+    // Answered at 2 s, heard as a machine at 3.5 s, message until 11.5 s;
+    // the next line, dialled at once, is heard to be a person at 5.7 s.
+    sim.run_for(Duration::from_secs(7));
+    let call = first_call(&sim);
+    assert_eq!(sim.left, [call], "the message is left on the machine");
+    assert!(matches!(
+        sim.campaign.line_state(call),
+        Some(LineState::Message {
+            by: None,
+            left: false
+        })
+    ));
+    assert_eq!(
+        sim.connected_to().get(&2),
+        Some(&AgentId(7)),
+        "the pacer dialled on as soon as the machine was heard"
+    );
+    assert!(sim.reports.iter().any(|r| matches!(
+        r,
+        Report::Call { call_ref, phase: CallPhase::Voicemail, agent: None, .. } if *call_ref == call
+    )));
+    sim.run_for(Duration::from_secs(60));
+    assert_eq!(
+        sim.finished,
+        [
+            (1, CallOutcome::Unconnected(AttemptOutcome::Voicemail)),
+            (
+                2,
+                CallOutcome::Conversation {
+                    agent: AgentId(7),
+                    talk: Duration::from_secs(30)
+                }
+            )
+        ]
+    );
+    assert!(sim.abandoned.is_empty(), "a machine is no abandon");
+}
+
+#[test]
+fn a_machine_that_hangs_up_before_the_message_ends_is_only_a_machine() {
+    let machine = Far::Machine {
+        ring: Duration::from_secs(2),
+    };
+    let mut sim = Sim::new(voicemail(true), vec![(lead(1), machine)]);
+    sim.ready(7);
+    sim.run_for(Duration::from_secs(5));
+    let call = first_call(&sim);
+    assert_eq!(sim.left, [call]);
+    sim.calls.remove(&call);
+    sim.input(Input::Call {
+        call,
+        event: LineEvent::Ended(EndCause::RemoteHangup),
+    });
+    assert_eq!(
+        sim.finished_outcomes(),
+        [CallOutcome::Unconnected(AttemptOutcome::Machine)]
+    );
+}
+
+#[test]
+fn an_agent_who_reaches_a_machine_leaves_the_message_and_is_free_at_once() {
+    // Unscreened: the machine reaches the agent, who hears it.
+    let machine = Far::Machine {
+        ring: Duration::from_secs(2),
+    };
+    let mut sim = Sim::new(
+        voicemail(false),
+        vec![(lead(1), machine), (lead(2), answers(2, 30))],
+    );
+    sim.ready(7);
+    sim.run_for(Duration::from_secs(4));
+    let call = first_call(&sim);
+    assert_eq!(sim.connected_to().get(&1), Some(&AgentId(7)));
+    sim.input(Input::Agent(AgentUpdate::LeaveMessage {
+        agent: AgentId(7),
+    }));
+    assert_eq!(sim.left, [call]);
+    assert!(sim.reports.iter().any(|r| matches!(
+        r,
+        Report::Call { call_ref, phase: CallPhase::Voicemail, agent: Some(AgentId(7)), .. }
+            if *call_ref == call
+    )));
+    // The desk puts the agent back to Ready without a wrap-up.
+    sim.ready(7);
+    sim.run_for(Duration::from_secs(4));
+    assert_eq!(
+        sim.connected_to().get(&2),
+        Some(&AgentId(7)),
+        "the agent took the next call while the message played"
+    );
+    sim.run_for(Duration::from_secs(60));
+    assert_eq!(
+        sim.finished,
+        [
+            (1, CallOutcome::Unconnected(AttemptOutcome::Voicemail)),
+            (
+                2,
+                CallOutcome::Conversation {
+                    agent: AgentId(7),
+                    talk: Duration::from_secs(30)
+                }
+            )
+        ]
+    );
+    let ended_for_agent = sim.reports.iter().any(|r| {
+        matches!(
+            r,
+            Report::Call { call_ref, phase: CallPhase::Ended, agent: Some(_), .. } if *call_ref == call
+        )
+    });
+    assert!(
+        !ended_for_agent,
+        "the message's end is no call of the agent's"
+    );
+}
+
+#[test]
+fn without_a_message_an_agent_cannot_leave_one() {
+    let machine = Far::Machine {
+        ring: Duration::from_secs(2),
+    };
+    let cfg = CampaignConfig {
+        voicemail_message: false,
+        ..voicemail(false)
+    };
+    let mut sim = Sim::new(cfg, vec![(lead(1), machine)]);
+    sim.ready(7);
+    sim.run_for(Duration::from_secs(4));
+    let call = first_call(&sim);
+    sim.input(Input::Agent(AgentUpdate::LeaveMessage {
+        agent: AgentId(7),
+    }));
+    assert!(sim.left.is_empty());
+    assert!(matches!(
+        sim.campaign.line_state(call),
+        Some(LineState::Connected {
+            agent: AgentId(7),
+            ..
+        })
+    ));
 }
 
 #[test]

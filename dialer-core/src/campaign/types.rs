@@ -67,6 +67,10 @@ pub struct CampaignConfig {
     pub after_greeting: Duration,
     /// Whether an abandoned call hears a message before it is hung up.
     pub abandon_message: bool,
+    /// Whether the campaign has a voicemail message: a machine the detector
+    /// hears gets it after its greeting, and an agent who reached one may
+    /// leave it and move on.
+    pub voicemail_message: bool,
     /// Whether connected calls are recorded.
     pub record: bool,
     /// How long a lead an agent skipped in preview stays held back.
@@ -87,6 +91,7 @@ impl CampaignConfig {
             detect_machines: false,
             after_greeting: Duration::from_millis(800),
             abandon_message: false,
+            voicemail_message: false,
             record: false,
             skip_hold: Duration::from_secs(600),
             figures_every: Duration::from_secs(1),
@@ -124,6 +129,14 @@ pub enum AgentUpdate {
         /// The agent.
         agent: AgentId,
     },
+    /// The agent reached an answering machine: the campaign's voicemail
+    /// message is left on it after the greeting and the call is hung up,
+    /// while the agent is free at once. Ignored without a message, or when
+    /// the agent has no connected call.
+    LeaveMessage {
+        /// The agent.
+        agent: AgentId,
+    },
     /// A Paused agent dials this lead, leased for them, by hand.
     ManualDial {
         /// The agent.
@@ -148,7 +161,7 @@ pub enum LineEvent {
     Answered,
     /// Who answered, for a screened call.
     AnsweredBy(AmdVerdict),
-    /// The abandon message reached its end.
+    /// The abandon or voicemail message reached its end.
     PlaybackFinished,
     /// The call is over; nothing follows.
     Ended(EndCause),
@@ -211,7 +224,8 @@ pub enum Input {
         /// The call.
         call: CallRef,
     },
-    /// The message of [`Command::PlayAbandonMessage`] could not play.
+    /// The message of [`Command::PlayAbandonMessage`] or
+    /// [`Command::LeaveMessage`] could not play.
     PlayFailed {
         /// The call.
         call: CallRef,
@@ -359,6 +373,13 @@ pub enum Command {
     /// Play the campaign's abandon message; answer [`Input::PlayFailed`]
     /// if it cannot play.
     PlayAbandonMessage {
+        /// The call.
+        call: CallRef,
+    },
+    /// Leave the campaign's voicemail message on the machine that answered,
+    /// after its greeting, in place of anything bridged; answer
+    /// [`Input::PlayFailed`] if it cannot be left.
+    LeaveMessage {
         /// The call.
         call: CallRef,
     },

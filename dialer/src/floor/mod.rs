@@ -478,6 +478,7 @@ impl Floor {
             trunk,
             ring_timeout: Duration::from_secs(u64::from(settings.ring_timeout_secs)),
             abandon_message: settings.abandon_message_path.clone().map(PathBuf::from),
+            voicemail_message: settings.voicemail_message_path.clone().map(PathBuf::from),
             recordings: self.recordings.clone().filter(|_| settings.record_calls),
             detect_machines: settings.detect_machines,
         };

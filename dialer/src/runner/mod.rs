@@ -115,6 +115,8 @@ pub struct Plan {
     pub ring_timeout: Duration,
     /// The recorded message played on abandon.
     pub abandon_message: Option<PathBuf>,
+    /// The recorded message left on answering machines.
+    pub voicemail_message: Option<PathBuf>,
     /// The folder connected calls are recorded into, as stereo WAVs named
     /// by call reference; `None` records nothing.
     pub recordings: Option<PathBuf>,
@@ -221,6 +223,7 @@ impl Plan {
             detect_machines: self.detect_machines,
             after_greeting: sip_gateway::media::AmdConfig::default().after_greeting,
             abandon_message: self.abandon_message.is_some(),
+            voicemail_message: self.voicemail_message.is_some(),
             record: self.recordings.is_some(),
             ..CampaignConfig::new(self.pacer)
         }

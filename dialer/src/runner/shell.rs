@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dialer_core::campaign::{Campaign, Claim, Command, Input, LineEvent, Now};
-use sip_gateway::gateway::{Audio, CallEvent, CallEventKind, CallRef, DialRequest, Gateway};
+use sip_gateway::gateway::{
+    Audio, CallEvent, CallEventKind, CallRef, DialRequest, Gateway, GatewayError,
+};
+use sip_gateway::media::greeting::GreetingEnded;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use vocab::Clock;
@@ -147,6 +150,16 @@ impl<L: LeadSource> Runner<L> {
                 LineEvent::AnsweredBy(verdict)
             }
             CallEventKind::PlaybackFinished => LineEvent::PlaybackFinished,
+            CallEventKind::GreetingEnded { ended } => {
+                tracing::debug!(call = %event.call_ref, ?ended, "the greeting ended");
+                if ended == GreetingEnded::TimedOut {
+                    // No message plays on a greeting that never ends.
+                    self.input(Input::PlayFailed {
+                        call: event.call_ref,
+                    });
+                }
+                return;
+            }
             CallEventKind::Ended { cause } => LineEvent::Ended(cause),
             // Trying, DTMF and media-leg events change nothing here.
             _ => return,
@@ -215,10 +228,23 @@ impl<L: LeadSource> Runner<L> {
                 Command::PlayAbandonMessage { call } => {
                     let played = match &self.plan.abandon_message {
                         Some(path) => self.gateway.play(call, Audio::File(path.clone())).await,
-                        None => Err(sip_gateway::gateway::GatewayError::NoSuchCall),
+                        None => Err(GatewayError::NoSuchCall),
                     };
                     if let Err(e) = played {
                         tracing::warn!(%call, error = %e, "the abandon message did not play");
+                        self.input(Input::PlayFailed { call });
+                    }
+                }
+                Command::LeaveMessage { call } => {
+                    let left = match &self.plan.voicemail_message {
+                        Some(path) => {
+                            let message = Audio::File(path.clone());
+                            self.gateway.leave_message(call, message).await
+                        }
+                        None => Err(GatewayError::NoSuchCall),
+                    };
+                    if let Err(e) = left {
+                        tracing::warn!(%call, error = %e, "the voicemail message was not left");
                         self.input(Input::PlayFailed { call });
                     }
                 }

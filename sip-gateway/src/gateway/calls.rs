@@ -65,9 +65,13 @@ impl Engine {
                 let _ = reply.send(self.listen(call, listener));
             }
             Command::LeaveMessage(call_ref, samples, reply) => {
-                let left = self
-                    .answered_leg(call_ref)
-                    .map(|leg| leg.send(LegCommand::LeaveMessage(samples)));
+                let left = self.answered_leg(call_ref).map(|leg| {
+                    // The message replaces whoever was bridged: the agent
+                    // who found the machine hears no more of it.
+                    self.forget_everywhere(leg, &[call_ref]);
+                    leg.send(LegCommand::Unbridge);
+                    leg.send(LegCommand::LeaveMessage(samples));
+                });
                 let _ = reply.send(left);
             }
             Command::ZipTone(agent, reply) => {

@@ -294,12 +294,14 @@ impl Gateway {
 
     /// Leaves a message on the answering machine that answered a call: waits
     /// for the end of its greeting (a beep that stops, or 1.5 s of quiet;
-    /// [`crate::media::greeting`]), then plays `audio` in place of anything
-    /// bridged, reporting [`CallEventKind::GreetingEnded`] and, at the
-    /// message's end, [`CallEventKind::PlaybackFinished`]. If the greeting
-    /// has not ended within 30 s, only `GreetingEnded` (`TimedOut`) comes.
-    /// The caller hangs up. [`Gateway::stop_playing`] cancels it. Errors as
-    /// for [`Gateway::hold`], and those of loading a file.
+    /// [`crate::media::greeting`]), then plays `audio`, reporting
+    /// [`CallEventKind::GreetingEnded`] and, at the message's end,
+    /// [`CallEventKind::PlaybackFinished`]. If the greeting has not ended
+    /// within 30 s, only `GreetingEnded` (`TimedOut`) comes. A leg bridged
+    /// to the call is parted from it at once, so an agent who found the
+    /// machine hears no more of it and can take another call. The caller
+    /// hangs up. [`Gateway::stop_playing`] cancels it. Errors as for
+    /// [`Gateway::hold`], and those of loading a file.
     pub async fn leave_message(&self, call_ref: CallRef, audio: Audio) -> Result<(), GatewayError> {
         let samples = audio.load().await?;
         self.ask(|reply| Command::LeaveMessage(call_ref, samples, reply))
