@@ -103,6 +103,10 @@
         break;
       case "call":
         showCall(m.call_ref, m.contact, m.script, m.inbound);
+        showVoicemail(Boolean(m.voicemail));
+        break;
+      case "voicemail_left":
+        voicemailLeft(m.call_ref);
         break;
       case "contact_edited":
         contactEdited(m);
@@ -141,6 +145,8 @@
         // A refused save leaves the draft; the agent may fix it or discard it.
         if (desk.saving && desk.wrapup) $("discard").hidden = false;
         desk.saving = false;
+        // A refused "Leave voicemail" may be tried again, or the call hung up.
+        if (desk.state === "in_call" && !$("voicemail").hidden) $("voicemail").disabled = false;
         status(m.message, true);
         break;
       default:
@@ -345,7 +351,10 @@
     badge.textContent = STATES[state] || state;
     $("state-reason").textContent = reason ? `(${REASONS[reason] || reason})` : "";
     $("hangup").disabled = state !== "in_call" && state !== "dialling";
-    if (state !== "in_call") controls({ held: false, recording: "off" });
+    if (state !== "in_call") {
+      controls({ held: false, recording: "off" });
+      showVoicemail(false);
+    }
     if (state === "ready" && !desk.wrapup) {
       hideContact();
       desk.call = null;
@@ -890,6 +899,31 @@
     send({ type: "pause", code: $("pause-code").value });
   }
 
+  // "Leave voicemail": offered on calls the campaign placed when it has a
+  // message; the service leaves it after the machine's greeting and the
+  // agent is free at once, with no wrap-up.
+  function showVoicemail(offered) {
+    $("voicemail").hidden = !offered;
+    $("voicemail").disabled = !offered;
+  }
+
+  function leaveVoicemail() {
+    if (desk.state !== "in_call" || $("voicemail").hidden || $("voicemail").disabled) return;
+    if (send({ type: "leave_voicemail" })) {
+      $("voicemail").disabled = true;
+      status("Leaving the voicemail message…");
+    }
+  }
+
+  function voicemailLeft(callRef) {
+    if (desk.call && desk.call.call_ref === callRef) {
+      hideContact();
+      desk.call = null;
+    }
+    showVoicemail(false);
+    status("The voicemail message is being left; you are free for the next call.");
+  }
+
   function hangup() {
     if (desk.state === "in_call" || desk.state === "dialling") send({ type: "hangup" });
   }
@@ -916,7 +950,7 @@
     const focusDial = () => $("manual").number.focus();
     const action = {
       r: ready, p: pause, h: hangup, m: toggleMute, o: toggleHold, e: toggleRecording, d: focusDial,
-      c: openEdit,
+      c: openEdit, v: leaveVoicemail,
     }[ev.key.toLowerCase()];
     if (action) {
       ev.preventDefault();
@@ -928,6 +962,7 @@
   $("audio-choice").addEventListener("change", chooseAudio);
   $("pause").addEventListener("click", pause);
   $("hangup").addEventListener("click", hangup);
+  $("voicemail").addEventListener("click", leaveVoicemail);
   $("preview-call").addEventListener("click", () => {
     if (send({ type: "preview_call" })) $("preview-actions").hidden = true;
   });

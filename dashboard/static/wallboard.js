@@ -7,7 +7,7 @@ const board = {
   trunks: new Map(), queues: new Map(), queueNames: new Map(),
 };
 // How states read on the board; the wire keeps its snake_case names.
-const WORDS = { in_call: "in call", wrap_up: "wrap-up", logged_out: "logged out" };
+const WORDS = { in_call: "in call", wrap_up: "wrap-up", logged_out: "logged out", voicemail: "leaving voicemail" };
 function words(state) {
   return WORDS[state] || state;
 }
@@ -55,7 +55,8 @@ function apply(ev) {
       else board.calls.set(ev.call_ref, {
         campaign_id: ev.campaign_id,
         state: ev.state,
-        agent: ev.agent ?? (known && known.agent),
+        // A message being left has no agent on it any more.
+        agent: ev.state === "voicemail" ? null : ev.agent ?? (known && known.agent),
         started: known ? known.started : ev.at,
       });
       break;

@@ -236,6 +236,8 @@ impl<C: Clone + PartialEq> Desk<C> {
             Input::Hold { on } => self.hold(on),
             Input::Digits { digits } => self.digits(digits),
             Input::Recording { paused } => self.recording(paused),
+            Input::LeaveMessage => self.leave_message(),
+            Input::MessageLeft { call } => self.message_left(call),
             Input::Disposition { call, disposition } => self.disposition(call, disposition),
             Input::AudioConnected => self.audio_connected(),
             Input::PreviewOffered { lead, contact } => self.preview_offered(lead, contact),

@@ -119,7 +119,7 @@ fn free_port() -> u16 {
     }
 }
 
-fn write_wav(path: &Path, samples: &[i16]) {
+pub(crate) fn write_wav(path: &Path, samples: &[i16]) {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 8000,

@@ -319,6 +319,25 @@ impl TestApp {
         trunk: Option<&str>,
         supervisor: (&str, &str),
     ) -> crm::model::Campaign {
+        self.start_campaign_with(account, list, name, supervisor, |s| {
+            s.mode = mode;
+            if let Some(trunk) = trunk {
+                s.trunk = trunk.into();
+            }
+        })
+        .await
+    }
+
+    /// Starts a campaign as [`TestApp::start_campaign`] does, with `tune`
+    /// applied to its default settings.
+    pub async fn start_campaign_with(
+        &self,
+        account: &Account,
+        list: crm::model::ListId,
+        name: &str,
+        supervisor: (&str, &str),
+        tune: impl FnOnce(&mut crm::store::campaign_settings::CampaignSettings),
+    ) -> crm::model::Campaign {
         let s = &self.db.store;
         let now = Utc::now();
         let campaign = s
@@ -330,10 +349,7 @@ impl TestApp {
             .expect("attach");
         let mut settings =
             crm::store::campaign_settings::CampaignSettings::defaults("+441632960000");
-        settings.mode = mode;
-        if let Some(trunk) = trunk {
-            settings.trunk = trunk.into();
-        }
+        tune(&mut settings);
         s.update_campaign_settings(account.id, campaign.id, &settings, now)
             .await
             .expect("settings");

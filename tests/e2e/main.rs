@@ -52,5 +52,6 @@ mod softphone_controls;
 mod stream;
 mod tenancy;
 mod trunks;
+mod voicemail;
 mod wallboard;
 mod webhooks;

@@ -80,6 +80,42 @@ impl Session {
         Ok(Input::RecordingChanged { call, paused })
     }
 
+    /// Has the campaign leave its voicemail message on the call's machine;
+    /// the desk hears back through the dialler's report of the call.
+    pub(super) async fn leave_message(
+        &self,
+        campaign: CampaignId,
+        call: CallRef,
+    ) -> Result<(), ServerMessage> {
+        let account = self.user.account_id;
+        let placed = self.state.store.attempt_by_ref(account, call).await;
+        let ours =
+            placed.is_ok_and(|a| a.direction == "outbound" && a.campaign_id == Some(campaign));
+        if !ours {
+            return Err(error(
+                "only a call the campaign placed can be left a voicemail message".into(),
+            ));
+        }
+        if !self.leaves_voicemail(campaign).await {
+            return Err(error("this campaign has no voicemail message".into()));
+        }
+        let agent = self.agent();
+        let update = AgentUpdate::LeaveMessage { agent };
+        self.floor
+            .update(account, campaign, update)
+            .await
+            .map_err(|_| error("the campaign is not dialling on this server".into()))
+    }
+
+    /// Whether the campaign has a voicemail message to leave.
+    pub(super) async fn leaves_voicemail(&self, campaign: CampaignId) -> bool {
+        self.state
+            .store
+            .campaign_settings(self.user.account_id, campaign)
+            .await
+            .is_ok_and(|s| s.voicemail_message_path.is_some())
+    }
+
     /// Whether a call connected now is recorded: the campaign records and
     /// this node has somewhere to put recordings.
     pub(super) async fn recorded_from_start(&self) -> bool {

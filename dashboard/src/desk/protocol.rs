@@ -64,6 +64,10 @@ pub enum ClientMessage {
         /// Whether the recording is paused.
         paused: bool,
     },
+    /// The call in progress reached an answering machine: leave the
+    /// campaign's voicemail message on it (after its greeting; the service
+    /// plays it and hangs up) and be free at once, with no wrap-up.
+    LeaveVoicemail,
     /// Dial a number by hand in the current campaign. Numbers on the
     /// do-not-call list are refused; outside the contact's calling hours
     /// the server answers `dial_check` and dials only when sent again with
@@ -163,6 +167,9 @@ pub enum ServerMessage {
         /// plain text (docs/api.md); absent when the campaign has none.
         #[serde(skip_serializing_if = "Option::is_none")]
         script: Option<Box<Rendered>>,
+        /// Whether a voicemail message can be left on this call (a call the
+        /// campaign placed, and the campaign has a message).
+        voicemail: bool,
     },
     /// The contact on the card was changed by someone (a supervisor, a
     /// merge, the agent elsewhere): the card as it is now. The page shows
@@ -230,6 +237,12 @@ pub enum ServerMessage {
     /// The wrap-up ran past the campaign's limit: the call was logged
     /// without a disposition and the agent is Ready again.
     WrapUpExpired {
+        /// The call.
+        call_ref: CallRef,
+    },
+    /// The voicemail message is being left on the call's machine; the
+    /// agent is done with the call (no wrap-up) and goes Ready again.
+    VoicemailLeft {
         /// The call.
         call_ref: CallRef,
     },

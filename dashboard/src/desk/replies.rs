@@ -90,11 +90,16 @@ impl Session {
                     None => None,
                 };
                 let inbound = self.inbound(call, &card).await;
+                let voicemail = match (campaign, &inbound) {
+                    (Some(campaign), None) => self.leaves_voicemail(campaign).await,
+                    _ => false,
+                };
                 ServerMessage::Call {
                     call_ref: call,
                     contact: Box::new(card),
                     inbound,
                     script: script.map(Box::new),
+                    voicemail,
                 }
             }
             Reply::Controls { call, controls } => ServerMessage::CallControls {
@@ -122,6 +127,7 @@ impl Session {
             },
             Reply::WrapUpExpired { call } => ServerMessage::WrapUpExpired { call_ref: call },
             Reply::Saved { call } => ServerMessage::Saved { call_ref: call },
+            Reply::MessageLeft { call } => ServerMessage::VoicemailLeft { call_ref: call },
             Reply::Refused(refusal) => error(refusal.to_string()),
         })
     }

@@ -257,6 +257,9 @@ impl Session {
                 Ok(()) => Ok(None),
                 Err(_) => Err(error("the call could not be hung up".into())),
             },
+            Action::LeaveMessage { campaign, call } => {
+                self.leave_message(campaign, call).await.map(|()| None)
+            }
             Action::DropCall { call } => {
                 let _ = gateway.hangup(call).await;
                 Ok(None)
@@ -362,6 +365,7 @@ impl Session {
             ClientMessage::Recording { paused } => Input::Recording { paused },
             ClientMessage::ManualDial { number, confirm } => Input::ManualDial { number, confirm },
             ClientMessage::Hangup => Input::HangUp,
+            ClientMessage::LeaveVoicemail => Input::LeaveMessage,
             ClientMessage::Disposition {
                 call_ref,
                 disposition,
@@ -628,6 +632,7 @@ impl Session {
                         call,
                         recorded: self.recorded_from_start().await,
                     },
+                    CallPhase::Voicemail if mine => Input::MessageLeft { call },
                     CallPhase::Ended => Input::CallEnded {
                         call,
                         mine,

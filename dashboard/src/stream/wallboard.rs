@@ -163,7 +163,10 @@ impl Wallboard {
                         started: *at,
                     });
                     view.state = *state;
-                    if agent.is_some() {
+                    if *state == CallPhase::Voicemail {
+                        // A message being left has no agent on it any more.
+                        view.agent = None;
+                    } else if agent.is_some() {
                         view.agent = *agent;
                     }
                 }
@@ -405,6 +408,17 @@ mod tests {
         assert_eq!(s.calls[0].started, at(0));
         w.apply(&call(1, CallPhase::Ended, None, 60));
         assert!(w.snapshot().calls.is_empty());
+    }
+
+    #[test]
+    fn a_call_left_a_voicemail_by_its_agent_shows_no_agent() {
+        let mut w = Wallboard::default();
+        w.apply(&call(1, CallPhase::Dialling, None, 0));
+        w.apply(&call(1, CallPhase::Connected, Some(3), 6));
+        w.apply(&call(1, CallPhase::Voicemail, Some(3), 9));
+        let s = w.snapshot();
+        assert_eq!(s.calls[0].state, CallPhase::Voicemail);
+        assert_eq!(s.calls[0].agent, None, "the agent moved on");
     }
 
     #[test]

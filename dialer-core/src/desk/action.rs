@@ -67,6 +67,15 @@ pub enum Action<C> {
         /// The call.
         call: C,
     },
+    /// Ask the campaign to leave its voicemail message on the call's
+    /// machine; its answer is [`Input::MessageLeft`], by way of the
+    /// dialler's report. A failure is the page's to know.
+    LeaveMessage {
+        /// The campaign.
+        campaign: CampaignId,
+        /// The call.
+        call: C,
+    },
     /// Hang up a call the signed-out agent leaves behind.
     DropCall {
         /// The call.
@@ -189,6 +198,12 @@ pub enum Reply<C> {
         /// The call.
         call: C,
     },
+    /// The voicemail message is being left on the call's machine, and the
+    /// agent is done with it.
+    MessageLeft {
+        /// The call.
+        call: C,
+    },
     /// The disposition was stored.
     Saved {
         /// The call.
@@ -234,6 +249,9 @@ pub enum Refusal {
     /// A disposition for a call whose wrap-up is not due.
     #[error("no finished call awaits that disposition")]
     NoDispositionDue,
+    /// "Leave voicemail" on a call that is not a campaign's.
+    #[error("only a campaign's call can be left a voicemail message")]
+    NoMessageHere,
     /// Anything from a page after the login session ended.
     #[error("your session has ended; log in again")]
     SignedOut,

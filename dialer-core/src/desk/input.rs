@@ -69,6 +69,9 @@ pub enum Input<C> {
         /// The digits.
         digits: String,
     },
+    /// The page asks to leave the campaign's voicemail message on the
+    /// answering machine the call reached, and to move on.
+    LeaveMessage,
     /// The page asks to pause or resume the call's recording.
     Recording {
         /// Whether the recording is to be paused.
@@ -108,6 +111,12 @@ pub enum Input<C> {
         call: C,
         /// Whether the campaign records it.
         recorded: bool,
+    },
+    /// The dialler took this agent's call to leave the voicemail message
+    /// on its machine: the agent is free.
+    MessageLeft {
+        /// The call.
+        call: C,
     },
     /// A call of the account ended.
     CallEnded {
@@ -189,6 +198,7 @@ impl<C> Input<C> {
                 | Input::Hold { .. }
                 | Input::Digits { .. }
                 | Input::Recording { .. }
+                | Input::LeaveMessage
                 | Input::Disposition { .. }
         )
     }

@@ -198,6 +198,29 @@ impl<C: Clone + PartialEq> Desk<C> {
         self.push(Action::SetRecording { call, paused });
     }
 
+    pub(super) fn leave_message(&mut self) {
+        let Some(call) = self.call_in_progress() else {
+            return;
+        };
+        match self.campaign {
+            Some(campaign) => self.push(Action::LeaveMessage { campaign, call }),
+            None => self.refuse(Refusal::NoMessageHere),
+        }
+    }
+
+    /// The message is being left on the call's machine: the agent is done
+    /// with the call, with no wrap-up (the attempt's outcome says what
+    /// happened), and goes back into the campaign.
+    pub(super) fn message_left(&mut self, left: C) {
+        let campaign = match (&self.phase, self.campaign) {
+            (Phase::InCall { call, .. }, Some(campaign)) if *call == left => campaign,
+            _ => return,
+        };
+        self.phase = Phase::Paused { code: None };
+        self.send(Reply::MessageLeft { call: left });
+        self.join(campaign);
+    }
+
     /// Changes the controls of the call in progress and shows them.
     pub(super) fn set_controls(&mut self, of: C, change: impl FnOnce(&mut Controls)) {
         let Phase::InCall { call, controls } = &mut self.phase else {

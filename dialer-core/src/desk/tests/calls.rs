@@ -353,3 +353,68 @@ fn a_new_audio_leg_takes_the_call_or_tells_the_floor() {
     let mut desk = Desk::new();
     assert_eq!(feed(&mut desk, Input::AudioConnected), vec![]);
 }
+
+#[test]
+fn leaving_a_voicemail_frees_the_agent_without_a_wrap_up() {
+    let mut desk = in_call(5, true);
+    let asked = feed(&mut desk, Input::LeaveMessage);
+    assert_eq!(
+        asked,
+        vec![Action::LeaveMessage {
+            campaign: SPRING,
+            call: 5
+        }]
+    );
+    assert!(
+        matches!(desk.phase(), Phase::InCall { call: 5, .. }),
+        "the agent stays on the call until the dialler takes it"
+    );
+    let left = feed(&mut desk, Input::MessageLeft { call: 5 });
+    assert_eq!(
+        left,
+        vec![
+            Action::Send(Reply::MessageLeft { call: 5 }),
+            Action::Join {
+                campaign: SPRING,
+                leave: None
+            }
+        ]
+    );
+    let joined = feed(
+        &mut desk,
+        Input::Joined {
+            campaign: SPRING,
+            preview: false,
+        },
+    );
+    assert_eq!(
+        joined,
+        vec![
+            publish(AgentState::Ready, None),
+            state("ready", Some(SPRING), None)
+        ]
+    );
+    // The dialler reports the call's end later under no agent.
+    let ended = feed(
+        &mut desk,
+        Input::CallEnded {
+            call: 5,
+            mine: false,
+            cause: None,
+        },
+    );
+    assert_eq!(ended, vec![]);
+    assert_eq!(desk.phase(), &Phase::Ready);
+}
+
+#[test]
+fn a_voicemail_needs_a_call_in_progress_and_only_its_own_call_frees_the_agent() {
+    let mut desk = ready_in(SPRING, false);
+    assert_eq!(
+        feed(&mut desk, Input::LeaveMessage),
+        refused(Refusal::NoCallInProgress)
+    );
+    let mut desk = in_call(5, false);
+    assert_eq!(feed(&mut desk, Input::MessageLeft { call: 6 }), vec![]);
+    assert!(matches!(desk.phase(), Phase::InCall { call: 5, .. }));
+}
