@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::types::CallRef;
+use super::types::{CallRef, CoachMode};
 use super::{now, sleep_until};
 use crate::media::amd::{AmdConfig, AmdVerdict, MachineCheck};
 use crate::media::dtmf_sender::{DtmfMode, DtmfSender, DtmfSenderConfig};
 use crate::media::greeting::{GreetingConfig, GreetingEnded, GreetingWatch};
 use crate::media::hold::hold_tone;
-use crate::media::mix::Mixer;
+use crate::media::mix::{lay_over, Mixer, Overlay};
 use crate::media::playback::{Player, PlayerConfig, PlayerEvent};
 use crate::media::recorder::{Recorder, RecorderTap, Side};
 use crate::media::relay::{PayloadTypeMap, Relay, RelayConfig, SourceId};
@@ -57,12 +57,24 @@ pub(crate) enum LegCommand {
     Hold(bool),
     /// Sends DTMF digits to the far end, already checked, after any still being sent.
     SendDtmf(String),
-    /// Forwards received audio to another leg.
-    Bridge { peer: mpsc::Sender<BridgedPacket> },
+    /// Forwards received audio to another leg, and relays only that leg's audio.
+    Bridge {
+        peer: mpsc::Sender<BridgedPacket>,
+        /// The peer's source id: packets from any other leg are dropped.
+        source: SourceId,
+    },
     /// Stops forwarding to the bridged leg, if any.
     Unbridge,
-    /// Sends a mix of both sides of the call to a listening leg.
-    AddListener(mpsc::Sender<BridgedPacket>),
+    /// Sends a mix of both sides of the call to a supervisor's leg, and lays
+    /// its audio over what the agent hears (whisper) or also over what the
+    /// customer hears (barge); a leg already listening changes mode in place.
+    /// Never `TakeOver`, which is a bridge.
+    Coach {
+        listener: mpsc::Sender<BridgedPacket>,
+        /// The listener's source id, which its audio arrives under.
+        source: SourceId,
+        mode: CoachMode,
+    },
     /// Stops sending anything to this leg, as its peer or as a listener.
     Forget(mpsc::Sender<BridgedPacket>),
     /// Listens to the far end's audio from now on and reports who answered.
@@ -113,6 +125,8 @@ pub(crate) struct LegHandle {
     pub inbox: mpsc::Sender<BridgedPacket>,
     /// Where the leg receives RTP, as written in our SDP.
     pub local: SocketAddr,
+    /// The id the leg's audio goes by in other legs.
+    pub source: SourceId,
 }
 
 impl LegHandle {
@@ -153,7 +167,10 @@ pub(crate) fn spawn(
         tap: None,
         dtmf: DtmfDetector::new(8000),
         peer: None,
+        peer_source: None,
         listeners: Vec::new(),
+        coaching: false,
+        barging: false,
         mixer: None,
         machine: None,
         message: None,
@@ -169,6 +186,7 @@ pub(crate) fn spawn(
         commands,
         inbox,
         local: advertised,
+        source: SourceId(id),
     }
 }
 
@@ -190,8 +208,15 @@ struct Leg {
     tap: Option<RecorderTap>,
     dtmf: DtmfDetector,
     peer: Option<mpsc::Sender<BridgedPacket>>,
-    /// Legs that hear both sides of the call and are heard by no one.
-    listeners: Vec<mpsc::Sender<BridgedPacket>>,
+    /// The source id of the peer, the one leg whose audio is relayed.
+    peer_source: Option<SourceId>,
+    /// Supervisors' legs that hear both sides of the call, and whose audio
+    /// some side hears as their mode says.
+    listeners: Vec<Listener>,
+    /// Whether a listener whispers or barges: the agent hears their voice.
+    coaching: bool,
+    /// Whether a listener barges: the customer hears their voice.
+    barging: bool,
     /// Mixes both sides while anyone listens.
     mixer: Option<Mixer>,
     /// Machine detection, from answer until its verdict.
@@ -202,6 +227,41 @@ struct Leg {
     /// SRTP towards the trunk, when its media is encrypted.
     srtp: Option<LegSrtp>,
     events: mpsc::UnboundedSender<LegEvent>,
+}
+
+/// A supervisor's leg listening to the call, and what the other sides are to hear of it.
+struct Listener {
+    inbox: mpsc::Sender<BridgedPacket>,
+    source: SourceId,
+    mode: CoachMode,
+    /// Its audio waiting to be laid over what the agent hears.
+    to_agent: Overlay,
+    /// Its audio waiting to be laid over what the customer hears.
+    to_customer: Overlay,
+}
+
+impl Listener {
+    /// Keeps the audio of one packet of the listener for the sides its mode lets hear it.
+    fn heard(&mut self, packet: &BridgedPacket) {
+        let (agent, customer) = match self.mode {
+            CoachMode::Whisper => (true, false),
+            CoachMode::Barge => (true, true),
+            CoachMode::Listen | CoachMode::TakeOver => return,
+        };
+        let Ok(view) = RtpPacket::parse(&packet.bytes) else {
+            return;
+        };
+        if view.payload_type() != packet.codec.payload_type() || view.has_padding() {
+            return;
+        }
+        let codec = g711(packet.codec);
+        if agent {
+            self.to_agent.push_g711(codec, view.payload());
+        }
+        if customer {
+            self.to_customer.push_g711(codec, view.payload());
+        }
+    }
 }
 
 /// Both directions of SRTP on a trunk leg, and the keys they were made from.
@@ -314,12 +374,49 @@ impl Leg {
             LegCommand::ResumeRecording => self.recorder.iter().for_each(Recorder::resume),
             LegCommand::Hold(on) => self.set_hold(on, now),
             LegCommand::SendDtmf(digits) => self.send_digits(&digits, now),
-            LegCommand::Bridge { peer } => self.peer = Some(peer),
-            LegCommand::Unbridge => self.peer = None,
-            LegCommand::AddListener(listener) => {
-                if !self.listeners.iter().any(|l| l.same_channel(&listener)) {
-                    self.listeners.push(listener);
+            LegCommand::Bridge { peer, source } => {
+                self.peer = Some(peer);
+                self.peer_source = Some(source);
+            }
+            LegCommand::Unbridge => {
+                self.peer = None;
+                self.peer_source = None;
+            }
+            LegCommand::Coach {
+                listener,
+                source,
+                mode,
+            } => {
+                // A leg that was bridged here listens now: it is not the peer any more.
+                if self
+                    .peer
+                    .as_ref()
+                    .is_some_and(|p| p.same_channel(&listener))
+                {
+                    self.peer = None;
+                    self.peer_source = None;
                 }
+                match self
+                    .listeners
+                    .iter_mut()
+                    .find(|l| l.inbox.same_channel(&listener))
+                {
+                    Some(known) => {
+                        tracing::debug!(?mode, "listener changed mode");
+                        known.mode = mode;
+                        known.source = source;
+                        known.to_agent.clear();
+                        known.to_customer.clear();
+                    }
+                    None => self.listeners.push(Listener {
+                        inbox: listener,
+                        source,
+                        mode,
+                        to_agent: Overlay::default(),
+                        to_customer: Overlay::default(),
+                    }),
+                }
+                self.count_coaches();
                 if self.mixer.is_none() {
                     let codec = self.media.map_or(G711::Pcmu, |m| g711(m.codec));
                     let (ssrc, seq, ts) = (rand::random(), rand::random(), rand::random());
@@ -329,8 +426,10 @@ impl Leg {
             LegCommand::Forget(leg) => {
                 if self.peer.as_ref().is_some_and(|p| p.same_channel(&leg)) {
                     self.peer = None;
+                    self.peer_source = None;
                 }
-                self.listeners.retain(|l| !l.same_channel(&leg));
+                self.listeners.retain(|l| !l.inbox.same_channel(&leg));
+                self.count_coaches();
                 if self.listeners.is_empty() {
                     self.mixer = None;
                 }
@@ -487,11 +586,18 @@ impl Leg {
             }
         }
         if let (Some(peer), None) = (&self.peer, &self.hold) {
+            let mut bytes = datagram.to_vec();
+            if self.coaching {
+                // The agent hears the customer with the coaching supervisors over them.
+                lay_over_rtp(g711(media.codec), &mut bytes, &mut self.listeners, |l| {
+                    Some(&mut l.to_agent)
+                });
+            }
             let forwarded = BridgedPacket {
                 source: self.source,
                 codec: media.codec,
                 telephone_event: media.telephone_event,
-                bytes: datagram.to_vec(),
+                bytes,
             };
             if let Err(mpsc::error::TrySendError::Closed(_)) = peer.try_send(forwarded) {
                 self.peer = None;
@@ -500,6 +606,18 @@ impl Leg {
     }
 
     fn on_bridged(&mut self, mut packet: BridgedPacket, now: Instant) {
+        if let Some(listener) = self
+            .listeners
+            .iter_mut()
+            .find(|l| l.source == packet.source)
+        {
+            return listener.heard(&packet);
+        }
+        // Only the peer is relayed: a leg bridged elsewhere since, or a
+        // supervisor no longer coaching, may still have packets on the way.
+        if self.peer_source != Some(packet.source) {
+            return;
+        }
         let Some(media) = self.media else { return };
         let replaced = self.player.is_some() || self.hold.is_some() || self.digits.is_some();
         if replaced || !sends(media) {
@@ -522,7 +640,8 @@ impl Leg {
             return;
         }
         self.relay.set_payload_map(packet.source, map);
-        self.send_relayed(packet.source, packet.bytes, is_audio, now);
+        let coached = is_audio && self.barging;
+        self.send_coached(packet.source, packet.bytes, is_audio, coached, now);
     }
 
     fn on_timeout(&mut self, now: Instant) {
@@ -595,7 +714,22 @@ impl Leg {
         }
     }
 
-    fn send_relayed(&mut self, source: SourceId, mut bytes: Vec<u8>, audio: bool, now: Instant) {
+    fn send_relayed(&mut self, source: SourceId, bytes: Vec<u8>, audio: bool, now: Instant) {
+        self.send_coached(source, bytes, audio, false, now);
+    }
+
+    /// Sends audio to the far end; when `coached`, with the barging supervisors laid over it.
+    ///
+    /// Listeners hear it as it was, so a supervisor never hears their own voice back; the
+    /// recording has what the customer heard.
+    fn send_coached(
+        &mut self,
+        source: SourceId,
+        mut bytes: Vec<u8>,
+        audio: bool,
+        coached: bool,
+        now: Instant,
+    ) {
         let (Some(media), Some(remote)) = (self.media, self.latch.as_ref().and_then(Latch::remote))
         else {
             return;
@@ -603,8 +737,16 @@ impl Leg {
         let Ok(header) = self.relay.relay(source, &mut bytes, now) else {
             return;
         };
-        if let (true, Ok(packet)) = (audio, RtpPacket::parse(&bytes)) {
-            if let Some(tap) = &self.tap {
+        if audio {
+            if let (Some(mixer), Ok(packet)) = (self.mixer.as_mut(), RtpPacket::parse(&bytes)) {
+                mixer.push_g711(Side::Agent, g711(media.codec), packet.payload());
+            }
+            if coached {
+                lay_over_rtp(g711(media.codec), &mut bytes, &mut self.listeners, |l| {
+                    Some(&mut l.to_customer)
+                });
+            }
+            if let (Some(tap), Ok(packet)) = (&self.tap, RtpPacket::parse(&bytes)) {
                 tap.push_g711(
                     Side::Agent,
                     header.timestamp,
@@ -612,9 +754,6 @@ impl Leg {
                     packet.payload(),
                     now,
                 );
-            }
-            if let Some(mixer) = self.mixer.as_mut() {
-                mixer.push_g711(Side::Agent, g711(media.codec), packet.payload());
             }
         }
         if let Some(srtp) = self.srtp.as_mut() {
@@ -638,6 +777,7 @@ impl Leg {
             G711::Pcmu => Codec::Pcmu,
             G711::Pcma => Codec::Pcma,
         };
+        let before = self.listeners.len();
         while let Some(bytes) = mixer.poll_transmit() {
             self.listeners.retain(|listener| {
                 let packet = BridgedPacket {
@@ -647,14 +787,25 @@ impl Leg {
                     bytes: bytes.clone(),
                 };
                 !matches!(
-                    listener.try_send(packet),
+                    listener.inbox.try_send(packet),
                     Err(mpsc::error::TrySendError::Closed(_))
                 )
             });
         }
+        if self.listeners.len() != before {
+            self.count_coaches();
+        }
         if self.listeners.is_empty() {
             self.mixer = None;
         }
+    }
+
+    /// Notes whether any listener whispers or barges, so the media path does
+    /// no work for coaching while nobody coaches.
+    fn count_coaches(&mut self) {
+        let modes = || self.listeners.iter().map(|l| l.mode);
+        self.coaching = modes().any(|m| matches!(m, CoachMode::Whisper | CoachMode::Barge));
+        self.barging = modes().any(|m| m == CoachMode::Barge);
     }
 
     fn drain_latch(&mut self) {
@@ -698,6 +849,23 @@ impl Leg {
             let _ = self.events.send(LegEvent::Dtmf(self.call_ref, press.digit));
         }
     }
+}
+
+/// Lays the voices `voice` picks over the G.711 payload of an RTP packet, in place; a
+/// packet with padding, or that does not parse, is left alone.
+fn lay_over_rtp<T>(
+    codec: G711,
+    bytes: &mut [u8],
+    holders: &mut [T],
+    voice: impl Fn(&mut T) -> Option<&mut Overlay>,
+) {
+    let start = match RtpPacket::parse(bytes) {
+        Ok(view) if !view.has_padding() && view.payload_type() == codec.payload_type() => {
+            bytes.len() - view.payload().len()
+        }
+        _ => return,
+    };
+    lay_over(codec, &mut bytes[start..], holders, voice);
 }
 
 /// Tells whether the far end wants our audio in this media state.

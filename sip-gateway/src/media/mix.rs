@@ -1,9 +1,16 @@
-//! Mixes both sides of a call into one stream, for a supervisor listening in.
+//! Mixes both sides of a call into one stream, for a supervisor listening in,
+//! and lays a supervisor's voice over a stream passing through, for coaching.
 //!
-//! Each side's decoded audio waits in a short queue; every 20 ms one frame is
-//! taken from each (silence for a side with none), summed with saturation and
-//! encoded as one RTP packet. The queues are capped, so a side that sends in
-//! bursts costs a little audio rather than growing delay.
+//! [`Mixer`]: each side's decoded audio waits in a short queue; every 20 ms one
+//! frame is taken from each (silence for a side with none), summed with
+//! saturation and encoded as one RTP packet. The queues are capped, so a side
+//! that sends in bursts costs a little audio rather than growing delay.
+//!
+//! [`Overlay`]: a supervisor's decoded voice waits in a queue as short; each
+//! G.711 payload on its way to the agent (whisper) or to the customer (barge)
+//! takes as many samples as it carries, decoded, summed and re-encoded in
+//! place. It rides the stream's own packets, so it needs no clock of its own
+//! and adds no delay to what the stream carried.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -114,6 +121,66 @@ impl Mixer {
     }
 }
 
+/// One voice waiting to be laid over a stream; see the module docs.
+#[derive(Debug, Default)]
+pub struct Overlay {
+    queue: VecDeque<i16>,
+}
+
+impl Overlay {
+    /// Adds a G.711 payload of the voice, decoding it; the oldest audio goes
+    /// past three frames.
+    pub fn push_g711(&mut self, codec: G711, payload: &[u8]) {
+        let mut pcm = [0i16; FRAME_SAMPLES];
+        for chunk in payload.chunks(FRAME_SAMPLES) {
+            let pcm = &mut pcm[..chunk.len()];
+            codec.decode(chunk, pcm);
+            self.queue.extend(pcm.iter());
+        }
+        let excess = self.queue.len().saturating_sub(MAX_QUEUED);
+        self.queue.drain(..excess);
+    }
+
+    /// Forgets the audio waiting.
+    pub fn clear(&mut self) {
+        self.queue.clear();
+    }
+
+    /// Returns whether no audio waits.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
+
+/// Sums the voices `voice` picks out of `holders` into a G.711 `payload` in
+/// place, one sample of each per sample of the payload; a payload none of
+/// them has audio for is left as it was, byte for byte.
+pub fn lay_over<T>(
+    codec: G711,
+    payload: &mut [u8],
+    holders: &mut [T],
+    voice: impl Fn(&mut T) -> Option<&mut Overlay>,
+) {
+    for chunk in payload.chunks_mut(FRAME_SAMPLES) {
+        if holders
+            .iter_mut()
+            .all(|h| voice(h).is_none_or(|o| o.is_empty()))
+        {
+            return;
+        }
+        let mut pcm = [0i16; FRAME_SAMPLES];
+        let pcm = &mut pcm[..chunk.len()];
+        codec.decode(chunk, pcm);
+        for overlay in holders.iter_mut().filter_map(&voice) {
+            let take = overlay.queue.len().min(pcm.len());
+            for (out, sample) in pcm.iter_mut().zip(overlay.queue.drain(..take)) {
+                *out = out.saturating_add(sample);
+            }
+        }
+        codec.encode(pcm, chunk);
+    }
+}
+
 fn index(side: Side) -> usize {
     match side {
         Side::Agent => 0,
@@ -166,6 +233,39 @@ mod tests {
         mixer.handle_timeout(t0);
         let pcm = decode(&mixer.poll_transmit().unwrap());
         assert!(pcm.iter().all(|&s| s > 30_000), "{:?}", &pcm[..4]);
+    }
+
+    #[test]
+    fn a_voice_is_laid_over_a_passing_payload_and_used_once() {
+        let customer = sine(1000.0, 8000, 8000, 320);
+        let coach = sine(350.0, 8000, 8000, 320);
+        let mut voices = [Overlay::default(), Overlay::default()];
+        let mut encoded = [0u8; 160];
+        G711::Pcma.encode(&coach[..160], &mut encoded);
+        voices[1].push_g711(G711::Pcma, &encoded);
+        let mut payload = [0u8; 320];
+        G711::Pcmu.encode(&customer, &mut payload);
+        let before = payload;
+        lay_over(G711::Pcmu, &mut payload, &mut voices, |v| Some(v));
+        let mut heard = [0i16; 320];
+        G711::Pcmu.decode(&payload, &mut heard);
+        assert!(goertzel_power(&heard[..160], 350.0, 8000) > 0.01);
+        assert!(goertzel_power(&heard[..160], 1000.0, 8000) > 0.01);
+        // The voice had one frame: the second is passed through untouched.
+        assert_eq!(payload[160..], before[160..]);
+        assert!(voices.iter().all(Overlay::is_empty));
+        let mut again = before;
+        lay_over(G711::Pcmu, &mut again, &mut voices, |v| Some(v));
+        assert_eq!(again, before, "nothing waits: the payload is untouched");
+    }
+
+    #[test]
+    fn an_overlay_keeps_at_most_three_frames() {
+        let mut voice = Overlay::default();
+        voice.push_g711(G711::Pcmu, &[0x7f; 8000]);
+        assert_eq!(voice.queue.len(), MAX_QUEUED);
+        voice.clear();
+        assert!(voice.is_empty());
     }
 
     #[test]
