@@ -12,6 +12,7 @@ mod card_edit_page;
 mod card_news;
 mod card_news_across;
 mod cli;
+mod coach;
 mod compliance;
 mod contacts;
 mod contacts_page;
