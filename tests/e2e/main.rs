@@ -13,6 +13,7 @@ mod card_news;
 mod card_news_across;
 mod cli;
 mod coach;
+mod coach_across;
 mod compliance;
 mod contacts;
 mod contacts_page;
