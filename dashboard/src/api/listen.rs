@@ -295,10 +295,20 @@ pub(crate) async fn point_here(
         Some(_) => return Ok(()),
         None => {}
     }
-    if mode == Mode::Takeover && state.desks.agent_in(call).is_none() {
-        return Err(ApiError::Conflict(
-            "only a call an agent is talking on can be taken over".into(),
-        ));
+    if mode == Mode::Takeover {
+        let Some(agent) = state.desks.agent_in(call) else {
+            return Err(ApiError::Conflict(
+                "only a call an agent is talking on can be taken over".into(),
+            ));
+        };
+        // A desk phone rung for this one call is no leg the agent keeps: hung
+        // up after the takeover, it would end the call with it.
+        if state.legs.get(agent).is_none() {
+            return Err(ApiError::Conflict(
+                "the agent takes this call on a desk phone rung for it: it cannot be taken over"
+                    .into(),
+            ));
+        }
     }
     match floor.gateway().coach(call, leg, mode.gateway()).await {
         Ok(()) => {}
