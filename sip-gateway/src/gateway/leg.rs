@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::coach::{lay_over_rtp, Listener};
 use super::types::{CallRef, CoachMode};
 use super::{now, sleep_until};
 use crate::media::amd::{AmdConfig, AmdVerdict, MachineCheck};
 use crate::media::dtmf_sender::{DtmfMode, DtmfSender, DtmfSenderConfig};
 use crate::media::greeting::{GreetingConfig, GreetingEnded, GreetingWatch};
 use crate::media::hold::hold_tone;
-use crate::media::mix::{lay_over, Mixer, Overlay};
+use crate::media::mix::Mixer;
 use crate::media::playback::{Player, PlayerConfig, PlayerEvent};
 use crate::media::recorder::{Recorder, RecorderTap, Side};
 use crate::media::relay::{PayloadTypeMap, Relay, RelayConfig, SourceId};
@@ -229,41 +230,6 @@ struct Leg {
     events: mpsc::UnboundedSender<LegEvent>,
 }
 
-/// A supervisor's leg listening to the call, and what the other sides are to hear of it.
-struct Listener {
-    inbox: mpsc::Sender<BridgedPacket>,
-    source: SourceId,
-    mode: CoachMode,
-    /// Its audio waiting to be laid over what the agent hears.
-    to_agent: Overlay,
-    /// Its audio waiting to be laid over what the customer hears.
-    to_customer: Overlay,
-}
-
-impl Listener {
-    /// Keeps the audio of one packet of the listener for the sides its mode lets hear it.
-    fn heard(&mut self, packet: &BridgedPacket) {
-        let (agent, customer) = match self.mode {
-            CoachMode::Whisper => (true, false),
-            CoachMode::Barge => (true, true),
-            CoachMode::Listen | CoachMode::TakeOver => return,
-        };
-        let Ok(view) = RtpPacket::parse(&packet.bytes) else {
-            return;
-        };
-        if view.payload_type() != packet.codec.payload_type() || view.has_padding() {
-            return;
-        }
-        let codec = g711(packet.codec);
-        if agent {
-            self.to_agent.push_g711(codec, view.payload());
-        }
-        if customer {
-            self.to_customer.push_g711(codec, view.payload());
-        }
-    }
-}
-
 /// Both directions of SRTP on a trunk leg, and the keys they were made from.
 struct LegSrtp {
     keys: SrtpKeys,
@@ -396,26 +362,7 @@ impl Leg {
                     self.peer = None;
                     self.peer_source = None;
                 }
-                match self
-                    .listeners
-                    .iter_mut()
-                    .find(|l| l.inbox.same_channel(&listener))
-                {
-                    Some(known) => {
-                        tracing::debug!(?mode, "listener changed mode");
-                        known.mode = mode;
-                        known.source = source;
-                        known.to_agent.clear();
-                        known.to_customer.clear();
-                    }
-                    None => self.listeners.push(Listener {
-                        inbox: listener,
-                        source,
-                        mode,
-                        to_agent: Overlay::default(),
-                        to_customer: Overlay::default(),
-                    }),
-                }
+                Listener::join(&mut self.listeners, listener, source, mode);
                 self.count_coaches();
                 if self.mixer.is_none() {
                     let codec = self.media.map_or(G711::Pcmu, |m| g711(m.codec));
@@ -803,9 +750,7 @@ impl Leg {
     /// Notes whether any listener whispers or barges, so the media path does
     /// no work for coaching while nobody coaches.
     fn count_coaches(&mut self) {
-        let modes = || self.listeners.iter().map(|l| l.mode);
-        self.coaching = modes().any(|m| matches!(m, CoachMode::Whisper | CoachMode::Barge));
-        self.barging = modes().any(|m| m == CoachMode::Barge);
+        (self.coaching, self.barging) = Listener::coaching(&self.listeners);
     }
 
     fn drain_latch(&mut self) {
@@ -849,23 +794,6 @@ impl Leg {
             let _ = self.events.send(LegEvent::Dtmf(self.call_ref, press.digit));
         }
     }
-}
-
-/// Lays the voices `voice` picks over the G.711 payload of an RTP packet, in place; a
-/// packet with padding, or that does not parse, is left alone.
-fn lay_over_rtp<T>(
-    codec: G711,
-    bytes: &mut [u8],
-    holders: &mut [T],
-    voice: impl Fn(&mut T) -> Option<&mut Overlay>,
-) {
-    let start = match RtpPacket::parse(bytes) {
-        Ok(view) if !view.has_padding() && view.payload_type() == codec.payload_type() => {
-            bytes.len() - view.payload().len()
-        }
-        _ => return,
-    };
-    lay_over(codec, &mut bytes[start..], holders, voice);
 }
 
 /// Tells whether the far end wants our audio in this media state.

@@ -31,6 +31,7 @@
 
 mod agent;
 mod calls;
+mod coach;
 pub mod config;
 mod engine;
 mod health;
