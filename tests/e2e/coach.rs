@@ -423,6 +423,16 @@ async fn drive(
         .ok()
         .filter(|label| label == &json!("Hang up"))
         .context("a call taken over offers Hang up")?;
+    until(
+        supervisor.cdp,
+        &supervisor.page,
+        &format!(
+            "document.querySelector('#calls tbody tr[data-call-ref=\"{call}\"]')\
+             .children[3].textContent.startsWith('you (taken over from')"
+        ),
+    )
+    .await
+    .context("the wallboard shows the call as the supervisor's")?;
 
     // The agent saves a disposition while the supervisor talks to the customer.
     save_disposition(&mut agent).await?;
