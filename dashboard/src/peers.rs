@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sip_gateway::gateway::CallRef;
 
-use crate::api::listen;
+use crate::api::listen::{self, Mode};
 use crate::{ApiError, AppState};
 
 /// How long a node waits for another's reply; a listening leg is made in
@@ -32,6 +32,16 @@ enum Request {
         user_id: UserId,
         call_ref: CallRef,
         sdp: String,
+        /// Listen, whisper, barge or take over; listen from a node that does not say.
+        #[serde(default)]
+        mode: Mode,
+    },
+    /// Put the supervisor's leg, made here before, on the call in a mode.
+    Coach {
+        account: AccountId,
+        user_id: UserId,
+        call_ref: CallRef,
+        mode: Mode,
     },
     /// Hang up the supervisor's listening leg.
     Unlisten { user_id: UserId },
@@ -78,17 +88,44 @@ impl Peers {
         user_id: UserId,
         call_ref: CallRef,
         sdp: String,
+        mode: Mode,
     ) -> Result<String, ApiError> {
         let request = Request::Listen {
             account,
             user_id,
             call_ref,
             sdp,
+            mode,
         };
         match self.ask(node, &request).await? {
             Reply::Answer { sdp } => Ok(sdp),
             Reply::Done => Err(ApiError::Internal(format!(
                 "node {node} made no listening leg"
+            ))),
+            Reply::Failed { status, message } => Err(failure(node, status, message)),
+        }
+    }
+
+    /// Asks `node`, which holds the supervisor's leg and `call`, to put the
+    /// leg on the call in `mode`.
+    pub async fn coach(
+        &self,
+        node: &str,
+        account: AccountId,
+        user_id: UserId,
+        call_ref: CallRef,
+        mode: Mode,
+    ) -> Result<(), ApiError> {
+        let request = Request::Coach {
+            account,
+            user_id,
+            call_ref,
+            mode,
+        };
+        match self.ask(node, &request).await? {
+            Reply::Done => Ok(()),
+            Reply::Answer { .. } => Err(ApiError::Internal(format!(
+                "node {node} answered a change of mode with SDP"
             ))),
             Reply::Failed { status, message } => Err(failure(node, status, message)),
         }
@@ -161,19 +198,32 @@ async fn answer(state: &AppState, request: Request) -> Reply {
             user_id,
             call_ref,
             sdp,
+            mode,
         } => {
             let made = listen::attach_here(state, user_id, &sdp).await;
             let answer = match made {
                 Ok((_, answer)) => answer,
                 Err(e) => return failed(e),
             };
-            if let Err(e) = listen::point_here(state, account, user_id, call_ref).await {
+            if let Err(e) = listen::point_here(state, account, user_id, call_ref, mode).await {
                 listen::hang_up_here(state, user_id).await;
                 return failed(e);
             }
             tracing::info!(user = %user_id, call = %call_ref, "listening leg made for another node");
             Reply::Answer { sdp: answer }
         }
+        Request::Coach {
+            account,
+            user_id,
+            call_ref,
+            mode,
+        } => match listen::point_here(state, account, user_id, call_ref, mode).await {
+            Ok(()) => {
+                tracing::info!(user = %user_id, call = %call_ref, ?mode, "mode changed for another node");
+                Reply::Done
+            }
+            Err(e) => failed(e),
+        },
         Request::Unlisten { user_id } => {
             listen::hang_up_here(state, user_id).await;
             Reply::Done

@@ -176,7 +176,11 @@ function render() {
     const tr = document.createElement("tr");
     tr.dataset.callRef = ref;
     tr.dataset.state = c.state;
-    const agent = c.agent ? board.names.get(c.agent) || `#${c.agent}` : "";
+    let agent = c.agent ? board.names.get(c.agent) || `#${c.agent}` : "";
+    // A call this page took over is the supervisor's now; its agent has left it.
+    if (typeof listening === "object" && listening.call === ref && listening.mode === "takeover") {
+      agent = `you (taken over from ${agent || "the agent"})`;
+    }
     tr.append(cell(ref.slice(0, 8)), cell(campaignName(c.campaign_id)), cell(words(c.state)), cell(agent),
       cell(since(c.started)),
       listenCell(ref, c));

@@ -12,6 +12,8 @@ mod card_edit_page;
 mod card_news;
 mod card_news_across;
 mod cli;
+mod coach;
+mod coach_across;
 mod compliance;
 mod contacts;
 mod contacts_page;

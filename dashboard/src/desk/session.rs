@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use chrono::{DateTime, Utc};
 use crm::events::{CallPhase, Event};
-use crm::model::{CampaignId, ContactId, User};
+use crm::model::{CampaignId, ContactId, User, UserId};
 use crm::store::desks::KeptDesk;
 use dialer::floor::Floor;
 use dialer::pacer::AgentState;
@@ -56,6 +56,26 @@ pub(super) enum PhoneNews {
     Ended(CallRef),
 }
 
+/// The cause a desk is given for a call a supervisor took over.
+pub(crate) const TAKEN_OVER: &str = "TakenOver";
+
+/// Waits for the next call taken over from `user`; forever once the desks' channel is gone.
+async fn next_release(
+    releases: &mut tokio::sync::broadcast::Receiver<(UserId, CallRef)>,
+    user: UserId,
+) -> CallRef {
+    loop {
+        match releases.recv().await {
+            Ok((agent, call)) if agent == user => return call,
+            Ok(_) => {}
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "an agent's desk missed takeovers");
+            }
+            Err(RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+}
+
 /// How long the agent's desk phone rings before the service gives up.
 const DESK_PHONE_RING: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -70,6 +90,8 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
         return;
     };
     let mut bus = state.bus.subscribe();
+    // Subscribed before the desk is read: a takeover meanwhile is not missed.
+    let mut releases = state.desks.releases();
     // Every node's edits of contacts, when nodes share a stream.
     let mut shared = state.shared.as_ref().map(|s| s.events().subscribe());
     // Watching from before the welcome: a logout meanwhile is not missed.
@@ -132,6 +154,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, user: User, token_hash:
             },
             _ = sleep_until(s.desk.poll_timeout(), s.state.clock.now()) => s.timeout().await,
             Some(news) = phone_rx.recv() => s.phone_news(news).await,
+            call = next_release(&mut releases, s.user.id) => s.taken_over(call).await,
             edit = next_shared(&mut shared) => s.card_news(&edit).await,
             Ok(()) = draining.changed() => {
                 if *draining.borrow_and_update() {
@@ -625,7 +648,13 @@ impl Session {
                 ..
             } if *account == self.user.account_id => {
                 let call = *call_ref;
-                let mine = *agent == Some(self.user.id);
+                // A call taken over is no longer the agent's: its end must not
+                // touch what they do by then.
+                let released = self.state.desks.is_released(self.user.id, call);
+                if released && *state == CallPhase::Ended {
+                    self.state.desks.ended(self.user.id, call);
+                }
+                let mine = *agent == Some(self.user.id) && !released;
                 match state {
                     CallPhase::Dialling | CallPhase::Ringing if mine => Input::CallRinging { call },
                     CallPhase::Connected if mine => Input::CallConnected {
@@ -646,10 +675,32 @@ impl Session {
         self.step(input).await
     }
 
+    /// A supervisor took the agent's call over: for the agent it has ended,
+    /// and the wrap-up is due.
+    async fn taken_over(&mut self, call: CallRef) -> Vec<ServerMessage> {
+        if !matches!(self.desk.phase(), Phase::InCall { call: c, .. } if *c == call) {
+            return Vec::new();
+        }
+        tracing::info!(%call, "the call was taken over from the agent");
+        self.step(Input::CallEnded {
+            call,
+            mine: true,
+            cause: Some(TAKEN_OVER.into()),
+        })
+        .await
+    }
+
     /// Tells a reconnected page what it was doing, after asking the store
     /// whether the call it left is still up.
     async fn restore(&mut self) -> Vec<ServerMessage> {
         let attempt = match self.desk.live_call() {
+            // Taken over while the page was away: over for the agent.
+            Some(call) if self.state.desks.is_released(self.user.id, *call) => {
+                Some(desk::AttemptStatus {
+                    answered: true,
+                    ended: true,
+                })
+            }
             Some(call) => self
                 .state
                 .store

@@ -15,7 +15,7 @@ use tokio::time::{interval, Interval, MissedTickBehavior};
 
 use super::engine::Engine;
 use super::leg::{BridgedPacket, LegCommand, LegEvent, LegHandle};
-use super::types::{CallRef, GatewayError};
+use super::types::{CallRef, CoachMode, GatewayError};
 use crate::media::relay::SourceId;
 use crate::media::rtp::{RtpBuilder, RtpHeader, RtpPacket};
 use crate::media::tone::ToneGenerator;
@@ -100,10 +100,16 @@ impl Engine {
         Ok(())
     }
 
-    /// Makes an agent leg hear a mix of both sides of a trunk call, and be heard by no one.
+    /// Puts a supervisor's leg on a trunk call in `mode`; see [`super::Gateway::coach`].
     ///
-    /// The leg stops hearing whatever it heard before: a bridged call or another listened one.
-    pub(crate) fn listen(&mut self, call: CallRef, listener: CallRef) -> Result<(), GatewayError> {
+    /// The leg stops hearing whatever it heard before: a bridged call or another listened
+    /// one. On the same call it changes mode in place, on the same connection.
+    pub(crate) fn coach(
+        &mut self,
+        call: CallRef,
+        listener: CallRef,
+        mode: CoachMode,
+    ) -> Result<(), GatewayError> {
         let listening = match self.agents.get(&listener) {
             Some(entry) => entry.leg.clone(),
             None if self.calls.contains_key(&listener) => return Err(GatewayError::NotAnAgentLeg),
@@ -118,12 +124,28 @@ impl Engine {
         if entry.ending.is_some() {
             return Err(GatewayError::NoSuchCall);
         }
-        tracing::info!(parent: &entry.span, %listener, "listener joined");
-        self.forget_everywhere(&listening, &[listener]);
-        listening.send(LegCommand::Unbridge);
-        entry
-            .leg
-            .send(LegCommand::AddListener(listening.inbox.clone()));
+        tracing::info!(parent: &entry.span, %listener, ?mode, "supervisor on the call");
+        let call_leg = entry.leg.clone();
+        if mode == CoachMode::TakeOver {
+            // No longer a listener of the call but its other side; the agent's leg
+            // forgets the call in the bridge.
+            call_leg.send(LegCommand::Forget(listening.inbox.clone()));
+            return self.bridge(call, listener);
+        }
+        // The call itself keeps the leg, so a change of mode keeps the mix going.
+        self.forget_everywhere(&listening, &[listener, call]);
+        call_leg.send(LegCommand::Coach {
+            listener: listening.inbox.clone(),
+            source: listening.source,
+            mode,
+        });
+        match mode {
+            CoachMode::Listen | CoachMode::TakeOver => listening.send(LegCommand::Unbridge),
+            CoachMode::Whisper | CoachMode::Barge => listening.send(LegCommand::Bridge {
+                peer: call_leg.inbox.clone(),
+                source: call_leg.source,
+            }),
+        }
         Ok(())
     }
 
@@ -200,6 +222,7 @@ fn spawn(
         commands,
         inbox,
         local,
+        source,
     }
 }
 
@@ -259,7 +282,7 @@ impl AgentBridge {
             tokio::select! {
                 command = commands.recv() => match command {
                     None | Some(LegCommand::Close) => break false,
-                    Some(LegCommand::Bridge { peer }) => {
+                    Some(LegCommand::Bridge { peer, .. }) => {
                         tracing::debug!("bridged");
                         self.peer = Some(peer);
                     }

@@ -61,8 +61,8 @@ impl Engine {
                     .map(|leg| leg.send(LegCommand::Hold(on)));
                 let _ = reply.send(held);
             }
-            Command::Listen(call, listener, reply) => {
-                let _ = reply.send(self.listen(call, listener));
+            Command::Coach(call, listener, mode, reply) => {
+                let _ = reply.send(self.coach(call, listener, mode));
             }
             Command::LeaveMessage(call_ref, samples, reply) => {
                 let left = self.answered_leg(call_ref).map(|leg| {
@@ -374,7 +374,7 @@ impl Engine {
         Ok(&entry.leg)
     }
 
-    fn bridge(&self, a: CallRef, b: CallRef) -> Result<(), GatewayError> {
+    pub(crate) fn bridge(&self, a: CallRef, b: CallRef) -> Result<(), GatewayError> {
         let leg_a = self.any_leg(a).ok_or(GatewayError::NoSuchCall)?;
         let leg_b = self.any_leg(b).ok_or(GatewayError::NoSuchCall)?;
         // Each side now hears only the other: not an earlier peer, nor a call it listened to.
@@ -382,9 +382,11 @@ impl Engine {
         self.forget_everywhere(leg_b, &[a, b]);
         leg_a.send(LegCommand::Bridge {
             peer: leg_b.inbox.clone(),
+            source: leg_b.source,
         });
         leg_b.send(LegCommand::Bridge {
             peer: leg_a.inbox.clone(),
+            source: leg_a.source,
         });
         Ok(())
     }

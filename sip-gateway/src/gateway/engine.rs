@@ -18,7 +18,8 @@ use super::transport::{Inbound, SipTransport};
 use super::trunk::TrunkState;
 use super::types::TrunkStatus;
 use super::types::{
-    CallEvent, CallEventKind, CallRef, DialError, DialRequest, GatewayError, IncomingCall,
+    CallEvent, CallEventKind, CallRef, CoachMode, DialError, DialRequest, GatewayError,
+    IncomingCall,
 };
 use super::{now, sleep_until};
 use crate::media::Recorder;
@@ -43,7 +44,7 @@ pub(crate) enum Command {
     Bridge(CallRef, CallRef, Reply),
     Hold(CallRef, bool, Reply),
     SendDtmf(CallRef, String, Reply),
-    Listen(CallRef, CallRef, Reply),
+    Coach(CallRef, CallRef, CoachMode, Reply),
     ZipTone(CallRef, Reply),
     LeaveMessage(CallRef, Arc<[i16]>, Reply),
     AttachAgent(

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::types::CallRef;
+use super::coach::{lay_over_rtp, Listener};
+use super::types::{CallRef, CoachMode};
 use super::{now, sleep_until};
 use crate::media::amd::{AmdConfig, AmdVerdict, MachineCheck};
 use crate::media::dtmf_sender::{DtmfMode, DtmfSender, DtmfSenderConfig};
@@ -57,12 +58,24 @@ pub(crate) enum LegCommand {
     Hold(bool),
     /// Sends DTMF digits to the far end, already checked, after any still being sent.
     SendDtmf(String),
-    /// Forwards received audio to another leg.
-    Bridge { peer: mpsc::Sender<BridgedPacket> },
+    /// Forwards received audio to another leg, and relays only that leg's audio.
+    Bridge {
+        peer: mpsc::Sender<BridgedPacket>,
+        /// The peer's source id: packets from any other leg are dropped.
+        source: SourceId,
+    },
     /// Stops forwarding to the bridged leg, if any.
     Unbridge,
-    /// Sends a mix of both sides of the call to a listening leg.
-    AddListener(mpsc::Sender<BridgedPacket>),
+    /// Sends a mix of both sides of the call to a supervisor's leg, and lays
+    /// its audio over what the agent hears (whisper) or also over what the
+    /// customer hears (barge); a leg already listening changes mode in place.
+    /// Never `TakeOver`, which is a bridge.
+    Coach {
+        listener: mpsc::Sender<BridgedPacket>,
+        /// The listener's source id, which its audio arrives under.
+        source: SourceId,
+        mode: CoachMode,
+    },
     /// Stops sending anything to this leg, as its peer or as a listener.
     Forget(mpsc::Sender<BridgedPacket>),
     /// Listens to the far end's audio from now on and reports who answered.
@@ -113,6 +126,8 @@ pub(crate) struct LegHandle {
     pub inbox: mpsc::Sender<BridgedPacket>,
     /// Where the leg receives RTP, as written in our SDP.
     pub local: SocketAddr,
+    /// The id the leg's audio goes by in other legs.
+    pub source: SourceId,
 }
 
 impl LegHandle {
@@ -153,7 +168,10 @@ pub(crate) fn spawn(
         tap: None,
         dtmf: DtmfDetector::new(8000),
         peer: None,
+        peer_source: None,
         listeners: Vec::new(),
+        coaching: false,
+        barging: false,
         mixer: None,
         machine: None,
         message: None,
@@ -169,6 +187,7 @@ pub(crate) fn spawn(
         commands,
         inbox,
         local: advertised,
+        source: SourceId(id),
     }
 }
 
@@ -190,8 +209,15 @@ struct Leg {
     tap: Option<RecorderTap>,
     dtmf: DtmfDetector,
     peer: Option<mpsc::Sender<BridgedPacket>>,
-    /// Legs that hear both sides of the call and are heard by no one.
-    listeners: Vec<mpsc::Sender<BridgedPacket>>,
+    /// The source id of the peer, the one leg whose audio is relayed.
+    peer_source: Option<SourceId>,
+    /// Supervisors' legs that hear both sides of the call, and whose audio
+    /// some side hears as their mode says.
+    listeners: Vec<Listener>,
+    /// Whether a listener whispers or barges: the agent hears their voice.
+    coaching: bool,
+    /// Whether a listener barges: the customer hears their voice.
+    barging: bool,
     /// Mixes both sides while anyone listens.
     mixer: Option<Mixer>,
     /// Machine detection, from answer until its verdict.
@@ -314,12 +340,30 @@ impl Leg {
             LegCommand::ResumeRecording => self.recorder.iter().for_each(Recorder::resume),
             LegCommand::Hold(on) => self.set_hold(on, now),
             LegCommand::SendDtmf(digits) => self.send_digits(&digits, now),
-            LegCommand::Bridge { peer } => self.peer = Some(peer),
-            LegCommand::Unbridge => self.peer = None,
-            LegCommand::AddListener(listener) => {
-                if !self.listeners.iter().any(|l| l.same_channel(&listener)) {
-                    self.listeners.push(listener);
+            LegCommand::Bridge { peer, source } => {
+                self.peer = Some(peer);
+                self.peer_source = Some(source);
+            }
+            LegCommand::Unbridge => {
+                self.peer = None;
+                self.peer_source = None;
+            }
+            LegCommand::Coach {
+                listener,
+                source,
+                mode,
+            } => {
+                // A leg that was bridged here listens now: it is not the peer any more.
+                if self
+                    .peer
+                    .as_ref()
+                    .is_some_and(|p| p.same_channel(&listener))
+                {
+                    self.peer = None;
+                    self.peer_source = None;
                 }
+                Listener::join(&mut self.listeners, listener, source, mode);
+                self.count_coaches();
                 if self.mixer.is_none() {
                     let codec = self.media.map_or(G711::Pcmu, |m| g711(m.codec));
                     let (ssrc, seq, ts) = (rand::random(), rand::random(), rand::random());
@@ -329,8 +373,10 @@ impl Leg {
             LegCommand::Forget(leg) => {
                 if self.peer.as_ref().is_some_and(|p| p.same_channel(&leg)) {
                     self.peer = None;
+                    self.peer_source = None;
                 }
-                self.listeners.retain(|l| !l.same_channel(&leg));
+                self.listeners.retain(|l| !l.inbox.same_channel(&leg));
+                self.count_coaches();
                 if self.listeners.is_empty() {
                     self.mixer = None;
                 }
@@ -487,11 +533,18 @@ impl Leg {
             }
         }
         if let (Some(peer), None) = (&self.peer, &self.hold) {
+            let mut bytes = datagram.to_vec();
+            if self.coaching {
+                // The agent hears the customer with the coaching supervisors over them.
+                lay_over_rtp(g711(media.codec), &mut bytes, &mut self.listeners, |l| {
+                    Some(&mut l.to_agent)
+                });
+            }
             let forwarded = BridgedPacket {
                 source: self.source,
                 codec: media.codec,
                 telephone_event: media.telephone_event,
-                bytes: datagram.to_vec(),
+                bytes,
             };
             if let Err(mpsc::error::TrySendError::Closed(_)) = peer.try_send(forwarded) {
                 self.peer = None;
@@ -500,6 +553,18 @@ impl Leg {
     }
 
     fn on_bridged(&mut self, mut packet: BridgedPacket, now: Instant) {
+        if let Some(listener) = self
+            .listeners
+            .iter_mut()
+            .find(|l| l.source == packet.source)
+        {
+            return listener.heard(&packet);
+        }
+        // Only the peer is relayed: a leg bridged elsewhere since, or a
+        // supervisor no longer coaching, may still have packets on the way.
+        if self.peer_source != Some(packet.source) {
+            return;
+        }
         let Some(media) = self.media else { return };
         let replaced = self.player.is_some() || self.hold.is_some() || self.digits.is_some();
         if replaced || !sends(media) {
@@ -522,7 +587,8 @@ impl Leg {
             return;
         }
         self.relay.set_payload_map(packet.source, map);
-        self.send_relayed(packet.source, packet.bytes, is_audio, now);
+        let coached = is_audio && self.barging;
+        self.send_coached(packet.source, packet.bytes, is_audio, coached, now);
     }
 
     fn on_timeout(&mut self, now: Instant) {
@@ -595,7 +661,22 @@ impl Leg {
         }
     }
 
-    fn send_relayed(&mut self, source: SourceId, mut bytes: Vec<u8>, audio: bool, now: Instant) {
+    fn send_relayed(&mut self, source: SourceId, bytes: Vec<u8>, audio: bool, now: Instant) {
+        self.send_coached(source, bytes, audio, false, now);
+    }
+
+    /// Sends audio to the far end; when `coached`, with the barging supervisors laid over it.
+    ///
+    /// Listeners hear it as it was, so a supervisor never hears their own voice back; the
+    /// recording has what the customer heard.
+    fn send_coached(
+        &mut self,
+        source: SourceId,
+        mut bytes: Vec<u8>,
+        audio: bool,
+        coached: bool,
+        now: Instant,
+    ) {
         let (Some(media), Some(remote)) = (self.media, self.latch.as_ref().and_then(Latch::remote))
         else {
             return;
@@ -603,8 +684,16 @@ impl Leg {
         let Ok(header) = self.relay.relay(source, &mut bytes, now) else {
             return;
         };
-        if let (true, Ok(packet)) = (audio, RtpPacket::parse(&bytes)) {
-            if let Some(tap) = &self.tap {
+        if audio {
+            if let (Some(mixer), Ok(packet)) = (self.mixer.as_mut(), RtpPacket::parse(&bytes)) {
+                mixer.push_g711(Side::Agent, g711(media.codec), packet.payload());
+            }
+            if coached {
+                lay_over_rtp(g711(media.codec), &mut bytes, &mut self.listeners, |l| {
+                    Some(&mut l.to_customer)
+                });
+            }
+            if let (Some(tap), Ok(packet)) = (&self.tap, RtpPacket::parse(&bytes)) {
                 tap.push_g711(
                     Side::Agent,
                     header.timestamp,
@@ -612,9 +701,6 @@ impl Leg {
                     packet.payload(),
                     now,
                 );
-            }
-            if let Some(mixer) = self.mixer.as_mut() {
-                mixer.push_g711(Side::Agent, g711(media.codec), packet.payload());
             }
         }
         if let Some(srtp) = self.srtp.as_mut() {
@@ -638,6 +724,7 @@ impl Leg {
             G711::Pcmu => Codec::Pcmu,
             G711::Pcma => Codec::Pcma,
         };
+        let before = self.listeners.len();
         while let Some(bytes) = mixer.poll_transmit() {
             self.listeners.retain(|listener| {
                 let packet = BridgedPacket {
@@ -647,14 +734,23 @@ impl Leg {
                     bytes: bytes.clone(),
                 };
                 !matches!(
-                    listener.try_send(packet),
+                    listener.inbox.try_send(packet),
                     Err(mpsc::error::TrySendError::Closed(_))
                 )
             });
         }
+        if self.listeners.len() != before {
+            self.count_coaches();
+        }
         if self.listeners.is_empty() {
             self.mixer = None;
         }
+    }
+
+    /// Notes whether any listener whispers or barges, so the media path does
+    /// no work for coaching while nobody coaches.
+    fn count_coaches(&mut self) {
+        (self.coaching, self.barging) = Listener::coaching(&self.listeners);
     }
 
     fn drain_latch(&mut self) {

@@ -7,8 +7,9 @@
 //! socket from the port range. Calls are reported as [`CallEvent`]s on a broadcast channel.
 //! An agent's browser session ([`crate::webrtc`]) joins as a leg of its own ([`agent`]), so
 //! a trunk call can be bridged into it like into any other leg. A trunk call's leg also
-//! holds it (playing the hold tone), sends its DTMF, and mixes both sides for supervisors
-//! listening in.
+//! holds it (playing the hold tone), sends its DTMF, mixes both sides for supervisors
+//! listening in, and lays a coaching supervisor's voice over what the agent (whisper) or
+//! both sides (barge) hear ([`Gateway::coach`]).
 //!
 //! Agents' desk phones register with the gateway when [`Gateway::start_with`] is given
 //! [`PhoneOptions`]: a REGISTER, from whoever sends it, goes through server transactions of
@@ -30,6 +31,7 @@
 
 mod agent;
 mod calls;
+mod coach;
 pub mod config;
 mod engine;
 mod health;
@@ -61,8 +63,8 @@ pub use phones::{
 pub use probe::{probe_trunk, ProbeError, TrunkProbe};
 pub use types::GatewayError;
 pub use types::{
-    AmdVerdict, Audio, CallEvent, CallEventKind, CallRef, DialError, DialRequest, EndCause,
-    GreetingEnded, IncomingCall, TrunkStatus,
+    AmdVerdict, Audio, CallEvent, CallEventKind, CallRef, CoachMode, DialError, DialRequest,
+    EndCause, GreetingEnded, IncomingCall, TrunkStatus,
 };
 
 use crate::media::dtmf_sender::is_key;
@@ -395,7 +397,32 @@ impl Gateway {
     /// agent's does. Errors: `NoSuchCall`, `NotATrunkCall` for `call`, and
     /// `NotAnAgentLeg` for a `listener` that is a trunk call.
     pub async fn listen(&self, call: CallRef, listener: CallRef) -> Result<(), GatewayError> {
-        self.ask(|reply| Command::Listen(call, listener, reply))
+        self.coach(call, listener, CoachMode::Listen).await
+    }
+
+    /// Puts a supervisor's leg (from [`Gateway::attach_agent`]) on the trunk `call` in
+    /// `mode`, on the same connection whatever the mode before: no new offer is needed.
+    ///
+    /// In every mode but `TakeOver` the supervisor hears the mix [`Gateway::listen`]
+    /// describes. `Whisper`: the supervisor's audio is laid over what the agent hears,
+    /// and the customer hears nothing of it. `Barge`: also over what the customer hears
+    /// (and the call's recording has it). The voice rides the packets passing to each
+    /// side, decoded, summed and re-encoded in place, so a side whose stream is paused
+    /// (the call on hold) does not hear it meanwhile, and nothing is mixed while nobody
+    /// whispers or barges. Other listeners hear the customer and the agent only.
+    /// `TakeOver`: the call is bridged to the supervisor's leg as [`Gateway::bridge`]
+    /// would, and the agent's leg hears nothing of the call and sends it nothing; it stays
+    /// up for the agent's next call. The call is then the supervisor's: listening to it
+    /// again in another mode leaves the customer with nobody. Changing mode on the same
+    /// call is a change in place; pointing the leg at another call leaves the first.
+    /// Errors as for [`Gateway::listen`].
+    pub async fn coach(
+        &self,
+        call: CallRef,
+        listener: CallRef,
+        mode: CoachMode,
+    ) -> Result<(), GatewayError> {
+        self.ask(|reply| Command::Coach(call, listener, mode, reply))
             .await
     }
 

@@ -118,6 +118,20 @@ pub enum CallEventKind {
     },
 }
 
+/// What a supervisor's leg does on a call: hear it, or take part in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CoachMode {
+    /// Hears both sides; nobody hears the supervisor.
+    Listen,
+    /// Hears both sides; the agent hears the supervisor, the customer does not.
+    Whisper,
+    /// Hears both sides; the agent and the customer both hear the supervisor.
+    Barge,
+    /// Replaces the agent: the call is bridged to the supervisor's leg, and the
+    /// agent's leg hears and is heard by nobody on it.
+    TakeOver,
+}
+
 /// Audio to play into a call.
 #[derive(Debug, Clone)]
 pub enum Audio {
