@@ -14,6 +14,8 @@
 //!
 //! - `GREETING_CORPUS_SIZE`: items of each kind (default 120 machines and 120 people);
 //! - `GREETING_CORPUS_PARALLEL`: calls at a time (default 12);
+//! - `GREETING_CORPUS_SEED`: draws another corpus of the same kinds (default 0), to
+//!   check that thresholds tuned on one corpus hold on another;
 //! - `GREETING_CORPUS_OFFLINE=1`: runs the same detectors on the same audio through
 //!   G.711 without any call, in a second; for trying thresholds, never for the figures.
 //!
@@ -50,10 +52,11 @@ const HUNG_UP_TARGET: f64 = 2.0;
 fn main() -> Result<()> {
     let size: usize = env_number("GREETING_CORPUS_SIZE", 120)?;
     let parallel: usize = env_number("GREETING_CORPUS_PARALLEL", 12)?;
+    let seed: u64 = env_number("GREETING_CORPUS_SEED", 0)?;
     let offline = std::env::var("GREETING_CORPUS_OFFLINE").as_deref() == Ok("1");
     let dir = std::env::temp_dir().join(format!("greeting-corpus-{}", std::process::id()));
     let started = Instant::now();
-    let items = speech_corpus::build(&dir, size, size)?;
+    let items = speech_corpus::build(&dir, size, size, seed)?;
     let spoken = started.elapsed();
     let results = if offline {
         items
@@ -67,7 +70,7 @@ fn main() -> Result<()> {
             .block_on(call_all(&items, parallel.max(1)))?
     };
     let _ = std::fs::remove_dir_all(&dir);
-    print_report(&items, &results, offline, spoken, started.elapsed());
+    print_report(&items, &results, offline, seed, spoken, started.elapsed());
     Ok(())
 }
 
@@ -260,6 +263,7 @@ fn print_report(
     items: &[Item],
     results: &[Heard],
     offline: bool,
+    seed: u64,
     spoken: Duration,
     total: Duration,
 ) {
@@ -271,7 +275,7 @@ fn print_report(
     let machines = items.iter().filter(|i| i.truth == Truth::Machine).count();
     let people = items.len() - machines;
     println!(
-        "greeting_corpus: {machines} machines and {people} people, {how}; corpus spoken in {:.1} s, run {:.1} s",
+        "greeting_corpus: {machines} machines and {people} people (seed {seed}), {how}; corpus spoken in {:.1} s, run {:.1} s",
         spoken.as_secs_f64(),
         total.as_secs_f64()
     );

@@ -68,15 +68,16 @@ pub struct Item {
     pub wav: PathBuf,
 }
 
-/// Speaks `machines` greetings and `people` answers into `dir`.
-pub fn build(dir: &Path, machines: usize, people: usize) -> Result<Vec<Item>> {
+/// Speaks `machines` greetings and `people` answers into `dir`; another
+/// `seed` draws another corpus of the same kinds.
+pub fn build(dir: &Path, machines: usize, people: usize, seed: u64) -> Result<Vec<Item>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut items = Vec::with_capacity(machines + people);
     for index in 0..machines {
-        items.push(machine(dir, index)?);
+        items.push(machine(dir, index, seed)?);
     }
     for index in 0..people {
-        items.push(person(dir, index)?);
+        items.push(person(dir, index, seed)?);
     }
     Ok(items)
 }
@@ -181,8 +182,8 @@ const GERMAN_ANSWERS: [(&str, &str); 2] = [("de", "Hallo?"), ("de", "Ja, bitte?"
 const FRENCH_ANSWERS: [(&str, &str); 2] = [("fr", "Allô?"), ("fr", "Oui, allô?")];
 const SPANISH_ANSWERS: [(&str, &str); 1] = [("es", "¿Diga?")];
 
-fn machine(dir: &Path, index: usize) -> Result<Item> {
-    let mut rng = Rng::new(0x6d61_6368 ^ ((index as u64) << 20));
+fn machine(dir: &Path, index: usize, seed: u64) -> Result<Item> {
+    let mut rng = Rng::new(0x6d61_6368 ^ ((index as u64) << 20) ^ (seed << 40));
     let (voice, language) = pick_voice(&mut rng);
     let (kind, text) = match language {
         "de" => *rng.pick(&GERMAN_GREETINGS),
@@ -237,8 +238,8 @@ fn machine(dir: &Path, index: usize) -> Result<Item> {
     )
 }
 
-fn person(dir: &Path, index: usize) -> Result<Item> {
-    let mut rng = Rng::new(0x7065_7273 ^ ((index as u64) << 20));
+fn person(dir: &Path, index: usize, seed: u64) -> Result<Item> {
+    let mut rng = Rng::new(0x7065_7273 ^ ((index as u64) << 20) ^ (seed << 40));
     let (voice, language) = pick_voice(&mut rng);
     let (kind, text) = match language {
         "de" => *rng.pick(&GERMAN_ANSWERS),
