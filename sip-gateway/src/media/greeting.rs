@@ -29,6 +29,9 @@ use super::G711;
 /// Samples per analysis frame: 20 ms at 8 kHz.
 const FRAME: usize = 160;
 const RATE: u32 = 8000;
+/// The share of a frame's energy at the beep's frequency that means the beep
+/// is still in it: noise or silence after a beep hold far less.
+const TAIL_SHARE: f64 = 0.1;
 
 /// How a greeting was heard to end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,6 +92,8 @@ pub struct GreetingEnd {
     quiet: u64,
     tone: u64,
     tone_hz: f64,
+    /// Set when a beep's last frame still held its tail: it ends with the next.
+    beep_tail: bool,
     ended: Option<GreetingEnded>,
 }
 
@@ -103,6 +108,7 @@ impl GreetingEnd {
             quiet: 0,
             tone: 0,
             tone_hz: 0.0,
+            beep_tail: false,
             ended: None,
         }
     }
@@ -161,7 +167,18 @@ impl GreetingEnd {
             Some(hz) => self.tone > 0 && (hz - self.tone_hz).abs() <= 50.0,
             None => false,
         };
+        if self.beep_tail {
+            return Some(GreetingEnded::Beep);
+        }
         if self.tone >= ms(c.min_beep) && !same_tone {
+            // A beep that stops inside this frame is still playing in it; a
+            // message started now would overlap its last milliseconds.
+            let share = 2.0 * goertzel_power(&self.frame, self.tone_hz, RATE)
+                / (mean_square / (32768.0 * 32768.0)).max(f64::MIN_POSITIVE);
+            if hz.is_none() && share >= TAIL_SHARE {
+                self.beep_tail = true;
+                return None;
+            }
             return Some(GreetingEnded::Beep);
         }
         match hz {

@@ -154,3 +154,18 @@ fn a_beep_heard_from_the_first_frame_is_a_beep_not_the_line_s_noise() {
     hiss(&mut audio);
     assert_eq!(listen(&audio), Some((GreetingEnded::Beep, 320)));
 }
+
+#[test]
+fn a_beep_that_stops_inside_a_frame_ends_with_the_frame_after() {
+    // The beep's last 10 ms share a frame with the quiet after it: a message
+    // started on that frame would overlap them, so the end waits one frame.
+    let mut audio = voice(4, MS(400), MS(200));
+    let beep_at = audio.len() / 8;
+    audio.extend(sine(850.0, 9000, 8000, at_8k(MS(510))));
+    audio.extend(vec![0; at_8k(MS(2000))]);
+    hiss(&mut audio);
+    let (ended, at) = listen(&audio).expect("an end");
+    assert_eq!(ended, GreetingEnded::Beep);
+    // The frame holding the beep's end closes at beep_at + 520 ms.
+    assert_eq!(at, beep_at + 540);
+}
