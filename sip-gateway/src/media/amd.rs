@@ -3,8 +3,9 @@
 //!
 //! A person tends to say one short thing ("Hello?") and wait; a machine
 //! plays a long greeting. The detector cuts the audio into 10 ms windows,
-//! calls a window voiced when its RMS level passes a threshold, and joins
-//! voiced windows into words (a gap shorter than `between_words` does not end
+//! calls a window voiced when its RMS level passes both a fixed threshold
+//! and the line's noise floor by a margin ([`NoiseFloor`]: a hiss or a street
+//! under the speech is not speech), and joins voiced windows into words (a gap shorter than `between_words` does not end
 //! a word, a voiced stretch shorter than `min_word` is not one). Then:
 //!
 //! - one stretch of speech longer than `greeting` → a machine;
@@ -18,16 +19,25 @@
 
 use std::time::{Duration, Instant};
 
+use super::greeting::pure_tone;
 use super::G711;
 
 /// Samples per analysis window: 10 ms at 8 kHz.
 const WINDOW: usize = 80;
+/// A window that is one tone in this range, holding this share of its
+/// energy, is a beep or a tone: voiced, and never taken for noise.
+const TONE_HZ: (f64, f64) = (300.0, 2600.0);
+const TONE_SHARE: f64 = 0.7;
 
 /// The detector's thresholds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AmdConfig {
-    /// RMS level (16-bit PCM) above which a window is voiced.
+    /// RMS level (16-bit PCM) above which a window may be voiced.
     pub silence_threshold: f64,
+    /// How many times the noise floor's RMS a window must pass to be voiced.
+    pub noise_margin: f64,
+    /// How far back the noise floor looks for the line's quietest moment.
+    pub noise_span: Duration,
     /// Silence before any speech after which the answer is unsure.
     pub initial_silence: Duration,
     /// The longest stretch of speech a person greets with.
@@ -40,6 +50,8 @@ pub struct AmdConfig {
     pub between_words: Duration,
     /// More words than this is a machine.
     pub max_words: u32,
+    /// More voiced time than this in all is a machine, however it pauses.
+    pub max_talk: Duration,
     /// How long the detector listens at most.
     pub total: Duration,
 }
@@ -48,12 +60,15 @@ impl Default for AmdConfig {
     fn default() -> Self {
         AmdConfig {
             silence_threshold: 256.0,
+            noise_margin: 3.0,
+            noise_span: Duration::from_millis(1500),
             initial_silence: Duration::from_millis(2500),
             greeting: Duration::from_millis(1500),
             after_greeting: Duration::from_millis(800),
             min_word: Duration::from_millis(100),
-            between_words: Duration::from_millis(50),
+            between_words: Duration::from_millis(100),
             max_words: 3,
+            max_talk: Duration::from_millis(1700),
             total: Duration::from_millis(5000),
         }
     }
@@ -65,7 +80,9 @@ pub use vocab::AmdVerdict;
 #[derive(Debug, Clone)]
 pub struct AmdDetector {
     config: AmdConfig,
-    /// Samples of the window being filled, and their sum of squares.
+    floor: NoiseFloor,
+    /// Samples of the window being filled, how many, and their sum of squares.
+    samples: [i16; WINDOW],
     partial: usize,
     energy: f64,
     /// Milliseconds analysed.
@@ -75,6 +92,8 @@ pub struct AmdDetector {
     voiced: u64,
     silent: u64,
     speech: u64,
+    /// Milliseconds voiced in all.
+    talk: u64,
     in_word: bool,
     words: u32,
     verdict: Option<AmdVerdict>,
@@ -85,12 +104,15 @@ impl AmdDetector {
     pub fn new(config: AmdConfig) -> Self {
         AmdDetector {
             config,
+            floor: NoiseFloor::new(Duration::from_millis(10), config.noise_span),
+            samples: [0; WINDOW],
             partial: 0,
             energy: 0.0,
             elapsed: 0,
             voiced: 0,
             silent: 0,
             speech: 0,
+            talk: 0,
             in_word: false,
             words: 0,
             verdict: None,
@@ -104,12 +126,14 @@ impl AmdDetector {
         }
         for &s in samples {
             self.energy += f64::from(s) * f64::from(s);
+            self.samples[self.partial] = s;
             self.partial += 1;
             if self.partial == WINDOW {
                 let rms = (self.energy / WINDOW as f64).sqrt();
                 self.partial = 0;
                 self.energy = 0.0;
-                if let Some(verdict) = self.window(rms > self.config.silence_threshold) {
+                let voiced = self.voiced(rms);
+                if let Some(verdict) = self.window(voiced) {
                     self.verdict = Some(verdict);
                     return Some(verdict);
                 }
@@ -128,6 +152,21 @@ impl AmdDetector {
         self.words
     }
 
+    /// Whether a window is voiced: loud, and either a pure tone (a beep or a
+    /// test tone, never noise) or well above the noise floor. Only windows
+    /// that are not tones teach the floor.
+    fn voiced(&mut self, rms: f64) -> bool {
+        let c = &self.config;
+        if rms <= c.silence_threshold {
+            self.floor.push(rms);
+            return false;
+        }
+        if pure_tone(&self.samples, TONE_HZ, TONE_SHARE).is_some() {
+            return true;
+        }
+        rms > c.noise_margin * self.floor.push(rms)
+    }
+
     fn window(&mut self, voiced: bool) -> Option<AmdVerdict> {
         const STEP: u64 = 10;
         let ms = |d: Duration| d.as_millis() as u64;
@@ -137,6 +176,7 @@ impl AmdDetector {
             self.voiced += STEP;
             self.silent = 0;
             self.speech += STEP;
+            self.talk += STEP;
             if !self.in_word && self.voiced >= ms(c.min_word) {
                 self.in_word = true;
                 self.words += 1;
@@ -144,7 +184,7 @@ impl AmdDetector {
                     return Some(AmdVerdict::Machine);
                 }
             }
-            if self.speech >= ms(c.greeting) {
+            if self.speech >= ms(c.greeting) || self.talk >= ms(c.max_talk) {
                 return Some(AmdVerdict::Machine);
             }
         } else {
@@ -171,6 +211,72 @@ impl AmdDetector {
             return Some(AmdVerdict::Unsure);
         }
         None
+    }
+}
+
+/// The level of a line's background noise, by minimum statistics: the RMS
+/// of the quietest analysis window of the last `span`.
+///
+/// Speech stops often enough (between words, for breath, for a stop
+/// consonant) that its quietest windows are the noise under it, so the floor
+/// follows a hiss or a street and not the voice over it. The windows are
+/// kept as the minima of eight blocks, so a window costs a few comparisons.
+#[derive(Debug, Clone)]
+pub struct NoiseFloor {
+    /// The minima of the last blocks, oldest first.
+    blocks: [f64; BLOCKS],
+    /// How many of them hold a block yet.
+    filled: usize,
+    /// The minimum of the block being filled, and how many windows it holds.
+    current: f64,
+    in_block: usize,
+    per_block: usize,
+}
+
+/// Blocks the noise floor's span is cut into.
+const BLOCKS: usize = 8;
+
+impl NoiseFloor {
+    /// A floor over the last `span` of windows `window` long.
+    pub fn new(window: Duration, span: Duration) -> Self {
+        let windows = span.as_millis() / window.as_millis().max(1);
+        NoiseFloor {
+            blocks: [f64::INFINITY; BLOCKS],
+            filled: 0,
+            current: f64::INFINITY,
+            in_block: 0,
+            per_block: (windows as usize / BLOCKS).max(1),
+        }
+    }
+
+    /// Takes one window's RMS; returns the floor, this window included.
+    pub fn push(&mut self, rms: f64) -> f64 {
+        self.current = self.current.min(rms);
+        self.in_block += 1;
+        let floor = self.level();
+        if self.in_block == self.per_block {
+            if self.filled == BLOCKS {
+                self.blocks.rotate_left(1);
+                self.filled -= 1;
+            }
+            self.blocks[self.filled] = self.current;
+            self.filled += 1;
+            self.current = f64::INFINITY;
+            self.in_block = 0;
+        }
+        floor
+    }
+
+    /// The floor: the quietest window of the span, or zero before any.
+    pub fn level(&self) -> f64 {
+        let floor = self.blocks[..self.filled]
+            .iter()
+            .fold(self.current, |m, &b| m.min(b));
+        if floor.is_finite() {
+            floor
+        } else {
+            0.0
+        }
     }
 }
 
@@ -429,5 +535,77 @@ mod tests {
         assert_eq!(d.push(&vec![0; 8000 * 3]), Some(AmdVerdict::Unsure));
         assert_eq!(d.push(&vec![0; 8000]), None);
         assert_eq!(d.verdict(), Some(AmdVerdict::Unsure));
+    }
+
+    /// A hiss of about 580 RMS, over the fixed threshold, about 16 dB under
+    /// `voiced_words`: a noisy line, seeded.
+    fn hiss(audio: &mut [i16]) {
+        let mut state = 0x2545_f491_u32;
+        for s in audio {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            *s = s.saturating_add((state % 2001) as i16 - 1000);
+        }
+    }
+
+    #[test]
+    fn noise_on_the_line_is_not_speech() {
+        // Before the floor, the hiss alone was a 1.5 s "word": a machine.
+        let mut hello = vec![0; 8000 * 4];
+        hello[4000..7200].copy_from_slice(&voiced_words(1, MS(400), MS(0), 3200));
+        hiss(&mut hello);
+        let (verdict, at) = classify(&hello).expect("a verdict");
+        assert_eq!(verdict, AmdVerdict::Human);
+        // 500 ms of hiss, a 400 ms word, 800 ms of hiss after it.
+        assert!((1650..=1800).contains(&at), "decided at {at} ms");
+
+        let mut greeting = voiced_words(8, MS(300), MS(150), 8000 * 5);
+        hiss(&mut greeting);
+        assert_eq!(classify(&greeting).map(|v| v.0), Some(AmdVerdict::Machine));
+
+        let mut quiet = vec![0; 8000 * 4];
+        hiss(&mut quiet);
+        assert_eq!(classify(&quiet), Some((AmdVerdict::Unsure, 2500)));
+    }
+
+    #[test]
+    fn a_short_stop_inside_a_word_does_not_split_it() {
+        // "Hello, yes?" as four bursts 80 ms apart: one stretch of speech,
+        // not four words (that would be a machine), then a person waiting.
+        let words = spoken_words(440.0, 4, MS(200), MS(80), 8000 * 3);
+        let mut d = AmdDetector::new(AmdConfig::default());
+        let verdict = words.chunks(160).find_map(|f| d.push(f));
+        assert_eq!(verdict, Some(AmdVerdict::Human));
+        assert_eq!(d.words(), 1);
+    }
+
+    #[test]
+    fn three_long_phrases_are_a_machine_by_how_much_they_say() {
+        // After 200 ms of line, three 700 ms phrases 300 ms apart: no
+        // stretch is a greeting's and three words are a person's, but 1.7 s
+        // of speech is a machine's.
+        let mut phrases = vec![0; 1600];
+        phrases.extend(voiced_words(3, MS(700), MS(300), 8000 * 5));
+        let (verdict, at) = classify(&phrases).expect("a verdict");
+        assert_eq!(verdict, AmdVerdict::Machine);
+        assert!((2500..=2620).contains(&at), "decided at {at} ms");
+    }
+
+    #[test]
+    fn the_noise_floor_is_the_quietest_window_of_its_span() {
+        let mut floor = NoiseFloor::new(MS(10), MS(800));
+        assert_eq!(floor.level(), 0.0);
+        assert_eq!(floor.push(900.0), 900.0);
+        for _ in 0..20 {
+            floor.push(300.0);
+        }
+        assert_eq!(floor.push(5000.0), 300.0);
+        // A span and a block (100 ms) of louder windows later, the quiet
+        // ones are forgotten.
+        for _ in 0..90 {
+            floor.push(2000.0);
+        }
+        assert_eq!(floor.level(), 2000.0);
     }
 }

@@ -12,7 +12,8 @@
 //!   its energy over harmonics and never holds the share. The greeting is
 //!   over when the beep stops.
 //! - **silence**: `silence` of quiet after the last sound, for a machine
-//!   that records without a beep.
+//!   that records without a beep. Quiet is measured against the line's noise
+//!   floor ([`NoiseFloor`]), so a hiss under the greeting does not hold it open.
 //!
 //! Neither within `max_wait` (a greeting that never ends, a line left open)
 //! is reported too, and the caller decides. Time is counted in samples, as
@@ -21,13 +22,16 @@
 
 use std::time::{Duration, Instant};
 
-use super::amd::Timeline;
+use super::amd::{NoiseFloor, Timeline};
 use super::tone::{goertzel_power, zero_crossing_frequency};
 use super::G711;
 
 /// Samples per analysis frame: 20 ms at 8 kHz.
 const FRAME: usize = 160;
 const RATE: u32 = 8000;
+/// The share of a frame's energy at the beep's frequency that means the beep
+/// is still in it: noise or silence after a beep hold far less.
+const TAIL_SHARE: f64 = 0.1;
 
 /// How a greeting was heard to end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,8 +47,12 @@ pub enum GreetingEnded {
 /// The detector's thresholds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GreetingConfig {
-    /// RMS level (16-bit PCM) above which a frame is sound, not silence.
+    /// RMS level (16-bit PCM) above which a frame may be sound, not silence.
     pub silence_threshold: f64,
+    /// How many times the noise floor's RMS a frame must pass to be sound.
+    pub noise_margin: f64,
+    /// How far back the noise floor looks for the line's quietest moment.
+    pub noise_span: Duration,
     /// Quiet after the last sound that ends a greeting without a beep.
     pub silence: Duration,
     /// The shortest tone that is a beep.
@@ -61,6 +69,8 @@ impl Default for GreetingConfig {
     fn default() -> Self {
         GreetingConfig {
             silence_threshold: 256.0,
+            noise_margin: 3.0,
+            noise_span: Duration::from_millis(1500),
             silence: Duration::from_millis(1500),
             min_beep: Duration::from_millis(120),
             tone_share: 0.7,
@@ -74,6 +84,7 @@ impl Default for GreetingConfig {
 #[derive(Debug, Clone)]
 pub struct GreetingEnd {
     config: GreetingConfig,
+    floor: NoiseFloor,
     frame: Vec<i16>,
     /// Milliseconds analysed, of quiet since the last sound, and of the
     /// current run of one tone, with its frequency.
@@ -81,6 +92,8 @@ pub struct GreetingEnd {
     quiet: u64,
     tone: u64,
     tone_hz: f64,
+    /// Set when a beep's last frame still held its tail: it ends with the next.
+    beep_tail: bool,
     ended: Option<GreetingEnded>,
 }
 
@@ -89,11 +102,13 @@ impl GreetingEnd {
     pub fn new(config: GreetingConfig) -> Self {
         GreetingEnd {
             config,
+            floor: NoiseFloor::new(Duration::from_millis(20), config.noise_span),
             frame: Vec::with_capacity(FRAME),
             elapsed: 0,
             quiet: 0,
             tone: 0,
             tone_hz: 0.0,
+            beep_tail: false,
             ended: None,
         }
     }
@@ -133,13 +148,37 @@ impl GreetingEnd {
             .map(|&s| f64::from(s) * f64::from(s))
             .sum::<f64>()
             / FRAME as f64;
-        let sound = mean_square.sqrt() > c.silence_threshold;
-        let hz = if sound { self.tone_in_frame() } else { None };
+        let rms = mean_square.sqrt();
+        let loud = rms > c.silence_threshold;
+        let hz = match loud {
+            true => pure_tone(&self.frame, c.beep_hz, c.tone_share),
+            false => None,
+        };
+        // A tone is a beep, never the line's noise: it is sound, and the
+        // floor does not learn from it.
+        let sound = match hz {
+            Some(_) => true,
+            None => {
+                let floor = self.floor.push(rms);
+                loud && rms > c.noise_margin * floor
+            }
+        };
         let same_tone = match hz {
             Some(hz) => self.tone > 0 && (hz - self.tone_hz).abs() <= 50.0,
             None => false,
         };
+        if self.beep_tail {
+            return Some(GreetingEnded::Beep);
+        }
         if self.tone >= ms(c.min_beep) && !same_tone {
+            // A beep that stops inside this frame is still playing in it; a
+            // message started now would overlap its last milliseconds.
+            let share = 2.0 * goertzel_power(&self.frame, self.tone_hz, RATE)
+                / (mean_square / (32768.0 * 32768.0)).max(f64::MIN_POSITIVE);
+            if hz.is_none() && share >= TAIL_SHARE {
+                self.beep_tail = true;
+                return None;
+            }
             return Some(GreetingEnded::Beep);
         }
         match hz {
@@ -167,29 +206,35 @@ impl GreetingEnd {
         }
         None
     }
+}
 
-    /// The frequency of the frame when it is one tone within the beep range.
-    fn tone_in_frame(&self) -> Option<f64> {
-        let (low, high) = self.config.beep_hz;
-        let estimate = zero_crossing_frequency(&self.frame, RATE);
-        if !(low - 25.0..=high + 25.0).contains(&estimate) {
-            return None;
-        }
-        let normalised = self
-            .frame
-            .iter()
-            .map(|&s| (f64::from(s) / 32768.0).powi(2))
-            .sum::<f64>()
-            / FRAME as f64;
-        // Zero crossings in 20 ms resolve 25 Hz: probe either side as well.
-        let (hz, power) = [estimate - 12.5, estimate, estimate + 12.5]
-            .into_iter()
-            .map(|f| (f, goertzel_power(&self.frame, f, RATE)))
-            .max_by(|a, b| a.1.total_cmp(&b.1))?;
-        // A sine's Goertzel power is a quarter of its peak squared, half its mean square.
-        let share = 2.0 * power / normalised;
-        (share >= self.config.tone_share).then_some(hz)
+/// The frequency of `samples` (8 kHz) when they are one tone between
+/// `low` and `high` Hz that holds at least `share` of their energy.
+///
+/// The frequency is estimated from the zero crossings, then three Goertzel
+/// probes around the estimate measure its share, so the cost is a few
+/// hundred multiplications whatever the tone.
+pub(crate) fn pure_tone(samples: &[i16], (low, high): (f64, f64), share: f64) -> Option<f64> {
+    if samples.len() < 2 {
+        return None;
     }
+    // Zero crossings resolve rate / 2n Hz: probe half of that either side too.
+    let probe = f64::from(RATE) / (4.0 * samples.len() as f64);
+    let estimate = zero_crossing_frequency(samples, RATE);
+    if !(low - 2.0 * probe..=high + 2.0 * probe).contains(&estimate) {
+        return None;
+    }
+    let normalised = samples
+        .iter()
+        .map(|&s| (f64::from(s) / 32768.0).powi(2))
+        .sum::<f64>()
+        / samples.len() as f64;
+    let (hz, power) = [estimate - probe, estimate, estimate + probe]
+        .into_iter()
+        .map(|f| (f, goertzel_power(samples, f, RATE)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
+    // A sine's Goertzel power is a quarter of its peak squared, half its mean square.
+    (2.0 * power / normalised >= share).then_some(hz)
 }
 
 /// The greeting's end on a live call: G.711 payloads in, one answer out,

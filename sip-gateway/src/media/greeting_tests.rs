@@ -116,3 +116,56 @@ fn a_watch_hears_gaps_on_the_wire_as_silence_and_times_out_without_audio() {
         Some(GreetingEnded::TimedOut)
     );
 }
+
+/// A hiss of about 580 RMS, over the fixed threshold and about 16 dB under
+/// `voice`: a noisy line, seeded.
+fn hiss(audio: &mut [i16]) {
+    let mut state = 0x9e37_79b9_u32;
+    for s in audio {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        *s = s.saturating_add((state % 2001) as i16 - 1000);
+    }
+}
+
+#[test]
+fn a_greeting_in_noise_ends_when_only_the_noise_is_left() {
+    // Without the noise floor the hiss was sound: no end before `max_wait`.
+    let mut audio = vec![0; at_8k(MS(300))];
+    audio.extend(voice(6, MS(400), MS(200)));
+    let last_word_end = audio.len() / 8 - 200;
+    audio.extend(vec![0; at_8k(MS(4000))]);
+    hiss(&mut audio);
+    let (ended, at) = listen(&audio).expect("an end");
+    assert_eq!(ended, GreetingEnded::Silence);
+    assert!(
+        (last_word_end + 1500..=last_word_end + 1560).contains(&at),
+        "ended at {at} ms, the last word at {last_word_end} ms"
+    );
+}
+
+#[test]
+fn a_beep_heard_from_the_first_frame_is_a_beep_not_the_line_s_noise() {
+    // The watch may start during the beep: the beep is its only audio yet,
+    // and must not be taken for the floor under a greeting.
+    let mut audio = sine(1000.0, 9000, 8000, at_8k(MS(300)));
+    audio.extend(vec![0; at_8k(MS(2000))]);
+    hiss(&mut audio);
+    assert_eq!(listen(&audio), Some((GreetingEnded::Beep, 320)));
+}
+
+#[test]
+fn a_beep_that_stops_inside_a_frame_ends_with_the_frame_after() {
+    // The beep's last 10 ms share a frame with the quiet after it: a message
+    // started on that frame would overlap them, so the end waits one frame.
+    let mut audio = voice(4, MS(400), MS(200));
+    let beep_at = audio.len() / 8;
+    audio.extend(sine(850.0, 9000, 8000, at_8k(MS(510))));
+    audio.extend(vec![0; at_8k(MS(2000))]);
+    hiss(&mut audio);
+    let (ended, at) = listen(&audio).expect("an end");
+    assert_eq!(ended, GreetingEnded::Beep);
+    // The frame holding the beep's end closes at beep_at + 520 ms.
+    assert_eq!(at, beep_at + 540);
+}
