@@ -58,9 +58,9 @@ mod tests {
     #[test]
     fn each_20_ms_is_one_packet_at_its_time() {
         let capture = pcmu_capture(&vec![1000; 160 * 3 + 10]);
-        // A 24-byte header, then four records of 16 + 226 bytes.
+        // A 24-byte header, then four records of 16 + 214 bytes.
         assert_eq!(capture.len(), 24 + 4 * (16 + 14 + 20 + 8 + 12 + 160));
-        let record = |i: usize| &capture[24 + i * 242..24 + (i + 1) * 242];
+        let record = |i: usize| &capture[24 + i * 230..24 + (i + 1) * 230];
         let micros = |r: &[u8]| u32::from_le_bytes([r[4], r[5], r[6], r[7]]);
         assert_eq!(micros(record(1)), 20_000);
         assert_eq!(micros(record(3)), 60_000);
