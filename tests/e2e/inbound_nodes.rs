@@ -276,37 +276,21 @@ async fn an_agent_on_one_node_takes_calls_on_a_desk_phone_registered_with_anothe
         account_id: Some(acme.id),
         ..Default::default()
     };
-    const PASSWORD: &str = "correct-horse-battery";
-    s.set_sip_password(&actor, f.agent.id, None, "dialcrm", PASSWORD, now)
-        .await
-        .expect("a SIP password");
+    s.set_sip_password(
+        &actor,
+        f.agent.id,
+        None,
+        "dialcrm",
+        crate::phones::PASSWORD,
+        now,
+    )
+    .await
+    .expect("a SIP password");
     // The phone registers with node A.
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp");
     let gateway_a = f.t.app.telephony.gateway.clone();
-    let (port, media) = (free_port(), free_port());
-    let mut phone = tokio::process::Command::new("sipp")
-        .arg(gateway_a.sip_udp_addr().to_string())
-        .arg("-sf")
-        .arg(dir.join("desk_phone_answers.xml"))
-        .arg("-oocsf")
-        .arg(dir.join("desk_phone_answers_call.xml"))
-        .args(["-s", "al", "-au", "al", "-ap", PASSWORD])
-        .args(["-i", "127.0.0.2", "-p", &port.to_string()])
-        .args(["-mp", &media.to_string(), "-rtp_echo"])
-        .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sipp runs");
-    for _ in 0..100 {
-        if gateway_a.phone("al").await.expect("gateway").is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(gateway_a.phone("al").await.expect("gateway").is_some());
+    let answers = dir.join("desk_phone_answers_call.xml");
+    let mut phone = crate::phones::registered_phone(&gateway_a, "al", &answers, true).await;
     assert!(
         b.telephony
             .gateway
@@ -389,6 +373,10 @@ async fn an_agent_on_one_node_takes_calls_on_a_desk_phone_registered_with_anothe
         .await
         .expect("sipp ends")
         .expect("status");
-    assert!(status.success(), "the phone's scenario passed");
+    assert!(
+        status.success(),
+        "the phone's scenario passed: {}",
+        crate::phones::sipp_errors(&mut phone).await
+    );
     n.finish().await;
 }

@@ -30,7 +30,7 @@ async fn an_agent_takes_calls_on_their_desk_phone_on_postgres() {
     desk_phone_day(crm::testing::TestBackend::Postgres).await;
 }
 
-const PASSWORD: &str = "correct-horse-battery";
+pub(crate) const PASSWORD: &str = "correct-horse-battery";
 
 /// Runs `dialcrm` with `args` against the test's database, `input` on stdin.
 async fn dialcrm(t: &TestApp, args: &[&str], input: &str) -> std::process::Output {
@@ -221,38 +221,10 @@ async fn desk_phone_day(backend: crm::testing::TestBackend) {
         .await
         .expect("a SIP password");
     // The phone registers, then waits for the service's call and echoes.
-    // sipp takes the service's INVITE, with a Call-ID of its own, in a
-    // second scenario for calls it did not start; it sits on 127.0.0.2 so
-    // nothing it sends passes for the carriers' (on 127.0.0.1).
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp");
-    let (port, media) = (free_port(), free_port());
-    let mut phone = Command::new("sipp")
-        .arg(f.t.app.telephony.gateway.sip_udp_addr().to_string())
-        .arg("-sf")
-        .arg(dir.join("desk_phone_answers.xml"))
-        .arg("-oocsf")
-        .arg(dir.join("desk_phone_answers_call.xml"))
-        .args(["-s", "al", "-au", "al", "-ap", PASSWORD])
-        .args(["-i", "127.0.0.2", "-p", &port.to_string()])
-        .args(["-mp", &media.to_string(), "-rtp_echo"])
-        .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("sipp runs");
     let gateway = f.t.app.telephony.gateway.clone();
-    for _ in 0..100 {
-        if gateway.phone("al").await.expect("gateway").is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(
-        gateway.phone("al").await.expect("gateway").is_some(),
-        "the phone registered"
-    );
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp");
+    let answers = dir.join("desk_phone_answers_call.xml");
+    let mut phone = registered_phone(&gateway, "al", &answers, true).await;
 
     let list = s.create_list(acme.id, "L", "GB", now).await.expect("list");
     let contact = s
@@ -344,8 +316,85 @@ async fn desk_phone_day(backend: crm::testing::TestBackend) {
         .await
         .expect("sipp ends")
         .expect("status");
-    assert!(status.success(), "the phone's scenario passed");
+    assert!(
+        status.success(),
+        "the phone's scenario passed: {}",
+        sipp_errors(&mut phone).await
+    );
     drop(gateway);
     f.t.app.stop().await.expect("stops");
     f.t.db.finish().await;
+}
+
+/// Starts sipp as `user`'s desk phone (on 127.0.0.2, so nothing it sends
+/// passes for the carriers' on 127.0.0.1), registered with `gateway` with
+/// the test's password and waiting for the service's call. sipp takes that
+/// INVITE, with a Call-ID of its own, in the out-of-call scenario
+/// `call_scenario`; `echo` sends back the audio it hears. A sipp that could
+/// not start (a port taken between choosing it and binding it) is started
+/// again on other ports; one that never registers fails the test with what
+/// sipp said.
+pub(crate) async fn registered_phone(
+    gateway: &sip_gateway::gateway::Gateway,
+    user: &str,
+    call_scenario: &std::path::Path,
+    echo: bool,
+) -> tokio::process::Child {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp");
+    let mut said = String::new();
+    for _ in 0..3 {
+        let (port, media) = (free_port(), free_port());
+        let mut phone = Command::new("sipp");
+        phone
+            .arg(gateway.sip_udp_addr().to_string())
+            .arg("-sf")
+            .arg(dir.join("desk_phone_answers.xml"))
+            .arg("-oocsf")
+            .arg(call_scenario)
+            .args(["-s", user, "-au", user, "-ap", PASSWORD])
+            .args(["-i", "127.0.0.2", "-p", &port.to_string()])
+            .args(["-mp", &media.to_string()]);
+        if echo {
+            phone.arg("-rtp_echo");
+        }
+        let mut phone = phone
+            .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("sipp runs");
+        // Generous: on a loaded machine sipp and the directory's database
+        // lookup may take seconds; sipp retransmits every 500 ms meanwhile.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while tokio::time::Instant::now() < deadline {
+            if gateway.phone(user).await.expect("gateway").is_some() {
+                return phone;
+            }
+            if phone.try_wait().expect("sipp's status").is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let exited = phone.try_wait().expect("sipp's status");
+        said = sipp_errors(&mut phone).await;
+        assert!(
+            exited.is_some(),
+            "{user}'s phone did not register within 30 s: {said}"
+        );
+    }
+    panic!("sipp as {user}'s desk phone would not start: {said}");
+}
+
+/// What a sipp that ended said on stderr (a running one is killed first).
+pub(crate) async fn sipp_errors(phone: &mut tokio::process::Child) -> String {
+    use tokio::io::AsyncReadExt;
+    let _ = phone.start_kill();
+    let _ = phone.wait().await;
+    let mut said = String::new();
+    if let Some(mut err) = phone.stderr.take() {
+        let _ = err.read_to_string(&mut said).await;
+    }
+    said
 }

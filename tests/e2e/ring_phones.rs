@@ -10,7 +10,6 @@
 //! out. Both backends.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -21,7 +20,7 @@ use serde_json::json;
 use sip_gateway::carrier::pcap::pcmu_capture;
 use sip_gateway::gateway::{Gateway, TrunkConfig};
 use sip_gateway::media::tone::{dominant_frequency, sine};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::desk::{agent_floor_tuned, next, open_desk, say, wait_for, Ws};
 use crate::inbound::{free_port, sipp_installed, Caller, DID};
@@ -36,7 +35,7 @@ async fn a_queue_call_rings_desk_phones_until_one_answers_on_postgres() {
     rung_per_call(crm::testing::TestBackend::Postgres).await;
 }
 
-const PASSWORD: &str = "correct-horse-battery";
+use crate::phones::PASSWORD;
 
 /// A registered desk phone played by sipp; its scenario passes once the
 /// service's call to it is over (answered and hung up, or rung out).
@@ -48,35 +47,7 @@ impl Phone {
     /// Registers `user` and waits for the service's call, handled by the
     /// out-of-call scenario `call_scenario`.
     async fn start(gateway: &Gateway, user: &str, call_scenario: &Path) -> Phone {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp");
-        let (port, media) = (free_port(), free_port());
-        // On 127.0.0.2, so nothing it sends passes for the provider's.
-        let child = Command::new("sipp")
-            .arg(gateway.sip_udp_addr().to_string())
-            .arg("-sf")
-            .arg(dir.join("desk_phone_answers.xml"))
-            .arg("-oocsf")
-            .arg(call_scenario)
-            .args(["-s", user, "-au", user, "-ap", PASSWORD])
-            .args(["-i", "127.0.0.2", "-p", &port.to_string()])
-            .args(["-mp", &media.to_string()])
-            .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("sipp runs");
-        for _ in 0..100 {
-            if gateway.phone(user).await.expect("gateway").is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(
-            gateway.phone(user).await.expect("gateway").is_some(),
-            "{user}'s phone registered"
-        );
+        let child = crate::phones::registered_phone(gateway, user, call_scenario, false).await;
         Phone { child }
     }
 
@@ -85,7 +56,11 @@ impl Phone {
             .await
             .expect("sipp ends")
             .expect("status");
-        assert!(status.success(), "{who}'s phone scenario passed");
+        assert!(
+            status.success(),
+            "{who}'s phone scenario passed: {}",
+            crate::phones::sipp_errors(&mut self.child).await
+        );
     }
 }
 
