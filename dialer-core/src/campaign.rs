@@ -324,10 +324,7 @@ impl Campaign {
     /// too, moments later) and the answer is true; otherwise false, and
     /// nothing changes.
     pub fn lend(&mut self, agent: AgentId, now: Now) -> bool {
-        let free = self.desks.get(&agent) == Some(&AgentState::Ready)
-            && self.legs.contains_key(&agent)
-            && !self.previews.contains_key(&agent)
-            && self.pacer.free_agents().contains(&agent);
+        let free = self.not_lendable(agent).is_none();
         if free {
             self.desks.insert(agent, AgentState::InCall);
             self.pacer.handle_input(
@@ -339,6 +336,22 @@ impl Campaign {
             );
         }
         free
+    }
+
+    /// Returns why an agent may not be lent to an inbound call now, or
+    /// `None` when they may.
+    pub fn not_lendable(&self, agent: AgentId) -> Option<&'static str> {
+        if self.desks.get(&agent) != Some(&AgentState::Ready) {
+            Some("not Ready here")
+        } else if !self.legs.contains_key(&agent) {
+            Some("no audio leg")
+        } else if self.previews.contains_key(&agent) {
+            Some("a contact on their preview screen")
+        } else if !self.pacer.is_free(agent) {
+            Some("a line is dialled for them")
+        } else {
+            None
+        }
     }
 
     /// Gives the pacer back an agent it chose for a call that never reached

@@ -1125,6 +1125,10 @@ fn a_free_agent_is_lent_to_an_inbound_call_once_and_a_reserved_one_not_at_all() 
         "Ready with nothing to dial"
     );
     assert!(!sim.campaign.lend(AgentId(7), now), "already lent");
+    assert_eq!(
+        sim.campaign.not_lendable(AgentId(7)),
+        Some("not Ready here")
+    );
     assert!(!sim.campaign.lend(AgentId(8), now), "not on this campaign");
     // Back from the inbound call, they are the campaign's again.
     sim.ready(7);
@@ -1136,6 +1140,10 @@ fn a_free_agent_is_lent_to_an_inbound_call_once_and_a_reserved_one_not_at_all() 
     assert!(
         !busy.campaign.lend(AgentId(7), now),
         "a line is being dialled for them"
+    );
+    assert_eq!(
+        busy.campaign.not_lendable(AgentId(7)),
+        Some("a line is dialled for them")
     );
     busy.run_for(Duration::from_secs(60));
     assert_eq!(

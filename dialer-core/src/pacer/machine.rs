@@ -240,10 +240,17 @@ impl Pacer {
     /// Returns the Ready agents without a line, in id order.
     pub fn free_agents(&self) -> Vec<AgentId> {
         self.agents
-            .iter()
-            .filter(|(_, a)| a.state == AgentState::Ready && a.line.is_none())
-            .map(|(&id, _)| id)
+            .keys()
+            .copied()
+            .filter(|&id| self.is_free(id))
             .collect()
+    }
+
+    /// Returns whether an agent is Ready without a line.
+    pub fn is_free(&self, agent: AgentId) -> bool {
+        self.agents
+            .get(&agent)
+            .is_some_and(|a| a.state == AgentState::Ready && a.line.is_none())
     }
 
     fn reserve(&mut self, id: LineId, agent: AgentId) {

@@ -101,7 +101,11 @@ impl<L: LeadSource> Runner<L> {
                     }
                     Some(Control::Lend(agent, reply)) => {
                         let now = self.now();
-                        let _ = reply.send(self.core.lend(agent, now));
+                        let lent = self.core.lend(agent, now);
+                        if let (false, Some(why)) = (lent, self.core.not_lendable(agent)) {
+                            tracing::debug!(agent = agent.0, why, "not lent to an inbound call");
+                        }
+                        let _ = reply.send(lent);
                     }
                     None => break,
                 },
