@@ -42,10 +42,9 @@ use std::time::{Duration, Instant};
 
 use crm::events::{CallPhase, Event, EventBus};
 use crm::model::{AccountId, AttemptId, CampaignId, ContactId, UserId};
-use crm::store::erasure::NewRecording;
 use crm::store::queues::Membership;
 use crm::store::queues::{InboundOutcome, Overflow, Queue};
-use crm::Store;
+use crm::{Store, StoreError};
 use dialer_core::acd::{Acd, Offer, QueueId, Waiting};
 use dialer_core::blend::{reserve, Floor as BlendFloor, QueueLoad, ServiceTarget};
 use dialer_core::AgentState;
@@ -56,10 +55,12 @@ use vocab::Clock;
 use crate::floor::{agent_id, user_id, Floor, Lent, SeatChange};
 
 mod handover;
+mod ledger;
 mod relay;
 
 use handover::next_peer_event;
 pub use handover::Peers;
+use ledger::{Entry, Ledger};
 pub use relay::relay_number;
 use relay::Relay;
 
@@ -200,6 +201,10 @@ pub struct Switchboard {
     next_blend: Instant,
     next_load: Instant,
     events_tx: mpsc::UnboundedSender<(CallRef, CallEvent)>,
+    /// The calls' writes, made in order off this loop.
+    ledger: Ledger,
+    /// Agents' queues read after they went Ready, back to this loop.
+    queues_read: mpsc::UnboundedSender<(SeatChange, Result<Vec<Membership>, StoreError>)>,
 }
 
 impl Switchboard {
@@ -227,9 +232,11 @@ impl Switchboard {
     ) -> tokio::task::JoinHandle<()> {
         let peer_events = peers.events;
         let (events_tx, events) = mpsc::unbounded_channel();
+        let (queues_read, read_queues) = mpsc::unbounded_channel();
         let gateway = floor.gateway().clone();
         let incoming = gateway.incoming();
         let seats = floor.seat_changes();
+        let ledger = Ledger::spawn(store.clone(), bus.clone());
         let board = Switchboard {
             store,
             gateway,
@@ -253,14 +260,17 @@ impl Switchboard {
             next_blend: Self::now(),
             next_load: Self::now(),
             events_tx,
+            ledger,
+            queues_read,
         };
-        tokio::spawn(board.run(incoming, seats, events, peer_events))
+        tokio::spawn(board.run(incoming, seats, read_queues, events, peer_events))
     }
 
     async fn run(
         mut self,
         mut incoming: mpsc::UnboundedReceiver<IncomingCall>,
         mut seats: mpsc::UnboundedReceiver<SeatChange>,
+        mut read_queues: mpsc::UnboundedReceiver<(SeatChange, Result<Vec<Membership>, StoreError>)>,
         mut events: mpsc::UnboundedReceiver<(CallRef, CallEvent)>,
         mut peer_events: Option<broadcast::Receiver<Arc<Event>>>,
     ) {
@@ -272,6 +282,7 @@ impl Switchboard {
                     None => break,
                 },
                 Some(change) = seats.recv() => self.seat(change).await,
+                Some((change, read)) = read_queues.recv() => self.queues_read(change, read),
                 Some((call, event)) = events.recv() => self.event(call, event).await,
                 heard = next_peer_event(&mut peer_events) => match heard {
                     Ok(event) => self.peer_event(&event),
@@ -356,13 +367,17 @@ impl Switchboard {
         let open = routed.settings.is_open(now);
         if !open && routed.settings.closed_message.is_none() {
             let _ = self.gateway.reject(call_ref, 480).await;
-            self.close(call_ref, routed.account_id, InboundOutcome::Closed)
-                .await;
-            self.publish_left(
+            let left = self.left_event(
                 routed.account_id,
                 routed.id,
                 InboundOutcome::Closed,
                 Duration::ZERO,
+            );
+            self.close(
+                call_ref,
+                routed.account_id,
+                InboundOutcome::Closed,
+                vec![left],
             );
             return;
         }
@@ -460,25 +475,16 @@ impl Switchboard {
         let agent = agent_id(change.user);
         match change.state {
             AgentState::Ready => {
-                let queues = match self.store.agent_queues(change.account, change.user).await {
-                    Ok(queues) => queues,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reading an agent's queues failed");
-                        return;
-                    }
-                };
-                if queues.is_empty() {
-                    self.acd.agent_gone(agent);
-                    self.memberships.remove(&change.user);
-                    return;
+                // Free at once in the queues last read for them; read again
+                // off this loop, as an admin may have changed them since.
+                if let Some(queues) = self.memberships.get(&change.user).cloned() {
+                    self.agent_free(change.account, change.user, queues);
                 }
-                self.memberships.insert(change.user, queues.clone());
-                let skills: Vec<(QueueId, u8)> =
-                    queues.iter().map(|m| (m.queue_id, m.skill)).collect();
-                self.acd.agent_free(agent, skills, Self::now());
-                for m in queues {
-                    self.publish_queue(change.account, m.queue_id);
-                }
+                let (store, read) = (self.store.clone(), self.queues_read.clone());
+                tokio::spawn(async move {
+                    let queues = store.agent_queues(change.account, change.user).await;
+                    let _ = read.send((change, queues));
+                });
             }
             AgentState::LoggedOut => {
                 self.acd.agent_gone(agent);
@@ -496,6 +502,47 @@ impl Switchboard {
                 }
             }
         }
+    }
+
+    /// An agent's queues were read after they went Ready: they are free in
+    /// those queues if still Ready here.
+    fn queues_read(&mut self, change: SeatChange, read: Result<Vec<Membership>, StoreError>) {
+        let queues = match read {
+            Ok(queues) => queues,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading an agent's queues failed");
+                return;
+            }
+        };
+        match self.floor.state_of(change.user) {
+            Some(AgentState::Ready) => {}
+            // Busy meanwhile: what they answer is kept for the blend.
+            Some(state) if state != AgentState::LoggedOut && !queues.is_empty() => {
+                self.memberships.insert(change.user, queues);
+                return;
+            }
+            _ => return,
+        }
+        if queues.is_empty() {
+            self.acd.agent_gone(agent_id(change.user));
+            if let Some(queues) = self.memberships.remove(&change.user) {
+                for m in queues {
+                    self.publish_queue(change.account, m.queue_id);
+                }
+            }
+            return;
+        }
+        self.agent_free(change.account, change.user, queues);
+    }
+
+    /// Lists a Ready agent as free in `queues` and tells their wallboards.
+    fn agent_free(&mut self, account: AccountId, user: UserId, queues: Vec<Membership>) {
+        let skills: Vec<(QueueId, u8)> = queues.iter().map(|m| (m.queue_id, m.skill)).collect();
+        self.acd.agent_free(agent_id(user), skills, Self::now());
+        for m in &queues {
+            self.publish_queue(account, m.queue_id);
+        }
+        self.memberships.insert(user, queues);
     }
 
     /// Connects the calls the distributor chose agents for.
@@ -579,21 +626,24 @@ impl Switchboard {
             caller.queue.settings.campaign_id,
             caller.queue.id,
         );
-        if let Err(e) = self
-            .store
-            .inbound_call_taken(account, call, user, self.clock.now())
-            .await
-        {
-            tracing::warn!(%call, error = %e, "recording who took an inbound call failed");
-        }
         tracing::info!(%call, agent = %user, "inbound call connected");
-        self.publish_call(
+        let at = self.clock.now();
+        let told = self.call_event(
             account,
             call,
             campaign,
             CallPhase::Connected,
             Some(user),
             None,
+        );
+        self.ledger.write(
+            Entry::Taken {
+                account,
+                call,
+                user,
+                at,
+            },
+            vec![told],
         );
         self.publish_queue(account, queue);
     }
@@ -865,8 +915,7 @@ impl Switchboard {
             let _ = self.gateway.hangup(peer).await;
             if matches!(caller.stage, Stage::HandingOver { .. }) {
                 // Unless it never got there: closed here, if still ours.
-                self.close(call, caller.account, InboundOutcome::Abandoned)
-                    .await;
+                self.close(call, caller.account, InboundOutcome::Abandoned, Vec::new());
                 self.publish_queue(caller.account, caller.queue.id);
             }
             return;
@@ -894,55 +943,58 @@ impl Switchboard {
             Stage::HandingOver { .. } | Stage::HandedOver { .. } => InboundOutcome::Interrupted,
         };
         if let (Some(path), InboundOutcome::Voicemail) = (&caller.recording, outcome) {
-            self.file_recording(call, caller.account, caller.contact, path.clone())
-                .await;
+            self.file_recording(call, caller.account, caller.contact, path.clone());
         }
-        self.close(call, caller.account, outcome).await;
         let agent = match caller.stage {
             Stage::Connected(user) => Some(user),
             _ => None,
         };
-        self.publish_call(
-            caller.account,
-            call,
-            caller.queue.settings.campaign_id,
-            CallPhase::Ended,
-            agent,
-            Some(format!("{cause:?}")),
-        );
         let waited = caller
             .waited
             .unwrap_or_else(|| Self::now().saturating_duration_since(caller.answered));
-        self.publish_left(caller.account, caller.queue.id, outcome, waited);
+        let told = vec![
+            self.call_event(
+                caller.account,
+                call,
+                caller.queue.settings.campaign_id,
+                CallPhase::Ended,
+                agent,
+                Some(format!("{cause:?}")),
+            ),
+            self.left_event(caller.account, caller.queue.id, outcome, waited),
+        ];
+        self.close(call, caller.account, outcome, told);
         self.publish_queue(caller.account, caller.queue.id);
     }
 
-    /// Tells the bus (and so the metrics) that a call left its queue.
-    fn publish_left(
+    /// What tells the bus (and so the metrics) that a call left its queue.
+    fn left_event(
         &self,
         account: AccountId,
         queue: QueueId,
         outcome: InboundOutcome,
         waited: Duration,
-    ) {
-        self.bus.publish(Event::QueueCall {
+    ) -> Event {
+        Event::QueueCall {
             account,
             queue_id: queue,
             node: self.floor.node().to_owned(),
             outcome: outcome.as_str().to_owned(),
             waited_secs: waited.as_secs_f64(),
             at: self.clock.now(),
-        });
+        }
     }
 
-    async fn close(&self, call: CallRef, account: AccountId, outcome: InboundOutcome) {
-        if let Err(e) = self
-            .store
-            .inbound_call_ended(account, call, outcome, self.clock.now())
-            .await
-        {
-            tracing::warn!(%call, error = %e, "closing an inbound call failed");
-        }
+    /// Logs how a call ended; `then` goes on the bus once it is written.
+    fn close(&self, call: CallRef, account: AccountId, outcome: InboundOutcome, then: Vec<Event>) {
+        let at = self.clock.now();
+        let entry = Entry::Ended {
+            account,
+            call,
+            outcome,
+            at,
+        };
+        self.ledger.write(entry, then);
     }
 
     /// Stage timers: the voicemail's limit, the callback choice.
@@ -1125,33 +1177,28 @@ impl Switchboard {
             tracing::warn!(%call, error = %e, "an inbound call could not be recorded");
             return;
         }
-        self.file_recording(call, account, contact, path).await;
+        self.file_recording(call, account, contact, path);
     }
 
     /// Files a recording (of the call, or a voicemail) with the call's
     /// attempt and the caller's contact, so access, erasure and retention
     /// find it.
-    async fn file_recording(
+    fn file_recording(
         &self,
         call: CallRef,
         account: AccountId,
         contact: Option<ContactId>,
         path: PathBuf,
     ) {
-        let attempt = self.store.attempt_by_ref(account, call).await.ok();
-        let recording = NewRecording {
-            attempt_id: attempt.map(|a| a.id),
-            call_ref: Some(call),
-            contact_id: contact,
+        let at = self.clock.now();
+        let entry = Entry::Recording {
+            account,
+            call,
+            contact,
             path,
+            at,
         };
-        if let Err(e) = self
-            .store
-            .add_recording(account, &recording, self.clock.now())
-            .await
-        {
-            tracing::warn!(%call, error = %e, "filing a recording failed");
-        }
+        self.ledger.write(entry, Vec::new());
     }
 
     /// Plays a WAV into a call; one that cannot play counts as played.
@@ -1175,7 +1222,21 @@ impl Switchboard {
         agent: Option<UserId>,
         cause: Option<String>,
     ) {
-        self.bus.publish(Event::CallState {
+        let event = self.call_event(account, call, campaign, state, agent, cause);
+        self.bus.publish(event);
+    }
+
+    /// What tells the bus of a call's new state.
+    fn call_event(
+        &self,
+        account: AccountId,
+        call: CallRef,
+        campaign: CampaignId,
+        state: CallPhase,
+        agent: Option<UserId>,
+        cause: Option<String>,
+    ) -> Event {
+        Event::CallState {
             account,
             call_ref: call,
             campaign_id: Some(campaign),
@@ -1183,7 +1244,7 @@ impl Switchboard {
             agent,
             cause,
             at: self.clock.now(),
-        });
+        }
     }
 
     /// Tells the wallboards how a queue stands on this node now.

@@ -255,6 +255,11 @@ impl Floor {
             .collect()
     }
 
+    /// Returns the state of an agent seated on this node.
+    pub fn state_of(&self, user: UserId) -> Option<AgentState> {
+        self.seat(user).map(|s| s.state)
+    }
+
     fn seat(&self, user: UserId) -> Option<Seat> {
         self.seats
             .lock()
