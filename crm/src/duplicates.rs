@@ -15,6 +15,7 @@ use crate::import::e164;
 
 /// Why two contacts may be the same person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DuplicateReason {
     /// The same email address, case aside.

@@ -26,6 +26,7 @@ const MAX_EMAIL: usize = 254;
 /// A contact to create. The number may be in any format; one without its
 /// country code is read in `region`, or the list's.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewContact {
     /// Given name.
@@ -58,6 +59,7 @@ pub struct NewContact {
 /// The fields an edit changes; a field left out keeps its value, and a
 /// nullable field given as `null` is cleared.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ContactChange {
     /// Given name.

@@ -41,6 +41,7 @@ pub struct FieldId(pub i64);
 
 /// What a field holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FieldKind {
     /// Free text on one or more lines.
@@ -105,6 +106,7 @@ impl std::str::FromStr for FieldKind {
 
 /// A field the account defined.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FieldDef {
     /// The definition's id; the API names a field by its key.
     #[serde(skip)]
@@ -133,6 +135,7 @@ pub struct FieldDef {
 
 /// A field to define.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewField {
     /// The slug: a lower-case letter, then letters, digits or `_`.
@@ -158,6 +161,7 @@ pub struct NewField {
 /// A change to a field's definition; what is left out stays. The key and
 /// the kind never change: a field of another kind is a new field.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FieldChange {
     /// Refused unless it is the field's own key.

@@ -41,6 +41,7 @@ pub const MAX_KEPT_ERRORS: usize = 1000;
 
 /// What an import does with a number the list or account already holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum OnDuplicate {
     /// Keeps the existing contact as it is and puts it on the list.
@@ -100,6 +101,7 @@ impl Default for ImportOptions {
 
 /// A record that was not imported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RowError {
     /// The physical line of the file where the record starts.
     pub line: u64,
@@ -109,6 +111,7 @@ pub struct RowError {
 
 /// What an import did, so far or in the end.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ImportSummary {
     /// Data records read, valid or not.
     pub rows_read: u64,
@@ -393,6 +396,7 @@ pub struct BatchOutcome {
 
 /// Whether a background import is still going.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ImportStatus {
     /// Still reading the file.
@@ -416,6 +420,7 @@ impl ImportStatus {
 
 /// An import run in the background, as the HTTP API reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ImportJob {
     /// The job's id.
     pub id: i64,

@@ -12,6 +12,7 @@ pub use vocab::{
 
 /// A user's role, which decides what the server lets them do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Takes calls in the browser softphone.
@@ -61,6 +62,7 @@ impl std::fmt::Display for Role {
 
 /// A tenant: a company with its users, contacts and campaigns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Account {
     /// The account's id.
     pub id: AccountId,
@@ -74,6 +76,7 @@ pub struct Account {
 
 /// A person who logs in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct User {
     /// The user's id.
     pub id: UserId,
@@ -100,6 +103,7 @@ pub struct Session {
 
 /// A contact's fields as given when it is created or changed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ContactFields {
     /// Given name.
     pub first_name: String,
@@ -124,6 +128,7 @@ pub struct ContactFields {
 
 /// A person the account may call.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Contact {
     /// The contact's id.
     pub id: ContactId,
@@ -152,6 +157,7 @@ pub struct Contact {
 
 /// Another number of a contact's, brought by a contact merged into it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OtherNumber {
     /// The number in E.164 form.
     pub phone_e164: String,
@@ -163,6 +169,7 @@ pub struct OtherNumber {
 
 /// A call list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ContactList {
     /// The list's id.
     pub id: ListId,
@@ -180,6 +187,7 @@ pub struct ContactList {
 
 /// Whether a campaign is dialling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum CampaignStatus {
     /// Dialling.
@@ -216,6 +224,7 @@ impl std::str::FromStr for CampaignStatus {
 
 /// A campaign: lists dialled under one caller ID.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Campaign {
     /// The campaign's id.
     pub id: CampaignId,
@@ -236,6 +245,7 @@ pub struct Campaign {
 
 /// One call placed (or tried) to a contact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CallAttempt {
     /// The attempt's id.
     pub id: AttemptId,
@@ -262,6 +272,7 @@ pub struct CallAttempt {
 
 /// Something that happened between the account and a contact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Interaction {
     /// The interaction's id.
     pub id: InteractionId,
@@ -317,6 +328,7 @@ pub struct Suppression {
 
 /// One entry of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuditEntry {
     /// The account the action was taken in.
     pub account_id: Option<AccountId>,

@@ -38,6 +38,7 @@ pub const EVENT_HEADER: &str = "Dialcrm-Event";
 
 /// What an endpoint can be told of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum WebhookEvent {
     /// A person or a machine answered a call the dialler placed.
     #[serde(rename = "call.answered")]

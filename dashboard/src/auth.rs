@@ -4,6 +4,7 @@
 //! SameSite=Strict cookie; the server keeps only its SHA-256, so a copy of
 //! the database holds no usable session.
 
+use schemars::JsonSchema;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts, State};
@@ -166,7 +167,7 @@ impl FromRequestParts<AppState> for ClientInfo {
 }
 
 /// A login request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct LoginRequest {
     /// The username.
     pub username: String,
@@ -175,7 +176,7 @@ pub struct LoginRequest {
 }
 
 /// What `/api/me` and a successful login return.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Me {
     /// The user's id.
     pub id: i64,
@@ -323,7 +324,7 @@ async fn logout_everywhere(
 }
 
 /// A password change request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct PasswordChange {
     /// The password now in use.
     pub current_password: String,

@@ -4,6 +4,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use crm::StoreError;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 /// Errors an API handler returns.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +41,14 @@ pub enum ApiError {
     /// Something failed inside; details go to the log only.
     #[error("internal error")]
     Internal(String),
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Error")]
+pub struct ErrorBody {
+    /// What went wrong: for a client's mistake, what to fix.
+    pub error: String,
 }
 
 impl From<StoreError> for ApiError {
@@ -79,7 +89,9 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(%detail, "request failed");
         }
-        let body = Json(serde_json::json!({ "error": self.to_string() }));
+        let body = Json(ErrorBody {
+            error: self.to_string(),
+        });
         let mut response = (status, body).into_response();
         if let ApiError::TooManyRequests { retry_after_secs } = self {
             if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {

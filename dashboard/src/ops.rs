@@ -1,5 +1,7 @@
 //! Health and metrics endpoints for operators, and the API's description.
 
+use std::sync::OnceLock;
+
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -16,8 +18,16 @@ pub fn routes() -> Router<AppState> {
         .route("/api/openapi.json", get(openapi))
 }
 
+/// Serves the API's description, made once: it is the same for the
+/// process's life, and deriving every body's schema takes a while.
 async fn openapi() -> impl IntoResponse {
-    axum::Json(crate::openapi::document(env!("CARGO_PKG_VERSION")))
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    let document =
+        DOCUMENT.get_or_init(|| crate::openapi::document(env!("CARGO_PKG_VERSION")).to_string());
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document.as_str(),
+    )
 }
 
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {

@@ -85,6 +85,23 @@ impl<'de> serde::Deserialize<'de> for CallRef {
     }
 }
 
+/// Its JSON Schema, for the API's description: the spelling `Display`
+/// writes and `FromStr` reads.
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for CallRef {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CallRef".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An opaque reference to one call: 32 lower-case hex digits.",
+            "type": "string",
+            "pattern": "^[0-9a-f]{32}$",
+        })
+    }
+}
+
 /// Why a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndCause {

@@ -14,6 +14,8 @@
 //!
 //! With the `sqlx` feature, the ids and [`CallRef`] bind and decode
 //! directly on SQLite and PostgreSQL.
+//! With the `schema` feature, they have JSON Schemas for the API's
+//! description.
 
 pub mod call;
 pub mod clock;

@@ -53,6 +53,7 @@ pub const BUILTIN_FIELDS: &[&str] = &[
 
 /// A campaign's script as supervisors write it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Script {
     /// The sections, in the order the agent reads them.
@@ -61,6 +62,11 @@ pub struct Script {
 
 /// One section of a script.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "ScriptSection")
+)]
 #[serde(deny_unknown_fields)]
 pub struct Section {
     /// The heading, plain text.
@@ -71,6 +77,11 @@ pub struct Section {
 
 /// A script rendered for one call: plain text in a fixed structure.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "RenderedScript")
+)]
 pub struct Rendered {
     /// The sections, in order.
     pub sections: Vec<RenderedSection>,
@@ -78,6 +89,11 @@ pub struct Rendered {
 
 /// One rendered section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "RenderedScriptSection")
+)]
 pub struct RenderedSection {
     /// The heading, plain text.
     pub title: String,
@@ -87,6 +103,11 @@ pub struct RenderedSection {
 
 /// A paragraph or a bullet list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "ScriptBlock")
+)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Block {
     /// Lines shown one under the other.
@@ -103,6 +124,11 @@ pub enum Block {
 
 /// A run of text in one style.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "ScriptSpan")
+)]
 pub struct Span {
     /// The text, shown as it is: never markup.
     pub text: String,

@@ -28,6 +28,7 @@ const CONTACT_TARGETS: [&str; 6] = [
 
 /// How many times an action was done on one UTC day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ActionCount {
     /// The UTC day.
     pub day: NaiveDate,

@@ -13,6 +13,7 @@ pub const MAX_UPCOMING: usize = 500;
 
 /// A callback booked and not yet made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct UpcomingCallback {
     /// The lead to call back.
     pub lead_id: LeadId,

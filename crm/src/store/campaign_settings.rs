@@ -20,6 +20,7 @@ pub const MAX_ABANDON_TARGET_BP: u16 = 300;
 
 /// How a campaign dials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DialMode {
     /// The agent sees the contact first and chooses to call or skip.
@@ -70,6 +71,7 @@ impl std::str::FromStr for DialMode {
 
 /// One day's calling hours in the contact's local time, `start` to before `end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DayHours {
     /// When calling may start.
     pub start: NaiveTime,
@@ -79,6 +81,7 @@ pub struct DayHours {
 
 /// Calling hours per weekday; a day that is `None` is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WeeklyHours {
     /// Monday.
     pub mon: Option<DayHours>,
@@ -141,6 +144,7 @@ impl WeeklyHours {
 
 /// Seconds to wait before redialling after each outcome; `None` stops dialling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RetryDelays {
     /// After a busy line.
     pub busy: Option<u32>,
@@ -160,6 +164,7 @@ pub struct RetryDelays {
 
 /// An outcome an agent may give a conversation, and what it does to the lead.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Disposition {
     /// The name agents pick, unique in the campaign.
     pub name: String,
@@ -178,6 +183,7 @@ pub struct Disposition {
 /// attempt ended with `outcome` becomes due again `after_days` after that
 /// attempt, while it has attempts left under the recycling cap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RecycleRule {
     /// The attempt outcome it applies to: `busy`, `no_answer`, `machine`,
     /// `voicemail`, `abandoned` or `failed`.
@@ -201,6 +207,7 @@ pub const MAX_CALLBACK_GRACE_MINUTES: u32 = 7 * 24 * 60;
 
 /// Everything a campaign needs to dial lawfully.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CampaignSettings {
     /// How lines are paced.
     pub mode: DialMode,

@@ -44,6 +44,7 @@ pub const DEFAULT_SCAN: u32 = 100;
 
 /// A contact that may be the same person as the one asked about.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Duplicate {
     /// The candidate.
     pub contact: Contact,
@@ -53,6 +54,7 @@ pub struct Duplicate {
 
 /// Two contacts of the account that may be the same person.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DuplicatePair {
     /// The one with the lower id.
     pub a: Contact,
@@ -64,6 +66,7 @@ pub struct DuplicatePair {
 
 /// One page of the account's likely duplicates.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DuplicatePage {
     /// The pairs found among the contacts walked; each pair is listed once
     /// over all pages.

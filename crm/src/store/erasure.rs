@@ -62,6 +62,7 @@ pub struct NewRecording {
 
 /// What an erasure removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ErasureReport {
     /// The contact that no longer exists.
     pub contact_id: ContactId,

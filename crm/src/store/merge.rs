@@ -38,6 +38,7 @@ pub const MERGE_SOURCE: &str = "merge";
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, sqlx::Type,
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 #[sqlx(transparent)]
 pub struct MergeId(pub i64);
@@ -50,6 +51,7 @@ impl std::fmt::Display for MergeId {
 
 /// Two contacts to merge, each at the version the supervisor read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MergeRequest {
     /// The contact that stays.
@@ -64,6 +66,11 @@ pub struct MergeRequest {
 
 /// How many rows of each kind a merge moved to the kept contact.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "MergeMoved")
+)]
 pub struct Moved {
     /// Call attempts.
     pub call_attempts: u64,
@@ -88,6 +95,7 @@ pub struct Moved {
 
 /// A merge done.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Merged {
     /// The merge, for undoing it.
     pub merge_id: MergeId,
@@ -110,6 +118,7 @@ pub struct Merged {
 
 /// Where a merge stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MergeState {
     /// Done, and can be undone until `undo_until`.
@@ -146,6 +155,7 @@ impl std::str::FromStr for MergeState {
 
 /// One merge of the account, as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MergeRecord {
     /// The merge.
     #[sqlx(rename = "id")]

@@ -31,6 +31,7 @@ use crate::StoreError;
 
 /// What happens to a caller who has waited the queue's longest wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Overflow {
     /// They may leave a message, filed against their contact.
@@ -67,6 +68,7 @@ impl Overflow {
 
 /// How a queue works; everything but its name and numbers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct QueueSettings {
     /// The campaign its calls are logged against.
     pub campaign_id: CampaignId,
@@ -161,6 +163,7 @@ impl QueueSettings {
 
 /// A queue with its numbers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Queue {
     /// The queue's id.
     pub id: QueueId,

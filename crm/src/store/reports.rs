@@ -29,6 +29,7 @@ pub struct Period {
 
 /// One agent's figures over a period.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AgentFigures {
     /// The agent.
     pub user_id: UserId,
@@ -52,6 +53,7 @@ pub struct AgentFigures {
 
 /// One campaign's figures over a period.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CampaignReport {
     /// The campaign.
     pub campaign_id: CampaignId,
@@ -75,6 +77,7 @@ pub struct CampaignReport {
 
 /// One hour of a campaign's calls.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HourFigures {
     /// The start of the hour.
     pub hour: DateTime<Utc>,

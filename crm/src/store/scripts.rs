@@ -15,6 +15,7 @@ use crate::StoreError;
 
 /// A campaign's script as kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CampaignScript {
     /// The campaign it belongs to.
     pub campaign_id: CampaignId,

@@ -15,6 +15,7 @@ use crate::StoreError;
 
 /// A reason an agent gives for not taking calls.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PauseCode {
     /// What is stored and reported, e.g. `break`.
     pub code: String,

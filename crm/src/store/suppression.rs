@@ -27,6 +27,7 @@ const REPORTED_LINES: usize = 100;
 
 /// What a do-not-call import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DncReport {
     /// Lines read, blank ones and a header left out.
     pub lines: u64,

@@ -16,6 +16,7 @@ pub const MAX_TIMELINE: usize = 500;
 
 /// One thing that happened to a contact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TimelineEntry {
     /// When it happened; for a callback, when it is due.
     pub at: DateTime<Utc>,
@@ -26,6 +27,7 @@ pub struct TimelineEntry {
 
 /// What happened, by kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TimelineEvent {
     /// A call placed to the contact.

@@ -25,6 +25,7 @@ const FINAL_BATCH: i64 = 500;
 
 /// A merge undone.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Unmerged {
     /// The merge.
     pub merge_id: MergeId,

@@ -31,6 +31,11 @@ pub const MAX_ENDPOINTS: usize = 50;
 
 /// An endpoint as admins see it; the secret is never part of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "WebhookEndpoint")
+)]
 pub struct Endpoint {
     /// The endpoint's id.
     pub id: WebhookId,
@@ -86,6 +91,7 @@ pub struct EndpointChange {
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Waiting for its first or next attempt.
@@ -122,6 +128,11 @@ impl std::str::FromStr for DeliveryStatus {
 
 /// One line of an endpoint's delivery log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema),
+    schemars(rename = "WebhookDelivery")
+)]
 pub struct Delivery {
     /// The delivery's id, sent as `Dialcrm-Delivery`.
     pub id: DeliveryId,

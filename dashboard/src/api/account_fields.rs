@@ -8,6 +8,7 @@ use axum::routing::{get, patch};
 use axum::{Json, Router};
 use crm::fields::{FieldChange, FieldDef, FieldValues, NewField};
 use crm::model::{AccountId, Role};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::auth::{Admin, CurrentUser};
@@ -20,8 +21,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/account/fields/{key}", patch(change).delete(remove))
 }
 
-#[derive(Serialize)]
-struct Removed {
+/// A field removed, and the values erased with it.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "FieldRemoved")]
+pub(crate) struct Removed {
     /// The field removed.
     key: String,
     /// How many contacts' values in it were erased.

@@ -9,6 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::NaiveDate;
 use crm::store::aggregate::ActionCount;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Admin;
@@ -21,8 +22,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/audit/counts", get(counts))
 }
 
-#[derive(Serialize, Deserialize)]
-struct Privacy {
+/// The account's privacy setting.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "AccountPrivacy")]
+pub(crate) struct Privacy {
     /// Whether per-contact tracking is kept as daily counts only.
     aggregate_only: bool,
 }

@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use crm::model::{CampaignId, ContactId, Role};
 use crm::script::{Merge, Rendered, Script, Section};
 use crm::store::scripts::CampaignScript;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{CurrentUser, Manager};
@@ -64,9 +65,11 @@ async fn update(
     Ok(Json(saved))
 }
 
-#[derive(Deserialize)]
+/// What to render a script's preview with.
+#[derive(Deserialize, JsonSchema)]
+#[schemars(rename = "ScriptPreviewRequest")]
 #[serde(deny_unknown_fields)]
-struct PreviewRequest {
+pub(crate) struct PreviewRequest {
     /// A draft to render instead of the saved script.
     #[serde(default)]
     sections: Option<Vec<Section>>,
@@ -76,8 +79,9 @@ struct PreviewRequest {
 }
 
 /// A rendered preview.
-#[derive(Serialize)]
-struct Preview {
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "ScriptPreview")]
+pub(crate) struct Preview {
     /// Whether the contact was made up.
     sample: bool,
     #[serde(flatten)]

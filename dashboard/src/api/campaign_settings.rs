@@ -8,6 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use crm::model::{Campaign, CampaignId, CampaignStatus, ListId, Role};
 use crm::store::campaign_settings::CampaignSettings;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{CurrentUser, Manager};
@@ -25,8 +26,9 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/campaigns/{id}/pause", post(pause))
 }
 
-#[derive(Deserialize)]
-struct NewCampaign {
+/// A campaign to create, paused.
+#[derive(Deserialize, JsonSchema)]
+pub(crate) struct NewCampaign {
     name: String,
     caller_id: String,
 }
@@ -76,8 +78,10 @@ async fn update(
     Ok(Json(saved))
 }
 
-#[derive(Deserialize)]
-struct Attach {
+/// A call list to attach to a campaign.
+#[derive(Deserialize, JsonSchema)]
+#[schemars(rename = "AttachList")]
+pub(crate) struct Attach {
     list_id: i64,
     #[serde(default)]
     priority: i64,
@@ -101,8 +105,9 @@ async fn attach(
 }
 
 /// What starting a campaign did.
-#[derive(Serialize)]
-struct Started {
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "CampaignStarted")]
+pub(crate) struct Started {
     status: CampaignStatus,
     new_leads: u64,
 }

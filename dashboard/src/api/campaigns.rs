@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use crm::model::{Campaign, CampaignId, Role, UserId};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{CurrentUser, Manager};
@@ -55,8 +56,9 @@ async fn one(
 }
 
 /// The agents assigned to a campaign.
-#[derive(Serialize, Deserialize)]
-struct Agents {
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "CampaignAgents")]
+pub(crate) struct Agents {
     user_ids: Vec<UserId>,
 }
 

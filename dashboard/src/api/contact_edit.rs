@@ -9,6 +9,7 @@ use crm::edit::{ContactChange, NewContact};
 use crm::model::{Contact, ContactId, Role};
 use crm::store::Saved;
 use dialer_core::desk::Phase;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::account_fields::{hide_off_card, visible_fields};
@@ -18,8 +19,9 @@ use crate::{ApiError, AppState};
 
 const MANAGERS: &[Role] = &[Role::Supervisor, Role::Admin];
 
-#[derive(Serialize)]
-pub(super) struct SavedContact {
+/// A contact as saved, with what the request changed.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct SavedContact {
     #[serde(flatten)]
     contact: Contact,
     /// The fields this request changed.

@@ -9,6 +9,7 @@ use crm::model::{ContactId, Role};
 use crm::store::duplicates::{Duplicate, DuplicatePage, DEFAULT_SCAN, MAX_SCAN};
 use crm::store::merge::{MergeId, MergeRecord, MergeRequest, Merged};
 use crm::store::Unmerged;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::CurrentUser;
@@ -35,16 +36,17 @@ struct DuplicateParams {
 }
 
 /// One contact's likely duplicates.
-#[derive(Serialize)]
-struct Candidates {
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "DuplicateCandidates")]
+pub(crate) struct Candidates {
     contact_id: ContactId,
     candidates: Vec<Duplicate>,
 }
 
 /// Either answer of the duplicates route.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(untagged)]
-enum Duplicates {
+pub(crate) enum Duplicates {
     Of(Candidates),
     Page(DuplicatePage),
 }

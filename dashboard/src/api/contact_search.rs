@@ -6,6 +6,7 @@ use axum::Json;
 use crm::model::{Contact, Role};
 use crm::search::{ContactQuery, Field, Sort};
 use crm::store::SearchScope;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::account_fields::{hide_off_card, visible_fields};
@@ -46,8 +47,9 @@ impl SearchParams {
     }
 }
 
-#[derive(Serialize)]
-pub(super) struct SearchResults {
+/// A page of the contacts found.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct SearchResults {
     /// How the text was read: number, name, email, postal_code or all.
     matched_by: &'static str,
     page: u32,

@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use crm::model::{CallAttempt, Contact, ContactId, Interaction, ListId, Role};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::account_fields::hide_off_card;
@@ -23,8 +24,9 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/contacts/{id}/timeline", get(timeline))
 }
 
-#[derive(Serialize)]
-struct ContactCard {
+/// A contact's card: the contact, its lists and its history.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct ContactCard {
     #[serde(flatten)]
     contact: Contact,
     lists: Vec<ListId>,

@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::routing::put;
 use axum::{Json, Router};
 use crm::model::CampaignId;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Manager;
@@ -18,8 +19,8 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// The body and the answer: the most lines per staffed agent.
-#[derive(Debug, Serialize, Deserialize)]
-struct DialLevel {
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub(crate) struct DialLevel {
     max_dial_level: f64,
 }
 

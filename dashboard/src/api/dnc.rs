@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use crm::store::suppression::{DncReport, DNC_IMPORT_SOURCE, DNC_LIST_SOURCE};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Admin, Manager};
@@ -40,8 +41,10 @@ fn default_region() -> String {
     "GB".into()
 }
 
-#[derive(Deserialize)]
-struct NewEntry {
+/// A number to put on the do-not-call list.
+#[derive(Deserialize, JsonSchema)]
+#[schemars(rename = "NewDncEntry")]
+pub(crate) struct NewEntry {
     number: String,
     #[serde(default = "default_region")]
     region: String,
@@ -55,8 +58,9 @@ struct Region {
 }
 
 /// What the list says of a number.
-#[derive(Serialize)]
-struct Entry {
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "DncEntry")]
+pub(crate) struct Entry {
     /// Whether the number may not be dialled.
     suppressed: bool,
     /// Whether this request put it on the list.
@@ -80,8 +84,9 @@ fn default_limit() -> i64 {
 }
 
 /// One entry of the list as read back.
-#[derive(Serialize)]
-struct Listed {
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "DncListed")]
+pub(crate) struct Listed {
     /// The entry's number in the list, to page on from.
     id: i64,
     /// The number, where the account keeps it; `null` where only its
@@ -133,8 +138,9 @@ async fn list(
 }
 
 /// Whether the account keeps its do-not-call list's numbers.
-#[derive(Serialize, Deserialize)]
-struct Settings {
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "DncSettings")]
+pub(crate) struct Settings {
     keep_numbers: bool,
 }
 

@@ -3,6 +3,7 @@
 //! simulated shift with the campaign's answer rates and talk time, as
 //! `dialcrm simulate --campaign` does.
 
+use schemars::JsonSchema;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -35,8 +36,9 @@ struct Floor {
 }
 
 /// What the campaign's calls say.
-#[derive(Debug, Serialize)]
-struct History {
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "EstimateHistory")]
+pub(crate) struct History {
     days: i64,
     calls: u64,
     answer_rate: f64,
@@ -46,8 +48,9 @@ struct History {
 }
 
 /// One mode's simulated shift.
-#[derive(Debug, Serialize)]
-struct Outcome {
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "EstimateOutcome")]
+pub(crate) struct Outcome {
     utilisation: f64,
     abandon_rate: f64,
     live_answers: u64,
@@ -69,8 +72,9 @@ impl From<SimReport> for Outcome {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct Estimate {
+/// Predictive and progressive dialling simulated for a campaign's floor.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Estimate {
     agents: u64,
     hours: f64,
     history: History,

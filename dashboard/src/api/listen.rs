@@ -22,6 +22,7 @@
 //! browser directly, as an agent's does (decision 0009). A change of mode
 //! for a call held there goes the same way to the leg already there.
 
+use schemars::JsonSchema;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -52,7 +53,8 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// What a supervisor's leg does on the call it is pointed at.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "ListenMode")]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Hear both sides; nobody hears the supervisor.
@@ -88,9 +90,10 @@ impl Mode {
 }
 
 /// The body of `POST /api/listen/{call_ref}`; none means listen.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[schemars(rename = "ListenModeBody")]
 #[serde(deny_unknown_fields)]
-struct ModeBody {
+pub(crate) struct ModeBody {
     #[serde(default)]
     mode: Mode,
 }
@@ -192,14 +195,15 @@ impl Listeners {
 }
 
 /// An SDP offer from the browser, or the gateway's answer to it.
-#[derive(Debug, Serialize, Deserialize)]
-struct Sdp {
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub(crate) struct Sdp {
     sdp: String,
 }
 
 /// An offer for a leg made where the call is, and the mode to put it in.
-#[derive(Debug, Deserialize)]
-struct LegOffer {
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(rename = "ListenLegOffer")]
+pub(crate) struct LegOffer {
     sdp: String,
     #[serde(default)]
     mode: Mode,

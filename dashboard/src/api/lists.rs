@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use crm::model::{Contact, ContactList, ListId, Role};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::auth::{CurrentUser, Manager};
@@ -35,8 +36,9 @@ async fn one(
     Ok(Json(state.store.list(me.account(), ListId(id)).await?))
 }
 
-#[derive(Deserialize)]
-struct NewList {
+/// A call list to create.
+#[derive(Deserialize, JsonSchema)]
+pub(crate) struct NewList {
     name: String,
     #[serde(default = "default_region")]
     default_region: String,

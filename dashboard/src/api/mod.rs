@@ -1,29 +1,29 @@
 //! The REST API. Each handler takes the caller from the session, checks the
 //! role, and scopes every query by the caller's account.
 
-mod account_fields;
-mod account_privacy;
+pub(crate) mod account_fields;
+pub(crate) mod account_privacy;
 mod callbacks;
-mod campaign_scripts;
-mod campaign_settings;
-mod campaigns;
-mod contact_edit;
-mod contact_merge;
-mod contact_search;
+pub(crate) mod campaign_scripts;
+pub(crate) mod campaign_settings;
+pub(crate) mod campaigns;
+pub(crate) mod contact_edit;
+pub(crate) mod contact_merge;
+pub(crate) mod contact_search;
 mod contact_timeline;
-mod contacts;
-mod dial_level;
-mod dnc;
-mod estimate;
+pub(crate) mod contacts;
+pub(crate) mod dial_level;
+pub(crate) mod dnc;
+pub(crate) mod estimate;
 mod imports;
 pub(crate) mod listen;
-mod lists;
-mod pause_codes;
+pub(crate) mod lists;
+pub(crate) mod pause_codes;
 mod privacy;
-mod queues;
-mod reports;
-mod users;
-mod webhooks;
+pub(crate) mod queues;
+pub(crate) mod reports;
+pub(crate) mod users;
+pub(crate) mod webhooks;
 
 use axum::Router;
 

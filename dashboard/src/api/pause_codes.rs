@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use crm::store::softphone::PauseCode;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{CurrentUser, Manager};
@@ -14,8 +15,9 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/api/account/pause-codes", get(list).put(replace))
 }
 
-#[derive(Serialize, Deserialize)]
-struct PauseCodes {
+/// The reasons agents may give for pausing.
+#[derive(Serialize, Deserialize, JsonSchema)]
+pub(crate) struct PauseCodes {
     /// The codes, in the order agents see them; `null` in a request goes
     /// back to the built-in list.
     pause_codes: Option<Vec<PauseCode>>,

@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use crm::model::{CampaignId, QueueId, Role, UserId};
 use crm::store::campaign_settings::WeeklyHours;
 use crm::store::queues::{Overflow, Queue, QueueMember, QueueSettings};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{CurrentUser, Manager};
@@ -28,9 +29,9 @@ pub(super) fn routes() -> Router<AppState> {
 /// A queue to create, or the changes to one: fields left out keep their
 /// value (on creation, the defaults: open 08:00–21:00 London time, two
 /// minutes' wait then voicemail, 80 % in 20 seconds, not recorded).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct QueueBody {
+pub(crate) struct QueueBody {
     name: Option<String>,
     /// E.164 numbers routed to it, replacing those it had.
     numbers: Option<Vec<String>>,
@@ -187,9 +188,10 @@ async fn remove(
 }
 
 /// One agent of a queue, with their skill from 1 to 10.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "QueueAgent")]
 #[serde(deny_unknown_fields)]
-struct Member {
+pub(crate) struct Member {
     user_id: UserId,
     skill: u8,
     /// Their username, in answers only.
@@ -198,9 +200,10 @@ struct Member {
 }
 
 /// A queue's agents.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "QueueAgents")]
 #[serde(deny_unknown_fields)]
-struct Members {
+pub(crate) struct Members {
     agents: Vec<Member>,
 }
 

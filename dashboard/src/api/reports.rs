@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, TimeDelta, Utc};
 use crm::store::queues::QueueReport;
 use crm::store::reports::{AgentFigures, CampaignReport, Period};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::privacy::defuse;
@@ -40,8 +41,9 @@ struct ReportQuery {
     by: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Report {
+/// A report over a period, UTC.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct Report {
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     time_zone: &'static str,

@@ -7,6 +7,7 @@ use axum::{Json, Router};
 use crm::events::AgentState;
 use crm::model::{Account, Role, User, UserId};
 use crm::password;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Admin, CurrentUser, Manager};
@@ -22,8 +23,9 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/users/{id}/active", post(set_active))
 }
 
-#[derive(Serialize)]
-struct AccountView {
+/// The caller's account, with how many of its agents are logged in.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct AccountView {
     #[serde(flatten)]
     account: Account,
     agents_logged_in: i64,
@@ -62,8 +64,9 @@ async fn get_user(
     Ok(Json(state.store.user(me.account(), UserId(id)).await?))
 }
 
-#[derive(Deserialize)]
-struct NewUser {
+/// A user to add to the account.
+#[derive(Deserialize, JsonSchema)]
+pub(crate) struct NewUser {
     username: String,
     password: String,
     role: Role,
@@ -109,8 +112,10 @@ fn may_manage(me: &CurrentUser, role: Role) -> Result<(), ApiError> {
     }
 }
 
-#[derive(Deserialize)]
-struct ActiveBody {
+/// Whether a user may log in.
+#[derive(Deserialize, JsonSchema)]
+#[schemars(rename = "UserActive")]
+pub(crate) struct ActiveBody {
     active: bool,
 }
 
@@ -157,8 +162,9 @@ async fn set_active(
     Ok(Json(state.store.user(me.account(), id).await?))
 }
 
-#[derive(Serialize, Deserialize)]
-struct Retention {
+/// How long the account keeps interactions and recordings.
+#[derive(Serialize, Deserialize, JsonSchema)]
+pub(crate) struct Retention {
     /// Days recordings and interactions are kept; null keeps them.
     retention_days: Option<i64>,
 }

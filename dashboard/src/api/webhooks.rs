@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use crm::model::{DeliveryId, WebhookId};
 use crm::store::webhooks::{Delivery, Endpoint, EndpointChange, NewEndpoint};
 use crm::webhooks::{SigningSecret, WebhookEvent};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Admin, CurrentUser};
@@ -26,9 +27,11 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/webhooks/{id}/test", post(test))
 }
 
-#[derive(Deserialize)]
+/// A webhook endpoint to add.
+#[derive(Deserialize, JsonSchema)]
+#[schemars(rename = "NewWebhook")]
 #[serde(deny_unknown_fields)]
-struct NewBody {
+pub(crate) struct NewBody {
     url: String,
     #[serde(default)]
     description: String,
@@ -43,9 +46,11 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Deserialize)]
+/// The changes to a webhook endpoint; fields left out keep their value.
+#[derive(Deserialize, JsonSchema)]
+#[schemars(rename = "WebhookChange")]
 #[serde(deny_unknown_fields)]
-struct ChangeBody {
+pub(crate) struct ChangeBody {
     url: Option<String>,
     description: Option<String>,
     events: Option<Vec<String>>,
@@ -56,8 +61,9 @@ struct ChangeBody {
 }
 
 /// An endpoint, with its secret when it was just made.
-#[derive(Serialize)]
-struct WithSecret {
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "WebhookWithSecret")]
+pub(crate) struct WithSecret {
     #[serde(flatten)]
     endpoint: Endpoint,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -349,6 +349,7 @@ impl Store {
 /// counts in the period and hour it arrived; its wait runs from its arrival
 /// (the welcome message included) to an agent taking it or it ending.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct QueueReport {
     /// The queue.
     pub queue_id: QueueId,
@@ -380,6 +381,7 @@ pub struct QueueReport {
 
 /// One hour of a queue's calls.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct QueueHour {
     /// The start of the hour.
     pub hour: DateTime<Utc>,
