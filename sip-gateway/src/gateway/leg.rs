@@ -14,7 +14,7 @@ use super::{now, sleep_until};
 use crate::media::amd::{AmdConfig, AmdVerdict, MachineCheck};
 use crate::media::dtmf_sender::{DtmfMode, DtmfSender, DtmfSenderConfig};
 use crate::media::greeting::{GreetingConfig, GreetingEnded, GreetingWatch};
-use crate::media::hold::hold_tone;
+use crate::media::hold::shared_hold_tone;
 use crate::media::mix::Mixer;
 use crate::media::playback::{Player, PlayerConfig, PlayerEvent};
 use crate::media::recorder::{Recorder, RecorderTap, Side};
@@ -432,8 +432,7 @@ impl Leg {
         match (on, self.hold.is_some(), self.media) {
             (true, false, Some(media)) => {
                 tracing::debug!("call held");
-                let tone: Arc<[i16]> = hold_tone().into();
-                self.hold = Some(new_player(tone, media.codec, true, now));
+                self.hold = Some(new_player(shared_hold_tone(), media.codec, true, now));
                 self.on_timeout(now);
             }
             (false, true, _) => {

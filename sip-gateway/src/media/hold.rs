@@ -6,6 +6,7 @@
 //! so it is neither mistaken for a busy signal nor decoded as a digit.
 
 use std::f64::consts::TAU;
+use std::sync::{Arc, OnceLock};
 
 /// The chime's notes in Hz, first then second.
 pub const HOLD_NOTES: [f64; 2] = [659.25, 523.25];
@@ -19,6 +20,13 @@ const RATE: f64 = 8000.0;
 const NOTES_MS: [(f64, f64); 2] = [(0.0, 350.0), (400.0, 550.0)];
 /// Attack and release of each note, in milliseconds.
 const RAMP_MS: f64 = 25.0;
+
+/// Returns one cycle of the hold tone at 8 kHz, worked out once for the
+/// process and shared by every call on hold; play it in a loop.
+pub fn shared_hold_tone() -> Arc<[i16]> {
+    static TONE: OnceLock<Arc<[i16]>> = OnceLock::new();
+    TONE.get_or_init(|| hold_tone().into()).clone()
+}
 
 /// Returns one cycle of the hold tone at 8 kHz; play it in a loop.
 pub fn hold_tone() -> Vec<i16> {
@@ -74,6 +82,13 @@ mod tests {
         assert!(goertzel_power(second, HOLD_NOTES[0], 8000) < 0.0001);
         assert!(pause.iter().all(|&s| s == 0));
         assert!(tone.iter().all(|s| s.unsigned_abs() <= 4000));
+    }
+
+    #[test]
+    fn the_shared_tone_is_the_tone_worked_out_once() {
+        let (a, b) = (shared_hold_tone(), shared_hold_tone());
+        assert!(Arc::ptr_eq(&a, &b), "one copy for every call on hold");
+        assert_eq!(&a[..], &hold_tone()[..]);
     }
 
     #[test]
