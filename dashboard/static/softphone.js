@@ -303,6 +303,7 @@
       await pc.setLocalDescription(await pc.createOffer());
       await gathered(pc);
       if (desk.pc === pc) send({ type: "webrtc_offer", sdp: pc.localDescription.sdp });
+      sendMic();
     } catch (e) {
       setAudio("down", "no audio");
       status(`Microphone or audio unavailable: ${e.message}`, true);
@@ -321,6 +322,24 @@
       pc.addEventListener("icegatheringstatechange", done);
       setTimeout(resolve, 5000);
     });
+  }
+
+  // The microphone reaches the server only while a call may hear it (in a
+  // call, or dialling one). Between calls the leg stays connected (ICE
+  // consent checks, RTCP) but carries no audio, which is what makes an idle
+  // leg nearly free for the server. replaceTrack needs no renegotiation, so
+  // the audio is back within milliseconds of the call reaching the agent.
+  function sendMic() {
+    const pc = desk.pc;
+    if (!pc || !desk.mic) return;
+    const live = desk.state === "in_call" || desk.state === "dialling";
+    const track = live ? desk.mic.getAudioTracks()[0] || null : null;
+    for (const sender of pc.getSenders()) {
+      if (sender.track !== track) {
+        sender.replaceTrack(track).catch((e) => status(`Microphone not switched: ${e.message}`, true));
+      }
+    }
+    $("audio").dataset.mic = track ? "live" : "idle";
   }
 
   function toggleMute() {
@@ -346,6 +365,7 @@
   function setState(state, reason) {
     if (state !== desk.state) desk.stateSince = Date.now();
     desk.state = state;
+    sendMic();
     const badge = $("state");
     badge.dataset.state = state;
     badge.textContent = STATES[state] || state;

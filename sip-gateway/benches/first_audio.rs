@@ -6,6 +6,9 @@
 //!    WebRTC peer that sends 20 ms of audio every 20 ms, as a browser with a live microphone
 //!    does all shift. Over `FIRST_AUDIO_WINDOW` seconds with no call up, reports the
 //!    gateway's memory per leg (RSS growth over attaching them) and CPU per leg.
+//!    `FIRST_AUDIO_MIC=calls` makes each peer send only while it hears audio (a call is
+//!    bridged to it), as the agent page does: between calls it sends its microphone to no
+//!    one (`replaceTrack(null)`), so an idle leg carries only ICE consent checks and RTCP.
 //! 2. **calls**: `FIRST_AUDIO_CALLS` calls to the simulated carrier, `FIRST_AUDIO_PARALLEL` at
 //!    a time, while every leg stays connected. On each call's `Answered` event (the gateway
 //!    has the carrier's 200 OK) the call is bridged to a free agent leg, as the dialler
@@ -47,6 +50,18 @@ use tokio::sync::{broadcast, mpsc};
 
 /// The p99 the softphone work asks for, from 200 OK to the agent's first audio.
 const P99_TARGET: Duration = Duration::from_millis(150);
+/// With `FIRST_AUDIO_MIC=calls`, how long a peer keeps sending after the last audio it heard.
+const MIC_HOLD: Duration = Duration::from_millis(500);
+
+/// Whether the agents' peers send their microphone all shift (`FIRST_AUDIO_MIC=always`, the
+/// default, as a browser page that keeps it live) or only during calls (`calls`).
+fn mic_always() -> Result<bool> {
+    match std::env::var("FIRST_AUDIO_MIC").as_deref() {
+        Err(_) | Ok("always") => Ok(true),
+        Ok("calls") => Ok(false),
+        Ok(other) => bail!("FIRST_AUDIO_MIC={other:?}: always or calls"),
+    }
+}
 
 fn main() -> Result<()> {
     if std::env::var("FIRST_AUDIO_ROLE").as_deref() == Ok("agents") {
@@ -62,6 +77,7 @@ fn main() -> Result<()> {
         parallel: env_number("FIRST_AUDIO_PARALLEL", 10)?,
         window: env_number("FIRST_AUDIO_WINDOW", 10)?,
     };
+    mic_always()?;
     if settings.parallel == 0 || settings.parallel > settings.agents {
         bail!("FIRST_AUDIO_PARALLEL must be between 1 and FIRST_AUDIO_AGENTS");
     }
@@ -233,8 +249,13 @@ fn print_report(
     let agents = settings.agents.max(1) as f64;
     let busy = idle_cpu.as_secs_f64() / idle_wall.as_secs_f64().max(1e-9);
     let peers_busy = peers_cpu.as_secs_f64() / idle_wall.as_secs_f64().max(1e-9);
+    let sending = if mic_always().unwrap_or(true) {
+        "sending audio all shift"
+    } else {
+        "sending audio during calls only"
+    };
     println!(
-        "first_audio: {} agent legs sending audio, {} calls {} at a time, {} s window",
+        "first_audio: {} agent legs {sending}, {} calls {} at a time, {} s window",
         settings.agents, settings.calls, settings.parallel, settings.window
     );
     println!("| figure | measured | target | |");
@@ -402,6 +423,10 @@ struct Peer {
     timestamp: u64,
     connected: bool,
     heard: mpsc::UnboundedSender<(usize, u128)>,
+    /// Sends all shift, or only while it hears a call.
+    mic_always: bool,
+    /// When it last heard audio.
+    last_heard: Option<Instant>,
 }
 
 impl Peer {
@@ -432,6 +457,8 @@ impl Peer {
             timestamp: 0,
             connected: false,
             heard,
+            mic_always: mic_always()?,
+            last_heard: None,
         };
         Ok((peer, offer.to_sdp_string()))
     }
@@ -470,7 +497,8 @@ impl Peer {
     }
 
     fn speak(&mut self) {
-        if !self.connected {
+        let in_call = self.last_heard.is_some_and(|t| t.elapsed() < MIC_HOLD);
+        if !self.connected || !(self.mic_always || in_call) {
             return;
         }
         let pt = self
@@ -495,9 +523,12 @@ impl Peer {
                     let _ = self.socket.send_to(&t.contents, t.destination).await;
                 }
                 Ok(Output::Event(Event::Connected)) => self.connected = true,
-                Ok(Output::Event(Event::MediaData(_))) if *armed => {
-                    *armed = false;
-                    let _ = self.heard.send((self.slot, wall_nanos()));
+                Ok(Output::Event(Event::MediaData(_))) => {
+                    self.last_heard = Some(Instant::now());
+                    if *armed {
+                        *armed = false;
+                        let _ = self.heard.send((self.slot, wall_nanos()));
+                    }
                 }
                 Ok(Output::Event(_)) => {}
                 Err(_) => return None,

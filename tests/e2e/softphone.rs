@@ -307,6 +307,15 @@ pub(crate) async fn agent_page_ready(
     campaign: i64,
 ) -> Result<String> {
     let page = cdp.open_page(&t.url("/login")).await?;
+    // Every page from now on keeps its peer connections where a test can
+    // read their statistics.
+    cdp.call(Some(&page), "Page.enable", json!({})).await?;
+    cdp.call(
+        Some(&page),
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({ "source": KEEP_PEER_CONNECTIONS }),
+    )
+    .await?;
     let login = format!(
         "(() => {{ const f = document.getElementById('login'); f.username.value = 'al'; \
          f.password.value = {}; f.requestSubmit(); return true; }})()",
@@ -339,6 +348,45 @@ pub(crate) async fn agent_page_ready(
     Ok(page)
 }
 
+/// Wraps the page's `RTCPeerConnection` so that each one made is kept in
+/// `window.dialcrmPeers`.
+const KEEP_PEER_CONNECTIONS: &str = "(() => { const Native = window.RTCPeerConnection; \
+    if (!Native) return; window.dialcrmPeers = []; \
+    window.RTCPeerConnection = class extends Native { \
+      constructor(...args) { super(...args); window.dialcrmPeers.push(this); } }; })()";
+
+/// The audio packets the page's newest peer connection has sent, or -1.
+const PACKETS_SENT: &str = "(async () => { const pc = (window.dialcrmPeers || []).at(-1); \
+    if (!pc) return -1; let sent = 0; \
+    (await pc.getStats()).forEach((r) => { \
+      if (r.type === 'outbound-rtp' && r.kind === 'audio') sent += r.packetsSent; }); \
+    return sent; })()";
+
+/// How many audio packets the page sends over `span`.
+async fn packets_sent_over(cdp: &mut Cdp, page: &str, span: Duration) -> Result<i64> {
+    let before = cdp
+        .evaluate(page, PACKETS_SENT)
+        .await?
+        .as_i64()
+        .unwrap_or(-1);
+    tokio::time::sleep(span).await;
+    let after = cdp
+        .evaluate(page, PACKETS_SENT)
+        .await?
+        .as_i64()
+        .unwrap_or(-1);
+    if before < 0 || after < 0 {
+        let seen = cdp
+            .evaluate(
+                page,
+                "typeof window.dialcrmPeers + ' ' + String(window.RTCPeerConnection).slice(0, 60)",
+            )
+            .await?;
+        bail!("the page has no peer connection to read: {seen}");
+    }
+    Ok(after - before)
+}
+
 /// Logs in through the form, takes the call, hangs up and saves the wrap-up, all on the page.
 async fn drive_the_page(cdp: &mut Cdp, t: &TestApp, password: &str, campaign: i64) -> Result<()> {
     let page = agent_page_ready(cdp, t, password, campaign).await?;
@@ -366,6 +414,17 @@ async fn drive_the_page(cdp: &mut Cdp, t: &TestApp, password: &str, campaign: i6
     )?;
     assert_heard(&peaks, 440.0)?;
     screenshot(cdp, &page).await?;
+    // In the call the microphone goes out, 50 packets a second.
+    let in_call = packets_sent_over(cdp, &page, Duration::from_secs(1)).await?;
+    assert!(
+        in_call >= 25,
+        "{in_call} audio packets sent in a second of the call"
+    );
+    assert_eq!(
+        cdp.evaluate(&page, &with_ids("$('audio').dataset.mic"))
+            .await?,
+        json!("live")
+    );
 
     cdp.evaluate(&page, &with_ids("$('hangup').click()"))
         .await?;
@@ -396,6 +455,23 @@ async fn drive_the_page(cdp: &mut Cdp, t: &TestApp, password: &str, campaign: i6
          && !Object.keys(localStorage).some((k) => k.startsWith('dialcrm.draft.'))",
     )
     .await?;
+    // Between calls it does not: the leg stays up, carrying no audio.
+    let between = packets_sent_over(cdp, &page, Duration::from_secs(1)).await?;
+    assert!(
+        between <= 1,
+        "{between} audio packets sent in a second between calls"
+    );
+    assert_eq!(
+        cdp.evaluate(&page, &with_ids("$('audio').dataset.mic"))
+            .await?,
+        json!("idle")
+    );
+    assert_eq!(
+        cdp.evaluate(&page, &with_ids("$('audio').dataset.state"))
+            .await?,
+        json!("live"),
+        "the audio leg is still connected"
+    );
     cdp.evaluate(&page, &with_ids("$('pause').click()")).await?;
     until(cdp, &page, "$('state').dataset.state === 'paused'").await?;
     Ok(())
