@@ -413,7 +413,7 @@ impl Switchboard {
             self.play(call_ref, message).await;
             return;
         }
-        self.publish_call(account, call_ref, campaign, CallPhase::Queued, None, None);
+        self.publish_queued(account, call_ref, campaign);
         if caller_state.queue.settings.record_calls {
             self.record_call(call_ref, account, arrived.contact_id)
                 .await;
@@ -1213,16 +1213,9 @@ impl Switchboard {
         }
     }
 
-    fn publish_call(
-        &self,
-        account: AccountId,
-        call: CallRef,
-        campaign: CampaignId,
-        state: CallPhase,
-        agent: Option<UserId>,
-        cause: Option<String>,
-    ) {
-        let event = self.call_event(account, call, campaign, state, agent, cause);
+    /// Tells the bus a caller is queued.
+    fn publish_queued(&self, account: AccountId, call: CallRef, campaign: CampaignId) {
+        let event = self.call_event(account, call, campaign, CallPhase::Queued, None, None);
         self.bus.publish(event);
     }
 

@@ -172,14 +172,9 @@ impl Switchboard {
                 );
                 tracing::info!(%call, "caller handed over");
                 // The other node shows it under its own reference from now on.
-                self.publish_call(
-                    account,
-                    call,
-                    campaign,
-                    CallPhase::Ended,
-                    None,
-                    Some("handed_over".into()),
-                );
+                let cause = Some("handed_over".into());
+                let told = self.call_event(account, call, campaign, CallPhase::Ended, None, cause);
+                self.bus.publish(told);
                 self.publish_queue(account, queue);
             }
             CallEventKind::Ended { .. } => {
@@ -299,7 +294,7 @@ impl Switchboard {
                 tried: Vec::new(),
             },
         );
-        self.publish_call(account, call_ref, campaign, CallPhase::Queued, None, None);
+        self.publish_queued(account, call_ref, campaign);
         self.wait(call_ref).await;
         self.publish_queue(account, queue_id);
     }
