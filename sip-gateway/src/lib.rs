@@ -16,6 +16,7 @@
 //! - [`webrtc`]: the agent's browser leg over WebRTC (str0m, ICE-lite,
 //!   DTLS-SRTP, G.711), nailed up for the shift, with its tokio driver.
 
+mod alarm;
 pub mod carrier;
 pub mod gateway;
 pub mod media;

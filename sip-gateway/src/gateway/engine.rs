@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::agent::AgentEntry;
 use super::config::GatewayConfig;
 use super::leg::{LegEvent, LegHandle};
+use super::now;
 use super::phones::{LookupDone, PhoneTarget, Phones};
 use super::ports::PortPool;
 use super::transport::{Inbound, SipTransport};
@@ -21,7 +22,7 @@ use super::types::{
     CallEvent, CallEventKind, CallRef, CoachMode, DialError, DialRequest, GatewayError,
     IncomingCall,
 };
-use super::{now, sleep_until};
+use crate::alarm::Alarm;
 use crate::media::Recorder;
 use crate::sip::message::{header_value, OutgoingResponse};
 use crate::sip::parse::{bad_request_response, parse_message, ParseError};
@@ -236,8 +237,9 @@ impl Engine {
         mut leg_events: mpsc::UnboundedReceiver<LegEvent>,
         mut lookups: mpsc::UnboundedReceiver<LookupDone>,
     ) {
+        let mut alarm = Alarm::new();
         loop {
-            let deadline = self.poll_timeout().map(tokio::time::Instant::from_std);
+            alarm.set(self.poll_timeout());
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(command) => self.on_command(command).await,
@@ -246,7 +248,7 @@ impl Engine {
                 Some(input) = inbound.recv() => self.on_inbound(input, now()).await,
                 Some(event) = leg_events.recv() => self.on_leg_event(event, now()),
                 Some(done) = lookups.recv() => self.on_lookup(done, now()),
-                _ = sleep_until(deadline), if deadline.is_some() => self.on_timeout(now()),
+                () = alarm.fired() => self.on_timeout(now()),
             }
         }
         let now = now();

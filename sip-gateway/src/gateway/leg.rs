@@ -9,8 +9,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::coach::{lay_over_rtp, Listener};
+use super::now;
 use super::types::{CallRef, CoachMode};
-use super::{now, sleep_until};
+use crate::alarm::Alarm;
 use crate::media::amd::{AmdConfig, AmdVerdict, MachineCheck};
 use crate::media::dtmf_sender::{DtmfMode, DtmfSender, DtmfSenderConfig};
 use crate::media::greeting::{GreetingConfig, GreetingEnded, GreetingWatch};
@@ -268,8 +269,9 @@ impl Leg {
         mut inbox: mpsc::Receiver<BridgedPacket>,
     ) {
         let mut buf = vec![0u8; 2048];
+        let mut alarm = Alarm::new();
         loop {
-            let deadline = self.next_timeout().map(tokio::time::Instant::from_std);
+            alarm.set(self.next_timeout());
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((n, from)) => self.on_datagram(&buf[..n], from, now()),
@@ -280,7 +282,7 @@ impl Leg {
                     Some(command) => self.on_command(command, now()),
                 },
                 Some(packet) = inbox.recv() => self.on_bridged(packet, now()),
-                _ = sleep_until(deadline), if deadline.is_some() => self.on_timeout(now()),
+                () = alarm.fired() => self.on_timeout(now()),
             }
         }
         if let Some(recorder) = self.recorder.take() {

@@ -2,9 +2,9 @@
 //!
 //! [`Gateway::start`] binds the SIP sockets and spawns one engine task that owns every call
 //! attempt (a [`crate::sip::Call`] each) and every trunk (keepalives, registration), fed by
-//! the socket tasks in [`transport`], by commands from [`Gateway`] handles, and by
-//! `sleep_until` the cores' next timeout. Each call has one RTP leg task ([`leg`]) on its own
-//! socket from the port range. Calls are reported as [`CallEvent`]s on a broadcast channel.
+//! the socket tasks in [`transport`], by commands from [`Gateway`] handles, and by one timer
+//! at the cores' next timeout, re-armed as it moves. Each call has one RTP leg task ([`leg`])
+//! on its own socket from the port range. Calls are reported as [`CallEvent`]s on a broadcast channel.
 //! An agent's browser session ([`crate::webrtc`]) joins as a leg of its own ([`agent`]), so
 //! a trunk call can be bridged into it like into any other leg. A trunk call's leg also
 //! holds it (playing the hold tone), sends its DTMF, mixes both sides for supervisors
@@ -648,14 +648,6 @@ fn local_ip(config: &GatewayConfig, bound: IpAddr, trunk: SocketAddr) -> IpAddr 
 /// The runtime's clock as a `std` instant, for the sans-IO cores.
 fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
-}
-
-/// Waits for a core's next timeout; with none, never returns (a `select!` arm stays idle).
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
 }
 
 impl Audio {

@@ -10,11 +10,12 @@ use std::net::{IpAddr, SocketAddr};
 use bytes::Bytes;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::Instant;
 use tracing::{debug, trace};
 
 use super::leg::{AgentLeg, LegEvent, LegInput, LegOutput, ReceivedFrame};
 use super::WebRtcError;
+use crate::alarm::Alarm;
 use crate::media::G711;
 
 /// Received frames buffered for a slow reader before new ones are dropped (five seconds).
@@ -118,10 +119,12 @@ struct Driver {
 impl Driver {
     async fn run(mut self) {
         let mut buf = vec![0u8; RECEIVE_BUFFER];
+        let mut alarm = Alarm::new();
         loop {
             let Some(deadline) = self.drain().await else {
                 return;
             };
+            alarm.set(Some(deadline));
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((len, source)) => {
@@ -141,7 +144,7 @@ impl Driver {
                     }
                     None => self.leg.close(),
                 },
-                () = sleep_until(Instant::from_std(deadline)) => {
+                () = alarm.fired() => {
                     if let Err(e) = self.leg.handle_input(LegInput::Timeout, now()) {
                         debug!(error = %e, "agent leg timeout failed");
                     }
