@@ -144,6 +144,7 @@ impl Engine {
             CoachMode::Whisper | CoachMode::Barge => listening.send(LegCommand::Bridge {
                 peer: call_leg.inbox.clone(),
                 source: call_leg.source,
+                outbound: call_leg.outbound.clone(),
             }),
         }
         Ok(())
@@ -223,6 +224,7 @@ fn spawn(
         inbox,
         local,
         source,
+        outbound: None,
     }
 }
 

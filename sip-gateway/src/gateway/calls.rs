@@ -383,10 +383,12 @@ impl Engine {
         leg_a.send(LegCommand::Bridge {
             peer: leg_b.inbox.clone(),
             source: leg_b.source,
+            outbound: leg_b.outbound.clone(),
         });
         leg_b.send(LegCommand::Bridge {
             peer: leg_a.inbox.clone(),
             source: leg_a.source,
+            outbound: leg_a.outbound.clone(),
         });
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! detects DTMF.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
@@ -64,6 +64,9 @@ pub(crate) enum LegCommand {
         peer: mpsc::Sender<BridgedPacket>,
         /// The peer's source id: packets from any other leg are dropped.
         source: SourceId,
+        /// The peer's sending side, when it is an RTP leg: its audio then
+        /// goes straight out through it while nothing else shapes it.
+        outbound: Option<SharedOutbound>,
     },
     /// Stops forwarding to the bridged leg, if any.
     Unbridge,
@@ -129,6 +132,8 @@ pub(crate) struct LegHandle {
     pub local: SocketAddr,
     /// The id the leg's audio goes by in other legs.
     pub source: SourceId,
+    /// The sending side a bridged leg relays through directly; agent legs have none.
+    pub outbound: Option<SharedOutbound>,
 }
 
 impl LegHandle {
@@ -149,18 +154,27 @@ pub(crate) fn spawn(
 ) -> LegHandle {
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (inbox, inbox_rx) = mpsc::channel(BRIDGE_QUEUE);
-    let leg = Leg {
-        call_ref,
-        source: SourceId(id),
-        socket,
-        media: None,
-        latch: None,
-        media_timeout,
+    let socket = Arc::new(socket);
+    let outbound = Arc::new(Mutex::new(Outbound {
+        socket: socket.clone(),
         relay: Relay::new(RelayConfig::narrowband(
             rand::random(),
             rand::random(),
             rand::random(),
         )),
+        remote: None,
+        tap: None,
+        direct: None,
+    }));
+    let leg = Leg {
+        call_ref,
+        source: SourceId(id),
+        socket,
+        out: outbound.clone(),
+        shared: Shared::default(),
+        media: None,
+        latch: None,
+        media_timeout,
         player: None,
         hold: None,
         digits: None,
@@ -169,6 +183,8 @@ pub(crate) fn spawn(
         tap: None,
         dtmf: DtmfDetector::new(8000),
         peer: None,
+        peer_out: None,
+        scratch: Vec::new(),
         peer_source: None,
         listeners: Vec::new(),
         coaching: false,
@@ -189,17 +205,132 @@ pub(crate) fn spawn(
         inbox,
         local: advertised,
         source: SourceId(id),
+        outbound: Some(outbound),
     }
+}
+
+/// A leg's sending side, shared with the leg bridged into it: while only
+/// that leg's audio goes out unchanged (no playback, hold tone, digits,
+/// listeners or SRTP), its packets are rewritten and sent from its own task,
+/// with no hop through this leg's inbox and no wake-up of this leg's task.
+/// Everything else this leg sends goes through the same relay, so the far
+/// end still sees one continuous stream.
+#[derive(Debug)]
+pub(crate) struct Outbound {
+    socket: Arc<UdpSocket>,
+    relay: Relay,
+    /// Where the far end receives, as the leg's latch last chose.
+    remote: Option<SocketAddr>,
+    /// Records what the far end hears (the agent's side of the recording).
+    tap: Option<RecorderTap>,
+    /// The one source whose packets may go straight out, and the media the
+    /// leg sends in; `None` while anything else shapes what the far end hears.
+    direct: Option<(SourceId, NegotiatedMedia)>,
+}
+
+/// An RTP leg's [`Outbound`], as other legs hold it.
+pub(crate) type SharedOutbound = Arc<Mutex<Outbound>>;
+
+/// Locks a leg's sending side; a task that panicked holding it left nothing half-written
+/// that matters more than the call's audio.
+fn lock(outbound: &Mutex<Outbound>) -> MutexGuard<'_, Outbound> {
+    outbound.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Outbound {
+    /// Sends a packet of `source` to the far end at once if this leg relays
+    /// that source directly now; false means it must go through the inbox.
+    fn relay_direct(
+        &mut self,
+        source: SourceId,
+        codec: Codec,
+        telephone_event: Option<u8>,
+        bytes: &mut [u8],
+        now: Instant,
+    ) -> bool {
+        let (Some((from, media)), Some(remote)) = (self.direct, self.remote) else {
+            return false;
+        };
+        if from != source {
+            return false;
+        }
+        let Some(audio) = adapt(
+            &mut self.relay,
+            media,
+            source,
+            codec,
+            telephone_event,
+            bytes,
+        ) else {
+            return true;
+        };
+        let Ok(header) = self.relay.relay(source, bytes, now) else {
+            return true;
+        };
+        if audio {
+            if let (Some(tap), Ok(packet)) = (&self.tap, RtpPacket::parse(bytes)) {
+                tap.push_g711(
+                    Side::Agent,
+                    header.timestamp,
+                    g711(media.codec),
+                    packet.payload(),
+                    now,
+                );
+            }
+        }
+        if let Err(error) = self.socket.try_send_to(bytes, remote) {
+            tracing::trace!(%error, "rtp send failed");
+        }
+        true
+    }
+}
+
+/// What of a leg's state its [`Outbound`] was last told.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Shared {
+    direct: Option<(SourceId, NegotiatedMedia)>,
+    remote: Option<SocketAddr>,
+}
+
+/// Makes a bridged packet fit the stream of a leg speaking `media`: G.711
+/// law converted, payload types mapped; returns whether it is audio, or
+/// `None` when the leg cannot carry it.
+fn adapt(
+    relay: &mut Relay,
+    media: NegotiatedMedia,
+    source: SourceId,
+    codec: Codec,
+    telephone_event: Option<u8>,
+    bytes: &mut [u8],
+) -> Option<bool> {
+    let view = RtpPacket::parse(bytes).ok()?;
+    let is_audio = view.payload_type() == codec.payload_type();
+    if is_audio && codec != media.codec && !view.has_padding() {
+        let start = bytes.len() - view.payload().len();
+        g711(codec).transcode_in_place(g711(media.codec), &mut bytes[start..]);
+    }
+    let mut map = PayloadTypeMap::default();
+    map.insert(codec.payload_type(), media.codec.payload_type());
+    if let (Some(from), Some(to)) = (telephone_event, media.telephone_event) {
+        map.insert(from, to);
+    } else if !is_audio {
+        return None;
+    }
+    relay.set_payload_map(source, map);
+    Some(is_audio)
 }
 
 struct Leg {
     call_ref: CallRef,
     source: SourceId,
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
+    /// The sending side, shared with the leg bridged into this one.
+    out: SharedOutbound,
+    /// What `out` was last told of this leg's state.
+    shared: Shared,
     media: Option<NegotiatedMedia>,
     latch: Option<Latch>,
     media_timeout: Duration,
-    relay: Relay,
     player: Option<Player>,
     /// The looping hold tone, while the call is on hold.
     hold: Option<Player>,
@@ -210,6 +341,10 @@ struct Leg {
     tap: Option<RecorderTap>,
     dtmf: DtmfDetector,
     peer: Option<mpsc::Sender<BridgedPacket>>,
+    /// The peer's sending side, when its audio may go straight out through it.
+    peer_out: Option<SharedOutbound>,
+    /// The packet being forwarded to the peer, reused.
+    scratch: Vec<u8>,
     /// The source id of the peer, the one leg whose audio is relayed.
     peer_source: Option<SourceId>,
     /// Supervisors' legs that hear both sides of the call, and whose audio
@@ -284,9 +419,11 @@ impl Leg {
                 Some(packet) = inbox.recv() => self.on_bridged(packet, now()),
                 () = alarm.fired() => self.on_timeout(now()),
             }
+            self.share();
         }
         if let Some(recorder) = self.recorder.take() {
             self.tap = None;
+            lock(&self.out).tap = None;
             let finished = tokio::task::spawn_blocking(move || recorder.finish()).await;
             match finished {
                 Ok(Ok(stats)) => tracing::debug!(?stats, "recording finished"),
@@ -331,25 +468,28 @@ impl Leg {
                 self.pending_play = None;
                 self.message = None;
                 if self.player.take().is_some() {
-                    self.relay.remove_source(PLAYER);
+                    lock(&self.out).relay.remove_source(PLAYER);
                 }
             }
             LegCommand::Record(recorder) => {
                 self.tap = Some(recorder.tap());
+                lock(&self.out).tap = Some(recorder.tap());
                 self.recorder = Some(recorder);
             }
             LegCommand::PauseRecording => self.recorder.iter().for_each(Recorder::pause),
             LegCommand::ResumeRecording => self.recorder.iter().for_each(Recorder::resume),
             LegCommand::Hold(on) => self.set_hold(on, now),
             LegCommand::SendDtmf(digits) => self.send_digits(&digits, now),
-            LegCommand::Bridge { peer, source } => {
+            LegCommand::Bridge {
+                peer,
+                source,
+                outbound,
+            } => {
                 self.peer = Some(peer);
+                self.peer_out = outbound;
                 self.peer_source = Some(source);
             }
-            LegCommand::Unbridge => {
-                self.peer = None;
-                self.peer_source = None;
-            }
+            LegCommand::Unbridge => self.unbridge(),
             LegCommand::Coach {
                 listener,
                 source,
@@ -361,8 +501,7 @@ impl Leg {
                     .as_ref()
                     .is_some_and(|p| p.same_channel(&listener))
                 {
-                    self.peer = None;
-                    self.peer_source = None;
+                    self.unbridge();
                 }
                 Listener::join(&mut self.listeners, listener, source, mode);
                 self.count_coaches();
@@ -374,8 +513,7 @@ impl Leg {
             }
             LegCommand::Forget(leg) => {
                 if self.peer.as_ref().is_some_and(|p| p.same_channel(&leg)) {
-                    self.peer = None;
-                    self.peer_source = None;
+                    self.unbridge();
                 }
                 self.listeners.retain(|l| !l.inbox.same_channel(&leg));
                 self.count_coaches();
@@ -385,6 +523,35 @@ impl Leg {
             }
             // Only agent legs play it; the engine sends it to no other.
             LegCommand::ZipTone | LegCommand::Close => {}
+        }
+    }
+
+    fn unbridge(&mut self) {
+        self.peer = None;
+        self.peer_out = None;
+        self.peer_source = None;
+    }
+
+    /// Tells the sending side what changed: whether the peer's audio may go
+    /// straight out, and where to. Called after every turn of the loop.
+    fn share(&mut self) {
+        let plain = self.srtp.is_none()
+            && self.player.is_none()
+            && self.hold.is_none()
+            && self.digits.is_none()
+            && self.mixer.is_none();
+        let shared = Shared {
+            direct: match (self.peer_source, self.media) {
+                (Some(source), Some(media)) if plain && sends(media) => Some((source, media)),
+                _ => None,
+            },
+            remote: self.latch.as_ref().and_then(Latch::remote),
+        };
+        if shared != self.shared {
+            let mut out = lock(&self.out);
+            out.direct = shared.direct;
+            out.remote = shared.remote;
+            self.shared = shared;
         }
     }
 
@@ -440,7 +607,7 @@ impl Leg {
             (false, true, _) => {
                 tracing::debug!("call taken off hold");
                 self.hold = None;
-                self.relay.remove_source(HOLD);
+                lock(&self.out).relay.remove_source(HOLD);
             }
             _ => {}
         }
@@ -534,12 +701,27 @@ impl Leg {
             }
         }
         if let (Some(peer), None) = (&self.peer, &self.hold) {
-            let mut bytes = datagram.to_vec();
+            let mut bytes = std::mem::take(&mut self.scratch);
+            bytes.clear();
+            bytes.extend_from_slice(datagram);
             if self.coaching {
                 // The agent hears the customer with the coaching supervisors over them.
                 lay_over_rtp(g711(media.codec), &mut bytes, &mut self.listeners, |l| {
                     Some(&mut l.to_agent)
                 });
+            }
+            let sent = self.peer_out.as_deref().is_some_and(|out| {
+                lock(out).relay_direct(
+                    self.source,
+                    media.codec,
+                    media.telephone_event,
+                    &mut bytes,
+                    now,
+                )
+            });
+            if sent {
+                self.scratch = bytes;
+                return;
             }
             let forwarded = BridgedPacket {
                 source: self.source,
@@ -548,7 +730,7 @@ impl Leg {
                 bytes,
             };
             if let Err(mpsc::error::TrySendError::Closed(_)) = peer.try_send(forwarded) {
-                self.peer = None;
+                self.unbridge();
             }
         }
     }
@@ -571,23 +753,17 @@ impl Leg {
         if replaced || !sends(media) {
             return;
         }
-        let Ok(view) = RtpPacket::parse(&packet.bytes) else {
+        let adapted = adapt(
+            &mut lock(&self.out).relay,
+            media,
+            packet.source,
+            packet.codec,
+            packet.telephone_event,
+            &mut packet.bytes,
+        );
+        let Some(is_audio) = adapted else {
             return;
         };
-        let pt = view.payload_type();
-        let is_audio = pt == packet.codec.payload_type();
-        if is_audio && packet.codec != media.codec && !view.has_padding() {
-            let start = packet.bytes.len() - view.payload().len();
-            g711(packet.codec).transcode_in_place(g711(media.codec), &mut packet.bytes[start..]);
-        }
-        let mut map = PayloadTypeMap::default();
-        map.insert(packet.codec.payload_type(), media.codec.payload_type());
-        if let (Some(from), Some(to)) = (packet.telephone_event, media.telephone_event) {
-            map.insert(from, to);
-        } else if !is_audio {
-            return;
-        }
-        self.relay.set_payload_map(packet.source, map);
         let coached = is_audio && self.barging;
         self.send_coached(packet.source, packet.bytes, is_audio, coached, now);
     }
@@ -622,7 +798,7 @@ impl Leg {
                 }
                 if idle {
                     self.digits = None;
-                    self.relay.remove_source(DIGITS);
+                    lock(&self.out).relay.remove_source(DIGITS);
                 }
                 !idle
             }
@@ -657,7 +833,7 @@ impl Leg {
         }
         if finished {
             self.player = None;
-            self.relay.remove_source(PLAYER);
+            lock(&self.out).relay.remove_source(PLAYER);
             let _ = self.events.send(LegEvent::PlaybackFinished(self.call_ref));
         }
     }
@@ -682,7 +858,8 @@ impl Leg {
         else {
             return;
         };
-        let Ok(header) = self.relay.relay(source, &mut bytes, now) else {
+        let mut out = lock(&self.out);
+        let Ok(header) = out.relay.relay(source, &mut bytes, now) else {
             return;
         };
         if audio {
@@ -694,7 +871,7 @@ impl Leg {
                     Some(&mut l.to_customer)
                 });
             }
-            if let (Some(tap), Ok(packet)) = (&self.tap, RtpPacket::parse(&bytes)) {
+            if let (Some(tap), Ok(packet)) = (&out.tap, RtpPacket::parse(&bytes)) {
                 tap.push_g711(
                     Side::Agent,
                     header.timestamp,
@@ -710,7 +887,7 @@ impl Leg {
                 return;
             }
         }
-        if let Err(error) = self.socket.try_send_to(&bytes, remote) {
+        if let Err(error) = out.socket.try_send_to(&bytes, remote) {
             tracing::trace!(%error, "rtp send failed");
         }
     }
@@ -825,3 +1002,7 @@ fn g711(codec: Codec) -> G711 {
         Codec::Pcma => G711::Pcma,
     }
 }
+
+#[cfg(test)]
+#[path = "leg_tests.rs"]
+mod tests;
