@@ -225,7 +225,23 @@ pub(crate) struct Outbound {
     tap: Option<RecorderTap>,
     /// The one source whose packets may go straight out, and the media the
     /// leg sends in; `None` while anything else shapes what the far end hears.
-    direct: Option<(SourceId, NegotiatedMedia)>,
+    direct: Option<(SourceId, Format)>,
+}
+
+/// What a leg sends in: its codec and its telephone-event payload type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Format {
+    codec: Codec,
+    telephone_event: Option<u8>,
+}
+
+impl From<NegotiatedMedia> for Format {
+    fn from(media: NegotiatedMedia) -> Self {
+        Format {
+            codec: media.codec,
+            telephone_event: media.telephone_event,
+        }
+    }
 }
 
 /// An RTP leg's [`Outbound`], as other legs hold it.
@@ -233,14 +249,14 @@ pub(crate) type SharedOutbound = Arc<Mutex<Outbound>>;
 
 /// Locks a leg's sending side; a task that panicked holding it left nothing half-written
 /// that matters more than the call's audio.
-fn lock(outbound: &Mutex<Outbound>) -> MutexGuard<'_, Outbound> {
+pub(crate) fn lock(outbound: &Mutex<Outbound>) -> MutexGuard<'_, Outbound> {
     outbound.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Outbound {
     /// Sends a packet of `source` to the far end at once if this leg relays
     /// that source directly now; false means it must go through the inbox.
-    fn relay_direct(
+    pub(crate) fn relay_direct(
         &mut self,
         source: SourceId,
         codec: Codec,
@@ -288,7 +304,7 @@ impl Outbound {
 /// What of a leg's state its [`Outbound`] was last told.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Shared {
-    direct: Option<(SourceId, NegotiatedMedia)>,
+    direct: Option<(SourceId, Format)>,
     remote: Option<SocketAddr>,
 }
 
@@ -297,7 +313,7 @@ struct Shared {
 /// `None` when the leg cannot carry it.
 fn adapt(
     relay: &mut Relay,
-    media: NegotiatedMedia,
+    media: Format,
     source: SourceId,
     codec: Codec,
     telephone_event: Option<u8>,
@@ -542,7 +558,9 @@ impl Leg {
             && self.mixer.is_none();
         let shared = Shared {
             direct: match (self.peer_source, self.media) {
-                (Some(source), Some(media)) if plain && sends(media) => Some((source, media)),
+                (Some(source), Some(media)) if plain && sends(media) => {
+                    Some((source, media.into()))
+                }
                 _ => None,
             },
             remote: self.latch.as_ref().and_then(Latch::remote),
@@ -755,7 +773,7 @@ impl Leg {
         }
         let adapted = adapt(
             &mut lock(&self.out).relay,
-            media,
+            media.into(),
             packet.source,
             packet.codec,
             packet.telephone_event,
