@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 use tokio::time::{interval, Interval, MissedTickBehavior};
 
 use super::engine::Engine;
-use super::leg::{BridgedPacket, LegCommand, LegEvent, LegHandle};
+use super::leg::{lock, BridgedPacket, LegCommand, LegEvent, LegHandle, SharedOutbound};
+use super::now;
 use super::types::{CallRef, CoachMode, GatewayError};
 use crate::media::relay::SourceId;
 use crate::media::rtp::{RtpBuilder, RtpHeader, RtpPacket};
@@ -133,19 +134,23 @@ impl Engine {
             return self.bridge(call, listener);
         }
         // The call itself keeps the leg, so a change of mode keeps the mix going.
-        self.forget_everywhere(&listening, &[listener, call]);
+        self.forget_everywhere(listener, &[listener, call]);
         call_leg.send(LegCommand::Coach {
             listener: listening.inbox.clone(),
             source: listening.source,
             mode,
         });
+        self.feed(call, listener);
         match mode {
             CoachMode::Listen | CoachMode::TakeOver => listening.send(LegCommand::Unbridge),
-            CoachMode::Whisper | CoachMode::Barge => listening.send(LegCommand::Bridge {
-                peer: call_leg.inbox.clone(),
-                source: call_leg.source,
-                outbound: call_leg.outbound.clone(),
-            }),
+            CoachMode::Whisper | CoachMode::Barge => {
+                listening.send(LegCommand::Bridge {
+                    peer: call_leg.inbox.clone(),
+                    source: call_leg.source,
+                    outbound: call_leg.outbound.clone(),
+                });
+                self.feed(listener, call);
+            }
         }
         Ok(())
     }
@@ -162,12 +167,33 @@ impl Engine {
         }
     }
 
-    /// Tells every leg but `except` to stop sending to `leg`, as its peer or as a listener.
-    pub(crate) fn forget_everywhere(&self, leg: &LegHandle, except: &[CallRef]) {
-        let calls = self.calls.iter().map(|(r, e)| (r, &e.leg));
-        let agents = self.agents.iter().map(|(r, e)| (r, &e.leg));
-        for (_, other) in calls.chain(agents).filter(|(r, _)| !except.contains(r)) {
-            other.send(LegCommand::Forget(leg.inbox.clone()));
+    /// Tells every leg but `except` that was told to send to `receiver`, as its
+    /// peer or as a listener, to stop.
+    pub(crate) fn forget_everywhere(&mut self, receiver: CallRef, except: &[CallRef]) {
+        let (calls, agents) = (&self.calls, &self.agents);
+        let leg_of = |r: &CallRef| {
+            let call = calls.get(r).map(|e| &e.leg);
+            call.or_else(|| agents.get(r).map(|e| &e.leg))
+        };
+        let (Some(leg), Some(senders)) = (leg_of(&receiver), self.feeds.get_mut(&receiver)) else {
+            return;
+        };
+        senders.retain(|sender| {
+            if except.contains(sender) {
+                return true;
+            }
+            if let Some(other) = leg_of(sender) {
+                other.send(LegCommand::Forget(leg.inbox.clone()));
+            }
+            false
+        });
+    }
+
+    /// Notes that `sender` was told to send audio to `receiver`.
+    pub(crate) fn feed(&mut self, sender: CallRef, receiver: CallRef) {
+        let senders = self.feeds.entry(receiver).or_default();
+        if !senders.contains(&sender) {
+            senders.push(sender);
         }
     }
 
@@ -209,6 +235,7 @@ fn spawn(
         source,
         session: Some(session),
         peer: None,
+        peer_out: None,
         ssrc: rand::random(),
         sequence: rand::random(),
         events,
@@ -233,6 +260,9 @@ struct AgentBridge {
     source: SourceId,
     session: Option<AgentLegHandle>,
     peer: Option<mpsc::Sender<BridgedPacket>>,
+    /// The bridged RTP leg's sending side: the agent's audio goes straight
+    /// out through it when that leg takes it so.
+    peer_out: Option<SharedOutbound>,
     ssrc: u32,
     sequence: u16,
     events: mpsc::UnboundedSender<LegEvent>,
@@ -284,15 +314,16 @@ impl AgentBridge {
             tokio::select! {
                 command = commands.recv() => match command {
                     None | Some(LegCommand::Close) => break false,
-                    Some(LegCommand::Bridge { peer, .. }) => {
+                    Some(LegCommand::Bridge { peer, outbound, .. }) => {
                         tracing::debug!("bridged");
                         self.peer = Some(peer);
+                        self.peer_out = outbound;
                     }
-                    Some(LegCommand::Unbridge) => self.peer = None,
+                    Some(LegCommand::Unbridge) => self.unbridge(),
                     Some(LegCommand::ZipTone) => self.zip = Some(Zip::new()),
                     Some(LegCommand::Forget(leg)) => {
                         if self.peer.as_ref().is_some_and(|p| p.same_channel(&leg)) {
-                            self.peer = None;
+                            self.unbridge();
                         }
                     }
                     // The engine refuses the others for agent legs before they get here.
@@ -324,6 +355,11 @@ impl AgentBridge {
         }
         tracing::debug!(by_browser = session_closed, "agent leg closed");
         self.report(LegEvent::Closed(self.call_ref));
+    }
+
+    fn unbridge(&mut self) {
+        self.peer = None;
+        self.peer_out = None;
     }
 
     /// Sends the audio of a bridged packet to the browser; other payloads are dropped.
@@ -392,12 +428,19 @@ impl AgentBridge {
             ssrc: self.ssrc,
         };
         self.sequence = self.sequence.wrapping_add(1);
-        let bytes = RtpBuilder {
+        let mut bytes = RtpBuilder {
             header,
             payload: &frame.payload,
             ..RtpBuilder::default()
         }
         .to_vec();
+        let sent = self
+            .peer_out
+            .as_deref()
+            .is_some_and(|out| lock(out).relay_direct(self.source, codec, None, &mut bytes, now()));
+        if sent {
+            return;
+        }
         let packet = BridgedPacket {
             source: self.source,
             codec,
@@ -407,7 +450,7 @@ impl AgentBridge {
         // A closed inbox means the bridged call has ended: the agent stays, the audio stops.
         if let Err(mpsc::error::TrySendError::Closed(_)) = peer.try_send(packet) {
             tracing::debug!("bridged call has gone");
-            self.peer = None;
+            self.unbridge();
         }
     }
 

@@ -65,10 +65,10 @@ impl Engine {
                 let _ = reply.send(self.coach(call, listener, mode));
             }
             Command::LeaveMessage(call_ref, samples, reply) => {
-                let left = self.answered_leg(call_ref).map(|leg| {
+                let left = self.answered_leg(call_ref).cloned().map(|leg| {
                     // The message replaces whoever was bridged: the agent
                     // who found the machine hears no more of it.
-                    self.forget_everywhere(leg, &[call_ref]);
+                    self.forget_everywhere(call_ref, &[call_ref]);
                     leg.send(LegCommand::Unbridge);
                     leg.send(LegCommand::LeaveMessage(samples));
                 });
@@ -374,12 +374,14 @@ impl Engine {
         Ok(&entry.leg)
     }
 
-    pub(crate) fn bridge(&self, a: CallRef, b: CallRef) -> Result<(), GatewayError> {
-        let leg_a = self.any_leg(a).ok_or(GatewayError::NoSuchCall)?;
-        let leg_b = self.any_leg(b).ok_or(GatewayError::NoSuchCall)?;
+    pub(crate) fn bridge(&mut self, a: CallRef, b: CallRef) -> Result<(), GatewayError> {
+        let leg_a = self.any_leg(a).ok_or(GatewayError::NoSuchCall)?.clone();
+        let leg_b = self.any_leg(b).ok_or(GatewayError::NoSuchCall)?.clone();
         // Each side now hears only the other: not an earlier peer, nor a call it listened to.
-        self.forget_everywhere(leg_a, &[a, b]);
-        self.forget_everywhere(leg_b, &[a, b]);
+        self.forget_everywhere(a, &[a, b]);
+        self.forget_everywhere(b, &[a, b]);
+        self.feed(a, b);
+        self.feed(b, a);
         leg_a.send(LegCommand::Bridge {
             peer: leg_b.inbox.clone(),
             source: leg_b.source,

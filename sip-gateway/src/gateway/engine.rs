@@ -209,6 +209,10 @@ pub(crate) struct Engine {
     pub timers: BinaryHeap<Reverse<(Instant, String)>>,
     pub calls: BTreeMap<CallRef, CallEntry>,
     pub agents: BTreeMap<CallRef, AgentEntry>,
+    /// For each leg, the legs told to send it audio (as its peer, or to it
+    /// as a listener), so that bridging it elsewhere tells those legs alone
+    /// to stop rather than every leg of the node.
+    pub feeds: HashMap<CallRef, Vec<CallRef>>,
     pub transport: SipTransport,
     pub ports: PortPool,
     pub events: broadcast::Sender<CallEvent>,
@@ -562,6 +566,7 @@ impl Engine {
                 self.drive(&call_id, now);
             }
             LegEvent::Closed(call_ref) => {
+                self.feeds.remove(&call_ref);
                 if let Some(entry) = self.calls.remove(&call_ref) {
                     let cause = entry.ending.unwrap_or(EndCause::LocalHangup);
                     tracing::info!(parent: &entry.span, ?cause, "call ended");

@@ -213,6 +213,7 @@ impl Gateway {
             timers: BinaryHeap::new(),
             calls: BTreeMap::new(),
             agents: BTreeMap::new(),
+            feeds: HashMap::new(),
             transport: SipTransport::start(udp, tcp, tls, inbound_tx, trunk_ips, known_phones),
             events: events.clone(),
             watchers: HashMap::new(),
