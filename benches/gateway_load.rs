@@ -14,9 +14,10 @@
 //!    warm-up. Reports packet loss (carrier packets sent vs received in the window), gateway
 //!    CPU per relayed packet, how busy the gateway's core was, and memory per leg (RSS delta).
 //!
-//! The gateway runs on a current-thread tokio runtime, so it uses one core; the carrier runs in
-//! a child process (this binary again, with `GATEWAY_BENCH_ROLE=carrier`) so its CPU is not
-//! counted as the gateway's. `GATEWAY_BENCH_PIN=1` pins the gateway to CPU 0 and the carrier to
+//! The gateway runs on a current-thread tokio runtime, so it uses one core
+//! (`GATEWAY_BENCH_THREADS=N` runs it on N worker threads instead, as the service does); the
+//! carrier runs in a child process (this binary again, with `GATEWAY_BENCH_ROLE=carrier`) so
+//! its CPU is not counted as the gateway's. `GATEWAY_BENCH_PIN=1` pins the gateway to CPU 0 and the carrier to
 //! CPU 1 with `taskset`; that suits a dedicated machine, but on a shared one it stalls the
 //! gateway whenever another job lands on CPU 0, so it is off by default.
 //!
@@ -65,7 +66,15 @@ fn main() -> Result<()> {
     }
     let settings = Settings::from_env()?;
     let pinned = settings.pin && pin_self(0);
-    runtime()?.block_on(run(settings, pinned))
+    let runtime = match settings.threads {
+        0 => runtime()?,
+        threads => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .context("building the tokio runtime")?,
+    };
+    runtime.block_on(run(settings, pinned))
 }
 
 /// Sizes of the run, from `GATEWAY_BENCH_*` variables.
@@ -78,6 +87,9 @@ struct Settings {
     window: u64,
     /// Whether to pin the gateway and the carrier to separate CPUs.
     pin: bool,
+    /// Worker threads of the gateway's runtime (as the service runs it); 0
+    /// runs it on one current-thread runtime.
+    threads: usize,
 }
 
 impl Settings {
@@ -87,6 +99,7 @@ impl Settings {
             rate: env_number("GATEWAY_BENCH_RATE", 200)?,
             window: env_number("GATEWAY_BENCH_WINDOW", 10)?,
             pin: env_number::<u8>("GATEWAY_BENCH_PIN", 0)? != 0,
+            threads: env_number("GATEWAY_BENCH_THREADS", 0)?,
         })
     }
 }
