@@ -2,7 +2,7 @@
 //! detects DTMF.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
@@ -156,7 +156,7 @@ pub(crate) fn spawn(
     let (inbox, inbox_rx) = mpsc::channel(BRIDGE_QUEUE);
     let socket = Arc::new(socket);
     let outbound = Arc::new(Mutex::new(Outbound {
-        socket: socket.clone(),
+        socket: Arc::downgrade(&socket),
         relay: Relay::new(RelayConfig::narrowband(
             rand::random(),
             rand::random(),
@@ -217,7 +217,9 @@ pub(crate) fn spawn(
 /// end still sees one continuous stream.
 #[derive(Debug)]
 pub(crate) struct Outbound {
-    socket: Arc<UdpSocket>,
+    /// The leg's socket, to send from the port the far end knows; it closes
+    /// with the leg, whoever still holds this.
+    socket: Weak<UdpSocket>,
     relay: Relay,
     /// Where the far end receives, as the leg's latch last chose.
     remote: Option<SocketAddr>,
@@ -254,6 +256,15 @@ pub(crate) fn lock(outbound: &Mutex<Outbound>) -> MutexGuard<'_, Outbound> {
 }
 
 impl Outbound {
+    /// Takes nothing more straight out: the leg has stopped, and the peer,
+    /// sending through the leg's inbox from now on, finds it closed.
+    fn close(&mut self) {
+        self.direct = None;
+        self.remote = None;
+        self.tap = None;
+        self.socket = Weak::new();
+    }
+
     /// Sends a packet of `source` to the far end at once if this leg relays
     /// that source directly now; false means it must go through the inbox.
     pub(crate) fn relay_direct(
@@ -267,9 +278,10 @@ impl Outbound {
         let (Some((from, media)), Some(remote)) = (self.direct, self.remote) else {
             return false;
         };
-        if from != source {
-            return false;
-        }
+        let socket = match self.socket.upgrade() {
+            Some(socket) if from == source => socket,
+            _ => return false,
+        };
         let Some(audio) = adapt(
             &mut self.relay,
             media,
@@ -294,7 +306,7 @@ impl Outbound {
                 );
             }
         }
-        if let Err(error) = self.socket.try_send_to(bytes, remote) {
+        if let Err(error) = socket.try_send_to(bytes, remote) {
             tracing::trace!(%error, "rtp send failed");
         }
         true
@@ -437,9 +449,9 @@ impl Leg {
             }
             self.share();
         }
+        lock(&self.out).close();
         if let Some(recorder) = self.recorder.take() {
             self.tap = None;
-            lock(&self.out).tap = None;
             let finished = tokio::task::spawn_blocking(move || recorder.finish()).await;
             match finished {
                 Ok(Ok(stats)) => tracing::debug!(?stats, "recording finished"),
@@ -905,7 +917,7 @@ impl Leg {
                 return;
             }
         }
-        if let Err(error) = out.socket.try_send_to(&bytes, remote) {
+        if let Err(error) = self.socket.try_send_to(&bytes, remote) {
             tracing::trace!(%error, "rtp send failed");
         }
     }

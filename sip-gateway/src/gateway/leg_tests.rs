@@ -245,3 +245,31 @@ async fn an_unbridged_leg_relays_nothing() {
     let heard = tokio::time::timeout(Duration::from_millis(300), p.b_far.recv_from(&mut buf)).await;
     assert!(heard.is_err(), "nothing relayed after unbridging");
 }
+
+#[tokio::test]
+async fn a_closed_leg_is_not_sent_to_and_frees_its_port() {
+    let p = pair(Codec::Pcmu, Codec::Pcmu).await;
+    relay_run(&p, 0, 1, 3).await;
+    p.b.send(LegCommand::Close);
+    let b_port = p.b.local;
+    let freed = async {
+        while UdpSocket::bind(b_port).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, freed)
+        .await
+        .expect("the closed leg's port is free again");
+    assert_eq!(
+        direct(&p.b),
+        None,
+        "a closed leg takes nothing straight out"
+    );
+    p.a_far
+        .send_to(&packet(0, 3, &[3; 160]), p.a.local)
+        .await
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let heard = tokio::time::timeout(Duration::from_millis(300), p.b_far.recv_from(&mut buf)).await;
+    assert!(heard.is_err(), "nothing relayed to a closed leg");
+}
