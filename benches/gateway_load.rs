@@ -14,12 +14,24 @@
 //!    warm-up. Reports packet loss (carrier packets sent vs received in the window), gateway
 //!    CPU per relayed packet, how busy the gateway's core was, and memory per leg (RSS delta).
 //!
+//! `GATEWAY_BENCH_RECORD=1` runs a fourth phase instead of those three:
+//!
+//! 4. **recordings**: `GATEWAY_BENCH_CALLS` bridged calls as in the media phase, one leg of
+//!    each recorded with `Gateway::record` to its own stereo WAV in a temporary folder, for
+//!    `GATEWAY_BENCH_WINDOW` seconds (default 20 here), then hung up. The carrier stamps every
+//!    frame with its leg and index (`sip_gateway::carrier::counter`), so once every call has
+//!    ended each file is read back and both channels are checked frame by frame: every 20 ms
+//!    frame of one leg, once and in order, from the first seen to the last. Reports the
+//!    frames missing, repeated or from another leg, gateway CPU, the disk write rate
+//!    (`/proc/self/io`), RSS and threads. Any file with a gap fails the run, and its folder is
+//!    kept for a look.
+//!
 //! The gateway runs on a current-thread tokio runtime, so it uses one core
 //! (`GATEWAY_BENCH_THREADS=N` runs it on N worker threads instead, as the service does); the
 //! carrier runs in a child process (this binary again, with `GATEWAY_BENCH_ROLE=carrier`) so
-//! its CPU is not counted as the gateway's. `GATEWAY_BENCH_PIN=1` pins the gateway to CPU 0 and the carrier to
-//! CPU 1 with `taskset`; that suits a dedicated machine, but on a shared one it stalls the
-//! gateway whenever another job lands on CPU 0, so it is off by default.
+//! its CPU is not counted as the gateway's. `GATEWAY_BENCH_PIN=1` pins the gateway to CPU 0
+//! and the carrier to CPU 1 with `taskset`; that suits a dedicated machine, but on a shared one
+//! it stalls the gateway whenever another job lands on CPU 0, so it is off by default.
 //!
 //! The run exits non-zero only when the run itself fails (a call not answered, a lagging event
 //! stream, a timeout); a missed target is reported in the table, not as a failure.
@@ -32,10 +44,15 @@ mod child;
 mod figures;
 #[path = "../sip-gateway/benches/common/proc_stat.rs"]
 mod proc_stat;
-use carrier::{carrier_process, request};
+#[path = "common/recording_check.rs"]
+mod recording_check;
+#[path = "common/recordings.rs"]
+mod recordings;
+use carrier::{carrier_process, request, COUNT_FRAMES_VAR};
 use child::{runtime, ChildProcess};
 use figures::{env_number, ms, percentile};
 use proc_stat::{clock_ticks, cpu_time};
+use recordings::{check_the_checker, report_recordings, run_recordings};
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
@@ -90,23 +107,35 @@ struct Settings {
     /// Worker threads of the gateway's runtime (as the service runs it); 0
     /// runs it on one current-thread runtime.
     threads: usize,
+    /// Whether to run the recordings phase instead of the others.
+    record: bool,
 }
 
 impl Settings {
     fn from_env() -> Result<Self> {
+        let record = env_number::<u8>("GATEWAY_BENCH_RECORD", 0)? != 0;
         Ok(Settings {
             calls: env_number("GATEWAY_BENCH_CALLS", 1000)?,
             rate: env_number("GATEWAY_BENCH_RATE", 200)?,
-            window: env_number("GATEWAY_BENCH_WINDOW", 10)?,
+            window: env_number("GATEWAY_BENCH_WINDOW", if record { 20 } else { 10 })?,
             pin: env_number::<u8>("GATEWAY_BENCH_PIN", 0)? != 0,
             threads: env_number("GATEWAY_BENCH_THREADS", 0)?,
+            record,
         })
     }
 }
 
 async fn run(settings: Settings, pinned: bool) -> Result<()> {
+    if settings.record {
+        check_the_checker()?;
+    }
+    let env: &[(&str, &str)] = if settings.record {
+        &[(COUNT_FRAMES_VAR, "1")]
+    } else {
+        &[]
+    };
     let mut carrier =
-        ChildProcess::spawn("GATEWAY_BENCH_ROLE", "carrier", &[], pinned.then_some(1)).await?;
+        ChildProcess::spawn("GATEWAY_BENCH_ROLE", "carrier", env, pinned.then_some(1)).await?;
     let mut trunk = TrunkConfig::new("sim", carrier.sip_addr()?);
     trunk.max_concurrent = usize::MAX;
     trunk.max_cps = u32::MAX;
@@ -119,6 +148,14 @@ async fn run(settings: Settings, pinned: bool) -> Result<()> {
         .context("starting the gateway")?;
     let mut events = gateway.events();
     let ticks = clock_ticks();
+    if settings.record {
+        let recordings = run_recordings(&gateway, &mut events, &mut carrier, &settings, ticks)
+            .await
+            .context("recordings phase")?;
+        carrier.stop().await?;
+        print_header(pinned);
+        return report_recordings(&recordings);
+    }
 
     let setup_calls = settings.calls * 2;
     let setup = run_calls(
@@ -388,25 +425,7 @@ fn print_report(
     burst: &CallsResult,
     media: &MediaResult,
 ) {
-    // Counted from /proc/cpuinfo: after pinning, the affinity mask shows one CPU.
-    let cpus = std::fs::read_to_string("/proc/cpuinfo").map_or(0, |info| {
-        info.lines().filter(|l| l.starts_with("processor")).count()
-    });
-    println!();
-    println!(
-        "gateway_load  {}  {}  {} CPUs  {}",
-        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
-        cpu_model(),
-        cpus,
-        if pinned {
-            "gateway on CPU 0, carrier on CPU 1"
-        } else {
-            "not pinned"
-        },
-    );
-    println!("{:-<96}", "");
-    println!("{:<44}{:>30}   {:<14}", "figure", "measured", "target");
-    println!("{:-<96}", "");
+    print_header(pinned);
     for phase in [setup, burst] {
         let label = match phase.rate {
             Some(rate) => format!("setup, {rate} cps"),
@@ -543,6 +562,31 @@ fn print_report(
     println!("{:-<96}", "");
 }
 
+/// Prints the table's title (with the load average, as other jobs may share the machine)
+/// and its column heads.
+fn print_header(pinned: bool) {
+    // Counted from /proc/cpuinfo: after pinning, the affinity mask shows one CPU.
+    let cpus = std::fs::read_to_string("/proc/cpuinfo").map_or(0, |info| {
+        info.lines().filter(|l| l.starts_with("processor")).count()
+    });
+    println!();
+    println!(
+        "gateway_load  {}  {}  {} CPUs  load {}  {}",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        cpu_model(),
+        cpus,
+        load_average(),
+        if pinned {
+            "gateway on CPU 0, carrier on CPU 1"
+        } else {
+            "not pinned"
+        },
+    );
+    println!("{:-<96}", "");
+    println!("{:<44}{:>30}   {:<14}", "figure", "measured", "target");
+    println!("{:-<96}", "");
+}
+
 fn row(figure: &str, measured: String, target: &str, met: Option<bool>) {
     let verdict = match met {
         Some(true) => "met",
@@ -603,6 +647,13 @@ fn rss_kib() -> Result<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .context("no VmRSS in /proc/self/status")
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn cpu_model() -> String {

@@ -11,6 +11,10 @@ use sip_gateway::gateway::{CallRef, DialRequest};
 
 use crate::child::ChildProcess;
 
+/// Set in a carrier child's environment to have it stamp every frame it sends with its leg
+/// and index (`sip_gateway::carrier::counter`) instead of playing a tone.
+pub const COUNT_FRAMES_VAR: &str = "GATEWAY_BENCH_COUNT_FRAMES";
+
 impl ChildProcess {
     /// The SIP address a carrier child greeted with (`sip ADDR`).
     pub fn sip_addr(&self) -> Result<SocketAddr> {
@@ -51,6 +55,7 @@ pub async fn carrier_process() -> Result<()> {
         ring_delay: Duration::ZERO,
         answer_delay: Duration::ZERO,
         audio: CarrierAudio::Tone(440.0),
+        count_frames: std::env::var_os(COUNT_FRAMES_VAR).is_some(),
         ..CarrierConfig::default()
     })
     .await

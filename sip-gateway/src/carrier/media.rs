@@ -7,18 +7,21 @@ use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
+use super::counter::FrameStamp;
 use super::{CapturedEvent, Counters};
 use crate::media::dtmf::{DtmfDetector, TelephoneEvent};
-use crate::media::playback::{Player, PlayerConfig};
-use crate::media::rtp::RtpPacket;
+use crate::media::playback::{Player, PlayerConfig, FRAME_SAMPLES};
+use crate::media::rtp::{RtpPacket, FIXED_HEADER_LEN};
 use crate::media::G711;
 use crate::sip::sdp::{Codec, NegotiatedMedia};
 
-/// Plays `samples` in a loop to the caller until `stop` fires or is dropped.
+/// Plays `samples` in a loop to the caller until `stop` fires or is dropped; with
+/// `stamp_leg`, each frame's payload is instead that leg's [`FrameStamp`].
 pub(super) async fn play(
     socket: UdpSocket,
     media: NegotiatedMedia,
     samples: Arc<[i16]>,
+    stamp_leg: Option<u32>,
     counters: Arc<Counters>,
     mut stop: oneshot::Receiver<()>,
 ) {
@@ -40,6 +43,8 @@ pub(super) async fn play(
     // Symmetric RTP: once the caller's media arrives, answer to where it comes from.
     let mut target = remote;
     let mut buf = [0u8; 2048];
+    let mut produced = 0u32;
+    let mut stamped = [0u8; FIXED_HEADER_LEN + FRAME_SAMPLES];
     loop {
         let next = player.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
@@ -55,10 +60,21 @@ pub(super) async fn play(
             _ = tokio::time::sleep_until(next.unwrap_or_else(tokio::time::Instant::now)), if next.is_some() => {
                 player.handle_timeout(tokio::time::Instant::now().into_std());
                 while let Some(frame) = player.poll_transmit() {
+                    let bytes = match stamp_leg {
+                        Some(leg) => {
+                            // A frame is always one header and one 20 ms payload.
+                            stamped.copy_from_slice(frame.as_bytes());
+                            FrameStamp { leg, index: produced }.write(&mut stamped[FIXED_HEADER_LEN..]);
+                            &stamped[..]
+                        }
+                        None => frame.as_bytes(),
+                    };
+                    // Muted frames are counted too, as their RTP timestamps are.
+                    produced = produced.wrapping_add(1);
                     if counters.muted.load(Ordering::Relaxed) {
                         continue;
                     }
-                    if socket.try_send_to(frame.as_bytes(), target).is_ok() {
+                    if socket.try_send_to(bytes, target).is_ok() {
                         counters.rtp_sent.fetch_add(1, Ordering::Relaxed);
                     }
                 }

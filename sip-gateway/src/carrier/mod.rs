@@ -4,8 +4,11 @@
 //! The demo and the benchmarks dial it; interop tests use sipp instead. [`uas`] holds the
 //! signalling, built on the same transaction layer as the gateway; [`media`] the RTP side.
 //! Tests can ask it to keep what callers send ([`Carrier::start_capture`]): their audio and
-//! their RFC 4733 digits, to check what a customer would have heard.
+//! their RFC 4733 digits, to check what a customer would have heard. Benchmarks can ask it
+//! to send frames that name their leg and index instead of audio ([`counter`]), to check a
+//! recording for lost or repeated frames.
 
+pub mod counter;
 mod media;
 pub mod pcap;
 mod uas;
@@ -183,6 +186,9 @@ pub struct CarrierConfig {
     pub machine_audio: Option<CarrierAudio>,
     /// Seed of the outcome draw, for reproducible runs.
     pub seed: u64,
+    /// Sends [`counter::FrameStamp`] frames (the leg's number in order of answer, and
+    /// the frame's index) in place of the audio.
+    pub count_frames: bool,
 }
 
 impl CarrierConfig {
@@ -210,6 +216,7 @@ impl Default for CarrierConfig {
             audio: CarrierAudio::Tone(440.0),
             machine_audio: None,
             seed: 1,
+            count_frames: false,
         }
     }
 }

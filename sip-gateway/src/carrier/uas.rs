@@ -276,12 +276,15 @@ impl Uas {
         let mut ok = self.response(&invite, 200, &tag);
         set_body(&mut ok, answer);
         let _ = self.layer.respond(&key, &ok, now);
-        self.counters.answered.fetch_add(1, Ordering::Relaxed);
+        let answered = self.counters.answered.fetch_add(1, Ordering::Relaxed);
+        // Legs are numbered in order of answer; u32 wraps only after four billion calls.
+        let stamp_leg = self.config.count_frames.then_some(answered as u32);
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(super::media::play(
             socket,
             media,
             self.samples[usize::from(outcome == Outcome::Machine)].clone(),
+            stamp_leg,
             self.counters.clone(),
             stopped,
         ));

@@ -2,16 +2,23 @@
 //!
 //! The forwarding path only copies decoded frames into a bounded channel and
 //! never blocks; when the channel is full the frame is dropped and counted.
-//! A writer thread aligns the sides, writes, and flushes the WAV header
+//! A few writer threads, shared by every recording in the process, take what
+//! has queued every [`TICK`], align the sides, write, and flush the WAV header
 //! periodically so a crash leaves a playable file.
+//!
+//! The writers poll rather than wait on each channel: a thread waiting on a
+//! channel must be woken by the sender, which would put a system call on the
+//! forwarding path for every frame, and a thread per recording would put a
+//! thousand threads in the scheduler's queue beside the forwarding path.
 
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{
+    self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, TrySendError,
+};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -24,6 +31,13 @@ use super::g711::G711;
 pub const SAMPLE_RATE: u32 = 8000;
 /// Samples carried by one channel message; longer frames are split.
 const CHUNK: usize = 160;
+/// How often a writer thread takes the frames queued for its recordings.
+pub const TICK: Duration = Duration::from_millis(20);
+/// Writer threads shared by all recordings: one keeps up with a thousand calls
+/// (docs/benchmarks.md), the second lets the others go on while one waits on the disk.
+const WRITER_THREADS: usize = 2;
+/// A recording with nothing new for this long has its header brought up to date.
+const IDLE_FLUSH: Duration = Duration::from_secs(1);
 
 /// Reasons a recording fails.
 #[derive(Debug, Error)]
@@ -31,7 +45,7 @@ pub enum RecorderError {
     /// The WAV file could not be created, written or finalised.
     #[error("recording WAV failed: {0}")]
     Wav(#[from] hound::Error),
-    /// The writer thread could not be started.
+    /// No writer thread could be started.
     #[error("cannot start the recording thread: {0}")]
     Spawn(std::io::Error),
     /// The writer thread stopped before it was asked to.
@@ -54,7 +68,11 @@ impl Default for RecorderConfig {
     fn default() -> Self {
         Self {
             capacity: 256,
-            max_wait: Duration::from_millis(200),
+            // The sides of a call reach the recording through two tasks of the
+            // forwarding path; under load one may run 200 ms behind the other
+            // (docs/benchmarks.md, "Recordings at scale"), and a side waited for
+            // too briefly loses the frames that come late.
+            max_wait: Duration::from_secs(1),
             flush_every: Duration::from_secs(1),
         }
     }
@@ -75,7 +93,7 @@ pub struct RecordingStats {
 #[derive(Debug)]
 pub struct Recorder {
     tap: RecorderTap,
-    thread: Option<JoinHandle<Result<RecordingStats, RecorderError>>>,
+    done: Option<Receiver<Result<RecordingStats, RecorderError>>>,
 }
 
 /// The cheap, cloneable handle the forwarding path pushes frames through.
@@ -87,7 +105,7 @@ pub struct RecorderTap {
 }
 
 impl Recorder {
-    /// Creates the WAV file at `path` and starts its writer thread; the
+    /// Creates the WAV file at `path` and hands it to a writer thread; the
     /// recording's timeline starts at `now`.
     pub fn create(
         path: &Path,
@@ -103,25 +121,28 @@ impl Recorder {
         let wav = hound::WavWriter::create(path, spec)?;
         let (tx, rx) = mpsc::sync_channel(config.capacity.max(1));
         let dropped = Arc::new(AtomicU64::new(0));
-        let writer = Writer {
-            wav,
-            aligner: Aligner::new(now, SAMPLE_RATE, config.max_wait),
-            flush_every: duration_samples(config.flush_every).max(1),
-            unflushed: 0,
-            scratch: Vec::new(),
-            dropped: dropped.clone(),
+        let (done_tx, done) = mpsc::channel();
+        let job = Job {
+            rx,
+            writer: Writer {
+                wav,
+                aligner: Aligner::new(now, SAMPLE_RATE, config.max_wait),
+                flush_every: duration_samples(config.flush_every).max(1),
+                unflushed: 0,
+                last_frame: Instant::now(),
+                scratch: Vec::new(),
+                dropped: dropped.clone(),
+            },
+            done: done_tx,
         };
-        let thread = std::thread::Builder::new()
-            .name("recorder".into())
-            .spawn(move || writer.run(rx))
-            .map_err(RecorderError::Spawn)?;
+        hand_over(job)?;
         Ok(Self {
             tap: RecorderTap {
                 tx,
                 paused: Arc::new(AtomicBool::new(false)),
                 dropped,
             },
-            thread: Some(thread),
+            done: Some(done),
         })
     }
 
@@ -140,7 +161,8 @@ impl Recorder {
         self.tap.paused.store(false, Ordering::Release);
     }
 
-    /// Writes what is ready and flushes the WAV header; blocks until done.
+    /// Writes what is ready and flushes the WAV header; blocks until done,
+    /// up to a [`TICK`] more than the writing takes.
     pub fn flush(&self) -> Result<(), RecorderError> {
         let (ack_tx, ack_rx) = mpsc::channel();
         self.tap
@@ -152,16 +174,17 @@ impl Recorder {
 
     /// Writes everything, finalises the file and returns what was recorded.
     pub fn finish(mut self) -> Result<RecordingStats, RecorderError> {
-        // A send error means the thread has already stopped; join reports why.
+        // A send error means the writer has already let the recording go; the
+        // result it left says why.
         let _ = self.tap.tx.send(Command::Finish);
-        let thread = self.thread.take().ok_or(RecorderError::WriterGone)?;
-        thread.join().map_err(|_| RecorderError::WriterGone)?
+        let done = self.done.take().ok_or(RecorderError::WriterGone)?;
+        done.recv().map_err(|_| RecorderError::WriterGone)?
     }
 }
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        if self.thread.is_some() {
+        if self.done.is_some() {
             // Taps may outlive the recorder; tell the writer to finalise now.
             let _ = self.tap.tx.try_send(Command::Finish);
         }
@@ -262,40 +285,130 @@ struct Frame {
     samples: [i16; CHUNK],
 }
 
+/// A recording as its writer thread holds it.
+struct Job {
+    rx: Receiver<Command>,
+    writer: Writer,
+    done: Sender<Result<RecordingStats, RecorderError>>,
+}
+
+impl Job {
+    /// Writes what has queued; false once the recording is over.
+    fn service(&mut self, now: Instant) -> Result<bool, RecorderError> {
+        let mut frames = false;
+        loop {
+            match self.rx.try_recv() {
+                Ok(Command::Frame(f)) => {
+                    self.writer
+                        .aligner
+                        .push(f.side, f.timestamp, &f.samples[..f.len], f.at);
+                    frames = true;
+                }
+                Ok(Command::Flush(ack)) => {
+                    let result = self.writer.write_ready().and_then(|()| self.writer.flush());
+                    let _ = ack.send(result);
+                }
+                Ok(Command::Finish) | Err(TryRecvError::Disconnected) => return Ok(false),
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        if frames {
+            self.writer.last_frame = now;
+            self.writer.write_ready()?;
+        }
+        let idle = now.saturating_duration_since(self.writer.last_frame) >= IDLE_FLUSH;
+        let unflushed = self.writer.unflushed;
+        if unflushed >= self.writer.flush_every || (idle && unflushed > 0) {
+            self.writer.flush()?;
+        }
+        Ok(true)
+    }
+
+    /// Reports how the recording ended, finishing the file if it can.
+    fn end(self, serviced: Result<bool, RecorderError>) {
+        let result = serviced.and_then(|_| self.writer.finish());
+        // The recorder may have been dropped without waiting for the result.
+        let _ = self.done.send(result);
+    }
+}
+
+/// The writer threads, started as the first recordings need them.
+static WRITERS: Mutex<Vec<Sender<Job>>> = Mutex::new(Vec::new());
+/// Spreads recordings over the writer threads in turn.
+static NEXT_WRITER: AtomicUsize = AtomicUsize::new(0);
+
+/// Gives a recording to a writer thread, starting or replacing threads as needed.
+fn hand_over(job: Job) -> Result<(), RecorderError> {
+    // A panic while the list was locked leaves it usable: a dead thread's
+    // sender is replaced below.
+    let mut writers = WRITERS.lock().unwrap_or_else(PoisonError::into_inner);
+    while writers.len() < WRITER_THREADS {
+        let index = writers.len();
+        writers.push(spawn_writer(index)?);
+    }
+    let index = NEXT_WRITER.fetch_add(1, Ordering::Relaxed) % WRITER_THREADS;
+    match writers[index].send(job) {
+        Ok(()) => Ok(()),
+        Err(mpsc::SendError(job)) => {
+            // The thread has gone (it can only have panicked): start another.
+            tracing::warn!(index, "recording writer thread had stopped; restarting it");
+            writers[index] = spawn_writer(index)?;
+            writers[index]
+                .send(job)
+                .map_err(|_| RecorderError::WriterGone)
+        }
+    }
+}
+
+fn spawn_writer(index: usize) -> Result<Sender<Job>, RecorderError> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name(format!("recorder-{index}"))
+        .spawn(move || serve(rx))
+        .map_err(RecorderError::Spawn)?;
+    Ok(tx)
+}
+
+/// A writer thread: takes new recordings as they come and services all of them every tick.
+fn serve(jobs: Receiver<Job>) {
+    let mut recordings: Vec<Job> = Vec::new();
+    let mut next_tick = Instant::now() + TICK;
+    loop {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        match jobs.recv_timeout(wait) {
+            Ok(job) => {
+                recordings.push(job);
+                continue;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) if recordings.is_empty() => return,
+            Err(RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
+        }
+        let now = Instant::now();
+        next_tick = now + TICK;
+        let mut k = 0;
+        while k < recordings.len() {
+            match recordings[k].service(now) {
+                Ok(true) => k += 1,
+                serviced => recordings.swap_remove(k).end(serviced),
+            }
+        }
+    }
+}
+
 struct Writer {
     wav: hound::WavWriter<BufWriter<File>>,
     aligner: Aligner,
     flush_every: u64,
     unflushed: u64,
+    last_frame: Instant,
     scratch: Vec<i16>,
     dropped: Arc<AtomicU64>,
 }
 
 impl Writer {
-    fn run(mut self, rx: Receiver<Command>) -> Result<RecordingStats, RecorderError> {
-        let idle = Duration::from_secs(1);
-        loop {
-            match rx.recv_timeout(idle) {
-                Ok(Command::Frame(f)) => {
-                    self.aligner
-                        .push(f.side, f.timestamp, &f.samples[..f.len], f.at);
-                    self.write_ready()?;
-                    if self.unflushed >= self.flush_every {
-                        self.flush()?;
-                    }
-                }
-                Ok(Command::Flush(ack)) => {
-                    let result = self.write_ready().and_then(|()| self.flush());
-                    let _ = ack.send(result);
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    if self.unflushed > 0 {
-                        self.flush()?;
-                    }
-                }
-                Ok(Command::Finish) | Err(RecvTimeoutError::Disconnected) => break,
-            }
-        }
+    /// Writes everything, finalises the file and returns what was recorded.
+    fn finish(mut self) -> Result<RecordingStats, RecorderError> {
         self.scratch.clear();
         self.aligner.drain(&mut self.scratch);
         self.write_scratch()?;

@@ -156,3 +156,62 @@ fn create_reports_an_unwritable_path() {
     let err = Recorder::create(&dir, RecorderConfig::default(), Instant::now()).unwrap_err();
     assert!(matches!(err, RecorderError::Wav(_)));
 }
+
+#[test]
+fn many_recordings_at_once_are_each_written_whole() {
+    let files: Vec<TempWav> = (0..40)
+        .map(|k| TempWav::new(&format!("many-{k}")))
+        .collect();
+    let t0 = Instant::now();
+    let recorders: Vec<Recorder> = files
+        .iter()
+        .map(|f| Recorder::create(&f.0, RecorderConfig::default(), t0).unwrap())
+        .collect();
+    for i in 0..50u32 {
+        for (k, rec) in recorders.iter().enumerate() {
+            let value = k as i16 + 1;
+            let tap = rec.tap();
+            assert!(tap.push(Side::Agent, i * 160, &[value; 160], t0 + MS20 * i));
+            assert!(tap.push(
+                Side::Customer,
+                9000 + i * 160,
+                &[-value; 160],
+                t0 + MS20 * i
+            ));
+        }
+    }
+    for rec in recorders {
+        let stats = rec.finish().unwrap();
+        assert_eq!((stats.frames_written, stats.dropped), (8000, 0));
+    }
+    for (k, file) in files.iter().enumerate() {
+        let value = k as i16 + 1;
+        let (_, left, right) = read_channels(&file.0);
+        assert_eq!(left, vec![value; 8000]);
+        assert_eq!(right, vec![-value; 8000]);
+    }
+}
+
+#[test]
+fn recordings_share_a_few_writer_threads() {
+    let files: Vec<TempWav> = (0..20)
+        .map(|k| TempWav::new(&format!("shared-{k}")))
+        .collect();
+    let t0 = Instant::now();
+    let recorders: Vec<Recorder> = files
+        .iter()
+        .map(|f| Recorder::create(&f.0, RecorderConfig::default(), t0).unwrap())
+        .collect();
+    let writers = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("recorder"))
+        .count();
+    assert!(
+        (1..=WRITER_THREADS).contains(&writers),
+        "{writers} writer threads for 20 recordings"
+    );
+    for rec in recorders {
+        rec.finish().unwrap();
+    }
+}
