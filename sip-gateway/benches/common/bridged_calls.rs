@@ -197,6 +197,10 @@ impl BridgedResult {
 }
 
 /// Dials one call per leg at [`RATE`] a second and bridges each to its leg on answer.
+///
+/// Each request to the gateway runs as a task of its own: awaited in turn, every one would
+/// wait for the gateway's turn on a thread that hundreds of legs' media keep busy, and the
+/// calls would come up at a few a second.
 async fn bring_up(
     gateway: &Gateway,
     events: &mut broadcast::Receiver<CallEvent>,
@@ -205,21 +209,26 @@ async fn bring_up(
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(RATE)));
     let mut waiting: HashMap<CallRef, CallRef> = HashMap::with_capacity(legs.len());
     let mut calls = Vec::with_capacity(legs.len());
+    let mut requests = tokio::task::JoinSet::new();
     // Generous: on a busy host the gateway, the carrier and the peers all wait for a core.
     let budget = Duration::from_secs(60 + 4 * legs.len() as u64 / u64::from(RATE));
     let ramp = async {
-        while calls.len() < legs.len() || !waiting.is_empty() {
+        while calls.len() < legs.len() || !waiting.is_empty() || !requests.is_empty() {
             tokio::select! {
                 biased;
+                Some(done) = requests.join_next() => done??,
                 event = events.recv() => {
                     let event = received(event)?;
                     match event.kind {
                         CallEventKind::Answered => {
                             if let Some(leg) = waiting.remove(&event.call_ref) {
-                                gateway
-                                    .bridge(event.call_ref, leg)
-                                    .await
-                                    .context("bridging a call to its agent leg")?;
+                                let gateway = gateway.clone();
+                                requests.spawn(async move {
+                                    gateway
+                                        .bridge(event.call_ref, leg)
+                                        .await
+                                        .context("bridging a call to its agent leg")
+                                });
                             }
                         }
                         CallEventKind::Ended { cause } if waiting.contains_key(&event.call_ref) => {
@@ -231,7 +240,11 @@ async fn bring_up(
                 _ = ticker.tick(), if calls.len() < legs.len() => {
                     let call_ref = CallRef::random();
                     waiting.insert(call_ref, legs[calls.len()]);
-                    gateway.dial(far(call_ref)).await.context("dialling")?;
+                    let gateway = gateway.clone();
+                    requests.spawn(async move {
+                        gateway.dial(far(call_ref)).await.context("dialling")?;
+                        anyhow::Ok(())
+                    });
                     calls.push(call_ref);
                 }
             }
