@@ -14,22 +14,44 @@
 //!    has the carrier's 200 OK) the call is bridged to a free agent leg, as the dialler
 //!    does, and the time until that agent's peer receives its first audio frame is taken.
 //!    Reports p50, p99 and the worst.
+//! 3. **bridged**: `FIRST_AUDIO_BRIDGED` calls (default: one per agent leg) to a second
+//!    simulated carrier, each bridged to its own agent leg, with audio both ways: the carrier
+//!    plays a tone and each peer sends its microphone. After a warm-up, over
+//!    `FIRST_AUDIO_BRIDGED_WINDOW` seconds (default `FIRST_AUDIO_WINDOW`), reports the
+//!    gateway's CPU per bridged call and per relayed packet, and the loss each way. Both
+//!    ends fall silent before and after the window until nothing is in flight, so a packet
+//!    counted as sent has either arrived or been lost when the counts are read.
 //!
-//! The gateway and the carrier run on one current-thread tokio runtime, so the gateway uses
-//! one core; the agents' peers run in a child process (this binary again, with
+//! `FIRST_AUDIO_CODEC=opus` makes every peer offer Opus alone, as some browsers do, so the
+//! gateway transcodes each leg both ways; the peers then send Opus packets of speech-like
+//! audio coded as a browser codes them (the default, `g711`, offers PCMU and PCMA).
+//!
+//! The gateway and the first carrier run on one current-thread tokio runtime, so the gateway
+//! uses one core; the agents' peers run in a child process (this binary again, with
 //! `FIRST_AUDIO_ROLE=agents`), so neither their CPU nor their memory counts as the
-//! gateway's. The two processes compare times on the system clock.
+//! gateway's. The two processes compare times on the system clock. The bridged phase's
+//! carrier runs in a child process too (`FIRST_AUDIO_ROLE=carrier`), so the gateway's CPU
+//! in that phase is its own.
 
+#[path = "common/bridged_calls.rs"]
+mod bridged_calls;
+#[path = "../../benches/common/carrier.rs"]
+mod carrier;
+#[path = "../../benches/common/child.rs"]
+mod child;
 #[path = "common/figures.rs"]
 mod figures;
 #[path = "common/proc_stat.rs"]
 mod proc_stat;
+use bridged_calls::run_bridged;
+use child::ChildProcess;
 use figures::{env_number, ms, percentile};
 use proc_stat::{clock_ticks, cpu_time};
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -63,23 +85,54 @@ fn mic_always() -> Result<bool> {
     }
 }
 
-fn main() -> Result<()> {
-    if std::env::var("FIRST_AUDIO_ROLE").as_deref() == Ok("agents") {
-        return tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()?
-            .block_on(agents_process());
+/// The codec the agents' peers offer, from `FIRST_AUDIO_CODEC`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AgentCodec {
+    /// PCMU and PCMA, as most browsers offer: the gateway relays G.711 unchanged.
+    G711,
+    /// Opus alone: the gateway transcodes the leg both ways.
+    Opus,
+}
+
+impl AgentCodec {
+    fn from_env() -> Result<Self> {
+        match std::env::var("FIRST_AUDIO_CODEC").as_deref() {
+            Err(_) | Ok("g711") => Ok(AgentCodec::G711),
+            Ok("opus") => Ok(AgentCodec::Opus),
+            Ok(other) => bail!("FIRST_AUDIO_CODEC={other:?}: g711 or opus"),
+        }
     }
+}
+
+fn main() -> Result<()> {
+    match std::env::var("FIRST_AUDIO_ROLE").as_deref() {
+        Ok("agents") => {
+            return tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()?
+                .block_on(agents_process());
+        }
+        Ok("carrier") => return child::runtime()?.block_on(carrier::carrier_process()),
+        _ => {}
+    }
+    let agents = env_number("FIRST_AUDIO_AGENTS", 200)?;
+    let window = env_number("FIRST_AUDIO_WINDOW", 10)?;
     let settings = Settings {
-        agents: env_number("FIRST_AUDIO_AGENTS", 200)?,
+        agents,
         calls: env_number("FIRST_AUDIO_CALLS", 300)?,
         parallel: env_number("FIRST_AUDIO_PARALLEL", 10)?,
-        window: env_number("FIRST_AUDIO_WINDOW", 10)?,
+        window,
+        bridged: env_number("FIRST_AUDIO_BRIDGED", agents)?,
+        bridged_window: env_number("FIRST_AUDIO_BRIDGED_WINDOW", window)?,
+        codec: AgentCodec::from_env()?,
     };
     mic_always()?;
     if settings.parallel == 0 || settings.parallel > settings.agents {
         bail!("FIRST_AUDIO_PARALLEL must be between 1 and FIRST_AUDIO_AGENTS");
+    }
+    if settings.bridged > settings.agents {
+        bail!("FIRST_AUDIO_BRIDGED must be at most FIRST_AUDIO_AGENTS: one leg per call");
     }
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -93,6 +146,11 @@ struct Settings {
     calls: usize,
     parallel: usize,
     window: u64,
+    /// Calls held bridged to agent legs in the bridged phase; 0 skips it.
+    bridged: usize,
+    /// Seconds of the bridged phase's window.
+    bridged_window: u64,
+    codec: AgentCodec,
 }
 
 async fn run(settings: Settings) -> Result<()> {
@@ -108,16 +166,26 @@ async fn run(settings: Settings) -> Result<()> {
     let mut trunk = TrunkConfig::new("sim", carrier.sip_addr());
     trunk.max_concurrent = usize::MAX;
     trunk.max_cps = u32::MAX;
+    let mut trunks = vec![trunk];
+    let mut far_carrier = None;
+    if settings.bridged > 0 {
+        let child = ChildProcess::spawn("FIRST_AUDIO_ROLE", "carrier", &[], None).await?;
+        let mut trunk = TrunkConfig::new(bridged_calls::TRUNK, child.sip_addr()?);
+        trunk.max_concurrent = usize::MAX;
+        trunk.max_cps = u32::MAX;
+        trunks.push(trunk);
+        far_carrier = Some(child);
+    }
     let config = GatewayConfig {
         sip_tcp: None,
         ..GatewayConfig::loopback()
     };
-    let gateway = Gateway::start(config, vec![trunk]).await?;
+    let gateway = Gateway::start(config, trunks).await?;
     let mut events = gateway.events();
     let ticks = clock_ticks();
 
     let rss_before = rss_kib()?;
-    let mut agents = AgentsProcess::spawn(settings.agents).await?;
+    let mut agents = AgentsProcess::spawn(settings.agents, settings.codec).await?;
     let mut legs = Vec::new();
     for index in 0..settings.agents {
         let offer = agents.offer().await?;
@@ -152,7 +220,26 @@ async fn run(settings: Settings) -> Result<()> {
     let idle_wall = wall_start.elapsed();
 
     let latencies = run_calls(&gateway, &mut events, &mut agents, &legs, &settings).await?;
+    let bridged = match far_carrier.as_mut() {
+        Some(carrier) => Some(
+            run_bridged(
+                &gateway,
+                &mut events,
+                &mut agents,
+                carrier,
+                &legs[..settings.bridged],
+                settings.bridged_window,
+                ticks,
+            )
+            .await
+            .context("bridged phase")?,
+        ),
+        None => None,
+    };
     agents.stop().await;
+    if let Some(carrier) = far_carrier {
+        carrier.stop().await?;
+    }
 
     print_report(
         &settings,
@@ -161,6 +248,9 @@ async fn run(settings: Settings) -> Result<()> {
         idle_wall,
         &latencies,
     );
+    if let Some(bridged) = &bridged {
+        bridged.print(settings.codec);
+    }
     Ok(())
 }
 
@@ -254,8 +344,12 @@ fn print_report(
     } else {
         "sending audio during calls only"
     };
+    let codec = match settings.codec {
+        AgentCodec::G711 => "offering G.711",
+        AgentCodec::Opus => "offering Opus only",
+    };
     println!(
-        "first_audio: {} agent legs {sending}, {} calls {} at a time, {} s window",
+        "first_audio: {} agent legs {codec}, {sending}, {} calls {} at a time, {} s window",
         settings.agents, settings.calls, settings.parallel, settings.window
     );
     println!("| figure | measured | target | |");
@@ -305,11 +399,16 @@ struct AgentsProcess {
 }
 
 impl AgentsProcess {
-    async fn spawn(count: usize) -> Result<Self> {
+    async fn spawn(count: usize, codec: AgentCodec) -> Result<Self> {
         let exe = std::env::current_exe().context("finding the benchmark binary")?;
+        let codec = match codec {
+            AgentCodec::G711 => "g711",
+            AgentCodec::Opus => "opus",
+        };
         let mut child = tokio::process::Command::new(exe)
             .env("FIRST_AUDIO_ROLE", "agents")
             .env("FIRST_AUDIO_AGENTS", count.to_string())
+            .env("FIRST_AUDIO_CODEC", codec)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -366,21 +465,76 @@ impl AgentsProcess {
         Ok((slot.parse()?, at.parse()?))
     }
 
+    /// Sends a command and returns its reply, passing over `heard` reports still in flight.
+    async fn ask(&mut self, command: &str) -> Result<String> {
+        self.send(command).await?;
+        loop {
+            let line = self.line().await?;
+            if !line.starts_with("heard ") {
+                return Ok(line);
+            }
+        }
+    }
+
+    /// Silences or restores every peer's microphone.
+    async fn set_muted(&mut self, muted: bool) -> Result<()> {
+        let command = if muted { "mute" } else { "unmute" };
+        let reply = self.ask(command).await?;
+        if reply != "ok" {
+            bail!("the agents refused {command:?}: {reply:?}");
+        }
+        Ok(())
+    }
+
+    /// Returns the frames all peers have sent and heard since they started.
+    async fn counts(&mut self) -> Result<AgentCounts> {
+        let line = self.ask("counts").await?;
+        let mut parts = line.split(' ');
+        let (Some("counts"), Some(sent), Some(heard), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            bail!("unexpected reply from the agents: {line:?}");
+        };
+        Ok(AgentCounts {
+            sent: sent.parse()?,
+            heard: heard.parse()?,
+        })
+    }
+
     async fn stop(mut self) {
         let _ = self.send("quit").await;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
     }
 }
 
-/// Runs the agents' peers: one offer line each, an answer line back, then `arm` and `quit`.
+/// Frames the agents' peers have sent and heard, all together.
+#[derive(Debug, Clone, Copy, Default)]
+struct AgentCounts {
+    sent: u64,
+    heard: u64,
+}
+
+/// What every peer of the agents process shares: its counts, and whether microphones are off.
+#[derive(Default)]
+struct Shared {
+    sent: AtomicU64,
+    heard: AtomicU64,
+    muted: AtomicBool,
+}
+
+/// Runs the agents' peers: one offer line each, an answer line back, then `arm`, `mute`,
+/// `unmute`, `counts` and `quit`.
 async fn agents_process() -> Result<()> {
     let count: usize = env_number("FIRST_AUDIO_AGENTS", 200)?;
+    let microphone = Microphone::new(AgentCodec::from_env()?)?;
+    let shared = Arc::new(Shared::default());
     let (heard_tx, mut heard_rx) = mpsc::unbounded_channel::<(usize, u128)>();
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     let mut stdout = tokio::io::stdout();
     let mut armed = Vec::new();
     for slot in 0..count {
-        let (peer, offer) = Peer::offer(slot, heard_tx.clone()).await?;
+        let (peer, offer) =
+            Peer::offer(slot, heard_tx.clone(), microphone.clone(), shared.clone()).await?;
         stdout
             .write_all(format!("offer {}\n", serde_json::to_string(&offer)?).as_bytes())
             .await?;
@@ -399,10 +553,26 @@ async fn agents_process() -> Result<()> {
                 if line == "quit" {
                     return Ok(());
                 }
-                if let Some(slot) = line.strip_prefix("arm ") {
-                    let slot: usize = slot.parse()?;
-                    armed.get(slot).context("no such agent")?.send(())?;
-                }
+                let reply = match line.as_str() {
+                    "mute" | "unmute" => {
+                        shared.muted.store(line == "mute", Ordering::Relaxed);
+                        "ok".to_string()
+                    }
+                    "counts" => format!(
+                        "counts {} {}",
+                        shared.sent.load(Ordering::Relaxed),
+                        shared.heard.load(Ordering::Relaxed)
+                    ),
+                    _ => {
+                        if let Some(slot) = line.strip_prefix("arm ") {
+                            let slot: usize = slot.parse()?;
+                            armed.get(slot).context("no such agent")?.send(())?;
+                        }
+                        continue;
+                    }
+                };
+                stdout.write_all(format!("{reply}\n").as_bytes()).await?;
+                stdout.flush().await?;
             }
             Some((slot, at)) = heard_rx.recv() => {
                 stdout.write_all(format!("heard {slot} {at}\n").as_bytes()).await?;
@@ -412,7 +582,62 @@ async fn agents_process() -> Result<()> {
     }
 }
 
-/// One agent's browser: sends a tone, and reports the first frame it hears once armed.
+/// What a peer sends as its microphone.
+#[derive(Clone)]
+enum Microphone {
+    /// G.711 silence: relayed unchanged, the gateway does the same work for any payload.
+    G711,
+    /// A loop of Opus packets of speech-like audio, coded once as a browser codes its
+    /// microphone (48 kHz, fullband, 32 kbit/s), so the gateway decodes real speech.
+    Opus(Arc<[Vec<u8>]>),
+}
+
+impl Microphone {
+    fn new(codec: AgentCodec) -> Result<Self> {
+        use opusic_c::{Application, Bitrate, Channels, Encoder, SampleRate};
+        if codec == AgentCodec::G711 {
+            return Ok(Microphone::G711);
+        }
+        let opus = |e: opusic_c::ErrorCode| anyhow::anyhow!("Opus: {}", e.message());
+        let mut encoder =
+            Encoder::new(Channels::Mono, SampleRate::Hz48000, Application::Voip).map_err(opus)?;
+        encoder.set_bitrate(Bitrate::Value(32_000)).map_err(opus)?;
+        // Five seconds of audio, long enough that the loop's seam is rare.
+        let speech = speech_like(OPUS_FRAME * 250, 48_000);
+        let mut packets = Vec::with_capacity(250);
+        for frame in speech.chunks(OPUS_FRAME) {
+            // opusic-c takes 16-bit samples as u16; the bits are libopus's i16.
+            let frame: Vec<u16> = frame.iter().map(|&s| s as u16).collect();
+            let mut payload = vec![0; 1500];
+            let len = encoder
+                .encode_to_slice(&frame, &mut payload)
+                .map_err(opus)?;
+            payload.truncate(len);
+            packets.push(payload);
+        }
+        Ok(Microphone::Opus(packets.into()))
+    }
+}
+
+/// Samples in 20 ms of Opus at its 48 kHz RTP clock.
+const OPUS_FRAME: usize = 960;
+
+/// A tone gliding between 200 and 2,400 Hz, switched on and off four times a second.
+fn speech_like(len: usize, rate: u32) -> Vec<i16> {
+    let rate = f64::from(rate);
+    let mut phase = 0.0f64;
+    (0..len)
+        .map(|n| {
+            let t = n as f64 / rate;
+            let frequency = 1300.0 + 1100.0 * (std::f64::consts::TAU * 0.7 * t).sin();
+            phase += std::f64::consts::TAU * frequency / rate;
+            let envelope = (std::f64::consts::TAU * 2.0 * t).sin().max(0.0);
+            (phase.sin() * envelope * 12_000.0) as i16
+        })
+        .collect()
+}
+
+/// One agent's browser: sends its microphone, and reports the first frame it hears once armed.
 struct Peer {
     slot: usize,
     rtc: Rtc,
@@ -427,22 +652,30 @@ struct Peer {
     mic_always: bool,
     /// When it last heard audio.
     last_heard: Option<Instant>,
+    microphone: Microphone,
+    /// Frames sent so far, to pick the next Opus packet.
+    frames: usize,
+    shared: Arc<Shared>,
 }
 
 impl Peer {
     async fn offer(
         slot: usize,
         heard: mpsc::UnboundedSender<(usize, u128)>,
+        microphone: Microphone,
+        shared: Arc<Shared>,
     ) -> Result<(Peer, String)> {
         let socket = UdpSocket::bind("127.0.0.1:0").await?;
         let local = socket.local_addr()?;
-        let mut rtc = RtcConfig::new()
+        let config = RtcConfig::new()
             .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
             .clear_codecs()
-            .enable_pcmu(true, false)
-            .enable_pcma(true, false)
-            .set_stats_interval(None)
-            .build(Instant::now());
+            .set_stats_interval(None);
+        let config = match microphone {
+            Microphone::G711 => config.enable_pcmu(true, false).enable_pcma(true, false),
+            Microphone::Opus(_) => config.enable_opus(true, false),
+        };
+        let mut rtc = config.build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp")?);
         let mut api = rtc.sdp_api();
         let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
@@ -459,6 +692,9 @@ impl Peer {
             heard,
             mic_always: mic_always()?,
             last_heard: None,
+            microphone,
+            frames: 0,
+            shared,
         };
         Ok((peer, offer.to_sdp_string()))
     }
@@ -498,21 +734,35 @@ impl Peer {
 
     fn speak(&mut self) {
         let in_call = self.last_heard.is_some_and(|t| t.elapsed() < MIC_HOLD);
-        if !self.connected || !(self.mic_always || in_call) {
+        let muted = self.shared.muted.load(Ordering::Relaxed);
+        if !self.connected || !(self.mic_always || in_call) || muted {
             return;
         }
+        let (codec, time, payload) = match &self.microphone {
+            Microphone::G711 => {
+                let time = MediaTime::new(self.timestamp, Frequency::EIGHT_KHZ);
+                self.timestamp += 160;
+                (Codec::PCMU, time, vec![G711::Pcmu.silence(); 160])
+            }
+            Microphone::Opus(packets) => {
+                let time = MediaTime::new(self.timestamp, Frequency::FORTY_EIGHT_KHZ);
+                self.timestamp += OPUS_FRAME as u64;
+                let packet = packets[self.frames % packets.len()].clone();
+                (Codec::Opus, time, packet)
+            }
+        };
         let pt = self
             .rtc
             .codec_config()
-            .find(|p| p.spec().codec == Codec::PCMU)
+            .find(|p| p.spec().codec == codec)
             .map(|p| p.pt());
         let (Some(pt), Some(writer)) = (pt, self.rtc.writer(self.mid)) else {
             return;
         };
-        let time = MediaTime::new(self.timestamp, Frequency::EIGHT_KHZ);
-        self.timestamp += 160;
-        // A quiet constant: the gateway does the same work for any payload.
-        let _ = writer.write(pt, Instant::now(), time, vec![G711::Pcmu.silence(); 160]);
+        if writer.write(pt, Instant::now(), time, payload).is_ok() {
+            self.frames += 1;
+            self.shared.sent.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     async fn drain(&mut self, armed: &mut bool) -> Option<Instant> {
@@ -525,6 +775,7 @@ impl Peer {
                 Ok(Output::Event(Event::Connected)) => self.connected = true,
                 Ok(Output::Event(Event::MediaData(_))) => {
                     self.last_heard = Some(Instant::now());
+                    self.shared.heard.fetch_add(1, Ordering::Relaxed);
                     if *armed {
                         *armed = false;
                         let _ = self.heard.send((self.slot, wall_nanos()));
