@@ -4,17 +4,6 @@
 //! its first frame, so gaps (loss, silence suppression, hold) become silence
 //! and the sides stay in step. A side whose timestamps stray too far from
 //! arrival time (a new source, a restart) is re-anchored.
-//!
-//! A side is waited for while it is live: it has been heard, and the other side has not
-//! sent more than the wait's worth of audio since. Arrival times are taken by the
-//! forwarding path, which stamps a backlog of packets with the moment it got round to
-//! them, so after a stall the newest arrival runs ahead of both sides; judged by arrival
-//! time alone, the side taken second would be written out as silence and its frames then
-//! dropped as late. (A backlog of one side taken whole before the other's still looks
-//! like silence on the other side once it spans more than the wait.) A side that stays
-//! silent is written as silence after the wait. A live side's audio is placed within the
-//! re-anchoring limit (one second) of its arrival, which bounds what is held while it is
-//! waited for.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -66,9 +55,6 @@ struct Track {
     pending: VecDeque<i16>,
     /// RTP timestamp and timeline position of the anchoring frame.
     anchor: Option<(u32, u64)>,
-    /// Samples the other side has sent since this side's newest frame; `None`
-    /// until this side is first heard.
-    others_since: Option<u64>,
 }
 
 impl Aligner {
@@ -94,13 +80,6 @@ impl Aligner {
         let arrival = self.position(at);
         let len = samples.len() as u64;
         self.newest_arrival = self.newest_arrival.max(arrival + len);
-        for (k, track) in self.tracks.iter_mut().enumerate() {
-            track.others_since = if k == side.index() {
-                Some(0)
-            } else {
-                track.others_since.map(|n| n + len)
-            };
-        }
         let track = &mut self.tracks[side.index()];
         let mut place = match track.anchor {
             None => None,
@@ -134,21 +113,9 @@ impl Aligner {
 
     /// Moves interleaved stereo samples that are ready into `out`.
     pub fn pop_ready(&mut self, out: &mut Vec<i16>) {
+        let complete = self.tracks.iter().map(|t| self.end(t)).min().unwrap_or(0);
         let waited = self.newest_arrival.saturating_sub(self.max_wait);
-        let ready = self
-            .tracks
-            .iter()
-            .map(|t| {
-                let live = t.others_since.is_some_and(|n| n < self.max_wait);
-                if live {
-                    self.end(t)
-                } else {
-                    self.end(t).max(waited)
-                }
-            })
-            .min()
-            .unwrap_or(0);
-        self.emit_until(ready, out);
+        self.emit_until(complete.max(waited), out);
     }
 
     /// Moves everything placed so far into `out`, padding the shorter side.
@@ -251,52 +218,6 @@ mod tests {
         // Customer audio for time already written is counted as late.
         a.push(Side::Customer, 0, &[2; 160], t0);
         assert_eq!(a.stats().late_samples, 160);
-    }
-
-    #[test]
-    fn a_backlog_after_a_stall_is_written_whole() {
-        let t0 = Instant::now();
-        let mut a = aligner(t0);
-        let mut out = Vec::new();
-        for i in 0..10u32 {
-            a.push(Side::Agent, i * 160, &[1; 160], t0 + MS20 * i);
-            a.push(Side::Customer, 5000 + i * 160, &[2; 160], t0 + MS20 * i);
-            a.pop_ready(&mut out);
-        }
-        // The forwarding task stalls for 300 ms, then takes the 15 packets of each
-        // side that queued meanwhile, all stamped with the same moment.
-        let late = t0 + MS20 * 25;
-        for i in 10..25u32 {
-            a.push(Side::Agent, i * 160, &[1; 160], late);
-            a.pop_ready(&mut out);
-            a.push(Side::Customer, 5000 + i * 160, &[2; 160], late);
-            a.pop_ready(&mut out);
-        }
-        a.drain(&mut out);
-        let (l, r) = left_right(&out);
-        assert_eq!(a.stats().late_samples, 0);
-        assert_eq!(l, vec![1; 25 * 160]);
-        assert_eq!(r, vec![2; 25 * 160]);
-    }
-
-    #[test]
-    fn a_side_that_falls_silent_is_padded_after_the_wait() {
-        let t0 = Instant::now();
-        let mut a = aligner(t0);
-        let mut out = Vec::new();
-        for i in 0..5u32 {
-            a.push(Side::Customer, i * 160, &[2; 160], t0 + MS20 * i);
-        }
-        for i in 0..30u32 {
-            a.push(Side::Agent, i * 160, &[1; 160], t0 + MS20 * i);
-            a.pop_ready(&mut out);
-        }
-        // 600 ms of agent audio; the customer went quiet after 100 ms and is
-        // written as silence up to 200 ms before the newest arrival.
-        let (l, r) = left_right(&out);
-        assert_eq!(l.len(), 4800 - 1600);
-        assert_eq!(&r[..800], &[2; 800]);
-        assert!(r[800..].iter().all(|&s| s == 0));
     }
 
     #[test]
