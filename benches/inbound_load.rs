@@ -163,6 +163,11 @@ async fn run(p: Params) -> Result<()> {
     }
     let report = result?;
     report.print(&p);
+    // Some calls missed is a figure; none answered is a broken run (a closed
+    // queue, a service that never took the calls), and fails.
+    if report.setup.answered == 0 {
+        bail!("the service answered none of the {} calls", p.calls());
+    }
     Ok(())
 }
 

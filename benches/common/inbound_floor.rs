@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveTime, Utc};
 use crm::events::{CallPhase, Event};
 use crm::model::{AccountId, CampaignId, Role, UserId};
-use crm::store::campaign_settings::{CampaignSettings, DialMode};
+use crm::store::campaign_settings::{CampaignSettings, DayHours, DialMode, WeeklyHours};
 use crm::store::queues::QueueSettings;
 use dialcrm::App;
 use dialer_core::AgentState;
@@ -80,11 +80,27 @@ impl Centre {
         store.assign_agents(account.id, campaign.id, &ids).await?;
         store.start_campaign(account.id, campaign.id, now).await?;
         app.floor.start_campaign(account.id, campaign.id).await?;
+        // Open whenever the benchmark runs: the default hours (08:00–21:00)
+        // would refuse every call of an evening run with 480.
+        let mut queue_settings = QueueSettings::new(campaign.id);
+        let all_day = Some(DayHours {
+            start: NaiveTime::MIN,
+            end: NaiveTime::from_hms_opt(23, 59, 59).context("the end of a day")?,
+        });
+        queue_settings.opening_hours = WeeklyHours {
+            mon: all_day,
+            tue: all_day,
+            wed: all_day,
+            thu: all_day,
+            fri: all_day,
+            sat: all_day,
+            sun: all_day,
+        };
         let queue = store
             .create_queue(
                 account.id,
                 "Support",
-                &QueueSettings::new(campaign.id),
+                &queue_settings,
                 &[number.to_owned()],
                 now,
             )
