@@ -52,7 +52,7 @@ use carrier::{carrier_process, request, COUNT_FRAMES_VAR};
 use child::{runtime, ChildProcess};
 use figures::{env_number, ms, percentile};
 use proc_stat::{clock_ticks, cpu_time};
-use recordings::{check_the_checker, report_recordings, run_recordings};
+use recordings::{answer_legs, check_the_checker, report_recordings, run_recordings};
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
@@ -291,47 +291,9 @@ async fn run_media(
 ) -> Result<MediaResult> {
     let legs = settings.calls * 2;
     let rss_before_kib = rss_kib()?;
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(
-        1.0 / f64::from(settings.rate.max(1)),
-    ));
-    let mut waiting: HashMap<CallRef, ()> = HashMap::with_capacity(legs);
-    let mut order = Vec::with_capacity(legs);
-    let budget = Duration::from_secs(30 + legs as u64 / u64::from(settings.rate.max(1)));
-    let ramp = async {
-        while order.len() < legs || !waiting.is_empty() {
-            tokio::select! {
-                biased;
-                event = events.recv() => {
-                    let event = received(event)?;
-                    match event.kind {
-                        CallEventKind::Answered => {
-                            waiting.remove(&event.call_ref);
-                        }
-                        CallEventKind::Ended { cause } if waiting.contains_key(&event.call_ref) => {
-                            bail!("a media leg ended before answer: {cause:?}");
-                        }
-                        _ => {}
-                    }
-                }
-                _ = ticker.tick(), if order.len() < legs => {
-                    let call_ref = CallRef::random();
-                    waiting.insert(call_ref, ());
-                    gateway.dial(request(call_ref)).await.context("dialling a media leg")?;
-                    order.push(call_ref);
-                }
-            }
-        }
-        anyhow::Ok(())
-    };
-    let answered = tokio::time::timeout(budget, ramp).await;
-    let Ok(answered) = answered else {
-        bail!(
-            "{} of {legs} media legs dialled, {} not answered after {budget:?}",
-            order.len(),
-            waiting.len()
-        );
-    };
-    answered?;
+    let order = answer_legs(gateway, events, legs, settings.rate)
+        .await
+        .context("media legs")?;
     for pair in order.chunks_exact(2) {
         gateway
             .bridge(pair[0], pair[1])

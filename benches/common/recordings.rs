@@ -370,7 +370,7 @@ pub fn report_recordings(r: &RecordingsResult) -> Result<()> {
 }
 
 /// Dials `legs` calls at `rate` a second and waits for all of them to be answered.
-async fn answer_legs(
+pub async fn answer_legs(
     gateway: &Gateway,
     events: &mut Receiver<CallEvent>,
     legs: usize,
@@ -391,7 +391,7 @@ async fn answer_legs(
                             waiting.remove(&event.call_ref);
                         }
                         CallEventKind::Ended { cause } if waiting.contains_key(&event.call_ref) => {
-                            bail!("a recorded leg ended before answer: {cause:?}");
+                            bail!("a leg ended before answer: {cause:?}");
                         }
                         _ => {}
                     }
@@ -406,9 +406,13 @@ async fn answer_legs(
         }
         anyhow::Ok(())
     };
-    tokio::time::timeout(budget, ramp)
-        .await
-        .with_context(|| format!("legs not all answered after {budget:?}"))??;
+    tokio::time::timeout(budget, ramp).await.with_context(|| {
+        format!(
+            "{} of {legs} legs dialled, {} not answered after {budget:?}",
+            order.len(),
+            waiting.len()
+        )
+    })??;
     Ok(order)
 }
 

@@ -256,6 +256,13 @@ pub(crate) fn lock(outbound: &Mutex<Outbound>) -> MutexGuard<'_, Outbound> {
 }
 
 impl Outbound {
+    /// Records the audio of a packet on its way to the far end, as the agent's side.
+    fn record_sent(&self, timestamp: u32, codec: Codec, bytes: &[u8], now: Instant) {
+        if let (Some(tap), Ok(packet)) = (&self.tap, RtpPacket::parse(bytes)) {
+            tap.push_g711(Side::Agent, timestamp, g711(codec), packet.payload(), now);
+        }
+    }
+
     /// Takes nothing more straight out: the leg has stopped, and the peer,
     /// sending through the leg's inbox from now on, finds it closed.
     fn close(&mut self) {
@@ -296,15 +303,7 @@ impl Outbound {
             return true;
         };
         if audio {
-            if let (Some(tap), Ok(packet)) = (&self.tap, RtpPacket::parse(bytes)) {
-                tap.push_g711(
-                    Side::Agent,
-                    header.timestamp,
-                    g711(media.codec),
-                    packet.payload(),
-                    now,
-                );
-            }
+            self.record_sent(header.timestamp, media.codec, bytes, now);
         }
         if let Err(error) = socket.try_send_to(bytes, remote) {
             tracing::trace!(%error, "rtp send failed");
@@ -901,15 +900,7 @@ impl Leg {
                     Some(&mut l.to_customer)
                 });
             }
-            if let (Some(tap), Ok(packet)) = (&out.tap, RtpPacket::parse(&bytes)) {
-                tap.push_g711(
-                    Side::Agent,
-                    header.timestamp,
-                    g711(media.codec),
-                    packet.payload(),
-                    now,
-                );
-            }
+            out.record_sent(header.timestamp, media.codec, &bytes, now);
         }
         if let Some(srtp) = self.srtp.as_mut() {
             if let Err(error) = srtp.outbound.protect(&mut bytes) {

@@ -116,6 +116,13 @@ async fn relay_run(p: &Pair, pt: u8, from: u16, to: u16) -> Vec<Vec<u8>> {
     got
 }
 
+/// Fails if anything reaches `far` within 300 ms.
+async fn assert_hears_nothing(far: &UdpSocket, when: &str) {
+    let mut buf = [0u8; 2048];
+    let heard = tokio::time::timeout(Duration::from_millis(300), far.recv_from(&mut buf)).await;
+    assert!(heard.is_err(), "a packet was relayed {when}");
+}
+
 /// The source a leg sends straight out, if any.
 fn direct(leg: &LegHandle) -> Option<SourceId> {
     let out = leg.outbound.as_deref().expect("an RTP leg");
@@ -241,9 +248,7 @@ async fn an_unbridged_leg_relays_nothing() {
         .send_to(&packet(0, 3, &[3; 160]), p.a.local)
         .await
         .unwrap();
-    let mut buf = [0u8; 2048];
-    let heard = tokio::time::timeout(Duration::from_millis(300), p.b_far.recv_from(&mut buf)).await;
-    assert!(heard.is_err(), "nothing relayed after unbridging");
+    assert_hears_nothing(&p.b_far, "after unbridging").await;
 }
 
 #[tokio::test]
@@ -269,7 +274,5 @@ async fn a_closed_leg_is_not_sent_to_and_frees_its_port() {
         .send_to(&packet(0, 3, &[3; 160]), p.a.local)
         .await
         .unwrap();
-    let mut buf = [0u8; 2048];
-    let heard = tokio::time::timeout(Duration::from_millis(300), p.b_far.recv_from(&mut buf)).await;
-    assert!(heard.is_err(), "nothing relayed to a closed leg");
+    assert_hears_nothing(&p.b_far, "once the leg has closed").await;
 }
