@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use chrono::{DateTime, NaiveTime, Utc};
+use chrono::{DateTime, Utc};
 use crm::events::{CallPhase, Event};
 use crm::model::{AccountId, CampaignId, Role, UserId};
 use crm::store::campaign_settings::{CampaignSettings, DayHours, DialMode, WeeklyHours};
@@ -83,19 +83,7 @@ impl Centre {
         // Open whenever the benchmark runs: the default hours (08:00–21:00)
         // would refuse every call of an evening run with 480.
         let mut queue_settings = QueueSettings::new(campaign.id);
-        let all_day = Some(DayHours {
-            start: NaiveTime::MIN,
-            end: NaiveTime::from_hms_opt(23, 59, 59).context("the end of a day")?,
-        });
-        queue_settings.opening_hours = WeeklyHours {
-            mon: all_day,
-            tue: all_day,
-            wed: all_day,
-            thu: all_day,
-            fri: all_day,
-            sat: all_day,
-            sun: all_day,
-        };
+        queue_settings.opening_hours = WeeklyHours::every_day(DayHours::all_day());
         let queue = store
             .create_queue(
                 account.id,

@@ -1,6 +1,6 @@
 //! The demo account a first start creates, so a call can be tried at once.
 
-use chrono::{DateTime, NaiveTime, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::model::{Account, ContactFields, Role};
 use crate::store::campaign_settings::{CampaignSettings, DayHours, DialMode, WeeklyHours};
@@ -78,19 +78,7 @@ pub async fn seed(store: &Store, now: DateTime<Utc>) -> Result<Demo, StoreError>
     // campaign may call at any hour: a newcomer can try a call at night.
     let mut settings = CampaignSettings::defaults(&campaign.caller_id);
     settings.mode = DialMode::Progressive;
-    let all_day = Some(DayHours {
-        start: NaiveTime::MIN,
-        end: NaiveTime::from_hms_opt(23, 59, 59).unwrap_or(NaiveTime::MIN),
-    });
-    settings.calling_hours = WeeklyHours {
-        mon: all_day,
-        tue: all_day,
-        wed: all_day,
-        thu: all_day,
-        fri: all_day,
-        sat: all_day,
-        sun: all_day,
-    };
+    settings.calling_hours = WeeklyHours::every_day(DayHours::all_day());
     store
         .update_campaign_settings(account.id, campaign.id, &settings, now)
         .await?;

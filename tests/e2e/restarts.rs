@@ -18,7 +18,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use chrono::NaiveTime;
 use crm::model::{CampaignStatus, ContactFields, ContactId, Role};
 use crm::store::campaign_settings::{CampaignSettings, DayHours, DialMode, WeeklyHours};
 use crm::store::compliance::INTERRUPTED;
@@ -389,19 +388,7 @@ pub(crate) async fn seed(s: &Store) -> Result<Seeded> {
     let mut settings = CampaignSettings::defaults("+441632960000");
     settings.mode = DialMode::Progressive;
     settings.trunk = "customers".into();
-    let all_day = Some(DayHours {
-        start: NaiveTime::from_hms_opt(0, 0, 0).context("midnight")?,
-        end: NaiveTime::from_hms_opt(23, 59, 59).context("end of day")?,
-    });
-    settings.calling_hours = WeeklyHours {
-        mon: all_day,
-        tue: all_day,
-        wed: all_day,
-        thu: all_day,
-        fri: all_day,
-        sat: all_day,
-        sun: all_day,
-    };
+    settings.calling_hours = WeeklyHours::every_day(DayHours::all_day());
     settings.record_calls = false;
     s.update_campaign_settings(account.id, campaign.id, &settings, now)
         .await?;

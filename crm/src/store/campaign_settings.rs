@@ -99,13 +99,30 @@ pub struct WeeklyHours {
     pub sun: Option<DayHours>,
 }
 
+impl DayHours {
+    /// Midnight to the day's last second.
+    pub fn all_day() -> DayHours {
+        DayHours {
+            start: NaiveTime::MIN,
+            end: NaiveTime::from_hms_opt(23, 59, 59).unwrap_or(NaiveTime::MIN),
+        }
+    }
+}
+
 impl Default for WeeklyHours {
     /// Returns 08:00 to 21:00 every day.
     fn default() -> Self {
-        let day = Some(DayHours {
+        WeeklyHours::every_day(DayHours {
             start: NaiveTime::from_hms_opt(8, 0, 0).unwrap_or_default(),
             end: NaiveTime::from_hms_opt(21, 0, 0).unwrap_or_default(),
-        });
+        })
+    }
+}
+
+impl WeeklyHours {
+    /// The same hours on all seven days.
+    pub fn every_day(hours: DayHours) -> WeeklyHours {
+        let day = Some(hours);
         WeeklyHours {
             mon: day,
             tue: day,
@@ -116,9 +133,7 @@ impl Default for WeeklyHours {
             sun: day,
         }
     }
-}
 
-impl WeeklyHours {
     /// Returns the dialler's calling window, refusing a day that closes before it opens.
     pub fn calling_window(&self) -> Result<CallingWindow, StoreError> {
         let days = [

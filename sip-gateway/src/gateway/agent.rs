@@ -7,13 +7,14 @@
 //! any bridged leg. A bridged call that ends only stops the audio; the
 //! browser's session stays up for the next call.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::{interval, Interval, MissedTickBehavior};
 
-use super::engine::Engine;
+use super::engine::{CallEntry, Engine};
 use super::leg::{lock, BridgedPacket, LegCommand, LegEvent, LegHandle, SharedOutbound};
 use super::now;
 use super::types::{CallRef, CoachMode, GatewayError};
@@ -171,18 +172,15 @@ impl Engine {
     /// peer or as a listener, to stop.
     pub(crate) fn forget_everywhere(&mut self, receiver: CallRef, except: &[CallRef]) {
         let (calls, agents) = (&self.calls, &self.agents);
-        let leg_of = |r: &CallRef| {
-            let call = calls.get(r).map(|e| &e.leg);
-            call.or_else(|| agents.get(r).map(|e| &e.leg))
-        };
-        let (Some(leg), Some(senders)) = (leg_of(&receiver), self.feeds.get_mut(&receiver)) else {
+        let leg = leg_in(calls, agents, receiver);
+        let (Some(leg), Some(senders)) = (leg, self.feeds.get_mut(&receiver)) else {
             return;
         };
         senders.retain(|sender| {
             if except.contains(sender) {
                 return true;
             }
-            if let Some(other) = leg_of(sender) {
+            if let Some(other) = leg_in(calls, agents, *sender) {
                 other.send(LegCommand::Forget(leg.inbox.clone()));
             }
             false
@@ -199,8 +197,7 @@ impl Engine {
 
     /// Returns the leg of a trunk call or an agent.
     pub(crate) fn any_leg(&self, call_ref: CallRef) -> Option<&LegHandle> {
-        let call = self.calls.get(&call_ref).map(|e| &e.leg);
-        call.or_else(|| self.agents.get(&call_ref).map(|e| &e.leg))
+        leg_in(&self.calls, &self.agents, call_ref)
     }
 
     /// Picks the address browsers reach agent legs at: advertised, else bound.
@@ -464,4 +461,15 @@ fn g711(codec: Codec) -> G711 {
         Codec::Pcmu => G711::Pcmu,
         Codec::Pcma => G711::Pcma,
     }
+}
+
+/// The leg of a trunk call or an agent, from the engine's maps (borrowed
+/// apart from the rest of the engine where it is changed meanwhile).
+fn leg_in<'a>(
+    calls: &'a BTreeMap<CallRef, CallEntry>,
+    agents: &'a BTreeMap<CallRef, AgentEntry>,
+    call_ref: CallRef,
+) -> Option<&'a LegHandle> {
+    let call = calls.get(&call_ref).map(|e| &e.leg);
+    call.or_else(|| agents.get(&call_ref).map(|e| &e.leg))
 }
