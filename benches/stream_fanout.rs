@@ -6,7 +6,10 @@
 //! It publishes `STREAM_BENCH_RATE` alerts per second (default 50) on the event bus for
 //! `STREAM_BENCH_SECS` seconds (default 20); each alert carries its publish time, and each
 //! client measures delivery latency as receive time − publish time (both the system clock of
-//! this machine). Reports latency p50/p95/p99/max, frames delivered against expected, clients
+//! this machine). `STREAM_BENCH_MAX_REST_MS` sets the writers' longest rest after a fan-out
+//! (the service's `stream_max_rest_ms`, 20 by default; 0 never rests), and
+//! `STREAM_BENCH_CLIENTS_PER_WRITER` the clients a writer takes before the account gets another
+//! (up to one per core). Reports latency p50/p95/p99/max, frames delivered against expected, clients
 //! resynchronised with a snapshot because they fell behind, server RSS before and after the
 //! clients connect, CPU seconds of the server, of the clients and of the whole machine over the
 //! publishing window (so load from other programs shows).
@@ -62,6 +65,10 @@ struct Params {
     clients: usize,
     rate: u32,
     secs: u64,
+    /// The stream writers' longest rest (`stream_max_rest_ms`).
+    max_rest: Duration,
+    /// Clients a stream writer takes before the account gets another.
+    clients_per_writer: usize,
 }
 
 impl Params {
@@ -70,6 +77,14 @@ impl Params {
             clients: env_or("STREAM_BENCH_CLIENTS", 5_000)?,
             rate: env_or("STREAM_BENCH_RATE", 50)?,
             secs: env_or("STREAM_BENCH_SECS", 20)?,
+            max_rest: Duration::from_millis(env_or(
+                "STREAM_BENCH_MAX_REST_MS",
+                Settings::default().stream.max_rest.as_millis() as u64,
+            )?),
+            clients_per_writer: env_or(
+                "STREAM_BENCH_CLIENTS_PER_WRITER",
+                Settings::default().stream.clients_per_writer,
+            )?,
         })
     }
 }
@@ -92,6 +107,11 @@ async fn run_server(p: &Params, dir: &std::path::Path) -> Result<()> {
         )),
         http_addr: "127.0.0.1:0".parse().expect("a valid address literal"),
         demo: false,
+        stream: dashboard::stream::hub::HubConfig {
+            max_rest: p.max_rest,
+            clients_per_writer: p.clients_per_writer,
+            ..Settings::default().stream
+        },
         gateway: Some(sip_gateway::gateway::GatewayConfig::loopback()),
         ..Settings::default()
     };
@@ -198,6 +218,11 @@ async fn run_server(p: &Params, dir: &std::path::Path) -> Result<()> {
         "  events               {published} published at {} /s over {:.1} s",
         p.rate,
         publish_wall.as_secs_f64()
+    );
+    println!(
+        "  writers              rest up to {} ms; another every {} clients",
+        p.max_rest.as_millis(),
+        p.clients_per_writer
     );
     println!(
         "  frames delivered     {delivered} of {expected} ({:.4} %)",

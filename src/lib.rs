@@ -113,9 +113,9 @@ impl App {
                 .map(|_| settings.tls.hsts_max_age)
                 .filter(|d| !d.is_zero()),
             node: settings.node_id.clone(),
+            hub: settings.stream,
             trusted_proxies: dashboard::proxies::TrustedProxies::parse(&settings.trusted_proxies)
                 .map_err(anyhow::Error::msg)?,
-            ..dashboard::DashboardConfig::default()
         };
         let bus = crm::events::EventBus::default();
         // On NATS, this node's events are published from the first: those of

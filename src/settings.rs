@@ -64,6 +64,9 @@ pub struct Settings {
     /// How long a node's heart may be silent before a survivor declares it
     /// dead and closes what it left open (10 s by default).
     pub node_timeout: Duration,
+    /// The supervisors' stream: its replay, its writers and their rests
+    /// (`stream_max_rest_ms` in the file).
+    pub stream: dashboard::stream::hub::HubConfig,
     /// The VoIP providers' trunks, in failover order.
     pub trunks: Vec<TrunkConfig>,
     /// Where call recordings are written (stereo WAVs, one per connected
@@ -199,6 +202,7 @@ impl Default for Settings {
             gateway: None,
             node_id: default_node_id(),
             node_timeout: Duration::from_secs(10),
+            stream: dashboard::stream::hub::HubConfig::default(),
             trunks: Vec::new(),
             recordings_dir: PathBuf::from("recordings"),
             tls: TlsSettings::default(),
@@ -224,6 +228,7 @@ struct FileSettings {
     gateway: Option<GatewayConfig>,
     node_id: Option<String>,
     node_timeout_secs: Option<u64>,
+    stream_max_rest_ms: Option<u64>,
     recordings_dir: Option<PathBuf>,
     #[serde(default)]
     trunks: Vec<TrunkConfig>,
@@ -446,6 +451,9 @@ impl Settings {
             // A silence of zero would declare every node dead at once.
             self.node_timeout = Duration::from_secs(v.max(1));
         }
+        if let Some(v) = file.stream_max_rest_ms {
+            self.stream.max_rest = Duration::from_millis(v);
+        }
         if let Some(v) = file.drain_timeout_secs {
             self.drain_timeout = Duration::from_secs(v);
         }
@@ -569,12 +577,13 @@ mod tests {
         let good = dir.join("good.toml");
         std::fs::write(
             &good,
-            "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\ndrain_timeout_secs = 30\n",
+            "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\ndrain_timeout_secs = 30\nstream_max_rest_ms = 20\n",
         )
         .expect("write");
         let s = Settings::load(Some(&good), &Overrides::default()).expect("loads");
         assert_eq!(s.trusted_proxies, ["10.0.0.0/8", "::1"]);
         assert_eq!(s.drain_timeout, Duration::from_secs(30));
+        assert_eq!(s.stream.max_rest, Duration::from_millis(20));
         let bad = dir.join("bad.toml");
         std::fs::write(&bad, "trusted_proxies = [\"10.0.0.0/40\"]\n").expect("write");
         let e = format!(

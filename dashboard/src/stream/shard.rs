@@ -18,6 +18,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use crm::model::AccountId;
@@ -25,6 +26,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWrite;
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::hub::{next_batch, Batch, Frame, StreamHub};
 
@@ -36,6 +38,10 @@ pub(crate) type ClientWriter = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// Frames one fan-out takes from the hub at most.
 const MAX_BATCH: usize = 256;
+
+/// Shorter rests are skipped: the timer's resolution is a millisecond, and a
+/// fan-out that quick costs too little to be worth holding frames back.
+const MIN_REST: Duration = Duration::from_millis(1);
 
 /// What a connection's reader, or the hub, asks of its writer.
 pub(crate) enum Control {
@@ -154,6 +160,7 @@ pub(crate) fn spawn(
     rx: broadcast::Receiver<Arc<Frame>>,
     seq: u64,
     client_buffer: usize,
+    max_rest: Duration,
 ) -> ShardHandle {
     let (control, control_rx) = mpsc::unbounded_channel();
     let load = Arc::new(AtomicUsize::new(0));
@@ -163,6 +170,7 @@ pub(crate) fn spawn(
         conns: Vec::new(),
         last_seq: seq,
         client_buffer: client_buffer.max(1),
+        max_rest,
         load: load.clone(),
     };
     // The writer yields after every fan-out; within one it must not stop
@@ -178,6 +186,8 @@ struct Shard {
     /// The last frame this writer has fanned out.
     last_seq: u64,
     client_buffer: usize,
+    /// The longest rest after a fan-out (`HubConfig::max_rest`).
+    max_rest: Duration,
     load: Arc<AtomicUsize>,
 }
 
@@ -188,6 +198,11 @@ impl Shard {
         mut control: mpsc::UnboundedReceiver<Control>,
     ) {
         let mut batch = Vec::new();
+        // After a long fan-out the writer rests as long as it took before
+        // taking more frames, still answering its connections meanwhile.
+        let rest = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(rest);
+        let mut resting = false;
         loop {
             let conns = &mut self.conns;
             let load = &self.load;
@@ -197,10 +212,17 @@ impl Shard {
                     Some(c) => self.control(c).await,
                     None => return,
                 },
-                b = next_batch(&mut rx, &mut batch, MAX_BATCH) => match b {
+                () = &mut rest, if resting => resting = false,
+                b = next_batch(&mut rx, &mut batch, MAX_BATCH), if !resting => match b {
                     Batch::Frames => {
+                        let began = Instant::now();
                         self.fan_out(&batch).await;
                         batch.clear();
+                        let took = began.elapsed().min(self.max_rest);
+                        if took >= MIN_REST {
+                            rest.as_mut().reset(Instant::now() + took);
+                            resting = true;
+                        }
                         tokio::task::yield_now().await;
                     }
                     Batch::Lagged(missed) => {
