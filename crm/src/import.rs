@@ -191,7 +191,7 @@ where
     store
         .audit(actor, "list.import", Some(&format!("list:{list}")), now)
         .await?;
-    let target = store.import_target(account, list).await?;
+    let mut target = store.import_target(account, list).await?;
 
     let fields = store.fields(account).await?;
     let batch_size = options.batch_size.clamp(1, 2000);
@@ -210,7 +210,7 @@ where
                 break;
             }
         };
-        if let Err(e) = apply(store, &target, options, now, batch, &mut summary).await {
+        if let Err(e) = apply(store, &mut target, options, now, batch, &mut summary).await {
             failure = Some(e);
             break;
         }
@@ -329,7 +329,7 @@ fn parse_batches<R: Read>(
 
 async fn apply(
     store: &Store,
-    target: &ImportTarget,
+    target: &mut ImportTarget,
     options: &ImportOptions,
     now: DateTime<Utc>,
     batch: Batch,

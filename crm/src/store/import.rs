@@ -45,8 +45,8 @@ impl Store {
         on_duplicate: OnDuplicate,
         now: DateTime<Utc>,
     ) -> Result<BatchOutcome, StoreError> {
-        let target = self.import_target(account, list).await?;
-        self.write_import_batch(&target, rows, values, on_duplicate, now)
+        let mut target = self.import_target(account, list).await?;
+        self.write_import_batch(&mut target, rows, values, on_duplicate, now)
             .await
     }
 

@@ -11,10 +11,20 @@
 //! run inside the write transaction (begun IMMEDIATE on SQLite, so it holds
 //! the write lock from its first read), so what they find is what the batch
 //! is written against.
+//!
+//! An import writes all its batches on one connection of its own. On
+//! SQLite that connection's page cache is raised for the import
+//! ([`IMPORT_CACHE_KIB`]) and the connection is closed afterwards, so the
+//! memory goes with it: batches spread over the pool's connections each
+//! found a cold 2 MiB cache, and read back from disk the index pages the
+//! batch before had just written.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Postgres, Sqlite, SqlitePool};
 
 use super::{on_pool, Pool, Store};
 use crate::fields::FieldId;
@@ -26,11 +36,25 @@ use crate::StoreError;
 /// The most rows one batch may hold.
 pub(crate) const MAX_BATCH_ROWS: usize = 3000;
 
-/// A list being imported into, checked once for all its batches.
+/// The page cache of an import's SQLite connection, in KiB: the indexes'
+/// pages a million-row import keeps touching (docs/benchmarks.md).
+pub(crate) const IMPORT_CACHE_KIB: u32 = 64 * 1024;
+
+/// A list being imported into, checked once for all its batches, and the
+/// connection its batches are written on.
 pub(crate) struct ImportTarget {
     account: AccountId,
     list: ListId,
     hasher: NumberHasher,
+    conn: ImportConn,
+}
+
+enum ImportConn {
+    Sqlite(PoolConnection<Sqlite>),
+    /// An in-memory database lives in the pool's one connection: the
+    /// import borrows it batch by batch, as every other caller does.
+    SqliteShared(SqlitePool),
+    Postgres(PoolConnection<Postgres>),
 }
 
 impl Store {
@@ -50,10 +74,26 @@ impl Store {
         .await?);
         owned.ok_or(StoreError::NotFound)?;
         let key = self.account_key(account).await?;
+        let conn = match &self.pool {
+            Pool::Sqlite(pool) if pool.options().get_max_connections() <= 1 => {
+                ImportConn::SqliteShared(pool.clone())
+            }
+            Pool::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                // Its larger cache must not stay in the pool after the import.
+                conn.close_on_drop();
+                sqlx::query(&format!("PRAGMA cache_size = -{IMPORT_CACHE_KIB}"))
+                    .execute(&mut *conn)
+                    .await?;
+                ImportConn::Sqlite(conn)
+            }
+            Pool::Postgres(pool) => ImportConn::Postgres(pool.acquire().await?),
+        };
         Ok(ImportTarget {
             account,
             list,
             hasher: NumberHasher::new(&key),
+            conn,
         })
     }
 
@@ -61,7 +101,7 @@ impl Store {
     /// as [`Store::import_batch_with_values`] describes.
     pub(crate) async fn write_import_batch(
         &self,
-        target: &ImportTarget,
+        target: &mut ImportTarget,
         rows: &[ContactFields],
         values: &[Vec<(FieldId, String)>],
         on_duplicate: OnDuplicate,
@@ -86,23 +126,28 @@ impl Store {
             .map(|r| target.hasher.hash(&r.phone_e164))
             .collect();
         let batch = Batch {
-            target,
+            account: target.account,
+            list: target.list,
             rows,
             values,
             hashes: &hashes,
             on_duplicate,
             now,
         };
-        match &self.pool {
-            Pool::Sqlite(pool) => sqlite::write(pool, &batch).await,
-            Pool::Postgres(pool) => postgres::write(pool, &batch).await,
+        match &mut target.conn {
+            ImportConn::Sqlite(conn) => sqlite::write(conn, &batch).await,
+            ImportConn::SqliteShared(pool) => {
+                sqlite::write(&mut *pool.acquire().await?, &batch).await
+            }
+            ImportConn::Postgres(conn) => postgres::write(conn, &batch).await,
         }
     }
 }
 
 /// What one batch asks for, as both engines' writers read it.
 struct Batch<'a> {
-    target: &'a ImportTarget,
+    account: AccountId,
+    list: ListId,
     rows: &'a [ContactFields],
     values: &'a [Vec<(FieldId, String)>],
     hashes: &'a [String],
@@ -207,7 +252,7 @@ mod sqlite {
     use std::collections::HashMap;
 
     use serde_json::json;
-    use sqlx::SqlitePool;
+    use sqlx::{Connection, SqliteConnection};
 
     use super::{custom_text, Batch};
     use crate::import::BatchOutcome;
@@ -245,12 +290,12 @@ mod sqlite {
          ON CONFLICT (list_id, contact_id) DO NOTHING";
 
     pub(super) async fn write(
-        pool: &SqlitePool,
+        conn: &mut SqliteConnection,
         batch: &Batch<'_>,
     ) -> Result<BatchOutcome, StoreError> {
-        let account = batch.target.account.0;
+        let account = batch.account.0;
         let phones: Vec<&str> = batch.rows.iter().map(|r| r.phone_e164.as_str()).collect();
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let existing: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(EXISTING)
             .bind(account)
             .bind(json!(phones).to_string())
@@ -331,7 +376,7 @@ mod sqlite {
                 .await?;
         }
         plan.outcome.added_to_list = sqlx::query(MEMBERS)
-            .bind(batch.target.list.0)
+            .bind(batch.list.0)
             .bind(account)
             .bind(batch.now)
             .bind(json!(plan.members).to_string())
@@ -348,7 +393,7 @@ mod postgres {
 
     use std::collections::HashMap;
 
-    use sqlx::PgPool;
+    use sqlx::{Connection, PgConnection};
 
     use super::{custom_text, Batch};
     use crate::import::BatchOutcome;
@@ -381,12 +426,12 @@ mod postgres {
          ON CONFLICT (list_id, contact_id) DO NOTHING";
 
     pub(super) async fn write(
-        pool: &PgPool,
+        conn: &mut PgConnection,
         batch: &Batch<'_>,
     ) -> Result<BatchOutcome, StoreError> {
-        let account = batch.target.account.0;
+        let account = batch.account.0;
         let phones: Vec<&str> = batch.rows.iter().map(|r| r.phone_e164.as_str()).collect();
-        let mut tx = pool.begin().await?;
+        let mut tx = conn.begin().await?;
         let existing: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(EXISTING)
             .bind(account)
             .bind(&phones)
@@ -465,7 +510,7 @@ mod postgres {
                 .await?;
         }
         plan.outcome.added_to_list = sqlx::query(MEMBERS)
-            .bind(batch.target.list.0)
+            .bind(batch.list.0)
             .bind(account)
             .bind(batch.now)
             .bind(&plan.members)
