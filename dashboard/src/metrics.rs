@@ -25,6 +25,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use sip_gateway::drops::MediaDrop;
 use sip_gateway::gateway::TrunkStatus;
 use vocab::CallRef;
 
@@ -82,6 +83,11 @@ struct TrunkLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PlaceLabel {
+    place: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NodeLabel {
     node: String,
 }
@@ -99,6 +105,9 @@ pub struct Scrape {
     pub stream: StreamStats,
     /// The trunks of this node's gateway, when it has one.
     pub trunks: Option<Vec<TrunkStatus>>,
+    /// Audio this node's gateway dropped rather than sent late, by where,
+    /// when it has a gateway.
+    pub media_drops: Option<Vec<(MediaDrop, u64)>>,
     /// Whether the node drains to stop.
     pub draining: bool,
     /// With the bus on NATS: this node's name, whether it is connected,
@@ -143,6 +152,8 @@ pub struct Metrics {
     stream_resyncs: Counter,
     resyncs_seen: AtomicU64,
     trunk_up: Family<TrunkLabel, Gauge>,
+    media_dropped: Family<PlaceLabel, Counter>,
+    drops_seen: Mutex<HashMap<MediaDrop, u64>>,
     trunk_calls: Family<TrunkLabel, Gauge>,
     draining: Gauge,
     nats_connected: Family<NodeLabel, Gauge>,
@@ -207,6 +218,8 @@ impl Metrics {
             stream_resyncs: Counter::default(),
             resyncs_seen: AtomicU64::new(0),
             trunk_up: Family::default(),
+            media_dropped: Family::default(),
+            drops_seen: Mutex::default(),
             trunk_calls: Family::default(),
             draining: Gauge::default(),
             nats_connected: Family::default(),
@@ -306,6 +319,11 @@ impl Metrics {
             "stream_resyncs",
             "Snapshots sent to stream clients that fell behind",
             m.stream_resyncs.clone(),
+        );
+        r.register(
+            "media_dropped",
+            "Audio packets the gateway dropped rather than sent late, by where",
+            m.media_dropped.clone(),
         );
         r.register(
             "trunk_up",
@@ -532,6 +550,17 @@ impl Metrics {
         self.stream_resyncs
             .inc_by(now.stream.resyncs.saturating_sub(before));
         self.draining.set(i64::from(now.draining));
+        if let Some(drops) = &now.media_drops {
+            let mut seen = self.drops_seen.lock().unwrap_or_else(|p| p.into_inner());
+            for &(place, count) in drops {
+                let before = seen.insert(place, count).unwrap_or(0);
+                self.media_dropped
+                    .get_or_create(&PlaceLabel {
+                        place: place.label(),
+                    })
+                    .inc_by(count.saturating_sub(before));
+            }
+        }
         if let Some(trunks) = &now.trunks {
             for t in trunks {
                 let label = TrunkLabel {

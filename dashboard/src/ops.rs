@@ -62,6 +62,9 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         ),
         None => (None, false),
     };
+    let media_drops = trunks
+        .is_some()
+        .then(|| sip_gateway::drops::media_drops().to_vec());
     let nats = state
         .shared
         .as_ref()
@@ -71,6 +74,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         sessions,
         stream: state.hub.stats(),
         trunks,
+        media_drops,
         draining,
         nats,
     });

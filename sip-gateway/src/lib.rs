@@ -12,12 +12,14 @@
 //!   Rust API the dialler calls: dial, hang up, play, record, bridge, hold,
 //!   send DTMF, listen in, events; and agents' desk phones registering, with
 //!   credentials from a directory the service plugs in.
+//! - [`drops`]: counts of audio dropped rather than sent late, by where.
 //! - [`carrier`]: a simulated carrier on loopback for the demo and benchmarks.
 //! - [`webrtc`]: the agent's browser leg over WebRTC (str0m, ICE-lite,
 //!   DTLS-SRTP, G.711), nailed up for the shift, with its tokio driver.
 
 mod alarm;
 pub mod carrier;
+pub mod drops;
 pub mod gateway;
 pub mod media;
 pub mod sip;

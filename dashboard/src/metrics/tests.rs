@@ -133,6 +133,7 @@ fn campaign_figures_imports_and_a_scrape_show_what_is_true_now() {
             up: false,
             active_calls: 2,
         }]),
+        media_drops: Some(vec![(MediaDrop::InboxFull, 4), (MediaDrop::SendRefused, 0)]),
         draining: true,
         nats: Some(("node-a".into(), false, 7)),
     });
@@ -147,6 +148,8 @@ fn campaign_figures_imports_and_a_scrape_show_what_is_true_now() {
         "dialcrm_stream_resyncs_total 5\n",
         "dialcrm_trunk_up{trunk=\"odd\\\"name\"} 0\n",
         "dialcrm_trunk_calls{trunk=\"odd\\\"name\"} 2\n",
+        "dialcrm_media_dropped_total{place=\"inbox_full\"} 4\n",
+        "dialcrm_media_dropped_total{place=\"send_refused\"} 0\n",
         "dialcrm_draining 1\n",
         "dialcrm_nats_connected{node=\"node-a\"} 0\n",
         "dialcrm_nats_events_held{node=\"node-a\"} 7\n",
@@ -161,11 +164,16 @@ fn campaign_figures_imports_and_a_scrape_show_what_is_true_now() {
             writers: 0,
             resyncs: 6,
         },
+        media_drops: Some(vec![(MediaDrop::InboxFull, 9)]),
         ..Scrape::default()
     });
     assert!(
         again.contains("dialcrm_stream_resyncs_total 6\n"),
         "{again}"
+    );
+    assert!(
+        again.contains("dialcrm_media_dropped_total{place=\"inbox_full\"} 9\n"),
+        "the gateway's total, not a sum of scrapes: {again}"
     );
 }
 

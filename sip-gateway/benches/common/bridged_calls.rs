@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use sip_gateway::carrier::CarrierStats;
+use sip_gateway::drops::{media_drops, MediaDrop};
 use sip_gateway::gateway::{CallEvent, CallEventKind, CallRef, DialRequest, Gateway};
 use tokio::sync::broadcast;
 
@@ -49,6 +50,8 @@ pub struct BridgedResult {
     rss_grown_kib: u64,
     ended_early: usize,
     udp_drops: u64,
+    /// What the gateway dropped rather than sent late, by where.
+    gateway_drops: Vec<(MediaDrop, u64)>,
     load: String,
 }
 
@@ -100,6 +103,12 @@ pub async fn run_bridged(
         rss_grown_kib,
         ended_early,
         udp_drops: after.udp_drops.saturating_sub(before.udp_drops),
+        gateway_drops: after
+            .gateway_drops
+            .iter()
+            .zip(&before.gateway_drops)
+            .map(|(&(place, now), &(_, was))| (place, now.saturating_sub(was)))
+            .collect(),
         load,
     })
 }
@@ -187,6 +196,9 @@ impl BridgedResult {
             "| kernel UDP buffer drops (whole host) | {} | | |",
             self.udp_drops
         );
+        for (place, dropped) in &self.gateway_drops {
+            println!("| gateway drops: {} | {dropped} | | |", place.label());
+        }
         if self.ended_early > 0 {
             println!(
                 "| calls ended during the window | {} | none | MISSED |",
@@ -321,6 +333,7 @@ struct Snapshot {
     carrier: CarrierStats,
     agents: AgentCounts,
     udp_drops: u64,
+    gateway_drops: [(MediaDrop, u64); MediaDrop::ALL.len()],
 }
 
 impl Snapshot {
@@ -339,6 +352,7 @@ impl Snapshot {
             carrier: carrier_stats,
             agents: agent_counts,
             udp_drops: udp_receive_buffer_drops()?,
+            gateway_drops: media_drops(),
         })
     }
 }

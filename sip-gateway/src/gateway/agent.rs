@@ -18,6 +18,7 @@ use super::engine::{CallEntry, Engine};
 use super::leg::{lock, BridgedPacket, LegCommand, LegEvent, LegHandle, SharedOutbound};
 use super::now;
 use super::types::{CallRef, CoachMode, GatewayError};
+use crate::drops::{self, MediaDrop};
 use crate::media::relay::SourceId;
 use crate::media::rtp::{RtpBuilder, RtpHeader, RtpPacket};
 use crate::media::tone::ToneGenerator;
@@ -445,9 +446,13 @@ impl AgentBridge {
             bytes,
         };
         // A closed inbox means the bridged call has ended: the agent stays, the audio stops.
-        if let Err(mpsc::error::TrySendError::Closed(_)) = peer.try_send(packet) {
-            tracing::debug!("bridged call has gone");
-            self.unbridge();
+        match peer.try_send(packet) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => drops::count(MediaDrop::InboxFull),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::debug!("bridged call has gone");
+                self.unbridge();
+            }
         }
     }
 

@@ -12,6 +12,7 @@ use super::coach::{lay_over_rtp, Listener};
 use super::now;
 use super::types::{CallRef, CoachMode};
 use crate::alarm::Alarm;
+use crate::drops::{self, MediaDrop};
 use crate::media::amd::{AmdConfig, AmdVerdict, MachineCheck};
 use crate::media::dtmf_sender::{DtmfMode, DtmfSender, DtmfSenderConfig};
 use crate::media::greeting::{GreetingConfig, GreetingEnded, GreetingWatch};
@@ -306,6 +307,7 @@ impl Outbound {
             self.record_sent(header.timestamp, media.codec, bytes, now);
         }
         if let Err(error) = socket.try_send_to(bytes, remote) {
+            count_send_failure(&error);
             tracing::trace!(%error, "rtp send failed");
         }
         true
@@ -758,8 +760,10 @@ impl Leg {
                 telephone_event: media.telephone_event,
                 bytes,
             };
-            if let Err(mpsc::error::TrySendError::Closed(_)) = peer.try_send(forwarded) {
-                self.unbridge();
+            match peer.try_send(forwarded) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => drops::count(MediaDrop::InboxFull),
+                Err(mpsc::error::TrySendError::Closed(_)) => self.unbridge(),
             }
         }
     }
@@ -909,6 +913,7 @@ impl Leg {
             }
         }
         if let Err(error) = self.socket.try_send_to(&bytes, remote) {
+            count_send_failure(&error);
             tracing::trace!(%error, "rtp send failed");
         }
     }
@@ -932,10 +937,14 @@ impl Leg {
                     telephone_event: None,
                     bytes: bytes.clone(),
                 };
-                !matches!(
-                    listener.inbox.try_send(packet),
-                    Err(mpsc::error::TrySendError::Closed(_))
-                )
+                match listener.inbox.try_send(packet) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        drops::count(MediaDrop::InboxFull);
+                        true
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => false,
+                }
             });
         }
         if self.listeners.len() != before {
@@ -1021,6 +1030,15 @@ fn g711(codec: Codec) -> G711 {
     match codec {
         Codec::Pcmu => G711::Pcmu,
         Codec::Pcma => G711::Pcma,
+    }
+}
+
+/// Counts an RTP send the operating system refused for want of buffer room;
+/// other errors (an ICMP error from an earlier send, say) are not drops of
+/// ours.
+fn count_send_failure(error: &std::io::Error) {
+    if error.kind() == std::io::ErrorKind::WouldBlock {
+        drops::count(MediaDrop::SendRefused);
     }
 }
 

@@ -16,6 +16,7 @@ use tracing::{debug, trace};
 use super::leg::{AgentLeg, LegEvent, LegInput, LegOutput, ReceivedFrame};
 use super::WebRtcError;
 use crate::alarm::Alarm;
+use crate::drops::{self, MediaDrop};
 use crate::media::G711;
 
 /// Received frames buffered for a slow reader before new ones are dropped (five seconds).
@@ -95,6 +96,7 @@ impl AgentLegHandle {
             Ok(()) => Ok(()),
             // Late audio is worse than lost audio: a stalled leg drops frames.
             Err(mpsc::error::TrySendError::Full(_)) => {
+                drops::count(MediaDrop::ToAgentBacklog);
                 trace!("agent leg backlog full; frame dropped");
                 Ok(())
             }
@@ -139,6 +141,7 @@ impl Driver {
                 frame = self.outgoing.recv() => match frame {
                     Some(f) => {
                         if let Err(e) = self.leg.send_frame(f.codec, &f.payload, f.timestamp, now()) {
+                            drops::count(MediaDrop::ToAgentRefused);
                             trace!(error = %e, "frame for the agent dropped");
                         }
                     }
@@ -163,7 +166,8 @@ impl Driver {
                     }
                 }
                 LegOutput::Frame(frame) => {
-                    if self.frames.try_send(frame).is_err() {
+                    if let Err(mpsc::error::TrySendError::Full(_)) = self.frames.try_send(frame) {
+                        drops::count(MediaDrop::FromAgentBehind);
                         trace!("agent frame dropped: reader is behind");
                     }
                 }
