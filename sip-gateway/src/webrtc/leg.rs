@@ -16,6 +16,7 @@ use str0m::config::CryptoProvider;
 use str0m::format::Codec;
 use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 use tracing::{debug, trace};
 
@@ -127,7 +128,15 @@ impl AgentLeg {
             .set_crypto_provider(crypto_provider())
             .set_ice_lite(true)
             .clear_codecs()
-            .set_stats_interval(None);
+            .set_stats_interval(None)
+            // An audio leg estimates no bandwidth. Without transport-wide
+            // sequence numbers (nor the estimators' send times) in the
+            // answer, the browser stamps none on its packets, keeps no
+            // record of ours and sends no transport-cc feedback for the
+            // leg to read. The audio level and the MID are all it keeps.
+            .clear_extension_map()
+            .set_extension(1, Extension::AudioLevel)
+            .set_extension(4, Extension::RtpMid);
         let (config, opus) = match offered {
             // PCMU first so the bridge to a trunk relays bytes unchanged; Opus
             // is not even answered, so the browser cannot pick it.

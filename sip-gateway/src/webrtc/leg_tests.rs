@@ -273,6 +273,22 @@ fn a_browser_offering_g711_and_opus_is_answered_g711_only() {
 }
 
 #[test]
+fn the_answer_asks_for_no_bandwidth_estimation() {
+    let now = Instant::now();
+    let (_, _, offer_sdp, _) = offer(true, now);
+    // A browser offers transport-wide sequence numbers for audio too.
+    assert!(offer_sdp.contains("transport-wide-cc"), "{offer_sdp}");
+    let addr = SocketAddr::new(LOOPBACK, 50000);
+    let (_, answer) = AgentLeg::from_offer(&offer_sdp, LOOPBACK, addr, now).unwrap();
+    assert!(!answer.contains("transport-wide-cc"), "{answer}");
+    assert!(!answer.contains("abs-send-time"), "{answer}");
+    assert!(
+        answer.contains("urn:ietf:params:rtp-hdrext:sdes:mid"),
+        "{answer}"
+    );
+}
+
+#[test]
 fn an_opus_only_browser_is_transcoded_both_ways() {
     let mut pair = Pair::offering(false);
     assert!(pair.leg.transcodes_opus());
