@@ -17,7 +17,7 @@ use crm::testing::TestBackend;
 use serde_json::{json, Value};
 
 use crate::card_edit_page::{press, CTRL};
-use crate::helpers::{spawn_app, NowUtc, TestApp};
+use crate::helpers::{run_then_stop, spawn_app, NowUtc, Scratch, TestApp};
 use crate::softphone::cdp::{Cdp, Chromium};
 use crate::softphone::{landed_on_agent_page, with_ids, write_tone, ONE_AT_A_TIME};
 
@@ -42,19 +42,12 @@ async fn callback_edit_page(backend: TestBackend) {
     let Some(t) = spawn_app(backend, false).await else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!(
-        "dialcrm-callback-edit-{backend:?}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    let outcome = tokio::time::timeout(Duration::from_secs(120), manage(&t, &binary, &dir)).await;
-    t.app.stop().await.expect("stops");
-    t.db.finish().await;
-    let _ = std::fs::remove_dir_all(&dir);
-    outcome
-        .expect("the callback edit page test took longer than 120 s")
-        .unwrap();
+    let dir = Scratch::new(&format!("callback-edit-{backend:?}"));
+    let limit = Duration::from_secs(120);
+    run_then_stop(t, "the callback edit page test", limit, async |t| {
+        manage(t, &binary, dir.path()).await
+    })
+    .await;
 }
 
 /// The account's people, and the contacts of al's callbacks.

@@ -24,7 +24,7 @@ use sip_gateway::carrier::{Mix, Outcome};
 use sip_gateway::gateway::TrunkConfig;
 
 use crate::dialler::{carrier, DAY_ZONE};
-use crate::helpers::{next_json, spawn_app_with, NowUtc, TestApp, Ws};
+use crate::helpers::{next_json, run_then_stop, spawn_app_with, NowUtc, Scratch, TestApp, Ws};
 use crate::softphone::cdp::{Cdp, Chromium};
 use crate::softphone::{agent_page_ready, with_ids, write_tone, ONE_AT_A_TIME};
 
@@ -54,20 +54,12 @@ async fn card_edit_page(backend: TestBackend) {
     let Some(t) = spawn_app_with(backend, false, trunks).await else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!(
-        "dialcrm-card-edit-{backend:?}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    let outcome =
-        tokio::time::timeout(Duration::from_secs(120), edit_the_card(&t, &binary, &dir)).await;
-    t.app.stop().await.expect("stops");
-    t.db.finish().await;
-    let _ = std::fs::remove_dir_all(&dir);
-    outcome
-        .expect("the card edit page test took longer than 120 s")
-        .unwrap();
+    let dir = Scratch::new(&format!("card-edit-{backend:?}"));
+    let limit = Duration::from_secs(120);
+    run_then_stop(t, "the card edit page test", limit, async |t| {
+        edit_the_card(t, &binary, dir.path()).await
+    })
+    .await;
 }
 
 /// The account, its people and the one contact its campaign calls.

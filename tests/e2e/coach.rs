@@ -24,7 +24,7 @@ use sip_gateway::gateway::TrunkConfig;
 use sip_gateway::media::tone::goertzel_power;
 
 use crate::dialler::{agent_phone, carrier, DAY_ZONE};
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{run_then_stop, spawn_app_with, Scratch, TestApp};
 use crate::softphone::cdp::{Cdp, Chromium};
 use crate::softphone::{agent_page_ready, until, with_ids, write_tone, ONE_AT_A_TIME};
 use crate::wallboard::landed_on_wallboard;
@@ -57,27 +57,18 @@ async fn coach_from_the_wallboard(backend: TestBackend) {
         return;
     };
     let _turn = ONE_AT_A_TIME.lock().await;
-    let dir =
-        std::env::temp_dir().join(format!("dialcrm-coach-{backend:?}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let dir = Scratch::new(&format!("coach-{backend:?}"));
     let customers = carrier(Mix::always(Outcome::Answer), CUSTOMER_HZ, None).await;
     customers.start_capture();
     let trunks = vec![TrunkConfig::new("provider", customers.sip_addr())];
     let Some(t) = spawn_app_with(backend, false, trunks).await else {
         return;
     };
-    let outcome = tokio::time::timeout(
-        Duration::from_secs(120),
-        coach(&t, &binary, &dir, &customers),
-    )
+    let what = "the coaching test (each mode heard by whom it should be)";
+    run_then_stop(t, what, Duration::from_secs(120), async |t| {
+        coach(t, &binary, dir.path(), &customers).await
+    })
     .await;
-    t.app.stop().await.expect("stops");
-    t.db.finish().await;
-    outcome
-        .expect("the coaching test took longer than two minutes")
-        .expect("each mode is heard by whom it should be");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A browser page and the id of the `<audio>` element that plays what it hears.

@@ -63,6 +63,47 @@ where
     app.db.finish().await;
 }
 
+/// A page test's scratch folder: emptied when made, removed when dropped.
+pub struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    /// `dialcrm-NAME-PID` in the temporary folder.
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("dialcrm-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        Scratch(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `body` on the app for at most `limit`, stops the app either way,
+/// then fails the test, naming `what`, if the body failed or ran out of time.
+pub async fn run_then_stop(
+    t: TestApp,
+    what: &str,
+    limit: std::time::Duration,
+    body: impl AsyncFnOnce(&TestApp) -> anyhow::Result<()>,
+) {
+    let outcome = tokio::time::timeout(limit, body(&t)).await;
+    t.app.stop().await.expect("stops");
+    t.db.finish().await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("{what}: {e:?}"),
+        Err(_) => panic!("{what} took longer than {} s", limit.as_secs()),
+    }
+}
+
 /// Starts the service on a free port over a fresh, migrated database.
 pub async fn spawn_app(backend: TestBackend, demo: bool) -> Option<TestApp> {
     spawn_app_with(backend, demo, Vec::new()).await

@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::dialler::{agent_phone, carrier, DAY_ZONE};
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{run_then_stop, spawn_app_with, Scratch, TestApp};
 use crate::softphone::cdp::{Cdp, Chromium};
 use crate::softphone::{until, write_tone, ONE_AT_A_TIME};
 use crate::wallboard::{landed_on_wallboard, wait_for_call, Desk};
@@ -42,9 +42,7 @@ async fn the_supervisor_listens_to_a_live_call_from_the_wallboard() {
         return;
     };
     let _turn = ONE_AT_A_TIME.lock().await;
-    let dir = std::env::temp_dir().join(format!("dialcrm-listen-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = Scratch::new("listen");
     let customers = carrier(Mix::always(Outcome::Answer), CUSTOMER_HZ, None).await;
     let phones = carrier(Mix::always(Outcome::Answer), AGENT_HZ, None).await;
     let trunks = vec![
@@ -54,13 +52,11 @@ async fn the_supervisor_listens_to_a_live_call_from_the_wallboard() {
     let t = spawn_app_with(TestBackend::Sqlite, false, trunks)
         .await
         .expect("SQLite is always there");
-    let outcome = tokio::time::timeout(Duration::from_secs(90), listen_in(&t, &binary, &dir)).await;
-    t.app.stop().await.expect("stops");
-    t.db.finish().await;
-    outcome
-        .expect("the listening test took longer than 90 s")
-        .expect("the supervisor heard the call");
-    let _ = std::fs::remove_dir_all(&dir);
+    let what = "the listening test (the supervisor hears the call)";
+    run_then_stop(t, what, Duration::from_secs(90), async |t| {
+        listen_in(t, &binary, dir.path()).await
+    })
+    .await;
 }
 
 async fn listen_in(t: &TestApp, binary: &Path, dir: &Path) -> Result<()> {

@@ -15,7 +15,7 @@ use crm::testing::TestBackend;
 use serde_json::{json, Value};
 
 use crate::contacts_page::press;
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{run_then_stop, spawn_app, Scratch, TestApp};
 use crate::softphone::cdp::{Cdp, Chromium};
 use crate::softphone::{with_ids, write_tone, ONE_AT_A_TIME};
 use crate::wallboard::landed_on_wallboard;
@@ -41,19 +41,12 @@ async fn merge_page(backend: TestBackend) {
     let Some(t) = spawn_app(backend, false).await else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!(
-        "dialcrm-merge-page-{backend:?}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch directory");
-    let outcome = tokio::time::timeout(Duration::from_secs(120), manage(&t, &binary, &dir)).await;
-    t.app.stop().await.expect("stops");
-    t.db.finish().await;
-    let _ = std::fs::remove_dir_all(&dir);
-    outcome
-        .expect("the merge page test took longer than 120 s")
-        .unwrap();
+    let dir = Scratch::new(&format!("merge-page-{backend:?}"));
+    let limit = Duration::from_secs(120);
+    run_then_stop(t, "the merge page test", limit, async |t| {
+        manage(t, &binary, dir.path()).await
+    })
+    .await;
 }
 
 /// The supervisor's API client and the contacts they find on the page.

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::dialler::{agent_phone, carrier, DAY_ZONE};
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{run_then_stop, spawn_app_with, Scratch, TestApp};
 use crate::softphone::cdp::{Cdp, Chromium};
 use crate::softphone::{peers_or_skip, until, write_tone, Sipp, ONE_AT_A_TIME};
 
@@ -235,17 +235,15 @@ async fn the_supervisor_page_reports_a_call_and_adds_an_agent() {
         return;
     };
     let _turn = ONE_AT_A_TIME.lock().await;
-    let dir = std::env::temp_dir().join(format!("dialcrm-supervisor-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = Scratch::new("supervisor");
     let t = spawn_app_with(TestBackend::Sqlite, false, Vec::new())
         .await
         .expect("SQLite is always there");
-    let outcome = supervise(&t, &binary, &dir).await;
-    t.app.stop().await.expect("stops");
-    t.db.finish().await;
-    outcome.expect("the supervisor page reported and added an agent");
-    let _ = std::fs::remove_dir_all(&dir);
+    let what = "the supervisor page (reports a call, adds an agent)";
+    run_then_stop(t, what, Duration::from_secs(120), async |t| {
+        supervise(t, &binary, dir.path()).await
+    })
+    .await;
 }
 
 async fn supervise(t: &TestApp, binary: &std::path::Path, dir: &std::path::Path) -> Result<()> {
