@@ -51,7 +51,7 @@ mod recordings;
 use carrier::{carrier_process, request, COUNT_FRAMES_VAR};
 use child::{runtime, ChildProcess};
 use figures::{env_number, ms, percentile};
-use proc_stat::{clock_ticks, cpu_time};
+use proc_stat::{clock_ticks, cpu_time, udp_receive_buffer_drops};
 use recordings::{answer_legs, check_the_checker, report_recordings, run_recordings};
 
 use std::collections::{BTreeMap, HashMap};
@@ -584,22 +584,6 @@ fn pin_self(cpu: usize) -> bool {
             .stdout(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
-}
-
-/// Returns the host's count of UDP datagrams dropped for a full socket buffer (`/proc/net/snmp`).
-fn udp_receive_buffer_drops() -> Result<u64> {
-    let snmp = std::fs::read_to_string("/proc/net/snmp").context("reading /proc/net/snmp")?;
-    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
-    let (names, values) = udp.next().zip(udp.next()).context("no Udp lines")?;
-    let column = names
-        .split_whitespace()
-        .position(|n| n == "RcvbufErrors")
-        .context("no RcvbufErrors column")?;
-    let value = values
-        .split_whitespace()
-        .nth(column)
-        .context("short Udp line")?;
-    Ok(value.parse()?)
 }
 
 fn rss_kib() -> Result<u64> {

@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 
 use crate::carrier::request;
 use crate::child::ChildProcess;
-use crate::proc_stat::cpu_time;
+use crate::proc_stat::{cpu_time, udp_receive_buffer_drops};
 use crate::{load_average, rss_kib, AgentCodec, AgentCounts, AgentsProcess};
 
 /// The trunk to the carrier of this phase.
@@ -376,20 +376,4 @@ fn verdict(met: bool) -> &'static str {
     } else {
         "MISSED"
     }
-}
-
-/// Returns the host's count of UDP datagrams dropped for a full socket buffer (`/proc/net/snmp`).
-fn udp_receive_buffer_drops() -> Result<u64> {
-    let snmp = std::fs::read_to_string("/proc/net/snmp").context("reading /proc/net/snmp")?;
-    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
-    let (names, values) = udp.next().zip(udp.next()).context("no Udp lines")?;
-    let column = names
-        .split_whitespace()
-        .position(|n| n == "RcvbufErrors")
-        .context("no RcvbufErrors column")?;
-    let value = values
-        .split_whitespace()
-        .nth(column)
-        .context("short Udp line")?;
-    Ok(value.parse()?)
 }

@@ -1,4 +1,4 @@
-//! CPU time of a process from `/proc`, shared by the benchmarks of the
+//! CPU time of a process, and the host's UDP buffer drops, from `/proc`, shared by the benchmarks of the
 //! gateway and of the service (included with `#[path]`).
 
 use std::time::Duration;
@@ -34,4 +34,21 @@ pub fn clock_ticks() -> f64 {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(100.0)
+}
+
+/// Returns the host's count of UDP datagrams dropped for a full socket buffer (`/proc/net/snmp`).
+#[allow(dead_code)] // Only the benchmarks that relay media read it.
+pub fn udp_receive_buffer_drops() -> Result<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").context("reading /proc/net/snmp")?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = udp.next().zip(udp.next()).context("no Udp lines")?;
+    let column = names
+        .split_whitespace()
+        .position(|n| n == "RcvbufErrors")
+        .context("no RcvbufErrors column")?;
+    let value = values
+        .split_whitespace()
+        .nth(column)
+        .context("short Udp line")?;
+    Ok(value.parse()?)
 }

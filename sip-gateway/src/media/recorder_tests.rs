@@ -157,16 +157,22 @@ fn create_reports_an_unwritable_path() {
     assert!(matches!(err, RecorderError::Wav(_)));
 }
 
-#[test]
-fn many_recordings_at_once_are_each_written_whole() {
-    let files: Vec<TempWav> = (0..40)
-        .map(|k| TempWav::new(&format!("many-{k}")))
+/// `n` recordings started at `t0`, each to a temporary file named after `name`.
+fn recordings(name: &str, n: usize, t0: Instant) -> (Vec<TempWav>, Vec<Recorder>) {
+    let files: Vec<TempWav> = (0..n)
+        .map(|k| TempWav::new(&format!("{name}-{k}")))
         .collect();
-    let t0 = Instant::now();
-    let recorders: Vec<Recorder> = files
+    let recorders = files
         .iter()
         .map(|f| Recorder::create(&f.0, RecorderConfig::default(), t0).unwrap())
         .collect();
+    (files, recorders)
+}
+
+#[test]
+fn many_recordings_at_once_are_each_written_whole() {
+    let t0 = Instant::now();
+    let (files, recorders) = recordings("many", 40, t0);
     for i in 0..50u32 {
         for (k, rec) in recorders.iter().enumerate() {
             let value = k as i16 + 1;
@@ -194,14 +200,8 @@ fn many_recordings_at_once_are_each_written_whole() {
 
 #[test]
 fn recordings_share_a_few_writer_threads() {
-    let files: Vec<TempWav> = (0..20)
-        .map(|k| TempWav::new(&format!("shared-{k}")))
-        .collect();
     let t0 = Instant::now();
-    let recorders: Vec<Recorder> = files
-        .iter()
-        .map(|f| Recorder::create(&f.0, RecorderConfig::default(), t0).unwrap())
-        .collect();
+    let (_files, recorders) = recordings("shared", 20, t0);
     let writers = std::fs::read_dir("/proc/self/task")
         .unwrap()
         .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
