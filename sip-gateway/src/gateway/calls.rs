@@ -334,7 +334,7 @@ impl Engine {
             ring_timeout: request.ring_timeout,
             local_sip: state.local_sip,
             local_rtp,
-            timers: self.config.timers(),
+            timers: self.sip_timers,
             // A fresh key for every attempt, from the OS's CSPRNG; never logged.
             srtp: state.config.srtp.then(MasterKey::generate),
         };

@@ -26,6 +26,7 @@ use crate::alarm::Alarm;
 use crate::media::Recorder;
 use crate::sip::message::{header_value, OutgoingResponse};
 use crate::sip::parse::{bad_request_response, parse_message, ParseError};
+use crate::sip::transaction::TimerConfig;
 use crate::sip::{Call, EndCause, InboundCall, Transport};
 
 /// A request from a [`super::Gateway`] handle.
@@ -199,6 +200,9 @@ pub(crate) struct CallEntry {
 /// State of the gateway task.
 pub(crate) struct Engine {
     pub config: GatewayConfig,
+    /// The SIP timers every call's transactions run on, their housekeeping
+    /// rounded to one grid for the whole gateway.
+    pub sip_timers: TimerConfig,
     pub trunks: Vec<TrunkState>,
     pub attempts: HashMap<String, Attempt>,
     /// The attempts' deadlines, earliest first, by Call-ID. `drive` pushes
@@ -276,8 +280,13 @@ impl Engine {
         let _ = self.events.send(event);
     }
 
-    fn poll_timeout(&self) -> Option<Instant> {
-        let calls = self.timers.peek().map(|Reverse((at, _))| *at);
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        let attempts = &self.attempts;
+        let calls = first_current(&mut self.timers, |call_id, at| {
+            attempts
+                .get(call_id)
+                .is_some_and(|attempt| attempt.scheduled == Some(at))
+        });
         let trunks = self.trunks.iter().filter_map(TrunkState::poll_timeout);
         let phones = self.phones.as_ref().and_then(Phones::poll_timeout);
         calls.into_iter().chain(trunks).chain(phones).min()
@@ -578,5 +587,51 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+/// Returns the earliest deadline in `timers` that `current` says still
+/// stands, dropping those before it that do not.
+///
+/// Entries that a later deadline replaced, or whose attempt has gone, are
+/// dropped here rather than when they come due: a call answered and hung up
+/// at once leaves its INVITE's and its BYE's retransmission timers behind,
+/// and each would wake the loop for nothing.
+fn first_current(
+    timers: &mut BinaryHeap<Reverse<(Instant, String)>>,
+    current: impl Fn(&str, Instant) -> bool,
+) -> Option<Instant> {
+    while let Some(Reverse((at, call_id))) = timers.peek() {
+        if current(call_id, *at) {
+            return Some(*at);
+        }
+        timers.pop();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn replaced_and_orphaned_deadlines_never_wake_the_loop() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut timers = BinaryHeap::new();
+        // "a" moved from its retransmission at 500 ms to Timer K at 5 s;
+        // "b" has ended; "c" stands at 900 ms.
+        for (ms, id) in [(500, "a"), (5_000, "a"), (600, "b"), (900, "c")] {
+            timers.push(Reverse((at(ms), id.to_string())));
+        }
+        let scheduled = HashMap::from([("a", at(5_000)), ("c", at(900))]);
+        let current = |id: &str, when: Instant| scheduled.get(id) == Some(&when);
+        assert_eq!(first_current(&mut timers, current), Some(at(900)));
+        assert_eq!(timers.len(), 2, "the two stale entries are gone");
+        timers.pop();
+        assert_eq!(first_current(&mut timers, current), Some(at(5_000)));
+        timers.pop();
+        assert_eq!(first_current(&mut timers, current), None);
     }
 }

@@ -63,7 +63,7 @@ impl Engine {
             transport,
             local_sip,
             local_rtp: advertised,
-            timers: self.config.timers(),
+            timers: self.sip_timers,
             srtp: self.trunks[trunk].config.srtp.then(MasterKey::generate),
             decide_within: DECIDE_WITHIN,
         };

@@ -71,6 +71,7 @@ use crate::media::dtmf_sender::is_key;
 use crate::media::playback::load_wav;
 use crate::media::{Recorder, RecorderConfig};
 use crate::sip::outbound::Trunk;
+use crate::sip::transaction::Slack;
 use engine::{Command, Engine, PhoneCall, Reply};
 use phones::Phones;
 use transport::{SipTransport, TlsLinks};
@@ -81,6 +82,11 @@ pub const MAX_DTMF_DIGITS: usize = 32;
 
 /// Events buffered for a slow subscriber before it starts missing them.
 const EVENT_CAPACITY: usize = 4096;
+
+/// The grid the SIP housekeeping timers are rounded up to: the calls that
+/// finish within one step share a wake-up, and a finished call's state
+/// lingers at most this much beyond what RFC 3261 asks.
+const HOUSEKEEPING_STEP: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A handle on the running gateway; clones share it, and it stops when the last is dropped.
 #[derive(Debug, Clone)]
@@ -161,6 +167,9 @@ impl Gateway {
         let tls = TlsLinks::reserve(sip_udp.ip(), tls_targets)
             .map_err(io("reserving the local port for SIP over TLS"))?;
         let sip_tls = tls.local_port();
+        let sip_timers = config
+            .timers()
+            .with_slack(Slack::new(now, HOUSEKEEPING_STEP));
         let mut states = Vec::new();
         for (trunk, resolved) in resolved_trunks {
             let port = match trunk.transport {
@@ -182,7 +191,7 @@ impl Gateway {
                 trunk,
                 resolved,
                 SocketAddr::new(ip, port),
-                config.timers(),
+                sip_timers,
                 now,
             ));
         }
@@ -198,7 +207,7 @@ impl Gateway {
         let phones = options.phones.map(|o| {
             Phones::new(
                 o,
-                config.timers(),
+                sip_timers,
                 lookups,
                 phone_events.clone(),
                 known_phones.clone(),
@@ -208,6 +217,7 @@ impl Gateway {
         let engine = Engine {
             ports: ports::PortPool::new(config.sip_udp.ip(), config.rtp_ports()),
             config,
+            sip_timers,
             trunks: states,
             attempts: HashMap::new(),
             timers: BinaryHeap::new(),

@@ -51,7 +51,7 @@ impl Engine {
             ring_timeout,
             local_sip,
             local_rtp: advertised,
-            timers: self.config.timers(),
+            timers: self.sip_timers,
         };
         let call = Call::to_phone(params, now)?;
         let call_id = call.call_id().to_string();

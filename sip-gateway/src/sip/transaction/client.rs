@@ -101,7 +101,11 @@ impl ClientTransaction {
             (ClientState::Initial | ClientState::Proceeding, 200..=299) if self.invite => {
                 self.state = ClientState::Accepted;
                 self.retransmit_at = None;
-                self.deadline = Some(now + self.config.transaction_timeout());
+                // Timer M: only absorbs retransmitted 2xx, so it may run late.
+                self.deadline = Some(
+                    self.config
+                        .linger_until(now, self.config.transaction_timeout()),
+                );
                 self.out.push_back(ClientOutput::Final(response));
             }
             (ClientState::Accepted, 200..=299) => {
@@ -115,7 +119,7 @@ impl ClientTransaction {
                     (false, true) => self.config.timer_d(),
                     (false, false) => self.config.t4,
                 };
-                self.deadline = Some(now + linger);
+                self.deadline = Some(self.config.linger_until(now, linger));
                 if self.invite {
                     let to = header_value(&response.headers, "To").unwrap_or_default();
                     let ack = ack_for_non_2xx(&self.request, &to).to_bytes();

@@ -10,7 +10,7 @@ mod client;
 mod layer;
 mod server;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rsip::Method;
 
@@ -27,6 +27,44 @@ pub struct TimerConfig {
     pub t2: Duration,
     /// Longest time a message stays in the network.
     pub t4: Duration,
+    /// Where the housekeeping timers are rounded to; `None` keeps them exact.
+    pub slack: Option<Slack>,
+}
+
+/// A grid that the housekeeping timers (D, I, J, K and M: those that only keep a finished
+/// transaction around to absorb retransmissions) are rounded up to.
+///
+/// RFC 3261 gives these timers minimums, not exact values. Rounding them up to a shared grid
+/// lets the transactions that finish within one step end at the same instant, so a gateway
+/// setting up hundreds of calls a second wakes once a step for them instead of once a call.
+/// The grid's origin comes from the caller: the layer reads no clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slack {
+    origin: Instant,
+    step: Duration,
+}
+
+impl Slack {
+    /// Returns the grid of `step` through `origin`.
+    pub fn new(origin: Instant, step: Duration) -> Self {
+        Slack { origin, step }
+    }
+
+    /// Returns the first point of the grid at or after `at`; `at` itself before the origin.
+    pub fn round_up(&self, at: Instant) -> Instant {
+        let step = self.step.as_nanos();
+        let Some(since) = at.checked_duration_since(self.origin) else {
+            return at;
+        };
+        if step == 0 {
+            return at;
+        }
+        let rounded = since.as_nanos().div_ceil(step) * step;
+        u64::try_from(rounded)
+            .ok()
+            .and_then(|nanos| self.origin.checked_add(Duration::from_nanos(nanos)))
+            .unwrap_or(at)
+    }
 }
 
 impl Default for TimerConfig {
@@ -35,6 +73,7 @@ impl Default for TimerConfig {
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
+            slack: None,
         }
     }
 }
@@ -48,6 +87,23 @@ impl TimerConfig {
     /// Returns Timer D for an unreliable transport, which RFC 3261 fixes at 32 seconds.
     pub fn timer_d(&self) -> Duration {
         Duration::from_secs(32)
+    }
+
+    /// Returns these timers with housekeeping rounded up to `slack`.
+    pub fn with_slack(self, slack: Slack) -> Self {
+        TimerConfig {
+            slack: Some(slack),
+            ..self
+        }
+    }
+
+    /// Returns when a finished transaction that must linger `linger` from `now` may go:
+    /// `now + linger`, rounded up to the slack's grid. No linger stays no linger.
+    pub(crate) fn linger_until(&self, now: Instant, linger: Duration) -> Instant {
+        match self.slack {
+            Some(slack) if !linger.is_zero() => slack.round_up(now + linger),
+            _ => now + linger,
+        }
     }
 }
 

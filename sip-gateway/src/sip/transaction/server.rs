@@ -99,8 +99,9 @@ impl ServerTransaction {
             }
             (false, _) if self.reliable => self.terminate(),
             (false, _) => {
+                // Timer J: only absorbs retransmitted requests, so it may run late.
                 self.state = ServerState::Completed;
-                self.deadline = Some(now + timeout);
+                self.deadline = Some(self.config.linger_until(now, timeout));
             }
         }
     }
@@ -123,13 +124,11 @@ impl ServerTransaction {
             ServerState::Completed => {
                 self.state = ServerState::Confirmed;
                 self.retransmit_at = None;
-                self.deadline = Some(
-                    now + if self.reliable {
-                        Duration::ZERO
-                    } else {
-                        self.config.t4
-                    },
-                );
+                let linger = match self.reliable {
+                    true => Duration::ZERO,
+                    false => self.config.t4,
+                };
+                self.deadline = Some(self.config.linger_until(now, linger));
                 true
             }
             ServerState::Accepted => {

@@ -208,6 +208,93 @@ fn retransmitted_2xx_reaches_the_tu_until_timer_m() {
 }
 
 #[test]
+fn slack_rounds_up_to_its_grid_and_never_down() {
+    let origin = Instant::now();
+    let slack = Slack::new(origin, Duration::from_millis(100));
+    let ms = |n: u64| origin + Duration::from_millis(n);
+    assert_eq!(slack.round_up(ms(0)), ms(0));
+    assert_eq!(slack.round_up(ms(1)), ms(100));
+    assert_eq!(slack.round_up(ms(100)), ms(100));
+    assert_eq!(slack.round_up(ms(5_001)), ms(5_100));
+    let before = origin.checked_sub(Duration::from_millis(30));
+    if let Some(before) = before {
+        assert_eq!(slack.round_up(before), before, "before the grid: as it is");
+    }
+    let flat = Slack::new(origin, Duration::ZERO);
+    assert_eq!(flat.round_up(ms(7)), ms(7));
+}
+
+/// Answers a BYE sent at `sent` at once and returns when its transaction goes (Timer K).
+fn timer_k_of_a_bye(config: TimerConfig, branch: &str, sent: Instant) -> Instant {
+    let mut layer = TransactionLayer::new(config);
+    layer
+        .send_request(request(Method::Bye, branch), peer(), Transport::Udp, sent)
+        .unwrap();
+    layer.handle_message(
+        response(200, branch, Method::Bye),
+        peer(),
+        Transport::Udp,
+        sent,
+    );
+    let gone = layer.poll_timeout().expect("Timer K is running");
+    layer.handle_timeout(gone);
+    assert_eq!(
+        layer.poll_timeout(),
+        None,
+        "the transaction ended at Timer K"
+    );
+    gone
+}
+
+#[test]
+fn housekeeping_timers_that_fall_in_one_step_share_an_instant() {
+    let origin = Instant::now();
+    let t4 = TimerConfig::default().t4;
+    let exact = timer_k_of_a_bye(
+        TimerConfig::default(),
+        "z9hG4bKk0",
+        origin + Duration::from_millis(10),
+    );
+    assert_eq!(exact, origin + Duration::from_millis(10) + t4);
+
+    let config = TimerConfig::default().with_slack(Slack::new(origin, Duration::from_millis(100)));
+    let first = timer_k_of_a_bye(config, "z9hG4bKk1", origin + Duration::from_millis(10));
+    let second = timer_k_of_a_bye(config, "z9hG4bKk2", origin + Duration::from_millis(70));
+    let next_step = timer_k_of_a_bye(config, "z9hG4bKk3", origin + Duration::from_millis(130));
+    assert_eq!(first, origin + t4 + Duration::from_millis(100));
+    assert_eq!(first, second, "BYEs answered 60 ms apart go together");
+    assert_eq!(next_step, first + Duration::from_millis(100));
+    assert!(
+        second >= origin + Duration::from_millis(70) + t4,
+        "never before T4"
+    );
+}
+
+#[test]
+fn slack_leaves_the_retransmission_timers_exact() {
+    let start = Instant::now() + Duration::from_millis(37);
+    let config =
+        TimerConfig::default().with_slack(Slack::new(Instant::now(), Duration::from_millis(100)));
+    let mut layer = TransactionLayer::new(config);
+    layer
+        .send_request(
+            request(Method::Options, "z9hG4bKs1"),
+            peer(),
+            Transport::Udp,
+            start,
+        )
+        .unwrap();
+    transmits(&mut layer);
+    let sent = run_until(&mut layer, start, start + Duration::from_secs(4));
+    let ms: Vec<u128> = sent.iter().map(Duration::as_millis).collect();
+    assert_eq!(
+        ms,
+        vec![500, 1500, 3500],
+        "Timer E runs on T1, not on the grid"
+    );
+}
+
+#[test]
 fn provisional_stops_timer_b_and_cancel_guard_ends_it() {
     let start = Instant::now();
     let mut layer = TransactionLayer::new(TimerConfig::default());
