@@ -21,6 +21,11 @@
 //!    gateway's CPU per bridged call and per relayed packet, and the loss each way. Both
 //!    ends fall silent before and after the window until nothing is in flight, so a packet
 //!    counted as sent has either arrived or been lost when the counts are read.
+//!    `FIRST_AUDIO_SAMPLE` (seconds, default 0: off) turns the window into a soak: it is
+//!    slept in slices of that length, and after each a row gives the minutes elapsed, the
+//!    gateway's RSS and CPU over the slice, the packets relayed and the gateway's drops in
+//!    it, and the agent legs (all of them, not only the bridged ones) still connected; a
+//!    last line gives the RSS growth from the first row to the last and the legs dropped.
 //!
 //! `FIRST_AUDIO_CODEC=opus` makes every peer offer Opus alone, as some browsers do, so the
 //! gateway transcodes each leg both ways; the peers then send Opus packets of speech-like
@@ -125,6 +130,7 @@ fn main() -> Result<()> {
         window,
         bridged: env_number("FIRST_AUDIO_BRIDGED", agents)?,
         bridged_window: env_number("FIRST_AUDIO_BRIDGED_WINDOW", window)?,
+        sample: env_number("FIRST_AUDIO_SAMPLE", 0)?,
         codec: AgentCodec::from_env()?,
     };
     mic_always()?;
@@ -150,6 +156,8 @@ struct Settings {
     bridged: usize,
     /// Seconds of the bridged phase's window.
     bridged_window: u64,
+    /// Seconds between the rows printed through the bridged phase's window; 0 prints none.
+    sample: u64,
     codec: AgentCodec,
 }
 
@@ -227,8 +235,8 @@ async fn run(settings: Settings) -> Result<()> {
                 &mut events,
                 &mut agents,
                 carrier,
-                &legs[..settings.bridged],
-                settings.bridged_window,
+                &legs,
+                &settings,
                 ticks,
             )
             .await

@@ -2,7 +2,7 @@
 //! to an agent leg, with audio both ways; what each bridged call costs the gateway, and what
 //! is lost on the way. Included with `#[path]` by `first_audio.rs` alone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 use crate::carrier::request;
 use crate::child::ChildProcess;
 use crate::proc_stat::{cpu_time, udp_receive_buffer_drops};
-use crate::{load_average, rss_kib, AgentCodec, AgentCounts, AgentsProcess};
+use crate::{load_average, rss_kib, AgentCodec, AgentCounts, AgentsProcess, Settings};
 
 /// The trunk to the carrier of this phase.
 pub const TRUNK: &str = "far";
@@ -55,21 +55,23 @@ pub struct BridgedResult {
     load: String,
 }
 
-/// Brings up one call per leg in `legs`, bridges each to its leg, measures a window, hangs up.
+/// Brings up one call for each of the first `settings.bridged` of the connected `legs`,
+/// bridges each to its leg, measures a window, hangs up.
 pub async fn run_bridged(
     gateway: &Gateway,
     events: &mut broadcast::Receiver<CallEvent>,
     agents: &mut AgentsProcess,
     carrier: &mut ChildProcess,
     legs: &[CallRef],
-    window: u64,
+    settings: &Settings,
     ticks: f64,
 ) -> Result<BridgedResult> {
+    let window = settings.bridged_window;
     // The last calls of the previous phase are still being hung up, and a peer that heard
     // them keeps its microphone on for a moment: let both settle.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before = rss_kib()?;
-    let calls = bring_up(gateway, events, legs).await?;
+    let calls = bring_up(gateway, events, &legs[..settings.bridged]).await?;
     tokio::time::sleep(WARM_UP).await;
 
     // Both ends fall silent around the window so that nothing is in flight at either edge.
@@ -77,7 +79,11 @@ pub async fn run_bridged(
     tokio::time::sleep(DRAIN).await;
     let before = Snapshot::take(carrier, agents, ticks).await?;
     silence(carrier, agents, false).await?;
-    tokio::time::sleep(Duration::from_secs(window)).await;
+    if settings.sample == 0 {
+        tokio::time::sleep(Duration::from_secs(window)).await;
+    } else {
+        sample_window(gateway, carrier, agents, legs, settings, ticks).await?;
+    }
     let busy_end = Snapshot::take(carrier, agents, ticks).await?;
     let rss_grown_kib = rss_kib()?.saturating_sub(rss_before);
     let load = load_average();
@@ -316,6 +322,98 @@ async fn tear_down(
         .await
         .context("bridged calls not all ended after hang-up")??;
     Ok(ended_early)
+}
+
+/// Sleeps through the window in slices of `settings.sample` seconds, printing after each a
+/// row of what a soak must show steady; then the RSS growth and the agent legs dropped.
+///
+/// Nothing is muted: each row compares running counters. A leg counts as dropped once the
+/// gateway reports it disconnected or ended, and as connected again if it reconnects.
+async fn sample_window(
+    gateway: &Gateway,
+    carrier: &mut ChildProcess,
+    agents: &mut AgentsProcess,
+    legs: &[CallRef],
+    settings: &Settings,
+    ticks: f64,
+) -> Result<()> {
+    // A receiver of its own, so that the phase's still holds every event for `tear_down`.
+    let mut events = gateway.events();
+    let legs: HashSet<CallRef> = legs.iter().copied().collect();
+    let mut down = HashSet::new();
+    let mut dropped = HashSet::new();
+    let mut last = Snapshot::take(carrier, agents, ticks).await?;
+    let start = last.at;
+    let end = start + Duration::from_secs(settings.bridged_window);
+    let mut first_rss = None;
+    let mut last_rss = 0;
+    println!(
+        "soak: a row every {} s through the {} s window",
+        settings.sample, settings.bridged_window
+    );
+    println!("| minute | gateway RSS | gateway CPU | packets relayed | gateway drops | agent legs connected |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    while last.at < end {
+        let slice_end = (last.at + Duration::from_secs(settings.sample)).min(end);
+        let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(slice_end));
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => break,
+                event = events.recv() => {
+                    let event = received(event)?;
+                    if !legs.contains(&event.call_ref) {
+                        continue;
+                    }
+                    match event.kind {
+                        CallEventKind::Disconnected | CallEventKind::Ended { .. } => {
+                            down.insert(event.call_ref);
+                            dropped.insert(event.call_ref);
+                        }
+                        CallEventKind::Answered => {
+                            down.remove(&event.call_ref);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let now = Snapshot::take(carrier, agents, ticks).await?;
+        let rss = rss_kib()?;
+        let seconds = (now.at - last.at).as_secs_f64().max(1e-9);
+        let cpu = now
+            .gateway_cpu
+            .saturating_sub(last.gateway_cpu)
+            .as_secs_f64();
+        let relayed = (now.agents.heard - last.agents.heard)
+            + (now.carrier.rtp_received - last.carrier.rtp_received);
+        let drops: u64 = now
+            .gateway_drops
+            .iter()
+            .zip(&last.gateway_drops)
+            .map(|(&(_, now), &(_, was))| now.saturating_sub(was))
+            .sum();
+        println!(
+            "| {:.1} | {rss} KiB | {:.1} % of a core | {relayed} | {drops} | {} of {} |",
+            (now.at - start).as_secs_f64() / 60.0,
+            100.0 * cpu / seconds,
+            legs.len() - down.len(),
+            legs.len()
+        );
+        first_rss.get_or_insert(rss);
+        last_rss = rss;
+        last = now;
+    }
+    let first_rss = first_rss.unwrap_or(last_rss);
+    let growth = last_rss as f64 - first_rss as f64;
+    println!(
+        "soak: gateway RSS {first_rss} KiB at the first row, {last_rss} KiB at the last: {growth:+.0} KiB ({:+.2} %); {} of {} agent legs dropped",
+        100.0 * growth / first_rss.max(1) as f64,
+        dropped.len(),
+        legs.len()
+    );
+    println!();
+    Ok(())
 }
 
 /// Mutes or unmutes both ends: the carrier's audio and the agents' microphones.
