@@ -6,7 +6,9 @@
 //! and rejects what no amount of tidying makes valid: a bad request line, an empty Via
 //! parameter, an unclosed quote, a second Call-ID.
 
-use super::message::canonical_name;
+use std::borrow::Cow;
+
+use super::message::long_name;
 use super::parse::ParseError;
 
 /// URI schemes a request may be addressed to.
@@ -39,12 +41,13 @@ pub(crate) fn canonical_head(head: &[u8]) -> Result<Head, ParseError> {
         .split_first()
         .ok_or_else(|| ParseError::Malformed("empty message".into()))?;
     let start = match start.starts_with("SIP/") {
-        true => start.clone(),
+        true => start.to_string(),
         false => canonical_request_line(start)?,
     };
-    let mut text = start;
+    let mut text = String::with_capacity(head.len() + 16);
+    text.push_str(&start);
     let mut content_length = None;
-    let mut seen: Vec<String> = Vec::new();
+    let mut seen: Vec<&'static str> = Vec::new();
     for line in fields {
         let (name, value) = line
             .split_once(':')
@@ -53,30 +56,29 @@ pub(crate) fn canonical_head(head: &[u8]) -> Result<Head, ParseError> {
         if name.is_empty() || !name.bytes().all(is_token_byte) {
             return Err(ParseError::Malformed("invalid header name".into()));
         }
-        let canonical = canonical_name(name);
-        if let Some((_, proper)) = SINGLE.iter().find(|(c, _)| *c == canonical) {
-            if seen.contains(&canonical) {
+        let long = long_name(name);
+        let is = |wanted: &str| long.eq_ignore_ascii_case(wanted);
+        if let Some((_, proper)) = SINGLE.iter().find(|(single, _)| is(single)) {
+            if seen.contains(proper) {
                 return Err(ParseError::DuplicateHeader(proper));
             }
-            seen.push(canonical.clone());
+            seen.push(proper);
         }
         let value = value.trim();
-        let value = match canonical.as_str() {
-            "via" => canonical_via(value)?,
-            "from" | "to" | "contact" if !quotes_balanced(value) => {
-                return Err(ParseError::Malformed("unclosed quoted string".into()));
-            }
-            "content-length" => {
-                let length = value.parse().map_err(|_| ParseError::BadContentLength)?;
-                content_length = Some(length);
-                value.to_string()
-            }
-            _ => value.to_string(),
-        };
         text.push_str("\r\n");
         text.push_str(name);
         text.push_str(": ");
-        text.push_str(&value);
+        if is("via") {
+            text.push_str(&canonical_via(value)?);
+            continue;
+        }
+        if (is("from") || is("to") || is("contact")) && !quotes_balanced(value) {
+            return Err(ParseError::Malformed("unclosed quoted string".into()));
+        }
+        if is("content-length") {
+            content_length = Some(value.parse().map_err(|_| ParseError::BadContentLength)?);
+        }
+        text.push_str(value);
     }
     Ok(Head {
         text,
@@ -124,18 +126,19 @@ pub(crate) fn canonical_request_line(line: &str) -> Result<String, ParseError> {
     Ok(format!("{method} {} {version}", escape_user(uri)))
 }
 
-/// Joins folded lines (a line starting with space or tab continues the one before).
-pub(crate) fn unfold(head: &str) -> Vec<String> {
-    let mut lines: Vec<String> = Vec::new();
+/// Joins folded lines (a line starting with space or tab continues the one before); a line
+/// that nothing continues is borrowed as it is.
+pub(crate) fn unfold(head: &str) -> Vec<Cow<'_, str>> {
+    let mut lines: Vec<Cow<'_, str>> = Vec::new();
     for line in head.split("\r\n") {
         match (line.starts_with([' ', '\t']), lines.len()) {
             // A start line cannot be continued, so such a line stays as it is and fails later.
             (true, n) if n > 1 => {
-                let last = lines.last_mut().expect("n > 1");
+                let last = lines.last_mut().expect("n > 1").to_mut();
                 last.push(' ');
                 last.push_str(line.trim_start());
             }
-            _ => lines.push(line.to_string()),
+            _ => lines.push(Cow::Borrowed(line)),
         }
     }
     lines

@@ -111,11 +111,11 @@ impl OutgoingRequest {
 
     /// Serialises the request, adding Content-Length.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = format!("{} {} SIP/2.0\r\n", self.method, self.uri);
-        write_fields(&mut out, &self.headers, self.body.len());
-        let mut bytes = out.into_bytes();
-        bytes.extend_from_slice(&self.body);
-        bytes
+        wire(
+            format_args!("{} {} SIP/2.0\r\n", self.method, self.uri),
+            &self.headers,
+            &self.body,
+        )
     }
 }
 
@@ -157,11 +157,11 @@ impl OutgoingResponse {
 
     /// Serialises the response, adding Content-Length.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = format!("SIP/2.0 {} {}\r\n", self.status, self.reason);
-        write_fields(&mut out, &self.headers, self.body.len());
-        let mut bytes = out.into_bytes();
-        bytes.extend_from_slice(&self.body);
-        bytes
+        wire(
+            format_args!("SIP/2.0 {} {}\r\n", self.status, self.reason),
+            &self.headers,
+            &self.body,
+        )
     }
 }
 
@@ -172,17 +172,61 @@ pub fn header_values(headers: &rsip::Headers, name: &str) -> Vec<String> {
     let wanted = canonical_name(name);
     headers
         .iter()
-        .filter_map(|h| {
-            let line = h.to_string();
-            let (n, v) = line.split_once(':')?;
-            (canonical_name(n.trim()) == wanted).then(|| v.trim().to_string())
-        })
+        .filter_map(|h| value_if_named(h, &wanted))
         .collect()
 }
 
 /// Returns the first value of the named header.
 pub fn header_value(headers: &rsip::Headers, name: &str) -> Option<String> {
-    header_values(headers, name).into_iter().next()
+    let wanted = canonical_name(name);
+    headers.iter().find_map(|h| value_if_named(h, &wanted))
+}
+
+/// Returns the header's value if its name, in [`canonical_name`] form, is `wanted`.
+///
+/// The headers a call reads on every message are matched by their kind,
+/// without formatting them: looking up one header used to format every
+/// header of the message into a string of its own.
+fn value_if_named(header: &rsip::Header, wanted: &str) -> Option<String> {
+    let (name, value) = match header {
+        rsip::Header::Other(name, value) => (canonical_name(name.trim()), value.as_str()),
+        header => match named(header) {
+            Some((name, value)) => (name.to_string(), value),
+            None => return value_if_named_formatted(header, wanted),
+        },
+    };
+    (name == wanted).then(|| value.trim().to_string())
+}
+
+/// The same as [`value_if_named`], for any header: by formatting it as its line.
+fn value_if_named_formatted(header: &rsip::Header, wanted: &str) -> Option<String> {
+    let line = header.to_string();
+    let (n, v) = line.split_once(':')?;
+    (canonical_name(n.trim()) == wanted).then(|| v.trim().to_string())
+}
+
+/// The canonical name and the value of the headers read on every message.
+fn named(header: &rsip::Header) -> Option<(&'static str, &str)> {
+    use rsip::headers::UntypedHeader;
+    use rsip::Header as H;
+    Some(match header {
+        H::Via(h) => ("via", h.value()),
+        H::From(h) => ("from", h.value()),
+        H::To(h) => ("to", h.value()),
+        H::CallId(h) => ("call-id", h.value()),
+        H::CSeq(h) => ("cseq", h.value()),
+        H::Contact(h) => ("contact", h.value()),
+        H::RecordRoute(h) => ("record-route", h.value()),
+        H::Route(h) => ("route", h.value()),
+        H::MaxForwards(h) => ("max-forwards", h.value()),
+        H::ContentLength(h) => ("content-length", h.value()),
+        H::ContentType(h) => ("content-type", h.value()),
+        H::Expires(h) => ("expires", h.value()),
+        H::Require(h) => ("require", h.value()),
+        H::Supported(h) => ("supported", h.value()),
+        H::Allow(h) => ("allow", h.value()),
+        _ => return None,
+    })
 }
 
 /// Splits a comma-separated header value, ignoring commas in quotes and angle brackets.
@@ -257,30 +301,48 @@ pub fn reason_phrase(status: u16) -> &'static str {
 
 /// Maps a header name to lower case long form, so compact forms compare equal.
 pub(crate) fn canonical_name(name: &str) -> String {
-    let long = match name.to_ascii_lowercase().as_str() {
-        "v" => "via",
-        "f" => "from",
-        "t" => "to",
-        "i" => "call-id",
-        "m" => "contact",
-        "l" => "content-length",
-        "c" => "content-type",
-        "k" => "supported",
-        "e" => "content-encoding",
-        "s" => "subject",
-        other => return other.to_string(),
-    };
-    long.to_string()
+    long_name(name).to_ascii_lowercase()
 }
 
-fn write_fields(out: &mut String, headers: &[(String, String)], body_len: usize) {
+/// Returns the long form (lower case) of a compact header name (RFC 3261 §7.3.3), or the
+/// name as it is; compare it with `eq_ignore_ascii_case`.
+pub(crate) fn long_name(name: &str) -> &str {
+    let [byte] = name.as_bytes() else {
+        return name;
+    };
+    match byte.to_ascii_lowercase() {
+        b'v' => "via",
+        b'f' => "from",
+        b't' => "to",
+        b'i' => "call-id",
+        b'm' => "contact",
+        b'l' => "content-length",
+        b'c' => "content-type",
+        b'k' => "supported",
+        b'e' => "content-encoding",
+        b's' => "subject",
+        _ => name,
+    }
+}
+
+/// Writes a message: its start line, its fields, a Content-Length and the body, into a
+/// buffer sized for it at once.
+fn wire(start: std::fmt::Arguments<'_>, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
+    use std::fmt::Write as _;
+    let fields: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    let mut out = String::with_capacity(128 + fields + body.len());
+    // Writing into a String cannot fail.
+    let _ = out.write_fmt(start);
     for (name, value) in headers {
         out.push_str(name);
         out.push_str(": ");
         out.push_str(value);
         out.push_str("\r\n");
     }
-    out.push_str(&format!("Content-Length: {body_len}\r\n\r\n"));
+    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
 }
 
 #[cfg(test)]
@@ -305,6 +367,54 @@ mod tests {
         assert_eq!(
             split_list(rr),
             vec!["<sip:p1;lr>", "\"a,b\" <sip:p2,x;lr>", "<sip:p3>"]
+        );
+    }
+
+    #[test]
+    fn headers_read_by_kind_read_as_their_formatted_lines_do() {
+        let text = "INVITE sip:1@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+            v: SIP/2.0/UDP g;branch=z9hG4bK2\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\n\
+            Call-ID: c@h\r\nCSeq: 7 INVITE\r\nContact: <sip:a@10.0.0.1>\r\n\
+            Record-Route: <sip:p;lr>\r\nRoute: <sip:q;lr>\r\nMax-Forwards: 70\r\n\
+            Content-Type: application/sdp\r\nExpires: 60\r\nRequire: 100rel\r\n\
+            Supported: timer\r\nAllow: INVITE, BYE\r\nUser-Agent: x\r\n\
+            X-Custom: y\r\nContent-Length: 0\r\n\r\n";
+        let request = match crate::sip::parse::parse_message(text.as_bytes()) {
+            Ok(rsip::SipMessage::Request(request)) => request,
+            other => panic!("not a request: {other:?}"),
+        };
+        let mut kinds = std::collections::BTreeSet::new();
+        for header in request.headers.iter() {
+            kinds.extend(named(header).map(|(name, _)| name));
+            let line = header.to_string();
+            let name = canonical_name(line.split_once(':').unwrap().0.trim());
+            for wanted in [name.as_str(), "via", "to", "x-custom", "nothing"] {
+                assert_eq!(
+                    value_if_named(header, wanted),
+                    value_if_named_formatted(header, wanted),
+                    "{line} looked up as {wanted}"
+                );
+            }
+        }
+        assert_eq!(
+            kinds.len(),
+            15,
+            "every kind read without formatting was seen"
+        );
+        assert_eq!(
+            header_values(&request.headers, "Via"),
+            [
+                "SIP/2.0/UDP h;branch=z9hG4bK1",
+                "SIP/2.0/UDP g;branch=z9hG4bK2"
+            ]
+        );
+        assert_eq!(
+            header_value(&request.headers, "cseq").as_deref(),
+            Some("7 INVITE")
+        );
+        assert_eq!(
+            header_value(&request.headers, "X-Custom").as_deref(),
+            Some("y")
         );
     }
 
