@@ -121,6 +121,21 @@ fn invite_over_tcp_is_not_retransmitted_but_times_out() {
 fn non_invite_timer_e_is_capped_at_t2() {
     let start = Instant::now();
     let mut layer = TransactionLayer::new(TimerConfig::default());
+    let (key, ms) = options_sent_until(&mut layer, start, Duration::from_secs(40));
+    assert_eq!(
+        ms,
+        vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
+    );
+    assert_eq!(events(&mut layer), vec![TransactionEvent::Timeout { key }]);
+}
+
+/// Sends an OPTIONS at `start` that nobody answers, and returns its key and the offsets
+/// (ms) of its retransmissions up to `start + until`.
+fn options_sent_until(
+    layer: &mut TransactionLayer,
+    start: Instant,
+    until: Duration,
+) -> (TransactionKey, Vec<u128>) {
     let key = layer
         .send_request(
             request(Method::Options, "z9hG4bK2"),
@@ -129,14 +144,9 @@ fn non_invite_timer_e_is_capped_at_t2() {
             start,
         )
         .unwrap();
-    transmits(&mut layer);
-    let sent = run_until(&mut layer, start, start + Duration::from_secs(40));
-    let ms: Vec<u128> = sent.iter().map(Duration::as_millis).collect();
-    assert_eq!(
-        ms,
-        vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
-    );
-    assert_eq!(events(&mut layer), vec![TransactionEvent::Timeout { key }]);
+    transmits(layer);
+    let sent = run_until(layer, start, start + until);
+    (key, sent.iter().map(Duration::as_millis).collect())
 }
 
 #[test]
@@ -276,17 +286,7 @@ fn slack_leaves_the_retransmission_timers_exact() {
     let config =
         TimerConfig::default().with_slack(Slack::new(Instant::now(), Duration::from_millis(100)));
     let mut layer = TransactionLayer::new(config);
-    layer
-        .send_request(
-            request(Method::Options, "z9hG4bKs1"),
-            peer(),
-            Transport::Udp,
-            start,
-        )
-        .unwrap();
-    transmits(&mut layer);
-    let sent = run_until(&mut layer, start, start + Duration::from_secs(4));
-    let ms: Vec<u128> = sent.iter().map(Duration::as_millis).collect();
+    let (_, ms) = options_sent_until(&mut layer, start, Duration::from_secs(4));
     assert_eq!(
         ms,
         vec![500, 1500, 3500],
