@@ -40,12 +40,11 @@ pub(crate) fn canonical_head(head: &[u8]) -> Result<Head, ParseError> {
     let (start, fields) = lines
         .split_first()
         .ok_or_else(|| ParseError::Malformed("empty message".into()))?;
-    let start = match start.starts_with("SIP/") {
-        true => start.to_string(),
-        false => canonical_request_line(start)?,
-    };
     let mut text = String::with_capacity(head.len() + 16);
-    text.push_str(&start);
+    match start.starts_with("SIP/") {
+        true => text.push_str(start),
+        false => text.push_str(&canonical_request_line(start)?),
+    }
     let mut content_length = None;
     let mut seen: Vec<&'static str> = Vec::new();
     for line in fields {

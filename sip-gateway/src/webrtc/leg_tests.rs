@@ -63,6 +63,19 @@ fn offer(g711: bool, now: Instant) -> (Rtc, Mid, String, str0m::change::SdpPendi
     (rtc, mid, offer.to_sdp_string(), pending)
 }
 
+/// The loopback port the agent leg under test is said to be on.
+const LEG_PORT: u16 = 50000;
+
+/// Answers `offer_sdp` as a leg on loopback port [`LEG_PORT`] would.
+fn answer_on_loopback(offer_sdp: &str, now: Instant) -> Result<(AgentLeg, String), WebRtcError> {
+    AgentLeg::from_offer(
+        offer_sdp,
+        LOOPBACK,
+        SocketAddr::new(LOOPBACK, LEG_PORT),
+        now,
+    )
+}
+
 impl Pair {
     fn new() -> Pair {
         Pair::offering(true)
@@ -71,8 +84,7 @@ impl Pair {
     fn offering(g711: bool) -> Pair {
         let now = Instant::now();
         let (mut rtc, mid, offer_sdp, pending) = offer(g711, now);
-        let leg_addr = SocketAddr::new(LOOPBACK, 50000);
-        let (leg, answer) = AgentLeg::from_offer(&offer_sdp, LOOPBACK, leg_addr, now).unwrap();
+        let (leg, answer) = answer_on_loopback(&offer_sdp, now).unwrap();
         let answer = SdpAnswer::from_sdp_string(&answer).unwrap();
         rtc.sdp_api().accept_answer(pending, answer).unwrap();
         let browser = Browser {
@@ -86,7 +98,7 @@ impl Pair {
         Pair {
             browser,
             leg,
-            leg_addr,
+            leg_addr: SocketAddr::new(LOOPBACK, LEG_PORT),
             now,
             leg_events: Vec::new(),
             leg_audio: Vec::new(),
@@ -265,8 +277,7 @@ fn a_browser_offering_g711_and_opus_is_answered_g711_only() {
     let now = Instant::now();
     let (_, _, offer_sdp, _) = offer(true, now);
     assert!(offer_sdp.contains("opus/48000"), "{offer_sdp}");
-    let addr = SocketAddr::new(LOOPBACK, 50000);
-    let (leg, answer) = AgentLeg::from_offer(&offer_sdp, LOOPBACK, addr, now).unwrap();
+    let (leg, answer) = answer_on_loopback(&offer_sdp, now).unwrap();
     assert!(!leg.transcodes_opus());
     assert!(answer.contains("PCMU/8000"), "{answer}");
     assert!(!answer.to_ascii_lowercase().contains("opus"), "{answer}");
@@ -278,8 +289,7 @@ fn the_answer_asks_for_no_bandwidth_estimation() {
     let (_, _, offer_sdp, _) = offer(true, now);
     // A browser offers transport-wide sequence numbers for audio too.
     assert!(offer_sdp.contains("transport-wide-cc"), "{offer_sdp}");
-    let addr = SocketAddr::new(LOOPBACK, 50000);
-    let (_, answer) = AgentLeg::from_offer(&offer_sdp, LOOPBACK, addr, now).unwrap();
+    let (_, answer) = answer_on_loopback(&offer_sdp, now).unwrap();
     assert!(!answer.contains("transport-wide-cc"), "{answer}");
     assert!(!answer.contains("abs-send-time"), "{answer}");
     assert!(
@@ -353,8 +363,7 @@ fn an_offer_without_a_codec_we_speak_is_refused_plainly() {
     let g722 = offer_sdp
         .replace("opus/48000/2", "G722/8000")
         .replace("a=fmtp:111 minptime=10;useinbandfec=1\r\n", "");
-    let addr = SocketAddr::new(LOOPBACK, 50000);
-    let err = AgentLeg::from_offer(&g722, LOOPBACK, addr, now).unwrap_err();
+    let err = answer_on_loopback(&g722, now).unwrap_err();
     assert!(matches!(err, WebRtcError::NoCodec), "{err:?}");
     assert!(err.to_string().contains("PCMU"));
 }
@@ -362,9 +371,8 @@ fn an_offer_without_a_codec_we_speak_is_refused_plainly() {
 #[test]
 fn garbage_is_refused_without_harm() {
     let now = Instant::now();
-    let addr = SocketAddr::new(LOOPBACK, 50000);
     for bad in ["", "hello", "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"] {
-        assert!(AgentLeg::from_offer(bad, LOOPBACK, addr, now).is_err());
+        assert!(answer_on_loopback(bad, now).is_err());
     }
     let mut pair = Pair::new();
     pair.connect();
