@@ -27,7 +27,8 @@
 //!    kept for a look.
 //!
 //! The gateway runs on a current-thread tokio runtime, so it uses one core
-//! (`GATEWAY_BENCH_THREADS=N` runs it on N worker threads instead, as the service does); the
+//! (`GATEWAY_BENCH_THREADS=N` runs it on N worker threads instead, as the service does, and
+//! `GATEWAY_BENCH_MEDIA_THREADS=N` spreads its legs over N media threads of their own); the
 //! carrier runs in a child process (this binary again, with `GATEWAY_BENCH_ROLE=carrier`) so
 //! its CPU is not counted as the gateway's. `GATEWAY_BENCH_PIN=1` pins the gateway to CPU 0
 //! and the carrier to CPU 1 with `taskset`; that suits a dedicated machine, but on a shared one
@@ -107,6 +108,9 @@ struct Settings {
     /// Worker threads of the gateway's runtime (as the service runs it); 0
     /// runs it on one current-thread runtime.
     threads: usize,
+    /// The gateway's media threads (`GatewayConfig::media_threads`): 0 keeps
+    /// the legs on the gateway's runtime.
+    media_threads: usize,
     /// Whether to run the recordings phase instead of the others.
     record: bool,
 }
@@ -120,6 +124,7 @@ impl Settings {
             window: env_number("GATEWAY_BENCH_WINDOW", if record { 20 } else { 10 })?,
             pin: env_number::<u8>("GATEWAY_BENCH_PIN", 0)? != 0,
             threads: env_number("GATEWAY_BENCH_THREADS", 0)?,
+            media_threads: env_number("GATEWAY_BENCH_MEDIA_THREADS", 0)?,
             record,
         })
     }
@@ -141,6 +146,7 @@ async fn run(settings: Settings, pinned: bool) -> Result<()> {
     trunk.max_cps = u32::MAX;
     let config = GatewayConfig {
         sip_tcp: None,
+        media_threads: settings.media_threads,
         ..GatewayConfig::loopback()
     };
     let gateway = Gateway::start(config, vec![trunk])

@@ -32,7 +32,8 @@
 //! audio coded as a browser codes them (the default, `g711`, offers PCMU and PCMA).
 //!
 //! The gateway and the first carrier run on one current-thread tokio runtime, so the gateway
-//! uses one core; the agents' peers run in a child process (this binary again, with
+//! uses one core (`FIRST_AUDIO_MEDIA_THREADS=N` spreads its legs over N media threads of
+//! their own, the signalling staying on that one); the agents' peers run in a child process (this binary again, with
 //! `FIRST_AUDIO_ROLE=agents`), so neither their CPU nor their memory counts as the
 //! gateway's. The two processes compare times on the system clock. The bridged phase's
 //! carrier runs in a child process too (`FIRST_AUDIO_ROLE=carrier`), so the gateway's CPU
@@ -132,6 +133,7 @@ fn main() -> Result<()> {
         bridged_window: env_number("FIRST_AUDIO_BRIDGED_WINDOW", window)?,
         sample: env_number("FIRST_AUDIO_SAMPLE", 0)?,
         codec: AgentCodec::from_env()?,
+        media_threads: env_number("FIRST_AUDIO_MEDIA_THREADS", 0)?,
     };
     mic_always()?;
     if settings.parallel == 0 || settings.parallel > settings.agents {
@@ -159,6 +161,9 @@ struct Settings {
     /// Seconds between the rows printed through the bridged phase's window; 0 prints none.
     sample: u64,
     codec: AgentCodec,
+    /// The gateway's media threads (`GatewayConfig::media_threads`); 0 keeps
+    /// the legs on the gateway's one thread.
+    media_threads: usize,
 }
 
 async fn run(settings: Settings) -> Result<()> {
@@ -186,6 +191,7 @@ async fn run(settings: Settings) -> Result<()> {
     }
     let config = GatewayConfig {
         sip_tcp: None,
+        media_threads: settings.media_threads,
         ..GatewayConfig::loopback()
     };
     let gateway = Gateway::start(config, trunks).await?;

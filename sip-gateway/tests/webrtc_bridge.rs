@@ -4,7 +4,8 @@
 //! and the second 697 Hz. One WebRTC session carries both calls, one after
 //! the other, with no second offer: the browser must hear each call's tone,
 //! and each call's recording must hold the agent's 440 Hz on the left and
-//! that carrier's tone on the right.
+//! that carrier's tone on the right. The gateway spreads its legs over two
+//! media threads, so one call is bridged across threads.
 
 #[path = "webrtc/cdp.rs"]
 mod cdp;
@@ -81,8 +82,12 @@ async fn run(binary: &Path, dir: &Path) -> Result<()> {
         trunks.push(TrunkConfig::new(trunk, carrier.sip_addr()));
         carriers.push(carrier);
     }
+    // Legs on two media threads of their own: the agent's leg and the
+    // second call share one, the first call has the other, so audio is
+    // bridged both within a thread and across threads.
     let config = GatewayConfig {
         t1: Duration::from_millis(20),
+        media_threads: 2,
         ..GatewayConfig::loopback()
     };
     let gateway = Gateway::start(config, trunks).await?;

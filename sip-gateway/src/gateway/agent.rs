@@ -59,11 +59,13 @@ impl Engine {
         offer_sdp: &str,
     ) -> Result<(CallRef, String), GatewayError> {
         let ip = self.agent_ip()?;
-        let socket = self.ports.bind().await.map_err(|source| GatewayError::Io {
+        let socket = self.ports.bind().map_err(|source| GatewayError::Io {
             context: "binding an agent leg's socket".into(),
             source,
         })?;
-        let (session, answer, streams) = AgentLegHandle::accept(offer_sdp, ip, socket)?;
+        let runtime = socket.runtime;
+        let (session, answer, streams) =
+            AgentLegHandle::accept_on(offer_sdp, ip, socket.socket, &runtime)?;
         let call_ref = loop {
             let candidate = CallRef::random();
             if !self.calls.contains_key(&candidate) && !self.agents.contains_key(&candidate) {
@@ -79,6 +81,7 @@ impl Engine {
             streams,
             self.leg_events.clone(),
             span.clone(),
+            &runtime,
         );
         tracing::info!(parent: &span, local = %leg.local, "agent leg attached");
         self.agents.insert(
@@ -224,6 +227,7 @@ fn spawn(
     streams: AgentLegStreams,
     events: mpsc::UnboundedSender<LegEvent>,
     span: tracing::Span,
+    runtime: &tokio::runtime::Handle,
 ) -> LegHandle {
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (inbox, inbox_rx) = mpsc::channel(BRIDGE_QUEUE);
@@ -240,7 +244,7 @@ fn spawn(
         zip: None,
         heard: G711::Pcmu,
     };
-    tokio::spawn(tracing::Instrument::instrument(
+    runtime.spawn(tracing::Instrument::instrument(
         bridge.run(command_rx, inbox_rx, streams),
         span,
     ));

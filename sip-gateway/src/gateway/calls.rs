@@ -273,7 +273,7 @@ impl Engine {
         let span = tracing::info_span!("call", %call_ref);
         tracing::debug!(parent: &span, number = %request.number, "dialling");
         self.trunks[first].admit(now)?;
-        let socket = match self.ports.bind().await {
+        let socket = match self.ports.bind() {
             Ok(socket) => socket,
             Err(error) => {
                 self.trunks[first].active -= 1;

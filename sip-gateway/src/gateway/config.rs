@@ -33,6 +33,9 @@ pub struct GatewayConfig {
     /// How long a call may go without RTP before it is ended.
     #[serde(deserialize_with = "duration")]
     pub media_timeout: Duration,
+    /// Threads of their own that call and agent legs are spread over, each
+    /// running its legs' media alone; 0 runs legs on the gateway's runtime.
+    pub media_threads: usize,
 }
 
 impl Default for GatewayConfig {
@@ -46,6 +49,7 @@ impl Default for GatewayConfig {
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
             media_timeout: Duration::from_secs(30),
+            media_threads: 0,
         }
     }
 }

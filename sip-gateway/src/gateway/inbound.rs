@@ -46,7 +46,7 @@ impl Engine {
     ) {
         let call_ref = CallRef::random();
         let local_sip = self.trunks[trunk].local_sip;
-        let socket = match self.ports.bind().await {
+        let socket = match self.ports.bind() {
             Ok(socket) => Some(socket),
             Err(error) => {
                 tracing::warn!(%error, "no RTP port for an inbound call");

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::coach::{lay_over_rtp, Listener};
 use super::now;
+use super::ports::MediaSocket;
 use super::types::{CallRef, CoachMode};
 use crate::alarm::Alarm;
 use crate::drops::{self, MediaDrop};
@@ -148,13 +149,14 @@ impl LegHandle {
 pub(crate) fn spawn(
     call_ref: CallRef,
     id: u64,
-    socket: UdpSocket,
+    socket: MediaSocket,
     advertised: SocketAddr,
     media_timeout: Duration,
     events: mpsc::UnboundedSender<LegEvent>,
 ) -> LegHandle {
     let (commands, command_rx) = mpsc::unbounded_channel();
     let (inbox, inbox_rx) = mpsc::channel(BRIDGE_QUEUE);
+    let MediaSocket { socket, runtime } = socket;
     let socket = Arc::new(socket);
     let outbound = Arc::new(Mutex::new(Outbound {
         socket: Arc::downgrade(&socket),
@@ -197,7 +199,7 @@ pub(crate) fn spawn(
         events,
     };
     let span = tracing::debug_span!("leg", %call_ref);
-    tokio::spawn(tracing::Instrument::instrument(
+    runtime.spawn(tracing::Instrument::instrument(
         leg.run(command_rx, inbox_rx),
         span,
     ));

@@ -7,6 +7,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::*;
+use crate::gateway::media_threads::MediaThreads;
+use crate::gateway::ports::PortPool;
 use crate::media::rtp::{RtpBuilder, RtpHeader};
 
 const WAIT: Duration = Duration::from_secs(2);
@@ -18,6 +20,8 @@ struct Pair {
     a_far: UdpSocket,
     b_far: UdpSocket,
     _events: mpsc::UnboundedReceiver<LegEvent>,
+    /// Holds the media threads the legs may run on.
+    _ports: PortPool,
 }
 
 async fn bound() -> UdpSocket {
@@ -35,8 +39,15 @@ fn media(remote: SocketAddr, codec: Codec) -> NegotiatedMedia {
 }
 
 async fn pair(codec_a: Codec, codec_b: Codec) -> Pair {
+    pair_on(codec_a, codec_b, 0).await
+}
+
+/// A bridged pair whose legs take `media_threads` in turn (none: the test's runtime).
+async fn pair_on(codec_a: Codec, codec_b: Codec, media_threads: usize) -> Pair {
     let (events, events_rx) = mpsc::unbounded_channel();
-    let (a_sock, b_sock) = (bound().await, bound().await);
+    let threads = MediaThreads::start(media_threads).expect("media threads");
+    let ports = PortPool::new("127.0.0.1".parse().unwrap(), 0..=0, threads);
+    let (a_sock, b_sock) = (ports.bind().expect("bind"), ports.bind().expect("bind"));
     let (a_far, b_far) = (bound().await, bound().await);
     let (a_addr, b_addr) = (a_sock.local_addr().unwrap(), b_sock.local_addr().unwrap());
     let timeout = Duration::from_secs(30);
@@ -65,12 +76,24 @@ async fn pair(codec_a: Codec, codec_b: Codec) -> Pair {
         source: a.source,
         outbound: a.outbound.clone(),
     });
+    // Each leg takes its commands in its own time, on its own thread when it
+    // has one: wait until both send straight out to each other, as bridged
+    // legs do, before any audio is sent.
+    let bridged = async {
+        while direct(&a) != Some(b.source) || direct(&b) != Some(a.source) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, bridged)
+        .await
+        .expect("both legs bridged in time");
     Pair {
         a,
         b,
         a_far,
         b_far,
         _events: events_rx,
+        _ports: ports,
     }
 }
 
@@ -135,8 +158,15 @@ fn header(bytes: &[u8]) -> RtpHeader {
 
 #[tokio::test]
 async fn a_bridged_legs_audio_reaches_the_far_end_rewritten_and_continuous() {
-    let p = pair(Codec::Pcmu, Codec::Pcmu).await;
-    let got = relay_run(&p, 0, 1000, 1020).await;
+    for media_threads in [0, 2] {
+        let p = pair_on(Codec::Pcmu, Codec::Pcmu, media_threads).await;
+        assert_rewritten_and_continuous(&p).await;
+    }
+}
+
+/// Relays 20 packets from `a`'s far end and checks what `b`'s far end hears.
+async fn assert_rewritten_and_continuous(p: &Pair) {
+    let got = relay_run(p, 0, 1000, 1020).await;
     assert_eq!(
         direct(&p.b),
         Some(p.a.source),

@@ -37,6 +37,7 @@ mod engine;
 mod health;
 mod inbound;
 mod leg;
+mod media_threads;
 mod phone_calls;
 mod phones;
 mod ports;
@@ -214,8 +215,10 @@ impl Gateway {
             )
         });
         let takes_phones = phones.is_some();
+        let media = media_threads::MediaThreads::start(config.media_threads)
+            .map_err(io("starting the media threads"))?;
         let engine = Engine {
-            ports: ports::PortPool::new(config.sip_udp.ip(), config.rtp_ports()),
+            ports: ports::PortPool::new(config.sip_udp.ip(), config.rtp_ports(), media),
             config,
             sip_timers,
             trunks: states,

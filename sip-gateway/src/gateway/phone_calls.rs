@@ -38,7 +38,7 @@ impl Engine {
         let domain = phones.realm().to_string();
         let span = tracing::info_span!("call", %call_ref);
         tracing::debug!(parent: &span, user = %sip_username, "calling a desk phone");
-        let socket = self.ports.bind().await.map_err(DialError::NoMediaPort)?;
+        let socket = self.ports.bind().map_err(DialError::NoMediaPort)?;
         let port = socket.local_addr().map_err(DialError::NoMediaPort)?.port();
         let local_sip = self.local_sip_towards(target.address, target.transport);
         let advertised = SocketAddr::new(local_sip.ip(), port);

@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, trace};
@@ -62,6 +63,17 @@ impl AgentLegHandle {
         local_ip: IpAddr,
         socket: UdpSocket,
     ) -> Result<(AgentLegHandle, String, AgentLegStreams), WebRtcError> {
+        Self::accept_on(offer_sdp, local_ip, socket, &Handle::current())
+    }
+
+    /// As [`AgentLegHandle::accept`], with the leg's task on `runtime`, the
+    /// runtime whose poller `socket` is registered with.
+    pub fn accept_on(
+        offer_sdp: &str,
+        local_ip: IpAddr,
+        socket: UdpSocket,
+        runtime: &Handle,
+    ) -> Result<(AgentLegHandle, String, AgentLegStreams), WebRtcError> {
         let local_addr = socket.local_addr().map_err(|source| WebRtcError::Io {
             context: "reading the agent leg's socket address",
             source,
@@ -78,7 +90,7 @@ impl AgentLegHandle {
             frames: frames_tx,
             events: events_tx,
         };
-        tokio::spawn(driver.run());
+        runtime.spawn(driver.run());
         let handle = AgentLegHandle {
             outgoing: outgoing_tx,
             local_addr,
