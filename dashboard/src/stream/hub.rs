@@ -39,10 +39,10 @@ pub struct HubConfig {
     pub writers: usize,
     /// Clients each writer takes before the account gets another writer.
     pub clients_per_writer: usize,
-    /// The longest a writer rests after a fan-out. It rests as long as the
-    /// fan-out took, up to this, so it spends at most half a core however
-    /// many clients it has, and the frames published meanwhile go out
-    /// together, one write per client. Zero: never rest.
+    /// The longest a writer rests after a pass over its clients. It rests
+    /// as long as the pass took, up to this, so it spends at most half a
+    /// core however many clients it has, and the frames published
+    /// meanwhile go out together, one write per client. Zero: never rest.
     pub max_rest: Duration,
 }
 
@@ -924,6 +924,55 @@ mod tests {
         }
         for client in &mut clients {
             assert_eq!(read_frame(client).await["seq"], 11);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_going_round_many_clients_gives_each_every_frame_once_in_order() {
+        // More clients than one step of a pass, and events published while
+        // passes are under way: each client still gets each event once.
+        const CLIENTS: u64 = 700;
+        const EVENTS: u32 = 30;
+        let hub = Arc::new(StreamHub::new(HubConfig {
+            replay: 64,
+            client_buffer: 64,
+            writers: 1,
+            clients_per_writer: 1000,
+            max_rest: Duration::from_millis(2),
+        }));
+        let account = AccountId(1);
+        let mut clients = Vec::new();
+        for id in 0..CLIENTS {
+            let (server, client) = tokio::io::duplex(64 * 1024);
+            let (alive, _) = tokio::sync::oneshot::channel();
+            hub.adopt(account, None, |initial| {
+                Conn::new(id, Box::new(server), initial.frames, initial.seq, alive)
+            })
+            .expect("a writer takes the client");
+            clients.push(client);
+        }
+        for n in 0..EVENTS {
+            hub.publish(&alert(1, n));
+            if n % 3 == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        for (id, client) in clients.iter_mut().enumerate() {
+            let snapshot = read_frame(client).await;
+            assert_eq!(snapshot["type"], "snapshot");
+            assert_eq!(snapshot["seq"], 0);
+            for seq in 1..=u64::from(EVENTS) {
+                let event = read_frame(client).await;
+                assert_eq!(
+                    event["seq"], seq,
+                    "client {id}: in order, none missing or repeated"
+                );
+            }
+        }
+        // Nothing more: the next frame any client reads is the next event.
+        hub.publish(&alert(1, EVENTS));
+        for client in &mut clients {
+            assert_eq!(read_frame(client).await["seq"], u64::from(EVENTS) + 1);
         }
     }
 

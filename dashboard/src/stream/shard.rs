@@ -10,6 +10,14 @@
 //! is finished when it can. A client whose queue passes the account's
 //! client buffer is sent a fresh snapshot instead of the frames it missed,
 //! so a slow client costs nobody else anything.
+//!
+//! The writer goes round its connections in passes, a step of them at a
+//! time, and gives each everything it has not yet been given in one write.
+//! A frame that arrives during a pass still goes to the connections the
+//! pass has not reached, so no frame waits longer than one pass (and the
+//! rest after it) for any connection, where a pass begun only for the
+//! frames before it would leave the new one waiting for that whole pass
+//! and then its own.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -25,6 +33,7 @@ use crm::model::AccountId;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWrite;
+use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -40,8 +49,12 @@ pub(crate) type ClientWriter = Box<dyn AsyncWrite + Send + Unpin>;
 const MAX_BATCH: usize = 256;
 
 /// Shorter rests are skipped: the timer's resolution is a millisecond, and a
-/// fan-out that quick costs too little to be worth holding frames back.
+/// pass that quick costs too little to be worth holding frames back.
 const MIN_REST: Duration = Duration::from_millis(1);
+
+/// Connections a pass writes to before the writer sees to its other work
+/// (new frames, pongs, new clients): about 2 ms of writes on loopback.
+const STEP: usize = 256;
 
 /// What a connection's reader, or the hub, asks of its writer.
 pub(crate) enum Control {
@@ -69,6 +82,8 @@ pub(crate) struct Conn {
     after: u64,
     /// A close frame is queued; the connection ends once it is written.
     closing: bool,
+    /// How many of the frames its writer has taken it has been given.
+    given: u64,
     /// Dropped with the connection, which tells its reader to stop.
     _alive: oneshot::Sender<()>,
 }
@@ -90,6 +105,7 @@ impl Conn {
             backlog: 0,
             after,
             closing: false,
+            given: 0,
             _alive: alive,
         }
     }
@@ -172,9 +188,15 @@ pub(crate) fn spawn(
         client_buffer: client_buffer.max(1),
         max_rest,
         load: load.clone(),
+        window: VecDeque::new(),
+        window_start: 0,
+        taken: 0,
+        everyone_has: 0,
+        pass: None,
+        joined: None,
     };
-    // The writer yields after every fan-out; within one it must not stop
-    // halfway because each socket write spent some of the task's budget.
+    // The writer yields after every step of a pass; within one it must not
+    // stop halfway because each socket write spent some of the task's budget.
     tokio::spawn(tokio::task::unconstrained(shard.run(rx, control_rx)));
     ShardHandle { control, load }
 }
@@ -183,12 +205,25 @@ struct Shard {
     hub: Weak<StreamHub>,
     account: AccountId,
     conns: Vec<Conn>,
-    /// The last frame this writer has fanned out.
+    /// The sequence number of the last frame this writer has taken.
     last_seq: u64,
     client_buffer: usize,
-    /// The longest rest after a fan-out (`HubConfig::max_rest`).
+    /// The longest rest after a pass (`HubConfig::max_rest`).
     max_rest: Duration,
     load: Arc<AtomicUsize>,
+    /// The frames taken that some connection may not have been given yet, oldest first.
+    window: VecDeque<Arc<Frame>>,
+    /// How many frames were taken before the window's first.
+    window_start: u64,
+    /// How many frames this writer has taken.
+    taken: u64,
+    /// How many frames every connection had been given when the last pass ended.
+    everyone_has: u64,
+    /// The pass under way: the next connection to visit, and when it began.
+    pass: Option<(usize, Instant)>,
+    /// The frames from `.0` to `.1` of the window, framed as one write; most
+    /// connections of a step are given the same ones.
+    joined: Option<(u64, u64, Bytes)>,
 }
 
 impl Shard {
@@ -198,12 +233,13 @@ impl Shard {
         mut control: mpsc::UnboundedReceiver<Control>,
     ) {
         let mut batch = Vec::new();
-        // After a long fan-out the writer rests as long as it took before
-        // taking more frames, still answering its connections meanwhile.
+        // After a long pass the writer rests as long as it took before the
+        // next, still taking frames and answering its connections meanwhile.
         let rest = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(rest);
         let mut resting = false;
         loop {
+            let stepping = !resting && (self.pass.is_some() || self.taken > self.everyone_has);
             let conns = &mut self.conns;
             let load = &self.load;
             tokio::select! {
@@ -213,27 +249,66 @@ impl Shard {
                     None => return,
                 },
                 () = &mut rest, if resting => resting = false,
-                b = next_batch(&mut rx, &mut batch, MAX_BATCH), if !resting => match b {
-                    Batch::Frames => {
-                        let began = Instant::now();
-                        self.fan_out(&batch).await;
-                        batch.clear();
-                        let took = began.elapsed().min(self.max_rest);
+                () = std::future::ready(()), if stepping => {
+                    // Frames that came since the last step go to the
+                    // connections this pass has yet to reach.
+                    self.take_waiting(&mut rx, &mut batch);
+                    if let Some(took) = self.step().await {
+                        let took = took.min(self.max_rest);
                         if took >= MIN_REST {
                             rest.as_mut().reset(Instant::now() + took);
                             resting = true;
                         }
-                        tokio::task::yield_now().await;
                     }
-                    Batch::Lagged(missed) => {
-                        tracing::debug!(missed, "a stream writer fell behind; its clients get snapshots");
-                        self.resync_all();
-                    }
+                    tokio::task::yield_now().await;
+                }
+                b = next_batch(&mut rx, &mut batch, MAX_BATCH) => match b {
+                    Batch::Frames => self.take(&mut batch),
+                    Batch::Lagged(missed) => self.lagged(missed),
                     Batch::Closed => return,
                 },
                 // Finishes the writes that waited; never completes.
                 () = poll_fn(|cx| flush_waiting(conns, load, cx)) => {}
             }
+        }
+    }
+
+    /// Takes the frames waiting in the receiver without waiting for more.
+    fn take_waiting(
+        &mut self,
+        rx: &mut broadcast::Receiver<Arc<Frame>>,
+        batch: &mut Vec<Arc<Frame>>,
+    ) {
+        loop {
+            match rx.try_recv() {
+                Ok(frame) => batch.push(frame),
+                // A closed hub is noticed by the next wait for frames.
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                Err(TryRecvError::Lagged(missed)) => {
+                    batch.clear();
+                    self.lagged(missed);
+                    return;
+                }
+            }
+        }
+        self.take(batch);
+    }
+
+    fn lagged(&mut self, missed: u64) {
+        tracing::debug!(
+            missed,
+            "a stream writer fell behind; its clients get snapshots"
+        );
+        self.resync_all();
+    }
+
+    /// Adds frames from the hub to the window, for the pass under way or the next.
+    fn take(&mut self, batch: &mut Vec<Arc<Frame>>) {
+        for frame in batch.drain(..) {
+            // After a resynchronisation the receiver may hand back older frames.
+            self.last_seq = self.last_seq.max(frame.seq);
+            self.window.push_back(frame);
+            self.taken += 1;
         }
     }
 
@@ -259,6 +334,8 @@ impl Shard {
                         },
                     }
                 }
+                // Everything taken so far is in what the client already has.
+                conn.given = self.taken;
                 self.conns.push(*conn);
                 let at = self.conns.len() - 1;
                 self.with_conn(at, |conn, cx| conn.flush(cx).map(|_| ()))
@@ -318,62 +395,73 @@ impl Shard {
         self.load.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Writes a batch of frames to every connection.
-    async fn fan_out(&mut self, batch: &[Arc<Frame>]) {
-        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
-            return;
-        };
-        // Most connections take the whole batch: frame it as one write once.
-        let whole = if batch.len() == 1 {
-            first.wire.clone()
-        } else {
-            let mut all = Vec::with_capacity(batch.iter().map(|f| f.wire.len()).sum());
-            for f in batch {
-                all.extend_from_slice(&f.wire);
-            }
-            Bytes::from(all)
-        };
-        let frames = batch.len();
+    /// Gives the next step of connections of the pass under way (beginning
+    /// one if none is) every frame they have not been given; returns how
+    /// long the pass took when this step ended it.
+    async fn step(&mut self) -> Option<Duration> {
+        let (from, began) = *self.pass.get_or_insert_with(|| (0, Instant::now()));
+        // Connections that went during the pass may have left it short.
+        let from = from.min(self.conns.len());
+        let to = (from + STEP).min(self.conns.len());
         let client_buffer = self.client_buffer;
+        let (taken, last_seq) = (self.taken, self.last_seq);
         let mut failed = Vec::new();
         let mut lagging = Vec::new();
-        let conns = &mut self.conns;
+        let window = &self.window;
+        let window_start = self.window_start;
+        let joined = &mut self.joined;
+        let conns = &mut self.conns[from..to];
         poll_fn(|cx| {
             for (at, conn) in conns.iter_mut().enumerate() {
                 if conn.closing {
+                    // Nothing more goes to it, and the window need not wait for it.
+                    conn.given = taken;
                     continue;
                 }
-                let result = if conn.after < first.seq {
-                    conn.send(&whole, cx)
-                } else {
-                    // Joined partway through the batch.
-                    let mut result = Ok(conn.queue.is_empty());
-                    let after = conn.after;
-                    for f in batch.iter().filter(|f| f.seq > after || f.notice) {
-                        result = conn.send(&f.wire, cx);
-                        if result.is_err() {
-                            break;
-                        }
+                if conn.given >= taken {
+                    continue;
+                }
+                // A connection is never given less than the window holds.
+                let first = usize::try_from(conn.given.saturating_sub(window_start))
+                    .unwrap_or(usize::MAX)
+                    .min(window.len());
+                let frames = window.range(first..);
+                let count = frames.len();
+                let result = match window.get(first) {
+                    Some(oldest) if conn.after < oldest.seq => {
+                        let bytes = joined_from(joined, window, window_start, first);
+                        conn.send(&bytes, cx)
                     }
-                    result
+                    // Sent a snapshot since some of these frames were taken:
+                    // only the newer ones, and any notice.
+                    _ => {
+                        let mut result = Ok(conn.queue.is_empty());
+                        let after = conn.after;
+                        for f in frames.filter(|f| f.seq > after || f.notice) {
+                            result = conn.send(&f.wire, cx);
+                            if result.is_err() {
+                                break;
+                            }
+                        }
+                        result
+                    }
                 };
-                conn.after = conn.after.max(last.seq);
+                conn.given = taken;
+                conn.after = conn.after.max(last_seq);
                 match result {
                     Ok(true) => conn.backlog = 0,
                     Ok(false) => {
-                        conn.backlog += frames;
+                        conn.backlog += count;
                         if conn.backlog > client_buffer {
-                            lagging.push(at);
+                            lagging.push(from + at);
                         }
                     }
-                    Err(_) => failed.push(at),
+                    Err(_) => failed.push(from + at),
                 }
             }
             Poll::Ready(())
         })
         .await;
-        // After a resynchronisation the receiver may hand back older frames.
-        self.last_seq = self.last_seq.max(last.seq);
         let snapshot = if lagging.is_empty() {
             None
         } else {
@@ -389,17 +477,49 @@ impl Shard {
             }
             self.count_resyncs(lagging.len());
         }
-        // Highest index first, so swap_remove moves only kept connections.
+        // Highest index first, so swap_remove moves only kept connections
+        // (one moved from beyond the step waits for the next pass).
         for &at in failed.iter().rev() {
             self.remove(at);
         }
+        if to < self.conns.len() {
+            self.pass = Some((to, began));
+            return None;
+        }
+        self.pass = None;
+        self.end_pass();
+        Some(began.elapsed())
+    }
+
+    /// Drops from the window the frames every connection has been given.
+    fn end_pass(&mut self) {
+        let everyone_has = self
+            .conns
+            .iter()
+            .map(|c| c.given)
+            .min()
+            .unwrap_or(self.taken)
+            .max(self.window_start);
+        while self.window_start < everyone_has && self.window.pop_front().is_some() {
+            self.window_start += 1;
+        }
+        self.everyone_has = everyone_has;
+        self.joined = None;
     }
 
     fn resync_all(&mut self) {
+        // The frames the receiver skipped are gone: every client starts
+        // again from a snapshot, and the window from the next frame.
+        self.window_start = self.taken;
+        self.window.clear();
+        self.everyone_has = self.taken;
+        self.pass = None;
+        self.joined = None;
         if let Some(snapshot) = self.snapshot() {
             self.last_seq = snapshot.1;
             for conn in &mut self.conns {
                 conn.resync(&snapshot);
+                conn.given = self.taken;
             }
             self.count_resyncs(self.conns.len());
         }
@@ -415,6 +535,37 @@ impl Shard {
     fn snapshot(&self) -> Option<(Bytes, u64)> {
         Some(self.hub.upgrade()?.framed_snapshot(self.account))
     }
+}
+
+/// The window's frames from `first` on as one write, framed once for all
+/// the connections that need just those.
+fn joined_from(
+    joined: &mut Option<(u64, u64, Bytes)>,
+    window: &VecDeque<Arc<Frame>>,
+    window_start: u64,
+    first: usize,
+) -> Bytes {
+    let (from, to) = (
+        window_start + first as u64,
+        window_start + window.len() as u64,
+    );
+    if let Some((f, t, bytes)) = joined {
+        if (*f, *t) == (from, to) {
+            return bytes.clone();
+        }
+    }
+    let bytes = if first + 1 == window.len() {
+        window[first].wire.clone()
+    } else {
+        let frames = window.range(first..);
+        let mut all = Vec::with_capacity(frames.clone().map(|f| f.wire.len()).sum());
+        for f in frames {
+            all.extend_from_slice(&f.wire);
+        }
+        Bytes::from(all)
+    };
+    *joined = Some((from, to, bytes.clone()));
+    bytes
 }
 
 /// Writes what waits on each connection that has anything waiting; drops
