@@ -126,6 +126,17 @@ pub async fn next_batch(
         Err(RecvError::Lagged(missed)) => return Batch::Lagged(missed),
         Err(RecvError::Closed) => return Batch::Closed,
     }
+    take_queued(rx, batch, max)
+}
+
+/// Takes the frames already queued in `rx`, without waiting, until `batch`
+/// holds `max`. After `Lagged` the batch is emptied, as in [`next_batch`];
+/// a closed hub is left for the next wait to report.
+pub fn take_queued(
+    rx: &mut broadcast::Receiver<Arc<Frame>>,
+    batch: &mut Vec<Arc<Frame>>,
+    max: usize,
+) -> Batch {
     while batch.len() < max {
         match rx.try_recv() {
             Ok(frame) => batch.push(frame),

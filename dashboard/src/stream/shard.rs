@@ -33,11 +33,10 @@ use crm::model::AccountId;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWrite;
-use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::hub::{next_batch, Batch, Frame, StreamHub};
+use super::hub::{next_batch, take_queued, Batch, Frame, StreamHub};
 
 /// A client's upgraded connection.
 pub(crate) type ClientIo = TokioIo<Upgraded>;
@@ -279,19 +278,10 @@ impl Shard {
         rx: &mut broadcast::Receiver<Arc<Frame>>,
         batch: &mut Vec<Arc<Frame>>,
     ) {
-        loop {
-            match rx.try_recv() {
-                Ok(frame) => batch.push(frame),
-                // A closed hub is noticed by the next wait for frames.
-                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
-                Err(TryRecvError::Lagged(missed)) => {
-                    batch.clear();
-                    self.lagged(missed);
-                    return;
-                }
-            }
+        match take_queued(rx, batch, usize::MAX) {
+            Batch::Lagged(missed) => self.lagged(missed),
+            Batch::Frames | Batch::Closed => self.take(batch),
         }
-        self.take(batch);
     }
 
     fn lagged(&mut self, missed: u64) {
