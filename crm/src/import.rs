@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 
 use crate::fields::{FieldDef, FieldId};
 use crate::model::{Actor, ContactFields, ListId};
-use crate::store::ImportTarget;
+use crate::store::{BatchFailure, ImportTarget};
 use crate::{Store, StoreError};
 use parse::{ContactReader, Row};
 
@@ -191,7 +191,7 @@ where
     store
         .audit(actor, "list.import", Some(&format!("list:{list}")), now)
         .await?;
-    let mut target = store.import_target(account, list).await?;
+    let mut target = store.import_target(account, list, true).await?;
 
     let fields = store.fields(account).await?;
     let batch_size = options.batch_size.clamp(1, 2000);
@@ -364,9 +364,14 @@ async fn apply(
             }
         }
     }
-    let outcome = store
+    let (outcome, failure) = match store
         .write_import_batch(target, &rows, &values, options.on_duplicate, now)
-        .await?;
+        .await
+    {
+        Ok(outcome) => (outcome, None),
+        // Half of a split batch may have committed: count what it wrote.
+        Err(BatchFailure { written, error }) => (written, Some(error)),
+    };
     summary.imported += outcome.imported;
     summary.updated += outcome.updated;
     summary.skipped_duplicates += outcome.skipped;
@@ -376,7 +381,10 @@ async fn apply(
     summary
         .suppressed_lines
         .extend(outcome.suppressed.iter().take(room).map(|&i| lines[i]));
-    Ok(())
+    match failure {
+        None => Ok(()),
+        Some(error) => Err(error.into()),
+    }
 }
 
 /// What the store did with one batch.
@@ -392,6 +400,17 @@ pub struct BatchOutcome {
     pub added_to_list: u64,
     /// Positions in the batch of the rows whose number is suppressed.
     pub suppressed: Vec<usize>,
+}
+
+impl BatchOutcome {
+    /// Adds what another part of the same batch did.
+    pub(crate) fn add(&mut self, other: BatchOutcome) {
+        self.imported += other.imported;
+        self.updated += other.updated;
+        self.skipped += other.skipped;
+        self.added_to_list += other.added_to_list;
+        self.suppressed.extend(other.suppressed);
+    }
 }
 
 /// Whether a background import is still going.

@@ -45,9 +45,10 @@ impl Store {
         on_duplicate: OnDuplicate,
         now: DateTime<Utc>,
     ) -> Result<BatchOutcome, StoreError> {
-        let mut target = self.import_target(account, list).await?;
+        let mut target = self.import_target(account, list, false).await?;
         self.write_import_batch(&mut target, rows, values, on_duplicate, now)
             .await
+            .map_err(|failure| failure.error)
     }
 
     /// Records a background import that has just started.

@@ -18,6 +18,16 @@
 //! memory goes with it: batches spread over the pool's connections each
 //! found a cold 2 MiB cache, and read back from disk the index pages the
 //! batch before had just written.
+//!
+//! On PostgreSQL the server's work per row is the limit (index entries and
+//! the foreign-key checks that run after each statement, docs/benchmarks.md),
+//! and one connection keeps it on one of the server's cores. A CSV import
+//! therefore writes each batch in two parts on two connections at once,
+//! every row going to the part its number's hash picks: rows with the same
+//! number always meet on the same connection, in file order, so duplicates
+//! are found as they are with one. Each part is a transaction of its own;
+//! when one fails, what the other wrote is counted before the error returns
+//! ([`BatchFailure`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -41,7 +51,7 @@ pub(crate) const MAX_BATCH_ROWS: usize = 3000;
 pub(crate) const IMPORT_CACHE_KIB: u32 = 64 * 1024;
 
 /// A list being imported into, checked once for all its batches, and the
-/// connection its batches are written on.
+/// connections its batches are written on.
 pub(crate) struct ImportTarget {
     account: AccountId,
     list: ListId,
@@ -54,16 +64,47 @@ enum ImportConn {
     /// An in-memory database lives in the pool's one connection: the
     /// import borrows it batch by batch, as every other caller does.
     SqliteShared(SqlitePool),
-    Postgres(PoolConnection<Postgres>),
+    /// The batch's connection, and a second one to write half of each
+    /// batch on at once.
+    Postgres(PoolConnection<Postgres>, Option<PoolConnection<Postgres>>),
+}
+
+/// A batch that failed, and what was written of it before it did: the other
+/// part of a batch split over two connections may have committed.
+#[derive(Debug)]
+pub(crate) struct BatchFailure {
+    pub(crate) written: BatchOutcome,
+    pub(crate) error: StoreError,
+}
+
+impl From<StoreError> for BatchFailure {
+    fn from(error: StoreError) -> Self {
+        BatchFailure {
+            written: BatchOutcome::default(),
+            error,
+        }
+    }
+}
+
+impl From<sqlx::Error> for BatchFailure {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::from(error).into()
+    }
 }
 
 impl Store {
     /// Checks that the list is the account's, and prepares the hash of the
     /// account's numbers; a list of another account is [`StoreError::NotFound`].
+    ///
+    /// With `split`, batches on PostgreSQL are written in two parts at once
+    /// when the pool has room for a second connection (an import does not
+    /// queue behind other requests for one); each part is then a transaction
+    /// of its own.
     pub(crate) async fn import_target(
         &self,
         account: AccountId,
         list: ListId,
+        split: bool,
     ) -> Result<ImportTarget, StoreError> {
         let owned: Option<i64> = on_pool!(self, |pool| sqlx::query_scalar(
             "SELECT id FROM lists WHERE id = $1 AND account_id = $2"
@@ -87,7 +128,17 @@ impl Store {
                     .await?;
                 ImportConn::Sqlite(conn)
             }
-            Pool::Postgres(pool) => ImportConn::Postgres(pool.acquire().await?),
+            Pool::Postgres(pool) => {
+                let first = pool.acquire().await?;
+                let room =
+                    pool.num_idle() > 0 || pool.size() < pool.options().get_max_connections();
+                let second = if split && room {
+                    Some(pool.acquire().await?)
+                } else {
+                    None
+                };
+                ImportConn::Postgres(first, second)
+            }
         };
         Ok(ImportTarget {
             account,
@@ -106,51 +157,123 @@ impl Store {
         values: &[Vec<(FieldId, String)>],
         on_duplicate: OnDuplicate,
         now: DateTime<Utc>,
-    ) -> Result<BatchOutcome, StoreError> {
+    ) -> Result<BatchOutcome, BatchFailure> {
         if rows.is_empty() {
             return Ok(BatchOutcome::default());
         }
         if rows.len() > MAX_BATCH_ROWS {
             return Err(StoreError::Invalid(format!(
                 "an import batch holds at most {MAX_BATCH_ROWS} rows"
-            )));
+            ))
+            .into());
         }
         if let Some(bad) = rows.iter().find(|r| !r.custom_fields.is_object()) {
             return Err(StoreError::Invalid(format!(
                 "custom_fields must be a JSON object, not {}",
                 bad.custom_fields
-            )));
+            ))
+            .into());
         }
         let hashes: Vec<String> = rows
             .iter()
             .map(|r| target.hasher.hash(&r.phone_e164))
             .collect();
-        let batch = Batch {
+        let reserved = match &mut target.conn {
+            ImportConn::Postgres(conn, _) => sqlx::query_scalar::<_, i64>(postgres::RESERVE)
+                .bind(rows.len() as i64)
+                .fetch_all(&mut **conn)
+                .await
+                .map_err(StoreError::from)?,
+            _ => Vec::new(),
+        };
+        if !reserved.is_empty() && reserved.len() != rows.len() {
+            return Err(StoreError::Invalid(format!(
+                "the database gave {} contact ids for {} rows",
+                reserved.len(),
+                rows.len()
+            ))
+            .into());
+        }
+        let batch = |positions: Vec<usize>| Batch {
+            ids: if reserved.is_empty() {
+                Vec::new()
+            } else {
+                positions.iter().map(|&i| reserved[i]).collect()
+            },
             account: target.account,
             list: target.list,
-            rows,
-            values,
-            hashes: &hashes,
+            rows: positions.iter().map(|&i| &rows[i]).collect(),
+            values: positions
+                .iter()
+                .map(|&i| values.get(i).map_or(&[][..], Vec::as_slice))
+                .collect(),
+            hashes: positions.iter().map(|&i| hashes[i].as_str()).collect(),
+            positions,
             on_duplicate,
             now,
         };
         match &mut target.conn {
-            ImportConn::Sqlite(conn) => sqlite::write(conn, &batch).await,
-            ImportConn::SqliteShared(pool) => {
-                sqlite::write(&mut *pool.acquire().await?, &batch).await
+            ImportConn::Sqlite(conn) => {
+                Ok(sqlite::write(conn, &batch((0..rows.len()).collect())).await?)
             }
-            ImportConn::Postgres(conn) => postgres::write(conn, &batch).await,
+            ImportConn::SqliteShared(pool) => {
+                let whole = batch((0..rows.len()).collect());
+                Ok(sqlite::write(&mut *pool.acquire().await?, &whole).await?)
+            }
+            ImportConn::Postgres(conn, None) => {
+                Ok(postgres::write(conn, &batch((0..rows.len()).collect())).await?)
+            }
+            ImportConn::Postgres(first, Some(second)) => {
+                let (one, two) = halves(rows);
+                let (one, two) = (batch(one), batch(two));
+                let (one, two) =
+                    tokio::join!(postgres::write(first, &one), postgres::write(second, &two));
+                let mut written = BatchOutcome::default();
+                let mut failure = None;
+                for part in [one, two] {
+                    match part {
+                        Ok(outcome) => written.add(outcome),
+                        Err(e) => failure = failure.or(Some(e)),
+                    }
+                }
+                written.suppressed.sort_unstable();
+                match failure {
+                    None => Ok(written),
+                    Some(error) => Err(BatchFailure { written, error }),
+                }
+            }
         }
     }
 }
 
-/// What one batch asks for, as both engines' writers read it.
+/// Splits a batch's rows in two by their numbers' hash: the positions of
+/// each half, in order. A number always lands in the same half.
+fn halves(rows: &[ContactFields]) -> (Vec<usize>, Vec<usize>) {
+    (0..rows.len()).partition(|&i| {
+        // FNV-1a: stable across runs and processes, unlike std's hasher.
+        let hash = rows[i]
+            .phone_e164
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        hash & 1 == 0
+    })
+}
+
+/// What one batch (or one part of it) asks for, as both engines' writers
+/// read it.
 struct Batch<'a> {
+    /// On PostgreSQL, the id each row's contact gets if it is new.
+    ids: Vec<i64>,
     account: AccountId,
     list: ListId,
-    rows: &'a [ContactFields],
-    values: &'a [Vec<(FieldId, String)>],
-    hashes: &'a [String],
+    rows: Vec<&'a ContactFields>,
+    /// Each row's values in the account's fields.
+    values: Vec<&'a [(FieldId, String)]>,
+    hashes: Vec<&'a str>,
+    /// Each row's position in the batch as given.
+    positions: Vec<usize>,
     on_duplicate: OnDuplicate,
     now: DateTime<Utc>,
 }
@@ -158,8 +281,8 @@ struct Batch<'a> {
 /// What to write for a batch, once the numbers the account holds are known.
 struct Plan<'a> {
     outcome: BatchOutcome,
-    /// Rows whose number is new to the account.
-    fresh: Vec<&'a ContactFields>,
+    /// Rows whose number is new to the account, by their place in the batch.
+    fresh: Vec<(usize, &'a ContactFields)>,
     /// Rows that overwrite the contact with the id.
     updates: Vec<(i64, &'a ContactFields)>,
     /// Contacts to put on the list; new ones are added once they have ids.
@@ -180,12 +303,13 @@ impl Batch<'_> {
             held: Vec::new(),
         };
         plan.outcome.suppressed = (0..self.rows.len())
-            .filter(|&i| suppressed.contains(&self.hashes[i]))
+            .filter(|&i| suppressed.contains(self.hashes[i]))
+            .map(|i| self.positions[i])
             .collect();
-        for (i, row) in self.rows.iter().enumerate() {
+        for (i, row) in self.rows.iter().copied().enumerate() {
             let write = match existing.get(&row.phone_e164) {
                 None => {
-                    plan.fresh.push(row);
+                    plan.fresh.push((i, row));
                     true
                 }
                 Some(&id) => {
@@ -203,13 +327,11 @@ impl Batch<'_> {
                 }
             };
             if write {
-                if let Some(row_values) = self.values.get(i) {
-                    plan.held.extend(
-                        row_values
-                            .iter()
-                            .map(|(f, v)| (row.phone_e164.as_str(), *f, v.as_str())),
-                    );
-                }
+                plan.held.extend(
+                    self.values[i]
+                        .iter()
+                        .map(|(f, v)| (row.phone_e164.as_str(), *f, v.as_str())),
+                );
             }
         }
         plan.outcome.imported = plan.fresh.len() as u64;
@@ -317,7 +439,7 @@ mod sqlite {
             let rows: Vec<_> = plan
                 .fresh
                 .iter()
-                .map(|f| {
+                .map(|(_, f)| {
                     json!([
                         f.first_name,
                         f.last_name,
@@ -399,17 +521,28 @@ mod postgres {
     use crate::import::BatchOutcome;
     use crate::StoreError;
 
-    const EXISTING: &str = "SELECT phone_e164, MIN(id) FROM contacts WHERE account_id = $1 \
-         AND phone_e164 = ANY($2) AND merged_into IS NULL GROUP BY phone_e164";
-    const SUPPRESSED: &str =
-        "SELECT number_hash FROM suppression WHERE account_id = $1 AND number_hash = ANY($2)";
-    const INSERT: &str = "INSERT INTO contacts (account_id, first_name, last_name, phone_e164, \
-         phone_raw, email, postal_address, profession, time_zone, custom_fields, created_at, \
-         updated_at) \
-         SELECT $1, r.f, r.l, r.p, r.raw, r.e, r.a, r.pr, r.tz, r.cf::jsonb, $2, $2 \
-         FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
-         $9::text[], $10::text[], $11::text[]) WITH ORDINALITY \
-         AS r(f, l, p, raw, e, a, pr, tz, cf, n) ORDER BY r.n \
+    // Each number is looked up on its own through the (account, number)
+    // index. Asked as `phone_e164 = ANY($2)` with hundreds of numbers, the
+    // planner took the whole array as matching nearly every row and, before
+    // the table had statistics, read all the account's contacts through the
+    // account's own index for every batch: the import slowed as it went.
+    pub(super) const EXISTING: &str = "SELECT p.phone, c.id FROM UNNEST($2::text[]) AS p(phone) \
+         CROSS JOIN LATERAL (SELECT MIN(id) AS id FROM contacts WHERE account_id = $1 \
+         AND phone_e164 = p.phone AND merged_into IS NULL) AS c WHERE c.id IS NOT NULL";
+    pub(super) const SUPPRESSED: &str = "SELECT h.hash FROM UNNEST($2::text[]) AS h(hash) \
+         WHERE EXISTS (SELECT 1 FROM suppression s WHERE s.account_id = $1 \
+         AND s.number_hash = h.hash)";
+    /// Ids for a batch's rows, in order: a batch's two parts write at once,
+    /// and the contacts they create keep the file's order all the same.
+    pub(super) const RESERVE: &str = "SELECT nextval(pg_get_serial_sequence('contacts', 'id')) \
+         FROM generate_series(1, $1) ORDER BY 1";
+    const INSERT: &str = "INSERT INTO contacts (id, account_id, first_name, last_name, \
+         phone_e164, phone_raw, email, postal_address, profession, time_zone, custom_fields, \
+         created_at, updated_at) OVERRIDING SYSTEM VALUE \
+         SELECT r.id, $1, r.f, r.l, r.p, r.raw, r.e, r.a, r.pr, r.tz, r.cf::jsonb, $2, $2 \
+         FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+         $9::text[], $10::text[], $11::text[], $12::text[]) \
+         AS r(id, f, l, p, raw, e, a, pr, tz, cf) \
          RETURNING id, phone_e164";
     const UPDATE: &str = "UPDATE contacts c SET first_name = r.f, last_name = r.l, \
          phone_raw = r.raw, email = r.e, postal_address = r.a, profession = r.pr, \
@@ -441,7 +574,7 @@ mod postgres {
             .collect();
         let suppressed = sqlx::query_scalar::<_, String>(SUPPRESSED)
             .bind(account)
-            .bind(batch.hashes)
+            .bind(&batch.hashes)
             .fetch_all(&mut *tx)
             .await?
             .into_iter()
@@ -452,12 +585,14 @@ mod postgres {
         if !plan.fresh.is_empty() {
             let column =
                 |get: fn(&crate::model::ContactFields) -> Option<&str>| -> Vec<Option<&str>> {
-                    plan.fresh.iter().map(|f| get(f)).collect()
+                    plan.fresh.iter().map(|(_, f)| get(f)).collect()
                 };
-            let custom: Vec<String> = plan.fresh.iter().map(|f| custom_text(f)).collect();
+            let ids: Vec<i64> = plan.fresh.iter().map(|(i, _)| batch.ids[*i]).collect();
+            let custom: Vec<String> = plan.fresh.iter().map(|(_, f)| custom_text(f)).collect();
             let ids = sqlx::query_as::<_, (i64, String)>(INSERT)
                 .bind(account)
                 .bind(batch.now)
+                .bind(&ids)
                 .bind(column(|f| Some(&f.first_name)))
                 .bind(column(|f| Some(&f.last_name)))
                 .bind(column(|f| Some(&f.phone_e164)))
@@ -524,7 +659,8 @@ mod postgres {
 
 #[cfg(test)]
 mod tests {
-    use super::sqlite;
+    use super::{halves, postgres, sqlite};
+    use crate::model::ContactFields;
     use crate::testing::TestDb;
 
     /// Returns SQLite's plan of a statement, one step a line.
@@ -537,6 +673,87 @@ mod tests {
         }
         let rows = q.bind("[]").fetch_all(pool).await.expect("a plan");
         rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn halves_keep_a_number_on_one_side_and_share_the_rows() {
+        let row = |n: u32| ContactFields {
+            phone_e164: format!("+4474{n:08}"),
+            ..ContactFields::default()
+        };
+        let rows: Vec<ContactFields> = (0..1000).map(row).collect();
+        let (one, two) = halves(&rows);
+        assert_eq!(one.len() + two.len(), rows.len());
+        assert!(one.windows(2).all(|w| w[0] < w[1]), "file order kept");
+        assert!(two.windows(2).all(|w| w[0] < w[1]), "file order kept");
+        assert!(
+            (400..=600).contains(&one.len()),
+            "a fair share each: {} and {}",
+            one.len(),
+            two.len()
+        );
+        // The same number lands on the same side in any batch.
+        let again: Vec<ContactFields> = (500..1500).map(row).collect();
+        let (again_one, _) = halves(&again);
+        for i in 500..1000 {
+            assert_eq!(one.contains(&i), again_one.contains(&(i - 500)), "row {i}");
+        }
+    }
+
+    /// The lookups a batch makes on PostgreSQL go through the (account,
+    /// number) indexes for each number, planned either way, before the table
+    /// has statistics: read through the account's own index, the lookup of
+    /// the account's numbers slowed a million-row import as it grew.
+    #[tokio::test]
+    async fn postgres_batches_look_numbers_up_one_by_one() {
+        let Some(db) = TestDb::postgres().await else {
+            return;
+        };
+        let pool = db.store.postgres_pool().expect("a PostgreSQL store");
+        let account: i64 = sqlx::query_scalar(
+            "INSERT INTO accounts (name, seats, suppression_key, created_at) \
+             VALUES ('acme', 1, 'k', now()) RETURNING id",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("account");
+        sqlx::query(
+            "INSERT INTO contacts (account_id, phone_e164, phone_raw, created_at, updated_at) \
+             SELECT $1, '+4474' || lpad(i::text, 8, '0'), '', now(), now() \
+             FROM generate_series(1, 20000) AS i",
+        )
+        .bind(account)
+        .execute(pool)
+        .await
+        .expect("contacts");
+        let numbers: Vec<String> = (1..=250).map(|i| format!("+4474{i:08}")).collect();
+        let mut conn = pool.acquire().await.expect("a connection");
+        for mode in ["force_generic_plan", "force_custom_plan"] {
+            sqlx::query(&format!("SET plan_cache_mode = {mode}"))
+                .execute(&mut *conn)
+                .await
+                .expect("plan mode");
+            for (sql, index) in [
+                (postgres::EXISTING, "contacts_account_phone"),
+                (
+                    postgres::SUPPRESSED,
+                    "suppression_account_id_number_hash_key",
+                ),
+            ] {
+                let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {sql}"))
+                    .bind(account)
+                    .bind(&numbers)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .expect("a plan");
+                let plan = plan.join("\n");
+                assert!(plan.contains(index), "{mode}: {plan}");
+                assert!(!plan.contains("contacts_account_id"), "{mode}: {plan}");
+                assert!(!plan.contains("Seq Scan on"), "{mode}: {plan}");
+            }
+        }
+        drop(conn);
+        db.finish().await;
     }
 
     #[tokio::test]
