@@ -27,13 +27,13 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use chrono::Utc;
 use crm::fields::{FieldKind, NewField};
 use crm::import::{import_csv, ImportOptions, ImportSummary};
-use crm::model::{AccountId, Actor};
+use crm::model::{AccountId, Actor, ContactFields};
 use crm::testing::{TestBackend, TestDb};
 use crm::Store;
 
@@ -129,21 +129,22 @@ async fn run_in(dir: &Path, rows: u64, backends: &[TestBackend], benching: bool)
             .context("no database for the backend (is PostgreSQL running?)")?;
         let outcome = import_once(&db.store, &file, &previous, rows).await;
         db.finish().await;
-        let (summary, secs, peak) = outcome?;
+        let (summary, secs, peak, neighbour) = outcome?;
         report(backend, &summary, secs, peak, benching);
+        println!("{neighbour}");
         check(&summary, &plan, rows)?;
     }
     Ok(())
 }
 
-/// Sets an account up, imports the file once, and returns the summary, the seconds it took
-/// and the peak resident memory during it.
+/// Sets an account up, imports the file once, and returns the summary, the seconds it took,
+/// the peak resident memory during it and how long another account's saves waited.
 async fn import_once(
     store: &Store,
     file: &Path,
     previous: &Path,
     rows: u64,
-) -> Result<(ImportSummary, f64, Option<u64>)> {
+) -> Result<(ImportSummary, f64, Option<u64>, String)> {
     let now = Utc::now();
     let account = store.create_account("bench", 10, now).await?;
     let actor = Actor {
@@ -182,6 +183,7 @@ async fn import_once(
     .await?;
     let list = store.create_list(account.id, "spring", "GB", now).await?;
 
+    let neighbour = Neighbour::start(store).await?;
     reset_peak_memory();
     let input = File::open(file).context("reopening the CSV file")?;
     let started = Instant::now();
@@ -198,7 +200,70 @@ async fn import_once(
     })
     .await?;
     let secs = started.elapsed().as_secs_f64();
-    Ok((summary, secs, peak_memory()))
+    let peak = peak_memory();
+    let neighbour = neighbour.finish().await?;
+    Ok((summary, secs, peak, neighbour))
+}
+
+/// Another account's agent saving a contact every 50 ms while the import
+/// runs: how long an ordinary write waits behind the import's batches (on
+/// SQLite, for the write lock each batch holds).
+struct Neighbour {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<Vec<Duration>>>,
+}
+
+impl Neighbour {
+    async fn start(store: &Store) -> Result<Neighbour> {
+        let now = Utc::now();
+        let account = store.create_account("neighbour", 10, now).await?;
+        let store = store.clone();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut waits = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            for n in 0u64.. {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = tick.tick() => {}
+                }
+                let fields = ContactFields {
+                    first_name: "Neighbour".into(),
+                    phone_e164: e164(5_000_000_000 + n),
+                    phone_raw: e164(5_000_000_000 + n),
+                    custom_fields: serde_json::json!({}),
+                    ..ContactFields::default()
+                };
+                let started = Instant::now();
+                store
+                    .create_contact(account.id, &fields, Utc::now())
+                    .await?;
+                waits.push(started.elapsed());
+            }
+            Ok(waits)
+        });
+        Ok(Neighbour { stop, task })
+    }
+
+    /// Stops the saves and describes their waits.
+    async fn finish(self) -> Result<String> {
+        let _ = self.stop.send(());
+        let mut waits = self.task.await.context("the neighbour's task")??;
+        waits.sort_unstable();
+        let at = |q: f64| {
+            waits
+                .get(((waits.len() as f64 * q) as usize).min(waits.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        Ok(format!(
+            "  another account's contact saved every 50 ms meanwhile: {} saves, \
+             p50 {:.1} ms, p99 {:.1} ms, longest {:.1} ms",
+            waits.len(),
+            at(0.5),
+            at(0.99),
+            waits.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        ))
+    }
 }
 
 /// Suppresses the numbers of every thousandth person.

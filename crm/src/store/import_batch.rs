@@ -44,7 +44,7 @@ use crate::privacy::NumberHasher;
 use crate::StoreError;
 
 /// The most rows one batch may hold.
-pub(crate) const MAX_BATCH_ROWS: usize = 3000;
+pub(crate) const MAX_BATCH_ROWS: usize = 5000;
 
 /// The page cache of an import's SQLite connection, in KiB: the indexes'
 /// pages a million-row import keeps touching (docs/benchmarks.md).

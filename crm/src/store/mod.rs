@@ -57,7 +57,7 @@ use crate::StoreError;
 
 pub use contact_edit::Saved;
 pub use contact_search::{SearchPage, SearchScope};
-pub(crate) use import_batch::{BatchFailure, ImportTarget};
+pub(crate) use import_batch::{BatchFailure, ImportTarget, MAX_BATCH_ROWS};
 pub use login_failures::{FailureKey, LoginFailures, LoginSecret};
 pub use retention::PurgeReport;
 pub use sessions::NewSession;
