@@ -17,11 +17,11 @@ use crate::model::{ContactFields, ListId};
 use crate::StoreError;
 
 /// The longest name, profession or time zone accepted.
-const MAX_SHORT: usize = 200;
+pub(crate) const MAX_SHORT: usize = 200;
 /// The longest postal address accepted.
-const MAX_ADDRESS: usize = 1000;
+pub(crate) const MAX_ADDRESS: usize = 1000;
 /// The longest email address (RFC 5321's path limit).
-const MAX_EMAIL: usize = 254;
+pub(crate) const MAX_EMAIL: usize = 254;
 
 /// A contact to create. The number may be in any format; one without its
 /// country code is read in `region`, or the list's.

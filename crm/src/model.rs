@@ -126,6 +126,42 @@ pub struct ContactFields {
     pub custom_fields: serde_json::Value,
 }
 
+impl ContactFields {
+    /// The most characters each text field may hold, as an edit allows
+    /// ([`crate::edit`]). The names and the email are kept in search indexes,
+    /// whose entries PostgreSQL caps at about 2.7 KB: an imported name of
+    /// thousands of characters was refused by the database itself, which
+    /// stopped the whole import at its batch.
+    const MAX_CHARS: [(&'static str, usize); 7] = [
+        ("first_name", crate::edit::MAX_SHORT),
+        ("last_name", crate::edit::MAX_SHORT),
+        ("phone_raw", 64),
+        ("email", crate::edit::MAX_EMAIL),
+        ("postal_address", crate::edit::MAX_ADDRESS),
+        ("profession", crate::edit::MAX_SHORT),
+        ("time_zone", crate::edit::MAX_SHORT),
+    ];
+
+    /// Says which field is longer than it may be, if one is; the reason
+    /// names the field and its limit, never the value.
+    pub fn too_long(&self) -> Option<String> {
+        let texts = [
+            Some(self.first_name.as_str()),
+            Some(self.last_name.as_str()),
+            Some(self.phone_raw.as_str()),
+            self.email.as_deref(),
+            self.postal_address.as_deref(),
+            self.profession.as_deref(),
+            self.time_zone.as_deref(),
+        ];
+        Self::MAX_CHARS
+            .iter()
+            .zip(texts)
+            .find(|((_, max), text)| text.is_some_and(|t| t.chars().count() > *max))
+            .map(|((name, max), _)| format!("{name} is longer than {max} characters"))
+    }
+}
+
 /// A person the account may call.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

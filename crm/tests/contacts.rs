@@ -20,6 +20,7 @@ crm::on_both_backends!(
     a_changed_number_is_checked_again,
     a_changed_or_erased_address_is_no_longer_found,
     a_new_contact_goes_on_its_list_in_the_lists_region,
+    the_store_refuses_fields_longer_than_an_edit_allows,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -648,5 +649,43 @@ async fn a_new_contact_goes_on_its_list_in_the_lists_region(db: TestDb) -> TestD
         find(s, &a, SearchScope::Account, "212-555-0134").await,
         ["Grace "]
     );
+    db
+}
+
+/// Fields too long for an edit are refused by the store itself too, by the
+/// field's name, whichever way they come (an import, a webhook's rule, an
+/// older client): on PostgreSQL a name of thousands of characters was the
+/// search index's error instead.
+async fn the_store_refuses_fields_longer_than_an_edit_allows(db: TestDb) -> TestDb {
+    let s = &db.store;
+    let a = s.create_account("a", 1, t0()).await.expect("account");
+    let fields = |first_name: String, email: Option<String>| ContactFields {
+        first_name,
+        email,
+        phone_e164: "+447400100501".into(),
+        phone_raw: "07400 100501".into(),
+        custom_fields: serde_json::json!({}),
+        ..ContactFields::default()
+    };
+    let long: String = "ü".repeat(201);
+    assert!(matches!(
+        s.create_contact(a.id, &fields(long.clone(), None), t0()).await,
+        Err(StoreError::Invalid(m)) if m == "first_name is longer than 200 characters"
+    ));
+    let email = format!("{}@example.org", "a".repeat(250));
+    assert!(matches!(
+        s.create_contact(a.id, &fields("Ada".into(), Some(email)), t0()).await,
+        Err(StoreError::Invalid(m)) if m == "email is longer than 254 characters"
+    ));
+    let at_limit = "ü".repeat(200);
+    let saved = s
+        .create_contact(a.id, &fields(at_limit.clone(), None), t0())
+        .await
+        .expect("200 characters are allowed");
+    assert_eq!(saved.fields.first_name, at_limit);
+    assert!(matches!(
+        s.update_contact(a.id, saved.id, &fields(long, None), t0()).await,
+        Err(StoreError::Invalid(m)) if m.starts_with("first_name")
+    ));
     db
 }

@@ -220,6 +220,9 @@ impl<R: Read> ContactReader<R> {
         }
         fields.phone_raw = raw.unwrap_or_else(|| phone.to_owned());
         fields.custom_fields = Value::Object(custom);
+        if let Some(reason) = fields.too_long() {
+            return invalid(reason);
+        }
         Row::Contact(line, fields, values)
     }
 }

@@ -257,5 +257,8 @@ fn check_fields(fields: &ContactFields) -> Result<(), StoreError> {
             "custom_fields must be a JSON object".into(),
         ));
     }
+    if let Some(reason) = fields.too_long() {
+        return Err(StoreError::Invalid(reason));
+    }
     Ok(())
 }

@@ -167,6 +167,9 @@ impl Store {
             ))
             .into());
         }
+        if let Some(reason) = rows.iter().find_map(ContactFields::too_long) {
+            return Err(StoreError::Invalid(reason).into());
+        }
         if let Some(bad) = rows.iter().find(|r| !r.custom_fields.is_object()) {
             return Err(StoreError::Invalid(format!(
                 "custom_fields must be a JSON object, not {}",
@@ -178,28 +181,32 @@ impl Store {
             .iter()
             .map(|r| target.hasher.hash(&r.phone_e164))
             .collect();
-        let reserved = match &mut target.conn {
-            ImportConn::Postgres(conn, _) => sqlx::query_scalar::<_, i64>(postgres::RESERVE)
-                .bind(rows.len() as i64)
-                .fetch_all(&mut **conn)
-                .await
-                .map_err(StoreError::from)?,
+        // On PostgreSQL, one id for each row, in order (SQLite's writer
+        // reads none).
+        let reserved: Vec<i64> = match &mut target.conn {
+            ImportConn::Postgres(conn, _) => {
+                let ids = sqlx::query_scalar::<_, i64>(postgres::RESERVE)
+                    .bind(rows.len() as i64)
+                    .fetch_all(&mut **conn)
+                    .await
+                    .map_err(StoreError::from)?;
+                if ids.len() != rows.len() {
+                    return Err(StoreError::Invalid(format!(
+                        "the database gave {} contact ids for {} rows",
+                        ids.len(),
+                        rows.len()
+                    ))
+                    .into());
+                }
+                ids
+            }
             _ => Vec::new(),
         };
-        if !reserved.is_empty() && reserved.len() != rows.len() {
-            return Err(StoreError::Invalid(format!(
-                "the database gave {} contact ids for {} rows",
-                reserved.len(),
-                rows.len()
-            ))
-            .into());
-        }
         let batch = |positions: Vec<usize>| Batch {
-            ids: if reserved.is_empty() {
-                Vec::new()
-            } else {
-                positions.iter().map(|&i| reserved[i]).collect()
-            },
+            ids: positions
+                .iter()
+                .filter_map(|&i| reserved.get(i).copied())
+                .collect(),
             account: target.account,
             list: target.list,
             rows: positions.iter().map(|&i| &rows[i]).collect(),
@@ -587,7 +594,12 @@ mod postgres {
                 |get: fn(&crate::model::ContactFields) -> Option<&str>| -> Vec<Option<&str>> {
                     plan.fresh.iter().map(|(_, f)| get(f)).collect()
                 };
-            let ids: Vec<i64> = plan.fresh.iter().map(|(i, _)| batch.ids[*i]).collect();
+            // Every row of a batch on PostgreSQL has its reserved id.
+            let ids: Vec<i64> = plan
+                .fresh
+                .iter()
+                .filter_map(|(i, _)| batch.ids.get(*i).copied())
+                .collect();
             let custom: Vec<String> = plan.fresh.iter().map(|(_, f)| custom_text(f)).collect();
             let ids = sqlx::query_as::<_, (i64, String)>(INSERT)
                 .bind(account)
