@@ -25,6 +25,10 @@ pub const MAX_LABEL: usize = 100;
 pub const MAX_CHOICES: usize = 100;
 /// The longest text value accepted.
 pub const MAX_TEXT: usize = 1000;
+/// The most bytes a text value may take as UTF-8. Values are kept in a
+/// search index, whose entries PostgreSQL caps at about 2.7 KB: a thousand
+/// characters of three or four bytes each were the database's error.
+pub const MAX_TEXT_BYTES: usize = 2000;
 
 /// A contact's values in the account's fields, by key, as the API shows
 /// them: text, choices and dates as strings, numbers as numbers, yes/no
@@ -318,6 +322,9 @@ impl FieldDef {
             FieldKind::Text => {
                 if text.chars().count() > MAX_TEXT {
                     return Err(self.bad(format!("is longer than {MAX_TEXT} characters")));
+                }
+                if text.len() > MAX_TEXT_BYTES {
+                    return Err(self.bad(format!("is longer than {MAX_TEXT_BYTES} bytes as UTF-8")));
                 }
                 if text.chars().any(|c| c.is_control() && c != '\n') {
                     return Err(self.bad("holds control characters".into()));

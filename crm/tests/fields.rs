@@ -263,6 +263,14 @@ async fn values_are_checked_by_kind_and_required_fields_enforced(db: TestDb) -> 
             "required fields have no value: renewal",
         ),
         (json!({ "renewal": "" }), "renewal"),
+        (
+            json!({ "renewal": "2027-01-01", "company": "長".repeat(1001) }),
+            "longer than 1000 characters",
+        ),
+        (
+            json!({ "renewal": "2027-01-01", "company": cjk(950) }),
+            "longer than 2000 bytes as UTF-8",
+        ),
     ] {
         let m = refusal(add(s, &a, "Bad", "07400 100099", fields.clone()).await);
         assert!(m.contains(says), "{fields}: {m}");
@@ -272,6 +280,19 @@ async fn values_are_checked_by_kind_and_required_fields_enforced(db: TestDb) -> 
         .await
         .expect("looked up")
         .is_empty());
+    // Up to the limits, a value goes in and is found, on PostgreSQL too,
+    // whose search index refuses an entry much over 2.7 KB.
+    let long = cjk(660);
+    let kept = add(
+        s,
+        &a,
+        "Long",
+        "07400 100098",
+        json!({ "renewal": "2027-01-01", "company": long }),
+    )
+    .await
+    .expect("660 three-byte characters are allowed");
+    assert_eq!(kept.contact.values["company"], json!(long));
 
     // An edit sets and clears values by key, keeps the rest, and counts a version.
     let change = ContactChange {
@@ -934,4 +955,11 @@ async fn removing_a_field_erases_its_values_and_is_audited(db: TestDb) -> TestDb
     };
     assert_eq!(count, 0);
     db
+}
+
+/// Characters no compression shortens, three bytes each in UTF-8.
+fn cjk(n: u32) -> String {
+    (0..n)
+        .map(|i| char::from_u32(0x4e00 + (i * 7919) % 20000).unwrap_or('x'))
+        .collect()
 }
