@@ -21,6 +21,7 @@ crm::on_both_backends!(
     a_changed_or_erased_address_is_no_longer_found,
     a_new_contact_goes_on_its_list_in_the_lists_region,
     the_store_refuses_fields_longer_than_an_edit_allows,
+    members_and_values_cannot_cross_accounts,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -687,5 +688,77 @@ async fn the_store_refuses_fields_longer_than_an_edit_allows(db: TestDb) -> Test
         s.update_contact(a.id, saved.id, &fields(long, None), t0()).await,
         Err(StoreError::Invalid(m)) if m.starts_with("first_name")
     ));
+    db
+}
+
+/// The database itself refuses a member or a field value whose account is
+/// not its list's, contact's or field's (migration 0025), on both backends.
+async fn members_and_values_cannot_cross_accounts(db: TestDb) -> TestDb {
+    let s = &db.store;
+    let a = s.create_account("a", 1, t0()).await.expect("account");
+    let b = s.create_account("b", 1, t0()).await.expect("account");
+    let list_a = s.create_list(a.id, "a", "GB", t0()).await.expect("list");
+    let list_b = s.create_list(b.id, "b", "GB", t0()).await.expect("list");
+    let fields = ContactFields {
+        phone_e164: "+447400100601".into(),
+        phone_raw: "07400 100601".into(),
+        custom_fields: serde_json::json!({}),
+        ..ContactFields::default()
+    };
+    let contact_a = s
+        .create_contact(a.id, &fields, t0())
+        .await
+        .expect("contact");
+    let field_b = s
+        .define_field(
+            &Actor {
+                account_id: Some(b.id),
+                ..Actor::default()
+            },
+            &crm::fields::NewField {
+                key: "tier".into(),
+                kind: Some(crm::fields::FieldKind::Text),
+                ..crm::fields::NewField::default()
+            },
+            t0(),
+        )
+        .await
+        .expect("field");
+    let member = "INSERT INTO list_members (list_id, contact_id, account_id, added_at) \
+                  VALUES ($1, $2, $3, '2026-12-02T09:00:00Z')";
+    let value = "INSERT INTO contact_field_values (account_id, contact_id, field_id, value) \
+                 VALUES ($1, $2, $3, 'gold')";
+    let refused = [
+        // Another account's list, under either account.
+        (member, list_b.id.0, contact_a.id.0, a.id.0),
+        (member, list_b.id.0, contact_a.id.0, b.id.0),
+        // Another account's field.
+        (value, a.id.0, contact_a.id.0, field_b.id.0),
+        (value, b.id.0, contact_a.id.0, field_b.id.0),
+    ];
+    for (sql, x, y, z) in refused {
+        let result = match (s.sqlite_pool(), s.postgres_pool()) {
+            (Some(pool), _) => sqlx::query(sql)
+                .bind(x)
+                .bind(y)
+                .bind(z)
+                .execute(pool)
+                .await
+                .map(|_| ()),
+            (_, Some(pool)) => sqlx::query(sql)
+                .bind(x)
+                .bind(y)
+                .bind(z)
+                .execute(pool)
+                .await
+                .map(|_| ()),
+            _ => panic!("a store on one backend or the other"),
+        };
+        assert!(result.is_err(), "{sql} with {x}, {y}, {z} was taken");
+    }
+    // The account's own list takes its own contact.
+    s.add_to_list(a.id, list_a.id, contact_a.id, t0())
+        .await
+        .expect("added");
     db
 }
