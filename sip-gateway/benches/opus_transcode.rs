@@ -20,6 +20,11 @@ use sip_gateway::media::opus::{OpusDecoder, OpusEncoder, OpusPacket, FRAME};
 use sip_gateway::media::resample::{Decimator, Interpolator};
 use sip_gateway::media::G711;
 
+#[path = "common/proc_stat.rs"]
+mod proc_stat;
+
+use proc_stat::thread_cpu;
+
 /// 20 ms at 8 kHz.
 const NARROW: usize = 160;
 
@@ -128,25 +133,15 @@ struct Cost {
 }
 
 fn time(run: impl FnOnce()) -> Cost {
-    let cpu = thread_cpu();
+    let cpu = thread_cpu().expect("this thread's CPU time");
     let start = Instant::now();
     run();
     Cost {
-        cpu: thread_cpu().saturating_sub(cpu),
+        cpu: thread_cpu()
+            .expect("this thread's CPU time")
+            .saturating_sub(cpu),
         wall: start.elapsed(),
     }
-}
-
-/// Returns the time this thread has spent on a CPU.
-fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat")
-        .expect("reading /proc/thread-self/schedstat (Linux only)");
-    let nanos = stat
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse().ok())
-        .expect("schedstat starts with nanoseconds on CPU");
-    Duration::from_nanos(nanos)
 }
 
 /// A tone gliding between 200 and 2,400 Hz, switched on and off four times a second.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 /// Returns user plus system CPU time of a process, from `/proc/<pid>/stat`.
+#[allow(dead_code)] // The benchmarks that time one thread do not read it.
 pub fn cpu_time(pid: &str, ticks_per_second: f64) -> Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
@@ -25,7 +26,22 @@ pub fn cpu_time(pid: &str, ticks_per_second: f64) -> Result<Duration> {
     Ok(Duration::from_secs_f64(ticks as f64 / ticks_per_second))
 }
 
+/// Returns the time the calling thread has spent on a CPU, in nanoseconds' resolution
+/// (`/proc/thread-self/schedstat`).
+#[allow(dead_code)] // Only the benchmarks that time one thread's work read it.
+pub fn thread_cpu() -> Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat")
+        .context("reading /proc/thread-self/schedstat (Linux only)")?;
+    let nanos = stat
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .context("schedstat does not start with nanoseconds on CPU")?;
+    Ok(Duration::from_nanos(nanos))
+}
+
 /// Returns the kernel's clock ticks per second (`getconf CLK_TCK`), 100 if unknown.
+#[allow(dead_code)] // As `cpu_time`.
 pub fn clock_ticks() -> f64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
