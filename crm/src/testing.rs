@@ -183,6 +183,14 @@ fn replace_db_name(url: &str, name: &str) -> String {
     }
 }
 
+/// Returns `chars` CJK characters that no compression shortens, three bytes each in UTF-8:
+/// text that reaches a length limit or an index's size limit as written.
+pub fn incompressible_text(chars: u32) -> String {
+    (0..chars)
+        .map(|i| char::from_u32(0x4e00 + (i * 7919) % 20000).unwrap_or('x'))
+        .collect()
+}
+
 /// Runs one store test on a fresh database of the backend, then removes it.
 pub async fn run<F, Fut>(backend: TestBackend, test: F)
 where

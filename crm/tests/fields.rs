@@ -12,7 +12,7 @@ use crm::import::{import_csv, ImportOptions, OnDuplicate};
 use crm::model::*;
 use crm::search::{ContactQuery, Field, Sort};
 use crm::store::{Saved, SearchScope};
-use crm::testing::TestDb;
+use crm::testing::{incompressible_text, TestDb};
 use crm::{Backend, Store, StoreError};
 use phonenumber::country;
 use serde_json::{json, Value};
@@ -268,7 +268,7 @@ async fn values_are_checked_by_kind_and_required_fields_enforced(db: TestDb) -> 
             "longer than 1000 characters",
         ),
         (
-            json!({ "renewal": "2027-01-01", "company": cjk(950) }),
+            json!({ "renewal": "2027-01-01", "company": incompressible_text(950) }),
             "longer than 2000 bytes as UTF-8",
         ),
     ] {
@@ -282,7 +282,7 @@ async fn values_are_checked_by_kind_and_required_fields_enforced(db: TestDb) -> 
         .is_empty());
     // Up to the limits, a value goes in and is found, on PostgreSQL too,
     // whose search index refuses an entry much over 2.7 KB.
-    let long = cjk(660);
+    let long = incompressible_text(660);
     let kept = add(
         s,
         &a,
@@ -955,11 +955,4 @@ async fn removing_a_field_erases_its_values_and_is_audited(db: TestDb) -> TestDb
     };
     assert_eq!(count, 0);
     db
-}
-
-/// Characters no compression shortens, three bytes each in UTF-8.
-fn cjk(n: u32) -> String {
-    (0..n)
-        .map(|i| char::from_u32(0x4e00 + (i * 7919) % 20000).unwrap_or('x'))
-        .collect()
 }
