@@ -172,7 +172,9 @@ pub enum ImportError {
 /// Imports a CSV file into a list of the actor's account.
 ///
 /// `progress` is called about every `progress_every` rows and once at the
-/// end. A list of another account is [`StoreError::NotFound`].
+/// end, also when an error stops the import: its last summary then counts
+/// everything written before the error, which stays written. A list of
+/// another account is [`StoreError::NotFound`].
 pub async fn import_csv<R, F>(
     store: &Store,
     actor: &Actor,
@@ -234,6 +236,9 @@ where
     drop(rx);
     let joined = parser.await;
     if let Some(e) = failure {
+        // What the batches before the error (and a committed part of the
+        // failing one) wrote stays written: the last report must count it.
+        progress(&summary);
         return Err(e);
     }
     joined.map_err(|_| ImportError::Parser)?;

@@ -5,7 +5,7 @@ use crm::export::ListExport;
 use crm::fields::{FieldKind, NewField};
 use crm::import::{import_csv, ImportError, ImportOptions, ImportSummary, OnDuplicate};
 use crm::model::*;
-use crm::testing::TestDb;
+use crm::testing::{incompressible_text, TestDb};
 use crm::{Store, StoreError};
 use vocab::CallRef;
 
@@ -21,6 +21,7 @@ crm::on_both_backends!(
     export_carries_history_and_imports_back_the_same,
     batch_edges_keep_errors_duplicates_and_values,
     overlong_fields_are_row_errors,
+    an_import_stopped_part_way_reports_what_it_wrote,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -73,6 +74,20 @@ async fn import(
         |_| {},
     )
     .await
+}
+
+/// A file that breaks off: its bytes, then a read error instead of their end.
+struct BreaksOff {
+    bytes: std::io::Cursor<Vec<u8>>,
+}
+
+impl std::io::Read for BreaksOff {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.bytes.read(buf)? {
+            0 => Err(std::io::Error::other("the upload broke off")),
+            n => Ok(n),
+        }
+    }
 }
 
 /// Gives test bytes an owned reader the import can move to its thread.
@@ -588,12 +603,7 @@ async fn batch_edges_keep_errors_duplicates_and_values(db: TestDb) -> TestDb {
 async fn overlong_fields_are_row_errors(db: TestDb) -> TestDb {
     let s = &db.store;
     let f = fixture(s, "acme").await;
-    // Characters no compression shortens, three bytes each.
-    let text = |n: u32| -> String {
-        (0..n)
-            .map(|i| char::from_u32(0x4e00 + (i * 7919) % 20000).unwrap_or('x'))
-            .collect()
-    };
+    let text = incompressible_text;
     let csv = format!(
         "first_name,last_name,phone,address\n\
          Ann,Ash,07400100001,1 High St\n\
@@ -632,4 +642,89 @@ async fn overlong_fields_are_row_errors(db: TestDb) -> TestDb {
         Some(text(1000).as_str())
     );
     db
+}
+
+/// An import that an error stops keeps the batches it wrote, and its last
+/// report counts them: a job's summary is what an operator goes by.
+async fn an_import_stopped_part_way_reports_what_it_wrote(db: TestDb) -> TestDb {
+    let s = &db.store;
+    let f = fixture(s, "acme").await;
+    let mut csv = String::from("phone\n");
+    for i in 0..1000 {
+        csv.push_str(&format!("07400{:06}\n", 200_000 + i));
+    }
+    let options = ImportOptions {
+        batch_size: 200,
+        progress_every: 100_000,
+        ..ImportOptions::default()
+    };
+    let mut last = None;
+    let result = import_csv(
+        s,
+        &f.actor,
+        f.list.id,
+        BreaksOff {
+            bytes: std::io::Cursor::new(csv.into_bytes()),
+        },
+        &options,
+        t0(),
+        |p| last = Some(p.clone()),
+    )
+    .await;
+    assert!(matches!(result, Err(ImportError::Read(_))), "{result:?}");
+    let written = s.list(f.account.id, f.list.id).await.expect("list").size;
+    assert!(
+        written >= 800,
+        "the batches before the break stay: {written}"
+    );
+    let last = last.expect("a report at the stop");
+    assert_eq!(last.imported, written as u64);
+    assert_eq!(last.added_to_list, written as u64);
+    db
+}
+
+/// On PostgreSQL a batch is written in two parts at once; when one part
+/// fails, the other has committed, and the import's last report counts it.
+#[tokio::test]
+async fn postgres_half_of_a_failed_batch_is_counted() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let s = &db.store;
+    let f = fixture(s, "acme").await;
+    let pool = s.postgres_pool().expect("a PostgreSQL store");
+    for statement in [
+        "CREATE FUNCTION refuse_one_number() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.phone_e164 = '+447400300050' THEN RAISE EXCEPTION 'refused'; END IF; \
+         RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_one_number BEFORE INSERT ON contacts \
+         FOR EACH ROW EXECUTE FUNCTION refuse_one_number()",
+    ] {
+        sqlx::query(statement).execute(pool).await.expect(statement);
+    }
+    let mut csv = String::from("phone\n");
+    for i in 0..100 {
+        csv.push_str(&format!("07400{:06}\n", 300_000 + i));
+    }
+    let mut last = None;
+    let result = import_csv(
+        s,
+        &f.actor,
+        f.list.id,
+        csv.as_bytes().to_owned_reader(),
+        &ImportOptions::default(),
+        t0(),
+        |p| last = Some(p.clone()),
+    )
+    .await;
+    assert!(matches!(result, Err(ImportError::Store(_))), "{result:?}");
+    let written = s.list(f.account.id, f.list.id).await.expect("list").size;
+    assert!(
+        written > 0 && written < 100,
+        "one part committed, the other not: {written}"
+    );
+    let last = last.expect("a report at the stop");
+    assert_eq!(last.imported, written as u64);
+    assert_eq!(last.added_to_list, written as u64);
+    db.finish().await;
 }
