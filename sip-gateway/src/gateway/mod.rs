@@ -126,6 +126,7 @@ impl Gateway {
         let sip_udp = udp
             .local_addr()
             .map_err(io("reading the SIP UDP address"))?;
+        widen_receive_buffer(&udp);
         let tcp = match config.sip_tcp {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -674,5 +675,60 @@ impl Audio {
                 .map_err(|_| GatewayError::Stopped)?
                 .map_err(GatewayError::from),
         }
+    }
+}
+
+/// The receive buffer asked of the kernel for the SIP UDP socket. Datagrams come in bursts
+/// (a trunk's answers to a round of dials, a flood of junk with headers of tens of
+/// kilobytes), and while the buffer is full the kernel drops what arrives, a trunk's
+/// 200 OK as readily as junk: the call then waits half a second for its retransmission.
+/// Linux caps the request at `net.core.rmem_max`.
+const SIP_RECEIVE_BUFFER: usize = 4 << 20;
+
+/// Asks for [`SIP_RECEIVE_BUFFER`] on the SIP socket, and says so when the kernel gives less.
+fn widen_receive_buffer(socket: &UdpSocket) {
+    let socket = socket2::SockRef::from(socket);
+    if let Err(error) = socket.set_recv_buffer_size(SIP_RECEIVE_BUFFER) {
+        tracing::warn!(%error, "the SIP socket's receive buffer could not be widened");
+        return;
+    }
+    match socket.recv_buffer_size() {
+        // Linux doubles what it grants (half of it for its own bookkeeping) and reports that.
+        Ok(granted) if granted < SIP_RECEIVE_BUFFER => tracing::info!(
+            granted,
+            wanted = SIP_RECEIVE_BUFFER,
+            "the SIP socket's receive buffer is smaller than asked: raise net.core.rmem_max \
+             so that bursts are not dropped"
+        ),
+        Ok(granted) => tracing::debug!(granted, "SIP socket receive buffer"),
+        Err(error) => tracing::debug!(%error, "reading the SIP socket's receive buffer"),
+    }
+}
+
+#[cfg(test)]
+mod receive_buffer_tests {
+    use super::*;
+
+    /// The SIP socket gets the buffer asked for, or all that `net.core.rmem_max` allows.
+    #[tokio::test]
+    async fn the_sip_socket_gets_a_wide_receive_buffer() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let before = socket2::SockRef::from(&socket)
+            .recv_buffer_size()
+            .expect("read");
+        widen_receive_buffer(&socket);
+        let after = socket2::SockRef::from(&socket)
+            .recv_buffer_size()
+            .expect("read");
+        let Some(cap) = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+        else {
+            assert!(after >= before, "{after} < {before}");
+            return;
+        };
+        // Linux keeps (and reports) twice the granted size.
+        let expected = 2 * SIP_RECEIVE_BUFFER.min(cap);
+        assert_eq!(after, expected, "before {before}, rmem_max {cap}");
     }
 }
