@@ -28,7 +28,7 @@ mod proc_stat;
 use carrier::{carrier_process, request};
 use child::{runtime, ChildProcess};
 use figures::{env_number, ms, percentile};
-use proc_stat::{clock_ticks, cpu_time};
+use proc_stat::{clock_ticks, cpu_time, udp_receive_buffer_drops};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -89,6 +89,8 @@ struct Measured {
     gateway_cpu: Duration,
     ended_early: usize,
     failed: usize,
+    /// Datagrams the host's kernel dropped for a full socket buffer over the run, any socket's.
+    udp_drops: u64,
 }
 
 impl Measured {
@@ -151,6 +153,7 @@ async fn run_load(
     settings: &Settings,
     ticks: f64,
 ) -> Result<Measured> {
+    let drops_before = udp_receive_buffer_drops()?;
     let legs = settings.calls * 2;
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(
         1.0 / f64::from(settings.rate.max(1)),
@@ -246,6 +249,7 @@ async fn run_load(
         gateway_cpu,
         ended_early,
         failed,
+        udp_drops: udp_receive_buffer_drops()?.saturating_sub(drops_before),
     })
 }
 
@@ -260,15 +264,20 @@ fn report(settings: &Settings, quiet: &Measured, flooded: &Measured, junk: u64, 
         settings.window,
         settings.pps,
     );
-    println!("{:-<100}", "");
+    println!("{:-<120}", "");
     println!(
-        "{:<10}{:>22}{:>28}{:>20}{:>20}",
-        "run", "setup p50 / p99 ms", "packets lost", "gateway core busy", "legs failed/ended"
+        "{:<10}{:>22}{:>28}{:>20}{:>20}{:>20}",
+        "run",
+        "setup p50 / p99 ms",
+        "packets lost",
+        "gateway core busy",
+        "legs failed/ended",
+        "UDP drops (host)"
     );
-    println!("{:-<100}", "");
+    println!("{:-<120}", "");
     for (label, m) in [("quiet", quiet), ("flooded", flooded)] {
         println!(
-            "{label:<10}{:>22}{:>28}{:>19.1}%{:>20}",
+            "{label:<10}{:>22}{:>28}{:>19.1}%{:>20}{:>20}",
             format!(
                 "{} / {}",
                 ms(percentile(&m.setup, 0.50)),
@@ -277,9 +286,10 @@ fn report(settings: &Settings, quiet: &Measured, flooded: &Measured, junk: u64, 
             format!("{} of {} ({:.4} %)", m.lost(), m.sent, m.loss() * 100.0),
             m.gateway_cpu.as_secs_f64() / m.window.as_secs_f64() * 100.0,
             format!("{} / {}", m.failed, m.ended_early),
+            m.udp_drops,
         );
     }
-    println!("{:-<100}", "");
+    println!("{:-<120}", "");
     println!("junk sent: {junk} datagrams, {rate:.0} per second");
     let added_loss = flooded.loss() > quiet.loss() + LOSS_TOLERANCE
         || flooded.ended_early > quiet.ended_early

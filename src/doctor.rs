@@ -83,6 +83,11 @@ impl Report {
         println!("ok    {what}: {detail}");
     }
 
+    /// Something that works but could be better; not counted as a failure.
+    fn note(&mut self, what: &str, detail: &str) {
+        println!("note  {what}: {detail}");
+    }
+
     fn fail(&mut self, what: &str, why: &str) {
         self.failed += 1;
         println!("FAIL  {what}: {why}");
@@ -248,7 +253,10 @@ async fn tls(settings: &Settings, report: &mut Report) {
 
 async fn sip_ports(gateway: &sip_gateway::gateway::GatewayConfig, report: &mut Report) {
     match tokio::net::UdpSocket::bind(gateway.sip_udp).await {
-        Ok(_) => report.ok("sip", &format!("udp {} is free", gateway.sip_udp)),
+        Ok(socket) => {
+            report.ok("sip", &format!("udp {} is free", gateway.sip_udp));
+            receive_buffer(&socket, report);
+        }
         Err(e) => report.fail(
             "sip",
             &format!(
@@ -262,6 +270,26 @@ async fn sip_ports(gateway: &sip_gateway::gateway::GatewayConfig, report: &mut R
             Ok(_) => report.ok("sip", &format!("tcp {tcp} is free")),
             Err(e) => report.fail("sip", &format!("tcp {tcp} cannot be bound ({e})")),
         }
+    }
+}
+
+/// Whether the kernel grants the SIP socket the receive buffer the gateway asks for.
+fn receive_buffer(socket: &tokio::net::UdpSocket, report: &mut Report) {
+    use sip_gateway::gateway::{widen_receive_buffer, SIP_RECEIVE_BUFFER};
+    let wanted = SIP_RECEIVE_BUFFER / 1024;
+    match widen_receive_buffer(socket) {
+        Ok(granted) if granted >= SIP_RECEIVE_BUFFER => {
+            report.ok("sip", &format!("udp receive buffer {} KiB", granted / 1024))
+        }
+        Ok(granted) => report.note(
+            "sip",
+            &format!(
+                "udp receive buffer {} KiB of {wanted} KiB asked: a burst of datagrams may be \
+                 dropped; raise net.core.rmem_max (docs/deployment.md, \"The ports\")",
+                granted / 1024
+            ),
+        ),
+        Err(e) => report.note("sip", &format!("udp receive buffer not widened ({e})")),
     }
 }
 

@@ -781,6 +781,11 @@ async fn doctor_passes_a_good_installation_and_names_each_fault_of_a_broken_one(
         assert!(text.contains(line), "{line:?} in {text}");
     }
     assert!(!text.contains("FAIL"), "{text}");
+    assert!(
+        text.contains("ok    sip: udp receive buffer 4096 KiB")
+            || text.contains("note  sip: udp receive buffer"),
+        "{text}"
+    );
 
     // Broken: the HTTP port taken, recordings a file, a private address
     // that is not this machine's, and a trunk host with a bad port.
