@@ -309,31 +309,23 @@ fn relay(calls: &[Call], way: Way, k: usize, buf: &mut [u8]) -> Result<u64> {
                         }
                     }
                     let out = &call.leg_states[1 - side];
+                    let send = |contents: &[u8], segment_size: Option<usize>| {
+                        let transmit = Transmit {
+                            destination: peer,
+                            ecn: None,
+                            contents,
+                            segment_size,
+                            src_ip: None,
+                        };
+                        out.try_send(UdpSockRef::from(to), &transmit)
+                    };
                     if way == Way::BurstGso && k > 1 {
                         socket_calls += 1;
-                        out.try_send(
-                            UdpSockRef::from(to),
-                            &Transmit {
-                                destination: peer,
-                                ecn: None,
-                                contents: &buf[..k * PACKET],
-                                segment_size: Some(PACKET),
-                                src_ip: None,
-                            },
-                        )?;
+                        send(&buf[..k * PACKET], Some(PACKET))?;
                     } else {
                         for j in 0..k {
                             socket_calls += 1;
-                            out.try_send(
-                                UdpSockRef::from(to),
-                                &Transmit {
-                                    destination: peer,
-                                    ecn: None,
-                                    contents: &buf[j * PACKET..(j + 1) * PACKET],
-                                    segment_size: None,
-                                    src_ip: None,
-                                },
-                            )?;
+                            send(&buf[j * PACKET..(j + 1) * PACKET], None)?;
                         }
                     }
                 }
